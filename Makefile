@@ -1,0 +1,50 @@
+# Makefile for the crm extension (PGXS).
+#
+#   make && make install          build and install into the PostgreSQL found by PG_CONFIG
+#   make installcheck             pg_regress + isolation tests against a running server
+#
+# The whole suite (throwaway cluster, every test, one summary line) is
+# scripts/test.sh; see README.md.
+
+EXTENSION = crm
+MODULE_big = crm
+OBJS = \
+	src/module.o \
+	src/spi_util.o \
+	src/normalize.o \
+	src/stamp.o \
+	src/guards.o \
+	src/history.o \
+	src/convert.o
+
+DATA = sql/crm--0.1.sql
+
+# One regression file per capability, in dependency order.
+REGRESS = \
+	install \
+	core_model \
+	constraints \
+	timestamps \
+	lead_history \
+	normalize \
+	convert_basic \
+	convert_dedupe \
+	convert_options \
+	convert_errors \
+	convert_security \
+	conversion_guard \
+	convert_many
+
+ISOLATION = convert_same_lead convert_same_company
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
+
+# Server headers as system headers: -Wextra applies to our code, not to theirs.
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_server)/port/linux
+PG_CFLAGS = -Wall -Wextra $(CRM_EXTRA_CFLAGS)
+
+# Prefer the Debian PostgreSQL 15 layout; any pg_config can be passed in.
+ifndef PG_CONFIG
+PG_CONFIG := $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+endif
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

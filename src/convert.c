@@ -1,0 +1,734 @@
+/*
+ * convert.c: crm.convert_lead(), lead -> account + contact + opportunity.
+ *
+ * One call is one atomic step inside the caller's transaction: it locks the
+ * lead, finds or creates the account and the contact, creates the
+ * opportunity, and marks the lead Converted with links to all three.  Any
+ * error undoes all of it.
+ *
+ * Rights.  The function is SECURITY DEFINER, but every row it reads for the
+ * caller or writes is read or written with the caller's rights
+ * (crm_query_run_as(caller, ...)): table privileges and row-level security
+ * apply to the caller, also after SET ROLE.  The caller is GetOuterUserId(),
+ * the role the session acts as.  Only two things use the owner's rights: the
+ * duplicate search, which must see every account and contact so that two
+ * reps converting leads of one company end up with one account, and the
+ * existence check that tells "no such lead" from "not yours".
+ *
+ * Concurrency.
+ *   - The lead row is locked (SELECT ... FOR UPDATE, as the caller) before
+ *     anything else: a second conversion of the same lead waits, then sees
+ *     status Converted and fails with ZC002.  (In REPEATABLE READ it fails
+ *     with a serialization error instead, as any update of a concurrently
+ *     changed row does.)
+ *   - Duplicate detection is serialised per match key with transaction-level
+ *     advisory locks taken before the search: the company key and the web
+ *     domain (account), then the e-mail (contact).  Account keys always come
+ *     before the contact key and are taken in sorted order, so two single
+ *     conversions never deadlock.  The second of two conversions for one
+ *     company waits until the first commits and then finds its account.
+ *   - In REPEATABLE READ and SERIALIZABLE the transaction snapshot cannot see
+ *     an account committed after it was taken; when the search finds nothing
+ *     but a fresh snapshot would find a match, the conversion fails with a
+ *     serialization error (40001) instead of creating a duplicate.
+ *
+ * Guards.  The conversion fields of the lead and the opportunity's lead_id
+ * are protected by the triggers of guards.c; the function opens them for
+ * exactly this lead while it writes, and closes them again on any exit.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "catalog/pg_collation.h"
+#include "utils/acl.h"
+#include "utils/formatting.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+/*
+ * Advisory lock space of the duplicate search: the two-key form with the
+ * second key naming the kind of key ("CRM" and 1, 2, 3).
+ */
+#define DEDUPE_LOCK_COMPANY	0x43524D01
+#define DEDUPE_LOCK_DOMAIN	0x43524D02
+#define DEDUPE_LOCK_EMAIL	0x43524D03
+
+/* The lead as the conversion reads it. */
+typedef struct Lead
+{
+	int64		id;
+	char	   *status;
+	char	   *name;
+	char	   *company;		/* NULL when empty or blank */
+	char	   *title;
+	char	   *email;
+	char	   *phone;
+	char	   *website;
+	char	   *industry;
+	char	   *city;
+	char	   *country;
+	Oid			owner;
+	char	   *converted_at;
+	char	   *converted_by;
+	int64		account_id;
+} Lead;
+
+/* What the conversion produced. */
+typedef struct Conversion
+{
+	int64		account_id;
+	int64		contact_id;
+	int64		opportunity_id;
+	bool		account_created;
+	bool		contact_created;
+	bool		opportunity_created;
+	bool		has_opportunity;
+} Conversion;
+
+static CrmQuery lock_lead = {
+	"SELECT l.status::pg_catalog.text, l.name, l.company, l.title,"
+	" l.email::pg_catalog.text, l.phone::pg_catalog.text, l.website::pg_catalog.text,"
+	" l.industry, l.city, l.country, l.owner,"
+	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id"
+	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF l",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery lead_exists = {
+	"SELECT 1 FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery account_visible = {
+	"SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery contact_visible = {
+	"SELECT c.account_id,"
+	" EXISTS (SELECT 1 FROM crm.account_contact AS ac"
+	"          WHERE ac.contact_id OPERATOR(pg_catalog.=) c.id"
+	"            AND ac.account_id OPERATOR(pg_catalog.=) $2)"
+	" FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+/* Matching accounts: both keys first, then the company key, then the oldest. */
+static CrmQuery find_account = {
+	"SELECT a.id FROM crm.account AS a"
+	" WHERE crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1"
+	"    OR crm.web_domain(a.website) OPERATOR(pg_catalog.=) $2"
+	" ORDER BY ((crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1) IS TRUE"
+	"           AND (crm.web_domain(a.website) OPERATOR(pg_catalog.=) $2) IS TRUE) DESC,"
+	"          (crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1) IS TRUE DESC,"
+	"          a.id"
+	" LIMIT 1",
+	2, {TEXTOID, TEXTOID}, NULL
+};
+
+static CrmQuery insert_account = {
+	"INSERT INTO crm.account (name, industry, phone, website, city, country, owner)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
+/* Reused account: fill empty fields from the lead, overwrite nothing. */
+static CrmQuery fill_account = {
+	"UPDATE crm.account AS a SET"
+	" industry = COALESCE(a.industry, $2), phone = COALESCE(a.phone, $3),"
+	" website = COALESCE(a.website, $4), city = COALESCE(a.city, $5),"
+	" country = COALESCE(a.country, $6)"
+	" WHERE a.id OPERATOR(pg_catalog.=) $1"
+	"   AND ((a.industry IS NULL AND $2 IS NOT NULL) OR (a.phone IS NULL AND $3 IS NOT NULL)"
+	"     OR (a.website IS NULL AND $4 IS NOT NULL) OR (a.city IS NULL AND $5 IS NOT NULL)"
+	"     OR (a.country IS NULL AND $6 IS NOT NULL))",
+	6, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, NULL
+};
+
+/* Matching contacts: same e-mail; one already on the account first, then the oldest. */
+static CrmQuery find_contact = {
+	"SELECT c.id FROM crm.contact AS c"
+	" WHERE pg_catalog.lower(c.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1)"
+	" ORDER BY (c.account_id OPERATOR(pg_catalog.=) $2"
+	"           OR EXISTS (SELECT 1 FROM crm.account_contact AS ac"
+	"                       WHERE ac.contact_id OPERATOR(pg_catalog.=) c.id"
+	"                         AND ac.account_id OPERATOR(pg_catalog.=) $2)) IS TRUE DESC,"
+	"          c.id"
+	" LIMIT 1",
+	2, {TEXTOID, INT8OID}, NULL
+};
+
+static CrmQuery insert_contact = {
+	"INSERT INTO crm.contact (name, title, email, phone, account_id, owner)"
+	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+	6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, REGROLEOID}, NULL
+};
+
+/* Reused contact: fill empty fields (primary account included), overwrite nothing. */
+static CrmQuery fill_contact = {
+	"UPDATE crm.contact AS c SET"
+	" title = COALESCE(c.title, $2), email = COALESCE(c.email, $3),"
+	" phone = COALESCE(c.phone, $4), account_id = COALESCE(c.account_id, $5)"
+	" WHERE c.id OPERATOR(pg_catalog.=) $1"
+	"   AND ((c.title IS NULL AND $2 IS NOT NULL) OR (c.email IS NULL AND $3 IS NOT NULL)"
+	"     OR (c.phone IS NULL AND $4 IS NOT NULL) OR c.account_id IS NULL)",
+	5, {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}, NULL
+};
+
+/* A reused contact whose primary account is another one is linked to this one. */
+static CrmQuery link_contact = {
+	"INSERT INTO crm.account_contact (account_id, contact_id, owner)"
+	" SELECT $1, $2, $3"
+	"  WHERE NOT EXISTS (SELECT 1 FROM crm.contact AS c"
+	"                     WHERE c.id OPERATOR(pg_catalog.=) $2"
+	"                       AND c.account_id OPERATOR(pg_catalog.=) $1)"
+	" ON CONFLICT (account_id, contact_id) DO NOTHING",
+	3, {INT8OID, INT8OID, REGROLEOID}, NULL
+};
+
+static CrmQuery first_open_stage = {
+	"SELECT s.name, s.probability FROM crm.opportunity_stage AS s"
+	" WHERE NOT s.is_closed AND s.active ORDER BY s.sort_order LIMIT 1",
+	0, {InvalidOid}, NULL
+};
+
+static CrmQuery insert_opportunity = {
+	"INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, probability, owner)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+	7, {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, REGROLEOID}, NULL
+};
+
+static CrmQuery mark_lead_converted = {
+	"UPDATE crm.lead AS l SET status = 'Converted'::crm.lead_status,"
+	" account_id = $2, contact_id = $3, opportunity_id = $4,"
+	" converted_at = pg_catalog.now(), converted_by = $5"
+	" WHERE l.id OPERATOR(pg_catalog.=) $1",
+	5, {INT8OID, INT8OID, INT8OID, INT8OID, REGROLEOID}, NULL
+};
+
+/* Parameter helpers: SPI takes values plus a 'n'/' ' null map. */
+static void
+param_text(Datum *values, char *nulls, int i, const char *s)
+{
+	values[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
+	nulls[i] = s ? ' ' : 'n';
+}
+
+static void
+param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
+{
+	values[i] = isnull ? (Datum) 0 : Int64GetDatum(v);
+	nulls[i] = isnull ? 'n' : ' ';
+}
+
+static const char *
+role_name(Oid role)
+{
+	return GetUserNameFromId(role, false);
+}
+
+/* Take one advisory lock of the duplicate search, held until transaction end. */
+typedef struct DedupeKey
+{
+	uint32		kind;
+	uint32		hash;
+} DedupeKey;
+
+static DedupeKey
+dedupe_key(uint32 kind, const char *key)
+{
+	DedupeKey	k;
+
+	k.kind = kind;
+	k.hash = hash_bytes((const unsigned char *) key, strlen(key));
+	return k;
+}
+
+static int
+dedupe_key_cmp(const DedupeKey *a, const DedupeKey *b)
+{
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	return 0;
+}
+
+static void
+lock_dedupe_keys(DedupeKey *keys, int nkeys)
+{
+	/* sorted order: two conversions needing the same keys never deadlock */
+	if (nkeys == 2 && dedupe_key_cmp(&keys[0], &keys[1]) > 0)
+	{
+		DedupeKey	t = keys[0];
+
+		keys[0] = keys[1];
+		keys[1] = t;
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, keys[i].hash, keys[i].kind, 2);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+/*
+ * read_lead -- lock the lead as the caller and read it; errors for a lead
+ * that does not exist, is not the caller's to convert, or cannot be
+ * converted.
+ */
+static void
+read_lead(Oid caller, int64 lead_id, Lead *lead)
+{
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	if (pg_class_aclcheck(crm_relation_oid("lead"), caller, ACL_UPDATE) != ACLCHECK_OK ||
+		pg_class_aclcheck(crm_relation_oid("lead"), caller, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to convert lead %lld", (long long) lead_id),
+				 errdetail("Role \"%s\" lacks SELECT or UPDATE privilege on table crm.lead.",
+						   role_name(caller)),
+				 errhint("Grant the role crm_sales, crm_manager or crm_admin.")));
+
+	values[0] = Int64GetDatum(lead_id);
+	crm_query_run_as(caller, &lock_lead, values, nulls, false, 1);
+	if (SPI_processed == 0)
+	{
+		crm_query_run_as_owner(&lead_exists, values, nulls, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_LEAD_NOT_FOUND),
+					 errmsg("lead %lld does not exist", (long long) lead_id)));
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to convert lead %lld", (long long) lead_id),
+				 errdetail("Row-level security does not let role \"%s\" update this lead.",
+						   role_name(caller)),
+				 errhint("Ask its owner or a manager to convert it, or to reassign it to you.")));
+	}
+
+	lead->id = lead_id;
+	lead->status = crm_result_text(0, 1);
+	lead->name = crm_result_text(0, 2);
+	lead->company = crm_result_text(0, 3);
+	if (lead->company != NULL && strspn(lead->company, " \t\r\n") == strlen(lead->company))
+		lead->company = NULL;
+	lead->title = crm_result_text(0, 4);
+	lead->email = crm_result_text(0, 5);
+	lead->phone = crm_result_text(0, 6);
+	lead->website = crm_result_text(0, 7);
+	lead->industry = crm_result_text(0, 8);
+	lead->city = crm_result_text(0, 9);
+	lead->country = crm_result_text(0, 10);
+	lead->owner = DatumGetObjectId(crm_result_datum(0, 11, &isnull));
+	lead->converted_at = crm_result_text(0, 12);
+	lead->converted_by = crm_result_text(0, 13);
+	lead->account_id = crm_result_int64(0, 14, &isnull);
+
+	if (strcmp(lead->status, "Converted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_LEAD_ALREADY_CONVERTED),
+				 errmsg("lead %lld is already converted", (long long) lead_id),
+				 errdetail("It was converted at %s by %s into account %lld.",
+						   lead->converted_at, lead->converted_by,
+						   (long long) lead->account_id),
+				 errhint("Work with the account, contact and opportunity it points to.")));
+	if (strcmp(lead->status, "Not Qualified") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_LEAD_NOT_CONVERTIBLE),
+				 errmsg("lead %lld is not qualified and cannot be converted", (long long) lead_id),
+				 errhint("Set its status to a working status such as 'In Transaction' first.")));
+}
+
+/* check_account -- an account named by the caller must be visible to the caller */
+static void
+check_account(Oid caller, int64 account_id)
+{
+	Datum		values[1] = {Int64GetDatum(account_id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as(caller, &account_visible, values, nulls, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
+				 errmsg("account %lld does not exist", (long long) account_id),
+				 errdetail("No account with this id is visible to role \"%s\".", role_name(caller))));
+}
+
+/*
+ * check_contact -- a contact named by the caller must be visible to the
+ * caller and, when an account is named too, belong to it (as primary account
+ * or through crm.account_contact).  Returns the contact's primary account.
+ */
+static int64
+check_contact(Oid caller, int64 contact_id, int64 account_id, bool account_given,
+			  bool *primary_isnull)
+{
+	Datum		values[2];
+	char		nulls[2];
+	bool		isnull;
+	int64		primary;
+	bool		linked;
+
+	param_int64(values, nulls, 0, contact_id, false);
+	param_int64(values, nulls, 1, account_id, !account_given);
+	crm_query_run_as(caller, &contact_visible, values, nulls, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_CONTACT_NOT_FOUND),
+				 errmsg("contact %lld does not exist", (long long) contact_id),
+				 errdetail("No contact with this id is visible to role \"%s\".", role_name(caller))));
+	primary = crm_result_int64(0, 1, primary_isnull);
+	linked = DatumGetBool(crm_result_datum(0, 2, &isnull));
+	if (account_given && !linked && (*primary_isnull || primary != account_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_CONTACT_NOT_ON_ACCOUNT),
+				 errmsg("contact %lld is not on account %lld",
+						(long long) contact_id, (long long) account_id),
+				 errdetail("Its primary account is %s and crm.account_contact does not link it to account %lld.",
+						   *primary_isnull ? "empty" : psprintf("%lld", (long long) primary),
+						   (long long) account_id),
+				 errhint("Link the contact to the account in crm.account_contact, or leave account_id out to use the contact's primary account.")));
+	return primary;
+}
+
+/*
+ * search -- run a duplicate search as the owner; in REPEATABLE READ and
+ * SERIALIZABLE, fail with a serialization error when only a fresh snapshot
+ * would see the match.  Returns the id found, or 0.
+ */
+static int64
+search(CrmQuery *query, Datum *values, const char *nulls, const char *what, int64 lead_id)
+{
+	bool		isnull;
+
+	crm_query_run_as_owner(query, values, nulls, true, 1);
+	if (SPI_processed > 0)
+		return crm_result_int64(0, 1, &isnull);
+	if (crm_query_finds_newer_rows(query, values, nulls))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize conversion of lead %lld", (long long) lead_id),
+				 errdetail("A matching %s was created by a transaction that committed after this one started.", what),
+				 errhint("Retry the transaction: the conversion will reuse that %s.", what)));
+	return 0;
+}
+
+/* resolve_account -- the named, matching or a new account for the lead */
+static void
+resolve_account(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion *conv)
+{
+	const char *name = lead->company ? lead->company : lead->name;
+	Datum		values[7];
+	char		nulls[7];
+	bool		isnull;
+
+	if (dedupe)
+	{
+		char	   *key = crm_company_key(name);
+		char	   *domain = lead->website ? crm_domain_of(lead->website) : NULL;
+		DedupeKey	keys[2];
+		int			nkeys = 0;
+
+		if (key != NULL)
+			keys[nkeys++] = dedupe_key(DEDUPE_LOCK_COMPANY, key);
+		if (domain != NULL)
+			keys[nkeys++] = dedupe_key(DEDUPE_LOCK_DOMAIN, domain);
+		lock_dedupe_keys(keys, nkeys);
+
+		param_text(values, nulls, 0, key);
+		param_text(values, nulls, 1, domain);
+		if (nkeys > 0)
+			conv->account_id = search(&find_account, values, nulls, "account", lead->id);
+	}
+
+	if (conv->account_id == 0)
+	{
+		param_text(values, nulls, 0, name);
+		param_text(values, nulls, 1, lead->industry);
+		param_text(values, nulls, 2, lead->phone);
+		param_text(values, nulls, 3, lead->website);
+		param_text(values, nulls, 4, lead->city);
+		param_text(values, nulls, 5, lead->country);
+		values[6] = ObjectIdGetDatum(owner);
+		nulls[6] = ' ';
+		crm_query_run_as(caller, &insert_account, values, nulls, false, 1);
+		conv->account_id = crm_result_int64(0, 1, &isnull);
+		conv->account_created = true;
+	}
+}
+
+/* fill_reused_account -- copy the lead's data into empty fields of a reused account */
+static void
+fill_reused_account(Oid caller, const Lead *lead, int64 account_id)
+{
+	Datum		values[6];
+	char		nulls[6];
+
+	param_int64(values, nulls, 0, account_id, false);
+	param_text(values, nulls, 1, lead->industry);
+	param_text(values, nulls, 2, lead->phone);
+	param_text(values, nulls, 3, lead->website);
+	param_text(values, nulls, 4, lead->city);
+	param_text(values, nulls, 5, lead->country);
+	crm_query_run_as(caller, &fill_account, values, nulls, false, 0);
+}
+
+/* resolve_contact -- the matching or a new contact for the lead */
+static void
+resolve_contact(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion *conv)
+{
+	Datum		values[6];
+	char		nulls[6];
+	bool		isnull;
+
+	if (dedupe && lead->email != NULL)
+	{
+		char	   *email = str_tolower(lead->email, strlen(lead->email), DEFAULT_COLLATION_OID);
+		DedupeKey	key = dedupe_key(DEDUPE_LOCK_EMAIL, email);
+
+		lock_dedupe_keys(&key, 1);
+		param_text(values, nulls, 0, lead->email);
+		param_int64(values, nulls, 1, conv->account_id, false);
+		conv->contact_id = search(&find_contact, values, nulls, "contact", lead->id);
+	}
+
+	if (conv->contact_id == 0)
+	{
+		param_text(values, nulls, 0, lead->name);
+		param_text(values, nulls, 1, lead->title);
+		param_text(values, nulls, 2, lead->email);
+		param_text(values, nulls, 3, lead->phone);
+		param_int64(values, nulls, 4, conv->account_id, false);
+		values[5] = ObjectIdGetDatum(owner);
+		nulls[5] = ' ';
+		crm_query_run_as(caller, &insert_contact, values, nulls, false, 1);
+		conv->contact_id = crm_result_int64(0, 1, &isnull);
+		conv->contact_created = true;
+	}
+}
+
+/* fill_reused_contact -- fill empty fields of a reused contact, link it to the account */
+static void
+fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *conv)
+{
+	Datum		values[5];
+	char		nulls[5];
+
+	param_int64(values, nulls, 0, conv->contact_id, false);
+	param_text(values, nulls, 1, lead->title);
+	param_text(values, nulls, 2, lead->email);
+	param_text(values, nulls, 3, lead->phone);
+	param_int64(values, nulls, 4, conv->account_id, false);
+	crm_query_run_as(caller, &fill_contact, values, nulls, false, 0);
+
+	param_int64(values, nulls, 0, conv->account_id, false);
+	param_int64(values, nulls, 1, conv->contact_id, false);
+	values[2] = ObjectIdGetDatum(owner);
+	nulls[2] = ' ';
+	crm_query_run_as(caller, &link_contact, values, nulls, false, 0);
+}
+
+/* create_opportunity -- the new opportunity in the first open stage */
+static void
+create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_name,
+				   Conversion *conv)
+{
+	Datum		values[7];
+	char		nulls[7];
+	bool		isnull;
+	char	   *stage;
+	Datum		probability;
+	bool		probability_isnull;
+	const char *name = given_name;
+
+	crm_query_run_as_owner(&first_open_stage, NULL, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_NO_OPEN_STAGE),
+				 errmsg("no open opportunity stage to start lead %lld in", (long long) lead->id),
+				 errdetail("Every stage in crm.opportunity_stage is closed or inactive."),
+				 errhint("Activate an open stage, or convert with create_opportunity => false.")));
+	stage = crm_result_text(0, 1);
+	probability = crm_result_datum(0, 2, &probability_isnull);
+
+	if (name == NULL)
+		name = lead->company ? psprintf("%s - %s", lead->company, lead->name) : lead->name;
+
+	param_text(values, nulls, 0, name);
+	param_int64(values, nulls, 1, conv->account_id, false);
+	param_int64(values, nulls, 2, conv->contact_id, false);
+	param_int64(values, nulls, 3, lead->id, false);
+	param_text(values, nulls, 4, stage);
+	values[5] = probability;
+	nulls[5] = probability_isnull ? 'n' : ' ';
+	values[6] = ObjectIdGetDatum(owner);
+	nulls[6] = ' ';
+	crm_query_run_as(caller, &insert_opportunity, values, nulls, false, 1);
+	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
+	conv->opportunity_created = true;
+	conv->has_opportunity = true;
+}
+
+/* mark_converted -- write the conversion record onto the lead */
+static void
+mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
+{
+	Datum		values[5];
+	char		nulls[5];
+
+	param_int64(values, nulls, 0, lead->id, false);
+	param_int64(values, nulls, 1, conv->account_id, false);
+	param_int64(values, nulls, 2, conv->contact_id, false);
+	param_int64(values, nulls, 3, conv->opportunity_id, !conv->has_opportunity);
+	values[4] = ObjectIdGetDatum(caller);
+	nulls[4] = ' ';
+	crm_query_run_as(caller, &mark_lead_converted, values, nulls, false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to convert lead %lld", (long long) lead->id),
+				 errdetail("Row-level security does not let role \"%s\" update this lead.",
+						   role_name(caller))));
+}
+
+/*
+ * write_conversion -- the writes only a conversion may make: the opportunity
+ * with its source lead, and the lead's conversion record.  The guards of
+ * guards.c let them through for this lead only, and only until we return.
+ */
+static void
+write_conversion(Oid caller, Oid owner, const Lead *lead, bool want_opportunity,
+				 const char *opportunity_name, Conversion *conv)
+{
+	crm_conversion_begin(lead->id);
+	PG_TRY();
+	{
+		if (want_opportunity)
+			create_opportunity(caller, owner, lead, opportunity_name, conv);
+		mark_converted(caller, lead, conv);
+	}
+	PG_FINALLY();
+	{
+		crm_conversion_end();
+	}
+	PG_END_TRY();
+}
+
+static bool
+required_bool(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname),
+				 errhint("Pass true or false, or leave the argument out for its default.")));
+	return PG_GETARG_BOOL(argno);
+}
+
+/* crm_convert_lead -- SQL crm.convert_lead(lead_id, account_id, contact_id,
+ * create_opportunity, opportunity_name, owner, dedupe) */
+PG_FUNCTION_INFO_V1(crm_convert_lead);
+Datum
+crm_convert_lead(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetOuterUserId();
+	int64		lead_id;
+	bool		account_given = !PG_ARGISNULL(1);
+	bool		contact_given = !PG_ARGISNULL(2);
+	int64		account_id = account_given ? PG_GETARG_INT64(1) : 0;
+	int64		contact_id = contact_given ? PG_GETARG_INT64(2) : 0;
+	bool		want_opportunity = required_bool(fcinfo, 3, "create_opportunity");
+	char	   *opportunity_name = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	bool		owner_given = !PG_ARGISNULL(5);
+	bool		dedupe = required_bool(fcinfo, 6, "dedupe");
+	Oid			owner;
+	Lead		lead;
+	Conversion	conv = {0};
+	TupleDesc	tupdesc;
+	Datum		result[7];
+	bool		result_nulls[7] = {false, false, false, false, false, false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lead_id must not be null"),
+				 errhint("Pass the id of the lead to convert.")));
+	lead_id = PG_GETARG_INT64(0);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "crm: crm.convert_lead() must return crm.conversion_result");
+
+	if (owner_given)
+	{
+		owner = PG_GETARG_OID(5);
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("role with OID %u does not exist", owner),
+					 errhint("Pass the owner as a role name, e.g. owner => 'alice'.")));
+	}
+
+	SPI_connect();
+
+	read_lead(caller, lead_id, &lead);
+	if (!owner_given)
+		owner = lead.owner;
+
+	/* the account: named, the contact's primary one, matched, or new */
+	if (account_given)
+		check_account(caller, account_id);
+	if (contact_given)
+	{
+		bool		primary_isnull;
+		int64		primary = check_contact(caller, contact_id, account_id,
+											account_given, &primary_isnull);
+
+		if (!account_given && !primary_isnull)
+		{
+			account_id = primary;
+			account_given = true;
+		}
+	}
+	conv.account_id = account_id;
+	if (!account_given)
+		resolve_account(caller, owner, &lead, dedupe, &conv);
+	if (!conv.account_created)
+		fill_reused_account(caller, &lead, conv.account_id);
+
+	/* the contact: named, matched by e-mail, or new */
+	conv.contact_id = contact_id;
+	if (!contact_given)
+		resolve_contact(caller, owner, &lead, dedupe, &conv);
+	if (!conv.contact_created)
+		fill_reused_contact(caller, owner, &lead, &conv);
+
+	/* the opportunity and the lead itself: the guarded writes */
+	write_conversion(caller, owner, &lead, want_opportunity, opportunity_name, &conv);
+
+	SPI_finish();
+
+	result[0] = Int64GetDatum(lead_id);
+	result[1] = Int64GetDatum(conv.account_id);
+	result[2] = Int64GetDatum(conv.contact_id);
+	result[3] = Int64GetDatum(conv.opportunity_id);
+	result_nulls[3] = !conv.has_opportunity;
+	result[4] = BoolGetDatum(conv.account_created);
+	result[5] = BoolGetDatum(conv.contact_created);
+	result[6] = BoolGetDatum(conv.opportunity_created);
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+}

@@ -1,0 +1,220 @@
+/*
+ * guards.c: lead conversion is one-way, and only crm.convert_lead() does it.
+ *
+ * The conversion fields of crm.lead (status 'Converted', account_id,
+ * contact_id, opportunity_id, converted_at, converted_by) and the source lead
+ * of crm.opportunity (lead_id) may be set only while crm.convert_lead() is
+ * converting that very lead in this backend.  The permission is a variable of
+ * this shared library, not a GUC or a table row, so no SQL statement can fake
+ * it; it names a single lead and is cleared when the conversion ends, by error
+ * or not.
+ *
+ * Once converted, a lead keeps its conversion record for good: status and the
+ * conversion fields never change again, for any role.  Its other fields
+ * (remarks, phone, ...) stay editable.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+/* the lead crm.convert_lead() is converting right now, if any */
+static bool conversion_active = false;
+static int64 conversion_lead_id = 0;
+
+/* crm_conversion_begin -- allow the conversion writes for one lead */
+void
+crm_conversion_begin(int64 lead_id)
+{
+	conversion_active = true;
+	conversion_lead_id = lead_id;
+}
+
+/* crm_conversion_end -- withdraw that permission */
+void
+crm_conversion_end(void)
+{
+	conversion_active = false;
+	conversion_lead_id = 0;
+}
+
+static bool
+converting(int64 lead_id)
+{
+	return conversion_active && conversion_lead_id == lead_id;
+}
+
+/* the columns of crm.lead that make up the conversion record */
+static const char *const conversion_columns[] = {
+	"status", "account_id", "contact_id", "opportunity_id",
+	"converted_at", "converted_by", NULL
+};
+
+static int
+attnum_of(TupleDesc tupdesc, const char *colname)
+{
+	int			attnum = SPI_fnumber(tupdesc, colname);
+
+	if (attnum <= 0)
+		elog(ERROR, "crm: column \"%s\" is missing", colname);
+	return attnum;
+}
+
+/* is the lead's status 'Converted'? */
+static bool
+status_is_converted(HeapTuple tuple, TupleDesc tupdesc)
+{
+	bool		isnull;
+	Datum		status = heap_getattr(tuple, attnum_of(tupdesc, "status"), tupdesc, &isnull);
+
+	if (isnull)
+		return false;
+	return strcmp(DatumGetCString(DirectFunctionCall1(enum_out, status)), "Converted") == 0;
+}
+
+/* does column colname differ between two versions of a row? */
+static bool
+column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+			   const char *colname)
+{
+	int			attnum = attnum_of(tupdesc, colname);
+	Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+	bool		oldnull;
+	bool		newnull;
+	Datum		oldval = heap_getattr(oldtup, attnum, tupdesc, &oldnull);
+	Datum		newval = heap_getattr(newtup, attnum, tupdesc, &newnull);
+
+	if (oldnull || newnull)
+		return oldnull != newnull;
+	return !datumIsEqual(oldval, newval, att->attbyval, att->attlen);
+}
+
+/* is column colname of the row non-null? */
+static bool
+column_set(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
+{
+	bool		isnull;
+
+	(void) heap_getattr(tuple, attnum_of(tupdesc, colname), tupdesc, &isnull);
+	return !isnull;
+}
+
+static int64
+row_id(HeapTuple tuple, TupleDesc tupdesc)
+{
+	bool		isnull;
+	Datum		id = heap_getattr(tuple, attnum_of(tupdesc, "id"), tupdesc, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(id);
+}
+
+/* crm_lead_conversion_guard -- trigger crm.lead_conversion_guard() */
+PG_FUNCTION_INFO_V1(crm_lead_conversion_guard);
+Datum
+crm_lead_conversion_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "lead_conversion_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		HeapTuple	newtup = trigdata->tg_trigtuple;
+
+		if (status_is_converted(newtup, tupdesc))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+					 errmsg("a new lead cannot have status \"Converted\""),
+					 errdetail("Only crm.convert_lead() sets a lead to Converted."),
+					 errhint("Insert the lead with a working status such as 'New Lead', then call crm.convert_lead().")));
+		for (int i = 1; conversion_columns[i] != NULL; i++)
+			if (column_set(newtup, tupdesc, conversion_columns[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+						 errmsg("a new lead cannot have %s set", conversion_columns[i]),
+						 errdetail("The conversion fields of a lead are set only by crm.convert_lead()."),
+						 errhint("Leave account_id, contact_id, opportunity_id, converted_at and converted_by empty.")));
+		return PointerGetDatum(newtup);
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		HeapTuple	newtup = trigdata->tg_newtuple;
+		int64		lead_id = row_id(oldtup, tupdesc);
+		bool		was_converted = status_is_converted(oldtup, tupdesc);
+
+		if (was_converted)
+		{
+			for (int i = 0; conversion_columns[i] != NULL; i++)
+				if (column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
+					ereport(ERROR,
+							(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+							 errmsg("lead %lld is converted and its %s cannot change",
+									(long long) lead_id, conversion_columns[i]),
+							 errdetail("A converted lead keeps its status and conversion record for good."),
+							 errhint("Edit the account, contact or opportunity it was converted into instead.")));
+		}
+		else if (!converting(lead_id) || row_id(newtup, tupdesc) != lead_id)
+		{
+			/* status may change freely, except to Converted */
+			const char *what = status_is_converted(newtup, tupdesc) ? "status \"Converted\"" : NULL;
+
+			for (int i = 1; what == NULL && conversion_columns[i] != NULL; i++)
+				if (column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
+					what = conversion_columns[i];
+			if (what != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+						 errmsg("only crm.convert_lead() can set %s of lead %lld",
+								what, (long long) lead_id),
+						 errdetail("Status Converted and the conversion fields are written by the conversion itself."),
+						 errhint("Call SELECT * FROM crm.convert_lead(%lld).", (long long) lead_id)));
+		}
+		return PointerGetDatum(newtup);
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("crm.lead_conversion_guard() must be fired for INSERT or UPDATE")));
+	pg_unreachable();
+}
+
+/* crm_opportunity_lead_guard -- trigger crm.opportunity_lead_guard() */
+PG_FUNCTION_INFO_V1(crm_opportunity_lead_guard);
+Datum
+crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_lead_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	HeapTuple	newtup;
+	int			attnum = attnum_of(tupdesc, "lead_id");
+	bool		isnull;
+	Datum		lead_id;
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		newtup = trigdata->tg_newtuple;
+		if (!column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "lead_id"))
+			return PointerGetDatum(newtup);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.opportunity_lead_guard() must be fired for INSERT or UPDATE")));
+
+	/* clearing the source lead is allowed (and done when the lead is deleted) */
+	lead_id = heap_getattr(newtup, attnum, tupdesc, &isnull);
+	if (!isnull && !converting(DatumGetInt64(lead_id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+				 errmsg("only crm.convert_lead() can set the source lead of an opportunity"),
+				 errdetail("lead_id %lld was given.", (long long) DatumGetInt64(lead_id)),
+				 errhint("Leave lead_id empty; it is set when a lead is converted.")));
+	return PointerGetDatum(newtup);
+}

@@ -1,0 +1,227 @@
+/*
+ * history.c: what happened to a row, kept by the database.
+ *
+ * crm.record_lead_status()  AFTER INSERT OR UPDATE OF status on crm.lead:
+ *     one crm.lead_status_history row when a lead is captured and one for
+ *     every change of its status (from, to, when, by whom).
+ * crm.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
+ *     (statement): one crm.change_log row with the changed fields.
+ *
+ * "By whom" is the role the statement runs as.  The rows are written as the
+ * owner of schema crm, so users need no write privilege on the history tables
+ * and cannot forge or remove entries.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+static CrmQuery insert_status_history = {
+	"INSERT INTO crm.lead_status_history (lead_id, from_status, to_status, changed_by) "
+	"VALUES ($1, $2::pg_catalog.text::crm.lead_status, $3::pg_catalog.text::crm.lead_status, $4)",
+	4, {INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
+static CrmQuery insert_change_log = {
+	"INSERT INTO crm.change_log (table_name, row_id, operation, changes, changed_by) "
+	"VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5)",
+	5, {REGCLASSOID, INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
+/* text form of column attnum, NULL when null */
+static char *
+column_text(HeapTuple tuple, TupleDesc tupdesc, int attnum)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+	Oid			typoutput;
+	bool		typisvarlena;
+
+	if (isnull)
+		return NULL;
+	getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid, &typoutput, &typisvarlena);
+	return OidOutputFunctionCall(typoutput, value);
+}
+
+static void
+append_json_text(StringInfo buf, const char *value)
+{
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, value);
+}
+
+/* the id column of a crm table row */
+static Datum
+row_id_datum(HeapTuple tuple, TupleDesc tupdesc, bool *isnull)
+{
+	int			attnum = SPI_fnumber(tupdesc, "id");
+
+	if (attnum <= 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(tuple, attnum, tupdesc, isnull);
+}
+
+/* crm_record_lead_status -- trigger crm.record_lead_status() */
+PG_FUNCTION_INFO_V1(crm_record_lead_status);
+Datum
+crm_record_lead_status(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_lead_status", false, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = SPI_fnumber(tupdesc, "status");
+	HeapTuple	newtup;
+	char	   *from_status = NULL;
+	char	   *to_status;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	if (attnum <= 0)
+		elog(ERROR, "crm: crm.record_lead_status() needs a status column");
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		newtup = trigdata->tg_newtuple;
+		from_status = column_text(trigdata->tg_trigtuple, tupdesc, attnum);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.record_lead_status() must be fired for INSERT or UPDATE")));
+
+	to_status = column_text(newtup, tupdesc, attnum);
+	if (from_status != NULL && to_status != NULL && strcmp(from_status, to_status) == 0)
+		return PointerGetDatum(NULL);	/* status unchanged */
+
+	values[0] = row_id_datum(newtup, tupdesc, &isnull);
+	values[1] = from_status ? CStringGetTextDatum(from_status) : (Datum) 0;
+	nulls[1] = from_status ? ' ' : 'n';
+	values[2] = CStringGetTextDatum(to_status);
+	values[3] = ObjectIdGetDatum(GetUserId());
+
+	SPI_connect();
+	crm_query_run_as_owner(&insert_status_history, values, nulls, false, 0);
+	SPI_finish();
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * changes_json -- the changes of one row operation as a JSON object:
+ * UPDATE: {"col": {"old": ..., "new": ...}} for every changed column except
+ * the updated_at stamp; DELETE: {"col": value} of the removed row; INSERT: {}.
+ * Returns NULL for an UPDATE that changed nothing.
+ */
+static char *
+changes_json(TriggerData *trigdata)
+{
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	bool		is_delete = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event);
+	StringInfoData buf;
+	int			nchanges = 0;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; (is_update || is_delete) && i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		char	   *oldtext;
+
+		if (att->attisdropped)
+			continue;
+		oldtext = column_text(trigdata->tg_trigtuple, tupdesc, i + 1);
+		if (is_update)
+		{
+			char	   *newtext;
+
+			if (strcmp(NameStr(att->attname), "updated_at") == 0)
+				continue;
+			newtext = column_text(trigdata->tg_newtuple, tupdesc, i + 1);
+			if ((oldtext == NULL && newtext == NULL) ||
+				(oldtext != NULL && newtext != NULL && strcmp(oldtext, newtext) == 0))
+				continue;
+			if (nchanges++ > 0)
+				appendStringInfoString(&buf, ", ");
+			escape_json(&buf, NameStr(att->attname));
+			appendStringInfoString(&buf, ": {\"old\": ");
+			append_json_text(&buf, oldtext);
+			appendStringInfoString(&buf, ", \"new\": ");
+			append_json_text(&buf, newtext);
+			appendStringInfoChar(&buf, '}');
+		}
+		else if (oldtext != NULL)
+		{
+			if (nchanges++ > 0)
+				appendStringInfoString(&buf, ", ");
+			escape_json(&buf, NameStr(att->attname));
+			appendStringInfoString(&buf, ": ");
+			escape_json(&buf, oldtext);
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	if (is_update && nchanges == 0)
+		return NULL;
+	return buf.data;
+}
+
+/* crm_record_change -- trigger crm.record_change() */
+PG_FUNCTION_INFO_V1(crm_record_change);
+Datum
+crm_record_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_change", false, false);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	TriggerEvent event = trigdata->tg_event;
+	const char *operation;
+	char	   *changes = "{}";
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull = true;
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		operation = "TRUNCATE";
+	else if (!TRIGGER_FIRED_FOR_ROW(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.record_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
+	else
+	{
+		operation = TRIGGER_FIRED_BY_INSERT(event) ? "INSERT" :
+			TRIGGER_FIRED_BY_UPDATE(event) ? "UPDATE" : "DELETE";
+		changes = changes_json(trigdata);
+		if (changes == NULL)
+			return PointerGetDatum(NULL);	/* an UPDATE that changed nothing */
+		values[1] = row_id_datum(TRIGGER_FIRED_BY_UPDATE(event) ?
+								 trigdata->tg_newtuple : trigdata->tg_trigtuple,
+								 tupdesc, &isnull);
+	}
+
+	values[0] = ObjectIdGetDatum(RelationGetRelid(trigdata->tg_relation));
+	nulls[1] = isnull ? 'n' : ' ';
+	values[2] = CStringGetTextDatum(operation);
+	values[3] = CStringGetTextDatum(changes);
+	values[4] = ObjectIdGetDatum(GetUserId());
+
+	SPI_connect();
+	crm_query_run_as_owner(&insert_change_log, values, nulls, false, 0);
+	SPI_finish();
+
+	return PointerGetDatum(NULL);
+}

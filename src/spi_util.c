@@ -1,0 +1,190 @@
+/*
+ * spi_util.c: prepared SPI statements, kept for the life of the backend, and
+ * running them with the rights of a chosen role.
+ *
+ * Every statement the extension runs is a CrmQuery: fixed SQL text with $n
+ * parameters and every name schema-qualified.  Its plan is prepared on first
+ * use and kept with SPI_keepplan; the plan cache revalidates it when the
+ * tables behind it change (for instance after DROP and CREATE EXTENSION).
+ *
+ * Two identities matter: the caller, whose rights (privileges and row-level
+ * security) decide what crm.convert_lead() may touch, and the owner of schema
+ * crm, who writes history and searches for duplicates across all rows.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "access/xact.h"
+
+/* crm_query_plan -- the kept plan of a statement, prepared on first use */
+SPIPlanPtr
+crm_query_plan(CrmQuery *query)
+{
+	if (query->plan == NULL || !SPI_plan_is_valid(query->plan))
+	{
+		SPIPlanPtr	plan;
+
+		if (query->plan != NULL)
+		{
+			SPI_freeplan(query->plan);
+			query->plan = NULL;
+		}
+		plan = SPI_prepare(query->sql, query->nargs, query->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s",
+				 query->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "crm: SPI_keepplan failed");
+		query->plan = plan;
+	}
+	return query->plan;
+}
+
+/* crm_query_run -- execute a statement as the current user */
+int
+crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
+			  bool read_only, long count)
+{
+	int			ret;
+
+	ret = SPI_execute_plan(crm_query_plan(query), values, nulls, read_only, count);
+	if (ret < 0)
+		elog(ERROR, "crm: SPI_execute_plan failed for \"%s\": %s",
+			 query->sql, SPI_result_code_string(ret));
+	return ret;
+}
+
+/*
+ * crm_query_run_as -- execute a statement with the rights of another role.
+ *
+ * Privileges and row-level security are checked for that role, as when it
+ * runs the statement itself.  The user id is restored on return; on error,
+ * (sub)transaction abort restores it, as for the RI triggers in core.
+ * SECURITY_LOCAL_USERID_CHANGE forbids SET ROLE inside the statement.
+ */
+static int
+run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
+	   Datum *values, const char *nulls, bool read_only, long count)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context | sec_flags);
+	if (snapshot == InvalidSnapshot)
+		ret = crm_query_run(query, values, nulls, read_only, count);
+	else
+	{
+		ret = SPI_execute_snapshot(crm_query_plan(query), values, nulls,
+								   snapshot, InvalidSnapshot, read_only, false, count);
+		if (ret < 0)
+			elog(ERROR, "crm: SPI_execute_snapshot failed for \"%s\": %s",
+				 query->sql, SPI_result_code_string(ret));
+	}
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return ret;
+}
+
+int
+crm_query_run_as(Oid role, CrmQuery *query, Datum *values, const char *nulls,
+				 bool read_only, long count)
+{
+	return run_as(role, SECURITY_LOCAL_USERID_CHANGE, InvalidSnapshot,
+				  query, values, nulls, read_only, count);
+}
+
+/*
+ * crm_query_run_as_owner -- execute a statement as the owner of schema crm,
+ * seeing every row: SECURITY_NOFORCE_RLS keeps FORCE ROW LEVEL SECURITY from
+ * applying to the owner here, as core does for foreign-key checks.
+ */
+int
+crm_query_run_as_owner(CrmQuery *query, Datum *values, const char *nulls,
+					   bool read_only, long count)
+{
+	return run_as(crm_schema_owner(),
+				  SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+				  InvalidSnapshot, query, values, nulls, read_only, count);
+}
+
+/*
+ * crm_query_finds_newer_rows -- in REPEATABLE READ or SERIALIZABLE, does a
+ * read-only statement, run as the owner of schema crm, return rows under a
+ * fresh snapshot?  Used after a search found nothing under the transaction
+ * snapshot, to tell "none exists" from "one was committed since we started".
+ * In READ COMMITTED every statement already uses a fresh snapshot.
+ */
+bool
+crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
+{
+	if (!IsolationUsesXactSnapshot())
+		return false;
+	run_as(crm_schema_owner(),
+		   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+		   GetLatestSnapshot(), query, values, nulls, true, 1);
+	return SPI_processed > 0;
+}
+
+/*
+ * crm_schema_owner -- the owner of schema crm, i.e. the role that created the
+ * extension and owns its tables.  History rows are written as this role.
+ */
+Oid
+crm_schema_owner(void)
+{
+	Oid			nspid = get_namespace_oid("crm", false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "crm: cache lookup failed for schema %u", nspid);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* crm_relation_oid -- OID of table crm.<relname> */
+Oid
+crm_relation_oid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid("crm", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "crm: relation crm.%s is missing", relname);
+	return relid;
+}
+
+/* crm_result_datum -- column col (1-based) of row of the last SPI result */
+Datum
+crm_result_datum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* crm_result_int64 -- a bigint column of the last SPI result */
+int64
+crm_result_int64(int row, int col, bool *isnull)
+{
+	Datum		d = crm_result_datum(row, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* crm_result_text -- a text column of the last SPI result, NULL when null */
+char *
+crm_result_text(int row, int col)
+{
+	bool		isnull;
+	Datum		d = crm_result_datum(row, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
