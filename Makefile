@@ -48,3 +48,10 @@ PG_CONFIG := $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_con
 endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Lists for scripts/test.sh.
+print-regress:
+	@echo $(REGRESS)
+print-isolation:
+	@echo $(ISOLATION)
+.PHONY: print-regress print-isolation

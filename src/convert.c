@@ -304,10 +304,10 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 				 errhint("Grant the role crm_sales, crm_manager or crm_admin.")));
 
 	values[0] = Int64GetDatum(lead_id);
-	crm_query_run_as(caller, &lock_lead, values, nulls, false, 1);
+	crm_query_run_as(caller, &lock_lead, values, nulls, 1);
 	if (SPI_processed == 0)
 	{
-		crm_query_run_as_owner(&lead_exists, values, nulls, true, 1);
+		crm_query_run_as_owner(&lead_exists, values, nulls, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_LEAD_NOT_FOUND),
@@ -360,7 +360,7 @@ check_account(Oid caller, int64 account_id)
 	Datum		values[1] = {Int64GetDatum(account_id)};
 	char		nulls[1] = {' '};
 
-	crm_query_run_as(caller, &account_visible, values, nulls, true, 1);
+	crm_query_run_as(caller, &account_visible, values, nulls, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
@@ -385,7 +385,7 @@ check_contact(Oid caller, int64 contact_id, int64 account_id, bool account_given
 
 	param_int64(values, nulls, 0, contact_id, false);
 	param_int64(values, nulls, 1, account_id, !account_given);
-	crm_query_run_as(caller, &contact_visible, values, nulls, true, 1);
+	crm_query_run_as(caller, &contact_visible, values, nulls, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_CONTACT_NOT_FOUND),
@@ -415,7 +415,7 @@ search(CrmQuery *query, Datum *values, const char *nulls, const char *what, int6
 {
 	bool		isnull;
 
-	crm_query_run_as_owner(query, values, nulls, true, 1);
+	crm_query_run_as_owner(query, values, nulls, 1);
 	if (SPI_processed > 0)
 		return crm_result_int64(0, 1, &isnull);
 	if (crm_query_finds_newer_rows(query, values, nulls))
@@ -465,7 +465,7 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion
 		param_text(values, nulls, 5, lead->country);
 		values[6] = ObjectIdGetDatum(owner);
 		nulls[6] = ' ';
-		crm_query_run_as(caller, &insert_account, values, nulls, false, 1);
+		crm_query_run_as(caller, &insert_account, values, nulls, 1);
 		conv->account_id = crm_result_int64(0, 1, &isnull);
 		conv->account_created = true;
 	}
@@ -484,7 +484,7 @@ fill_reused_account(Oid caller, const Lead *lead, int64 account_id)
 	param_text(values, nulls, 3, lead->website);
 	param_text(values, nulls, 4, lead->city);
 	param_text(values, nulls, 5, lead->country);
-	crm_query_run_as(caller, &fill_account, values, nulls, false, 0);
+	crm_query_run_as(caller, &fill_account, values, nulls, 0);
 }
 
 /* resolve_contact -- the matching or a new contact for the lead */
@@ -515,7 +515,7 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion
 		param_int64(values, nulls, 4, conv->account_id, false);
 		values[5] = ObjectIdGetDatum(owner);
 		nulls[5] = ' ';
-		crm_query_run_as(caller, &insert_contact, values, nulls, false, 1);
+		crm_query_run_as(caller, &insert_contact, values, nulls, 1);
 		conv->contact_id = crm_result_int64(0, 1, &isnull);
 		conv->contact_created = true;
 	}
@@ -533,13 +533,13 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	param_text(values, nulls, 2, lead->email);
 	param_text(values, nulls, 3, lead->phone);
 	param_int64(values, nulls, 4, conv->account_id, false);
-	crm_query_run_as(caller, &fill_contact, values, nulls, false, 0);
+	crm_query_run_as(caller, &fill_contact, values, nulls, 0);
 
 	param_int64(values, nulls, 0, conv->account_id, false);
 	param_int64(values, nulls, 1, conv->contact_id, false);
 	values[2] = ObjectIdGetDatum(owner);
 	nulls[2] = ' ';
-	crm_query_run_as(caller, &link_contact, values, nulls, false, 0);
+	crm_query_run_as(caller, &link_contact, values, nulls, 0);
 }
 
 /* create_opportunity -- the new opportunity in the first open stage */
@@ -555,7 +555,7 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	bool		probability_isnull;
 	const char *name = given_name;
 
-	crm_query_run_as_owner(&first_open_stage, NULL, NULL, true, 1);
+	crm_query_run_as_owner(&first_open_stage, NULL, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_NO_OPEN_STAGE),
@@ -577,7 +577,7 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	nulls[5] = probability_isnull ? 'n' : ' ';
 	values[6] = ObjectIdGetDatum(owner);
 	nulls[6] = ' ';
-	crm_query_run_as(caller, &insert_opportunity, values, nulls, false, 1);
+	crm_query_run_as(caller, &insert_opportunity, values, nulls, 1);
 	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
 	conv->opportunity_created = true;
 	conv->has_opportunity = true;
@@ -596,7 +596,7 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 	param_int64(values, nulls, 3, conv->opportunity_id, !conv->has_opportunity);
 	values[4] = ObjectIdGetDatum(caller);
 	nulls[4] = ' ';
-	crm_query_run_as(caller, &mark_lead_converted, values, nulls, false, 0);
+	crm_query_run_as(caller, &mark_lead_converted, values, nulls, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -47,12 +47,11 @@ typedef struct CrmQuery
 
 extern SPIPlanPtr crm_query_plan(CrmQuery *query);
 extern int	crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
-						  bool read_only, long count);
+						  long count);
 extern int	crm_query_run_as(Oid role, CrmQuery *query, Datum *values,
-							 const char *nulls, bool read_only, long count);
+							 const char *nulls, long count);
 extern int	crm_query_run_as_owner(CrmQuery *query, Datum *values,
-								   const char *nulls, bool read_only,
-								   long count);
+								   const char *nulls, long count);
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,
 									   const char *nulls);
 extern Oid	crm_schema_owner(void);

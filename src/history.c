@@ -116,7 +116,7 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	values[3] = ObjectIdGetDatum(GetUserId());
 
 	SPI_connect();
-	crm_query_run_as_owner(&insert_status_history, values, nulls, false, 0);
+	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
 	SPI_finish();
 
 	return PointerGetDatum(NULL);
@@ -220,7 +220,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 	values[4] = ObjectIdGetDatum(GetUserId());
 
 	SPI_connect();
-	crm_query_run_as_owner(&insert_change_log, values, nulls, false, 0);
+	crm_query_run_as_owner(&insert_change_log, values, nulls, 0);
 	SPI_finish();
 
 	return PointerGetDatum(NULL);

@@ -47,14 +47,21 @@ crm_query_plan(CrmQuery *query)
 	return query->plan;
 }
 
-/* crm_query_run -- execute a statement as the current user */
+/*
+ * crm_query_run -- execute a statement as the current user.
+ *
+ * Always in SPI's read-write mode, also for SELECTs: that makes SPI bump the
+ * command counter and, in READ COMMITTED, take a fresh snapshot for each
+ * statement, so a search sees what earlier calls in the same statement
+ * inserted and what other sessions committed while we waited for a lock.
+ * (Read-only mode would reuse the calling statement's snapshot.)
+ */
 int
-crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
-			  bool read_only, long count)
+crm_query_run(CrmQuery *query, Datum *values, const char *nulls, long count)
 {
 	int			ret;
 
-	ret = SPI_execute_plan(crm_query_plan(query), values, nulls, read_only, count);
+	ret = SPI_execute_plan(crm_query_plan(query), values, nulls, false, count);
 	if (ret < 0)
 		elog(ERROR, "crm: SPI_execute_plan failed for \"%s\": %s",
 			 query->sql, SPI_result_code_string(ret));
@@ -71,7 +78,7 @@ crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
  */
 static int
 run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
-	   Datum *values, const char *nulls, bool read_only, long count)
+	   Datum *values, const char *nulls, long count)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -80,11 +87,11 @@ run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(role, save_sec_context | sec_flags);
 	if (snapshot == InvalidSnapshot)
-		ret = crm_query_run(query, values, nulls, read_only, count);
+		ret = crm_query_run(query, values, nulls, count);
 	else
 	{
 		ret = SPI_execute_snapshot(crm_query_plan(query), values, nulls,
-								   snapshot, InvalidSnapshot, read_only, false, count);
+								   snapshot, InvalidSnapshot, true, false, count);
 		if (ret < 0)
 			elog(ERROR, "crm: SPI_execute_snapshot failed for \"%s\": %s",
 				 query->sql, SPI_result_code_string(ret));
@@ -95,10 +102,10 @@ run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
 
 int
 crm_query_run_as(Oid role, CrmQuery *query, Datum *values, const char *nulls,
-				 bool read_only, long count)
+				 long count)
 {
 	return run_as(role, SECURITY_LOCAL_USERID_CHANGE, InvalidSnapshot,
-				  query, values, nulls, read_only, count);
+				  query, values, nulls, count);
 }
 
 /*
@@ -108,11 +115,11 @@ crm_query_run_as(Oid role, CrmQuery *query, Datum *values, const char *nulls,
  */
 int
 crm_query_run_as_owner(CrmQuery *query, Datum *values, const char *nulls,
-					   bool read_only, long count)
+					   long count)
 {
 	return run_as(crm_schema_owner(),
 				  SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
-				  InvalidSnapshot, query, values, nulls, read_only, count);
+				  InvalidSnapshot, query, values, nulls, count);
 }
 
 /*
@@ -129,7 +136,7 @@ crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
 		return false;
 	run_as(crm_schema_owner(),
 		   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
-		   GetLatestSnapshot(), query, values, nulls, true, 1);
+		   GetLatestSnapshot(), query, values, nulls, 1);
 	return SPI_processed > 0;
 }
 

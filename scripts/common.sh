@@ -1,0 +1,93 @@
+# scripts/common.sh: shared by demo.sh, test.sh and bench/run.sh.
+#
+# Installs what the project needs from Debian's packages, builds and installs
+# the extension, and runs throwaway PostgreSQL clusters on a Unix socket in a
+# temporary directory.  PostgreSQL refuses to run as root, so when we are root
+# the cluster runs as the "postgres" system user (created by the Debian
+# packages); otherwise as the invoking user, with sudo for the install steps.
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# as_root CMD...: run CMD as root (directly, or through sudo)
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The user that owns and runs test clusters.
+cluster_user() {
+    if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
+}
+
+# as_cluster_user CMD...: run CMD as cluster_user, keeping the environment
+as_cluster_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
+    else
+        env PATH="$PG_BIN:$PATH" "$@"
+    fi
+}
+
+# ensure_packages: install build and test dependencies when something is missing
+ensure_packages() {
+    local need=()
+    [ -x "$PG_BIN/postgres" ] || need+=("postgresql-$PG_MAJOR")
+    [ -x "$PG_BIN/pg_config" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    [ -x "$PGXS_DIR/src/test/isolation/pg_isolation_regress" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    command -v make >/dev/null 2>&1 || need+=(make)
+    command -v gcc >/dev/null 2>&1 || need+=(gcc)
+    perl -MIPC::Run -e1 >/dev/null 2>&1 || need+=(libipc-run-perl)
+    command -v prove >/dev/null 2>&1 || need+=(perl)
+    command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+    [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1 || {
+        echo "not root and no sudo: run as root, or install sudo" >&2; exit 1; }
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing Debian packages: ${need[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        # the Debian package would start a system cluster; we don't need it
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${need[@]}" >/dev/null
+    fi
+}
+
+# build_and_install: compile with warnings as errors and install into PostgreSQL
+build_and_install() {
+    log "building the extension (-Wall -Wextra -Werror)"
+    make -C "$REPO_ROOT" -s clean with_llvm=no >/dev/null
+    make -C "$REPO_ROOT" -s with_llvm=no CRM_EXTRA_CFLAGS=-Werror
+    log "installing the extension"
+    as_root make -C "$REPO_ROOT" -s with_llvm=no install >/dev/null
+}
+
+# start_cluster DIR: a new cluster in DIR/data with its socket in DIR
+# (exported as PGHOST/PGPORT/PGUSER for the caller)
+start_cluster() {
+    local dir=$1
+    mkdir -p "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+    as_cluster_user initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; return 1; }
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = 5432
+max_connections = 60
+shared_buffers = 256MB
+fsync = off
+max_locks_per_transaction = 256
+CONF
+    as_cluster_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; return 1; }
+    export PGHOST=$dir PGPORT=5432 PGUSER=postgres
+}
+
+# stop_cluster DIR
+stop_cluster() {
+    local dir=$1
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    as_cluster_user pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}

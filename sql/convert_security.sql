@@ -1,0 +1,130 @@
+-- convert_security: crm.convert_lead() is SECURITY DEFINER but acts for the
+-- caller: it converts only leads the calling role could update itself (row-
+-- level security included, also after SET ROLE), writes new rows with the
+-- caller's rights, records the caller, and ignores the caller's search_path.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP SCHEMA IF EXISTS regress_evil CASCADE;
+DROP ROLE IF EXISTS regress_rep1, regress_rep2, regress_nobody, regress_viewer;
+RESET client_min_messages;
+CREATE ROLE regress_rep1 IN ROLE crm_sales;
+CREATE ROLE regress_rep2 IN ROLE crm_sales;
+CREATE ROLE regress_nobody;
+CREATE ROLE regress_viewer;
+GRANT USAGE ON SCHEMA crm TO regress_nobody, regress_viewer;
+GRANT SELECT ON crm.lead TO regress_viewer;
+GRANT EXECUTE ON FUNCTION crm.convert_lead TO regress_viewer;
+
+-- Row-level security for this test: every role sees and writes its own rows
+-- only.  (The shipped policies come with the roles and RLS work.)
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['lead', 'account', 'contact', 'opportunity', 'account_contact'] LOOP
+    EXECUTE format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY own_rows ON crm.%I USING (owner = crm.current_role_id())', t);
+  END LOOP;
+END $$;
+
+INSERT INTO crm.lead (name, company, email, owner) VALUES
+    ('Rep1 Lead', 'Oscorp', 'norman@oscorp.example', 'regress_rep1'),     -- 1
+    ('Rep2 Lead', 'Daily Bugle', 'jj@bugle.example', 'regress_rep2'),     -- 2
+    ('Rep1 Other', 'Parker Labs', NULL, 'regress_rep1'),                  -- 3
+    ('Rep1 Wayne', 'Wayne Enterprises', NULL, 'regress_rep1'),            -- 4
+    ('Rep1 Push', 'Stark Solar', NULL, 'regress_rep1');                   -- 5
+INSERT INTO crm.account (name, owner) VALUES ('Wayne Enterprises Inc', 'regress_rep2');   -- 1
+INSERT INTO crm.contact (name, owner) VALUES ('Alfred', 'regress_rep2');                  -- 1
+
+-- A rep converts their own lead: the new rows are theirs, and the lead, its
+-- history and its update log name them as the converter.
+SET ROLE regress_rep1;
+SELECT lead_id, account_created, contact_created, opportunity_created FROM crm.convert_lead(1);
+SELECT status, converted_by FROM crm.lead WHERE id = 1;
+SELECT a.owner AS account_owner, c.owner AS contact_owner, o.owner AS opportunity_owner
+  FROM crm.lead l JOIN crm.account a ON a.id = l.account_id
+  JOIN crm.contact c ON c.id = l.contact_id JOIN crm.opportunity o ON o.id = l.opportunity_id
+ WHERE l.id = 1;
+SELECT changed_by FROM crm.lead_status_history WHERE lead_id = 1 AND to_status = 'Converted';
+RESET ROLE;
+
+-- Another rep's lead: refused as not allowed (42501), though the definer
+-- could see it; nothing changes.
+SET ROLE regress_rep1;
+SELECT * FROM crm.convert_lead(2);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT status FROM crm.lead WHERE id = 2;
+
+-- The same after SET ROLE from a superuser session, inside a transaction.
+BEGIN;
+SET LOCAL ROLE regress_rep1;
+SELECT * FROM crm.convert_lead(2);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- An account or contact the caller cannot see does not exist for them.
+SET ROLE regress_rep1;
+SELECT * FROM crm.convert_lead(3, account_id => 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM crm.convert_lead(3, contact_id => 1);
+\echo :LAST_ERROR_SQLSTATE
+
+-- New rows are inserted with the caller's rights: a rep cannot push them onto
+-- another rep (the row-level security check on insert refuses).
+SELECT * FROM crm.convert_lead(5, owner => 'regress_rep2');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS stark_accounts FROM crm.account WHERE name = 'Stark Solar';
+
+-- Duplicate search spans all accounts: rep1's lead for Wayne Enterprises is
+-- converted into rep2's existing account, not a duplicate.  rep1 cannot
+-- update that account, so its empty fields are left alone.
+SET ROLE regress_rep1;
+SELECT account_id, account_created FROM crm.convert_lead(4);
+RESET ROLE;
+SELECT count(*) AS wayne_accounts FROM crm.account WHERE crm.company_match_key(name) = 'wayneenterprises';
+
+-- No EXECUTE privilege: refused by PostgreSQL itself.
+SET ROLE regress_nobody;
+SELECT * FROM crm.convert_lead(3);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- EXECUTE but no UPDATE privilege on leads: refused by the function.
+SET ROLE regress_viewer;
+SELECT * FROM crm.convert_lead(3);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- search_path hijacking: tables, functions and operators planted in a schema
+-- the caller controls, ahead of pg_catalog, and in pg_temp, are never used,
+-- neither by convert_lead nor by the triggers of a plain UPDATE.
+CREATE SCHEMA regress_evil AUTHORIZATION regress_rep1;
+SET ROLE regress_rep1;
+CREATE TABLE regress_evil.lead (id bigint, status text);
+CREATE TABLE regress_evil.account (id bigint, name text);
+CREATE FUNCTION regress_evil.lower(text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hijacked lower()'; END $$;
+CREATE FUNCTION regress_evil.now() RETURNS timestamptz LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hijacked now()'; END $$;
+CREATE FUNCTION regress_evil.company_match_key(text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hijacked company_match_key()'; END $$;
+CREATE FUNCTION regress_evil.evil_eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hijacked ='; END $$;
+CREATE OPERATOR regress_evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = regress_evil.evil_eq);
+CREATE TEMP TABLE lead (id bigint, status text);
+SET search_path = pg_temp, regress_evil, pg_catalog, crm;
+SELECT lead_id, account_created FROM crm.convert_lead(3);
+UPDATE crm.lead SET remarks = 'still fine' WHERE id = 3;
+SELECT id, status, remarks FROM crm.lead WHERE id = 3;
+RESET search_path;
+DROP TABLE pg_temp.lead;
+RESET ROLE;
+
+REVOKE USAGE ON SCHEMA crm FROM regress_nobody, regress_viewer;
+DROP EXTENSION crm CASCADE;
+SET client_min_messages = warning;
+DROP SCHEMA regress_evil CASCADE;
+RESET client_min_messages;
+DROP ROLE regress_rep1, regress_rep2, regress_nobody, regress_viewer;
