@@ -59,3 +59,12 @@ SELECT lead_id, account_id, account_created FROM crm.convert_lead(8);
 -- No conversion duplicated an account (the two Initech accounts were entered by hand).
 SELECT crm.company_match_key(name) AS key, count(*) FROM crm.account GROUP BY 1 HAVING count(*) > 1;
 SELECT id, name FROM crm.account ORDER BY id;
+
+-- No web site on the lead: the domain of its e-mail counts as the company's
+-- web domain ...
+INSERT INTO crm.lead (name, company, email) VALUES ('Sales Desk', 'Globex Sales Office', 'sales@GLOBEX.example');
+SELECT account_id, account_created FROM crm.convert_lead(9);
+-- ... unless it is a public mail provider's, which says nothing about the company.
+INSERT INTO crm.account (name, website) VALUES ('Google', 'gmail.com');
+INSERT INTO crm.lead (name, company, email) VALUES ('Joe Private', 'Joe''s Garage', 'joe@gmail.com');
+SELECT account_created FROM crm.convert_lead(10);

@@ -443,6 +443,10 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion
 		DedupeKey	keys[2];
 		int			nkeys = 0;
 
+		/* no web site: the e-mail's domain, unless a public mail provider's */
+		if (domain == NULL && lead->email != NULL)
+			domain = crm_email_company_domain(lead->email);
+
 		if (key != NULL)
 			keys[nkeys++] = dedupe_key(DEDUPE_LOCK_COMPANY, key);
 		if (domain != NULL)

@@ -15,6 +15,10 @@
  * and "acme.com" share "acme.com".
  *
  * Both are IMMUTABLE and back expression indexes on crm.account.
+ *
+ * crm_email_company_domain(email): the domain of an e-mail address, unless it
+ * belongs to a public mail provider (gmail.com, outlook.com, ...), in which
+ * case it says nothing about the company and is NULL.
  */
 #include "crm.h"
 
@@ -160,6 +164,38 @@ crm_domain_of(const char *url)
 
 	host = str_tolower(p, hlen, DEFAULT_COLLATION_OID);
 	return host;
+}
+
+/* Public mail providers: their domains say nothing about a company. */
+static const char *const public_mail_domains[] = {
+	"gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com",
+	"hotmail.com", "hotmail.co.uk", "hotmail.fr", "outlook.com", "live.com", "msn.com",
+	"icloud.com", "me.com", "mac.com", "aol.com", "gmx.com", "gmx.de", "gmx.net",
+	"web.de", "t-online.de", "mail.com", "mail.ru", "yandex.ru", "yandex.com",
+	"proton.me", "protonmail.com", "zoho.com", "qq.com", "163.com", "126.com",
+	"naver.com", "orange.fr", "free.fr", "laposte.net", "libero.it", "fastmail.com",
+	NULL
+};
+
+/*
+ * crm_email_company_domain -- the company domain an e-mail address reveals;
+ * NULL for public mail providers and malformed addresses.
+ */
+char *
+crm_email_company_domain(const char *email)
+{
+	const char *at = strrchr(email, '@');
+	char	   *domain;
+
+	if (at == NULL)
+		return NULL;
+	domain = crm_domain_of(at + 1);
+	if (domain == NULL)
+		return NULL;
+	for (int i = 0; public_mail_domains[i] != NULL; i++)
+		if (strcmp(domain, public_mail_domains[i]) == 0)
+			return NULL;
+	return domain;
 }
 
 /* crm_company_match_key -- SQL crm.company_match_key(text) */
