@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test/scripts/demo_main_job.sh: the README's first command, end to end.
+#
+# Runs scripts/demo.sh into a private directory and checks that it built,
+# installed, started a cluster, loaded the sample data, converted the ready
+# leads with the expected reuse of existing records, refused a repeat
+# conversion, and left a cluster one can connect to with the printed command;
+# then that "demo.sh stop" removes it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source scripts/common.sh
+
+export CRM_DEMO_DIR=$(mktemp -d /tmp/crm-demo-test.XXXXXX)/demo
+chmod 755 "$(dirname "$CRM_DEMO_DIR")"
+trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true; rm -rf "$(dirname "$CRM_DEMO_DIR")"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+out=$(bash scripts/demo.sh 2>&1) || { echo "$out"; fail "demo.sh exited non-zero"; }
+echo "$out"
+
+# The report: 9 ready leads converted, 4 new and 5 reused accounts,
+# 8 new and 1 reused contact, 9 opportunities.
+echo "$out" | grep -Eq '^ +9 \| +4 \| +5 \| +8 \| +1 \| +9$' || fail "summary row not as expected"
+echo "$out" | grep -q 'Margaret Peacock | Northwind Traders (existing)' || fail "company variant not deduplicated"
+echo "$out" | grep -q 'Nancy Davolio    | Northwind Traders (existing) | Nancy Davolio (existing)' || fail "contact not reused by e-mail"
+echo "$out" | grep -q 'Tom Becker       | Litware, Inc. (existing)' || fail "second Litware lead not reusing the first's account"
+echo "$out" | grep -q 'ERROR:  lead 1 is already converted' || fail "repeat conversion not refused"
+
+# The printed connection command works, also for a sales rep.
+connect=$(echo "$out" | grep -E '^ +psql -h .* -U alice ' | head -1)
+[ -n "$connect" ] || fail "no connection command printed"
+converted=$(as_cluster_user $connect -X -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")
+[ "$converted" = "9" ] || fail "expected 9 converted leads through '$connect', got '$converted'"
+
+bash scripts/demo.sh stop
+[ ! -e "$CRM_DEMO_DIR" ] || fail "demo.sh stop left $CRM_DEMO_DIR behind"
+echo "demo main job: ok"
