@@ -497,16 +497,21 @@ GRANT SELECT ON crm.lead_status_history, crm.change_log, crm.lead_update_log TO 
 
 -- User data is dumped by pg_dump (the extension's own seed rows of the lookup
 -- tables are recreated by CREATE EXTENSION and are not).
-SELECT pg_catalog.pg_extension_config_dump('crm.account', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.account_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.contact', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.contact_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.account_contact', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.lead', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.lead_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.opportunity', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.lead_status_history', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.lead_status_history_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.change_log', '');
-SELECT pg_catalog.pg_extension_config_dump('crm.change_log_id_seq', '');
+-- (One call per statement: each call updates the pg_extension row.)
+DO $dump$
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[
+        'crm.account', 'crm.account_id_seq',
+        'crm.contact', 'crm.contact_id_seq',
+        'crm.account_contact',
+        'crm.lead', 'crm.lead_id_seq',
+        'crm.opportunity', 'crm.opportunity_id_seq',
+        'crm.lead_status_history', 'crm.lead_status_history_id_seq',
+        'crm.change_log', 'crm.change_log_id_seq']::pg_catalog.regclass[]
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t, '');
+    END LOOP;
+END
+$dump$;
