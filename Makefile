@@ -17,7 +17,9 @@ OBJS = \
 	src/history.o \
 	src/convert.o
 
-DATA = sql/crm--0.1.sql
+# The install script is built from one file per module, in name order.
+INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
+DATA_built = crm--0.1.sql
 
 # One regression file per capability, in dependency order.
 REGRESS = \
@@ -48,6 +50,9 @@ PG_CONFIG := $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_con
 endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+crm--0.1.sql: $(INSTALL_PARTS)
+	cat $^ > $@
 
 # Lists for scripts/test.sh.
 print-regress:

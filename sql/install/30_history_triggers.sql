@@ -1,0 +1,105 @@
+--------------------------------------------------------------------------
+-- 4. History
+--------------------------------------------------------------------------
+CREATE TABLE crm.lead_status_history (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    lead_id      bigint NOT NULL CONSTRAINT lead_status_history_lead_id_fkey REFERENCES crm.lead (id) ON DELETE CASCADE,
+    from_status  crm.lead_status,
+    to_status    crm.lead_status NOT NULL,
+    changed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by   regrole NOT NULL
+);
+COMMENT ON TABLE crm.lead_status_history IS 'Every status a lead has had: one row when it is captured and one per status change; written only by the database';
+COMMENT ON COLUMN crm.lead_status_history.id IS 'Entry id, in order of recording';
+COMMENT ON COLUMN crm.lead_status_history.lead_id IS 'The lead';
+COMMENT ON COLUMN crm.lead_status_history.from_status IS 'Status before the change; NULL for the entry made when the lead was captured';
+COMMENT ON COLUMN crm.lead_status_history.to_status IS 'Status after the change';
+COMMENT ON COLUMN crm.lead_status_history.changed_at IS 'When the change was made (transaction time)';
+COMMENT ON COLUMN crm.lead_status_history.changed_by IS 'Role that made the change';
+CREATE INDEX lead_status_history_lead_id_idx ON crm.lead_status_history (lead_id, id);
+
+CREATE TABLE crm.change_log (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    table_name   regclass NOT NULL,
+    row_id       bigint,
+    operation    text NOT NULL
+                 CONSTRAINT change_log_operation_valid
+                 CHECK (operation OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'])),
+    changes      jsonb NOT NULL DEFAULT '{}',
+    changed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by   regrole NOT NULL
+);
+COMMENT ON TABLE crm.change_log IS 'Update log: who changed which fields of which row, when; append-only, written only by the database';
+COMMENT ON COLUMN crm.change_log.id IS 'Entry id, in order of recording';
+COMMENT ON COLUMN crm.change_log.table_name IS 'Table of the changed row, e.g. crm.lead';
+COMMENT ON COLUMN crm.change_log.row_id IS 'id of the changed row (NULL for TRUNCATE)';
+COMMENT ON COLUMN crm.change_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
+COMMENT ON COLUMN crm.change_log.changes IS 'UPDATE: {"column": {"old": text, "new": text}} for each changed column; DELETE: {"column": text} of the removed row; INSERT and TRUNCATE: {}';
+COMMENT ON COLUMN crm.change_log.changed_at IS 'When the change was made (transaction time)';
+COMMENT ON COLUMN crm.change_log.changed_by IS 'Role that made the change';
+CREATE INDEX change_log_row_idx ON crm.change_log (table_name, row_id, id);
+
+CREATE VIEW crm.lead_update_log WITH (security_invoker = true) AS
+    SELECT c.id, c.row_id AS lead_id, c.operation, c.changes, c.changed_at, c.changed_by
+      FROM crm.change_log AS c
+     WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::regclass;
+COMMENT ON VIEW crm.lead_update_log IS 'Creation and update log of leads: one row per insert, update or delete of a lead, with the changed fields';
+COMMENT ON COLUMN crm.lead_update_log.id IS 'Entry id, in order of recording';
+COMMENT ON COLUMN crm.lead_update_log.lead_id IS 'The lead (NULL for TRUNCATE)';
+COMMENT ON COLUMN crm.lead_update_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
+COMMENT ON COLUMN crm.lead_update_log.changes IS 'Changed fields with old and new value (text)';
+COMMENT ON COLUMN crm.lead_update_log.changed_at IS 'When';
+COMMENT ON COLUMN crm.lead_update_log.changed_by IS 'Who';
+
+--------------------------------------------------------------------------
+-- 5. Triggers (C)
+--------------------------------------------------------------------------
+
+-- created_at / updated_at are the database's, not the client's.
+CREATE FUNCTION crm.stamp_row() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_stamp_row'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.stamp_row() IS 'BEFORE INSERT OR UPDATE row trigger: sets created_at on insert (keeps it on update) and updated_at to the transaction time';
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.account FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.contact FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.account_contact FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.lead FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.opportunity FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+
+-- Conversion is one-way and only convert_lead() performs it.
+CREATE FUNCTION crm.lead_conversion_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_lead_conversion_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.lead_conversion_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: only crm.convert_lead() may set status Converted and the conversion fields; a converted lead keeps them forever';
+
+CREATE TRIGGER lead_conversion_guard BEFORE INSERT OR UPDATE ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm.lead_conversion_guard();
+
+CREATE FUNCTION crm.opportunity_lead_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_lead_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.opportunity_lead_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: lead_id (the source lead) is set only by crm.convert_lead(); it may be cleared, never pointed elsewhere';
+
+CREATE TRIGGER opportunity_lead_guard BEFORE INSERT OR UPDATE OF lead_id ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lead_guard();
+
+-- History.
+CREATE FUNCTION crm.record_lead_status() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_record_lead_status'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.record_lead_status() IS 'AFTER INSERT OR UPDATE row trigger on crm.lead: appends the new status to crm.lead_status_history when it changed';
+
+CREATE TRIGGER record_lead_status AFTER INSERT OR UPDATE OF status ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+
+CREATE FUNCTION crm.record_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_record_change'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.record_change() IS 'AFTER row trigger (INSERT, UPDATE, DELETE) and statement trigger (TRUNCATE): appends what changed to crm.change_log';
+
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change_truncate AFTER TRUNCATE ON crm.lead
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.record_change();
+

@@ -1,0 +1,32 @@
+--------------------------------------------------------------------------
+-- 6. Lead conversion
+--------------------------------------------------------------------------
+CREATE TYPE crm.conversion_result AS (
+    lead_id              bigint,
+    account_id           bigint,
+    contact_id           bigint,
+    opportunity_id       bigint,
+    account_created      boolean,
+    contact_created      boolean,
+    opportunity_created  boolean
+);
+COMMENT ON TYPE crm.conversion_result IS 'Result of crm.convert_lead(): the records the lead now points to, and for each whether it was created (true) or an existing one reused (false)';
+
+CREATE FUNCTION crm.convert_lead(
+    lead_id             bigint,
+    account_id          bigint  DEFAULT NULL,
+    contact_id          bigint  DEFAULT NULL,
+    create_opportunity  boolean DEFAULT true,
+    opportunity_name    text    DEFAULT NULL,
+    owner               regrole DEFAULT NULL,
+    dedupe              boolean DEFAULT true)
+    RETURNS crm.conversion_result
+    AS 'MODULE_PATHNAME', 'crm_convert_lead'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean) IS
+'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
+'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
+'account_id / contact_id pick the records explicitly. Acts with the caller''s rights on every row. See README "Lead conversion".';
+
