@@ -13,9 +13,18 @@ OBJS = \
 	src/spi_util.o \
 	src/normalize.o \
 	src/stamp.o \
+	src/permit.o \
+	src/workflow.o \
 	src/guards.o \
 	src/history.o \
-	src/convert.o
+	src/convert.o \
+	src/catalog.o \
+	src/line_items.o \
+	src/lifecycle.o \
+	src/quotes.o \
+	src/orders.o \
+	src/activities.o \
+	src/campaigns.o
 
 # The install script is built from one file per module, in name order.
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))

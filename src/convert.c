@@ -79,6 +79,8 @@ typedef struct Lead
 	char	   *converted_at;
 	char	   *converted_by;
 	int64		account_id;
+	int64		campaign_id;
+	bool		campaign_isnull;
 } Lead;
 
 /* What the conversion produced. */
@@ -97,7 +99,7 @@ static CrmQuery lock_lead = {
 	"SELECT l.status::pg_catalog.text, l.name, l.company, l.title,"
 	" l.email::pg_catalog.text, l.phone::pg_catalog.text, l.website::pg_catalog.text,"
 	" l.industry, l.city, l.country, l.owner,"
-	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id"
+	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id, l.campaign_id"
 	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF l",
 	1, {INT8OID}, NULL
 };
@@ -201,9 +203,9 @@ static CrmQuery first_open_stage = {
 };
 
 static CrmQuery insert_opportunity = {
-	"INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, probability, owner)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-	7, {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, REGROLEOID}, NULL
+	"INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, probability, owner, campaign_id)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+	8, {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, REGROLEOID, INT8OID}, NULL
 };
 
 static CrmQuery mark_lead_converted = {
@@ -337,6 +339,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 	lead->converted_at = crm_result_text(0, 12);
 	lead->converted_by = crm_result_text(0, 13);
 	lead->account_id = crm_result_int64(0, 14, &isnull);
+	lead->campaign_id = crm_result_int64(0, 15, &lead->campaign_isnull);
 
 	if (strcmp(lead->status, "Converted") == 0)
 		ereport(ERROR,
@@ -551,8 +554,8 @@ static void
 create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_name,
 				   Conversion *conv)
 {
-	Datum		values[7];
-	char		nulls[7];
+	Datum		values[8];
+	char		nulls[8];
 	bool		isnull;
 	char	   *stage;
 	Datum		probability;
@@ -581,6 +584,7 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	nulls[5] = probability_isnull ? 'n' : ' ';
 	values[6] = ObjectIdGetDatum(owner);
 	nulls[6] = ' ';
+	param_int64(values, nulls, 7, lead->campaign_id, lead->campaign_isnull);
 	crm_query_run_as(caller, &insert_opportunity, values, nulls, 1);
 	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
 	conv->opportunity_created = true;
@@ -611,25 +615,27 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 
 /*
  * write_conversion -- the writes only a conversion may make: the opportunity
- * with its source lead, and the lead's conversion record.  The guards of
- * guards.c let them through for this lead only, and only until we return.
+ * with its source lead, and the lead's conversion record.  Run under a permit
+ * for this lead (see guards.c).
  */
-static void
-write_conversion(Oid caller, Oid owner, const Lead *lead, bool want_opportunity,
-				 const char *opportunity_name, Conversion *conv)
+typedef struct ConversionWrite
 {
-	crm_conversion_begin(lead->id);
-	PG_TRY();
-	{
-		if (want_opportunity)
-			create_opportunity(caller, owner, lead, opportunity_name, conv);
-		mark_converted(caller, lead, conv);
-	}
-	PG_FINALLY();
-	{
-		crm_conversion_end();
-	}
-	PG_END_TRY();
+	Oid			caller;
+	Oid			owner;
+	const Lead *lead;
+	bool		want_opportunity;
+	const char *opportunity_name;
+	Conversion *conv;
+} ConversionWrite;
+
+static void
+write_conversion(void *arg)
+{
+	ConversionWrite *w = (ConversionWrite *) arg;
+
+	if (w->want_opportunity)
+		create_opportunity(w->caller, w->owner, w->lead, w->opportunity_name, w->conv);
+	mark_converted(w->caller, w->lead, w->conv);
 }
 
 static bool
@@ -721,7 +727,11 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 		fill_reused_contact(caller, owner, &lead, &conv);
 
 	/* the opportunity and the lead itself: the guarded writes */
-	write_conversion(caller, owner, &lead, want_opportunity, opportunity_name, &conv);
+	{
+		ConversionWrite w = {caller, owner, &lead, want_opportunity, opportunity_name, &conv};
+
+		crm_with_permit(CRM_PERMIT_CONVERSION, lead_id, write_conversion, &w);
+	}
 
 	SPI_finish();
 

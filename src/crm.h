@@ -15,8 +15,11 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "executor/spi.h"
 #include "utils/errcodes.h"
+#include "utils/elog.h"
 
 /*
  * SQLSTATEs of the extension's own errors, class ZC ("CRM").  Documented in
@@ -30,6 +33,30 @@
 #define ERRCODE_CRM_CONTACT_NOT_ON_ACCOUNT	MAKE_SQLSTATE('Z','C','0','0','6')
 #define ERRCODE_CRM_NO_OPEN_STAGE			MAKE_SQLSTATE('Z','C','0','0','7')
 #define ERRCODE_CRM_CONVERSION_PROTECTED	MAKE_SQLSTATE('Z','C','0','1','0')
+#define ERRCODE_CRM_OPPORTUNITY_NOT_FOUND	MAKE_SQLSTATE('Z','C','0','1','1')
+/* workflows: quotes, orders */
+#define ERRCODE_CRM_ILLEGAL_TRANSITION		MAKE_SQLSTATE('Z','C','0','2','0')
+#define ERRCODE_CRM_TRANSITION_RESERVED		MAKE_SQLSTATE('Z','C','0','2','1')
+#define ERRCODE_CRM_NOT_EDITABLE			MAKE_SQLSTATE('Z','C','0','2','2')
+/* catalog and line items */
+#define ERRCODE_CRM_NO_STANDARD_PRICE		MAKE_SQLSTATE('Z','C','1','0','1')
+#define ERRCODE_CRM_NOT_IN_PRICE_BOOK		MAKE_SQLSTATE('Z','C','1','0','2')
+#define ERRCODE_CRM_STANDARD_BOOK			MAKE_SQLSTATE('Z','C','1','0','3')
+#define ERRCODE_CRM_PRICE_BOOK_FIXED		MAKE_SQLSTATE('Z','C','1','0','4')
+#define ERRCODE_CRM_AMOUNT_FROM_LINES		MAKE_SQLSTATE('Z','C','1','0','5')
+#define ERRCODE_CRM_LOSS_REASON_REQUIRED	MAKE_SQLSTATE('Z','C','1','1','0')
+/* quotes */
+#define ERRCODE_CRM_QUOTE_NOT_FOUND			MAKE_SQLSTATE('Z','C','2','0','1')
+#define ERRCODE_CRM_APPROVAL_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','5')
+#define ERRCODE_CRM_SELF_APPROVAL			MAKE_SQLSTATE('Z','C','2','0','7')
+#define ERRCODE_CRM_COMMENT_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','8')
+/* orders */
+#define ERRCODE_CRM_ORDER_NOT_FOUND			MAKE_SQLSTATE('Z','C','3','0','1')
+#define ERRCODE_CRM_QUOTE_NOT_ACCEPTED		MAKE_SQLSTATE('Z','C','3','0','2')
+#define ERRCODE_CRM_QUOTE_HAS_ORDER			MAKE_SQLSTATE('Z','C','3','0','3')
+#define ERRCODE_CRM_INSUFFICIENT_STOCK		MAKE_SQLSTATE('Z','C','3','0','4')
+/* campaigns */
+#define ERRCODE_CRM_CAMPAIGN_CYCLE			MAKE_SQLSTATE('Z','C','5','0','1')
 
 /* spi_util.c */
 
@@ -66,9 +93,36 @@ extern Datum crm_result_datum(int row, int col, bool *isnull);
 extern int64 crm_result_int64(int row, int col, bool *isnull);
 extern char *crm_result_text(int row, int col);
 
-/* guards.c: the conversion in progress, if any, in this backend */
-extern void crm_conversion_begin(int64 lead_id);
-extern void crm_conversion_end(void);
+/* permit.c: writes only the extension's own functions may make */
+typedef enum CrmPermitKind
+{
+	CRM_PERMIT_CONVERSION,		/* a lead's conversion record; id = lead */
+	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
+	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
+	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
+	CRM_PERMIT_LINE_SUM			/* amounts kept from line items; any row */
+} CrmPermitKind;
+
+#define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
+
+extern bool crm_permitted(CrmPermitKind kind, int64 id);
+extern void crm_with_permit(CrmPermitKind kind, int64 id,
+							void (*fn) (void *arg), void *arg);
+
+/* workflow.c: status workflows and row helpers shared by the triggers */
+extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
+								 const char *from, const char *to,
+								 CrmPermitKind kind);
+extern int	crm_attnum(TupleDesc tupdesc, const char *colname);
+extern char *crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname);
+extern int64 crm_column_int64(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
+							  bool *isnull);
+extern bool crm_column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+							   const char *colname);
+extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
+								Datum value, bool isnull);
+extern Oid	crm_caller(void);
+extern void crm_require_role(Oid role, const char *const *groups, const char *action);
 
 /* trigger sanity checks shared by the trigger files */
 struct TriggerData;

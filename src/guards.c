@@ -4,10 +4,8 @@
  * The conversion fields of crm.lead (status 'Converted', account_id,
  * contact_id, opportunity_id, converted_at, converted_by) and the source lead
  * of crm.opportunity (lead_id) may be set only while crm.convert_lead() is
- * converting that very lead in this backend.  The permission is a variable of
- * this shared library, not a GUC or a table row, so no SQL statement can fake
- * it; it names a single lead and is cleared when the conversion ends, by error
- * or not.
+ * converting that very lead in this backend: it holds a permit (permit.c)
+ * naming that one lead while it writes.
  *
  * Once converted, a lead keeps its conversion record for good: status and the
  * conversion fields never change again, for any role.  Its other fields
@@ -23,30 +21,10 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* the lead crm.convert_lead() is converting right now, if any */
-static bool conversion_active = false;
-static int64 conversion_lead_id = 0;
-
-/* crm_conversion_begin -- allow the conversion writes for one lead */
-void
-crm_conversion_begin(int64 lead_id)
-{
-	conversion_active = true;
-	conversion_lead_id = lead_id;
-}
-
-/* crm_conversion_end -- withdraw that permission */
-void
-crm_conversion_end(void)
-{
-	conversion_active = false;
-	conversion_lead_id = 0;
-}
-
 static bool
 converting(int64 lead_id)
 {
-	return conversion_active && conversion_lead_id == lead_id;
+	return crm_permitted(CRM_PERMIT_CONVERSION, lead_id);
 }
 
 /* the columns of crm.lead that make up the conversion record */
@@ -55,43 +33,13 @@ static const char *const conversion_columns[] = {
 	"converted_at", "converted_by", NULL
 };
 
-static int
-attnum_of(TupleDesc tupdesc, const char *colname)
-{
-	int			attnum = SPI_fnumber(tupdesc, colname);
-
-	if (attnum <= 0)
-		elog(ERROR, "crm: column \"%s\" is missing", colname);
-	return attnum;
-}
-
 /* is the lead's status 'Converted'? */
 static bool
 status_is_converted(HeapTuple tuple, TupleDesc tupdesc)
 {
-	bool		isnull;
-	Datum		status = heap_getattr(tuple, attnum_of(tupdesc, "status"), tupdesc, &isnull);
+	char	   *status = crm_column_text(tuple, tupdesc, "status");
 
-	if (isnull)
-		return false;
-	return strcmp(DatumGetCString(DirectFunctionCall1(enum_out, status)), "Converted") == 0;
-}
-
-/* does column colname differ between two versions of a row? */
-static bool
-column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
-			   const char *colname)
-{
-	int			attnum = attnum_of(tupdesc, colname);
-	Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
-	bool		oldnull;
-	bool		newnull;
-	Datum		oldval = heap_getattr(oldtup, attnum, tupdesc, &oldnull);
-	Datum		newval = heap_getattr(newtup, attnum, tupdesc, &newnull);
-
-	if (oldnull || newnull)
-		return oldnull != newnull;
-	return !datumIsEqual(oldval, newval, att->attbyval, att->attlen);
+	return status != NULL && strcmp(status, "Converted") == 0;
 }
 
 /* is column colname of the row non-null? */
@@ -100,7 +48,7 @@ column_set(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
 {
 	bool		isnull;
 
-	(void) heap_getattr(tuple, attnum_of(tupdesc, colname), tupdesc, &isnull);
+	(void) heap_getattr(tuple, crm_attnum(tupdesc, colname), tupdesc, &isnull);
 	return !isnull;
 }
 
@@ -108,9 +56,8 @@ static int64
 row_id(HeapTuple tuple, TupleDesc tupdesc)
 {
 	bool		isnull;
-	Datum		id = heap_getattr(tuple, attnum_of(tupdesc, "id"), tupdesc, &isnull);
 
-	return isnull ? 0 : DatumGetInt64(id);
+	return crm_column_int64(tuple, tupdesc, "id", &isnull);
 }
 
 /* crm_lead_conversion_guard -- trigger crm.lead_conversion_guard() */
@@ -150,7 +97,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 		if (was_converted)
 		{
 			for (int i = 0; conversion_columns[i] != NULL; i++)
-				if (column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
+				if (crm_column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
 					ereport(ERROR,
 							(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
 							 errmsg("lead %lld is converted and its %s cannot change",
@@ -164,7 +111,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 			const char *what = status_is_converted(newtup, tupdesc) ? "status \"Converted\"" : NULL;
 
 			for (int i = 1; what == NULL && conversion_columns[i] != NULL; i++)
-				if (column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
+				if (crm_column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
 					what = conversion_columns[i];
 			if (what != NULL)
 				ereport(ERROR,
@@ -191,7 +138,7 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_lead_guard", true, true);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	HeapTuple	newtup;
-	int			attnum = attnum_of(tupdesc, "lead_id");
+	int			attnum = crm_attnum(tupdesc, "lead_id");
 	bool		isnull;
 	Datum		lead_id;
 
@@ -200,7 +147,7 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		newtup = trigdata->tg_newtuple;
-		if (!column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "lead_id"))
+		if (!crm_column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "lead_id"))
 			return PointerGetDatum(newtup);
 	}
 	else

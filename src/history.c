@@ -37,6 +37,14 @@ static CrmQuery insert_change_log = {
 	5, {REGCLASSOID, INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
+static CrmQuery insert_opportunity_history = {
+	"INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,"
+	" old_probability, new_probability, old_close_date, new_close_date, changed_by)"
+	" VALUES ($1, $2, $3, $4::pg_catalog.numeric, $5::pg_catalog.numeric, $6::pg_catalog.numeric,"
+	" $7::pg_catalog.numeric, $8::pg_catalog.date, $9::pg_catalog.date, $10)",
+	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
 /* text form of column attnum, NULL when null */
 static char *
 column_text(HeapTuple tuple, TupleDesc tupdesc, int attnum)
@@ -223,5 +231,49 @@ crm_record_change(PG_FUNCTION_ARGS)
 	crm_query_run_as_owner(&insert_change_log, values, nulls, 0);
 	SPI_finish();
 
+	return PointerGetDatum(NULL);
+}
+
+/* the columns crm.opportunity_history follows */
+static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
+
+/* crm_record_opportunity_change -- trigger crm.record_opportunity_change() */
+PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
+Datum
+crm_record_opportunity_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_opportunity_change", false, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+	bool		changed = is_insert;
+	Datum		values[10];
+	char		nulls[10];
+	bool		isnull;
+
+	for (int i = 0; !changed && tracked_columns[i] != NULL; i++)
+		changed = crm_column_changed(oldtup, newtup, tupdesc, tracked_columns[i]);
+	if (!changed)
+		return PointerGetDatum(NULL);
+
+	values[0] = Int64GetDatum(crm_column_int64(newtup, tupdesc, "id", &isnull));
+	nulls[0] = ' ';
+	for (int i = 0; tracked_columns[i] != NULL; i++)
+	{
+		char	   *oldtext = oldtup ? crm_column_text(oldtup, tupdesc, tracked_columns[i]) : NULL;
+		char	   *newtext = crm_column_text(newtup, tupdesc, tracked_columns[i]);
+
+		values[1 + 2 * i] = oldtext ? CStringGetTextDatum(oldtext) : (Datum) 0;
+		nulls[1 + 2 * i] = oldtext ? ' ' : 'n';
+		values[2 + 2 * i] = newtext ? CStringGetTextDatum(newtext) : (Datum) 0;
+		nulls[2 + 2 * i] = newtext ? ' ' : 'n';
+	}
+	values[9] = ObjectIdGetDatum(GetUserId());
+	nulls[9] = ' ';
+
+	SPI_connect();
+	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
+	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -1,19 +1,61 @@
 --------------------------------------------------------------------------
--- 7. Privileges and pg_dump
+-- Privileges and pg_dump
+--
+-- crm_sales, crm_manager and crm_admin work with the sales data; the catalog
+-- (products, price books), stages, sources and settings are maintained by
+-- crm_admin; campaigns by managers and admins.  History, approval and audit
+-- tables are written only by the extension's triggers and functions (as the
+-- extension owner): users read them.  Every function that changes state
+-- through a guarded path is revoked from PUBLIC.
 --------------------------------------------------------------------------
-REVOKE ALL ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean)
+DO $grants$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean)',
+        'crm.create_quote(bigint, text, date, numeric, numeric)',
+        'crm.submit_quote(bigint, text)',
+        'crm.approve_quote(bigint, text)',
+        'crm.reject_quote(bigint, text)',
+        'crm.sync_quote(bigint)',
+        'crm.create_order(bigint, text)',
+        'crm.activate_order(bigint)',
+        'crm.cancel_order(bigint, text)',
+        'crm.claim_due_reminders(integer, timestamptz)']
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO crm_admin, crm_manager, crm_sales', f);
+    END LOOP;
+END
+$grants$;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    crm.account, crm.contact, crm.account_contact, crm.lead, crm.opportunity,
+    crm.opportunity_line_item, crm.quote, crm.quote_line_item, crm.sales_order, crm.sales_order_item,
+    crm.activity, crm.activity_participant, crm.campaign_member
+    TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON
+    crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry,
+    crm.settings, crm.quote_transition, crm.order_transition, crm.campaign
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT, UPDATE, DELETE ON
+    crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry
+    TO crm_admin;
+GRANT UPDATE ON crm.settings TO crm_admin;
+GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
+GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
+-- History and approvals: read-only for users.
+GRANT SELECT ON
+    crm.lead_status_history, crm.change_log, crm.lead_update_log, crm.opportunity_history, crm.quote_approval
+    TO crm_admin, crm_manager, crm_sales;
+-- Views (security_invoker: what each role sees of them is what it sees of the tables).
+GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up, crm.campaign_performance
     TO crm_admin, crm_manager, crm_sales;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON crm.account, crm.contact, crm.account_contact, crm.lead, crm.opportunity
-    TO crm_admin, crm_manager, crm_sales;
-GRANT SELECT ON crm.lead_source, crm.opportunity_stage TO crm_admin, crm_manager, crm_sales, crm_analyst;
-GRANT INSERT, UPDATE, DELETE ON crm.lead_source, crm.opportunity_stage TO crm_admin;
--- History is written by the triggers as the extension owner; users only read it.
-GRANT SELECT ON crm.lead_status_history, crm.change_log, crm.lead_update_log TO crm_admin, crm_manager, crm_sales;
-
--- User data is dumped by pg_dump (the extension's own seed rows of the lookup
--- tables are recreated by CREATE EXTENSION and are not).
+-- User data is dumped by pg_dump.  The rows CREATE EXTENSION seeds (stages,
+-- sources, transitions, settings, the standard price book) are not; see
+-- README "Limitations" for what a restore still needs.
 -- (One call per statement: each call updates the pg_extension row.)
 DO $dump$
 DECLARE
@@ -26,9 +68,25 @@ BEGIN
         'crm.lead', 'crm.lead_id_seq',
         'crm.opportunity', 'crm.opportunity_id_seq',
         'crm.lead_status_history', 'crm.lead_status_history_id_seq',
-        'crm.change_log', 'crm.change_log_id_seq']::pg_catalog.regclass[]
+        'crm.change_log', 'crm.change_log_id_seq',
+        'crm.product', 'crm.product_id_seq',
+        'crm.price_book_id_seq',
+        'crm.price_book_entry', 'crm.price_book_entry_id_seq',
+        'crm.opportunity_line_item', 'crm.opportunity_line_item_id_seq',
+        'crm.opportunity_history', 'crm.opportunity_history_id_seq',
+        'crm.quote', 'crm.quote_id_seq',
+        'crm.quote_line_item', 'crm.quote_line_item_id_seq',
+        'crm.quote_approval', 'crm.quote_approval_id_seq',
+        'crm.sales_order', 'crm.sales_order_id_seq', 'crm.sales_order_number_seq',
+        'crm.sales_order_item', 'crm.sales_order_item_id_seq',
+        'crm.activity', 'crm.activity_id_seq',
+        'crm.activity_participant', 'crm.activity_participant_id_seq',
+        'crm.campaign', 'crm.campaign_id_seq',
+        'crm.campaign_member', 'crm.campaign_member_id_seq']::pg_catalog.regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');
     END LOOP;
+    -- price books except the standard one, which CREATE EXTENSION makes
+    PERFORM pg_catalog.pg_extension_config_dump('crm.price_book', 'WHERE NOT is_standard');
 END
 $dump$;

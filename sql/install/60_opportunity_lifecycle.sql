@@ -1,0 +1,65 @@
+--------------------------------------------------------------------------
+-- Opportunity lifecycle
+--
+-- Stage rules (C trigger crm.opportunity_lifecycle): probability defaults
+-- from the stage, a loss reason is required when the deal is lost, closed_at
+-- is set when a closed stage is reached and cleared on reopening; the amount
+-- of an opportunity with line items and its price book are the lines'.
+-- Every change of stage, amount, probability or close date is recorded in
+-- crm.opportunity_history.
+--------------------------------------------------------------------------
+
+ALTER TABLE crm.opportunity ADD COLUMN closed_at timestamptz;
+COMMENT ON COLUMN crm.opportunity.closed_at IS 'When the opportunity reached a closed stage (won or lost); cleared when it is reopened; set by the database';
+
+CREATE TABLE crm.opportunity_history (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    opportunity_id   bigint NOT NULL CONSTRAINT opportunity_history_opportunity_id_fkey
+                     REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    old_stage        text,
+    new_stage        text NOT NULL,
+    old_amount       numeric(14,2),
+    new_amount       numeric(14,2) NOT NULL,
+    old_probability  numeric(5,2),
+    new_probability  numeric(5,2),
+    old_close_date   date,
+    new_close_date   date,
+    changed_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by       regrole NOT NULL
+);
+COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability or close date (one row per change, old and new values; the first row is its creation); written only by the database';
+COMMENT ON COLUMN crm.opportunity_history.id IS 'Entry id, in order of recording';
+COMMENT ON COLUMN crm.opportunity_history.opportunity_id IS 'The opportunity';
+COMMENT ON COLUMN crm.opportunity_history.old_stage IS 'Stage before the change (NULL on creation)';
+COMMENT ON COLUMN crm.opportunity_history.new_stage IS 'Stage after the change';
+COMMENT ON COLUMN crm.opportunity_history.old_amount IS 'Amount before the change (NULL on creation)';
+COMMENT ON COLUMN crm.opportunity_history.new_amount IS 'Amount after the change';
+COMMENT ON COLUMN crm.opportunity_history.old_probability IS 'Probability before the change';
+COMMENT ON COLUMN crm.opportunity_history.new_probability IS 'Probability after the change';
+COMMENT ON COLUMN crm.opportunity_history.old_close_date IS 'Close date before the change';
+COMMENT ON COLUMN crm.opportunity_history.new_close_date IS 'Close date after the change';
+COMMENT ON COLUMN crm.opportunity_history.changed_at IS 'When the change was made (transaction time)';
+COMMENT ON COLUMN crm.opportunity_history.changed_by IS 'Role that made the change';
+CREATE INDEX opportunity_history_opportunity_id_idx ON crm.opportunity_history (opportunity_id, id);
+
+CREATE FUNCTION crm.opportunity_lifecycle() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_lifecycle'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason required for a lost stage, closed_at kept, amount and price book fixed by line items';
+CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lifecycle();
+
+CREATE FUNCTION crm.record_opportunity_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.record_opportunity_change() IS 'AFTER INSERT OR UPDATE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability or close date changed';
+CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OF stage, amount, probability, close_date
+    ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.record_opportunity_change();
+
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.account
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.contact
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();

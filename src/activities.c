@@ -1,0 +1,151 @@
+/*
+ * activities.c: activities, participants and reminders.
+ *
+ * crm.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
+ *     crm.activity: completed_at is set when the status becomes Completed and
+ *     cleared when it leaves it; a new activity's reminder is unsent, and a
+ *     changed remind_at re-arms it.  On crm.activity_participant: responded_at
+ *     is stamped when the response changes.
+ * crm.claim_due_reminders()  hands out due reminders, each exactly once: one
+ *     statement selects them FOR UPDATE SKIP LOCKED (a reminder another
+ *     worker holds is skipped, not waited for), marks them sent, and queues
+ *     one NOTIFY crm_reminder each, which PostgreSQL delivers when -- and only
+ *     if -- the claiming transaction commits.  A rolled-back claim leaves the
+ *     reminders unsent for the next worker.  SECURITY INVOKER: a worker claims
+ *     only reminders of activities it may update.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#define MAX_CLAIM 10000
+
+static HeapTuple
+stamp_now(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
+{
+	return crm_set_column(tuple, tupdesc, colname,
+						  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+}
+
+/* crm_activity_lifecycle -- trigger crm.activity_lifecycle() */
+PG_FUNCTION_INFO_V1(crm_activity_lifecycle);
+Datum
+crm_activity_lifecycle(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "activity_lifecycle", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "activity_participant") == 0)
+	{
+		if (is_insert ? strcmp(crm_column_text(newtup, tupdesc, "response_status"), "Needs Action") != 0
+			: crm_column_changed(oldtup, newtup, tupdesc, "response_status"))
+			newtup = stamp_now(newtup, tupdesc, "responded_at");
+		else if (!is_insert)
+		{
+			bool		isnull;
+			Datum		old = heap_getattr(oldtup, crm_attnum(tupdesc, "responded_at"), tupdesc, &isnull);
+
+			newtup = crm_set_column(newtup, tupdesc, "responded_at", old, isnull);
+		}
+		else
+			newtup = crm_set_column(newtup, tupdesc, "responded_at", (Datum) 0, true);
+		return PointerGetDatum(newtup);
+	}
+
+	/* completed_at follows the status */
+	if (strcmp(crm_column_text(newtup, tupdesc, "status"), "Completed") != 0)
+		newtup = crm_set_column(newtup, tupdesc, "completed_at", (Datum) 0, true);
+	else if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "status"))
+		newtup = stamp_now(newtup, tupdesc, "completed_at");
+	else
+	{
+		bool		isnull;
+		Datum		old = heap_getattr(oldtup, crm_attnum(tupdesc, "completed_at"), tupdesc, &isnull);
+
+		newtup = crm_set_column(newtup, tupdesc, "completed_at", old, isnull);
+	}
+
+	/* a new or moved reminder is unsent */
+	if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "remind_at"))
+		newtup = crm_set_column(newtup, tupdesc, "reminder_sent_at", (Datum) 0, true);
+	return PointerGetDatum(newtup);
+}
+
+static CrmQuery claim_reminders = {
+	"WITH due AS ("
+	"   SELECT a.id FROM crm.activity AS a"
+	"    WHERE a.remind_at OPERATOR(pg_catalog.<=) $2 AND a.reminder_sent_at IS NULL"
+	"      AND a.status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[])"
+	"    ORDER BY a.remind_at, a.id"
+	"    LIMIT $1"
+	"    FOR UPDATE OF a SKIP LOCKED),"
+	" claimed AS ("
+	"   UPDATE crm.activity AS a SET reminder_sent_at = pg_catalog.now()"
+	"     FROM due WHERE a.id OPERATOR(pg_catalog.=) due.id"
+	"   RETURNING a.id, a.owner, a.type, a.subject, a.remind_at, a.due_at, a.starts_at,"
+	"             a.lead_id, a.account_id, a.contact_id, a.opportunity_id)"
+	" SELECT c.id, c.owner, c.type, c.subject, c.remind_at, c.due_at, c.starts_at,"
+	"        c.lead_id, c.account_id, c.contact_id, c.opportunity_id,"
+	"        pg_catalog.pg_notify('crm_reminder', pg_catalog.json_build_object("
+	"          'activity_id', c.id, 'owner', c.owner::pg_catalog.text, 'type', c.type,"
+	"          'subject', c.subject, 'remind_at', c.remind_at, 'due_at', c.due_at,"
+	"          'starts_at', c.starts_at, 'lead_id', c.lead_id, 'account_id', c.account_id,"
+	"          'contact_id', c.contact_id, 'opportunity_id', c.opportunity_id)::pg_catalog.text)"
+	"   FROM claimed AS c ORDER BY c.remind_at, c.id",
+	2, {INT4OID, TIMESTAMPTZOID}, NULL
+};
+
+/* crm_claim_due_reminders -- SQL crm.claim_due_reminders(max_count, due_before) */
+PG_FUNCTION_INFO_V1(crm_claim_due_reminders);
+Datum
+crm_claim_due_reminders(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		max_count;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	TupleDesc	tupdesc;
+	int			natts;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_count must not be null")));
+	max_count = PG_GETARG_INT32(0);
+	if (max_count < 1 || max_count > MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_count must be between 1 and %d, not %d", MAX_CLAIM, max_count)));
+	values[0] = Int32GetDatum(max_count);
+	values[1] = PG_ARGISNULL(1) ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : PG_GETARG_DATUM(1);
+
+	InitMaterializedSRF(fcinfo, 0);
+	tupdesc = rsinfo->setDesc;
+	natts = tupdesc->natts;
+
+	SPI_connect();
+	crm_query_run(&claim_reminders, values, nulls, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[32];
+		bool		rownulls[32];
+
+		for (int c = 0; c < natts && c < 32; c++)
+			row[c] = crm_result_datum(i, c + 1, &rownulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, tupdesc, row, rownulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

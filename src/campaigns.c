@@ -1,0 +1,98 @@
+/*
+ * campaigns.c: campaign hierarchy and member responses.
+ *
+ * crm.campaign_guard() is a BEFORE row trigger on
+ *   crm.campaign (INSERT, UPDATE OF parent_id): a parent that would make the
+ *     campaign its own ancestor is refused.  Hierarchy changes take one
+ *     transaction advisory lock (two-key form, 0x43524D10, 0), so two
+ *     concurrent re-parentings cannot each pass the check and together make a
+ *     cycle; the check runs after the lock, with a fresh snapshot.
+ *   crm.campaign_member: first_responded_at is stamped the first time the
+ *     member is marked responded.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#define CAMPAIGN_HIERARCHY_LOCK	0x43524D10
+
+/* is $2 among the ancestors of campaign $1 (itself included)? */
+static CrmQuery is_ancestor = {
+	"WITH RECURSIVE up (id, depth) AS ("
+	"   SELECT $1::pg_catalog.int8, 0"
+	"   UNION ALL"
+	"   SELECT c.parent_id, up.depth OPERATOR(pg_catalog.+) 1 FROM crm.campaign AS c, up"
+	"    WHERE c.id OPERATOR(pg_catalog.=) up.id AND c.parent_id IS NOT NULL"
+	"      AND up.depth OPERATOR(pg_catalog.<) 10000)"
+	" SELECT 1 FROM up WHERE up.id OPERATOR(pg_catalog.=) $2 LIMIT 1",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+/* crm_campaign_guard -- trigger crm.campaign_guard() */
+PG_FUNCTION_INFO_V1(crm_campaign_guard);
+Datum
+crm_campaign_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "campaign_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+	bool		isnull;
+
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "campaign_member") == 0)
+	{
+		bool		responded = strcmp(crm_column_text(newtup, tupdesc, "responded"), "t") == 0;
+		bool		old_isnull = true;
+		Datum		first = oldtup ? heap_getattr(oldtup, crm_attnum(tupdesc, "first_responded_at"),
+												  tupdesc, &old_isnull) : (Datum) 0;
+
+		if (!old_isnull)
+			newtup = crm_set_column(newtup, tupdesc, "first_responded_at", first, false);
+		else if (responded)
+			newtup = crm_set_column(newtup, tupdesc, "first_responded_at",
+									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+		else
+			newtup = crm_set_column(newtup, tupdesc, "first_responded_at", (Datum) 0, true);
+		return PointerGetDatum(newtup);
+	}
+
+	{
+		int64		id = crm_column_int64(newtup, tupdesc, "id", &isnull);
+		int64		parent = crm_column_int64(newtup, tupdesc, "parent_id", &isnull);
+		LOCKTAG		tag;
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		bool		cycle;
+
+		if (isnull || is_insert)
+			return PointerGetDatum(newtup);	/* a new campaign has no descendants */
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, CAMPAIGN_HIERARCHY_LOCK, 2);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+		values[0] = Int64GetDatum(parent);
+		values[1] = Int64GetDatum(id);
+		SPI_connect();
+		crm_query_run_as_owner(&is_ancestor, values, nulls, 1);
+		cycle = SPI_processed > 0;
+		SPI_finish();
+		if (cycle)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_CAMPAIGN_CYCLE),
+					 errmsg("campaign %lld cannot have campaign %lld as parent", (long long) id, (long long) parent),
+					 errdetail("Campaign %lld is campaign %lld itself or one of its sub-campaigns.",
+							   (long long) parent, (long long) id)));
+	}
+	return PointerGetDatum(newtup);
+}

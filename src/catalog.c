@@ -1,0 +1,161 @@
+/*
+ * catalog.c: the rules of products and price books.
+ *
+ * crm.price_book_guard()        deferred constraint trigger: at commit there
+ *                               is exactly one standard price book (the unique
+ *                               index price_book_one_standard allows at most
+ *                               one; this makes it at least one).
+ * crm.price_book_entry_guard()  a product needs an active standard price
+ *                               before another book may price it, and keeps
+ *                               it while other books do.  The check locks the
+ *                               standard entry (FOR SHARE), so a concurrent
+ *                               removal of that entry and a new entry in
+ *                               another book cannot both commit.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+static CrmQuery count_standard_books = {
+	"SELECT pg_catalog.count(*) FROM crm.price_book AS b WHERE b.is_standard",
+	0, {InvalidOid}, NULL
+};
+
+static CrmQuery book_is_standard = {
+	"SELECT b.is_standard FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/* the product's active standard entry, locked against removal */
+static CrmQuery lock_standard_entry = {
+	"SELECT e.id FROM crm.price_book_entry AS e"
+	"  JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) e.price_book_id"
+	" WHERE b.is_standard AND e.active AND e.product_id OPERATOR(pg_catalog.=) $1"
+	" FOR SHARE OF e",
+	1, {INT8OID}, NULL
+};
+
+/* active entries of the product in other books (the product still existing) */
+static CrmQuery other_books_pricing = {
+	"SELECT pg_catalog.count(*) FROM crm.price_book_entry AS e"
+	"  JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) e.price_book_id"
+	"  JOIN crm.product AS p ON p.id OPERATOR(pg_catalog.=) e.product_id"
+	" WHERE NOT b.is_standard AND e.active AND e.product_id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/* crm_price_book_guard -- constraint trigger crm.price_book_guard() */
+PG_FUNCTION_INFO_V1(crm_price_book_guard);
+Datum
+crm_price_book_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "price_book_guard", false, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	char	   *was_standard = crm_column_text(trigdata->tg_trigtuple, tupdesc, "is_standard");
+	bool		isnull;
+	int64		n;
+
+	/* only losing the standard book can leave none */
+	if (was_standard == NULL || strcmp(was_standard, "t") != 0)
+		return PointerGetDatum(NULL);
+
+	SPI_connect();
+	crm_query_run_as_owner(&count_standard_books, NULL, NULL, 1);
+	n = crm_result_int64(0, 1, &isnull);
+	SPI_finish();
+	if (n != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_STANDARD_BOOK),
+				 errmsg("there must be exactly one standard price book"),
+				 errdetail("This transaction leaves %lld.", (long long) n),
+				 errhint("To switch, unset is_standard on the old book and set it on the new one in one transaction.")));
+	return PointerGetDatum(NULL);
+}
+
+static bool
+is_standard_book(int64 book_id)
+{
+	Datum		values[1] = {Int64GetDatum(book_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	crm_query_run_as_owner(&book_is_standard, values, nulls, 1);
+	return SPI_processed > 0 && DatumGetBool(crm_result_datum(0, 1, &isnull));
+}
+
+/* a non-standard entry for a product needs its standard price */
+static void
+require_standard_price(int64 product_id)
+{
+	Datum		values[1] = {Int64GetDatum(product_id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as_owner(&lock_standard_entry, values, nulls, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),
+				 errmsg("product %lld has no standard price", (long long) product_id),
+				 errdetail("A product is priced in the standard price book before any other book may price it."),
+				 errhint("Add an active entry for it to the standard price book first.")));
+}
+
+/* the standard price of a product cannot go while other books price it */
+static void
+keep_standard_price(int64 product_id)
+{
+	Datum		values[1] = {Int64GetDatum(product_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+	int64		n;
+
+	crm_query_run_as_owner(&other_books_pricing, values, nulls, 1);
+	n = crm_result_int64(0, 1, &isnull);
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),
+				 errmsg("the standard price of product %lld is still needed", (long long) product_id),
+				 errdetail("%lld other price book entries price it.", (long long) n),
+				 errhint("Remove or deactivate those entries first.")));
+}
+
+/* crm_price_book_entry_guard -- trigger crm.price_book_entry_guard() */
+PG_FUNCTION_INFO_V1(crm_price_book_entry_guard);
+Datum
+crm_price_book_entry_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "price_book_entry_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	TriggerEvent event = trigdata->tg_event;
+	HeapTuple	oldtup = TRIGGER_FIRED_BY_INSERT(event) ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple :
+		TRIGGER_FIRED_BY_UPDATE(event) ? trigdata->tg_newtuple : NULL;
+	bool		isnull;
+
+	SPI_connect();
+
+	/* an old standard entry that goes away or stops counting */
+	if (oldtup != NULL &&
+		is_standard_book(crm_column_int64(oldtup, tupdesc, "price_book_id", &isnull)))
+	{
+		char	   *new_active = newtup ? crm_column_text(newtup, tupdesc, "active") : NULL;
+
+		if (newtup == NULL ||
+			crm_column_changed(oldtup, newtup, tupdesc, "price_book_id") ||
+			crm_column_changed(oldtup, newtup, tupdesc, "product_id") ||
+			strcmp(new_active, "t") != 0)
+			keep_standard_price(crm_column_int64(oldtup, tupdesc, "product_id", &isnull));
+	}
+
+	/* a new or changed entry in another book */
+	if (newtup != NULL &&
+		!is_standard_book(crm_column_int64(newtup, tupdesc, "price_book_id", &isnull)))
+		require_standard_price(crm_column_int64(newtup, tupdesc, "product_id", &isnull));
+
+	SPI_finish();
+	return PointerGetDatum(newtup != NULL ? newtup : oldtup);
+}

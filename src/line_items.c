@@ -1,0 +1,297 @@
+/*
+ * line_items.c: line items of opportunities and quotes.
+ *
+ * crm.price_line_item()  BEFORE INSERT/UPDATE row trigger: the parent
+ *     (opportunity or quote) is locked FOR NO KEY UPDATE -- which serialises
+ *     line edits per parent -- and adopts the standard price book when it has
+ *     none; the product must be active with an active entry in that book; a
+ *     missing unit_price is the entry's price.
+ * crm.sum_line_items()   AFTER statement trigger, from the transition tables:
+ *     locks every parent whose lines changed, in id order, then in a new
+ *     statement -- so with a snapshot taken after the locks were granted --
+ *     sets the opportunity amount / quote subtotal to the sum of its lines.
+ *     Two sessions editing lines of one parent therefore cannot lose each
+ *     other's lines: the second waits for the first to commit, then sums both.
+ *     A quote's lines change only while it is Draft.
+ *
+ * Which parent a line table has is read from the table name: lines of
+ * crm.opportunity_line_item belong to crm.opportunity (opportunity_id, amount),
+ * lines of crm.quote_line_item to crm.quote (quote_id, subtotal).
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef enum ParentKind
+{
+	PARENT_OPPORTUNITY,
+	PARENT_QUOTE
+} ParentKind;
+
+typedef struct ParentInfo
+{
+	const char *table;			/* parent table in schema crm */
+	const char *line_table;		/* line table */
+	const char *fk;				/* line column naming the parent */
+	const char *sum_column;		/* parent column holding the sum */
+} ParentInfo;
+
+static const ParentInfo parents[] = {
+	{"opportunity", "opportunity_line_item", "opportunity_id", "amount"},
+	{"quote", "quote_line_item", "quote_id", "subtotal"}
+};
+
+static ParentKind
+parent_kind(Relation rel)
+{
+	const char *name = RelationGetRelationName(rel);
+
+	if (strcmp(name, "opportunity_line_item") == 0)
+		return PARENT_OPPORTUNITY;
+	if (strcmp(name, "quote_line_item") == 0)
+		return PARENT_QUOTE;
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("crm line item triggers fire only on crm.opportunity_line_item and crm.quote_line_item")));
+	pg_unreachable();
+}
+
+/* CrmQuery with SQL built once from a format and the parent's names */
+static void
+build_query(CrmQuery *q, const char *fmt, const ParentInfo *p, int nargs, Oid arg0, Oid arg1)
+{
+	if (q->sql != NULL)
+		return;
+	q->nargs = nargs;
+	q->argtypes[0] = arg0;
+	q->argtypes[1] = arg1;
+	q->sql = MemoryContextStrdup(TopMemoryContext,
+								 psprintf(fmt, p->table, p->table, p->table, p->table));
+}
+
+/* lock the parent, return its price book (adopting the standard one) */
+static CrmQuery lock_parent[2];
+static CrmQuery adopt_standard_book[2];
+
+static CrmQuery entry_price = {
+	"SELECT p.active, e.active, e.unit_price, p.code FROM crm.product AS p"
+	"  LEFT JOIN crm.price_book_entry AS e"
+	"    ON e.product_id OPERATOR(pg_catalog.=) p.id AND e.price_book_id OPERATOR(pg_catalog.=) $2"
+	" WHERE p.id OPERATOR(pg_catalog.=) $1",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+static int64
+parent_price_book(ParentKind kind, int64 parent_id)
+{
+	const ParentInfo *p = &parents[kind];
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+	int64		book;
+
+	build_query(&lock_parent[kind],
+				"SELECT x.price_book_id FROM crm.%s AS x WHERE x.id OPERATOR(pg_catalog.=) $1"
+				" FOR NO KEY UPDATE OF x", p, 1, INT8OID, InvalidOid);
+	crm_query_run_as_owner(&lock_parent[kind], values, nulls, 1);
+	if (SPI_processed == 0)
+		return 0;				/* no such parent: the foreign key reports it */
+	book = crm_result_int64(0, 1, &isnull);
+	if (!isnull)
+		return book;
+
+	build_query(&adopt_standard_book[kind],
+				"UPDATE crm.%s AS x SET price_book_id = b.id FROM crm.price_book AS b"
+				" WHERE b.is_standard AND x.id OPERATOR(pg_catalog.=) $1 RETURNING b.id",
+				p, 1, INT8OID, InvalidOid);
+	crm_query_run_as_owner(&adopt_standard_book[kind], values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_STANDARD_BOOK),
+				 errmsg("there is no standard price book to price %s %lld from", p->table, (long long) parent_id)));
+	return crm_result_int64(0, 1, &isnull);
+}
+
+/* crm_price_line_item -- trigger crm.price_line_item() */
+PG_FUNCTION_INFO_V1(crm_price_line_item);
+Datum
+crm_price_line_item(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "price_line_item", true, true);
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	ParentKind	kind = parent_kind(rel);
+	const ParentInfo *p = &parents[kind];
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	bool		isnull;
+	int64		parent_id = crm_column_int64(newtup, tupdesc, p->fk, &isnull);
+	int64		product_id = crm_column_int64(newtup, tupdesc, "product_id", &isnull);
+	bool		repriced = is_insert ||
+		crm_column_changed(oldtup, newtup, tupdesc, "product_id") ||
+		crm_column_changed(oldtup, newtup, tupdesc, p->fk);
+	bool		price_missing;
+	int64		book;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	(void) heap_getattr(newtup, crm_attnum(tupdesc, "unit_price"), tupdesc, &price_missing);
+	if (!repriced && !price_missing)
+		return PointerGetDatum(newtup);
+
+	SPI_connect();
+	book = parent_price_book(kind, parent_id);
+	if (book == 0)
+	{
+		SPI_finish();
+		return PointerGetDatum(newtup);
+	}
+
+	values[0] = Int64GetDatum(product_id);
+	values[1] = Int64GetDatum(book);
+	crm_query_run_as_owner(&entry_price, values, nulls, 1);
+	if (SPI_processed > 0)
+	{
+		bool		product_active = DatumGetBool(crm_result_datum(0, 1, &isnull));
+		bool		entry_isnull;
+		bool		entry_active = DatumGetBool(crm_result_datum(0, 2, &entry_isnull));
+		char	   *code = crm_result_text(0, 4);
+
+		if (repriced && !product_active)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_IN_PRICE_BOOK),
+					 errmsg("product %s is inactive", code),
+					 errdetail("Inactive products cannot be added to line items.")));
+		if (entry_isnull || !entry_active)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_IN_PRICE_BOOK),
+					 errmsg("product %s has no active price in price book %lld of %s %lld",
+							code, (long long) book, p->table, (long long) parent_id),
+					 errhint("Add the product to that price book, or choose another product.")));
+		if (price_missing)
+		{
+			Datum		price = SPI_datumTransfer(crm_result_datum(0, 3, &isnull), false, -1);
+
+			newtup = crm_set_column(newtup, tupdesc, "unit_price", price, false);
+		}
+	}
+	/* else: no such product; the foreign key reports it */
+	SPI_finish();
+	return PointerGetDatum(newtup);
+}
+
+/* a statement run under the line-sum permit */
+typedef struct PermittedRun
+{
+	CrmQuery   *query;
+	Datum	   *values;
+	char	   *nulls;
+} PermittedRun;
+
+static void
+run_permitted(void *arg)
+{
+	PermittedRun *r = (PermittedRun *) arg;
+
+	crm_query_run_as_owner(r->query, r->values, r->nulls, 0);
+}
+
+/* parents touched by the statement, locked in id order */
+static CrmQuery lock_changed_parents[2][3];
+static CrmQuery recompute_sums[2];
+
+/* crm_sum_line_items -- trigger crm.sum_line_items() */
+PG_FUNCTION_INFO_V1(crm_sum_line_items);
+Datum
+crm_sum_line_items(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "sum_line_items", false, false);
+	TriggerEvent event = trigdata->tg_event;
+	ParentKind	kind = parent_kind(trigdata->tg_relation);
+	const ParentInfo *p = &parents[kind];
+	int			which = TRIGGER_FIRED_BY_INSERT(event) ? 0 : TRIGGER_FIRED_BY_UPDATE(event) ? 1 : 2;
+	static const char *const changed_ids[3] = {
+		"SELECT n.%s FROM new_rows AS n",
+		"SELECT n.%s FROM new_rows AS n UNION SELECT o.%s FROM old_rows AS o",
+		"SELECT o.%s FROM old_rows AS o"
+	};
+	CrmQuery   *lock = &lock_changed_parents[kind][which];
+	Datum	   *ids;
+	ArrayType  *id_array;
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	uint64		n;
+
+	if (!TRIGGER_FIRED_FOR_STATEMENT(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.sum_line_items() must be fired FOR EACH STATEMENT")));
+
+	if (lock->sql == NULL)
+	{
+		char	   *ids_sql = psprintf(changed_ids[which], p->fk, p->fk);
+
+		lock->nargs = 0;
+		lock->sql = MemoryContextStrdup(TopMemoryContext,
+										psprintf("SELECT x.id, %s FROM crm.%s AS x"
+												 " WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY(%s))"
+												 " ORDER BY x.id FOR NO KEY UPDATE OF x",
+												 kind == PARENT_QUOTE ? "x.status::pg_catalog.text" : "NULL::pg_catalog.text",
+												 p->table, ids_sql));
+	}
+	if (recompute_sums[kind].sql == NULL)
+	{
+		recompute_sums[kind].nargs = 1;
+		recompute_sums[kind].argtypes[0] = INT8ARRAYOID;
+		recompute_sums[kind].sql =
+			MemoryContextStrdup(TopMemoryContext,
+								psprintf("UPDATE crm.%s AS x SET %s = s.total"
+										 "  FROM (SELECT y.id, COALESCE((SELECT pg_catalog.sum(l.total) FROM crm.%s AS l"
+										 "                               WHERE l.%s OPERATOR(pg_catalog.=) y.id), 0) AS total"
+										 "          FROM pg_catalog.unnest($1) AS y(id)) AS s"
+										 " WHERE x.id OPERATOR(pg_catalog.=) s.id AND x.%s OPERATOR(pg_catalog.<>) s.total",
+										 p->table, p->sum_column, p->line_table, p->fk, p->sum_column));
+	}
+
+	SPI_connect();
+	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "crm: SPI_register_trigger_data failed");
+	crm_query_run_as_owner(lock, NULL, NULL, 0);
+	n = SPI_processed;
+	if (n == 0)
+	{
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
+	ids = palloc(n * sizeof(Datum));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *status = crm_result_text(i, 2);
+
+		ids[i] = crm_result_datum(i, 1, &isnull);
+		if (status != NULL && strcmp(status, "Draft") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errmsg("quote %lld is %s and its line items cannot change", (long long) DatumGetInt64(ids[i]), status),
+					 errdetail("Only a Draft quote can be edited."),
+					 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
+	}
+	id_array = construct_array(ids, (int) n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
+	values[0] = PointerGetDatum(id_array);
+	{
+		PermittedRun run = {&recompute_sums[kind], values, nulls};
+
+		crm_with_permit(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW, run_permitted, &run);
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

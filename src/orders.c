@@ -1,0 +1,475 @@
+/*
+ * orders.c: sales orders and stock.
+ *
+ * crm.sales_order_guard()       an order is made only by crm.create_order();
+ *     status changes follow crm.order_transition (activation and cancellation
+ *     only through their functions); amounts, links and the activation and
+ *     cancellation records are the database's; shipped/delivered/completed
+ *     times are stamped; only Draft and Cancelled orders can be deleted.
+ * crm.sales_order_item_guard()  items are written only by crm.create_order()
+ *     and deleted only with their order.
+ * crm.create_order(), crm.activate_order(), crm.cancel_order(): SECURITY
+ *     INVOKER; the order is read and written with the caller's rights, the
+ *     stock (crm.product.inventory, which sales roles cannot write) as the
+ *     extension owner.
+ *
+ * No overselling: activation locks the order, then every tracked product on
+ * it FOR NO KEY UPDATE in product id order (so two activations never
+ * deadlock), and only then, in a new statement, compares and decreases the
+ * stock.  A second activation needing the same product waits for the first
+ * to commit and then sees what is left.
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+static CrmQuery order_transition_lookup = {
+	"SELECT t.via_function FROM crm.order_transition AS t"
+	" WHERE t.from_status OPERATOR(pg_catalog.=) $1::crm.order_status"
+	"   AND t.to_status OPERATOR(pg_catalog.=) $2::crm.order_status",
+	2, {TEXTOID, TEXTOID}, NULL
+};
+
+static CrmQuery order_exists = {
+	"SELECT 1 FROM crm.sales_order AS o WHERE o.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/* columns a user may change on an order (status through its workflow) */
+static const char *const user_columns[] = {
+	"status", "contact_id", "shipping_status", "carrier", "tracking_number",
+	"shipping_address", "owner", "created_at", "updated_at",
+	"shipped_at", "delivered_at", "completed_at", NULL
+};
+
+/* status -> the column stamped when the order enters it */
+static const char *const stamped_on[][2] = {
+	{"Shipped", "shipped_at"}, {"Delivered", "delivered_at"}, {"Completed", "completed_at"}, {NULL, NULL}
+};
+
+static bool
+in_list(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i] != NULL; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* crm_sales_order_guard -- trigger crm.sales_order_guard() */
+PG_FUNCTION_INFO_V1(crm_sales_order_guard);
+Datum
+crm_sales_order_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "sales_order_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	TriggerEvent event = trigdata->tg_event;
+	bool		isnull;
+
+	if (TRIGGER_FIRED_BY_INSERT(event))
+	{
+		HeapTuple	newtup = trigdata->tg_trigtuple;
+
+		if (!crm_permitted(CRM_PERMIT_ORDER_CREATE, crm_column_int64(newtup, tupdesc, "quote_id", &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
+					 errmsg("sales orders are made only by crm.create_order()"),
+					 errhint("Call SELECT crm.create_order(quote_id) for an Accepted quote.")));
+		return PointerGetDatum(newtup);
+	}
+	if (TRIGGER_FIRED_BY_DELETE(event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		char	   *status = crm_column_text(oldtup, tupdesc, "status");
+
+		if (strcmp(status, "Draft") != 0 && strcmp(status, "Cancelled") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errmsg("order %lld is %s and cannot be deleted",
+							(long long) crm_column_int64(oldtup, tupdesc, "id", &isnull), status),
+					 errhint("Cancel it with crm.cancel_order() first; its stock is then returned.")));
+		return PointerGetDatum(oldtup);
+	}
+	else
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		HeapTuple	newtup = trigdata->tg_newtuple;
+		int64		id = crm_column_int64(oldtup, tupdesc, "id", &isnull);
+		char	   *from = crm_column_text(oldtup, tupdesc, "status");
+		char	   *to = crm_column_text(newtup, tupdesc, "status");
+		bool		permitted = crm_permitted(CRM_PERMIT_ORDER_STATUS, id);
+
+		for (int i = 0; !permitted && i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (att->attisdropped || in_list(user_columns, NameStr(att->attname)))
+				continue;
+			if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)))
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_NOT_EDITABLE),
+						 errmsg("%s of order %lld is set by the database", NameStr(att->attname), (long long) id),
+						 errdetail("Orders copy their quote; activation and cancellation are recorded by their functions.")));
+		}
+
+		/* fulfilment times: stamped on entering the status, never by hand */
+		for (int i = 0; stamped_on[i][0] != NULL; i++)
+		{
+			bool		entering = strcmp(to, stamped_on[i][0]) == 0 && strcmp(from, to) != 0;
+			bool		old_isnull;
+			Datum		old_value = heap_getattr(oldtup, crm_attnum(tupdesc, stamped_on[i][1]), tupdesc, &old_isnull);
+
+			if (entering)
+				newtup = crm_set_column(newtup, tupdesc, stamped_on[i][1],
+										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+			else
+				newtup = crm_set_column(newtup, tupdesc, stamped_on[i][1], old_value, old_isnull);
+		}
+
+		if (strcmp(from, to) != 0)
+		{
+			SPI_connect();
+			crm_check_transition(&order_transition_lookup, "order", id, from, to, CRM_PERMIT_ORDER_STATUS);
+			SPI_finish();
+		}
+		return PointerGetDatum(newtup);
+	}
+}
+
+/* crm_sales_order_item_guard -- trigger crm.sales_order_item_guard() */
+PG_FUNCTION_INFO_V1(crm_sales_order_item_guard);
+Datum
+crm_sales_order_item_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "sales_order_item_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	TriggerEvent event = trigdata->tg_event;
+	bool		isnull;
+
+	if (TRIGGER_FIRED_BY_DELETE(event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		int64		order_id = crm_column_int64(oldtup, tupdesc, "order_id", &isnull);
+		Datum		values[1] = {Int64GetDatum(order_id)};
+		char		nulls[1] = {' '};
+		bool		order_left;
+
+		/* deleting the order cascades to its items: the order is gone by then */
+		SPI_connect();
+		crm_query_run_as_owner(&order_exists, values, nulls, 1);
+		order_left = SPI_processed > 0;
+		SPI_finish();
+		if (order_left)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errmsg("the items of order %lld cannot change", (long long) order_id),
+					 errdetail("An order's items are those of its accepted quote.")));
+		return PointerGetDatum(oldtup);
+	}
+	else
+	{
+		HeapTuple	newtup = TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+		int64		order_id = crm_column_int64(newtup, tupdesc, "order_id", &isnull);
+
+		if (!TRIGGER_FIRED_BY_INSERT(event) || !crm_permitted(CRM_PERMIT_ORDER_CREATE, order_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errmsg("the items of order %lld cannot change", (long long) order_id),
+					 errdetail("An order's items are copied from its accepted quote by crm.create_order().")));
+		return PointerGetDatum(newtup);
+	}
+}
+
+/* ---- create ---- */
+
+static CrmQuery lock_quote_for_order = {
+	"SELECT q.status::pg_catalog.text, (SELECT o.id FROM crm.sales_order AS o"
+	"                                    WHERE o.quote_id OPERATOR(pg_catalog.=) q.id)"
+	"  FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF q",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery insert_order = {
+	"INSERT INTO crm.sales_order (order_number, quote_id, opportunity_id, account_id, contact_id,"
+	"                             subtotal, discount_amount, tax, total, owner)"
+	" SELECT COALESCE($2, 'SO-' OPERATOR(pg_catalog.||)"
+	"          pg_catalog.lpad(pg_catalog.nextval('crm.sales_order_number_seq'::pg_catalog.regclass)::pg_catalog.text, 6, '0')),"
+	"        q.id, q.opportunity_id, q.account_id, q.contact_id, q.subtotal, q.discount_amount, q.tax, q.total, q.owner"
+	"   FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1"
+	" RETURNING id",
+	2, {INT8OID, TEXTOID}, NULL
+};
+
+static CrmQuery copy_quote_items = {
+	"INSERT INTO crm.sales_order_item (order_id, product_id, description, quantity, unit_price, discount, sort_order, owner)"
+	" SELECT $1, l.product_id, l.description, l.quantity, l.unit_price, l.discount, l.sort_order, o.owner"
+	"   FROM crm.quote_line_item AS l, crm.sales_order AS o"
+	"  WHERE l.quote_id OPERATOR(pg_catalog.=) o.quote_id AND o.id OPERATOR(pg_catalog.=) $1"
+	"  ORDER BY l.sort_order, l.id",
+	1, {INT8OID}, NULL
+};
+
+typedef struct OrderWrite
+{
+	Oid			caller;
+	Datum	   *values;
+	char	   *nulls;
+	int64		order_id;
+} OrderWrite;
+
+static void
+write_order(void *arg)
+{
+	OrderWrite *w = (OrderWrite *) arg;
+	bool		isnull;
+
+	crm_query_run_as(w->caller, &insert_order, w->values, w->nulls, 1);
+	w->order_id = crm_result_int64(0, 1, &isnull);
+}
+
+static void
+write_order_items(void *arg)
+{
+	OrderWrite *w = (OrderWrite *) arg;
+	Datum		values[1] = {Int64GetDatum(w->order_id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as(w->caller, &copy_quote_items, values, nulls, 0);
+}
+
+static int64
+required_id(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	return PG_GETARG_INT64(argno);
+}
+
+/* crm_create_order -- SQL crm.create_order(quote_id, order_number) */
+PG_FUNCTION_INFO_V1(crm_create_order);
+Datum
+crm_create_order(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		quote_id = required_id(fcinfo, 0, "quote_id");
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	OrderWrite	w = {caller, values, nulls, 0};
+	char	   *status;
+	bool		no_order;
+	int64		existing;
+
+	values[0] = Int64GetDatum(quote_id);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+
+	SPI_connect();
+	crm_query_run_as(caller, &lock_quote_for_order, values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_QUOTE_NOT_FOUND),
+				 errmsg("quote %lld does not exist", (long long) quote_id),
+				 errdetail("No quote with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+	status = crm_result_text(0, 1);
+	existing = crm_result_int64(0, 2, &no_order);
+	if (!no_order)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_QUOTE_HAS_ORDER),
+				 errmsg("quote %lld already has order %lld", (long long) quote_id, (long long) existing),
+				 errdetail("An accepted quote becomes one sales order.")));
+	if (strcmp(status, "Accepted") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_QUOTE_NOT_ACCEPTED),
+				 errmsg("quote %lld is %s, not Accepted", (long long) quote_id, status),
+				 errdetail("Only an accepted quote becomes a sales order."),
+				 errhint("Set the quote to Accepted once the customer has accepted it.")));
+
+	crm_with_permit(CRM_PERMIT_ORDER_CREATE, quote_id, write_order, &w);
+	crm_with_permit(CRM_PERMIT_ORDER_CREATE, w.order_id, write_order_items, &w);
+	SPI_finish();
+	PG_RETURN_INT64(w.order_id);
+}
+
+/* ---- activate, cancel ---- */
+
+static CrmQuery lock_order = {
+	"SELECT o.status::pg_catalog.text FROM crm.sales_order AS o"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF o",
+	1, {INT8OID}, NULL
+};
+
+/* stock needed per tracked product, with the product locked, in id order */
+static CrmQuery lock_stock = {
+	"SELECT p.id, p.code, p.inventory::pg_catalog.text, n.quantity::pg_catalog.text,"
+	"       p.inventory OPERATOR(pg_catalog.<) n.quantity"
+	"  FROM crm.product AS p,"
+	"       (SELECT i.product_id, pg_catalog.sum(i.quantity) AS quantity FROM crm.sales_order_item AS i"
+	"         WHERE i.order_id OPERATOR(pg_catalog.=) $1 GROUP BY i.product_id) AS n"
+	" WHERE p.id OPERATOR(pg_catalog.=) n.product_id AND p.track_inventory"
+	" ORDER BY p.id FOR NO KEY UPDATE OF p",
+	1, {INT8OID}, NULL
+};
+
+/* move stock: $2 = -1 reserves, +1 returns */
+static CrmQuery move_stock = {
+	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.*) n.quantity"
+	"  FROM (SELECT i.product_id, pg_catalog.sum(i.quantity) AS quantity FROM crm.sales_order_item AS i"
+	"         WHERE i.order_id OPERATOR(pg_catalog.=) $1 GROUP BY i.product_id) AS n"
+	" WHERE p.id OPERATOR(pg_catalog.=) n.product_id AND p.track_inventory",
+	2, {INT8OID, INT4OID}, NULL
+};
+
+static CrmQuery mark_activated = {
+	"UPDATE crm.sales_order AS o SET status = 'Activated', activated_at = pg_catalog.now(), activated_by = $2"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1",
+	2, {INT8OID, REGROLEOID}, NULL
+};
+
+static CrmQuery mark_cancelled = {
+	"UPDATE crm.sales_order AS o SET status = 'Cancelled', cancelled_at = pg_catalog.now(), cancelled_by = $2,"
+	"       cancel_reason = $3"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1",
+	3, {INT8OID, REGROLEOID, TEXTOID}, NULL
+};
+
+/* lock the order for the caller; its status */
+static char *
+lock_order_for(Oid caller, int64 id)
+{
+	Datum		values[1] = {Int64GetDatum(id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as(caller, &lock_order, values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_ORDER_NOT_FOUND),
+				 errmsg("order %lld does not exist", (long long) id),
+				 errdetail("No order with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+	return crm_result_text(0, 1);
+}
+
+/* lock the order's tracked products; with reserve, refuse any shortage */
+static void
+lock_products(int64 order_id, bool reserve)
+{
+	Datum		values[1] = {Int64GetDatum(order_id)};
+	char		nulls[1] = {' '};
+	StringInfoData missing;
+	int			nmissing = 0;
+
+	crm_query_run_as_owner(&lock_stock, values, nulls, 0);
+	if (!reserve)
+		return;
+	initStringInfo(&missing);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(crm_result_datum(i, 5, &isnull)))
+			appendStringInfo(&missing, "%sproduct %s: %s needed, %s on hand",
+							 nmissing++ > 0 ? "; " : "",
+							 crm_result_text(i, 2), crm_result_text(i, 4), crm_result_text(i, 3));
+	}
+	if (nmissing > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_INSUFFICIENT_STOCK),
+				 errmsg("order %lld cannot be activated: not enough stock", (long long) order_id),
+				 errdetail("%s.", missing.data),
+				 errhint("Restock the products, or change the quote and make a new order.")));
+}
+
+static void
+move_order_stock(int64 order_id, int direction)
+{
+	Datum		values[2] = {Int64GetDatum(order_id), Int32GetDatum(direction)};
+	char		nulls[2] = {' ', ' '};
+
+	crm_query_run_as_owner(&move_stock, values, nulls, 0);
+}
+
+typedef struct OrderStatusWrite
+{
+	Oid			caller;
+	int64		id;
+	bool		activate;
+	char	   *reason;
+} OrderStatusWrite;
+
+static void
+write_order_status(void *arg)
+{
+	OrderStatusWrite *w = (OrderStatusWrite *) arg;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(w->id);
+	values[1] = ObjectIdGetDatum(w->caller);
+	values[2] = w->reason ? CStringGetTextDatum(w->reason) : (Datum) 0;
+	nulls[2] = w->reason ? ' ' : 'n';
+	crm_query_run_as(w->caller, w->activate ? &mark_activated : &mark_cancelled, values, nulls, 0);
+}
+
+static Datum
+order_status_datum(FunctionCallInfo fcinfo, const char *status)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(status),
+							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
+}
+
+/* crm_activate_order -- SQL crm.activate_order(order_id) */
+PG_FUNCTION_INFO_V1(crm_activate_order);
+Datum
+crm_activate_order(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		id = required_id(fcinfo, 0, "order_id");
+	OrderStatusWrite w = {caller, id, true, NULL};
+	char	   *status;
+
+	SPI_connect();
+	status = lock_order_for(caller, id);
+	if (strcmp(status, "Draft") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
+				 errmsg("order %lld cannot go from \"%s\" to \"Activated\"", (long long) id, status),
+				 errhint("Only a Draft order is activated.")));
+	lock_products(id, true);
+	move_order_stock(id, -1);
+	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
+	SPI_finish();
+	PG_RETURN_DATUM(order_status_datum(fcinfo, "Activated"));
+}
+
+/* crm_cancel_order -- SQL crm.cancel_order(order_id, reason) */
+PG_FUNCTION_INFO_V1(crm_cancel_order);
+Datum
+crm_cancel_order(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		id = required_id(fcinfo, 0, "order_id");
+	OrderStatusWrite w = {caller, id, false, PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1))};
+	char	   *status;
+
+	SPI_connect();
+	status = lock_order_for(caller, id);
+	if (strcmp(status, "Activated") == 0)
+	{
+		lock_products(id, false);
+		move_order_stock(id, +1);
+	}
+	/* from any other status the transition check decides */
+	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
+	SPI_finish();
+	PG_RETURN_DATUM(order_status_datum(fcinfo, "Cancelled"));
+}

@@ -1,0 +1,522 @@
+/*
+ * quotes.c: quotes, their workflow and approval.
+ *
+ * crm.quote_guard()  BEFORE INSERT OR UPDATE row trigger: a new quote is a
+ *     Draft with subtotal 0 and not synced; status changes follow
+ *     crm.quote_transition, the approval states only through the functions
+ *     below; Draft -> Presented only within the approval threshold; only a
+ *     Draft quote's content changes; the subtotal is the lines' (line-sum
+ *     permit) and the synced flag is set only by crm.sync_quote().
+ * crm.create_quote(), crm.submit_quote(), crm.approve_quote(),
+ * crm.reject_quote(), crm.sync_quote(): SECURITY INVOKER -- every row is read
+ * and written with the caller's own rights; only the approval record is
+ * written as the extension owner.  Each locks the quote first (FOR UPDATE).
+ */
+#include "crm.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+static CrmQuery quote_transition_lookup = {
+	"SELECT t.via_function FROM crm.quote_transition AS t"
+	" WHERE t.from_status OPERATOR(pg_catalog.=) $1::crm.quote_status"
+	"   AND t.to_status OPERATOR(pg_catalog.=) $2::crm.quote_status",
+	2, {TEXTOID, TEXTOID}, NULL
+};
+
+/* the largest discount on a quote (header or any line) and the threshold */
+static CrmQuery quote_discounts = {
+	"SELECT GREATEST(q.discount, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
+	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), 0))::pg_catalog.text,"
+	"       s.quote_approval_threshold::pg_catalog.text,"
+	"       GREATEST(q.discount, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
+	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), 0))"
+	"         OPERATOR(pg_catalog.>) s.quote_approval_threshold"
+	"  FROM crm.quote AS q, crm.settings AS s WHERE q.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/* columns of a quote that are not its content */
+static const char *const workflow_columns[] = {
+	"status", "is_synced", "subtotal", "owner", "created_at", "updated_at", NULL
+};
+
+static bool
+is_workflow_column(const char *name)
+{
+	for (int i = 0; workflow_columns[i] != NULL; i++)
+		if (strcmp(workflow_columns[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* refuse presenting a quote over the threshold that was not approved */
+static void
+check_within_threshold(int64 id)
+{
+	Datum		values[1] = {Int64GetDatum(id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	crm_query_run_as_owner(&quote_discounts, values, nulls, 1);
+	if (SPI_processed > 0 && DatumGetBool(crm_result_datum(0, 3, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_APPROVAL_REQUIRED),
+				 errmsg("quote %lld needs approval before it is presented", (long long) id),
+				 errdetail("Its largest discount, %s%%, exceeds the approval threshold of %s%%.",
+						   crm_result_text(0, 1), crm_result_text(0, 2)),
+				 errhint("Submit it with crm.submit_quote(%lld).", (long long) id)));
+}
+
+/* crm_quote_guard -- trigger crm.quote_guard() */
+PG_FUNCTION_INFO_V1(crm_quote_guard);
+Datum
+crm_quote_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "quote_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		isnull;
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		HeapTuple	newtup = trigdata->tg_trigtuple;
+		char	   *status = crm_column_text(newtup, tupdesc, "status");
+
+		if (strcmp(status, "Draft") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
+					 errmsg("a new quote starts as Draft, not \"%s\"", status)));
+		newtup = crm_set_column(newtup, tupdesc, "is_synced", BoolGetDatum(false), false);
+		newtup = crm_set_column(newtup, tupdesc, "subtotal",
+								DirectFunctionCall1(int4_numeric, Int32GetDatum(0)), false);
+		return PointerGetDatum(newtup);
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		HeapTuple	newtup = trigdata->tg_newtuple;
+		int64		id = crm_column_int64(oldtup, tupdesc, "id", &isnull);
+		char	   *from = crm_column_text(oldtup, tupdesc, "status");
+		char	   *to = crm_column_text(newtup, tupdesc, "status");
+
+		/* content changes only in Draft */
+		if (strcmp(from, "Draft") != 0)
+		{
+			for (int i = 0; i < tupdesc->natts; i++)
+			{
+				Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+				if (att->attisdropped || att->attgenerated || is_workflow_column(NameStr(att->attname)))
+					continue;
+				if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)))
+					ereport(ERROR,
+							(errcode(ERRCODE_CRM_NOT_EDITABLE),
+							 errmsg("quote %lld is %s and its %s cannot change", (long long) id, from,
+									NameStr(att->attname)),
+							 errdetail("Only a Draft quote can be edited."),
+							 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
+			}
+		}
+		if (crm_column_changed(oldtup, newtup, tupdesc, "subtotal") &&
+			!crm_permitted(CRM_PERMIT_LINE_SUM, id))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_AMOUNT_FROM_LINES),
+					 errmsg("the subtotal of quote %lld is the sum of its line items", (long long) id),
+					 errhint("Change the line items instead.")));
+		if (crm_column_changed(oldtup, newtup, tupdesc, "is_synced") &&
+			strcmp(crm_column_text(newtup, tupdesc, "is_synced"), "t") == 0 &&
+			!crm_permitted(CRM_PERMIT_QUOTE_STATUS, id))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
+					 errmsg("quote %lld can be marked synced only through crm.sync_quote()", (long long) id),
+					 errhint("Call SELECT crm.sync_quote(%lld).", (long long) id)));
+
+		if (strcmp(from, to) != 0)
+		{
+			SPI_connect();
+			crm_check_transition(&quote_transition_lookup, "quote", id, from, to,
+								 CRM_PERMIT_QUOTE_STATUS);
+			if (strcmp(from, "Draft") == 0 && strcmp(to, "Presented") == 0)
+				check_within_threshold(id);
+			SPI_finish();
+		}
+		return PointerGetDatum(newtup);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("crm.quote_guard() must be fired for INSERT or UPDATE")));
+	pg_unreachable();
+}
+
+/* ---- functions ---- */
+
+static CrmQuery lock_opportunity = {
+	"SELECT o.name, o.account_id, o.contact_id, o.price_book_id,"
+	"       (SELECT pg_catalog.count(*) FROM crm.quote AS q WHERE q.opportunity_id OPERATOR(pg_catalog.=) o.id)"
+	"  FROM crm.opportunity AS o WHERE o.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF o",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery insert_quote = {
+	"INSERT INTO crm.quote (opportunity_id, name, account_id, contact_id, price_book_id,"
+	"                       valid_until, discount, tax_rate, owner)"
+	" SELECT $1, COALESCE($2, $3 OPERATOR(pg_catalog.||) ' - Quote ' OPERATOR(pg_catalog.||) $4::pg_catalog.text),"
+	"        $5, $6, COALESCE($7, (SELECT b.id FROM crm.price_book AS b WHERE b.is_standard)),"
+	"        COALESCE($8, pg_catalog.current_date() OPERATOR(pg_catalog.+) 30), $9, $10, $11"
+	" RETURNING id",
+	11, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, DATEOID, NUMERICOID, NUMERICOID, REGROLEOID}, NULL
+};
+
+static CrmQuery copy_opportunity_lines = {
+	"INSERT INTO crm.quote_line_item (quote_id, product_id, description, quantity, unit_price, discount, sort_order, owner)"
+	" SELECT $1, l.product_id, l.description, l.quantity, l.unit_price, l.discount, l.sort_order, $3"
+	"   FROM crm.opportunity_line_item AS l WHERE l.opportunity_id OPERATOR(pg_catalog.=) $2"
+	"  ORDER BY l.sort_order, l.id",
+	3, {INT8OID, INT8OID, REGROLEOID}, NULL
+};
+
+static CrmQuery lock_quote = {
+	"SELECT q.status::pg_catalog.text, q.opportunity_id, q.price_book_id,"
+	"       (SELECT a.acted_by FROM crm.quote_approval AS a"
+	"         WHERE a.quote_id OPERATOR(pg_catalog.=) q.id AND a.action OPERATOR(pg_catalog.=) 'submitted'"
+	"         ORDER BY a.id DESC LIMIT 1)"
+	"  FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF q",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery set_quote_status = {
+	"UPDATE crm.quote AS q SET status = $2::crm.quote_status WHERE q.id OPERATOR(pg_catalog.=) $1",
+	2, {INT8OID, TEXTOID}, NULL
+};
+
+static CrmQuery insert_approval = {
+	"INSERT INTO crm.quote_approval (quote_id, action, comment, acted_by) VALUES ($1, $2, $3, $4)",
+	4, {INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
+/* the quote locked for the caller; ZC201 when it is not there for them */
+typedef struct QuoteRow
+{
+	int64		id;
+	char	   *status;
+	int64		opportunity_id;
+	int64		price_book_id;
+	bool		submitter_isnull;
+	Oid			submitter;
+} QuoteRow;
+
+static void
+lock_quote_for(Oid caller, int64 id, QuoteRow *q)
+{
+	Datum		values[1] = {Int64GetDatum(id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	crm_query_run_as(caller, &lock_quote, values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_QUOTE_NOT_FOUND),
+				 errmsg("quote %lld does not exist", (long long) id),
+				 errdetail("No quote with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+	q->id = id;
+	q->status = crm_result_text(0, 1);
+	q->opportunity_id = crm_result_int64(0, 2, &isnull);
+	q->price_book_id = crm_result_int64(0, 3, &isnull);
+	q->submitter = DatumGetObjectId(crm_result_datum(0, 4, &q->submitter_isnull));
+}
+
+/* status changes made by the quote functions, under their permit */
+typedef struct StatusChange
+{
+	Oid			caller;
+	int64		id;
+	const char *const *statuses;	/* NULL-terminated, applied in order */
+} StatusChange;
+
+static void
+apply_statuses(void *arg)
+{
+	StatusChange *c = (StatusChange *) arg;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	values[0] = Int64GetDatum(c->id);
+	for (int i = 0; c->statuses[i] != NULL; i++)
+	{
+		values[1] = CStringGetTextDatum(c->statuses[i]);
+		crm_query_run_as(c->caller, &set_quote_status, values, nulls, 0);
+	}
+}
+
+static void
+record_approval(int64 id, const char *action, const char *comment, Oid caller)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(action);
+	values[2] = comment ? CStringGetTextDatum(comment) : (Datum) 0;
+	nulls[2] = comment ? ' ' : 'n';
+	values[3] = ObjectIdGetDatum(caller);
+	crm_query_run_as_owner(&insert_approval, values, nulls, 0);
+}
+
+static int64
+required_id(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	return PG_GETARG_INT64(argno);
+}
+
+static char *
+optional_text(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* crm_create_quote -- SQL crm.create_quote(opportunity_id, name, valid_until, discount, tax_rate) */
+PG_FUNCTION_INFO_V1(crm_create_quote);
+Datum
+crm_create_quote(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		opportunity_id = required_id(fcinfo, 0, "opportunity_id");
+	Datum		values[11];
+	char		nulls[11];
+	bool		isnull;
+	int64		quote_id;
+	Oid			owner = caller;
+
+	if (PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", PG_ARGISNULL(3) ? "discount" : "tax_rate"),
+				 errhint("Pass 0 for none.")));
+
+	SPI_connect();
+	values[0] = Int64GetDatum(opportunity_id);
+	nulls[0] = ' ';
+	crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
+				 errmsg("opportunity %lld does not exist", (long long) opportunity_id),
+				 errdetail("No opportunity with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[2] = crm_result_datum(0, 1, &isnull);	/* opportunity name */
+	nulls[2] = ' ';
+	values[3] = Int64GetDatum(crm_result_int64(0, 5, &isnull) + 1);	/* quote number */
+	nulls[3] = ' ';
+	for (int i = 2; i <= 4; i++)	/* account, contact, price book */
+	{
+		values[2 + i] = crm_result_datum(0, i, &isnull);
+		nulls[2 + i] = isnull ? 'n' : ' ';
+	}
+	values[7] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[7] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[8] = PG_GETARG_DATUM(3);
+	nulls[8] = ' ';
+	values[9] = PG_GETARG_DATUM(4);
+	nulls[9] = ' ';
+	values[10] = ObjectIdGetDatum(owner);
+	nulls[10] = ' ';
+	crm_query_run_as(caller, &insert_quote, values, nulls, 1);
+	quote_id = crm_result_int64(0, 1, &isnull);
+
+	values[0] = Int64GetDatum(quote_id);
+	values[1] = Int64GetDatum(opportunity_id);
+	values[2] = ObjectIdGetDatum(owner);
+	nulls[1] = nulls[2] = ' ';
+	crm_query_run_as(caller, &copy_opportunity_lines, values, nulls, 0);
+	SPI_finish();
+	PG_RETURN_INT64(quote_id);
+}
+
+/* crm_submit_quote -- SQL crm.submit_quote(quote_id, comment) */
+PG_FUNCTION_INFO_V1(crm_submit_quote);
+Datum
+crm_submit_quote(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		id = required_id(fcinfo, 0, "quote_id");
+	char	   *comment = optional_text(fcinfo, 1);
+	static const char *const path[] = {"Needs Review", NULL};
+	QuoteRow	q;
+	StatusChange change = {caller, id, path};
+
+	SPI_connect();
+	lock_quote_for(caller, id, &q);
+	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
+	record_approval(id, "submitted", comment, caller);
+	SPI_finish();
+	PG_RETURN_DATUM(DirectFunctionCall2(enum_in, CStringGetDatum("Needs Review"),
+										ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo))));
+}
+
+/*
+ * decide -- approve or reject: managers and admins only, not one's own
+ * submission (admins excepted); from Needs Review the quote passes through
+ * In Review.
+ */
+static Datum
+decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
+{
+	Oid			caller = crm_caller();
+	int64		id = required_id(fcinfo, 0, "quote_id");
+	char	   *comment = optional_text(fcinfo, 1);
+	static const char *const deciders[] = {"crm_manager", "crm_admin", NULL};
+	const char *path[3];
+	QuoteRow	q;
+	StatusChange change = {caller, id, path};
+
+	crm_require_role(caller, deciders, psprintf("%s quotes", strcmp(action, "approved") == 0 ? "approve" : "reject"));
+	if (strcmp(action, "rejected") == 0 &&
+		(comment == NULL || strspn(comment, " \t\r\n") == strlen(comment)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_COMMENT_REQUIRED),
+				 errmsg("rejecting quote %lld needs a comment", (long long) id),
+				 errhint("Say why, so the rep can rework it.")));
+
+	SPI_connect();
+	lock_quote_for(caller, id, &q);
+	if (!q.submitter_isnull && q.submitter == caller)
+	{
+		Oid			admin = get_role_oid("crm_admin", true);
+
+		if (!OidIsValid(admin) || !has_privs_of_role(caller, admin))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_SELF_APPROVAL),
+					 errmsg("quote %lld was submitted by you and needs another approver", (long long) id),
+					 errhint("Ask another manager, or an admin.")));
+	}
+	if (strcmp(q.status, "Needs Review") == 0)
+	{
+		path[0] = "In Review";
+		path[1] = outcome;
+		path[2] = NULL;
+	}
+	else
+	{
+		path[0] = outcome;
+		path[1] = NULL;
+	}
+	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
+	record_approval(id, action, comment, caller);
+	SPI_finish();
+	return DirectFunctionCall2(enum_in, CStringGetDatum(outcome),
+							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
+}
+
+/* crm_approve_quote -- SQL crm.approve_quote(quote_id, comment) */
+PG_FUNCTION_INFO_V1(crm_approve_quote);
+Datum
+crm_approve_quote(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(decide(fcinfo, "Approved", "approved"));
+}
+
+/* crm_reject_quote -- SQL crm.reject_quote(quote_id, comment) */
+PG_FUNCTION_INFO_V1(crm_reject_quote);
+Datum
+crm_reject_quote(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(decide(fcinfo, "Rejected", "rejected"));
+}
+
+/* ---- sync ---- */
+
+static CrmQuery unsync_others = {
+	"UPDATE crm.quote AS q SET is_synced = false"
+	" WHERE q.opportunity_id OPERATOR(pg_catalog.=) $1 AND q.is_synced AND q.id OPERATOR(pg_catalog.<>) $2",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+static CrmQuery mark_synced = {
+	"UPDATE crm.quote AS q SET is_synced = true WHERE q.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery clear_opportunity_lines = {
+	"DELETE FROM crm.opportunity_line_item AS l WHERE l.opportunity_id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery set_opportunity_book = {
+	"UPDATE crm.opportunity AS o SET price_book_id = $2"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1 AND o.price_book_id IS DISTINCT FROM $2",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+static CrmQuery copy_quote_lines = {
+	"INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, description, quantity, unit_price, discount, sort_order, owner)"
+	" SELECT $1, l.product_id, l.description, l.quantity, l.unit_price, l.discount, l.sort_order, $3"
+	"   FROM crm.quote_line_item AS l WHERE l.quote_id OPERATOR(pg_catalog.=) $2"
+	"  ORDER BY l.sort_order, l.id",
+	3, {INT8OID, INT8OID, REGROLEOID}, NULL
+};
+
+typedef struct SyncWrite
+{
+	Oid			caller;
+	QuoteRow   *q;
+} SyncWrite;
+
+static void
+write_sync(void *arg)
+{
+	SyncWrite  *w = (SyncWrite *) arg;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(w->q->opportunity_id);
+	values[1] = Int64GetDatum(w->q->id);
+	crm_query_run_as(w->caller, &unsync_others, values, nulls, 0);
+	crm_query_run_as(w->caller, &mark_synced, &values[1], nulls, 0);
+	crm_query_run_as(w->caller, &clear_opportunity_lines, values, nulls, 0);
+	values[1] = Int64GetDatum(w->q->price_book_id);
+	nulls[1] = w->q->price_book_id == 0 ? 'n' : ' ';
+	crm_query_run_as(w->caller, &set_opportunity_book, values, nulls, 0);
+	values[1] = Int64GetDatum(w->q->id);
+	nulls[1] = ' ';
+	values[2] = ObjectIdGetDatum(w->caller);
+	crm_query_run_as(w->caller, &copy_quote_lines, values, nulls, 0);
+}
+
+/* crm_sync_quote -- SQL crm.sync_quote(quote_id) */
+PG_FUNCTION_INFO_V1(crm_sync_quote);
+Datum
+crm_sync_quote(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	int64		id = required_id(fcinfo, 0, "quote_id");
+	QuoteRow	q;
+	SyncWrite	w = {caller, &q};
+	Datum		values[1];
+	char		nulls[1] = {' '};
+
+	SPI_connect();
+	lock_quote_for(caller, id, &q);
+	/* the opportunity is locked too: its lines are about to be replaced */
+	values[0] = Int64GetDatum(q.opportunity_id);
+	crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
+				 errmsg("opportunity %lld of quote %lld is not visible to role \"%s\"",
+						(long long) q.opportunity_id, (long long) id, GetUserNameFromId(caller, false))));
+	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, write_sync, &w);
+	SPI_finish();
+	PG_RETURN_INT64(q.opportunity_id);
+}
