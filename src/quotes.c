@@ -32,14 +32,12 @@ static CrmQuery quote_transition_lookup = {
 
 /* the largest discount on a quote (header or any line) and the threshold */
 static CrmQuery quote_discounts = {
-	"SELECT GREATEST(q.discount, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
-	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), 0))::pg_catalog.text,"
-	"       s.quote_approval_threshold::pg_catalog.text,"
-	"       GREATEST(q.discount, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
-	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), 0))"
-	"         OPERATOR(pg_catalog.>) s.quote_approval_threshold"
-	"  FROM crm.quote AS q, crm.settings AS s WHERE q.id OPERATOR(pg_catalog.=) $1",
-	1, {INT8OID}, NULL
+	"SELECT d.discount::pg_catalog.text, s.quote_approval_threshold::pg_catalog.text,"
+	"       d.discount OPERATOR(pg_catalog.>) s.quote_approval_threshold"
+	"  FROM crm.settings AS s,"
+	"       (SELECT GREATEST($2, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
+	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) $1), 0)) AS discount) AS d",
+	2, {INT8OID, NUMERICOID}, NULL
 };
 
 /* columns of a quote that are not its content */
@@ -56,12 +54,15 @@ is_workflow_column(const char *name)
 	return false;
 }
 
-/* refuse presenting a quote over the threshold that was not approved */
+/*
+ * refuse presenting a quote over the threshold that was not approved; the
+ * header discount is the one the statement is writing
+ */
 static void
-check_within_threshold(int64 id)
+check_within_threshold(int64 id, Datum discount)
 {
-	Datum		values[1] = {Int64GetDatum(id)};
-	char		nulls[1] = {' '};
+	Datum		values[2] = {Int64GetDatum(id), discount};
+	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 
 	crm_query_run_as_owner(&quote_discounts, values, nulls, 1);
@@ -105,8 +106,8 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		char	   *from = crm_column_text(oldtup, tupdesc, "status");
 		char	   *to = crm_column_text(newtup, tupdesc, "status");
 
-		/* content changes only in Draft */
-		if (strcmp(from, "Draft") != 0)
+		/* content changes only in Draft (also when going back to Draft) */
+		if (strcmp(from, "Draft") != 0 && strcmp(to, "Draft") != 0)
 		{
 			for (int i = 0; i < tupdesc->natts; i++)
 			{
@@ -143,7 +144,7 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 			crm_check_transition(&quote_transition_lookup, "quote", id, from, to,
 								 CRM_PERMIT_QUOTE_STATUS);
 			if (strcmp(from, "Draft") == 0 && strcmp(to, "Presented") == 0)
-				check_within_threshold(id);
+				check_within_threshold(id, heap_getattr(newtup, crm_attnum(tupdesc, "discount"), tupdesc, &isnull));
 			SPI_finish();
 		}
 		return PointerGetDatum(newtup);
@@ -168,7 +169,7 @@ static CrmQuery insert_quote = {
 	"                       valid_until, discount, tax_rate, owner)"
 	" SELECT $1, COALESCE($2, $3 OPERATOR(pg_catalog.||) ' - Quote ' OPERATOR(pg_catalog.||) $4::pg_catalog.text),"
 	"        $5, $6, COALESCE($7, (SELECT b.id FROM crm.price_book AS b WHERE b.is_standard)),"
-	"        COALESCE($8, pg_catalog.current_date() OPERATOR(pg_catalog.+) 30), $9, $10, $11"
+	"        COALESCE($8, CURRENT_DATE OPERATOR(pg_catalog.+) 30), $9, $10, $11"
 	" RETURNING id",
 	11, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, DATEOID, NUMERICOID, NUMERICOID, REGROLEOID}, NULL
 };
@@ -229,6 +230,18 @@ lock_quote_for(Oid caller, int64 id, QuoteRow *q)
 	q->opportunity_id = crm_result_int64(0, 2, &isnull);
 	q->price_book_id = crm_result_int64(0, 3, &isnull);
 	q->submitter = DatumGetObjectId(crm_result_datum(0, 4, &q->submitter_isnull));
+}
+
+/* the quote functions start only from their statuses (ZC020 otherwise) */
+static void
+require_status(const QuoteRow *q, const char *one, const char *other, const char *to)
+{
+	if (strcmp(q->status, one) == 0 || (other != NULL && strcmp(q->status, other) == 0))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
+			 errmsg("quote %lld cannot go from \"%s\" to \"%s\"", (long long) q->id, q->status, to),
+			 errhint("The legal status changes are listed in crm.quote_transition.")));
 }
 
 /* status changes made by the quote functions, under their permit */
@@ -358,6 +371,7 @@ crm_submit_quote(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	lock_quote_for(caller, id, &q);
+	require_status(&q, "Draft", NULL, "Needs Review");
 	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
 	record_approval(id, "submitted", comment, caller);
 	SPI_finish();
@@ -391,6 +405,7 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 
 	SPI_connect();
 	lock_quote_for(caller, id, &q);
+	require_status(&q, "Needs Review", "In Review", outcome);
 	if (!q.submitter_isnull && q.submitter == caller)
 	{
 		Oid			admin = get_role_oid("crm_admin", true);

@@ -43,7 +43,7 @@ crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 	if (via != NULL && !crm_permitted(kind, id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
-				 errmsg("%s %lld can go from \"%s\" to \"%s\" only through %s()",
+				 errmsg("%s %lld can go from \"%s\" to \"%s\" only through %s",
 						what, (long long) id, from, to, via),
 				 errhint("Call the function instead of updating the status.")));
 }

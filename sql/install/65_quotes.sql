@@ -41,10 +41,10 @@ COMMENT ON COLUMN crm.quote_transition.from_status IS 'Status before';
 COMMENT ON COLUMN crm.quote_transition.to_status IS 'Status after';
 COMMENT ON COLUMN crm.quote_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
 INSERT INTO crm.quote_transition VALUES
-    ('Draft',        'Needs Review', 'crm.submit_quote'),
-    ('Needs Review', 'In Review',    'crm.approve_quote / crm.reject_quote'),
-    ('In Review',    'Approved',     'crm.approve_quote'),
-    ('In Review',    'Rejected',     'crm.reject_quote'),
+    ('Draft',        'Needs Review', 'crm.submit_quote()'),
+    ('Needs Review', 'In Review',    'crm.approve_quote() or crm.reject_quote()'),
+    ('In Review',    'Approved',     'crm.approve_quote()'),
+    ('In Review',    'Rejected',     'crm.reject_quote()'),
     ('Needs Review', 'Draft',        NULL),   -- withdrawn by the rep
     ('Rejected',     'Draft',        NULL),   -- reworked
     ('Draft',        'Presented',    NULL),   -- only within the approval threshold

@@ -22,9 +22,9 @@ COMMENT ON COLUMN crm.order_transition.from_status IS 'Status before';
 COMMENT ON COLUMN crm.order_transition.to_status IS 'Status after';
 COMMENT ON COLUMN crm.order_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
 INSERT INTO crm.order_transition VALUES
-    ('Draft',     'Activated', 'crm.activate_order'),
-    ('Draft',     'Cancelled', 'crm.cancel_order'),
-    ('Activated', 'Cancelled', 'crm.cancel_order'),
+    ('Draft',     'Activated', 'crm.activate_order()'),
+    ('Draft',     'Cancelled', 'crm.cancel_order()'),
+    ('Activated', 'Cancelled', 'crm.cancel_order()'),
     ('Activated', 'Shipped',   NULL),
     ('Shipped',   'Delivered', NULL),
     ('Delivered', 'Completed', NULL);

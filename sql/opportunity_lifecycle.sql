@@ -1,0 +1,54 @@
+-- opportunity_lifecycle: probability defaults from the stage, a lost deal
+-- needs a loss reason, closed_at follows closing and reopening, and every
+-- change of stage, amount, probability or close date is in the history.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+RESET client_min_messages;
+\set VERBOSITY terse
+INSERT INTO crm.account (name) VALUES ('Acme');
+
+-- Probability: from the stage unless given.
+INSERT INTO crm.opportunity (name, account_id) VALUES ('A', 1);
+INSERT INTO crm.opportunity (name, account_id, stage, probability) VALUES ('B', 1, 'Proposal', 33);
+SELECT name, stage, probability FROM crm.opportunity ORDER BY id;
+-- A stage change brings the new stage's probability, unless the same
+-- statement sets one; a probability change alone stays.
+UPDATE crm.opportunity SET stage = 'Negotiation' WHERE name = 'A';
+UPDATE crm.opportunity SET stage = 'Negotiation', probability = 60 WHERE name = 'B';
+SELECT name, stage, probability FROM crm.opportunity ORDER BY id;
+UPDATE crm.opportunity SET probability = 80 WHERE name = 'A';
+SELECT probability FROM crm.opportunity WHERE name = 'A';
+
+-- A lost deal (closed, not won) needs a loss reason (ZC110).
+UPDATE crm.opportunity SET stage = 'Failed' WHERE name = 'A';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason = '   ' WHERE name = 'A';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.opportunity (name, account_id, stage) VALUES ('C', 1, 'Failed');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason = 'price' WHERE name = 'A';
+-- closed_at is set on closing (whatever the client sends) ...
+SELECT stage, probability, closed_at = now() AS closed_now FROM crm.opportunity WHERE name = 'A';
+UPDATE crm.opportunity SET closed_at = '2001-01-01' WHERE name = 'A';
+SELECT closed_at = now() AS kept FROM crm.opportunity WHERE name = 'A';
+COMMIT;
+-- ... and cleared on reopening.
+UPDATE crm.opportunity SET stage = 'Proposal' WHERE name = 'A';
+SELECT stage, probability, closed_at FROM crm.opportunity WHERE name = 'A';
+-- Won deals need no reason.
+UPDATE crm.opportunity SET stage = 'Successful', amount = 1000 WHERE name = 'B';
+SELECT stage, probability, closed_at IS NOT NULL AS closed FROM crm.opportunity WHERE name = 'B';
+
+-- The history: one row at creation, one per change of a tracked field,
+-- none for other changes.
+UPDATE crm.opportunity SET description = 'not tracked' WHERE name = 'A';
+UPDATE crm.opportunity SET close_date = '2027-06-30' WHERE name = 'A';
+SELECT o.name, h.old_stage, h.new_stage, h.old_amount, h.new_amount, h.old_probability, h.new_probability,
+       h.old_close_date, h.new_close_date, h.changed_by = current_user::regrole AS by_me
+  FROM crm.opportunity_history h JOIN crm.opportunity o ON o.id = h.opportunity_id
+ ORDER BY h.id;
+-- History is read-only for users.
+SELECT has_table_privilege('crm_sales', 'crm.opportunity_history', 'INSERT') AS sales_can_insert,
+       has_table_privilege('crm_sales', 'crm.opportunity_history', 'SELECT') AS sales_can_read;
