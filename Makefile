@@ -44,7 +44,16 @@ REGRESS = \
 	convert_errors \
 	convert_security \
 	conversion_guard \
-	convert_many
+	convert_many \
+	catalog \
+	line_items \
+	opportunity_lifecycle \
+	quotes \
+	quote_approval \
+	sales_orders \
+	activities \
+	reminders \
+	campaigns
 
 ISOLATION = convert_same_lead convert_same_company
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso

@@ -323,7 +323,7 @@ static CrmQuery lock_stock = {
 
 /* move stock: $2 = -1 reserves, +1 returns */
 static CrmQuery move_stock = {
-	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.*) n.quantity"
+	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.+) ($2 OPERATOR(pg_catalog.*) n.quantity)"
 	"  FROM (SELECT i.product_id, pg_catalog.sum(i.quantity) AS quantity FROM crm.sales_order_item AS i"
 	"         WHERE i.order_id OPERATOR(pg_catalog.=) $1 GROUP BY i.product_id) AS n"
 	" WHERE p.id OPERATOR(pg_catalog.=) n.product_id AND p.track_inventory",

@@ -1,0 +1,57 @@
+-- reminders: crm.claim_due_reminders() hands out each due reminder once,
+-- oldest first, to a caller who may update the activity; claimed reminders
+-- are marked sent; moving remind_at re-arms them.  (Delivery to several
+-- concurrent workers and the NOTIFY are in the isolation spec reminders.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_worker, regress_outsider;
+RESET client_min_messages;
+\set VERBOSITY terse
+CREATE ROLE regress_worker IN ROLE crm_sales;
+CREATE ROLE regress_outsider;
+GRANT USAGE ON SCHEMA crm TO regress_outsider;
+
+INSERT INTO crm.account (name) VALUES ('Acme');
+INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at) VALUES
+    ('task', 'Old reminder', 1, '2026-01-02', '2026-01-01 09:00+00'),
+    ('task', 'Due reminder', 1, '2026-01-03', '2026-01-02 09:00+00'),
+    ('task', 'Future reminder', 1, '2099-01-03', '2099-01-02 09:00+00'),
+    ('task', 'Closed task', 1, '2026-01-03', '2026-01-01 08:00+00'),
+    ('task', 'No reminder', 1, '2026-01-03', NULL);
+UPDATE crm.activity SET status = 'Cancelled' WHERE subject = 'Closed task';
+
+-- Claim: due, unsent, open; oldest first; at most max_count.
+SET ROLE regress_worker;
+SELECT activity_id, subject, remind_at FROM crm.claim_due_reminders(1);
+SELECT activity_id, subject FROM crm.claim_due_reminders(10);
+-- Nothing is handed out twice.
+SELECT count(*) AS again FROM crm.claim_due_reminders(10);
+-- due_before looks ahead.
+SELECT subject FROM crm.claim_due_reminders(10, '2100-01-01');
+RESET ROLE;
+SELECT subject, reminder_sent_at IS NOT NULL AS sent FROM crm.activity ORDER BY id;
+
+-- Moving remind_at re-arms the reminder.
+UPDATE crm.activity SET remind_at = '2026-02-01 09:00+00' WHERE subject = 'Old reminder';
+SELECT subject FROM crm.claim_due_reminders(10);
+-- A rolled-back claim leaves the reminder for the next worker.
+UPDATE crm.activity SET remind_at = '2026-03-01 09:00+00' WHERE subject = 'Old reminder';
+BEGIN;
+SELECT subject FROM crm.claim_due_reminders(10);
+ROLLBACK;
+SELECT subject FROM crm.claim_due_reminders(10);
+
+-- Bad arguments (22023, 22004); no EXECUTE for outsiders (42501).
+SELECT * FROM crm.claim_due_reminders(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM crm.claim_due_reminders(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_outsider;
+SELECT * FROM crm.claim_due_reminders(10);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+REVOKE USAGE ON SCHEMA crm FROM regress_outsider;
+DROP EXTENSION crm CASCADE;
+DROP ROLE regress_worker, regress_outsider;
