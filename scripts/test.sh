@@ -35,11 +35,15 @@ passed=0
 failed=0
 failures=()
 
-# count_results LOG: count pg_regress / pg_isolation_regress result lines
+# count_results LOG STATUS EXPECTED: count pg_regress / pg_isolation_regress
+# result lines; a runner that failed, or ran fewer tests than it was given,
+# counts the missing ones as failed
 count_results() {
-    local log=$1 p f
+    local log=$1 status=$2 expected=$3 p f
     p=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok' "$log")
     f=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED' "$log")
+    if [ $((p + f)) -lt "$expected" ]; then f=$((expected - p)); fi
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))
     failed=$((failed + f))
     if [ "$f" -gt 0 ]; then failures+=("$log"); fi
@@ -54,7 +58,7 @@ as_cluster_user "$PGXS_DIR/src/test/regress/pg_regress" \
     --inputdir=. --outputdir=. --bindir="$PG_BIN" \
     --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --dbname=contrib_regression $regress_tests 2>&1 | tee "$WORK/regress.log"
-count_results "$WORK/regress.log"
+count_results "$WORK/regress.log" "${PIPESTATUS[0]}" "$(echo $regress_tests | wc -w)"
 [ ! -s regression.diffs ] || cp regression.diffs "$WORK/regression.diffs"
 
 log "isolation: $(echo $isolation_tests | wc -w) specs"
@@ -62,7 +66,7 @@ as_cluster_user "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
     --inputdir=test/isolation --outputdir=output_iso --bindir="$PG_BIN" \
     --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --dbname=isolation_regression $isolation_tests 2>&1 | tee "$WORK/isolation.log"
-count_results "$WORK/isolation.log"
+count_results "$WORK/isolation.log" "${PIPESTATUS[0]}" "$(echo $isolation_tests | wc -w)"
 [ ! -s output_iso/regression.diffs ] || cp output_iso/regression.diffs "$WORK/isolation.diffs"
 
 # TAP tests create their own clusters with PostgreSQL::Test::Cluster.

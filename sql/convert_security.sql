@@ -122,6 +122,42 @@ RESET search_path;
 DROP TABLE pg_temp.lead;
 RESET ROLE;
 
+-- Code of a rep's that runs with more rights -- here an index expression
+-- evaluated by a superuser's ANALYZE, as a security-restricted operation --
+-- still converts only as that rep: lead 2 (rep2's) is not converted.
+SET ROLE regress_rep1;
+CREATE FUNCTION regress_evil.trap(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF current_setting('regress.armed', true) = 'on' THEN
+    PERFORM crm.convert_lead(2);
+  END IF;
+  RETURN x;
+END $$;
+CREATE TABLE regress_evil.bait (x int);
+CREATE INDEX bait_trap ON regress_evil.bait ((regress_evil.trap(x)));
+INSERT INTO regress_evil.bait SELECT generate_series(1, 10);
+RESET ROLE;
+SET regress.armed = on;
+\set VERBOSITY terse
+ANALYZE regress_evil.bait;
+\set VERBOSITY default
+RESET regress.armed;
+SELECT status FROM crm.lead WHERE id = 2;
+
+-- The extension's trigger functions cannot be attached to other tables:
+-- reps lack EXECUTE, and even a superuser's trigger refuses to fire there.
+SET ROLE regress_rep1;
+CREATE TABLE regress_evil.fake_history (id bigint, status crm.lead_status);
+CREATE TRIGGER forge AFTER INSERT ON regress_evil.fake_history
+    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+CREATE TRIGGER forge AFTER INSERT ON regress_evil.fake_history
+    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+INSERT INTO regress_evil.fake_history VALUES (1, 'Converted');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS forged FROM crm.lead_status_history WHERE lead_id = 1 AND from_status IS NULL AND to_status = 'Converted';
+
 REVOKE USAGE ON SCHEMA crm FROM regress_nobody, regress_viewer;
 DROP EXTENSION crm CASCADE;
 SET client_min_messages = warning;

@@ -36,8 +36,9 @@ SELECT tgrelid::regclass AS "table", tgname, tgfoid::regproc AS function
  WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'crm.%'
  ORDER BY 1, 2;
 
--- convert_lead is SECURITY DEFINER with a pinned search_path, and PUBLIC
--- cannot execute it.
+-- convert_lead acts for its caller: SECURITY INVOKER (it raises privileges in
+-- C only for the duplicate search), with a pinned search_path; PUBLIC cannot
+-- execute it.
 SELECT prosecdef, proconfig,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute,
        has_function_privilege('crm_sales', p.oid, 'EXECUTE') AS sales_can_execute,
@@ -51,3 +52,24 @@ SELECT unnest(extconfig)::regclass::text AS dumped FROM pg_extension WHERE extna
 DROP EXTENSION crm;
 CREATE EXTENSION crm;
 SELECT count(*) AS crm_roles FROM pg_roles WHERE rolname LIKE 'crm\_%';
+
+-- No function that changes state through a guarded path, and no trigger
+-- function, is executable by PUBLIC.
+SELECT p.oid::regprocedure AS open_to_public
+  FROM pg_proc p
+ WHERE p.pronamespace = 'crm'::regnamespace
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1::text;
+
+-- A schema crm that someone else created first is refused.
+DROP EXTENSION crm;
+DROP SCHEMA crm;
+DROP ROLE IF EXISTS regress_squatter;
+CREATE ROLE regress_squatter;
+CREATE SCHEMA crm AUTHORIZATION regress_squatter;
+CREATE EXTENSION crm;
+\echo :LAST_ERROR_SQLSTATE
+DROP SCHEMA crm;
+DROP ROLE regress_squatter;
+CREATE EXTENSION crm;
+SELECT extname FROM pg_extension WHERE extname = 'crm';

@@ -6,27 +6,32 @@
  * opportunity, and marks the lead Converted with links to all three.  Any
  * error undoes all of it.
  *
- * Rights.  The function is SECURITY DEFINER, but every row it reads for the
- * caller or writes is read or written with the caller's rights
- * (crm_query_run_as(caller, ...)): table privileges and row-level security
- * apply to the caller, also after SET ROLE.  The caller is GetOuterUserId(),
- * the role the session acts as.  Only two things use the owner's rights: the
- * duplicate search, which must see every account and contact so that two
- * reps converting leads of one company end up with one account, and the
- * existence check that tells "no such lead" from "not yours".
+ * Rights.  Every row the function reads for the caller or writes is read or
+ * written with the caller's rights (crm_query_run_as(caller, ...)): table
+ * privileges and row-level security apply to the caller.  The caller is the
+ * role calling the function (GetUserId()): the function is declared SECURITY
+ * INVOKER and raises privileges in C, only around the two statements that
+ * need them, to the role that owns the extension's tables: the duplicate
+ * search, which must see every account and contact so that two reps
+ * converting leads of one company end up with one account, and the existence
+ * check that tells "no such lead" from "not yours".  (Declared SECURITY
+ * DEFINER, the function could only take GetOuterUserId() as the caller, and
+ * that is wrong inside another role's SECURITY DEFINER function or a
+ * security-restricted operation such as ANALYZE of an index expression.)
  *
  * Concurrency.
- *   - The lead row is locked (SELECT ... FOR UPDATE, as the caller) before
- *     anything else: a second conversion of the same lead waits, then sees
- *     status Converted and fails with ZC002.  (In REPEATABLE READ it fails
- *     with a serialization error instead, as any update of a concurrently
- *     changed row does.)
  *   - Duplicate detection is serialised per match key with transaction-level
  *     advisory locks taken before the search: the company key and the web
- *     domain (account), then the e-mail (contact).  Account keys always come
- *     before the contact key and are taken in sorted order, so two single
- *     conversions never deadlock.  The second of two conversions for one
- *     company waits until the first commits and then finds its account.
+ *     domain (account) and the e-mail (contact), in one sorted batch.  They
+ *     are taken before the lead's row lock, from an unlocked read of the
+ *     lead, so a conversion never waits for a key while holding a row; then
+ *     again from the locked row, in case it changed meanwhile.  The second of
+ *     two conversions for one company waits until the first commits and then
+ *     finds its account.
+ *   - The lead row is locked (SELECT ... FOR UPDATE, as the caller): a second
+ *     conversion of the same lead waits, then sees status Converted and fails
+ *     with ZC002.  (In REPEATABLE READ it fails with a serialization error
+ *     instead, as any update of a concurrently changed row does.)
  *   - In REPEATABLE READ and SERIALIZABLE the transaction snapshot cannot see
  *     an account committed after it was taken; when the search finds nothing
  *     but a fresh snapshot would find a match, the conversion fails with a
@@ -101,6 +106,12 @@ static CrmQuery lock_lead = {
 	" l.industry, l.city, l.country, l.owner,"
 	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id, l.campaign_id"
 	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF l",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery peek_lead = {
+	"SELECT l.company, l.website::pg_catalog.text, l.email::pg_catalog.text"
+	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1",
 	1, {INT8OID}, NULL
 };
 
@@ -264,17 +275,53 @@ dedupe_key_cmp(const DedupeKey *a, const DedupeKey *b)
 	return 0;
 }
 
-static void
-lock_dedupe_keys(DedupeKey *keys, int nkeys)
+/* The keys under which a lead's account and contact are searched. */
+typedef struct MatchKeys
 {
-	/* sorted order: two conversions needing the same keys never deadlock */
-	if (nkeys == 2 && dedupe_key_cmp(&keys[0], &keys[1]) > 0)
-	{
-		DedupeKey	t = keys[0];
+	char	   *company;		/* company match key; NULL without a company */
+	char	   *domain;			/* company domain of the web site or e-mail */
+	char	   *email;			/* e-mail in lower case */
+} MatchKeys;
 
-		keys[0] = keys[1];
-		keys[1] = t;
-	}
+/*
+ * match_keys -- the keys of a lead.  A lead without a company (a private
+ * customer) is never matched by name: two people called Maria Garcia are
+ * not one account.
+ */
+static void
+match_keys(const char *company, const char *website, const char *email, MatchKeys *k)
+{
+	k->company = company ? crm_company_key(company) : NULL;
+	k->domain = website ? crm_company_domain(crm_domain_of(website)) : NULL;
+	if (k->domain == NULL && email != NULL)
+		k->domain = crm_email_company_domain(email);
+	k->email = email ? str_tolower(email, strlen(email), DEFAULT_COLLATION_OID) : NULL;
+}
+
+static int
+dedupe_key_qsort_cmp(const void *a, const void *b)
+{
+	return dedupe_key_cmp((const DedupeKey *) a, (const DedupeKey *) b);
+}
+
+/*
+ * lock_match_keys -- take the advisory locks of the keys to be searched, in
+ * one sorted batch, held to the end of the transaction.  Locks already held
+ * are not waited for again.
+ */
+static void
+lock_match_keys(const MatchKeys *k, bool accounts, bool contacts)
+{
+	DedupeKey	keys[3];
+	int			nkeys = 0;
+
+	if (accounts && k->company != NULL)
+		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_COMPANY, k->company);
+	if (accounts && k->domain != NULL)
+		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_DOMAIN, k->domain);
+	if (contacts && k->email != NULL)
+		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_EMAIL, k->email);
+	qsort(keys, nkeys, sizeof(DedupeKey), dedupe_key_qsort_cmp);
 	for (int i = 0; i < nkeys; i++)
 	{
 		LOCKTAG		tag;
@@ -282,6 +329,30 @@ lock_dedupe_keys(DedupeKey *keys, int nkeys)
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, keys[i].hash, keys[i].kind, 2);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
+}
+
+static char *
+blank_to_null(char *s)
+{
+	return (s != NULL && strspn(s, " \t\r\n") == strlen(s)) ? NULL : s;
+}
+
+/*
+ * peek_match_keys -- the lead's keys read without locking it, so that the
+ * key locks can be taken before the lead's row lock (see the file header).
+ * Returns false when the lead is not there for the caller.
+ */
+static bool
+peek_match_keys(Oid caller, int64 lead_id, MatchKeys *k)
+{
+	Datum		values[1] = {Int64GetDatum(lead_id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as(caller, &peek_lead, values, nulls, 1);
+	if (SPI_processed == 0)
+		return false;
+	match_keys(blank_to_null(crm_result_text(0, 1)), crm_result_text(0, 2), crm_result_text(0, 3), k);
+	return true;
 }
 
 /*
@@ -325,9 +396,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 	lead->id = lead_id;
 	lead->status = crm_result_text(0, 1);
 	lead->name = crm_result_text(0, 2);
-	lead->company = crm_result_text(0, 3);
-	if (lead->company != NULL && strspn(lead->company, " \t\r\n") == strlen(lead->company))
-		lead->company = NULL;
+	lead->company = blank_to_null(crm_result_text(0, 3));
 	lead->title = crm_result_text(0, 4);
 	lead->email = crm_result_text(0, 5);
 	lead->phone = crm_result_text(0, 6);
@@ -411,60 +480,48 @@ check_contact(Oid caller, int64 contact_id, int64 account_id, bool account_given
 /*
  * search -- run a duplicate search as the owner; in REPEATABLE READ and
  * SERIALIZABLE, fail with a serialization error when only a fresh snapshot
- * would see the match.  Returns the id found, or 0.
+ * would see the match.  Returns whether one was found, and its id.
  */
-static int64
-search(CrmQuery *query, Datum *values, const char *nulls, const char *what, int64 lead_id)
+static bool
+search(CrmQuery *query, Datum *values, const char *nulls, const char *what, int64 lead_id,
+	   int64 *id)
 {
 	bool		isnull;
 
 	crm_query_run_as_owner(query, values, nulls, 1);
 	if (SPI_processed > 0)
-		return crm_result_int64(0, 1, &isnull);
+	{
+		*id = crm_result_int64(0, 1, &isnull);
+		return true;
+	}
 	if (crm_query_finds_newer_rows(query, values, nulls))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize conversion of lead %lld", (long long) lead_id),
 				 errdetail("A matching %s was created by a transaction that committed after this one started.", what),
 				 errhint("Retry the transaction: the conversion will reuse that %s.", what)));
-	return 0;
+	return false;
 }
 
-/* resolve_account -- the named, matching or a new account for the lead */
+/* resolve_account -- a matching or a new account for the lead */
 static void
-resolve_account(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion *conv)
+resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, bool dedupe,
+				Conversion *conv)
 {
-	const char *name = lead->company ? lead->company : lead->name;
 	Datum		values[7];
 	char		nulls[7];
 	bool		isnull;
+	bool		found = false;
 
-	if (dedupe)
+	if (dedupe && (k->company != NULL || k->domain != NULL))
 	{
-		char	   *key = crm_company_key(name);
-		char	   *domain = lead->website ? crm_domain_of(lead->website) : NULL;
-		DedupeKey	keys[2];
-		int			nkeys = 0;
-
-		/* no web site: the e-mail's domain, unless a public mail provider's */
-		if (domain == NULL && lead->email != NULL)
-			domain = crm_email_company_domain(lead->email);
-
-		if (key != NULL)
-			keys[nkeys++] = dedupe_key(DEDUPE_LOCK_COMPANY, key);
-		if (domain != NULL)
-			keys[nkeys++] = dedupe_key(DEDUPE_LOCK_DOMAIN, domain);
-		lock_dedupe_keys(keys, nkeys);
-
-		param_text(values, nulls, 0, key);
-		param_text(values, nulls, 1, domain);
-		if (nkeys > 0)
-			conv->account_id = search(&find_account, values, nulls, "account", lead->id);
+		param_text(values, nulls, 0, k->company);
+		param_text(values, nulls, 1, k->domain);
+		found = search(&find_account, values, nulls, "account", lead->id, &conv->account_id);
 	}
-
-	if (conv->account_id == 0)
+	if (!found)
 	{
-		param_text(values, nulls, 0, name);
+		param_text(values, nulls, 0, lead->company ? lead->company : lead->name);
 		param_text(values, nulls, 1, lead->industry);
 		param_text(values, nulls, 2, lead->phone);
 		param_text(values, nulls, 3, lead->website);
@@ -494,26 +551,23 @@ fill_reused_account(Oid caller, const Lead *lead, int64 account_id)
 	crm_query_run_as(caller, &fill_account, values, nulls, 0);
 }
 
-/* resolve_contact -- the matching or a new contact for the lead */
+/* resolve_contact -- a matching or a new contact for the lead */
 static void
-resolve_contact(Oid caller, Oid owner, const Lead *lead, bool dedupe, Conversion *conv)
+resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, bool dedupe,
+				Conversion *conv)
 {
 	Datum		values[6];
 	char		nulls[6];
 	bool		isnull;
+	bool		found = false;
 
-	if (dedupe && lead->email != NULL)
+	if (dedupe && k->email != NULL)
 	{
-		char	   *email = str_tolower(lead->email, strlen(lead->email), DEFAULT_COLLATION_OID);
-		DedupeKey	key = dedupe_key(DEDUPE_LOCK_EMAIL, email);
-
-		lock_dedupe_keys(&key, 1);
 		param_text(values, nulls, 0, lead->email);
 		param_int64(values, nulls, 1, conv->account_id, false);
-		conv->contact_id = search(&find_contact, values, nulls, "contact", lead->id);
+		found = search(&find_contact, values, nulls, "contact", lead->id, &conv->contact_id);
 	}
-
-	if (conv->contact_id == 0)
+	if (!found)
 	{
 		param_text(values, nulls, 0, lead->name);
 		param_text(values, nulls, 1, lead->title);
@@ -655,7 +709,7 @@ PG_FUNCTION_INFO_V1(crm_convert_lead);
 Datum
 crm_convert_lead(PG_FUNCTION_ARGS)
 {
-	Oid			caller = GetOuterUserId();
+	Oid			caller = crm_caller();
 	int64		lead_id;
 	bool		account_given = !PG_ARGISNULL(1);
 	bool		contact_given = !PG_ARGISNULL(2);
@@ -667,6 +721,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	bool		dedupe = required_bool(fcinfo, 6, "dedupe");
 	Oid			owner;
 	Lead		lead;
+	MatchKeys	keys;
 	Conversion	conv = {0};
 	TupleDesc	tupdesc;
 	Datum		result[7];
@@ -694,7 +749,17 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 
+	/*
+	 * Key locks first, then the lead's row lock: a conversion never holds
+	 * the row lock while it waits for a key (see the file header).  The keys
+	 * are taken again from the locked row, in case it changed meanwhile.
+	 */
+	if (dedupe && peek_match_keys(caller, lead_id, &keys))
+		lock_match_keys(&keys, !account_given, !contact_given);
 	read_lead(caller, lead_id, &lead);
+	match_keys(lead.company, lead.website, lead.email, &keys);
+	if (dedupe)
+		lock_match_keys(&keys, !account_given, !contact_given);
 	if (!owner_given)
 		owner = lead.owner;
 
@@ -715,14 +780,14 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	}
 	conv.account_id = account_id;
 	if (!account_given)
-		resolve_account(caller, owner, &lead, dedupe, &conv);
+		resolve_account(caller, owner, &lead, &keys, dedupe, &conv);
 	if (!conv.account_created)
 		fill_reused_account(caller, &lead, conv.account_id);
 
 	/* the contact: named, matched by e-mail, or new */
 	conv.contact_id = contact_id;
 	if (!contact_given)
-		resolve_contact(caller, owner, &lead, dedupe, &conv);
+		resolve_contact(caller, owner, &lead, &keys, dedupe, &conv);
 	if (!conv.contact_created)
 		fill_reused_contact(caller, owner, &lead, &conv);
 

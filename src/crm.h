@@ -87,6 +87,7 @@ extern Oid	crm_relation_oid(const char *relname);
 /* normalize.c: keys for duplicate detection, NULL when there is none */
 extern char *crm_company_key(const char *company);
 extern char *crm_domain_of(const char *url);
+extern char *crm_company_domain(char *host);
 extern char *crm_email_company_domain(const char *email);
 
 extern Datum crm_result_datum(int row, int col, bool *isnull);

@@ -9,6 +9,9 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 PG_MODULE_MAGIC;
 
@@ -46,6 +49,13 @@ crm_trigger_data(FunctionCallInfo fcinfo, const char *funcname,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function crm.%s() must be fired %s the operation",
 						funcname, want_before ? "BEFORE" : "AFTER")));
+
+	/* the extension's triggers guard its own tables, nothing else */
+	if (RelationGetNamespace(trigdata->tg_relation) != get_namespace_oid("crm", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function crm.%s() fires only on tables of schema crm, not on \"%s\"",
+						funcname, RelationGetRelationName(trigdata->tg_relation))));
 
 	if (want_row && !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,

@@ -16,9 +16,11 @@
  *
  * Both are IMMUTABLE and back expression indexes on crm.account.
  *
- * crm_email_company_domain(email): the domain of an e-mail address, unless it
- * belongs to a public mail provider (gmail.com, outlook.com, ...), in which
- * case it says nothing about the company and is NULL.
+ * crm_company_domain(host): the host, unless it is shared by many companies
+ * -- a public mail provider (gmail.com, outlook.com, ...) or a platform that
+ * hosts their pages (facebook.com, linkedin.com, wixsite.com, ...) -- in
+ * which case it says nothing about the company and is NULL.  Duplicate
+ * detection only matches on company domains.
  */
 #include "crm.h"
 
@@ -166,36 +168,45 @@ crm_domain_of(const char *url)
 	return host;
 }
 
-/* Public mail providers: their domains say nothing about a company. */
-static const char *const public_mail_domains[] = {
+/* Hosts shared by many companies: mail providers and page-hosting platforms. */
+static const char *const shared_domains[] = {
 	"gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com",
 	"hotmail.com", "hotmail.co.uk", "hotmail.fr", "outlook.com", "live.com", "msn.com",
 	"icloud.com", "me.com", "mac.com", "aol.com", "gmx.com", "gmx.de", "gmx.net",
 	"web.de", "t-online.de", "mail.com", "mail.ru", "yandex.ru", "yandex.com",
 	"proton.me", "protonmail.com", "zoho.com", "qq.com", "163.com", "126.com",
 	"naver.com", "orange.fr", "free.fr", "laposte.net", "libero.it", "fastmail.com",
+	"facebook.com", "fb.com", "instagram.com", "linkedin.com", "twitter.com", "x.com",
+	"youtube.com", "tiktok.com", "pinterest.com", "github.com", "gitlab.com", "bitbucket.org",
+	"medium.com", "substack.com", "wordpress.com", "blogspot.com", "tumblr.com",
+	"wixsite.com", "wix.com", "squarespace.com", "weebly.com", "webflow.io", "myshopify.com",
+	"shopify.com", "etsy.com", "amazon.com", "ebay.com", "yelp.com", "google.com",
+	"sites.google.com", "business.site", "linktr.ee", "t.me", "wa.me", "notion.site",
 	NULL
 };
 
+/* crm_company_domain -- the host, or NULL when many companies share it */
+char *
+crm_company_domain(char *host)
+{
+	if (host == NULL)
+		return NULL;
+	for (int i = 0; shared_domains[i] != NULL; i++)
+		if (strcmp(host, shared_domains[i]) == 0)
+			return NULL;
+	return host;
+}
+
 /*
  * crm_email_company_domain -- the company domain an e-mail address reveals;
- * NULL for public mail providers and malformed addresses.
+ * NULL for shared hosts and malformed addresses.
  */
 char *
 crm_email_company_domain(const char *email)
 {
 	const char *at = strrchr(email, '@');
-	char	   *domain;
 
-	if (at == NULL)
-		return NULL;
-	domain = crm_domain_of(at + 1);
-	if (domain == NULL)
-		return NULL;
-	for (int i = 0; public_mail_domains[i] != NULL; i++)
-		if (strcmp(domain, public_mail_domains[i]) == 0)
-			return NULL;
-	return domain;
+	return at == NULL ? NULL : crm_company_domain(crm_domain_of(at + 1));
 }
 
 /* crm_company_match_key -- SQL crm.company_match_key(text) */

@@ -15,7 +15,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -141,20 +141,23 @@ crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
 }
 
 /*
- * crm_schema_owner -- the owner of schema crm, i.e. the role that created the
- * extension and owns its tables.  History rows are written as this role.
+ * crm_schema_owner -- the role that owns the extension's tables: the role
+ * that ran CREATE EXTENSION.  (Taken from a table the install script creates,
+ * not from schema crm, which could have been created by someone else first;
+ * the install script refuses that case too.)  History rows are written and
+ * duplicates searched as this role.
  */
 Oid
 crm_schema_owner(void)
 {
-	Oid			nspid = get_namespace_oid("crm", false);
+	Oid			relid = crm_relation_oid("change_log");
 	HeapTuple	tup;
 	Oid			owner;
 
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspid));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "crm: cache lookup failed for schema %u", nspid);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		elog(ERROR, "crm: cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
 }

@@ -18,6 +18,23 @@ BEGIN
 END
 $roles$;
 
+-- Schema crm must be the installer's (or a superuser's): a schema someone
+-- else created beforehand could hold objects of theirs.
+DO $owner$
+DECLARE
+    owner_name name;
+    owner_super boolean;
+BEGIN
+    SELECT r.rolname, r.rolsuper INTO owner_name, owner_super
+      FROM pg_catalog.pg_namespace AS n JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'crm';
+    IF owner_name OPERATOR(pg_catalog.<>) CURRENT_USER AND NOT owner_super THEN
+        RAISE EXCEPTION 'schema crm belongs to role %, not to the role creating the extension', owner_name
+            USING ERRCODE = '42501', HINT = 'Drop or rename that schema, then create the extension again.';
+    END IF;
+END
+$owner$;
+
 COMMENT ON SCHEMA crm IS 'CRM sales cloud: leads, accounts, contacts, opportunities and lead conversion (extension crm)';
 
 GRANT USAGE ON SCHEMA crm TO crm_admin, crm_manager, crm_sales, crm_analyst;

@@ -23,10 +23,9 @@ CREATE FUNCTION crm.convert_lead(
     RETURNS crm.conversion_result
     AS 'MODULE_PATHNAME', 'crm_convert_lead'
     LANGUAGE C VOLATILE PARALLEL UNSAFE
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean) IS
 'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
 'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
-'account_id / contact_id pick the records explicitly. Acts with the caller''s rights on every row. See README "Lead conversion".';
+'account_id / contact_id pick the records explicitly. Acts with the caller''s rights on every row; only the duplicate search runs with the extension owner''s. See README "Lead conversion".';
 

@@ -45,10 +45,26 @@ GRANT INSERT, UPDATE, DELETE ON
 GRANT UPDATE ON crm.settings TO crm_admin;
 GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
--- History and approvals: read-only for users.
-GRANT SELECT ON
-    crm.lead_status_history, crm.change_log, crm.lead_update_log, crm.opportunity_history, crm.quote_approval
+-- History and approvals: read-only for users.  The change log keeps the
+-- values of deleted rows (personal data), so only admins and managers read it.
+GRANT SELECT ON crm.lead_status_history, crm.opportunity_history, crm.quote_approval
     TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.change_log, crm.lead_update_log TO crm_admin, crm_manager;
+
+-- Trigger functions are the extension's own: nobody attaches them elsewhere
+-- (they also refuse to fire outside schema crm).
+DO $triggers$
+DECLARE
+    f pg_catalog.regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc AS p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+                AND p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.trigger'::pg_catalog.regtype
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$triggers$;
 -- Views (security_invoker: what each role sees of them is what it sees of the tables).
 GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up, crm.campaign_performance
     TO crm_admin, crm_manager, crm_sales;
