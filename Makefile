@@ -55,7 +55,7 @@ REGRESS = \
 	reminders \
 	campaigns
 
-ISOLATION = convert_same_lead convert_same_company
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.
