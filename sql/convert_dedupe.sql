@@ -68,3 +68,16 @@ SELECT account_id, account_created FROM crm.convert_lead(9);
 INSERT INTO crm.account (name, website) VALUES ('Google', 'gmail.com');
 INSERT INTO crm.lead (name, company, email) VALUES ('Joe Private', 'Joe''s Garage', 'joe@gmail.com');
 SELECT account_created FROM crm.convert_lead(10);
+
+-- Private customers (no company) are never matched by name: two people
+-- called Maria Garcia stay two accounts.
+INSERT INTO crm.lead (name, email) VALUES ('Maria Garcia', 'maria.g@gmail.com'), ('Maria Garcia', 'mgarcia@yahoo.com');
+SELECT l.id, c.account_created FROM crm.lead l CROSS JOIN LATERAL crm.convert_lead(l.id) c
+ WHERE l.name = 'Maria Garcia' ORDER BY l.id;
+-- Pages on shared platforms say nothing about the company: two businesses
+-- with Facebook pages stay two accounts.
+INSERT INTO crm.lead (name, company, website) VALUES
+    ('Joe', 'Joe''s Pizza', 'https://facebook.com/joespizza'),
+    ('Ann', 'Ann''s Bakery', 'https://www.facebook.com/annsbakery');
+SELECT l.name, c.account_created FROM crm.lead l CROSS JOIN LATERAL crm.convert_lead(l.id) c
+ WHERE l.website LIKE '%facebook%' ORDER BY l.id;
