@@ -26,6 +26,11 @@ echo "$out" | grep -q 'Margaret Peacock | Northwind Traders (existing)' || fail 
 echo "$out" | grep -q 'Nancy Davolio    | Northwind Traders (existing) | Nancy Davolio (existing)' || fail "contact not reused by e-mail"
 echo "$out" | grep -q 'Tom Becker       | Litware, Inc. (existing)' || fail "second Litware lead not reusing the first's account"
 echo "$out" | grep -q 'ERROR:  lead 1 is already converted' || fail "repeat conversion not refused"
+# The Sales Cloud tour: approval by the manager, order activated, stock reserved.
+echo "$out" | grep -Eq '^ approved +\| ok for a 2-year supply contract +\| carol$' || fail "quote not approved by carol"
+echo "$out" | grep -Eq '^ SO-000001 +\| Activated +\| +8528\.10 \| bob$' || fail "order not activated"
+echo "$out" | grep -Eq '^ NW-COF-12 +\| +25\.00$' || fail "stock not reserved"
+echo "$out" | grep -Eq '^ Coffee Expo 2027 +\| +3 \| +3 \| +3 \| +1 \| +7860\.00 \|' || fail "campaign figures wrong"
 
 # The printed connection command works, also for a sales rep.
 connect=$(echo "$out" | grep -E '^ +psql -h .* -U alice ' | head -1)
