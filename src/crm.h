@@ -2,13 +2,22 @@
  * crm.h: declarations shared by the C files of the crm extension.
  *
  * Each .c file owns one concern:
- *   module.c     module magic and small SQL-callable helpers
+ *   module.c     module magic, crm.current_role_id(), trigger call checks
  *   spi_util.c   kept SPI plans and running a statement as another role
  *   normalize.c  company-name and web-domain keys for duplicate detection
  *   stamp.c      created_at / updated_at trigger
  *   guards.c     triggers that make lead conversion one-way and exclusive
  *   history.c    lead status history and the change log
  *   convert.c    crm.convert_lead()
+ *   permit.c     writes only the extension's own functions may make
+ *   workflow.c   status transitions, column helpers, role checks
+ *   catalog.c    products and price books
+ *   line_items.c line item pricing and parent sums
+ *   lifecycle.c  opportunity stage rules
+ *   quotes.c     quotes and approval
+ *   orders.c     sales orders and stock
+ *   activities.c activities and reminders
+ *   campaigns.c  campaign hierarchy and member responses
  */
 #ifndef CRM_H
 #define CRM_H
