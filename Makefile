@@ -53,7 +53,8 @@ REGRESS = \
 	sales_orders \
 	activities \
 	reminders \
-	campaigns
+	campaigns \
+	trigger_robustness
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso

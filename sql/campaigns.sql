@@ -59,3 +59,7 @@ SELECT name, leads, converted_leads, opportunities, won_opportunities, opportuni
 -- Deleting a campaign keeps the leads and opportunities, unattributed.
 DELETE FROM crm.campaign WHERE name = 'Trade show';
 SELECT name, campaign_id FROM crm.lead WHERE name = 'Taz';
+
+-- Rows of one INSERT that name each other as parents are refused too.
+INSERT INTO crm.campaign (id, name, parent_id) OVERRIDING SYSTEM VALUE VALUES (1001, 'A', 1002), (1002, 'B', 1001);
+\echo :LAST_ERROR_SQLSTATE

@@ -81,6 +81,18 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, dis
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, total) VALUES (1, 1, 1, 5);
 \echo :LAST_ERROR_SQLSTATE
 
+-- The amount change is recorded as made by the role that changed the lines,
+-- though the sum is written with the extension owner's rights.
+DROP ROLE IF EXISTS regress_li_rep;
+CREATE ROLE regress_li_rep IN ROLE crm_sales;
+SET ROLE regress_li_rep;
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (1, 1, 2);
+RESET ROLE;
+SELECT new_amount, changed_by FROM crm.opportunity_history WHERE opportunity_id = 1 ORDER BY id DESC LIMIT 1;
+SELECT changed_by FROM crm.change_log WHERE table_name = 'crm.opportunity'::regclass ORDER BY id DESC LIMIT 1;
+DELETE FROM crm.opportunity_line_item WHERE owner = 'regress_li_rep'::regrole;
+DROP ROLE regress_li_rep;
+
 -- Deleting an opportunity deletes its lines.
 DELETE FROM crm.opportunity WHERE id = 2;
 SELECT count(*) AS orphan_lines FROM crm.opportunity_line_item WHERE opportunity_id = 2;

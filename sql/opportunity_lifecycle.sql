@@ -41,6 +41,13 @@ SELECT stage, probability, closed_at FROM crm.opportunity WHERE name = 'A';
 UPDATE crm.opportunity SET stage = 'Successful', amount = 1000 WHERE name = 'B';
 SELECT stage, probability, closed_at IS NOT NULL AS closed FROM crm.opportunity WHERE name = 'B';
 
+-- Renaming a stage is not a stage change: probability and closed_at stay.
+SELECT probability, closed_at AS closed_before FROM crm.opportunity WHERE name = 'B' \gset
+UPDATE crm.opportunity_stage SET name = 'Won' WHERE name = 'Successful';
+SELECT stage, probability = :probability AS same_probability, closed_at = :'closed_before' AS same_closed_at
+  FROM crm.opportunity WHERE name = 'B';
+UPDATE crm.opportunity_stage SET name = 'Successful' WHERE name = 'Won';
+
 -- The history: one row at creation, one per change of a tracked field,
 -- none for other changes.
 UPDATE crm.opportunity SET description = 'not tracked' WHERE name = 'A';

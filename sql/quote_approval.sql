@@ -85,6 +85,10 @@ SET ROLE regress_root;
 SELECT crm.approve_quote(:q2, 'admin approval');
 RESET ROLE;
 
+-- A quote with an approval record cannot be deleted: the record stays.
+DELETE FROM crm.quote WHERE id = :q1;
+\echo :LAST_ERROR_SQLSTATE
+
 -- Unknown quotes (ZC201).
 SET ROLE regress_boss;
 SELECT crm.approve_quote(424242);

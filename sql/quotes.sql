@@ -95,3 +95,18 @@ UPDATE crm.quote SET is_synced = true WHERE id = 2;
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.sync_quote(404);
 \echo :LAST_ERROR_SQLSTATE
+
+-- A lowered unit price counts like a discount: 1.00 for a 100.00 product is
+-- 99 % off, so the quote is not presented without approval (ZC205).
+SELECT crm.create_quote(1) AS q3 \gset
+UPDATE crm.quote_line_item SET unit_price = 1 WHERE quote_id = :q3 AND product_id = 1;
+UPDATE crm.quote SET status = 'Presented' WHERE id = :q3;
+\echo :LAST_ERROR_SQLSTATE
+-- A quote stays with its opportunity, and keeps its price book while it has
+-- lines (ZC022, ZC104).
+INSERT INTO crm.opportunity (name, account_id) VALUES ('Other deal', 1);
+UPDATE crm.quote SET opportunity_id = 2 WHERE id = :q3;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.price_book (name) VALUES ('Other book');
+UPDATE crm.quote SET price_book_id = (SELECT id FROM crm.price_book WHERE name = 'Other book') WHERE id = :q3;
+\echo :LAST_ERROR_SQLSTATE

@@ -42,6 +42,12 @@ SELECT subject FROM crm.claim_due_reminders(10);
 ROLLBACK;
 SELECT subject FROM crm.claim_due_reminders(10);
 
+-- A very long subject does not block delivery: the NOTIFY payload carries a
+-- shortened subject.
+INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at)
+VALUES ('task', repeat('long ', 2000), 1, '2026-01-03', '2026-01-01 10:00+00');
+SELECT length(subject) FROM crm.claim_due_reminders(10);
+
 -- Bad arguments (22023, 22004); no EXECUTE for outsiders (42501).
 SELECT * FROM crm.claim_due_reminders(0);
 \echo :LAST_ERROR_SQLSTATE

@@ -93,6 +93,22 @@ SELECT code, inventory FROM crm.product ORDER BY id;
 SELECT crm.cancel_order(:o2, 'customer withdrew');
 SELECT code, inventory FROM crm.product ORDER BY id;
 SELECT status, cancel_reason, cancelled_by = current_user::regrole AS by_me FROM crm.sales_order WHERE id = :o2;
+-- What is returned is what was reserved, even if a product's tracking
+-- changed in between.
+SELECT crm.create_quote(1) AS q3 \gset
+UPDATE crm.quote SET status = 'Presented' WHERE id = :q3;
+UPDATE crm.quote SET status = 'Accepted' WHERE id = :q3;
+SELECT crm.create_order(:q3) AS o3 \gset
+SELECT crm.activate_order(:o3);
+SELECT code, inventory FROM crm.product ORDER BY id;
+SELECT product_id, quantity, reserved_quantity FROM crm.sales_order_item WHERE order_id = :o3 ORDER BY id;
+UPDATE crm.product SET track_inventory = false WHERE code = 'WID-1';
+SELECT crm.cancel_order(:o3);
+UPDATE crm.product SET track_inventory = true WHERE code = 'WID-1';
+-- (nobody else touches reserved_quantity)
+UPDATE crm.sales_order_item SET reserved_quantity = 0 WHERE order_id = :o1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT code, inventory FROM crm.product ORDER BY id;
 -- Cancelled orders may be deleted, with their items.
 DELETE FROM crm.sales_order WHERE id = :o2;
 SELECT count(*) AS items_left FROM crm.sales_order_item WHERE order_id = :o2;

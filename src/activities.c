@@ -49,7 +49,7 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 
 	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "activity_participant") == 0)
 	{
-		if (is_insert ? strcmp(crm_column_text(newtup, tupdesc, "response_status"), "Needs Action") != 0
+		if (is_insert ? !crm_column_is(newtup, tupdesc, "response_status", "Needs Action")
 			: crm_column_changed(oldtup, newtup, tupdesc, "response_status"))
 			newtup = stamp_now(newtup, tupdesc, "responded_at");
 		else if (!is_insert)
@@ -65,7 +65,7 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	}
 
 	/* completed_at follows the status */
-	if (strcmp(crm_column_text(newtup, tupdesc, "status"), "Completed") != 0)
+	if (!crm_column_is(newtup, tupdesc, "status", "Completed"))
 		newtup = crm_set_column(newtup, tupdesc, "completed_at", (Datum) 0, true);
 	else if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "status"))
 		newtup = stamp_now(newtup, tupdesc, "completed_at");
@@ -100,7 +100,7 @@ static CrmQuery claim_reminders = {
 	"        c.lead_id, c.account_id, c.contact_id, c.opportunity_id,"
 	"        pg_catalog.pg_notify('crm_reminder', pg_catalog.json_build_object("
 	"          'activity_id', c.id, 'owner', c.owner::pg_catalog.text, 'type', c.type,"
-	"          'subject', c.subject, 'remind_at', c.remind_at, 'due_at', c.due_at,"
+	"          'subject', pg_catalog.left(c.subject, 200), 'remind_at', c.remind_at, 'due_at', c.due_at,"
 	"          'starts_at', c.starts_at, 'lead_id', c.lead_id, 'account_id', c.account_id,"
 	"          'contact_id', c.contact_id, 'opportunity_id', c.opportunity_id)::pg_catalog.text)"
 	"   FROM claimed AS c ORDER BY c.remind_at, c.id",

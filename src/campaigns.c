@@ -4,9 +4,12 @@
  * crm.campaign_guard() is a BEFORE row trigger on
  *   crm.campaign (INSERT, UPDATE OF parent_id): a parent that would make the
  *     campaign its own ancestor is refused.  Hierarchy changes take one
- *     transaction advisory lock (two-key form, 0x43524D10, 0), so two
+ *     transaction advisory lock (two-key form, keys 0 and 0x43524D10), so two
  *     concurrent re-parentings cannot each pass the check and together make a
- *     cycle; the check runs after the lock, with a fresh snapshot.
+ *     cycle; the check runs after the lock, with a fresh snapshot in READ
+ *     COMMITTED, and fails with 40001 in REPEATABLE READ when only a fresh
+ *     snapshot would see the cycle.  Rows of one multi-row INSERT are
+ *     checked too (with OVERRIDING SYSTEM VALUE they can name each other).
  *   crm.campaign_member: first_responded_at is stamped the first time the
  *     member is marked responded.
  */
@@ -52,7 +55,7 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 
 	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "campaign_member") == 0)
 	{
-		bool		responded = strcmp(crm_column_text(newtup, tupdesc, "responded"), "t") == 0;
+		bool		responded = crm_column_is(newtup, tupdesc, "responded", "t");
 		bool		old_isnull = true;
 		Datum		first = oldtup ? heap_getattr(oldtup, crm_attnum(tupdesc, "first_responded_at"),
 												  tupdesc, &old_isnull) : (Datum) 0;
@@ -75,8 +78,8 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 		char		nulls[2] = {' ', ' '};
 		bool		cycle;
 
-		if (isnull || is_insert)
-			return PointerGetDatum(newtup);	/* a new campaign has no descendants */
+		if (isnull)
+			return PointerGetDatum(newtup);
 
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, CAMPAIGN_HIERARCHY_LOCK, 2);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
@@ -86,6 +89,12 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 		SPI_connect();
 		crm_query_run_as_owner(&is_ancestor, values, nulls, 1);
 		cycle = SPI_processed > 0;
+		/* REPEATABLE READ: a re-parenting committed since our snapshot counts */
+		if (!cycle && crm_query_finds_newer_rows(&is_ancestor, values, nulls))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize re-parenting of campaign %lld", (long long) id),
+					 errhint("Retry the transaction.")));
 		SPI_finish();
 		if (cycle)
 			ereport(ERROR,

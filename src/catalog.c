@@ -142,12 +142,10 @@ crm_price_book_entry_guard(PG_FUNCTION_ARGS)
 	if (oldtup != NULL &&
 		is_standard_book(crm_column_int64(oldtup, tupdesc, "price_book_id", &isnull)))
 	{
-		char	   *new_active = newtup ? crm_column_text(newtup, tupdesc, "active") : NULL;
-
 		if (newtup == NULL ||
 			crm_column_changed(oldtup, newtup, tupdesc, "price_book_id") ||
 			crm_column_changed(oldtup, newtup, tupdesc, "product_id") ||
-			strcmp(new_active, "t") != 0)
+			!crm_column_is(newtup, tupdesc, "active", "t"))
 			keep_standard_price(crm_column_int64(oldtup, tupdesc, "product_id", &isnull));
 	}
 

@@ -91,6 +91,7 @@ extern int	crm_query_run_as_owner(CrmQuery *query, Datum *values,
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,
 									   const char *nulls);
 extern Oid	crm_schema_owner(void);
+extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);
 
 /* normalize.c: keys for duplicate detection, NULL when there is none */
@@ -125,6 +126,8 @@ extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 								 CrmPermitKind kind);
 extern int	crm_attnum(TupleDesc tupdesc, const char *colname);
 extern char *crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname);
+extern bool crm_column_is(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
+						  const char *s);
 extern int64 crm_column_int64(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 							  bool *isnull);
 extern bool crm_column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,

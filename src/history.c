@@ -121,7 +121,7 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	values[1] = from_status ? CStringGetTextDatum(from_status) : (Datum) 0;
 	nulls[1] = from_status ? ' ' : 'n';
 	values[2] = CStringGetTextDatum(to_status);
-	values[3] = ObjectIdGetDatum(GetUserId());
+	values[3] = ObjectIdGetDatum(crm_acting_role());
 
 	SPI_connect();
 	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
@@ -225,7 +225,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 	nulls[1] = isnull ? 'n' : ' ';
 	values[2] = CStringGetTextDatum(operation);
 	values[3] = CStringGetTextDatum(changes);
-	values[4] = ObjectIdGetDatum(GetUserId());
+	values[4] = ObjectIdGetDatum(crm_acting_role());
 
 	SPI_connect();
 	crm_query_run_as_owner(&insert_change_log, values, nulls, 0);
@@ -269,7 +269,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 		values[2 + 2 * i] = newtext ? CStringGetTextDatum(newtext) : (Datum) 0;
 		nulls[2 + 2 * i] = newtext ? ' ' : 'n';
 	}
-	values[9] = ObjectIdGetDatum(GetUserId());
+	values[9] = ObjectIdGetDatum(crm_acting_role());
 	nulls[9] = ' ';
 
 	SPI_connect();

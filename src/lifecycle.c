@@ -66,7 +66,22 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 
+	if (stage == NULL)
+		return PointerGetDatum(newtup);	/* NOT NULL reports it */
+
 	SPI_connect();
+
+	/*
+	 * Renaming a stage cascades to its opportunities: the old name is gone
+	 * from crm.opportunity_stage then, and the opportunity did not move.
+	 */
+	if (!is_insert && stage_changed)
+	{
+		values[0] = CStringGetTextDatum(crm_column_text(oldtup, tupdesc, "stage"));
+		crm_query_run_as_owner(&stage_rules, values, nulls, 1);
+		if (SPI_processed == 0)
+			stage_changed = false;
+	}
 
 	/* amount and price book belong to the line items once there are any */
 	if (!is_insert)
@@ -145,6 +160,8 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			newtup = crm_set_column(newtup, tupdesc, "closed_at", old_closed, old_isnull);
 		}
 	}
+	/* the tuple returned must outlive SPI's memory */
+	newtup = SPI_copytuple(newtup);
 	SPI_finish();
 	return PointerGetDatum(newtup);
 }

@@ -184,6 +184,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 		}
 	}
 	/* else: no such product; the foreign key reports it */
+	newtup = SPI_copytuple(newtup);	/* must outlive SPI's memory */
 	SPI_finish();
 	return PointerGetDatum(newtup);
 }

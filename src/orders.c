@@ -108,6 +108,9 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 		char	   *to = crm_column_text(newtup, tupdesc, "status");
 		bool		permitted = crm_permitted(CRM_PERMIT_ORDER_STATUS, id);
 
+		if (to == NULL)
+			return PointerGetDatum(newtup);	/* NOT NULL reports it */
+
 		for (int i = 0; !permitted && i < tupdesc->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -175,12 +178,35 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 					 errdetail("An order's items are those of its accepted quote.")));
 		return PointerGetDatum(oldtup);
 	}
+	else if (TRIGGER_FIRED_BY_UPDATE(event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		HeapTuple	newtup = trigdata->tg_newtuple;
+		int64		order_id = crm_column_int64(oldtup, tupdesc, "order_id", &isnull);
+
+		/* only activation and cancellation change an item: its reservation */
+		for (int i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			const char *col = NameStr(att->attname);
+
+			if (att->attisdropped || att->attgenerated || strcmp(col, "updated_at") == 0 ||
+				(strcmp(col, "reserved_quantity") == 0 && crm_permitted(CRM_PERMIT_ORDER_STATUS, order_id)))
+				continue;
+			if (crm_column_changed(oldtup, newtup, tupdesc, col))
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_NOT_EDITABLE),
+						 errmsg("the items of order %lld cannot change", (long long) order_id),
+						 errdetail("An order's items are copied from its accepted quote by crm.create_order().")));
+		}
+		return PointerGetDatum(newtup);
+	}
 	else
 	{
-		HeapTuple	newtup = TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+		HeapTuple	newtup = trigdata->tg_trigtuple;
 		int64		order_id = crm_column_int64(newtup, tupdesc, "order_id", &isnull);
 
-		if (!TRIGGER_FIRED_BY_INSERT(event) || !crm_permitted(CRM_PERMIT_ORDER_CREATE, order_id))
+		if (!crm_permitted(CRM_PERMIT_ORDER_CREATE, order_id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
 					 errmsg("the items of order %lld cannot change", (long long) order_id),
@@ -321,13 +347,43 @@ static CrmQuery lock_stock = {
 	1, {INT8OID}, NULL
 };
 
-/* move stock: $2 = -1 reserves, +1 returns */
-static CrmQuery move_stock = {
-	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.+) ($2 OPERATOR(pg_catalog.*) n.quantity)"
+/* take the order's quantities from stock */
+static CrmQuery take_stock = {
+	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.-) n.quantity"
 	"  FROM (SELECT i.product_id, pg_catalog.sum(i.quantity) AS quantity FROM crm.sales_order_item AS i"
 	"         WHERE i.order_id OPERATOR(pg_catalog.=) $1 GROUP BY i.product_id) AS n"
 	" WHERE p.id OPERATOR(pg_catalog.=) n.product_id AND p.track_inventory",
-	2, {INT8OID, INT4OID}, NULL
+	1, {INT8OID}, NULL
+};
+
+/* activation records what it took; cancellation returns exactly that */
+static CrmQuery mark_reserved = {
+	"UPDATE crm.sales_order_item AS i SET reserved_quantity = i.quantity FROM crm.product AS p"
+	" WHERE p.id OPERATOR(pg_catalog.=) i.product_id AND p.track_inventory"
+	"   AND i.order_id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery lock_reserved = {
+	"SELECT p.id FROM crm.product AS p WHERE p.id OPERATOR(pg_catalog.=) ANY (ARRAY("
+	"   SELECT i.product_id FROM crm.sales_order_item AS i"
+	"    WHERE i.order_id OPERATOR(pg_catalog.=) $1 AND i.reserved_quantity OPERATOR(pg_catalog.>) 0))"
+	" ORDER BY p.id FOR NO KEY UPDATE OF p",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery return_reserved = {
+	"UPDATE crm.product AS p SET inventory = p.inventory OPERATOR(pg_catalog.+) n.quantity"
+	"  FROM (SELECT i.product_id, pg_catalog.sum(i.reserved_quantity) AS quantity FROM crm.sales_order_item AS i"
+	"         WHERE i.order_id OPERATOR(pg_catalog.=) $1 GROUP BY i.product_id) AS n"
+	" WHERE p.id OPERATOR(pg_catalog.=) n.product_id AND n.quantity OPERATOR(pg_catalog.>) 0",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery clear_reserved = {
+	"UPDATE crm.sales_order_item AS i SET reserved_quantity = 0"
+	" WHERE i.order_id OPERATOR(pg_catalog.=) $1 AND i.reserved_quantity OPERATOR(pg_catalog.>) 0",
+	1, {INT8OID}, NULL
 };
 
 static CrmQuery mark_activated = {
@@ -359,9 +415,9 @@ lock_order_for(Oid caller, int64 id)
 	return crm_result_text(0, 1);
 }
 
-/* lock the order's tracked products; with reserve, refuse any shortage */
+/* lock the order's tracked products in id order; refuse any shortage */
 static void
-lock_products(int64 order_id, bool reserve)
+lock_products(int64 order_id)
 {
 	Datum		values[1] = {Int64GetDatum(order_id)};
 	char		nulls[1] = {' '};
@@ -369,8 +425,6 @@ lock_products(int64 order_id, bool reserve)
 	int			nmissing = 0;
 
 	crm_query_run_as_owner(&lock_stock, values, nulls, 0);
-	if (!reserve)
-		return;
 	initStringInfo(&missing);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -390,12 +444,12 @@ lock_products(int64 order_id, bool reserve)
 }
 
 static void
-move_order_stock(int64 order_id, int direction)
+take_order_stock(int64 order_id)
 {
-	Datum		values[2] = {Int64GetDatum(order_id), Int32GetDatum(direction)};
-	char		nulls[2] = {' ', ' '};
+	Datum		values[1] = {Int64GetDatum(order_id)};
+	char		nulls[1] = {' '};
 
-	crm_query_run_as_owner(&move_stock, values, nulls, 0);
+	crm_query_run_as_owner(&take_stock, values, nulls, 0);
 }
 
 typedef struct OrderStatusWrite
@@ -414,6 +468,13 @@ write_order_status(void *arg)
 	char		nulls[3] = {' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(w->id);
+	if (w->activate)
+		crm_query_run_as_owner(&mark_reserved, values, nulls, 0);
+	else
+	{
+		crm_query_run_as_owner(&return_reserved, values, nulls, 0);
+		crm_query_run_as_owner(&clear_reserved, values, nulls, 0);
+	}
 	values[1] = ObjectIdGetDatum(w->caller);
 	values[2] = w->reason ? CStringGetTextDatum(w->reason) : (Datum) 0;
 	nulls[2] = w->reason ? ' ' : 'n';
@@ -444,8 +505,8 @@ crm_activate_order(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
 				 errmsg("order %lld cannot go from \"%s\" to \"Activated\"", (long long) id, status),
 				 errhint("Only a Draft order is activated.")));
-	lock_products(id, true);
-	move_order_stock(id, -1);
+	lock_products(id);
+	take_order_stock(id);
 	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
 	SPI_finish();
 	PG_RETURN_DATUM(order_status_datum(fcinfo, "Activated"));
@@ -465,8 +526,11 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 	status = lock_order_for(caller, id);
 	if (strcmp(status, "Activated") == 0)
 	{
-		lock_products(id, false);
-		move_order_stock(id, +1);
+		Datum		values[1] = {Int64GetDatum(id)};
+		char		nulls[1] = {' '};
+
+		/* the products holding this order's reservation, in id order */
+		crm_query_run_as_owner(&lock_reserved, values, nulls, 0);
 	}
 	/* from any other status the transition check decides */
 	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);

@@ -30,15 +30,63 @@ static CrmQuery quote_transition_lookup = {
 	2, {TEXTOID, TEXTOID}, NULL
 };
 
-/* the largest discount on a quote (header or any line) and the threshold */
+/*
+ * The largest discount on a quote -- the header's, or any line's below the
+ * price book price (a lowered unit price counts like a line discount) --
+ * and the threshold.
+ */
 static CrmQuery quote_discounts = {
-	"SELECT d.discount::pg_catalog.text, s.quote_approval_threshold::pg_catalog.text,"
+	"SELECT pg_catalog.round(d.discount, 2)::pg_catalog.text, s.quote_approval_threshold::pg_catalog.text,"
 	"       d.discount OPERATOR(pg_catalog.>) s.quote_approval_threshold"
 	"  FROM crm.settings AS s,"
-	"       (SELECT GREATEST($2, COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
-	"                                       WHERE l.quote_id OPERATOR(pg_catalog.=) $1), 0)) AS discount) AS d",
+	"       (SELECT GREATEST($2, COALESCE((SELECT pg_catalog.max("
+	"                 100 OPERATOR(pg_catalog.-) ((l.unit_price OPERATOR(pg_catalog.*) (100 OPERATOR(pg_catalog.-) l.discount))"
+	"                                             OPERATOR(pg_catalog./) e.unit_price))"
+	"            FROM crm.quote_line_item AS l"
+	"            JOIN crm.quote AS q ON q.id OPERATOR(pg_catalog.=) l.quote_id"
+	"            JOIN crm.price_book_entry AS e ON e.price_book_id OPERATOR(pg_catalog.=) q.price_book_id"
+	"                                          AND e.product_id OPERATOR(pg_catalog.=) l.product_id"
+	"           WHERE l.quote_id OPERATOR(pg_catalog.=) $1 AND e.unit_price OPERATOR(pg_catalog.>) 0), 0),"
+	"                         COALESCE((SELECT pg_catalog.max(l.discount) FROM crm.quote_line_item AS l"
+	"                                    WHERE l.quote_id OPERATOR(pg_catalog.=) $1), 0)) AS discount) AS d",
 	2, {INT8OID, NUMERICOID}, NULL
 };
+
+static CrmQuery quote_has_lines = {
+	"SELECT 1 FROM crm.quote_line_item AS l WHERE l.quote_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery quote_book_active = {
+	"SELECT b.active FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/* a quote keeps its price book while it has lines; a new one must be active */
+static void
+check_quote_price_book(int64 id, HeapTuple newtup, TupleDesc tupdesc)
+{
+	bool		isnull;
+	int64		book = crm_column_int64(newtup, tupdesc, "price_book_id", &isnull);
+	Datum		values[1] = {Int64GetDatum(id)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as_owner(&quote_has_lines, values, nulls, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
+				 errmsg("quote %lld keeps its price book while it has line items", (long long) id),
+				 errhint("Remove the line items first.")));
+	if (isnull)
+		return;
+	values[0] = Int64GetDatum(book);
+	crm_query_run_as_owner(&quote_book_active, values, nulls, 1);
+	if (SPI_processed > 0 && !DatumGetBool(crm_result_datum(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
+				 errmsg("price book %lld is inactive", (long long) book),
+				 errhint("Choose an active price book.")));
+}
 
 /* columns of a quote that are not its content */
 static const char *const workflow_columns[] = {
@@ -89,6 +137,8 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		HeapTuple	newtup = trigdata->tg_trigtuple;
 		char	   *status = crm_column_text(newtup, tupdesc, "status");
 
+		if (status == NULL)
+			return PointerGetDatum(newtup);	/* NOT NULL reports it */
 		if (strcmp(status, "Draft") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
@@ -105,6 +155,9 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		int64		id = crm_column_int64(oldtup, tupdesc, "id", &isnull);
 		char	   *from = crm_column_text(oldtup, tupdesc, "status");
 		char	   *to = crm_column_text(newtup, tupdesc, "status");
+
+		if (to == NULL)
+			return PointerGetDatum(newtup);	/* NOT NULL reports it */
 
 		/* content changes only in Draft (also when going back to Draft) */
 		if (strcmp(from, "Draft") != 0 && strcmp(to, "Draft") != 0)
@@ -124,6 +177,18 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 							 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
 			}
 		}
+		if (crm_column_changed(oldtup, newtup, tupdesc, "opportunity_id"))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errmsg("quote %lld stays with opportunity %lld", (long long) id,
+							(long long) crm_column_int64(oldtup, tupdesc, "opportunity_id", &isnull)),
+					 errhint("Create a new quote for the other opportunity.")));
+		if (crm_column_changed(oldtup, newtup, tupdesc, "price_book_id"))
+		{
+			SPI_connect();
+			check_quote_price_book(id, newtup, tupdesc);
+			SPI_finish();
+		}
 		if (crm_column_changed(oldtup, newtup, tupdesc, "subtotal") &&
 			!crm_permitted(CRM_PERMIT_LINE_SUM, id))
 			ereport(ERROR,
@@ -131,7 +196,7 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 					 errmsg("the subtotal of quote %lld is the sum of its line items", (long long) id),
 					 errhint("Change the line items instead.")));
 		if (crm_column_changed(oldtup, newtup, tupdesc, "is_synced") &&
-			strcmp(crm_column_text(newtup, tupdesc, "is_synced"), "t") == 0 &&
+			crm_column_is(newtup, tupdesc, "is_synced", "t") &&
 			!crm_permitted(CRM_PERMIT_QUOTE_STATUS, id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
@@ -452,6 +517,17 @@ crm_reject_quote(PG_FUNCTION_ARGS)
 
 /* ---- sync ---- */
 
+static CrmQuery quote_opportunity = {
+	"SELECT q.opportunity_id FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+static CrmQuery lock_opportunity_quotes = {
+	"SELECT q.id FROM crm.quote AS q WHERE q.opportunity_id OPERATOR(pg_catalog.=) $1"
+	" ORDER BY q.id FOR UPDATE OF q",
+	1, {INT8OID}, NULL
+};
+
 static CrmQuery unsync_others = {
 	"UPDATE crm.quote AS q SET is_synced = false"
 	" WHERE q.opportunity_id OPERATOR(pg_catalog.=) $1 AND q.is_synced AND q.id OPERATOR(pg_catalog.<>) $2",
@@ -522,15 +598,28 @@ crm_sync_quote(PG_FUNCTION_ARGS)
 	char		nulls[1] = {' '};
 
 	SPI_connect();
+
+	/*
+	 * Lock order: the opportunity, then all its quotes in id order -- so two
+	 * syncs of quotes of one opportunity queue up instead of deadlocking.
+	 * (A quote never moves to another opportunity.)
+	 */
+	values[0] = Int64GetDatum(id);
+	crm_query_run_as(caller, &quote_opportunity, values, nulls, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		values[0] = crm_result_datum(0, 1, &isnull);
+		crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
+					 errmsg("opportunity %lld of quote %lld is not visible to role \"%s\"",
+							(long long) DatumGetInt64(values[0]), (long long) id, GetUserNameFromId(caller, false))));
+		crm_query_run_as(caller, &lock_opportunity_quotes, values, nulls, 0);
+	}
 	lock_quote_for(caller, id, &q);
-	/* the opportunity is locked too: its lines are about to be replaced */
-	values[0] = Int64GetDatum(q.opportunity_id);
-	crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
-				 errmsg("opportunity %lld of quote %lld is not visible to role \"%s\"",
-						(long long) q.opportunity_id, (long long) id, GetUserNameFromId(caller, false))));
 	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, write_sync, &w);
 	SPI_finish();
 	PG_RETURN_INT64(q.opportunity_id);

@@ -76,26 +76,51 @@ crm_query_run(CrmQuery *query, Datum *values, const char *nulls, long count)
  * (sub)transaction abort restores it, as for the RI triggers in core.
  * SECURITY_LOCAL_USERID_CHANGE forbids SET ROLE inside the statement.
  */
+/*
+ * The role on whose behalf the extension is acting: while a statement runs as
+ * the extension owner (line sums, stock moves, ...), the triggers it fires
+ * record this role, not the owner, as the one who made the change.
+ */
+static Oid	acting_role = InvalidOid;
+
+/* crm_acting_role -- the role to record as having made a change */
+Oid
+crm_acting_role(void)
+{
+	return OidIsValid(acting_role) ? acting_role : GetUserId();
+}
+
 static int
 run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
 	   Datum *values, const char *nulls, long count)
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			ret;
+	Oid			save_acting = acting_role;
+	volatile int ret = 0;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (!OidIsValid(acting_role))
+		acting_role = save_userid;
 	SetUserIdAndSecContext(role, save_sec_context | sec_flags);
-	if (snapshot == InvalidSnapshot)
-		ret = crm_query_run(query, values, nulls, count);
-	else
+	PG_TRY();
 	{
-		ret = SPI_execute_snapshot(crm_query_plan(query), values, nulls,
-								   snapshot, InvalidSnapshot, true, false, count);
-		if (ret < 0)
-			elog(ERROR, "crm: SPI_execute_snapshot failed for \"%s\": %s",
-				 query->sql, SPI_result_code_string(ret));
+		if (snapshot == InvalidSnapshot)
+			ret = crm_query_run(query, values, nulls, count);
+		else
+		{
+			ret = SPI_execute_snapshot(crm_query_plan(query), values, nulls,
+									   snapshot, InvalidSnapshot, true, false, count);
+			if (ret < 0)
+				elog(ERROR, "crm: SPI_execute_snapshot failed for \"%s\": %s",
+					 query->sql, SPI_result_code_string(ret));
+		}
 	}
+	PG_FINALLY();
+	{
+		acting_role = save_acting;
+	}
+	PG_END_TRY();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return ret;
 }

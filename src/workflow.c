@@ -75,6 +75,15 @@ crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
 	return OidOutputFunctionCall(typoutput, value);
 }
 
+/* crm_column_is -- does a column's text form equal s?  (NULL never does) */
+bool
+crm_column_is(HeapTuple tuple, TupleDesc tupdesc, const char *colname, const char *s)
+{
+	char	   *value = crm_column_text(tuple, tupdesc, colname);
+
+	return value != NULL && strcmp(value, s) == 0;
+}
+
 /* crm_column_int64 -- a bigint column */
 int64
 crm_column_int64(HeapTuple tuple, TupleDesc tupdesc, const char *colname, bool *isnull)

@@ -156,7 +156,7 @@ CREATE TABLE crm.opportunity (
     lead_id      bigint CONSTRAINT opportunity_lead_id_fkey REFERENCES crm.lead (id) ON DELETE SET NULL,
     stage        text NOT NULL DEFAULT 'Qualification'
                  CONSTRAINT opportunity_stage_fkey REFERENCES crm.opportunity_stage (name) ON UPDATE CASCADE,
-    amount       numeric(14,2) NOT NULL DEFAULT 0
+    amount       numeric(16,2) NOT NULL DEFAULT 0
                  CONSTRAINT opportunity_amount_not_negative CHECK (amount OPERATOR(pg_catalog.>=) 0),
     probability  numeric(5,2)
                  CONSTRAINT opportunity_probability_range CHECK (probability BETWEEN 0 AND 100),

@@ -149,14 +149,14 @@ CREATE INDEX quote_line_item_product_id_idx ON crm.quote_line_item (product_id);
 
 CREATE TABLE crm.quote_approval (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    quote_id   bigint NOT NULL CONSTRAINT quote_approval_quote_id_fkey REFERENCES crm.quote (id) ON DELETE CASCADE,
+    quote_id   bigint NOT NULL CONSTRAINT quote_approval_quote_id_fkey REFERENCES crm.quote (id),
     action     text NOT NULL CONSTRAINT quote_approval_action_valid
                CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['submitted', 'approved', 'rejected'])),
     comment    text,
     acted_by   regrole NOT NULL,
     acted_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE crm.quote_approval IS 'The approval record of quotes: who submitted, approved or rejected which quote, when, and why; written only by the quote functions';
+COMMENT ON TABLE crm.quote_approval IS 'The approval record of quotes: who submitted, approved or rejected which quote, when, and why; written only by the quote functions; a quote with approval entries cannot be deleted';
 COMMENT ON COLUMN crm.quote_approval.id IS 'Entry id, in order of recording';
 COMMENT ON COLUMN crm.quote_approval.quote_id IS 'The quote';
 COMMENT ON COLUMN crm.quote_approval.action IS 'submitted, approved or rejected';

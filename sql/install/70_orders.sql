@@ -116,6 +116,7 @@ CREATE TABLE crm.sales_order_item (
                  (pg_catalog.round(quantity OPERATOR(pg_catalog.*) unit_price
                     OPERATOR(pg_catalog.*) (100 OPERATOR(pg_catalog.-) discount) OPERATOR(pg_catalog./) 100, 2)) STORED,
     sort_order   integer NOT NULL DEFAULT 0,
+    reserved_quantity numeric(12,2) NOT NULL DEFAULT 0,
     owner        regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -130,6 +131,7 @@ COMMENT ON COLUMN crm.sales_order_item.unit_price IS 'Sales price of one unit';
 COMMENT ON COLUMN crm.sales_order_item.discount IS 'Item discount in percent, 0-100';
 COMMENT ON COLUMN crm.sales_order_item.total IS 'quantity x unit_price x (1 - discount/100), rounded to cents; computed by the database';
 COMMENT ON COLUMN crm.sales_order_item.sort_order IS 'Display order of the item';
+COMMENT ON COLUMN crm.sales_order_item.reserved_quantity IS 'Units taken from inventory for this item by activation (0 for untracked products and inactive orders); exactly this is returned on cancellation';
 COMMENT ON COLUMN crm.sales_order_item.owner IS 'CRM user (database role) who added the item';
 COMMENT ON COLUMN crm.sales_order_item.created_at IS 'When the item was added; set by the database';
 COMMENT ON COLUMN crm.sales_order_item.updated_at IS 'When the item was last changed; set by the database';
@@ -146,7 +148,7 @@ CREATE TRIGGER sales_order_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.sales_
 CREATE FUNCTION crm.sales_order_item_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_sales_order_item_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.sales_order_item_guard() IS 'BEFORE row trigger on crm.sales_order_item: items are written only by crm.create_order() and deleted only with their order';
+COMMENT ON FUNCTION crm.sales_order_item_guard() IS 'BEFORE row trigger on crm.sales_order_item: items are written only by crm.create_order() (reserved_quantity by activation and cancellation) and deleted only with their order';
 CREATE TRIGGER sales_order_item_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.sales_order_item
     FOR EACH ROW EXECUTE FUNCTION crm.sales_order_item_guard();
 
