@@ -87,6 +87,19 @@ INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) SELECT 
 DELETE FROM crm.product WHERE code = 'TMP-1';
 SELECT count(*) AS entries_left FROM crm.price_book_entry WHERE unit_price IN (1, 2);
 
+-- Switching the standard book to one that lacks a product another book
+-- prices is refused at commit (ZC101).
+INSERT INTO crm.product (code, name) VALUES ('EU-1', 'Euro only');
+INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) SELECT 1, id, 5 FROM crm.product WHERE code = 'EU-1';
+INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) SELECT 2, id, 4 FROM crm.product WHERE code = 'EU-1';
+INSERT INTO crm.price_book (name) VALUES ('Empty new standard');
+BEGIN;
+UPDATE crm.price_book SET is_standard = false WHERE name = 'Standard Price Book';
+UPDATE crm.price_book SET is_standard = true WHERE name = 'Empty new standard';
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT name FROM crm.price_book WHERE is_standard;
+
 -- Sales roles read the catalog but cannot change it; admins can.
 SELECT has_table_privilege('crm_sales', 'crm.product', 'SELECT') AS sales_read,
        has_table_privilege('crm_sales', 'crm.product', 'UPDATE') AS sales_write,

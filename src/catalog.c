@@ -4,7 +4,8 @@
  * crm.price_book_guard()        deferred constraint trigger: at commit there
  *                               is exactly one standard price book (the unique
  *                               index price_book_one_standard allows at most
- *                               one; this makes it at least one).
+ *                               one; this makes it at least one), and after a
+ *                               switch it prices every product other books do.
  * crm.price_book_entry_guard()  a product needs an active standard price
  *                               before another book may price it, and keeps
  *                               it while other books do.  The check locks the
@@ -23,6 +24,18 @@
 
 static CrmQuery count_standard_books = {
 	"SELECT pg_catalog.count(*) FROM crm.price_book AS b WHERE b.is_standard",
+	0, {InvalidOid}, NULL
+};
+
+/* products priced in some book but not (actively) in the standard one */
+static CrmQuery priced_without_standard = {
+	"SELECT pg_catalog.count(DISTINCT e.product_id) FROM crm.price_book_entry AS e"
+	"  JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) e.price_book_id"
+	" WHERE NOT b.is_standard AND e.active"
+	"   AND NOT EXISTS (SELECT 1 FROM crm.price_book_entry AS s"
+	"                     JOIN crm.price_book AS sb ON sb.id OPERATOR(pg_catalog.=) s.price_book_id"
+	"                    WHERE sb.is_standard AND s.active"
+	"                      AND s.product_id OPERATOR(pg_catalog.=) e.product_id)",
 	0, {InvalidOid}, NULL
 };
 
@@ -56,18 +69,29 @@ crm_price_book_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "price_book_guard", false, true);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	char	   *was_standard = crm_column_text(trigdata->tg_trigtuple, tupdesc, "is_standard");
+	bool		was_standard = crm_column_is(trigdata->tg_trigtuple, tupdesc, "is_standard", "t");
+	bool		is_standard = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		crm_column_is(trigdata->tg_newtuple, tupdesc, "is_standard", "t");
 	bool		isnull;
 	int64		n;
+	int64		unpriced;
 
-	/* only losing the standard book can leave none */
-	if (was_standard == NULL || strcmp(was_standard, "t") != 0)
+	/* only a change of the standard book matters */
+	if (was_standard == is_standard)
 		return PointerGetDatum(NULL);
 
 	SPI_connect();
 	crm_query_run_as_owner(&count_standard_books, NULL, NULL, 1);
 	n = crm_result_int64(0, 1, &isnull);
+	crm_query_run_as_owner(&priced_without_standard, NULL, NULL, 1);
+	unpriced = crm_result_int64(0, 1, &isnull);
 	SPI_finish();
+	if (n == 1 && unpriced > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),
+				 errmsg("the new standard price book lacks %lld products that other books price", (long long) unpriced),
+				 errdetail("Every product priced in another book needs an active price in the standard book."),
+				 errhint("Add those products to the new standard book in the same transaction.")));
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_STANDARD_BOOK),

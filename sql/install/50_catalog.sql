@@ -103,7 +103,7 @@ VALUES ('Standard Price Book', 'Standard selling prices; every product is priced
 CREATE FUNCTION crm.price_book_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_price_book_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.price_book_guard() IS 'Deferred constraint trigger on crm.price_book: at commit there must be exactly one standard price book';
+COMMENT ON FUNCTION crm.price_book_guard() IS 'Deferred constraint trigger on crm.price_book: at commit there must be exactly one standard price book, and it must price every product another book prices';
 CREATE CONSTRAINT TRIGGER price_book_guard AFTER UPDATE OR DELETE ON crm.price_book
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION crm.price_book_guard();
