@@ -56,7 +56,7 @@ REGRESS = \
 	campaigns \
 	trigger_robustness
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.
