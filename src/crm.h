@@ -135,6 +135,9 @@ extern bool crm_column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tup
 extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 								Datum value, bool isnull);
 extern Oid	crm_caller(void);
+extern int64 crm_required_id(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern char *crm_optional_text(FunctionCallInfo fcinfo, int argno);
+extern Datum crm_enum_result(FunctionCallInfo fcinfo, const char *label);
 extern void crm_require_role(Oid role, const char *const *groups, const char *action);
 
 /* trigger sanity checks shared by the trigger files */

@@ -272,23 +272,13 @@ write_order_items(void *arg)
 	crm_query_run_as(w->caller, &copy_quote_items, values, nulls, 0);
 }
 
-static int64
-required_id(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_INT64(argno);
-}
-
 /* crm_create_order -- SQL crm.create_order(quote_id, order_number) */
 PG_FUNCTION_INFO_V1(crm_create_order);
 Datum
 crm_create_order(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		quote_id = required_id(fcinfo, 0, "quote_id");
+	int64		quote_id = crm_required_id(fcinfo, 0, "quote_id");
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	OrderWrite	w = {caller, values, nulls, 0};
@@ -481,20 +471,13 @@ write_order_status(void *arg)
 	crm_query_run_as(w->caller, w->activate ? &mark_activated : &mark_cancelled, values, nulls, 0);
 }
 
-static Datum
-order_status_datum(FunctionCallInfo fcinfo, const char *status)
-{
-	return DirectFunctionCall2(enum_in, CStringGetDatum(status),
-							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
-}
-
 /* crm_activate_order -- SQL crm.activate_order(order_id) */
 PG_FUNCTION_INFO_V1(crm_activate_order);
 Datum
 crm_activate_order(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		id = required_id(fcinfo, 0, "order_id");
+	int64		id = crm_required_id(fcinfo, 0, "order_id");
 	OrderStatusWrite w = {caller, id, true, NULL};
 	char	   *status;
 
@@ -509,7 +492,7 @@ crm_activate_order(PG_FUNCTION_ARGS)
 	take_order_stock(id);
 	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
 	SPI_finish();
-	PG_RETURN_DATUM(order_status_datum(fcinfo, "Activated"));
+	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Activated"));
 }
 
 /* crm_cancel_order -- SQL crm.cancel_order(order_id, reason) */
@@ -518,8 +501,8 @@ Datum
 crm_cancel_order(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		id = required_id(fcinfo, 0, "order_id");
-	OrderStatusWrite w = {caller, id, false, PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1))};
+	int64		id = crm_required_id(fcinfo, 0, "order_id");
+	OrderStatusWrite w = {caller, id, false, crm_optional_text(fcinfo, 1)};
 	char	   *status;
 
 	SPI_connect();
@@ -535,5 +518,5 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 	/* from any other status the transition check decides */
 	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
 	SPI_finish();
-	PG_RETURN_DATUM(order_status_datum(fcinfo, "Cancelled"));
+	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Cancelled"));
 }

@@ -346,29 +346,13 @@ record_approval(int64 id, const char *action, const char *comment, Oid caller)
 	crm_query_run_as_owner(&insert_approval, values, nulls, 0);
 }
 
-static int64
-required_id(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_INT64(argno);
-}
-
-static char *
-optional_text(FunctionCallInfo fcinfo, int argno)
-{
-	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
-}
-
 /* crm_create_quote -- SQL crm.create_quote(opportunity_id, name, valid_until, discount, tax_rate) */
 PG_FUNCTION_INFO_V1(crm_create_quote);
 Datum
 crm_create_quote(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		opportunity_id = required_id(fcinfo, 0, "opportunity_id");
+	int64		opportunity_id = crm_required_id(fcinfo, 0, "opportunity_id");
 	Datum		values[11];
 	char		nulls[11];
 	bool		isnull;
@@ -428,8 +412,8 @@ Datum
 crm_submit_quote(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		id = required_id(fcinfo, 0, "quote_id");
-	char	   *comment = optional_text(fcinfo, 1);
+	int64		id = crm_required_id(fcinfo, 0, "quote_id");
+	char	   *comment = crm_optional_text(fcinfo, 1);
 	static const char *const path[] = {"Needs Review", NULL};
 	QuoteRow	q;
 	StatusChange change = {caller, id, path};
@@ -440,8 +424,7 @@ crm_submit_quote(PG_FUNCTION_ARGS)
 	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
 	record_approval(id, "submitted", comment, caller);
 	SPI_finish();
-	PG_RETURN_DATUM(DirectFunctionCall2(enum_in, CStringGetDatum("Needs Review"),
-										ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo))));
+	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Needs Review"));
 }
 
 /*
@@ -453,8 +436,8 @@ static Datum
 decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 {
 	Oid			caller = crm_caller();
-	int64		id = required_id(fcinfo, 0, "quote_id");
-	char	   *comment = optional_text(fcinfo, 1);
+	int64		id = crm_required_id(fcinfo, 0, "quote_id");
+	char	   *comment = crm_optional_text(fcinfo, 1);
 	static const char *const deciders[] = {"crm_manager", "crm_admin", NULL};
 	const char *path[3];
 	QuoteRow	q;
@@ -495,8 +478,7 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
 	record_approval(id, action, comment, caller);
 	SPI_finish();
-	return DirectFunctionCall2(enum_in, CStringGetDatum(outcome),
-							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
+	return crm_enum_result(fcinfo, outcome);
 }
 
 /* crm_approve_quote -- SQL crm.approve_quote(quote_id, comment) */
@@ -591,7 +573,7 @@ Datum
 crm_sync_quote(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
-	int64		id = required_id(fcinfo, 0, "quote_id");
+	int64		id = crm_required_id(fcinfo, 0, "quote_id");
 	QuoteRow	q;
 	SyncWrite	w = {caller, &q};
 	Datum		values[1];

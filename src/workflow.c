@@ -11,6 +11,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "fmgr.h"
 #include "utils/lsyscache.h"
 
 /*
@@ -152,4 +153,30 @@ crm_require_role(Oid role, const char *const *groups, const char *action)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to %s", action),
 			 errdetail("Role \"%s\" is not a member of %s.", GetUserNameFromId(role, false), names.data)));
+}
+
+/* crm_required_id -- a bigint argument that must not be NULL (22004) */
+int64
+crm_required_id(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	return PG_GETARG_INT64(argno);
+}
+
+/* crm_optional_text -- a text argument, NULL when NULL */
+char *
+crm_optional_text(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* crm_enum_result -- a label of the function's enum result type */
+Datum
+crm_enum_result(FunctionCallInfo fcinfo, const char *label)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(label),
+							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
 }
