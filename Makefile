@@ -54,7 +54,8 @@ REGRESS = \
 	activities \
 	reminders \
 	campaigns \
-	trigger_robustness
+	trigger_robustness \
+	reports
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso

@@ -66,7 +66,9 @@ BEGIN
 END
 $triggers$;
 -- Views (security_invoker: what each role sees of them is what it sees of the tables).
-GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up, crm.campaign_performance
+GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up, crm.campaign_performance,
+    crm.sales_funnel, crm.lead_conversion_rates, crm.pipeline_by_stage, crm.forecast_by_month,
+    crm.sales_performance, crm.stage_velocity, crm.quote_to_order
     TO crm_admin, crm_manager, crm_sales;
 
 -- User data is dumped by pg_dump.  The rows CREATE EXTENSION seeds (stages,

@@ -1,0 +1,145 @@
+--------------------------------------------------------------------------
+-- Reporting views for BI tools
+--
+-- Plain views over the base tables, security_invoker so that whatever
+-- row-level security applies to the querying role applies to them too.
+-- (Pipeline aggregates maintained by triggers come with the aggregates work;
+-- these views compute from the base tables.)
+--------------------------------------------------------------------------
+
+CREATE VIEW crm.sales_funnel WITH (security_invoker = true) AS
+    SELECT 1 AS position, pg_catalog.array_position(pg_catalog.enum_range(NULL::crm.lead_status), l.status) AS step_order,
+           'lead'::text AS kind, l.status::text AS step,
+           pg_catalog.count(*) AS items, NULL::numeric AS amount
+      FROM crm.lead AS l GROUP BY l.status
+    UNION ALL
+    SELECT 2, s.sort_order, 'opportunity', s.name, pg_catalog.count(o.id), COALESCE(pg_catalog.sum(o.amount), 0)
+      FROM crm.opportunity_stage AS s LEFT JOIN crm.opportunity AS o ON o.stage OPERATOR(pg_catalog.=) s.name
+     GROUP BY s.name, s.sort_order
+    UNION ALL
+    SELECT 3, 1, 'won', 'Won', pg_catalog.count(*), COALESCE(pg_catalog.sum(o.amount), 0)
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     WHERE s.is_won;
+COMMENT ON VIEW crm.sales_funnel IS 'Sales funnel: leads by status, opportunities by stage, won deals; ORDER BY position, step_order';
+COMMENT ON COLUMN crm.sales_funnel.position IS '1 leads, 2 opportunities, 3 won';
+COMMENT ON COLUMN crm.sales_funnel.step_order IS 'Order of the step within its part: lead status order, stage sort_order';
+COMMENT ON COLUMN crm.sales_funnel.kind IS 'lead, opportunity or won';
+COMMENT ON COLUMN crm.sales_funnel.step IS 'Lead status or opportunity stage (Won for the won total)';
+COMMENT ON COLUMN crm.sales_funnel.items IS 'Number of leads or opportunities in the step';
+COMMENT ON COLUMN crm.sales_funnel.amount IS 'Total opportunity amount in the step (NULL for lead steps)';
+
+CREATE VIEW crm.lead_conversion_rates WITH (security_invoker = true) AS
+    SELECT CASE WHEN GROUPING(l.source) OPERATOR(pg_catalog.=) 0 THEN 'source'
+                WHEN GROUPING(l.owner) OPERATOR(pg_catalog.=) 0 THEN 'owner'
+                WHEN GROUPING(l.campaign_id) OPERATOR(pg_catalog.=) 0 THEN 'campaign'
+                ELSE 'month' END AS dimension,
+           COALESCE(l.source, l.owner::text, c.name,
+                    pg_catalog.to_char(pg_catalog.date_trunc('month', l.created_at), 'YYYY-MM'), '(none)') AS value,
+           pg_catalog.count(*) AS leads,
+           pg_catalog.count(*) FILTER (WHERE l.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted,
+           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE l.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status)::numeric
+                            OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS conversion_rate
+      FROM crm.lead AS l LEFT JOIN crm.campaign AS c ON c.id OPERATOR(pg_catalog.=) l.campaign_id
+     GROUP BY GROUPING SETS ((l.source), (l.owner), (l.campaign_id, c.name), (pg_catalog.date_trunc('month', l.created_at)));
+COMMENT ON VIEW crm.lead_conversion_rates IS 'Share of leads converted, by source, by owner, by campaign and by month of capture';
+COMMENT ON COLUMN crm.lead_conversion_rates.dimension IS 'source, owner, campaign or month';
+COMMENT ON COLUMN crm.lead_conversion_rates.value IS 'The source code, owner, campaign name or month (YYYY-MM); (none) for leads without a campaign';
+COMMENT ON COLUMN crm.lead_conversion_rates.leads IS 'Leads in the group';
+COMMENT ON COLUMN crm.lead_conversion_rates.converted IS 'Of those, converted';
+COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / leads, 0-1';
+
+CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
+    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, o.owner,
+           pg_catalog.count(*) AS opportunities,
+           pg_catalog.sum(o.amount) AS amount,
+           pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, s.probability)
+                                           OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, o.owner;
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage and owner: number of opportunities, amount and probability-weighted amount';
+COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
+COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents)';
+
+CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
+    SELECT pg_catalog.date_trunc('month', o.close_date)::date AS close_month,
+           s.forecast_category, o.owner,
+           pg_catalog.count(*) AS opportunities,
+           pg_catalog.sum(o.amount) AS amount,
+           pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, s.probability)
+                                           OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     WHERE NOT s.is_closed OR s.is_won
+     GROUP BY 1, s.forecast_category, o.owner;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category and owner';
+COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
+COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
+COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100';
+
+CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
+    SELECT o.owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
+           pg_catalog.count(*) FILTER (WHERE s.is_won) AS won,
+           pg_catalog.count(*) FILTER (WHERE NOT s.is_won) AS lost,
+           COALESCE(pg_catalog.sum(o.amount) FILTER (WHERE s.is_won), 0) AS won_amount,
+           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE s.is_won)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS win_rate,
+           pg_catalog.round(pg_catalog.avg(o.amount) FILTER (WHERE s.is_won), 2) AS average_deal_size,
+           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', o.closed_at OPERATOR(pg_catalog.-) o.created_at))
+                             FILTER (WHERE s.is_won) OPERATOR(pg_catalog./) 86400)::numeric, 1) AS average_cycle_days
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     WHERE s.is_closed AND o.closed_at IS NOT NULL
+     GROUP BY o.owner, 2;
+COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing: deals won and lost, won amount, win rate, average deal size, sales cycle length';
+COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in';
+COMMENT ON COLUMN crm.sales_performance.won IS 'Deals won';
+COMMENT ON COLUMN crm.sales_performance.lost IS 'Deals lost';
+COMMENT ON COLUMN crm.sales_performance.won_amount IS 'Amount of the won deals';
+COMMENT ON COLUMN crm.sales_performance.win_rate IS 'won / (won + lost), 0-1';
+COMMENT ON COLUMN crm.sales_performance.average_deal_size IS 'Average amount of a won deal';
+COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from creation to closing of a won deal';
+
+CREATE VIEW crm.stage_velocity WITH (security_invoker = true) AS
+    WITH entered AS (
+        SELECT h.opportunity_id, h.new_stage AS stage, h.changed_at AS entered_at,
+               pg_catalog.lead(h.changed_at) OVER w AS left_at
+          FROM crm.opportunity_history AS h
+         WHERE h.old_stage IS DISTINCT FROM h.new_stage
+        WINDOW w AS (PARTITION BY h.opportunity_id ORDER BY h.id))
+    SELECT s.sort_order, e.stage,
+           pg_catalog.count(*) FILTER (WHERE e.left_at IS NOT NULL) AS passages,
+           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', e.left_at OPERATOR(pg_catalog.-) e.entered_at))
+                             OPERATOR(pg_catalog./) 86400)::numeric, 2) AS average_days,
+           pg_catalog.count(*) FILTER (WHERE e.left_at IS NULL) AS currently_in_stage
+      FROM entered AS e LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) e.stage
+     GROUP BY s.sort_order, e.stage;
+COMMENT ON VIEW crm.stage_velocity IS 'Average time opportunities spend in each stage, from crm.opportunity_history';
+COMMENT ON COLUMN crm.stage_velocity.sort_order IS 'Position of the stage in the pipeline (NULL for a stage since renamed or removed)';
+COMMENT ON COLUMN crm.stage_velocity.stage IS 'Stage';
+COMMENT ON COLUMN crm.stage_velocity.passages IS 'How many times an opportunity entered and left the stage';
+COMMENT ON COLUMN crm.stage_velocity.average_days IS 'Average days between entering and leaving the stage';
+COMMENT ON COLUMN crm.stage_velocity.currently_in_stage IS 'Opportunities in the stage now';
+
+CREATE VIEW crm.quote_to_order WITH (security_invoker = true) AS
+    SELECT pg_catalog.date_trunc('month', q.created_at)::date AS month,
+           pg_catalog.count(*) AS quotes,
+           pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'Accepted'::crm.quote_status) AS accepted,
+           pg_catalog.count(so.id) AS orders,
+           pg_catalog.round(pg_catalog.count(so.id)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS order_rate,
+           COALESCE(pg_catalog.sum(so.total), 0) AS order_total
+      FROM crm.quote AS q LEFT JOIN crm.sales_order AS so ON so.quote_id OPERATOR(pg_catalog.=) q.id
+     GROUP BY 1;
+COMMENT ON VIEW crm.quote_to_order IS 'Quote-to-order conversion per month the quotes were made';
+COMMENT ON COLUMN crm.quote_to_order.month IS 'First day of the month';
+COMMENT ON COLUMN crm.quote_to_order.quotes IS 'Quotes made';
+COMMENT ON COLUMN crm.quote_to_order.accepted IS 'Of those, Accepted now';
+COMMENT ON COLUMN crm.quote_to_order.orders IS 'Of those, turned into sales orders';
+COMMENT ON COLUMN crm.quote_to_order.order_rate IS 'orders / quotes, 0-1';
+COMMENT ON COLUMN crm.quote_to_order.order_total IS 'Total of those orders';
