@@ -59,7 +59,7 @@ SELECT p.oid::regprocedure AS open_to_public
   FROM pg_proc p
  WHERE p.pronamespace = 'crm'::regnamespace
    AND has_function_privilege('public', p.oid, 'EXECUTE')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- A schema crm that someone else created first is refused.
 DROP EXTENSION crm;

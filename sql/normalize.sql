@@ -31,4 +31,4 @@ SELECT url, crm.web_domain(url) AS domain
 SELECT proname, provolatile, proisstrict FROM pg_proc
  WHERE proname IN ('company_match_key', 'web_domain') ORDER BY 1;
 SELECT crm.company_match_key(NULL) IS NULL AS null_in_null_out;
-SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'crm.account'::regclass AND indexprs IS NOT NULL ORDER BY 1::text;
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'crm.account'::regclass AND indexprs IS NOT NULL ORDER BY indexrelid::regclass::text;

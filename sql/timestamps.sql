@@ -26,4 +26,4 @@ SELECT created_at = :'first_created' AS created_kept, updated_at = now() AS upda
 COMMIT;
 
 -- Every table of the core model is stamped.
-SELECT tgrelid::regclass AS stamped FROM pg_trigger WHERE tgname = 'stamp_row' ORDER BY 1::text;
+SELECT tgrelid::regclass AS stamped FROM pg_trigger WHERE tgname = 'stamp_row' ORDER BY tgrelid::regclass::text;
