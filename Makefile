@@ -24,7 +24,8 @@ OBJS = \
 	src/quotes.o \
 	src/orders.o \
 	src/activities.o \
-	src/campaigns.o
+	src/campaigns.o \
+	src/aggregates.o
 
 # The install script is built from one file per module, in name order.
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
@@ -55,9 +56,10 @@ REGRESS = \
 	reminders \
 	campaigns \
 	trigger_robustness \
-	reports
+	reports \
+	aggregates
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.

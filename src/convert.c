@@ -529,7 +529,7 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 		param_text(values, nulls, 5, lead->country);
 		values[6] = ObjectIdGetDatum(owner);
 		nulls[6] = ' ';
-		crm_query_run_as(caller, &insert_account, values, nulls, 1);
+		crm_query_run_as(caller, &insert_account, values, nulls, 0);
 		conv->account_id = crm_result_int64(0, 1, &isnull);
 		conv->account_created = true;
 	}
@@ -576,7 +576,7 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 		param_int64(values, nulls, 4, conv->account_id, false);
 		values[5] = ObjectIdGetDatum(owner);
 		nulls[5] = ' ';
-		crm_query_run_as(caller, &insert_contact, values, nulls, 1);
+		crm_query_run_as(caller, &insert_contact, values, nulls, 0);
 		conv->contact_id = crm_result_int64(0, 1, &isnull);
 		conv->contact_created = true;
 	}
@@ -639,7 +639,7 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	values[6] = ObjectIdGetDatum(owner);
 	nulls[6] = ' ';
 	param_int64(values, nulls, 7, lead->campaign_id, lead->campaign_isnull);
-	crm_query_run_as(caller, &insert_opportunity, values, nulls, 1);
+	crm_query_run_as(caller, &insert_opportunity, values, nulls, 0);
 	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
 	conv->opportunity_created = true;
 	conv->has_opportunity = true;

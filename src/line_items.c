@@ -111,7 +111,7 @@ parent_price_book(ParentKind kind, int64 parent_id)
 				"UPDATE crm.%s AS x SET price_book_id = b.id FROM crm.price_book AS b"
 				" WHERE b.is_standard AND x.id OPERATOR(pg_catalog.=) $1 RETURNING b.id",
 				p, 1, INT8OID, InvalidOid);
-	crm_query_run_as_owner(&adopt_standard_book[kind], values, nulls, 1);
+	crm_query_run_as_owner(&adopt_standard_book[kind], values, nulls, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_STANDARD_BOOK),

@@ -258,7 +258,7 @@ write_order(void *arg)
 	OrderWrite *w = (OrderWrite *) arg;
 	bool		isnull;
 
-	crm_query_run_as(w->caller, &insert_order, w->values, w->nulls, 1);
+	crm_query_run_as(w->caller, &insert_order, w->values, w->nulls, 0);
 	w->order_id = crm_result_int64(0, 1, &isnull);
 }
 

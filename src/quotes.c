@@ -394,7 +394,7 @@ crm_create_quote(PG_FUNCTION_ARGS)
 	nulls[9] = ' ';
 	values[10] = ObjectIdGetDatum(owner);
 	nulls[10] = ' ';
-	crm_query_run_as(caller, &insert_quote, values, nulls, 1);
+	crm_query_run_as(caller, &insert_quote, values, nulls, 0);
 	quote_id = crm_result_int64(0, 1, &isnull);
 
 	values[0] = Int64GetDatum(quote_id);

@@ -55,6 +55,10 @@ crm_query_plan(CrmQuery *query)
  * statement, so a search sees what earlier calls in the same statement
  * inserted and what other sessions committed while we waited for a lock.
  * (Read-only mode would reuse the calling statement's snapshot.)
+ *
+ * count limits the rows returned; pass 0 for every INSERT, UPDATE or DELETE,
+ * also with RETURNING: a limit stops the executor early, and the statement's
+ * AFTER STATEMENT triggers then miss rows of their transition tables.
  */
 int
 crm_query_run(CrmQuery *query, Datum *values, const char *nulls, long count)

@@ -49,14 +49,13 @@ COMMENT ON COLUMN crm.lead_conversion_rates.converted IS 'Of those, converted';
 COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / leads, 0-1';
 
 CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
-    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, o.owner,
-           pg_catalog.count(*) AS opportunities,
-           pg_catalog.sum(o.amount) AS amount,
-           pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, s.probability)
-                                           OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
-     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, o.owner;
-COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage and owner: number of opportunities, amount and probability-weighted amount';
+    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.sum(t.amount) AS amount,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner;
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage and owner: number of opportunities, amount and probability-weighted amount, read from the maintained aggregate';
 COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
 COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
@@ -67,16 +66,15 @@ COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts';
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents)';
 
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
-    SELECT pg_catalog.date_trunc('month', o.close_date)::date AS close_month,
-           s.forecast_category, o.owner,
-           pg_catalog.count(*) AS opportunities,
-           pg_catalog.sum(o.amount) AS amount,
-           pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, s.probability)
-                                           OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+    SELECT NULLIF(t.close_month, 'infinity'::date) AS close_month,
+           s.forecast_category, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.sum(t.amount) AS amount,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
      WHERE NOT s.is_closed OR s.is_won
-     GROUP BY 1, s.forecast_category, o.owner;
-COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category and owner';
+     GROUP BY 1, s.forecast_category, t.owner;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category and owner, read from the maintained aggregate';
 COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
 COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
 COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner';

@@ -22,7 +22,8 @@ BEGIN
         'crm.create_order(bigint, text)',
         'crm.activate_order(bigint)',
         'crm.cancel_order(bigint, text)',
-        'crm.claim_due_reminders(integer, timestamptz)']
+        'crm.claim_due_reminders(integer, timestamptz)',
+        'crm.verify_aggregates()']
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO crm_admin, crm_manager, crm_sales', f);
@@ -44,6 +45,12 @@ GRANT INSERT, UPDATE, DELETE ON
     TO crm_admin;
 GRANT UPDATE ON crm.settings TO crm_admin;
 GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
+-- Aggregates: read by everyone working with reports, written by the triggers
+-- only; the rebuild is an admin's.
+GRANT SELECT ON crm.pipeline_aggregate, crm.pipeline_totals, crm.pipeline_actual
+    TO crm_admin, crm_manager, crm_sales;
+REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
 -- History and approvals: read-only for users.  The change log keeps the
 -- values of deleted rows (personal data), so only admins and managers read it.
