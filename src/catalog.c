@@ -39,6 +39,30 @@ static CrmQuery priced_without_standard = {
 	0, {InvalidOid}, NULL
 };
 
+static CrmQuery book_active = {
+	"SELECT b.active FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/*
+ * crm_require_active_price_book -- an opportunity or quote may newly choose
+ * only an active price book (ZC104).  The caller is connected to SPI.
+ */
+void
+crm_require_active_price_book(int64 book_id)
+{
+	Datum		values[1] = {Int64GetDatum(book_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	crm_query_run_as_owner(&book_active, values, nulls, 1);
+	if (SPI_processed > 0 && !DatumGetBool(crm_result_datum(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
+				 errmsg("price book %lld is inactive", (long long) book_id),
+				 errhint("Choose an active price book.")));
+}
+
 static CrmQuery book_is_standard = {
 	"SELECT b.is_standard FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
 	1, {INT8OID}, NULL

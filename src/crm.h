@@ -120,12 +120,16 @@ extern bool crm_permitted(CrmPermitKind kind, int64 id);
 extern void crm_with_permit(CrmPermitKind kind, int64 id,
 							void (*fn) (void *arg), void *arg);
 
+/* catalog.c */
+extern void crm_require_active_price_book(int64 book_id);
+
 /* workflow.c: status workflows and row helpers shared by the triggers */
 extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 								 const char *from, const char *to,
 								 CrmPermitKind kind);
 extern int	crm_attnum(TupleDesc tupdesc, const char *colname);
 extern char *crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname);
+extern char *crm_attribute_text(HeapTuple tuple, TupleDesc tupdesc, int attnum);
 extern bool crm_column_is(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 						  const char *s);
 extern int64 crm_column_int64(HeapTuple tuple, TupleDesc tupdesc, const char *colname,

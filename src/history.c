@@ -45,21 +45,6 @@ static CrmQuery insert_opportunity_history = {
 	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
-/* text form of column attnum, NULL when null */
-static char *
-column_text(HeapTuple tuple, TupleDesc tupdesc, int attnum)
-{
-	bool		isnull;
-	Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
-	Oid			typoutput;
-	bool		typisvarlena;
-
-	if (isnull)
-		return NULL;
-	getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid, &typoutput, &typisvarlena);
-	return OidOutputFunctionCall(typoutput, value);
-}
-
 static void
 append_json_text(StringInfo buf, const char *value)
 {
@@ -106,14 +91,14 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		newtup = trigdata->tg_newtuple;
-		from_status = column_text(trigdata->tg_trigtuple, tupdesc, attnum);
+		from_status = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, attnum);
 	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.record_lead_status() must be fired for INSERT or UPDATE")));
 
-	to_status = column_text(newtup, tupdesc, attnum);
+	to_status = crm_attribute_text(newtup, tupdesc, attnum);
 	if (from_status != NULL && to_status != NULL && strcmp(from_status, to_status) == 0)
 		return PointerGetDatum(NULL);	/* status unchanged */
 
@@ -154,14 +139,14 @@ changes_json(TriggerData *trigdata)
 
 		if (att->attisdropped)
 			continue;
-		oldtext = column_text(trigdata->tg_trigtuple, tupdesc, i + 1);
+		oldtext = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, i + 1);
 		if (is_update)
 		{
 			char	   *newtext;
 
 			if (strcmp(NameStr(att->attname), "updated_at") == 0)
 				continue;
-			newtext = column_text(trigdata->tg_newtuple, tupdesc, i + 1);
+			newtext = crm_attribute_text(trigdata->tg_newtuple, tupdesc, i + 1);
 			if ((oldtext == NULL && newtext == NULL) ||
 				(oldtext != NULL && newtext != NULL && strcmp(oldtext, newtext) == 0))
 				continue;

@@ -34,11 +34,6 @@ static CrmQuery has_line_items = {
 	1, {INT8OID}, NULL
 };
 
-static CrmQuery price_book_active = {
-	"SELECT b.active FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
-	1, {INT8OID}, NULL
-};
-
 static bool
 opportunity_has_lines(int64 id)
 {
@@ -103,17 +98,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		int64		book = crm_column_int64(newtup, tupdesc, "price_book_id", &isnull);
 
 		if (!isnull)
-		{
-			bool		active_isnull;
-
-			values[0] = Int64GetDatum(book);
-			crm_query_run_as_owner(&price_book_active, values, nulls, 1);
-			if (SPI_processed > 0 && !DatumGetBool(crm_result_datum(0, 1, &active_isnull)))
-				ereport(ERROR,
-						(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
-						 errmsg("price book %lld is inactive", (long long) book),
-						 errhint("Choose an active price book.")));
-		}
+			crm_require_active_price_book(book);
 	}
 
 	/* stage rules; an unknown stage is left to the foreign key to report */

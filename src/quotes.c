@@ -57,11 +57,6 @@ static CrmQuery quote_has_lines = {
 	1, {INT8OID}, NULL
 };
 
-static CrmQuery quote_book_active = {
-	"SELECT b.active FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
-	1, {INT8OID}, NULL
-};
-
 /* a quote keeps its price book while it has lines; a new one must be active */
 static void
 check_quote_price_book(int64 id, HeapTuple newtup, TupleDesc tupdesc)
@@ -77,15 +72,8 @@ check_quote_price_book(int64 id, HeapTuple newtup, TupleDesc tupdesc)
 				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
 				 errmsg("quote %lld keeps its price book while it has line items", (long long) id),
 				 errhint("Remove the line items first.")));
-	if (isnull)
-		return;
-	values[0] = Int64GetDatum(book);
-	crm_query_run_as_owner(&quote_book_active, values, nulls, 1);
-	if (SPI_processed > 0 && !DatumGetBool(crm_result_datum(0, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
-				 errmsg("price book %lld is inactive", (long long) book),
-				 errhint("Choose an active price book.")));
+	if (!isnull)
+		crm_require_active_price_book(book);
 }
 
 /* columns of a quote that are not its content */

@@ -64,7 +64,13 @@ crm_attnum(TupleDesc tupdesc, const char *colname)
 char *
 crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
 {
-	int			attnum = crm_attnum(tupdesc, colname);
+	return crm_attribute_text(tuple, tupdesc, crm_attnum(tupdesc, colname));
+}
+
+/* crm_attribute_text -- text form of attribute attnum, NULL when null */
+char *
+crm_attribute_text(HeapTuple tuple, TupleDesc tupdesc, int attnum)
+{
 	bool		isnull;
 	Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
 	Oid			typoutput;
