@@ -18,6 +18,7 @@
  *   orders.c     sales orders and stock
  *   activities.c activities and reminders
  *   campaigns.c  campaign hierarchy and member responses
+ *   aggregates.c pipeline aggregates in per-backend stripes
  */
 #ifndef CRM_H
 #define CRM_H
