@@ -1,17 +1,30 @@
 /*
- * aggregates.c: pipeline aggregates without hot rows.
+ * aggregates.c: pipeline, account and campaign aggregates without hot rows.
  *
- * crm.aggregates_pipeline() is an AFTER statement trigger on crm.opportunity.
- * From the transition tables it computes, per (stage, owner, close month),
- * the change in count, amount and weighted amount, and adds it to the rows of
- * crm.pipeline_aggregate whose stripe is this backend's id (MyBackendId).
- * Concurrent backends have different ids, so they never update the same row
- * and never wait for one another; a backend's transactions run one after the
- * other, so its own rows are never contended either.  The deltas are written
- * in the writer's transaction (as the extension owner: users cannot write
- * aggregates), so they commit and roll back with the change they describe.
- * TRUNCATE of the opportunities empties the aggregate.
+ * crm.aggregates_maintain() is an AFTER statement trigger on crm.opportunity
+ * and crm.lead.  It reads the statement's transition tables directly (no
+ * SQL), adds every new row's contribution and subtracts every old row's, per
+ * group of each aggregate the table feeds, in a hash table; then, for each
+ * group whose change is not zero, it adds the change to the row of the
+ * aggregate table whose stripe is this backend's id (MyBackendId) with one
+ * kept INSERT ... ON CONFLICT DO UPDATE.
  *
+ * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
+ * so the contributions of a statement add up to the change of the totals,
+ * whatever the statement did; the additions are ordinary row writes in the
+ * writer's transaction and commit, roll back and roll back to a savepoint
+ * with the change they describe.  TRUNCATE empties the aggregates the table
+ * feeds.
+ *
+ * Why there are no hot rows: concurrent backends have different ids, so they
+ * never update the same aggregate row and never wait for one another; a
+ * backend's transactions run one after the other, so its own rows are never
+ * contended either.  Readers sum the stripes of a group.
+ *
+ * Why it is cheap: an UPDATE that changes no aggregated column, or changes
+ * them in ways that cancel out, computes zero changes and runs no SQL at all.
+ *
+ * The additions run as the extension owner: users cannot write aggregates.
  * (A prepared transaction keeps its stripe rows locked after its backend is
  * gone; a new backend with the same id waits for COMMIT/ROLLBACK PREPARED.)
  */
@@ -19,68 +32,424 @@
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
-#include "storage/backendid.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/backendid.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
 
-#define DELTA(sign, rows) \
-	"SELECT x.stage, x.owner," \
-	"       COALESCE(pg_catalog.date_trunc('month', x.close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month," \
-	"       " sign "1 AS n, " sign "x.amount AS amount," \
-	"       " sign "pg_catalog.round(x.amount OPERATOR(pg_catalog.*) COALESCE(x.probability, 0) OPERATOR(pg_catalog./) 100, 2) AS w" \
-	"  FROM " rows " AS x"
+#define AGG_MAX_KEYS 3
+#define AGG_MAX_SUMS 2
 
-#define ADD_DELTAS(source) \
-	"INSERT INTO crm.pipeline_aggregate AS a (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)" \
-	" SELECT d.stage, d.owner, d.close_month, $1, pg_catalog.sum(d.n), pg_catalog.sum(d.amount), pg_catalog.sum(d.w)" \
-	"   FROM (" source ") AS d" \
-	"  GROUP BY d.stage, d.owner, d.close_month" \
-	" HAVING pg_catalog.sum(d.n) OPERATOR(pg_catalog.<>) 0 OR pg_catalog.sum(d.amount) OPERATOR(pg_catalog.<>) 0" \
-	"     OR pg_catalog.sum(d.w) OPERATOR(pg_catalog.<>) 0" \
-	" ON CONFLICT (stage, owner, close_month, stripe) DO UPDATE SET" \
-	"   opportunities = a.opportunities OPERATOR(pg_catalog.+) EXCLUDED.opportunities," \
-	"   amount = a.amount OPERATOR(pg_catalog.+) EXCLUDED.amount," \
-	"   weighted_amount = a.weighted_amount OPERATOR(pg_catalog.+) EXCLUDED.weighted_amount"
-
-static CrmQuery add_inserted = {
-	ADD_DELTAS(DELTA("", "new_rows")), 1, {INT4OID}, NULL
-};
-static CrmQuery add_updated = {
-	ADD_DELTAS(DELTA("", "new_rows") " UNION ALL " DELTA("-", "old_rows")), 1, {INT4OID}, NULL
-};
-static CrmQuery add_deleted = {
-	ADD_DELTAS(DELTA("-", "old_rows")), 1, {INT4OID}, NULL
-};
-static CrmQuery empty_aggregate = {
-	"DELETE FROM crm.pipeline_aggregate", 0, {InvalidOid}, NULL
-};
-
-/* crm_aggregates_pipeline -- trigger crm.aggregates_pipeline() */
-PG_FUNCTION_INFO_V1(crm_aggregates_pipeline);
-Datum
-crm_aggregates_pipeline(PG_FUNCTION_ARGS)
+/* How a key column of the source row becomes a key of the aggregate. */
+typedef enum AggKeyKind
 {
-	TriggerData *trigdata = crm_trigger_data(fcinfo, "aggregates_pipeline", false, false);
+	AGG_KEY_BYVAL,				/* stored as is: ids, regrole, enum */
+	AGG_KEY_TEXT,				/* a text value */
+	AGG_KEY_ENUM,				/* an enum, hashed by oid, written as its label */
+	AGG_KEY_MONTH				/* a date truncated to its month; NULL: infinity */
+} AggKeyKind;
+
+/* What a sum adds up. */
+typedef enum AggSumKind
+{
+	AGG_SUM_COLUMN,				/* a numeric column */
+	AGG_SUM_WEIGHTED			/* round(amount x coalesce(probability, 0) / 100, 2) */
+} AggSumKind;
+
+typedef struct AggSpec
+{
+	const char *name;
+	int			nkeys;
+	const char *key_column[AGG_MAX_KEYS];
+	AggKeyKind	key_kind[AGG_MAX_KEYS];
+	bool		skip_null_first_key;	/* rows without the first key don't count */
+	int			nsums;
+	AggSumKind	sum_kind[AGG_MAX_SUMS];
+	const char *amount_column;
+	const char *probability_column;
+	CrmQuery	add;			/* $1..$nkeys keys, stripe, count, sums */
+	CrmQuery	empty;			/* on TRUNCATE of the source */
+} AggSpec;
+
+/* One ON CONFLICT clause for every aggregate table. */
+#define AGG_ON_CONFLICT(keys, sets) \
+	" ON CONFLICT (" keys ", stripe) DO UPDATE SET " sets
+#define AGG_ADD(col) col " = a." col " OPERATOR(pg_catalog.+) EXCLUDED." col
+
+static AggSpec pipeline_spec = {
+	"pipeline", 3, {"stage", "owner", "close_date"},
+	{AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH}, false,
+	2, {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED}, "amount", "probability",
+	{"INSERT INTO crm.pipeline_aggregate AS a"
+	 " (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)"
+	 " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	 AGG_ON_CONFLICT("stage, owner, close_month",
+					 AGG_ADD("opportunities") ", " AGG_ADD("amount") ", " AGG_ADD("weighted_amount")),
+	 7, {TEXTOID, REGROLEOID, DATEOID, INT4OID, INT8OID, NUMERICOID, NUMERICOID}, NULL},
+	{"DELETE FROM crm.pipeline_aggregate", 0, {InvalidOid}, NULL}
+};
+
+static AggSpec account_spec = {
+	"account", 2, {"account_id", "stage"},
+	{AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
+	1, {AGG_SUM_COLUMN}, "amount", NULL,
+	{"INSERT INTO crm.account_aggregate AS a"
+	 " (account_id, stage, stripe, opportunities, amount)"
+	 " VALUES ($1, $2, $3, $4, $5)"
+	 AGG_ON_CONFLICT("account_id, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
+	 5, {INT8OID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	{"DELETE FROM crm.account_aggregate", 0, {InvalidOid}, NULL}
+};
+
+static AggSpec campaign_opportunity_spec = {
+	"campaign_opportunity", 2, {"campaign_id", "stage"},
+	{AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
+	1, {AGG_SUM_COLUMN}, "amount", NULL,
+	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
+	 " (campaign_id, stage, stripe, opportunities, amount)"
+	 " VALUES ($1, $2, $3, $4, $5)"
+	 AGG_ON_CONFLICT("campaign_id, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
+	 5, {INT8OID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	{"DELETE FROM crm.campaign_opportunity_aggregate", 0, {InvalidOid}, NULL}
+};
+
+static AggSpec campaign_lead_spec = {
+	"campaign_lead", 2, {"campaign_id", "status"},
+	{AGG_KEY_BYVAL, AGG_KEY_ENUM}, true,
+	0, {AGG_SUM_COLUMN}, NULL, NULL,
+	{"INSERT INTO crm.campaign_lead_aggregate AS a"
+	 " (campaign_id, status, stripe, leads)"
+	 " VALUES ($1, $2::crm.lead_status, $3, $4)"
+	 AGG_ON_CONFLICT("campaign_id, status", AGG_ADD("leads")),
+	 4, {INT8OID, TEXTOID, INT4OID, INT8OID}, NULL},
+	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
+};
+
+static AggSpec *const opportunity_specs[] = {&pipeline_spec, &account_spec, &campaign_opportunity_spec, NULL};
+static AggSpec *const lead_specs[] = {&campaign_lead_spec, NULL};
+
+/*
+ * A group of one aggregate while a statement is folded: its key (serialized
+ * for hashing, and as datums for the addition) and the change of its count
+ * and sums.
+ */
+typedef struct AggGroupKey
+{
+	uint32		len;
+	char	   *data;
+} AggGroupKey;
+
+typedef struct AggGroup
+{
+	AggGroupKey key;			/* must be first */
+	Datum		keys[AGG_MAX_KEYS];
+	int64		count;
+	Datum		sums[AGG_MAX_SUMS];
+} AggGroup;
+
+static uint32
+agg_key_hash(const void *key, Size keysize)
+{
+	const AggGroupKey *k = (const AggGroupKey *) key;
+
+	(void) keysize;
+	return DatumGetUInt32(hash_any((const unsigned char *) k->data, (int) k->len));
+}
+
+static int
+agg_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const AggGroupKey *a = (const AggGroupKey *) key1;
+	const AggGroupKey *b = (const AggGroupKey *) key2;
+
+	(void) keysize;
+	if (a->len != b->len)
+		return 1;
+	return memcmp(a->data, b->data, a->len);
+}
+
+/* Numeric constants, made once per call (cheap, and no static Datums). */
+typedef struct AggConstants
+{
+	Datum		zero;
+	Datum		hundred;
+} AggConstants;
+
+/* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
+static Datum
+agg_month_of(Datum d, bool isnull)
+{
+	DateADT		date;
+	int			year,
+				month,
+				day;
+
+	if (isnull)
+		return DateADTGetDatum(DATEVAL_NOEND);
+	date = DatumGetDateADT(d);
+	if (DATE_NOT_FINITE(date))
+		return d;
+	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
+}
+
+/* The weighted amount of one row, exactly as the SQL of crm.pipeline_actual. */
+static Datum
+agg_weighted(Datum amount, Datum probability, bool probability_null, const AggConstants *c)
+{
+	Datum		p = probability_null ? c->zero : probability;
+	Datum		x = DirectFunctionCall2(numeric_mul, amount, p);
+
+	x = DirectFunctionCall2(numeric_div, x, c->hundred);
+	return DirectFunctionCall2(numeric_round, x, Int32GetDatum(2));
+}
+
+/* Per-statement state of one aggregate. */
+typedef struct AggFold
+{
+	AggSpec    *spec;
+	HTAB	   *groups;
+	int			key_att[AGG_MAX_KEYS];
+	Oid			key_output[AGG_MAX_KEYS];	/* output functions of enum keys */
+	int			amount_att;
+	int			probability_att;
+	StringInfoData buf;
+} AggFold;
+
+static void
+agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
+{
+	HASHCTL		ctl;
+
+	fold->spec = spec;
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		fold->key_att[i] = crm_attnum(tupdesc, spec->key_column[i]);
+		fold->key_output[i] = InvalidOid;
+		if (spec->key_kind[i] == AGG_KEY_ENUM)
+		{
+			bool		varlena;
+
+			getTypeOutputInfo(TupleDescAttr(tupdesc, fold->key_att[i] - 1)->atttypid,
+							  &fold->key_output[i], &varlena);
+		}
+	}
+	fold->amount_att = spec->amount_column ? crm_attnum(tupdesc, spec->amount_column) : 0;
+	fold->probability_att = spec->probability_column ? crm_attnum(tupdesc, spec->probability_column) : 0;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(AggGroupKey);
+	ctl.entrysize = sizeof(AggGroup);
+	ctl.hash = agg_key_hash;
+	ctl.match = agg_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	fold->groups = hash_create("crm aggregate groups", 64, &ctl,
+							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	initStringInfo(&fold->buf);
+}
+
+/* Add (sign +1) or subtract (sign -1) one row's contribution. */
+static void
+agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *c)
+{
+	AggSpec    *spec = fold->spec;
+	Datum		keys[AGG_MAX_KEYS];
+	AggGroupKey key;
+	AggGroup   *group;
+	bool		found;
+
+	resetStringInfo(&fold->buf);
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, fold->key_att[i], &isnull);
+
+		if (isnull && i == 0 && spec->skip_null_first_key)
+			return;
+		if (spec->key_kind[i] == AGG_KEY_MONTH)
+		{
+			d = agg_month_of(d, isnull);
+			isnull = false;
+		}
+		if (isnull)				/* NOT NULL columns; refuse rather than guess */
+			elog(ERROR, "crm: %s aggregate key %s is null", spec->name, spec->key_column[i]);
+		if (spec->key_kind[i] == AGG_KEY_TEXT)
+		{
+			text	   *t = DatumGetTextPP(d);
+			uint32		len = VARSIZE_ANY_EXHDR(t);
+
+			appendBinaryStringInfo(&fold->buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(&fold->buf, VARDATA_ANY(t), len);
+			d = PointerGetDatum(t);
+		}
+		else
+			appendBinaryStringInfo(&fold->buf, (char *) &d, sizeof(Datum));
+		keys[i] = d;
+	}
+	key.len = fold->buf.len;
+	key.data = fold->buf.data;
+	group = (AggGroup *) hash_search(fold->groups, &key, HASH_FIND, NULL);
+	if (group == NULL)
+	{
+		key.data = palloc(key.len);
+		memcpy(key.data, fold->buf.data, key.len);
+		group = (AggGroup *) hash_search(fold->groups, &key, HASH_ENTER, &found);
+		for (int i = 0; i < spec->nkeys; i++)
+			group->keys[i] = spec->key_kind[i] == AGG_KEY_TEXT
+				? PointerGetDatum(DatumGetTextPCopy(keys[i])) : keys[i];
+		group->count = 0;
+		for (int i = 0; i < spec->nsums; i++)
+			group->sums[i] = c->zero;
+	}
+	group->count += sign;
+	for (int i = 0; i < spec->nsums; i++)
+	{
+		bool		isnull;
+		Datum		amount = slot_getattr(slot, fold->amount_att, &isnull);
+		Datum		value;
+
+		if (isnull)
+			continue;			/* amount is NOT NULL; a NULL adds nothing */
+		if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
+		{
+			bool		pnull;
+			Datum		p = slot_getattr(slot, fold->probability_att, &pnull);
+
+			value = agg_weighted(amount, p, pnull, c);
+		}
+		else
+			value = amount;
+		group->sums[i] = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub,
+											 group->sums[i], value);
+	}
+}
+
+/* Fold every row of a transition table into the aggregate's groups. */
+static void
+agg_fold_table(AggFold *fold, Tuplestorestate *rows, TupleTableSlot *slot, int sign,
+			   const AggConstants *c)
+{
+	int			ptr;
+
+	if (rows == NULL)
+		return;
+	ptr = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(rows, ptr);
+	tuplestore_rescan(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+		agg_fold_row(fold, slot, sign, c);
+	ExecClearTuple(slot);
+}
+
+static bool
+agg_is_zero(Datum n, const AggConstants *c)
+{
+	return DatumGetBool(DirectFunctionCall2(numeric_eq, n, c->zero));
+}
+
+/* Add the changes of every group that changed; returns whether SPI is open. */
+static bool
+agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
+{
+	AggSpec    *spec = fold->spec;
+	HASH_SEQ_STATUS seq;
+	AggGroup   *group;
+
+	hash_seq_init(&seq, fold->groups);
+	while ((group = (AggGroup *) hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];
+		char		nulls[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];
+		bool		changed = group->count != 0;
+		int			n = 0;
+
+		for (int i = 0; i < spec->nsums && !changed; i++)
+			changed = !agg_is_zero(group->sums[i], c);
+		if (!changed)
+			continue;
+		if (!connected)
+		{
+			SPI_connect();
+			connected = true;
+		}
+		for (int i = 0; i < spec->nkeys; i++)
+			values[n++] = spec->key_kind[i] == AGG_KEY_ENUM
+				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
+				: group->keys[i];
+		values[n++] = Int32GetDatum(MyBackendId);
+		values[n++] = Int64GetDatum(group->count);
+		for (int i = 0; i < spec->nsums; i++)
+			values[n++] = group->sums[i];
+		memset(nulls, ' ', n);
+		crm_query_run_as_owner(&spec->add, values, nulls, 0);
+	}
+	return connected;
+}
+
+/* crm_aggregates_maintain -- trigger crm.aggregates_maintain() */
+PG_FUNCTION_INFO_V1(crm_aggregates_maintain);
+Datum
+crm_aggregates_maintain(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "aggregates_maintain", false, false);
 	TriggerEvent event = trigdata->tg_event;
-	Datum		values[1] = {Int32GetDatum(MyBackendId)};
-	char		nulls[1] = {' '};
+	const char *relname = RelationGetRelationName(trigdata->tg_relation);
+	AggSpec *const *specs;
+	bool		connected = false;
 
 	if (TRIGGER_FIRED_FOR_ROW(event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.aggregates_pipeline() must be fired FOR EACH STATEMENT")));
-
-	SPI_connect();
-	if (TRIGGER_FIRED_BY_TRUNCATE(event))
-		crm_query_run_as_owner(&empty_aggregate, NULL, NULL, 0);
+				 errmsg("crm.aggregates_maintain() must be fired FOR EACH STATEMENT")));
+	if (strcmp(relname, "opportunity") == 0)
+		specs = opportunity_specs;
+	else if (strcmp(relname, "lead") == 0)
+		specs = lead_specs;
 	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm.aggregates_maintain() does not maintain aggregates of table \"%s\"",
+						relname)));
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
-		if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
-			elog(ERROR, "crm: SPI_register_trigger_data failed");
-		crm_query_run_as_owner(TRIGGER_FIRED_BY_INSERT(event) ? &add_inserted :
-							   TRIGGER_FIRED_BY_UPDATE(event) ? &add_updated : &add_deleted,
-							   values, nulls, 0);
+		SPI_connect();
+		for (int i = 0; specs[i] != NULL; i++)
+			crm_query_run_as_owner(&specs[i]->empty, NULL, NULL, 0);
+		SPI_finish();
+		return PointerGetDatum(NULL);
 	}
-	SPI_finish();
+
+	{
+		TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
+		AggConstants c;
+
+		c.zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+		c.hundred = DirectFunctionCall1(int4_numeric, Int32GetDatum(100));
+		for (int i = 0; specs[i] != NULL; i++)
+		{
+			AggFold		fold;
+
+			agg_fold_init(&fold, specs[i], tupdesc);
+			agg_fold_table(&fold, trigdata->tg_newtable, slot, 1, &c);
+			agg_fold_table(&fold, trigdata->tg_oldtable, slot, -1, &c);
+			connected = agg_write_groups(&fold, connected, &c);
+			hash_destroy(fold.groups);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	if (connected)
+		SPI_finish();
 	return PointerGetDatum(NULL);
 }

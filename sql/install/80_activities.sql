@@ -64,7 +64,7 @@ COMMENT ON COLUMN crm.activity.owner IS 'CRM user (database role) the activity i
 COMMENT ON COLUMN crm.activity.created_at IS 'When the activity was created; set by the database';
 COMMENT ON COLUMN crm.activity.updated_at IS 'When the activity was last changed; set by the database';
 CREATE INDEX activity_lead_id_idx ON crm.activity (lead_id) WHERE lead_id IS NOT NULL;
-CREATE INDEX activity_account_id_idx ON crm.activity (account_id) WHERE account_id IS NOT NULL;
+CREATE INDEX activity_account_id_idx ON crm.activity (account_id, completed_at) WHERE account_id IS NOT NULL;
 CREATE INDEX activity_contact_id_idx ON crm.activity (contact_id) WHERE contact_id IS NOT NULL;
 CREATE INDEX activity_opportunity_id_idx ON crm.activity (opportunity_id) WHERE opportunity_id IS NOT NULL;
 CREATE INDEX activity_owner_due_idx ON crm.activity (owner, due_at);

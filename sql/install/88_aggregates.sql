@@ -1,10 +1,13 @@
 --------------------------------------------------------------------------
--- Pipeline aggregates
+-- Pipeline, account and campaign aggregates
 --
 -- crm.pipeline_aggregate holds, per (stage, owner, close month), the number
--- of opportunities, their amount and their probability-weighted amount, kept
--- by statement-level C triggers (names start with aggregates_) from the
--- transition tables.  No hot rows: each backend adds its deltas to its own
+-- of opportunities, their amount and their probability-weighted amount;
+-- crm.account_aggregate and crm.campaign_opportunity_aggregate the number
+-- and amount of opportunities per (account, stage) and (campaign, stage);
+-- crm.campaign_lead_aggregate the number of leads per (campaign, status).
+-- All are kept by statement-level C triggers (names start with aggregates_)
+-- from the transition tables.  No hot rows: each backend adds its deltas to its own
 -- stripe (one row per group and backend id), so concurrent writers never
 -- wait for each other, and readers sum the stripes -- time proportional to
 -- the number of groups times the backends that wrote, not to the number of
@@ -31,20 +34,6 @@ COMMENT ON COLUMN crm.pipeline_aggregate.stripe IS 'Backend id of the writer (0 
 COMMENT ON COLUMN crm.pipeline_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.weighted_amount IS 'Change in the sum of round(amount x probability / 100, 2) recorded by this stripe';
-
-CREATE FUNCTION crm.aggregates_pipeline() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'crm_aggregates_pipeline'
-    LANGUAGE C;
-COMMENT ON FUNCTION crm.aggregates_pipeline() IS 'AFTER statement trigger on crm.opportunity: adds the statement''s changes to the writing backend''s stripe of crm.pipeline_aggregate (TRUNCATE empties it)';
-
-CREATE TRIGGER aggregates_pipeline_insert AFTER INSERT ON crm.opportunity
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_pipeline();
-CREATE TRIGGER aggregates_pipeline_update AFTER UPDATE ON crm.opportunity
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_pipeline();
-CREATE TRIGGER aggregates_pipeline_delete AFTER DELETE ON crm.opportunity
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_pipeline();
-CREATE TRIGGER aggregates_pipeline_truncate AFTER TRUNCATE ON crm.opportunity
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_pipeline();
 
 -- What the aggregate must equal: the GROUP BY over the opportunities.
 CREATE VIEW crm.pipeline_actual WITH (security_invoker = true) AS
@@ -78,25 +67,141 @@ COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities'
 COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
+CREATE TABLE crm.account_aggregate (
+    account_id       bigint NOT NULL,
+    stage            text NOT NULL,
+    stripe           integer NOT NULL,
+    opportunities    bigint NOT NULL DEFAULT 0,
+    amount           numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, stage, stripe)
+);
+COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+
+CREATE TABLE crm.campaign_opportunity_aggregate (
+    campaign_id      bigint NOT NULL,
+    stage            text NOT NULL,
+    stripe           integer NOT NULL,
+    opportunities    bigint NOT NULL DEFAULT 0,
+    amount           numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, stage, stripe)
+);
+COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+
+CREATE TABLE crm.campaign_lead_aggregate (
+    campaign_id      bigint NOT NULL,
+    status           crm.lead_status NOT NULL,
+    stripe           integer NOT NULL,
+    leads            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, status, stripe)
+);
+COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+CREATE FUNCTION crm.aggregates_maintain() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_aggregates_maintain'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.aggregates_maintain() IS 'AFTER statement trigger on crm.opportunity and crm.lead: folds the statement''s transition tables into per-group changes and adds them to the writing backend''s stripe of every aggregate the table feeds (TRUNCATE empties them)';
+
+CREATE TRIGGER aggregates_opportunity_insert AFTER INSERT ON crm.opportunity
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_opportunity_update AFTER UPDATE ON crm.opportunity
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_opportunity_delete AFTER DELETE ON crm.opportunity
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_opportunity_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_lead_insert AFTER INSERT ON crm.lead
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_lead_update AFTER UPDATE ON crm.lead
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_lead_delete AFTER DELETE ON crm.lead
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+CREATE TRIGGER aggregates_lead_truncate AFTER TRUNCATE ON crm.lead
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+
+-- Every kept group (stripes summed) next to the same group computed from the
+-- base tables; verify and rebuild are written from it.
+CREATE VIEW crm.aggregates_compared WITH (security_invoker = true) AS
+    WITH kept AS (
+        SELECT 'pipeline'::text AS aggregate,
+               pg_catalog.jsonb_build_object('stage', p.stage, 'owner', p.owner, 'close_month', p.close_month) AS group_key,
+               pg_catalog.sum(p.opportunities)::numeric AS items, pg_catalog.sum(p.amount) AS amount,
+               pg_catalog.sum(p.weighted_amount) AS weighted_amount
+          FROM crm.pipeline_aggregate AS p GROUP BY p.stage, p.owner, p.close_month
+        UNION ALL
+        SELECT 'account', pg_catalog.jsonb_build_object('account_id', g.account_id, 'stage', g.stage),
+               pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
+          FROM crm.account_aggregate AS g GROUP BY g.account_id, g.stage
+        UNION ALL
+        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'stage', g.stage),
+               pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
+          FROM crm.campaign_opportunity_aggregate AS g GROUP BY g.campaign_id, g.stage
+        UNION ALL
+        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'status', g.status),
+               pg_catalog.sum(g.leads), NULL, NULL
+          FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id, g.status),
+    actual AS (
+        SELECT 'pipeline'::text AS aggregate,
+               pg_catalog.jsonb_build_object('stage', a.stage, 'owner', a.owner, 'close_month', a.close_month) AS group_key,
+               a.opportunities::numeric AS items, a.amount, a.weighted_amount
+          FROM crm.pipeline_actual AS a
+        UNION ALL
+        SELECT 'account', pg_catalog.jsonb_build_object('account_id', o.account_id, 'stage', o.stage),
+               pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
+          FROM crm.opportunity AS o GROUP BY o.account_id, o.stage
+        UNION ALL
+        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', o.campaign_id, 'stage', o.stage),
+               pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
+          FROM crm.opportunity AS o WHERE o.campaign_id IS NOT NULL GROUP BY o.campaign_id, o.stage
+        UNION ALL
+        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', l.campaign_id, 'status', l.status),
+               pg_catalog.count(*), NULL, NULL
+          FROM crm.lead AS l WHERE l.campaign_id IS NOT NULL GROUP BY l.campaign_id, l.status)
+    SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,
+           COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,
+           COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,
+           COALESCE(k.weighted_amount, 0) AS kept_weighted_amount, COALESCE(a.weighted_amount, 0) AS actual_weighted_amount
+      FROM kept AS k
+      FULL JOIN actual AS a
+        ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key;
+COMMENT ON VIEW crm.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
+COMMENT ON COLUMN crm.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
+COMMENT ON COLUMN crm.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+
 CREATE FUNCTION crm.verify_aggregates()
-    RETURNS TABLE (aggregate text, stage text, owner regrole, close_month date,
-                   kept_opportunities numeric, actual_opportunities numeric,
-                   kept_amount numeric, actual_amount numeric,
-                   kept_weighted numeric, actual_weighted numeric)
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT 'pipeline', COALESCE(k.stage, a.stage), COALESCE(k.owner, a.owner), COALESCE(k.close_month, a.close_month),
-           k.opportunities, a.opportunities, k.amount, a.amount, k.weighted_amount, a.weighted_amount
-      FROM crm.pipeline_totals AS k
-      FULL JOIN crm.pipeline_actual AS a
-        ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
-       AND a.close_month OPERATOR(pg_catalog.=) k.close_month
-     WHERE k.opportunities IS DISTINCT FROM a.opportunities
-        OR k.amount IS DISTINCT FROM a.amount
-        OR k.weighted_amount IS DISTINCT FROM a.weighted_amount;
+    SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+      FROM crm.aggregates_compared AS c
+     CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                ('amount', c.kept_amount, c.actual_amount),
+                                ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                        AS m (measure, kept, actual)
+     WHERE m.kept OPERATOR(pg_catalog.<>) m.actual
+     ORDER BY c.aggregate, c.group_key::text, m.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group where the maintained aggregates differ from a fresh GROUP BY over the base tables; no rows: all exact';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables; no rows: all exact';
 
 CREATE FUNCTION crm.rebuild_aggregates() RETURNS bigint
     LANGUAGE plpgsql
@@ -105,16 +210,65 @@ CREATE FUNCTION crm.rebuild_aggregates() RETURNS bigint
 AS $$
 DECLARE
     n bigint;
+    total bigint := 0;
 BEGIN
     -- writers wait until the rebuild commits; readers keep reading
-    LOCK TABLE crm.opportunity IN SHARE MODE;
-    LOCK TABLE crm.pipeline_aggregate IN EXCLUSIVE MODE;
+    LOCK TABLE crm.lead, crm.opportunity IN SHARE MODE;
+    LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
+               crm.campaign_lead_aggregate IN EXCLUSIVE MODE;
     DELETE FROM crm.pipeline_aggregate;
+    DELETE FROM crm.account_aggregate;
+    DELETE FROM crm.campaign_opportunity_aggregate;
+    DELETE FROM crm.campaign_lead_aggregate;
     INSERT INTO crm.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
     SELECT a.stage, a.owner, a.close_month, 0, a.opportunities, a.amount, a.weighted_amount
       FROM crm.pipeline_actual AS a;
     GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    total := total + n;
+    INSERT INTO crm.account_aggregate (account_id, stage, stripe, opportunities, amount)
+    SELECT o.account_id, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o GROUP BY 1, 2;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    INSERT INTO crm.campaign_opportunity_aggregate (campaign_id, stage, stripe, opportunities, amount)
+    SELECT o.campaign_id, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o
+     WHERE o.campaign_id IS NOT NULL GROUP BY 1, 2;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    INSERT INTO crm.campaign_lead_aggregate (campaign_id, status, stripe, leads)
+    SELECT l.campaign_id, l.status, 0, count(*) FROM crm.lead AS l
+     WHERE l.campaign_id IS NOT NULL GROUP BY 1, 2;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN total + n;
 END
 $$;
-COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes the aggregates from all opportunities into one row per group (stripe 0), folding all stripes; returns the number of groups. Blocks writers of opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregate, which nobody else may); admins only.';
+COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
+
+-- Per account: open and won opportunities from the aggregate, and the last
+-- completed activity logged against the account from the activity index.
+CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    SELECT ac.id AS account_id, ac.name, ac.owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at
+      FROM crm.account AS ac
+      LEFT JOIN (SELECT g.account_id,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE NOT s.is_closed) AS open_opportunities,
+                        pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed) AS open_amount,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.sum(g.amount) FILTER (WHERE s.is_won) AS won_amount
+                   FROM crm.account_aggregate AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                  GROUP BY g.account_id) AS r
+        ON r.account_id OPERATOR(pg_catalog.=) ac.id;
+COMMENT ON VIEW crm.account_rollup IS 'Per account: open opportunities and their amount, won opportunities and their amount (from the maintained aggregate), and the last completed activity logged against the account';
+COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner';
+COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount';
+COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount';
+COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';

@@ -3,8 +3,9 @@
 --
 -- Plain views over the base tables, security_invoker so that whatever
 -- row-level security applies to the querying role applies to them too.
--- (Pipeline aggregates maintained by triggers come with the aggregates work;
--- these views compute from the base tables.)
+-- The pipeline, forecast and campaign views read the aggregates that the
+-- aggregates_ triggers keep (88_aggregates.sql); the others compute from the
+-- base tables.
 --------------------------------------------------------------------------
 
 CREATE VIEW crm.sales_funnel WITH (security_invoker = true) AS
@@ -141,3 +142,46 @@ COMMENT ON COLUMN crm.quote_to_order.accepted IS 'Of those, Accepted now';
 COMMENT ON COLUMN crm.quote_to_order.orders IS 'Of those, turned into sales orders';
 COMMENT ON COLUMN crm.quote_to_order.order_rate IS 'orders / quotes, 0-1';
 COMMENT ON COLUMN crm.quote_to_order.order_total IS 'Total of those orders';
+
+CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
+    SELECT c.id AS campaign_id, c.name, c.type, c.status, c.owner,
+           c.budgeted_cost, c.actual_cost, c.expected_revenue,
+           COALESCE(l.leads, 0) AS leads,
+           COALESCE(l.converted_leads, 0) AS converted_leads,
+           COALESCE(o.opportunities, 0) AS opportunities,
+           COALESCE(o.won_opportunities, 0) AS won_opportunities,
+           COALESCE(o.amount, 0) AS opportunity_amount,
+           COALESCE(o.won_amount, 0) AS won_amount,
+           CASE WHEN c.actual_cost OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round((COALESCE(o.won_amount, 0) OPERATOR(pg_catalog.-) c.actual_cost)
+                                      OPERATOR(pg_catalog./) c.actual_cost, 4)
+           END AS roi
+      FROM crm.campaign AS c
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
+                        pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
+                   FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+        ON l.campaign_id OPERATOR(pg_catalog.=) c.id
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.sum(g.amount) AS amount,
+                        pg_catalog.sum(g.amount) FILTER (WHERE s.is_won) AS won_amount
+                   FROM crm.campaign_opportunity_aggregate AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                  GROUP BY g.campaign_id) AS o
+        ON o.campaign_id OPERATOR(pg_catalog.=) c.id;
+COMMENT ON VIEW crm.campaign_performance IS 'Per campaign: leads, converted leads, opportunities, won opportunities, their amounts, and ROI = (won amount - actual cost) / actual cost; figures read from the maintained campaign aggregates';
+COMMENT ON COLUMN crm.campaign_performance.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_performance.name IS 'Campaign name';
+COMMENT ON COLUMN crm.campaign_performance.type IS 'Campaign type';
+COMMENT ON COLUMN crm.campaign_performance.status IS 'Campaign status';
+COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign';
+COMMENT ON COLUMN crm.campaign_performance.budgeted_cost IS 'Planned cost';
+COMMENT ON COLUMN crm.campaign_performance.actual_cost IS 'Cost so far';
+COMMENT ON COLUMN crm.campaign_performance.expected_revenue IS 'Expected revenue';
+COMMENT ON COLUMN crm.campaign_performance.leads IS 'Leads attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.converted_leads IS 'Of those, converted';
+COMMENT ON COLUMN crm.campaign_performance.opportunities IS 'Opportunities attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.won_opportunities IS 'Of those, won';
+COMMENT ON COLUMN crm.campaign_performance.opportunity_amount IS 'Amount of all attributed opportunities';
+COMMENT ON COLUMN crm.campaign_performance.won_amount IS 'Amount of the won ones';
+COMMENT ON COLUMN crm.campaign_performance.roi IS 'Return on investment: (won amount - actual cost) / actual cost; NULL while the actual cost is 0';

@@ -47,10 +47,12 @@ GRANT UPDATE ON crm.settings TO crm_admin;
 GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 -- Aggregates: read by everyone working with reports, written by the triggers
 -- only; the rebuild is an admin's.
-GRANT SELECT ON crm.pipeline_aggregate, crm.pipeline_totals, crm.pipeline_actual
-    TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
+    crm.campaign_lead_aggregate, crm.pipeline_totals, crm.pipeline_actual, crm.aggregates_compared
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
+GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
 -- History and approvals: read-only for users.  The change log keeps the
 -- values of deleted rows (personal data), so only admins and managers read it.
@@ -73,10 +75,24 @@ BEGIN
 END
 $triggers$;
 -- Views (security_invoker: what each role sees of them is what it sees of the tables).
-GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up, crm.campaign_performance,
+GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up
+    TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.campaign_performance, crm.account_rollup,
     crm.sales_funnel, crm.lead_conversion_rates, crm.pipeline_by_stage, crm.forecast_by_month,
     crm.sales_performance, crm.stage_velocity, crm.quote_to_order
-    TO crm_admin, crm_manager, crm_sales;
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+-- Analysts read the BI views.  The views are security_invoker, so an analyst
+-- needs SELECT on the columns they read: granted column by column, none of
+-- them personal (no names of people, e-mail addresses, phone numbers,
+-- descriptions or notes).
+GRANT SELECT (id, status, source, owner, campaign_id, created_at) ON crm.lead TO crm_analyst;
+GRANT SELECT (id, stage, amount, probability, close_date, closed_at, owner, account_id, campaign_id, created_at)
+    ON crm.opportunity TO crm_analyst;
+GRANT SELECT (id, opportunity_id, old_stage, new_stage, changed_at) ON crm.opportunity_history TO crm_analyst;
+GRANT SELECT (id, status, created_at) ON crm.quote TO crm_analyst;
+GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
+GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
+GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
 
 -- User data is dumped by pg_dump.  The rows CREATE EXTENSION seeds (stages,
 -- sources, transitions, settings, the standard price book) are not; see
