@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# bench/aggregates.sh: cost of aggregate maintenance and speed of reading it,
-# side by side in one run.
+# bench/aggregates.sh: cost of aggregate maintenance and speed of reading the
+# aggregates, side by side in one run, with pgbench.
 #
-#   bash bench/aggregates.sh      (N=100000 ROUNDS=3 SECONDS_PER_RUN=10 by default)
+#   bash bench/aggregates.sh
+#       N=100000 ROUNDS=3 SECONDS_PER_RUN=10 READ_SIZES="10000 100000 1000000"
+#       READ_SECONDS=5
 #
-# Two databases cloned from one template with N opportunities: "on" with the
-# aggregates_ triggers, "off" with them disabled.  pgbench updates random
-# opportunities' stage and amount at 1 and 8 clients, in interleaved rounds;
-# the table gives median tps and on/off.  Then the pipeline by stage is read
-# from the aggregate (crm.pipeline_by_stage) and by a GROUP BY over the
-# opportunities, and the speed-up is printed.  fsync is off.
+# 1. Maintenance.  Two databases cloned from one template with N
+#    opportunities: "on" with every aggregates_ trigger, "off" with exactly
+#    those disabled.  pgbench updates random opportunities' stage and amount
+#    at 1 and 8 clients, in interleaved rounds (on, off, on, off, ...); the
+#    table gives median tps and on/off, and the failed transactions
+#    (deadlocks, serialization failures) of each run.
+# 2. Reads.  For each size in READ_SIZES, a database with that many
+#    opportunities; pgbench reads the pipeline by stage from the aggregates
+#    (crm.pipeline_by_stage) and by the same query over the opportunities
+#    (a GROUP BY), one after the other; the table gives tps and the ratio.
+# Data is loaded with triggers off and the aggregates rebuilt; then every
+# stripe is exercised by a short 8-client update run so readers sum real
+# stripes.  fsync is off: the numbers are CPU work, not disk.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 N=${N:-100000}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECONDS_PER_RUN:-10}
+READ_SIZES=${READ_SIZES:-"10000 100000 1000000"}
+READ_SECS=${READ_SECONDS:-5}
 
 ensure_packages
 build_and_install >&2
@@ -24,6 +35,26 @@ chmod 755 "$WORK"
 trap 'stop_cluster "$WORK/cluster"; rm -rf "$WORK"' EXIT
 start_cluster "$WORK/cluster" >&2
 psql_q() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"; }
+bench() { as_cluster_user pgbench -n -M prepared -h "$PGHOST" -p "$PGPORT" -U postgres "$@" 2>&1; }
+tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
+failed_of() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# make_db NAME SIZE: a database with SIZE opportunities over 1,000 accounts,
+# 8 owners and a year of close dates, aggregates rebuilt.
+make_db() {
+    local db=$1 size=$2
+    psql_q -d postgres -c "CREATE DATABASE $db"
+    psql_q -d "$db" -c "CREATE EXTENSION crm" \
+        -c "DO \$\$ BEGIN FOR i IN 1..8 LOOP EXECUTE format('CREATE ROLE bench_rep%s', i); END LOOP; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
+        -c "SET session_replication_role = replica;
+            INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, 1000) g;
+            INSERT INTO crm.opportunity (name, account_id, amount, probability, close_date, owner)
+            SELECT 'Deal ' || g, 1 + g % 1000, g % 5000, 10, date '2027-01-01' + g % 365, ('bench_rep' || (1 + g % 8))::regrole
+              FROM generate_series(1, $size) g" \
+        -c "SELECT crm.rebuild_aggregates()" >/dev/null
+    psql_q -d "$db" -c "VACUUM ANALYZE"
+}
 
 cat >"$WORK/update.pgbench" <<SCRIPT
 \set id random(1, $N)
@@ -32,52 +63,69 @@ cat >"$WORK/update.pgbench" <<SCRIPT
 UPDATE crm.opportunity SET stage = (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation'])[:s],
        amount = :a WHERE id = :id;
 SCRIPT
-chmod a+r "$WORK/update.pgbench"
+cat >"$WORK/read_aggregate.pgbench" <<'SCRIPT'
+SELECT stage, owner, opportunities, amount, weighted_amount FROM crm.pipeline_by_stage;
+SCRIPT
+cat >"$WORK/read_group_by.pgbench" <<'SCRIPT'
+SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, o.owner, count(*) AS opportunities,
+       sum(o.amount) AS amount, sum(round(o.amount * coalesce(o.probability, 0) / 100, 2)) AS weighted_amount
+  FROM crm.opportunity o JOIN crm.opportunity_stage s ON s.name = o.stage
+ GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, o.owner;
+SCRIPT
+chmod a+r "$WORK"/*.pgbench
 
+# 1. Maintenance on and off.
 log "loading $N opportunities"
-psql_q -d postgres -c "CREATE DATABASE agg_tpl"
-psql_q -d agg_tpl -c "CREATE EXTENSION crm" \
-    -c "INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, 1000) g" \
-    -c "DO \$\$ BEGIN FOR i IN 1..8 LOOP EXECUTE format('CREATE ROLE bench_rep%s', i); END LOOP; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
-    -c "INSERT INTO crm.opportunity (name, account_id, amount, close_date, owner)
-        SELECT 'Deal ' || g, 1 + g % 1000, g % 5000, date '2027-01-01' + g % 365, ('bench_rep' || (1 + g % 8))::regrole
-          FROM generate_series(1, $N) g" \
-    -c "SELECT crm.rebuild_aggregates()"
-psql_q -d agg_tpl -c "VACUUM ANALYZE"
+make_db agg_tpl "$N"
 psql_q -d postgres -c "CREATE DATABASE agg_on TEMPLATE agg_tpl" -c "CREATE DATABASE agg_off TEMPLATE agg_tpl"
-psql_q -d agg_off -c "ALTER TABLE crm.opportunity DISABLE TRIGGER aggregates_pipeline_insert" \
-                 -c "ALTER TABLE crm.opportunity DISABLE TRIGGER aggregates_pipeline_update" \
-                 -c "ALTER TABLE crm.opportunity DISABLE TRIGGER aggregates_pipeline_delete"
+psql_q -d agg_off -At -c "SELECT format('ALTER TABLE %s DISABLE TRIGGER %I;', tgrelid::regclass, tgname)
+                            FROM pg_trigger WHERE tgname LIKE 'aggregates\_%' AND NOT tgisinternal" >"$WORK/disable.sql"
+psql_q -d agg_off -f "$WORK/disable.sql"
+log "disabled in agg_off: $(wc -l <"$WORK/disable.sql") aggregates_ triggers"
 
-declare -A res
+declare -A res fails
 for r in $(seq 1 "$ROUNDS"); do
     for c in 1 8; do
         for v in on off; do
-            out=$(as_cluster_user pgbench -n -M prepared -c "$c" -j "$c" -T "$SECS" -h "$PGHOST" -p "$PGPORT" \
-                  -U postgres -f "$WORK/update.pgbench" "agg_$v" 2>&1)
-            tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
-            failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
+            out=$(bench -c "$c" -j "$c" -T "$SECS" -f "$WORK/update.pgbench" "agg_$v")
+            tps=$(echo "$out" | tps_of)
+            failed=$(echo "$out" | failed_of)
             res[$v,$c]="${res[$v,$c]:-} $tps"
+            fails[$v,$c]=$(( ${fails[$v,$c]:-0} + ${failed:-0} ))
             log "round $r: aggregates $v, $c client(s): $tps tps, failed ${failed:-0}"
         done
     done
 done
 mismatches=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.verify_aggregates()")
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# Reads: the pipeline by stage from the aggregate vs. a GROUP BY, 20 times each.
-read_ms() {
-    as_cluster_user psql -X -q -h "$PGHOST" -p "$PGPORT" -U postgres -d agg_on -At \
-        -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN FOR i IN 1..20 LOOP PERFORM count(*) FROM ($1) q; END LOOP; RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0) * 1000 / 20; END \$\$" 2>&1 | sed -n 's/^NOTICE:  //p'
-}
-agg_ms=$(read_ms "SELECT stage, owner, sum(opportunities), sum(amount), sum(weighted_amount) FROM crm.pipeline_by_stage GROUP BY 1, 2")
-gb_ms=$(read_ms "SELECT stage, owner, count(*), sum(amount), sum(round(amount * coalesce(probability, 0) / 100, 2)) FROM crm.opportunity GROUP BY 1, 2")
+# 2. Reads at each size.
+declare -A rd
+for size in $READ_SIZES; do
+    log "loading $size opportunities for the read benchmark"
+    make_db "read_$size" "$size"
+    sed "s/random(1, $N)/random(1, $size)/" "$WORK/update.pgbench" >"$WORK/update_$size.pgbench"
+    chmod a+r "$WORK/update_$size.pgbench"
+    bench -c 8 -j 8 -T 2 -f "$WORK/update_$size.pgbench" "read_$size" >/dev/null
+    psql_q -d "read_$size" -c "VACUUM ANALYZE"
+    for q in aggregate group_by; do
+        rd[$q,$size]=$(bench -c 1 -T "$READ_SECS" -f "$WORK/read_$q.pgbench" "read_$size" | tps_of)
+        log "read $q at $size: ${rd[$q,$size]} tps"
+    done
+    rd[rows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.pipeline_aggregate")
+    rd[bad,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.verify_aggregates()")
+done
 
-printf '\n%-34s %12s %12s %10s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on / off"
+printf '\n%-36s %10s %10s %9s %14s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on/off" "failed on/off"
 for c in 1 8; do
     on=$(echo "${res[on,$c]}" | median); off=$(echo "${res[off,$c]}" | median)
-    printf '%-34s %12.0f %12.0f %10.2f\n' "$c client(s)" "$on" "$off" "$(awk "BEGIN {print $on / $off}")"
+    printf '%-36s %10.0f %10.0f %9.2f %14s\n' "$c client(s)" "$on" "$off" "$(awk "BEGIN {print $on / $off}")" \
+        "${fails[on,$c]}/${fails[off,$c]}"
 done
-printf '\n%-34s %12s %12s %10s\n' "pipeline by stage read" "aggregate" "GROUP BY" "speed-up"
-printf '%-34s %11.3fms %11.3fms %9.0fx\n' "$N opportunities" "$agg_ms" "$gb_ms" "$(awk "BEGIN {print $gb_ms / $agg_ms}")"
-printf '\nverify_aggregates() after the run: %s mismatches (median of %d rounds of %d s)\n' "$mismatches" "$ROUNDS" "$SECS"
+printf '\n%-36s %10s %10s %9s %14s\n' "pipeline by stage, reads" "aggregate" "GROUP BY" "ratio" "aggregate rows"
+for size in $READ_SIZES; do
+    printf '%-36s %10.1f %10.1f %8.0fx %14s\n' "$size opportunities (tps)" "${rd[aggregate,$size]}" "${rd[group_by,$size]}" \
+        "$(awk "BEGIN {print ${rd[aggregate,$size]} / ${rd[group_by,$size]}}")" "${rd[rows,$size]}"
+done
+printf '\nverify_aggregates() after the runs: %s mismatches (maintenance), %s (reads)\n' "$mismatches" \
+    "$(for s in $READ_SIZES; do printf '%s ' "${rd[bad,$s]}"; done)"
+printf '(median of %d rounds of %d s each; reads %d s each at 1 client)\n' "$ROUNDS" "$SECS" "$READ_SECS"

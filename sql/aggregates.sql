@@ -52,6 +52,19 @@ SELECT count(*) AS rows_before FROM crm.pipeline_aggregate \gset
 UPDATE crm.opportunity SET description = 'note';
 SELECT count(*) = :rows_before AS unchanged FROM crm.pipeline_aggregate;
 
+-- Compaction folds the stripes into stripe 0 and drops empty groups; the
+-- totals do not change.
+CREATE TEMP TABLE totals_before AS SELECT * FROM crm.pipeline_totals;
+SELECT count(*) > 0 AS has_writer_stripes FROM crm.pipeline_aggregate WHERE stripe <> 0;
+SELECT count(*) > 0 AS has_empty_groups FROM (SELECT FROM crm.pipeline_aggregate
+ GROUP BY stage, owner, close_month HAVING sum(opportunities) = 0 AND sum(amount) = 0) AS e;
+SELECT crm.compact_aggregates() > 0 AS compacted;
+SELECT count(*) AS writer_stripe_rows FROM crm.pipeline_aggregate WHERE stripe <> 0;
+SELECT count(*) AS empty_groups FROM crm.pipeline_aggregate WHERE opportunities = 0 AND amount = 0;
+(SELECT * FROM crm.pipeline_totals EXCEPT SELECT * FROM totals_before)
+UNION ALL
+(SELECT * FROM totals_before EXCEPT SELECT * FROM crm.pipeline_totals);
+
 -- Campaign figures: leads attributed to a campaign, by status, follow the
 -- leads (insert, status change, conversion, re-attribution, delete).
 INSERT INTO crm.lead (name, company, campaign_id) VALUES
@@ -135,6 +148,8 @@ UPDATE crm.account_aggregate SET amount = 0;
 DELETE FROM crm.campaign_lead_aggregate;
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.rebuild_aggregates();
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.compact_aggregates();
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS readable FROM crm.pipeline_totals;
 RESET ROLE;

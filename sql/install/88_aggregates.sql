@@ -243,6 +243,83 @@ END
 $$;
 COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
 
+CREATE FUNCTION crm.compact_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    total bigint := 0;
+BEGIN
+    -- One compaction at a time (the lock does not conflict with writers).
+    LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
+               crm.campaign_lead_aggregate IN SHARE UPDATE EXCLUSIVE MODE;
+    -- Move every stripe row that no open transaction is writing into stripe
+    -- 0 (rows a writer holds are skipped and moved next time), then drop
+    -- stripe-0 rows that add up to nothing.  Writers only ever touch their
+    -- own stripe, never stripe 0, so nobody waits for a compaction.
+    WITH moved AS (
+        DELETE FROM crm.pipeline_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm.pipeline_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm.pipeline_aggregate AS t (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
+    SELECT m.stage, m.owner, m.close_month, 0, sum(m.opportunities), sum(m.amount), sum(m.weighted_amount)
+      FROM moved AS m GROUP BY m.stage, m.owner, m.close_month
+    ON CONFLICT (stage, owner, close_month, stripe) DO UPDATE
+       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount,
+           weighted_amount = t.weighted_amount + EXCLUDED.weighted_amount;
+    DELETE FROM crm.pipeline_aggregate AS a
+     WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0 AND a.weighted_amount = 0;
+
+    WITH moved AS (
+        DELETE FROM crm.account_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm.account_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm.account_aggregate AS t (account_id, stage, stripe, opportunities, amount)
+    SELECT m.account_id, m.stage, 0, sum(m.opportunities), sum(m.amount)
+      FROM moved AS m GROUP BY m.account_id, m.stage
+    ON CONFLICT (account_id, stage, stripe) DO UPDATE
+       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
+    DELETE FROM crm.account_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
+
+    WITH moved AS (
+        DELETE FROM crm.campaign_opportunity_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm.campaign_opportunity_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm.campaign_opportunity_aggregate AS t (campaign_id, stage, stripe, opportunities, amount)
+    SELECT m.campaign_id, m.stage, 0, sum(m.opportunities), sum(m.amount)
+      FROM moved AS m GROUP BY m.campaign_id, m.stage
+    ON CONFLICT (campaign_id, stage, stripe) DO UPDATE
+       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
+    DELETE FROM crm.campaign_opportunity_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
+
+    WITH moved AS (
+        DELETE FROM crm.campaign_lead_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm.campaign_lead_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm.campaign_lead_aggregate AS t (campaign_id, status, stripe, leads)
+    SELECT m.campaign_id, m.status, 0, sum(m.leads)
+      FROM moved AS m GROUP BY m.campaign_id, m.status
+    ON CONFLICT (campaign_id, status, stripe) DO UPDATE SET leads = t.leads + EXCLUDED.leads;
+    DELETE FROM crm.campaign_lead_aggregate AS a WHERE a.stripe = 0 AND a.leads = 0;
+
+    SELECT (SELECT count(*) FROM crm.pipeline_aggregate) + (SELECT count(*) FROM crm.account_aggregate)
+         + (SELECT count(*) FROM crm.campaign_opportunity_aggregate) + (SELECT count(*) FROM crm.campaign_lead_aggregate)
+      INTO total;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes of every aggregate into one row per group (stripe 0) and drops groups that add up to nothing, without blocking writers (rows a running transaction is writing are left for the next call); returns the number of aggregate rows left. Totals do not change; reads get faster. Run it periodically (e.g. every few minutes) on busy systems. Admins and managers.';
+
 -- Per account: open and won opportunities from the aggregate, and the last
 -- completed activity logged against the account from the activity index.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS

@@ -52,6 +52,8 @@ GRANT SELECT ON crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_oppo
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
+REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin, crm_manager;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
 -- History and approvals: read-only for users.  The change log keeps the
