@@ -101,38 +101,38 @@ static AggSpec pipeline_spec = {
 };
 
 static AggSpec account_spec = {
-	"account", 2, {"account_id", "stage"},
-	{AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
+	"account", 3, {"account_id", "owner", "stage"},
+	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
 	{"INSERT INTO crm.account_aggregate AS a"
-	 " (account_id, stage, stripe, opportunities, amount)"
-	 " VALUES ($1, $2, $3, $4, $5)"
-	 AGG_ON_CONFLICT("account_id, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 5, {INT8OID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	 " (account_id, owner, stage, stripe, opportunities, amount)"
+	 " VALUES ($1, $2, $3, $4, $5, $6)"
+	 AGG_ON_CONFLICT("account_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
+	 6, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
 	{"DELETE FROM crm.account_aggregate", 0, {InvalidOid}, NULL}
 };
 
 static AggSpec campaign_opportunity_spec = {
-	"campaign_opportunity", 2, {"campaign_id", "stage"},
-	{AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
+	"campaign_opportunity", 3, {"campaign_id", "owner", "stage"},
+	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
 	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
-	 " (campaign_id, stage, stripe, opportunities, amount)"
-	 " VALUES ($1, $2, $3, $4, $5)"
-	 AGG_ON_CONFLICT("campaign_id, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 5, {INT8OID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	 " (campaign_id, owner, stage, stripe, opportunities, amount)"
+	 " VALUES ($1, $2, $3, $4, $5, $6)"
+	 AGG_ON_CONFLICT("campaign_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
+	 6, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
 	{"DELETE FROM crm.campaign_opportunity_aggregate", 0, {InvalidOid}, NULL}
 };
 
 static AggSpec campaign_lead_spec = {
-	"campaign_lead", 2, {"campaign_id", "status"},
-	{AGG_KEY_BYVAL, AGG_KEY_ENUM}, true,
+	"campaign_lead", 3, {"campaign_id", "owner", "status"},
+	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_ENUM}, true,
 	0, {AGG_SUM_COLUMN}, NULL, NULL,
 	{"INSERT INTO crm.campaign_lead_aggregate AS a"
-	 " (campaign_id, status, stripe, leads)"
-	 " VALUES ($1, $2::crm.lead_status, $3, $4)"
-	 AGG_ON_CONFLICT("campaign_id, status", AGG_ADD("leads")),
-	 4, {INT8OID, TEXTOID, INT4OID, INT8OID}, NULL},
+	 " (campaign_id, owner, status, stripe, leads)"
+	 " VALUES ($1, $2, $3::crm.lead_status, $4, $5)"
+	 AGG_ON_CONFLICT("campaign_id, owner, status", AGG_ADD("leads")),
+	 5, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID}, NULL},
 	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
 };
 

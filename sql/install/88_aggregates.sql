@@ -69,14 +69,16 @@ COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x 
 
 CREATE TABLE crm.account_aggregate (
     account_id       bigint NOT NULL,
+    owner            regrole NOT NULL,
     stage            text NOT NULL,
     stripe           integer NOT NULL,
     opportunities    bigint NOT NULL DEFAULT 0,
     amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, stage, stripe)
+    PRIMARY KEY (account_id, owner, stage, stripe)
 );
-COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
+COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
 COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
@@ -84,14 +86,16 @@ COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts 
 
 CREATE TABLE crm.campaign_opportunity_aggregate (
     campaign_id      bigint NOT NULL,
+    owner            regrole NOT NULL,
     stage            text NOT NULL,
     stripe           integer NOT NULL,
     opportunities    bigint NOT NULL DEFAULT 0,
     amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, stage, stripe)
+    PRIMARY KEY (campaign_id, owner, stage, stripe)
 );
-COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
@@ -99,13 +103,15 @@ COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the su
 
 CREATE TABLE crm.campaign_lead_aggregate (
     campaign_id      bigint NOT NULL,
+    owner            regrole NOT NULL,
     status           crm.lead_status NOT NULL,
     stripe           integer NOT NULL,
     leads            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, status, stripe)
+    PRIMARY KEY (campaign_id, owner, status, stripe)
 );
-COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.owner IS 'Lead owner';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.status IS 'Lead status';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
@@ -142,34 +148,34 @@ CREATE VIEW crm.aggregates_compared WITH (security_invoker = true) AS
                pg_catalog.sum(p.weighted_amount) AS weighted_amount
           FROM crm.pipeline_aggregate AS p GROUP BY p.stage, p.owner, p.close_month
         UNION ALL
-        SELECT 'account', pg_catalog.jsonb_build_object('account_id', g.account_id, 'stage', g.stage),
+        SELECT 'account', pg_catalog.jsonb_build_object('account_id', g.account_id, 'owner', g.owner, 'stage', g.stage),
                pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
-          FROM crm.account_aggregate AS g GROUP BY g.account_id, g.stage
+          FROM crm.account_aggregate AS g GROUP BY g.account_id, g.owner, g.stage
         UNION ALL
-        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'stage', g.stage),
+        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'owner', g.owner, 'stage', g.stage),
                pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
-          FROM crm.campaign_opportunity_aggregate AS g GROUP BY g.campaign_id, g.stage
+          FROM crm.campaign_opportunity_aggregate AS g GROUP BY g.campaign_id, g.owner, g.stage
         UNION ALL
-        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'status', g.status),
+        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'owner', g.owner, 'status', g.status),
                pg_catalog.sum(g.leads), NULL, NULL
-          FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id, g.status),
+          FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id, g.owner, g.status),
     actual AS (
         SELECT 'pipeline'::text AS aggregate,
                pg_catalog.jsonb_build_object('stage', a.stage, 'owner', a.owner, 'close_month', a.close_month) AS group_key,
                a.opportunities::numeric AS items, a.amount, a.weighted_amount
           FROM crm.pipeline_actual AS a
         UNION ALL
-        SELECT 'account', pg_catalog.jsonb_build_object('account_id', o.account_id, 'stage', o.stage),
+        SELECT 'account', pg_catalog.jsonb_build_object('account_id', o.account_id, 'owner', o.owner, 'stage', o.stage),
                pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
-          FROM crm.opportunity AS o GROUP BY o.account_id, o.stage
+          FROM crm.opportunity AS o GROUP BY o.account_id, o.owner, o.stage
         UNION ALL
-        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', o.campaign_id, 'stage', o.stage),
+        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', o.campaign_id, 'owner', o.owner, 'stage', o.stage),
                pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
-          FROM crm.opportunity AS o WHERE o.campaign_id IS NOT NULL GROUP BY o.campaign_id, o.stage
+          FROM crm.opportunity AS o WHERE o.campaign_id IS NOT NULL GROUP BY o.campaign_id, o.owner, o.stage
         UNION ALL
-        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', l.campaign_id, 'status', l.status),
+        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', l.campaign_id, 'owner', l.owner, 'status', l.status),
                pg_catalog.count(*), NULL, NULL
-          FROM crm.lead AS l WHERE l.campaign_id IS NOT NULL GROUP BY l.campaign_id, l.status)
+          FROM crm.lead AS l WHERE l.campaign_id IS NOT NULL GROUP BY l.campaign_id, l.owner, l.status)
     SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,
            COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,
            COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,
@@ -225,18 +231,18 @@ BEGIN
       FROM crm.pipeline_actual AS a;
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
-    INSERT INTO crm.account_aggregate (account_id, stage, stripe, opportunities, amount)
-    SELECT o.account_id, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o GROUP BY 1, 2;
+    INSERT INTO crm.account_aggregate (account_id, owner, stage, stripe, opportunities, amount)
+    SELECT o.account_id, o.owner, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o GROUP BY 1, 2, 3;
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
-    INSERT INTO crm.campaign_opportunity_aggregate (campaign_id, stage, stripe, opportunities, amount)
-    SELECT o.campaign_id, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o
-     WHERE o.campaign_id IS NOT NULL GROUP BY 1, 2;
+    INSERT INTO crm.campaign_opportunity_aggregate (campaign_id, owner, stage, stripe, opportunities, amount)
+    SELECT o.campaign_id, o.owner, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o
+     WHERE o.campaign_id IS NOT NULL GROUP BY 1, 2, 3;
     GET DIAGNOSTICS n = ROW_COUNT;
     total := total + n;
-    INSERT INTO crm.campaign_lead_aggregate (campaign_id, status, stripe, leads)
-    SELECT l.campaign_id, l.status, 0, count(*) FROM crm.lead AS l
-     WHERE l.campaign_id IS NOT NULL GROUP BY 1, 2;
+    INSERT INTO crm.campaign_lead_aggregate (campaign_id, owner, status, stripe, leads)
+    SELECT l.campaign_id, l.owner, l.status, 0, count(*) FROM crm.lead AS l
+     WHERE l.campaign_id IS NOT NULL GROUP BY 1, 2, 3;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN total + n;
 END
@@ -280,10 +286,10 @@ BEGIN
                    SELECT x.ctid FROM crm.account_aggregate AS x
                     WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
         RETURNING a.*)
-    INSERT INTO crm.account_aggregate AS t (account_id, stage, stripe, opportunities, amount)
-    SELECT m.account_id, m.stage, 0, sum(m.opportunities), sum(m.amount)
-      FROM moved AS m GROUP BY m.account_id, m.stage
-    ON CONFLICT (account_id, stage, stripe) DO UPDATE
+    INSERT INTO crm.account_aggregate AS t (account_id, owner, stage, stripe, opportunities, amount)
+    SELECT m.account_id, m.owner, m.stage, 0, sum(m.opportunities), sum(m.amount)
+      FROM moved AS m GROUP BY m.account_id, m.owner, m.stage
+    ON CONFLICT (account_id, owner, stage, stripe) DO UPDATE
        SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
     DELETE FROM crm.account_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
 
@@ -293,10 +299,10 @@ BEGIN
                    SELECT x.ctid FROM crm.campaign_opportunity_aggregate AS x
                     WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
         RETURNING a.*)
-    INSERT INTO crm.campaign_opportunity_aggregate AS t (campaign_id, stage, stripe, opportunities, amount)
-    SELECT m.campaign_id, m.stage, 0, sum(m.opportunities), sum(m.amount)
-      FROM moved AS m GROUP BY m.campaign_id, m.stage
-    ON CONFLICT (campaign_id, stage, stripe) DO UPDATE
+    INSERT INTO crm.campaign_opportunity_aggregate AS t (campaign_id, owner, stage, stripe, opportunities, amount)
+    SELECT m.campaign_id, m.owner, m.stage, 0, sum(m.opportunities), sum(m.amount)
+      FROM moved AS m GROUP BY m.campaign_id, m.owner, m.stage
+    ON CONFLICT (campaign_id, owner, stage, stripe) DO UPDATE
        SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
     DELETE FROM crm.campaign_opportunity_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
 
@@ -306,10 +312,10 @@ BEGIN
                    SELECT x.ctid FROM crm.campaign_lead_aggregate AS x
                     WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
         RETURNING a.*)
-    INSERT INTO crm.campaign_lead_aggregate AS t (campaign_id, status, stripe, leads)
-    SELECT m.campaign_id, m.status, 0, sum(m.leads)
-      FROM moved AS m GROUP BY m.campaign_id, m.status
-    ON CONFLICT (campaign_id, status, stripe) DO UPDATE SET leads = t.leads + EXCLUDED.leads;
+    INSERT INTO crm.campaign_lead_aggregate AS t (campaign_id, owner, status, stripe, leads)
+    SELECT m.campaign_id, m.owner, m.status, 0, sum(m.leads)
+      FROM moved AS m GROUP BY m.campaign_id, m.owner, m.status
+    ON CONFLICT (campaign_id, owner, status, stripe) DO UPDATE SET leads = t.leads + EXCLUDED.leads;
     DELETE FROM crm.campaign_lead_aggregate AS a WHERE a.stripe = 0 AND a.leads = 0;
 
     SELECT (SELECT count(*) FROM crm.pipeline_aggregate) + (SELECT count(*) FROM crm.account_aggregate)
