@@ -25,7 +25,8 @@ OBJS = \
 	src/orders.o \
 	src/activities.o \
 	src/campaigns.o \
-	src/aggregates.o
+	src/aggregates.o \
+	src/reporting.o
 
 # The install script is built from one file per module, in name order.
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))

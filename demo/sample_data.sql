@@ -1,6 +1,7 @@
 -- demo/sample_data.sql: a small, realistic CRM data set for the demo.
 --
--- Two sales reps (alice, bob) and their manager (carol) as login roles; a
+-- Two sales reps (alice, bob), their manager (carol) and an analyst (dana)
+-- as login roles; a
 -- handful of existing customer accounts and contacts; and leads from every
 -- channel in every status -- including leads whose company is already a
 -- customer under a different spelling, to show duplicate detection.
@@ -10,7 +11,11 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'alice') THEN CREATE ROLE alice LOGIN IN ROLE crm_sales; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bob')   THEN CREATE ROLE bob   LOGIN IN ROLE crm_sales; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'carol') THEN CREATE ROLE carol LOGIN IN ROLE crm_manager; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dana')  THEN CREATE ROLE dana  LOGIN IN ROLE crm_analyst; END IF;
 END $$;
+
+-- alice and bob report to carol: she sees and approves their work.
+INSERT INTO crm.reporting_line (member, manager) VALUES ('alice', 'carol'), ('bob', 'carol');
 
 -- Catalog: products with stock, the standard price book and a partner book.
 INSERT INTO crm.product (code, name, family, list_price, inventory, track_inventory, description) VALUES

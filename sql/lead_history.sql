@@ -9,7 +9,8 @@ DROP ROLE IF EXISTS regress_hist_rep;
 CREATE ROLE regress_hist_rep IN ROLE crm_sales;
 
 -- Capture records the first status; each change adds a row; a non-change adds none.
-INSERT INTO crm.lead (name, company, email) VALUES ('Monica Hall', 'Raviga', 'monica@raviga.example');
+-- (the lead is the rep's: row-level security lets a rep change only their own)
+INSERT INTO crm.lead (name, company, email, owner) VALUES ('Monica Hall', 'Raviga', 'monica@raviga.example', 'regress_hist_rep');
 UPDATE crm.lead SET status = 'Processing' WHERE id = 1;
 UPDATE crm.lead SET status = 'Processing' WHERE id = 1;
 SET ROLE regress_hist_rep;

@@ -85,6 +85,7 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, tot
 -- though the sum is written with the extension owner's rights.
 DROP ROLE IF EXISTS regress_li_rep;
 CREATE ROLE regress_li_rep IN ROLE crm_sales;
+UPDATE crm.opportunity SET owner = 'regress_li_rep' WHERE id = 1;  -- the rep's own deal
 SET ROLE regress_li_rep;
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (1, 1, 2);
 RESET ROLE;

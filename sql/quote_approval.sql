@@ -1,17 +1,20 @@
 -- quote_approval: submit_quote, approve_quote and reject_quote move a quote
 -- through review and record who, when and why in crm.quote_approval; only
--- managers (and admins) decide, not on their own submissions; the record
--- cannot be forged.
+-- managers above the quote's owner in the reporting hierarchy (and admins)
+-- decide, not on their own submissions; the record cannot be forged.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
-DROP ROLE IF EXISTS regress_rep, regress_boss, regress_boss2, regress_root;
+DROP ROLE IF EXISTS regress_rep, regress_boss, regress_boss2, regress_root, regress_outsider;
 RESET client_min_messages;
 \set VERBOSITY terse
 CREATE ROLE regress_rep IN ROLE crm_sales;
 CREATE ROLE regress_boss IN ROLE crm_manager;
 CREATE ROLE regress_boss2 IN ROLE crm_manager;
 CREATE ROLE regress_root IN ROLE crm_admin;
+CREATE ROLE regress_outsider IN ROLE crm_manager;
+-- rep -> boss -> boss2; the outsider manages somebody else
+INSERT INTO crm.reporting_line (member, manager) VALUES ('regress_rep', 'regress_boss'), ('regress_boss', 'regress_boss2');
 
 INSERT INTO crm.account (name) VALUES ('Acme');
 INSERT INTO crm.opportunity (name, account_id, owner) VALUES ('Big deal', 1, 'regress_rep');
@@ -42,12 +45,18 @@ RESET ROLE;
 UPDATE crm.quote SET status = 'Approved' WHERE id = :q1;
 \echo :LAST_ERROR_SQLSTATE
 
--- A manager approves: Needs Review -> In Review -> Approved, recorded.
+-- A manager outside the rep's reporting line does not even see the quote.
+SET ROLE regress_outsider;
+SELECT crm.approve_quote(:q1, 'not mine to approve');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- The rep's manager approves: Needs Review -> In Review -> Approved, recorded.
 SET ROLE regress_boss;
 SELECT crm.approve_quote(:q1, 'approved for the 3-year term');
 RESET ROLE;
 SELECT status FROM crm.quote WHERE id = :q1;
--- Approving it again is an illegal transition, for any manager.
+-- Approving it again is an illegal transition, also for the manager's manager.
 SET ROLE regress_boss2;
 SELECT crm.approve_quote(:q1, 'again');
 \echo :LAST_ERROR_SQLSTATE
@@ -101,4 +110,4 @@ SELECT row_id = :q1 AS first_quote, changes->'status'->>'old' AS old, changes->'
   FROM crm.change_log WHERE table_name = 'crm.quote'::regclass AND changes ? 'status' ORDER BY id;
 
 DROP EXTENSION crm CASCADE;
-DROP ROLE regress_rep, regress_boss, regress_boss2, regress_root;
+DROP ROLE regress_rep, regress_boss, regress_boss2, regress_root, regress_outsider;

@@ -13,12 +13,15 @@ CREATE ROLE regress_outsider;
 GRANT USAGE ON SCHEMA crm TO regress_outsider;
 
 INSERT INTO crm.account (name) VALUES ('Acme');
-INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at) VALUES
-    ('task', 'Old reminder', 1, '2026-01-02', '2026-01-01 09:00+00'),
-    ('task', 'Due reminder', 1, '2026-01-03', '2026-01-02 09:00+00'),
-    ('task', 'Future reminder', 1, '2099-01-03', '2099-01-02 09:00+00'),
-    ('task', 'Closed task', 1, '2026-01-03', '2026-01-01 08:00+00'),
-    ('task', 'No reminder', 1, '2026-01-03', NULL);
+-- The worker's own tasks; row-level security hands a rep only their own
+-- reminders (a dispatcher for everybody's runs as crm_admin).
+INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at, owner) VALUES
+    ('task', 'Old reminder', 1, '2026-01-02', '2026-01-01 09:00+00', 'regress_worker'),
+    ('task', 'Due reminder', 1, '2026-01-03', '2026-01-02 09:00+00', 'regress_worker'),
+    ('task', 'Future reminder', 1, '2099-01-03', '2099-01-02 09:00+00', 'regress_worker'),
+    ('task', 'Closed task', 1, '2026-01-03', '2026-01-01 08:00+00', 'regress_worker'),
+    ('task', 'No reminder', 1, '2026-01-03', NULL, 'regress_worker'),
+    ('task', 'Somebody else''s', 1, '2026-01-03', '2026-01-01 09:30+00', 'postgres');
 UPDATE crm.activity SET status = 'Cancelled' WHERE subject = 'Closed task';
 
 -- Claim: due, unsent, open; oldest first; at most max_count.

@@ -18,7 +18,8 @@
  *   orders.c     sales orders and stock
  *   activities.c activities and reminders
  *   campaigns.c  campaign hierarchy and member responses
- *   aggregates.c pipeline aggregates in per-backend stripes
+ *   aggregates.c pipeline, account and campaign aggregates in per-backend stripes
+ *   reporting.c  the reporting hierarchy behind the managers' row security
  */
 #ifndef CRM_H
 #define CRM_H
@@ -67,6 +68,9 @@
 #define ERRCODE_CRM_INSUFFICIENT_STOCK		MAKE_SQLSTATE('Z','C','3','0','4')
 /* campaigns */
 #define ERRCODE_CRM_CAMPAIGN_CYCLE			MAKE_SQLSTATE('Z','C','5','0','1')
+/* security */
+#define ERRCODE_CRM_REPORTING_CYCLE			MAKE_SQLSTATE('Z','C','6','0','1')
+#define ERRCODE_CRM_AUDIT_APPEND_ONLY		MAKE_SQLSTATE('Z','C','6','0','2')
 
 /* spi_util.c */
 

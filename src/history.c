@@ -6,6 +6,10 @@
  *     every change of its status (from, to, when, by whom).
  * crm.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
  *     (statement): one crm.change_log row with the changed fields.
+ * crm.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
+ *     (statement) on crm.change_log: the audit trail only grows, even for
+ *     its owner (a superuser who must purge it disables the trigger first,
+ *     knowingly).
  *
  * "By whom" is the role the statement runs as.  The rows are written as the
  * owner of schema crm, so users need no write privilege on the history tables
@@ -261,4 +265,22 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
 	SPI_finish();
 	return PointerGetDatum(NULL);
+}
+
+/* crm_audit_append_only -- trigger crm.audit_append_only() */
+PG_FUNCTION_INFO_V1(crm_audit_append_only);
+Datum
+crm_audit_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "audit_append_only", true, false);
+	TriggerEvent event = trigdata->tg_event;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CRM_AUDIT_APPEND_ONLY),
+			 errmsg("the audit trail %s is append-only", RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("%s is not allowed on it.",
+					   TRIGGER_FIRED_BY_UPDATE(event) ? "UPDATE" :
+					   TRIGGER_FIRED_BY_DELETE(event) ? "DELETE" : "TRUNCATE"),
+			 errhint("Entries are written by the extension's triggers and never changed.")));
+	PG_RETURN_NULL();
 }

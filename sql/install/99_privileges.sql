@@ -44,6 +44,8 @@ GRANT INSERT, UPDATE, DELETE ON
     crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry
     TO crm_admin;
 GRANT UPDATE ON crm.settings TO crm_admin;
+GRANT SELECT ON crm.reporting_line TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT, UPDATE, DELETE ON crm.reporting_line TO crm_admin;
 GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 -- Aggregates: read by everyone working with reports, written by the triggers
 -- only; the rebuild is an admin's.
@@ -52,6 +54,8 @@ GRANT SELECT ON crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_oppo
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
+REVOKE ALL ON FUNCTION crm.team_roles() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.team_roles() TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin, crm_manager;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
@@ -125,7 +129,8 @@ BEGIN
         'crm.activity', 'crm.activity_id_seq',
         'crm.activity_participant', 'crm.activity_participant_id_seq',
         'crm.campaign', 'crm.campaign_id_seq',
-        'crm.campaign_member', 'crm.campaign_member_id_seq']::pg_catalog.regclass[]
+        'crm.campaign_member', 'crm.campaign_member_id_seq',
+        'crm.reporting_line']::pg_catalog.regclass[]
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');
     END LOOP;

@@ -35,8 +35,13 @@ echo "$out" | grep -Eq '^ Coffee Expo 2027 +\| +3 \| +3 \| +3 \| +1 \| +7860\.00
 # The printed connection command works, also for a sales rep.
 connect=$(echo "$out" | grep -E '^ +psql -h .* -U alice ' | head -1)
 [ -n "$connect" ] || fail "no connection command printed"
-converted=$(as_cluster_user $connect -X -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")
-[ "$converted" = "9" ] || fail "expected 9 converted leads through '$connect', got '$converted'"
+# Row-level security: alice sees her own converted leads, and only hers;
+# carol, their manager, sees alice's and bob's.
+alice=$(as_cluster_user $connect -X -At -c "SELECT count(*) || '/' || count(*) FILTER (WHERE owner = 'alice'::regrole) FROM crm.lead WHERE status = 'Converted'")
+all=$(as_cluster_user ${connect/-U alice/-U postgres} -X -At -c "SELECT count(*) FILTER (WHERE owner = 'alice'::regrole) FROM crm.lead WHERE status = 'Converted'")
+[ "$alice" = "$all/$all" ] && [ "$all" -gt 0 ] || fail "alice sees '$alice' converted leads (visible/own), owns $all"
+carol=$(as_cluster_user ${connect/-U alice/-U carol} -X -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")
+[ "$carol" = "9" ] || fail "expected carol to see the team's 9 converted leads, got '$carol'"
 
 bash scripts/demo.sh stop
 [ ! -e "$CRM_DEMO_DIR" ] || fail "demo.sh stop left $CRM_DEMO_DIR behind"

@@ -1,0 +1,152 @@
+--------------------------------------------------------------------------
+-- Who sees what: the reporting hierarchy and row-level security
+--
+-- Every row with personal or sales data has an owner (a database role).
+--   crm_admin    sees and changes every row;
+--   crm_manager  sees and changes the rows owned by themselves and by anyone
+--                below them in crm.reporting_line (transitively);
+--   crm_sales    sees and changes their own rows; accounts and contacts
+--                also by the sharing rule below;
+--   crm_analyst  reads (only the columns granted in 99_privileges.sql, none
+--                of them personal) every row: BI views and aggregates.
+-- Sharing rule: an account is visible to whoever may see an opportunity or
+-- a lead on it; a contact to whoever may see its primary account or an
+-- account it is linked to.  Only the owner's side may change them.
+-- Child rows (line items, order items, participants, history) follow their
+-- parent: visible and writable exactly when the parent is.
+--
+-- The tables' owner (the role that created the extension) is not subject to
+-- these policies: the extension's own triggers and checks run as that owner
+-- to write history, aggregates, line sums and stock, and to search for
+-- duplicates across owners.  No person should log in as that role.  FORCE
+-- ROW LEVEL SECURITY is therefore not set: it would subject those writes to
+-- the policies of whoever happens to own the tables.
+--------------------------------------------------------------------------
+
+CREATE TABLE crm.reporting_line (
+    member      regrole PRIMARY KEY,
+    manager     regrole NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT reporting_line_not_self CHECK (member OPERATOR(pg_catalog.<>) manager)
+);
+COMMENT ON TABLE crm.reporting_line IS 'The reporting hierarchy: who reports to whom. A member of crm_manager sees and changes the rows owned by everyone below them, directly or indirectly. Maintained by admins; cycles are refused.';
+COMMENT ON COLUMN crm.reporting_line.member IS 'A CRM user (database role)';
+COMMENT ON COLUMN crm.reporting_line.manager IS 'The role the member reports to';
+COMMENT ON COLUMN crm.reporting_line.created_at IS 'When the line was added';
+COMMENT ON COLUMN crm.reporting_line.updated_at IS 'When the line last changed';
+CREATE INDEX reporting_line_manager_idx ON crm.reporting_line (manager);
+
+CREATE FUNCTION crm.reporting_line_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_reporting_line_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.reporting_line_guard() IS 'BEFORE row trigger on crm.reporting_line: refuses a manager who reports, directly or indirectly, to the member (hierarchy changes are serialised)';
+CREATE TRIGGER reporting_line_guard BEFORE INSERT OR UPDATE ON crm.reporting_line
+    FOR EACH ROW EXECUTE FUNCTION crm.reporting_line_guard();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.reporting_line
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+
+-- The owners whose rows the current role works with: itself, and for a
+-- member of crm_manager everyone below it in the hierarchy.  Policies call
+-- it once per statement, as an InitPlan: ANY (ARRAY(SELECT crm.team_roles())).
+CREATE FUNCTION crm.team_roles() RETURNS SETOF pg_catalog.oid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH RECURSIVE team (member, depth) AS (
+        SELECT r.oid, 0 FROM pg_catalog.pg_roles AS r
+         WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER
+        UNION
+        SELECT l.member::pg_catalog.oid, t.depth OPERATOR(pg_catalog.+) 1
+          FROM crm.reporting_line AS l JOIN team AS t ON l.manager::pg_catalog.oid OPERATOR(pg_catalog.=) t.member
+         WHERE t.depth OPERATOR(pg_catalog.<) 64
+           AND pg_catalog.pg_has_role(CURRENT_USER, 'crm_manager', 'USAGE'))
+    SELECT DISTINCT team.member FROM team;
+END;
+COMMENT ON FUNCTION crm.team_roles() IS 'The current role and, for a member of crm_manager, every role below it in crm.reporting_line: the owners whose rows it may see and change';
+
+-- Policies.  Permissive policies are OR-ed: an admin passes crm_admin_all,
+-- an analyst crm_analyst_read, everybody else the owner / parent policies.
+DO $policies$
+DECLARE
+    t text;
+    team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
+    rule text[];
+BEGIN
+    -- every protected table: admins everything, analysts read
+    FOREACH t IN ARRAY ARRAY['account', 'contact', 'account_contact', 'lead', 'opportunity',
+                             'opportunity_line_item', 'quote', 'quote_line_item', 'sales_order',
+                             'sales_order_item', 'activity', 'activity_participant', 'campaign_member',
+                             'lead_status_history', 'opportunity_history', 'quote_approval', 'change_log',
+                             'pipeline_aggregate', 'account_aggregate', 'campaign_opportunity_aggregate',
+                             'campaign_lead_aggregate']
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm.%I TO crm_admin USING (true) WITH CHECK (true)', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm.%I FOR SELECT TO crm_analyst USING (true)', t);
+    END LOOP;
+
+    -- rows owned by the team: read and write; a row can only be given to
+    -- (inserted for, reassigned to) a member of the team
+    FOREACH t IN ARRAY ARRAY['account', 'contact', 'lead', 'opportunity', 'quote', 'sales_order', 'activity']
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)', t, team, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
+    END LOOP;
+
+    -- child rows follow their parent (whose own policies apply inside EXISTS)
+    FOREACH rule SLICE 1 IN ARRAY ARRAY[
+        ['opportunity_line_item', 'EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
+        ['quote_line_item', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
+        ['sales_order_item', 'EXISTS (SELECT 1 FROM crm.sales_order AS p WHERE p.id OPERATOR(pg_catalog.=) order_id)'],
+        ['activity_participant', 'EXISTS (SELECT 1 FROM crm.activity AS p WHERE p.id OPERATOR(pg_catalog.=) activity_id)'],
+        ['account_contact', 'EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'],
+        ['campaign_member', '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id) OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id))']]
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_parent_all ON crm.%I TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)',
+                                  rule[1], rule[2], rule[2]);
+    END LOOP;
+
+    -- history follows its record; the change log is the audit trail:
+    -- managers read what their team did (admins everything, above)
+    FOREACH rule SLICE 1 IN ARRAY ARRAY[
+        ['lead_status_history', 'EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'],
+        ['opportunity_history', 'EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
+        ['quote_approval', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
+        ['change_log', 'changed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))']]
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)',
+                                  rule[1], rule[2]);
+    END LOOP;
+
+    -- aggregates: a rep reads their own figures, a manager their team's
+    FOREACH t IN ARRAY ARRAY['pipeline_aggregate', 'account_aggregate', 'campaign_opportunity_aggregate',
+                             'campaign_lead_aggregate']
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
+    END LOOP;
+END
+$policies$;
+
+-- The sharing rule: accounts on which the role sees an opportunity or a
+-- lead; contacts on an account the role sees (read only).
+CREATE POLICY crm_shared_select ON crm.account FOR SELECT TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS o WHERE o.account_id OPERATOR(pg_catalog.=) account.id)
+        OR EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) account.id));
+CREATE POLICY crm_shared_select ON crm.contact FOR SELECT TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) contact.account_id)
+        OR EXISTS (SELECT 1 FROM crm.account_contact AS ac WHERE ac.contact_id OPERATOR(pg_catalog.=) contact.id));
+
+-- The audit trail (crm.change_log: who changed what and when on accounts,
+-- contacts, leads, opportunities, quotes, orders, products and prices) is
+-- append-only: no UPDATE, DELETE or TRUNCATE, whoever asks.
+CREATE FUNCTION crm.audit_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_audit_append_only'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.audit_append_only() IS 'BEFORE UPDATE/DELETE/TRUNCATE trigger on crm.change_log: refuses every change (SQLSTATE ZC602)';
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON crm.change_log
+    FOR EACH ROW EXECUTE FUNCTION crm.audit_append_only();
+CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON crm.change_log
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.audit_append_only();
