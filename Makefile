@@ -58,7 +58,9 @@ REGRESS = \
 	campaigns \
 	trigger_robustness \
 	reports \
-	aggregates
+	aggregates \
+	row_security \
+	security_attacks
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
