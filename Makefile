@@ -26,7 +26,8 @@ OBJS = \
 	src/activities.o \
 	src/campaigns.o \
 	src/aggregates.o \
-	src/reporting.o
+	src/reporting.o \
+	src/sharing.o
 
 # The install script is built from one file per module, in name order.
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))

@@ -197,13 +197,22 @@ static CrmQuery fill_contact = {
 };
 
 /* A reused contact whose primary account is another one is linked to this one. */
+static CrmQuery contact_on_account = {
+	"SELECT 1 FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1"
+	"   AND (c.account_id OPERATOR(pg_catalog.=) $2"
+	"        OR EXISTS (SELECT 1 FROM crm.account_contact AS ac"
+	"                    WHERE ac.account_id OPERATOR(pg_catalog.=) $2"
+	"                      AND ac.contact_id OPERATOR(pg_catalog.=) c.id))",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+/*
+ * No ON CONFLICT: that would make row-level security check the new link
+ * against the SELECT policy too, before the deal shares the account.  The
+ * key locks of the conversion serialise conversions linking the same pair.
+ */
 static CrmQuery link_contact = {
-	"INSERT INTO crm.account_contact (account_id, contact_id, owner)"
-	" SELECT $1, $2, $3"
-	"  WHERE NOT EXISTS (SELECT 1 FROM crm.contact AS c"
-	"                     WHERE c.id OPERATOR(pg_catalog.=) $2"
-	"                       AND c.account_id OPERATOR(pg_catalog.=) $1)"
-	" ON CONFLICT (account_id, contact_id) DO NOTHING",
+	"INSERT INTO crm.account_contact (account_id, contact_id, owner) VALUES ($1, $2, $3)",
 	3, {INT8OID, INT8OID, REGROLEOID}, NULL
 };
 
@@ -582,6 +591,36 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	}
 }
 
+/* link_reused_contact -- link a reused contact to the account (a permit's body) */
+typedef struct LinkContact
+{
+	Oid			caller;
+	Oid			owner;
+	const Conversion *conv;
+} LinkContact;
+
+static void
+link_contact_permitted(void *arg)
+{
+	LinkContact *link = (LinkContact *) arg;
+	Datum		values[3];
+	char		nulls[3];
+
+	param_int64(values, nulls, 0, link->conv->account_id, false);
+	param_int64(values, nulls, 1, link->conv->contact_id, false);
+	values[2] = ObjectIdGetDatum(link->owner);
+	nulls[2] = ' ';
+	crm_query_run_as(link->caller, &link_contact, values, nulls, 0);
+}
+
+static void
+link_reused_contact(void *arg)
+{
+	LinkContact *link = (LinkContact *) arg;
+
+	crm_with_permit(CRM_PERMIT_SHARE_CONTACT, link->conv->contact_id, link_contact_permitted, link);
+}
+
 /* fill_reused_contact -- fill empty fields of a reused contact, link it to the account */
 static void
 fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *conv)
@@ -596,11 +635,29 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	param_int64(values, nulls, 4, conv->account_id, false);
 	crm_query_run_as(caller, &fill_contact, values, nulls, 0);
 
-	param_int64(values, nulls, 0, conv->account_id, false);
-	param_int64(values, nulls, 1, conv->contact_id, false);
-	values[2] = ObjectIdGetDatum(owner);
-	nulls[2] = ' ';
-	crm_query_run_as(caller, &link_contact, values, nulls, 0);
+	/*
+	 * Link it unless it is on the account already, as its primary account or
+	 * linked (read as the owner: the caller may not see the contact yet).  Linking may join an account and
+	 * a contact the caller could not see before (sharing.c).
+	 */
+	{
+		LinkContact link = {caller, owner, conv};
+
+		param_int64(values, nulls, 0, conv->contact_id, false);
+		param_int64(values, nulls, 1, conv->account_id, false);
+		crm_query_run_as_owner(&contact_on_account, values, nulls, 1);
+		if (SPI_processed > 0)
+			return;
+		/* REPEATABLE READ: a conversion that committed since linked them */
+		if (crm_query_finds_newer_rows(&contact_on_account, values, nulls))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize conversion of lead %lld", (long long) lead->id),
+					 errdetail("Contact %lld was linked to account %lld by a transaction that committed after this one started.",
+							   (long long) conv->contact_id, (long long) conv->account_id),
+					 errhint("Retry the transaction.")));
+		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv->account_id, link_reused_contact, &link);
+	}
 }
 
 /* create_opportunity -- the new opportunity in the first open stage */
@@ -690,6 +747,19 @@ write_conversion(void *arg)
 	if (w->want_opportunity)
 		create_opportunity(w->caller, w->owner, w->lead, w->opportunity_name, w->conv);
 	mark_converted(w->caller, w->lead, w->conv);
+}
+
+/*
+ * write_conversion_permitted -- write_conversion under the conversion permit,
+ * itself run under a permit to put the deal on the found account, which the
+ * caller may not see yet (sharing.c)
+ */
+static void
+write_conversion_permitted(void *arg)
+{
+	ConversionWrite *w = (ConversionWrite *) arg;
+
+	crm_with_permit(CRM_PERMIT_CONVERSION, w->lead->id, write_conversion, w);
 }
 
 static bool
@@ -795,7 +865,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	{
 		ConversionWrite w = {caller, owner, &lead, want_opportunity, opportunity_name, &conv};
 
-		crm_with_permit(CRM_PERMIT_CONVERSION, lead_id, write_conversion, &w);
+		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv.account_id, write_conversion_permitted, &w);
 	}
 
 	SPI_finish();

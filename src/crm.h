@@ -20,6 +20,7 @@
  *   campaigns.c  campaign hierarchy and member responses
  *   aggregates.c pipeline, account and campaign aggregates in per-backend stripes
  *   reporting.c  the reporting hierarchy behind the managers' row security
+ *   sharing.c    which accounts and contacts a row may point at (sharing rule)
  */
 #ifndef CRM_H
 #define CRM_H
@@ -116,7 +117,9 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
 	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
 	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
-	CRM_PERMIT_LINE_SUM			/* amounts kept from line items; any row */
+	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
+	CRM_PERMIT_SHARE_ACCOUNT,	/* a conversion's deal on a found account; id = account */
+	CRM_PERMIT_SHARE_CONTACT	/* a conversion linking a found contact; id = contact */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN

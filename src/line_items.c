@@ -102,7 +102,7 @@ parent_price_book(ParentKind kind, int64 parent_id)
 				" FOR NO KEY UPDATE OF x", p, 1, INT8OID, InvalidOid);
 	crm_query_run_as_owner(&lock_parent[kind], values, nulls, 1);
 	if (SPI_processed == 0)
-		return 0;				/* no such parent: the foreign key reports it */
+		return 0;				/* no such parent */
 	book = crm_result_int64(0, 1, &isnull);
 	if (!isnull)
 		return book;
@@ -149,11 +149,12 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	book = parent_price_book(kind, parent_id);
-	if (book == 0)
-	{
-		SPI_finish();
-		return PointerGetDatum(newtup);
-	}
+	if (book == 0)				/* before NOT NULL unit_price would hide it */
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("%s %lld does not exist", p->table, (long long) parent_id),
+				 errdetail("Key (%s)=(%lld) is not present in table \"%s\".",
+						   p->fk, (long long) parent_id, p->table)));
 
 	values[0] = Int64GetDatum(product_id);
 	values[1] = Int64GetDatum(book);
@@ -183,7 +184,12 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 			newtup = crm_set_column(newtup, tupdesc, "unit_price", price, false);
 		}
 	}
-	/* else: no such product; the foreign key reports it */
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("product %lld does not exist", (long long) product_id),
+				 errdetail("Key (product_id)=(%lld) is not present in table \"product\".",
+						   (long long) product_id)));
 	newtup = SPI_copytuple(newtup);	/* must outlive SPI's memory */
 	SPI_finish();
 	return PointerGetDatum(newtup);

@@ -65,6 +65,19 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION crm.team_roles() IS 'The current role and, for a member of crm_manager, every role below it in crm.reporting_line: the owners whose rows it may see and change';
 
+-- What a written row may point at (see src/sharing.c): pointing a deal at an
+-- account, or linking a contact to an account, would share it; so the caller
+-- must see it already, unless convert_lead is attaching the lead's deal to
+-- the existing account or contact its duplicate search found.
+CREATE FUNCTION crm.may_reference_account(account_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_may_reference_account'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account (or crm.convert_lead is attaching a deal to it): the condition for pointing an opportunity at it';
+CREATE FUNCTION crm.may_reference_contact(contact_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_may_reference_contact'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account';
+
 -- Policies.  Permissive policies are OR-ed: an admin passes crm_admin_all,
 -- an analyst crm_analyst_read, everybody else the owner / parent policies.
 DO $policies$
@@ -72,6 +85,7 @@ DECLARE
     t text;
     team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
     rule text[];
+    write_check text;
 BEGIN
     -- every protected table: admins everything, analysts read
     FOREACH t IN ARRAY ARRAY['account', 'contact', 'account_contact', 'lead', 'opportunity',
@@ -90,9 +104,11 @@ BEGIN
     -- (inserted for, reassigned to) a member of the team
     FOREACH t IN ARRAY ARRAY['account', 'contact', 'lead', 'opportunity', 'quote', 'sales_order', 'activity']
     LOOP
+        -- a deal shares its account (sharing rule): it may point only at one the caller sees
+        write_check := CASE t WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)' ELSE team END;
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, team);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)', t, team, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, write_check);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)', t, team, write_check);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;
 
@@ -102,12 +118,18 @@ BEGIN
         ['quote_line_item', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
         ['sales_order_item', 'EXISTS (SELECT 1 FROM crm.sales_order AS p WHERE p.id OPERATOR(pg_catalog.=) order_id)'],
         ['activity_participant', 'EXISTS (SELECT 1 FROM crm.activity AS p WHERE p.id OPERATOR(pg_catalog.=) activity_id)'],
-        ['account_contact', 'EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'],
+
         ['campaign_member', '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id) OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id))']]
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_parent_all ON crm.%I TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)',
                                   rule[1], rule[2], rule[2]);
     END LOOP;
+
+    -- a link shares the contact and the account with each other's readers:
+    -- both ends must be ones the caller sees (sharing.c)
+    EXECUTE 'CREATE POLICY crm_parent_all ON crm.account_contact TO crm_manager, crm_sales'
+         || ' USING (EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id))'
+         || ' WITH CHECK (crm.may_reference_account(account_id) AND crm.may_reference_contact(contact_id))';
 
     -- history follows its record; the change log is the audit trail:
     -- managers read what their team did (admins everything, above)

@@ -8,15 +8,19 @@
 # written many ways ("Acme", "ACME Inc.", "acme, inc", ...) and share e-mail
 # domains, so concurrent conversions race on the same duplicate keys.  Then,
 # for STRESS_SECONDS (default 20) with STRESS_CLIENTS (default 8) clients --
-# a quarter of them as a crm_sales login, the rest as the superuser -- pgbench
+# a quarter of them as crm_sales logins, the rest as the superuser -- pgbench
 # runs a weighted random mix of lead conversions, opportunity inserts,
 # updates (stage, amount, probability, close date, owner, account, campaign)
 # and deletes, line-item inserts, updates, moves and deletes, transactions
 # with ROLLBACK TO SAVEPOINT, bulk UPDATEs and multi-row INSERTs, lead
-# inserts, updates and deletes, campaign and account churn, and a
-# consistency check in mid-run; a background loop COPYs opportunities and
-# line items meanwhile.  Legitimate business errors (ZC001-3, ZC105, foreign
-# keys racing a delete) are caught by exact SQLSTATE in helper functions;
+# inserts, updates and deletes, campaign and account churn, compaction of
+# the aggregates' stripes (crm.compact_aggregates(), where it exists) and a
+# consistency check in mid-run; a background psql COPYs opportunities and
+# line items meanwhile (as the superuser: PostgreSQL refuses COPY FROM to
+# roles under row-level security).  Reps give rows only to themselves, as
+# the row-level security policies demand.  Legitimate business errors
+# (ZC001-3, ZC105, foreign keys -- and for reps row-level security checks --
+# racing a delete or reassignment) are caught by exact SQLSTATE in helpers;
 # deadlocks and serialization failures are retried by pgbench (--max-tries);
 # any other error aborts a client and fails the test.
 #
@@ -28,7 +32,14 @@
 # amount = their sum; every opportunity's last history entry is its current
 # state.  Prints "FAIL: ..." and exits non-zero on any violation.
 #
+# A statement that hangs runs into statement_timeout (30 s) and fails too.
+# One extension issue is worked around, visibly: a line item without
+# unit_price for an opportunity deleted meanwhile fails with 23502 instead of
+# 23503; stress.add_lines() accepts that only when the opportunity is really
+# gone, and the summary prints a NOTE with the count.
+#
 #   STRESS_SECONDS=20 STRESS_CLIENTS=8 bash test/scripts/stress_aggregates.sh
+#   STRESS_MAX_TRIES (50): pgbench --max-tries; STRESS_SEED: pgbench --random-seed
 #   STRESS_KEEP_DIR=1 keeps the cluster directory (logs, pgbench scripts)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -41,7 +52,8 @@ ANCHORS=20          # opportunities 1..20 are never deleted (COPY adds lines to 
 BASE_CAMPAIGNS=5    # campaigns 1..5 are never deleted
 
 # a quarter of the clients (at least one, when there are two or more) work as
-# a sales rep through pgbench -U stress_rep1, the rest as the superuser
+# sales reps, one pgbench each (-U stress_rep1, stress_rep2, ...), the rest as
+# the superuser in one pgbench
 REP_CLIENTS=$((CLIENTS / 4))
 [ "$REP_CLIENTS" -gt 0 ] || [ "$CLIENTS" -lt 2 ] || REP_CLIENTS=1
 ADMIN_CLIENTS=$((CLIENTS - REP_CLIENTS))
@@ -71,11 +83,12 @@ log "setting up: accounts, campaigns, products, opportunities, line items, leads
 psql_q >"$WORK/setup.log" <<'SQL'
 CREATE EXTENSION crm;
 
--- sales reps; stress_rep1 and stress_rep2 log in (the rep pgbench, the COPY loop)
+-- sales reps (plain crm_sales members: under row-level security each sees
+-- and writes only their own rows; the duplicate search spans all owners)
 CREATE ROLE stress_rep1 LOGIN IN ROLE crm_sales;
 CREATE ROLE stress_rep2 LOGIN IN ROLE crm_sales;
-CREATE ROLE stress_rep3 IN ROLE crm_sales;
-CREATE ROLE stress_rep4 IN ROLE crm_sales;
+CREATE ROLE stress_rep3 LOGIN IN ROLE crm_sales;
+CREATE ROLE stress_rep4 LOGIN IN ROLE crm_sales;
 
 -- accounts that exist before any conversion (distinct company keys; Globex
 -- and Northwind are also lead companies, so their leads reuse these)
@@ -162,8 +175,11 @@ CREATE FUNCTION stress.pick_account() RETURNS bigint LANGUAGE sql VOLATILE AS $$
 -- a campaign that is never deleted, or none
 CREATE FUNCTION stress.pick_campaign() RETURNS bigint LANGUAGE sql VOLATILE AS $$
     SELECT CASE WHEN random() < 0.25 THEN NULL ELSE 1 + floor(random() * 5)::bigint END $$;
+-- the superuser gives rows to anyone, a rep only to themselves
 CREATE FUNCTION stress.pick_owner() RETURNS regrole LANGUAGE sql VOLATILE AS $$
-    SELECT (ARRAY['postgres', 'stress_rep1', 'stress_rep2', 'stress_rep3', 'stress_rep4'])[1 + floor(random() * 5)::int]::regrole $$;
+    SELECT CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                THEN (ARRAY['postgres', 'stress_rep1', 'stress_rep2', 'stress_rep3', 'stress_rep4'])[1 + floor(random() * 5)::int]::regrole
+                ELSE crm.current_role_id() END $$;
 CREATE FUNCTION stress.pick_stage() RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation', 'Deal Closed',
                   'Successful', 'Failed'])[1 + floor(random() * 7)::int] $$;
@@ -280,30 +296,91 @@ END $$;
 
 -- n line items on random opportunities, in one statement ordered by parent
 CREATE FUNCTION stress.add_lines(n int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+    col text;
 BEGIN
+    SELECT array_agg(o ORDER BY o) INTO ids
+      FROM (SELECT stress.pick_opp() AS o FROM generate_series(1, n)) AS x WHERE o IS NOT NULL;
     INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, discount, unit_price)
     SELECT o, (SELECT id FROM crm.product WHERE id >= x.p ORDER BY id LIMIT 1), 1 + floor(random() * 20),
            (ARRAY[0, 0, 5, 12.5, 100])[1 + floor(random() * 5)::int],
            CASE WHEN random() < 0.3 THEN round((random() * 300)::numeric, 2) END
-      FROM (SELECT stress.pick_opp() AS o, 1 + floor(random() * 6)::int AS p FROM generate_series(1, n) ORDER BY 1) AS x
-     WHERE o IS NOT NULL;
+      FROM (SELECT o, 1 + floor(random() * 6)::int AS p FROM unnest(ids) AS o ORDER BY o) AS x;
     RETURN 'ok';
 EXCEPTION
     WHEN foreign_key_violation THEN   -- the opportunity was deleted meanwhile
         PERFORM stress.note('add_lines', SQLSTATE);
         RETURN SQLSTATE;
+    WHEN not_null_violation THEN
+        -- Known extension issue: a line item without a unit price for an
+        -- opportunity that no longer exists fails with 23502 on unit_price
+        -- (the price trigger finds no price book and leaves it NULL) before
+        -- the foreign key can report 23503.  Counted and reported, only when
+        -- one of the opportunities is really gone.
+        GET STACKED DIAGNOSTICS col = COLUMN_NAME;
+        IF col = 'unit_price'
+           AND EXISTS (SELECT 1 FROM unnest(ids) AS i WHERE NOT EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = i)) THEN
+            PERFORM stress.note('add_lines', '23502 for a deleted opportunity');
+            RETURN SQLSTATE;
+        END IF;
+        RAISE;
+    WHEN insufficient_privilege THEN
+        -- row-level security (reps): an opportunity was deleted or given to
+        -- another owner since it was picked, so the line may not go there
+        IF EXISTS (SELECT 1 FROM unnest(ids) AS i WHERE NOT EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = i)) THEN
+            PERFORM stress.note('add_lines', SQLSTATE);
+            RETURN SQLSTATE;
+        END IF;
+        RAISE;
 END $$;
 
--- move a line item to another opportunity (both sums change)
-CREATE FUNCTION stress.move_line() RETURNS text LANGUAGE plpgsql AS $$
+-- delete a random opportunity (not one of the anchors) that no converted lead
+-- points to; under row-level security a rep may not see such a lead of
+-- another owner, and the foreign key refuses the delete (23503)
+CREATE FUNCTION stress.delete_opp(anchors int) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE crm.opportunity_line_item SET opportunity_id = stress.pick_opp(), quantity = quantity + 1
-     WHERE id = stress.pick_line();
+    DELETE FROM crm.opportunity o
+     WHERE o.id = stress.pick_opp() AND o.id > anchors
+       AND NOT EXISTS (SELECT 1 FROM crm.lead l WHERE l.opportunity_id = o.id);
     RETURN 'ok';
 EXCEPTION
     WHEN foreign_key_violation THEN
+        PERFORM stress.note('delete_opp', SQLSTATE);
+        RETURN SQLSTATE;
+END $$;
+
+-- move a line item to another opportunity (both sums change)
+-- (picked in statements of their own: a volatile function called inside the
+-- UPDATE would see rows newer than the UPDATE's snapshot, which row-level
+-- security checks would not)
+CREATE FUNCTION stress.move_line() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    line bigint := stress.pick_line();
+    target bigint := stress.pick_opp();
+BEGIN
+    UPDATE crm.opportunity_line_item SET opportunity_id = target, quantity = quantity + 1 WHERE id = line;
+    RETURN 'ok';
+EXCEPTION
+    WHEN foreign_key_violation THEN   -- the target was deleted meanwhile
         PERFORM stress.note('move_line', SQLSTATE);
         RETURN SQLSTATE;
+    WHEN insufficient_privilege THEN  -- row-level security: the target was deleted or given away meanwhile
+        IF NOT EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = target) THEN
+            PERFORM stress.note('move_line', SQLSTATE);
+            RETURN SQLSTATE;
+        END IF;
+        RAISE;
+END $$;
+
+-- fold the stripes while the writers write (crm.compact_aggregates(), in
+-- versions that have it)
+CREATE FUNCTION stress.compact() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    IF to_regprocedure('crm.compact_aggregates()') IS NULL THEN
+        RETURN -1;
+    END IF;
+    RETURN crm.compact_aggregates();
 END $$;
 
 -- a mid-run look: one snapshot, so the aggregates must match exactly
@@ -370,10 +447,7 @@ cat >"$S/opp_update.sql" <<'EOF'
 SELECT stress.update_opp(:kind);
 EOF
 cat >"$S/opp_delete.sql" <<EOF
--- opportunities a converted lead points to cannot be deleted (the record is frozen)
-DELETE FROM crm.opportunity o
- WHERE o.id = (SELECT stress.pick_opp()) AND o.id > $ANCHORS
-   AND NOT EXISTS (SELECT 1 FROM crm.lead l WHERE l.opportunity_id = o.id);
+SELECT stress.delete_opp($ANCHORS);
 EOF
 cat >"$S/line_insert.sql" <<'EOF'
 \set n random(1, 3)
@@ -428,7 +502,7 @@ SELECT 'Bulk deal ' || g, stress.pick_account(), stress.pick_stage(), g * 101.5,
   FROM generate_series(1, :n) g;
 EOF
 cat >"$S/leads.sql" <<'EOF'
-\set n random(1, 3)
+\set n random(1, 6)
 SELECT stress.new_leads(:n);
 UPDATE crm.lead SET status = (ARRAY['New Lead', 'Processing', 'Following Up', 'In Transaction', 'Completed', 'Not Qualified'])[1 + floor(random() * 6)::int]::crm.lead_status
  WHERE id = (SELECT stress.pick_lead()) AND status <> 'Converted';
@@ -462,11 +536,14 @@ EOF
 cat >"$S/midrun_check.sql" <<'EOF'
 SELECT stress.check_midrun();
 EOF
+cat >"$S/compact.sql" <<'EOF'
+SELECT stress.compact();
+EOF
 chmod a+r "$S"/*.sql
 
 admin_mix=(convert.sql@20 opp_insert.sql@8 opp_update.sql@20 opp_delete.sql@4 line_insert.sql@12
            line_update.sql@8 line_delete.sql@6 savepoint.sql@6 bulk.sql@4 leads.sql@8 lead_delete.sql@2
-           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1)
+           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1 compact.sql@1)
 rep_mix=(convert.sql@20 opp_insert.sql@6 opp_update.sql@15 opp_delete.sql@3 line_insert.sql@10
          line_update.sql@6 line_delete.sql@4 savepoint.sql@5 bulk.sql@3 leads.sql@6 lead_delete.sql@1)
 
@@ -481,52 +558,49 @@ run_pgbench() {
 }
 
 # A background writer COPYs opportunities and, onto the never-deleted
-# anchors, line items, as a sales rep, until the pgbench runs end.
+# anchors, line items (two COPYs in one transaction, every ~50 ms) through one
+# psql session until the pgbench runs end.  It is the superuser: PostgreSQL
+# refuses COPY FROM into a table with row-level security to roles subject to
+# it ("COPY FROM not supported with row-level security"), CRM roles included.
+cat >"$WORK/copy_feed.pl" <<'PERL'
+$| = 1;
+my ($secs, $anchors, $campaigns) = @ARGV;
+my $end = time + $secs;
+my @stages = qw(Qualification Requirement Proposal Negotiation Successful Failed);
+for (my $i = 1; time < $end; $i++) {
+    print "BEGIN;\nCOPY crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason) FROM STDIN;\n";
+    printf "Copied deal %d-%d\t%d\t%s\t%.2f\t2027-%02d-%02d\tstress_rep%d\t%s\tlost on price\n",
+        $i, $_, 1 + int(rand(12)), $stages[rand @stages], rand(30000), 1 + int(rand(12)), 1 + int(rand(28)),
+        1 + int(rand(4)), rand() < 0.33 ? '\N' : 1 + int(rand($campaigns)) for 1 .. 5;
+    # a failed first COPY skips the second, whose data psql would otherwise read as SQL
+    print "\\.\n\\if :ERROR\nROLLBACK;\n\\else\n";
+    print "COPY crm.opportunity_line_item (opportunity_id, product_id, quantity, discount) FROM STDIN;\n";
+    printf "%d\t%d\t%d\t%d\n", $_, 1 + int(rand(6)), 1 + int(rand(9)), 5 * int(rand(4))
+        for sort { $a <=> $b } map { 1 + int(rand($anchors)) } 1 .. 3;
+    print "\\.\nCOMMIT;\n\\endif\n";
+    select(undef, undef, undef, 0.05);
+}
+PERL
 copy_loop() {
-    local end=$(( $(date +%s) + SECS )) i=0 deadlocks=0 f=$WORK/copy.sql out
-    while [ "$(date +%s)" -lt "$end" ]; do
-        i=$((i + 1))
-        {
-            echo "BEGIN;"
-            echo "COPY crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason) FROM STDIN;"
-            for k in 1 2 3 4 5; do
-                printf 'Copied deal %d-%d\t%d\t%s\t%d.%02d\t2027-%02d-%02d\tstress_rep%d\t%s\tlost on price\n' \
-                    "$i" "$k" $((1 + RANDOM % 12)) \
-                    "$(echo Qualification Requirement Proposal Negotiation Successful Failed | cut -d' ' -f$((1 + RANDOM % 6)))" \
-                    $((RANDOM % 30000)) $((RANDOM % 100)) $((1 + RANDOM % 12)) $((1 + RANDOM % 28)) $((1 + RANDOM % 4)) \
-                    "$( [ $((RANDOM % 3)) -eq 0 ] && echo '\N' || echo $((1 + RANDOM % BASE_CAMPAIGNS)) )"
-            done
-            echo '\.'
-            echo "COPY crm.opportunity_line_item (opportunity_id, product_id, quantity, discount) FROM STDIN;"
-            for o in $(for k in 1 2 3; do echo $((1 + RANDOM % ANCHORS)); done | sort -n); do
-                printf '%d\t%d\t%d\t%d\n' "$o" $((1 + RANDOM % 6)) $((1 + RANDOM % 9)) $((RANDOM % 4 * 5))
-            done
-            echo '\.'
-            echo "COMMIT;"
-        } >"$f"
-        chmod a+r "$f"
-        if ! out=$(psql_as stress_rep2 -f "$f" 2>&1); then
-            case "$out" in
-                *"deadlock detected"*|*"could not serialize"*) deadlocks=$((deadlocks + 1)) ;;
-                *) echo "$out"; echo "copy loop: error"; return 1 ;;
-            esac
-        fi
-        sleep 0.2
-    done
-    echo "copy loop: $i COPY transactions, $deadlocks deadlocks"
+    perl "$WORK/copy_feed.pl" "$SECS" "$ANCHORS" "$BASE_CAMPAIGNS" |
+        as_cluster_user psql -X -v ON_ERROR_STOP=0 -h "$PGHOST" -p "$PGPORT" -U postgres -d stress \
+            >"$WORK/copy.stdout" 2>"$WORK/copy.stderr"
 }
 
-log "pgbench: $SECS s, $ADMIN_CLIENTS client(s) as postgres, $REP_CLIENTS as stress_rep1 (crm_sales), max tries $MAX_TRIES"
-rep_status=0
-if [ "$REP_CLIENTS" -gt 0 ]; then
-    run_pgbench stress_rep1 "$REP_CLIENTS" "$WORK/pgbench_rep.out" "${rep_mix[@]}" &
-    rep_pid=$!
-fi
-copy_loop >"$WORK/copy.out" 2>&1 &
+log "pgbench: $SECS s, $ADMIN_CLIENTS client(s) as postgres, $REP_CLIENTS as sales reps (crm_sales), max tries $MAX_TRIES"
+declare -A pid status
+runs=(postgres)
+for i in $(seq 1 "$REP_CLIENTS"); do
+    user=stress_rep$(( (i - 1) % 4 + 1 ))
+    runs+=("$user#$i")
+    run_pgbench "$user" 1 "$WORK/pgbench_$user#$i.out" "${rep_mix[@]}" &
+    pid[$user#$i]=$!
+done
+copy_loop &
 copy_pid=$!
-admin_status=0
-run_pgbench postgres "$ADMIN_CLIENTS" "$WORK/pgbench_admin.out" "${admin_mix[@]}" || admin_status=$?
-if [ "$REP_CLIENTS" -gt 0 ]; then wait "$rep_pid" || rep_status=$?; fi
+status[postgres]=0
+run_pgbench postgres "$ADMIN_CLIENTS" "$WORK/pgbench_postgres.out" "${admin_mix[@]}" || status[postgres]=$?
+for r in "${runs[@]:1}"; do status[$r]=0; wait "${pid[$r]}" || status[$r]=$?; done
 copy_status=0
 wait "$copy_pid" || copy_status=$?
 
@@ -536,30 +610,41 @@ summarize() {
     awk '
         /^SQL script [0-9]+:/ { name = $NF; sub(/.*\//, "", name); sub(/\.sql$/, "", name) }
         /^ - [0-9]+ transactions/ { tx[name] = $2; order[++n] = name }
-        /^ - number of failed transactions:/ { failed[name] = $5 }
-        /^ - number of transactions retried:/ { retried[name] = $5 }
+        /^ - number of failed transactions:/ { failed[name] = $6 }
+        /^ - number of transactions retried:/ { retried[name] = $6 }
         END { for (i = 1; i <= n; i++) { s = order[i]
                   printf "  %-16s %7d transactions  %4d failed  %5d retried\n", s, tx[s], failed[s], retried[s] } }
     ' "$1"
 }
 pgbench_problems=""
-for who in admin rep; do
-    out=$WORK/pgbench_$who.out
-    [ -f "$out" ] || continue
-    echo "pgbench as $( [ $who = admin ] && echo postgres || echo stress_rep1 ):"
-    grep -E '^(number of transactions actually processed|number of failed transactions|number of transactions retried|total number of retries|tps =)' "$out" | sed 's/^/  /' || true
+for r in "${runs[@]}"; do
+    out=$WORK/pgbench_$r.out
+    echo "pgbench as ${r%#*}:"
+    grep -E '^(number of transactions actually processed|number of (failed transactions|serialization failures|deadlock failures|transactions retried)|total number of retries|tps =)' "$out" | sed 's/^/  /' || true
     summarize "$out"
     if grep -qE 'aborted|error:' "$out"; then
         grep -E 'aborted|error|ERROR|DETAIL|CONTEXT' "$out" | head -20
-        pgbench_problems+=" pgbench as $who: a client aborted (an error that is neither a caught business error nor a retried deadlock/serialization failure);"
+        pgbench_problems+=" pgbench as ${r%#*}: a client aborted (an error that is neither a caught business error nor a retried deadlock/serialization failure);"
     fi
+    [ "${status[$r]}" -eq 0 ] || pgbench_problems+=" pgbench as ${r%#*} exited with ${status[$r]};"
 done
-[ "$admin_status" -eq 0 ] || pgbench_problems+=" pgbench as postgres exited with $admin_status;"
-[ "$rep_status" -eq 0 ] || pgbench_problems+=" pgbench as stress_rep1 exited with $rep_status;"
-cat "$WORK/copy.out"
-[ "$copy_status" -eq 0 ] || pgbench_problems+=" the COPY loop failed;"
+copy_commits=$(grep -c '^COMMIT$' "$WORK/copy.stdout" || true)
+copy_retryable=$(grep -cE 'ERROR: +(deadlock detected|could not serialize)' "$WORK/copy.stderr" || true)
+echo "COPY writer: $copy_commits transactions committed, $copy_retryable deadlocks/serialization failures"
+if grep -E 'ERROR:' "$WORK/copy.stderr" | grep -qvE 'ERROR: +(deadlock detected|could not serialize)'; then
+    grep -E 'ERROR|DETAIL|CONTEXT' "$WORK/copy.stderr" | head -20
+    pgbench_problems+=" the COPY writer got errors;"
+fi
+[ "$copy_status" -eq 0 ] || pgbench_problems+=" the COPY writer's psql exited with $copy_status;"
+[ "$copy_commits" -gt 0 ] || pgbench_problems+=" the COPY writer committed nothing;"
 echo "business errors caught by the helpers (SQLSTATE):"
 psql_q -At -F ' ' -c "SELECT '  ' || what, sqlstate, count(*) FROM stress.caught GROUP BY 1, 2 ORDER BY 1, 2"
+known=$(psql_q -At -c "SELECT count(*) FROM stress.caught WHERE sqlstate = '23502 for a deleted opportunity'")
+if [ "$known" != 0 ]; then
+    echo "NOTE: known extension issue seen $known time(s): a line item (without unit_price) for an opportunity"
+    echo "      deleted meanwhile fails with 23502 (null unit_price) instead of 23503 (foreign key);"
+    echo "      reproduce: INSERT INTO crm.opportunity_line_item (opportunity_id, product_id) VALUES (424242, <product>)"
+fi
 
 # ---------------------------------------------------------------- invariants
 problems=()
@@ -575,15 +660,15 @@ check() {   # check "what" "SQL returning the violating rows"
 
 mismatches=$(psql_q -At -c "SELECT count(*) FROM crm.verify_aggregates()")
 if [ "$mismatches" != 0 ]; then
-    echo "crm.verify_aggregates() after the load: $mismatches mismatches"
-    psql_q -c "SELECT * FROM crm.verify_aggregates()"
+    echo "crm.verify_aggregates() after the load: $mismatches mismatches (at most 200 shown)"
+    psql_q -c "SELECT * FROM crm.verify_aggregates() LIMIT 200"
     problems+=("crm.verify_aggregates() returned $mismatches rows after the load")
 fi
 midrun=$(psql_q -At -c "SELECT count(*) FROM stress.midrun")
-midrun_checks=$(grep -h -A1 'midrun_check.sql' "$WORK"/pgbench_*.out 2>/dev/null | sed -n 's/^ - \([0-9]*\) transactions.*/\1/p' | head -1)
+midrun_checks=$(summarize "$WORK/pgbench_postgres.out" | awk '$1 == "midrun_check" { print $2 }')
 if [ "$midrun" != 0 ]; then
     echo "crm.verify_aggregates() in mid-run snapshots: $midrun of ${midrun_checks:-?} looks saw mismatches; the first:"
-    psql_q -c "SELECT at, mismatches, detail FROM stress.midrun ORDER BY at LIMIT 1"
+    psql_q -c "SELECT at, mismatches, left(detail::text, 600) AS detail FROM stress.midrun ORDER BY at LIMIT 1"
     problems+=("crm.verify_aggregates() saw mismatches in $midrun mid-run snapshots")
 fi
 
@@ -636,8 +721,14 @@ psql_q -At -c "SELECT format('after the load: %s accounts, %s contacts, %s leads
     (SELECT count(*) FROM crm.opportunity_line_item), (SELECT count(*) FROM crm.campaign))"
 converted_by_load=$(psql_q -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted' AND converted_at > (SELECT min(converted_at) FROM crm.lead)")
 [ "$converted_by_load" -gt 0 ] || problems+=("no lead was converted during the load")
+# every script ran (when its weight says it should have run 20 times or more)
 for out in "$WORK"/pgbench_*.out; do
-    idle=$(summarize "$out" | awk '$2 == 0 { print $1 }' | tr '\n' ' ')
+    idle=$(awk '
+        /^SQL script [0-9]+:/ { name = $NF; sub(/.*\//, "", name); sub(/\.sql$/, "", name); order[++n] = name }
+        /^ - weight:/ { share[name] = substr($0, index($0, "targets ") + 8) + 0 }
+        /^ - [0-9]+ transactions/ { tx[name] = $2; total += $2 }
+        END { for (i = 1; i <= n; i++) { s = order[i]; if (tx[s] == 0 && total * share[s] / 100 >= 20) printf "%s ", s } }
+    ' "$out")
     [ -z "$idle" ] || problems+=("scripts that never ran in $(basename "$out"): $idle")
 done
 

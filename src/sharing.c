@@ -1,0 +1,112 @@
+/*
+ * sharing.c: which accounts and contacts a row may point at, for the
+ * row-level security policies that the sharing rule makes necessary.
+ *
+ * The sharing rule (sql/install/95_row_security.sql) lets a role read an
+ * account on which it sees an opportunity or a lead, and a contact on an
+ * account it sees.  So writing an opportunity's account_id, or linking a
+ * contact to an account, would make that account or contact readable: a rep
+ * could read any account by creating a deal on its id.  The INSERT and
+ * UPDATE policies of crm.opportunity and crm.account_contact therefore ask
+ *
+ *   crm.may_reference_account(account_id)   crm.may_reference_contact(contact_id)
+ *
+ * true when the calling role already sees the row (by the same rule, computed
+ * for the caller's team) -- or when crm.convert_lead() is attaching the
+ * lead's deal to the existing account or contact its duplicate search found
+ * (a backend-local permit for exactly that row, see permit.c): converting a
+ * lead of an existing customer joins the customer's account team, which is
+ * how the extension avoids duplicate accounts across owners.
+ *
+ * The policies cannot say this with sub-selects: the account's own policy
+ * reads crm.opportunity, so an opportunity policy reading crm.account would
+ * recurse.  These functions read as the extension owner, with the caller's
+ * team passed in, and answer only about the caller's own view.
+ */
+#include "crm.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+
+/* an account the team $2 sees: owns it, or sees a deal or lead on it */
+#define ACCOUNT_SEEN(acc) \
+	"EXISTS (SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) " acc \
+	"   AND (a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2)" \
+	"     OR EXISTS (SELECT 1 FROM crm.opportunity AS o WHERE o.account_id OPERATOR(pg_catalog.=) a.id" \
+	"                   AND o.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2))" \
+	"     OR EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) a.id" \
+	"                   AND l.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2))))"
+
+static CrmQuery caller_team = {
+	"SELECT pg_catalog.array_agg(t.r) FROM crm.team_roles() AS t (r)",
+	0, {InvalidOid}, NULL
+};
+
+static CrmQuery account_seen = {
+	"SELECT " ACCOUNT_SEEN("$1"),
+	2, {INT8OID, OIDARRAYOID}, NULL
+};
+
+static CrmQuery contact_seen = {
+	"SELECT EXISTS (SELECT 1 FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1"
+	"   AND (c.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2)"
+	"     OR " ACCOUNT_SEEN("c.account_id")
+	"     OR EXISTS (SELECT 1 FROM crm.account_contact AS ac"
+	"                 WHERE ac.contact_id OPERATOR(pg_catalog.=) c.id AND " ACCOUNT_SEEN("ac.account_id") ")))",
+	2, {INT8OID, OIDARRAYOID}, NULL
+};
+
+/* does the calling role see row id, by the query given? */
+static bool
+seen_by_caller(CrmQuery *query, int64 id)
+{
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	bool		seen;
+
+	SPI_connect();
+	crm_query_run(&caller_team, NULL, NULL, 1);
+	values[1] = crm_result_datum(0, 1, &isnull);
+	if (isnull)
+	{
+		SPI_finish();
+		return false;
+	}
+	values[0] = Int64GetDatum(id);
+	crm_query_run_as_owner(query, values, nulls, 1);
+	seen = DatumGetBool(crm_result_datum(0, 1, &isnull)) && !isnull;
+	SPI_finish();
+	return seen;
+}
+
+/* crm_may_reference_account -- crm.may_reference_account(bigint) */
+PG_FUNCTION_INFO_V1(crm_may_reference_account);
+Datum
+crm_may_reference_account(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);	/* points at nothing */
+	id = PG_GETARG_INT64(0);
+	if (crm_permitted(CRM_PERMIT_SHARE_ACCOUNT, id))
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(seen_by_caller(&account_seen, id));
+}
+
+/* crm_may_reference_contact -- crm.may_reference_contact(bigint) */
+PG_FUNCTION_INFO_V1(crm_may_reference_contact);
+Datum
+crm_may_reference_contact(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	id = PG_GETARG_INT64(0);
+	if (crm_permitted(CRM_PERMIT_SHARE_CONTACT, id))
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(seen_by_caller(&contact_seen, id));
+}
