@@ -45,8 +45,8 @@ SELECT subject FROM crm.claim_due_reminders(10);
 ROLLBACK;
 SELECT subject FROM crm.claim_due_reminders(10);
 
--- A very long subject does not block delivery: the NOTIFY payload carries a
--- shortened subject.
+-- A very long subject does not block delivery: the NOTIFY payload carries
+-- only the activity id and remind_at (any connected role may LISTEN).
 INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at)
 VALUES ('task', repeat('long ', 2000), 1, '2026-01-03', '2026-01-01 10:00+00');
 SELECT length(subject) FROM crm.claim_due_reminders(10);

@@ -60,6 +60,7 @@ INSERT INTO crm.opportunity (name, account_id, close_date, campaign_id) VALUES (
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, description) VALUES (2, 1, 20, 'Beta widgets');
 INSERT INTO crm.activity (type, subject, lead_id) VALUES ('task', 'Call Rita', 2);
 INSERT INTO crm.campaign_member (campaign_id, lead_id) VALUES (1, 2);
+INSERT INTO crm.campaign_member (campaign_id, contact_id) VALUES (1, 3);                        -- Gus Gamma
 RESET ROLE;
 SET ROLE regress_rls_boss;
 INSERT INTO crm.lead (name, company) VALUES ('Bob Boss', 'Boss Co');                            -- lead 3
@@ -321,6 +322,19 @@ INSERT INTO crm.account_contact (account_id, contact_id) VALUES (1, 5);
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.account_contact (account_id, contact_id) VALUES (2, 1);
 \echo :LAST_ERROR_SQLSTATE
+-- Links and campaign memberships on shared records are rep2's side: rep1
+-- can neither add a contact to rep2's Gamma Ltd, nor change or drop rep2's
+-- links or rep2's membership for Gus Gamma (both visible to rep1).
+INSERT INTO crm.account_contact (account_id, contact_id) VALUES (3, 1);
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.account_contact SET role = 'taken' WHERE account_id = 3 RETURNING contact_id;
+DELETE FROM crm.account_contact WHERE account_id = 3 RETURNING contact_id;
+SELECT count(*) AS visible_gus_memberships FROM crm.campaign_member WHERE contact_id = 3;
+UPDATE crm.campaign_member SET status = 'Unsubscribed' WHERE contact_id = 3 RETURNING id;
+DELETE FROM crm.campaign_member WHERE contact_id = 3 RETURNING id;
+-- A quote may name only a deal rep1 sees: no pinning rep2's deal.
+INSERT INTO crm.quote (opportunity_id, account_id, name) VALUES (2, 2, 'Pin');
+\echo :LAST_ERROR_SQLSTATE
 -- So Beta GmbH and Hal Hidden stay hidden.
 SELECT (SELECT string_agg(name, ', ' ORDER BY name) FROM crm.account) AS accounts,
        (SELECT count(*) FROM crm.contact WHERE name = 'Hal Hidden') AS hal;
@@ -439,6 +453,11 @@ DELETE FROM crm.change_log WHERE row_id = 1;
 \echo :LAST_ERROR_SQLSTATE
 TRUNCATE crm.change_log;
 \echo :LAST_ERROR_SQLSTATE
+-- ... also in replica mode, which silences ordinary triggers ...
+SET session_replication_role = replica;
+DELETE FROM crm.change_log WHERE row_id = 1;
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
 -- ... and nobody else may even try (no privilege), nor add entries.
 SET ROLE regress_rls_admin;
 UPDATE crm.change_log SET changes = '{}';

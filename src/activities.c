@@ -99,10 +99,7 @@ static CrmQuery claim_reminders = {
 	" SELECT c.id, c.owner, c.type, c.subject, c.remind_at, c.due_at, c.starts_at,"
 	"        c.lead_id, c.account_id, c.contact_id, c.opportunity_id,"
 	"        pg_catalog.pg_notify('crm_reminder', pg_catalog.json_build_object("
-	"          'activity_id', c.id, 'owner', c.owner::pg_catalog.text, 'type', c.type,"
-	"          'subject', pg_catalog.left(c.subject, 200), 'remind_at', c.remind_at, 'due_at', c.due_at,"
-	"          'starts_at', c.starts_at, 'lead_id', c.lead_id, 'account_id', c.account_id,"
-	"          'contact_id', c.contact_id, 'opportunity_id', c.opportunity_id)::pg_catalog.text)"
+	"          'activity_id', c.id, 'remind_at', c.remind_at)::pg_catalog.text)"
 	"   FROM claimed AS c ORDER BY c.remind_at, c.id",
 	2, {INT4OID, TIMESTAMPTZOID}, NULL
 };

@@ -18,6 +18,10 @@
  * lead of an existing customer joins the customer's account team, which is
  * how the extension avoids duplicate accounts across owners.
  *
+ * A new link also changes the account's list of contacts, so it must be on an
+ * account the caller's team owns: crm.may_link_account(account_id) (again
+ * except the conversion's permit).
+ *
  * The policies cannot say this with sub-selects: the account's own policy
  * reads crm.opportunity, so an opportunity policy reading crm.account would
  * recurse.  These functions read as the extension owner, with the caller's
@@ -45,6 +49,13 @@ static CrmQuery caller_team = {
 
 static CrmQuery account_seen = {
 	"SELECT " ACCOUNT_SEEN("$1"),
+	2, {INT8OID, OIDARRAYOID}, NULL
+};
+
+/* an account the team $2 owns */
+static CrmQuery account_owned = {
+	"SELECT EXISTS (SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) $1"
+	"   AND a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2))",
 	2, {INT8OID, OIDARRAYOID}, NULL
 };
 
@@ -109,4 +120,19 @@ crm_may_reference_contact(PG_FUNCTION_ARGS)
 	if (crm_permitted(CRM_PERMIT_SHARE_CONTACT, id))
 		PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(seen_by_caller(&contact_seen, id));
+}
+
+/* crm_may_link_account -- crm.may_link_account(bigint) */
+PG_FUNCTION_INFO_V1(crm_may_link_account);
+Datum
+crm_may_link_account(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	id = PG_GETARG_INT64(0);
+	if (crm_permitted(CRM_PERMIT_SHARE_ACCOUNT, id))
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(seen_by_caller(&account_owned, id));
 }

@@ -76,6 +76,10 @@ COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling 
 CREATE FUNCTION crm.may_reference_contact(contact_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_contact'
     LANGUAGE C STABLE;
+CREATE FUNCTION crm.may_link_account(account_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_may_link_account'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION crm.may_link_account(bigint) IS 'True when the calling role''s team owns the account (or crm.convert_lead is linking a contact to it): the condition for adding a contact link to it';
 COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account';
 
 -- Policies.  Permissive policies are OR-ed: an admin passes crm_admin_all,
@@ -86,6 +90,12 @@ DECLARE
     team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
     rule text[];
     write_check text;
+    account_owned constant text := 'EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id'
+        || ' AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))';
+    member_lead_owned constant text := 'EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id'
+        || ' AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))';
+    member_contact_owned constant text := 'EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id'
+        || ' AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))';
 BEGIN
     -- every protected table: admins everything, analysts read
     FOREACH t IN ARRAY ARRAY['account', 'contact', 'account_contact', 'lead', 'opportunity',
@@ -105,7 +115,12 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['account', 'contact', 'lead', 'opportunity', 'quote', 'sales_order', 'activity']
     LOOP
         -- a deal shares its account (sharing rule): it may point only at one the caller sees
-        write_check := CASE t WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)' ELSE team END;
+        -- a quote may name only a deal the caller sees (else it could pin another rep's deal)
+        write_check := CASE t
+            WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)'
+            WHEN 'quote' THEN team || ' AND crm.may_reference_account(account_id)'
+                 || ' AND EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
+            ELSE team END;
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, write_check);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)', t, team, write_check);
@@ -117,9 +132,7 @@ BEGIN
         ['opportunity_line_item', 'EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
         ['quote_line_item', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
         ['sales_order_item', 'EXISTS (SELECT 1 FROM crm.sales_order AS p WHERE p.id OPERATOR(pg_catalog.=) order_id)'],
-        ['activity_participant', 'EXISTS (SELECT 1 FROM crm.activity AS p WHERE p.id OPERATOR(pg_catalog.=) activity_id)'],
-
-        ['campaign_member', '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id) OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id))']]
+        ['activity_participant', 'EXISTS (SELECT 1 FROM crm.activity AS p WHERE p.id OPERATOR(pg_catalog.=) activity_id)']]
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_parent_all ON crm.%I TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)',
                                   rule[1], rule[2], rule[2]);
@@ -127,9 +140,29 @@ BEGIN
 
     -- a link shares the contact and the account with each other's readers:
     -- both ends must be ones the caller sees (sharing.c)
-    EXECUTE 'CREATE POLICY crm_parent_all ON crm.account_contact TO crm_manager, crm_sales'
-         || ' USING (EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id))'
-         || ' WITH CHECK (crm.may_reference_account(account_id) AND crm.may_reference_contact(contact_id))';
+    -- and only the account's side (its owner's team, or the link's owner) changes them
+    EXECUTE 'CREATE POLICY crm_parent_select ON crm.account_contact FOR SELECT TO crm_manager, crm_sales'
+         || ' USING (EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id))';
+    EXECUTE pg_catalog.format('CREATE POLICY crm_link_insert ON crm.account_contact FOR INSERT TO crm_manager, crm_sales'
+         || ' WITH CHECK (%s AND crm.may_link_account(account_id) AND crm.may_reference_contact(contact_id))', team);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_link_update ON crm.account_contact FOR UPDATE TO crm_manager, crm_sales'
+         || ' USING (%s OR %s) WITH CHECK (%s AND crm.may_link_account(account_id) AND crm.may_reference_contact(contact_id))',
+         team, account_owned, team);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_link_delete ON crm.account_contact FOR DELETE TO crm_manager, crm_sales'
+         || ' USING (%s OR %s)', team, account_owned);
+
+    -- campaign members: readable with their lead or contact; changed by the
+    -- member row's owner or the owner of its lead or contact
+    EXECUTE 'CREATE POLICY crm_parent_select ON crm.campaign_member FOR SELECT TO crm_manager, crm_sales'
+         || ' USING (EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'
+         || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id))';
+    EXECUTE pg_catalog.format('CREATE POLICY crm_member_insert ON crm.campaign_member FOR INSERT TO crm_manager, crm_sales'
+         || ' WITH CHECK (%s AND (%s OR %s))', team, member_lead_owned, member_contact_owned);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_member_update ON crm.campaign_member FOR UPDATE TO crm_manager, crm_sales'
+         || ' USING (%s OR %s OR %s) WITH CHECK (%s AND (%s OR %s))',
+         team, member_lead_owned, member_contact_owned, team, member_lead_owned, member_contact_owned);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_member_delete ON crm.campaign_member FOR DELETE TO crm_manager, crm_sales'
+         || ' USING (%s OR %s OR %s)', team, member_lead_owned, member_contact_owned);
 
     -- history follows its record; the change log is the audit trail:
     -- managers read what their team did (admins everything, above)
@@ -172,3 +205,6 @@ CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON crm.change_log
     FOR EACH ROW EXECUTE FUNCTION crm.audit_append_only();
 CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON crm.change_log
     FOR EACH STATEMENT EXECUTE FUNCTION crm.audit_append_only();
+-- also under session_replication_role = replica (a superuser's bulk mode)
+ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only;
+ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only_truncate;

@@ -54,8 +54,10 @@ GRANT SELECT ON crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_oppo
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
-REVOKE ALL ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint)
+REVOKE ALL ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint),
+    crm.may_link_account(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint),
+    crm.may_link_account(bigint)
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin, crm_manager;
