@@ -15,7 +15,9 @@
 # 2. Reads.  For each size in READ_SIZES, a database with that many
 #    opportunities; pgbench reads the pipeline by stage from the aggregates
 #    (crm.pipeline_by_stage) and by the same query over the opportunities
-#    (a GROUP BY), one after the other; the table gives tps and the ratio.
+#    (a GROUP BY), one after the other; the table gives tps and the ratio,
+#    with the stripes an 8-client update run left and after
+#    crm.compact_aggregates().
 # Data is loaded with triggers off and the aggregates rebuilt; then every
 # stripe is exercised by a short 8-client update run so readers sum real
 # stripes.  fsync is off: the numbers are CPU work, not disk.
@@ -83,7 +85,7 @@ psql_q -d agg_off -At -c "SELECT format('ALTER TABLE %s DISABLE TRIGGER %I;', tg
 psql_q -d agg_off -f "$WORK/disable.sql"
 log "disabled in agg_off: $(wc -l <"$WORK/disable.sql") aggregates_ triggers"
 
-declare -A res fails
+declare -A res fails ratios
 for r in $(seq 1 "$ROUNDS"); do
     for c in 1 8; do
         for v in on off; do
@@ -93,7 +95,9 @@ for r in $(seq 1 "$ROUNDS"); do
             res[$v,$c]="${res[$v,$c]:-} $tps"
             fails[$v,$c]=$(( ${fails[$v,$c]:-0} + ${failed:-0} ))
             log "round $r: aggregates $v, $c client(s): $tps tps, failed ${failed:-0}"
+            [ "$v" = on ] && on_tps=$tps
         done
+        ratios[$c]="${ratios[$c]:-} $(awk "BEGIN {print $on_tps / $tps}")"
     done
 done
 mismatches=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.verify_aggregates()")
@@ -112,20 +116,27 @@ for size in $READ_SIZES; do
         log "read $q at $size: ${rd[$q,$size]} tps"
     done
     rd[rows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.pipeline_aggregate")
+    psql_q -d "read_$size" -c "SELECT crm.compact_aggregates()" -c "VACUUM ANALYZE crm.pipeline_aggregate" >/dev/null
+    rd[compact,$size]=$(bench -c 1 -T "$READ_SECS" -f "$WORK/read_aggregate.pgbench" "read_$size" | tps_of)
+    rd[crows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.pipeline_aggregate")
+    log "read compacted aggregate at $size: ${rd[compact,$size]} tps"
+
     rd[bad,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.verify_aggregates()")
 done
 
-printf '\n%-36s %10s %10s %9s %14s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on/off" "failed on/off"
+printf '\n%-32s %9s %9s %13s %14s %13s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on/off (med)" "on/off, rounds" "failed on/off"
 for c in 1 8; do
     on=$(echo "${res[on,$c]}" | median); off=$(echo "${res[off,$c]}" | median)
-    printf '%-36s %10.0f %10.0f %9.2f %14s\n' "$c client(s)" "$on" "$off" "$(awk "BEGIN {print $on / $off}")" \
-        "${fails[on,$c]}/${fails[off,$c]}"
+    printf '%-32s %9.0f %9.0f %13.2f %14s %13s\n' "$c client(s)" "$on" "$off" "$(echo "${ratios[$c]}" | median)" \
+        "$(for x in ${ratios[$c]}; do printf '%.2f ' "$x"; done)" "${fails[on,$c]}/${fails[off,$c]}"
 done
-printf '\n%-36s %10s %10s %9s %14s\n' "pipeline by stage, reads" "aggregate" "GROUP BY" "ratio" "aggregate rows"
+printf '\n%-32s %9s %9s %7s %9s %9s %8s\n' "pipeline by stage, reads (tps)" "aggregate" "GROUP BY" "ratio" "compacted" "ratio" "rows"
 for size in $READ_SIZES; do
-    printf '%-36s %10.1f %10.1f %8.0fx %14s\n' "$size opportunities (tps)" "${rd[aggregate,$size]}" "${rd[group_by,$size]}" \
-        "$(awk "BEGIN {print ${rd[aggregate,$size]} / ${rd[group_by,$size]}}")" "${rd[rows,$size]}"
+    printf '%-32s %9.1f %9.1f %6.0fx %9.1f %8.0fx %8s\n' "$size opportunities" "${rd[aggregate,$size]}" "${rd[group_by,$size]}" \
+        "$(awk "BEGIN {print ${rd[aggregate,$size]} / ${rd[group_by,$size]}}")" "${rd[compact,$size]}" \
+        "$(awk "BEGIN {print ${rd[compact,$size]} / ${rd[group_by,$size]}}")" "${rd[rows,$size]}->${rd[crows,$size]}"
 done
-printf '\nverify_aggregates() after the runs: %s mismatches (maintenance), %s (reads)\n' "$mismatches" \
+printf '\nverify_aggregates() after the runs: %s mismatches (maintenance), %s(reads)\n' "$mismatches" \
     "$(for s in $READ_SIZES; do printf '%s ' "${rd[bad,$s]}"; done)"
-printf '(median of %d rounds of %d s each; reads %d s each at 1 client)\n' "$ROUNDS" "$SECS" "$READ_SECS"
+printf '(on/off (med): median of the %d per-round ratios, each round running on and off back to back, %d s each;\n' "$ROUNDS" "$SECS"
+printf ' reads %d s each at 1 client; "rows": aggregate rows with the stripes of a 2 s 8-client update run, then compacted)\n' "$READ_SECS"

@@ -255,72 +255,46 @@ CREATE FUNCTION crm.compact_aggregates() RETURNS bigint
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
+    spec text[];
+    measures text[];
     total bigint := 0;
+    n bigint;
 BEGIN
     -- One compaction at a time (the lock does not conflict with writers).
     LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
                crm.campaign_lead_aggregate IN SHARE UPDATE EXCLUSIVE MODE;
-    -- Move every stripe row that no open transaction is writing into stripe
-    -- 0 (rows a writer holds are skipped and moved next time), then drop
-    -- stripe-0 rows that add up to nothing.  Writers only ever touch their
-    -- own stripe, never stripe 0, so nobody waits for a compaction.
-    WITH moved AS (
-        DELETE FROM crm.pipeline_aggregate AS a
-         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT x.ctid FROM crm.pipeline_aggregate AS x
-                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
-        RETURNING a.*)
-    INSERT INTO crm.pipeline_aggregate AS t (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
-    SELECT m.stage, m.owner, m.close_month, 0, sum(m.opportunities), sum(m.amount), sum(m.weighted_amount)
-      FROM moved AS m GROUP BY m.stage, m.owner, m.close_month
-    ON CONFLICT (stage, owner, close_month, stripe) DO UPDATE
-       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount,
-           weighted_amount = t.weighted_amount + EXCLUDED.weighted_amount;
-    DELETE FROM crm.pipeline_aggregate AS a
-     WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0 AND a.weighted_amount = 0;
-
-    WITH moved AS (
-        DELETE FROM crm.account_aggregate AS a
-         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT x.ctid FROM crm.account_aggregate AS x
-                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
-        RETURNING a.*)
-    INSERT INTO crm.account_aggregate AS t (account_id, owner, stage, stripe, opportunities, amount)
-    SELECT m.account_id, m.owner, m.stage, 0, sum(m.opportunities), sum(m.amount)
-      FROM moved AS m GROUP BY m.account_id, m.owner, m.stage
-    ON CONFLICT (account_id, owner, stage, stripe) DO UPDATE
-       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
-    DELETE FROM crm.account_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
-
-    WITH moved AS (
-        DELETE FROM crm.campaign_opportunity_aggregate AS a
-         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT x.ctid FROM crm.campaign_opportunity_aggregate AS x
-                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
-        RETURNING a.*)
-    INSERT INTO crm.campaign_opportunity_aggregate AS t (campaign_id, owner, stage, stripe, opportunities, amount)
-    SELECT m.campaign_id, m.owner, m.stage, 0, sum(m.opportunities), sum(m.amount)
-      FROM moved AS m GROUP BY m.campaign_id, m.owner, m.stage
-    ON CONFLICT (campaign_id, owner, stage, stripe) DO UPDATE
-       SET opportunities = t.opportunities + EXCLUDED.opportunities, amount = t.amount + EXCLUDED.amount;
-    DELETE FROM crm.campaign_opportunity_aggregate AS a WHERE a.stripe = 0 AND a.opportunities = 0 AND a.amount = 0;
-
-    WITH moved AS (
-        DELETE FROM crm.campaign_lead_aggregate AS a
-         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT x.ctid FROM crm.campaign_lead_aggregate AS x
-                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
-        RETURNING a.*)
-    INSERT INTO crm.campaign_lead_aggregate AS t (campaign_id, owner, status, stripe, leads)
-    SELECT m.campaign_id, m.owner, m.status, 0, sum(m.leads)
-      FROM moved AS m GROUP BY m.campaign_id, m.owner, m.status
-    ON CONFLICT (campaign_id, owner, status, stripe) DO UPDATE SET leads = t.leads + EXCLUDED.leads;
-    DELETE FROM crm.campaign_lead_aggregate AS a WHERE a.stripe = 0 AND a.leads = 0;
-
-    SELECT (SELECT count(*) FROM crm.pipeline_aggregate) + (SELECT count(*) FROM crm.account_aggregate)
-         + (SELECT count(*) FROM crm.campaign_opportunity_aggregate) + (SELECT count(*) FROM crm.campaign_lead_aggregate)
-      INTO total;
+    -- Per aggregate table (name, its group key, its measures -- fixed names,
+    -- no user input): move every stripe row that no open transaction is
+    -- writing into stripe 0 (rows a writer holds are skipped and moved next
+    -- time), then drop stripe-0 rows that add up to nothing.  Writers only
+    -- ever touch their own stripe, never stripe 0, so nobody waits for a
+    -- compaction.
+    FOREACH spec SLICE 1 IN ARRAY ARRAY[
+        ['pipeline_aggregate', 'stage, owner, close_month', 'opportunities, amount, weighted_amount'],
+        ['account_aggregate', 'account_id, owner, stage', 'opportunities, amount'],
+        ['campaign_opportunity_aggregate', 'campaign_id, owner, stage', 'opportunities, amount'],
+        ['campaign_lead_aggregate', 'campaign_id, owner, status', 'leads']]
+    LOOP
+        measures := string_to_array(spec[3], ', ');
+        EXECUTE format(
+            'WITH moved AS ('
+            '    DELETE FROM crm.%1$I AS a'
+            '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
+            '               SELECT x.ctid FROM crm.%1$I AS x'
+            '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
+            '    RETURNING a.*)'
+            ' INSERT INTO crm.%1$I AS t (%2$s, stripe, %3$s)'
+            ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
+            spec[1], spec[2], spec[3],
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ') FROM unnest(measures) AS m),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ')
+               FROM unnest(measures) AS m));
+        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', spec[1],
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ') FROM unnest(measures) AS m));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', spec[1]) INTO n;
+        total := total + n;
+    END LOOP;
     RETURN total;
 END
 $$;
