@@ -33,10 +33,6 @@
 # state.  Prints "FAIL: ..." and exits non-zero on any violation.
 #
 # A statement that hangs runs into statement_timeout (30 s) and fails too.
-# One extension issue is worked around, visibly: a line item without
-# unit_price for an opportunity deleted meanwhile fails with 23502 instead of
-# 23503; stress.add_lines() accepts that only when the opportunity is really
-# gone, and the summary prints a NOTE with the count.
 #
 #   STRESS_SECONDS=20 STRESS_CLIENTS=8 bash test/scripts/stress_aggregates.sh
 #   STRESS_MAX_TRIES (50): pgbench --max-tries; STRESS_SEED: pgbench --random-seed
@@ -298,7 +294,6 @@ END $$;
 CREATE FUNCTION stress.add_lines(n int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     ids bigint[];
-    col text;
 BEGIN
     SELECT array_agg(o ORDER BY o) INTO ids
       FROM (SELECT stress.pick_opp() AS o FROM generate_series(1, n)) AS x WHERE o IS NOT NULL;
@@ -312,19 +307,6 @@ EXCEPTION
     WHEN foreign_key_violation THEN   -- the opportunity was deleted meanwhile
         PERFORM stress.note('add_lines', SQLSTATE);
         RETURN SQLSTATE;
-    WHEN not_null_violation THEN
-        -- Known extension issue: a line item without a unit price for an
-        -- opportunity that no longer exists fails with 23502 on unit_price
-        -- (the price trigger finds no price book and leaves it NULL) before
-        -- the foreign key can report 23503.  Counted and reported, only when
-        -- one of the opportunities is really gone.
-        GET STACKED DIAGNOSTICS col = COLUMN_NAME;
-        IF col = 'unit_price'
-           AND EXISTS (SELECT 1 FROM unnest(ids) AS i WHERE NOT EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = i)) THEN
-            PERFORM stress.note('add_lines', '23502 for a deleted opportunity');
-            RETURN SQLSTATE;
-        END IF;
-        RAISE;
     WHEN insufficient_privilege THEN
         -- row-level security (reps): an opportunity was deleted or given to
         -- another owner since it was picked, so the line may not go there
@@ -639,12 +621,6 @@ fi
 [ "$copy_commits" -gt 0 ] || pgbench_problems+=" the COPY writer committed nothing;"
 echo "business errors caught by the helpers (SQLSTATE):"
 psql_q -At -F ' ' -c "SELECT '  ' || what, sqlstate, count(*) FROM stress.caught GROUP BY 1, 2 ORDER BY 1, 2"
-known=$(psql_q -At -c "SELECT count(*) FROM stress.caught WHERE sqlstate = '23502 for a deleted opportunity'")
-if [ "$known" != 0 ]; then
-    echo "NOTE: known extension issue seen $known time(s): a line item (without unit_price) for an opportunity"
-    echo "      deleted meanwhile fails with 23502 (null unit_price) instead of 23503 (foreign key);"
-    echo "      reproduce: INSERT INTO crm.opportunity_line_item (opportunity_id, product_id) VALUES (424242, <product>)"
-fi
 
 # ---------------------------------------------------------------- invariants
 problems=()
