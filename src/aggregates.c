@@ -4,10 +4,11 @@
  * crm.aggregates_maintain() is an AFTER statement trigger on crm.opportunity
  * and crm.lead.  It reads the statement's transition tables directly (no
  * SQL), adds every new row's contribution and subtracts every old row's, per
- * group of each aggregate the table feeds, in a hash table; then, for each
- * group whose change is not zero, it adds the change to the row of the
- * aggregate table whose stripe is this backend's id (MyBackendId) with one
- * kept INSERT ... ON CONFLICT DO UPDATE.
+ * group of each aggregate the table feeds, in a hash table; then it adds the
+ * change of every group whose change is not zero to the row of the
+ * aggregate table whose stripe is this backend's id (MyBackendId), with one
+ * kept INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per
+ * aggregate.
  *
  * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
  * so the contributions of a statement add up to the change of the totals,
@@ -39,6 +40,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -78,7 +80,8 @@ typedef struct AggSpec
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
-	CrmQuery	add;			/* $1..$nkeys keys, stripe, count, sums */
+	CrmQuery	add;			/* $1 stripe, then arrays: keys, counts, sums */
+	Oid			key_type[AGG_MAX_KEYS];	/* element types of the key arrays */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
 } AggSpec;
 
@@ -93,10 +96,14 @@ static AggSpec pipeline_spec = {
 	2, {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED}, "amount", "probability",
 	{"INSERT INTO crm.pipeline_aggregate AS a"
 	 " (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)"
-	 " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1, u.s2"
+	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
+	 "        AS u (k1, k2, k3, n, s1, s2)"
 	 AGG_ON_CONFLICT("stage, owner, close_month",
 					 AGG_ADD("opportunities") ", " AGG_ADD("amount") ", " AGG_ADD("weighted_amount")),
-	 7, {TEXTOID, REGROLEOID, DATEOID, INT4OID, INT8OID, NUMERICOID, NUMERICOID}, NULL},
+	 7, {INT4OID, TEXTARRAYOID, REGROLEARRAYOID, DATEARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID}, NULL},
+	{TEXTOID, REGROLEOID, DATEOID},
 	{"DELETE FROM crm.pipeline_aggregate", 0, {InvalidOid}, NULL}
 };
 
@@ -106,9 +113,13 @@ static AggSpec account_spec = {
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
 	{"INSERT INTO crm.account_aggregate AS a"
 	 " (account_id, owner, stage, stripe, opportunities, amount)"
-	 " VALUES ($1, $2, $3, $4, $5, $6)"
+	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
+	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6))"
+	 "        AS u (k1, k2, k3, n, s1)"
 	 AGG_ON_CONFLICT("account_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	 6, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
+	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.account_aggregate", 0, {InvalidOid}, NULL}
 };
 
@@ -118,9 +129,13 @@ static AggSpec campaign_opportunity_spec = {
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
 	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
 	 " (campaign_id, owner, stage, stripe, opportunities, amount)"
-	 " VALUES ($1, $2, $3, $4, $5, $6)"
+	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
+	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6))"
+	 "        AS u (k1, k2, k3, n, s1)"
 	 AGG_ON_CONFLICT("campaign_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID, NUMERICOID}, NULL},
+	 6, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
+	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.campaign_opportunity_aggregate", 0, {InvalidOid}, NULL}
 };
 
@@ -130,9 +145,13 @@ static AggSpec campaign_lead_spec = {
 	0, {AGG_SUM_COLUMN}, NULL, NULL,
 	{"INSERT INTO crm.campaign_lead_aggregate AS a"
 	 " (campaign_id, owner, status, stripe, leads)"
-	 " VALUES ($1, $2, $3::crm.lead_status, $4, $5)"
+	 " SELECT u.k1, u.k2, u.k3::crm.lead_status, $1, u.n"
+	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+	 "                   pg_catalog.unnest($5))"
+	 "        AS u (k1, k2, k3, n)"
 	 AGG_ON_CONFLICT("campaign_id, owner, status", AGG_ADD("leads")),
-	 5, {INT8OID, REGROLEOID, TEXTOID, INT4OID, INT8OID}, NULL},
+	 5, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID}, NULL},
+	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
 };
 
@@ -357,42 +376,74 @@ agg_is_zero(Datum n, const AggConstants *c)
 	return DatumGetBool(DirectFunctionCall2(numeric_eq, n, c->zero));
 }
 
-/* Add the changes of every group that changed; returns whether SPI is open. */
+/* an array of n datums of one type */
+static Datum
+agg_array(Datum *elems, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(elems, n, type, typlen, typbyval, typalign));
+}
+
+/*
+ * Add the changes of every group that changed, all in one statement that
+ * unnests one array per column; returns whether SPI is open.
+ */
 static bool
 agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 {
 	AggSpec    *spec = fold->spec;
+	long		ngroups = hash_get_num_entries(fold->groups);
+	Datum	   *cols[AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
+	int			ncols = spec->nkeys + 1 + spec->nsums;
+	Datum		values[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
+	char		nulls[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	HASH_SEQ_STATUS seq;
 	AggGroup   *group;
+	int			n = 0;
 
+	if (ngroups == 0)
+		return connected;
+	for (int i = 0; i < ncols; i++)
+		cols[i] = palloc(sizeof(Datum) * ngroups);
 	hash_seq_init(&seq, fold->groups);
 	while ((group = (AggGroup *) hash_seq_search(&seq)) != NULL)
 	{
-		Datum		values[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];
-		char		nulls[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];
 		bool		changed = group->count != 0;
-		int			n = 0;
+		int			col = 0;
 
 		for (int i = 0; i < spec->nsums && !changed; i++)
 			changed = !agg_is_zero(group->sums[i], c);
 		if (!changed)
 			continue;
-		if (!connected)
-		{
-			SPI_connect();
-			connected = true;
-		}
 		for (int i = 0; i < spec->nkeys; i++)
-			values[n++] = spec->key_kind[i] == AGG_KEY_ENUM
+			cols[col++][n] = spec->key_kind[i] == AGG_KEY_ENUM
 				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
 				: group->keys[i];
-		values[n++] = Int32GetDatum(MyBackendId);
-		values[n++] = Int64GetDatum(group->count);
+		cols[col++][n] = Int64GetDatum(group->count);
 		for (int i = 0; i < spec->nsums; i++)
-			values[n++] = group->sums[i];
-		memset(nulls, ' ', n);
-		crm_query_run_as_owner(&spec->add, values, nulls, 0);
+			cols[col++][n] = group->sums[i];
+		n++;
 	}
+	if (n == 0)
+		return connected;		/* every change cancelled out: no SQL */
+
+	values[0] = Int32GetDatum(MyBackendId);
+	for (int i = 0; i < spec->nkeys; i++)
+		values[1 + i] = agg_array(cols[i], n, spec->key_type[i]);
+	values[1 + spec->nkeys] = agg_array(cols[spec->nkeys], n, INT8OID);
+	for (int i = 0; i < spec->nsums; i++)
+		values[2 + spec->nkeys + i] = agg_array(cols[spec->nkeys + 1 + i], n, NUMERICOID);
+	memset(nulls, ' ', 1 + ncols);
+	if (!connected)
+	{
+		SPI_connect();
+		connected = true;
+	}
+	crm_query_run_as_owner(&spec->add, values, nulls, 0);
 	return connected;
 }
 
