@@ -65,6 +65,22 @@ SELECT count(*) AS empty_groups FROM crm.pipeline_aggregate WHERE opportunities 
 UNION ALL
 (SELECT * FROM totals_before EXCEPT SELECT * FROM crm.pipeline_totals);
 
+-- Compaction holds row locks until its transaction ends: it runs only in a
+-- transaction of its own (25001).
+BEGIN;
+SELECT crm.compact_aggregates();
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- A NaN amount would poison every sum it entered (NaN - NaN is NaN): refused.
+INSERT INTO crm.opportunity (name, account_id, amount) VALUES ('Not a number', 1, 'NaN');
+\echo :LAST_ERROR_SQLSTATE
+-- Dates beyond the timestamp range still have a close month.
+INSERT INTO crm.opportunity (name, account_id, amount, close_date) VALUES ('Far future', 1, 1, '5000000-03-15');
+SELECT close_month, opportunities FROM crm.pipeline_totals WHERE close_month > '3000-01-01' AND close_month < 'infinity';
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+DELETE FROM crm.opportunity WHERE name = 'Far future';
+
 -- Campaign figures: leads attributed to a campaign, by status, follow the
 -- leads (insert, status change, conversion, re-attribution, delete).
 INSERT INTO crm.lead (name, company, campaign_id) VALUES

@@ -43,9 +43,11 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datum.h"
 #include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -244,6 +246,8 @@ typedef struct AggFold
 	int			amount_att;
 	int			probability_att;
 	StringInfoData buf;
+	MemoryContext keep;			/* groups, keys, sums: the statement's */
+	MemoryContext row;			/* one row's temporaries, reset per row */
 } AggFold;
 
 static void
@@ -275,6 +279,9 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
 	fold->groups = hash_create("crm aggregate groups", 64, &ctl,
 							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	initStringInfo(&fold->buf);
+	fold->keep = CurrentMemoryContext;
+	fold->row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
+									  ALLOCSET_DEFAULT_SIZES);
 }
 
 /* Add (sign +1) or subtract (sign -1) one row's contribution. */
@@ -320,6 +327,8 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 	group = (AggGroup *) hash_search(fold->groups, &key, HASH_FIND, NULL);
 	if (group == NULL)
 	{
+		MemoryContext saved = MemoryContextSwitchTo(fold->keep);
+
 		key.data = palloc(key.len);
 		memcpy(key.data, fold->buf.data, key.len);
 		group = (AggGroup *) hash_search(fold->groups, &key, HASH_ENTER, &found);
@@ -329,6 +338,7 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 		group->count = 0;
 		for (int i = 0; i < spec->nsums; i++)
 			group->sums[i] = c->zero;
+		MemoryContextSwitchTo(saved);
 	}
 	group->count += sign;
 	for (int i = 0; i < spec->nsums; i++)
@@ -348,8 +358,17 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 		}
 		else
 			value = amount;
-		group->sums[i] = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub,
-											 group->sums[i], value);
+		/* computed in the row's context, kept in the fold's: one copy per group */
+		value = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, group->sums[i], value);
+		{
+			MemoryContext saved = MemoryContextSwitchTo(fold->keep);
+			Datum		old = group->sums[i];
+
+			group->sums[i] = datumCopy(value, false, -1);
+			if (old != c->zero)
+				pfree(DatumGetPointer(old));
+			MemoryContextSwitchTo(saved);
+		}
 	}
 }
 
@@ -366,7 +385,14 @@ agg_fold_table(AggFold *fold, Tuplestorestate *rows, TupleTableSlot *slot, int s
 	tuplestore_select_read_pointer(rows, ptr);
 	tuplestore_rescan(rows);
 	while (tuplestore_gettupleslot(rows, true, false, slot))
+	{
+		/* what one row needs lives in a context reset per row */
+		MemoryContext saved = MemoryContextSwitchTo(fold->row);
+
 		agg_fold_row(fold, slot, sign, c);
+		MemoryContextSwitchTo(saved);
+		MemoryContextReset(fold->row);
+	}
 	ExecClearTuple(slot);
 }
 
@@ -497,6 +523,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 			agg_fold_table(&fold, trigdata->tg_oldtable, slot, -1, &c);
 			connected = agg_write_groups(&fold, connected, &c);
 			hash_destroy(fold.groups);
+			MemoryContextDelete(fold.row);
 		}
 		ExecDropSingleTupleTableSlot(slot);
 	}

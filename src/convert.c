@@ -660,6 +660,29 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	}
 }
 
+/* contact_step -- resolve and fill the contact (a permit's body) */
+typedef struct ContactStep
+{
+	Oid			caller;
+	Oid			owner;
+	const Lead *lead;
+	const MatchKeys *keys;
+	bool		dedupe;
+	bool		contact_given;
+	Conversion *conv;
+} ContactStep;
+
+static void
+contact_step(void *arg)
+{
+	ContactStep *step = (ContactStep *) arg;
+
+	if (!step->contact_given)
+		resolve_contact(step->caller, step->owner, step->lead, step->keys, step->dedupe, step->conv);
+	if (!step->conv->contact_created)
+		fill_reused_contact(step->caller, step->owner, step->lead, step->conv);
+}
+
 /* create_opportunity -- the new opportunity in the first open stage */
 static void
 create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_name,
@@ -854,12 +877,16 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	if (!conv.account_created)
 		fill_reused_account(caller, &lead, conv.account_id);
 
-	/* the contact: named, matched by e-mail, or new */
+	/*
+	 * the contact: named, matched by e-mail, or new -- on the account, which
+	 * the caller may not see yet (a found one; sharing.c)
+	 */
 	conv.contact_id = contact_id;
-	if (!contact_given)
-		resolve_contact(caller, owner, &lead, &keys, dedupe, &conv);
-	if (!conv.contact_created)
-		fill_reused_contact(caller, owner, &lead, &conv);
+	{
+		ContactStep step = {caller, owner, &lead, &keys, dedupe, contact_given, &conv};
+
+		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv.account_id, contact_step, &step);
+	}
 
 	/* the opportunity and the lead itself: the guarded writes */
 	{

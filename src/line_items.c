@@ -133,8 +133,10 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	bool		isnull;
-	int64		parent_id = crm_column_int64(newtup, tupdesc, p->fk, &isnull);
-	int64		product_id = crm_column_int64(newtup, tupdesc, "product_id", &isnull);
+	bool		parent_isnull;
+	bool		product_isnull;
+	int64		parent_id = crm_column_int64(newtup, tupdesc, p->fk, &parent_isnull);
+	int64		product_id = crm_column_int64(newtup, tupdesc, "product_id", &product_isnull);
 	bool		repriced = is_insert ||
 		crm_column_changed(oldtup, newtup, tupdesc, "product_id") ||
 		crm_column_changed(oldtup, newtup, tupdesc, p->fk);
@@ -144,8 +146,8 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 
 	(void) heap_getattr(newtup, crm_attnum(tupdesc, "unit_price"), tupdesc, &price_missing);
-	if (!repriced && !price_missing)
-		return PointerGetDatum(newtup);
+	if ((!repriced && !price_missing) || parent_isnull || product_isnull)
+		return PointerGetDatum(newtup);	/* NOT NULL reports missing keys */
 
 	SPI_connect();
 	book = parent_price_book(kind, parent_id);

@@ -157,7 +157,8 @@ CREATE TABLE crm.opportunity (
     stage        text NOT NULL DEFAULT 'Qualification'
                  CONSTRAINT opportunity_stage_fkey REFERENCES crm.opportunity_stage (name) ON UPDATE CASCADE,
     amount       numeric(16,2) NOT NULL DEFAULT 0
-                 CONSTRAINT opportunity_amount_not_negative CHECK (amount OPERATOR(pg_catalog.>=) 0),
+                 CONSTRAINT opportunity_amount_not_negative CHECK (amount OPERATOR(pg_catalog.>=) 0
+                     AND amount OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     probability  numeric(5,2)
                  CONSTRAINT opportunity_probability_range CHECK (probability BETWEEN 0 AND 100),
     close_date   date,

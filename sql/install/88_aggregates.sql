@@ -38,7 +38,13 @@ COMMENT ON COLUMN crm.pipeline_aggregate.weighted_amount IS 'Change in the sum o
 -- What the aggregate must equal: the GROUP BY over the opportunities.
 CREATE VIEW crm.pipeline_actual WITH (security_invoker = true) AS
     SELECT o.stage, o.owner,
-           COALESCE(pg_catalog.date_trunc('month', o.close_date)::date, 'infinity'::date) AS close_month,
+           -- the first of the month, by date arithmetic (date_trunc would go
+           -- through timestamp and fail for dates beyond its range)
+           CASE WHEN o.close_date IS NULL THEN 'infinity'::date
+                WHEN NOT pg_catalog.isfinite(o.close_date) THEN o.close_date
+                ELSE o.close_date OPERATOR(pg_catalog.-)
+                     (pg_catalog."extract"('day', o.close_date)::integer OPERATOR(pg_catalog.-) 1)
+           END AS close_month,
            pg_catalog.count(*) AS opportunities, pg_catalog.sum(o.amount) AS amount,
            pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
                                            OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
@@ -260,6 +266,18 @@ DECLARE
     total bigint := 0;
     n bigint;
 BEGIN
+    -- The row locks taken below are held until the transaction ends and
+    -- writers of those groups wait for them: so only in a transaction of its
+    -- own (autocommit), where the transaction ends with the call.
+    IF pg_catalog.now() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp() THEN
+        RAISE EXCEPTION 'crm.compact_aggregates() must run in a transaction of its own'
+            USING ERRCODE = '25001',
+                  DETAIL = 'Inside a longer transaction it would keep writers of the compacted groups waiting until that transaction ends.',
+                  HINT = 'Call it outside BEGIN ... COMMIT.';
+    END IF;
+    -- A TRUNCATE of the base tables (which empties the aggregates) waits for
+    -- the compaction and vice versa.
+    LOCK TABLE crm.lead, crm.opportunity IN ACCESS SHARE MODE;
     -- One compaction at a time (the lock does not conflict with writers).
     LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
                crm.campaign_lead_aggregate IN SHARE UPDATE EXCLUSIVE MODE;
