@@ -256,12 +256,16 @@ SET ROLE regress_atk_boss;
 SET search_path = regress_atk_evil, pg_catalog, crm;
 SELECT crm.approve_quote(:aq1, 'ok');
 SELECT crm.reject_quote(:aq3, 'too deep');
+-- (compaction is the admins': refused for a manager)
 SELECT crm.compact_aggregates() OPERATOR(pg_catalog.>) 0 AS compacted;
+\echo :LAST_ERROR_SQLSTATE
 RESET search_path;
 RESET ROLE;
--- The admin rebuilds (a SECURITY DEFINER function), with the planted path.
+-- The admin compacts and rebuilds (SECURITY DEFINER functions), with the
+-- planted path.
 SET ROLE regress_atk_admin;
 SET search_path = regress_atk_evil, pg_catalog, crm;
+SELECT crm.compact_aggregates() OPERATOR(pg_catalog.>) 0 AS compacted;
 SELECT crm.rebuild_aggregates() OPERATOR(pg_catalog.>) 0 AS rebuilt;
 RESET search_path;
 RESET ROLE;

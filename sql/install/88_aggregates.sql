@@ -266,15 +266,6 @@ DECLARE
     total bigint := 0;
     n bigint;
 BEGIN
-    -- The row locks taken below are held until the transaction ends and
-    -- writers of those groups wait for them: so only in a transaction of its
-    -- own (autocommit), where the transaction ends with the call.
-    IF pg_catalog.now() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp() THEN
-        RAISE EXCEPTION 'crm.compact_aggregates() must run in a transaction of its own'
-            USING ERRCODE = '25001',
-                  DETAIL = 'Inside a longer transaction it would keep writers of the compacted groups waiting until that transaction ends.',
-                  HINT = 'Call it outside BEGIN ... COMMIT.';
-    END IF;
     -- A TRUNCATE of the base tables (which empties the aggregates) waits for
     -- the compaction and vice versa.
     LOCK TABLE crm.lead, crm.opportunity IN ACCESS SHARE MODE;
@@ -316,7 +307,7 @@ BEGIN
     RETURN total;
 END
 $$;
-COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes of every aggregate into one row per group (stripe 0) and drops groups that add up to nothing, without blocking writers (rows a running transaction is writing are left for the next call); returns the number of aggregate rows left. Totals do not change; reads get faster. Run it periodically (e.g. every few minutes) on busy systems. Admins and managers.';
+COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes of every aggregate into one row per group (stripe 0) and drops groups that add up to nothing, without blocking writers (rows a running transaction is writing are left for the next call); returns the number of aggregate rows left. Totals do not change; reads get faster. Run it periodically (e.g. every few minutes) on busy systems, in a transaction of its own: the rows it folds stay locked until its transaction ends. Admins only.';
 
 -- Per account: open and won opportunities from the aggregate, and the last
 -- completed activity logged against the account from the activity index.

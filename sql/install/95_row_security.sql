@@ -118,8 +118,8 @@ BEGIN
         -- a quote may name only a deal the caller sees (else it could pin another rep's deal)
         write_check := CASE t
             WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)'
-            -- a contact's primary account lists it: only an account of the team
-            WHEN 'contact' THEN team || ' AND crm.may_link_account(account_id)'
+            -- a contact's primary account lists it: only an account the caller sees
+            WHEN 'contact' THEN team || ' AND crm.may_reference_account(account_id)'
             WHEN 'quote' THEN team || ' AND crm.may_reference_account(account_id)'
                  || ' AND EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
             ELSE team END;
