@@ -637,8 +637,9 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 
 	/*
 	 * Link it unless it is on the account already, as its primary account or
-	 * linked (read as the owner: the caller may not see the contact yet).  Linking may join an account and
-	 * a contact the caller could not see before (sharing.c).
+	 * linked (read as the owner: the caller may not see the contact yet).
+	 * Linking may join an account and a contact the caller could not see
+	 * before (sharing.c).
 	 */
 	{
 		LinkContact link = {caller, owner, conv};
