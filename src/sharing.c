@@ -31,7 +31,12 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
 
 /* an account the team $2 sees: owns it, or sees a deal or lead on it */
 #define ACCOUNT_SEEN(acc) \
@@ -68,6 +73,51 @@ static CrmQuery contact_seen = {
 	2, {INT8OID, OIDARRAYOID}, NULL
 };
 
+/*
+ * The caller's team, computed once per statement: a policy calls these
+ * functions for every row written, and within one command of one
+ * transaction, for one role, the team cannot change.
+ */
+static struct
+{
+	LocalTransactionId lxid;
+	CommandId	cid;
+	Oid			role;
+	bool		valid;
+	Datum		team;			/* oid[] in TopMemoryContext, or 0: no team */
+}			team_cache;
+
+static Datum
+caller_team_array(void)
+{
+	LocalTransactionId lxid = MyProc->lxid;
+	CommandId	cid = GetCurrentCommandId(false);
+	Oid			role = GetUserId();
+	bool		isnull;
+	Datum		team;
+
+	if (team_cache.valid && team_cache.lxid == lxid && team_cache.cid == cid &&
+		team_cache.role == role)
+		return team_cache.team;
+	crm_query_run(&caller_team, NULL, NULL, 1);
+	team = crm_result_datum(0, 1, &isnull);
+	if (team_cache.team != (Datum) 0)
+		pfree(DatumGetPointer(team_cache.team));
+	team_cache.team = (Datum) 0;
+	if (!isnull)
+	{
+		MemoryContext saved = MemoryContextSwitchTo(TopMemoryContext);
+
+		team_cache.team = datumCopy(team, false, -1);
+		MemoryContextSwitchTo(saved);
+	}
+	team_cache.lxid = lxid;
+	team_cache.cid = cid;
+	team_cache.role = role;
+	team_cache.valid = true;
+	return team_cache.team;
+}
+
 /* does the calling role see row id, by the query given? */
 static bool
 seen_by_caller(CrmQuery *query, int64 id)
@@ -78,9 +128,8 @@ seen_by_caller(CrmQuery *query, int64 id)
 	bool		seen;
 
 	SPI_connect();
-	crm_query_run(&caller_team, NULL, NULL, 1);
-	values[1] = crm_result_datum(0, 1, &isnull);
-	if (isnull)
+	values[1] = caller_team_array();
+	if (values[1] == (Datum) 0)
 	{
 		SPI_finish();
 		return false;
