@@ -38,7 +38,11 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 
-/* an account the team $2 sees: owns it, or sees a deal or lead on it */
+/*
+ * an account the team $2 sees: owns it, or sees a deal or lead on it -- the
+ * rule of policy crm_shared_select on crm.account (95_row_security.sql); keep
+ * both in step
+ */
 #define ACCOUNT_SEEN(acc) \
 	"EXISTS (SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) " acc \
 	"   AND (a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2)" \
