@@ -36,7 +36,10 @@ as_cluster_user() {
 ensure_packages() {
     local need=()
     [ -x "$PG_BIN/postgres" ] || need+=("postgresql-$PG_MAJOR")
-    [ -x "$PG_BIN/pg_config" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    # pg_config and pg_isolation_regress come with the client package; the
+    # server headers and PGXS makefiles only with the -dev package
+    [ -f "/usr/include/postgresql/$PG_MAJOR/server/postgres.h" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    [ -f "$PGXS_DIR/src/makefiles/pgxs.mk" ] || need+=("postgresql-server-dev-$PG_MAJOR")
     [ -x "$PGXS_DIR/src/test/isolation/pg_isolation_regress" ] || need+=("postgresql-server-dev-$PG_MAJOR")
     command -v make >/dev/null 2>&1 || need+=(make)
     command -v gcc >/dev/null 2>&1 || need+=(gcc)
@@ -50,7 +53,7 @@ ensure_packages() {
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         # the Debian package would start a system cluster; we don't need it
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${need[@]}" >/dev/null
+            $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
     fi
 }
 
