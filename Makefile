@@ -29,9 +29,13 @@ OBJS = \
 	src/reporting.o \
 	src/sharing.o
 
-# The install script is built from one file per module, in name order.
+# The install script of the newest version is built from one file per
+# module, in name order.  Released versions' scripts and the update scripts
+# between versions are kept, unchanged, in sql/versions/.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/crm.control)
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
-DATA_built = crm--0.1.sql
+DATA_built = crm--$(EXTVERSION).sql
+DATA = $(wildcard $(srcdir)/sql/versions/crm--*.sql)
 
 # One regression file per capability, in dependency order.
 REGRESS = \
@@ -77,7 +81,7 @@ endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-crm--0.1.sql: $(INSTALL_PARTS)
+crm--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	cat $^ > $@
 
 # Lists for scripts/test.sh.
@@ -85,4 +89,6 @@ print-regress:
 	@echo $(REGRESS)
 print-isolation:
 	@echo $(ISOLATION)
-.PHONY: print-regress print-isolation
+print-version:
+	@echo $(EXTVERSION)
+.PHONY: print-regress print-isolation print-version

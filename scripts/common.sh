@@ -7,8 +7,13 @@
 # packages); otherwise as the invoking user, with sudo for the install steps.
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+# CRM_PG_ROOT: an optional copy of the Debian PostgreSQL tree (usr/lib,
+# usr/share and usr/include under one prefix; PostgreSQL finds its files
+# relative to its binaries), so that several checkouts can build, install and
+# test side by side without overwriting each other's installed extension.
+CRM_PG_ROOT=${CRM_PG_ROOT:-}
+PG_BIN=$CRM_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/bin
+PGXS_DIR=$CRM_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -57,13 +62,26 @@ ensure_packages() {
     fi
 }
 
+# install_missing PKG...: install those Debian packages that are not installed
+# yet (for tests that need more than the build: sqlsmith, a client driver, ...)
+install_missing() {
+    local pkg need=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+    done
+    [ ${#need[@]} -gt 0 ] || return 0
+    log "installing Debian packages: ${need[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
 # build_and_install: compile with warnings as errors and install into PostgreSQL
 build_and_install() {
     log "building the extension (-Wall -Wextra -Werror)"
-    make -C "$REPO_ROOT" -s clean with_llvm=no >/dev/null
-    make -C "$REPO_ROOT" -s with_llvm=no CRM_EXTRA_CFLAGS=-Werror
+    make -C "$REPO_ROOT" -s clean with_llvm=no PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+    make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" CRM_EXTRA_CFLAGS=-Werror
     log "installing the extension"
-    as_root make -C "$REPO_ROOT" -s with_llvm=no install >/dev/null
+    as_root make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
 }
 
 # start_cluster DIR: a new cluster in DIR/data with its socket in DIR

@@ -1,6 +1,8 @@
 /*
- * crm--0.1.sql: the CRM sales schema, built by the Makefile from
- * the files in sql/install/, one per module, in name order.  Reads top to bottom
+ * crm--0.2.sql: the CRM sales schema of the newest version, built by the
+ * Makefile from the files in sql/install/, one per module, in name order.
+ * Released versions are kept in sql/versions/ with the update scripts
+ * between them (crm--A--B.sql); a change here ships in an update script too.  Reads top to bottom
  * like a schema document: roles and domains, the core model (accounts,
  * contacts, leads, opportunities), history, lead conversion, then the Sales
  * Cloud modules (catalog, line items, quotes, orders, activities, campaigns),
