@@ -103,41 +103,45 @@ GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
 GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
 GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
 
--- User data is dumped by pg_dump.  The rows CREATE EXTENSION seeds (stages,
--- sources, transitions, settings, the standard price book) are not; see
--- README "Limitations" for what a restore still needs.
+-- pg_dump dumps every row of every table of the extension and the position
+-- of every sequence: user data, the rows CREATE EXTENSION seeds (which admins
+-- may change: stages, sources, transitions, settings, the standard price
+-- book), and the aggregates' stripes, so a restored database reads the same
+-- totals without a rebuild.  A restore runs with session_replication_role =
+-- replica (README "Backup and restore"): the guards, history, timestamp and
+-- aggregate triggers then leave the rows as dumped, and foreign keys are not
+-- checked row by row (lead and opportunity point at each other).
 -- (One call per statement: each call updates the pg_extension row.)
 DO $dump$
 DECLARE
     t pg_catalog.regclass;
 BEGIN
-    FOREACH t IN ARRAY ARRAY[
-        'crm.account', 'crm.account_id_seq',
-        'crm.contact', 'crm.contact_id_seq',
-        'crm.account_contact',
-        'crm.lead', 'crm.lead_id_seq',
-        'crm.opportunity', 'crm.opportunity_id_seq',
-        'crm.lead_status_history', 'crm.lead_status_history_id_seq',
-        'crm.change_log', 'crm.change_log_id_seq',
-        'crm.product', 'crm.product_id_seq',
-        'crm.price_book_id_seq',
-        'crm.price_book_entry', 'crm.price_book_entry_id_seq',
-        'crm.opportunity_line_item', 'crm.opportunity_line_item_id_seq',
-        'crm.opportunity_history', 'crm.opportunity_history_id_seq',
-        'crm.quote', 'crm.quote_id_seq',
-        'crm.quote_line_item', 'crm.quote_line_item_id_seq',
-        'crm.quote_approval', 'crm.quote_approval_id_seq',
-        'crm.sales_order', 'crm.sales_order_id_seq', 'crm.sales_order_number_seq',
-        'crm.sales_order_item', 'crm.sales_order_item_id_seq',
-        'crm.activity', 'crm.activity_id_seq',
-        'crm.activity_participant', 'crm.activity_participant_id_seq',
-        'crm.campaign', 'crm.campaign_id_seq',
-        'crm.campaign_member', 'crm.campaign_member_id_seq',
-        'crm.reporting_line']::pg_catalog.regclass[]
+    FOR t IN
+        SELECT c.oid::pg_catalog.regclass
+          FROM pg_catalog.pg_class AS c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
+         ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');
     END LOOP;
-    -- price books except the standard one, which CREATE EXTENSION makes
-    PERFORM pg_catalog.pg_extension_config_dump('crm.price_book', 'WHERE NOT is_standard');
 END
 $dump$;
+
+-- Restoring: CREATE EXTENSION runs first, under session_replication_role =
+-- replica, and the dump then brings the seeded rows as they were when it was
+-- taken; the seeds this script inserted would collide with them.  So in that
+-- mode (only a superuser can set it) the script leaves the seeded tables
+-- empty.
+DO $restore$
+BEGIN
+    IF pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica' THEN
+        DELETE FROM crm.lead_source;
+        DELETE FROM crm.opportunity_stage;
+        DELETE FROM crm.quote_transition;
+        DELETE FROM crm.order_transition;
+        DELETE FROM crm.settings;
+        DELETE FROM crm.price_book;
+    END IF;
+END
+$restore$;
