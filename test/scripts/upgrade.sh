@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# test/scripts/upgrade.sh: ALTER EXTENSION crm UPDATE from every released
+# version gives the newest version's objects and keeps every row.
+#
+# For each released version V (a full install script sql/versions/crm--V.sql):
+#   1. CREATE EXTENSION crm VERSION 'V' and fill it with the demo data set
+#      (conversions, quotes, an order, activities, campaigns);
+#   2. ALTER EXTENSION crm UPDATE, which runs the chain of update scripts
+#      crm--V--....sql up to the default version of crm.control;
+#   3. the updated database has exactly the objects of a fresh
+#      CREATE EXTENSION crm (test/schema_signature.sql: members, columns,
+#      constraints, indexes, triggers, policies, views, functions with their
+#      bodies and settings, types, comments, privileges, pg_dump
+#      configuration), diffed line by line;
+#   4. every row of every table that V had is still there, unchanged (count
+#      and checksum of the sorted rows), and every sequence stands where it
+#      stood;
+#   5. the aggregates are exact (crm.verify_aggregates()), and the updated
+#      extension works: a rep converts a lead, and a second conversion of it
+#      is refused.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source scripts/common.sh
+
+WORK=$(mktemp -d /tmp/crm-upgrade.XXXXXX)
+chmod 755 "$WORK"
+trap 'stop_cluster "$WORK/cluster" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+start_cluster "$WORK/cluster" >/dev/null 2>&1
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+psql_as() {   # psql_as ROLE DB SQL-ARGS...
+    local role=$1 db=$2; shift 2
+    as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$role" -d "$db" "$@"
+}
+newest=$(sed -n "s/^default_version = '\(.*\)'/\1/p" crm.control)
+
+# data DB: rows and checksum of every table, position of every sequence
+data_fingerprint() {
+    psql_as postgres "$1" <<'SQL'
+SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM %s AS t',
+              'table ' || c.relname, c.oid::regclass)
+  FROM pg_class c
+ WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
+ ORDER BY c.relname
+\gexec
+SELECT 'sequence ' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'crm' ORDER BY sequencename;
+SQL
+}
+
+psql_as postgres postgres -c "CREATE DATABASE crm_fresh"
+psql_as postgres crm_fresh -c "CREATE EXTENSION crm"
+psql_as postgres crm_fresh -f test/schema_signature.sql >"$WORK/fresh.sig"
+[ "$(psql_as postgres crm_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")" = "$newest" ] \
+    || fail "a fresh install is not at the default version $newest"
+[ "$(grep -c '^member ' "$WORK/fresh.sig")" -ge 100 ] || fail "the signature lists too few members"
+
+released=0
+for script in sql/versions/crm--*.sql; do
+    v=$(basename "$script" .sql); v=${v#crm--}
+    case "$v" in *--*) continue ;; esac          # an update script
+    [ "$v" != "$newest" ] || continue
+    released=$((released + 1))
+    db="crm_from_${v//./_}"
+    psql_as postgres postgres -c "CREATE DATABASE $db"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
+    psql_as postgres "$db" -f demo/sample_data.sql >/dev/null
+    psql_as postgres "$db" -f demo/convert_ready_leads.sql >/dev/null 2>&1
+    data_fingerprint "$db" >"$WORK/$db.before"
+
+    psql_as postgres "$db" -c "ALTER EXTENSION crm UPDATE"
+    got=$(psql_as postgres "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")
+    [ "$got" = "$newest" ] || fail "$v updated to $got, not $newest"
+
+    psql_as postgres "$db" -f test/schema_signature.sql >"$WORK/$db.sig"
+    if ! diff "$WORK/fresh.sig" "$WORK/$db.sig" >"$WORK/$db.sigdiff"; then
+        cat "$WORK/$db.sigdiff" >&2
+        fail "$v updated to $newest differs from a fresh $newest (< fresh, > updated)"
+    fi
+    echo "ok: $v updated to $newest has the objects of a fresh install ($(wc -l <"$WORK/fresh.sig") signature lines)"
+
+    data_fingerprint "$db" >"$WORK/$db.after"
+    # every line of before (tables and sequences of V) is in after, unchanged
+    if missing=$(grep -vxF -f "$WORK/$db.after" "$WORK/$db.before"); then
+        echo "$missing" >&2
+        fail "rows or sequences changed by the update from $v (lines above: before the update)"
+    fi
+    echo "ok: every row and sequence of $v kept ($(grep -c '^table ' "$WORK/$db.before") tables)"
+
+    mismatches=$(psql_as postgres "$db" -c "SELECT count(*) FROM crm.verify_aggregates()")
+    [ "$mismatches" = "0" ] || fail "aggregates wrong after the update from $v: $mismatches mismatches"
+    lead=$(psql_as alice "$db" -c "INSERT INTO crm.lead (name, company, status) VALUES ('Ursula Update', 'Updated Ltd', 'Completed') RETURNING id")
+    psql_as alice "$db" -c "SELECT account_created FROM crm.convert_lead($lead)" >/dev/null
+    out=$(psql_as alice "$db" -c "SELECT crm.convert_lead($lead)" 2>&1 || true)
+    echo "$out" | grep -q "already converted" || fail "after the update from $v a lead converted twice: $out"
+    echo "ok: after the update from $v the aggregates are exact and conversion works, once"
+done
+[ "$released" -ge 1 ] || fail "no released version to update from in sql/versions/"
