@@ -45,8 +45,13 @@ SELECT prosecdef, proconfig,
        has_function_privilege('crm_analyst', p.oid, 'EXECUTE') AS analyst_can_execute
   FROM pg_proc p WHERE p.oid = 'crm.convert_lead'::regproc;
 
--- Users' data tables and their id sequences are dumped by pg_dump.
+-- Every table and sequence of the extension is dumped whole by pg_dump:
+-- user data, seeded rows, aggregates, id sequences (README "Backup and restore").
 SELECT unnest(extconfig)::regclass::text AS dumped FROM pg_extension WHERE extname = 'crm' ORDER BY 1;
+SELECT count(*) AS filtered FROM pg_extension, unnest(extcondition) c WHERE extname = 'crm' AND c <> '';
+SELECT c.oid::regclass AS not_dumped FROM pg_class c, pg_extension e
+ WHERE e.extname = 'crm' AND c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'S')
+   AND c.oid <> ALL (e.extconfig);
 
 -- Drop and create again: the roles already exist, which is fine.
 DROP EXTENSION crm;
