@@ -112,3 +112,27 @@ stop_cluster() {
     [ -f "$dir/data/postmaster.pid" ] || return 0
     as_cluster_user pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# ------------------------------------------------------------------------
+# For the scripted tests in test/scripts/.
+
+# fail MESSAGE: report a failed check and stop the test
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# test_cluster PREFIX: a scratch directory $WORK (readable by the cluster
+# user, who may write there too) with a running cluster in $WORK/cluster;
+# both are removed when the script exits.  CRM_KEEP_TEST_DIR=1 keeps them.
+test_cluster() {
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$WORK"
+    [ "$(id -u)" -ne 0 ] || chown "$(cluster_user)": "$WORK"
+    trap 'stop_cluster "$WORK/cluster" >/dev/null 2>&1 || true
+          if [ -n "${CRM_KEEP_TEST_DIR:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
+    start_cluster "$WORK/cluster" >/dev/null 2>&1 || { cat "$WORK/cluster/server.log" >&2; fail "the cluster did not start"; }
+}
+
+# psql_as ROLE DB [PSQL-ARGS...]: unaligned, tuples only, stop on the first error
+psql_as() {
+    local role=$1 db=$2; shift 2
+    as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$role" -d "$db" "$@"
+}

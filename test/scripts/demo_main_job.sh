@@ -14,7 +14,6 @@ export CRM_DEMO_DIR=$(mktemp -d /tmp/crm-demo-test.XXXXXX)/demo
 chmod 755 "$(dirname "$CRM_DEMO_DIR")"
 trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true; rm -rf "$(dirname "$CRM_DEMO_DIR")"' EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$(bash scripts/demo.sh 2>&1) || { echo "$out"; fail "demo.sh exited non-zero"; }
 echo "$out"

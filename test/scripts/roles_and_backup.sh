@@ -14,16 +14,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
 
-WORK=$(mktemp -d /tmp/crm-roles.XXXXXX)
-chmod 755 "$WORK"
-trap 'stop_cluster "$WORK/cluster" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-start_cluster "$WORK/cluster" >/dev/null 2>&1
+test_cluster crm-roles
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-psql_as() {   # psql_as ROLE DB SQL...
-    local role=$1 db=$2; shift 2
-    as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$role" -d "$db" "$@"
-}
 
 # 1. Two databases, drop and create again.
 psql_as postgres postgres -c "CREATE DATABASE crm_one" -c "CREATE DATABASE crm_two"

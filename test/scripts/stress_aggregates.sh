@@ -64,7 +64,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 started=$(date +%s)
 
 start_cluster "$WORK/cluster"
