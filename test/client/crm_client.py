@@ -294,7 +294,7 @@ class Client:
                 check(n.pid == worker.info.backend_pid, "sent by pid %d, worker is %d" % (n.pid, worker.info.backend_pid))
                 payload = json.loads(n.payload)
                 check(set(payload) == {"activity_id", "remind_at"}, "payload keys %r" % sorted(payload))
-                check(payload["activity_id"] == act, "payload activity_id %r, expected %d" % (payload["activity_id"], act))
+                check(payload["activity_id"] == act, "payload activity_id %r, the claimed activity is %d" % (payload["activity_id"], act))
                 check(datetime.datetime.fromisoformat(payload["remind_at"]) == remind_at,
                       "payload remind_at %r, activity has %s" % (payload["remind_at"], remind_at))
                 # The receiver reads the activity under its own row-level security

@@ -48,6 +48,10 @@ psql_as postgres "$db" \
         CREATE ROLE client_manager LOGIN IN ROLE crm_manager;
         CREATE ROLE client_admin LOGIN IN ROLE crm_admin" \
     -c "INSERT INTO crm.reporting_line (member, manager) VALUES ('client_rep1', 'client_manager'), ('client_rep2', 'client_manager')"
+# Disjoint id ranges, so that a lead id taken for an account id (or any such
+# mix-up) in a result, a detail message or a payload cannot go unnoticed.
+psql_as postgres "$db" -c "SELECT setval(pg_get_serial_sequence('crm.' || t, 'id'), n)
+    FROM (VALUES ('lead', 1000), ('account', 2000), ('contact', 3000), ('opportunity', 4000), ('activity', 5000)) v(t, n)" >/dev/null
 
 # The program runs from the checkout; the cluster user must be able to read it.
 client=$REPO_ROOT/test/client/crm_client.py
