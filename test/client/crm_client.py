@@ -488,7 +488,7 @@ class Client:
     def run(self):
         self.rep1 = self.connect(self.args.rep1)
         self.rep2 = self.connect(self.args.rep2)
-        check(not self.rep1.info.parameter_status("is_superuser") == "on", "rep1 is a superuser")
+        check(self.rep1.info.parameter_status("is_superuser") != "on", "rep1 is a superuser")
         try:
             self.check_convert()
             self.check_errors()
