@@ -1,0 +1,180 @@
+-- test/invariants.sql: the data invariants of the crm extension, as queries
+-- that return one row per violation.  Nothing printed: every invariant holds.
+--
+--   psql -X -At -F '|' -v ON_ERROR_STOP=1 -d DB -f test/invariants.sql
+--
+-- Each row is "invariant|detail": the name of the invariant that is broken
+-- and the offending row(s) as JSON.  Run it as a superuser (or the extension
+-- owner): under row-level security a role would check only what it sees.
+--
+-- Stock conservation needs to know the stock before any order was activated:
+-- when a table crm_test.stock_baseline (product_id bigint, inventory numeric)
+-- exists (the test that loaded the products fills it), the second query
+-- checks, for every product in it, baseline = current inventory + what the
+-- orders that are not cancelled hold reserved.  Without the table that
+-- check is skipped; the others do not need it.
+--
+-- Used by test/t/010_crash_recovery.pl (after each crash and restart) and
+-- test/scripts/stress_aggregates.sh (after the load).
+
+SELECT invariant, detail FROM (
+
+    -- 1. The maintained aggregates equal a fresh GROUP BY of the base tables
+    --    (crm.verify_aggregates() returns one row per group and measure that
+    --    differs).
+    SELECT 'aggregates exact (crm.verify_aggregates() empty)' AS invariant,
+           row_to_json(v)::text AS detail
+      FROM crm.verify_aggregates() v
+
+    UNION ALL
+    -- 2. Duplicate detection: no two accounts share a company key
+    --    (crm.company_match_key of their names).
+    SELECT 'one account per company key',
+           json_build_object('company_key', k.company_key, 'accounts', k.ids)::text
+      FROM (SELECT crm.company_match_key(name) AS company_key,
+                   array_agg(id ORDER BY id) AS ids
+              FROM crm.account
+             GROUP BY 1
+            HAVING count(*) > 1) k
+
+    UNION ALL
+    -- 3. Duplicate detection: no two contacts share an e-mail address
+    --    (ignoring case).
+    SELECT 'one contact per e-mail',
+           json_build_object('email', e.email, 'contacts', e.ids)::text
+      FROM (SELECT lower(email) AS email, array_agg(id ORDER BY id) AS ids
+              FROM crm.contact
+             WHERE email IS NOT NULL
+             GROUP BY 1
+            HAVING count(*) > 1) e
+
+    UNION ALL
+    -- 4. No half conversion, lead side: a Converted lead has its conversion
+    --    time, an existing account, an existing contact that is on that
+    --    account (as its primary account or through crm.account_contact) and
+    --    an existing opportunity made from this lead on that account with
+    --    that contact.  (Leads converted with create_opportunity => false
+    --    would have none; the tests do not use that option.)
+    SELECT 'converted lead has account, contact and opportunity',
+           json_build_object('lead', l.id, 'account', l.account_id, 'contact', l.contact_id,
+                             'opportunity', l.opportunity_id, 'opportunity_lead', o.lead_id,
+                             'opportunity_account', o.account_id)::text
+      FROM crm.lead l
+      LEFT JOIN crm.account a ON a.id = l.account_id
+      LEFT JOIN crm.contact c ON c.id = l.contact_id
+      LEFT JOIN crm.opportunity o ON o.id = l.opportunity_id
+     WHERE l.status = 'Converted'
+       AND (a.id IS NULL OR c.id IS NULL OR o.id IS NULL OR l.converted_at IS NULL
+            OR o.lead_id IS DISTINCT FROM l.id
+            OR o.account_id IS DISTINCT FROM l.account_id
+            OR o.contact_id IS DISTINCT FROM l.contact_id
+            OR NOT (c.account_id = l.account_id
+                    OR EXISTS (SELECT 1 FROM crm.account_contact ac
+                                WHERE ac.account_id = l.account_id AND ac.contact_id = c.id)))
+
+    UNION ALL
+    -- 5. No half conversion, the other way: a lead that is not Converted
+    --    carries no conversion record (account, contact, opportunity, time).
+    SELECT 'no conversion record on a lead that is not Converted',
+           json_build_object('lead', id, 'status', status)::text
+      FROM crm.lead
+     WHERE status <> 'Converted'
+       AND (account_id IS NOT NULL OR contact_id IS NOT NULL
+            OR opportunity_id IS NOT NULL OR converted_at IS NOT NULL)
+
+    UNION ALL
+    -- 6. No opportunity claims a lead that is not Converted or that does
+    --    not point back to it.
+    SELECT 'an opportunity''s source lead is Converted and points back to it',
+           json_build_object('opportunity', o.id, 'lead', o.lead_id, 'lead_status', l.status,
+                             'lead_opportunity', l.opportunity_id)::text
+      FROM crm.opportunity o
+      LEFT JOIN crm.lead l ON l.id = o.lead_id
+     WHERE o.lead_id IS NOT NULL
+       AND (l.id IS NULL OR l.status <> 'Converted' OR l.opportunity_id IS DISTINCT FROM o.id)
+
+    UNION ALL
+    -- 7. At most one lead per opportunity.
+    SELECT 'at most one lead per opportunity',
+           json_build_object('opportunity', opportunity_id, 'leads', array_agg(id ORDER BY id))::text
+      FROM crm.lead
+     WHERE opportunity_id IS NOT NULL
+     GROUP BY opportunity_id
+    HAVING count(*) > 1
+
+    UNION ALL
+    -- 8. An opportunity with line items has amount = the sum of their totals.
+    SELECT 'opportunity amount = sum of its line items',
+           json_build_object('opportunity', o.id, 'amount', o.amount, 'lines', s.total)::text
+      FROM crm.opportunity o
+      JOIN (SELECT opportunity_id, sum(total) AS total
+              FROM crm.opportunity_line_item GROUP BY 1) s ON s.opportunity_id = o.id
+     WHERE o.amount <> s.total
+
+    UNION ALL
+    -- 9. An opportunity's last history entry is its current stage, amount,
+    --    probability and close date (history is written with the change).
+    SELECT 'last opportunity history entry = current state',
+           json_build_object('opportunity', o.id, 'stage', o.stage, 'history_stage', h.new_stage,
+                             'amount', o.amount, 'history_amount', h.new_amount)::text
+      FROM crm.opportunity o
+      LEFT JOIN LATERAL (SELECT * FROM crm.opportunity_history h
+                          WHERE h.opportunity_id = o.id ORDER BY h.id DESC LIMIT 1) h ON true
+     WHERE h.id IS NULL OR h.new_stage <> o.stage OR h.new_amount <> o.amount
+        OR h.new_probability IS DISTINCT FROM o.probability
+        OR h.new_close_date IS DISTINCT FROM o.close_date
+
+    UNION ALL
+    -- 10. No oversold inventory: stock is never negative (the CHECK
+    --     constraint says so too; this catches a constraint gone missing).
+    SELECT 'stock not negative',
+           json_build_object('product', id, 'code', code, 'inventory', inventory)::text
+      FROM crm.product
+     WHERE inventory < 0
+
+    UNION ALL
+    -- 11. Reservations: a Draft order holds nothing; an item never holds
+    --     more than its quantity or less than nothing.
+    SELECT 'order items reserve 0..quantity, Draft orders nothing',
+           json_build_object('order', so.id, 'status', so.status, 'item', i.id,
+                             'quantity', i.quantity, 'reserved', i.reserved_quantity)::text
+      FROM crm.sales_order so
+      JOIN crm.sales_order_item i ON i.order_id = so.id
+     WHERE i.reserved_quantity < 0 OR i.reserved_quantity > i.quantity
+        OR (so.status = 'Draft' AND i.reserved_quantity <> 0)
+
+    UNION ALL
+    -- 12. An activated order (and one shipped, delivered or completed from
+    --     it) reserved the full quantity of every tracked product on it, and
+    --     records who activated it.
+    SELECT 'activated orders reserved every tracked item in full',
+           json_build_object('order', so.id, 'status', so.status, 'item', i.id,
+                             'quantity', i.quantity, 'reserved', i.reserved_quantity,
+                             'activated_at', so.activated_at)::text
+      FROM crm.sales_order so
+      JOIN crm.sales_order_item i ON i.order_id = so.id
+      JOIN crm.product p ON p.id = i.product_id
+     WHERE so.status NOT IN ('Draft', 'Cancelled')
+       AND (so.activated_at IS NULL OR (p.track_inventory AND i.reserved_quantity <> i.quantity))
+
+) AS violations
+ORDER BY invariant, detail;
+
+-- 13. Stock conservation (only when crm_test.stock_baseline exists): for
+--     each product, the stock before any activation = the stock now + the
+--     units the orders that are not cancelled hold reserved.  Oversold stock,
+--     a lost reservation or stock returned twice all break the equation.
+SELECT to_regclass('crm_test.stock_baseline') IS NOT NULL AS crm_invariants_has_baseline \gset
+\if :crm_invariants_has_baseline
+SELECT 'stock conservation: baseline = inventory + reserved by orders not cancelled' AS invariant,
+       json_build_object('product', p.id, 'code', p.code, 'baseline', b.inventory,
+                         'inventory', p.inventory, 'reserved', r.reserved)::text AS detail
+  FROM crm_test.stock_baseline b
+  JOIN crm.product p ON p.id = b.product_id
+  LEFT JOIN LATERAL (SELECT coalesce(sum(i.reserved_quantity), 0) AS reserved
+                       FROM crm.sales_order_item i
+                       JOIN crm.sales_order so ON so.id = i.order_id
+                      WHERE i.product_id = p.id AND so.status <> 'Cancelled') r ON true
+ WHERE b.inventory <> p.inventory + r.reserved
+ ORDER BY p.id;
+\endif
