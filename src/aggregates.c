@@ -31,7 +31,13 @@
  */
 #include "crm.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -39,7 +45,9 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "storage/backendid.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -50,6 +58,8 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
 #define AGG_MAX_KEYS 3
@@ -82,6 +92,10 @@ typedef struct AggSpec
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
+	const char *table;			/* the aggregate table in schema crm */
+	const char *target_key[AGG_MAX_KEYS];	/* its key columns */
+	const char *count_column;
+	const char *sum_column[AGG_MAX_SUMS];
 	CrmQuery	add;			/* $1 stripe, then arrays: keys, counts, sums */
 	Oid			key_type[AGG_MAX_KEYS];	/* element types of the key arrays */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
@@ -96,6 +110,7 @@ static AggSpec pipeline_spec = {
 	"pipeline", 3, {"stage", "owner", "close_date"},
 	{AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH}, false,
 	2, {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED}, "amount", "probability",
+	"pipeline_aggregate", {"stage", "owner", "close_month"}, "opportunities", {"amount", "weighted_amount"},
 	{"INSERT INTO crm.pipeline_aggregate AS a"
 	 " (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)"
 	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1, u.s2"
@@ -113,6 +128,7 @@ static AggSpec account_spec = {
 	"account", 3, {"account_id", "owner", "stage"},
 	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
+	"account_aggregate", {"account_id", "owner", "stage"}, "opportunities", {"amount"},
 	{"INSERT INTO crm.account_aggregate AS a"
 	 " (account_id, owner, stage, stripe, opportunities, amount)"
 	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
@@ -129,6 +145,7 @@ static AggSpec campaign_opportunity_spec = {
 	"campaign_opportunity", 3, {"campaign_id", "owner", "stage"},
 	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
 	1, {AGG_SUM_COLUMN}, "amount", NULL,
+	"campaign_opportunity_aggregate", {"campaign_id", "owner", "stage"}, "opportunities", {"amount"},
 	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
 	 " (campaign_id, owner, stage, stripe, opportunities, amount)"
 	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
@@ -145,6 +162,7 @@ static AggSpec campaign_lead_spec = {
 	"campaign_lead", 3, {"campaign_id", "owner", "status"},
 	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_ENUM}, true,
 	0, {AGG_SUM_COLUMN}, NULL, NULL,
+	"campaign_lead_aggregate", {"campaign_id", "owner", "status"}, "leads", {NULL},
 	{"INSERT INTO crm.campaign_lead_aggregate AS a"
 	 " (campaign_id, owner, status, stripe, leads)"
 	 " SELECT u.k1, u.k2, u.k3::crm.lead_status, $1, u.n"
@@ -415,8 +433,334 @@ agg_array(Datum *elems, int n, Oid type)
 }
 
 /*
- * Add the changes of every group that changed, all in one statement that
- * unnests one array per column; returns whether SPI is open.
+ * An aggregate table opened for changing this backend's stripe rows in
+ * place: the row is found through the primary key under a fresh snapshot and
+ * the change is added to it by table_tuple_update(), which waits for a
+ * transaction that is changing the same version and reports whether one
+ * replaced or deleted it meanwhile (a compaction or rebuild): then the row is
+ * looked up again.  Indexes and constraints are maintained as for any
+ * UPDATE.  This costs a fraction of a statement, which has to be set up,
+ * planned (from the cache) and torn down each time.  Not used when the table
+ * has triggers of its own (none are installed; a DBA may add some), which
+ * only a statement fires the way a user expects.
+ */
+typedef struct AggTarget
+{
+	Relation	rel;
+	Relation	index;			/* the primary key */
+	int			nskeys;
+	ScanKeyData skey[INDEX_MAX_KEYS];
+	int			skey_att[INDEX_MAX_KEYS];	/* table column of each key */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *found;		/* the stripe row */
+	TupleTableSlot *next;		/* its new version */
+	int			key_att[AGG_MAX_KEYS];
+	int			stripe_att;
+	int			count_att;
+	int			sum_att[AGG_MAX_SUMS];
+	BlockNumber nblocks;		/* the table's size when opened */
+	HTAB	   *places;			/* where the stripe's rows were last written */
+} AggTarget;
+
+/*
+ * Where this backend last wrote its stripe row of each group, per aggregate
+ * table: the next change of the group goes straight to that row version
+ * when it is still the live one, without searching the primary key.  A
+ * remembered place is only a hint, checked every time: the version there
+ * must hold the same group and stripe, and the update must find it live and
+ * unchanged (table_tuple_update reports a version that a rollback voided, a
+ * compaction or rebuild replaced, or another transaction is changing, and
+ * waits for the latter); otherwise the search by key runs.  Forgotten when
+ * the table gets a new file (TRUNCATE, VACUUM FULL, a new extension) and
+ * when it grows past AGG_MAX_PLACES groups.
+ */
+#define AGG_MAX_PLACES 10000
+
+typedef struct AggPlace
+{
+	AggGroupKey key;			/* must be first; the fold's serialized key */
+	ItemPointerData tid;
+} AggPlace;
+
+typedef struct AggPlaces
+{
+	Oid			relid;
+	RelFileNode node;
+	HTAB	   *places;
+} AggPlaces;
+
+static AggPlaces agg_places[4];	/* one per aggregate table */
+static MemoryContext agg_places_context = NULL;
+
+static HTAB *
+agg_places_of(AggSpec *spec, Relation rel)
+{
+	AggPlaces  *p = &agg_places[spec == &pipeline_spec ? 0 : spec == &account_spec ? 1 :
+									spec == &campaign_opportunity_spec ? 2 : 3];
+
+	if (agg_places_context == NULL)
+		agg_places_context = AllocSetContextCreate(TopMemoryContext, "crm aggregate places",
+												   ALLOCSET_DEFAULT_SIZES);
+	if (p->places != NULL &&
+		(p->relid != RelationGetRelid(rel) || !RelFileNodeEquals(p->node, rel->rd_node) ||
+		 hash_get_num_entries(p->places) >= AGG_MAX_PLACES))
+	{
+		hash_destroy(p->places);
+		p->places = NULL;
+	}
+	if (p->places == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(AggGroupKey);
+		ctl.entrysize = sizeof(AggPlace);
+		ctl.hash = agg_key_hash;
+		ctl.match = agg_key_match;
+		ctl.hcxt = agg_places_context;
+		p->places = hash_create("crm aggregate places", 256, &ctl,
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		p->relid = RelationGetRelid(rel);
+		p->node = rel->rd_node;
+	}
+	return p->places;
+}
+
+/* Remember where a group's stripe row now is. */
+static void
+agg_place_set(AggTarget *t, AggGroup *group, ItemPointer tid)
+{
+	bool		found;
+	AggPlace   *place = (AggPlace *) hash_search(t->places, &group->key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		place->key.len = group->key.len;
+		place->key.data = MemoryContextAlloc(agg_places_context, group->key.len);
+		memcpy(place->key.data, group->key.data, group->key.len);
+	}
+	place->tid = *tid;
+}
+
+static bool
+agg_target_open(AggTarget *t, AggSpec *spec)
+{
+	TupleDesc	desc;
+	RangeTblEntry *rte;
+	Oid			pkey;
+
+	t->rel = table_open(crm_relation_oid(spec->table), RowExclusiveLock);
+	pkey = RelationGetPrimaryKeyIndex(t->rel);
+	if (!OidIsValid(pkey) || t->rel->trigdesc != NULL)
+	{
+		table_close(t->rel, NoLock);
+		return false;
+	}
+	desc = RelationGetDescr(t->rel);
+	for (int i = 0; i < spec->nkeys; i++)
+		t->key_att[i] = crm_attnum(desc, spec->target_key[i]);
+	t->stripe_att = crm_attnum(desc, "stripe");
+	t->count_att = crm_attnum(desc, spec->count_column);
+	for (int i = 0; i < spec->nsums; i++)
+		t->sum_att[i] = crm_attnum(desc, spec->sum_column[i]);
+
+	t->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(t->rel);
+	rte->relkind = t->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(t->estate, list_make1(rte));
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
+	ExecOpenIndices(t->rri, false);
+	t->index = NULL;
+	for (int i = 0; i < t->rri->ri_NumIndices; i++)
+		if (RelationGetRelid(t->rri->ri_IndexRelationDescs[i]) == pkey)
+			t->index = t->rri->ri_IndexRelationDescs[i];
+	if (t->index == NULL)
+		elog(ERROR, "crm: primary key of crm.%s not open", spec->table);
+
+	/* equality on every key column of the primary key */
+	t->nskeys = IndexRelationGetNumberOfKeyAttributes(t->index);
+	for (int i = 0; i < t->nskeys; i++)
+	{
+		Oid			optype = t->index->rd_opcintype[i];
+		Oid			op = get_opfamily_member(t->index->rd_opfamily[i], optype, optype,
+											 BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
+		t->skey_att[i] = t->index->rd_index->indkey.values[i];
+		ScanKeyInit(&t->skey[i], i + 1, BTEqualStrategyNumber, get_opcode(op), (Datum) 0);
+		t->skey[i].sk_collation = t->index->rd_indcollation[i];
+	}
+
+	t->next = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	t->found = table_slot_create(t->rel, NULL);
+	t->nblocks = RelationGetNumberOfBlocks(t->rel);
+	t->places = agg_places_of(spec, t->rel);
+	CheckCmdReplicaIdentity(t->rel, CMD_UPDATE);
+
+	/*
+	 * What this transaction wrote to the table before, also earlier in this
+	 * command, must be visible to the snapshots taken below.
+	 */
+	CommandCounterIncrement();
+	return true;
+}
+
+static void
+agg_target_close(AggTarget *t)
+{
+	ExecDropSingleTupleTableSlot(t->next);
+	ExecDropSingleTupleTableSlot(t->found);
+	ExecCloseIndices(t->rri);
+	FreeExecutorState(t->estate);
+	table_close(t->rel, NoLock);
+}
+
+/* the new version of the stripe row in t->found: the group's change added */
+static void
+agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
+{
+	int			natts = t->next->tts_tupleDescriptor->natts;
+	int64		count;
+
+	slot_getallattrs(t->found);
+	ExecClearTuple(t->next);
+	memcpy(t->next->tts_values, t->found->tts_values, natts * sizeof(Datum));
+	memcpy(t->next->tts_isnull, t->found->tts_isnull, natts * sizeof(bool));
+	if (t->found->tts_isnull[t->count_att - 1] ||
+		pg_add_s64_overflow(DatumGetInt64(t->found->tts_values[t->count_att - 1]),
+							group->count, &count))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("crm %s aggregate count out of range", spec->name),
+				 errhint("Rebuild the aggregates with crm.rebuild_aggregates().")));
+	t->next->tts_values[t->count_att - 1] = Int64GetDatum(count);
+	for (int i = 0; i < spec->nsums; i++)
+	{
+		int			att = t->sum_att[i] - 1;
+
+		if (!t->next->tts_isnull[att])	/* NOT NULL: the constraint reports it */
+			t->next->tts_values[att] = DirectFunctionCall2(numeric_add, t->found->tts_values[att],
+														   group->sums[i]);
+	}
+	ExecStoreVirtualTuple(t->next);
+}
+
+/* does the row in t->found belong to the group and this backend's stripe? */
+static bool
+agg_target_found_is(AggTarget *t, AggSpec *spec, AggGroup *group)
+{
+	TupleDesc	desc = t->found->tts_tupleDescriptor;
+	bool		isnull;
+	Datum		d = slot_getattr(t->found, t->stripe_att, &isnull);
+
+	if (isnull || DatumGetInt32(d) != MyBackendId)
+		return false;
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, t->key_att[i] - 1);
+
+		d = slot_getattr(t->found, t->key_att[i], &isnull);
+		if (isnull || !datumIsEqual(d, group->keys[i], att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Replace the stripe row in t->found, visible to snap, by its new version;
+ * false when another transaction replaced or deleted it since snap was taken.
+ */
+static bool
+agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, Snapshot snap)
+{
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	result;
+
+	agg_target_next(t, spec, group);
+	if (t->rel->rd_att->constr)
+		ExecConstraints(t->rri, t->next, t->estate);
+	result = table_tuple_update(t->rel, &t->found->tts_tid, t->next, GetCurrentCommandId(true),
+								snap, InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+	if (result == TM_Updated || result == TM_Deleted)
+		return false;
+	if (result != TM_Ok)
+		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
+	if (update_indexes)
+		list_free(ExecInsertIndexTuples(t->rri, t->next, t->estate, true, false, NULL, NIL));
+	return true;
+}
+
+/*
+ * Add a group's change to this backend's stripe row of it; false when the
+ * stripe has no row for the group yet.
+ */
+static bool
+agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
+{
+	AggPlace   *place = (AggPlace *) hash_search(t->places, &group->key, HASH_FIND, NULL);
+
+	for (int i = 0; i < t->nskeys; i++)
+	{
+		int			att = t->skey_att[i];
+
+		if (att == t->stripe_att)
+			t->skey[i].sk_argument = Int32GetDatum(MyBackendId);
+		else
+			for (int k = 0; k < spec->nkeys; k++)
+				if (att == t->key_att[k])
+					t->skey[i].sk_argument = group->keys[k];
+	}
+	for (;;)
+	{
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		bool		found;
+
+		if (place != NULL)
+		{
+			/* first where the row was last written (a hint: checked) */
+			found = ItemPointerGetBlockNumber(&place->tid) < t->nblocks &&
+				table_tuple_fetch_row_version(t->rel, &place->tid, snap, t->found) &&
+				agg_target_found_is(t, spec, group);
+			place = NULL;
+		}
+		else
+			found = false;
+		if (!found)
+		{
+			IndexScanDesc scan = index_beginscan(t->rel, t->index, snap, t->nskeys, 0);
+
+			index_rescan(scan, t->skey, t->nskeys, NULL, 0);
+			found = index_getnext_slot(scan, ForwardScanDirection, t->found);
+			index_endscan(scan);
+		}
+		if (!found)
+		{
+			UnregisterSnapshot(snap);
+			return false;
+		}
+		if (agg_target_update(t, spec, group, snap))
+		{
+			UnregisterSnapshot(snap);
+			agg_place_set(t, group, &t->next->tts_tid);
+			return true;
+		}
+		UnregisterSnapshot(snap);	/* changed meanwhile: look again */
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Add the changes of every group that changed: in place where this backend's
+ * stripe has the group's row, the rest in one statement that unnests one
+ * array per column; returns whether SPI is open.
  */
 static bool
 agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
@@ -429,6 +773,9 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 	char		nulls[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	HASH_SEQ_STATUS seq;
 	AggGroup   *group;
+	AggTarget	target;
+	bool		in_place = false;
+	bool		opened = false;
 	int			n = 0;
 
 	if (ngroups == 0)
@@ -445,6 +792,13 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 			changed = !agg_is_zero(group->sums[i], c);
 		if (!changed)
 			continue;
+		if (!opened)
+		{
+			in_place = agg_target_open(&target, spec);
+			opened = true;
+		}
+		if (in_place && agg_target_add(&target, spec, group))
+			continue;
 		for (int i = 0; i < spec->nkeys; i++)
 			cols[col++][n] = spec->key_kind[i] == AGG_KEY_ENUM
 				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
@@ -454,8 +808,10 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 			cols[col++][n] = group->sums[i];
 		n++;
 	}
+	if (in_place)
+		agg_target_close(&target);
 	if (n == 0)
-		return connected;		/* every change cancelled out: no SQL */
+		return connected;		/* all added in place, or every change cancelled out */
 
 	values[0] = Int32GetDatum(MyBackendId);
 	for (int i = 0; i < spec->nkeys; i++)
