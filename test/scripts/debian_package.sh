@@ -12,7 +12,7 @@
 #      products) are copied to a scratch directory and the binary package is
 #      built there with dpkg-buildpackage -b (debian/rules: dh --with
 #      pgxs_loop, CRM_EXTRA_CFLAGS=-Werror; the regression tests, which the
-#      suite runs anyway, are skipped with DEB_BUILD_OPTIONS=nocheck); the
+#      suite runs anyway, are skipped with DEB_BUILD_OPTIONS=nocheck, and no -dbgsym package: noddebs); the
 #      compiler ran with -Werror and printed no warning.
 #   3. postgresql-15-crm_<version>_<arch>.deb: its files are crm.so in
 #      pkglibdir (plus JIT bitcode), crm.control and the scripts of every
@@ -165,7 +165,7 @@ fi
     || fail "the scratch copy of the checkout is incomplete or has build products"
 
 log "dpkg-buildpackage -b in $src"
-(cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
+(cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
     || { tail -n 60 "$WORK/build.log" >&2; fail "dpkg-buildpackage failed"; }
 grep -qE '^(gcc|cc) .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
     || { grep -E ' -c -o src/' "$WORK/build.log" | head -n 3 >&2; fail "the package was not compiled with -Werror"; }
