@@ -169,10 +169,11 @@ log "dpkg-buildpackage -b in $src"
     || { tail -n 60 "$WORK/build.log" >&2; fail "dpkg-buildpackage failed"; }
 grep -qE '^(gcc|cc) .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
     || { grep -E ' -c -o src/' "$WORK/build.log" | head -n 3 >&2; fail "the package was not compiled with -Werror"; }
-if grep -E 'warning:' "$WORK/build.log" >&2; then fail "the package build printed compiler warnings"; fi
+if grep -E '\.[ch]:[0-9]+(:[0-9]+)?: warning:' "$WORK/build.log" >&2; then fail "the compiler printed warnings (above)"; fi
+if grep -E 'warning:' "$WORK/build.log" >&2; then fail "the package build printed warnings (above)"; fi
 deb=$WORK/src/${PKG}_${debversion}_$(dpkg --print-architecture).deb
 [ -f "$deb" ] || { ls "$WORK/src" >&2; fail "no $(basename "$deb") built"; }
-echo "ok: $(basename "$deb") built with -Werror, no warnings"
+echo "ok: $(basename "$deb") built with -Werror, no warnings from the compiler or the packaging tools"
 
 # ---------------------------------------------------------------- the .deb
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' | grep -v '/$' | sort >"$WORK/paths"
