@@ -13,7 +13,7 @@
 #      built there with dpkg-buildpackage -b (debian/rules: dh --with
 #      pgxs_loop, CRM_EXTRA_CFLAGS=-Werror; the regression tests, which the
 #      suite runs anyway, are skipped with DEB_BUILD_OPTIONS=nocheck, and no -dbgsym package: noddebs); the
-#      compiler ran with -Werror and printed no warning.
+#      compiler ran with -Werror, and neither it nor dpkg's tools warned.
 #   3. postgresql-15-crm_<version>_<arch>.deb: its files are crm.so in
 #      pkglibdir (plus JIT bitcode), crm.control and the scripts of every
 #      version (crm--V.sql of default_version and sql/versions/*) in
