@@ -65,7 +65,8 @@ REGRESS = \
 	reports \
 	aggregates \
 	row_security \
-	security_attacks
+	security_attacks \
+	bad_input
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
