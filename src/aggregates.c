@@ -47,7 +47,6 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/backendid.h"
-#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -459,89 +458,7 @@ typedef struct AggTarget
 	int			stripe_att;
 	int			count_att;
 	int			sum_att[AGG_MAX_SUMS];
-	BlockNumber nblocks;		/* the table's size when opened */
-	HTAB	   *places;			/* where the stripe's rows were last written */
 } AggTarget;
-
-/*
- * Where this backend last wrote its stripe row of each group, per aggregate
- * table: the next change of the group goes straight to that row version
- * when it is still the live one, without searching the primary key.  A
- * remembered place is only a hint, checked every time: the version there
- * must hold the same group and stripe, and the update must find it live and
- * unchanged (table_tuple_update reports a version that a rollback voided, a
- * compaction or rebuild replaced, or another transaction is changing, and
- * waits for the latter); otherwise the search by key runs.  Forgotten when
- * the table gets a new file (TRUNCATE, VACUUM FULL, a new extension) and
- * when it grows past AGG_MAX_PLACES groups.
- */
-#define AGG_MAX_PLACES 10000
-
-typedef struct AggPlace
-{
-	AggGroupKey key;			/* must be first; the fold's serialized key */
-	ItemPointerData tid;
-} AggPlace;
-
-typedef struct AggPlaces
-{
-	Oid			relid;
-	RelFileNode node;
-	HTAB	   *places;
-} AggPlaces;
-
-static AggPlaces agg_places[4];	/* one per aggregate table */
-static MemoryContext agg_places_context = NULL;
-
-static HTAB *
-agg_places_of(AggSpec *spec, Relation rel)
-{
-	AggPlaces  *p = &agg_places[spec == &pipeline_spec ? 0 : spec == &account_spec ? 1 :
-									spec == &campaign_opportunity_spec ? 2 : 3];
-
-	if (agg_places_context == NULL)
-		agg_places_context = AllocSetContextCreate(TopMemoryContext, "crm aggregate places",
-												   ALLOCSET_DEFAULT_SIZES);
-	if (p->places != NULL &&
-		(p->relid != RelationGetRelid(rel) || !RelFileNodeEquals(p->node, rel->rd_node) ||
-		 hash_get_num_entries(p->places) >= AGG_MAX_PLACES))
-	{
-		hash_destroy(p->places);
-		p->places = NULL;
-	}
-	if (p->places == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(AggGroupKey);
-		ctl.entrysize = sizeof(AggPlace);
-		ctl.hash = agg_key_hash;
-		ctl.match = agg_key_match;
-		ctl.hcxt = agg_places_context;
-		p->places = hash_create("crm aggregate places", 256, &ctl,
-								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-		p->relid = RelationGetRelid(rel);
-		p->node = rel->rd_node;
-	}
-	return p->places;
-}
-
-/* Remember where a group's stripe row now is. */
-static void
-agg_place_set(AggTarget *t, AggGroup *group, ItemPointer tid)
-{
-	bool		found;
-	AggPlace   *place = (AggPlace *) hash_search(t->places, &group->key, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		place->key.len = group->key.len;
-		place->key.data = MemoryContextAlloc(agg_places_context, group->key.len);
-		memcpy(place->key.data, group->key.data, group->key.len);
-	}
-	place->tid = *tid;
-}
 
 static bool
 agg_target_open(AggTarget *t, AggSpec *spec)
@@ -599,8 +516,6 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 
 	t->next = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 	t->found = table_slot_create(t->rel, NULL);
-	t->nblocks = RelationGetNumberOfBlocks(t->rel);
-	t->places = agg_places_of(spec, t->rel);
 	CheckCmdReplicaIdentity(t->rel, CMD_UPDATE);
 
 	/*
@@ -651,27 +566,6 @@ agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
 	ExecStoreVirtualTuple(t->next);
 }
 
-/* does the row in t->found belong to the group and this backend's stripe? */
-static bool
-agg_target_found_is(AggTarget *t, AggSpec *spec, AggGroup *group)
-{
-	TupleDesc	desc = t->found->tts_tupleDescriptor;
-	bool		isnull;
-	Datum		d = slot_getattr(t->found, t->stripe_att, &isnull);
-
-	if (isnull || DatumGetInt32(d) != MyBackendId)
-		return false;
-	for (int i = 0; i < spec->nkeys; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, t->key_att[i] - 1);
-
-		d = slot_getattr(t->found, t->key_att[i], &isnull);
-		if (isnull || !datumIsEqual(d, group->keys[i], att->attbyval, att->attlen))
-			return false;
-	}
-	return true;
-}
-
 /*
  * Replace the stripe row in t->found, visible to snap, by its new version;
  * false when another transaction replaced or deleted it since snap was taken.
@@ -705,8 +599,6 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, Snapshot snap)
 static bool
 agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 {
-	AggPlace   *place = (AggPlace *) hash_search(t->places, &group->key, HASH_FIND, NULL);
-
 	for (int i = 0; i < t->nskeys; i++)
 	{
 		int			att = t->skey_att[i];
@@ -721,39 +613,18 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 	for (;;)
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		IndexScanDesc scan = index_beginscan(t->rel, t->index, snap, t->nskeys, 0);
 		bool		found;
+		bool		done;
 
-		if (place != NULL)
-		{
-			/* first where the row was last written (a hint: checked) */
-			found = ItemPointerGetBlockNumber(&place->tid) < t->nblocks &&
-				table_tuple_fetch_row_version(t->rel, &place->tid, snap, t->found) &&
-				agg_target_found_is(t, spec, group);
-			place = NULL;
-		}
-		else
-			found = false;
-		if (!found)
-		{
-			IndexScanDesc scan = index_beginscan(t->rel, t->index, snap, t->nskeys, 0);
-
-			index_rescan(scan, t->skey, t->nskeys, NULL, 0);
-			found = index_getnext_slot(scan, ForwardScanDirection, t->found);
-			index_endscan(scan);
-		}
-		if (!found)
-		{
-			UnregisterSnapshot(snap);
-			return false;
-		}
-		if (agg_target_update(t, spec, group, snap))
-		{
-			UnregisterSnapshot(snap);
-			agg_place_set(t, group, &t->next->tts_tid);
-			return true;
-		}
-		UnregisterSnapshot(snap);	/* changed meanwhile: look again */
-		CHECK_FOR_INTERRUPTS();
+		index_rescan(scan, t->skey, t->nskeys, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, t->found);
+		index_endscan(scan);
+		done = !found || agg_target_update(t, spec, group, snap);
+		UnregisterSnapshot(snap);
+		if (done)
+			return found;
+		CHECK_FOR_INTERRUPTS();	/* changed meanwhile: look again */
 	}
 }
 
