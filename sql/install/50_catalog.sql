@@ -15,10 +15,12 @@ CREATE TABLE crm.product (
     description      text,
     family           text,
     list_price       numeric(14,2) NOT NULL DEFAULT 0
-                     CONSTRAINT product_list_price_not_negative CHECK (list_price OPERATOR(pg_catalog.>=) 0),
+                     CONSTRAINT product_list_price_not_negative CHECK (list_price OPERATOR(pg_catalog.>=) 0
+                         AND list_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     track_inventory  boolean NOT NULL DEFAULT true,
     inventory        numeric(14,2) NOT NULL DEFAULT 0
-                     CONSTRAINT product_inventory_not_negative CHECK (inventory OPERATOR(pg_catalog.>=) 0),
+                     CONSTRAINT product_inventory_not_negative CHECK (inventory OPERATOR(pg_catalog.>=) 0
+                         AND inventory OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     active           boolean NOT NULL DEFAULT true,
     owner            regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -78,7 +80,8 @@ CREATE TABLE crm.price_book_entry (
     product_id     bigint NOT NULL CONSTRAINT price_book_entry_product_id_fkey
                    REFERENCES crm.product (id) ON DELETE CASCADE,
     unit_price     numeric(14,2) NOT NULL
-                   CONSTRAINT price_book_entry_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0),
+                   CONSTRAINT price_book_entry_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                       AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     active         boolean NOT NULL DEFAULT true,
     owner          regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),

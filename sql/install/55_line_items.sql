@@ -15,9 +15,11 @@ CREATE TABLE crm.opportunity_line_item (
                     REFERENCES crm.product (id),
     description     text,
     quantity        numeric(12,2) NOT NULL DEFAULT 1
-                    CONSTRAINT opportunity_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0),
+                    CONSTRAINT opportunity_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0
+                        AND quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     unit_price      numeric(14,2) NOT NULL
-                    CONSTRAINT opportunity_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0),
+                    CONSTRAINT opportunity_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                        AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     discount        numeric(5,2) NOT NULL DEFAULT 0
                     CONSTRAINT opportunity_line_item_discount_range CHECK (discount BETWEEN 0 AND 100),
     total           numeric(16,2) GENERATED ALWAYS AS

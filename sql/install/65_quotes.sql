@@ -67,7 +67,8 @@ CREATE TABLE crm.quote (
                      CONSTRAINT quote_discount_range CHECK (discount BETWEEN 0 AND 100),
     tax_rate         numeric(6,3) NOT NULL DEFAULT 0
                      CONSTRAINT quote_tax_rate_range CHECK (tax_rate BETWEEN 0 AND 100),
-    subtotal         numeric(16,2) NOT NULL DEFAULT 0,
+    subtotal         numeric(16,2) NOT NULL DEFAULT 0
+                     CONSTRAINT quote_subtotal_not_nan CHECK (subtotal OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     discount_amount  numeric(16,2) GENERATED ALWAYS AS
                      (pg_catalog.round(subtotal OPERATOR(pg_catalog.*) discount OPERATOR(pg_catalog./) 100, 2)) STORED,
     tax              numeric(16,2) GENERATED ALWAYS AS
@@ -118,9 +119,11 @@ CREATE TABLE crm.quote_line_item (
     product_id   bigint NOT NULL CONSTRAINT quote_line_item_product_id_fkey REFERENCES crm.product (id),
     description  text,
     quantity     numeric(12,2) NOT NULL DEFAULT 1
-                 CONSTRAINT quote_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0),
+                 CONSTRAINT quote_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0
+                     AND quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     unit_price   numeric(14,2) NOT NULL
-                 CONSTRAINT quote_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0),
+                 CONSTRAINT quote_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                     AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     discount     numeric(5,2) NOT NULL DEFAULT 0
                  CONSTRAINT quote_line_item_discount_range CHECK (discount BETWEEN 0 AND 100),
     total        numeric(16,2) GENERATED ALWAYS AS

@@ -42,10 +42,14 @@ CREATE TABLE crm.sales_order (
     account_id        bigint CONSTRAINT sales_order_account_id_fkey REFERENCES crm.account (id),
     contact_id        bigint CONSTRAINT sales_order_contact_id_fkey REFERENCES crm.contact (id) ON DELETE SET NULL,
     status            crm.order_status NOT NULL DEFAULT 'Draft',
-    subtotal          numeric(16,2) NOT NULL DEFAULT 0,
-    discount_amount   numeric(16,2) NOT NULL DEFAULT 0,
-    tax               numeric(16,2) NOT NULL DEFAULT 0,
-    total             numeric(16,2) NOT NULL DEFAULT 0,
+    subtotal          numeric(16,2) NOT NULL DEFAULT 0
+                      CONSTRAINT sales_order_subtotal_not_nan CHECK (subtotal OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    discount_amount   numeric(16,2) NOT NULL DEFAULT 0
+                      CONSTRAINT sales_order_discount_amount_not_nan CHECK (discount_amount OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    tax               numeric(16,2) NOT NULL DEFAULT 0
+                      CONSTRAINT sales_order_tax_not_nan CHECK (tax OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    total             numeric(16,2) NOT NULL DEFAULT 0
+                      CONSTRAINT sales_order_total_not_nan CHECK (total OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     shipping_status   text NOT NULL DEFAULT 'Not Shipped'
                       CONSTRAINT sales_order_shipping_status_valid CHECK (shipping_status OPERATOR(pg_catalog.=) ANY
                         (ARRAY['Not Shipped', 'Preparing', 'In Transit', 'Delivered', 'Returned', 'Lost'])),
@@ -107,16 +111,19 @@ CREATE TABLE crm.sales_order_item (
     product_id   bigint NOT NULL CONSTRAINT sales_order_item_product_id_fkey REFERENCES crm.product (id),
     description  text,
     quantity     numeric(12,2) NOT NULL
-                 CONSTRAINT sales_order_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0),
+                 CONSTRAINT sales_order_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0
+                     AND quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     unit_price   numeric(14,2) NOT NULL
-                 CONSTRAINT sales_order_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0),
+                 CONSTRAINT sales_order_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                     AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     discount     numeric(5,2) NOT NULL DEFAULT 0
                  CONSTRAINT sales_order_item_discount_range CHECK (discount BETWEEN 0 AND 100),
     total        numeric(16,2) GENERATED ALWAYS AS
                  (pg_catalog.round(quantity OPERATOR(pg_catalog.*) unit_price
                     OPERATOR(pg_catalog.*) (100 OPERATOR(pg_catalog.-) discount) OPERATOR(pg_catalog./) 100, 2)) STORED,
     sort_order   integer NOT NULL DEFAULT 0,
-    reserved_quantity numeric(12,2) NOT NULL DEFAULT 0,
+    reserved_quantity numeric(12,2) NOT NULL DEFAULT 0
+                 CONSTRAINT sales_order_item_reserved_quantity_not_nan CHECK (reserved_quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     owner        regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()

@@ -22,11 +22,14 @@ CREATE TABLE crm.campaign (
     starts_on         date,
     ends_on           date,
     budgeted_cost     numeric(14,2) NOT NULL DEFAULT 0
-                      CONSTRAINT campaign_budgeted_cost_not_negative CHECK (budgeted_cost OPERATOR(pg_catalog.>=) 0),
+                      CONSTRAINT campaign_budgeted_cost_not_negative CHECK (budgeted_cost OPERATOR(pg_catalog.>=) 0
+                          AND budgeted_cost OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     actual_cost       numeric(14,2) NOT NULL DEFAULT 0
-                      CONSTRAINT campaign_actual_cost_not_negative CHECK (actual_cost OPERATOR(pg_catalog.>=) 0),
+                      CONSTRAINT campaign_actual_cost_not_negative CHECK (actual_cost OPERATOR(pg_catalog.>=) 0
+                          AND actual_cost OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     expected_revenue  numeric(14,2) NOT NULL DEFAULT 0
-                      CONSTRAINT campaign_expected_revenue_not_negative CHECK (expected_revenue OPERATOR(pg_catalog.>=) 0),
+                      CONSTRAINT campaign_expected_revenue_not_negative CHECK (expected_revenue OPERATOR(pg_catalog.>=) 0
+                          AND expected_revenue OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
     parent_id         bigint CONSTRAINT campaign_parent_id_fkey REFERENCES crm.campaign (id) ON DELETE SET NULL,
     description       text,
     owner             regrole NOT NULL DEFAULT crm.current_role_id(),

@@ -18,6 +18,7 @@
 #   5. the aggregates are exact (crm.verify_aggregates()), and the updated
 #      extension works: a rep converts a lead, and a second conversion of it
 #      is refused.
+# and 6. (below) an update to 0.3 of a database holding NaN is refused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
@@ -87,3 +88,25 @@ for script in sql/versions/crm--*.sql; do
     echo "ok: after the update from $v the aggregates are exact and conversion works, once"
 done
 [ "$released" -ge 1 ] || fail "no released version to update from in sql/versions/"
+
+# 6. A database of a version before 0.3 that holds NaN in a column 0.3 checks
+#    is not updated: the update refuses with 23514, naming the rows, and
+#    changes nothing (no value is rewritten); once the rows are corrected it
+#    goes through.
+for v in $(ls sql/versions/ | sed -n 's/^crm--\(0\.[12]\)\.sql$/\1/p'); do
+    db="crm_nan_${v//./_}"
+    psql_as postgres postgres -c "CREATE DATABASE $db"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
+    psql_as postgres "$db" -c "INSERT INTO crm.product (code, name, list_price) VALUES ('N1', 'NaN price', 'NaN')"
+    out=$(psql_as postgres "$db" -v VERBOSITY=verbose -c "ALTER EXTENSION crm UPDATE" 2>&1) \
+        && fail "$v with a NaN list price was updated"
+    echo "$out" | grep -q "23514: .*crm.product.list_price = NaN in id 1" \
+        || fail "the update from $v with a NaN list price did not name the row: $out"
+    got=$(psql_as postgres "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")
+    [ "$got" = "$v" ] || fail "a refused update from $v left version $got"
+    [ "$(psql_as postgres "$db" -c "SELECT list_price::text FROM crm.product WHERE code = 'N1'")" = "NaN" ] \
+        || fail "the refused update from $v changed the NaN list price"
+    psql_as postgres "$db" -c "UPDATE crm.product SET list_price = 5 WHERE code = 'N1'"
+    psql_as postgres "$db" -c "ALTER EXTENSION crm UPDATE"
+    echo "ok: $v holding NaN is not updated (23514, the rows named); corrected, it is"
+done
