@@ -34,6 +34,7 @@
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/twophase.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -442,6 +443,14 @@ agg_array(Datum *elems, int n, Oid type)
  * planned (from the cache) and torn down each time.  Not used when the table
  * has triggers of its own (none are installed; a DBA may add some), which
  * only a statement fires the way a user expects.
+ *
+ * A group the stripe has no row for yet is inserted the same way, unless
+ * prepared transactions are enabled: only then can another transaction be
+ * inserting the same key, for this stripe (a prepared transaction of an
+ * earlier backend with the same id), and then the INSERT ... ON CONFLICT of
+ * the SQL path waits for it and adds to its row instead of failing with a
+ * unique violation.  (Stripe 0, which compaction and rebuild write, is no
+ * backend's id.)
  */
 typedef struct AggTarget
 {
@@ -458,6 +467,7 @@ typedef struct AggTarget
 	int			stripe_att;
 	int			count_att;
 	int			sum_att[AGG_MAX_SUMS];
+	bool		can_insert;		/* new groups inserted here too, not by SQL */
 } AggTarget;
 
 static bool
@@ -512,6 +522,21 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 		t->skey_att[i] = t->index->rd_index->indkey.values[i];
 		ScanKeyInit(&t->skey[i], i + 1, BTEqualStrategyNumber, get_opcode(op), (Datum) 0);
 		t->skey[i].sk_collation = t->index->rd_indcollation[i];
+	}
+
+	/* every column is ours (or dropped), so an insert sets them all */
+	t->can_insert = max_prepared_xacts == 0;
+	for (int i = 0; i < desc->natts && t->can_insert; i++)
+	{
+		int			att = i + 1;
+		bool		ours = TupleDescAttr(desc, i)->attisdropped ||
+			att == t->stripe_att || att == t->count_att;
+
+		for (int k = 0; k < spec->nkeys; k++)
+			ours = ours || att == t->key_att[k];
+		for (int k = 0; k < spec->nsums; k++)
+			ours = ours || att == t->sum_att[k];
+		t->can_insert = ours;
 	}
 
 	t->next = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
@@ -628,6 +653,37 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 	}
 }
 
+/* Insert the stripe row of a group this backend's stripe has none for yet. */
+static void
+agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
+{
+	TupleTableSlot *s = t->next;
+	int			natts = s->tts_tupleDescriptor->natts;
+
+	ExecClearTuple(s);
+	for (int i = 0; i < natts; i++)
+	{
+		s->tts_values[i] = (Datum) 0;
+		s->tts_isnull[i] = true;
+	}
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		s->tts_values[t->key_att[i] - 1] = group->keys[i];
+		s->tts_isnull[t->key_att[i] - 1] = false;
+	}
+	s->tts_values[t->stripe_att - 1] = Int32GetDatum(MyBackendId);
+	s->tts_isnull[t->stripe_att - 1] = false;
+	s->tts_values[t->count_att - 1] = Int64GetDatum(group->count);
+	s->tts_isnull[t->count_att - 1] = false;
+	for (int i = 0; i < spec->nsums; i++)
+	{
+		s->tts_values[t->sum_att[i] - 1] = group->sums[i];
+		s->tts_isnull[t->sum_att[i] - 1] = false;
+	}
+	ExecStoreVirtualTuple(s);
+	ExecSimpleRelationInsert(t->rri, t->estate, s);
+}
+
 /*
  * Add the changes of every group that changed: in place where this backend's
  * stripe has the group's row, the rest in one statement that unnests one
@@ -670,6 +726,11 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 		}
 		if (in_place && agg_target_add(&target, spec, group))
 			continue;
+		if (in_place && target.can_insert)
+		{
+			agg_target_insert(&target, spec, group);
+			continue;
+		}
 		for (int i = 0; i < spec->nkeys; i++)
 			cols[col++][n] = spec->key_kind[i] == AGG_KEY_ENUM
 				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
