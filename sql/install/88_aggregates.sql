@@ -13,7 +13,9 @@
 -- the number of groups times the backends that wrote, not to the number of
 -- opportunities.  The stripes are ordinary rows written in the writer's
 -- transaction: exact after commit, rollback, ROLLBACK TO SAVEPOINT, COPY,
--- bulk UPDATE and DELETE; TRUNCATE empties them.
+-- bulk UPDATE and DELETE; TRUNCATE empties them.  The primary keys put the
+-- text (or enum) column last, after the stripe: a writer finds its row with
+-- integer comparisons and compares text only between the stages of one group.
 --------------------------------------------------------------------------
 
 CREATE TABLE crm.pipeline_aggregate (
@@ -24,7 +26,7 @@ CREATE TABLE crm.pipeline_aggregate (
     opportunities    bigint NOT NULL DEFAULT 0,
     amount           numeric NOT NULL DEFAULT 0,
     weighted_amount  numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (stage, owner, close_month, stripe)
+    PRIMARY KEY (owner, close_month, stripe, stage)
 );
 COMMENT ON TABLE crm.pipeline_aggregate IS 'Pipeline totals per stage, owner and close month, one row per writing backend (stripe); sum over stripes to read; written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.pipeline_aggregate.stage IS 'Opportunity stage';
@@ -80,7 +82,7 @@ CREATE TABLE crm.account_aggregate (
     stripe           integer NOT NULL,
     opportunities    bigint NOT NULL DEFAULT 0,
     amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, owner, stage, stripe)
+    PRIMARY KEY (account_id, owner, stripe, stage)
 );
 COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
@@ -97,7 +99,7 @@ CREATE TABLE crm.campaign_opportunity_aggregate (
     stripe           integer NOT NULL,
     opportunities    bigint NOT NULL DEFAULT 0,
     amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, owner, stage, stripe)
+    PRIMARY KEY (campaign_id, owner, stripe, stage)
 );
 COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
@@ -113,7 +115,7 @@ CREATE TABLE crm.campaign_lead_aggregate (
     status           crm.lead_status NOT NULL,
     stripe           integer NOT NULL,
     leads            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, owner, status, stripe)
+    PRIMARY KEY (campaign_id, owner, stripe, status)
 );
 COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';

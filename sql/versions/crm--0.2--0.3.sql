@@ -8,6 +8,9 @@
 -- through.  The checks of those columns now also exclude NaN (same names),
 -- and the columns that had no check get one (<table>_<column>_not_nan).
 --
+-- The aggregate tables' primary keys are rebuilt with their text (or enum)
+-- column last (at the end of this script); their rows are unchanged.
+--
 -- Existing NaN values: this update does not change any value.  Before it
 -- alters a table it looks for NaN in every column it is about to check; if
 -- there is any, it refuses (SQLSTATE 23514, check_violation) and lists every
@@ -115,3 +118,18 @@ ALTER TABLE crm.campaign
     DROP CONSTRAINT campaign_expected_revenue_not_negative,
     ADD CONSTRAINT campaign_expected_revenue_not_negative CHECK (expected_revenue OPERATOR(pg_catalog.>=) 0
         AND expected_revenue OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric);
+
+-- The aggregates' primary keys put the text (or enum) column last, after the
+-- stripe, so that a writer looking up its stripe row compares integers first.
+ALTER TABLE crm.pipeline_aggregate
+    DROP CONSTRAINT pipeline_aggregate_pkey,
+    ADD CONSTRAINT pipeline_aggregate_pkey PRIMARY KEY (owner, close_month, stripe, stage);
+ALTER TABLE crm.account_aggregate
+    DROP CONSTRAINT account_aggregate_pkey,
+    ADD CONSTRAINT account_aggregate_pkey PRIMARY KEY (account_id, owner, stripe, stage);
+ALTER TABLE crm.campaign_opportunity_aggregate
+    DROP CONSTRAINT campaign_opportunity_aggregate_pkey,
+    ADD CONSTRAINT campaign_opportunity_aggregate_pkey PRIMARY KEY (campaign_id, owner, stripe, stage);
+ALTER TABLE crm.campaign_lead_aggregate
+    DROP CONSTRAINT campaign_lead_aggregate_pkey,
+    ADD CONSTRAINT campaign_lead_aggregate_pkey PRIMARY KEY (campaign_id, owner, stripe, status);
