@@ -101,6 +101,15 @@ typedef struct AggSpec
 	CrmQuery	empty;			/* on TRUNCATE of the source */
 } AggSpec;
 
+/* What an aggregate remembers between calls; each checked before use. */
+typedef struct AggCache
+{
+	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
+	int			target_hint[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];	/* keys, stripe, count, sums */
+	Oid			eq_index;		/* the primary key eq_proc is for */
+	RegProcedure eq_proc[INDEX_MAX_KEYS];
+} AggCache;
+
 /* One ON CONFLICT clause for every aggregate table. */
 #define AGG_ON_CONFLICT(keys, sets) \
 	" ON CONFLICT (" keys ", stripe) DO UPDATE SET " sets
@@ -177,6 +186,15 @@ static AggSpec campaign_lead_spec = {
 
 static AggSpec *const opportunity_specs[] = {&pipeline_spec, &account_spec, &campaign_opportunity_spec, NULL};
 static AggSpec *const lead_specs[] = {&campaign_lead_spec, NULL};
+
+static AggCache agg_caches[4];
+
+static AggCache *
+agg_cache(const AggSpec *spec)
+{
+	return &agg_caches[spec == &pipeline_spec ? 0 : spec == &account_spec ? 1 :
+					   spec == &campaign_opportunity_spec ? 2 : 3];
+}
 
 /*
  * A group of one aggregate while a statement is folded: its key (serialized
@@ -276,7 +294,7 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
 	fold->spec = spec;
 	for (int i = 0; i < spec->nkeys; i++)
 	{
-		fold->key_att[i] = crm_attnum(tupdesc, spec->key_column[i]);
+		fold->key_att[i] = crm_attnum_hint(tupdesc, spec->key_column[i], &agg_cache(spec)->source_hint[i]);
 		fold->key_output[i] = InvalidOid;
 		if (spec->key_kind[i] == AGG_KEY_ENUM)
 		{
@@ -286,8 +304,10 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
 							  &fold->key_output[i], &varlena);
 		}
 	}
-	fold->amount_att = spec->amount_column ? crm_attnum(tupdesc, spec->amount_column) : 0;
-	fold->probability_att = spec->probability_column ? crm_attnum(tupdesc, spec->probability_column) : 0;
+	fold->amount_att = spec->amount_column
+		? crm_attnum_hint(tupdesc, spec->amount_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS]) : 0;
+	fold->probability_att = spec->probability_column
+		? crm_attnum_hint(tupdesc, spec->probability_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS + 1]) : 0;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(AggGroupKey);
 	ctl.entrysize = sizeof(AggGroup);
@@ -486,11 +506,12 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	}
 	desc = RelationGetDescr(t->rel);
 	for (int i = 0; i < spec->nkeys; i++)
-		t->key_att[i] = crm_attnum(desc, spec->target_key[i]);
-	t->stripe_att = crm_attnum(desc, "stripe");
-	t->count_att = crm_attnum(desc, spec->count_column);
+		t->key_att[i] = crm_attnum_hint(desc, spec->target_key[i], &agg_cache(spec)->target_hint[i]);
+	t->stripe_att = crm_attnum_hint(desc, "stripe", &agg_cache(spec)->target_hint[AGG_MAX_KEYS]);
+	t->count_att = crm_attnum_hint(desc, spec->count_column, &agg_cache(spec)->target_hint[AGG_MAX_KEYS + 1]);
 	for (int i = 0; i < spec->nsums; i++)
-		t->sum_att[i] = crm_attnum(desc, spec->sum_column[i]);
+		t->sum_att[i] = crm_attnum_hint(desc, spec->sum_column[i],
+										&agg_cache(spec)->target_hint[AGG_MAX_KEYS + 2 + i]);
 
 	t->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -511,16 +532,24 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 
 	/* equality on every key column of the primary key */
 	t->nskeys = IndexRelationGetNumberOfKeyAttributes(t->index);
+	if (agg_cache(spec)->eq_index != pkey)
+	{
+		for (int i = 0; i < t->nskeys; i++)
+		{
+			Oid			optype = t->index->rd_opcintype[i];
+			Oid			op = get_opfamily_member(t->index->rd_opfamily[i], optype, optype,
+												 BTEqualStrategyNumber);
+
+			if (!OidIsValid(op))
+				elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
+			agg_cache(spec)->eq_proc[i] = get_opcode(op);
+		}
+		agg_cache(spec)->eq_index = pkey;
+	}
 	for (int i = 0; i < t->nskeys; i++)
 	{
-		Oid			optype = t->index->rd_opcintype[i];
-		Oid			op = get_opfamily_member(t->index->rd_opfamily[i], optype, optype,
-											 BTEqualStrategyNumber);
-
-		if (!OidIsValid(op))
-			elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
 		t->skey_att[i] = t->index->rd_index->indkey.values[i];
-		ScanKeyInit(&t->skey[i], i + 1, BTEqualStrategyNumber, get_opcode(op), (Datum) 0);
+		ScanKeyInit(&t->skey[i], i + 1, BTEqualStrategyNumber, agg_cache(spec)->eq_proc[i], (Datum) 0);
 		t->skey[i].sk_collation = t->index->rd_indcollation[i];
 	}
 

@@ -136,6 +136,7 @@ extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 								 const char *from, const char *to,
 								 CrmPermitKind kind);
 extern int	crm_attnum(TupleDesc tupdesc, const char *colname);
+extern int	crm_attnum_hint(TupleDesc tupdesc, const char *colname, int *hint);
 extern char *crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname);
 extern char *crm_attribute_text(HeapTuple tuple, TupleDesc tupdesc, int attnum);
 extern bool crm_column_is(HeapTuple tuple, TupleDesc tupdesc, const char *colname,

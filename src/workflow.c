@@ -60,6 +60,27 @@ crm_attnum(TupleDesc tupdesc, const char *colname)
 	return attnum;
 }
 
+/*
+ * crm_attnum_hint -- crm_attnum for a caller that looks the same column up
+ * again and again: *hint remembers the last answer and is checked (the
+ * column there must still have that name) before it is used.
+ */
+int
+crm_attnum_hint(TupleDesc tupdesc, const char *colname, int *hint)
+{
+	int			attnum = *hint;
+
+	if (attnum > 0 && attnum <= tupdesc->natts)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), colname) == 0)
+			return attnum;
+	}
+	*hint = crm_attnum(tupdesc, colname);
+	return *hint;
+}
+
 /* crm_column_text -- text form of a column, NULL when null */
 char *
 crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname)

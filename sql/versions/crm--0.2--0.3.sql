@@ -9,7 +9,8 @@
 -- and the columns that had no check get one (<table>_<column>_not_nan).
 --
 -- The aggregate tables' primary keys are rebuilt with their text (or enum)
--- column last (at the end of this script); their rows are unchanged.
+-- column last, and the tables get fill factor 20 (at the end of this
+-- script); their rows are unchanged.
 --
 -- Existing NaN values: this update does not change any value.  Before it
 -- alters a table it looks for NaN in every column it is about to check; if
@@ -133,3 +134,7 @@ ALTER TABLE crm.campaign_opportunity_aggregate
 ALTER TABLE crm.campaign_lead_aggregate
     DROP CONSTRAINT campaign_lead_aggregate_pkey,
     ADD CONSTRAINT campaign_lead_aggregate_pkey PRIMARY KEY (campaign_id, owner, stripe, status);
+ALTER TABLE crm.pipeline_aggregate SET (fillfactor = 20);
+ALTER TABLE crm.account_aggregate SET (fillfactor = 20);
+ALTER TABLE crm.campaign_opportunity_aggregate SET (fillfactor = 20);
+ALTER TABLE crm.campaign_lead_aggregate SET (fillfactor = 20);
