@@ -47,6 +47,22 @@ DELETE FROM crm.opportunity WHERE id = 2;
 ROLLBACK;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
+-- The same groups changed again after a rollback to a savepoint, and
+-- committed: the stripe rows the rolled-back part wrote (new versions and
+-- new groups) are gone, the ones before it count.
+BEGIN;
+UPDATE crm.opportunity SET amount = amount + 1 WHERE id = 3;
+SAVEPOINT s;
+UPDATE crm.opportunity SET stage = 'Negotiation', amount = amount + 5 WHERE id = 3;
+ROLLBACK TO SAVEPOINT s;
+UPDATE crm.opportunity SET stage = 'Negotiation', amount = amount + 5 WHERE id = 3;
+SAVEPOINT t;
+UPDATE crm.opportunity SET stage = 'Proposal' WHERE id = 3;
+ROLLBACK TO SAVEPOINT t;
+UPDATE crm.opportunity SET amount = amount + 2 WHERE id = 3;
+COMMIT;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
 -- Updates that touch no aggregated column write no aggregate rows.
 SELECT count(*) AS rows_before FROM crm.pipeline_aggregate \gset
 UPDATE crm.opportunity SET description = 'note';
