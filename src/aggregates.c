@@ -6,8 +6,10 @@
  * SQL), adds every new row's contribution and subtracts every old row's, per
  * group of each aggregate the table feeds, in a hash table; then it adds the
  * change of every group whose change is not zero to the row of the
- * aggregate table whose stripe is this backend's id (MyBackendId), with one
- * kept INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per
+ * aggregate table whose stripe is this backend's id (MyBackendId): in place,
+ * through the primary key and table_tuple_update() (AggTarget below), or,
+ * for new groups while prepared transactions are enabled, with one kept
+ * INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per
  * aggregate.
  *
  * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
@@ -23,9 +25,13 @@
  * contended either.  Readers sum the stripes of a group.
  *
  * Why it is cheap: an UPDATE that changes no aggregated column, or changes
- * them in ways that cancel out, computes zero changes and runs no SQL at all.
+ * them in ways that cancel out, computes zero changes and writes nothing; the
+ * others cost an index probe and a HOT update per changed group, without a
+ * statement to set up.
  *
- * The additions run as the extension owner: users cannot write aggregates.
+ * Users cannot write aggregates: the in-place writes are the extension's own
+ * (no privilege applies to them), and the SQL path runs as the extension
+ * owner.
  * (A prepared transaction keeps its stripe rows locked after its backend is
  * gone; a new backend with the same id waits for COMMIT/ROLLBACK PREPARED.)
  */
