@@ -68,8 +68,8 @@ trap cleanup EXIT
 started=$(date +%s)
 
 start_cluster "$WORK/cluster"
-psql_as() { local u=$1; shift; as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$u" -d stress "$@"; }
-psql_q() { psql_as postgres "$@"; }
+# psql_q: the superuser in database stress (aligned output, unlike common.sh's psql_as)
+psql_q() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres -d stress "$@"; }
 as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres \
     -c "CREATE DATABASE stress" \
     -c "ALTER DATABASE stress SET deadlock_timeout = '50ms'" \
