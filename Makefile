@@ -64,6 +64,7 @@ REGRESS = \
 	trigger_robustness \
 	reports \
 	aggregates \
+	aggregate_hints \
 	row_security \
 	security_attacks \
 	bad_input

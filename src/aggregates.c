@@ -43,6 +43,7 @@
 #include "access/tableam.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -53,6 +54,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -111,8 +113,15 @@ typedef struct AggCache
 {
 	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
 	int			target_hint[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];	/* keys, stripe, count, sums */
-	Oid			eq_index;		/* the primary key eq_proc is for */
-	RegProcedure eq_proc[INDEX_MAX_KEYS];
+	Oid			relid;			/* the aggregate table, if still crm.<table> */
+	Oid			nspid;			/* schema crm */
+	Oid			pkey;			/* its primary key, which the rest is of */
+	int			nkeys;
+	AttrNumber	key_att[INDEX_MAX_KEYS];	/* table column of each key column */
+	Oid			collation[INDEX_MAX_KEYS];
+	FmgrInfo	eq[INDEX_MAX_KEYS];	/* equality of each key column */
+	struct HTAB *hints;			/* AggHint by group, see there */
+	MemoryContext hints_cxt;
 } AggCache;
 
 /* One ON CONFLICT clause for every aggregate table. */
@@ -459,15 +468,18 @@ agg_array(Datum *elems, int n, Oid type)
 
 /*
  * An aggregate table opened for changing this backend's stripe rows in
- * place: the row is found through the primary key under a fresh snapshot and
- * the change is added to it by table_tuple_update(), which waits for a
- * transaction that is changing the same version and reports whether one
- * replaced or deleted it meanwhile (a compaction or rebuild): then the row is
- * looked up again.  Indexes and constraints are maintained as for any
- * UPDATE.  This costs a fraction of a statement, which has to be set up,
- * planned (from the cache) and torn down each time.  Not used when the table
- * has triggers of its own (none are installed; a DBA may add some), which
- * only a statement fires the way a user expects.
+ * place.  The stripe row of a group is found under a snapshot taken when the
+ * first row is needed: at the place this backend last wrote it (a hint, see
+ * AggHint), checked to still hold the group's key, or else through the
+ * primary key.  The change is added to it by table_tuple_update(), which
+ * waits for a transaction that is changing the same version and reports
+ * whether one replaced or deleted it meanwhile (a compaction or rebuild):
+ * then a new snapshot is taken and the row is looked up again through the
+ * primary key.  Indexes and constraints are maintained as for any UPDATE.
+ * This costs a fraction of a statement, which has to be set up, planned
+ * (from the cache) and torn down each time.  Not used when the table has
+ * triggers of its own (none are installed; a DBA may add some), which only a
+ * statement fires the way a user expects.
  *
  * A group the stripe has no row for yet is inserted the same way, unless
  * prepared transactions are enabled: only then can another transaction be
@@ -480,12 +492,15 @@ agg_array(Datum *elems, int n, Oid type)
 typedef struct AggTarget
 {
 	Relation	rel;
-	Relation	index;			/* the primary key */
-	int			nskeys;
-	ScanKeyData skey[INDEX_MAX_KEYS];
-	int			skey_att[INDEX_MAX_KEYS];	/* table column of each key */
+	Relation	index;			/* the primary key; NULL until a lookup needs it */
+	AggCache   *cache;
+	Datum		keyval[INDEX_MAX_KEYS];	/* the group's value of each key column */
 	EState	   *estate;
 	ResultRelInfo *rri;
+	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
+	Snapshot	snap;			/* registered; NULL until the first lookup */
+	IndexScanDesc scan;			/* on index under snap; NULL until needed */
+	IndexFetchTableData *fetch; /* fetches at hints; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
 	TupleTableSlot *next;		/* its new version */
 	int			key_att[AGG_MAX_KEYS];
@@ -495,28 +510,88 @@ typedef struct AggTarget
 	bool		can_insert;		/* new groups inserted here too, not by SQL */
 } AggTarget;
 
+/*
+ * The aggregate table, opened with RowExclusiveLock: by the OID it had last
+ * time when that relation still is crm.<table>, else looked up by name.
+ */
+static Relation
+agg_target_table(AggSpec *spec, AggCache *cache)
+{
+	Relation	rel = NULL;
+
+	if (OidIsValid(cache->relid))
+	{
+		rel = try_table_open(cache->relid, RowExclusiveLock);
+		if (rel != NULL && (RelationGetNamespace(rel) != cache->nspid ||
+							strcmp(RelationGetRelationName(rel), spec->table) != 0))
+		{
+			table_close(rel, RowExclusiveLock);
+			rel = NULL;
+		}
+	}
+	if (rel == NULL)
+	{
+		cache->nspid = get_namespace_oid("crm", false);
+		cache->relid = crm_relation_oid(spec->table);
+		rel = table_open(cache->relid, RowExclusiveLock);
+	}
+	return rel;
+}
+
+/*
+ * What the cache knows of the primary key pkey: its columns and their
+ * equality functions (for index lookups and for checking a hint).
+ */
+static void
+agg_cache_primary_key(AggCache *cache, AggSpec *spec, Relation index)
+{
+	cache->pkey = InvalidOid;
+	cache->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	for (int i = 0; i < cache->nkeys; i++)
+	{
+		Oid			optype = index->rd_opcintype[i];
+		Oid			op = get_opfamily_member(index->rd_opfamily[i], optype, optype,
+											 BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
+		cache->key_att[i] = index->rd_index->indkey.values[i];
+		cache->collation[i] = index->rd_indcollation[i];
+		fmgr_info_cxt(get_opcode(op), &cache->eq[i], TopMemoryContext);
+	}
+	cache->pkey = RelationGetRelid(index);
+}
+
 static bool
 agg_target_open(AggTarget *t, AggSpec *spec)
 {
+	AggCache   *cache = agg_cache(spec);
 	TupleDesc	desc;
 	RangeTblEntry *rte;
 	Oid			pkey;
 
-	t->rel = table_open(crm_relation_oid(spec->table), RowExclusiveLock);
+	t->rel = agg_target_table(spec, cache);
 	pkey = RelationGetPrimaryKeyIndex(t->rel);
 	if (!OidIsValid(pkey) || t->rel->trigdesc != NULL)
 	{
 		table_close(t->rel, NoLock);
 		return false;
 	}
+	t->cache = cache;
+	t->index = NULL;
+	if (cache->pkey != pkey)
+	{
+		t->index = index_open(pkey, RowExclusiveLock);
+		agg_cache_primary_key(cache, spec, t->index);
+	}
 	desc = RelationGetDescr(t->rel);
 	for (int i = 0; i < spec->nkeys; i++)
-		t->key_att[i] = crm_attnum_hint(desc, spec->target_key[i], &agg_cache(spec)->target_hint[i]);
-	t->stripe_att = crm_attnum_hint(desc, "stripe", &agg_cache(spec)->target_hint[AGG_MAX_KEYS]);
-	t->count_att = crm_attnum_hint(desc, spec->count_column, &agg_cache(spec)->target_hint[AGG_MAX_KEYS + 1]);
+		t->key_att[i] = crm_attnum_hint(desc, spec->target_key[i], &cache->target_hint[i]);
+	t->stripe_att = crm_attnum_hint(desc, "stripe", &cache->target_hint[AGG_MAX_KEYS]);
+	t->count_att = crm_attnum_hint(desc, spec->count_column, &cache->target_hint[AGG_MAX_KEYS + 1]);
 	for (int i = 0; i < spec->nsums; i++)
 		t->sum_att[i] = crm_attnum_hint(desc, spec->sum_column[i],
-										&agg_cache(spec)->target_hint[AGG_MAX_KEYS + 2 + i]);
+										&cache->target_hint[AGG_MAX_KEYS + 2 + i]);
 
 	t->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -527,36 +602,10 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	ExecInitRangeTable(t->estate, list_make1(rte));
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
-	ExecOpenIndices(t->rri, false);
-	t->index = NULL;
-	for (int i = 0; i < t->rri->ri_NumIndices; i++)
-		if (RelationGetRelid(t->rri->ri_IndexRelationDescs[i]) == pkey)
-			t->index = t->rri->ri_IndexRelationDescs[i];
-	if (t->index == NULL)
-		elog(ERROR, "crm: primary key of crm.%s not open", spec->table);
-
-	/* equality on every key column of the primary key */
-	t->nskeys = IndexRelationGetNumberOfKeyAttributes(t->index);
-	if (agg_cache(spec)->eq_index != pkey)
-	{
-		for (int i = 0; i < t->nskeys; i++)
-		{
-			Oid			optype = t->index->rd_opcintype[i];
-			Oid			op = get_opfamily_member(t->index->rd_opfamily[i], optype, optype,
-												 BTEqualStrategyNumber);
-
-			if (!OidIsValid(op))
-				elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
-			agg_cache(spec)->eq_proc[i] = get_opcode(op);
-		}
-		agg_cache(spec)->eq_index = pkey;
-	}
-	for (int i = 0; i < t->nskeys; i++)
-	{
-		t->skey_att[i] = t->index->rd_index->indkey.values[i];
-		ScanKeyInit(&t->skey[i], i + 1, BTEqualStrategyNumber, agg_cache(spec)->eq_proc[i], (Datum) 0);
-		t->skey[i].sk_collation = t->index->rd_indcollation[i];
-	}
+	t->indices_open = false;
+	t->snap = NULL;
+	t->scan = NULL;
+	t->fetch = NULL;
 
 	/* every column is ours (or dropped), so an insert sets them all */
 	t->can_insert = max_prepared_xacts == 0;
@@ -579,18 +628,48 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 
 	/*
 	 * What this transaction wrote to the table before, also earlier in this
-	 * command, must be visible to the snapshots taken below.
+	 * command, must be visible to the snapshot taken for the lookups.
 	 */
 	CommandCounterIncrement();
 	return true;
 }
 
+/* the table's indexes, opened for inserting entries into them */
+static void
+agg_target_open_indices(AggTarget *t)
+{
+	if (!t->indices_open)
+	{
+		ExecOpenIndices(t->rri, false);
+		t->indices_open = true;
+	}
+}
+
+/* forget the snapshot and the lookups made under it */
+static void
+agg_target_end_lookups(AggTarget *t)
+{
+	ExecClearTuple(t->found);
+	if (t->scan != NULL)
+		index_endscan(t->scan);
+	t->scan = NULL;
+	if (t->snap != NULL)
+		UnregisterSnapshot(t->snap);
+	t->snap = NULL;
+}
+
 static void
 agg_target_close(AggTarget *t)
 {
+	agg_target_end_lookups(t);
+	if (t->fetch != NULL)
+		table_index_fetch_end(t->fetch);
 	ExecDropSingleTupleTableSlot(t->next);
 	ExecDropSingleTupleTableSlot(t->found);
-	ExecCloseIndices(t->rri);
+	if (t->indices_open)
+		ExecCloseIndices(t->rri);
+	if (t->index != NULL)
+		index_close(t->index, NoLock);
 	FreeExecutorState(t->estate);
 	table_close(t->rel, NoLock);
 }
@@ -626,11 +705,13 @@ agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
 }
 
 /*
- * Replace the stripe row in t->found, visible to snap, by its new version;
- * false when another transaction replaced or deleted it since snap was taken.
+ * Replace the stripe row in t->found, visible to t->snap, by its new version;
+ * false when another transaction replaced or deleted it since the snapshot
+ * was taken.  *hot: the new version is in the same HOT chain (reached from
+ * the same index entry).
  */
 static bool
-agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, Snapshot snap)
+agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
 {
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
@@ -641,14 +722,182 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, Snapshot snap)
 	if (t->rel->rd_att->constr)
 		ExecConstraints(t->rri, t->next, t->estate);
 	result = table_tuple_update(t->rel, &t->found->tts_tid, t->next, GetCurrentCommandId(true),
-								snap, InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+								t->snap, InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
 	if (result == TM_Updated || result == TM_Deleted)
 		return false;
 	if (result != TM_Ok)
 		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
+	*hot = !update_indexes;
 	if (update_indexes)
+	{
+		agg_target_open_indices(t);
 		list_free(ExecInsertIndexTuples(t->rri, t->next, t->estate, true, false, NULL, NIL));
+	}
 	return true;
+}
+
+/*
+ * Hints: where this backend last wrote the stripe row of a group, per
+ * aggregate, so that the next change of the group goes straight to it
+ * instead of through the primary key.  A hint is the TID of the row's index
+ * entry (the root of its HOT chain, which HOT updates keep) and the shared
+ * buffer the block was in.  It is only a guess: the block is read only if
+ * that buffer still holds it (so it was not truncated away: a truncation
+ * needs a lock that conflicts with ours, and drops the buffers of the blocks
+ * it removes), and the version found there that the snapshot sees is used
+ * only if it is this stripe's row of the group, compared column by column
+ * with the primary key's equality functions.  Anything else (the row was
+ * compacted away, its slot reused, the block evicted, the table rewritten)
+ * falls back to the primary key.  Hints live in the backend for its
+ * lifetime, at most AGG_MAX_HINTS per aggregate.
+ */
+#define AGG_MAX_HINTS 65536
+
+typedef struct AggHint
+{
+	AggGroupKey key;			/* must be first */
+	ItemPointerData tid;
+	Buffer		buffer;			/* InvalidBuffer: not known */
+} AggHint;
+
+static AggHint *
+agg_hint_find(AggCache *cache, AggGroupKey *key)
+{
+	if (cache->hints == NULL)
+		return NULL;
+	return (AggHint *) hash_search(cache->hints, key, HASH_FIND, NULL);
+}
+
+static void
+agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buffer)
+{
+	AggHint    *hint;
+	bool		found;
+
+	if (cache->hints == NULL || hash_get_num_entries(cache->hints) >= AGG_MAX_HINTS)
+	{
+		HASHCTL		ctl;
+
+		if (cache->hints_cxt == NULL)
+			cache->hints_cxt = AllocSetContextCreate(TopMemoryContext, "crm aggregate hints",
+													 ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(cache->hints_cxt);	/* the table and its keys */
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(AggGroupKey);
+		ctl.entrysize = sizeof(AggHint);
+		ctl.hash = agg_key_hash;
+		ctl.match = agg_key_match;
+		ctl.hcxt = cache->hints_cxt;
+		cache->hints = hash_create("crm aggregate hints", 1024, &ctl,
+								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	hint = (AggHint *) hash_search(cache->hints, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		hint->key.data = MemoryContextAlloc(cache->hints_cxt, key->len);
+		memcpy(hint->key.data, key->data, key->len);
+	}
+	hint->tid = *tid;
+	hint->buffer = buffer;
+}
+
+static void
+agg_hint_forget(AggCache *cache, AggGroupKey *key)
+{
+	if (cache->hints != NULL)
+		hash_search(cache->hints, key, HASH_REMOVE, NULL);	/* its key bytes stay till a reset */
+}
+
+/* the buffer a stripe row found by a lookup is in */
+static Buffer
+agg_found_buffer(TupleTableSlot *found)
+{
+	return TTS_IS_BUFFERTUPLE(found) ? ((BufferHeapTupleTableSlot *) found)->buffer : InvalidBuffer;
+}
+
+static void
+agg_target_snapshot(AggTarget *t)
+{
+	if (t->snap == NULL)
+		t->snap = RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * Look for the group's stripe row at the hint; true when the version the
+ * snapshot sees there is the row (in t->found).
+ */
+static bool
+agg_target_fetch_hint(AggTarget *t, AggHint *hint)
+{
+	AggCache   *cache = t->cache;
+	bool		call_again = false;
+	bool		all_dead = false;
+	ItemPointerData tid;
+
+	if (!BufferIsValid(hint->buffer) ||
+		!ReadRecentBuffer(t->rel->rd_node, MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
+						  hint->buffer))
+		return false;
+	ReleaseBuffer(hint->buffer);	/* the block exists; the fetch pins it again */
+	agg_target_snapshot(t);
+	if (t->fetch == NULL)
+		t->fetch = table_index_fetch_begin(t->rel);
+	tid = hint->tid;			/* the fetch moves it to the version it finds */
+	if (!table_index_fetch_tuple(t->fetch, &tid, t->snap, t->found, &call_again, &all_dead))
+		return false;
+	for (int i = 0; i < cache->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(t->found, cache->key_att[i], &isnull);
+
+		if (isnull || !DatumGetBool(FunctionCall2Coll(&cache->eq[i], cache->collation[i],
+													  d, t->keyval[i])))
+		{
+			ExecClearTuple(t->found);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Look the group's stripe row up through the primary key; true when found
+ * (in t->found), with the TID of its index entry in *root.
+ */
+static bool
+agg_target_lookup(AggTarget *t, ItemPointer root)
+{
+	AggCache   *cache = t->cache;
+	ScanKeyData skey[INDEX_MAX_KEYS];
+
+	agg_target_snapshot(t);
+	if (t->index == NULL)
+		t->index = index_open(cache->pkey, RowExclusiveLock);
+	if (t->scan == NULL)
+		t->scan = index_beginscan(t->rel, t->index, t->snap, cache->nkeys, 0);
+	for (int i = 0; i < cache->nkeys; i++)
+	{
+		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+									   cache->collation[i], &cache->eq[i], t->keyval[i]);
+	}
+	index_rescan(t->scan, skey, cache->nkeys, NULL, 0);
+
+	/*
+	 * index_getnext_slot(), keeping the index entry's TID: the fetch moves
+	 * xs_heaptid to the version it finds.  (An MVCC snapshot sees at most
+	 * one version of a chain, so a fetch is never to be repeated.)
+	 */
+	for (;;)
+	{
+		ItemPointer tid = index_getnext_tid(t->scan, ForwardScanDirection);
+
+		if (tid == NULL)
+			return false;
+		*root = *tid;
+		if (index_fetch_heap(t->scan, t->found))
+			return true;
+	}
 }
 
 /*
@@ -658,32 +907,47 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, Snapshot snap)
 static bool
 agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 {
-	for (int i = 0; i < t->nskeys; i++)
+	AggCache   *cache = t->cache;
+	AggHint    *hint = agg_hint_find(cache, &group->key);
+
+	for (int i = 0; i < cache->nkeys; i++)
 	{
-		int			att = t->skey_att[i];
+		int			att = cache->key_att[i];
 
 		if (att == t->stripe_att)
-			t->skey[i].sk_argument = Int32GetDatum(MyBackendId);
+			t->keyval[i] = Int32GetDatum(MyBackendId);
 		else
 			for (int k = 0; k < spec->nkeys; k++)
 				if (att == t->key_att[k])
-					t->skey[i].sk_argument = group->keys[k];
+					t->keyval[i] = group->keys[k];
 	}
 	for (;;)
 	{
-		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-		IndexScanDesc scan = index_beginscan(t->rel, t->index, snap, t->nskeys, 0);
-		bool		found;
-		bool		done;
+		ItemPointerData root;
+		Buffer		buffer;
+		bool		hot;
 
-		index_rescan(scan, t->skey, t->nskeys, NULL, 0);
-		found = index_getnext_slot(scan, ForwardScanDirection, t->found);
-		index_endscan(scan);
-		done = !found || agg_target_update(t, spec, group, snap);
-		UnregisterSnapshot(snap);
-		if (done)
-			return found;
-		CHECK_FOR_INTERRUPTS();	/* changed meanwhile: look again */
+		if (hint != NULL && agg_target_fetch_hint(t, hint))
+			root = hint->tid;
+		else if (!agg_target_lookup(t, &root))
+		{
+			agg_hint_forget(cache, &group->key);
+			return false;
+		}
+		buffer = agg_found_buffer(t->found);
+		if (agg_target_update(t, spec, group, &hot))
+		{
+			if (hot)
+				agg_hint_remember(cache, &group->key, &root, buffer);
+			else
+				agg_hint_remember(cache, &group->key, &t->next->tts_tid, InvalidBuffer);
+			ExecClearTuple(t->found);
+			return true;
+		}
+		/* changed meanwhile: look again, under a new snapshot */
+		agg_target_end_lookups(t);
+		hint = NULL;
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 
@@ -715,7 +979,9 @@ agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
 		s->tts_isnull[t->sum_att[i] - 1] = false;
 	}
 	ExecStoreVirtualTuple(s);
+	agg_target_open_indices(t);
 	ExecSimpleRelationInsert(t->rri, t->estate, s);
+	agg_hint_remember(t->cache, &group->key, &s->tts_tid, InvalidBuffer);
 }
 
 /*
