@@ -4,7 +4,7 @@
  * crm.aggregates_maintain() is an AFTER statement trigger on crm.opportunity
  * and crm.lead.  It reads the statement's transition tables directly (no
  * SQL), adds every new row's contribution and subtracts every old row's, per
- * group of each aggregate the table feeds, in a hash table; then it adds the
+ * group of each aggregate the table feeds (see AggFold); then it adds the
  * change of every group whose change is not zero to the row of the
  * aggregate table whose stripe is this backend's id (MyBackendId): in place,
  * through the primary key and table_tuple_update() (AggTarget below), or,
@@ -286,11 +286,27 @@ agg_weighted(Datum amount, Datum probability, bool probability_null, const AggCo
 	return DirectFunctionCall2(numeric_round, x, Int32GetDatum(2));
 }
 
-/* Per-statement state of one aggregate. */
+/*
+ * Per-statement state of one aggregate.  Its groups are in an array, looked
+ * up by comparing keys while there are few (a statement that changes one
+ * row has one or two per aggregate), through a hash table on the keys once
+ * there are more than AGG_FOLD_LINEAR.
+ */
+#define AGG_FOLD_LINEAR 8
+
+typedef struct AggGroupIndexEntry
+{
+	AggGroupKey key;			/* must be first */
+	int			pos;			/* in AggFold.groups */
+} AggGroupIndexEntry;
+
 typedef struct AggFold
 {
 	AggSpec    *spec;
-	HTAB	   *groups;
+	AggGroup   *groups;
+	int			ngroups;
+	int			capacity;
+	HTAB	   *index;			/* NULL while ngroups <= AGG_FOLD_LINEAR */
 	int			key_att[AGG_MAX_KEYS];
 	Oid			key_output[AGG_MAX_KEYS];	/* output functions of enum keys */
 	int			amount_att;
@@ -301,10 +317,8 @@ typedef struct AggFold
 } AggFold;
 
 static void
-agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
+agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc, MemoryContext row)
 {
-	HASHCTL		ctl;
-
 	fold->spec = spec;
 	for (int i = 0; i < spec->nkeys; i++)
 	{
@@ -322,18 +336,69 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc)
 		? crm_attnum_hint(tupdesc, spec->amount_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS]) : 0;
 	fold->probability_att = spec->probability_column
 		? crm_attnum_hint(tupdesc, spec->probability_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS + 1]) : 0;
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(AggGroupKey);
-	ctl.entrysize = sizeof(AggGroup);
-	ctl.hash = agg_key_hash;
-	ctl.match = agg_key_match;
-	ctl.hcxt = CurrentMemoryContext;
-	fold->groups = hash_create("crm aggregate groups", 64, &ctl,
-							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	fold->capacity = 4;
+	fold->ngroups = 0;
+	fold->groups = palloc(sizeof(AggGroup) * fold->capacity);
+	fold->index = NULL;
 	initStringInfo(&fold->buf);
 	fold->keep = CurrentMemoryContext;
-	fold->row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
-									  ALLOCSET_DEFAULT_SIZES);
+	fold->row = row;
+}
+
+static AggGroup *
+agg_fold_find(AggFold *fold, const AggGroupKey *key)
+{
+	if (fold->index != NULL)
+	{
+		AggGroupIndexEntry *e = hash_search(fold->index, key, HASH_FIND, NULL);
+
+		return e != NULL ? &fold->groups[e->pos] : NULL;
+	}
+	for (int i = 0; i < fold->ngroups; i++)
+		if (agg_key_match(&fold->groups[i].key, key, sizeof(AggGroupKey)) == 0)
+			return &fold->groups[i];
+	return NULL;
+}
+
+static void
+agg_fold_index(AggFold *fold, int pos)
+{
+	AggGroupIndexEntry *e = hash_search(fold->index, &fold->groups[pos].key, HASH_ENTER, NULL);
+
+	e->pos = pos;
+}
+
+/* a new group for key (whose bytes are the fold's), uninitialized */
+static AggGroup *
+agg_fold_new(AggFold *fold, const AggGroupKey *key)
+{
+	int			pos = fold->ngroups;
+
+	if (pos == fold->capacity)
+	{
+		fold->capacity *= 2;
+		fold->groups = repalloc(fold->groups, sizeof(AggGroup) * fold->capacity);
+	}
+	fold->groups[pos].key = *key;
+	fold->ngroups++;
+	if (fold->index != NULL)
+		agg_fold_index(fold, pos);
+	else if (fold->ngroups > AGG_FOLD_LINEAR)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(AggGroupKey);
+		ctl.entrysize = sizeof(AggGroupIndexEntry);
+		ctl.hash = agg_key_hash;
+		ctl.match = agg_key_match;
+		ctl.hcxt = fold->keep;
+		fold->index = hash_create("crm aggregate groups", 64, &ctl,
+								  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		for (int i = 0; i < fold->ngroups; i++)
+			agg_fold_index(fold, i);
+	}
+	return &fold->groups[pos];
 }
 
 /* Add (sign +1) or subtract (sign -1) one row's contribution. */
@@ -344,7 +409,6 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 	Datum		keys[AGG_MAX_KEYS];
 	AggGroupKey key;
 	AggGroup   *group;
-	bool		found;
 
 	resetStringInfo(&fold->buf);
 	for (int i = 0; i < spec->nkeys; i++)
@@ -376,14 +440,14 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 	}
 	key.len = fold->buf.len;
 	key.data = fold->buf.data;
-	group = (AggGroup *) hash_search(fold->groups, &key, HASH_FIND, NULL);
+	group = agg_fold_find(fold, &key);
 	if (group == NULL)
 	{
 		MemoryContext saved = MemoryContextSwitchTo(fold->keep);
 
 		key.data = palloc(key.len);
 		memcpy(key.data, fold->buf.data, key.len);
-		group = (AggGroup *) hash_search(fold->groups, &key, HASH_ENTER, &found);
+		group = agg_fold_new(fold, &key);
 		for (int i = 0; i < spec->nkeys; i++)
 			group->keys[i] = spec->key_kind[i] == AGG_KEY_TEXT
 				? PointerGetDatum(DatumGetTextPCopy(keys[i])) : keys[i];
@@ -411,7 +475,10 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 		else
 			value = amount;
 		/* computed in the row's context, kept in the fold's: one copy per group */
-		value = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, group->sums[i], value);
+		if (group->sums[i] == c->zero)	/* the group's first contribution */
+			value = sign > 0 ? value : DirectFunctionCall1(numeric_uminus, value);
+		else
+			value = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, group->sums[i], value);
 		{
 			MemoryContext saved = MemoryContextSwitchTo(fold->keep);
 			Datum		old = group->sums[i];
@@ -993,13 +1060,11 @@ static bool
 agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 {
 	AggSpec    *spec = fold->spec;
-	long		ngroups = hash_get_num_entries(fold->groups);
+	int			ngroups = fold->ngroups;
 	Datum	   *cols[AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	int			ncols = spec->nkeys + 1 + spec->nsums;
 	Datum		values[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	char		nulls[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
-	HASH_SEQ_STATUS seq;
-	AggGroup   *group;
 	AggTarget	target;
 	bool		in_place = false;
 	bool		opened = false;
@@ -1009,9 +1074,9 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 		return connected;
 	for (int i = 0; i < ncols; i++)
 		cols[i] = palloc(sizeof(Datum) * ngroups);
-	hash_seq_init(&seq, fold->groups);
-	while ((group = (AggGroup *) hash_seq_search(&seq)) != NULL)
+	for (int g = 0; g < ngroups; g++)
 	{
+		AggGroup   *group = &fold->groups[g];
 		bool		changed = group->count != 0;
 		int			col = 0;
 
@@ -1099,6 +1164,8 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 		TupleTableSlot *slot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
 		AggConstants c;
+		MemoryContext row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
+												  ALLOCSET_DEFAULT_SIZES);
 
 		c.zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
 		c.hundred = DirectFunctionCall1(int4_numeric, Int32GetDatum(100));
@@ -1106,13 +1173,14 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		{
 			AggFold		fold;
 
-			agg_fold_init(&fold, specs[i], tupdesc);
+			agg_fold_init(&fold, specs[i], tupdesc, row);
 			agg_fold_table(&fold, trigdata->tg_newtable, slot, 1, &c);
 			agg_fold_table(&fold, trigdata->tg_oldtable, slot, -1, &c);
 			connected = agg_write_groups(&fold, connected, &c);
-			hash_destroy(fold.groups);
-			MemoryContextDelete(fold.row);
+			if (fold.index != NULL)
+				hash_destroy(fold.index);
 		}
+		MemoryContextDelete(row);
 		ExecDropSingleTupleTableSlot(slot);
 	}
 	if (connected)
