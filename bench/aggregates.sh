@@ -3,7 +3,7 @@
 # aggregates, side by side in one run, with pgbench.
 #
 #   bash bench/aggregates.sh
-#       N=100000 ROUNDS=5 SECONDS_PER_RUN=10 WARMUP_SECONDS=20
+#       N=100000 ROUNDS=9 SECONDS_PER_RUN=6 WARMUP_SECONDS=20
 #       READ_SIZES="10000 100000 1000000" READ_SECONDS=5
 #
 # 1. Maintenance.  Two databases cloned from one template with N
@@ -29,8 +29,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 N=${N:-100000}
-ROUNDS=${ROUNDS:-5}
-SECS=${SECONDS_PER_RUN:-10}
+ROUNDS=${ROUNDS:-9}
+SECS=${SECONDS_PER_RUN:-6}
 WARMUP=${WARMUP_SECONDS:-20}
 READ_SIZES=${READ_SIZES:-"10000 100000 1000000"}
 READ_SECS=${READ_SECONDS:-5}

@@ -38,6 +38,7 @@
 #include "crm.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -567,7 +568,8 @@ typedef struct AggTarget
 	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
 	Snapshot	snap;			/* registered; NULL until the first lookup */
 	IndexScanDesc scan;			/* on index under snap; NULL until needed */
-	IndexFetchTableData *fetch; /* fetches at hints; NULL until needed */
+	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
+	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
 	TupleTableSlot *next;		/* its new version */
 	int			key_att[AGG_MAX_KEYS];
@@ -670,6 +672,7 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
 	t->indices_open = false;
+	t->heap = t->rel->rd_tableam == GetHeapamTableAmRoutine();
 	t->snap = NULL;
 	t->scan = NULL;
 	t->fetch = NULL;
@@ -820,6 +823,9 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
  */
 #define AGG_MAX_HINTS 65536
 
+/* a page visited through a hint is pruned when its free space is below this */
+#define AGG_PRUNE_BELOW (BLCKSZ / 4)
+
 typedef struct AggHint
 {
 	AggGroupKey key;			/* must be first */
@@ -891,6 +897,36 @@ agg_target_snapshot(AggTarget *t)
 }
 
 /*
+ * The version of the HOT chain rooted at root that the snapshot sees, into
+ * t->found; buffer is the chain's block, pinned by the caller, and unpinned
+ * here.  As heapam's index fetch, except for when the page is pruned: only
+ * once its free space is below AGG_PRUNE_BELOW, not at every visit (with
+ * fill factor 20, heap_page_prune_opt() alone would prune whenever a dead
+ * version is there, that is after every update of one of the page's rows).
+ * The chains walked meanwhile stay short: a page holds few rows.  *all_dead:
+ * no transaction can see any version of the chain.
+ */
+static bool
+agg_target_fetch_heap(AggTarget *t, ItemPointer root, Buffer buffer, bool *all_dead)
+{
+	ItemPointerData tid = *root;	/* the search moves it to the version it finds */
+	HeapTuple	tuple = &((BufferHeapTupleTableSlot *) t->found)->base.tupdata;
+	bool		found;
+
+	Assert(TTS_IS_BUFFERTUPLE(t->found));
+	ExecClearTuple(t->found);	/* the tuple is the slot's own header */
+	if (PageGetHeapFreeSpace(BufferGetPage(buffer)) < AGG_PRUNE_BELOW)
+		heap_page_prune_opt(t->rel, buffer);
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	found = heap_hot_search_buffer(&tid, t->rel, buffer, t->snap, tuple, all_dead, true);
+	if (found)
+		ExecStoreBufferHeapTuple(tuple, t->found, buffer);	/* the slot pins it */
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	ReleaseBuffer(buffer);
+	return found;
+}
+
+/*
  * Look for the group's stripe row at the hint; true when the version the
  * snapshot sees there is the row (in t->found).
  */
@@ -898,21 +934,29 @@ static bool
 agg_target_fetch_hint(AggTarget *t, AggHint *hint)
 {
 	AggCache   *cache = t->cache;
-	bool		call_again = false;
 	bool		all_dead = false;
-	ItemPointerData tid;
 
 	if (!BufferIsValid(hint->buffer) ||
 		!ReadRecentBuffer(t->rel->rd_node, MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
 						  hint->buffer))
 		return false;
-	ReleaseBuffer(hint->buffer);	/* the block exists; the fetch pins it again */
 	agg_target_snapshot(t);
-	if (t->fetch == NULL)
-		t->fetch = table_index_fetch_begin(t->rel);
-	tid = hint->tid;			/* the fetch moves it to the version it finds */
-	if (!table_index_fetch_tuple(t->fetch, &tid, t->snap, t->found, &call_again, &all_dead))
-		return false;
+	if (t->heap)
+	{
+		if (!agg_target_fetch_heap(t, &hint->tid, hint->buffer, &all_dead))
+			return false;
+	}
+	else
+	{
+		bool		call_again = false;
+		ItemPointerData tid = hint->tid;
+
+		ReleaseBuffer(hint->buffer);	/* the block exists; the fetch pins it again */
+		if (t->fetch == NULL)
+			t->fetch = table_index_fetch_begin(t->rel);
+		if (!table_index_fetch_tuple(t->fetch, &tid, t->snap, t->found, &call_again, &all_dead))
+			return false;
+	}
 	for (int i = 0; i < cache->nkeys; i++)
 	{
 		bool		isnull;
@@ -951,19 +995,31 @@ agg_target_lookup(AggTarget *t, ItemPointer root)
 	index_rescan(t->scan, skey, cache->nkeys, NULL, 0);
 
 	/*
-	 * index_getnext_slot(), keeping the index entry's TID: the fetch moves
-	 * xs_heaptid to the version it finds.  (An MVCC snapshot sees at most
-	 * one version of a chain, so a fetch is never to be repeated.)
+	 * index_getnext_slot(), keeping the index entry's TID (the fetch moves
+	 * xs_heaptid to the version it finds), and, for heap tables, with the
+	 * fetch above.  An MVCC snapshot sees at most one version of a chain, so
+	 * a fetch is never to be repeated.
 	 */
 	for (;;)
 	{
 		ItemPointer tid = index_getnext_tid(t->scan, ForwardScanDirection);
+		bool		all_dead = false;
 
 		if (tid == NULL)
 			return false;
 		*root = *tid;
-		if (index_fetch_heap(t->scan, t->found))
+		if (!t->heap)
+		{
+			if (index_fetch_heap(t->scan, t->found))
+				return true;
+			continue;
+		}
+		if (agg_target_fetch_heap(t, root, ReadBuffer(t->rel, ItemPointerGetBlockNumber(root)),
+								  &all_dead))
 			return true;
+		/* as index_fetch_heap(): let the index mark an entry nobody needs */
+		if (!t->scan->xactStartedInRecovery)
+			t->scan->kill_prior_tuple = all_dead;
 	}
 }
 
