@@ -16,6 +16,11 @@
 #    rounds measure the steady state: each backend's stripe already has a
 #    row for most groups (the first change of a group in a stripe inserts
 #    its row, later ones update it) and the pages have settled.
+#    The same comparison is then made in the same time window: in each
+#    round, 4 clients on "on" and 4 on "off" run at once, so that both see
+#    the same machine (a shared machine's load moves the sequential ratios by
+#    +-0.15 from round to round); the line "4+4 at once" gives their median
+#    ratio.
 # 2. Reads.  For each size in READ_SIZES, a database with that many
 #    opportunities; pgbench reads the pipeline by stage from the aggregates
 #    (crm.pipeline_by_stage) and by the same query over the opportunities
@@ -110,6 +115,17 @@ for r in $(seq 1 "$ROUNDS"); do
         ratios[$c]="${ratios[$c]:-} $(awk "BEGIN {print $on_tps / $tps}")"
     done
 done
+for r in $(seq 1 "$ROUNDS"); do
+    bench -c 4 -j 4 -T "$SECS" -f "$WORK/update.pgbench" agg_on >"$WORK/at_once_on.log" &
+    bench -c 4 -j 4 -T "$SECS" -f "$WORK/update.pgbench" agg_off >"$WORK/at_once_off.log"
+    wait
+    on_tps=$(tps_of <"$WORK/at_once_on.log"); off_tps=$(tps_of <"$WORK/at_once_off.log")
+    res[on,both]="${res[on,both]:-} $on_tps"; res[off,both]="${res[off,both]:-} $off_tps"
+    fails[on,both]=$(( ${fails[on,both]:-0} + $(failed_of <"$WORK/at_once_on.log" | grep . || echo 0) ))
+    fails[off,both]=$(( ${fails[off,both]:-0} + $(failed_of <"$WORK/at_once_off.log" | grep . || echo 0) ))
+    ratios[both]="${ratios[both]:-} $(awk "BEGIN {print $on_tps / $off_tps}")"
+    log "round $r: 4 clients on and 4 off at once: $on_tps / $off_tps tps"
+done
 mismatches=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.verify_aggregates()")
 
 # 2. Reads at each size.
@@ -135,9 +151,10 @@ for size in $READ_SIZES; do
 done
 
 printf '\n%-32s %9s %9s %13s %14s %13s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on/off (med)" "on/off, rounds" "failed on/off"
-for c in 1 8; do
+for c in 1 8 both; do
     on=$(echo "${res[on,$c]}" | median); off=$(echo "${res[off,$c]}" | median)
-    printf '%-32s %9.0f %9.0f %13.2f %14s %13s\n' "$c client(s)" "$on" "$off" "$(echo "${ratios[$c]}" | median)" \
+    label="$c client(s)"; [ "$c" = both ] && label="4+4 clients at once"
+    printf '%-32s %9.0f %9.0f %13.2f %14s %13s\n' "$label" "$on" "$off" "$(echo "${ratios[$c]}" | median)" \
         "$(for x in ${ratios[$c]}; do printf '%.2f ' "$x"; done)" "${fails[on,$c]}/${fails[off,$c]}"
 done
 printf '\n%-32s %9s %9s %7s %9s %9s %8s\n' "pipeline by stage, reads (tps)" "aggregate" "GROUP BY" "ratio" "compacted" "ratio" "rows"

@@ -26,8 +26,9 @@
  *
  * Why it is cheap: an UPDATE that changes no aggregated column, or changes
  * them in ways that cancel out, computes zero changes and writes nothing; the
- * others cost an index probe and a HOT update per changed group, without a
- * statement to set up.
+ * others cost a HOT update per changed group, found where this backend last
+ * wrote it (AggHint) or else through the primary key, without a statement
+ * to set up.
  *
  * Users cannot write aggregates: the in-place writes are the extension's own
  * (no privilege applies to them), and the SQL path runs as the extension
