@@ -200,8 +200,9 @@ static AggSpec campaign_lead_spec = {
 	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
 };
 
-static AggSpec *const opportunity_specs[] = {&pipeline_spec, &account_spec, &campaign_opportunity_spec, NULL};
-static AggSpec *const lead_specs[] = {&campaign_lead_spec, NULL};
+#define AGG_MAX_SPECS 3			/* aggregates one table feeds */
+static AggSpec *const opportunity_specs[AGG_MAX_SPECS + 1] = {&pipeline_spec, &account_spec, &campaign_opportunity_spec, NULL};
+static AggSpec *const lead_specs[AGG_MAX_SPECS + 1] = {&campaign_lead_spec, NULL};
 
 static AggCache agg_caches[4];
 
@@ -493,11 +494,15 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 	}
 }
 
-/* Fold every row of a transition table into the aggregate's groups. */
+/*
+ * Fold every row of a transition table into the groups of every aggregate
+ * the table feeds, reading (and deforming) each row once.
+ */
 static void
-agg_fold_table(AggFold *fold, Tuplestorestate *rows, TupleTableSlot *slot, int sign,
-			   const AggConstants *c)
+agg_fold_table(AggFold *folds, int nfolds, Tuplestorestate *rows, TupleTableSlot *slot,
+			   int sign, const AggConstants *c)
 {
+	MemoryContext row = folds[0].row;
 	int			ptr;
 
 	if (rows == NULL)
@@ -508,11 +513,12 @@ agg_fold_table(AggFold *fold, Tuplestorestate *rows, TupleTableSlot *slot, int s
 	while (tuplestore_gettupleslot(rows, true, false, slot))
 	{
 		/* what one row needs lives in a context reset per row */
-		MemoryContext saved = MemoryContextSwitchTo(fold->row);
+		MemoryContext saved = MemoryContextSwitchTo(row);
 
-		agg_fold_row(fold, slot, sign, c);
+		for (int i = 0; i < nfolds; i++)
+			agg_fold_row(&folds[i], slot, sign, c);
 		MemoryContextSwitchTo(saved);
-		MemoryContextReset(fold->row);
+		MemoryContextReset(row);
 	}
 	ExecClearTuple(slot);
 }
@@ -1223,19 +1229,20 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		AggConstants c;
 		MemoryContext row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
 												  ALLOCSET_DEFAULT_SIZES);
+		AggFold		folds[AGG_MAX_SPECS];
+		int			nfolds = 0;
 
 		c.zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
 		c.hundred = DirectFunctionCall1(int4_numeric, Int32GetDatum(100));
-		for (int i = 0; specs[i] != NULL; i++)
+		for (; specs[nfolds] != NULL; nfolds++)
+			agg_fold_init(&folds[nfolds], specs[nfolds], tupdesc, row);
+		agg_fold_table(folds, nfolds, trigdata->tg_newtable, slot, 1, &c);
+		agg_fold_table(folds, nfolds, trigdata->tg_oldtable, slot, -1, &c);
+		for (int i = 0; i < nfolds; i++)
 		{
-			AggFold		fold;
-
-			agg_fold_init(&fold, specs[i], tupdesc, row);
-			agg_fold_table(&fold, trigdata->tg_newtable, slot, 1, &c);
-			agg_fold_table(&fold, trigdata->tg_oldtable, slot, -1, &c);
-			connected = agg_write_groups(&fold, connected, &c);
-			if (fold.index != NULL)
-				hash_destroy(fold.index);
+			connected = agg_write_groups(&folds[i], connected, &c);
+			if (folds[i].index != NULL)
+				hash_destroy(folds[i].index);
 		}
 		MemoryContextDelete(row);
 		ExecDropSingleTupleTableSlot(slot);
