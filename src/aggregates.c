@@ -882,11 +882,16 @@ agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buf
 	hint->buffer = buffer;
 }
 
+/*
+ * The group's row is not where the hint says.  The entry stays (so that its
+ * key bytes are reused when the group is remembered again, rather than left
+ * behind in the hint context) but no longer leads anywhere.
+ */
 static void
-agg_hint_forget(AggCache *cache, AggGroupKey *key)
+agg_hint_forget(AggHint *hint)
 {
-	if (cache->hints != NULL)
-		hash_search(cache->hints, key, HASH_REMOVE, NULL);	/* its key bytes stay till a reset */
+	if (hint != NULL)
+		hint->buffer = InvalidBuffer;
 }
 
 /* the buffer a stripe row found by a lookup is in */
@@ -1061,7 +1066,7 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 			root = hint->tid;
 		else if (!agg_target_lookup(t, &root))
 		{
-			agg_hint_forget(cache, &group->key);
+			agg_hint_forget(agg_hint_find(cache, &group->key));
 			return false;
 		}
 		buffer = agg_found_buffer(t->found);
