@@ -65,6 +65,7 @@ REGRESS = \
 	reports \
 	aggregates \
 	aggregate_hints \
+	aggregate_table_rules \
 	row_security \
 	security_attacks \
 	bad_input

@@ -550,11 +550,13 @@ agg_array(Datum *elems, int n, Oid type)
  * waits for a transaction that is changing the same version and reports
  * whether one replaced or deleted it meanwhile (a compaction or rebuild):
  * then a new snapshot is taken and the row is looked up again through the
- * primary key.  Indexes and constraints are maintained as for any UPDATE.
- * This costs a fraction of a statement, which has to be set up, planned
- * (from the cache) and torn down each time.  Not used when the table has
- * triggers of its own (none are installed; a DBA may add some), which only a
- * statement fires the way a user expects.
+ * primary key.  Indexes and CHECK constraints are maintained as for any
+ * UPDATE (NOT NULL holds by construction: the new version has a value
+ * wherever the old one had, which met the constraint).  This costs a
+ * fraction of a statement, which has to be set up, planned (from the cache)
+ * and torn down each time.  Not used when the table has triggers or stored
+ * generated columns of its own (none are installed; a DBA may add some),
+ * which only a statement fires and computes the way a user expects.
  *
  * A group the stripe has no row for yet is inserted the same way, unless
  * prepared transactions are enabled: only then can another transaction be
@@ -570,7 +572,8 @@ typedef struct AggTarget
 	Relation	index;			/* the primary key; NULL until a lookup needs it */
 	AggCache   *cache;
 	Datum		keyval[INDEX_MAX_KEYS];	/* the group's value of each key column */
-	EState	   *estate;
+	bool		checks;			/* the table has CHECK constraints */
+	EState	   *estate;			/* NULL until an insert or check needs it */
 	ResultRelInfo *rri;
 	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
 	Snapshot	snap;			/* registered; NULL until the first lookup */
@@ -643,12 +646,14 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 {
 	AggCache   *cache = agg_cache(spec);
 	TupleDesc	desc;
-	RangeTblEntry *rte;
+	TupleConstr *constr;
 	Oid			pkey;
 
 	t->rel = agg_target_table(spec, cache);
 	pkey = RelationGetPrimaryKeyIndex(t->rel);
-	if (!OidIsValid(pkey) || t->rel->trigdesc != NULL)
+	constr = RelationGetDescr(t->rel)->constr;
+	if (!OidIsValid(pkey) || t->rel->trigdesc != NULL ||
+		(constr != NULL && constr->has_generated_stored))
 	{
 		table_close(t->rel, NoLock);
 		return false;
@@ -669,15 +674,9 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 		t->sum_att[i] = crm_attnum_hint(desc, spec->sum_column[i],
 										&cache->target_hint[AGG_MAX_KEYS + 2 + i]);
 
-	t->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(t->rel);
-	rte->relkind = t->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(t->estate, list_make1(rte));
-	t->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
+	t->checks = constr != NULL && constr->num_check > 0;
+	t->estate = NULL;
+	t->rri = NULL;
 	t->indices_open = false;
 	t->heap = t->rel->rd_tableam == GetHeapamTableAmRoutine();
 	t->snap = NULL;
@@ -711,12 +710,32 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	return true;
 }
 
+/* the executor state that inserts and constraint checks run in */
+static void
+agg_target_executor(AggTarget *t)
+{
+	RangeTblEntry *rte;
+
+	if (t->estate != NULL)
+		return;
+	t->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(t->rel);
+	rte->relkind = t->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(t->estate, list_make1(rte));
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
+}
+
 /* the table's indexes, opened for inserting entries into them */
 static void
 agg_target_open_indices(AggTarget *t)
 {
 	if (!t->indices_open)
 	{
+		agg_target_executor(t);
 		ExecOpenIndices(t->rri, false);
 		t->indices_open = true;
 	}
@@ -747,7 +766,8 @@ agg_target_close(AggTarget *t)
 		ExecCloseIndices(t->rri);
 	if (t->index != NULL)
 		index_close(t->index, NoLock);
-	FreeExecutorState(t->estate);
+	if (t->estate != NULL)
+		FreeExecutorState(t->estate);
 	table_close(t->rel, NoLock);
 }
 
@@ -796,8 +816,11 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
 	TM_Result	result;
 
 	agg_target_next(t, spec, group);
-	if (t->rel->rd_att->constr)
+	if (t->checks)
+	{
+		agg_target_executor(t);
 		ExecConstraints(t->rri, t->next, t->estate);
+	}
 	result = table_tuple_update(t->rel, &t->found->tts_tid, t->next, GetCurrentCommandId(true),
 								t->snap, InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
 	if (result == TM_Updated || result == TM_Deleted)
@@ -1043,7 +1066,8 @@ static bool
 agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 {
 	AggCache   *cache = t->cache;
-	AggHint    *hint = agg_hint_find(cache, &group->key);
+	AggHint    *entry = agg_hint_find(cache, &group->key);
+	AggHint    *hint = entry;	/* where to look first; NULL: the primary key */
 
 	for (int i = 0; i < cache->nkeys; i++)
 	{
@@ -1066,16 +1090,24 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 			root = hint->tid;
 		else if (!agg_target_lookup(t, &root))
 		{
-			agg_hint_forget(agg_hint_find(cache, &group->key));
+			agg_hint_forget(entry);
 			return false;
 		}
 		buffer = agg_found_buffer(t->found);
 		if (agg_target_update(t, spec, group, &hot))
 		{
-			if (hot)
-				agg_hint_remember(cache, &group->key, &root, buffer);
+			if (!hot)
+			{
+				root = t->next->tts_tid;
+				buffer = InvalidBuffer;
+			}
+			if (entry != NULL)	/* the group's entry: no second hash lookup */
+			{
+				entry->tid = root;
+				entry->buffer = buffer;
+			}
 			else
-				agg_hint_remember(cache, &group->key, &t->next->tts_tid, InvalidBuffer);
+				agg_hint_remember(cache, &group->key, &root, buffer);
 			ExecClearTuple(t->found);
 			return true;
 		}
