@@ -9,18 +9,21 @@
 # 1. Maintenance.  Two databases cloned from one template with N
 #    opportunities: "on" with every aggregates_ trigger, "off" with exactly
 #    those disabled.  pgbench updates random opportunities' stage and amount
-#    at 1 and 8 clients, in interleaved rounds (on, off, on, off, ...); the
-#    table gives median tps and on/off, and the failed transactions
+#    at 1 and 8 clients, in interleaved rounds (on then off in odd rounds, off
+#    then on in even ones); the table gives median tps and on/off, and the
+#    failed transactions
 #    (deadlocks, serialization failures) of each run.  Before the rounds,
 #    both databases get the same untimed 8-client warm-up run, so that the
 #    rounds measure the steady state: each backend's stripe already has a
 #    row for most groups (the first change of a group in a stripe inserts
 #    its row, later ones update it) and the pages have settled.
 #    The same comparison is then made in the same time window: in each
-#    round, 4 clients on "on" and 4 on "off" run at once, so that both see
+#    round, 4 clients on "on" and 4 on "off" run at once, then 8 and 8, so
+#    that both see
 #    the same machine (a shared machine's load moves the sequential ratios by
-#    +-0.15 from round to round); the line "4+4 at once" gives their median
-#    ratio.
+#    +-0.2 from round to round); the lines "4+4 at once" and "8+8 at once"
+#    (8 clients on each database, the concurrency of the target) give their
+#    median ratios.
 # 2. Reads.  For each size in READ_SIZES, a database with that many
 #    opportunities; pgbench reads the pipeline by stage from the aggregates
 #    (crm.pipeline_by_stage) and by the same query over the opportunities
@@ -102,29 +105,39 @@ done
 
 declare -A res fails ratios
 for r in $(seq 1 "$ROUNDS"); do
+    # odd rounds run "on" first, even rounds "off" first, so that a drift of
+    # the machine's speed within a round favours neither
+    order="on off"; [ $((r % 2)) -eq 0 ] && order="off on"
     for c in 1 8; do
-        for v in on off; do
+        declare -A tps_of_round=()
+        for v in $order; do
             out=$(bench -c "$c" -j "$c" -T "$SECS" -f "$WORK/update.pgbench" "agg_$v")
             tps=$(echo "$out" | tps_of)
             failed=$(echo "$out" | failed_of)
             res[$v,$c]="${res[$v,$c]:-} $tps"
             fails[$v,$c]=$(( ${fails[$v,$c]:-0} + ${failed:-0} ))
             log "round $r: aggregates $v, $c client(s): $tps tps, failed ${failed:-0}"
-            [ "$v" = on ] && on_tps=$tps
+            tps_of_round[$v]=$tps
         done
-        ratios[$c]="${ratios[$c]:-} $(awk "BEGIN {print $on_tps / $tps}")"
+        ratios[$c]="${ratios[$c]:-} $(awk "BEGIN {print ${tps_of_round[on]} / ${tps_of_round[off]}}")"
     done
 done
-for r in $(seq 1 "$ROUNDS"); do
-    bench -c 4 -j 4 -T "$SECS" -f "$WORK/update.pgbench" agg_on >"$WORK/at_once_on.log" &
-    bench -c 4 -j 4 -T "$SECS" -f "$WORK/update.pgbench" agg_off >"$WORK/at_once_off.log"
+# at_once C: C clients on "on" and C on "off", in the same time window
+at_once() {
+    local c=$1 k="at$1" on_tps off_tps
+    bench -c "$c" -j "$c" -T "$SECS" -f "$WORK/update.pgbench" agg_on >"$WORK/at_once_on.log" &
+    bench -c "$c" -j "$c" -T "$SECS" -f "$WORK/update.pgbench" agg_off >"$WORK/at_once_off.log"
     wait
     on_tps=$(tps_of <"$WORK/at_once_on.log"); off_tps=$(tps_of <"$WORK/at_once_off.log")
-    res[on,both]="${res[on,both]:-} $on_tps"; res[off,both]="${res[off,both]:-} $off_tps"
-    fails[on,both]=$(( ${fails[on,both]:-0} + $(failed_of <"$WORK/at_once_on.log" | grep . || echo 0) ))
-    fails[off,both]=$(( ${fails[off,both]:-0} + $(failed_of <"$WORK/at_once_off.log" | grep . || echo 0) ))
-    ratios[both]="${ratios[both]:-} $(awk "BEGIN {print $on_tps / $off_tps}")"
-    log "round $r: 4 clients on and 4 off at once: $on_tps / $off_tps tps"
+    res[on,$k]="${res[on,$k]:-} $on_tps"; res[off,$k]="${res[off,$k]:-} $off_tps"
+    fails[on,$k]=$(( ${fails[on,$k]:-0} + $(failed_of <"$WORK/at_once_on.log" | grep . || echo 0) ))
+    fails[off,$k]=$(( ${fails[off,$k]:-0} + $(failed_of <"$WORK/at_once_off.log" | grep . || echo 0) ))
+    ratios[$k]="${ratios[$k]:-} $(awk "BEGIN {print $on_tps / $off_tps}")"
+    log "round $r: $c clients on and $c off at once: $on_tps / $off_tps tps"
+}
+for r in $(seq 1 "$ROUNDS"); do
+    at_once 4
+    at_once 8
 done
 mismatches=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.verify_aggregates()")
 
@@ -151,9 +164,9 @@ for size in $READ_SIZES; do
 done
 
 printf '\n%-32s %9s %9s %13s %14s %13s\n' "update stage+amount ($N opps)" "tps, on" "tps, off" "on/off (med)" "on/off, rounds" "failed on/off"
-for c in 1 8 both; do
+for c in 1 8 at4 at8; do
     on=$(echo "${res[on,$c]}" | median); off=$(echo "${res[off,$c]}" | median)
-    label="$c client(s)"; [ "$c" = both ] && label="4+4 clients at once"
+    label="$c client(s)"; [ "${c#at}" != "$c" ] && label="${c#at}+${c#at} clients at once"
     printf '%-32s %9.0f %9.0f %13.2f %14s %13s\n' "$label" "$on" "$off" "$(echo "${ratios[$c]}" | median)" \
         "$(for x in ${ratios[$c]}; do printf '%.2f ' "$x"; done)" "${fails[on,$c]}/${fails[off,$c]}"
 done
@@ -165,6 +178,7 @@ for size in $READ_SIZES; do
 done
 printf '\nverify_aggregates() after the runs: %s mismatches (maintenance), %s(reads)\n' "$mismatches" \
     "$(for s in $READ_SIZES; do printf '%s ' "${rd[bad,$s]}"; done)"
-printf '(on/off (med): median of the %d per-round ratios, each round running on and off back to back, %d s each,\n' "$ROUNDS" "$SECS"
+printf '(on/off (med): median of the %d per-round ratios, each round running on and off back to back (alternating\n' "$ROUNDS"
+printf ' which goes first), %d s each,' "$SECS"
 printf ' after a %d s 8-client warm-up of both databases;\n' "$WARMUP"
 printf ' reads %d s each at 1 client; "rows": aggregate rows with the stripes of a 2 s 8-client update run, then compacted)\n' "$READ_SECS"
