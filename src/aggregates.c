@@ -124,6 +124,7 @@ typedef struct AggCache
 	FmgrInfo	eq[INDEX_MAX_KEYS];	/* equality of each key column */
 	struct HTAB *hints;			/* AggHint by group, see there */
 	MemoryContext hints_cxt;
+	uint64		hints_made;		/* times the hint table was (re)made */
 } AggCache;
 
 /* One ON CONFLICT clause for every aggregate table. */
@@ -886,6 +887,7 @@ agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buf
 													 ALLOCSET_DEFAULT_SIZES);
 		else
 			MemoryContextReset(cache->hints_cxt);	/* the table and its keys */
+		cache->hints_made++;
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(AggGroupKey);
 		ctl.entrysize = sizeof(AggHint);
@@ -1068,6 +1070,7 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 	AggCache   *cache = t->cache;
 	AggHint    *entry = agg_hint_find(cache, &group->key);
 	AggHint    *hint = entry;	/* where to look first; NULL: the primary key */
+	uint64		made = cache->hints_made;	/* entry is valid while this holds */
 
 	for (int i = 0; i < cache->nkeys; i++)
 	{
@@ -1090,7 +1093,7 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 			root = hint->tid;
 		else if (!agg_target_lookup(t, &root))
 		{
-			agg_hint_forget(entry);
+			agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
 			return false;
 		}
 		buffer = agg_found_buffer(t->found);
@@ -1101,7 +1104,12 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
 				root = t->next->tts_tid;
 				buffer = InvalidBuffer;
 			}
-			if (entry != NULL)	/* the group's entry: no second hash lookup */
+			/*
+			 * The group's entry, without a second hash lookup, unless the
+			 * table was remade meanwhile (user code a CHECK constraint ran
+			 * may have written opportunities, and so hints, in between).
+			 */
+			if (entry != NULL && cache->hints_made == made)
 			{
 				entry->tid = root;
 				entry->buffer = buffer;
