@@ -4,7 +4,7 @@
 #
 #   bash bench/aggregates.sh
 #       N=100000 ROUNDS=9 SECONDS_PER_RUN=6 WARMUP_SECONDS=20
-#       READ_SIZES="10000 100000 1000000" READ_SECONDS=5
+#       READ_SIZES="10000 100000 1000000" (empty: no reads) READ_SECONDS=5
 #
 # 1. Maintenance.  Two databases cloned from one template with N
 #    opportunities: "on" with every aggregates_ trigger, "off" with exactly
@@ -40,7 +40,7 @@ N=${N:-100000}
 ROUNDS=${ROUNDS:-9}
 SECS=${SECONDS_PER_RUN:-6}
 WARMUP=${WARMUP_SECONDS:-20}
-READ_SIZES=${READ_SIZES:-"10000 100000 1000000"}
+READ_SIZES=${READ_SIZES-"10000 100000 1000000"}
 READ_SECS=${READ_SECONDS:-5}
 
 ensure_packages
