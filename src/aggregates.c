@@ -795,7 +795,7 @@ agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
 	{
 		int			att = t->sum_att[i] - 1;
 
-		if (!t->next->tts_isnull[att])	/* NOT NULL: the constraint reports it */
+		if (!t->next->tts_isnull[att])	/* NULL stays NULL, as NULL + x in SQL */
 			t->next->tts_values[att] = DirectFunctionCall2(numeric_add, t->found->tts_values[att],
 														   group->sums[i]);
 	}
@@ -876,12 +876,14 @@ static void
 agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buffer)
 {
 	AggHint    *hint;
+	AggGroupKey copy;
 	bool		found;
 
 	if (cache->hints == NULL || hash_get_num_entries(cache->hints) >= AGG_MAX_HINTS)
 	{
 		HASHCTL		ctl;
 
+		cache->hints = NULL;	/* until it is made again: an error may come first */
 		if (cache->hints_cxt == NULL)
 			cache->hints_cxt = AllocSetContextCreate(TopMemoryContext, "crm aggregate hints",
 													 ALLOCSET_DEFAULT_SIZES);
@@ -897,12 +899,13 @@ agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buf
 		cache->hints = hash_create("crm aggregate hints", 1024, &ctl,
 								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	}
-	hint = (AggHint *) hash_search(cache->hints, key, HASH_ENTER, &found);
-	if (!found)
-	{
-		hint->key.data = MemoryContextAlloc(cache->hints_cxt, key->len);
-		memcpy(hint->key.data, key->data, key->len);
-	}
+	/* the key's bytes copied first, so that an entry never points at the caller's */
+	copy.len = key->len;
+	copy.data = MemoryContextAlloc(cache->hints_cxt, key->len);
+	memcpy(copy.data, key->data, key->len);
+	hint = (AggHint *) hash_search(cache->hints, &copy, HASH_ENTER, &found);
+	if (found)
+		pfree(copy.data);
 	hint->tid = *tid;
 	hint->buffer = buffer;
 }
