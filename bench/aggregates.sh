@@ -11,19 +11,18 @@
 #    those disabled.  pgbench updates random opportunities' stage and amount
 #    at 1 and 8 clients, in interleaved rounds (on then off in odd rounds, off
 #    then on in even ones); the table gives median tps and on/off, and the
-#    failed transactions
-#    (deadlocks, serialization failures) of each run.  Before the rounds,
+#    failed transactions (deadlocks, serialization failures) of each run.
+#    Before the rounds,
 #    both databases get the same untimed 8-client warm-up run, so that the
 #    rounds measure the steady state: each backend's stripe already has a
 #    row for most groups (the first change of a group in a stripe inserts
 #    its row, later ones update it) and the pages have settled.
 #    The same comparison is then made in the same time window: in each
 #    round, 4 clients on "on" and 4 on "off" run at once, then 8 and 8, so
-#    that both see
-#    the same machine (a shared machine's load moves the sequential ratios by
-#    +-0.2 from round to round); the lines "4+4 at once" and "8+8 at once"
-#    (8 clients on each database, the concurrency of the target) give their
-#    median ratios.
+#    that both see the same machine (a shared machine's load moves the
+#    sequential ratios by +-0.2 from round to round); the lines "4+4 at
+#    once" and "8+8 at once" (8 clients on each database, the concurrency of
+#    the target) give their median ratios.
 # 2. Reads.  For each size in READ_SIZES, a database with that many
 #    opportunities; pgbench reads the pipeline by stage from the aggregates
 #    (crm.pipeline_by_stage) and by the same query over the opportunities
