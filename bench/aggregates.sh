@@ -12,11 +12,11 @@
 #    at 1 and 8 clients, in interleaved rounds (on then off in odd rounds, off
 #    then on in even ones); the table gives median tps and on/off, and the
 #    failed transactions (deadlocks, serialization failures) of each run.
-#    Before the rounds,
-#    both databases get the same untimed 8-client warm-up run, so that the
-#    rounds measure the steady state: each backend's stripe already has a
-#    row for most groups (the first change of a group in a stripe inserts
-#    its row, later ones update it) and the pages have settled.
+#    Before the rounds, both databases get the same untimed 8-client
+#    warm-up run, so that the rounds measure the steady state: each
+#    backend's stripe already has a row for most groups (the first change of
+#    a group in a stripe inserts its row, later ones update it) and the
+#    pages have settled.
 #    The same comparison is then made in the same time window: in each
 #    round, 4 clients on "on" and 4 on "off" run at once, then 8 and 8, so
 #    that both see the same machine (a shared machine's load moves the
