@@ -26,6 +26,7 @@ OBJS = \
 	src/activities.o \
 	src/campaigns.o \
 	src/aggregates.o \
+	src/cents.o \
 	src/reporting.o \
 	src/sharing.o
 
@@ -66,6 +67,7 @@ REGRESS = \
 	aggregates \
 	aggregate_hints \
 	aggregate_table_rules \
+	aggregate_amounts \
 	row_security \
 	security_attacks \
 	bad_input

@@ -28,7 +28,9 @@
  * them in ways that cancel out, computes zero changes and writes nothing; the
  * others cost a HOT update per changed group, found where this backend last
  * wrote it (AggHint) or else through the primary key, without a statement
- * to set up.
+ * to set up.  Amounts are added as whole cents (cents.c) and made numeric
+ * once per written row; what is not whole cents or does not fit in 64 bits
+ * is added as numeric, with the same result.
  *
  * Users cannot write aggregates: the in-place writes are the extension's own
  * (no privilege applies to them), and the SQL path runs as the extension
@@ -225,12 +227,22 @@ typedef struct AggGroupKey
 	char	   *data;
 } AggGroupKey;
 
+/*
+ * A sum of a group: in whole cents (see cents.c) while every value added to
+ * it was whole cents and the total fits, as a numeric from then on.
+ */
+typedef struct AggSum
+{
+	int64		cents;
+	Datum		numeric;		/* (Datum) 0 while the sum is in cents */
+} AggSum;
+
 typedef struct AggGroup
 {
 	AggGroupKey key;			/* must be first */
 	Datum		keys[AGG_MAX_KEYS];
 	int64		count;
-	Datum		sums[AGG_MAX_SUMS];
+	AggSum		sums[AGG_MAX_SUMS];
 } AggGroup;
 
 static uint32
@@ -254,13 +266,6 @@ agg_key_match(const void *key1, const void *key2, Size keysize)
 	return memcmp(a->data, b->data, a->len);
 }
 
-/* Numeric constants, made once per call (cheap, and no static Datums). */
-typedef struct AggConstants
-{
-	Datum		zero;
-	Datum		hundred;
-} AggConstants;
-
 /* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
 static Datum
 agg_month_of(Datum d, bool isnull)
@@ -279,14 +284,17 @@ agg_month_of(Datum d, bool isnull)
 	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
 }
 
-/* The weighted amount of one row, exactly as the SQL of crm.pipeline_actual. */
+/*
+ * The weighted amount of one row, exactly as the SQL of crm.pipeline_actual,
+ * in numeric (crm_weighted_cents() is the way for most amounts).
+ */
 static Datum
-agg_weighted(Datum amount, Datum probability, bool probability_null, const AggConstants *c)
+agg_weighted(Datum amount, Datum probability, bool probability_null)
 {
-	Datum		p = probability_null ? c->zero : probability;
+	Datum		p = probability_null ? NumericGetDatum(int64_to_numeric(0)) : probability;
 	Datum		x = DirectFunctionCall2(numeric_mul, amount, p);
 
-	x = DirectFunctionCall2(numeric_div, x, c->hundred);
+	x = DirectFunctionCall2(numeric_div, x, NumericGetDatum(int64_to_numeric(100)));
 	return DirectFunctionCall2(numeric_round, x, Int32GetDatum(2));
 }
 
@@ -405,9 +413,16 @@ agg_fold_new(AggFold *fold, const AggGroupKey *key)
 	return &fold->groups[pos];
 }
 
+/* a sum as a numeric */
+static Datum
+agg_sum_numeric(const AggSum *sum)
+{
+	return sum->numeric != (Datum) 0 ? sum->numeric : crm_cents_numeric(sum->cents);
+}
+
 /* Add (sign +1) or subtract (sign -1) one row's contribution. */
 static void
-agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *c)
+agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 {
 	AggSpec    *spec = fold->spec;
 	Datum		keys[AGG_MAX_KEYS];
@@ -457,38 +472,61 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
 				? PointerGetDatum(DatumGetTextPCopy(keys[i])) : keys[i];
 		group->count = 0;
 		for (int i = 0; i < spec->nsums; i++)
-			group->sums[i] = c->zero;
+		{
+			group->sums[i].cents = 0;
+			group->sums[i].numeric = (Datum) 0;
+		}
 		MemoryContextSwitchTo(saved);
 	}
 	group->count += sign;
 	for (int i = 0; i < spec->nsums; i++)
 	{
+		AggSum	   *sum = &group->sums[i];
 		bool		isnull;
+		bool		pnull = true;
 		Datum		amount = slot_getattr(slot, fold->amount_att, &isnull);
+		Datum		p = (Datum) 0;
 		Datum		value;
+		int64		cents;
+		int64		total;
+		bool		exact;
 
 		if (isnull)
 			continue;			/* amount is NOT NULL; a NULL adds nothing */
+		exact = crm_numeric_cents(amount, &cents);
 		if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
 		{
-			bool		pnull;
-			Datum		p = slot_getattr(slot, fold->probability_att, &pnull);
+			int64		pc = 0;
 
-			value = agg_weighted(amount, p, pnull, c);
+			p = slot_getattr(slot, fold->probability_att, &pnull);
+			exact = exact && (pnull || crm_numeric_cents(p, &pc)) &&
+				crm_weighted_cents(cents, pc, &cents);
 		}
+		if (exact && sum->numeric == (Datum) 0 &&
+			!pg_add_s64_overflow(sum->cents, sign > 0 ? cents : -cents, &total))
+		{
+			sum->cents = total;
+			continue;
+		}
+
+		/*
+		 * The numeric way, from here on for this sum: computed in the row's
+		 * context, kept in the fold's (one copy per group).
+		 */
+		if (exact)
+			value = crm_cents_numeric(cents);
+		else if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
+			value = agg_weighted(amount, p, pnull);
 		else
 			value = amount;
-		/* computed in the row's context, kept in the fold's: one copy per group */
-		if (group->sums[i] == c->zero)	/* the group's first contribution */
-			value = sign > 0 ? value : DirectFunctionCall1(numeric_uminus, value);
-		else
-			value = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, group->sums[i], value);
+		value = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub,
+									agg_sum_numeric(sum), value);
 		{
 			MemoryContext saved = MemoryContextSwitchTo(fold->keep);
-			Datum		old = group->sums[i];
+			Datum		old = sum->numeric;
 
-			group->sums[i] = datumCopy(value, false, -1);
-			if (old != c->zero)
+			sum->numeric = datumCopy(value, false, -1);
+			if (old != (Datum) 0)
 				pfree(DatumGetPointer(old));
 			MemoryContextSwitchTo(saved);
 		}
@@ -501,7 +539,7 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign, const AggConstants *
  */
 static void
 agg_fold_table(AggFold *folds, int nfolds, Tuplestorestate *rows, TupleTableSlot *slot,
-			   int sign, const AggConstants *c)
+			   int sign)
 {
 	MemoryContext row = folds[0].row;
 	int			ptr;
@@ -517,7 +555,7 @@ agg_fold_table(AggFold *folds, int nfolds, Tuplestorestate *rows, TupleTableSlot
 		MemoryContext saved = MemoryContextSwitchTo(row);
 
 		for (int i = 0; i < nfolds; i++)
-			agg_fold_row(&folds[i], slot, sign, c);
+			agg_fold_row(&folds[i], slot, sign);
 		MemoryContextSwitchTo(saved);
 		MemoryContextReset(row);
 	}
@@ -525,9 +563,12 @@ agg_fold_table(AggFold *folds, int nfolds, Tuplestorestate *rows, TupleTableSlot
 }
 
 static bool
-agg_is_zero(Datum n, const AggConstants *c)
+agg_is_zero(const AggSum *sum)
 {
-	return DatumGetBool(DirectFunctionCall2(numeric_eq, n, c->zero));
+	if (sum->numeric == (Datum) 0)
+		return sum->cents == 0;
+	return DatumGetBool(DirectFunctionCall2(numeric_eq, sum->numeric,
+											   NumericGetDatum(int64_to_numeric(0))));
 }
 
 /* an array of n datums of one type */
@@ -795,9 +836,19 @@ agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
 	{
 		int			att = t->sum_att[i] - 1;
 
-		if (!t->next->tts_isnull[att])	/* NULL stays NULL, as NULL + x in SQL */
+		const AggSum *sum = &group->sums[i];
+		int64		stored;
+		int64		total;
+
+		if (t->next->tts_isnull[att])	/* NULL stays NULL, as NULL + x in SQL */
+			continue;
+		if (sum->numeric == (Datum) 0 &&
+			crm_numeric_cents(t->found->tts_values[att], &stored) &&
+			!pg_add_s64_overflow(stored, sum->cents, &total))
+			t->next->tts_values[att] = crm_cents_numeric(total);
+		else
 			t->next->tts_values[att] = DirectFunctionCall2(numeric_add, t->found->tts_values[att],
-														   group->sums[i]);
+														   agg_sum_numeric(sum));
 	}
 	ExecStoreVirtualTuple(t->next);
 }
@@ -1153,7 +1204,7 @@ agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
 	s->tts_isnull[t->count_att - 1] = false;
 	for (int i = 0; i < spec->nsums; i++)
 	{
-		s->tts_values[t->sum_att[i] - 1] = group->sums[i];
+		s->tts_values[t->sum_att[i] - 1] = agg_sum_numeric(&group->sums[i]);
 		s->tts_isnull[t->sum_att[i] - 1] = false;
 	}
 	ExecStoreVirtualTuple(s);
@@ -1168,7 +1219,7 @@ agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
  * array per column; returns whether SPI is open.
  */
 static bool
-agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
+agg_write_groups(AggFold *fold, bool connected)
 {
 	AggSpec    *spec = fold->spec;
 	int			ngroups = fold->ngroups;
@@ -1192,7 +1243,7 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 		int			col = 0;
 
 		for (int i = 0; i < spec->nsums && !changed; i++)
-			changed = !agg_is_zero(group->sums[i], c);
+			changed = !agg_is_zero(&group->sums[i]);
 		if (!changed)
 			continue;
 		if (!opened)
@@ -1213,7 +1264,7 @@ agg_write_groups(AggFold *fold, bool connected, const AggConstants *c)
 				: group->keys[i];
 		cols[col++][n] = Int64GetDatum(group->count);
 		for (int i = 0; i < spec->nsums; i++)
-			cols[col++][n] = group->sums[i];
+			cols[col++][n] = agg_sum_numeric(&group->sums[i]);
 		n++;
 	}
 	if (in_place)
@@ -1274,21 +1325,18 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	{
 		TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 		TupleTableSlot *slot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
-		AggConstants c;
 		MemoryContext row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
 												  ALLOCSET_DEFAULT_SIZES);
 		AggFold		folds[AGG_MAX_SPECS];
 		int			nfolds = 0;
 
-		c.zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
-		c.hundred = DirectFunctionCall1(int4_numeric, Int32GetDatum(100));
 		for (; specs[nfolds] != NULL; nfolds++)
 			agg_fold_init(&folds[nfolds], specs[nfolds], tupdesc, row);
-		agg_fold_table(folds, nfolds, trigdata->tg_newtable, slot, 1, &c);
-		agg_fold_table(folds, nfolds, trigdata->tg_oldtable, slot, -1, &c);
+		agg_fold_table(folds, nfolds, trigdata->tg_newtable, slot, 1);
+		agg_fold_table(folds, nfolds, trigdata->tg_oldtable, slot, -1);
 		for (int i = 0; i < nfolds; i++)
 		{
-			connected = agg_write_groups(&folds[i], connected, &c);
+			connected = agg_write_groups(&folds[i], connected);
 			if (folds[i].index != NULL)
 				hash_destroy(folds[i].index);
 		}

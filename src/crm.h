@@ -19,6 +19,7 @@
  *   activities.c activities and reminders
  *   campaigns.c  campaign hierarchy and member responses
  *   aggregates.c pipeline, account and campaign aggregates in per-backend stripes
+ *   cents.c      money amounts as whole cents for the aggregates' arithmetic
  *   reporting.c  the reporting hierarchy behind the managers' row security
  *   sharing.c    which accounts and contacts a row may point at (sharing rule)
  */
@@ -152,6 +153,11 @@ extern int64 crm_required_id(FunctionCallInfo fcinfo, int argno, const char *arg
 extern char *crm_optional_text(FunctionCallInfo fcinfo, int argno);
 extern Datum crm_enum_result(FunctionCallInfo fcinfo, const char *label);
 extern void crm_require_role(Oid role, const char *const *groups, const char *action);
+
+/* cents.c: amounts with two decimals as int64 cents; false: use numeric */
+extern bool crm_numeric_cents(Datum value, int64 *cents);
+extern Datum crm_cents_numeric(int64 cents);
+extern bool crm_weighted_cents(int64 amount, int64 probability, int64 *weighted);
 
 /* trigger sanity checks shared by the trigger files */
 struct TriggerData;
