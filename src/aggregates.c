@@ -835,7 +835,6 @@ agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
 	for (int i = 0; i < spec->nsums; i++)
 	{
 		int			att = t->sum_att[i] - 1;
-
 		const AggSum *sum = &group->sums[i];
 		int64		stored;
 		int64		total;

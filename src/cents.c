@@ -94,12 +94,10 @@ crm_numeric_cents(Datum value, int64 *cents)
 		memcpy(&digit, p + i * sizeof(int16), sizeof(int16));
 		if (digit < 0 || digit >= CENTS_NBASE)
 			return false;
-		if (weight < -1)
-		{
-			if (digit != 0)
-				return false;	/* below a cent */
+		if (digit == 0)
 			continue;
-		}
+		if (weight < -1)
+			return false;		/* below a cent */
 		if (weight == -1)
 		{
 			if (digit % 100 != 0)
@@ -185,11 +183,14 @@ crm_cents_numeric(int64 cents)
 /*
  * round(amount x probability / 100, 2) in cents, with amount in cents and
  * probability in hundredths of a percent; false when numeric arithmetic
- * might round it otherwise.  numeric divides exactly when the quotient has
- * fewer than 13 digits before the point (its result scale is then at least
- * 8, and the exact quotient has at most 6 decimals), which holds when
- * |amount x probability| < 10^16 in these units; then both round the exact
- * value half away from zero.
+ * might round it otherwise.  numeric multiplies exactly, then divides by 100
+ * at a result scale of 16 - 4 x (the quotient's estimated weight in
+ * base-10000 digits), at least.  While amount x probability (in currency
+ * units and percent) is below 10^12, that weight is at most 2 and the scale
+ * at least 8, and the exact quotient has at most 6 decimals: the division is
+ * exact and both round it half away from zero.  In these units the bound is
+ * |amount x probability| < 10^16.  (Above it numeric may round to 4
+ * decimals before rounding to 2, which sql/aggregate_amounts.sql shows.)
  */
 bool
 crm_weighted_cents(int64 amount, int64 probability, int64 *weighted)
