@@ -51,8 +51,8 @@ crm_numeric_cents(Datum value, int64 *cents)
 	bool		negative;
 	int64		result = 0;
 
-	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
-		return false;			/* compressed or out of line: not an amount */
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		return false;			/* out of line or compressed: not an amount */
 	p = VARDATA_ANY(v);
 	len = VARSIZE_ANY_EXHDR(v);
 	if (len < sizeof(uint16))
