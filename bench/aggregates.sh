@@ -34,6 +34,7 @@
 # stripes.  fsync is off: the numbers are CPU work, not disk.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=${N:-100000}
 ROUNDS=${ROUNDS:-9}
@@ -48,27 +49,10 @@ WORK=$(mktemp -d /tmp/crm-bench-agg.XXXXXX)
 chmod 755 "$WORK"
 trap 'stop_cluster "$WORK/cluster"; rm -rf "$WORK"' EXIT
 start_cluster "$WORK/cluster" >&2
-psql_q() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"; }
 bench() { as_cluster_user pgbench -n -M prepared -h "$PGHOST" -p "$PGPORT" -U postgres "$@" 2>&1; }
 tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
 failed_of() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-# make_db NAME SIZE: a database with SIZE opportunities over 1,000 accounts,
-# 8 owners and a year of close dates, aggregates rebuilt.
-make_db() {
-    local db=$1 size=$2
-    psql_q -d postgres -c "CREATE DATABASE $db"
-    psql_q -d "$db" -c "CREATE EXTENSION crm" \
-        -c "DO \$\$ BEGIN FOR i IN 1..8 LOOP EXECUTE format('CREATE ROLE bench_rep%s', i); END LOOP; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
-        -c "SET session_replication_role = replica;
-            INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, 1000) g;
-            INSERT INTO crm.opportunity (name, account_id, amount, probability, close_date, owner)
-            SELECT 'Deal ' || g, 1 + g % 1000, g % 5000, 10, date '2027-01-01' + g % 365, ('bench_rep' || (1 + g % 8))::regrole
-              FROM generate_series(1, $size) g" \
-        -c "SELECT crm.rebuild_aggregates()" >/dev/null
-    psql_q -d "$db" -c "VACUUM ANALYZE"
-}
 
 cat >"$WORK/update.pgbench" <<SCRIPT
 \set id random(1, $N)
@@ -91,11 +75,7 @@ chmod a+r "$WORK"/*.pgbench
 # 1. Maintenance on and off.
 log "loading $N opportunities"
 make_db agg_tpl "$N"
-psql_q -d postgres -c "CREATE DATABASE agg_on TEMPLATE agg_tpl" -c "CREATE DATABASE agg_off TEMPLATE agg_tpl"
-psql_q -d agg_off -At -c "SELECT format('ALTER TABLE %s DISABLE TRIGGER %I;', tgrelid::regclass, tgname)
-                            FROM pg_trigger WHERE tgname LIKE 'aggregates\_%' AND NOT tgisinternal" >"$WORK/disable.sql"
-psql_q -d agg_off -f "$WORK/disable.sql"
-log "disabled in agg_off: $(wc -l <"$WORK/disable.sql") aggregates_ triggers"
+make_on_off agg_tpl
 
 for v in on off; do
     bench -c 8 -j 8 -T "$WARMUP" -f "$WORK/update.pgbench" "agg_$v" >/dev/null
