@@ -150,7 +150,7 @@ static CrmQuery find_account = {
 static CrmQuery insert_account = {
 	"INSERT INTO crm.account (name, industry, phone, website, city, country, owner)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+	7, {TEXTOID, TEXTOID, CRM_TYPE_PHONE_NUMBER, CRM_TYPE_WEB_URL, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
 /* Reused account: fill empty fields from the lead, overwrite nothing. */
@@ -163,7 +163,7 @@ static CrmQuery fill_account = {
 	"   AND ((a.industry IS NULL AND $2 IS NOT NULL) OR (a.phone IS NULL AND $3 IS NOT NULL)"
 	"     OR (a.website IS NULL AND $4 IS NOT NULL) OR (a.city IS NULL AND $5 IS NOT NULL)"
 	"     OR (a.country IS NULL AND $6 IS NOT NULL))",
-	6, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, NULL
+	6, {INT8OID, TEXTOID, CRM_TYPE_PHONE_NUMBER, CRM_TYPE_WEB_URL, TEXTOID, TEXTOID}, NULL
 };
 
 /* Matching contacts: same e-mail; one already on the account first, then the oldest. */
@@ -182,7 +182,7 @@ static CrmQuery find_contact = {
 static CrmQuery insert_contact = {
 	"INSERT INTO crm.contact (name, title, email, phone, account_id, owner)"
 	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-	6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, REGROLEOID}, NULL
+	6, {TEXTOID, TEXTOID, CRM_TYPE_EMAIL_ADDRESS, CRM_TYPE_PHONE_NUMBER, INT8OID, REGROLEOID}, NULL
 };
 
 /* Reused contact: fill empty fields (primary account included), overwrite nothing. */
@@ -193,7 +193,7 @@ static CrmQuery fill_contact = {
 	" WHERE c.id OPERATOR(pg_catalog.=) $1"
 	"   AND ((c.title IS NULL AND $2 IS NOT NULL) OR (c.email IS NULL AND $3 IS NOT NULL)"
 	"     OR (c.phone IS NULL AND $4 IS NOT NULL) OR c.account_id IS NULL)",
-	5, {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}, NULL
+	5, {INT8OID, TEXTOID, CRM_TYPE_EMAIL_ADDRESS, CRM_TYPE_PHONE_NUMBER, INT8OID}, NULL
 };
 
 /* A reused contact whose primary account is another one is linked to this one. */

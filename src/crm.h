@@ -88,6 +88,16 @@ typedef struct CrmQuery
 	SPIPlanPtr	plan;
 } CrmQuery;
 
+/*
+ * Domains of schema crm as CrmQuery argument types, looked up when the plan
+ * is prepared (built-in types are given by their OIDs).  A value that already
+ * is of such a domain (read from a column of it) is then stored into another
+ * column of it without the domain's CHECK being run again.
+ */
+#define CRM_TYPE_EMAIL_ADDRESS	((Oid) 0xFFFFFFF0)
+#define CRM_TYPE_WEB_URL		((Oid) 0xFFFFFFF1)
+#define CRM_TYPE_PHONE_NUMBER	((Oid) 0xFFFFFFF2)
+
 extern SPIPlanPtr crm_query_plan(CrmQuery *query);
 extern int	crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
 						  long count);

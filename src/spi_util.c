@@ -16,12 +16,46 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "access/xact.h"
+
+/* the argument types of a statement, the crm domains among them looked up */
+static Oid *
+query_argtypes(CrmQuery *query)
+{
+	static const struct
+	{
+		Oid			marker;
+		const char *name;
+	}			domains[] = {
+		{CRM_TYPE_EMAIL_ADDRESS, "email_address"},
+		{CRM_TYPE_WEB_URL, "web_url"},
+		{CRM_TYPE_PHONE_NUMBER, "phone_number"},
+	};
+	Oid		   *types = palloc(sizeof(Oid) * Max(query->nargs, 1));
+
+	for (int i = 0; i < query->nargs; i++)
+	{
+		types[i] = query->argtypes[i];
+		for (int d = 0; d < (int) lengthof(domains); d++)
+		{
+			if (types[i] != domains[d].marker)
+				continue;
+			types[i] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum(domains[d].name),
+									   ObjectIdGetDatum(get_namespace_oid("crm", false)));
+			if (!OidIsValid(types[i]))
+				elog(ERROR, "crm: type crm.%s does not exist", domains[d].name);
+			break;
+		}
+	}
+	return types;
+}
 
 /* crm_query_plan -- the kept plan of a statement, prepared on first use */
 SPIPlanPtr
@@ -36,7 +70,7 @@ crm_query_plan(CrmQuery *query)
 			SPI_freeplan(query->plan);
 			query->plan = NULL;
 		}
-		plan = SPI_prepare(query->sql, query->nargs, query->argtypes);
+		plan = SPI_prepare(query->sql, query->nargs, query_argtypes(query));
 		if (plan == NULL)
 			elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s",
 				 query->sql, SPI_result_code_string(SPI_result));
