@@ -20,8 +20,14 @@
 # where they are (a new connection of a pool).  The ratio off/on is the
 # throughput ratio the counts predict for a CPU-bound server; the pgbench
 # medians of bench/aggregates.sh came out 0.03-0.08 below it on the project
-# machine (instructions are not time).  Needs valgrind (installed from
-# Debian if missing).
+# machine (instructions are not time).
+#
+# Then the same for lead conversion (bench/run.sh's data and PL/pgSQL
+# function, CONV conversions in the measure, 300 of warm-up):
+# crm.convert_lead() against the same work in PL/pgSQL, which runs without
+# the conversion guards, as in bench/run.sh.
+#
+# Needs valgrind (installed from Debian if missing); takes about 4 minutes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,6 +35,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${N:-100000}
 WARM=${WARM:-20000}
 COUNT=${COUNT:-1000}
+CONV=${CONV:-500}
 
 ensure_packages
 install_missing valgrind
@@ -42,6 +49,15 @@ start_cluster "$WORK/cluster" >&2
 log "loading $N opportunities"
 make_db agg_tpl "$N"
 make_on_off agg_tpl
+log "loading leads for the conversions"
+cp "$REPO_ROOT/bench/setup.sql" "$WORK/" && chmod a+r "$WORK/setup.sql"
+psql_q -d postgres -c "CREATE DATABASE conv_c"
+psql_q -d conv_c -c "CREATE EXTENSION crm"
+psql_q -d conv_c -v nleads=$((300 + 2 * CONV + 100)) -f "$WORK/setup.sql"
+psql_q -d conv_c -c "VACUUM ANALYZE"
+psql_q -d postgres -c "CREATE DATABASE conv_plpgsql TEMPLATE conv_c"
+psql_q -d conv_plpgsql -c "ALTER TABLE crm.lead DISABLE TRIGGER lead_conversion_guard;
+                           ALTER TABLE crm.opportunity DISABLE TRIGGER opportunity_lead_guard;"
 stop_cluster "$WORK/cluster"
 
 # updates SEED COUNT: COUNT random updates as a prepared statement's
@@ -55,14 +71,23 @@ updates() {
             printf "EXECUTE u(%c%s%c, %d, %d);\n", 39, stage[1 + int(rand() * 4)], 39, 1 + int(rand() * 100000), 1 + int(rand() * max)
     }'
 }
-updates 1 "$WARM" >"$WORK/warm.sql"
-updates 2 "$COUNT" >"$WORK/short.sql"
-updates 2 $((2 * COUNT)) >"$WORK/long.sql"
+updates 1 "$WARM" >"$WORK/agg_warm.sql"
+updates 2 "$COUNT" >"$WORK/agg_short.sql"
+updates 2 $((2 * COUNT)) >"$WORK/agg_long.sql"
+# conversions CALL N: N conversions of the next leads by CALL
+conversions() { for _ in $(seq 1 "$2"); do echo "SELECT $1(nextval('bench.pick'));"; done; }
+for v in c plpgsql; do
+    call=crm.convert_lead; [ $v = c ] || call=bench.convert_lead_plpgsql
+    conversions $call 300 >"$WORK/conv_${v}_warm.sql"
+    conversions $call "$CONV" >"$WORK/conv_${v}_short.sql"
+    conversions $call $((2 * CONV)) >"$WORK/conv_${v}_long.sql"
+done
 chmod a+r "$WORK"/*.sql
 
-log "warm-up: $WARM updates in each database"
-for db in agg_on agg_off; do
-    as_cluster_user "$PG_BIN/postgres" --single -D "$WORK/cluster/data" "$db" <"$WORK/warm.sql" >/dev/null 2>&1
+log "warm-up: $WARM updates in each aggregate database, 300 conversions in each conversion database"
+for db in agg_on agg_off conv_c conv_plpgsql; do
+    warm=$WORK/${db}_warm.sql; [ "${db#agg_}" = "$db" ] || warm=$WORK/agg_warm.sql
+    as_cluster_user "$PG_BIN/postgres" --single -D "$WORK/cluster/data" "$db" <"$warm" >/dev/null 2>&1
 done
 # the warm-up did its work: stripe rows of backend 1, the aggregates exact,
 # and as many recorded changes in both databases
@@ -71,9 +96,12 @@ check=$(psql_q -d agg_on -At -c "SELECT count(*) FILTER (WHERE stripe = 1) > 0 A
                                       FROM crm.pipeline_aggregate")
 changes_on=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.opportunity_history")
 changes_off=$(psql_q -d agg_off -At -c "SELECT count(*) FROM crm.opportunity_history")
+converted_c=$(psql_q -d conv_c -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")
+converted_plpgsql=$(psql_q -d conv_plpgsql -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")
 stop_cluster "$WORK/cluster"
 [ "$check" = t ] && [ "$changes_on" = "$changes_off" ] && [ "$changes_on" -gt 0 ] \
-    || { echo "the warm-up did not run as expected ($check, $changes_on, $changes_off)" >&2; exit 1; }
+    && [ "$converted_c" = 300 ] && [ "$converted_plpgsql" = 300 ] \
+    || { echo "the warm-up did not run as expected ($check, $changes_on, $changes_off, $converted_c, $converted_plpgsql)" >&2; exit 1; }
 
 # instructions DB FILE: the instructions callgrind counts for FILE in a
 # backend on a copy of the warmed-up cluster
@@ -89,20 +117,30 @@ instructions() {
     rm -rf "$dir"
 }
 
-declare -A total
-for db in agg_on agg_off; do
-    log "callgrind: $db, $COUNT and $((2 * COUNT)) updates"
-    instructions "$db" "$WORK/short.sql" >"$WORK/$db.short" &
-    instructions "$db" "$WORK/long.sql" >"$WORK/$db.long"
+# per_op DB PREFIX N: instructions per operation, from PREFIX_short.sql
+# (N operations) and PREFIX_long.sql (2 x N), each in its own backend
+per_op() {
+    local db=$1 prefix=$2 n=$3 short long
+    log "callgrind: $db, $n and $((2 * n))"
+    instructions "$db" "${prefix}_short.sql" >"$WORK/$db.short" &
+    instructions "$db" "${prefix}_long.sql" >"$WORK/$db.long"
     wait
-    total[$db]=$(( ($(cat "$WORK/$db.long") - $(cat "$WORK/$db.short")) / COUNT ))
-done
-on=${total[agg_on]}
-off=${total[agg_off]}
-[ "$off" -gt 100000 ] && [ "$on" -gt 100000 ] || { echo "the measured runs did not run ($on, $off)" >&2; exit 1; }
+    short=$(cat "$WORK/$db.short"); long=$(cat "$WORK/$db.long")
+    [ -n "$short" ] && [ -n "$long" ] && [ $(( (long - short) / n )) -gt 100000 ] \
+        || { echo "the measured runs of $db did not run ($short, $long)" >&2; exit 1; }
+    echo $(( (long - short) / n ))
+}
+on=$(per_op agg_on "$WORK/agg" "$COUNT")
+off=$(per_op agg_off "$WORK/agg" "$COUNT")
+conv_c=$(per_op conv_c "$WORK/conv_c" "$CONV")
+conv_plpgsql=$(per_op conv_plpgsql "$WORK/conv_plpgsql" "$CONV")
+
 printf '\n%-44s %12s\n' "instructions per update (callgrind)" "per update"
 printf '%-44s %12d\n' "aggregates off" "$off" "aggregates on" "$on" "overhead of aggregate maintenance" $((on - off))
 printf '%-44s %12.3f\n' "predicted throughput ratio on/off" "$(awk "BEGIN {print $off / $on}")"
-printf '(%d opportunities; %d updates of warm-up, then the difference between %d and %d prepared updates\n' \
+printf '\n%-44s %12s\n' "instructions per lead conversion (callgrind)" "per lead"
+printf '%-44s %12d\n' "crm.convert_lead() (C)" "$conv_c" "PL/pgSQL function (guards off)" "$conv_plpgsql"
+printf '%-44s %12.3f\n' "predicted throughput ratio C / PL/pgSQL" "$(awk "BEGIN {print $conv_plpgsql / $conv_c}")"
+printf '\n(%d opportunities; %d updates of warm-up, then the difference between %d and %d prepared updates\n' \
     "$N" "$WARM" "$COUNT" $((2 * COUNT))
-printf ' in a new single-user backend, divided by %d)\n' "$COUNT"
+printf ' in a new single-user backend, divided by %d; the same for %d and %d conversions after 300)\n' "$COUNT" "$CONV" $((2 * CONV))
