@@ -64,13 +64,16 @@ crm_query_plan(CrmQuery *query)
 	if (query->plan == NULL || !SPI_plan_is_valid(query->plan))
 	{
 		SPIPlanPtr	plan;
+		Oid		   *argtypes;
 
 		if (query->plan != NULL)
 		{
 			SPI_freeplan(query->plan);
 			query->plan = NULL;
 		}
-		plan = SPI_prepare(query->sql, query->nargs, query_argtypes(query));
+		argtypes = query_argtypes(query);
+		plan = SPI_prepare(query->sql, query->nargs, argtypes);
+		pfree(argtypes);
 		if (plan == NULL)
 			elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s",
 				 query->sql, SPI_result_code_string(SPI_result));
