@@ -27,7 +27,7 @@
 # crm.convert_lead() against the same work in PL/pgSQL, which runs without
 # the conversion guards, as in bench/run.sh.
 #
-# Needs valgrind (installed from Debian if missing); takes about 4 minutes.
+# Needs valgrind (installed from Debian if missing); takes about 2 minutes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -428,6 +428,10 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 	Datum		keys[AGG_MAX_KEYS];
 	AggGroupKey key;
 	AggGroup   *group;
+	Datum		amount;
+	bool		amount_null;
+	bool		amount_exact;
+	int64		amount_cents = 0;
 
 	resetStringInfo(&fold->buf);
 	for (int i = 0; i < spec->nkeys; i++)
@@ -479,21 +483,22 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 		MemoryContextSwitchTo(saved);
 	}
 	group->count += sign;
+	if (spec->nsums == 0)
+		return;
+	amount = slot_getattr(slot, fold->amount_att, &amount_null);
+	if (amount_null)
+		return;					/* amount is NOT NULL; a NULL adds nothing */
+	amount_exact = crm_numeric_cents(amount, &amount_cents);	/* once for all sums */
 	for (int i = 0; i < spec->nsums; i++)
 	{
 		AggSum	   *sum = &group->sums[i];
-		bool		isnull;
 		bool		pnull = true;
-		Datum		amount = slot_getattr(slot, fold->amount_att, &isnull);
 		Datum		p = (Datum) 0;
 		Datum		value;
-		int64		cents;
+		int64		cents = amount_cents;
 		int64		total;
-		bool		exact;
+		bool		exact = amount_exact;
 
-		if (isnull)
-			continue;			/* amount is NOT NULL; a NULL adds nothing */
-		exact = crm_numeric_cents(amount, &cents);
 		if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
 		{
 			int64		pc = 0;
