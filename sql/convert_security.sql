@@ -88,6 +88,20 @@ RESET ROLE;
 SELECT count(*) AS wayne_accounts FROM crm.account WHERE crm.company_match_key(name) = 'wayneenterprises';
 SELECT owner, city FROM crm.account WHERE id = 1;
 
+-- A contact rep1 sees only through that shared account (linked to it), whose
+-- primary account rep1 cannot see: the deal would go on the hidden account,
+-- so the conversion is refused (ZC004) and the account stays hidden.
+INSERT INTO crm.account (name, owner) VALUES ('Hidden Holdings', 'regress_rep2') RETURNING id AS hidden \gset
+INSERT INTO crm.contact (name, account_id, owner) VALUES ('Gavin', :hidden, 'regress_rep2') RETURNING id AS gavin \gset
+INSERT INTO crm.account_contact (account_id, contact_id) VALUES (1, :gavin);
+SET ROLE regress_rep1;
+SELECT count(*) AS sees_gavin FROM crm.contact WHERE id = :gavin;
+SELECT * FROM crm.convert_lead(3, contact_id => :gavin, dedupe => false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS sees_hidden FROM crm.account WHERE id = :hidden;
+RESET ROLE;
+SELECT status FROM crm.lead WHERE id = 3;
+
 -- No EXECUTE privilege: refused by PostgreSQL itself.
 SET ROLE regress_nobody;
 SELECT * FROM crm.convert_lead(3);

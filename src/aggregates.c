@@ -1321,7 +1321,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	{
 		SPI_connect();
 		for (int i = 0; specs[i] != NULL; i++)
-			crm_query_run_as_owner(&specs[i]->empty, NULL, NULL, 0);
+			crm_query_run_latest_as_owner(&specs[i]->empty, NULL, NULL, 0);
 		SPI_finish();
 		return PointerGetDatum(NULL);
 	}

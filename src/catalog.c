@@ -109,6 +109,10 @@ crm_price_book_guard(PG_FUNCTION_ARGS)
 	n = crm_result_int64(0, 1, &isnull);
 	crm_query_run_as_owner(&priced_without_standard, NULL, NULL, 1);
 	unpriced = crm_result_int64(0, 1, &isnull);
+	/* REPEATABLE READ: entries of other books added since our snapshot */
+	if (n == 1 && unpriced == 0 && crm_query_run_fresh(&priced_without_standard, NULL, NULL, 1) &&
+		crm_result_int64(0, 1, &isnull) > 0)
+		crm_serialization_failure("price book", crm_column_int64(trigdata->tg_trigtuple, tupdesc, "id", &isnull));
 	SPI_finish();
 	if (n == 1 && unpriced > 0)
 		ereport(ERROR,
@@ -163,6 +167,10 @@ keep_standard_price(int64 product_id)
 
 	crm_query_run_as_owner(&other_books_pricing, values, nulls, 1);
 	n = crm_result_int64(0, 1, &isnull);
+	/* REPEATABLE READ: an entry added since our snapshot only locked this one */
+	if (n == 0 && crm_query_run_fresh(&other_books_pricing, values, nulls, 1) &&
+		crm_result_int64(0, 1, &isnull) > 0)
+		crm_serialization_failure("product", product_id);
 	if (n > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),

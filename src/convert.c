@@ -434,15 +434,21 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 				 errhint("Set its status to a working status such as 'In Transaction' first.")));
 }
 
-/* check_account -- an account named by the caller must be visible to the caller */
-static void
-check_account(Oid caller, int64 account_id)
+static bool
+account_is_visible(Oid caller, int64 account_id)
 {
 	Datum		values[1] = {Int64GetDatum(account_id)};
 	char		nulls[1] = {' '};
 
 	crm_query_run_as(caller, &account_visible, values, nulls, 1);
-	if (SPI_processed == 0)
+	return SPI_processed > 0;
+}
+
+/* check_account -- an account named by the caller must be visible to the caller */
+static void
+check_account(Oid caller, int64 account_id)
+{
+	if (!account_is_visible(caller, account_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
 				 errmsg("account %lld does not exist", (long long) account_id),
@@ -868,6 +874,18 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 
 		if (!account_given && !primary_isnull)
 		{
+			/*
+			 * The deal goes on the contact's primary account, which the
+			 * caller must see: a contact can be visible through an account
+			 * it is linked to while its primary account is not.
+			 */
+			if (!account_is_visible(caller, primary))
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
+						 errmsg("the primary account of contact %lld is not visible to role \"%s\"",
+								(long long) contact_id, role_name(caller)),
+						 errdetail("The opportunity would go on the contact's primary account."),
+						 errhint("Pass account_id => an account you can see that the contact is linked to.")));
 			account_id = primary;
 			account_given = true;
 		}

@@ -105,8 +105,13 @@ extern int	crm_query_run_as(Oid role, CrmQuery *query, Datum *values,
 							 const char *nulls, long count);
 extern int	crm_query_run_as_owner(CrmQuery *query, Datum *values,
 								   const char *nulls, long count);
+extern int	crm_query_run_latest_as_owner(CrmQuery *query, Datum *values,
+										  const char *nulls, long count);
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,
 									   const char *nulls);
+extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
+								long count);
+extern void crm_serialization_failure(const char *what, int64 id) pg_attribute_noreturn();
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);

@@ -41,7 +41,12 @@ opportunity_has_lines(int64 id)
 	char		nulls[1] = {' '};
 
 	crm_query_run_as_owner(&has_line_items, values, nulls, 1);
-	return SPI_processed > 0;
+	if (SPI_processed > 0)
+		return true;
+	/* REPEATABLE READ: a line added since our snapshot only locked the row */
+	if (crm_query_finds_newer_rows(&has_line_items, values, nulls))
+		crm_serialization_failure("opportunity", id);
+	return false;
 }
 
 /* crm_opportunity_lifecycle -- trigger crm.opportunity_lifecycle() */

@@ -131,9 +131,13 @@ crm_acting_role(void)
 	return OidIsValid(acting_role) ? acting_role : GetUserId();
 }
 
+/*
+ * run_as_snapshot -- run query as role (with sec_flags added); under
+ * snapshot unless it is InvalidSnapshot, read-only or not
+ */
 static int
-run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
-	   Datum *values, const char *nulls, long count)
+run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
+				CrmQuery *query, Datum *values, const char *nulls, long count)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -151,7 +155,7 @@ run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
 		else
 		{
 			ret = SPI_execute_snapshot(crm_query_plan(query), values, nulls,
-									   snapshot, InvalidSnapshot, true, false, count);
+									   snapshot, InvalidSnapshot, read_only, !read_only, count);
 			if (ret < 0)
 				elog(ERROR, "crm: SPI_execute_snapshot failed for \"%s\": %s",
 					 query->sql, SPI_result_code_string(ret));
@@ -164,6 +168,13 @@ run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
 	PG_END_TRY();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return ret;
+}
+
+static int
+run_as(Oid role, int sec_flags, Snapshot snapshot, CrmQuery *query,
+	   Datum *values, const char *nulls, long count)
+{
+	return run_as_snapshot(role, sec_flags, snapshot, true, query, values, nulls, count);
 }
 
 int
@@ -189,21 +200,64 @@ crm_query_run_as_owner(CrmQuery *query, Datum *values, const char *nulls,
 }
 
 /*
- * crm_query_finds_newer_rows -- in REPEATABLE READ or SERIALIZABLE, does a
- * read-only statement, run as the owner of schema crm, return rows under a
- * fresh snapshot?  Used after a search found nothing under the transaction
- * snapshot, to tell "none exists" from "one was committed since we started".
- * In READ COMMITTED every statement already uses a fresh snapshot.
+ * crm_query_run_latest_as_owner -- like crm_query_run_as_owner, but under a
+ * snapshot taken now, also in REPEATABLE READ or SERIALIZABLE: a statement
+ * that must reach every committed row (emptying the aggregates on TRUNCATE,
+ * which removes every row whatever the snapshot).  AFTER triggers fire.
+ */
+int
+crm_query_run_latest_as_owner(CrmQuery *query, Datum *values, const char *nulls,
+							  long count)
+{
+	return run_as_snapshot(crm_schema_owner(),
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+						   GetLatestSnapshot(), false, query, values, nulls, count);
+}
+
+/*
+ * crm_query_run_fresh -- in REPEATABLE READ or SERIALIZABLE, run a read-only
+ * statement again, as the owner of schema crm, under a fresh snapshot, and
+ * return true; in READ COMMITTED, where every statement already sees the
+ * latest commits, do nothing and return false.  A check that passed under
+ * the transaction snapshot uses it to learn whether rows committed since
+ * then would make it fail: the transaction then ends with a serialization
+ * failure rather than commit what the rule forbids (a lock the other writer
+ * took on a shared parent row does not raise one by itself).
  */
 bool
-crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
+crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls, long count)
 {
 	if (!IsolationUsesXactSnapshot())
 		return false;
 	run_as(crm_schema_owner(),
 		   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
-		   GetLatestSnapshot(), query, values, nulls, 1);
-	return SPI_processed > 0;
+		   GetLatestSnapshot(), query, values, nulls, count);
+	return true;
+}
+
+/*
+ * crm_query_finds_newer_rows -- does a read-only statement that returned no
+ * rows under the transaction snapshot return some under a fresh one?  Tells
+ * "none exists" from "one was committed since we started" (see above).
+ */
+bool
+crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
+{
+	return crm_query_run_fresh(query, values, nulls, 1) && SPI_processed > 0;
+}
+
+/*
+ * crm_serialization_failure -- end a REPEATABLE READ or SERIALIZABLE
+ * transaction whose check a concurrent commit has overtaken (40001).
+ */
+void
+crm_serialization_failure(const char *what, int64 id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access to %s %lld due to concurrent update", what, (long long) id),
+			 errdetail("A transaction that committed after this one started changed what the check depends on."),
+			 errhint("Retry the transaction.")));
 }
 
 /*
