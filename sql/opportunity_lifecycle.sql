@@ -41,12 +41,26 @@ SELECT stage, probability, closed_at FROM crm.opportunity WHERE name = 'A';
 UPDATE crm.opportunity SET stage = 'Successful', amount = 1000 WHERE name = 'B';
 SELECT stage, probability, closed_at IS NOT NULL AS closed FROM crm.opportunity WHERE name = 'B';
 
--- Renaming a stage is not a stage change: probability and closed_at stay.
+-- Renaming a stage is not a stage change: probability and closed_at stay,
+-- and the history records no move (see below).
 SELECT probability, closed_at AS closed_before FROM crm.opportunity WHERE name = 'B' \gset
 UPDATE crm.opportunity_stage SET name = 'Won' WHERE name = 'Successful';
 SELECT stage, probability = :probability AS same_probability, closed_at = :'closed_before' AS same_closed_at
   FROM crm.opportunity WHERE name = 'B';
 UPDATE crm.opportunity_stage SET name = 'Successful' WHERE name = 'Won';
+
+-- A stage that opportunities are in keeps whether it is closed and won
+-- (ZC111): B is in Successful, won.  Its flags, B and B's history stay.
+UPDATE crm.opportunity_stage SET is_won = false WHERE name = 'Successful';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.opportunity_stage SET name = 'Lost after all', is_closed = true, is_won = false WHERE name = 'Successful';
+\echo :LAST_ERROR_SQLSTATE
+SELECT name, is_closed, is_won FROM crm.opportunity_stage WHERE name = 'Successful';
+-- A stage nobody is in may change its flags.
+INSERT INTO crm.opportunity_stage (name, sort_order, probability) VALUES ('Parked', 950, 0);
+UPDATE crm.opportunity_stage SET is_closed = true WHERE name = 'Parked';
+SELECT name, is_closed, is_won FROM crm.opportunity_stage WHERE name = 'Parked';
+DELETE FROM crm.opportunity_stage WHERE name = 'Parked';
 
 -- The history: one row at creation, one per change of a tracked field,
 -- none for other changes.

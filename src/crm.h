@@ -58,6 +58,7 @@
 #define ERRCODE_CRM_PRICE_BOOK_FIXED		MAKE_SQLSTATE('Z','C','1','0','4')
 #define ERRCODE_CRM_AMOUNT_FROM_LINES		MAKE_SQLSTATE('Z','C','1','0','5')
 #define ERRCODE_CRM_LOSS_REASON_REQUIRED	MAKE_SQLSTATE('Z','C','1','1','0')
+#define ERRCODE_CRM_STAGE_IN_USE			MAKE_SQLSTATE('Z','C','1','1','1')
 /* quotes */
 #define ERRCODE_CRM_QUOTE_NOT_FOUND			MAKE_SQLSTATE('Z','C','2','0','1')
 #define ERRCODE_CRM_APPROVAL_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','5')
@@ -146,6 +147,9 @@ extern void crm_with_permit(CrmPermitKind kind, int64 id,
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);
+
+/* lifecycle.c */
+extern bool crm_stage_exists(const char *name);
 
 /* workflow.c: status workflows and row helpers shared by the triggers */
 extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,

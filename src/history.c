@@ -246,6 +246,26 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	if (!changed)
 		return PointerGetDatum(NULL);
 
+	SPI_connect();
+
+	/*
+	 * A rename of the stage cascading to the opportunity is no stage change
+	 * (the cascade changes nothing else): the history keeps the names
+	 * entries had when they were recorded.
+	 */
+	if (!is_insert && crm_column_changed(oldtup, newtup, tupdesc, "stage"))
+	{
+		bool		only_stage = true;
+
+		for (int i = 1; only_stage && tracked_columns[i] != NULL; i++)
+			only_stage = !crm_column_changed(oldtup, newtup, tupdesc, tracked_columns[i]);
+		if (only_stage && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
+		{
+			SPI_finish();
+			return PointerGetDatum(NULL);
+		}
+	}
+
 	values[0] = Int64GetDatum(crm_column_int64(newtup, tupdesc, "id", &isnull));
 	nulls[0] = ' ';
 	for (int i = 0; tracked_columns[i] != NULL; i++)
@@ -261,7 +281,6 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	values[9] = ObjectIdGetDatum(crm_acting_role());
 	nulls[9] = ' ';
 
-	SPI_connect();
 	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
 	SPI_finish();
 	return PointerGetDatum(NULL);

@@ -11,6 +11,11 @@
  *   - an opportunity with line items has the amount of its lines (only the
  *     line-sum trigger changes it) and keeps its price book;
  *   - a newly chosen price book must be active.
+ *
+ * crm.opportunity_stage_guard() is a BEFORE UPDATE row trigger on
+ * crm.opportunity_stage: a stage that opportunities are in keeps whether it
+ * is closed and won (their closed_at, loss reason, reports and rollups
+ * follow from it).
  */
 #include "crm.h"
 
@@ -20,6 +25,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "storage/lmgr.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -49,6 +55,21 @@ opportunity_has_lines(int64 id)
 	return false;
 }
 
+/*
+ * crm_stage_exists -- is there a stage of this name?  An opportunity's old
+ * stage is missing only while a rename of that stage cascades to it: the
+ * opportunity did not move.  The caller is connected to SPI.
+ */
+bool
+crm_stage_exists(const char *name)
+{
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	char		nulls[1] = {' '};
+
+	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
+	return SPI_processed > 0;
+}
+
 /* crm_opportunity_lifecycle -- trigger crm.opportunity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_opportunity_lifecycle);
 Datum
@@ -75,13 +96,8 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	 * Renaming a stage cascades to its opportunities: the old name is gone
 	 * from crm.opportunity_stage then, and the opportunity did not move.
 	 */
-	if (!is_insert && stage_changed)
-	{
-		values[0] = CStringGetTextDatum(crm_column_text(oldtup, tupdesc, "stage"));
-		crm_query_run_as_owner(&stage_rules, values, nulls, 1);
-		if (SPI_processed == 0)
-			stage_changed = false;
-	}
+	if (!is_insert && stage_changed && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
+		stage_changed = false;
 
 	/* amount and price book belong to the line items once there are any */
 	if (!is_insert)
@@ -149,9 +165,64 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 
 			newtup = crm_set_column(newtup, tupdesc, "closed_at", old_closed, old_isnull);
 		}
+
+		/*
+		 * REPEATABLE READ: an admin may have changed the stage's flags since
+		 * our snapshot (the stage guard saw no opportunity in it then).
+		 */
+		if (stage_changed && crm_query_run_fresh(&stage_rules, values, nulls, 1) &&
+			SPI_processed > 0 &&
+			(DatumGetBool(crm_result_datum(0, 2, &isnull)) != is_closed ||
+			 DatumGetBool(crm_result_datum(0, 3, &isnull)) != is_won))
+			crm_serialization_failure("opportunity", id);
 	}
 	/* the tuple returned must outlive SPI's memory */
 	newtup = SPI_copytuple(newtup);
+	SPI_finish();
+	return PointerGetDatum(newtup);
+}
+
+static CrmQuery stage_in_use = {
+	"SELECT 1 FROM crm.opportunity AS o WHERE o.stage OPERATOR(pg_catalog.=) $1 LIMIT 1",
+	1, {TEXTOID}, NULL
+};
+
+/* crm_opportunity_stage_guard -- trigger crm.opportunity_stage_guard() */
+PG_FUNCTION_INFO_V1(crm_opportunity_stage_guard);
+Datum
+crm_opportunity_stage_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_stage_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	HeapTuple	oldtup = trigdata->tg_trigtuple;
+	HeapTuple	newtup = trigdata->tg_newtuple;
+	char	   *stage;
+	Datum		values[1];
+	char		nulls[1] = {' '};
+
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+		(!crm_column_changed(oldtup, newtup, tupdesc, "is_closed") &&
+		 !crm_column_changed(oldtup, newtup, tupdesc, "is_won")))
+		return PointerGetDatum(newtup);
+
+	/*
+	 * Writers of opportunities wait until this transaction ends, and the
+	 * ones still running are waited for; then a fresh snapshot sees every
+	 * opportunity that can be in the stage (also in REPEATABLE READ).
+	 */
+	LockRelationOid(crm_relation_oid("opportunity"), ShareLock);
+	stage = crm_column_text(oldtup, tupdesc, "name");
+	values[0] = CStringGetTextDatum(stage);
+	SPI_connect();
+	crm_query_run_latest_as_owner(&stage_in_use, values, nulls, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_STAGE_IN_USE),
+				 errmsg("stage \"%s\" has opportunities and stays %s", stage,
+						crm_column_is(oldtup, tupdesc, "is_won", "t") ? "won" :
+						crm_column_is(oldtup, tupdesc, "is_closed", "t") ? "closed (lost)" : "open"),
+				 errdetail("Whether a stage is closed or won decides its opportunities' close date, loss reason and reports."),
+				 errhint("Create a stage with the new flags and move the opportunities to it, or move them out of this stage first.")));
 	SPI_finish();
 	return PointerGetDatum(newtup);
 }

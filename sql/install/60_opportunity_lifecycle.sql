@@ -49,6 +49,13 @@ COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row 
 CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lifecycle();
 
+CREATE FUNCTION crm.opportunity_stage_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_stage_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.opportunity_stage_guard() IS 'BEFORE UPDATE row trigger on crm.opportunity_stage: a stage that opportunities are in keeps is_closed and is_won (ZC111); takes SHARE on crm.opportunity to check';
+CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
+    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_stage_guard();
+
 CREATE FUNCTION crm.record_opportunity_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'
     LANGUAGE C;

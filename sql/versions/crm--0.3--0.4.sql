@@ -1,0 +1,21 @@
+-- crm 0.3 -> 0.4: ALTER EXTENSION crm UPDATE TO '0.4'.
+-- Every schema change made in sql/install/ since 0.3 is repeated here, so
+-- that an updated database has the same objects as a fresh install
+-- (test/scripts/upgrade.sh checks it).
+--
+-- 0.4 keeps a stage's flags while opportunities are in it: changing
+-- is_closed or is_won of such a stage left them with a close date, loss
+-- reason and report figures of the other kind.  The new trigger
+-- opportunity_stage_guard refuses it (ZC111).  No row changes.
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "ALTER EXTENSION crm UPDATE TO '0.4'" to load this file. \quit
+
+CREATE FUNCTION crm.opportunity_stage_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_stage_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.opportunity_stage_guard() IS 'BEFORE UPDATE row trigger on crm.opportunity_stage: a stage that opportunities are in keeps is_closed and is_won (ZC111); takes SHARE on crm.opportunity to check';
+CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
+    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_stage_guard();
+-- trigger functions are the extension's own (as in 99_privileges.sql)
+REVOKE ALL ON FUNCTION crm.opportunity_stage_guard() FROM PUBLIC;
