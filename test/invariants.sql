@@ -54,7 +54,10 @@ SELECT invariant, detail FROM (
     --    account (as its primary account or through crm.account_contact) and
     --    an existing opportunity made from this lead on that account with
     --    that contact.  (Leads converted with create_opportunity => false
-    --    would have none; the tests do not use that option.)
+    --    would have none; the tests do not use that option.  Later edits
+    --    the README allows -- clearing the opportunity's lead_id, moving it
+    --    to another account or contact -- would show here too; the
+    --    workloads this file checks make none.)
     SELECT 'converted lead has account, contact and opportunity',
            json_build_object('lead', l.id, 'account', l.account_id, 'contact', l.contact_id,
                              'opportunity', l.opportunity_id, 'opportunity_lead', o.lead_id,
