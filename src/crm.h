@@ -165,6 +165,8 @@ extern int64 crm_column_int64(HeapTuple tuple, TupleDesc tupdesc, const char *co
 							  bool *isnull);
 extern bool crm_column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 							   const char *colname);
+extern bool crm_attribute_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+								  int attnum);
 extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 								Datum value, bool isnull);
 extern Oid	crm_caller(void);

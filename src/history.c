@@ -225,6 +225,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 
 /* the columns crm.opportunity_history follows */
 static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
+static int	tracked_hint[4];		/* their attribute numbers, see crm_attnum_hint */
 
 /* crm_record_opportunity_change -- trigger crm.record_opportunity_change() */
 PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
@@ -237,12 +238,22 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 	bool		changed = is_insert;
+	int			nchanged = 0;	/* tracked columns changed, stage first */
+	bool		stage_changed = false;
 	Datum		values[10];
 	char		nulls[10];
 	bool		isnull;
+	int			tracked[4];
 
-	for (int i = 0; !changed && tracked_columns[i] != NULL; i++)
-		changed = crm_column_changed(oldtup, newtup, tupdesc, tracked_columns[i]);
+	for (int i = 0; tracked_columns[i] != NULL; i++)
+		tracked[i] = crm_attnum_hint(tupdesc, tracked_columns[i], &tracked_hint[i]);
+	for (int i = 0; !is_insert && nchanged < 2 && tracked_columns[i] != NULL; i++)
+		if (crm_attribute_changed(oldtup, newtup, tupdesc, tracked[i]))
+		{
+			nchanged++;
+			stage_changed = stage_changed || i == 0;
+		}
+	changed = changed || nchanged > 0;
 	if (!changed)
 		return PointerGetDatum(NULL);
 
@@ -253,25 +264,18 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	 * (the cascade changes nothing else): the history keeps the names
 	 * entries had when they were recorded.
 	 */
-	if (!is_insert && crm_column_changed(oldtup, newtup, tupdesc, "stage"))
+	if (stage_changed && nchanged == 1 && !crm_stage_exists(crm_attribute_text(oldtup, tupdesc, tracked[0])))
 	{
-		bool		only_stage = true;
-
-		for (int i = 1; only_stage && tracked_columns[i] != NULL; i++)
-			only_stage = !crm_column_changed(oldtup, newtup, tupdesc, tracked_columns[i]);
-		if (only_stage && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
-		{
-			SPI_finish();
-			return PointerGetDatum(NULL);
-		}
+		SPI_finish();
+		return PointerGetDatum(NULL);
 	}
 
 	values[0] = Int64GetDatum(crm_column_int64(newtup, tupdesc, "id", &isnull));
 	nulls[0] = ' ';
 	for (int i = 0; tracked_columns[i] != NULL; i++)
 	{
-		char	   *oldtext = oldtup ? crm_column_text(oldtup, tupdesc, tracked_columns[i]) : NULL;
-		char	   *newtext = crm_column_text(newtup, tupdesc, tracked_columns[i]);
+		char	   *oldtext = oldtup ? crm_attribute_text(oldtup, tupdesc, tracked[i]) : NULL;
+		char	   *newtext = crm_attribute_text(newtup, tupdesc, tracked[i]);
 
 		values[1 + 2 * i] = oldtext ? CStringGetTextDatum(oldtext) : (Datum) 0;
 		nulls[1 + 2 * i] = oldtext ? ' ' : 'n';

@@ -126,7 +126,13 @@ bool
 crm_column_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 				   const char *colname)
 {
-	int			attnum = crm_attnum(tupdesc, colname);
+	return crm_attribute_changed(oldtup, newtup, tupdesc, crm_attnum(tupdesc, colname));
+}
+
+/* crm_attribute_changed -- does attribute attnum differ between two versions? */
+bool
+crm_attribute_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, int attnum)
+{
 	Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
 	bool		oldnull;
 	bool		newnull;
