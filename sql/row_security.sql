@@ -538,6 +538,27 @@ RESET row_security;
 SELECT count(*) AS leads FROM crm.lead;
 RESET ROLE;
 
+-- ---------------------------------------------------------------------
+-- A line on another rep's deal tells nothing about that deal: the pricing
+-- trigger locks the deal and looks its price book up only for a deal the
+-- user sees, so the row-level security check refuses the line (42501)
+-- rather than a price check naming the hidden deal's price book (ZC102).
+-- ---------------------------------------------------------------------
+INSERT INTO crm.price_book (name) VALUES ('Beta special') RETURNING id AS beta_book \gset
+INSERT INTO crm.opportunity (name, account_id, owner, price_book_id)
+VALUES ('Beta special deal', 2, 'regress_rls_rep2', :beta_book) RETURNING id AS beta_special \gset
+SET ROLE regress_rls_rep1;
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (:beta_special, 1, 1);
+\echo :LAST_ERROR_SQLSTATE
+-- A deal that does not exist is reported as before (23503).
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (-1, 1, 1);
+\echo :LAST_ERROR_SQLSTATE
+-- rep2 adding the same line to its own deal gets the price check.
+SET ROLE regress_rls_rep2;
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (:beta_special, 1, 1);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
 DROP VIEW visible, aggregate_figures, log_authors;
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_rls_rep1, regress_rls_rep2, regress_rls_boss, regress_rls_boss2,

@@ -2,7 +2,8 @@
  * line_items.c: line items of opportunities and quotes.
  *
  * crm.price_line_item()  BEFORE INSERT/UPDATE row trigger: the parent
- *     (opportunity or quote) is locked FOR NO KEY UPDATE -- which serialises
+ *     (opportunity or quote), which the user must be able to see (else it
+ *     does not exist for them), is locked FOR NO KEY UPDATE -- which serialises
  *     line edits per parent -- and adopts the standard price book when it has
  *     none; the product must be active with an active entry in that book; a
  *     missing unit_price is the entry's price.
@@ -76,6 +77,10 @@ build_query(CrmQuery *q, const char *fmt, const ParentInfo *p, int nargs, Oid ar
 								 psprintf(fmt, p->table, p->table, p->table, p->table));
 }
 
+/* the parent as the current user sees it (row-level security applies), and as it is */
+static CrmQuery visible_parent[2];
+static CrmQuery existing_parent[2];
+
 /* lock the parent, return its price book (adopting the standard one) */
 static CrmQuery lock_parent[2];
 static CrmQuery adopt_standard_book[2];
@@ -87,6 +92,29 @@ static CrmQuery entry_price = {
 	" WHERE p.id OPERATOR(pg_catalog.=) $1",
 	2, {INT8OID, INT8OID}, NULL
 };
+
+/*
+ * Is there such a parent: for the current user (row-level security applies)
+ * or at all (as the owner)?  The owner's lock and price lookup of
+ * parent_price_book() are only for a parent the user sees, so that nobody
+ * locks another owner's row or reads its price book in an error message by
+ * adding a line to it.
+ */
+static bool
+parent_found(ParentKind kind, int64 parent_id, bool as_owner)
+{
+	CrmQuery   *q = as_owner ? &existing_parent[kind] : &visible_parent[kind];
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+	char		nulls[1] = {' '};
+
+	build_query(q, "SELECT 1 FROM crm.%s AS x WHERE x.id OPERATOR(pg_catalog.=) $1",
+				&parents[kind], 1, INT8OID, InvalidOid);
+	if (as_owner)
+		crm_query_run_as_owner(q, values, nulls, 1);
+	else
+		crm_query_run(q, values, nulls, 1);
+	return SPI_processed > 0;
+}
 
 static int64
 parent_price_book(ParentKind kind, int64 parent_id)
@@ -150,6 +178,17 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);	/* NOT NULL reports missing keys */
 
 	SPI_connect();
+
+	/*
+	 * A parent that exists but that the user cannot see: the line is left
+	 * as it is, for the row-level security check that follows this trigger
+	 * to refuse (42501), as for any row pointing at a hidden one.
+	 */
+	if (!parent_found(kind, parent_id, false) && parent_found(kind, parent_id, true))
+	{
+		SPI_finish();
+		return PointerGetDatum(newtup);
+	}
 	book = parent_price_book(kind, parent_id);
 	if (book == 0)				/* before NOT NULL unit_price would hide it */
 		ereport(ERROR,
