@@ -63,8 +63,14 @@ crm_require_active_price_book(int64 book_id)
 				 errhint("Choose an active price book.")));
 }
 
+/*
+ * Locked FOR SHARE: a transaction switching the standard book (which updates
+ * this row) and one writing an entry of the book wait for each other, so the
+ * entry's rule is decided on the book's committed standing; under REPEATABLE
+ * READ the lock fails with 40001 when the switch committed since.
+ */
 static CrmQuery book_is_standard = {
-	"SELECT b.is_standard FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1",
+	"SELECT b.is_standard FROM crm.price_book AS b WHERE b.id OPERATOR(pg_catalog.=) $1 FOR SHARE OF b",
 	1, {INT8OID}, NULL
 };
 

@@ -12,10 +12,11 @@
  *     line-sum trigger changes it) and keeps its price book;
  *   - a newly chosen price book must be active.
  *
- * crm.opportunity_stage_guard() is a BEFORE UPDATE row trigger on
- * crm.opportunity_stage: a stage that opportunities are in keeps whether it
- * is closed and won (their closed_at, loss reason, reports and rollups
- * follow from it).
+ * crm.opportunity_stage_guard() is a BEFORE UPDATE OF is_closed, is_won
+ * trigger on crm.opportunity_stage, fired per statement (it locks the
+ * opportunities) and per row: a stage that opportunities are in keeps
+ * whether it is closed and won (their closed_at, loss reason, reports and
+ * rollups follow from it).
  */
 #include "crm.h"
 
@@ -192,7 +193,7 @@ PG_FUNCTION_INFO_V1(crm_opportunity_stage_guard);
 Datum
 crm_opportunity_stage_guard(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_stage_guard", true, true);
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_stage_guard", true, false);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	HeapTuple	oldtup = trigdata->tg_trigtuple;
 	HeapTuple	newtup = trigdata->tg_newtuple;
@@ -200,17 +201,24 @@ crm_opportunity_stage_guard(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 
+	/*
+	 * Writers of opportunities wait until this transaction ends, and the
+	 * ones still running are waited for; then a fresh snapshot sees every
+	 * opportunity that can be in the stage (also in REPEATABLE READ).  The
+	 * lock is taken by the statement-level firing, before the statement
+	 * locks any stage row: a writer's foreign-key check on a stage row being
+	 * renamed in the same statement would otherwise wait for us while we
+	 * wait for it.  It conflicts with itself, so that two admins changing
+	 * flags queue rather than deadlock when they go on to write
+	 * opportunities.
+	 */
+	LockRelationOid(crm_relation_oid("opportunity"), ShareRowExclusiveLock);
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(NULL);
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
 		(!crm_column_changed(oldtup, newtup, tupdesc, "is_closed") &&
 		 !crm_column_changed(oldtup, newtup, tupdesc, "is_won")))
 		return PointerGetDatum(newtup);
-
-	/*
-	 * Writers of opportunities wait until this transaction ends, and the
-	 * ones still running are waited for; then a fresh snapshot sees every
-	 * opportunity that can be in the stage (also in REPEATABLE READ).
-	 */
-	LockRelationOid(crm_relation_oid("opportunity"), ShareLock);
 	stage = crm_column_text(oldtup, tupdesc, "name");
 	values[0] = CStringGetTextDatum(stage);
 	SPI_connect();

@@ -52,7 +52,9 @@ CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
 CREATE FUNCTION crm.opportunity_stage_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_stage_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_stage_guard() IS 'BEFORE UPDATE row trigger on crm.opportunity_stage: a stage that opportunities are in keeps is_closed and is_won (ZC111); takes SHARE on crm.opportunity to check';
+COMMENT ON FUNCTION crm.opportunity_stage_guard() IS 'BEFORE UPDATE OF is_closed, is_won trigger on crm.opportunity_stage: per statement, takes SHARE ROW EXCLUSIVE on crm.opportunity (before any stage row is locked); per row, refuses a flag change for a stage that opportunities are in (ZC111)';
+CREATE TRIGGER opportunity_stage_guard_lock BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.opportunity_stage_guard();
 CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
     FOR EACH ROW EXECUTE FUNCTION crm.opportunity_stage_guard();
 
