@@ -225,7 +225,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 
 /* the columns crm.opportunity_history follows */
 static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
-static int	tracked_hint[4];		/* their attribute numbers, see crm_attnum_hint */
+static int	tracked_hint[lengthof(tracked_columns) - 1];	/* their attribute numbers, see crm_attnum_hint */
 
 /* crm_record_opportunity_change -- trigger crm.record_opportunity_change() */
 PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
@@ -243,7 +243,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	Datum		values[10];
 	char		nulls[10];
 	bool		isnull;
-	int			tracked[4];
+	int			tracked[lengthof(tracked_columns) - 1];
 
 	for (int i = 0; tracked_columns[i] != NULL; i++)
 		tracked[i] = crm_attnum_hint(tupdesc, tracked_columns[i], &tracked_hint[i]);

@@ -116,8 +116,8 @@ COMMENT ON TABLE crm.opportunity_stage IS 'Sales stages in pipeline order, with 
 COMMENT ON COLUMN crm.opportunity_stage.name IS 'Stage name stored in crm.opportunity.stage (renaming cascades to opportunities)';
 COMMENT ON COLUMN crm.opportunity_stage.sort_order IS 'Position of the stage in the pipeline, lowest first; the first open stage is where converted leads start';
 COMMENT ON COLUMN crm.opportunity_stage.probability IS 'Default win probability in percent (0-100) for opportunities entering this stage';
-COMMENT ON COLUMN crm.opportunity_stage.is_closed IS 'True when an opportunity in this stage is finished (won or lost)';
-COMMENT ON COLUMN crm.opportunity_stage.is_won IS 'True when the stage means the deal was won (implies is_closed)';
+COMMENT ON COLUMN crm.opportunity_stage.is_closed IS 'True when an opportunity in this stage is finished (won or lost); cannot change while opportunities are in the stage (ZC111)';
+COMMENT ON COLUMN crm.opportunity_stage.is_won IS 'True when the stage means the deal was won (implies is_closed); cannot change while opportunities are in the stage (ZC111)';
 COMMENT ON COLUMN crm.opportunity_stage.forecast_category IS 'Forecast bucket: Pipeline, Best Case, Commit, Closed or Omitted';
 COMMENT ON COLUMN crm.opportunity_stage.active IS 'Inactive stages stay valid on old opportunities but should not be offered';
 

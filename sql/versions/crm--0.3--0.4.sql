@@ -19,5 +19,8 @@ CREATE TRIGGER opportunity_stage_guard_lock BEFORE UPDATE OF is_closed, is_won O
     FOR EACH STATEMENT EXECUTE FUNCTION crm.opportunity_stage_guard();
 CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
     FOR EACH ROW EXECUTE FUNCTION crm.opportunity_stage_guard();
+-- the flags' column comments say so
+COMMENT ON COLUMN crm.opportunity_stage.is_closed IS 'True when an opportunity in this stage is finished (won or lost); cannot change while opportunities are in the stage (ZC111)';
+COMMENT ON COLUMN crm.opportunity_stage.is_won IS 'True when the stage means the deal was won (implies is_closed); cannot change while opportunities are in the stage (ZC111)';
 -- trigger functions are the extension's own (as in 99_privileges.sql)
 REVOKE ALL ON FUNCTION crm.opportunity_stage_guard() FROM PUBLIC;
