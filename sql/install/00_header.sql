@@ -1,5 +1,5 @@
 /*
- * crm--0.3.sql: the CRM sales schema of the newest version, built by the
+ * crm--0.5.sql: the CRM sales schema of the newest version, built by the
  * Makefile from the files in sql/install/, one per module, in name order.
  * Released versions are kept in sql/versions/ with the update scripts
  * between them (crm--A--B.sql); a change here ships in an update script too.  Reads top to bottom
