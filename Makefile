@@ -28,7 +28,9 @@ OBJS = \
 	src/aggregates.o \
 	src/cents.o \
 	src/reporting.o \
-	src/sharing.o
+	src/sharing.o \
+	src/locks.o \
+	src/lock_guard.o
 
 # The install script of the newest version is built from one file per
 # module, in name order.  Released versions' scripts and the update scripts

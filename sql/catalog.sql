@@ -100,7 +100,9 @@ COMMIT;
 \echo :LAST_ERROR_SQLSTATE
 SELECT name FROM crm.price_book WHERE is_standard;
 
--- Sales roles read the catalog but cannot change it; admins can.
+-- Sales roles read the catalog but cannot change it; admins can (every
+-- column but the id, which the database gives).
 SELECT has_table_privilege('crm_sales', 'crm.product', 'SELECT') AS sales_read,
-       has_table_privilege('crm_sales', 'crm.product', 'UPDATE') AS sales_write,
-       has_table_privilege('crm_admin', 'crm.price_book_entry', 'INSERT') AS admin_write;
+       has_any_column_privilege('crm_sales', 'crm.product', 'UPDATE') AS sales_write,
+       has_column_privilege('crm_admin', 'crm.price_book_entry', 'unit_price', 'INSERT') AS admin_write,
+       has_column_privilege('crm_admin', 'crm.price_book_entry', 'id', 'INSERT') AS admin_writes_id;

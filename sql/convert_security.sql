@@ -73,19 +73,30 @@ SELECT * FROM crm.convert_lead(5, owner => 'regress_rep2');
 RESET ROLE;
 SELECT count(*) AS stark_accounts FROM crm.account WHERE name = 'Stark Solar';
 
--- Duplicate search spans all accounts: rep1's lead for Wayne Enterprises is
--- converted into rep2's existing account, not a duplicate.  rep1 cannot
--- update that account, so its empty fields (city) are left alone.
+-- The duplicate search sees what the caller sees: rep2's Wayne Enterprises
+-- account is hidden from rep1, so rep1's lead for Wayne gets a new account
+-- of its own, with a WARNING (ZC008) that names only the other account's
+-- owner.  Attaching rep1's deal and contact to rep2's account would let
+-- rep2 read rep1's new contact.  rep2's account is neither read nor changed.
 UPDATE crm.lead SET city = 'Gotham' WHERE id = 4;
 SET ROLE regress_rep1;
-SELECT account_id, account_created FROM crm.convert_lead(4);
--- With the shipped policies rep1 now reads that account -- its lead and its
--- new deal point at it (the sharing rule; under the test's former
--- owner-only policies it stayed hidden) -- but still cannot change it.
+SELECT account_id = 1 AS into_rep2_account, account_created FROM crm.convert_lead(4);
 SELECT id, name, owner, city FROM crm.account WHERE id = 1;
-UPDATE crm.account SET city = 'Gotham' WHERE id = 1 RETURNING id;
 RESET ROLE;
 SELECT count(*) AS wayne_accounts FROM crm.account WHERE crm.company_match_key(name) = 'wayneenterprises';
+SELECT owner, city FROM crm.account WHERE id = 1;
+
+-- Once rep1 sees rep2's account (here: rep1 has a deal on it, the sharing
+-- rule), a lead for Wayne is converted into it: among rep1's two visible
+-- matches the oldest wins.  rep1 cannot update that account, so its empty
+-- fields (city) are left alone.
+INSERT INTO crm.opportunity (name, account_id, owner) VALUES ('Wayne pilot', 1, 'regress_rep1');
+INSERT INTO crm.lead (name, company, city, owner)
+VALUES ('Lucius', 'Wayne Enterprises, Inc.', 'Gotham', 'regress_rep1') RETURNING id AS lucius \gset
+SET ROLE regress_rep1;
+SELECT account_id, account_created FROM crm.convert_lead(:lucius);
+UPDATE crm.account SET city = 'Gotham' WHERE id = 1 RETURNING id;
+RESET ROLE;
 SELECT owner, city FROM crm.account WHERE id = 1;
 
 -- A contact rep1 sees only through that shared account (linked to it), whose

@@ -91,15 +91,18 @@ SELECT crm.submit_quote(:beta_q2, 'thirty percent');
 RESET ROLE;
 
 -- The sharing rule's two ways in.  An admin gives rep1 a deal on rep2's
--- account Gamma Ltd (an opportunity on it); rep1 converts a lead for
--- "Delta", which the duplicate search matches to rep2's Delta AG (a lead on
--- it; no opportunity).
+-- account Gamma Ltd (an opportunity on it), and converts rep1's lead for
+-- "Delta", which the admin's duplicate search matches to rep2's Delta AG (a
+-- lead on it; no opportunity).  (rep1's own conversion would not find Delta
+-- AG: a rep's search sees only what the rep sees -- convert_security.)
 SET ROLE regress_rls_admin;
 INSERT INTO crm.opportunity (name, account_id, amount, close_date, owner)
 VALUES ('Gamma deal', 3, 500, '2027-03-15', 'regress_rls_rep1');                               -- opportunity 3
 RESET ROLE;
 SET ROLE regress_rls_rep1;
 INSERT INTO crm.lead (name, company) VALUES ('Dora Delta', 'Delta');                            -- lead 5, contact 6
+RESET ROLE;
+SET ROLE regress_rls_admin;
 SELECT account_id, account_created, contact_created, opportunity_created
   FROM crm.convert_lead(5, create_opportunity => false);
 RESET ROLE;

@@ -3,8 +3,8 @@
  *
  * crm.campaign_guard() is a BEFORE row trigger on
  *   crm.campaign (INSERT, UPDATE OF parent_id): a parent that would make the
- *     campaign its own ancestor is refused.  Hierarchy changes take one
- *     transaction advisory lock (two-key form, keys 0 and 0x43524D10), so two
+ *     campaign its own ancestor is refused.  Hierarchy changes take the
+ *     extension's campaign hierarchy lock (locks.c), so two
  *     concurrent re-parentings cannot each pass the check and together make a
  *     cycle; the check runs after the lock, with a fresh snapshot in READ
  *     COMMITTED, and fails with 40001 in REPEATABLE READ when only a fresh
@@ -21,13 +21,10 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#define CAMPAIGN_HIERARCHY_LOCK	0x43524D10
 
 /* is $2 among the ancestors of campaign $1 (itself included)? */
 static CrmQuery is_ancestor = {
@@ -73,7 +70,6 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 	{
 		int64		id = crm_column_int64(newtup, tupdesc, "id", &isnull);
 		int64		parent = crm_column_int64(newtup, tupdesc, "parent_id", &isnull);
-		LOCKTAG		tag;
 		Datum		values[2];
 		char		nulls[2] = {' ', ' '};
 		bool		cycle;
@@ -81,8 +77,11 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 		if (isnull)
 			return PointerGetDatum(newtup);
 
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, CAMPAIGN_HIERARCHY_LOCK, 2);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		{
+			CrmLock		lock = crm_lock_global(CRM_LOCK_CAMPAIGN_HIERARCHY);
+
+			crm_lock_all(&lock, 1);
+		}
 
 		values[0] = Int64GetDatum(parent);
 		values[1] = Int64GetDatum(id);

@@ -11,17 +11,19 @@
  * privileges and row-level security apply to the caller.  The caller is the
  * role calling the function (GetUserId()): the function is declared SECURITY
  * INVOKER and raises privileges in C, only around the two statements that
- * need them, to the role that owns the extension's tables: the duplicate
- * search, which must see every account and contact so that two reps
- * converting leads of one company end up with one account, and the existence
- * check that tells "no such lead" from "not yours".  (Declared SECURITY
+ * need them, to the role that owns the extension's tables: telling "no such
+ * lead" from "not yours", and, when the duplicate search (which runs with
+ * the caller's rights and so finds only what the caller sees) finds nothing,
+ * looking for a match the caller cannot see, so that the WARNING can name
+ * its owner (nothing else of it).  A hidden match is never attached to: the
+ * caller's new records would become readable by its owner.  (Declared SECURITY
  * DEFINER, the function could only take GetOuterUserId() as the caller, and
  * that is wrong inside another role's SECURITY DEFINER function or a
  * security-restricted operation such as ANALYZE of an index expression.)
  *
  * Concurrency.
- *   - Duplicate detection is serialised per match key with transaction-level
- *     advisory locks taken before the search: the company key and the web
+ *   - Duplicate detection is serialised per match key with the extension's
+ *     key locks (locks.c), taken before the search: the company key and the web
  *     domain (account) and the e-mail (contact), in one sorted batch.  They
  *     are taken before the lead's row lock, from an unlocked read of the
  *     lead, so a conversion never waits for a key while holding a row; then
@@ -47,24 +49,14 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "catalog/pg_collation.h"
 #include "utils/acl.h"
 #include "utils/formatting.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
-
-/*
- * Advisory lock space of the duplicate search: the two-key form with the
- * second key naming the kind of key ("CRM" and 1, 2, 3).
- */
-#define DEDUPE_LOCK_COMPANY	0x43524D01
-#define DEDUPE_LOCK_DOMAIN	0x43524D02
-#define DEDUPE_LOCK_EMAIL	0x43524D03
 
 /* The lead as the conversion reads it. */
 typedef struct Lead
@@ -134,16 +126,28 @@ static CrmQuery contact_visible = {
 	2, {INT8OID, INT8OID}, NULL
 };
 
-/* Matching accounts: both keys first, then the company key, then the oldest. */
-static CrmQuery find_account = {
-	"SELECT a.id FROM crm.account AS a"
-	" WHERE crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1"
+/*
+ * Matching accounts, searched with the caller's rights (only accounts the
+ * caller sees): both keys first, then the company key, then the oldest.
+ */
+#define ACCOUNT_MATCHES \
+	" WHERE crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1" \
 	"    OR crm.web_domain(a.website) OPERATOR(pg_catalog.=) $2"
+
+static CrmQuery find_account = {
+	"SELECT a.id FROM crm.account AS a" ACCOUNT_MATCHES
 	" ORDER BY ((crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1) IS TRUE"
 	"           AND (crm.web_domain(a.website) OPERATOR(pg_catalog.=) $2) IS TRUE) DESC,"
 	"          (crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $1) IS TRUE DESC,"
 	"          a.id"
 	" LIMIT 1",
+	2, {TEXTOID, TEXTOID}, NULL
+};
+
+/* The owner of a matching account, searched as the extension owner. */
+static CrmQuery find_account_owner = {
+	"SELECT a.owner::pg_catalog.text FROM crm.account AS a" ACCOUNT_MATCHES
+	" ORDER BY a.id LIMIT 1",
 	2, {TEXTOID, TEXTOID}, NULL
 };
 
@@ -166,17 +170,32 @@ static CrmQuery fill_account = {
 	6, {INT8OID, TEXTOID, CRM_TYPE_PHONE_NUMBER, CRM_TYPE_WEB_URL, TEXTOID, TEXTOID}, NULL
 };
 
-/* Matching contacts: same e-mail; one already on the account first, then the oldest. */
-static CrmQuery find_contact = {
-	"SELECT c.id FROM crm.contact AS c"
+/*
+ * Matching contacts, searched with the caller's rights (only contacts the
+ * caller sees): same e-mail; one already on the account first, then the
+ * oldest.  Also says whether the contact is on the account, and whether the
+ * caller may link it there as a plain INSERT into crm.account_contact could
+ * (crm.may_link_account: the caller's team owns the account).
+ */
+#define CONTACT_MATCHES \
 	" WHERE pg_catalog.lower(c.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1)"
-	" ORDER BY (c.account_id OPERATOR(pg_catalog.=) $2"
+
+static CrmQuery find_contact = {
+	"SELECT m.id, m.on_account, m.on_account OR crm.may_link_account($2)"
+	" FROM (SELECT c.id, (c.account_id OPERATOR(pg_catalog.=) $2"
 	"           OR EXISTS (SELECT 1 FROM crm.account_contact AS ac"
 	"                       WHERE ac.contact_id OPERATOR(pg_catalog.=) c.id"
-	"                         AND ac.account_id OPERATOR(pg_catalog.=) $2)) IS TRUE DESC,"
-	"          c.id"
-	" LIMIT 1",
+	"                         AND ac.account_id OPERATOR(pg_catalog.=) $2)) IS TRUE AS on_account"
+	"        FROM crm.contact AS c" CONTACT_MATCHES
+	"       ORDER BY 2 DESC, c.id LIMIT 1) AS m",
 	2, {TEXTOID, INT8OID}, NULL
+};
+
+/* The owner of a matching contact, searched as the extension owner. */
+static CrmQuery find_contact_owner = {
+	"SELECT c.owner::pg_catalog.text FROM crm.contact AS c" CONTACT_MATCHES
+	" ORDER BY c.id LIMIT 1",
+	1, {TEXTOID}, NULL
 };
 
 static CrmQuery insert_contact = {
@@ -257,33 +276,6 @@ role_name(Oid role)
 	return GetUserNameFromId(role, false);
 }
 
-/* Take one advisory lock of the duplicate search, held until transaction end. */
-typedef struct DedupeKey
-{
-	uint32		kind;
-	uint32		hash;
-} DedupeKey;
-
-static DedupeKey
-dedupe_key(uint32 kind, const char *key)
-{
-	DedupeKey	k;
-
-	k.kind = kind;
-	k.hash = hash_bytes((const unsigned char *) key, strlen(key));
-	return k;
-}
-
-static int
-dedupe_key_cmp(const DedupeKey *a, const DedupeKey *b)
-{
-	if (a->hash != b->hash)
-		return a->hash < b->hash ? -1 : 1;
-	if (a->kind != b->kind)
-		return a->kind < b->kind ? -1 : 1;
-	return 0;
-}
-
 /* The keys under which a lead's account and contact are searched. */
 typedef struct MatchKeys
 {
@@ -307,37 +299,24 @@ match_keys(const char *company, const char *website, const char *email, MatchKey
 	k->email = email ? str_tolower(email, strlen(email), DEFAULT_COLLATION_OID) : NULL;
 }
 
-static int
-dedupe_key_qsort_cmp(const void *a, const void *b)
-{
-	return dedupe_key_cmp((const DedupeKey *) a, (const DedupeKey *) b);
-}
-
 /*
- * lock_match_keys -- take the advisory locks of the keys to be searched, in
- * one sorted batch, held to the end of the transaction.  Locks already held
- * are not waited for again.
+ * lock_match_keys -- take the locks of the keys to be searched, in one
+ * sorted batch, held to the end of the transaction (locks.c).  Locks already
+ * held are not waited for again.
  */
 static void
 lock_match_keys(const MatchKeys *k, bool accounts, bool contacts)
 {
-	DedupeKey	keys[3];
-	int			nkeys = 0;
+	CrmLock		locks[3];
+	int			nlocks = 0;
 
 	if (accounts && k->company != NULL)
-		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_COMPANY, k->company);
+		locks[nlocks++] = crm_lock_key(CRM_LOCK_COMPANY, k->company);
 	if (accounts && k->domain != NULL)
-		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_DOMAIN, k->domain);
+		locks[nlocks++] = crm_lock_key(CRM_LOCK_DOMAIN, k->domain);
 	if (contacts && k->email != NULL)
-		keys[nkeys++] = dedupe_key(DEDUPE_LOCK_EMAIL, k->email);
-	qsort(keys, nkeys, sizeof(DedupeKey), dedupe_key_qsort_cmp);
-	for (int i = 0; i < nkeys; i++)
-	{
-		LOCKTAG		tag;
-
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, keys[i].hash, keys[i].kind, 2);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	}
+		locks[nlocks++] = crm_lock_key(CRM_LOCK_EMAIL, k->email);
+	crm_lock_all(locks, nlocks);
 }
 
 static char *
@@ -375,9 +354,11 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 	bool		isnull;
+	Oid			lead_rel = crm_relation_oid("lead");
 
-	if (pg_class_aclcheck(crm_relation_oid("lead"), caller, ACL_UPDATE) != ACLCHECK_OK ||
-		pg_class_aclcheck(crm_relation_oid("lead"), caller, ACL_SELECT) != ACLCHECK_OK)
+	/* UPDATE is granted column by column (every column but id) */
+	if (pg_attribute_aclcheck(lead_rel, get_attnum(lead_rel, "status"), caller, ACL_UPDATE) != ACLCHECK_OK ||
+		pg_class_aclcheck(lead_rel, caller, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to convert lead %lld", (long long) lead_id),
@@ -493,29 +474,51 @@ check_contact(Oid caller, int64 contact_id, int64 account_id, bool account_given
 }
 
 /*
- * search -- run a duplicate search as the owner; in REPEATABLE READ and
- * SERIALIZABLE, fail with a serialization error when only a fresh snapshot
- * would see the match.  Returns whether one was found, and its id.
+ * search -- run a duplicate search with the caller's rights; in REPEATABLE
+ * READ and SERIALIZABLE, fail with a serialization error when only a fresh
+ * snapshot would show the caller a match.  Returns whether one was found,
+ * and its id (the search's first column; the others stay in SPI_tuptable).
  */
 static bool
-search(CrmQuery *query, Datum *values, const char *nulls, const char *what, int64 lead_id,
-	   int64 *id)
+search(Oid caller, CrmQuery *query, Datum *values, const char *nulls, const char *what,
+	   int64 lead_id, int64 *id)
 {
 	bool		isnull;
 
-	crm_query_run_as_owner(query, values, nulls, 1);
+	crm_query_run_as(caller, query, values, nulls, 1);
 	if (SPI_processed > 0)
 	{
 		*id = crm_result_int64(0, 1, &isnull);
 		return true;
 	}
-	if (crm_query_finds_newer_rows(query, values, nulls))
+	if (crm_query_finds_newer_rows_as(caller, query, values, nulls))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize conversion of lead %lld", (long long) lead_id),
 				 errdetail("A matching %s was created by a transaction that committed after this one started.", what),
 				 errhint("Retry the transaction: the conversion will reuse that %s.", what)));
 	return false;
+}
+
+/*
+ * warn_hidden_match -- a record the caller cannot see matches the lead: the
+ * conversion creates a new one instead of attaching the caller's records to
+ * it (README "Lead conversion"), and says so, naming only the other record's
+ * owner.
+ */
+static void
+warn_hidden_match(CrmQuery *owner_query, Datum *values, const char *nulls, const char *what,
+				  const char *rule, int64 lead_id)
+{
+	crm_query_run_as_owner(owner_query, values, nulls, 1);
+	if (SPI_processed == 0)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_CRM_HIDDEN_DUPLICATE),
+			 errmsg("lead %lld matches a%s %s that is not visible to you; a new %s was created",
+					(long long) lead_id, what[0] == 'a' ? "n" : "", what, what),
+			 errdetail("It belongs to role \"%s\" and has the same %s.", crm_result_text(0, 1), rule),
+			 errhint("Ask its owner or a manager to share it, or to convert the lead into it.")));
 }
 
 /* resolve_account -- a matching or a new account for the lead */
@@ -532,7 +535,10 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	{
 		param_text(values, nulls, 0, k->company);
 		param_text(values, nulls, 1, k->domain);
-		found = search(&find_account, values, nulls, "account", lead->id, &conv->account_id);
+		found = search(caller, &find_account, values, nulls, "account", lead->id, &conv->account_id);
+		if (!found)
+			warn_hidden_match(&find_account_owner, values, nulls, "account",
+							  "company name or domain", lead->id);
 	}
 	if (!found)
 	{
@@ -580,7 +586,28 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	{
 		param_text(values, nulls, 0, lead->email);
 		param_int64(values, nulls, 1, conv->account_id, false);
-		found = search(&find_contact, values, nulls, "contact", lead->id, &conv->contact_id);
+		found = search(caller, &find_contact, values, nulls, "contact", lead->id, &conv->contact_id);
+		if (found && !DatumGetBool(crm_result_datum(0, 3, &isnull)))
+		{
+			/*
+			 * Seen, but on another account, and the caller may not link it
+			 * to this one (not its team's account): a plain write could not
+			 * link it either, so the contact is not reused.
+			 */
+			ereport(WARNING,
+					(errcode(ERRCODE_CRM_HIDDEN_DUPLICATE),
+					 errmsg("contact %lld has the e-mail address of lead %lld but cannot be linked to account %lld; a new contact was created",
+							(long long) conv->contact_id, (long long) lead->id,
+							(long long) conv->account_id),
+					 errdetail("Only the account owner's team may link contacts to account %lld.",
+							   (long long) conv->account_id),
+					 errhint("Ask the account's owner to link contact %lld, or convert with contact_id => %lld onto its own account.",
+							 (long long) conv->contact_id, (long long) conv->contact_id)));
+			found = false;
+		}
+		else if (!found)
+			warn_hidden_match(&find_contact_owner, values, nulls, "contact", "e-mail address",
+							  lead->id);
 	}
 	if (!found)
 	{
@@ -595,36 +622,6 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 		conv->contact_id = crm_result_int64(0, 1, &isnull);
 		conv->contact_created = true;
 	}
-}
-
-/* link_reused_contact -- link a reused contact to the account (a permit's body) */
-typedef struct LinkContact
-{
-	Oid			caller;
-	Oid			owner;
-	const Conversion *conv;
-} LinkContact;
-
-static void
-link_contact_permitted(void *arg)
-{
-	LinkContact *link = (LinkContact *) arg;
-	Datum		values[3];
-	char		nulls[3];
-
-	param_int64(values, nulls, 0, link->conv->account_id, false);
-	param_int64(values, nulls, 1, link->conv->contact_id, false);
-	values[2] = ObjectIdGetDatum(link->owner);
-	nulls[2] = ' ';
-	crm_query_run_as(link->caller, &link_contact, values, nulls, 0);
-}
-
-static void
-link_reused_contact(void *arg)
-{
-	LinkContact *link = (LinkContact *) arg;
-
-	crm_with_permit(CRM_PERMIT_SHARE_CONTACT, link->conv->contact_id, link_contact_permitted, link);
 }
 
 /* fill_reused_contact -- fill empty fields of a reused contact, link it to the account */
@@ -643,13 +640,11 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 
 	/*
 	 * Link it unless it is on the account already, as its primary account or
-	 * linked (read as the owner: the caller may not see the contact yet).
-	 * Linking may join an account and a contact the caller could not see
-	 * before (sharing.c).
+	 * linked (read as the owner: a link the caller cannot see counts too).
+	 * The link is an ordinary INSERT with the caller's rights: the policies
+	 * of crm.account_contact decide, as for a link made by hand.
 	 */
 	{
-		LinkContact link = {caller, owner, conv};
-
 		param_int64(values, nulls, 0, conv->contact_id, false);
 		param_int64(values, nulls, 1, conv->account_id, false);
 		crm_query_run_as_owner(&contact_on_account, values, nulls, 1);
@@ -663,31 +658,12 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 					 errdetail("Contact %lld was linked to account %lld by a transaction that committed after this one started.",
 							   (long long) conv->contact_id, (long long) conv->account_id),
 					 errhint("Retry the transaction.")));
-		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv->account_id, link_reused_contact, &link);
+		param_int64(values, nulls, 0, conv->account_id, false);
+		param_int64(values, nulls, 1, conv->contact_id, false);
+		values[2] = ObjectIdGetDatum(owner);
+		nulls[2] = ' ';
+		crm_query_run_as(caller, &link_contact, values, nulls, 0);
 	}
-}
-
-/* contact_step -- resolve and fill the contact (a permit's body) */
-typedef struct ContactStep
-{
-	Oid			caller;
-	Oid			owner;
-	const Lead *lead;
-	const MatchKeys *keys;
-	bool		dedupe;
-	bool		contact_given;
-	Conversion *conv;
-} ContactStep;
-
-static void
-contact_step(void *arg)
-{
-	ContactStep *step = (ContactStep *) arg;
-
-	if (!step->contact_given)
-		resolve_contact(step->caller, step->owner, step->lead, step->keys, step->dedupe, step->conv);
-	if (!step->conv->contact_created)
-		fill_reused_contact(step->caller, step->owner, step->lead, step->conv);
 }
 
 /* create_opportunity -- the new opportunity in the first open stage */
@@ -777,19 +753,6 @@ write_conversion(void *arg)
 	if (w->want_opportunity)
 		create_opportunity(w->caller, w->owner, w->lead, w->opportunity_name, w->conv);
 	mark_converted(w->caller, w->lead, w->conv);
-}
-
-/*
- * write_conversion_permitted -- write_conversion under the conversion permit,
- * itself run under a permit to put the deal on the found account, which the
- * caller may not see yet (sharing.c)
- */
-static void
-write_conversion_permitted(void *arg)
-{
-	ConversionWrite *w = (ConversionWrite *) arg;
-
-	crm_with_permit(CRM_PERMIT_CONVERSION, w->lead->id, write_conversion, w);
 }
 
 static bool
@@ -896,22 +859,18 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	if (!conv.account_created)
 		fill_reused_account(caller, &lead, conv.account_id);
 
-	/*
-	 * the contact: named, matched by e-mail, or new -- on the account, which
-	 * the caller may not see yet (a found one; sharing.c)
-	 */
+	/* the contact: named, matched by e-mail, or new */
 	conv.contact_id = contact_id;
-	{
-		ContactStep step = {caller, owner, &lead, &keys, dedupe, contact_given, &conv};
-
-		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv.account_id, contact_step, &step);
-	}
+	if (!contact_given)
+		resolve_contact(caller, owner, &lead, &keys, dedupe, &conv);
+	if (!conv.contact_created)
+		fill_reused_contact(caller, owner, &lead, &conv);
 
 	/* the opportunity and the lead itself: the guarded writes */
 	{
 		ConversionWrite w = {caller, owner, &lead, want_opportunity, opportunity_name, &conv};
 
-		crm_with_permit(CRM_PERMIT_SHARE_ACCOUNT, conv.account_id, write_conversion_permitted, &w);
+		crm_with_permit(CRM_PERMIT_CONVERSION, lead.id, write_conversion, &w);
 	}
 
 	SPI_finish();

@@ -45,6 +45,7 @@
 #define ERRCODE_CRM_CONTACT_NOT_FOUND		MAKE_SQLSTATE('Z','C','0','0','5')
 #define ERRCODE_CRM_CONTACT_NOT_ON_ACCOUNT	MAKE_SQLSTATE('Z','C','0','0','6')
 #define ERRCODE_CRM_NO_OPEN_STAGE			MAKE_SQLSTATE('Z','C','0','0','7')
+#define ERRCODE_CRM_HIDDEN_DUPLICATE		MAKE_SQLSTATE('Z','C','0','0','8')
 #define ERRCODE_CRM_CONVERSION_PROTECTED	MAKE_SQLSTATE('Z','C','0','1','0')
 #define ERRCODE_CRM_OPPORTUNITY_NOT_FOUND	MAKE_SQLSTATE('Z','C','0','1','1')
 /* workflows: quotes, orders */
@@ -110,6 +111,8 @@ extern int	crm_query_run_latest_as_owner(CrmQuery *query, Datum *values,
 										  const char *nulls, long count);
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,
 									   const char *nulls);
+extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *values,
+										  const char *nulls);
 extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
 								long count);
 extern void crm_serialization_failure(const char *what, int64 id) pg_attribute_noreturn();
@@ -134,9 +137,7 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
 	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
 	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
-	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
-	CRM_PERMIT_SHARE_ACCOUNT,	/* a conversion's deal on a found account; id = account */
-	CRM_PERMIT_SHARE_CONTACT	/* a conversion linking a found contact; id = contact */
+	CRM_PERMIT_LINE_SUM			/* amounts kept from line items; any row */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
@@ -179,6 +180,31 @@ extern void crm_require_role(Oid role, const char *const *groups, const char *ac
 extern bool crm_numeric_cents(Datum value, int64 *cents);
 extern Datum crm_cents_numeric(int64 cents);
 extern bool crm_weighted_cents(int64 amount, int64 probability, int64 *weighted);
+
+/* locks.c: the extension's own transaction locks (out of reach of SQL) */
+typedef enum CrmLockKind
+{
+	CRM_LOCK_COMPANY = 1,		/* a company match key */
+	CRM_LOCK_DOMAIN = 2,		/* a company domain */
+	CRM_LOCK_EMAIL = 3,			/* an e-mail address in lower case */
+	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
+	CRM_LOCK_REPORTING_HIERARCHY = 17	/* changes of crm.reporting_line */
+} CrmLockKind;
+
+typedef struct CrmLock
+{
+	CrmLockKind kind;
+	uint32		hi;
+	uint32		lo;
+} CrmLock;
+
+extern void crm_locks_init(void);
+extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
+extern CrmLock crm_lock_global(CrmLockKind kind);
+extern void crm_lock_all(CrmLock *locks, int nlocks);
+
+/* lock_guard.c: LOCK TABLE on the extension's relations */
+extern void crm_lock_guard_init(void);
 
 /* trigger sanity checks shared by the trigger files */
 struct TriggerData;

@@ -1,7 +1,8 @@
 /*
  * module.c: module magic and small helpers shared by the other files.
  *
- * Owns: PG_MODULE_MAGIC, crm.current_role_id(), and the sanity checks every
+ * Owns: PG_MODULE_MAGIC, _PG_init (the crm.lock_wait_timeout setting and
+ * the LOCK TABLE guard), crm.current_role_id(), and the sanity checks every
  * C trigger of the extension makes on how it was called.
  */
 #include "crm.h"
@@ -14,6 +15,15 @@
 #include "utils/rel.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	crm_locks_init();
+	crm_lock_guard_init();
+}
 
 /* crm_current_role_id -- the role the current statement runs as, as regrole */
 PG_FUNCTION_INFO_V1(crm_current_role_id);

@@ -5,8 +5,7 @@
  * crm.reporting_line_guard() is a BEFORE row trigger on crm.reporting_line
  * (INSERT, UPDATE): a manager who reports, directly or through others, to
  * the member would make a cycle, and is refused.  Changes to the hierarchy
- * take one transaction advisory lock (two-key form, keys 0 and 0x43524D11),
- * so two concurrent changes cannot each pass the check and together make a
+ * take the extension's reporting hierarchy lock (locks.c), so two concurrent changes cannot each pass the check and together make a
  * cycle; the check runs after the lock with a fresh snapshot in READ
  * COMMITTED, and fails with 40001 in REPEATABLE READ when only a fresh
  * snapshot would see the cycle.  Only crm_admin may write the table.
@@ -17,12 +16,9 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
-#define REPORTING_HIERARCHY_LOCK	0x43524D11
 
 /* does role $1 report, directly or indirectly, to role $2 (or is it $2)? */
 static CrmQuery reports_to = {
@@ -59,7 +55,6 @@ crm_reporting_line_guard(PG_FUNCTION_ARGS)
 	bool		manager_null;
 	Datum		member = SPI_getbinval(newtup, tupdesc, crm_attnum(tupdesc, "member"), &member_null);
 	Datum		manager = SPI_getbinval(newtup, tupdesc, crm_attnum(tupdesc, "manager"), &manager_null);
-	LOCKTAG		tag;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	bool		cycle;
@@ -67,8 +62,11 @@ crm_reporting_line_guard(PG_FUNCTION_ARGS)
 	if (member_null || manager_null)
 		return PointerGetDatum(newtup);	/* NOT NULL constraints report it */
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, REPORTING_HIERARCHY_LOCK, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	{
+		CrmLock		lock = crm_lock_global(CRM_LOCK_REPORTING_HIERARCHY);
+
+		crm_lock_all(&lock, 1);
+	}
 
 	values[0] = manager;
 	values[1] = member;

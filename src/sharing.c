@@ -12,15 +12,12 @@
  *   crm.may_reference_account(account_id)   crm.may_reference_contact(contact_id)
  *
  * true when the calling role already sees the row (by the same rule, computed
- * for the caller's team) -- or when crm.convert_lead() is attaching the
- * lead's deal to the existing account or contact its duplicate search found
- * (a backend-local permit for exactly that row, see permit.c): converting a
- * lead of an existing customer joins the customer's account team, which is
- * how the extension avoids duplicate accounts across owners.
+ * for the caller's team).  crm.convert_lead() has no exception: its
+ * duplicate search looks only at what the caller sees, and its writes pass
+ * these checks like any other.
  *
  * A new link also changes the account's list of contacts, so it must be on an
- * account the caller's team owns: crm.may_link_account(account_id) (again
- * except the conversion's permit).
+ * account the caller's team owns: crm.may_link_account(account_id).
  *
  * The policies cannot say this with sub-selects: the account's own policy
  * reads crm.opportunity, so an opportunity policy reading crm.account would
@@ -155,8 +152,6 @@ crm_may_reference_account(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(true);	/* points at nothing */
 	id = PG_GETARG_INT64(0);
-	if (crm_permitted(CRM_PERMIT_SHARE_ACCOUNT, id))
-		PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(seen_by_caller(&account_seen, id));
 }
 
@@ -170,8 +165,6 @@ crm_may_reference_contact(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(true);
 	id = PG_GETARG_INT64(0);
-	if (crm_permitted(CRM_PERMIT_SHARE_CONTACT, id))
-		PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(seen_by_caller(&contact_seen, id));
 }
 
@@ -185,7 +178,5 @@ crm_may_link_account(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(true);
 	id = PG_GETARG_INT64(0);
-	if (crm_permitted(CRM_PERMIT_SHARE_ACCOUNT, id))
-		PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(seen_by_caller(&account_owned, id));
 }

@@ -236,6 +236,19 @@ crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls, long coun
 }
 
 /*
+ * crm_query_finds_newer_rows_as -- crm_query_finds_newer_rows with the
+ * rights of a role: for a search that sees only what that role may see
+ */
+bool
+crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *values, const char *nulls)
+{
+	if (!IsolationUsesXactSnapshot())
+		return false;
+	run_as(role, SECURITY_LOCAL_USERID_CHANGE, GetLatestSnapshot(), query, values, nulls, 1);
+	return SPI_processed > 0;
+}
+
+/*
  * crm_query_finds_newer_rows -- does a read-only statement that returned no
  * rows under the transaction snapshot return some under a fresh one?  Tells
  * "none exists" from "one was committed since we started" (see above).

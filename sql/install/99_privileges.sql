@@ -103,8 +103,44 @@ GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
 GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
 GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
 
+-- Row ids are the database's to give: no role chooses one (INSERT ...
+-- OVERRIDING SYSTEM VALUE) or changes one (UPDATE ... SET id).  A chosen id
+-- could squat the ids everyone else's next inserts get, or sort first where
+-- "oldest" decides.  So INSERT and UPDATE, wherever granted above, are
+-- granted on every column except the identity and generated ones (42501 for
+-- those).  Without UPDATE on the whole table a role also cannot LOCK it in
+-- the stronger modes (only DELETE still allows that; see lock_guard.c).
+DO $ids$
+DECLARE
+    g record;
+    cols text;
+BEGIN
+    FOR g IN
+        SELECT c.oid::pg_catalog.regclass AS rel, a.privilege_type AS priv,
+               pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_class AS c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3
+    LOOP
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+          INTO cols
+          FROM pg_catalog.pg_attribute AS att
+         WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel
+           AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) '';
+        EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
+        EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
+    END LOOP;
+END
+$ids$;
+
 -- pg_dump dumps every row of every table of the extension and the position
--- of every sequence: user data, the rows CREATE EXTENSION seeds (which admins
+-- of every sequence (but the secret of the lock keys): user data, the rows CREATE EXTENSION seeds (which admins
 -- may change: stages, sources, transitions, settings, the standard price
 -- book), and the aggregates' stripes, so a restored database reads the same
 -- totals without a rebuild.  A restore runs with session_replication_role =
@@ -121,6 +157,7 @@ BEGIN
           FROM pg_catalog.pg_class AS c
          WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
            AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
+           AND c.relname OPERATOR(pg_catalog.<>) 'lock_key_secret'
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');

@@ -1,0 +1,219 @@
+/*
+ * locks.c: the extension's own transaction locks -- on the match keys of the
+ * duplicate search, and on the campaign and reporting hierarchies.
+ *
+ * They are heavyweight locks of PostgreSQL's lock manager in the advisory
+ * lock space, but with a tag no SQL-level function can build: the advisory
+ * functions (pg_advisory_lock() and friends) always set the tag's last field
+ * to 1 or 2, these locks set it to CRM_LOCK_SPACE + the kind of lock.  So a
+ * user, whatever rights it has, cannot take, hold or wait for them except
+ * through the extension's own code paths (a conversion, a re-parenting, a
+ * change of the reporting hierarchy), which commit or roll back like any
+ * other write.
+ *
+ * A match key is not put into the tag as it is, nor as a plain hash: the tag
+ * of a key lock is the first 64 bits of HMAC-SHA-256(secret, kind || key),
+ * with a random secret made at CREATE EXTENSION and readable only by the
+ * extension's owner (crm.lock_key_secret, not dumped).  pg_locks, which every
+ * role may read, thus shows a lock on "some key" but not which company,
+ * domain or e-mail is being converted: the key cannot be guessed and checked
+ * against the tag.
+ *
+ * Waits are bounded: a lock that is not free at once is waited for at most
+ * crm.lock_wait_timeout (and never longer than lock_timeout, when that is
+ * set), then the statement fails with 55P03, its context naming the lock.
+ * Locks are taken in one sorted batch per call, so two callers never wait
+ * for each other in opposite order.
+ */
+#include "crm.h"
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+/*
+ * The tag's last field: "C" and the kind.  Anything but 1 and 2 is out of
+ * reach of the SQL advisory lock functions.
+ */
+#define CRM_LOCK_SPACE		0x4300
+
+/* crm.lock_wait_timeout, in milliseconds; 0 waits as long as lock_timeout allows */
+static int	crm_lock_wait_timeout = 10000;
+
+/* The secret of the key locks, cached per backend with the table it came from. */
+static uint8 lock_secret[64];
+static int	lock_secret_len = 0;
+static Oid	lock_secret_relid = InvalidOid;
+
+static CrmQuery read_secret = {
+	"SELECT s.secret FROM crm.lock_key_secret AS s",
+	0, {InvalidOid}, NULL
+};
+
+void
+crm_locks_init(void)
+{
+	DefineCustomIntVariable("crm.lock_wait_timeout",
+							"How long a conversion, campaign re-parenting or reporting-line change waits for the same lock held by another transaction.",
+							"0 waits as long as lock_timeout allows; otherwise the shorter of the two applies.",
+							&crm_lock_wait_timeout,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("crm");
+}
+
+/*
+ * load_secret -- the secret of crm.lock_key_secret, read as the extension's
+ * owner once per backend and again when the table is a new one (the
+ * extension was dropped and created again).
+ */
+static void
+load_secret(void)
+{
+	Oid			relid = crm_relation_oid("lock_key_secret");
+	bool		isnull;
+	bytea	   *secret;
+	int			len;
+
+	if (relid == lock_secret_relid && lock_secret_len > 0)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "crm: SPI_connect failed");
+	crm_query_run_as_owner(&read_secret, NULL, NULL, 2);
+	if (SPI_processed != 1)
+		elog(ERROR, "crm: crm.lock_key_secret must hold exactly one row");
+	secret = DatumGetByteaPP(crm_result_datum(0, 1, &isnull));
+	len = isnull ? 0 : VARSIZE_ANY_EXHDR(secret);
+	if (len < 16 || len > (int) sizeof(lock_secret))
+		elog(ERROR, "crm: the secret in crm.lock_key_secret must have 16 to 64 bytes");
+	memcpy(lock_secret, VARDATA_ANY(secret), len);
+	lock_secret_len = len;
+	lock_secret_relid = relid;
+	SPI_finish();
+}
+
+/* crm_lock_key -- the lock of one match key of a kind (keyed, see above) */
+CrmLock
+crm_lock_key(CrmLockKind kind, const char *key)
+{
+	CrmLock		lock;
+	pg_hmac_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	uint8		kind_byte = (uint8) kind;
+
+	load_secret();
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL)
+		elog(ERROR, "crm: out of memory");
+	if (pg_hmac_init(ctx, lock_secret, lock_secret_len) < 0 ||
+		pg_hmac_update(ctx, &kind_byte, 1) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) key, strlen(key)) < 0 ||
+		pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "crm: could not compute a lock key: %s", pg_hmac_error(ctx));
+	pg_hmac_free(ctx);
+
+	lock.kind = kind;
+	memcpy(&lock.hi, digest, sizeof(uint32));
+	memcpy(&lock.lo, digest + sizeof(uint32), sizeof(uint32));
+	return lock;
+}
+
+/* crm_lock_global -- the one lock of a kind (a hierarchy) */
+CrmLock
+crm_lock_global(CrmLockKind kind)
+{
+	CrmLock		lock = {kind, 0, 0};
+
+	return lock;
+}
+
+static const char *
+lock_kind_name(CrmLockKind kind)
+{
+	switch (kind)
+	{
+		case CRM_LOCK_COMPANY:
+			return "the duplicate-search lock of a company name";
+		case CRM_LOCK_DOMAIN:
+			return "the duplicate-search lock of a company domain";
+		case CRM_LOCK_EMAIL:
+			return "the duplicate-search lock of an e-mail address";
+		case CRM_LOCK_CAMPAIGN_HIERARCHY:
+			return "the lock of the campaign hierarchy";
+		case CRM_LOCK_REPORTING_HIERARCHY:
+			return "the lock of the reporting hierarchy";
+	}
+	return "a lock of the crm extension";
+}
+
+static void
+lock_wait_context(void *arg)
+{
+	CrmLock    *lock = (CrmLock *) arg;
+
+	errcontext("waiting for %s, held by another transaction (crm.lock_wait_timeout = %d ms)",
+			   lock_kind_name(lock->kind), crm_lock_wait_timeout);
+}
+
+static int
+lock_cmp(const void *a, const void *b)
+{
+	const CrmLock *x = (const CrmLock *) a;
+	const CrmLock *y = (const CrmLock *) b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return 0;
+}
+
+/* acquire -- one lock to the end of the transaction, waiting a bounded time */
+static void
+acquire(CrmLock *lock)
+{
+	LOCKTAG		tag;
+	ErrorContextCallback callback;
+	int			nestlevel;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, lock->hi, lock->lo,
+						 (uint16) (CRM_LOCK_SPACE + lock->kind));
+	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		return;
+
+	/* held by another transaction: wait, but not longer than the setting */
+	nestlevel = NewGUCNestLevel();
+	if (crm_lock_wait_timeout > 0 && (LockTimeout == 0 || LockTimeout > crm_lock_wait_timeout))
+		(void) set_config_option("lock_timeout", psprintf("%d", crm_lock_wait_timeout),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	callback.callback = lock_wait_context;
+	callback.arg = lock;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	error_context_stack = callback.previous;
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * crm_lock_all -- take locks, held to the end of the transaction, in one
+ * sorted batch; a lock this transaction holds already is not waited for.
+ */
+void
+crm_lock_all(CrmLock *locks, int nlocks)
+{
+	qsort(locks, nlocks, sizeof(CrmLock), lock_cmp);
+	for (int i = 0; i < nlocks; i++)
+		acquire(&locks[i]);
+}
