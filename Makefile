@@ -72,9 +72,11 @@ REGRESS = \
 	aggregate_amounts \
 	row_security \
 	security_attacks \
+	red_team_ids \
+	table_locks \
 	bad_input
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent repeatable_read_checks stage_flags standard_book_switch
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent repeatable_read_checks stage_flags standard_book_switch lock_squatting
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.

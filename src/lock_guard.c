@@ -37,10 +37,24 @@ typedef struct LockCheck
 {
 	Oid			crm_schema;
 	LOCKMODE	mode;
-	int			depth;
+	List	   *seen;			/* relations checked already (views refer to
+								 * themselves as OLD and NEW, and may share
+								 * relations) */
 } LockCheck;
 
 static void check_relation(Oid relid, LockCheck *check);
+
+/* a lock mode as LOCK TABLE spells it */
+static const char *
+lock_mode_name(LOCKMODE mode)
+{
+	static const char *const names[] = {
+		"", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE",
+		"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"
+	};
+
+	return (mode > 0 && mode < (LOCKMODE) lengthof(names)) ? names[mode] : "unknown";
+}
 
 /* walks a view's query as LOCK TABLE does: its relations and sub-queries */
 static bool
@@ -72,26 +86,29 @@ view_query_walker(Node *node, LockCheck *check)
 static void
 check_relation(Oid relid, LockCheck *check)
 {
-	char		relkind = get_rel_relkind(relid);
+	char		relkind;
+
+	if (list_member_oid(check->seen, relid))
+		return;
+	check->seen = lappend_oid(check->seen, relid);
+	relkind = get_rel_relkind(relid);
 
 	if (get_rel_namespace(relid) == check->crm_schema &&
 		!pg_class_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to lock crm.%s in %s mode",
-						get_rel_name(relid), GetLockmodeName(DEFAULT_LOCKMETHOD, check->mode)),
+						get_rel_name(relid), lock_mode_name(check->mode)),
 				 errdetail("Roles other than the owner of the crm extension may lock its relations in ROW EXCLUSIVE mode at most: a stronger lock would stop every other CRM user."),
 				 errhint("Write or lock the rows you need instead; maintenance that needs the lock runs as the extension's owner.")));
 
-	if (relkind == RELKIND_VIEW && check->depth < 64)
+	if (relkind == RELKIND_VIEW)
 	{
 		Relation	view = relation_open(relid, AccessShareLock);
 		Query	   *query = copyObject(get_view_query(view));
 
 		relation_close(view, AccessShareLock);
-		check->depth++;
 		(void) view_query_walker((Node *) query, check);
-		check->depth--;
 	}
 }
 
@@ -107,7 +124,7 @@ check_lock_statement(LockStmt *stmt)
 	if (!OidIsValid(check.crm_schema))
 		return;
 	check.mode = stmt->mode;
-	check.depth = 0;
+	check.seen = NIL;
 	foreach(lc, stmt->relations)
 	{
 		Oid			relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
