@@ -356,8 +356,9 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 	bool		isnull;
 	Oid			lead_rel = crm_relation_oid("lead");
 
-	/* UPDATE is granted column by column (every column but id) */
-	if (pg_attribute_aclcheck(lead_rel, get_attnum(lead_rel, "status"), caller, ACL_UPDATE) != ACLCHECK_OK ||
+	/* UPDATE on the table, or (as granted since 0.5) on its columns */
+	if ((pg_class_aclcheck(lead_rel, caller, ACL_UPDATE) != ACLCHECK_OK &&
+		 pg_attribute_aclcheck(lead_rel, get_attnum(lead_rel, "status"), caller, ACL_UPDATE) != ACLCHECK_OK) ||
 		pg_class_aclcheck(lead_rel, caller, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -27,6 +27,7 @@
  */
 #include "crm.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/hmac.h"
@@ -36,6 +37,7 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 /*
@@ -78,13 +80,27 @@ crm_locks_init(void)
 static void
 load_secret(void)
 {
-	Oid			relid = crm_relation_oid("lock_key_secret");
+	Oid			relid = get_relname_relid("lock_key_secret", get_namespace_oid("crm", false));
 	bool		isnull;
 	bytea	   *secret;
 	int			len;
 
 	if (relid == lock_secret_relid && lock_secret_len > 0)
 		return;
+	if (!OidIsValid(relid))
+	{
+		/*
+		 * A database still at a version before 0.5 (ALTER EXTENSION crm
+		 * UPDATE not run yet): the locks are as exclusive, only their tags
+		 * are the same in every database until the update makes a secret.
+		 */
+		static const char fallback[] = "crm lock keys before 0.5";
+
+		memcpy(lock_secret, fallback, sizeof(fallback));
+		lock_secret_len = sizeof(fallback);
+		lock_secret_relid = InvalidOid;
+		return;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "crm: SPI_connect failed");
 	crm_query_run_as_owner(&read_secret, NULL, NULL, 2);
