@@ -68,11 +68,12 @@ REGRESS = \
 	aggregate_hints \
 	aggregate_table_rules \
 	aggregate_amounts \
+	aggregate_prepared \
 	row_security \
 	security_attacks \
 	bad_input
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent repeatable_read_checks stage_flags standard_book_switch
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.
