@@ -69,20 +69,22 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- With a trigger on an aggregate table the changes go through a statement
 -- (see aggregate_table_rules); it writes to the stripes chosen the same way.
-CREATE TABLE dba_audit (stripe integer, opportunities bigint);
-CREATE FUNCTION dba_audit() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN INSERT INTO dba_audit VALUES (NEW.stripe, NEW.opportunities); RETURN NEW; END $$;
-CREATE TRIGGER dba_audit AFTER INSERT OR UPDATE ON crm.pipeline_aggregate
-  FOR EACH ROW EXECUTE FUNCTION dba_audit();
+CREATE TABLE dba_stripe_audit (stripe integer, opportunities bigint);
+CREATE FUNCTION dba_stripe_audit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO dba_stripe_audit VALUES (NEW.stripe, NEW.opportunities); RETURN NEW; END $$;
+CREATE TRIGGER dba_stripe_audit AFTER INSERT OR UPDATE ON crm.pipeline_aggregate
+  FOR EACH ROW EXECUTE FUNCTION dba_stripe_audit();
 BEGIN;
 UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'Deal 1';
 PREPARE TRANSACTION 'agg_prepared_4';
 UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'Deal 4';
 INSERT INTO crm.opportunity (name, account_id, amount, close_date) VALUES ('Deal 6', 1, 600, '2027-01-31');
 ROLLBACK PREPARED 'agg_prepared_4';
-SELECT count(*) > 0 AS audited, bool_and(stripe > 262143) AS other_stripe FROM dba_audit;
+SELECT count(*) > 0 AS audited, bool_and(stripe > 262143) AS other_stripe FROM dba_stripe_audit;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
-DROP TRIGGER dba_audit ON crm.pipeline_aggregate;
+DROP TRIGGER dba_stripe_audit ON crm.pipeline_aggregate;
+DROP TABLE dba_stripe_audit;
+DROP FUNCTION dba_stripe_audit();
 
 -- A new session (a pooled connection, say) after the one that prepared a
 -- transaction exited: it may get the same backend id, and does not wait.

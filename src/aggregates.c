@@ -8,9 +8,9 @@
  * change of every group whose change is not zero to the row of the
  * aggregate table whose stripe is this backend's id (MyBackendId): in place,
  * through the primary key and table_tuple_update() (AggTarget below), or,
- * for new groups while prepared transactions are enabled, with one kept
- * INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per
- * aggregate.
+ * when the aggregate table has triggers or stored generated columns of its
+ * own, with one kept INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT
+ * DO UPDATE per aggregate.
  *
  * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
  * so the contributions of a statement add up to the change of the totals,
@@ -21,8 +21,15 @@
  *
  * Why there are no hot rows: concurrent backends have different ids, so they
  * never update the same aggregate row and never wait for one another; a
- * backend's transactions run one after the other, so its own rows are never
- * contended either.  Readers sum the stripes of a group.
+ * backend's transactions run one after the other, so its own rows are
+ * contended only by transactions that outlive it: a transaction it prepared
+ * (PREPARE TRANSACTION), which keeps its rows locked until COMMIT or
+ * ROLLBACK PREPARED also after the backend is gone, and a compaction folding
+ * the row.  No deadlock check sees a wait for a prepared transaction, so a
+ * writer never waits for a stripe row: where another transaction holds the
+ * row of its id, or is inserting it, it writes to another stripe of its own
+ * (its id plus a multiple of AGG_STRIPE_SPAN, see agg_target_add).  Readers
+ * sum the stripes of a group, whichever they are.
  *
  * Why it is cheap: an UPDATE that changes no aggregated column, or changes
  * them in ways that cancel out, computes zero changes and writes nothing; the
@@ -35,8 +42,11 @@
  * Users cannot write aggregates: the in-place writes are the extension's own
  * (no privilege applies to them), and the SQL path runs as the extension
  * owner.
- * (A prepared transaction keeps its stripe rows locked after its backend is
- * gone; a new backend with the same id waits for COMMIT/ROLLBACK PREPARED.)
+ *
+ * crm.compact_aggregates() (SQL) takes the lock of
+ * crm_aggregates_compaction_lock() at the end of this file, which no
+ * maintenance command waits for, instead of a table lock that REINDEX
+ * CONCURRENTLY or VACUUM would conflict with.
  */
 #include "crm.h"
 

@@ -35,9 +35,9 @@ log_statement = none
 deadlock_timeout = 50ms
 statement_timeout = 30s
 max_locks_per_transaction = 128
-# With prepared transactions possible, the aggregates insert a stripe's new
-# groups through INSERT ... ON CONFLICT (the clusters of the other tests
-# have them off, and there the rows are inserted directly).
+# With prepared transactions possible, the aggregates check for a prepared
+# transaction's row before inserting a stripe's new groups (the other
+# tests' clusters have 10).
 max_prepared_transactions = 4
 CONF
 $node->start;
