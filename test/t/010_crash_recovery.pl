@@ -35,9 +35,9 @@ log_statement = none
 deadlock_timeout = 50ms
 statement_timeout = 30s
 max_locks_per_transaction = 128
-# With prepared transactions possible, the aggregates check for a prepared
-# transaction's row before inserting a stripe's new groups (the other
-# tests' clusters have 10).
+# Prepared transactions possible, as in the clusters of scripts/common.sh:
+# the aggregates then look for a prepared transaction's row before
+# inserting a stripe's new groups.
 max_prepared_transactions = 4
 CONF
 $node->start;
