@@ -70,13 +70,14 @@ REGRESS = \
 	aggregate_hints \
 	aggregate_table_rules \
 	aggregate_amounts \
+	aggregate_prepared \
 	row_security \
 	security_attacks \
 	red_team_ids \
 	table_locks \
 	bad_input
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent repeatable_read_checks stage_flags standard_book_switch lock_squatting
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch lock_squatting
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.

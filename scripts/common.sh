@@ -100,6 +100,9 @@ max_connections = 60
 shared_buffers = 256MB
 fsync = off
 max_locks_per_transaction = 256
+# prepared transactions possible, as with transaction managers: the suite
+# tests the aggregates with them (sql/aggregate_prepared.sql)
+max_prepared_transactions = 10
 CONF
     as_cluster_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
         || { cat "$dir/server.log" >&2; return 1; }

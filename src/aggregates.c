@@ -8,9 +8,9 @@
  * change of every group whose change is not zero to the row of the
  * aggregate table whose stripe is this backend's id (MyBackendId): in place,
  * through the primary key and table_tuple_update() (AggTarget below), or,
- * for new groups while prepared transactions are enabled, with one kept
- * INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per
- * aggregate.
+ * when the aggregate table has triggers or stored generated columns of its
+ * own, with one kept INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT
+ * DO UPDATE per aggregate.
  *
  * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
  * so the contributions of a statement add up to the change of the totals,
@@ -21,8 +21,15 @@
  *
  * Why there are no hot rows: concurrent backends have different ids, so they
  * never update the same aggregate row and never wait for one another; a
- * backend's transactions run one after the other, so its own rows are never
- * contended either.  Readers sum the stripes of a group.
+ * backend's transactions run one after the other, so its own rows are
+ * contended only by transactions that outlive it: a transaction it prepared
+ * (PREPARE TRANSACTION), which keeps its rows locked until COMMIT or
+ * ROLLBACK PREPARED also after the backend is gone, and a compaction folding
+ * the row.  No deadlock check sees a wait for a prepared transaction, so a
+ * writer never waits for a stripe row: where another transaction holds the
+ * row of its id, or is inserting it, it writes to another stripe of its own
+ * (its id plus a multiple of AGG_STRIPE_SPAN, see agg_target_add).  Readers
+ * sum the stripes of a group, whichever they are.
  *
  * Why it is cheap: an UPDATE that changes no aggregated column, or changes
  * them in ways that cancel out, computes zero changes and writes nothing; the
@@ -35,13 +42,18 @@
  * Users cannot write aggregates: the in-place writes are the extension's own
  * (no privilege applies to them), and the SQL path runs as the extension
  * owner.
- * (A prepared transaction keeps its stripe rows locked after its backend is
- * gone; a new backend with the same id waits for COMMIT/ROLLBACK PREPARED.)
+ *
+ * crm.compact_aggregates() (SQL) takes the lock of
+ * crm_aggregates_compaction_lock() at the end of this file, which no
+ * maintenance command waits for, instead of a table lock that REINDEX
+ * CONCURRENTLY or VACUUM would conflict with.
  */
 #include "crm.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/multixact.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -57,8 +69,11 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
 #include "storage/backendid.h"
 #include "storage/bufmgr.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -107,7 +122,7 @@ typedef struct AggSpec
 	const char *target_key[AGG_MAX_KEYS];	/* its key columns */
 	const char *count_column;
 	const char *sum_column[AGG_MAX_SUMS];
-	CrmQuery	add;			/* $1 stripe, then arrays: keys, counts, sums */
+	CrmQuery	add;			/* arrays: stripes, keys, counts, sums */
 	Oid			key_type[AGG_MAX_KEYS];	/* element types of the key arrays */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
 } AggSpec;
@@ -141,13 +156,14 @@ static AggSpec pipeline_spec = {
 	"pipeline_aggregate", {"stage", "owner", "close_month"}, "opportunities", {"amount", "weighted_amount"},
 	{"INSERT INTO crm.pipeline_aggregate AS a"
 	 " (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)"
-	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1, u.s2"
-	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
-	 "        AS u (k1, k2, k3, n, s1, s2)"
+	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1, u.s2"
+	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+	 "                   pg_catalog.unnest($7))"
+	 "        AS u (st, k1, k2, k3, n, s1, s2)"
 	 AGG_ON_CONFLICT("stage, owner, close_month",
 					 AGG_ADD("opportunities") ", " AGG_ADD("amount") ", " AGG_ADD("weighted_amount")),
-	 7, {INT4OID, TEXTARRAYOID, REGROLEARRAYOID, DATEARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID}, NULL},
+	 7, {INT4ARRAYOID, TEXTARRAYOID, REGROLEARRAYOID, DATEARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID}, NULL},
 	{TEXTOID, REGROLEOID, DATEOID},
 	{"DELETE FROM crm.pipeline_aggregate", 0, {InvalidOid}, NULL}
 };
@@ -159,12 +175,12 @@ static AggSpec account_spec = {
 	"account_aggregate", {"account_id", "owner", "stage"}, "opportunities", {"amount"},
 	{"INSERT INTO crm.account_aggregate AS a"
 	 " (account_id, owner, stage, stripe, opportunities, amount)"
-	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
-	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6))"
-	 "        AS u (k1, k2, k3, n, s1)"
+	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1"
+	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+	 "        AS u (st, k1, k2, k3, n, s1)"
 	 AGG_ON_CONFLICT("account_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
+	 6, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
 	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.account_aggregate", 0, {InvalidOid}, NULL}
 };
@@ -176,12 +192,12 @@ static AggSpec campaign_opportunity_spec = {
 	"campaign_opportunity_aggregate", {"campaign_id", "owner", "stage"}, "opportunities", {"amount"},
 	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
 	 " (campaign_id, owner, stage, stripe, opportunities, amount)"
-	 " SELECT u.k1, u.k2, u.k3, $1, u.n, u.s1"
-	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-	 "                   pg_catalog.unnest($5), pg_catalog.unnest($6))"
-	 "        AS u (k1, k2, k3, n, s1)"
+	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1"
+	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+	 "        AS u (st, k1, k2, k3, n, s1)"
 	 AGG_ON_CONFLICT("campaign_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
+	 6, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
 	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.campaign_opportunity_aggregate", 0, {InvalidOid}, NULL}
 };
@@ -193,12 +209,12 @@ static AggSpec campaign_lead_spec = {
 	"campaign_lead_aggregate", {"campaign_id", "owner", "status"}, "leads", {NULL},
 	{"INSERT INTO crm.campaign_lead_aggregate AS a"
 	 " (campaign_id, owner, status, stripe, leads)"
-	 " SELECT u.k1, u.k2, u.k3::crm.lead_status, $1, u.n"
-	 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-	 "                   pg_catalog.unnest($5))"
-	 "        AS u (k1, k2, k3, n)"
+	 " SELECT u.k1, u.k2, u.k3::crm.lead_status, u.st, u.n"
+	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5))"
+	 "        AS u (st, k1, k2, k3, n)"
 	 AGG_ON_CONFLICT("campaign_id, owner, status", AGG_ADD("leads")),
-	 5, {INT4OID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID}, NULL},
+	 5, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID}, NULL},
 	{INT8OID, REGROLEOID, TEXTOID},
 	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
 };
@@ -605,14 +621,22 @@ agg_array(Datum *elems, int n, Oid type)
  * generated columns of its own (none are installed; a DBA may add some),
  * which only a statement fires and computes the way a user expects.
  *
- * A group the stripe has no row for yet is inserted the same way, unless
- * prepared transactions are enabled: only then can another transaction be
- * inserting the same key, for this stripe (a prepared transaction of an
- * earlier backend with the same id), and then the INSERT ... ON CONFLICT of
- * the SQL path waits for it and adds to its row instead of failing with a
- * unique violation.  (Stripe 0, which compaction and rebuild write, is no
- * backend's id.)
+ * A group the stripe has no row for yet is inserted the same way.  While
+ * prepared transactions are enabled, a prepared transaction of this backend
+ * id may be inserting the same key (the insert's unique check would wait for
+ * it) or hold the row: agg_target_add then writes to another of the
+ * backend's stripes.  (Stripe 0, which compaction and rebuild write, is no
+ * backend's.)  A table with triggers or stored generated columns of its own
+ * (in_place false) is only looked up here, to choose the stripes that the SQL
+ * path's INSERT ... ON CONFLICT then writes.
  */
+
+/*
+ * A backend's stripes: its id, then its id plus multiples of AGG_STRIPE_SPAN
+ * (above every backend id), as many as fit in the integer column.
+ */
+#define AGG_STRIPE_SPAN (MAX_BACKENDS + 1)
+#define AGG_STRIPES ((int) ((PG_INT32_MAX - MAX_BACKENDS) / AGG_STRIPE_SPAN) + 1)
 typedef struct AggTarget
 {
 	Relation	rel;
@@ -628,13 +652,19 @@ typedef struct AggTarget
 	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
 	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
+	uint16		found_infomask;	/* its heap tuple header's, read under the buffer lock */
+	TransactionId found_xmax;	/* likewise */
 	TupleTableSlot *next;		/* its new version */
 	int			key_att[AGG_MAX_KEYS];
 	int			stripe_att;
 	int			count_att;
 	int			sum_att[AGG_MAX_SUMS];
+	bool		in_place;		/* changes written here, not by SQL */
 	bool		can_insert;		/* new groups inserted here too, not by SQL */
 } AggTarget;
+
+static void agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group, int32 stripe,
+							  bool remember);
 
 /*
  * The aggregate table, opened with RowExclusiveLock: by the OID it had last
@@ -699,12 +729,12 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	t->rel = agg_target_table(spec, cache);
 	pkey = RelationGetPrimaryKeyIndex(t->rel);
 	constr = RelationGetDescr(t->rel)->constr;
-	if (!OidIsValid(pkey) || t->rel->trigdesc != NULL ||
-		(constr != NULL && constr->has_generated_stored))
+	if (!OidIsValid(pkey))
 	{
 		table_close(t->rel, NoLock);
 		return false;
 	}
+	t->in_place = t->rel->trigdesc == NULL && !(constr != NULL && constr->has_generated_stored);
 	t->cache = cache;
 	t->index = NULL;
 	if (cache->pkey != pkey)
@@ -731,7 +761,7 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	t->fetch = NULL;
 
 	/* every column is ours (or dropped), so an insert sets them all */
-	t->can_insert = max_prepared_xacts == 0;
+	t->can_insert = t->in_place;
 	for (int i = 0; i < desc->natts && t->can_insert; i++)
 	{
 		int			att = i + 1;
@@ -1015,7 +1045,12 @@ agg_target_fetch_heap(AggTarget *t, ItemPointer root, Buffer buffer, bool *all_d
 	LockBuffer(buffer, BUFFER_LOCK_SHARE);
 	found = heap_hot_search_buffer(&tid, t->rel, buffer, t->snap, tuple, all_dead, true);
 	if (found)
+	{
+		/* who holds the version, read while no one can change it (see agg_target_held) */
+		t->found_infomask = tuple->t_data->t_infomask;
+		t->found_xmax = HeapTupleHeaderGetRawXmax(tuple->t_data);
 		ExecStoreBufferHeapTuple(tuple, t->found, buffer);	/* the slot pins it */
+	}
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	ReleaseBuffer(buffer);
 	return found;
@@ -1119,74 +1154,205 @@ agg_target_lookup(AggTarget *t, ItemPointer root)
 }
 
 /*
- * Add a group's change to this backend's stripe row of it; false when the
- * stripe has no row for the group yet.
+ * Whether the stripe row in t->found is held by another transaction, running
+ * or prepared: locked, or replaced or deleted by a transaction that has not
+ * ended.  For heap tables, from the tuple header as it was read under the
+ * buffer lock (agg_target_fetch_heap): a version no one holds has an invalid
+ * xmax, so the common case costs a test of one bit.  For other table access
+ * methods, by trying to lock the row without waiting.  AGG_ROW_CHANGED: a
+ * transaction that ended replaced or deleted it since the snapshot.
+ */
+typedef enum AggRowState
+{
+	AGG_ROW_FREE,
+	AGG_ROW_HELD,
+	AGG_ROW_CHANGED
+} AggRowState;
+
+static AggRowState
+agg_target_held(AggTarget *t)
+{
+	uint16		mask = t->found_infomask;
+	TransactionId xmax = t->found_xmax;
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	if (t->heap)
+	{
+		if ((mask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
+			return AGG_ROW_FREE;
+		if (mask & HEAP_XMAX_IS_MULTI)	/* counts this transaction as running too */
+			return MultiXactIdIsRunning(xmax, HEAP_XMAX_IS_LOCKED_ONLY(mask))
+				? AGG_ROW_HELD : AGG_ROW_FREE;
+		if (TransactionIdIsCurrentTransactionId(xmax) || !TransactionIdIsInProgress(xmax))
+			return AGG_ROW_FREE;	/* ours, or ended: the update tells which */
+		return AGG_ROW_HELD;
+	}
+	result = table_tuple_lock(t->rel, &t->found->tts_tid, t->snap, t->found,
+							  GetCurrentCommandId(true), LockTupleNoKeyExclusive, LockWaitSkip,
+							  0, &tmfd);
+	if (result == TM_Ok)
+		return AGG_ROW_FREE;
+	ExecClearTuple(t->found);
+	return result == TM_WouldBlock ? AGG_ROW_HELD : AGG_ROW_CHANGED;
+}
+
+/*
+ * Whether the primary key has an entry for the key in t->keyval that leads
+ * to a row version no snapshot of ours saw: one another transaction, running
+ * or prepared, is inserting or deleting (an insert of the key would wait for
+ * it in the unique check), or one committed since the lookup's snapshot.
+ * Only a transaction that wrote this backend's stripes can have made one: a
+ * prepared transaction of this session or of an earlier backend with the same
+ * id.  A dirty snapshot sees them all.
  */
 static bool
-agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group)
+agg_target_other_row(AggTarget *t)
+{
+	AggCache   *cache = t->cache;
+	SnapshotData dirty;
+	ScanKeyData skey[INDEX_MAX_KEYS];
+	IndexScanDesc scan;
+	bool		other;
+
+	InitDirtySnapshot(dirty);
+	if (t->index == NULL)
+		t->index = index_open(cache->pkey, RowExclusiveLock);
+	for (int i = 0; i < cache->nkeys; i++)
+		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+									   cache->collation[i], &cache->eq[i], t->keyval[i]);
+	scan = index_beginscan(t->rel, t->index, &dirty, cache->nkeys, 0);
+	index_rescan(scan, skey, cache->nkeys, NULL, 0);
+	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
+	index_endscan(scan);
+	ExecClearTuple(t->found);
+	return other;
+}
+
+/*
+ * Add a group's change to one of this backend's stripe rows of it, or choose
+ * the stripe the SQL path adds it to (when !t->in_place, or the row is new
+ * and !t->can_insert); returns the stripe, *written: added here.
+ *
+ * The stripe is the backend's id unless another transaction holds the
+ * group's row of it (agg_target_held) or is inserting or deleting one
+ * (agg_target_other_row): a prepared transaction of this session or of an
+ * earlier backend with the same id, whose locks no deadlock check sees, or a
+ * compaction folding the row.  Then it is the first of id + n x
+ * AGG_STRIPE_SPAN (n = 1, 2, ...) that no other transaction holds: never a
+ * backend's id, so no other backend writes it, and only held while this
+ * backend id's own transactions are prepared, so the next free one is near.
+ * Nothing waits for a row lock, and the change lands in exactly one row,
+ * written in this transaction.
+ */
+static int32
+agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group, bool *written)
 {
 	AggCache   *cache = t->cache;
 	AggHint    *entry = agg_hint_find(cache, &group->key);
-	AggHint    *hint = entry;	/* where to look first; NULL: the primary key */
 	uint64		made = cache->hints_made;	/* entry is valid while this holds */
+	int			stripe_key = 0;
 
+	*written = false;
 	for (int i = 0; i < cache->nkeys; i++)
 	{
 		int			att = cache->key_att[i];
 
 		if (att == t->stripe_att)
-			t->keyval[i] = Int32GetDatum(MyBackendId);
+			stripe_key = i;
 		else
 			for (int k = 0; k < spec->nkeys; k++)
 				if (att == t->key_att[k])
 					t->keyval[i] = group->keys[k];
 	}
-	for (;;)
+	for (int n = 0; n < AGG_STRIPES; n++)
 	{
-		ItemPointerData root;
-		Buffer		buffer;
-		bool		hot;
+		int32		stripe = MyBackendId + n * AGG_STRIPE_SPAN;
+		AggHint    *hint = n == 0 ? entry : NULL;	/* where to look first; NULL: the primary key */
 
-		if (hint != NULL && agg_target_fetch_hint(t, hint))
-			root = hint->tid;
-		else if (!agg_target_lookup(t, &root))
+		t->keyval[stripe_key] = Int32GetDatum(stripe);
+		for (;;)
 		{
-			agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
-			return false;
-		}
-		buffer = agg_found_buffer(t->found);
-		if (agg_target_update(t, spec, group, &hot))
-		{
-			if (!hot)
+			ItemPointerData root;
+			Buffer		buffer;
+			bool		hot;
+			AggRowState state;
+
+			if (hint != NULL && agg_target_fetch_hint(t, hint))
+				root = hint->tid;
+			else if (!agg_target_lookup(t, &root))
 			{
-				root = t->next->tts_tid;
-				buffer = InvalidBuffer;
+				if (n == 0)
+					agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
+				if (max_prepared_xacts > 0 && agg_target_other_row(t))
+					break;		/* next stripe */
+				if (t->can_insert)
+				{
+					agg_target_insert(t, spec, group, stripe, n == 0);
+					*written = true;
+				}
+				return stripe;
 			}
-			/*
-			 * The group's entry, without a second hash lookup, unless the
-			 * table was remade meanwhile (user code a CHECK constraint ran
-			 * may have written opportunities, and so hints, in between).
-			 */
-			if (entry != NULL && cache->hints_made == made)
+			state = agg_target_held(t);
+			if (state == AGG_ROW_HELD)
 			{
-				entry->tid = root;
-				entry->buffer = buffer;
+				ExecClearTuple(t->found);
+				break;			/* next stripe */
 			}
-			else
-				agg_hint_remember(cache, &group->key, &root, buffer);
-			ExecClearTuple(t->found);
-			return true;
+			if (state == AGG_ROW_FREE && !t->in_place)
+			{
+				ExecClearTuple(t->found);
+				return stripe;
+			}
+			buffer = agg_found_buffer(t->found);
+			if (state == AGG_ROW_FREE && agg_target_update(t, spec, group, &hot))
+			{
+				if (!hot)
+				{
+					root = t->next->tts_tid;
+					buffer = InvalidBuffer;
+				}
+
+				/*
+				 * The group's entry, without a second hash lookup, unless the
+				 * table was remade meanwhile (user code a CHECK constraint
+				 * ran may have written opportunities, and so hints, in
+				 * between).  Hints lead to the backend's first stripe only.
+				 */
+				if (n > 0)
+					;
+				else if (entry != NULL && cache->hints_made == made)
+				{
+					entry->tid = root;
+					entry->buffer = buffer;
+				}
+				else
+					agg_hint_remember(cache, &group->key, &root, buffer);
+				ExecClearTuple(t->found);
+				*written = true;
+				return stripe;
+			}
+			/* changed meanwhile: look again, under a new snapshot */
+			agg_target_end_lookups(t);
+			hint = NULL;
+			CHECK_FOR_INTERRUPTS();
 		}
-		/* changed meanwhile: look again, under a new snapshot */
-		agg_target_end_lookups(t);
-		hint = NULL;
-		CHECK_FOR_INTERRUPTS();
 	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("every stripe of backend %d in crm.%s is held by another transaction",
+					MyBackendId, spec->table),
+			 errdetail("%d stripes are held by prepared transactions of this backend id.", AGG_STRIPES),
+			 errhint("Commit or roll back prepared transactions (pg_prepared_xacts).")));
+	return 0;					/* not reached */
 }
 
-/* Insert the stripe row of a group this backend's stripe has none for yet. */
+/*
+ * Insert the stripe row of a group the stripe has none for yet; remember
+ * where, when it is the backend's first stripe.
+ */
 static void
-agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
+agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group, int32 stripe, bool remember)
 {
 	TupleTableSlot *s = t->next;
 	int			natts = s->tts_tupleDescriptor->natts;
@@ -1202,7 +1368,7 @@ agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
 		s->tts_values[t->key_att[i] - 1] = group->keys[i];
 		s->tts_isnull[t->key_att[i] - 1] = false;
 	}
-	s->tts_values[t->stripe_att - 1] = Int32GetDatum(MyBackendId);
+	s->tts_values[t->stripe_att - 1] = Int32GetDatum(stripe);
 	s->tts_isnull[t->stripe_att - 1] = false;
 	s->tts_values[t->count_att - 1] = Int64GetDatum(group->count);
 	s->tts_isnull[t->count_att - 1] = false;
@@ -1214,36 +1380,41 @@ agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group)
 	ExecStoreVirtualTuple(s);
 	agg_target_open_indices(t);
 	ExecSimpleRelationInsert(t->rri, t->estate, s);
-	agg_hint_remember(t->cache, &group->key, &s->tts_tid, InvalidBuffer);
+	if (remember)
+		agg_hint_remember(t->cache, &group->key, &s->tts_tid, InvalidBuffer);
 }
 
 /*
  * Add the changes of every group that changed: in place where this backend's
  * stripe has the group's row, the rest in one statement that unnests one
- * array per column; returns whether SPI is open.
+ * array per column (stripes chosen here too, see agg_target_add); returns
+ * whether SPI is open.
  */
 static bool
 agg_write_groups(AggFold *fold, bool connected)
 {
 	AggSpec    *spec = fold->spec;
 	int			ngroups = fold->ngroups;
+	Datum	   *stripes;
 	Datum	   *cols[AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	int			ncols = spec->nkeys + 1 + spec->nsums;
 	Datum		values[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	char		nulls[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	AggTarget	target;
-	bool		in_place = false;
+	bool		open = false;
 	bool		opened = false;
 	int			n = 0;
 
 	if (ngroups == 0)
 		return connected;
+	stripes = palloc(sizeof(Datum) * ngroups);
 	for (int i = 0; i < ncols; i++)
 		cols[i] = palloc(sizeof(Datum) * ngroups);
 	for (int g = 0; g < ngroups; g++)
 	{
 		AggGroup   *group = &fold->groups[g];
 		bool		changed = group->count != 0;
+		int32		stripe = MyBackendId;	/* a table without primary key */
 		int			col = 0;
 
 		for (int i = 0; i < spec->nsums && !changed; i++)
@@ -1252,16 +1423,18 @@ agg_write_groups(AggFold *fold, bool connected)
 			continue;
 		if (!opened)
 		{
-			in_place = agg_target_open(&target, spec);
+			open = agg_target_open(&target, spec);
 			opened = true;
 		}
-		if (in_place && agg_target_add(&target, spec, group))
-			continue;
-		if (in_place && target.can_insert)
+		if (open)
 		{
-			agg_target_insert(&target, spec, group);
-			continue;
+			bool		written;
+
+			stripe = agg_target_add(&target, spec, group, &written);
+			if (written)
+				continue;
 		}
+		stripes[n] = Int32GetDatum(stripe);
 		for (int i = 0; i < spec->nkeys; i++)
 			cols[col++][n] = spec->key_kind[i] == AGG_KEY_ENUM
 				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
@@ -1271,12 +1444,12 @@ agg_write_groups(AggFold *fold, bool connected)
 			cols[col++][n] = agg_sum_numeric(&group->sums[i]);
 		n++;
 	}
-	if (in_place)
+	if (open)
 		agg_target_close(&target);
 	if (n == 0)
 		return connected;		/* all added in place, or every change cancelled out */
 
-	values[0] = Int32GetDatum(MyBackendId);
+	values[0] = agg_array(stripes, n, INT4OID);
 	for (int i = 0; i < spec->nkeys; i++)
 		values[1 + i] = agg_array(cols[i], n, spec->key_type[i]);
 	values[1 + spec->nkeys] = agg_array(cols[spec->nkeys], n, INT8OID);
@@ -1350,4 +1523,29 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	if (connected)
 		SPI_finish();
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * The lock that lets one compaction run at a time (crm.compact_aggregates()
+ * takes it first): an advisory lock tag whose fourth field no SQL function
+ * produces (they use 1 and 2), so that only the extension's own code can
+ * take it, held until the transaction ends.  A table lock would do the same
+ * only in a mode that conflicts with REINDEX CONCURRENTLY and VACUUM, and a
+ * compaction waiting for one of those while its snapshot makes them wait for
+ * it is a deadlock.
+ */
+#define AGG_COMPACTION_LOCK 0x43524D12
+#define AGG_PRIVATE_LOCK_SPACE 3
+
+/* crm_aggregates_compaction_lock -- crm.aggregates_compaction_lock() */
+PG_FUNCTION_INFO_V1(crm_aggregates_compaction_lock);
+Datum
+crm_aggregates_compaction_lock(PG_FUNCTION_ARGS)
+{
+	LOCKTAG		tag;
+
+	(void) fcinfo;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, AGG_COMPACTION_LOCK, AGG_PRIVATE_LOCK_SPACE);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	PG_RETURN_VOID();
 }

@@ -8,8 +8,9 @@
 -- crm.campaign_lead_aggregate the number of leads per (campaign, status).
 -- All are kept by statement-level C triggers (names start with aggregates_)
 -- from the transition tables.  No hot rows: each backend adds its deltas to its own
--- stripe (one row per group and backend id), so concurrent writers never
--- wait for each other, and readers sum the stripes -- time proportional to
+-- stripe (one row per group and backend id; another of its own, above every
+-- backend id, while a prepared transaction or a compaction holds that row),
+-- so concurrent writers never wait for each other, and readers sum the stripes -- time proportional to
 -- the number of groups times the backends that wrote, not to the number of
 -- opportunities.  The stripes are ordinary rows written in the writer's
 -- transaction: exact after commit, rollback, ROLLBACK TO SAVEPOINT, COPY,
@@ -35,7 +36,7 @@ COMMENT ON TABLE crm.pipeline_aggregate IS 'Pipeline totals per stage, owner and
 COMMENT ON COLUMN crm.pipeline_aggregate.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.pipeline_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.pipeline_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
-COMMENT ON COLUMN crm.pipeline_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild); lets writers add without waiting for each other';
+COMMENT ON COLUMN crm.pipeline_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.pipeline_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.weighted_amount IS 'Change in the sum of round(amount x probability / 100, 2) recorded by this stripe';
@@ -91,7 +92,7 @@ COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner and 
 COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
@@ -108,7 +109,7 @@ COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
@@ -124,7 +125,7 @@ COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign,
 COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.owner IS 'Lead owner';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.status IS 'Lead status';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Backend id of the writer (0 after a rebuild)';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
 
 CREATE FUNCTION crm.aggregates_maintain() RETURNS trigger
@@ -260,6 +261,11 @@ END
 $$;
 COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
 
+CREATE FUNCTION crm.aggregates_compaction_lock() RETURNS void
+    AS 'MODULE_PATHNAME', 'crm_aggregates_compaction_lock'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.aggregates_compaction_lock() IS 'Used by crm.compact_aggregates(): takes the lock that lets one compaction run at a time, until the transaction ends (a lock no SQL command or advisory lock function can take, and no maintenance command waits for)';
+
 CREATE FUNCTION crm.compact_aggregates() RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -271,18 +277,28 @@ DECLARE
     total bigint := 0;
     n bigint;
 BEGIN
+    -- One compaction at a time: a lock only compactions take, first, while
+    -- this transaction holds no other.
+    PERFORM crm.aggregates_compaction_lock();
     -- A TRUNCATE of the base tables (which empties the aggregates) waits for
     -- the compaction and vice versa.
     LOCK TABLE crm.lead, crm.opportunity IN ACCESS SHARE MODE;
-    -- One compaction at a time (the lock does not conflict with writers).
+    -- Every table it writes up front, in the order writers and
+    -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
+    -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
+    -- CONCURRENTLY, VACUUM or ANALYZE hold, which wait for this transaction's
+    -- snapshot: waiting for them would be a deadlock.  It waits only for
+    -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
+    -- no snapshot, and never for a table lock once the work has begun.
     LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
-               crm.campaign_lead_aggregate IN SHARE UPDATE EXCLUSIVE MODE;
+               crm.campaign_lead_aggregate IN ROW EXCLUSIVE MODE;
     -- Per aggregate table (name, its group key, its measures -- fixed names,
     -- no user input): move every stripe row that no open transaction is
     -- writing into stripe 0 (rows a writer holds are skipped and moved next
     -- time), then drop stripe-0 rows that add up to nothing.  Writers only
-    -- ever touch their own stripe, never stripe 0, so nobody waits for a
-    -- compaction.
+    -- ever touch their own stripes, never stripe 0, and write to another of
+    -- theirs rather than wait for a row the compaction holds, so nobody waits
+    -- for a compaction.
     FOREACH spec SLICE 1 IN ARRAY ARRAY[
         ['pipeline_aggregate', 'stage, owner, close_month', 'opportunities, amount, weighted_amount'],
         ['account_aggregate', 'account_id, owner, stage', 'opportunities, amount'],

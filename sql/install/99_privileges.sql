@@ -60,6 +60,7 @@ GRANT EXECUTE ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), c
     crm.may_link_account(bigint)
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.aggregates_compaction_lock() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;

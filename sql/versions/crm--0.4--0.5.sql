@@ -56,3 +56,86 @@ BEGIN
 END
 $ids$;
 
+
+
+-- Aggregates and two-phase commit: a writer never waits for a stripe row
+-- that another transaction (a prepared one of the same backend id, or a
+-- compaction) holds; it writes to another stripe of its own (the C trigger
+-- changed; the stripe columns say so).
+COMMENT ON COLUMN crm.pipeline_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
+COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
+COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
+
+-- Compaction and maintenance: one compaction at a time by a lock of its own,
+-- the aggregate tables taken in ROW EXCLUSIVE mode up front, so that a
+-- compaction cannot deadlock with REINDEX CONCURRENTLY.
+CREATE FUNCTION crm.aggregates_compaction_lock() RETURNS void
+    AS 'MODULE_PATHNAME', 'crm_aggregates_compaction_lock'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.aggregates_compaction_lock() IS 'Used by crm.compact_aggregates(): takes the lock that lets one compaction run at a time, until the transaction ends (a lock no SQL command or advisory lock function can take, and no maintenance command waits for)';
+
+REVOKE ALL ON FUNCTION crm.aggregates_compaction_lock() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION crm.compact_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec text[];
+    measures text[];
+    total bigint := 0;
+    n bigint;
+BEGIN
+    -- One compaction at a time: a lock only compactions take, first, while
+    -- this transaction holds no other.
+    PERFORM crm.aggregates_compaction_lock();
+    -- A TRUNCATE of the base tables (which empties the aggregates) waits for
+    -- the compaction and vice versa.
+    LOCK TABLE crm.lead, crm.opportunity IN ACCESS SHARE MODE;
+    -- Every table it writes up front, in the order writers and
+    -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
+    -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
+    -- CONCURRENTLY, VACUUM or ANALYZE hold, which wait for this transaction's
+    -- snapshot: waiting for them would be a deadlock.  It waits only for
+    -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
+    -- no snapshot, and never for a table lock once the work has begun.
+    LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
+               crm.campaign_lead_aggregate IN ROW EXCLUSIVE MODE;
+    -- Per aggregate table (name, its group key, its measures -- fixed names,
+    -- no user input): move every stripe row that no open transaction is
+    -- writing into stripe 0 (rows a writer holds are skipped and moved next
+    -- time), then drop stripe-0 rows that add up to nothing.  Writers only
+    -- ever touch their own stripes, never stripe 0, and write to another of
+    -- theirs rather than wait for a row the compaction holds, so nobody waits
+    -- for a compaction.
+    FOREACH spec SLICE 1 IN ARRAY ARRAY[
+        ['pipeline_aggregate', 'stage, owner, close_month', 'opportunities, amount, weighted_amount'],
+        ['account_aggregate', 'account_id, owner, stage', 'opportunities, amount'],
+        ['campaign_opportunity_aggregate', 'campaign_id, owner, stage', 'opportunities, amount'],
+        ['campaign_lead_aggregate', 'campaign_id, owner, status', 'leads']]
+    LOOP
+        measures := string_to_array(spec[3], ', ');
+        EXECUTE format(
+            'WITH moved AS ('
+            '    DELETE FROM crm.%1$I AS a'
+            '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
+            '               SELECT x.ctid FROM crm.%1$I AS x'
+            '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
+            '    RETURNING a.*)'
+            ' INSERT INTO crm.%1$I AS t (%2$s, stripe, %3$s)'
+            ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
+            spec[1], spec[2], spec[3],
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ') FROM unnest(measures) AS m),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ')
+               FROM unnest(measures) AS m));
+        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', spec[1],
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ') FROM unnest(measures) AS m));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', spec[1]) INTO n;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;

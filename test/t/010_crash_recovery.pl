@@ -35,9 +35,9 @@ log_statement = none
 deadlock_timeout = 50ms
 statement_timeout = 30s
 max_locks_per_transaction = 128
-# With prepared transactions possible, the aggregates insert a stripe's new
-# groups through INSERT ... ON CONFLICT (the clusters of the other tests
-# have them off, and there the rows are inserted directly).
+# Prepared transactions possible, as in the clusters of scripts/common.sh:
+# the aggregates then look for a prepared transaction's row before
+# inserting a stripe's new groups.
 max_prepared_transactions = 4
 CONF
 $node->start;
