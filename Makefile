@@ -62,6 +62,7 @@ REGRESS = \
 	activities \
 	reminders \
 	campaigns \
+	invariant_checks \
 	trigger_robustness \
 	reports \
 	aggregates \
