@@ -86,8 +86,12 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	/* a new or moved reminder is unsent */
 	if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "remind_at"))
 		newtup = crm_set_column(newtup, tupdesc, "reminder_sent_at", (Datum) 0, true);
-	/* an unsent reminder is not taken either: its next claim is new */
-	if (heap_attisnull(newtup, crm_attnum(tupdesc, "reminder_sent_at"), tupdesc))
+	/*
+	 * an unsent reminder is not taken either: its next claim is new (the
+	 * column exists from version 0.5 on; this library serves older ones too)
+	 */
+	if (SPI_fnumber(tupdesc, "reminder_taken_at") > 0 &&
+		heap_attisnull(newtup, crm_attnum(tupdesc, "reminder_sent_at"), tupdesc))
 		newtup = crm_set_column(newtup, tupdesc, "reminder_taken_at", (Datum) 0, true);
 	return PointerGetDatum(newtup);
 }
