@@ -64,6 +64,7 @@ REGRESS = \
 	activities \
 	reminders \
 	campaigns \
+	invariant_checks \
 	trigger_robustness \
 	reports \
 	aggregates \

@@ -63,3 +63,17 @@ SELECT name, campaign_id FROM crm.lead WHERE name = 'Taz';
 -- Rows of one INSERT that name each other as parents are refused too.
 INSERT INTO crm.campaign (id, name, parent_id) OVERRIDING SYSTEM VALUE VALUES (1001, 'A', 1002), (1002, 'B', 1001);
 \echo :LAST_ERROR_SQLSTATE
+
+-- The cycle check walks every ancestor, however deep: a chain of 10,002
+-- campaigns (each the parent of the one before, inserted child first so each
+-- row's check is one step) cannot be closed into a cycle at its far end.
+INSERT INTO crm.campaign (id, name, parent_id) OVERRIDING SYSTEM VALUE
+SELECT g, 'Chain ' || g, NULLIF(g - 1, 100000)
+  FROM generate_series(110002, 100001, -1) AS g;
+SELECT count(*) AS chain FROM crm.campaign WHERE name LIKE 'Chain %';
+UPDATE crm.campaign SET parent_id = 110002 WHERE id = 100001;
+\echo :SQLSTATE
+SELECT parent_id AS root_parent FROM crm.campaign WHERE id = 100001;
+-- Re-parenting inside the chain without a cycle is still allowed.
+UPDATE crm.campaign SET parent_id = 100001 WHERE id = 110002;
+SELECT parent_id FROM crm.campaign WHERE id = 110002;

@@ -48,6 +48,42 @@ DELETE FROM crm.lead_status_history;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- The change log never shrinks, so what one value adds to it is bounded: a
+-- value longer than 2000 bytes is kept as its first characters (up to 2000
+-- bytes), its length in bytes and its SHA-256.  Here a 2 MB remark, set,
+-- changed again (old and new both bounded), and deleted with its lead.
+INSERT INTO crm.lead (name) VALUES ('Big Head');
+UPDATE crm.lead SET remarks = (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 65536) AS g)
+ WHERE name = 'Big Head';
+UPDATE crm.lead SET remarks = remarks || '!' WHERE name = 'Big Head';
+SELECT c.id - min(c.id) OVER () AS entry,
+       jsonb_typeof(c.changes->'remarks'->'old') AS old,
+       c.changes->'remarks'->'new'->>'bytes' AS new_bytes,
+       length(c.changes->'remarks'->'new'->>'truncated') AS new_kept,
+       c.changes->'remarks'->'new'->>'sha256' = encode(sha256(convert_to(l.remarks, 'UTF8')), 'hex') AS sha256_of_current,
+       left(c.changes->'remarks'->'new'->>'truncated', 40) AS starts_with,
+       octet_length(c.changes::text) < 5000 AS bounded
+  FROM crm.change_log c JOIN crm.lead l ON l.id = c.row_id
+ WHERE c.table_name = 'crm.lead'::regclass AND l.name = 'Big Head' AND c.operation = 'UPDATE'
+ ORDER BY c.id;
+SELECT (c.changes->'remarks'->'old'->>'sha256') = encode(sha256(convert_to(
+          (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 65536) AS g), 'UTF8')), 'hex') AS old_hash_matches
+  FROM crm.change_log c
+ WHERE c.table_name = 'crm.lead'::regclass AND c.changes->'remarks'->'old'->>'bytes' = '2097152';
+DELETE FROM crm.lead WHERE name = 'Big Head';
+SELECT changes->'remarks'->>'bytes' AS deleted_bytes, octet_length(changes::text) < 5000 AS bounded
+  FROM crm.change_log WHERE operation = 'DELETE' AND changes->>'name' = 'Big Head';
+-- Up to 2000 bytes a value is kept whole, as a string; longer ones are cut
+-- at a whole character (2 bytes each here: 1000 of them fit).
+INSERT INTO crm.lead (name, remarks) VALUES ('Gavin', repeat('x', 1999));
+UPDATE crm.lead SET remarks = repeat('y', 2000) WHERE name = 'Gavin';
+UPDATE crm.lead SET remarks = repeat('é', 1001) WHERE name = 'Gavin';
+SELECT jsonb_typeof(changes->'remarks'->'old') AS old_type, length(changes->'remarks'->>'old') AS old_length,
+       jsonb_typeof(changes->'remarks'->'new') AS new_type,
+       length(changes->'remarks'->'new'->>'truncated') AS new_kept, changes->'remarks'->'new'->>'bytes' AS new_bytes
+  FROM crm.lead_update_log WHERE operation = 'UPDATE' AND changes ? 'remarks'
+   AND lead_id = (SELECT id FROM crm.lead WHERE name = 'Gavin') ORDER BY id;
+
 -- TRUNCATE is logged too.
 TRUNCATE crm.lead CASCADE;
 SELECT operation, row_id FROM crm.change_log WHERE operation = 'TRUNCATE';

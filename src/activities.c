@@ -13,6 +13,12 @@
  *     if -- the claiming transaction commits.  A rolled-back claim leaves the
  *     reminders unsent for the next worker.  SECURITY INVOKER: a worker claims
  *     only reminders of activities it may update.
+ * crm.take_reminder()  what a listener calls for each crm_reminder
+ *     notification: PostgreSQL lets any role that can connect NOTIFY any
+ *     channel, so a payload proves nothing.  The function returns the
+ *     reminder once per committed claim (marking it taken) and nothing for a
+ *     forged or repeated notification: a listener that delivers only what it
+ *     returns delivers each claimed reminder exactly once.
  */
 #include "crm.h"
 
@@ -80,6 +86,13 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	/* a new or moved reminder is unsent */
 	if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "remind_at"))
 		newtup = crm_set_column(newtup, tupdesc, "reminder_sent_at", (Datum) 0, true);
+	/*
+	 * an unsent reminder is not taken either: its next claim is new (the
+	 * column exists from version 0.5 on; this library serves older ones too)
+	 */
+	if (SPI_fnumber(tupdesc, "reminder_taken_at") > 0 &&
+		heap_attisnull(newtup, crm_attnum(tupdesc, "reminder_sent_at"), tupdesc))
+		newtup = crm_set_column(newtup, tupdesc, "reminder_taken_at", (Datum) 0, true);
 	return PointerGetDatum(newtup);
 }
 
@@ -104,6 +117,66 @@ static CrmQuery claim_reminders = {
 	2, {INT4OID, TIMESTAMPTZOID}, NULL
 };
 
+/*
+ * Take an announced reminder: succeeds once per claim, for the activity and
+ * remind_at of a claim that committed.  A notification someone forged (any
+ * role that can connect may NOTIFY crm_reminder), or a real one received
+ * again, finds the reminder unclaimed, moved or already taken, and returns
+ * nothing.  Two listeners taking the same reminder at once: the second waits
+ * for the first's row lock and then finds it taken.
+ */
+static CrmQuery take_reminder = {
+	"UPDATE crm.activity AS a SET reminder_taken_at = pg_catalog.now()"
+	" WHERE a.id OPERATOR(pg_catalog.=) $1 AND a.remind_at OPERATOR(pg_catalog.=) $2"
+	"   AND a.reminder_sent_at IS NOT NULL AND a.reminder_taken_at IS NULL"
+	" RETURNING a.id, a.owner, a.type, a.subject, a.remind_at, a.due_at, a.starts_at,"
+	"           a.lead_id, a.account_id, a.contact_id, a.opportunity_id",
+	2, {INT8OID, TIMESTAMPTZOID}, NULL
+};
+
+/* return_rows -- the rows of the last SPI result into a materialized SRF */
+static void
+return_rows(ReturnSetInfo *rsinfo)
+{
+	TupleDesc	tupdesc = rsinfo->setDesc;
+	int			natts = tupdesc->natts;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[32];
+		bool		rownulls[32];
+
+		for (int c = 0; c < natts && c < 32; c++)
+			row[c] = crm_result_datum(i, c + 1, &rownulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, tupdesc, row, rownulls);
+	}
+}
+
+/* crm_take_reminder -- SQL crm.take_reminder(activity_id, remind_at) */
+PG_FUNCTION_INFO_V1(crm_take_reminder);
+Datum
+crm_take_reminder(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "activity_id" : "remind_at"),
+				 errhint("Pass the activity_id and remind_at of the crm_reminder notification.")));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	crm_query_run(&take_reminder, values, nulls, 0);
+	return_rows(rsinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
 /* crm_claim_due_reminders -- SQL crm.claim_due_reminders(max_count, due_before) */
 PG_FUNCTION_INFO_V1(crm_claim_due_reminders);
 Datum
@@ -113,8 +186,6 @@ crm_claim_due_reminders(PG_FUNCTION_ARGS)
 	int32		max_count;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	TupleDesc	tupdesc;
-	int			natts;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -129,20 +200,9 @@ crm_claim_due_reminders(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(1) ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : PG_GETARG_DATUM(1);
 
 	InitMaterializedSRF(fcinfo, 0);
-	tupdesc = rsinfo->setDesc;
-	natts = tupdesc->natts;
-
 	SPI_connect();
 	crm_query_run(&claim_reminders, values, nulls, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		Datum		row[32];
-		bool		rownulls[32];
-
-		for (int c = 0; c < natts && c < 32; c++)
-			row[c] = crm_result_datum(i, c + 1, &rownulls[c]);
-		tuplestore_putvalues(rsinfo->setResult, tupdesc, row, rownulls);
-	}
+	return_rows(rsinfo);
 	SPI_finish();
 	return (Datum) 0;
 }

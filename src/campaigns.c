@@ -10,6 +10,7 @@
  *     COMMITTED, and fails with 40001 in REPEATABLE READ when only a fresh
  *     snapshot would see the cycle.  Rows of one multi-row INSERT are
  *     checked too (with OVERRIDING SYSTEM VALUE they can name each other).
+ *     The check walks every ancestor of the new parent, at any depth.
  *   crm.campaign_member: first_responded_at is stamped the first time the
  *     member is marked responded.
  */
@@ -26,14 +27,21 @@
 #include "utils/timestamp.h"
 
 
-/* is $2 among the ancestors of campaign $1 (itself included)? */
+/*
+ * is $2 among the ancestors of campaign $1 (itself included)?  The walk goes
+ * up to the root whatever the depth, one primary-key lookup per level (a
+ * scalar subquery: a join could be planned as a hash join, which reads the
+ * whole table at every level), and the outer query stops at the first hit.
+ * The root's parent is NULL, which ends the walk; UNION (not UNION ALL)
+ * drops an id met twice, so it ends even on a cycle made with the trigger
+ * disabled.
+ */
 static CrmQuery is_ancestor = {
-	"WITH RECURSIVE up (id, depth) AS ("
-	"   SELECT $1::pg_catalog.int8, 0"
-	"   UNION ALL"
-	"   SELECT c.parent_id, up.depth OPERATOR(pg_catalog.+) 1 FROM crm.campaign AS c, up"
-	"    WHERE c.id OPERATOR(pg_catalog.=) up.id AND c.parent_id IS NOT NULL"
-	"      AND up.depth OPERATOR(pg_catalog.<) 10000)"
+	"WITH RECURSIVE up (id) AS ("
+	"   SELECT $1::pg_catalog.int8"
+	"   UNION"
+	"   SELECT (SELECT c.parent_id FROM crm.campaign AS c WHERE c.id OPERATOR(pg_catalog.=) up.id)"
+	"     FROM up WHERE up.id IS NOT NULL)"
 	" SELECT 1 FROM up WHERE up.id OPERATOR(pg_catalog.=) $2 LIMIT 1",
 	2, {INT8OID, INT8OID}, NULL
 };

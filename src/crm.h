@@ -75,6 +75,8 @@
 /* security */
 #define ERRCODE_CRM_REPORTING_CYCLE			MAKE_SQLSTATE('Z','C','6','0','1')
 #define ERRCODE_CRM_AUDIT_APPEND_ONLY		MAKE_SQLSTATE('Z','C','6','0','2')
+/* backup and restore: raised by the install script (sql/install/00_header.sql) */
+#define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','7','0','1')
 
 /* spi_util.c */
 

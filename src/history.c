@@ -5,7 +5,8 @@
  *     one crm.lead_status_history row when a lead is captured and one for
  *     every change of its status (from, to, when, by whom).
  * crm.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
- *     (statement): one crm.change_log row with the changed fields.
+ *     (statement): one crm.change_log row with the changed fields; a value
+ *     longer than 2,000 bytes is kept as its beginning, length and SHA-256.
  * crm.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
  *     (statement) on crm.change_log: the audit trail only grows, even for
  *     its owner (a superuser who must purge it disables the trigger first,
@@ -20,8 +21,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -49,13 +53,54 @@ static CrmQuery insert_opportunity_history = {
 	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
+/*
+ * A value longer than this (in bytes, as text) is kept in the change log as
+ * its first characters, at most this many bytes, with its length and
+ * SHA-256: {"truncated": "<first characters>", "bytes": n, "sha256": "<hex>"}.
+ * Entries are never removed (append-only), so what one write can add to the
+ * log is bounded; the hash still tells which value it was.
+ */
+#define CHANGE_LOG_VALUE_MAX	2000
+
+/* append_json_value -- a column's text as a JSON string, or bounded (above) */
 static void
-append_json_text(StringInfo buf, const char *value)
+append_json_value(StringInfo buf, const char *value)
 {
+	size_t		len;
+	int			prefix;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
+	pg_cryptohash_ctx *ctx;
+	char	   *clipped;
+
 	if (value == NULL)
+	{
 		appendStringInfoString(buf, "null");
-	else
+		return;
+	}
+	len = strlen(value);
+	if (len <= CHANGE_LOG_VALUE_MAX)
+	{
 		escape_json(buf, value);
+		return;
+	}
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) value, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "crm: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) digest, sizeof(digest), hex);
+	hex[sizeof(hex) - 1] = '\0';
+
+	/* whole characters only */
+	prefix = pg_mbcliplen(value, (int) Min(len, (size_t) INT_MAX), CHANGE_LOG_VALUE_MAX);
+	clipped = pnstrdup(value, prefix);
+	appendStringInfoString(buf, "{\"truncated\": ");
+	escape_json(buf, clipped);
+	appendStringInfo(buf, ", \"bytes\": %zu, \"sha256\": \"%s\"}", len, hex);
+	pfree(clipped);
 }
 
 /* the id column of a crm table row */
@@ -158,9 +203,9 @@ changes_json(TriggerData *trigdata)
 				appendStringInfoString(&buf, ", ");
 			escape_json(&buf, NameStr(att->attname));
 			appendStringInfoString(&buf, ": {\"old\": ");
-			append_json_text(&buf, oldtext);
+			append_json_value(&buf, oldtext);
 			appendStringInfoString(&buf, ", \"new\": ");
-			append_json_text(&buf, newtext);
+			append_json_value(&buf, newtext);
 			appendStringInfoChar(&buf, '}');
 		}
 		else if (oldtext != NULL)
@@ -169,7 +214,7 @@ changes_json(TriggerData *trigdata)
 				appendStringInfoString(&buf, ", ");
 			escape_json(&buf, NameStr(att->attname));
 			appendStringInfoString(&buf, ": ");
-			escape_json(&buf, oldtext);
+			append_json_value(&buf, oldtext);
 		}
 	}
 	appendStringInfoChar(&buf, '}');

@@ -117,15 +117,38 @@ SELECT invariant, detail FROM (
     UNION ALL
     -- 9. An opportunity's last history entry is its current stage, amount,
     --    probability and close date (history is written with the change).
+    --    A stage rename is no stage change (README "Opportunity lifecycle"):
+    --    it cascades to the opportunity, which the change log records as an
+    --    UPDATE changing only the stage, and the history records nothing.  So
+    --    the entry's stage matches when it is the current one, or when a chain
+    --    of such renames in the opportunity's change log leads from it to the
+    --    current one.  A stage-only change the history did record (old and
+    --    new stage of a history entry) is a move, not a rename, and does not
+    --    count.
     SELECT 'last opportunity history entry = current state',
            json_build_object('opportunity', o.id, 'stage', o.stage, 'history_stage', h.new_stage,
                              'amount', o.amount, 'history_amount', h.new_amount)::text
       FROM crm.opportunity o
       LEFT JOIN LATERAL (SELECT * FROM crm.opportunity_history h
                           WHERE h.opportunity_id = o.id ORDER BY h.id DESC LIMIT 1) h ON true
-     WHERE h.id IS NULL OR h.new_stage <> o.stage OR h.new_amount <> o.amount
+     WHERE h.id IS NULL OR h.new_amount <> o.amount
         OR h.new_probability IS DISTINCT FROM o.probability
         OR h.new_close_date IS DISTINCT FROM o.close_date
+        OR (h.new_stage <> o.stage
+            AND NOT EXISTS (
+                WITH RECURSIVE renamed (name) AS (
+                    SELECT h.new_stage
+                    UNION
+                    SELECT c.changes -> 'stage' ->> 'new'
+                      FROM renamed r
+                      JOIN crm.change_log c
+                        ON c.table_name = 'crm.opportunity'::regclass AND c.row_id = o.id
+                       AND c.operation = 'UPDATE' AND c.changes -> 'stage' ->> 'old' = r.name
+                     WHERE (SELECT count(*) FROM jsonb_object_keys(c.changes)) = 1
+                       AND NOT EXISTS (SELECT 1 FROM crm.opportunity_history m
+                                        WHERE m.opportunity_id = o.id AND m.old_stage = r.name
+                                          AND m.new_stage = c.changes -> 'stage' ->> 'new'))
+                SELECT 1 FROM renamed WHERE renamed.name = o.stage))
 
     UNION ALL
     -- 10. No oversold inventory: stock is never negative (the CHECK

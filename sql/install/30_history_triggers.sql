@@ -34,7 +34,7 @@ COMMENT ON COLUMN crm.change_log.id IS 'Entry id, in order of recording';
 COMMENT ON COLUMN crm.change_log.table_name IS 'Table of the changed row, e.g. crm.lead';
 COMMENT ON COLUMN crm.change_log.row_id IS 'id of the changed row (NULL for TRUNCATE)';
 COMMENT ON COLUMN crm.change_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
-COMMENT ON COLUMN crm.change_log.changes IS 'UPDATE: {"column": {"old": text, "new": text}} for each changed column; DELETE: {"column": text} of the removed row; INSERT and TRUNCATE: {}';
+COMMENT ON COLUMN crm.change_log.changes IS 'UPDATE: {"column": {"old": text, "new": text}} for each changed column; DELETE: {"column": text} of the removed row; INSERT and TRUNCATE: {}. A value longer than 2000 bytes is kept as {"truncated": its first characters (up to 2000 bytes), "bytes": its length in bytes, "sha256": hex SHA-256 of its bytes}';
 COMMENT ON COLUMN crm.change_log.changed_at IS 'When the change was made (transaction time)';
 COMMENT ON COLUMN crm.change_log.changed_by IS 'Role that made the change';
 CREATE INDEX change_log_row_idx ON crm.change_log (table_name, row_id, id);

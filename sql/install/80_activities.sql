@@ -5,7 +5,10 @@
 -- contact or opportunity.  Activities on a lead are its follow-up record.
 -- crm.claim_due_reminders() hands each due reminder to exactly one worker
 -- (FOR UPDATE SKIP LOCKED) and announces it with NOTIFY on channel
--- crm_reminder when the claiming transaction commits.
+-- crm_reminder when the claiming transaction commits.  Any role that can
+-- connect may NOTIFY that channel too, so a listener delivers a reminder only
+-- when crm.take_reminder() returns it: once per claim, never for a forged or
+-- repeated notification.
 --------------------------------------------------------------------------
 
 CREATE TYPE crm.activity_type AS ENUM ('task', 'meeting', 'call', 'email');
@@ -32,6 +35,7 @@ CREATE TABLE crm.activity (
     opportunity_id    bigint CONSTRAINT activity_opportunity_id_fkey REFERENCES crm.opportunity (id) ON DELETE CASCADE,
     remind_at         timestamptz,
     reminder_sent_at  timestamptz,
+    reminder_taken_at timestamptz,
     completed_at      timestamptz,
     owner             regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -59,6 +63,7 @@ COMMENT ON COLUMN crm.activity.contact_id IS 'The contact it is about';
 COMMENT ON COLUMN crm.activity.opportunity_id IS 'The opportunity it is about';
 COMMENT ON COLUMN crm.activity.remind_at IS 'When to remind the owner; claimed by crm.claim_due_reminders()';
 COMMENT ON COLUMN crm.activity.reminder_sent_at IS 'When the reminder was claimed for delivery (NULL: not yet); cleared when remind_at changes';
+COMMENT ON COLUMN crm.activity.reminder_taken_at IS 'When a listener took the claimed reminder with crm.take_reminder() to deliver it (NULL: not yet); cleared with reminder_sent_at';
 COMMENT ON COLUMN crm.activity.completed_at IS 'When the activity was completed; set by the database';
 COMMENT ON COLUMN crm.activity.owner IS 'CRM user (database role) the activity is assigned to';
 COMMENT ON COLUMN crm.activity.created_at IS 'When the activity was created; set by the database';
@@ -134,7 +139,15 @@ CREATE FUNCTION crm.claim_due_reminders(max_count integer DEFAULT 100, due_befor
     LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.claim_due_reminders(integer, timestamptz) IS
-'Claims up to max_count due reminders (remind_at <= due_before, default now(), not yet sent, activity open) that the caller may update, oldest first, skipping those another worker holds; marks them sent, returns them, and sends one NOTIFY crm_reminder per reminder (JSON payload) when the transaction commits. Each reminder is delivered exactly once; a rolled-back claim releases it.';
+'Claims up to max_count due reminders (remind_at <= due_before, default now(), not yet sent, activity open) that the caller may update, oldest first, skipping those another worker holds; marks them sent, returns them, and sends one NOTIFY crm_reminder per reminder (JSON payload) when the transaction commits. Each reminder is claimed exactly once; a rolled-back claim releases it. Listeners deliver what crm.take_reminder() returns for a notification, not the notification itself.';
+
+CREATE FUNCTION crm.take_reminder(activity_id bigint, remind_at timestamptz)
+    RETURNS SETOF crm.reminder
+    AS 'MODULE_PATHNAME', 'crm_take_reminder'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.take_reminder(bigint, timestamptz) IS
+'For each crm_reminder notification: pass its activity_id and remind_at. Returns the reminder (one row) the first time for a claim that committed and marks it taken; returns no row for a forged notification (not claimed, other remind_at), for one received again, and for an activity the caller may not update. Deliver only what it returns.';
 
 -- Overdue tasks, and how many per owner.
 CREATE VIEW crm.overdue_task WITH (security_invoker = true) AS

@@ -23,6 +23,7 @@ BEGIN
         'crm.activate_order(bigint)',
         'crm.cancel_order(bigint, text)',
         'crm.claim_due_reminders(integer, timestamptz)',
+        'crm.take_reminder(bigint, timestamptz)',
         'crm.verify_aggregates()']
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);

@@ -17,8 +17,10 @@
 #   4. the next insert into each identity table gets the same id in the
 #      original and the restored database, and succeeds (no duplicate key);
 #   5. the guards and history triggers work again after the restore;
-#   6. a restore that forgets replica mode fails loudly (it does not restore
-#      something different).
+#   6. a restore that forgets replica mode fails at CREATE EXTENSION, its
+#      first statement for crm, with ZC603 and a hint naming the procedure
+#      (pg_restore --exit-on-error and psql ON_ERROR_STOP), restores nothing,
+#      and the documented restore into the same database then works.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
@@ -137,9 +139,54 @@ after=$(psql_as postgres crm_custom -c "SELECT count(*) FROM crm.lead_status_his
 [ "$after" -eq $((before + 1)) ] || fail "the status history did not record a change after the restore ($before -> $after)"
 echo "ok: after the restore the conversion guard refuses a second conversion and the history records changes"
 
-# A restore without replica mode stops at the first guarded row.
+# A restore without replica mode stops at CREATE EXTENSION (the dump's
+# first statement for crm after the empty schema) with an error (ZC603)
+# whose hint names the procedure; nothing of the extension or its data is
+# restored.
+# check_careless DB LOG: the first error is ours, at CREATE EXTENSION, and
+# nothing of crm was restored
+check_careless() {
+    local db=$1 log=$2 first
+    first=$(grep -m1 'ERROR' "$log" || true)
+    echo "$first" | grep -q 'crm cannot be restored without session_replication_role = replica' \
+        || { cat "$log" >&2; fail "$db: the first error is not the restore-mode error: $first"; }
+    grep -q 'HINT:.*session_replication_role=replica.*README "Backup and restore"' "$log" \
+        || { cat "$log" >&2; fail "$db: the error has no hint naming the procedure"; }
+    [ "$(grep -c 'ERROR' "$log")" = 1 ] || { cat "$log" >&2; fail "$db: more than one error"; }
+    [ "$(psql_as postgres "$db" -c "SELECT count(*) FROM pg_extension WHERE extname = 'crm'")" = 0 ] \
+        || fail "$db: extension crm exists after the failed restore"
+    [ "$(psql_as postgres "$db" -c "SELECT count(*) FROM pg_class WHERE relnamespace = 'crm'::regnamespace")" = 0 ] \
+        || fail "$db: schema crm holds relations after the failed restore"
+}
 if as_cluster_user pg_restore --exit-on-error -h "$PGHOST" -p "$PGPORT" -U postgres \
         -d crm_careless "$WORK/crm.dump" >"$WORK/careless.log" 2>&1; then
     fail "a restore without session_replication_role = replica succeeded"
 fi
-echo "ok: a restore without replica mode fails: $(grep -m1 'ERROR' "$WORK/careless.log" | sed 's/.*ERROR: *//')"
+grep -q 'Command was: CREATE EXTENSION' "$WORK/careless.log" \
+    || { cat "$WORK/careless.log" >&2; fail "pg_restore did not stop at CREATE EXTENSION"; }
+check_careless crm_careless "$WORK/careless.log"
+psql_as postgres postgres -c "CREATE DATABASE crm_careless_plain"
+if as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres \
+        -d crm_careless_plain -f "$WORK/crm.sql" >"$WORK/careless_plain.log" 2>&1; then
+    fail "a plain restore without session_replication_role = replica succeeded"
+fi
+check_careless crm_careless_plain "$WORK/careless_plain.log"
+echo "ok: a restore without replica mode fails at CREATE EXTENSION (pg_restore and psql): $(grep -m1 'ERROR' "$WORK/careless.log" | sed 's/.*ERROR: *//')"
+
+# The documented procedure then works: drop and re-create the database
+# (the dump's CREATE SCHEMA crm ran), restore in replica mode.
+psql_as postgres postgres -c "DROP DATABASE crm_careless" -c "CREATE DATABASE crm_careless"
+as_cluster_user env PGOPTIONS="$replica" pg_restore --exit-on-error -h "$PGHOST" -p "$PGPORT" -U postgres \
+    -d crm_careless "$WORK/crm.dump" 2>"$WORK/restore2.log" \
+    || { cat "$WORK/restore2.log" >&2; fail "pg_restore in replica mode after a careless one failed"; }
+fingerprint crm_careless >"$WORK/crm_careless.txt"
+diff "$WORK/src.txt" "$WORK/crm_careless.txt" >/dev/null || fail "crm_careless differs from the source after the documented restore"
+echo "ok: after the failed attempt, the documented restore into the re-created database is identical to the source"
+
+# Creating the extension by hand in a session with row_security = off (not a
+# restore) gets the same error, and works with row_security on.
+psql_as postgres postgres -c "CREATE DATABASE crm_rls_off"
+out=$(psql_as postgres crm_rls_off -c "SET row_security = off" -c "CREATE EXTENSION crm" 2>&1 || true)
+echo "$out" | grep -q 'crm cannot be restored' || fail "CREATE EXTENSION with row_security = off: $out"
+psql_as postgres crm_rls_off -c "CREATE EXTENSION crm"
+echo "ok: CREATE EXTENSION with row_security = off is refused outside replica mode, and works with it on"

@@ -13,7 +13,8 @@
 # updates (stage, amount, probability, close date, owner, account, campaign)
 # and deletes, line-item inserts, updates, moves and deletes, transactions
 # with ROLLBACK TO SAVEPOINT, bulk UPDATEs and multi-row INSERTs, lead
-# inserts, updates and deletes, campaign and account churn, compaction of
+# inserts, updates and deletes, campaign and account churn, renames of a
+# stage that deals are in (back and forth), compaction of
 # the aggregates' stripes (crm.compact_aggregates(), where it exists) and a
 # consistency check in mid-run; a background psql COPYs opportunities and
 # line items meanwhile (as the superuser: PostgreSQL refuses COPY FROM to
@@ -378,6 +379,12 @@ BEGIN
     RETURN 0;
 END $$;
 
+-- A stage the load renames back and forth (stage_rename.sql) while deals in
+-- it are moved out; the scripts never name it, so a rename cannot make their
+-- writes fail.  A rename is no stage change: no history entry, probability
+-- and closed_at stay (test/invariants.sql follows it through the change log).
+INSERT INTO crm.opportunity_stage (name, sort_order, probability) VALUES ('Stress rename A', 35, 40);
+
 -- The opening data: opportunities (the first 20 are never deleted) with line
 -- items, leads (some converted, some campaign members).
 INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason)
@@ -389,6 +396,7 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, dis
 SELECT o.id, p.id, 1 + (o.id + p.id) % 7, (o.id * p.id) % 3 * 5
   FROM crm.opportunity o JOIN crm.product p ON p.id <= 1 + o.id % 3
  WHERE o.id <= 120 ORDER BY o.id;
+UPDATE crm.opportunity SET stage = 'Stress rename A' WHERE id % 8 = 5;
 SELECT stress.new_leads(800);
 INSERT INTO crm.campaign_member (campaign_id, lead_id)
 SELECT 1 + id % 5, id FROM crm.lead WHERE id % 4 = 0;
@@ -515,6 +523,11 @@ UPDATE crm.opportunity SET account_id = (SELECT stress.pick_account()), stage = 
 DELETE FROM crm.account WHERE id = :acc;
 COMMIT;
 EOF
+cat >"$S/stage_rename.sql" <<'EOF'
+UPDATE crm.opportunity_stage
+   SET name = CASE WHEN name = 'Stress rename A' THEN 'Stress rename B' ELSE 'Stress rename A' END
+ WHERE name IN ('Stress rename A', 'Stress rename B');
+EOF
 cat >"$S/midrun_check.sql" <<'EOF'
 SELECT stress.check_midrun();
 EOF
@@ -525,7 +538,7 @@ chmod a+r "$S"/*.sql
 
 admin_mix=(convert.sql@20 opp_insert.sql@8 opp_update.sql@20 opp_delete.sql@4 line_insert.sql@12
            line_update.sql@8 line_delete.sql@6 savepoint.sql@6 bulk.sql@4 leads.sql@8 lead_delete.sql@2
-           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1 compact.sql@1)
+           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1 compact.sql@1 stage_rename.sql@1)
 rep_mix=(convert.sql@20 opp_insert.sql@6 opp_update.sql@15 opp_delete.sql@3 line_insert.sql@10
          line_update.sql@6 line_delete.sql@4 savepoint.sql@5 bulk.sql@3 leads.sql@6 lead_delete.sql@1)
 

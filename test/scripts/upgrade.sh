@@ -27,17 +27,26 @@ test_cluster crm-upgrade
 
 newest=$(sed -n "s/^default_version = '\(.*\)'/\1/p" crm.control)
 
-# data DB: rows and checksum of every table, position of every sequence
-data_fingerprint() {
+# fingerprint_queries DB: the queries that fingerprint DB's data -- rows and
+# checksum of every table over the columns it has now, position of every
+# sequence -- so that the same queries, run again after an update that adds
+# columns, compare the rows that were there
+fingerprint_queries() {
     psql_as postgres "$1" <<'SQL'
-SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM %s AS t',
-              'table ' || c.relname, c.oid::regclass)
+SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM (SELECT %s FROM %s) AS t;',
+              'table ' || c.relname,
+              (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+              c.oid::regclass)
   FROM pg_class c
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
- ORDER BY c.relname
-\gexec
-SELECT 'sequence ' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'crm' ORDER BY sequencename;
+ ORDER BY c.relname;
+SELECT 'SELECT ''sequence '' || sequencename, last_value FROM pg_sequences WHERE schemaname = ''crm'' ORDER BY sequencename;';
 SQL
+}
+# data_fingerprint DB QUERIES: one line per table and sequence of DB
+data_fingerprint() {
+    psql_as postgres "$1" -f "$2"
 }
 
 psql_as postgres postgres -c "CREATE DATABASE crm_fresh"
@@ -58,7 +67,9 @@ for script in sql/versions/crm--*.sql; do
     psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
     psql_as postgres "$db" -f demo/sample_data.sql >/dev/null
     psql_as postgres "$db" -f demo/convert_ready_leads.sql >/dev/null 2>&1
-    data_fingerprint "$db" >"$WORK/$db.before"
+    fingerprint_queries "$db" >"$WORK/$db.fpsql"
+    chmod a+r "$WORK/$db.fpsql"
+    data_fingerprint "$db" "$WORK/$db.fpsql" >"$WORK/$db.before"
 
     psql_as postgres "$db" -c "ALTER EXTENSION crm UPDATE"
     got=$(psql_as postgres "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")
@@ -71,8 +82,9 @@ for script in sql/versions/crm--*.sql; do
     fi
     echo "ok: $v updated to $newest has the objects of a fresh install ($(wc -l <"$WORK/fresh.sig") signature lines)"
 
-    data_fingerprint "$db" >"$WORK/$db.after"
-    # every line of before (tables and sequences of V) is in after, unchanged
+    data_fingerprint "$db" "$WORK/$db.fpsql" >"$WORK/$db.after"
+    # every line of before (tables and sequences of V, over the columns V had)
+    # is in after, unchanged
     if missing=$(grep -vxF -f "$WORK/$db.after" "$WORK/$db.before"); then
         echo "$missing" >&2
         fail "rows or sequences changed by the update from $v (lines above: before the update)"

@@ -8,7 +8,8 @@
 # inserts, updates and deletes opportunities and line items, runs quotes to
 # orders (create_quote -> Presented -> Accepted -> create_order ->
 # activate_order, the shortest legal path for a quote within the approval
-# threshold), activates and cancels orders on the limited stock.  In the
+# threshold), activates and cancels orders on the limited stock, and renames
+# a stage that deals are in back and forth.  In the
 # middle of it the server is stopped with an immediate shutdown (no
 # checkpoint: the next start is a crash recovery), restarted, and every
 # invariant of test/invariants.sql must hold; committed work must have
@@ -97,6 +98,9 @@ SELECT nm, c.company,
 -- 60 opportunities with one to three line items on the tracked products
 INSERT INTO crm.opportunity (name, account_id, stage, close_date)
 SELECT 'Setup deal ' || g, 1 + g % 6, 'Proposal', date '2027-06-01' + g FROM generate_series(1, 60) g;
+-- a quarter of them in a stage the load renames back and forth (rename.sql;
+-- nothing else names that stage): a rename is no stage change
+UPDATE crm.opportunity SET stage = 'Deal Closed' WHERE name LIKE 'Setup deal %' AND id % 4 = 0;
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, discount)
 SELECT o.id, p.id, 1 + (o.id + p.id) % 3, 0
   FROM crm.opportunity o JOIN crm.product p ON p.code IN ('CR-A', 'CR-B', 'CR-C', 'CR-D', 'CR-SVC')
@@ -245,6 +249,9 @@ my %scripts = (
 	'activate.sql'       => "SELECT crm_test.activate();\n",
 	'quote_to_order.sql' => "SELECT crm_test.quote_to_order();\n",
 	'cancel.sql'         => "SELECT crm_test.cancel();\n",
+	'rename.sql'         => "UPDATE crm.opportunity_stage SET name = CASE WHEN name = 'Deal Closed' "
+	  . "THEN 'Deal Closed (renamed)' ELSE 'Deal Closed' END "
+	  . "WHERE name IN ('Deal Closed', 'Deal Closed (renamed)');\n",
 	'multi.sql'          => <<'EOF',
 BEGIN;
 SELECT crm_test.churn(1);
@@ -261,7 +268,7 @@ for my $f (keys %scripts)
 	close $fh;
 }
 my @mix = ('convert.sql@30', 'churn.sql@30', 'activate.sql@10', 'quote_to_order.sql@8',
-	'cancel.sql@2', 'multi.sql@5');
+	'cancel.sql@2', 'multi.sql@5', 'rename.sql@2');
 
 # start_load(): pgbench in the background, for longer than we let it run
 sub start_load
