@@ -25,36 +25,6 @@ VALUES (pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_ca
                                              OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::pg_catalog.text,
                                              '-', ''), 'hex'));
 
--- lead: ids are the database's to give -- INSERT and UPDATE granted on every
--- column but the identity (and generated) ones (as in 99_privileges.sql)
-DO $ids$
-DECLARE
-    g record;
-    cols text;
-BEGIN
-    FOR g IN
-        SELECT c.oid::pg_catalog.regclass AS rel, a.privilege_type AS priv,
-               pg_catalog.quote_ident(r.rolname) AS grantee
-          FROM pg_catalog.pg_class AS c
-         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
-          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
-         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
-           AND c.relkind OPERATOR(pg_catalog.=) 'r'
-           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
-           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
-         ORDER BY 1, 2, 3
-    LOOP
-        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
-          INTO cols
-          FROM pg_catalog.pg_attribute AS att
-         WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel
-           AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) '';
-        EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
-        EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
-    END LOOP;
-END
-$ids$;
 
 
 
@@ -158,3 +128,34 @@ COMMENT ON FUNCTION crm.take_reminder(bigint, timestamptz) IS
 'For each crm_reminder notification: pass its activity_id and remind_at. Returns the reminder (one row) the first time for a claim that committed and marks it taken; returns no row for a forged notification (not claimed, other remind_at), for one received again, and for an activity the caller may not update. Deliver only what it returns.';
 REVOKE ALL ON FUNCTION crm.take_reminder(bigint, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.take_reminder(bigint, timestamptz) TO crm_admin, crm_manager, crm_sales;
+
+-- lead (last, after every column this script adds): ids are the database's to give -- INSERT and UPDATE granted on every
+-- column but the identity (and generated) ones (as in 99_privileges.sql)
+DO $ids$
+DECLARE
+    g record;
+    cols text;
+BEGIN
+    FOR g IN
+        SELECT c.oid::pg_catalog.regclass AS rel, a.privilege_type AS priv,
+               pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_class AS c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3
+    LOOP
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+          INTO cols
+          FROM pg_catalog.pg_attribute AS att
+         WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel
+           AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) '';
+        EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
+        EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
+    END LOOP;
+END
+$ids$;
