@@ -59,6 +59,7 @@ REGRESS = \
 	quotes \
 	quote_approval \
 	sales_orders \
+	reference_rules \
 	activities \
 	reminders \
 	campaigns \

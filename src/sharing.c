@@ -7,10 +7,13 @@
  * account it sees.  So writing an opportunity's account_id, or linking a
  * contact to an account, would make that account or contact readable: a rep
  * could read any account by creating a deal on its id.  The INSERT and
- * UPDATE policies of crm.opportunity and crm.account_contact therefore ask
+ * UPDATE policies of crm.opportunity, crm.contact, crm.account_contact,
+ * crm.quote and crm.sales_order therefore ask
  *
  *   crm.may_reference_account(account_id)   crm.may_reference_contact(contact_id)
  *
+ * (a quote or an order naming someone else's contact would pin it: the
+ * contact's owner could not see what points at it)
  * true when the calling role already sees the row (by the same rule, computed
  * for the caller's team) -- or when crm.convert_lead() is attaching the
  * lead's deal to the existing account or contact its duplicate search found
@@ -26,6 +29,12 @@
  * reads crm.opportunity, so an opportunity policy reading crm.account would
  * recurse.  These functions read as the extension owner, with the caller's
  * team passed in, and answer only about the caller's own view.
+ *
+ * Cost: a policy calls them for every row written, so each answer is a
+ * fixed number of index probes -- the account by its key, then "a deal (or
+ * lead) on this account owned by one of these roles" on the composite
+ * indexes crm.opportunity (account_id, owner) and crm.lead (account_id,
+ * owner) -- never a scan of the account's deals (bench/sharing.sh).
  */
 #include "crm.h"
 
@@ -41,15 +50,23 @@
 /*
  * an account the team $2 sees: owns it, or sees a deal or lead on it -- the
  * rule of policy crm_shared_select on crm.account (95_row_security.sql); keep
- * both in step
+ * both in step.
+ *
+ * One probe of (account_id, owner) per team member: "owner = ANY ($2)" would
+ * be a filter over every deal of the account (the planner prices an index
+ * search per array element above it), so the team is unnested and each probe
+ * is an equality on both index columns; OFFSET 0 keeps each probe a subplan
+ * of its own instead of a join the planner could turn into a scan of the
+ * account's deals.
  */
 #define ACCOUNT_SEEN(acc) \
 	"EXISTS (SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) " acc \
 	"   AND (a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2)" \
-	"     OR EXISTS (SELECT 1 FROM crm.opportunity AS o WHERE o.account_id OPERATOR(pg_catalog.=) a.id" \
-	"                   AND o.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2))" \
-	"     OR EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) a.id" \
-	"                   AND l.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2))))"
+	"     OR EXISTS (SELECT 1 FROM pg_catalog.unnest($2) AS t (r)" \
+	"                 WHERE EXISTS (SELECT 1 FROM crm.opportunity AS o WHERE o.account_id OPERATOR(pg_catalog.=) a.id" \
+	"                                  AND o.owner::pg_catalog.oid OPERATOR(pg_catalog.=) t.r OFFSET 0)" \
+	"                    OR EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) a.id" \
+	"                                  AND l.owner::pg_catalog.oid OPERATOR(pg_catalog.=) t.r OFFSET 0))))"
 
 static CrmQuery caller_team = {
 	"SELECT pg_catalog.array_agg(t.r) FROM crm.team_roles() AS t (r)",
