@@ -60,6 +60,7 @@ REGRESS = \
 	quote_approval \
 	sales_orders \
 	reference_rules \
+	order_numbers \
 	activities \
 	reminders \
 	campaigns \
@@ -70,6 +71,7 @@ REGRESS = \
 	aggregate_table_rules \
 	aggregate_amounts \
 	row_security \
+	sharing_cost \
 	security_attacks \
 	bad_input
 
