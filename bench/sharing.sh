@@ -34,14 +34,14 @@ trap 'stop_cluster "$WORK/cluster"; rm -rf "$WORK"' EXIT
 start_cluster "$WORK/cluster" >&2
 psql_q() { as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"; }
 
-psql_q -d postgres -c "CREATE ROLE bench_owner IN ROLE crm_sales" -c "CREATE ROLE bench_rep IN ROLE crm_sales"
-
 # make_db NAME DEALS: account 1 owned by bench_owner with DEALS of its deals
 # and then one of bench_rep's; accounts 2..1001 with 10 deals each
 make_db() {
     local db=$1 deals=$2
     psql_q -d postgres -c "CREATE DATABASE $db"
     psql_q -d "$db" -c "CREATE EXTENSION crm" \
+        -c "DO \$\$ BEGIN CREATE ROLE bench_owner IN ROLE crm_sales; CREATE ROLE bench_rep IN ROLE crm_sales;
+            EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
         -c "SET session_replication_role = replica;
             INSERT INTO crm.account (name, owner) VALUES ('Shared Corp', 'bench_owner');
             INSERT INTO crm.account (name, owner) SELECT 'Account ' || g, 'bench_owner' FROM generate_series(1, 1000) g;
