@@ -61,6 +61,8 @@ REGRESS = \
 	quotes \
 	quote_approval \
 	sales_orders \
+	reference_rules \
+	order_numbers \
 	activities \
 	reminders \
 	campaigns \
@@ -73,6 +75,7 @@ REGRESS = \
 	aggregate_amounts \
 	aggregate_prepared \
 	row_security \
+	sharing_cost \
 	security_attacks \
 	red_team_ids \
 	table_locks \

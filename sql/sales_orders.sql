@@ -93,6 +93,27 @@ SELECT code, inventory FROM crm.product ORDER BY id;
 SELECT crm.cancel_order(:o2, 'customer withdrew');
 SELECT code, inventory FROM crm.product ORDER BY id;
 SELECT status, cancel_reason, cancelled_by = current_user::regrole AS by_me FROM crm.sales_order WHERE id = :o2;
+-- A Cancelled order is not cancelled again (ZC020): the cancellation record
+-- (who, when, why) stays, and the error's detail says when and by whom.
+SELECT cancelled_at AS o2_cancelled_at FROM crm.sales_order WHERE id = :o2 \gset
+SELECT crm.cancel_order(:o2, 'overwritten');
+\echo :LAST_ERROR_SQLSTATE
+SELECT status, cancel_reason, cancelled_at = :'o2_cancelled_at' AS same_time,
+       cancelled_by = current_user::regrole AS by_me FROM crm.sales_order WHERE id = :o2;
+CREATE TEMP TABLE cancelled_order AS SELECT :o2::bigint AS id;
+DO $$
+DECLARE
+    o record;
+    detail text;
+BEGIN
+    SELECT s.id, s.cancelled_at, s.cancelled_by INTO o FROM crm.sales_order AS s JOIN cancelled_order USING (id);
+    PERFORM crm.cancel_order(o.id, 'again');
+EXCEPTION WHEN SQLSTATE 'ZC020' THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE 'detail names the time: %, the role: %',
+        strpos(detail, o.cancelled_at::text) > 0, strpos(detail, o.cancelled_by::text) > 0;
+END
+$$;
 -- What is returned is what was reserved, even if a product's tracking
 -- changed in between.
 SELECT crm.create_quote(1) AS q3 \gset

@@ -10,8 +10,11 @@
  *     and deleted only with their order.
  * crm.create_order(), crm.activate_order(), crm.cancel_order(): SECURITY
  *     INVOKER; the order is read and written with the caller's rights, the
- *     stock (crm.product.inventory, which sales roles cannot write) as the
- *     extension owner.
+ *     stock (crm.product.inventory, which sales roles cannot write) and the
+ *     next order number (crm.sales_order_number_seq, which only admins may
+ *     use directly: its position is the company's order count) as the
+ *     extension owner.  A cancelled order is not cancelled again: its
+ *     cancellation record stays.
  *
  * No overselling: activation locks the order, then every tracked product on
  * it FOR NO KEY UPDATE in product id order (so two activations never
@@ -29,6 +32,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -224,12 +228,17 @@ static CrmQuery lock_quote_for_order = {
 	1, {INT8OID}, NULL
 };
 
+/* the next default order number: run as the extension owner */
+static CrmQuery next_order_number = {
+	"SELECT 'SO-' OPERATOR(pg_catalog.||)"
+	"       pg_catalog.lpad(pg_catalog.nextval('crm.sales_order_number_seq'::pg_catalog.regclass)::pg_catalog.text, 6, '0')",
+	0, {InvalidOid}, NULL
+};
+
 static CrmQuery insert_order = {
 	"INSERT INTO crm.sales_order (order_number, quote_id, opportunity_id, account_id, contact_id,"
 	"                             subtotal, discount_amount, tax, total, owner)"
-	" SELECT COALESCE($2, 'SO-' OPERATOR(pg_catalog.||)"
-	"          pg_catalog.lpad(pg_catalog.nextval('crm.sales_order_number_seq'::pg_catalog.regclass)::pg_catalog.text, 6, '0')),"
-	"        q.id, q.opportunity_id, q.account_id, q.contact_id, q.subtotal, q.discount_amount, q.tax, q.total, q.owner"
+	" SELECT $2, q.id, q.opportunity_id, q.account_id, q.contact_id, q.subtotal, q.discount_amount, q.tax, q.total, q.owner"
 	"   FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1"
 	" RETURNING id",
 	2, {INT8OID, TEXTOID}, NULL
@@ -311,6 +320,19 @@ crm_create_order(PG_FUNCTION_ARGS)
 				 errdetail("Only an accepted quote becomes a sales order."),
 				 errhint("Set the quote to Accepted once the customer has accepted it.")));
 
+	/*
+	 * The default number is drawn as the extension owner: users have no
+	 * right on the sequence, whose position would tell them how many orders
+	 * the company has (and nextval would let them burn numbers).
+	 */
+	if (PG_ARGISNULL(1))
+	{
+		bool		isnull;
+
+		crm_query_run_as_owner(&next_order_number, NULL, NULL, 1);
+		values[1] = datumCopy(crm_result_datum(0, 1, &isnull), false, -1);
+		nulls[1] = ' ';
+	}
 	crm_with_permit(CRM_PERMIT_ORDER_CREATE, quote_id, write_order, &w);
 	crm_with_permit(CRM_PERMIT_ORDER_CREATE, w.order_id, write_order_items, &w);
 	SPI_finish();
@@ -320,7 +342,8 @@ crm_create_order(PG_FUNCTION_ARGS)
 /* ---- activate, cancel ---- */
 
 static CrmQuery lock_order = {
-	"SELECT o.status::pg_catalog.text FROM crm.sales_order AS o"
+	"SELECT o.status::pg_catalog.text, o.cancelled_at::pg_catalog.text, o.cancelled_by::pg_catalog.text"
+	"  FROM crm.sales_order AS o"
 	" WHERE o.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF o",
 	1, {INT8OID}, NULL
 };
@@ -507,6 +530,15 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	status = lock_order_for(caller, id);
+	/* the cancellation record (who, when, why) is written once */
+	if (strcmp(status, "Cancelled") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
+				 errmsg("order %lld is already cancelled", (long long) id),
+				 errdetail("It was cancelled at %s by %s.",
+						   crm_result_text(0, 2) ? crm_result_text(0, 2) : "an unknown time",
+						   crm_result_text(0, 3) ? crm_result_text(0, 3) : "an unknown role"),
+				 errhint("A cancellation is recorded once; its time, role and reason stay as they are.")));
 	if (strcmp(status, "Activated") == 0)
 	{
 		Datum		values[1] = {Int64GetDatum(id)};

@@ -6,7 +6,9 @@
  *     crm.quote_transition, the approval states only through the functions
  *     below; Draft -> Presented only within the approval threshold; only a
  *     Draft quote's content changes; the subtotal is the lines' (line-sum
- *     permit) and the synced flag is set only by crm.sync_quote().
+ *     permit) and the synced flag is set only by crm.sync_quote().  One
+ *     exception: deleting a contact clears it from every quote (ON DELETE
+ *     SET NULL), recognised by the contact being gone.
  * crm.create_quote(), crm.submit_quote(), crm.approve_quote(),
  * crm.reject_quote(), crm.sync_quote(): SECURITY INVOKER -- every row is read
  * and written with the caller's own rights; only the approval record is
@@ -76,6 +78,41 @@ check_quote_price_book(int64 id, HeapTuple newtup, TupleDesc tupdesc)
 				 errhint("Remove the line items first.")));
 	if (!isnull)
 		crm_require_active_price_book(book);
+}
+
+static CrmQuery contact_exists = {
+	"SELECT 1 FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/*
+ * contact_cleared_by_delete -- is this update the foreign key's ON DELETE
+ * SET NULL: contact_id goes to NULL and the contact it named is gone?
+ *
+ * Deleting a contact clears it from every quote (README "Data model"),
+ * whatever the quote's status.  A user cannot clear it by hand on a quote
+ * that is no longer Draft: the contact still exists then.  (Read as the
+ * extension owner, who sees every contact: the quote's owner may not see it.)
+ */
+static bool
+contact_cleared_by_delete(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
+{
+	bool		old_isnull;
+	bool		new_isnull;
+	int64		old_contact = crm_column_int64(oldtup, tupdesc, "contact_id", &old_isnull);
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		gone;
+
+	(void) crm_column_int64(newtup, tupdesc, "contact_id", &new_isnull);
+	if (old_isnull || !new_isnull)
+		return false;
+	values[0] = Int64GetDatum(old_contact);
+	SPI_connect();
+	crm_query_run_as_owner(&contact_exists, values, nulls, 1);
+	gone = SPI_processed == 0;
+	SPI_finish();
+	return gone;
 }
 
 /* columns of a quote that are not its content */
@@ -163,7 +200,9 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 
 				if (att->attisdropped || att->attgenerated || is_workflow_column(NameStr(att->attname)))
 					continue;
-				if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)))
+				if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)) &&
+					!(strcmp(NameStr(att->attname), "contact_id") == 0 &&
+					  contact_cleared_by_delete(oldtup, newtup, tupdesc)))
 					ereport(ERROR,
 							(errcode(ERRCODE_CRM_NOT_EDITABLE),
 							 errmsg("quote %lld is %s and its %s cannot change", (long long) id, from,

@@ -66,6 +66,8 @@ COMMENT ON COLUMN crm.contact.description IS 'Free-text notes about the contact'
 COMMENT ON COLUMN crm.contact.owner IS 'CRM user (database role) who owns the contact; defaults to the creating role';
 COMMENT ON COLUMN crm.contact.created_at IS 'When the contact was created; set by the database';
 COMMENT ON COLUMN crm.contact.updated_at IS 'When the contact was last changed; set by the database';
+CREATE INDEX contact_account_id_idx ON crm.contact (account_id) WHERE account_id IS NOT NULL;
+COMMENT ON INDEX crm.contact_account_id_idx IS 'The contacts whose primary account is a given account: deleting an account clears them without reading every contact';
 
 CREATE TABLE crm.account_contact (
     account_id   bigint NOT NULL CONSTRAINT account_contact_account_id_fkey REFERENCES crm.account (id) ON DELETE CASCADE,
@@ -143,7 +145,8 @@ COMMENT ON COLUMN crm.lead.created_at IS 'When the lead was captured; set by the
 COMMENT ON COLUMN crm.lead.updated_at IS 'When the lead was last changed; set by the database';
 CREATE INDEX lead_status_idx ON crm.lead (status);
 CREATE INDEX lead_owner_idx ON crm.lead (owner);
-CREATE INDEX lead_account_id_idx ON crm.lead (account_id) WHERE account_id IS NOT NULL;
+CREATE INDEX lead_account_id_owner_idx ON crm.lead (account_id, owner) WHERE account_id IS NOT NULL;
+COMMENT ON INDEX crm.lead_account_id_owner_idx IS 'Leads by account and owner: the sharing rule (may a role see this account?) is one index probe, however many leads the account has';
 CREATE INDEX lead_contact_id_idx ON crm.lead (contact_id) WHERE contact_id IS NOT NULL;
 CREATE INDEX lead_opportunity_id_idx ON crm.lead (opportunity_id) WHERE opportunity_id IS NOT NULL;
 
@@ -183,7 +186,8 @@ COMMENT ON COLUMN crm.opportunity.description IS 'Free-text notes about the deal
 COMMENT ON COLUMN crm.opportunity.owner IS 'CRM user (database role) who owns the opportunity; defaults to the creating role';
 COMMENT ON COLUMN crm.opportunity.created_at IS 'When the opportunity was created; set by the database';
 COMMENT ON COLUMN crm.opportunity.updated_at IS 'When the opportunity was last changed; set by the database';
-CREATE INDEX opportunity_account_id_idx ON crm.opportunity (account_id);
+CREATE INDEX opportunity_account_id_owner_idx ON crm.opportunity (account_id, owner);
+COMMENT ON INDEX crm.opportunity_account_id_owner_idx IS 'Deals by account and owner: the sharing rule (may a role see this account?) is one index probe, however many deals the account has';
 CREATE INDEX opportunity_contact_id_idx ON crm.opportunity (contact_id);
 CREATE INDEX opportunity_lead_id_idx ON crm.opportunity (lead_id) WHERE lead_id IS NOT NULL;
 CREATE INDEX opportunity_stage_idx ON crm.opportunity (stage);

@@ -110,6 +110,14 @@ COMMENT ON COLUMN crm.quote.created_at IS 'When the quote was created; set by th
 COMMENT ON COLUMN crm.quote.updated_at IS 'When the quote was last changed; set by the database';
 CREATE INDEX quote_opportunity_id_idx ON crm.quote (opportunity_id);
 CREATE INDEX quote_status_idx ON crm.quote (status);
+-- the foreign keys' other ends: deleting an account, contact or price book
+-- finds its quotes through these instead of reading every quote
+CREATE INDEX quote_account_id_idx ON crm.quote (account_id) WHERE account_id IS NOT NULL;
+COMMENT ON INDEX crm.quote_account_id_idx IS 'Quotes by account: deleting an account checks its quotes without reading every quote';
+CREATE INDEX quote_contact_id_idx ON crm.quote (contact_id) WHERE contact_id IS NOT NULL;
+COMMENT ON INDEX crm.quote_contact_id_idx IS 'Quotes by contact: deleting a contact clears it from its quotes without reading every quote';
+CREATE INDEX quote_price_book_id_idx ON crm.quote (price_book_id) WHERE price_book_id IS NOT NULL;
+COMMENT ON INDEX crm.quote_price_book_id_idx IS 'Quotes by price book: deleting a price book checks its quotes without reading every quote';
 CREATE UNIQUE INDEX quote_one_synced_per_opportunity ON crm.quote (opportunity_id) WHERE is_synced;
 
 CREATE TABLE crm.quote_line_item (
@@ -171,7 +179,7 @@ CREATE INDEX quote_approval_quote_id_idx ON crm.quote_approval (quote_id, id);
 CREATE FUNCTION crm.quote_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_quote_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.quote_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.quote: new quotes are Draft and unsynced, status moves only along crm.quote_transition (approval states only through the quote functions), a quote over the approval threshold is presented only after approval, and only a Draft quote''s content can change';
+COMMENT ON FUNCTION crm.quote_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.quote: new quotes are Draft and unsynced, status moves only along crm.quote_transition (approval states only through the quote functions), a quote over the approval threshold is presented only after approval, and only a Draft quote''s content can change (except that deleting a contact clears it from every quote)';
 CREATE TRIGGER quote_guard BEFORE INSERT OR UPDATE ON crm.quote
     FOR EACH ROW EXECUTE FUNCTION crm.quote_guard();
 

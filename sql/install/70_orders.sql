@@ -103,6 +103,8 @@ COMMENT ON COLUMN crm.sales_order.updated_at IS 'When the order was last changed
 CREATE INDEX sales_order_opportunity_id_idx ON crm.sales_order (opportunity_id);
 CREATE INDEX sales_order_account_id_idx ON crm.sales_order (account_id);
 CREATE INDEX sales_order_status_idx ON crm.sales_order (status);
+CREATE INDEX sales_order_contact_id_idx ON crm.sales_order (contact_id) WHERE contact_id IS NOT NULL;
+COMMENT ON INDEX crm.sales_order_contact_id_idx IS 'Orders by contact: deleting a contact clears it from its orders without reading every order';
 
 CREATE TABLE crm.sales_order_item (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -183,4 +185,4 @@ CREATE FUNCTION crm.cancel_order(order_id bigint, reason text DEFAULT NULL)
     AS 'MODULE_PATHNAME', 'crm_cancel_order'
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION crm.cancel_order(bigint, text) IS 'Cancels a Draft or Activated order; an Activated order''s reserved stock is returned; records cancelled_at/by and the reason';
+COMMENT ON FUNCTION crm.cancel_order(bigint, text) IS 'Cancels a Draft or Activated order; an Activated order''s reserved stock is returned; records cancelled_at/by and the reason, once: an order already Cancelled is refused and its record stays';

@@ -72,7 +72,7 @@ COMMENT ON FUNCTION crm.team_roles() IS 'The current role and, for a member of c
 CREATE FUNCTION crm.may_reference_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_account'
     LANGUAGE C STABLE;
-COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account (or crm.convert_lead is attaching a deal to it): the condition for pointing an opportunity at it';
+COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account (or crm.convert_lead is attaching a deal to it): the condition for pointing an opportunity, a contact, a quote or an order at it';
 CREATE FUNCTION crm.may_reference_contact(contact_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_contact'
     LANGUAGE C STABLE;
@@ -80,7 +80,7 @@ CREATE FUNCTION crm.may_link_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_link_account'
     LANGUAGE C STABLE;
 COMMENT ON FUNCTION crm.may_link_account(bigint) IS 'True when the calling role''s team owns the account (or crm.convert_lead is linking a contact to it): the condition for adding a contact link to it';
-COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account';
+COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account and for naming it on a quote or an order';
 
 -- Policies.  Permissive policies are OR-ed: an admin passes crm_admin_all,
 -- an analyst crm_analyst_read, everybody else the owner / parent policies.
@@ -120,8 +120,13 @@ BEGIN
             WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)'
             -- a contact's primary account lists it: only an account the caller sees
             WHEN 'contact' THEN team || ' AND crm.may_reference_account(account_id)'
+            -- a quote or an order names a customer: only an account and a
+            -- contact the caller sees (else it could pin another rep's contact)
             WHEN 'quote' THEN team || ' AND crm.may_reference_account(account_id)'
+                 || ' AND crm.may_reference_contact(contact_id)'
                  || ' AND EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
+            WHEN 'sales_order' THEN team || ' AND crm.may_reference_account(account_id)'
+                 || ' AND crm.may_reference_contact(contact_id)'
             ELSE team END;
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, write_check);

@@ -64,7 +64,10 @@ REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.aggregates_compaction_lock() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
-GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin, crm_manager, crm_sales;
+-- Order numbers are drawn by crm.create_order() as the extension owner; the
+-- sequence's position is the company-wide order count, so only admins (who
+-- see every order) may use it.  No role gets a right on any other sequence.
+GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin;
 -- History and approvals: read-only for users.  The change log keeps the
 -- values of deleted rows (personal data), so only admins and managers read it.
 GRANT SELECT ON crm.lead_status_history, crm.opportunity_history, crm.quote_approval
