@@ -70,6 +70,14 @@ SELECT count(*) AS victim_rows_seen
         UNION ALL SELECT id FROM crm.account WHERE owner = 'regress_victim'::regrole
         UNION ALL SELECT id FROM crm.opportunity WHERE owner = 'regress_victim'::regrole) AS t;
 RESET ROLE;
+-- Nor can the attacker pin the victim's new contact on a deal of its own
+-- (42501), as on quotes and orders (reference_rules).
+SELECT contact_id AS vera_contact FROM crm.lead WHERE id = :vera_lead \gset
+SET ROLE regress_attacker;
+INSERT INTO crm.opportunity (name, account_id, contact_id, owner)
+VALUES ('Pinned', :planted_account, :vera_contact, 'regress_attacker');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
 -- No forged id is needed: an "Initech" created first by the attacker is
 -- not where the victim's Initech lead goes either.  The WARNING's SQLSTATE,
 -- as a client sees it:

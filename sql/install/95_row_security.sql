@@ -72,15 +72,15 @@ COMMENT ON FUNCTION crm.team_roles() IS 'The current role and, for a member of c
 CREATE FUNCTION crm.may_reference_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_account'
     LANGUAGE C STABLE;
-COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account (or crm.convert_lead is attaching a deal to it): the condition for pointing an opportunity, a contact, a quote or an order at it';
+COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account: the condition for pointing an opportunity, a contact, a quote or an order at it';
 CREATE FUNCTION crm.may_reference_contact(contact_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_contact'
     LANGUAGE C STABLE;
 CREATE FUNCTION crm.may_link_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_link_account'
     LANGUAGE C STABLE;
-COMMENT ON FUNCTION crm.may_link_account(bigint) IS 'True when the calling role''s team owns the account (or crm.convert_lead is linking a contact to it): the condition for adding a contact link to it';
-COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account and for naming it on a quote or an order';
+COMMENT ON FUNCTION crm.may_link_account(bigint) IS 'True when the calling role''s team owns the account: the condition for adding a contact link to it';
+COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact: the condition for linking it to an account and for naming it on an opportunity, a quote or an order';
 
 -- Policies.  Permissive policies are OR-ed: an admin passes crm_admin_all,
 -- an analyst crm_analyst_read, everybody else the owner / parent policies.
@@ -114,10 +114,12 @@ BEGIN
     -- (inserted for, reassigned to) a member of the team
     FOREACH t IN ARRAY ARRAY['account', 'contact', 'lead', 'opportunity', 'quote', 'sales_order', 'activity']
     LOOP
-        -- a deal shares its account (sharing rule): it may point only at one the caller sees
+        -- a deal shares its account (sharing rule): it may point only at one
+        -- the caller sees, and name only a contact the caller sees
         -- a quote may name only a deal the caller sees (else it could pin another rep's deal)
         write_check := CASE t
             WHEN 'opportunity' THEN team || ' AND crm.may_reference_account(account_id)'
+                 || ' AND crm.may_reference_contact(contact_id)'
             -- a contact's primary account lists it: only an account the caller sees
             WHEN 'contact' THEN team || ' AND crm.may_reference_account(account_id)'
             -- a quote or an order names a customer: only an account and a

@@ -150,8 +150,6 @@ ALTER POLICY crm_team_insert ON crm.sales_order
 ALTER POLICY crm_team_update ON crm.sales_order
     WITH CHECK (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
                 AND crm.may_reference_account(account_id) AND crm.may_reference_contact(contact_id));
-COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account (or crm.convert_lead is attaching a deal to it): the condition for pointing an opportunity, a contact, a quote or an order at it';
-COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact (or crm.convert_lead is linking it): the condition for linking it to an account and for naming it on a quote or an order';
 
 -- The sharing check is an index probe on (account_id, owner), however many
 -- deals or leads the account has.
@@ -183,6 +181,19 @@ REVOKE USAGE ON SEQUENCE crm.sales_order_number_seq FROM crm_manager, crm_sales;
 COMMENT ON FUNCTION crm.quote_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.quote: new quotes are Draft and unsynced, status moves only along crm.quote_transition (approval states only through the quote functions), a quote over the approval threshold is presented only after approval, and only a Draft quote''s content can change (except that deleting a contact clears it from every quote)';
 COMMENT ON FUNCTION crm.cancel_order(bigint, text) IS 'Cancels a Draft or Activated order; an Activated order''s reserved stock is returned; records cancelled_at/by and the reason, once: an order already Cancelled is refused and its record stays';
 -- refs: end
+
+-- lead: a deal names only a contact the caller sees (conversion reuses only
+-- visible contacts since 0.5, so it needs no exception); the sharing
+-- functions have no conversion exception any more
+ALTER POLICY crm_team_insert ON crm.opportunity
+    WITH CHECK (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+                AND crm.may_reference_account(account_id) AND crm.may_reference_contact(contact_id));
+ALTER POLICY crm_team_update ON crm.opportunity
+    WITH CHECK (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+                AND crm.may_reference_account(account_id) AND crm.may_reference_contact(contact_id));
+COMMENT ON FUNCTION crm.may_reference_account(bigint) IS 'True when the calling role sees the account: the condition for pointing an opportunity, a contact, a quote or an order at it';
+COMMENT ON FUNCTION crm.may_reference_contact(bigint) IS 'True when the calling role sees the contact: the condition for linking it to an account and for naming it on an opportunity, a quote or an order';
+COMMENT ON FUNCTION crm.may_link_account(bigint) IS 'True when the calling role''s team owns the account: the condition for adding a contact link to it';
 
 -- lead (last, after every column this script adds): ids are the database's to give -- INSERT and UPDATE granted on every
 -- column but the identity (and generated) ones (as in 99_privileges.sql)
