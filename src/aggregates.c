@@ -1527,25 +1527,21 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 
 /*
  * The lock that lets one compaction run at a time (crm.compact_aggregates()
- * takes it first): an advisory lock tag whose fourth field no SQL function
- * produces (they use 1 and 2), so that only the extension's own code can
- * take it, held until the transaction ends.  A table lock would do the same
- * only in a mode that conflicts with REINDEX CONCURRENTLY and VACUUM, and a
- * compaction waiting for one of those while its snapshot makes them wait for
- * it is a deadlock.
+ * takes it first): one of the extension's own locks (locks.c), which only
+ * its own code can take, held until the transaction ends.  A table lock
+ * would do the same only in a mode that conflicts with REINDEX CONCURRENTLY
+ * and VACUUM, and a compaction waiting for one of those while its snapshot
+ * makes them wait for it is a deadlock.
  */
-#define AGG_COMPACTION_LOCK 0x43524D12
-#define AGG_PRIVATE_LOCK_SPACE 3
 
 /* crm_aggregates_compaction_lock -- crm.aggregates_compaction_lock() */
 PG_FUNCTION_INFO_V1(crm_aggregates_compaction_lock);
 Datum
 crm_aggregates_compaction_lock(PG_FUNCTION_ARGS)
 {
-	LOCKTAG		tag;
+	CrmLock		lock = crm_lock_global(CRM_LOCK_COMPACTION);
 
 	(void) fcinfo;
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, AGG_COMPACTION_LOCK, AGG_PRIVATE_LOCK_SPACE);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	crm_lock_all(&lock, 1);
 	PG_RETURN_VOID();
 }

@@ -144,10 +144,13 @@ static CrmQuery find_account = {
 	2, {TEXTOID, TEXTOID}, NULL
 };
 
-/* The owner of a matching account, searched as the extension owner. */
+/*
+ * The owner of a matching account, searched as the extension owner (the
+ * first by name; an aggregate, so that the plan reads the match-key indexes
+ * rather than walking the primary key in search of a first match).
+ */
 static CrmQuery find_account_owner = {
-	"SELECT a.owner::pg_catalog.text FROM crm.account AS a" ACCOUNT_MATCHES
-	" ORDER BY a.id LIMIT 1",
+	"SELECT pg_catalog.min(a.owner::pg_catalog.text) FROM crm.account AS a" ACCOUNT_MATCHES,
 	2, {TEXTOID, TEXTOID}, NULL
 };
 
@@ -191,10 +194,9 @@ static CrmQuery find_contact = {
 	2, {TEXTOID, INT8OID}, NULL
 };
 
-/* The owner of a matching contact, searched as the extension owner. */
+/* The owner of a matching contact, searched as the extension owner (as above). */
 static CrmQuery find_contact_owner = {
-	"SELECT c.owner::pg_catalog.text FROM crm.contact AS c" CONTACT_MATCHES
-	" ORDER BY c.id LIMIT 1",
+	"SELECT pg_catalog.min(c.owner::pg_catalog.text) FROM crm.contact AS c" CONTACT_MATCHES,
 	1, {TEXTOID}, NULL
 };
 
@@ -512,7 +514,7 @@ warn_hidden_match(CrmQuery *owner_query, Datum *values, const char *nulls, const
 				  const char *rule, int64 lead_id)
 {
 	crm_query_run_as_owner(owner_query, values, nulls, 1);
-	if (SPI_processed == 0)
+	if (crm_result_text(0, 1) == NULL)
 		return;
 	ereport(WARNING,
 			(errcode(ERRCODE_CRM_HIDDEN_DUPLICATE),

@@ -76,7 +76,7 @@
 #define ERRCODE_CRM_REPORTING_CYCLE			MAKE_SQLSTATE('Z','C','6','0','1')
 #define ERRCODE_CRM_AUDIT_APPEND_ONLY		MAKE_SQLSTATE('Z','C','6','0','2')
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
-#define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','7','0','1')
+#define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
 
 /* spi_util.c */
 
@@ -190,7 +190,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_DOMAIN = 2,		/* a company domain */
 	CRM_LOCK_EMAIL = 3,			/* an e-mail address in lower case */
 	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
-	CRM_LOCK_REPORTING_HIERARCHY = 17	/* changes of crm.reporting_line */
+	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
+	CRM_LOCK_COMPACTION = 18	/* crm.compact_aggregates(), one at a time */
 } CrmLockKind;
 
 typedef struct CrmLock

@@ -1,6 +1,7 @@
 /*
  * locks.c: the extension's own transaction locks -- on the match keys of the
- * duplicate search, and on the campaign and reporting hierarchies.
+ * duplicate search, on the campaign and reporting hierarchies, and on
+ * aggregate compaction.
  *
  * They are heavyweight locks of PostgreSQL's lock manager in the advisory
  * lock space, but with a tag no SQL-level function can build: the advisory
@@ -8,8 +9,8 @@
  * to 1 or 2, these locks set it to CRM_LOCK_SPACE + the kind of lock.  So a
  * user, whatever rights it has, cannot take, hold or wait for them except
  * through the extension's own code paths (a conversion, a re-parenting, a
- * change of the reporting hierarchy), which commit or roll back like any
- * other write.
+ * change of the reporting hierarchy, a compaction), which commit or roll
+ * back like any other write.
  *
  * A match key is not put into the tag as it is, nor as a plain hash: the tag
  * of a key lock is the first 64 bits of HMAC-SHA-256(secret, kind || key),
@@ -166,6 +167,8 @@ lock_kind_name(CrmLockKind kind)
 			return "the lock of the campaign hierarchy";
 		case CRM_LOCK_REPORTING_HIERARCHY:
 			return "the lock of the reporting hierarchy";
+		case CRM_LOCK_COMPACTION:
+			return "the lock of aggregate compaction";
 	}
 	return "a lock of the crm extension";
 }

@@ -67,8 +67,8 @@ COMMENT ON FUNCTION crm.team_roles() IS 'The current role and, for a member of c
 
 -- What a written row may point at (see src/sharing.c): pointing a deal at an
 -- account, or linking a contact to an account, would share it; so the caller
--- must see it already, unless convert_lead is attaching the lead's deal to
--- the existing account or contact its duplicate search found.
+-- must see it already.  convert_lead has no exception: its duplicate search
+-- finds only what the caller sees.
 CREATE FUNCTION crm.may_reference_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_may_reference_account'
     LANGUAGE C STABLE;
