@@ -117,6 +117,24 @@ load_secret(void)
 	SPI_finish();
 }
 
+/*
+ * The last few keys' locks: a conversion names each key twice (before and
+ * after it locks the lead), and the hash is the dearer part.
+ */
+#define KEY_CACHE_SIZE 4
+#define KEY_CACHE_MAX_KEY 256
+
+typedef struct KeyCacheEntry
+{
+	CrmLockKind kind;
+	Oid			relid;			/* the secret's table when cached */
+	char		key[KEY_CACHE_MAX_KEY];
+	CrmLock		lock;
+} KeyCacheEntry;
+
+static KeyCacheEntry key_cache[KEY_CACHE_SIZE];
+static int	key_cache_next = 0;
+
 /* crm_lock_key -- the lock of one match key of a kind (keyed, see above) */
 CrmLock
 crm_lock_key(CrmLockKind kind, const char *key)
@@ -125,8 +143,16 @@ crm_lock_key(CrmLockKind kind, const char *key)
 	pg_hmac_ctx *ctx;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	uint8		kind_byte = (uint8) kind;
+	bool		cacheable = strlen(key) < KEY_CACHE_MAX_KEY;
 
 	load_secret();
+	if (cacheable)
+	{
+		for (int i = 0; i < KEY_CACHE_SIZE; i++)
+			if (key_cache[i].kind == kind && key_cache[i].relid == lock_secret_relid &&
+				strcmp(key_cache[i].key, key) == 0)
+				return key_cache[i].lock;
+	}
 	ctx = pg_hmac_create(PG_SHA256);
 	if (ctx == NULL)
 		elog(ERROR, "crm: out of memory");
@@ -140,6 +166,16 @@ crm_lock_key(CrmLockKind kind, const char *key)
 	lock.kind = kind;
 	memcpy(&lock.hi, digest, sizeof(uint32));
 	memcpy(&lock.lo, digest + sizeof(uint32), sizeof(uint32));
+	if (cacheable)
+	{
+		KeyCacheEntry *e = &key_cache[key_cache_next];
+
+		e->kind = kind;
+		e->relid = lock_secret_relid;
+		strlcpy(e->key, key, sizeof(e->key));
+		e->lock = lock;
+		key_cache_next = (key_cache_next + 1) % KEY_CACHE_SIZE;
+	}
 	return lock;
 }
 
