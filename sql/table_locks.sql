@@ -3,7 +3,10 @@
 -- with DELETE privilege PostgreSQL would let it take ACCESS EXCLUSIVE and
 -- stop every reader and writer, the superuser included.  The guard is a
 -- hook of the crm library, in place from a session's first statement when
--- crm is in session_preload_libraries (README "Role model").
+-- crm is in session_preload_libraries (README "Role model").  Likewise
+-- CREATE RULE, which PostgreSQL would queue for that lock before checking
+-- ownership; and no transaction that holds the extension's own locks can
+-- be prepared (it would hold them after its session is gone).
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
@@ -64,6 +67,28 @@ ROLLBACK;
 CREATE FUNCTION regress_lockers.grab() RETURNS void LANGUAGE plpgsql
     AS $$ BEGIN LOCK TABLE crm.quote IN ACCESS EXCLUSIVE MODE; END $$;
 SELECT regress_lockers.grab();
+RESET ROLE;
+-- CREATE RULE would queue for ACCESS EXCLUSIVE before PostgreSQL checks
+-- ownership, holding up every later statement on the table: refused first.
+SET ROLE regress_locker;
+CREATE RULE squat AS ON INSERT TO crm.account DO INSTEAD NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+-- A transaction that holds one of the extension's own locks (here a
+-- conversion's key locks) cannot be prepared: a prepared transaction would
+-- keep every other conversion of that company waiting until someone ends it.
+-- The transaction rolls back.
+INSERT INTO crm.lead (name, company) VALUES ('Prep', 'Prepared Corp') RETURNING id AS prep \gset
+BEGIN;
+SELECT account_created FROM crm.convert_lead(:prep);
+PREPARE TRANSACTION 'regress_hold_keys';
+SELECT status FROM crm.lead WHERE id = :prep;
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'regress_hold_keys';
+-- A transaction that took none prepares as usual.
+BEGIN;
+UPDATE crm.lead SET remarks = 'prepared' WHERE id = :prep;
+PREPARE TRANSACTION 'regress_plain';
+COMMIT PREPARED 'regress_plain';
+SELECT remarks FROM crm.lead WHERE id = :prep;
 RESET ROLE;
 -- Admins are CRM users too; the extension's owner (here the superuser)
 -- may lock, for maintenance.

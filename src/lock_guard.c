@@ -9,7 +9,10 @@
  * UPDATE and DELETE takes anyway) on a relation of schema crm -- named
  * directly, or reached through a view, which LOCK TABLE locks recursively --
  * unless the current role owns that relation (the extension's owner, or a
- * superuser).
+ * superuser).  It also refuses CREATE RULE on those relations by anyone but
+ * their owner before PostgreSQL takes its ACCESS EXCLUSIVE lock (it checks
+ * ownership only after the lock, so a refused statement could still queue
+ * for it and hold up every later one).
  *
  * A hook works only in a backend that has loaded the library.  The library
  * is loaded by the first call of any crm function; so that the guard is in
@@ -134,6 +137,30 @@ check_lock_statement(LockStmt *stmt)
 	}
 }
 
+/*
+ * check_rule_statement -- CREATE RULE locks the table in ACCESS EXCLUSIVE
+ * mode before PostgreSQL checks that the caller owns it; a non-owner's
+ * statement then queues for that lock behind any reader and every later
+ * statement on the table queues behind it.  Refuse it before the lock.
+ */
+static void
+check_rule_statement(RuleStmt *stmt)
+{
+	Oid			crm_schema = get_namespace_oid("crm", true);
+	Oid			relid;
+
+	if (!OidIsValid(crm_schema))
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(relid) && get_rel_namespace(relid) == crm_schema &&
+		!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of relation crm.%s", get_rel_name(relid)),
+				 errdetail("Only the owner of the crm extension may create rules on its relations."),
+				 errhint("Nothing is locked: the statement is refused before PostgreSQL locks the table.")));
+}
+
 static void
 crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					ProcessUtilityContext context, ParamListInfo params,
@@ -141,6 +168,8 @@ crm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	if (IsA(pstmt->utilityStmt, LockStmt))
 		check_lock_statement((LockStmt *) pstmt->utilityStmt);
+	else if (IsA(pstmt->utilityStmt, RuleStmt))
+		check_rule_statement((RuleStmt *) pstmt->utilityStmt);
 
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,

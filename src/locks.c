@@ -24,10 +24,13 @@
  * crm.lock_wait_timeout (and never longer than lock_timeout, when that is
  * set), then the statement fails with 55P03, its context naming the lock.
  * Locks are taken in one sorted batch per call, so two callers never wait
- * for each other in opposite order.
+ * for each other in opposite order.  A transaction that took one cannot be
+ * prepared (PREPARE TRANSACTION fails): a prepared transaction would hold
+ * it until someone commits or rolls it back, after its session is gone.
  */
 #include "crm.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -60,9 +63,36 @@ static CrmQuery read_secret = {
 	0, {InvalidOid}, NULL
 };
 
+/* whether this transaction has taken one of the locks (see prepare_guard) */
+static bool locks_taken = false;
+
+/*
+ * prepare_guard -- a prepared transaction keeps its locks after its session
+ * is gone, for as long as nobody commits or rolls it back: a transaction
+ * that holds one of these locks would block every conversion of its keys (or
+ * every hierarchy change) indefinitely.  PREPARE TRANSACTION is refused for
+ * it; the transaction rolls back.
+ */
+static void
+prepare_guard(XactEvent event, void *arg)
+{
+	(void) arg;
+	if (event == XACT_EVENT_PRE_PREPARE && locks_taken)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that holds locks of the crm extension"),
+				 errdetail("The transaction converted a lead, changed the campaign or reporting hierarchy, or compacted aggregates; a prepared transaction would keep other users from doing the same until it is committed or rolled back."),
+				 errhint("Run these steps in a transaction that commits directly.")));
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		locks_taken = false;
+}
+
 void
 crm_locks_init(void)
 {
+	RegisterXactCallback(prepare_guard, NULL);
 	DefineCustomIntVariable("crm.lock_wait_timeout",
 							"How long a conversion, campaign re-parenting or reporting-line change waits for the same lock held by another transaction.",
 							"0 waits as long as lock_timeout allows; otherwise the shorter of the two applies.",
@@ -268,6 +298,8 @@ acquire(CrmLock *lock)
 void
 crm_lock_all(CrmLock *locks, int nlocks)
 {
+	if (nlocks > 0)
+		locks_taken = true;
 	qsort(locks, nlocks, sizeof(CrmLock), lock_cmp);
 	for (int i = 0; i < nlocks; i++)
 		acquire(&locks[i]);
