@@ -733,31 +733,6 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 						   role_name(caller))));
 }
 
-/*
- * write_conversion -- the writes only a conversion may make: the opportunity
- * with its source lead, and the lead's conversion record.  Run under a permit
- * for this lead (see guards.c).
- */
-typedef struct ConversionWrite
-{
-	Oid			caller;
-	Oid			owner;
-	const Lead *lead;
-	bool		want_opportunity;
-	const char *opportunity_name;
-	Conversion *conv;
-} ConversionWrite;
-
-static void
-write_conversion(void *arg)
-{
-	ConversionWrite *w = (ConversionWrite *) arg;
-
-	if (w->want_opportunity)
-		create_opportunity(w->caller, w->owner, w->lead, w->opportunity_name, w->conv);
-	mark_converted(w->caller, w->lead, w->conv);
-}
-
 static bool
 required_bool(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -869,12 +844,15 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	if (!conv.contact_created)
 		fill_reused_contact(caller, owner, &lead, &conv);
 
-	/* the opportunity and the lead itself: the guarded writes */
-	{
-		ConversionWrite w = {caller, owner, &lead, want_opportunity, opportunity_name, &conv};
-
-		crm_with_permit(CRM_PERMIT_CONVERSION, lead.id, write_conversion, &w);
-	}
+	/*
+	 * The writes only a conversion may make: the opportunity with its source
+	 * lead, and the lead's conversion record (conversion_guard.c).
+	 */
+	crm_permit_push(CRM_PERMIT_CONVERSION, lead.id);
+	if (want_opportunity)
+		create_opportunity(caller, owner, &lead, opportunity_name, &conv);
+	mark_converted(caller, &lead, &conv);
+	crm_permit_pop(CRM_PERMIT_CONVERSION, lead.id);
 
 	SPI_finish();
 

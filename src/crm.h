@@ -145,8 +145,8 @@ typedef enum CrmPermitKind
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
 
 extern bool crm_permitted(CrmPermitKind kind, int64 id);
-extern void crm_with_permit(CrmPermitKind kind, int64 id,
-							void (*fn) (void *arg), void *arg);
+extern void crm_permit_push(CrmPermitKind kind, int64 id);
+extern void crm_permit_pop(CrmPermitKind kind, int64 id);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);

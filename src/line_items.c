@@ -236,22 +236,6 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* a statement run under the line-sum permit */
-typedef struct PermittedRun
-{
-	CrmQuery   *query;
-	Datum	   *values;
-	char	   *nulls;
-} PermittedRun;
-
-static void
-run_permitted(void *arg)
-{
-	PermittedRun *r = (PermittedRun *) arg;
-
-	crm_query_run_as_owner(r->query, r->values, r->nulls, 0);
-}
-
 /* parents touched by the statement, locked in id order */
 static CrmQuery lock_changed_parents[2][3];
 static CrmQuery recompute_sums[2];
@@ -335,11 +319,9 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 	}
 	id_array = construct_array(ids, (int) n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
 	values[0] = PointerGetDatum(id_array);
-	{
-		PermittedRun run = {&recompute_sums[kind], values, nulls};
-
-		crm_with_permit(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW, run_permitted, &run);
-	}
+	crm_permit_push(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW);
+	crm_query_run_as_owner(&recompute_sums[kind], values, nulls, 0);
+	crm_permit_pop(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -253,34 +253,6 @@ static CrmQuery copy_quote_items = {
 	1, {INT8OID}, NULL
 };
 
-typedef struct OrderWrite
-{
-	Oid			caller;
-	Datum	   *values;
-	char	   *nulls;
-	int64		order_id;
-} OrderWrite;
-
-static void
-write_order(void *arg)
-{
-	OrderWrite *w = (OrderWrite *) arg;
-	bool		isnull;
-
-	crm_query_run_as(w->caller, &insert_order, w->values, w->nulls, 0);
-	w->order_id = crm_result_int64(0, 1, &isnull);
-}
-
-static void
-write_order_items(void *arg)
-{
-	OrderWrite *w = (OrderWrite *) arg;
-	Datum		values[1] = {Int64GetDatum(w->order_id)};
-	char		nulls[1] = {' '};
-
-	crm_query_run_as(w->caller, &copy_quote_items, values, nulls, 0);
-}
-
 /* crm_create_order -- SQL crm.create_order(quote_id, order_number) */
 PG_FUNCTION_INFO_V1(crm_create_order);
 Datum
@@ -290,7 +262,8 @@ crm_create_order(PG_FUNCTION_ARGS)
 	int64		quote_id = crm_required_id(fcinfo, 0, "quote_id");
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	OrderWrite	w = {caller, values, nulls, 0};
+	int64		order_id;
+	bool		isnull;
 	char	   *status;
 	bool		no_order;
 	int64		existing;
@@ -333,10 +306,20 @@ crm_create_order(PG_FUNCTION_ARGS)
 		values[1] = datumCopy(crm_result_datum(0, 1, &isnull), false, -1);
 		nulls[1] = ' ';
 	}
-	crm_with_permit(CRM_PERMIT_ORDER_CREATE, quote_id, write_order, &w);
-	crm_with_permit(CRM_PERMIT_ORDER_CREATE, w.order_id, write_order_items, &w);
+
+	/* the order, then its items: writes only crm.create_order() may make */
+	crm_permit_push(CRM_PERMIT_ORDER_CREATE, quote_id);
+	crm_query_run_as(caller, &insert_order, values, nulls, 0);
+	order_id = crm_result_int64(0, 1, &isnull);
+	crm_permit_pop(CRM_PERMIT_ORDER_CREATE, quote_id);
+
+	values[0] = Int64GetDatum(order_id);
+	nulls[0] = ' ';
+	crm_permit_push(CRM_PERMIT_ORDER_CREATE, order_id);
+	crm_query_run_as(caller, &copy_quote_items, values, nulls, 0);
+	crm_permit_pop(CRM_PERMIT_ORDER_CREATE, order_id);
 	SPI_finish();
-	PG_RETURN_INT64(w.order_id);
+	PG_RETURN_INT64(order_id);
 }
 
 /* ---- activate, cancel ---- */
@@ -465,33 +448,30 @@ take_order_stock(int64 order_id)
 	crm_query_run_as_owner(&take_stock, values, nulls, 0);
 }
 
-typedef struct OrderStatusWrite
-{
-	Oid			caller;
-	int64		id;
-	bool		activate;
-	char	   *reason;
-} OrderStatusWrite;
-
+/*
+ * write_order_status -- the reservation and the status change of an
+ * activation or a cancellation, under the order-status permit
+ */
 static void
-write_order_status(void *arg)
+write_order_status(Oid caller, int64 id, bool activate, const char *reason)
 {
-	OrderStatusWrite *w = (OrderStatusWrite *) arg;
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 
-	values[0] = Int64GetDatum(w->id);
-	if (w->activate)
+	crm_permit_push(CRM_PERMIT_ORDER_STATUS, id);
+	values[0] = Int64GetDatum(id);
+	if (activate)
 		crm_query_run_as_owner(&mark_reserved, values, nulls, 0);
 	else
 	{
 		crm_query_run_as_owner(&return_reserved, values, nulls, 0);
 		crm_query_run_as_owner(&clear_reserved, values, nulls, 0);
 	}
-	values[1] = ObjectIdGetDatum(w->caller);
-	values[2] = w->reason ? CStringGetTextDatum(w->reason) : (Datum) 0;
-	nulls[2] = w->reason ? ' ' : 'n';
-	crm_query_run_as(w->caller, w->activate ? &mark_activated : &mark_cancelled, values, nulls, 0);
+	values[1] = ObjectIdGetDatum(caller);
+	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[2] = reason ? ' ' : 'n';
+	crm_query_run_as(caller, activate ? &mark_activated : &mark_cancelled, values, nulls, 0);
+	crm_permit_pop(CRM_PERMIT_ORDER_STATUS, id);
 }
 
 /* crm_activate_order -- SQL crm.activate_order(order_id) */
@@ -501,7 +481,6 @@ crm_activate_order(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
 	int64		id = crm_required_id(fcinfo, 0, "order_id");
-	OrderStatusWrite w = {caller, id, true, NULL};
 	char	   *status;
 
 	SPI_connect();
@@ -513,7 +492,7 @@ crm_activate_order(PG_FUNCTION_ARGS)
 				 errhint("Only a Draft order is activated.")));
 	lock_products(id);
 	take_order_stock(id);
-	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
+	write_order_status(caller, id, true, NULL);
 	SPI_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Activated"));
 }
@@ -525,7 +504,7 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 {
 	Oid			caller = crm_caller();
 	int64		id = crm_required_id(fcinfo, 0, "order_id");
-	OrderStatusWrite w = {caller, id, false, crm_optional_text(fcinfo, 1)};
+	char	   *reason = crm_optional_text(fcinfo, 1);
 	char	   *status;
 
 	SPI_connect();
@@ -548,7 +527,7 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 		crm_query_run_as_owner(&lock_reserved, values, nulls, 0);
 	}
 	/* from any other status the transition check decides */
-	crm_with_permit(CRM_PERMIT_ORDER_STATUS, id, write_order_status, &w);
+	write_order_status(caller, id, false, reason);
 	SPI_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Cancelled"));
 }

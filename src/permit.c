@@ -7,9 +7,18 @@
  * activation and cancellation, order creation, and the sums kept from line
  * items.  The guarding triggers ask crm_permitted(kind, id); the functions
  * grant a permit for exactly the row they are writing, for exactly as long
- * as the write runs (crm_with_permit).  A permit is a variable of this shared
- * library -- not a GUC, not a table row -- so no SQL statement can forge one,
- * and every permit is dropped at the end of the transaction whatever happens.
+ * as the write runs:
+ *
+ *		crm_permit_push(CRM_PERMIT_CONVERSION, lead_id);
+ *		... the guarded statements ...
+ *		crm_permit_pop(CRM_PERMIT_CONVERSION, lead_id);
+ *
+ * A permit is a variable of this shared library -- not a GUC, not a table
+ * row -- so no SQL statement can forge one.  When the guarded statements
+ * fail, the error skips the pop; the abort of the (sub)transaction that the
+ * error ends drops the permits pushed inside it (a PL/pgSQL EXCEPTION block
+ * that catches the error has rolled back its subtransaction before its
+ * handler runs), so no permit outlives the write it was granted for.
  */
 #include "crm.h"
 
@@ -21,17 +30,30 @@ typedef struct Permit
 {
 	CrmPermitKind kind;
 	int64		id;
+	SubTransactionId subxact;	/* the subtransaction that pushed it */
 } Permit;
 
 static Permit permits[MAX_PERMITS];
 static int	npermits = 0;
-static bool callback_registered = false;
+static bool callbacks_registered = false;
 
-/* drop every permit at transaction end (normally they are gone already) */
+/* the end of the transaction drops every permit (normally gone already) */
 static void
 permit_xact_callback(XactEvent event pg_attribute_unused(), void *arg pg_attribute_unused())
 {
 	npermits = 0;
+}
+
+/* the abort of a subtransaction drops the permits pushed inside it */
+static void
+permit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid pg_attribute_unused(),
+						void *arg pg_attribute_unused())
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	while (npermits > 0 && permits[npermits - 1].subxact >= mySubid)
+		npermits--;
 }
 
 /* crm_permitted -- is a write of this kind to row id permitted right now? */
@@ -45,32 +67,30 @@ crm_permitted(CrmPermitKind kind, int64 id)
 	return false;
 }
 
-/*
- * crm_with_permit -- run fn(arg) with a permit for (kind, id), withdrawn when
- * fn returns or throws.
- */
+/* crm_permit_push -- permit writes of this kind to row id (or any row) */
 void
-crm_with_permit(CrmPermitKind kind, int64 id, void (*fn) (void *arg), void *arg)
+crm_permit_push(CrmPermitKind kind, int64 id)
 {
-	int			depth = npermits;
-
-	if (!callback_registered)
+	if (!callbacks_registered)
 	{
 		RegisterXactCallback(permit_xact_callback, NULL);
-		callback_registered = true;
+		RegisterSubXactCallback(permit_subxact_callback, NULL);
+		callbacks_registered = true;
 	}
 	if (npermits >= MAX_PERMITS)
 		elog(ERROR, "crm: too many nested permits");
 	permits[npermits].kind = kind;
 	permits[npermits].id = id;
+	permits[npermits].subxact = GetCurrentSubTransactionId();
 	npermits++;
-	PG_TRY();
-	{
-		fn(arg);
-	}
-	PG_FINALLY();
-	{
-		npermits = depth;
-	}
-	PG_END_TRY();
+}
+
+/* crm_permit_pop -- withdraw the permit the matching push granted */
+void
+crm_permit_pop(CrmPermitKind kind, int64 id)
+{
+	if (npermits == 0 || permits[npermits - 1].kind != kind ||
+		permits[npermits - 1].id != id)
+		elog(ERROR, "crm: permit popped out of order");
+	npermits--;
 }

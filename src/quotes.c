@@ -343,27 +343,24 @@ require_status(const QuoteRow *q, const char *one, const char *other, const char
 			 errhint("The legal status changes are listed in crm.quote_transition.")));
 }
 
-/* status changes made by the quote functions, under their permit */
-typedef struct StatusChange
-{
-	Oid			caller;
-	int64		id;
-	const char *const *statuses;	/* NULL-terminated, applied in order */
-} StatusChange;
-
+/*
+ * apply_statuses -- the status changes of a quote function, in order
+ * (statuses is NULL-terminated), under the quote-status permit
+ */
 static void
-apply_statuses(void *arg)
+apply_statuses(Oid caller, int64 id, const char *const *statuses)
 {
-	StatusChange *c = (StatusChange *) arg;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 
-	values[0] = Int64GetDatum(c->id);
-	for (int i = 0; c->statuses[i] != NULL; i++)
+	crm_permit_push(CRM_PERMIT_QUOTE_STATUS, id);
+	values[0] = Int64GetDatum(id);
+	for (int i = 0; statuses[i] != NULL; i++)
 	{
-		values[1] = CStringGetTextDatum(c->statuses[i]);
-		crm_query_run_as(c->caller, &set_quote_status, values, nulls, 0);
+		values[1] = CStringGetTextDatum(statuses[i]);
+		crm_query_run_as(caller, &set_quote_status, values, nulls, 0);
 	}
+	crm_permit_pop(CRM_PERMIT_QUOTE_STATUS, id);
 }
 
 static void
@@ -450,12 +447,11 @@ crm_submit_quote(PG_FUNCTION_ARGS)
 	char	   *comment = crm_optional_text(fcinfo, 1);
 	static const char *const path[] = {"Needs Review", NULL};
 	QuoteRow	q;
-	StatusChange change = {caller, id, path};
 
 	SPI_connect();
 	lock_quote_for(caller, id, &q);
 	require_status(&q, "Draft", NULL, "Needs Review");
-	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
+	apply_statuses(caller, id, path);
 	record_approval(id, "submitted", comment, caller);
 	SPI_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Needs Review"));
@@ -475,7 +471,6 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 	static const char *const deciders[] = {"crm_manager", "crm_admin", NULL};
 	const char *path[3];
 	QuoteRow	q;
-	StatusChange change = {caller, id, path};
 
 	crm_require_role(caller, deciders, psprintf("%s quotes", strcmp(action, "approved") == 0 ? "approve" : "reject"));
 	if (strcmp(action, "rejected") == 0 &&
@@ -509,7 +504,7 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 		path[0] = outcome;
 		path[1] = NULL;
 	}
-	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, apply_statuses, &change);
+	apply_statuses(caller, id, path);
 	record_approval(id, action, comment, caller);
 	SPI_finish();
 	return crm_enum_result(fcinfo, outcome);
@@ -574,31 +569,30 @@ static CrmQuery copy_quote_lines = {
 	3, {INT8OID, INT8OID, REGROLEOID}, NULL
 };
 
-typedef struct SyncWrite
-{
-	Oid			caller;
-	QuoteRow   *q;
-} SyncWrite;
-
+/*
+ * write_sync -- make quote q the opportunity's synced quote and copy its
+ * lines over the opportunity's, under the quote-status permit
+ */
 static void
-write_sync(void *arg)
+write_sync(Oid caller, const QuoteRow *q)
 {
-	SyncWrite  *w = (SyncWrite *) arg;
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 
-	values[0] = Int64GetDatum(w->q->opportunity_id);
-	values[1] = Int64GetDatum(w->q->id);
-	crm_query_run_as(w->caller, &unsync_others, values, nulls, 0);
-	crm_query_run_as(w->caller, &mark_synced, &values[1], nulls, 0);
-	crm_query_run_as(w->caller, &clear_opportunity_lines, values, nulls, 0);
-	values[1] = Int64GetDatum(w->q->price_book_id);
-	nulls[1] = w->q->price_book_id == 0 ? 'n' : ' ';
-	crm_query_run_as(w->caller, &set_opportunity_book, values, nulls, 0);
-	values[1] = Int64GetDatum(w->q->id);
+	crm_permit_push(CRM_PERMIT_QUOTE_STATUS, q->id);
+	values[0] = Int64GetDatum(q->opportunity_id);
+	values[1] = Int64GetDatum(q->id);
+	crm_query_run_as(caller, &unsync_others, values, nulls, 0);
+	crm_query_run_as(caller, &mark_synced, &values[1], nulls, 0);
+	crm_query_run_as(caller, &clear_opportunity_lines, values, nulls, 0);
+	values[1] = Int64GetDatum(q->price_book_id);
+	nulls[1] = q->price_book_id == 0 ? 'n' : ' ';
+	crm_query_run_as(caller, &set_opportunity_book, values, nulls, 0);
+	values[1] = Int64GetDatum(q->id);
 	nulls[1] = ' ';
-	values[2] = ObjectIdGetDatum(w->caller);
-	crm_query_run_as(w->caller, &copy_quote_lines, values, nulls, 0);
+	values[2] = ObjectIdGetDatum(caller);
+	crm_query_run_as(caller, &copy_quote_lines, values, nulls, 0);
+	crm_permit_pop(CRM_PERMIT_QUOTE_STATUS, q->id);
 }
 
 /* crm_sync_quote -- SQL crm.sync_quote(quote_id) */
@@ -609,7 +603,6 @@ crm_sync_quote(PG_FUNCTION_ARGS)
 	Oid			caller = crm_caller();
 	int64		id = crm_required_id(fcinfo, 0, "quote_id");
 	QuoteRow	q;
-	SyncWrite	w = {caller, &q};
 	Datum		values[1];
 	char		nulls[1] = {' '};
 
@@ -636,7 +629,7 @@ crm_sync_quote(PG_FUNCTION_ARGS)
 		crm_query_run_as(caller, &lock_opportunity_quotes, values, nulls, 0);
 	}
 	lock_quote_for(caller, id, &q);
-	crm_with_permit(CRM_PERMIT_QUOTE_STATUS, id, write_sync, &w);
+	write_sync(caller, &q);
 	SPI_finish();
 	PG_RETURN_INT64(q.opportunity_id);
 }
