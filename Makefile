@@ -14,20 +14,22 @@ OBJS = \
 	src/normalize.o \
 	src/stamp.o \
 	src/permit.o \
-	src/workflow.o \
-	src/guards.o \
+	src/row.o \
+	src/arguments.o \
+	src/transitions.o \
+	src/conversion_guard.o \
 	src/history.o \
 	src/convert.o \
 	src/catalog.o \
 	src/line_items.o \
-	src/lifecycle.o \
+	src/opportunity_lifecycle.o \
 	src/quotes.o \
 	src/orders.o \
 	src/activities.o \
 	src/campaigns.o \
 	src/aggregates.o \
 	src/cents.o \
-	src/reporting.o \
+	src/reporting_line.o \
 	src/sharing.o \
 	src/locks.o \
 	src/lock_guard.o

@@ -40,7 +40,7 @@
  *     serialization error (40001) instead of creating a duplicate.
  *
  * Guards.  The conversion fields of the lead and the opportunity's lead_id
- * are protected by the triggers of guards.c; the function opens them for
+ * are protected by the triggers of conversion_guard.c; the function opens them for
  * exactly this lead while it writes, and closes them again on any exit.
  */
 #include "crm.h"

@@ -2,26 +2,30 @@
  * crm.h: declarations shared by the C files of the crm extension.
  *
  * Each .c file owns one concern:
- *   module.c     module magic, crm.current_role_id(), trigger call checks
- *   spi_util.c   kept SPI plans and running a statement as another role
- *   normalize.c  company-name and web-domain keys for duplicate detection
- *   stamp.c      created_at / updated_at trigger
- *   guards.c     triggers that make lead conversion one-way and exclusive
- *   history.c    lead status history and the change log
- *   convert.c    crm.convert_lead()
- *   permit.c     writes only the extension's own functions may make
- *   workflow.c   status transitions, column helpers, role checks
- *   catalog.c    products and price books
- *   line_items.c line item pricing and parent sums
- *   lifecycle.c  opportunity stage rules
- *   quotes.c     quotes and approval
- *   orders.c     sales orders and stock
- *   activities.c activities and reminders
- *   campaigns.c  campaign hierarchy and member responses
- *   aggregates.c pipeline, account and campaign aggregates in per-backend stripes
- *   cents.c      money amounts as whole cents for the aggregates' arithmetic
- *   reporting.c  the reporting hierarchy behind the managers' row security
- *   sharing.c    which accounts and contacts a row may point at (sharing rule)
+ *   module.c            module magic, crm.current_role_id(), trigger call checks
+ *   spi_util.c          kept SPI plans, statements run as another role, results
+ *   row.c               columns of trigger tuples by name
+ *   arguments.c         the calling role, role checks, function arguments
+ *   transitions.c       status workflows checked against transition tables
+ *   permit.c            writes only the extension's own functions may make
+ *   locks.c             the extension's own transaction locks
+ *   lock_guard.c        LOCK TABLE and CREATE RULE on crm relations
+ *   normalize.c         company-name and web-domain keys for duplicate detection
+ *   stamp.c             created_at / updated_at trigger
+ *   history.c           lead status history and the change log
+ *   convert.c           crm.convert_lead()
+ *   conversion_guard.c  triggers that make lead conversion one-way and exclusive
+ *   catalog.c           products and price books
+ *   line_items.c        line item pricing and parent sums
+ *   opportunity_lifecycle.c  opportunity stage rules
+ *   quotes.c            quotes and approval
+ *   orders.c            sales orders and stock
+ *   activities.c        activities and reminders
+ *   campaigns.c         campaign hierarchy and member responses
+ *   aggregates.c        pipeline, account and campaign aggregates in per-backend stripes
+ *   cents.c             money amounts as whole cents for the aggregates' arithmetic
+ *   reporting_line.c    the reporting hierarchy behind the managers' row security
+ *   sharing.c           which accounts and contacts a row may point at (sharing rule)
  */
 #ifndef CRM_H
 #define CRM_H
@@ -121,6 +125,9 @@ extern void crm_serialization_failure(const char *what, int64 id) pg_attribute_n
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);
+extern Datum crm_result_datum(int row, int col, bool *isnull);
+extern int64 crm_result_int64(int row, int col, bool *isnull);
+extern char *crm_result_text(int row, int col);
 
 /* normalize.c: keys for duplicate detection, NULL when there is none */
 extern char *crm_company_key(const char *company);
@@ -128,9 +135,6 @@ extern char *crm_domain_of(const char *url);
 extern char *crm_company_domain(char *host);
 extern char *crm_email_company_domain(const char *email);
 
-extern Datum crm_result_datum(int row, int col, bool *isnull);
-extern int64 crm_result_int64(int row, int col, bool *isnull);
-extern char *crm_result_text(int row, int col);
 
 /* permit.c: writes only the extension's own functions may make */
 typedef enum CrmPermitKind
@@ -151,13 +155,15 @@ extern void crm_permit_pop(CrmPermitKind kind, int64 id);
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);
 
-/* lifecycle.c */
+/* opportunity_lifecycle.c */
 extern bool crm_stage_exists(const char *name);
 
-/* workflow.c: status workflows and row helpers shared by the triggers */
+/* transitions.c: status workflows */
 extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 								 const char *from, const char *to,
 								 CrmPermitKind kind);
+
+/* row.c: columns of trigger tuples by name */
 extern int	crm_attnum(TupleDesc tupdesc, const char *colname);
 extern int	crm_attnum_hint(TupleDesc tupdesc, const char *colname, int *hint);
 extern char *crm_column_text(HeapTuple tuple, TupleDesc tupdesc, const char *colname);
@@ -172,6 +178,8 @@ extern bool crm_attribute_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc 
 								  int attnum);
 extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 								Datum value, bool isnull);
+
+/* arguments.c: calls of the SQL-callable functions */
 extern Oid	crm_caller(void);
 extern int64 crm_required_id(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern char *crm_optional_text(FunctionCallInfo fcinfo, int argno);

@@ -1,5 +1,5 @@
 /*
- * guards.c: lead conversion is one-way, and only crm.convert_lead() does it.
+ * conversion_guard.c: lead conversion is one-way, and only crm.convert_lead() does it.
  *
  * The conversion fields of crm.lead (status 'Converted', account_id,
  * contact_id, opportunity_id, converted_at, converted_by) and the source lead

@@ -1,5 +1,5 @@
 /*
- * reporting.c: the reporting hierarchy behind the managers' row-level
+ * reporting_line.c: the reporting hierarchy behind the managers' row-level
  * security (crm.reporting_line).
  *
  * crm.reporting_line_guard() is a BEFORE row trigger on crm.reporting_line

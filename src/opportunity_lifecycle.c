@@ -1,5 +1,5 @@
 /*
- * lifecycle.c: the stage rules of an opportunity.
+ * opportunity_lifecycle.c: the stage rules of an opportunity.
  *
  * crm.opportunity_lifecycle() is a BEFORE INSERT OR UPDATE row trigger:
  *   - probability defaults from the stage: on insert when not given, on a
