@@ -4,8 +4,10 @@
  * crm.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity: completed_at is set when the status becomes Completed and
  *     cleared when it leaves it; a new activity's reminder is unsent, and a
- *     changed remind_at re-arms it.  On crm.activity_participant: responded_at
- *     is stamped when the response changes.
+ *     changed remind_at re-arms it.
+ * crm.participant_response()  BEFORE INSERT OR UPDATE row trigger on
+ *     crm.activity_participant: responded_at is stamped when the response
+ *     changes, and kept otherwise.
  * crm.claim_due_reminders()  hands out due reminders, each exactly once: one
  *     statement selects them FOR UPDATE SKIP LOCKED (a reminder another
  *     worker holds is skipped, not waited for), marks them sent, and queues
@@ -42,6 +44,28 @@ stamp_now(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
 						  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 }
 
+/* crm_participant_response -- trigger crm.participant_response() */
+PG_FUNCTION_INFO_V1(crm_participant_response);
+Datum
+crm_participant_response(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "participant_response", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+
+	/* responded_at: when the response last changed from or to an answer */
+	if (is_insert ? !crm_column_is(newtup, tupdesc, "response_status", "Needs Action")
+		: crm_column_changed(oldtup, newtup, tupdesc, "response_status"))
+		newtup = stamp_now(newtup, tupdesc, "responded_at");
+	else if (is_insert)
+		newtup = crm_set_column(newtup, tupdesc, "responded_at", (Datum) 0, true);
+	else
+		newtup = crm_keep_column(oldtup, newtup, tupdesc, "responded_at");
+	return PointerGetDatum(newtup);
+}
+
 /* crm_activity_lifecycle -- trigger crm.activity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_activity_lifecycle);
 Datum
@@ -53,22 +77,9 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
+	/* versions before 0.6 fire this trigger on the participants too */
 	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "activity_participant") == 0)
-	{
-		if (is_insert ? !crm_column_is(newtup, tupdesc, "response_status", "Needs Action")
-			: crm_column_changed(oldtup, newtup, tupdesc, "response_status"))
-			newtup = stamp_now(newtup, tupdesc, "responded_at");
-		else if (!is_insert)
-		{
-			bool		isnull;
-			Datum		old = heap_getattr(oldtup, crm_attnum(tupdesc, "responded_at"), tupdesc, &isnull);
-
-			newtup = crm_set_column(newtup, tupdesc, "responded_at", old, isnull);
-		}
-		else
-			newtup = crm_set_column(newtup, tupdesc, "responded_at", (Datum) 0, true);
-		return PointerGetDatum(newtup);
-	}
+		return crm_participant_response(fcinfo);
 
 	/* completed_at follows the status */
 	if (!crm_column_is(newtup, tupdesc, "status", "Completed"))
@@ -76,12 +87,7 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	else if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "status"))
 		newtup = stamp_now(newtup, tupdesc, "completed_at");
 	else
-	{
-		bool		isnull;
-		Datum		old = heap_getattr(oldtup, crm_attnum(tupdesc, "completed_at"), tupdesc, &isnull);
-
-		newtup = crm_set_column(newtup, tupdesc, "completed_at", old, isnull);
-	}
+		newtup = crm_keep_column(oldtup, newtup, tupdesc, "completed_at");
 
 	/* a new or moved reminder is unsent */
 	if (is_insert || crm_column_changed(oldtup, newtup, tupdesc, "remind_at"))

@@ -1,8 +1,8 @@
 /*
  * campaigns.c: campaign hierarchy and member responses.
  *
- * crm.campaign_guard() is a BEFORE row trigger on
- *   crm.campaign (INSERT, UPDATE OF parent_id): a parent that would make the
+ * crm.campaign_guard() is a BEFORE row trigger on crm.campaign (INSERT,
+ *     UPDATE OF parent_id): a parent that would make the
  *     campaign its own ancestor is refused.  Hierarchy changes take the
  *     extension's campaign hierarchy lock (locks.c), so two
  *     concurrent re-parentings cannot each pass the check and together make a
@@ -11,8 +11,9 @@
  *     snapshot would see the cycle.  Rows of one multi-row INSERT are
  *     checked too (with OVERRIDING SYSTEM VALUE they can name each other).
  *     The check walks every ancestor of the new parent, at any depth.
- *   crm.campaign_member: first_responded_at is stamped the first time the
- *     member is marked responded.
+ * crm.campaign_member_response() is a BEFORE row trigger on
+ *     crm.campaign_member: first_responded_at is stamped the first time the
+ *     member is marked responded, and kept from then on.
  */
 #include "crm.h"
 
@@ -46,6 +47,28 @@ static CrmQuery is_ancestor = {
 	2, {INT8OID, INT8OID}, NULL
 };
 
+/* crm_campaign_member_response -- trigger crm.campaign_member_response() */
+PG_FUNCTION_INFO_V1(crm_campaign_member_response);
+Datum
+crm_campaign_member_response(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "campaign_member_response", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+
+	/* first_responded_at: stamped once, at the first response, then kept */
+	if (oldtup != NULL && !heap_attisnull(oldtup, crm_attnum(tupdesc, "first_responded_at"), tupdesc))
+		newtup = crm_keep_column(oldtup, newtup, tupdesc, "first_responded_at");
+	else if (crm_column_is(newtup, tupdesc, "responded", "t"))
+		newtup = crm_set_column(newtup, tupdesc, "first_responded_at",
+								TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+	else
+		newtup = crm_set_column(newtup, tupdesc, "first_responded_at", (Datum) 0, true);
+	return PointerGetDatum(newtup);
+}
+
 /* crm_campaign_guard -- trigger crm.campaign_guard() */
 PG_FUNCTION_INFO_V1(crm_campaign_guard);
 Datum
@@ -54,61 +77,41 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "campaign_guard", true, true);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
-	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 	bool		isnull;
+	int64		id;
+	int64		parent;
+	CrmLock		lock;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		cycle;
 
+	/* versions before 0.6 fire this trigger on the members too */
 	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "campaign_member") == 0)
-	{
-		bool		responded = crm_column_is(newtup, tupdesc, "responded", "t");
-		bool		old_isnull = true;
-		Datum		first = oldtup ? heap_getattr(oldtup, crm_attnum(tupdesc, "first_responded_at"),
-												  tupdesc, &old_isnull) : (Datum) 0;
+		return crm_campaign_member_response(fcinfo);
 
-		if (!old_isnull)
-			newtup = crm_set_column(newtup, tupdesc, "first_responded_at", first, false);
-		else if (responded)
-			newtup = crm_set_column(newtup, tupdesc, "first_responded_at",
-									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
-		else
-			newtup = crm_set_column(newtup, tupdesc, "first_responded_at", (Datum) 0, true);
+	id = crm_column_int64(newtup, tupdesc, "id", &isnull);
+	parent = crm_column_int64(newtup, tupdesc, "parent_id", &isnull);
+	if (isnull)
 		return PointerGetDatum(newtup);
-	}
 
-	{
-		int64		id = crm_column_int64(newtup, tupdesc, "id", &isnull);
-		int64		parent = crm_column_int64(newtup, tupdesc, "parent_id", &isnull);
-		Datum		values[2];
-		char		nulls[2] = {' ', ' '};
-		bool		cycle;
+	lock = crm_lock_global(CRM_LOCK_CAMPAIGN_HIERARCHY);
+	crm_lock_all(&lock, 1);
 
-		if (isnull)
-			return PointerGetDatum(newtup);
-
-		{
-			CrmLock		lock = crm_lock_global(CRM_LOCK_CAMPAIGN_HIERARCHY);
-
-			crm_lock_all(&lock, 1);
-		}
-
-		values[0] = Int64GetDatum(parent);
-		values[1] = Int64GetDatum(id);
-		SPI_connect();
-		crm_query_run_as_owner(&is_ancestor, values, nulls, 1);
-		cycle = SPI_processed > 0;
-		/* REPEATABLE READ: a re-parenting committed since our snapshot counts */
-		if (!cycle && crm_query_finds_newer_rows(&is_ancestor, values, nulls))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize re-parenting of campaign %lld", (long long) id),
-					 errhint("Retry the transaction.")));
-		SPI_finish();
-		if (cycle)
-			ereport(ERROR,
-					(errcode(ERRCODE_CRM_CAMPAIGN_CYCLE),
-					 errmsg("campaign %lld cannot have campaign %lld as parent", (long long) id, (long long) parent),
-					 errdetail("Campaign %lld is campaign %lld itself or one of its sub-campaigns.",
-							   (long long) parent, (long long) id)));
-	}
+	values[0] = Int64GetDatum(parent);
+	values[1] = Int64GetDatum(id);
+	SPI_connect();
+	crm_query_run_as_owner(&is_ancestor, values, nulls, 1);
+	cycle = SPI_processed > 0;
+	/* REPEATABLE READ: a re-parenting committed since our snapshot counts */
+	if (!cycle && crm_query_finds_newer_rows(&is_ancestor, values, nulls))
+		crm_serialization_failure(psprintf("campaign %lld", (long long) id), NULL);
+	SPI_finish();
+	if (cycle)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_CAMPAIGN_CYCLE),
+				 errmsg("campaign %lld cannot have campaign %lld as parent", (long long) id, (long long) parent),
+				 errdetail("Campaign %lld is campaign %lld itself or one of its sub-campaigns.",
+						   (long long) parent, (long long) id)));
 	return PointerGetDatum(newtup);
 }

@@ -118,7 +118,7 @@ crm_price_book_guard(PG_FUNCTION_ARGS)
 	/* REPEATABLE READ: entries of other books added since our snapshot */
 	if (n == 1 && unpriced == 0 && crm_query_run_fresh(&priced_without_standard, NULL, NULL, 1) &&
 		crm_result_int64(0, 1, &isnull) > 0)
-		crm_serialization_failure("price book", crm_column_int64(trigdata->tg_trigtuple, tupdesc, "id", &isnull));
+		crm_serialization_failure(psprintf("price book %lld", (long long) crm_column_int64(trigdata->tg_trigtuple, tupdesc, "id", &isnull)), NULL);
 	SPI_finish();
 	if (n == 1 && unpriced > 0)
 		ereport(ERROR,
@@ -176,7 +176,7 @@ keep_standard_price(int64 product_id)
 	/* REPEATABLE READ: an entry added since our snapshot only locked this one */
 	if (n == 0 && crm_query_run_fresh(&other_books_pricing, values, nulls, 1) &&
 		crm_result_int64(0, 1, &isnull) > 0)
-		crm_serialization_failure("product", product_id);
+		crm_serialization_failure(psprintf("product %lld", (long long) product_id), NULL);
 	if (n > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),

@@ -495,11 +495,8 @@ search(Oid caller, CrmQuery *query, Datum *values, const char *nulls, const char
 		return true;
 	}
 	if (crm_query_finds_newer_rows_as(caller, query, values, nulls))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize conversion of lead %lld", (long long) lead_id),
-				 errdetail("A matching %s was created by a transaction that committed after this one started.", what),
-				 errhint("Retry the transaction: the conversion will reuse that %s.", what)));
+		crm_serialization_failure(psprintf("lead %lld", (long long) lead_id),
+								  psprintf("A matching %s was created by a transaction that committed after this one started; a retry reuses it.", what));
 	return false;
 }
 
@@ -655,12 +652,9 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 			return;
 		/* REPEATABLE READ: a conversion that committed since linked them */
 		if (crm_query_finds_newer_rows(&contact_on_account, values, nulls))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize conversion of lead %lld", (long long) lead->id),
-					 errdetail("Contact %lld was linked to account %lld by a transaction that committed after this one started.",
-							   (long long) conv->contact_id, (long long) conv->account_id),
-					 errhint("Retry the transaction.")));
+			crm_serialization_failure(psprintf("lead %lld", (long long) lead->id),
+									  psprintf("Contact %lld was linked to account %lld by a transaction that committed after this one started.",
+											   (long long) conv->contact_id, (long long) conv->account_id));
 		param_int64(values, nulls, 0, conv->account_id, false);
 		param_int64(values, nulls, 1, conv->contact_id, false);
 		values[2] = ObjectIdGetDatum(owner);

@@ -121,7 +121,7 @@ extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *valu
 										  const char *nulls);
 extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
 								long count);
-extern void crm_serialization_failure(const char *what, int64 id) pg_attribute_noreturn();
+extern void crm_serialization_failure(const char *object, const char *detail) pg_attribute_noreturn();
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);
@@ -178,6 +178,8 @@ extern bool crm_attribute_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc 
 								  int attnum);
 extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 								Datum value, bool isnull);
+extern HeapTuple crm_keep_column(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+								 const char *colname);
 
 /* arguments.c: calls of the SQL-callable functions */
 extern Oid	crm_caller(void);

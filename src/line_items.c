@@ -15,9 +15,10 @@
  *     other's lines: the second waits for the first to commit, then sums both.
  *     A quote's lines change only while it is Draft.
  *
- * Which parent a line table has is read from the table name: lines of
- * crm.opportunity_line_item belong to crm.opportunity (opportunity_id, amount),
- * lines of crm.quote_line_item to crm.quote (quote_id, subtotal).
+ * The triggers' one argument names the parent table, as in
+ * EXECUTE FUNCTION crm.price_line_item('quote'): lines of
+ * crm.opportunity_line_item belong to crm.opportunity (opportunity_id,
+ * amount), lines of crm.quote_line_item to crm.quote (quote_id, subtotal).
  */
 #include "crm.h"
 
@@ -49,18 +50,24 @@ static const ParentInfo parents[] = {
 	{"quote", "quote_line_item", "quote_id", "subtotal"}
 };
 
+/*
+ * parent_kind -- the parent table the trigger's one argument names
+ * ('opportunity' or 'quote'); triggers of versions before 0.6 have no
+ * argument and are known by their table
+ */
 static ParentKind
-parent_kind(Relation rel)
+parent_kind(TriggerData *trigdata)
 {
-	const char *name = RelationGetRelationName(rel);
+	Trigger    *trigger = trigdata->tg_trigger;
+	const char *name = RelationGetRelationName(trigdata->tg_relation);
 
-	if (strcmp(name, "opportunity_line_item") == 0)
-		return PARENT_OPPORTUNITY;
-	if (strcmp(name, "quote_line_item") == 0)
-		return PARENT_QUOTE;
+	for (int kind = PARENT_OPPORTUNITY; kind <= PARENT_QUOTE; kind++)
+		if (trigger->tgnargs == 1 ? strcmp(trigger->tgargs[0], parents[kind].table) == 0
+			: strcmp(name, parents[kind].line_table) == 0)
+			return (ParentKind) kind;
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("crm line item triggers fire only on crm.opportunity_line_item and crm.quote_line_item")));
+			 errmsg("crm line item triggers take one argument, 'opportunity' or 'quote'")));
 	pg_unreachable();
 }
 
@@ -155,7 +162,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "price_line_item", true, true);
 	Relation	rel = trigdata->tg_relation;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
-	ParentKind	kind = parent_kind(rel);
+	ParentKind	kind = parent_kind(trigdata);
 	const ParentInfo *p = &parents[kind];
 	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
@@ -247,7 +254,7 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "sum_line_items", false, false);
 	TriggerEvent event = trigdata->tg_event;
-	ParentKind	kind = parent_kind(trigdata->tg_relation);
+	ParentKind	kind = parent_kind(trigdata);
 	const ParentInfo *p = &parents[kind];
 	int			which = TRIGGER_FIRED_BY_INSERT(event) ? 0 : TRIGGER_FIRED_BY_UPDATE(event) ? 1 : 2;
 	static const char *const changed_ids[3] = {

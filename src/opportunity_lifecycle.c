@@ -52,7 +52,7 @@ opportunity_has_lines(int64 id)
 		return true;
 	/* REPEATABLE READ: a line added since our snapshot only locked the row */
 	if (crm_query_finds_newer_rows(&has_line_items, values, nulls))
-		crm_serialization_failure("opportunity", id);
+		crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
 	return false;
 }
 
@@ -175,7 +175,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			SPI_processed > 0 &&
 			(DatumGetBool(crm_result_datum(0, 2, &isnull)) != is_closed ||
 			 DatumGetBool(crm_result_datum(0, 3, &isnull)) != is_won))
-			crm_serialization_failure("opportunity", id);
+			crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
 	}
 	/* the tuple returned must outlive SPI's memory */
 	newtup = SPI_copytuple(newtup);

@@ -70,7 +70,7 @@ check_quote_price_book(int64 id, HeapTuple newtup, TupleDesc tupdesc)
 
 	crm_query_run_as_owner(&quote_has_lines, values, nulls, 1);
 	if (SPI_processed == 0 && crm_query_finds_newer_rows(&quote_has_lines, values, nulls))
-		crm_serialization_failure("quote", id);
+		crm_serialization_failure(psprintf("quote %lld", (long long) id), NULL);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
@@ -145,7 +145,7 @@ check_within_threshold(int64 id, Datum discount)
 	if (!(SPI_processed > 0 && DatumGetBool(crm_result_datum(0, 3, &isnull))) &&
 		crm_query_run_fresh(&quote_discounts, values, nulls, 1) &&
 		SPI_processed > 0 && DatumGetBool(crm_result_datum(0, 3, &isnull)))
-		crm_serialization_failure("quote", id);
+		crm_serialization_failure(psprintf("quote %lld", (long long) id), NULL);
 	if (SPI_processed > 0 && DatumGetBool(crm_result_datum(0, 3, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_APPROVAL_REQUIRED),

@@ -74,10 +74,7 @@ crm_reporting_line_guard(PG_FUNCTION_ARGS)
 	crm_query_run_as_owner(&reports_to, values, nulls, 1);
 	cycle = SPI_processed > 0;
 	if (!cycle && crm_query_finds_newer_rows(&reports_to, values, nulls))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize a change of the reporting hierarchy"),
-				 errhint("Retry the transaction.")));
+		crm_serialization_failure("the reporting hierarchy", NULL);
 	SPI_finish();
 	if (cycle)
 		ereport(ERROR,

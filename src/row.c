@@ -115,3 +115,15 @@ crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *colname,
 
 	return heap_modify_tuple_by_cols(tuple, tupdesc, 1, &attnum, &value, &isnull);
 }
+
+/* crm_keep_column -- a copy of newtup with a column as it is in oldtup */
+HeapTuple
+crm_keep_column(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+				const char *colname)
+{
+	int			attnum = crm_attnum(tupdesc, colname);
+	bool		isnull;
+	Datum		value = heap_getattr(oldtup, attnum, tupdesc, &isnull);
+
+	return heap_modify_tuple_by_cols(newtup, tupdesc, 1, &attnum, &value, &isnull);
+}

@@ -261,15 +261,18 @@ crm_query_finds_newer_rows(CrmQuery *query, Datum *values, const char *nulls)
 
 /*
  * crm_serialization_failure -- end a REPEATABLE READ or SERIALIZABLE
- * transaction whose check a concurrent commit has overtaken (40001).
+ * transaction whose check a concurrent commit has overtaken (40001).  object
+ * names what was being checked ("quote 7"); detail, when not NULL, says what
+ * the concurrent commit did.
  */
 void
-crm_serialization_failure(const char *what, int64 id)
+crm_serialization_failure(const char *object, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("could not serialize access to %s %lld due to concurrent update", what, (long long) id),
-			 errdetail("A transaction that committed after this one started changed what the check depends on."),
+			 errmsg("could not serialize access to %s due to concurrent update", object),
+			 errdetail("%s", detail ? detail :
+					   "A transaction that committed after this one started changed what the check depends on."),
 			 errhint("Retry the transaction.")));
 }
 

@@ -185,16 +185,16 @@ CREATE TRIGGER quote_guard BEFORE INSERT OR UPDATE ON crm.quote
 
 CREATE TRIGGER price_line_item BEFORE INSERT OR UPDATE OF product_id, unit_price, quote_id
     ON crm.quote_line_item
-    FOR EACH ROW EXECUTE FUNCTION crm.price_line_item();
+    FOR EACH ROW EXECUTE FUNCTION crm.price_line_item('quote');
 CREATE TRIGGER sum_line_items_insert AFTER INSERT ON crm.quote_line_item
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
 CREATE TRIGGER sum_line_items_update AFTER UPDATE ON crm.quote_line_item
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
 CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.quote_line_item
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quote FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quote_line_item FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.quote

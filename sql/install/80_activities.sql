@@ -110,11 +110,15 @@ CREATE INDEX activity_participant_user_role_idx ON crm.activity_participant (use
 CREATE FUNCTION crm.activity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_activity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity and crm.activity_participant: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, stamps participants'' responded_at';
+COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes';
 CREATE TRIGGER activity_lifecycle BEFORE INSERT OR UPDATE ON crm.activity
     FOR EACH ROW EXECUTE FUNCTION crm.activity_lifecycle();
-CREATE TRIGGER activity_lifecycle BEFORE INSERT OR UPDATE ON crm.activity_participant
-    FOR EACH ROW EXECUTE FUNCTION crm.activity_lifecycle();
+CREATE FUNCTION crm.participant_response() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_participant_response'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.participant_response() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity_participant: stamps responded_at when the response changes and keeps it otherwise';
+CREATE TRIGGER participant_response BEFORE INSERT OR UPDATE ON crm.activity_participant
+    FOR EACH ROW EXECUTE FUNCTION crm.participant_response();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.activity FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.activity_participant FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 
