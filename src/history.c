@@ -7,6 +7,9 @@
  * crm.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
  *     (statement): one crm.change_log row with the changed fields; a value
  *     longer than 2,000 bytes is kept as its beginning, length and SHA-256.
+ * crm.record_opportunity_change()  AFTER INSERT OR UPDATE on crm.opportunity:
+ *     one crm.opportunity_history row when the stage, amount, probability or
+ *     close date changed.
  * crm.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
  *     (statement) on crm.change_log: the audit trail only grows, even for
  *     its owner (a superuser who must purge it disables the trigger first,

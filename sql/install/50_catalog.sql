@@ -118,13 +118,6 @@ COMMENT ON FUNCTION crm.price_book_entry_guard() IS 'Trigger on crm.price_book_e
 CREATE TRIGGER price_book_entry_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.price_book_entry
     FOR EACH ROW EXECUTE FUNCTION crm.price_book_entry_guard();
 
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.product FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book_entry FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.product
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.price_book_entry
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
 
 -- Every opportunity is priced from one price book (set on its first line item).
 ALTER TABLE crm.opportunity ADD COLUMN price_book_id bigint

@@ -72,5 +72,3 @@ CREATE TRIGGER sum_line_items_update AFTER UPDATE ON crm.opportunity_line_item
 CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.opportunity_line_item
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('opportunity');
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.opportunity_line_item
-    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();

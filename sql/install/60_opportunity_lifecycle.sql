@@ -66,9 +66,3 @@ CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OF stage, amount
     ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.record_opportunity_change();
 
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.account
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.contact
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();

@@ -24,7 +24,6 @@ COMMENT ON COLUMN crm.settings.quote_approval_threshold IS 'A quote whose discou
 COMMENT ON COLUMN crm.settings.created_at IS 'When the extension was installed';
 COMMENT ON COLUMN crm.settings.updated_at IS 'When the settings were last changed';
 INSERT INTO crm.settings DEFAULT VALUES;
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.settings FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 
 CREATE TYPE crm.quote_status AS ENUM (
     'Draft', 'Needs Review', 'In Review', 'Approved', 'Rejected', 'Presented', 'Accepted', 'Denied');
@@ -195,10 +194,6 @@ CREATE TRIGGER sum_line_items_update AFTER UPDATE ON crm.quote_line_item
 CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.quote_line_item
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quote FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quote_line_item FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.quote
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
 
 CREATE FUNCTION crm.create_quote(
     opportunity_id  bigint,

@@ -161,10 +161,6 @@ COMMENT ON FUNCTION crm.sales_order_item_guard() IS 'BEFORE row trigger on crm.s
 CREATE TRIGGER sales_order_item_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.sales_order_item
     FOR EACH ROW EXECUTE FUNCTION crm.sales_order_item_guard();
 
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.sales_order FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.sales_order_item FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.sales_order
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
 
 CREATE FUNCTION crm.create_order(quote_id bigint, order_number text DEFAULT NULL)
     RETURNS bigint

@@ -119,8 +119,6 @@ CREATE FUNCTION crm.participant_response() RETURNS trigger
 COMMENT ON FUNCTION crm.participant_response() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity_participant: stamps responded_at when the response changes and keeps it otherwise';
 CREATE TRIGGER participant_response BEFORE INSERT OR UPDATE ON crm.activity_participant
     FOR EACH ROW EXECUTE FUNCTION crm.participant_response();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.activity FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.activity_participant FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 
 CREATE TYPE crm.reminder AS (
     activity_id  bigint,

@@ -109,6 +109,4 @@ CREATE FUNCTION crm.campaign_member_response() RETURNS trigger
 COMMENT ON FUNCTION crm.campaign_member_response() IS 'BEFORE row trigger on crm.campaign_member: stamps first_responded_at at the first response and keeps it from then on';
 CREATE TRIGGER campaign_member_response BEFORE INSERT OR UPDATE ON crm.campaign_member
     FOR EACH ROW EXECUTE FUNCTION crm.campaign_member_response();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.campaign FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.campaign_member FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 

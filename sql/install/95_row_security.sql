@@ -43,8 +43,6 @@ CREATE FUNCTION crm.reporting_line_guard() RETURNS trigger
 COMMENT ON FUNCTION crm.reporting_line_guard() IS 'BEFORE row trigger on crm.reporting_line: refuses a manager who reports, directly or indirectly, to the member (hierarchy changes are serialised)';
 CREATE TRIGGER reporting_line_guard BEFORE INSERT OR UPDATE ON crm.reporting_line
     FOR EACH ROW EXECUTE FUNCTION crm.reporting_line_guard();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.reporting_line
-    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 
 -- The owners whose rows the current role works with: itself, and for a
 -- member of crm_manager everyone below it in the hierarchy.  Policies call

@@ -61,11 +61,6 @@ CREATE FUNCTION crm.stamp_row() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm.stamp_row() IS 'BEFORE INSERT OR UPDATE row trigger: sets created_at on insert (keeps it on update) and updated_at to the transaction time';
 
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.account FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.contact FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.account_contact FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.lead FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
-CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.opportunity FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 
 -- Conversion is one-way and only convert_lead() performs it.
 CREATE FUNCTION crm.lead_conversion_guard() RETURNS trigger
@@ -98,8 +93,4 @@ CREATE FUNCTION crm.record_change() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm.record_change() IS 'AFTER row trigger (INSERT, UPDATE, DELETE) and statement trigger (TRUNCATE): appends what changed to crm.change_log';
 
-CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
-CREATE TRIGGER record_change_truncate AFTER TRUNCATE ON crm.lead
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.record_change();
 
