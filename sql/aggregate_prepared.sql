@@ -70,7 +70,7 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 -- With a trigger on an aggregate table the changes go through a statement
 -- (see aggregate_table_rules); it writes to the stripes chosen the same way.
 CREATE TABLE dba_stripe_audit (stripe integer, opportunities bigint);
-CREATE FUNCTION dba_stripe_audit() RETURNS trigger LANGUAGE plpgsql AS
+CREATE FUNCTION dba_stripe_audit() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS
 $$ BEGIN INSERT INTO dba_stripe_audit VALUES (NEW.stripe, NEW.opportunities); RETURN NEW; END $$;
 CREATE TRIGGER dba_stripe_audit AFTER INSERT OR UPDATE ON crm.pipeline_aggregate
   FOR EACH ROW EXECUTE FUNCTION dba_stripe_audit();

@@ -37,6 +37,12 @@ CREATE FUNCTION dba_audit() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN INSERT INTO dba_audit VALUES (NEW.opportunities, NEW.amount); RETURN NEW; END $$;
 CREATE TRIGGER dba_audit AFTER INSERT OR UPDATE ON crm.pipeline_aggregate
   FOR EACH ROW EXECUTE FUNCTION dba_audit();
+-- It runs inside the extension owner's statement, which is run as core runs
+-- maintenance commands: a security-restricted operation with search_path
+-- "pg_catalog, pg_temp".  A name it does not qualify is not found ...
+UPDATE crm.opportunity SET amount = 50 WHERE name = 'A';
+-- ... so the function pins its own search_path (or qualifies its names).
+ALTER FUNCTION dba_audit() SET search_path = public;
 UPDATE crm.opportunity SET amount = 50 WHERE name = 'A';
 SELECT * FROM dba_audit;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();

@@ -73,3 +73,22 @@ SELECT o.name, h.old_stage, h.new_stage, h.old_amount, h.new_amount, h.old_proba
 -- History is read-only for users.
 SELECT has_table_privilege('crm_sales', 'crm.opportunity_history', 'INSERT') AS sales_can_insert,
        has_table_privilege('crm_sales', 'crm.opportunity_history', 'SELECT') AS sales_can_read;
+
+-- The triggers' errors name their table, and the column where there is one,
+-- in the error fields drivers expose (schema_name, table_name, column_name).
+DO $$
+DECLARE s text; t text; c text;
+BEGIN
+    UPDATE crm.opportunity SET stage = 'Failed', loss_reason = NULL WHERE name = 'B';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS s = SCHEMA_NAME, t = TABLE_NAME, c = COLUMN_NAME;
+    RAISE NOTICE '% on %.% column %', SQLSTATE, s, t, c;
+END $$;
+DO $$
+DECLARE s text; t text; c text;
+BEGIN
+    INSERT INTO crm.lead (name, status) VALUES ('X', 'Converted');
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS s = SCHEMA_NAME, t = TABLE_NAME, c = COLUMN_NAME;
+    RAISE NOTICE '% on %.% column "%"', SQLSTATE, s, t, c;
+END $$;

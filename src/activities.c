@@ -176,10 +176,10 @@ crm_take_reminder(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run(&take_reminder, values, nulls, 0);
 	return_rows(rsinfo);
-	SPI_finish();
+	crm_spi_finish();
 	return (Datum) 0;
 }
 
@@ -206,9 +206,9 @@ crm_claim_due_reminders(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(1) ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : PG_GETARG_DATUM(1);
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run(&claim_reminders, values, nulls, 0);
 	return_rows(rsinfo);
-	SPI_finish();
+	crm_spi_finish();
 	return (Datum) 0;
 }

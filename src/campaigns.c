@@ -100,16 +100,17 @@ crm_campaign_guard(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum(parent);
 	values[1] = Int64GetDatum(id);
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&is_ancestor, values, nulls, 1);
 	cycle = SPI_processed > 0;
 	/* REPEATABLE READ: a re-parenting committed since our snapshot counts */
 	if (!cycle && crm_query_finds_newer_rows(&is_ancestor, values, nulls))
 		crm_serialization_failure(psprintf("campaign %lld", (long long) id), NULL);
-	SPI_finish();
+	crm_spi_finish();
 	if (cycle)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_CAMPAIGN_CYCLE),
+				 errtable(trigdata->tg_relation),
 				 errmsg("campaign %lld cannot have campaign %lld as parent", (long long) id, (long long) parent),
 				 errdetail("Campaign %lld is campaign %lld itself or one of its sub-campaigns.",
 						   (long long) parent, (long long) id)));

@@ -110,7 +110,7 @@ crm_price_book_guard(PG_FUNCTION_ARGS)
 	if (was_standard == is_standard)
 		return PointerGetDatum(NULL);
 
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&count_standard_books, NULL, NULL, 1);
 	n = crm_result_int64(0, 1, &isnull);
 	crm_query_run_as_owner(&priced_without_standard, NULL, NULL, 1);
@@ -119,16 +119,18 @@ crm_price_book_guard(PG_FUNCTION_ARGS)
 	if (n == 1 && unpriced == 0 && crm_query_run_fresh(&priced_without_standard, NULL, NULL, 1) &&
 		crm_result_int64(0, 1, &isnull) > 0)
 		crm_serialization_failure(psprintf("price book %lld", (long long) crm_column_int64(trigdata->tg_trigtuple, tupdesc, "id", &isnull)), NULL);
-	SPI_finish();
+	crm_spi_finish();
 	if (n == 1 && unpriced > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_NO_STANDARD_PRICE),
+				 errtable(trigdata->tg_relation),
 				 errmsg("the new standard price book lacks %lld products that other books price", (long long) unpriced),
 				 errdetail("Every product priced in another book needs an active price in the standard book."),
 				 errhint("Add those products to the new standard book in the same transaction.")));
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_STANDARD_BOOK),
+				 errtable(trigdata->tg_relation),
 				 errmsg("there must be exactly one standard price book"),
 				 errdetail("This transaction leaves %lld.", (long long) n),
 				 errhint("To switch, unset is_standard on the old book and set it on the new one in one transaction.")));
@@ -198,7 +200,7 @@ crm_price_book_entry_guard(PG_FUNCTION_ARGS)
 		TRIGGER_FIRED_BY_UPDATE(event) ? trigdata->tg_newtuple : NULL;
 	bool		isnull;
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/* an old standard entry that goes away or stops counting */
 	if (oldtup != NULL &&
@@ -216,6 +218,6 @@ crm_price_book_entry_guard(PG_FUNCTION_ARGS)
 		!is_standard_book(crm_column_int64(newtup, tupdesc, "price_book_id", &isnull)))
 		require_standard_price(crm_column_int64(newtup, tupdesc, "product_id", &isnull));
 
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(newtup != NULL ? newtup : oldtup);
 }

@@ -75,6 +75,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 		if (status_is_converted(newtup, tupdesc))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+					 errtable(trigdata->tg_relation),
 					 errmsg("a new lead cannot have status \"Converted\""),
 					 errdetail("Only crm.convert_lead() sets a lead to Converted."),
 					 errhint("Insert the lead with a working status such as 'New Lead', then call crm.convert_lead().")));
@@ -82,6 +83,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 			if (column_set(newtup, tupdesc, conversion_columns[i]))
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, conversion_columns[i])),
 						 errmsg("a new lead cannot have %s set", conversion_columns[i]),
 						 errdetail("The conversion fields of a lead are set only by crm.convert_lead()."),
 						 errhint("Leave account_id, contact_id, opportunity_id, converted_at and converted_by empty.")));
@@ -100,6 +102,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 				if (crm_column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
 					ereport(ERROR,
 							(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+							 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, conversion_columns[i])),
 							 errmsg("lead %lld is converted and its %s cannot change",
 									(long long) lead_id, conversion_columns[i]),
 							 errdetail("A converted lead keeps its status and conversion record for good."),
@@ -116,6 +119,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 			if (what != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+						 errtable(trigdata->tg_relation),
 						 errmsg("only crm.convert_lead() can set %s of lead %lld",
 								what, (long long) lead_id),
 						 errdetail("Status Converted and the conversion fields are written by the conversion itself."),
@@ -126,6 +130,7 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errtable(trigdata->tg_relation),
 			 errmsg("crm.lead_conversion_guard() must be fired for INSERT or UPDATE")));
 	pg_unreachable();
 }
@@ -153,6 +158,7 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("crm.opportunity_lead_guard() must be fired for INSERT or UPDATE")));
 
 	/* clearing the source lead is allowed (and done when the lead is deleted) */
@@ -160,6 +166,7 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 	if (!isnull && !converting(DatumGetInt64(lead_id)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("only crm.convert_lead() can set the source lead of an opportunity"),
 				 errdetail("lead_id %lld was given.", (long long) DatumGetInt64(lead_id)),
 				 errhint("Leave lead_id empty; it is set when a lead is converted.")));

@@ -48,13 +48,13 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "catalog/pg_collation.h"
 #include "utils/acl.h"
-#include "utils/formatting.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -257,27 +257,6 @@ static CrmQuery mark_lead_converted = {
 	5, {INT8OID, INT8OID, INT8OID, INT8OID, REGROLEOID}, NULL
 };
 
-/* Parameter helpers: SPI takes values plus a 'n'/' ' null map. */
-static void
-param_text(Datum *values, char *nulls, int i, const char *s)
-{
-	values[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
-	nulls[i] = s ? ' ' : 'n';
-}
-
-static void
-param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
-{
-	values[i] = isnull ? (Datum) 0 : Int64GetDatum(v);
-	nulls[i] = isnull ? 'n' : ' ';
-}
-
-static const char *
-role_name(Oid role)
-{
-	return GetUserNameFromId(role, false);
-}
-
 /* The keys under which a lead's account and contact are searched. */
 typedef struct MatchKeys
 {
@@ -324,7 +303,7 @@ lock_match_keys(const MatchKeys *k, bool accounts, bool contacts)
 static char *
 blank_to_null(char *s)
 {
-	return (s != NULL && strspn(s, " \t\r\n") == strlen(s)) ? NULL : s;
+	return crm_is_blank(s) ? NULL : s;
 }
 
 /*
@@ -366,7 +345,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to convert lead %lld", (long long) lead_id),
 				 errdetail("Role \"%s\" lacks SELECT or UPDATE privilege on table crm.lead.",
-						   role_name(caller)),
+						   crm_role_name(caller)),
 				 errhint("Grant the role crm_sales, crm_manager or crm_admin.")));
 
 	values[0] = Int64GetDatum(lead_id);
@@ -382,7 +361,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to convert lead %lld", (long long) lead_id),
 				 errdetail("Row-level security does not let role \"%s\" update this lead.",
-						   role_name(caller)),
+						   crm_role_name(caller)),
 				 errhint("Ask its owner or a manager to convert it, or to reassign it to you.")));
 	}
 
@@ -433,10 +412,7 @@ static void
 check_account(Oid caller, int64 account_id)
 {
 	if (!account_is_visible(caller, account_id))
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
-				 errmsg("account %lld does not exist", (long long) account_id),
-				 errdetail("No account with this id is visible to role \"%s\".", role_name(caller))));
+		crm_not_visible(ERRCODE_CRM_ACCOUNT_NOT_FOUND, "account", account_id, caller);
 }
 
 /*
@@ -454,14 +430,11 @@ check_contact(Oid caller, int64 contact_id, int64 account_id, bool account_given
 	int64		primary;
 	bool		linked;
 
-	param_int64(values, nulls, 0, contact_id, false);
-	param_int64(values, nulls, 1, account_id, !account_given);
+	crm_param_int64(values, nulls, 0, contact_id, false);
+	crm_param_int64(values, nulls, 1, account_id, !account_given);
 	crm_query_run_as(caller, &contact_visible, values, nulls, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_CONTACT_NOT_FOUND),
-				 errmsg("contact %lld does not exist", (long long) contact_id),
-				 errdetail("No contact with this id is visible to role \"%s\".", role_name(caller))));
+		crm_not_visible(ERRCODE_CRM_CONTACT_NOT_FOUND, "contact", contact_id, caller);
 	primary = crm_result_int64(0, 1, primary_isnull);
 	linked = DatumGetBool(crm_result_datum(0, 2, &isnull));
 	if (account_given && !linked && (*primary_isnull || primary != account_id))
@@ -533,8 +506,8 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 
 	if (dedupe && (k->company != NULL || k->domain != NULL))
 	{
-		param_text(values, nulls, 0, k->company);
-		param_text(values, nulls, 1, k->domain);
+		crm_param_text(values, nulls, 0, k->company);
+		crm_param_text(values, nulls, 1, k->domain);
 		found = search(caller, &find_account, values, nulls, "account", lead->id, &conv->account_id);
 		if (!found)
 			warn_hidden_match(&find_account_owner, values, nulls, "account",
@@ -542,12 +515,12 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	}
 	if (!found)
 	{
-		param_text(values, nulls, 0, lead->company ? lead->company : lead->name);
-		param_text(values, nulls, 1, lead->industry);
-		param_text(values, nulls, 2, lead->phone);
-		param_text(values, nulls, 3, lead->website);
-		param_text(values, nulls, 4, lead->city);
-		param_text(values, nulls, 5, lead->country);
+		crm_param_text(values, nulls, 0, lead->company ? lead->company : lead->name);
+		crm_param_text(values, nulls, 1, lead->industry);
+		crm_param_text(values, nulls, 2, lead->phone);
+		crm_param_text(values, nulls, 3, lead->website);
+		crm_param_text(values, nulls, 4, lead->city);
+		crm_param_text(values, nulls, 5, lead->country);
 		values[6] = ObjectIdGetDatum(owner);
 		nulls[6] = ' ';
 		crm_query_run_as(caller, &insert_account, values, nulls, 0);
@@ -563,12 +536,12 @@ fill_reused_account(Oid caller, const Lead *lead, int64 account_id)
 	Datum		values[6];
 	char		nulls[6];
 
-	param_int64(values, nulls, 0, account_id, false);
-	param_text(values, nulls, 1, lead->industry);
-	param_text(values, nulls, 2, lead->phone);
-	param_text(values, nulls, 3, lead->website);
-	param_text(values, nulls, 4, lead->city);
-	param_text(values, nulls, 5, lead->country);
+	crm_param_int64(values, nulls, 0, account_id, false);
+	crm_param_text(values, nulls, 1, lead->industry);
+	crm_param_text(values, nulls, 2, lead->phone);
+	crm_param_text(values, nulls, 3, lead->website);
+	crm_param_text(values, nulls, 4, lead->city);
+	crm_param_text(values, nulls, 5, lead->country);
 	crm_query_run_as(caller, &fill_account, values, nulls, 0);
 }
 
@@ -584,8 +557,8 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 
 	if (dedupe && k->email != NULL)
 	{
-		param_text(values, nulls, 0, lead->email);
-		param_int64(values, nulls, 1, conv->account_id, false);
+		crm_param_text(values, nulls, 0, lead->email);
+		crm_param_int64(values, nulls, 1, conv->account_id, false);
 		found = search(caller, &find_contact, values, nulls, "contact", lead->id, &conv->contact_id);
 		if (found && !DatumGetBool(crm_result_datum(0, 3, &isnull)))
 		{
@@ -611,11 +584,11 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	}
 	if (!found)
 	{
-		param_text(values, nulls, 0, lead->name);
-		param_text(values, nulls, 1, lead->title);
-		param_text(values, nulls, 2, lead->email);
-		param_text(values, nulls, 3, lead->phone);
-		param_int64(values, nulls, 4, conv->account_id, false);
+		crm_param_text(values, nulls, 0, lead->name);
+		crm_param_text(values, nulls, 1, lead->title);
+		crm_param_text(values, nulls, 2, lead->email);
+		crm_param_text(values, nulls, 3, lead->phone);
+		crm_param_int64(values, nulls, 4, conv->account_id, false);
 		values[5] = ObjectIdGetDatum(owner);
 		nulls[5] = ' ';
 		crm_query_run_as(caller, &insert_contact, values, nulls, 0);
@@ -631,11 +604,11 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	Datum		values[5];
 	char		nulls[5];
 
-	param_int64(values, nulls, 0, conv->contact_id, false);
-	param_text(values, nulls, 1, lead->title);
-	param_text(values, nulls, 2, lead->email);
-	param_text(values, nulls, 3, lead->phone);
-	param_int64(values, nulls, 4, conv->account_id, false);
+	crm_param_int64(values, nulls, 0, conv->contact_id, false);
+	crm_param_text(values, nulls, 1, lead->title);
+	crm_param_text(values, nulls, 2, lead->email);
+	crm_param_text(values, nulls, 3, lead->phone);
+	crm_param_int64(values, nulls, 4, conv->account_id, false);
 	crm_query_run_as(caller, &fill_contact, values, nulls, 0);
 
 	/*
@@ -645,8 +618,8 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	 * of crm.account_contact decide, as for a link made by hand.
 	 */
 	{
-		param_int64(values, nulls, 0, conv->contact_id, false);
-		param_int64(values, nulls, 1, conv->account_id, false);
+		crm_param_int64(values, nulls, 0, conv->contact_id, false);
+		crm_param_int64(values, nulls, 1, conv->account_id, false);
 		crm_query_run_as_owner(&contact_on_account, values, nulls, 1);
 		if (SPI_processed > 0)
 			return;
@@ -655,8 +628,8 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 			crm_serialization_failure(psprintf("lead %lld", (long long) lead->id),
 									  psprintf("Contact %lld was linked to account %lld by a transaction that committed after this one started.",
 											   (long long) conv->contact_id, (long long) conv->account_id));
-		param_int64(values, nulls, 0, conv->account_id, false);
-		param_int64(values, nulls, 1, conv->contact_id, false);
+		crm_param_int64(values, nulls, 0, conv->account_id, false);
+		crm_param_int64(values, nulls, 1, conv->contact_id, false);
 		values[2] = ObjectIdGetDatum(owner);
 		nulls[2] = ' ';
 		crm_query_run_as(caller, &link_contact, values, nulls, 0);
@@ -689,16 +662,16 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	if (name == NULL)
 		name = lead->company ? psprintf("%s - %s", lead->company, lead->name) : lead->name;
 
-	param_text(values, nulls, 0, name);
-	param_int64(values, nulls, 1, conv->account_id, false);
-	param_int64(values, nulls, 2, conv->contact_id, false);
-	param_int64(values, nulls, 3, lead->id, false);
-	param_text(values, nulls, 4, stage);
+	crm_param_text(values, nulls, 0, name);
+	crm_param_int64(values, nulls, 1, conv->account_id, false);
+	crm_param_int64(values, nulls, 2, conv->contact_id, false);
+	crm_param_int64(values, nulls, 3, lead->id, false);
+	crm_param_text(values, nulls, 4, stage);
 	values[5] = probability;
 	nulls[5] = probability_isnull ? 'n' : ' ';
 	values[6] = ObjectIdGetDatum(owner);
 	nulls[6] = ' ';
-	param_int64(values, nulls, 7, lead->campaign_id, lead->campaign_isnull);
+	crm_param_int64(values, nulls, 7, lead->campaign_id, lead->campaign_isnull);
 	crm_query_run_as(caller, &insert_opportunity, values, nulls, 0);
 	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
 	conv->opportunity_created = true;
@@ -712,10 +685,10 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 	Datum		values[5];
 	char		nulls[5];
 
-	param_int64(values, nulls, 0, lead->id, false);
-	param_int64(values, nulls, 1, conv->account_id, false);
-	param_int64(values, nulls, 2, conv->contact_id, false);
-	param_int64(values, nulls, 3, conv->opportunity_id, !conv->has_opportunity);
+	crm_param_int64(values, nulls, 0, lead->id, false);
+	crm_param_int64(values, nulls, 1, conv->account_id, false);
+	crm_param_int64(values, nulls, 2, conv->contact_id, false);
+	crm_param_int64(values, nulls, 3, conv->opportunity_id, !conv->has_opportunity);
 	values[4] = ObjectIdGetDatum(caller);
 	nulls[4] = ' ';
 	crm_query_run_as(caller, &mark_lead_converted, values, nulls, 0);
@@ -724,7 +697,7 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to convert lead %lld", (long long) lead->id),
 				 errdetail("Row-level security does not let role \"%s\" update this lead.",
-						   role_name(caller))));
+						   crm_role_name(caller))));
 }
 
 static bool
@@ -782,7 +755,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 					 errhint("Pass the owner as a role name, e.g. owner => 'alice'.")));
 	}
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/*
 	 * Key locks first, then the lead's row lock: a conversion never holds
@@ -818,7 +791,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_ACCOUNT_NOT_FOUND),
 						 errmsg("the primary account of contact %lld is not visible to role \"%s\"",
-								(long long) contact_id, role_name(caller)),
+								(long long) contact_id, crm_role_name(caller)),
 						 errdetail("The opportunity would go on the contact's primary account."),
 						 errhint("Pass account_id => an account you can see that the contact is linked to.")));
 			account_id = primary;
@@ -848,7 +821,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	mark_converted(caller, &lead, &conv);
 	crm_permit_pop(CRM_PERMIT_CONVERSION, lead.id);
 
-	SPI_finish();
+	crm_spi_finish();
 
 	result[0] = Int64GetDatum(lead_id);
 	result[1] = Int64GetDatum(conv.account_id);

@@ -106,6 +106,10 @@ typedef struct CrmQuery
 #define CRM_TYPE_WEB_URL		((Oid) 0xFFFFFFF1)
 #define CRM_TYPE_PHONE_NUMBER	((Oid) 0xFFFFFFF2)
 
+extern void crm_spi_connect(void);
+extern void crm_spi_finish(void);
+extern void crm_param_text(Datum *values, char *nulls, int i, const char *s);
+extern void crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull);
 extern SPIPlanPtr crm_query_plan(CrmQuery *query);
 extern int	crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
 						  long count);
@@ -180,13 +184,19 @@ extern HeapTuple crm_set_column(HeapTuple tuple, TupleDesc tupdesc, const char *
 								Datum value, bool isnull);
 extern HeapTuple crm_keep_column(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 								 const char *colname);
+extern const char *crm_changed_column_outside(HeapTuple oldtup, HeapTuple newtup,
+											  TupleDesc tupdesc,
+											  const char *const *allowed);
 
 /* arguments.c: calls of the SQL-callable functions */
 extern Oid	crm_caller(void);
 extern int64 crm_required_id(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern char *crm_optional_text(FunctionCallInfo fcinfo, int argno);
 extern Datum crm_enum_result(FunctionCallInfo fcinfo, const char *label);
+extern bool crm_is_blank(const char *s);
 extern void crm_require_role(Oid role, const char *const *groups, const char *action);
+extern const char *crm_role_name(Oid role);
+extern void crm_not_visible(int sqlerrcode, const char *what, int64 id, Oid caller) pg_attribute_noreturn();
 
 /* cents.c: amounts with two decimals as int64 cents; false: use numeric */
 extern bool crm_numeric_cents(Datum value, int64 *cents);

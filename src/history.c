@@ -148,6 +148,7 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("crm.record_lead_status() must be fired for INSERT or UPDATE")));
 
 	to_status = crm_attribute_text(newtup, tupdesc, attnum);
@@ -160,9 +161,9 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	values[2] = CStringGetTextDatum(to_status);
 	values[3] = ObjectIdGetDatum(crm_acting_role());
 
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
-	SPI_finish();
+	crm_spi_finish();
 
 	return PointerGetDatum(NULL);
 }
@@ -245,6 +246,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 	else if (!TRIGGER_FIRED_FOR_ROW(event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("crm.record_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
 	else
 	{
@@ -264,16 +266,15 @@ crm_record_change(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(changes);
 	values[4] = ObjectIdGetDatum(crm_acting_role());
 
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&insert_change_log, values, nulls, 0);
-	SPI_finish();
+	crm_spi_finish();
 
 	return PointerGetDatum(NULL);
 }
 
 /* the columns crm.opportunity_history follows */
 static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
-static int	tracked_hint[lengthof(tracked_columns) - 1];	/* their attribute numbers, see crm_attnum_hint */
 
 /* crm_record_opportunity_change -- trigger crm.record_opportunity_change() */
 PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
@@ -294,7 +295,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	int			tracked[lengthof(tracked_columns) - 1];
 
 	for (int i = 0; tracked_columns[i] != NULL; i++)
-		tracked[i] = crm_attnum_hint(tupdesc, tracked_columns[i], &tracked_hint[i]);
+		tracked[i] = crm_attnum(tupdesc, tracked_columns[i]);
 	for (int i = 0; !is_insert && nchanged < 2 && tracked_columns[i] != NULL; i++)
 		if (crm_attribute_changed(oldtup, newtup, tupdesc, tracked[i]))
 		{
@@ -305,7 +306,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	if (!changed)
 		return PointerGetDatum(NULL);
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/*
 	 * A rename of the stage cascading to the opportunity is no stage change
@@ -314,7 +315,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	 */
 	if (stage_changed && nchanged == 1 && !crm_stage_exists(crm_attribute_text(oldtup, tupdesc, tracked[0])))
 	{
-		SPI_finish();
+		crm_spi_finish();
 		return PointerGetDatum(NULL);
 	}
 
@@ -334,7 +335,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	nulls[9] = ' ';
 
 	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(NULL);
 }
 
@@ -348,6 +349,7 @@ crm_audit_append_only(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CRM_AUDIT_APPEND_ONLY),
+			 errtable(trigdata->tg_relation),
 			 errmsg("the audit trail %s is append-only", RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("%s is not allowed on it.",
 					   TRIGGER_FIRED_BY_UPDATE(event) ? "UPDATE" :

@@ -184,7 +184,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	if ((!repriced && !price_missing) || parent_isnull || product_isnull)
 		return PointerGetDatum(newtup);	/* NOT NULL reports missing keys */
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/*
 	 * A parent that exists but that the user cannot see: the line is left
@@ -193,13 +193,14 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	 */
 	if (!parent_found(kind, parent_id, false) && parent_found(kind, parent_id, true))
 	{
-		SPI_finish();
+		crm_spi_finish();
 		return PointerGetDatum(newtup);
 	}
 	book = parent_price_book(kind, parent_id);
 	if (book == 0)				/* before NOT NULL unit_price would hide it */
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errtable(trigdata->tg_relation),
 				 errmsg("%s %lld does not exist", p->table, (long long) parent_id),
 				 errdetail("Key (%s)=(%lld) is not present in table \"%s\".",
 						   p->fk, (long long) parent_id, p->table)));
@@ -217,11 +218,13 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 		if (repriced && !product_active)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_IN_PRICE_BOOK),
+					 errtable(trigdata->tg_relation),
 					 errmsg("product %s is inactive", code),
 					 errdetail("Inactive products cannot be added to line items.")));
 		if (entry_isnull || !entry_active)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_IN_PRICE_BOOK),
+					 errtable(trigdata->tg_relation),
 					 errmsg("product %s has no active price in price book %lld of %s %lld",
 							code, (long long) book, p->table, (long long) parent_id),
 					 errhint("Add the product to that price book, or choose another product.")));
@@ -235,11 +238,12 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errtable(trigdata->tg_relation),
 				 errmsg("product %lld does not exist", (long long) product_id),
 				 errdetail("Key (product_id)=(%lld) is not present in table \"product\".",
 						   (long long) product_id)));
 	newtup = SPI_copytuple(newtup);	/* must outlive SPI's memory */
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(newtup);
 }
 
@@ -272,6 +276,7 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_FOR_STATEMENT(event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("crm.sum_line_items() must be fired FOR EACH STATEMENT")));
 
 	if (lock->sql == NULL)
@@ -300,14 +305,14 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 										 p->table, p->sum_column, p->line_table, p->fk, p->sum_column));
 	}
 
-	SPI_connect();
+	crm_spi_connect();
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "crm: SPI_register_trigger_data failed");
 	crm_query_run_as_owner(lock, NULL, NULL, 0);
 	n = SPI_processed;
 	if (n == 0)
 	{
-		SPI_finish();
+		crm_spi_finish();
 		return PointerGetDatum(NULL);
 	}
 	ids = palloc(n * sizeof(Datum));
@@ -320,6 +325,7 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 		if (status != NULL && strcmp(status, "Draft") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtable(trigdata->tg_relation),
 					 errmsg("quote %lld is %s and its line items cannot change", (long long) DatumGetInt64(ids[i]), status),
 					 errdetail("Only a Draft quote can be edited."),
 					 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
@@ -329,6 +335,6 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 	crm_permit_push(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW);
 	crm_query_run_as_owner(&recompute_sums[kind], values, nulls, 0);
 	crm_permit_pop(CRM_PERMIT_LINE_SUM, CRM_PERMIT_ANY_ROW);
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(NULL);
 }

@@ -144,7 +144,7 @@ load_secret(void)
 	memcpy(lock_secret, VARDATA_ANY(secret), len);
 	lock_secret_len = len;
 	lock_secret_relid = relid;
-	SPI_finish();
+	crm_spi_finish();
 }
 
 /*

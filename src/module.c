@@ -7,10 +7,10 @@
  */
 #include "crm.h"
 
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "catalog/namespace.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 

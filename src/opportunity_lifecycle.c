@@ -91,7 +91,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	if (stage == NULL)
 		return PointerGetDatum(newtup);	/* NOT NULL reports it */
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/*
 	 * Renaming a stage cascades to its opportunities: the old name is gone
@@ -107,11 +107,13 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			!crm_permitted(CRM_PERMIT_LINE_SUM, id) && opportunity_has_lines(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_AMOUNT_FROM_LINES),
+					 errtable(trigdata->tg_relation),
 					 errmsg("the amount of opportunity %lld is the sum of its line items", (long long) id),
 					 errhint("Change the line items instead, or remove them to set the amount by hand.")));
 		if (crm_column_changed(oldtup, newtup, tupdesc, "price_book_id") && opportunity_has_lines(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
+					 errtable(trigdata->tg_relation),
 					 errmsg("opportunity %lld keeps its price book while it has line items", (long long) id),
 					 errhint("Remove the line items first.")));
 	}
@@ -146,9 +148,10 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		{
 			char	   *reason = crm_column_text(newtup, tupdesc, "loss_reason");
 
-			if (reason == NULL || strspn(reason, " \t\r\n") == strlen(reason))
+			if (crm_is_blank(reason))
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
+						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason")),
 						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage),
 						 errhint("Set loss_reason in the same statement, e.g. UPDATE ... SET stage = '%s', loss_reason = 'price'.", stage)));
 		}
@@ -179,7 +182,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	}
 	/* the tuple returned must outlive SPI's memory */
 	newtup = SPI_copytuple(newtup);
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(newtup);
 }
 
@@ -221,16 +224,17 @@ crm_opportunity_stage_guard(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 	stage = crm_column_text(oldtup, tupdesc, "name");
 	values[0] = CStringGetTextDatum(stage);
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_latest_as_owner(&stage_in_use, values, nulls, 1);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_STAGE_IN_USE),
+				 errtable(trigdata->tg_relation),
 				 errmsg("stage \"%s\" has opportunities and stays %s", stage,
 						crm_column_is(oldtup, tupdesc, "is_won", "t") ? "won" :
 						crm_column_is(oldtup, tupdesc, "is_closed", "t") ? "closed (lost)" : "open"),
 				 errdetail("Whether a stage is closed or won decides its opportunities' close date, loss reason and reports."),
 				 errhint("Create a stage with the new flags and move the opportunities to it, or move them out of this stage first.")));
-	SPI_finish();
+	crm_spi_finish();
 	return PointerGetDatum(newtup);
 }

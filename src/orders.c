@@ -60,14 +60,6 @@ static const char *const stamped_on[][2] = {
 	{"Shipped", "shipped_at"}, {"Delivered", "delivered_at"}, {"Completed", "completed_at"}, {NULL, NULL}
 };
 
-static bool
-in_list(const char *const *list, const char *name)
-{
-	for (int i = 0; list[i] != NULL; i++)
-		if (strcmp(list[i], name) == 0)
-			return true;
-	return false;
-}
 
 /* crm_sales_order_guard -- trigger crm.sales_order_guard() */
 PG_FUNCTION_INFO_V1(crm_sales_order_guard);
@@ -86,6 +78,7 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 		if (!crm_permitted(CRM_PERMIT_ORDER_CREATE, crm_column_int64(newtup, tupdesc, "quote_id", &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
+					 errtable(trigdata->tg_relation),
 					 errmsg("sales orders are made only by crm.create_order()"),
 					 errhint("Call SELECT crm.create_order(quote_id) for an Accepted quote.")));
 		return PointerGetDatum(newtup);
@@ -98,6 +91,7 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 		if (strcmp(status, "Draft") != 0 && strcmp(status, "Cancelled") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtable(trigdata->tg_relation),
 					 errmsg("order %lld is %s and cannot be deleted",
 							(long long) crm_column_int64(oldtup, tupdesc, "id", &isnull), status),
 					 errhint("Cancel it with crm.cancel_order() first; its stock is then returned.")));
@@ -115,16 +109,15 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 		if (to == NULL)
 			return PointerGetDatum(newtup);	/* NOT NULL reports it */
 
-		for (int i = 0; !permitted && i < tupdesc->natts; i++)
+		if (!permitted)
 		{
-			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			const char *col = crm_changed_column_outside(oldtup, newtup, tupdesc, user_columns);
 
-			if (att->attisdropped || in_list(user_columns, NameStr(att->attname)))
-				continue;
-			if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)))
+			if (col != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_NOT_EDITABLE),
-						 errmsg("%s of order %lld is set by the database", NameStr(att->attname), (long long) id),
+						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, col)),
+						 errmsg("%s of order %lld is set by the database", col, (long long) id),
 						 errdetail("Orders copy their quote; activation and cancellation are recorded by their functions.")));
 		}
 
@@ -132,21 +125,19 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 		for (int i = 0; stamped_on[i][0] != NULL; i++)
 		{
 			bool		entering = strcmp(to, stamped_on[i][0]) == 0 && strcmp(from, to) != 0;
-			bool		old_isnull;
-			Datum		old_value = heap_getattr(oldtup, crm_attnum(tupdesc, stamped_on[i][1]), tupdesc, &old_isnull);
 
 			if (entering)
 				newtup = crm_set_column(newtup, tupdesc, stamped_on[i][1],
 										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 			else
-				newtup = crm_set_column(newtup, tupdesc, stamped_on[i][1], old_value, old_isnull);
+				newtup = crm_keep_column(oldtup, newtup, tupdesc, stamped_on[i][1]);
 		}
 
 		if (strcmp(from, to) != 0)
 		{
-			SPI_connect();
+			crm_spi_connect();
 			crm_check_transition(&order_transition_lookup, "order", id, from, to, CRM_PERMIT_ORDER_STATUS);
-			SPI_finish();
+			crm_spi_finish();
 		}
 		return PointerGetDatum(newtup);
 	}
@@ -171,13 +162,14 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 		bool		order_left;
 
 		/* deleting the order cascades to its items: the order is gone by then */
-		SPI_connect();
+		crm_spi_connect();
 		crm_query_run_as_owner(&order_exists, values, nulls, 1);
 		order_left = SPI_processed > 0;
-		SPI_finish();
+		crm_spi_finish();
 		if (order_left)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtable(trigdata->tg_relation),
 					 errmsg("the items of order %lld cannot change", (long long) order_id),
 					 errdetail("An order's items are those of its accepted quote.")));
 		return PointerGetDatum(oldtup);
@@ -189,20 +181,16 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 		int64		order_id = crm_column_int64(oldtup, tupdesc, "order_id", &isnull);
 
 		/* only activation and cancellation change an item: its reservation */
-		for (int i = 0; i < tupdesc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-			const char *col = NameStr(att->attname);
+		static const char *const touched[] = {"updated_at", NULL};
+		static const char *const reserved[] = {"updated_at", "reserved_quantity", NULL};
+		bool		reserving = crm_permitted(CRM_PERMIT_ORDER_STATUS, order_id);
 
-			if (att->attisdropped || att->attgenerated || strcmp(col, "updated_at") == 0 ||
-				(strcmp(col, "reserved_quantity") == 0 && crm_permitted(CRM_PERMIT_ORDER_STATUS, order_id)))
-				continue;
-			if (crm_column_changed(oldtup, newtup, tupdesc, col))
-				ereport(ERROR,
-						(errcode(ERRCODE_CRM_NOT_EDITABLE),
-						 errmsg("the items of order %lld cannot change", (long long) order_id),
-						 errdetail("An order's items are copied from its accepted quote by crm.create_order().")));
-		}
+		if (crm_changed_column_outside(oldtup, newtup, tupdesc, reserving ? reserved : touched) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtable(trigdata->tg_relation),
+					 errmsg("the items of order %lld cannot change", (long long) order_id),
+					 errdetail("An order's items are copied from its accepted quote by crm.create_order().")));
 		return PointerGetDatum(newtup);
 	}
 	else
@@ -213,6 +201,7 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 		if (!crm_permitted(CRM_PERMIT_ORDER_CREATE, order_id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtable(trigdata->tg_relation),
 					 errmsg("the items of order %lld cannot change", (long long) order_id),
 					 errdetail("An order's items are copied from its accepted quote by crm.create_order().")));
 		return PointerGetDatum(newtup);
@@ -272,13 +261,10 @@ crm_create_order(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as(caller, &lock_quote_for_order, values, nulls, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_QUOTE_NOT_FOUND),
-				 errmsg("quote %lld does not exist", (long long) quote_id),
-				 errdetail("No quote with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+		crm_not_visible(ERRCODE_CRM_QUOTE_NOT_FOUND, "quote", quote_id, caller);
 	status = crm_result_text(0, 1);
 	existing = crm_result_int64(0, 2, &no_order);
 	if (!no_order)
@@ -318,7 +304,7 @@ crm_create_order(PG_FUNCTION_ARGS)
 	crm_permit_push(CRM_PERMIT_ORDER_CREATE, order_id);
 	crm_query_run_as(caller, &copy_quote_items, values, nulls, 0);
 	crm_permit_pop(CRM_PERMIT_ORDER_CREATE, order_id);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_INT64(order_id);
 }
 
@@ -404,10 +390,7 @@ lock_order_for(Oid caller, int64 id)
 
 	crm_query_run_as(caller, &lock_order, values, nulls, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_ORDER_NOT_FOUND),
-				 errmsg("order %lld does not exist", (long long) id),
-				 errdetail("No order with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+		crm_not_visible(ERRCODE_CRM_ORDER_NOT_FOUND, "order", id, caller);
 	return crm_result_text(0, 1);
 }
 
@@ -483,7 +466,7 @@ crm_activate_order(PG_FUNCTION_ARGS)
 	int64		id = crm_required_id(fcinfo, 0, "order_id");
 	char	   *status;
 
-	SPI_connect();
+	crm_spi_connect();
 	status = lock_order_for(caller, id);
 	if (strcmp(status, "Draft") != 0)
 		ereport(ERROR,
@@ -493,7 +476,7 @@ crm_activate_order(PG_FUNCTION_ARGS)
 	lock_products(id);
 	take_order_stock(id);
 	write_order_status(caller, id, true, NULL);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Activated"));
 }
 
@@ -507,7 +490,7 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 	char	   *reason = crm_optional_text(fcinfo, 1);
 	char	   *status;
 
-	SPI_connect();
+	crm_spi_connect();
 	status = lock_order_for(caller, id);
 	/* the cancellation record (who, when, why) is written once */
 	if (strcmp(status, "Cancelled") == 0)
@@ -528,6 +511,6 @@ crm_cancel_order(PG_FUNCTION_ARGS)
 	}
 	/* from any other status the transition check decides */
 	write_order_status(caller, id, false, reason);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Cancelled"));
 }

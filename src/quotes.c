@@ -108,26 +108,23 @@ contact_cleared_by_delete(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
 	if (old_isnull || !new_isnull)
 		return false;
 	values[0] = Int64GetDatum(old_contact);
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&contact_exists, values, nulls, 1);
 	gone = SPI_processed == 0;
-	SPI_finish();
+	crm_spi_finish();
 	return gone;
 }
 
-/* columns of a quote that are not its content */
+/*
+ * columns of a quote that are not its content; with a deleted contact, the
+ * contact_id that ON DELETE SET NULL clears
+ */
 static const char *const workflow_columns[] = {
 	"status", "is_synced", "subtotal", "owner", "created_at", "updated_at", NULL
 };
-
-static bool
-is_workflow_column(const char *name)
-{
-	for (int i = 0; workflow_columns[i] != NULL; i++)
-		if (strcmp(workflow_columns[i], name) == 0)
-			return true;
-	return false;
-}
+static const char *const workflow_columns_contact_gone[] = {
+	"status", "is_synced", "subtotal", "owner", "created_at", "updated_at", "contact_id", NULL
+};
 
 /*
  * refuse presenting a quote over the threshold that was not approved; the
@@ -174,6 +171,7 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		if (strcmp(status, "Draft") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
+					 errtable(trigdata->tg_relation),
 					 errmsg("a new quote starts as Draft, not \"%s\"", status)));
 		newtup = crm_set_column(newtup, tupdesc, "is_synced", BoolGetDatum(false), false);
 		newtup = crm_set_column(newtup, tupdesc, "subtotal",
@@ -194,39 +192,36 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		/* content changes only in Draft (also when going back to Draft) */
 		if (strcmp(from, "Draft") != 0 && strcmp(to, "Draft") != 0)
 		{
-			for (int i = 0; i < tupdesc->natts; i++)
-			{
-				Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			const char *col = crm_changed_column_outside(oldtup, newtup, tupdesc,
+														 contact_cleared_by_delete(oldtup, newtup, tupdesc)
+														 ? workflow_columns_contact_gone : workflow_columns);
 
-				if (att->attisdropped || att->attgenerated || is_workflow_column(NameStr(att->attname)))
-					continue;
-				if (crm_column_changed(oldtup, newtup, tupdesc, NameStr(att->attname)) &&
-					!(strcmp(NameStr(att->attname), "contact_id") == 0 &&
-					  contact_cleared_by_delete(oldtup, newtup, tupdesc)))
-					ereport(ERROR,
-							(errcode(ERRCODE_CRM_NOT_EDITABLE),
-							 errmsg("quote %lld is %s and its %s cannot change", (long long) id, from,
-									NameStr(att->attname)),
-							 errdetail("Only a Draft quote can be edited."),
-							 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
-			}
+			if (col != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_NOT_EDITABLE),
+						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, col)),
+						 errmsg("quote %lld is %s and its %s cannot change", (long long) id, from, col),
+						 errdetail("Only a Draft quote can be edited."),
+						 errhint("Revise it: a Rejected or Denied quote goes back to Draft.")));
 		}
 		if (crm_column_changed(oldtup, newtup, tupdesc, "opportunity_id"))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_NOT_EDITABLE),
+					 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "opportunity_id")),
 					 errmsg("quote %lld stays with opportunity %lld", (long long) id,
 							(long long) crm_column_int64(oldtup, tupdesc, "opportunity_id", &isnull)),
 					 errhint("Create a new quote for the other opportunity.")));
 		if (crm_column_changed(oldtup, newtup, tupdesc, "price_book_id"))
 		{
-			SPI_connect();
+			crm_spi_connect();
 			check_quote_price_book(id, newtup, tupdesc);
-			SPI_finish();
+			crm_spi_finish();
 		}
 		if (crm_column_changed(oldtup, newtup, tupdesc, "subtotal") &&
 			!crm_permitted(CRM_PERMIT_LINE_SUM, id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_AMOUNT_FROM_LINES),
+					 errtable(trigdata->tg_relation),
 					 errmsg("the subtotal of quote %lld is the sum of its line items", (long long) id),
 					 errhint("Change the line items instead.")));
 		if (crm_column_changed(oldtup, newtup, tupdesc, "is_synced") &&
@@ -234,22 +229,24 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 			!crm_permitted(CRM_PERMIT_QUOTE_STATUS, id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_TRANSITION_RESERVED),
+					 errtable(trigdata->tg_relation),
 					 errmsg("quote %lld can be marked synced only through crm.sync_quote()", (long long) id),
 					 errhint("Call SELECT crm.sync_quote(%lld).", (long long) id)));
 
 		if (strcmp(from, to) != 0)
 		{
-			SPI_connect();
+			crm_spi_connect();
 			crm_check_transition(&quote_transition_lookup, "quote", id, from, to,
 								 CRM_PERMIT_QUOTE_STATUS);
 			if (strcmp(from, "Draft") == 0 && strcmp(to, "Presented") == 0)
 				check_within_threshold(id, heap_getattr(newtup, crm_attnum(tupdesc, "discount"), tupdesc, &isnull));
-			SPI_finish();
+			crm_spi_finish();
 		}
 		return PointerGetDatum(newtup);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errtable(trigdata->tg_relation),
 			 errmsg("crm.quote_guard() must be fired for INSERT or UPDATE")));
 	pg_unreachable();
 }
@@ -320,10 +317,7 @@ lock_quote_for(Oid caller, int64 id, QuoteRow *q)
 
 	crm_query_run_as(caller, &lock_quote, values, nulls, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_QUOTE_NOT_FOUND),
-				 errmsg("quote %lld does not exist", (long long) id),
-				 errdetail("No quote with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+		crm_not_visible(ERRCODE_CRM_QUOTE_NOT_FOUND, "quote", id, caller);
 	q->id = id;
 	q->status = crm_result_text(0, 1);
 	q->opportunity_id = crm_result_int64(0, 2, &isnull);
@@ -396,15 +390,12 @@ crm_create_quote(PG_FUNCTION_ARGS)
 				 errmsg("%s must not be null", PG_ARGISNULL(3) ? "discount" : "tax_rate"),
 				 errhint("Pass 0 for none.")));
 
-	SPI_connect();
+	crm_spi_connect();
 	values[0] = Int64GetDatum(opportunity_id);
 	nulls[0] = ' ';
 	crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
-				 errmsg("opportunity %lld does not exist", (long long) opportunity_id),
-				 errdetail("No opportunity with this id is visible to role \"%s\".", GetUserNameFromId(caller, false))));
+		crm_not_visible(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND, "opportunity", opportunity_id, caller);
 
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
@@ -433,7 +424,7 @@ crm_create_quote(PG_FUNCTION_ARGS)
 	values[2] = ObjectIdGetDatum(owner);
 	nulls[1] = nulls[2] = ' ';
 	crm_query_run_as(caller, &copy_opportunity_lines, values, nulls, 0);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_INT64(quote_id);
 }
 
@@ -448,12 +439,12 @@ crm_submit_quote(PG_FUNCTION_ARGS)
 	static const char *const path[] = {"Needs Review", NULL};
 	QuoteRow	q;
 
-	SPI_connect();
+	crm_spi_connect();
 	lock_quote_for(caller, id, &q);
 	require_status(&q, "Draft", NULL, "Needs Review");
 	apply_statuses(caller, id, path);
 	record_approval(id, "submitted", comment, caller);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_DATUM(crm_enum_result(fcinfo, "Needs Review"));
 }
 
@@ -474,13 +465,13 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 
 	crm_require_role(caller, deciders, psprintf("%s quotes", strcmp(action, "approved") == 0 ? "approve" : "reject"));
 	if (strcmp(action, "rejected") == 0 &&
-		(comment == NULL || strspn(comment, " \t\r\n") == strlen(comment)))
+		crm_is_blank(comment))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_COMMENT_REQUIRED),
 				 errmsg("rejecting quote %lld needs a comment", (long long) id),
 				 errhint("Say why, so the rep can rework it.")));
 
-	SPI_connect();
+	crm_spi_connect();
 	lock_quote_for(caller, id, &q);
 	require_status(&q, "Needs Review", "In Review", outcome);
 	if (!q.submitter_isnull && q.submitter == caller)
@@ -506,7 +497,7 @@ decide(FunctionCallInfo fcinfo, const char *outcome, const char *action)
 	}
 	apply_statuses(caller, id, path);
 	record_approval(id, action, comment, caller);
-	SPI_finish();
+	crm_spi_finish();
 	return crm_enum_result(fcinfo, outcome);
 }
 
@@ -606,7 +597,7 @@ crm_sync_quote(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 
-	SPI_connect();
+	crm_spi_connect();
 
 	/*
 	 * Lock order: the opportunity, then all its quotes in id order -- so two
@@ -625,11 +616,11 @@ crm_sync_quote(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND),
 					 errmsg("opportunity %lld of quote %lld is not visible to role \"%s\"",
-							(long long) DatumGetInt64(values[0]), (long long) id, GetUserNameFromId(caller, false))));
+							(long long) DatumGetInt64(values[0]), (long long) id, crm_role_name(caller))));
 		crm_query_run_as(caller, &lock_opportunity_quotes, values, nulls, 0);
 	}
 	lock_quote_for(caller, id, &q);
 	write_sync(caller, &q);
-	SPI_finish();
+	crm_spi_finish();
 	PG_RETURN_INT64(q.opportunity_id);
 }

@@ -33,15 +33,6 @@ static CrmQuery reports_to = {
 	2, {OIDOID, OIDOID}, NULL
 };
 
-/* a role's name, or its oid when it has been dropped */
-static const char *
-role_label(Datum role)
-{
-	const char *name = GetUserNameFromId(DatumGetObjectId(role), true);
-
-	return name ? name : psprintf("%u", DatumGetObjectId(role));
-}
-
 /* crm_reporting_line_guard -- trigger crm.reporting_line_guard() */
 PG_FUNCTION_INFO_V1(crm_reporting_line_guard);
 Datum
@@ -70,19 +61,20 @@ crm_reporting_line_guard(PG_FUNCTION_ARGS)
 
 	values[0] = manager;
 	values[1] = member;
-	SPI_connect();
+	crm_spi_connect();
 	crm_query_run_as_owner(&reports_to, values, nulls, 1);
 	cycle = SPI_processed > 0;
 	if (!cycle && crm_query_finds_newer_rows(&reports_to, values, nulls))
 		crm_serialization_failure("the reporting hierarchy", NULL);
-	SPI_finish();
+	crm_spi_finish();
 	if (cycle)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_REPORTING_CYCLE),
+				 errtable(trigdata->tg_relation),
 				 errmsg("role \"%s\" cannot report to role \"%s\"",
-						role_label(member), role_label(manager)),
+						crm_role_name(DatumGetObjectId(member)), crm_role_name(DatumGetObjectId(manager))),
 				 errdetail("Role \"%s\" is role \"%s\" or already reports to it, directly or indirectly.",
-						   role_label(manager), role_label(member)),
+						   crm_role_name(DatumGetObjectId(manager)), crm_role_name(DatumGetObjectId(member))),
 				 errhint("Change the manager's own reporting line first.")));
 	return PointerGetDatum(newtup);
 }

@@ -127,3 +127,28 @@ crm_keep_column(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 
 	return heap_modify_tuple_by_cols(newtup, tupdesc, 1, &attnum, &value, &isnull);
 }
+
+/*
+ * crm_changed_column_outside -- the first column (not dropped, not generated)
+ * that differs between two versions of a row and is not in allowed (a
+ * NULL-terminated list of names), or NULL when there is none
+ */
+const char *
+crm_changed_column_outside(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+						   const char *const *allowed)
+{
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *name = NameStr(att->attname);
+		bool		listed = false;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		for (int j = 0; allowed[j] != NULL && !listed; j++)
+			listed = strcmp(allowed[j], name) == 0;
+		if (!listed && crm_attribute_changed(oldtup, newtup, tupdesc, i + 1))
+			return name;
+	}
+	return NULL;
+}

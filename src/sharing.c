@@ -35,9 +35,9 @@
  */
 #include "crm.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/array.h"
@@ -147,27 +147,32 @@ caller_team_array(void)
 	return team_cache.team;
 }
 
-/* does the calling role see row id, by the query given? */
-static bool
-seen_by_caller(CrmQuery *query, int64 id)
+/*
+ * may_reference -- does the calling role see the row whose id is the
+ * function's argument, by the query given?  NULL points at nothing: true.
+ */
+static Datum
+may_reference(FunctionCallInfo fcinfo, CrmQuery *query)
 {
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 	bool		seen;
 
-	SPI_connect();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	crm_spi_connect();
 	values[1] = caller_team_array();
 	if (values[1] == (Datum) 0)
 	{
-		SPI_finish();
-		return false;
+		crm_spi_finish();
+		PG_RETURN_BOOL(false);
 	}
-	values[0] = Int64GetDatum(id);
+	values[0] = PG_GETARG_DATUM(0);
 	crm_query_run_as_owner(query, values, nulls, 1);
 	seen = DatumGetBool(crm_result_datum(0, 1, &isnull)) && !isnull;
-	SPI_finish();
-	return seen;
+	crm_spi_finish();
+	PG_RETURN_BOOL(seen);
 }
 
 /* crm_may_reference_account -- crm.may_reference_account(bigint) */
@@ -175,12 +180,7 @@ PG_FUNCTION_INFO_V1(crm_may_reference_account);
 Datum
 crm_may_reference_account(PG_FUNCTION_ARGS)
 {
-	int64		id;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(true);	/* points at nothing */
-	id = PG_GETARG_INT64(0);
-	PG_RETURN_BOOL(seen_by_caller(&account_seen, id));
+	return may_reference(fcinfo, &account_seen);
 }
 
 /* crm_may_reference_contact -- crm.may_reference_contact(bigint) */
@@ -188,12 +188,7 @@ PG_FUNCTION_INFO_V1(crm_may_reference_contact);
 Datum
 crm_may_reference_contact(PG_FUNCTION_ARGS)
 {
-	int64		id;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(true);
-	id = PG_GETARG_INT64(0);
-	PG_RETURN_BOOL(seen_by_caller(&contact_seen, id));
+	return may_reference(fcinfo, &contact_seen);
 }
 
 /* crm_may_link_account -- crm.may_link_account(bigint) */
@@ -201,10 +196,5 @@ PG_FUNCTION_INFO_V1(crm_may_link_account);
 Datum
 crm_may_link_account(PG_FUNCTION_ARGS)
 {
-	int64		id;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(true);
-	id = PG_GETARG_INT64(0);
-	PG_RETURN_BOOL(seen_by_caller(&account_owned, id));
+	return may_reference(fcinfo, &account_owned);
 }

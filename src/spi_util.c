@@ -14,15 +14,16 @@
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "access/xact.h"
 
 /* the argument types of a statement, the crm domains among them looked up */
 static Oid *
@@ -55,6 +56,43 @@ query_argtypes(CrmQuery *query)
 		}
 	}
 	return types;
+}
+
+/* crm_spi_connect, crm_spi_finish -- SPI_connect and SPI_finish, checked */
+void
+crm_spi_connect(void)
+{
+	int			ret = SPI_connect();
+
+	if (ret != SPI_OK_CONNECT)
+		elog(ERROR, "crm: SPI_connect failed: %s", SPI_result_code_string(ret));
+}
+
+void
+crm_spi_finish(void)
+{
+	int			ret = SPI_finish();
+
+	if (ret != SPI_OK_FINISH)
+		elog(ERROR, "crm: SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * crm_param_text, crm_param_int64 -- set parameter i of a statement: SPI
+ * takes the values and a null map of 'n' (null) and ' ' (not null)
+ */
+void
+crm_param_text(Datum *values, char *nulls, int i, const char *s)
+{
+	values[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
+	nulls[i] = s ? ' ' : 'n';
+}
+
+void
+crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
+{
+	values[i] = isnull ? (Datum) 0 : Int64GetDatum(v);
+	nulls[i] = isnull ? 'n' : ' ';
 }
 
 /* crm_query_plan -- the kept plan of a statement, prepared on first use */
@@ -131,9 +169,23 @@ crm_acting_role(void)
 	return OidIsValid(acting_role) ? acting_role : GetUserId();
 }
 
+/* how many statements run as the extension owner are on the stack */
+static int	owner_depth = 0;
+
 /*
  * run_as_snapshot -- run query as role (with sec_flags added); under
- * snapshot unless it is InvalidSnapshot, read-only or not
+ * snapshot unless it is InvalidSnapshot, read-only or not.
+ *
+ * A statement run as the extension owner (sec_flags with
+ * SECURITY_NOFORCE_RLS) is run the way core runs maintenance commands as a
+ * table's owner: as a security-restricted operation, in a new GUC nest level
+ * with search_path "pg_catalog, pg_temp".  A trigger, CHECK constraint or
+ * index expression that a DBA put on a table the owner writes runs inside
+ * it: it cannot SET ROLE, create temporary objects or leave settings
+ * changed behind, and finds no object through a search_path a user set.
+ * The nest level is undone when the statement returns, and by the
+ * (sub)transaction abort when it fails.  Statements nested inside one keep
+ * its settings.
  */
 static int
 run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
@@ -142,11 +194,26 @@ run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
 	Oid			save_userid;
 	int			save_sec_context;
 	Oid			save_acting = acting_role;
+	int			save_owner_depth = owner_depth;
+	bool		restrict_guc = (sec_flags & SECURITY_NOFORCE_RLS) != 0 && owner_depth == 0;
+	volatile int save_nestlevel = 0;
 	volatile int ret = 0;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	if (!OidIsValid(acting_role))
 		acting_role = save_userid;
+	if ((sec_flags & SECURITY_NOFORCE_RLS) != 0)
+	{
+		sec_flags |= SECURITY_RESTRICTED_OPERATION;
+		owner_depth++;
+	}
+	if (restrict_guc)
+	{
+		save_nestlevel = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	}
 	SetUserIdAndSecContext(role, save_sec_context | sec_flags);
 	PG_TRY();
 	{
@@ -164,9 +231,12 @@ run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
 	PG_FINALLY();
 	{
 		acting_role = save_acting;
+		owner_depth = save_owner_depth;
 	}
 	PG_END_TRY();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (restrict_guc)
+		AtEOXact_GUC(false, save_nestlevel);
 	return ret;
 }
 

@@ -9,10 +9,10 @@
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/timestamp.h"
-#include "access/xact.h"
 
 /* attribute number of a column the trigger needs, or a loud error */
 static int
@@ -59,6 +59,7 @@ crm_stamp_row(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
 				 errmsg("crm.stamp_row() must be fired for INSERT or UPDATE")));
 
 	tuple = heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel),
