@@ -40,6 +40,21 @@ errcodes_h=$("$PG_BIN/pg_config" --includedir-server)/utils/errcodes.h
 problems=0
 problem() { echo "MISMATCH: $*" >&2; problems=$((problems + 1)); }
 
+# in_list ITEM LIST: ITEM is a line of LIST (no pipe: grep -q would cut
+# echo off, and pipefail would count that as a failure)
+in_list() { grep -qxF -- "$1" <<<"$2"; }
+
+# same_set WHAT_A LIST_A WHAT_B LIST_B: one problem per element in only one list
+same_set() {
+    local c
+    while read -r c; do
+        [ -n "$c" ] && problem "$c is in $1 but not in $3"
+    done < <(comm -23 <(echo "$2") <(echo "$4"))
+    while read -r c; do
+        [ -n "$c" ] && problem "$c is in $3 but not in $1"
+    done < <(comm -13 <(echo "$2") <(echo "$4"))
+}
+
 # section TITLE: the lines of README.md from "## TITLE" to the next "## "
 section() {
     awk -v t="## $1" '$0 == t { on = 1; next } on && /^## / { exit } on' "$readme"
@@ -60,12 +75,7 @@ crm_macros=$(macro_codes "$header" | sort)
 header_zc=$(echo "$crm_macros" | awk '{ print $2 }' | sort -u)
 
 # 1. crm.h == README (ZC)
-while read -r c; do
-    [ -n "$c" ] && problem "$c is defined in $header but not in the README's SQLSTATE table"
-done < <(comm -23 <(echo "$header_zc") <(echo "$readme_zc"))
-while read -r c; do
-    [ -n "$c" ] && problem "$c is in the README's SQLSTATE table but not defined in $header"
-done < <(comm -13 <(echo "$header_zc") <(echo "$readme_zc"))
+same_set "$header's ERRCODE_CRM_* macros" "$header_zc" "the README's SQLSTATE table" "$readme_zc"
 
 # codes raised by the install script: ERRCODE = 'xxxxx'
 sql_codes=$(grep -hoE "ERRCODE[[:space:]]*=[[:space:]]*'[0-9A-Z]{5}'" sql/install/*.sql \
@@ -74,7 +84,7 @@ sql_codes=$(grep -hoE "ERRCODE[[:space:]]*=[[:space:]]*'[0-9A-Z]{5}'" sql/instal
 # 2. every crm.h macro is raised somewhere
 while read -r name code; do
     [ -n "$name" ] || continue
-    if ! grep -qw "$name" src/*.c && ! echo "$sql_codes" | grep -qx "$code"; then
+    if ! grep -qw "$name" src/*.c && ! in_list "$code" "$sql_codes"; then
         problem "$code ($name) is defined in $header but raised nowhere (src/*.c, sql/install/*.sql)"
     fi
 done <<<"$crm_macros"
@@ -85,12 +95,12 @@ for name in $(grep -hoE '\bERRCODE_[A-Z0-9_]+' src/*.c | sort -u); do
     code=$(echo "$all_macros" | awk -v n="$name" '$1 == n { print $2 }')
     if [ -z "$code" ]; then
         problem "$name (used in src/*.c) is neither in $header nor in PostgreSQL's errcodes.h"
-    elif ! echo "$readme_codes" | grep -qx "$code"; then
+    elif ! in_list "$code" "$readme_codes"; then
         problem "$code ($name, raised in $(grep -lw "$name" src/*.c | tr '\n' ' '| sed 's/ $//')) is not in the README's SQLSTATE table"
     fi
 done
 for code in $sql_codes; do
-    echo "$readme_codes" | grep -qx "$code" \
+    in_list "$code" "$readme_codes" \
         || problem "$code (raised in $(grep -l "'$code'" sql/install/*.sql | tr '\n' ' ')) is not in the README's SQLSTATE table"
 done
 
@@ -98,19 +108,14 @@ done
 pg_codes=$(macro_codes "$errcodes_h" | awk '{ print $2 }' | sort -u)
 for code in $readme_codes; do
     case $code in ZC*) continue ;; esac
-    echo "$pg_codes" | grep -qx "$code" || problem "$code in the README's SQLSTATE table is not a PostgreSQL SQLSTATE"
+    in_list "$code" "$pg_codes" || problem "$code in the README's SQLSTATE table is not a PostgreSQL SQLSTATE"
 done
 
 # 5. bad_input's table of documented codes == README
 bad_codes=$(awk '/^INSERT INTO documented VALUES/ { on = 1; next } on { print } on && /;[[:space:]]*$/ { exit }' "$bad_input" \
     | grep -oE "'[0-9A-Z]{5}'" | tr -d "'" | sort -u)
 [ "$(echo "$bad_codes" | grep -c .)" -ge 30 ] || fail "the documented list of $bad_input was not found"
-while read -r c; do
-    [ -n "$c" ] && problem "$c is in the README's SQLSTATE table but not in $bad_input's documented list"
-done < <(comm -23 <(echo "$readme_codes") <(echo "$bad_codes"))
-while read -r c; do
-    [ -n "$c" ] && problem "$c is in $bad_input's documented list but not in the README's SQLSTATE table"
-done < <(comm -13 <(echo "$readme_codes") <(echo "$bad_codes"))
+same_set "the README's SQLSTATE table" "$readme_codes" "$bad_input's documented list" "$bad_codes"
 
 # ---------------------------------------------------------------- functions
 test_cluster crm-docs
@@ -139,7 +144,7 @@ documented_names=$(echo "$functions" | grep -oE 'crm\.[a-z_0-9]+\(' | sed 's/^cr
 
 # 6. and 9.
 while IFS='|' read -r name args callable; do
-    echo "$documented_names" | grep -qx "$name" \
+    in_list "$name" "$documented_names" \
         || problem "crm.$name() is not in the README's Functions section"
     if [ "$callable" = t ] && ! grep -q "crm\.$name(" "$bad_input"; then
         problem "crm.$name() may be called by CRM roles but $bad_input does not call it"
@@ -148,7 +153,7 @@ done <<<"$catalog"
 
 # 7.
 for name in $documented_names; do
-    echo "$catalog" | cut -d'|' -f1 | grep -qx "$name" \
+    in_list "$name" "$(cut -d'|' -f1 <<<"$catalog")" \
         || problem "crm.$name() is in the README's Functions section but not in schema crm"
 done
 
@@ -157,7 +162,7 @@ while read -r sig; do
     name=${sig%%(*}; name=${name#crm.}
     given=${sig#*(}; given=${given%)}
     actual=$(echo "$catalog" | awk -F'|' -v n="$name" '$1 == n { print $2 }')
-    echo "$catalog" | cut -d'|' -f1 | grep -qx "$name" || continue   # reported by 7.
+    in_list "$name" "$(cut -d'|' -f1 <<<"$catalog")" || continue   # reported by 7.
     [ "$given" = "$actual" ] \
         || problem "the README gives crm.$name($given); its arguments are ($actual)"
 done < <(echo "$functions" | grep -oE 'crm\.[a-z_0-9]+\(([a-z_][a-z_0-9]*(, [a-z_][a-z_0-9]*)*)?\)' | sort -u)
