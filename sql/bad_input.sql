@@ -17,17 +17,18 @@ RESET client_min_messages;
 \set VERBOSITY terse
 
 -- The README's SQLSTATE table, copied: every error must be one of these.
+-- test/scripts/docs_consistency.sh checks that this list is the README's.
 CREATE TEMP TABLE documented (sqlstate text PRIMARY KEY);
 INSERT INTO documented VALUES
     ('ZC001'), ('ZC002'), ('ZC003'), ('ZC004'), ('ZC005'), ('ZC006'), ('ZC007'),
-    ('ZC010'), ('ZC011'), ('ZC020'), ('ZC021'), ('ZC022'),
-    ('ZC101'), ('ZC102'), ('ZC103'), ('ZC104'), ('ZC105'), ('ZC110'),
+    ('ZC008'), ('ZC010'), ('ZC011'), ('ZC020'), ('ZC021'), ('ZC022'),
+    ('ZC101'), ('ZC102'), ('ZC103'), ('ZC104'), ('ZC105'), ('ZC110'), ('ZC111'),
     ('ZC201'), ('ZC205'), ('ZC207'), ('ZC208'),
     ('ZC301'), ('ZC302'), ('ZC303'), ('ZC304'),
-    ('ZC501'), ('ZC601'), ('ZC602'),
+    ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
     ('23502'), ('23503'), ('23505'), ('23514'), ('22P02'), ('428C9'),
-    ('22003'), ('54000'), ('42602');
+    ('22003'), ('54000'), ('42602'), ('0A000'), ('55P03'), ('53400');
 
 -- Data, with fixed ids (fresh extension): the superuser's and the rep's own
 -- lead, account, contact, opportunity with a line, a Draft quote, an
@@ -215,6 +216,14 @@ INSERT INTO cases (label, sql, show) VALUES
     ('claim_due_reminders due -infinity',      '(SELECT count(*) FROM crm.claim_due_reminders(10, ''-infinity''))', true),
     ('claim_due_reminders due 294276 AD',      '(SELECT count(*) FROM crm.claim_due_reminders(10, ''294276-12-31 23:59:59+00''))', true),
     ('claim_due_reminders due 4713 BC',        '(SELECT count(*) FROM crm.claim_due_reminders(10, ''4713-01-01 00:00:00+00 BC''))', true),
+    -- take_reminder(activity_id, remind_at): the count of reminders taken (none is claimed)
+    ('take_reminder unclaimed',                '(SELECT count(*) FROM crm.take_reminder(1, ''2020-01-01''))', true),
+    ('take_reminder activity NULL',            '(SELECT count(*) FROM crm.take_reminder(NULL, ''2020-01-01''))', true),
+    ('take_reminder remind_at NULL',           '(SELECT count(*) FROM crm.take_reminder(1, NULL))', true),
+    ('take_reminder activity 0',               '(SELECT count(*) FROM crm.take_reminder(0, ''2020-01-01''))', true),
+    ('take_reminder activity -1',              '(SELECT count(*) FROM crm.take_reminder(-1, ''2020-01-01''))', true),
+    ('take_reminder activity bigint max',      '(SELECT count(*) FROM crm.take_reminder(9223372036854775807, ''2020-01-01''))', true),
+    ('take_reminder remind_at infinity',       '(SELECT count(*) FROM crm.take_reminder(1, ''infinity''))', true),
     -- company_match_key(text), web_domain(text): pure, the result shown
     ('company_match_key NULL',                 'crm.company_match_key(NULL)', true),
     ('company_match_key empty',                'crm.company_match_key('''')', true),

@@ -39,8 +39,9 @@
 #include "utils/elog.h"
 
 /*
- * SQLSTATEs of the extension's own errors, class ZC ("CRM").  Documented in
- * README.md; keep both lists in step.
+ * SQLSTATEs of the extension's own errors, class ZC ("CRM").  The README's
+ * SQLSTATE table is the list of record; test/scripts/docs_consistency.sh
+ * checks that these macros are exactly its ZC codes.
  */
 #define ERRCODE_CRM_LEAD_NOT_FOUND			MAKE_SQLSTATE('Z','C','0','0','1')
 #define ERRCODE_CRM_LEAD_ALREADY_CONVERTED	MAKE_SQLSTATE('Z','C','0','0','2')
