@@ -25,7 +25,10 @@ crm_attnum(TupleDesc tupdesc, const char *colname)
 /*
  * crm_attnum_hint -- crm_attnum for a caller that looks the same column up
  * again and again: *hint remembers the last answer and is checked (the
- * column there must still have that name) before it is used.
+ * column there must still have that name) before it is used.  Worth it only
+ * where the lookups are many: the opportunity history trigger, with four
+ * columns per row, saved 0.14% of an update's instructions with it and no
+ * longer uses it.
  */
 int
 crm_attnum_hint(TupleDesc tupdesc, const char *colname, int *hint)
