@@ -42,8 +42,11 @@ OBJS = \
 	src/lock_guard.o
 
 # The install script of the newest version is built from one file per
-# module, in name order.  Released versions' scripts and the update scripts
-# between versions are kept, unchanged, in sql/versions/.
+# module, in name order.  sql/versions/ keeps, unchanged once released, the
+# first release's script crm--0.1.sql and the update scripts crm--A--B.sql
+# from each release to the next: CREATE EXTENSION crm VERSION 'A' runs
+# crm--0.1.sql and the update scripts up to A (as pg_stat_statements does).
+# A release adds only its update script.
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/crm.control)
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
 DATA_built = crm--$(EXTVERSION).sql
