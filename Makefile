@@ -2,6 +2,13 @@
 #
 #   make && make install          build and install into the PostgreSQL found by PG_CONFIG
 #   make installcheck             pg_regress + isolation tests against a running server
+#   make installcheck REGRESS=x ISOLATION=   one pg_regress file, test/sql/x.sql
+#
+# sql/ holds only the extension (sql/install/: the newest version, one file
+# per module; sql/versions/: the first release and the update scripts).
+# Everything that tests it is under test/: pg_regress in test/sql and
+# test/expected, isolation in test/isolation, TAP in test/t, end-to-end
+# scripts in test/scripts.
 #
 # The whole suite (throwaway cluster, every test, one summary line) is
 # scripts/test.sh; see README.md.
@@ -35,53 +42,22 @@ OBJS = \
 	src/lock_guard.o
 
 # The install script of the newest version is built from one file per
-# module, in name order.  Released versions' scripts and the update scripts
-# between versions are kept, unchanged, in sql/versions/.
+# module, in name order.  sql/versions/ keeps, unchanged once released, the
+# first release's script crm--0.1.sql and the update scripts crm--A--B.sql
+# from each release to the next: CREATE EXTENSION crm VERSION 'A' runs
+# crm--0.1.sql and the update scripts up to A (as pg_stat_statements does).
+# A release adds only its update script.
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/crm.control)
 INSTALL_PARTS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
 DATA_built = crm--$(EXTVERSION).sql
 DATA = $(wildcard $(srcdir)/sql/versions/crm--*.sql)
 
-# One regression file per capability, in dependency order.
-REGRESS = \
-	install \
-	core_model \
-	constraints \
-	timestamps \
-	lead_history \
-	normalize \
-	convert_basic \
-	convert_dedupe \
-	convert_options \
-	convert_errors \
-	convert_security \
-	conversion_guard \
-	convert_many \
-	catalog \
-	line_items \
-	opportunity_lifecycle \
-	quotes \
-	quote_approval \
-	sales_orders \
-	reference_rules \
-	order_numbers \
-	activities \
-	reminders \
-	campaigns \
-	invariant_checks \
-	trigger_robustness \
-	reports \
-	aggregates \
-	aggregate_hints \
-	aggregate_table_rules \
-	aggregate_amounts \
-	aggregate_prepared \
-	row_security \
-	sharing_cost \
-	security_attacks \
-	red_team_ids \
-	table_locks \
-	bad_input
+# pg_regress: one file per capability, test/sql/NAME.sql against
+# test/expected/NAME.out, run in name order.  Each file sets up what it needs
+# itself (it drops and creates the extension, and the roles it uses), so any
+# one of them runs alone: make installcheck REGRESS=NAME.
+REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch lock_squatting
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso

@@ -81,6 +81,9 @@ build_and_install() {
     make -C "$REPO_ROOT" -s clean with_llvm=no PG_CONFIG="$PG_BIN/pg_config" >/dev/null
     make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" CRM_EXTRA_CFLAGS=-Werror
     log "installing the extension"
+    # exactly this checkout's scripts: none left over from an earlier install
+    # (CREATE EXTENSION crm VERSION 'V' would use a stale crm--V.sql)
+    as_root rm -f "$("$PG_BIN/pg_config" --sharedir)"/extension/crm--*.sql
     as_root make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
 }
 
@@ -101,7 +104,7 @@ shared_buffers = 256MB
 fsync = off
 max_locks_per_transaction = 256
 # prepared transactions possible, as with transaction managers: the suite
-# tests the aggregates with them (sql/aggregate_prepared.sql)
+# tests the aggregates with them (test/sql/aggregate_prepared.sql)
 max_prepared_transactions = 10
 CONF
     as_cluster_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
@@ -138,4 +141,12 @@ test_cluster() {
 psql_as() {
     local role=$1 db=$2; shift 2
     as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$role" -d "$db" "$@"
+}
+
+# released_versions: every version before crm.control's default_version,
+# oldest first: the versions the update scripts sql/versions/crm--A--B.sql
+# start from (CREATE EXTENSION crm VERSION 'A' runs crm--0.1.sql and the
+# update scripts up to A)
+released_versions() {
+    ls "$REPO_ROOT/sql/versions/" | sed -n 's/^crm--\([0-9.]*\)--[0-9.]*\.sql$/\1/p' | sort -V
 }

@@ -3,7 +3,7 @@
 #
 # Installs missing Debian packages, builds with -Wall -Wextra -Werror,
 # installs, starts a throwaway cluster and runs, in order:
-#   1. pg_regress      sql/*.sql against expected/*.out (one file per capability)
+#   1. pg_regress      test/sql/*.sql against test/expected/*.out, one per capability
 #   2. isolation       test/isolation/specs/*.spec (concurrent sessions)
 #   3. TAP             test/t/*.pl, if any (prove, PostgreSQL::Test::Cluster)
 #   4. scripted        test/scripts/*.sh (end-to-end: the README's main job)
@@ -55,7 +55,7 @@ isolation_tests=$(make -s print-isolation)
 
 log "pg_regress: $(echo $regress_tests | wc -w) tests"
 as_cluster_user "$PGXS_DIR/src/test/regress/pg_regress" \
-    --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+    --inputdir=test --outputdir=. --bindir="$PG_BIN" \
     --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --dbname=contrib_regression $regress_tests 2>&1 | tee "$WORK/regress.log"
 count_results "$WORK/regress.log" "${PIPESTATUS[0]}" "$(echo $regress_tests | wc -w)"

@@ -190,7 +190,7 @@ crm_cents_numeric(int64 cents)
  * at least 8, and the exact quotient has at most 6 decimals: the division is
  * exact and both round it half away from zero.  In these units the bound is
  * |amount x probability| < 10^16.  (Above it numeric may round to 4
- * decimals before rounding to 2, which sql/aggregate_amounts.sql shows.)
+ * decimals before rounding to 2, which test/sql/aggregate_amounts.sql shows.)
  */
 bool
 crm_weighted_cents(int64 amount, int64 probability, int64 *weighted)

@@ -246,9 +246,7 @@ convert_once crm_pkg
 echo "ok: CREATE EXTENSION crm from the package: version $version, a lead converts once"
 
 released=0
-for script in sql/versions/crm--*.sql; do
-    v=$(basename "$script" .sql); v=${v#crm--}
-    case "$v" in *--*) continue ;; esac
+for v in $(released_versions); do
     [ "$v" != "$version" ] || continue
     released=$((released + 1))
     db="crm_pkg_${v//./_}"

@@ -2,8 +2,11 @@
 # test/scripts/upgrade.sh: ALTER EXTENSION crm UPDATE from every released
 # version gives the newest version's objects and keeps every row.
 #
-# For each released version V (a full install script sql/versions/crm--V.sql):
-#   1. CREATE EXTENSION crm VERSION 'V' and fill it with the demo data set
+# For each released version V (each version that an update script
+# sql/versions/crm--V--W.sql starts from):
+#   1. CREATE EXTENSION crm VERSION 'V' (the first release's script
+#      crm--0.1.sql and the update scripts up to V), and fill it with the
+#      demo data set
 #      (conversions, quotes, an order, activities, campaigns);
 #   2. ALTER EXTENSION crm UPDATE, which runs the chain of update scripts
 #      crm--V--....sql up to the default version of crm.control;
@@ -57,9 +60,7 @@ psql_as postgres crm_fresh -f test/schema_signature.sql >"$WORK/fresh.sig"
 [ "$(grep -c '^member ' "$WORK/fresh.sig")" -ge 100 ] || fail "the signature lists too few members"
 
 released=0
-for script in sql/versions/crm--*.sql; do
-    v=$(basename "$script" .sql); v=${v#crm--}
-    case "$v" in *--*) continue ;; esac          # an update script
+for v in $(released_versions); do
     [ "$v" != "$newest" ] || continue
     released=$((released + 1))
     db="crm_from_${v//./_}"
@@ -105,7 +106,7 @@ done
 #    is not updated: the update refuses with 23514, naming the rows, and
 #    changes nothing (no value is rewritten); once the rows are corrected it
 #    goes through.
-for v in $(ls sql/versions/ | sed -n 's/^crm--\(0\.[12]\)\.sql$/\1/p'); do
+for v in $(released_versions | grep -xE '0\.[12]'); do
     db="crm_nan_${v//./_}"
     psql_as postgres postgres -c "CREATE DATABASE $db"
     psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
