@@ -26,6 +26,7 @@ OBJS = \
 	src/activities.o \
 	src/campaigns.o \
 	src/aggregates.o \
+	src/aggregate_stripes.o \
 	src/cents.o \
 	src/reporting.o \
 	src/sharing.o \
