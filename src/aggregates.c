@@ -165,6 +165,38 @@ static AggSpec agg_specs[] = {
 #define AGG_NSPECS lengthof(agg_specs)
 #define AGG_MAX_SPECS 3			/* aggregates one table feeds */
 
+/* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
+static Datum
+agg_month_of(Datum d, bool isnull)
+{
+	DateADT		date;
+	int			year,
+				month,
+				day;
+
+	if (isnull)
+		return DateADTGetDatum(DATEVAL_NOEND);
+	date = DatumGetDateADT(d);
+	if (DATE_NOT_FINITE(date))
+		return d;
+	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
+}
+
+/*
+ * The weighted amount of one row, in numeric (crm_weighted_cents() is the
+ * way for most amounts).
+ */
+static Datum
+agg_weighted(Datum amount, Datum probability, bool probability_null)
+{
+	Datum		p = probability_null ? NumericGetDatum(int64_to_numeric(0)) : probability;
+	Datum		x = DirectFunctionCall2(numeric_mul, amount, p);
+
+	x = DirectFunctionCall2(numeric_div, x, NumericGetDatum(int64_to_numeric(100)));
+	return DirectFunctionCall2(numeric_round, x, Int32GetDatum(2));
+}
+
 /*
  * The SQL of a key, a sum and the filter of an aggregate, over the source
  * row s: what crm.aggregate_definitions() gives the SQL generated from the
@@ -332,38 +364,6 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-/* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
-static Datum
-agg_month_of(Datum d, bool isnull)
-{
-	DateADT		date;
-	int			year,
-				month,
-				day;
-
-	if (isnull)
-		return DateADTGetDatum(DATEVAL_NOEND);
-	date = DatumGetDateADT(d);
-	if (DATE_NOT_FINITE(date))
-		return d;
-	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
-	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
-}
-
-/*
- * The weighted amount of one row, exactly as the SQL of crm.pipeline_actual,
- * in numeric (crm_weighted_cents() is the way for most amounts).
- */
-static Datum
-agg_weighted(Datum amount, Datum probability, bool probability_null)
-{
-	Datum		p = probability_null ? NumericGetDatum(int64_to_numeric(0)) : probability;
-	Datum		x = DirectFunctionCall2(numeric_mul, amount, p);
-
-	x = DirectFunctionCall2(numeric_div, x, NumericGetDatum(int64_to_numeric(100)));
-	return DirectFunctionCall2(numeric_round, x, Int32GetDatum(2));
 }
 
 /*

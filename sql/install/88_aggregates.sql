@@ -45,11 +45,11 @@ BEGIN
             'CREATE TABLE crm.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
             d.aggregate_table,
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL', c.name, c.type), ', ' ORDER BY c.i)
-               FROM unnest(d.group_columns, d.group_types) WITH ORDINALITY AS c (name, type, i)),
+               FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (name, type, i)),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL DEFAULT 0', m.name, m.type), ', ' ORDER BY m.i)
-               FROM unnest(d.measures, d.measure_types) WITH ORDINALITY AS m (name, type, i)),
+               FROM ROWS FROM (pg_catalog.unnest(d.measures), pg_catalog.unnest(d.measure_types)) WITH ORDINALITY AS m (name, type, i)),
             (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.name), ', ' ORDER BY k.i)
-               FROM unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
+               FROM pg_catalog.unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
         EXECUTE pg_catalog.format(
             'COMMENT ON COLUMN crm.%I.stripe IS %L', d.aggregate_table,
             'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
