@@ -107,8 +107,8 @@ agg_group_key_hash(const void *key, Size keysize)
 	return DatumGetUInt32(hash_any((const unsigned char *) k->data, (int) k->len));
 }
 
-int
-crm_group_key_match(const void *key1, const void *key2, Size keysize)
+static int
+agg_group_key_match(const void *key1, const void *key2, Size keysize)
 {
 	const AggGroupKey *a = (const AggGroupKey *) key1;
 	const AggGroupKey *b = (const AggGroupKey *) key2;
@@ -129,7 +129,7 @@ crm_group_table(const char *name, Size entrysize, long nelem, MemoryContext cxt)
 	ctl.keysize = sizeof(AggGroupKey);
 	ctl.entrysize = entrysize;
 	ctl.hash = agg_group_key_hash;
-	ctl.match = crm_group_key_match;
+	ctl.match = agg_group_key_match;
 	ctl.hcxt = cxt;
 	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }

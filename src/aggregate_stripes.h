@@ -60,7 +60,6 @@ typedef struct AggStripeWriter AggStripeWriter;
 extern AggStripeWriter *crm_stripes_open(AggStripeTable *table);
 extern int32 crm_stripes_add(AggStripeWriter *w, const AggGroup *group, bool *written);
 extern void crm_stripes_close(AggStripeWriter *w);
-extern int	crm_group_key_match(const void *key1, const void *key2, Size keysize);
 extern struct HTAB *crm_group_table(const char *name, Size entrysize, long nelem,
 									MemoryContext cxt);
 

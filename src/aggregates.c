@@ -367,12 +367,9 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 }
 
 /*
- * Per-statement state of one aggregate.  Its groups are in an array, looked
- * up by comparing keys while there are few (a statement that changes one
- * row has one or two per aggregate), through a hash table on the keys once
- * there are more than AGG_FOLD_LINEAR.
+ * Per-statement state of one aggregate: its groups, in an array, found
+ * through a hash table on their keys (made with the first group).
  */
-#define AGG_FOLD_LINEAR 8
 
 typedef struct AggGroupIndexEntry
 {
@@ -386,7 +383,7 @@ typedef struct AggFold
 	AggGroup   *groups;
 	int			ngroups;
 	int			capacity;
-	HTAB	   *index;			/* NULL while ngroups <= AGG_FOLD_LINEAR */
+	HTAB	   *index;			/* NULL while there are no groups */
 	int			key_att[AGG_MAX_KEYS];
 	Oid			key_output[AGG_MAX_KEYS];	/* output functions of enum keys */
 	Oid			key_source_type[AGG_MAX_KEYS];	/* types of the source columns */
@@ -429,24 +426,12 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc, MemoryContext row
 static AggGroup *
 agg_fold_find(AggFold *fold, const AggGroupKey *key)
 {
-	if (fold->index != NULL)
-	{
-		AggGroupIndexEntry *e = hash_search(fold->index, key, HASH_FIND, NULL);
+	AggGroupIndexEntry *e;
 
-		return e != NULL ? &fold->groups[e->pos] : NULL;
-	}
-	for (int i = 0; i < fold->ngroups; i++)
-		if (crm_group_key_match(&fold->groups[i].key, key, sizeof(AggGroupKey)) == 0)
-			return &fold->groups[i];
-	return NULL;
-}
-
-static void
-agg_fold_index(AggFold *fold, int pos)
-{
-	AggGroupIndexEntry *e = hash_search(fold->index, &fold->groups[pos].key, HASH_ENTER, NULL);
-
-	e->pos = pos;
+	if (fold->index == NULL)
+		return NULL;
+	e = hash_search(fold->index, key, HASH_FIND, NULL);
+	return e != NULL ? &fold->groups[e->pos] : NULL;
 }
 
 /* a new group for key (whose bytes are the fold's), uninitialized */
@@ -454,6 +439,7 @@ static AggGroup *
 agg_fold_new(AggFold *fold, const AggGroupKey *key)
 {
 	int			pos = fold->ngroups;
+	AggGroupIndexEntry *e;
 
 	if (pos == fold->capacity)
 	{
@@ -462,15 +448,11 @@ agg_fold_new(AggFold *fold, const AggGroupKey *key)
 	}
 	fold->groups[pos].key = *key;
 	fold->ngroups++;
-	if (fold->index != NULL)
-		agg_fold_index(fold, pos);
-	else if (fold->ngroups > AGG_FOLD_LINEAR)
-	{
+	if (fold->index == NULL)
 		fold->index = crm_group_table("crm aggregate groups", sizeof(AggGroupIndexEntry), 64,
 									  fold->keep);
-		for (int i = 0; i < fold->ngroups; i++)
-			agg_fold_index(fold, i);
-	}
+	e = hash_search(fold->index, &fold->groups[pos].key, HASH_ENTER, NULL);
+	e->pos = pos;
 	return &fold->groups[pos];
 }
 
