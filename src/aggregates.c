@@ -117,10 +117,11 @@ typedef struct AggSpec
 } AggSpec;
 
 /*
- * The definitions.  A table's primary key is its integer keys, the stripe,
- * then its text and enum keys (agg_primary_key), so that a writer finds its
- * row with integer comparisons and compares text only between the stages of
- * one group.
+ * The definitions, in the order writers, the rebuild and the compaction
+ * lock the aggregate tables.  A table's primary key is its integer keys,
+ * the stripe, then its text and enum keys (agg_primary_key), so that a
+ * writer finds its row with integer comparisons and compares text only
+ * between the stages of one group.
  */
 static AggSpec agg_specs[] = {
 	{
