@@ -35,6 +35,7 @@ OBJS = \
 	src/activities.o \
 	src/campaigns.o \
 	src/aggregates.o \
+	src/aggregate_stripes.o \
 	src/cents.o \
 	src/reporting_line.o \
 	src/sharing.o \

@@ -1,16 +1,27 @@
 /*
- * aggregates.c: pipeline, account and campaign aggregates without hot rows.
+ * aggregates.c: pipeline, account and campaign aggregates without hot rows:
+ * their definitions, and the fold of a statement's changes into them.
  *
- * crm.aggregates_maintain() is an AFTER statement trigger on crm.opportunity
- * and crm.lead.  It reads the statement's transition tables directly (no
- * SQL), adds every new row's contribution and subtracts every old row's, per
- * group of each aggregate the table feeds (see AggFold); then it adds the
- * change of every group whose change is not zero to the row of the
- * aggregate table whose stripe is this backend's id (MyBackendId): in place,
- * through the primary key and table_tuple_update() (AggTarget below), or,
- * when the aggregate table has triggers or stored generated columns of its
- * own, with one kept INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT
- * DO UPDATE per aggregate.
+ * The aggregates are defined once, in agg_specs below: the table each one
+ * aggregates, its table in schema crm, its group key columns, count and
+ * sums, and how each is computed from a source row.  Everything else is
+ * derived from that: the statements this file runs (built at first use),
+ * and, through crm.aggregate_definitions(), the SQL of 88_aggregates.sql
+ * (the aggregate tables, crm.pipeline_actual, crm.aggregates_compared,
+ * crm.rebuild_aggregates() and crm.compact_aggregates()).  Each kind of key
+ * and sum is computed here in C and, for the SQL, by the expression next to
+ * it (agg_key_sql, agg_sum_sql); the two must agree, which
+ * crm.verify_aggregates() checks.
+ *
+ * crm.aggregates_maintain() is an AFTER statement trigger on the source
+ * tables (crm.opportunity and crm.lead).  It reads the statement's
+ * transition tables directly (no SQL), adds every new row's contribution
+ * and subtracts every old row's, per group of each aggregate the table feeds
+ * (see AggFold); then it adds the change of every group whose change is not
+ * zero to the row of the aggregate table whose stripe is this backend's:
+ * in place, through aggregate_stripes.c, or, when the aggregate table has
+ * triggers or stored generated columns of its own, with one kept INSERT ...
+ * SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE per aggregate.
  *
  * Why it is exact: every aggregate is a sum (count, amount, weighted amount),
  * so the contributions of a statement add up to the change of the totals,
@@ -20,24 +31,18 @@
  * feeds.
  *
  * Why there are no hot rows: concurrent backends have different ids, so they
- * never update the same aggregate row and never wait for one another; a
- * backend's transactions run one after the other, so its own rows are
- * contended only by transactions that outlive it: a transaction it prepared
- * (PREPARE TRANSACTION), which keeps its rows locked until COMMIT or
- * ROLLBACK PREPARED also after the backend is gone, and a compaction folding
- * the row.  No deadlock check sees a wait for a prepared transaction, so a
- * writer never waits for a stripe row: where another transaction holds the
- * row of its id, or is inserting it, it writes to another stripe of its own
- * (its id plus a multiple of AGG_STRIPE_SPAN, see agg_target_add).  Readers
- * sum the stripes of a group, whichever they are.
+ * never update the same aggregate row and never wait for one another; where
+ * a transaction that outlives its backend (a prepared one) or a compaction
+ * holds the row of the id, the writer uses another stripe of its own (see
+ * aggregate_stripes.c).  Readers sum the stripes of a group, whichever they
+ * are.
  *
  * Why it is cheap: an UPDATE that changes no aggregated column, or changes
  * them in ways that cancel out, computes zero changes and writes nothing; the
- * others cost a HOT update per changed group, found where this backend last
- * wrote it (AggHint) or else through the primary key, without a statement
- * to set up.  Amounts are added as whole cents (cents.c) and made numeric
- * once per written row; what is not whole cents or does not fit in 64 bits
- * is added as numeric, with the same result.
+ * others cost a HOT update per changed group.  Amounts are added as whole
+ * cents (cents.c) and made numeric once per written row; what is not whole
+ * cents or does not fit in 64 bits is added as numeric, with the same
+ * result.
  *
  * Users cannot write aggregates: the in-place writes are the extension's own
  * (no privilege applies to them), and the SQL path runs as the extension
@@ -48,18 +53,9 @@
  * maintenance command waits for, instead of a table lock that REINDEX
  * CONCURRENTLY or VACUUM would conflict with.
  */
-#include "crm.h"
+#include "aggregate_stripes.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/multixact.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/twophase.h"
-#include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -67,13 +63,10 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "postmaster/postmaster.h"
 #include "storage/backendid.h"
-#include "storage/bufmgr.h"
-#include "storage/lock.h"
-#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -84,17 +77,12 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/relcache.h"
-#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
-
-#define AGG_MAX_KEYS 3
-#define AGG_MAX_SUMS 2
 
 /* How a key column of the source row becomes a key of the aggregate. */
 typedef enum AggKeyKind
 {
-	AGG_KEY_BYVAL,				/* stored as is: ids, regrole, enum */
+	AGG_KEY_BYVAL,				/* stored as is: ids, regrole */
 	AGG_KEY_TEXT,				/* a text value */
 	AGG_KEY_ENUM,				/* an enum, hashed by oid, written as its label */
 	AGG_KEY_MONTH				/* a date truncated to its month; NULL: infinity */
@@ -103,184 +91,80 @@ typedef enum AggKeyKind
 /* What a sum adds up. */
 typedef enum AggSumKind
 {
-	AGG_SUM_COLUMN,				/* a numeric column */
+	AGG_SUM_COLUMN,				/* the amount column */
 	AGG_SUM_WEIGHTED			/* round(amount x coalesce(probability, 0) / 100, 2) */
 } AggSumKind;
 
+/*
+ * One aggregate.  target names the aggregate table and its columns (key
+ * columns in group order); the rest says how a row of the source table
+ * counts.  The fields after the blank line are derived at first use.
+ */
 typedef struct AggSpec
 {
-	const char *name;
-	int			nkeys;
-	const char *key_column[AGG_MAX_KEYS];
+	AggStripeTable target;
+	const char *source;			/* the table aggregated, in schema crm */
+	const char *key_source[AGG_MAX_KEYS];	/* the source column of each key */
 	AggKeyKind	key_kind[AGG_MAX_KEYS];
 	bool		skip_null_first_key;	/* rows without the first key don't count */
-	int			nsums;
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
-	const char *table;			/* the aggregate table in schema crm */
-	const char *target_key[AGG_MAX_KEYS];	/* its key columns */
-	const char *count_column;
-	const char *sum_column[AGG_MAX_SUMS];
+
+	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
 	CrmQuery	add;			/* arrays: stripes, keys, counts, sums */
-	Oid			key_type[AGG_MAX_KEYS];	/* element types of the key arrays */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
 } AggSpec;
 
-/* What an aggregate remembers between calls; each checked before use. */
-typedef struct AggCache
-{
-	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
-	int			target_hint[AGG_MAX_KEYS + 2 + AGG_MAX_SUMS];	/* keys, stripe, count, sums */
-	Oid			relid;			/* the aggregate table, if still crm.<table> */
-	Oid			nspid;			/* schema crm */
-	Oid			pkey;			/* its primary key, which the rest is of */
-	int			nkeys;
-	AttrNumber	key_att[INDEX_MAX_KEYS];	/* table column of each key column */
-	Oid			collation[INDEX_MAX_KEYS];
-	FmgrInfo	eq[INDEX_MAX_KEYS];	/* equality of each key column */
-	struct HTAB *hints;			/* AggHint by group, see there */
-	MemoryContext hints_cxt;
-	uint64		hints_made;		/* times the hint table was (re)made */
-} AggCache;
-
-/* One ON CONFLICT clause for every aggregate table. */
-#define AGG_ON_CONFLICT(keys, sets) \
-	" ON CONFLICT (" keys ", stripe) DO UPDATE SET " sets
-#define AGG_ADD(col) col " = a." col " OPERATOR(pg_catalog.+) EXCLUDED." col
-
-static AggSpec pipeline_spec = {
-	"pipeline", 3, {"stage", "owner", "close_date"},
-	{AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH}, false,
-	2, {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED}, "amount", "probability",
-	"pipeline_aggregate", {"stage", "owner", "close_month"}, "opportunities", {"amount", "weighted_amount"},
-	{"INSERT INTO crm.pipeline_aggregate AS a"
-	 " (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)"
-	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1, u.s2"
-	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-	 "                   pg_catalog.unnest($7))"
-	 "        AS u (st, k1, k2, k3, n, s1, s2)"
-	 AGG_ON_CONFLICT("stage, owner, close_month",
-					 AGG_ADD("opportunities") ", " AGG_ADD("amount") ", " AGG_ADD("weighted_amount")),
-	 7, {INT4ARRAYOID, TEXTARRAYOID, REGROLEARRAYOID, DATEARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID}, NULL},
-	{TEXTOID, REGROLEOID, DATEOID},
-	{"DELETE FROM crm.pipeline_aggregate", 0, {InvalidOid}, NULL}
+/*
+ * The definitions, in the order writers, the rebuild and the compaction
+ * lock the aggregate tables.  A table's primary key is its integer keys,
+ * the stripe, then its text and enum keys (agg_primary_key), so that a
+ * writer finds its row with integer comparisons and compares text only
+ * between the stages of one group.
+ */
+static AggSpec agg_specs[] = {
+	{
+		.target = {"pipeline", "pipeline_aggregate", 3, {"stage", "owner", "close_month"},
+		"opportunities", 2, {"amount", "weighted_amount"}},
+		.source = "opportunity",
+		.key_source = {"stage", "owner", "close_date"},
+		.key_kind = {AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH},
+		.sum_kind = {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED},
+		.amount_column = "amount", .probability_column = "probability"
+	},
+	{
+		.target = {"account", "account_aggregate", 3, {"account_id", "owner", "stage"},
+		"opportunities", 1, {"amount"}},
+		.source = "opportunity",
+		.key_source = {"account_id", "owner", "stage"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT},
+		.skip_null_first_key = true,
+		.sum_kind = {AGG_SUM_COLUMN},
+		.amount_column = "amount"
+	},
+	{
+		.target = {"campaign_opportunity", "campaign_opportunity_aggregate", 3,
+		{"campaign_id", "owner", "stage"}, "opportunities", 1, {"amount"}},
+		.source = "opportunity",
+		.key_source = {"campaign_id", "owner", "stage"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT},
+		.skip_null_first_key = true,
+		.sum_kind = {AGG_SUM_COLUMN},
+		.amount_column = "amount"
+	},
+	{
+		.target = {"campaign_lead", "campaign_lead_aggregate", 3, {"campaign_id", "owner", "status"},
+		"leads", 0, {NULL}},
+		.source = "lead",
+		.key_source = {"campaign_id", "owner", "status"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_ENUM},
+		.skip_null_first_key = true
+	},
 };
 
-static AggSpec account_spec = {
-	"account", 3, {"account_id", "owner", "stage"},
-	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
-	1, {AGG_SUM_COLUMN}, "amount", NULL,
-	"account_aggregate", {"account_id", "owner", "stage"}, "opportunities", {"amount"},
-	{"INSERT INTO crm.account_aggregate AS a"
-	 " (account_id, owner, stage, stripe, opportunities, amount)"
-	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1"
-	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-	 "        AS u (st, k1, k2, k3, n, s1)"
-	 AGG_ON_CONFLICT("account_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
-	{INT8OID, REGROLEOID, TEXTOID},
-	{"DELETE FROM crm.account_aggregate", 0, {InvalidOid}, NULL}
-};
-
-static AggSpec campaign_opportunity_spec = {
-	"campaign_opportunity", 3, {"campaign_id", "owner", "stage"},
-	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT}, true,
-	1, {AGG_SUM_COLUMN}, "amount", NULL,
-	"campaign_opportunity_aggregate", {"campaign_id", "owner", "stage"}, "opportunities", {"amount"},
-	{"INSERT INTO crm.campaign_opportunity_aggregate AS a"
-	 " (campaign_id, owner, stage, stripe, opportunities, amount)"
-	 " SELECT u.k1, u.k2, u.k3, u.st, u.n, u.s1"
-	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-	 "        AS u (st, k1, k2, k3, n, s1)"
-	 AGG_ON_CONFLICT("campaign_id, owner, stage", AGG_ADD("opportunities") ", " AGG_ADD("amount")),
-	 6, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}, NULL},
-	{INT8OID, REGROLEOID, TEXTOID},
-	{"DELETE FROM crm.campaign_opportunity_aggregate", 0, {InvalidOid}, NULL}
-};
-
-static AggSpec campaign_lead_spec = {
-	"campaign_lead", 3, {"campaign_id", "owner", "status"},
-	{AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_ENUM}, true,
-	0, {AGG_SUM_COLUMN}, NULL, NULL,
-	"campaign_lead_aggregate", {"campaign_id", "owner", "status"}, "leads", {NULL},
-	{"INSERT INTO crm.campaign_lead_aggregate AS a"
-	 " (campaign_id, owner, status, stripe, leads)"
-	 " SELECT u.k1, u.k2, u.k3::crm.lead_status, u.st, u.n"
-	 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	 "                   pg_catalog.unnest($4), pg_catalog.unnest($5))"
-	 "        AS u (st, k1, k2, k3, n)"
-	 AGG_ON_CONFLICT("campaign_id, owner, status", AGG_ADD("leads")),
-	 5, {INT4ARRAYOID, INT8ARRAYOID, REGROLEARRAYOID, TEXTARRAYOID, INT8ARRAYOID}, NULL},
-	{INT8OID, REGROLEOID, TEXTOID},
-	{"DELETE FROM crm.campaign_lead_aggregate", 0, {InvalidOid}, NULL}
-};
-
+#define AGG_NSPECS lengthof(agg_specs)
 #define AGG_MAX_SPECS 3			/* aggregates one table feeds */
-static AggSpec *const opportunity_specs[AGG_MAX_SPECS + 1] = {&pipeline_spec, &account_spec, &campaign_opportunity_spec, NULL};
-static AggSpec *const lead_specs[AGG_MAX_SPECS + 1] = {&campaign_lead_spec, NULL};
-
-static AggCache agg_caches[4];
-
-static AggCache *
-agg_cache(const AggSpec *spec)
-{
-	return &agg_caches[spec == &pipeline_spec ? 0 : spec == &account_spec ? 1 :
-					   spec == &campaign_opportunity_spec ? 2 : 3];
-}
-
-/*
- * A group of one aggregate while a statement is folded: its key (serialized
- * for hashing, and as datums for the addition) and the change of its count
- * and sums.
- */
-typedef struct AggGroupKey
-{
-	uint32		len;
-	char	   *data;
-} AggGroupKey;
-
-/*
- * A sum of a group: in whole cents (see cents.c) while every value added to
- * it was whole cents and the total fits, as a numeric from then on.
- */
-typedef struct AggSum
-{
-	int64		cents;
-	Datum		numeric;		/* (Datum) 0 while the sum is in cents */
-} AggSum;
-
-typedef struct AggGroup
-{
-	AggGroupKey key;			/* must be first */
-	Datum		keys[AGG_MAX_KEYS];
-	int64		count;
-	AggSum		sums[AGG_MAX_SUMS];
-} AggGroup;
-
-static uint32
-agg_key_hash(const void *key, Size keysize)
-{
-	const AggGroupKey *k = (const AggGroupKey *) key;
-
-	(void) keysize;
-	return DatumGetUInt32(hash_any((const unsigned char *) k->data, (int) k->len));
-}
-
-static int
-agg_key_match(const void *key1, const void *key2, Size keysize)
-{
-	const AggGroupKey *a = (const AggGroupKey *) key1;
-	const AggGroupKey *b = (const AggGroupKey *) key2;
-
-	(void) keysize;
-	if (a->len != b->len)
-		return 1;
-	return memcmp(a->data, b->data, a->len);
-}
 
 /* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
 static Datum
@@ -301,8 +185,8 @@ agg_month_of(Datum d, bool isnull)
 }
 
 /*
- * The weighted amount of one row, exactly as the SQL of crm.pipeline_actual,
- * in numeric (crm_weighted_cents() is the way for most amounts).
+ * The weighted amount of one row, in numeric (crm_weighted_cents() is the
+ * way for most amounts).
  */
 static Datum
 agg_weighted(Datum amount, Datum probability, bool probability_null)
@@ -315,12 +199,178 @@ agg_weighted(Datum amount, Datum probability, bool probability_null)
 }
 
 /*
- * Per-statement state of one aggregate.  Its groups are in an array, looked
- * up by comparing keys while there are few (a statement that changes one
- * row has one or two per aggregate), through a hash table on the keys once
- * there are more than AGG_FOLD_LINEAR.
+ * The SQL of a key, a sum and the filter of an aggregate, over the source
+ * row s: what crm.aggregate_definitions() gives the SQL generated from the
+ * definitions, and what agg_fold_row() computes.
  */
-#define AGG_FOLD_LINEAR 8
+static char *
+agg_key_sql(const AggSpec *spec, int i)
+{
+	const char *c = quote_identifier(spec->key_source[i]);
+
+	if (spec->key_kind[i] != AGG_KEY_MONTH)
+		return psprintf("s.%s", c);
+	/* as agg_month_of(), by date arithmetic: date_trunc would go through timestamp */
+	return psprintf("CASE WHEN s.%s IS NULL THEN 'infinity'::pg_catalog.date"
+					" WHEN NOT pg_catalog.isfinite(s.%s) THEN s.%s"
+					" ELSE s.%s OPERATOR(pg_catalog.-)"
+					" (pg_catalog.\"extract\"('day', s.%s)::pg_catalog.int4 OPERATOR(pg_catalog.-) 1) END",
+					c, c, c, c, c);
+}
+
+static char *
+agg_sum_sql(const AggSpec *spec, int i)
+{
+	const char *amount = quote_identifier(spec->amount_column);
+
+	if (spec->sum_kind[i] == AGG_SUM_COLUMN)
+		return psprintf("s.%s", amount);
+	/* as agg_weighted() and crm_weighted_cents() */
+	return psprintf("pg_catalog.round(s.%s OPERATOR(pg_catalog.*) COALESCE(s.%s, 0)"
+					" OPERATOR(pg_catalog./) 100, 2)",
+					amount, quote_identifier(spec->probability_column));
+}
+
+static char *
+agg_filter_sql(const AggSpec *spec)
+{
+	if (!spec->skip_null_first_key)
+		return NULL;
+	return psprintf("s.%s IS NOT NULL", quote_identifier(spec->key_source[0]));
+}
+
+/* the aggregate table's primary key: integer keys, the stripe, text keys */
+static int
+agg_primary_key(const AggSpec *spec, const char **columns)
+{
+	int			n = 0;
+
+	for (int i = 0; i < spec->target.nkeys; i++)
+		if (spec->key_kind[i] != AGG_KEY_TEXT && spec->key_kind[i] != AGG_KEY_ENUM)
+			columns[n++] = spec->target.key_column[i];
+	columns[n++] = "stripe";
+	for (int i = 0; i < spec->target.nkeys; i++)
+		if (spec->key_kind[i] == AGG_KEY_TEXT || spec->key_kind[i] == AGG_KEY_ENUM)
+			columns[n++] = spec->target.key_column[i];
+	return n;
+}
+
+/* the type of a key of the aggregate (and of the table's column) */
+static Oid
+agg_key_type(const AggSpec *spec, int i, Oid source_type)
+{
+	return spec->key_kind[i] == AGG_KEY_MONTH ? DATEOID : source_type;
+}
+
+/* an array of n datums of one type */
+static Datum
+agg_array(Datum *elems, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(elems, n, type, typlen, typbyval, typalign));
+}
+
+/* a text[] of n C strings */
+static Datum
+agg_text_array(const char *const *strings, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(strings[i]);
+	return agg_array(elems, n, TEXTOID);
+}
+
+/*
+ * The GROUP BY over the source table that the aggregate must add up to: its
+ * columns are the aggregate table's, without the stripe.
+ */
+static char *
+agg_actual_sql(const AggSpec *spec)
+{
+	const AggStripeTable *t = &spec->target;
+	char	   *filter = agg_filter_sql(spec);
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(&q, "%s AS %s, ", agg_key_sql(spec, i), quote_identifier(t->key_column[i]));
+	appendStringInfo(&q, "pg_catalog.count(*) AS %s", quote_identifier(t->count_column));
+	for (int i = 0; i < t->nsums; i++)
+		appendStringInfo(&q, ", pg_catalog.sum(%s) AS %s", agg_sum_sql(spec, i),
+						 quote_identifier(t->sum_column[i]));
+	appendStringInfo(&q, " FROM crm.%s AS s", quote_identifier(spec->source));
+	if (filter != NULL)
+		appendStringInfo(&q, " WHERE %s", filter);
+	appendStringInfoString(&q, " GROUP BY ");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(&q, i > 0 ? ", %d" : "%d", i + 1);
+	return q.data;
+}
+
+/*
+ * crm_aggregate_definitions -- crm.aggregate_definitions(): one row per
+ * aggregate, in the order writers lock the tables, with what the SQL of
+ * 88_aggregates.sql is generated from.
+ */
+PG_FUNCTION_INFO_V1(crm_aggregate_definitions);
+Datum
+crm_aggregate_definitions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int a = 0; a < (int) AGG_NSPECS; a++)
+	{
+		const AggSpec *spec = &agg_specs[a];
+		const AggStripeTable *t = &spec->target;
+		Oid			source = crm_relation_oid(spec->source);
+		Datum		types[AGG_MAX_KEYS];
+		const char *measures[1 + AGG_MAX_SUMS];
+		Datum		measure_types[1 + AGG_MAX_SUMS];
+		const char *pkey[AGG_MAX_KEYS + 1];
+		int			npkey = agg_primary_key(spec, pkey);
+		Datum		values[9];
+		bool		nulls[9] = {false};
+
+		for (int i = 0; i < t->nkeys; i++)
+		{
+			AttrNumber	att = get_attnum(source, spec->key_source[i]);
+
+			if (att == InvalidAttrNumber)
+				elog(ERROR, "crm: column %s of crm.%s not found", spec->key_source[i], spec->source);
+			types[i] = ObjectIdGetDatum(agg_key_type(spec, i, get_atttype(source, att)));
+		}
+		measures[0] = t->count_column;
+		measure_types[0] = ObjectIdGetDatum(INT8OID);
+		for (int i = 0; i < t->nsums; i++)
+		{
+			measures[1 + i] = t->sum_column[i];
+			measure_types[1 + i] = ObjectIdGetDatum(NUMERICOID);
+		}
+		values[0] = CStringGetTextDatum(t->aggregate);
+		values[1] = CStringGetTextDatum(spec->source);
+		values[2] = CStringGetTextDatum(t->table);
+		values[3] = agg_text_array(t->key_column, t->nkeys);
+		values[4] = agg_array(types, t->nkeys, REGTYPEOID);
+		values[5] = agg_text_array(measures, 1 + t->nsums);
+		values[6] = agg_array(measure_types, 1 + t->nsums, REGTYPEOID);
+		values[7] = agg_text_array(pkey, npkey);
+		values[8] = CStringGetTextDatum(agg_actual_sql(spec));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Per-statement state of one aggregate: its groups, in an array, found
+ * through a hash table on their keys (made with the first group).
+ */
 
 typedef struct AggGroupIndexEntry
 {
@@ -334,9 +384,10 @@ typedef struct AggFold
 	AggGroup   *groups;
 	int			ngroups;
 	int			capacity;
-	HTAB	   *index;			/* NULL while ngroups <= AGG_FOLD_LINEAR */
+	HTAB	   *index;			/* NULL while there are no groups */
 	int			key_att[AGG_MAX_KEYS];
 	Oid			key_output[AGG_MAX_KEYS];	/* output functions of enum keys */
+	Oid			key_source_type[AGG_MAX_KEYS];	/* types of the source columns */
 	int			amount_att;
 	int			probability_att;
 	StringInfoData buf;
@@ -348,22 +399,22 @@ static void
 agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc, MemoryContext row)
 {
 	fold->spec = spec;
-	for (int i = 0; i < spec->nkeys; i++)
+	for (int i = 0; i < spec->target.nkeys; i++)
 	{
-		fold->key_att[i] = crm_attnum_hint(tupdesc, spec->key_column[i], &agg_cache(spec)->source_hint[i]);
+		fold->key_att[i] = crm_attnum_hint(tupdesc, spec->key_source[i], &spec->source_hint[i]);
 		fold->key_output[i] = InvalidOid;
+		fold->key_source_type[i] = TupleDescAttr(tupdesc, fold->key_att[i] - 1)->atttypid;
 		if (spec->key_kind[i] == AGG_KEY_ENUM)
 		{
 			bool		varlena;
 
-			getTypeOutputInfo(TupleDescAttr(tupdesc, fold->key_att[i] - 1)->atttypid,
-							  &fold->key_output[i], &varlena);
+			getTypeOutputInfo(fold->key_source_type[i], &fold->key_output[i], &varlena);
 		}
 	}
 	fold->amount_att = spec->amount_column
-		? crm_attnum_hint(tupdesc, spec->amount_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS]) : 0;
+		? crm_attnum_hint(tupdesc, spec->amount_column, &spec->source_hint[AGG_MAX_KEYS]) : 0;
 	fold->probability_att = spec->probability_column
-		? crm_attnum_hint(tupdesc, spec->probability_column, &agg_cache(spec)->source_hint[AGG_MAX_KEYS + 1]) : 0;
+		? crm_attnum_hint(tupdesc, spec->probability_column, &spec->source_hint[AGG_MAX_KEYS + 1]) : 0;
 	fold->capacity = 4;
 	fold->ngroups = 0;
 	fold->groups = palloc(sizeof(AggGroup) * fold->capacity);
@@ -376,24 +427,12 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc, MemoryContext row
 static AggGroup *
 agg_fold_find(AggFold *fold, const AggGroupKey *key)
 {
-	if (fold->index != NULL)
-	{
-		AggGroupIndexEntry *e = hash_search(fold->index, key, HASH_FIND, NULL);
+	AggGroupIndexEntry *e;
 
-		return e != NULL ? &fold->groups[e->pos] : NULL;
-	}
-	for (int i = 0; i < fold->ngroups; i++)
-		if (agg_key_match(&fold->groups[i].key, key, sizeof(AggGroupKey)) == 0)
-			return &fold->groups[i];
-	return NULL;
-}
-
-static void
-agg_fold_index(AggFold *fold, int pos)
-{
-	AggGroupIndexEntry *e = hash_search(fold->index, &fold->groups[pos].key, HASH_ENTER, NULL);
-
-	e->pos = pos;
+	if (fold->index == NULL)
+		return NULL;
+	e = hash_search(fold->index, key, HASH_FIND, NULL);
+	return e != NULL ? &fold->groups[e->pos] : NULL;
 }
 
 /* a new group for key (whose bytes are the fold's), uninitialized */
@@ -401,6 +440,7 @@ static AggGroup *
 agg_fold_new(AggFold *fold, const AggGroupKey *key)
 {
 	int			pos = fold->ngroups;
+	AggGroupIndexEntry *e;
 
 	if (pos == fold->capacity)
 	{
@@ -409,31 +449,12 @@ agg_fold_new(AggFold *fold, const AggGroupKey *key)
 	}
 	fold->groups[pos].key = *key;
 	fold->ngroups++;
-	if (fold->index != NULL)
-		agg_fold_index(fold, pos);
-	else if (fold->ngroups > AGG_FOLD_LINEAR)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(AggGroupKey);
-		ctl.entrysize = sizeof(AggGroupIndexEntry);
-		ctl.hash = agg_key_hash;
-		ctl.match = agg_key_match;
-		ctl.hcxt = fold->keep;
-		fold->index = hash_create("crm aggregate groups", 64, &ctl,
-								  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-		for (int i = 0; i < fold->ngroups; i++)
-			agg_fold_index(fold, i);
-	}
+	if (fold->index == NULL)
+		fold->index = crm_group_table("crm aggregate groups", sizeof(AggGroupIndexEntry), 64,
+									  fold->keep);
+	e = hash_search(fold->index, &fold->groups[pos].key, HASH_ENTER, NULL);
+	e->pos = pos;
 	return &fold->groups[pos];
-}
-
-/* a sum as a numeric */
-static Datum
-agg_sum_numeric(const AggSum *sum)
-{
-	return sum->numeric != (Datum) 0 ? sum->numeric : crm_cents_numeric(sum->cents);
 }
 
 /* Add (sign +1) or subtract (sign -1) one row's contribution. */
@@ -450,7 +471,7 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 	int64		amount_cents = 0;
 
 	resetStringInfo(&fold->buf);
-	for (int i = 0; i < spec->nkeys; i++)
+	for (int i = 0; i < spec->target.nkeys; i++)
 	{
 		bool		isnull;
 		Datum		d = slot_getattr(slot, fold->key_att[i], &isnull);
@@ -463,7 +484,7 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 			isnull = false;
 		}
 		if (isnull)				/* NOT NULL columns; refuse rather than guess */
-			elog(ERROR, "crm: %s aggregate key %s is null", spec->name, spec->key_column[i]);
+			elog(ERROR, "crm: %s aggregate key %s is null", spec->target.aggregate, spec->key_source[i]);
 		if (spec->key_kind[i] == AGG_KEY_TEXT)
 		{
 			text	   *t = DatumGetTextPP(d);
@@ -487,11 +508,11 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 		key.data = palloc(key.len);
 		memcpy(key.data, fold->buf.data, key.len);
 		group = agg_fold_new(fold, &key);
-		for (int i = 0; i < spec->nkeys; i++)
+		for (int i = 0; i < spec->target.nkeys; i++)
 			group->keys[i] = spec->key_kind[i] == AGG_KEY_TEXT
 				? PointerGetDatum(DatumGetTextPCopy(keys[i])) : keys[i];
 		group->count = 0;
-		for (int i = 0; i < spec->nsums; i++)
+		for (int i = 0; i < spec->target.nsums; i++)
 		{
 			group->sums[i].cents = 0;
 			group->sums[i].numeric = (Datum) 0;
@@ -499,13 +520,13 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 		MemoryContextSwitchTo(saved);
 	}
 	group->count += sign;
-	if (spec->nsums == 0)
+	if (spec->target.nsums == 0)
 		return;
 	amount = slot_getattr(slot, fold->amount_att, &amount_null);
 	if (amount_null)
 		return;					/* amount is NOT NULL; a NULL adds nothing */
 	amount_exact = crm_numeric_cents(amount, &amount_cents);	/* once for all sums */
-	for (int i = 0; i < spec->nsums; i++)
+	for (int i = 0; i < spec->target.nsums; i++)
 	{
 		AggSum	   *sum = &group->sums[i];
 		bool		pnull = true;
@@ -592,802 +613,103 @@ agg_is_zero(const AggSum *sum)
 											   NumericGetDatum(int64_to_numeric(0))));
 }
 
-/* an array of n datums of one type */
-static Datum
-agg_array(Datum *elems, int n, Oid type)
+/*
+ * The element type of a key's array in the SQL path: enums go as their
+ * labels, cast back in the statement (agg_add_query).
+ */
+static Oid
+agg_sql_key_type(const AggFold *fold, int i)
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	const AggSpec *spec = fold->spec;
 
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(elems, n, type, typlen, typbyval, typalign));
+	if (spec->key_kind[i] == AGG_KEY_ENUM)
+		return TEXTOID;
+	return agg_key_type(spec, i, getBaseType(fold->key_source_type[i]));
 }
 
 /*
- * An aggregate table opened for changing this backend's stripe rows in
- * place.  The stripe row of a group is found under a snapshot taken when the
- * first row is needed: at the place this backend last wrote it (a hint, see
- * AggHint), checked to still hold the group's key, or else through the
- * primary key.  The change is added to it by table_tuple_update(), which
- * waits for a transaction that is changing the same version and reports
- * whether one replaced or deleted it meanwhile (a compaction or rebuild):
- * then a new snapshot is taken and the row is looked up again through the
- * primary key.  Indexes and CHECK constraints are maintained as for any
- * UPDATE (NOT NULL holds by construction: the new version has a value
- * wherever the old one had, which met the constraint).  This costs a
- * fraction of a statement, which has to be set up, planned (from the cache)
- * and torn down each time.  Not used when the table has triggers or stored
- * generated columns of its own (none are installed; a DBA may add some),
- * which only a statement fires and computes the way a user expects.
- *
- * A group the stripe has no row for yet is inserted the same way.  While
- * prepared transactions are enabled, a prepared transaction of this backend
- * id may be inserting the same key (the insert's unique check would wait for
- * it) or hold the row: agg_target_add then writes to another of the
- * backend's stripes.  (Stripe 0, which compaction and rebuild write, is no
- * backend's.)  A table with triggers or stored generated columns of its own
- * (in_place false) is only looked up here, to choose the stripes that the SQL
- * path's INSERT ... ON CONFLICT then writes.
- */
-
-/*
- * A backend's stripes: its id, then its id plus multiples of AGG_STRIPE_SPAN
- * (above every backend id), as many as fit in the integer column.
- */
-#define AGG_STRIPE_SPAN (MAX_BACKENDS + 1)
-#define AGG_STRIPES ((int) ((PG_INT32_MAX - MAX_BACKENDS) / AGG_STRIPE_SPAN) + 1)
-typedef struct AggTarget
-{
-	Relation	rel;
-	Relation	index;			/* the primary key; NULL until a lookup needs it */
-	AggCache   *cache;
-	Datum		keyval[INDEX_MAX_KEYS];	/* the group's value of each key column */
-	bool		checks;			/* the table has CHECK constraints */
-	EState	   *estate;			/* NULL until an insert or check needs it */
-	ResultRelInfo *rri;
-	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
-	Snapshot	snap;			/* registered; NULL until the first lookup */
-	IndexScanDesc scan;			/* on index under snap; NULL until needed */
-	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
-	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
-	TupleTableSlot *found;		/* the stripe row */
-	uint16		found_infomask;	/* its heap tuple header's, read under the buffer lock */
-	TransactionId found_xmax;	/* likewise */
-	TupleTableSlot *next;		/* its new version */
-	int			key_att[AGG_MAX_KEYS];
-	int			stripe_att;
-	int			count_att;
-	int			sum_att[AGG_MAX_SUMS];
-	bool		in_place;		/* changes written here, not by SQL */
-	bool		can_insert;		/* new groups inserted here too, not by SQL */
-} AggTarget;
-
-static void agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group, int32 stripe,
-							  bool remember);
-
-/*
- * The aggregate table, opened with RowExclusiveLock: by the OID it had last
- * time when that relation still is crm.<table>, else looked up by name.
- */
-static Relation
-agg_target_table(AggSpec *spec, AggCache *cache)
-{
-	Relation	rel = NULL;
-
-	if (OidIsValid(cache->relid))
-	{
-		rel = try_table_open(cache->relid, RowExclusiveLock);
-		if (rel != NULL && (RelationGetNamespace(rel) != cache->nspid ||
-							strcmp(RelationGetRelationName(rel), spec->table) != 0))
-		{
-			table_close(rel, RowExclusiveLock);
-			rel = NULL;
-		}
-	}
-	if (rel == NULL)
-	{
-		cache->nspid = get_namespace_oid("crm", false);
-		cache->relid = crm_relation_oid(spec->table);
-		rel = table_open(cache->relid, RowExclusiveLock);
-	}
-	return rel;
-}
-
-/*
- * What the cache knows of the primary key pkey: its columns and their
- * equality functions (for index lookups and for checking a hint).
+ * The SQL path's statement for the fold's aggregate, built once: INSERT ...
+ * SELECT FROM ROWS FROM (unnest($1), ...) with the arrays of
+ * agg_write_groups (stripes, keys, counts, sums), adding to the row of the
+ * group and stripe if there is one.
  */
 static void
-agg_cache_primary_key(AggCache *cache, AggSpec *spec, Relation index)
+agg_add_query(const AggFold *fold)
 {
-	cache->pkey = InvalidOid;
-	cache->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
-	for (int i = 0; i < cache->nkeys; i++)
-	{
-		Oid			optype = index->rd_opcintype[i];
-		Oid			op = get_opfamily_member(index->rd_opfamily[i], optype, optype,
-											 BTEqualStrategyNumber);
+	AggSpec    *spec = fold->spec;
+	const AggStripeTable *t = &spec->target;
+	int			nargs = 1 + t->nkeys + 1 + t->nsums;
+	const char *columns[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
+	const char *names[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];	/* of the unnested arrays */
+	Oid			types[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
+	StringInfoData q;
+	int			n = 0;
 
-		if (!OidIsValid(op))
-			elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
-		cache->key_att[i] = index->rd_index->indkey.values[i];
-		cache->collation[i] = index->rd_indcollation[i];
-		fmgr_info_cxt(get_opcode(op), &cache->eq[i], TopMemoryContext);
+	for (int i = 0; i < t->nkeys; i++)
+	{
+		columns[n] = t->key_column[i];
+		names[n] = spec->key_kind[i] == AGG_KEY_ENUM
+			? psprintf("u.k%d::%s", i + 1, format_type_be_qualified(fold->key_source_type[i]))
+			: psprintf("u.k%d", i + 1);
+		types[n++] = get_array_type(agg_sql_key_type(fold, i));
 	}
-	cache->pkey = RelationGetRelid(index);
-}
-
-static bool
-agg_target_open(AggTarget *t, AggSpec *spec)
-{
-	AggCache   *cache = agg_cache(spec);
-	TupleDesc	desc;
-	TupleConstr *constr;
-	Oid			pkey;
-
-	t->rel = agg_target_table(spec, cache);
-	pkey = RelationGetPrimaryKeyIndex(t->rel);
-	constr = RelationGetDescr(t->rel)->constr;
-	if (!OidIsValid(pkey))
+	columns[n] = "stripe";
+	names[n] = "u.st";
+	types[n++] = INT4ARRAYOID;
+	columns[n] = t->count_column;
+	names[n] = "u.n";
+	types[n++] = INT8ARRAYOID;
+	for (int i = 0; i < t->nsums; i++)
 	{
-		table_close(t->rel, NoLock);
-		return false;
+		columns[n] = t->sum_column[i];
+		names[n] = psprintf("u.s%d", i + 1);
+		types[n++] = NUMERICARRAYOID;
 	}
-	t->in_place = t->rel->trigdesc == NULL && !(constr != NULL && constr->has_generated_stored);
-	t->cache = cache;
-	t->index = NULL;
-	if (cache->pkey != pkey)
+	Assert(n == nargs && nargs <= lengthof(spec->add.argtypes));
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO crm.%s AS a (", quote_identifier(t->table));
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&q, i > 0 ? ", %s" : "%s", quote_identifier(columns[i]));
+	appendStringInfoString(&q, ") SELECT ");
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&q, i > 0 ? ", %s" : "%s", names[i]);
+	/* the arrays in the order agg_write_groups passes them: stripes first */
+	appendStringInfoString(&q, " FROM ROWS FROM (");
+	for (int i = 0; i < nargs; i++)
+		appendStringInfo(&q, i > 0 ? ", pg_catalog.unnest($%d)" : "pg_catalog.unnest($%d)", i + 1);
+	appendStringInfoString(&q, ") AS u (st");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(&q, ", k%d", i + 1);
+	appendStringInfoString(&q, ", n");
+	for (int i = 0; i < t->nsums; i++)
+		appendStringInfo(&q, ", s%d", i + 1);
+	appendStringInfoString(&q, ") ON CONFLICT (");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(&q, "%s, ", quote_identifier(t->key_column[i]));
+	appendStringInfoString(&q, "stripe) DO UPDATE SET ");
+	for (int i = t->nkeys + 1; i < n; i++)
 	{
-		t->index = index_open(pkey, RowExclusiveLock);
-		agg_cache_primary_key(cache, spec, t->index);
-	}
-	desc = RelationGetDescr(t->rel);
-	for (int i = 0; i < spec->nkeys; i++)
-		t->key_att[i] = crm_attnum_hint(desc, spec->target_key[i], &cache->target_hint[i]);
-	t->stripe_att = crm_attnum_hint(desc, "stripe", &cache->target_hint[AGG_MAX_KEYS]);
-	t->count_att = crm_attnum_hint(desc, spec->count_column, &cache->target_hint[AGG_MAX_KEYS + 1]);
-	for (int i = 0; i < spec->nsums; i++)
-		t->sum_att[i] = crm_attnum_hint(desc, spec->sum_column[i],
-										&cache->target_hint[AGG_MAX_KEYS + 2 + i]);
+		const char *c = quote_identifier(columns[i]);
 
-	t->checks = constr != NULL && constr->num_check > 0;
-	t->estate = NULL;
-	t->rri = NULL;
-	t->indices_open = false;
-	t->heap = t->rel->rd_tableam == GetHeapamTableAmRoutine();
-	t->snap = NULL;
-	t->scan = NULL;
-	t->fetch = NULL;
-
-	/* every column is ours (or dropped), so an insert sets them all */
-	t->can_insert = t->in_place;
-	for (int i = 0; i < desc->natts && t->can_insert; i++)
-	{
-		int			att = i + 1;
-		bool		ours = TupleDescAttr(desc, i)->attisdropped ||
-			att == t->stripe_att || att == t->count_att;
-
-		for (int k = 0; k < spec->nkeys; k++)
-			ours = ours || att == t->key_att[k];
-		for (int k = 0; k < spec->nsums; k++)
-			ours = ours || att == t->sum_att[k];
-		t->can_insert = ours;
+		appendStringInfo(&q, i > t->nkeys + 1 ? ", %s = a.%s OPERATOR(pg_catalog.+) EXCLUDED.%s"
+						 : "%s = a.%s OPERATOR(pg_catalog.+) EXCLUDED.%s", c, c, c);
 	}
 
-	t->next = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	t->found = table_slot_create(t->rel, NULL);
-	CheckCmdReplicaIdentity(t->rel, CMD_UPDATE);
-
-	/*
-	 * What this transaction wrote to the table before, also earlier in this
-	 * command, must be visible to the snapshot taken for the lookups.
-	 */
-	CommandCounterIncrement();
-	return true;
-}
-
-/* the executor state that inserts and constraint checks run in */
-static void
-agg_target_executor(AggTarget *t)
-{
-	RangeTblEntry *rte;
-
-	if (t->estate != NULL)
-		return;
-	t->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(t->rel);
-	rte->relkind = t->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(t->estate, list_make1(rte));
-	t->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
-}
-
-/* the table's indexes, opened for inserting entries into them */
-static void
-agg_target_open_indices(AggTarget *t)
-{
-	if (!t->indices_open)
-	{
-		agg_target_executor(t);
-		ExecOpenIndices(t->rri, false);
-		t->indices_open = true;
-	}
-}
-
-/* forget the snapshot and the lookups made under it */
-static void
-agg_target_end_lookups(AggTarget *t)
-{
-	ExecClearTuple(t->found);
-	if (t->scan != NULL)
-		index_endscan(t->scan);
-	t->scan = NULL;
-	if (t->snap != NULL)
-		UnregisterSnapshot(t->snap);
-	t->snap = NULL;
-}
-
-static void
-agg_target_close(AggTarget *t)
-{
-	agg_target_end_lookups(t);
-	if (t->fetch != NULL)
-		table_index_fetch_end(t->fetch);
-	ExecDropSingleTupleTableSlot(t->next);
-	ExecDropSingleTupleTableSlot(t->found);
-	if (t->indices_open)
-		ExecCloseIndices(t->rri);
-	if (t->index != NULL)
-		index_close(t->index, NoLock);
-	if (t->estate != NULL)
-		FreeExecutorState(t->estate);
-	table_close(t->rel, NoLock);
-}
-
-/* the new version of the stripe row in t->found: the group's change added */
-static void
-agg_target_next(AggTarget *t, AggSpec *spec, AggGroup *group)
-{
-	int			natts = t->next->tts_tupleDescriptor->natts;
-	int64		count;
-
-	slot_getallattrs(t->found);
-	ExecClearTuple(t->next);
-	memcpy(t->next->tts_values, t->found->tts_values, natts * sizeof(Datum));
-	memcpy(t->next->tts_isnull, t->found->tts_isnull, natts * sizeof(bool));
-	if (t->found->tts_isnull[t->count_att - 1] ||
-		pg_add_s64_overflow(DatumGetInt64(t->found->tts_values[t->count_att - 1]),
-							group->count, &count))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("crm %s aggregate count out of range", spec->name),
-				 errhint("Rebuild the aggregates with crm.rebuild_aggregates().")));
-	t->next->tts_values[t->count_att - 1] = Int64GetDatum(count);
-	for (int i = 0; i < spec->nsums; i++)
-	{
-		int			att = t->sum_att[i] - 1;
-		const AggSum *sum = &group->sums[i];
-		int64		stored;
-		int64		total;
-
-		if (t->next->tts_isnull[att])	/* NULL stays NULL, as NULL + x in SQL */
-			continue;
-		if (sum->numeric == (Datum) 0 &&
-			crm_numeric_cents(t->found->tts_values[att], &stored) &&
-			!pg_add_s64_overflow(stored, sum->cents, &total))
-			t->next->tts_values[att] = crm_cents_numeric(total);
-		else
-			t->next->tts_values[att] = DirectFunctionCall2(numeric_add, t->found->tts_values[att],
-														   agg_sum_numeric(sum));
-	}
-	ExecStoreVirtualTuple(t->next);
-}
-
-/*
- * Replace the stripe row in t->found, visible to t->snap, by its new version;
- * false when another transaction replaced or deleted it since the snapshot
- * was taken.  *hot: the new version is in the same HOT chain (reached from
- * the same index entry).
- */
-static bool
-agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
-{
-	TM_FailureData tmfd;
-	LockTupleMode lockmode;
-	bool		update_indexes;
-	TM_Result	result;
-
-	agg_target_next(t, spec, group);
-	if (t->checks)
-	{
-		agg_target_executor(t);
-		ExecConstraints(t->rri, t->next, t->estate);
-	}
-	result = table_tuple_update(t->rel, &t->found->tts_tid, t->next, GetCurrentCommandId(true),
-								t->snap, InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
-	if (result == TM_Updated || result == TM_Deleted)
-		return false;
-	if (result != TM_Ok)
-		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
-	*hot = !update_indexes;
-	if (update_indexes)
-	{
-		agg_target_open_indices(t);
-		list_free(ExecInsertIndexTuples(t->rri, t->next, t->estate, true, false, NULL, NIL));
-	}
-	return true;
-}
-
-/*
- * Hints: where this backend last wrote the stripe row of a group, per
- * aggregate, so that the next change of the group goes straight to it
- * instead of through the primary key.  A hint is the TID of the row's index
- * entry (the root of its HOT chain, which HOT updates keep) and the shared
- * buffer the block was in.  It is only a guess: the block is read only if
- * that buffer still holds it (so it was not truncated away: a truncation
- * needs a lock that conflicts with ours, and drops the buffers of the blocks
- * it removes), and the version found there that the snapshot sees is used
- * only if it is this stripe's row of the group, compared column by column
- * with the primary key's equality functions.  Anything else (the row was
- * compacted away, its slot reused, the block evicted, the table rewritten)
- * falls back to the primary key.  Hints live in the backend for its
- * lifetime, at most AGG_MAX_HINTS per aggregate.
- */
-#define AGG_MAX_HINTS 65536
-
-/* a page visited through a hint is pruned when its free space is below this */
-#define AGG_PRUNE_BELOW (BLCKSZ / 4)
-
-typedef struct AggHint
-{
-	AggGroupKey key;			/* must be first */
-	ItemPointerData tid;
-	Buffer		buffer;			/* InvalidBuffer: not known */
-} AggHint;
-
-static AggHint *
-agg_hint_find(AggCache *cache, AggGroupKey *key)
-{
-	if (cache->hints == NULL)
-		return NULL;
-	return (AggHint *) hash_search(cache->hints, key, HASH_FIND, NULL);
-}
-
-static void
-agg_hint_remember(AggCache *cache, AggGroupKey *key, ItemPointer tid, Buffer buffer)
-{
-	AggHint    *hint;
-	AggGroupKey copy;
-	bool		found;
-
-	if (cache->hints == NULL || hash_get_num_entries(cache->hints) >= AGG_MAX_HINTS)
-	{
-		HASHCTL		ctl;
-
-		cache->hints = NULL;	/* until it is made again: an error may come first */
-		if (cache->hints_cxt == NULL)
-			cache->hints_cxt = AllocSetContextCreate(TopMemoryContext, "crm aggregate hints",
-													 ALLOCSET_DEFAULT_SIZES);
-		else
-			MemoryContextReset(cache->hints_cxt);	/* the table and its keys */
-		cache->hints_made++;
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(AggGroupKey);
-		ctl.entrysize = sizeof(AggHint);
-		ctl.hash = agg_key_hash;
-		ctl.match = agg_key_match;
-		ctl.hcxt = cache->hints_cxt;
-		cache->hints = hash_create("crm aggregate hints", 1024, &ctl,
-								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	}
-	/* the key's bytes copied first, so that an entry never points at the caller's */
-	copy.len = key->len;
-	copy.data = MemoryContextAlloc(cache->hints_cxt, key->len);
-	memcpy(copy.data, key->data, key->len);
-	hint = (AggHint *) hash_search(cache->hints, &copy, HASH_ENTER, &found);
-	if (found)
-		pfree(copy.data);
-	hint->tid = *tid;
-	hint->buffer = buffer;
-}
-
-/*
- * The group's row is not where the hint says.  The entry stays (so that its
- * key bytes are reused when the group is remembered again, rather than left
- * behind in the hint context) but no longer leads anywhere.
- */
-static void
-agg_hint_forget(AggHint *hint)
-{
-	if (hint != NULL)
-		hint->buffer = InvalidBuffer;
-}
-
-/* the buffer a stripe row found by a lookup is in */
-static Buffer
-agg_found_buffer(TupleTableSlot *found)
-{
-	return TTS_IS_BUFFERTUPLE(found) ? ((BufferHeapTupleTableSlot *) found)->buffer : InvalidBuffer;
-}
-
-static void
-agg_target_snapshot(AggTarget *t)
-{
-	if (t->snap == NULL)
-		t->snap = RegisterSnapshot(GetLatestSnapshot());
-}
-
-/*
- * The version of the HOT chain rooted at root that the snapshot sees, into
- * t->found; buffer is the chain's block, pinned by the caller, and unpinned
- * here.  As heapam's index fetch, except for when the page is pruned: only
- * once its free space is below AGG_PRUNE_BELOW, not at every visit (with
- * fill factor 20, heap_page_prune_opt() alone would prune whenever a dead
- * version is there, that is after every update of one of the page's rows).
- * The chains walked meanwhile stay short: a page holds few rows.  *all_dead:
- * no transaction can see any version of the chain.
- */
-static bool
-agg_target_fetch_heap(AggTarget *t, ItemPointer root, Buffer buffer, bool *all_dead)
-{
-	ItemPointerData tid = *root;	/* the search moves it to the version it finds */
-	HeapTuple	tuple = &((BufferHeapTupleTableSlot *) t->found)->base.tupdata;
-	bool		found;
-
-	Assert(TTS_IS_BUFFERTUPLE(t->found));
-	ExecClearTuple(t->found);	/* the tuple is the slot's own header */
-	if (PageGetHeapFreeSpace(BufferGetPage(buffer)) < AGG_PRUNE_BELOW)
-		heap_page_prune_opt(t->rel, buffer);
-	LockBuffer(buffer, BUFFER_LOCK_SHARE);
-	found = heap_hot_search_buffer(&tid, t->rel, buffer, t->snap, tuple, all_dead, true);
-	if (found)
-	{
-		/* who holds the version, read while no one can change it (see agg_target_held) */
-		t->found_infomask = tuple->t_data->t_infomask;
-		t->found_xmax = HeapTupleHeaderGetRawXmax(tuple->t_data);
-		ExecStoreBufferHeapTuple(tuple, t->found, buffer);	/* the slot pins it */
-	}
-	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-	ReleaseBuffer(buffer);
-	return found;
-}
-
-/*
- * Look for the group's stripe row at the hint; true when the version the
- * snapshot sees there is the row (in t->found).
- */
-static bool
-agg_target_fetch_hint(AggTarget *t, AggHint *hint)
-{
-	AggCache   *cache = t->cache;
-	bool		all_dead = false;
-
-	if (!BufferIsValid(hint->buffer) ||
-		!ReadRecentBuffer(t->rel->rd_node, MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
-						  hint->buffer))
-		return false;
-	agg_target_snapshot(t);
-	if (t->heap)
-	{
-		if (!agg_target_fetch_heap(t, &hint->tid, hint->buffer, &all_dead))
-			return false;
-	}
-	else
-	{
-		bool		call_again = false;
-		ItemPointerData tid = hint->tid;
-
-		ReleaseBuffer(hint->buffer);	/* the block exists; the fetch pins it again */
-		if (t->fetch == NULL)
-			t->fetch = table_index_fetch_begin(t->rel);
-		if (!table_index_fetch_tuple(t->fetch, &tid, t->snap, t->found, &call_again, &all_dead))
-			return false;
-	}
-	for (int i = 0; i < cache->nkeys; i++)
-	{
-		bool		isnull;
-		Datum		d = slot_getattr(t->found, cache->key_att[i], &isnull);
-
-		if (isnull || !DatumGetBool(FunctionCall2Coll(&cache->eq[i], cache->collation[i],
-													  d, t->keyval[i])))
-		{
-			ExecClearTuple(t->found);
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * Look the group's stripe row up through the primary key; true when found
- * (in t->found), with the TID of its index entry in *root.
- */
-static bool
-agg_target_lookup(AggTarget *t, ItemPointer root)
-{
-	AggCache   *cache = t->cache;
-	ScanKeyData skey[INDEX_MAX_KEYS];
-
-	agg_target_snapshot(t);
-	if (t->index == NULL)
-		t->index = index_open(cache->pkey, RowExclusiveLock);
-	if (t->scan == NULL)
-		t->scan = index_beginscan(t->rel, t->index, t->snap, cache->nkeys, 0);
-	for (int i = 0; i < cache->nkeys; i++)
-	{
-		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	}
-	index_rescan(t->scan, skey, cache->nkeys, NULL, 0);
-
-	/*
-	 * index_getnext_slot(), keeping the index entry's TID (the fetch moves
-	 * xs_heaptid to the version it finds), and, for heap tables, with the
-	 * fetch above.  An MVCC snapshot sees at most one version of a chain, so
-	 * a fetch is never to be repeated.
-	 */
-	for (;;)
-	{
-		ItemPointer tid = index_getnext_tid(t->scan, ForwardScanDirection);
-		bool		all_dead = false;
-
-		if (tid == NULL)
-			return false;
-		*root = *tid;
-		if (!t->heap)
-		{
-			if (index_fetch_heap(t->scan, t->found))
-				return true;
-			continue;
-		}
-		if (agg_target_fetch_heap(t, root, ReadBuffer(t->rel, ItemPointerGetBlockNumber(root)),
-								  &all_dead))
-			return true;
-		/* as index_fetch_heap(): let the index mark an entry nobody needs */
-		if (!t->scan->xactStartedInRecovery)
-			t->scan->kill_prior_tuple = all_dead;
-	}
-}
-
-/*
- * Whether the stripe row in t->found is held by another transaction, running
- * or prepared: locked, or replaced or deleted by a transaction that has not
- * ended.  For heap tables, from the tuple header as it was read under the
- * buffer lock (agg_target_fetch_heap): a version no one holds has an invalid
- * xmax, so the common case costs a test of one bit.  For other table access
- * methods, by trying to lock the row without waiting.  AGG_ROW_CHANGED: a
- * transaction that ended replaced or deleted it since the snapshot.
- */
-typedef enum AggRowState
-{
-	AGG_ROW_FREE,
-	AGG_ROW_HELD,
-	AGG_ROW_CHANGED
-} AggRowState;
-
-static AggRowState
-agg_target_held(AggTarget *t)
-{
-	uint16		mask = t->found_infomask;
-	TransactionId xmax = t->found_xmax;
-	TM_FailureData tmfd;
-	TM_Result	result;
-
-	if (t->heap)
-	{
-		if ((mask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
-			return AGG_ROW_FREE;
-		if (mask & HEAP_XMAX_IS_MULTI)	/* counts this transaction as running too */
-			return MultiXactIdIsRunning(xmax, HEAP_XMAX_IS_LOCKED_ONLY(mask))
-				? AGG_ROW_HELD : AGG_ROW_FREE;
-		if (TransactionIdIsCurrentTransactionId(xmax) || !TransactionIdIsInProgress(xmax))
-			return AGG_ROW_FREE;	/* ours, or ended: the update tells which */
-		return AGG_ROW_HELD;
-	}
-	result = table_tuple_lock(t->rel, &t->found->tts_tid, t->snap, t->found,
-							  GetCurrentCommandId(true), LockTupleNoKeyExclusive, LockWaitSkip,
-							  0, &tmfd);
-	if (result == TM_Ok)
-		return AGG_ROW_FREE;
-	ExecClearTuple(t->found);
-	return result == TM_WouldBlock ? AGG_ROW_HELD : AGG_ROW_CHANGED;
-}
-
-/*
- * Whether the primary key has an entry for the key in t->keyval that leads
- * to a row version no snapshot of ours saw: one another transaction, running
- * or prepared, is inserting or deleting (an insert of the key would wait for
- * it in the unique check), or one committed since the lookup's snapshot.
- * Only a transaction that wrote this backend's stripes can have made one: a
- * prepared transaction of this session or of an earlier backend with the same
- * id.  A dirty snapshot sees them all.
- */
-static bool
-agg_target_other_row(AggTarget *t)
-{
-	AggCache   *cache = t->cache;
-	SnapshotData dirty;
-	ScanKeyData skey[INDEX_MAX_KEYS];
-	IndexScanDesc scan;
-	bool		other;
-
-	InitDirtySnapshot(dirty);
-	if (t->index == NULL)
-		t->index = index_open(cache->pkey, RowExclusiveLock);
-	for (int i = 0; i < cache->nkeys; i++)
-		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	scan = index_beginscan(t->rel, t->index, &dirty, cache->nkeys, 0);
-	index_rescan(scan, skey, cache->nkeys, NULL, 0);
-	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
-	index_endscan(scan);
-	ExecClearTuple(t->found);
-	return other;
-}
-
-/*
- * Add a group's change to one of this backend's stripe rows of it, or choose
- * the stripe the SQL path adds it to (when !t->in_place, or the row is new
- * and !t->can_insert); returns the stripe, *written: added here.
- *
- * The stripe is the backend's id unless another transaction holds the
- * group's row of it (agg_target_held) or is inserting or deleting one
- * (agg_target_other_row): a prepared transaction of this session or of an
- * earlier backend with the same id, whose locks no deadlock check sees, or a
- * compaction folding the row.  Then it is the first of id + n x
- * AGG_STRIPE_SPAN (n = 1, 2, ...) that no other transaction holds: never a
- * backend's id, so no other backend writes it, and only held while this
- * backend id's own transactions are prepared, so the next free one is near.
- * Nothing waits for a row lock, and the change lands in exactly one row,
- * written in this transaction.
- */
-static int32
-agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group, bool *written)
-{
-	AggCache   *cache = t->cache;
-	AggHint    *entry = agg_hint_find(cache, &group->key);
-	uint64		made = cache->hints_made;	/* entry is valid while this holds */
-	int			stripe_key = 0;
-
-	*written = false;
-	for (int i = 0; i < cache->nkeys; i++)
-	{
-		int			att = cache->key_att[i];
-
-		if (att == t->stripe_att)
-			stripe_key = i;
-		else
-			for (int k = 0; k < spec->nkeys; k++)
-				if (att == t->key_att[k])
-					t->keyval[i] = group->keys[k];
-	}
-	for (int n = 0; n < AGG_STRIPES; n++)
-	{
-		int32		stripe = MyBackendId + n * AGG_STRIPE_SPAN;
-		AggHint    *hint = n == 0 ? entry : NULL;	/* where to look first; NULL: the primary key */
-
-		t->keyval[stripe_key] = Int32GetDatum(stripe);
-		for (;;)
-		{
-			ItemPointerData root;
-			Buffer		buffer;
-			bool		hot;
-			AggRowState state;
-
-			if (hint != NULL && agg_target_fetch_hint(t, hint))
-				root = hint->tid;
-			else if (!agg_target_lookup(t, &root))
-			{
-				if (n == 0)
-					agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
-				if (max_prepared_xacts > 0 && agg_target_other_row(t))
-					break;		/* next stripe */
-				if (t->can_insert)
-				{
-					agg_target_insert(t, spec, group, stripe, n == 0);
-					*written = true;
-				}
-				return stripe;
-			}
-			state = agg_target_held(t);
-			if (state == AGG_ROW_HELD)
-			{
-				ExecClearTuple(t->found);
-				break;			/* next stripe */
-			}
-			if (state == AGG_ROW_FREE && !t->in_place)
-			{
-				ExecClearTuple(t->found);
-				return stripe;
-			}
-			buffer = agg_found_buffer(t->found);
-			if (state == AGG_ROW_FREE && agg_target_update(t, spec, group, &hot))
-			{
-				if (!hot)
-				{
-					root = t->next->tts_tid;
-					buffer = InvalidBuffer;
-				}
-
-				/*
-				 * The group's entry, without a second hash lookup, unless the
-				 * table was remade meanwhile (user code a CHECK constraint
-				 * ran may have written opportunities, and so hints, in
-				 * between).  Hints lead to the backend's first stripe only.
-				 */
-				if (n > 0)
-					;
-				else if (entry != NULL && cache->hints_made == made)
-				{
-					entry->tid = root;
-					entry->buffer = buffer;
-				}
-				else
-					agg_hint_remember(cache, &group->key, &root, buffer);
-				ExecClearTuple(t->found);
-				*written = true;
-				return stripe;
-			}
-			/* changed meanwhile: look again, under a new snapshot */
-			agg_target_end_lookups(t);
-			hint = NULL;
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("every stripe of backend %d in crm.%s is held by another transaction",
-					MyBackendId, spec->table),
-			 errdetail("%d stripes are held by prepared transactions of this backend id.", AGG_STRIPES),
-			 errhint("Commit or roll back prepared transactions (pg_prepared_xacts).")));
-	return 0;					/* not reached */
-}
-
-/*
- * Insert the stripe row of a group the stripe has none for yet; remember
- * where, when it is the backend's first stripe.
- */
-static void
-agg_target_insert(AggTarget *t, AggSpec *spec, AggGroup *group, int32 stripe, bool remember)
-{
-	TupleTableSlot *s = t->next;
-	int			natts = s->tts_tupleDescriptor->natts;
-
-	ExecClearTuple(s);
-	for (int i = 0; i < natts; i++)
-	{
-		s->tts_values[i] = (Datum) 0;
-		s->tts_isnull[i] = true;
-	}
-	for (int i = 0; i < spec->nkeys; i++)
-	{
-		s->tts_values[t->key_att[i] - 1] = group->keys[i];
-		s->tts_isnull[t->key_att[i] - 1] = false;
-	}
-	s->tts_values[t->stripe_att - 1] = Int32GetDatum(stripe);
-	s->tts_isnull[t->stripe_att - 1] = false;
-	s->tts_values[t->count_att - 1] = Int64GetDatum(group->count);
-	s->tts_isnull[t->count_att - 1] = false;
-	for (int i = 0; i < spec->nsums; i++)
-	{
-		s->tts_values[t->sum_att[i] - 1] = agg_sum_numeric(&group->sums[i]);
-		s->tts_isnull[t->sum_att[i] - 1] = false;
-	}
-	ExecStoreVirtualTuple(s);
-	agg_target_open_indices(t);
-	ExecSimpleRelationInsert(t->rri, t->estate, s);
-	if (remember)
-		agg_hint_remember(t->cache, &group->key, &s->tts_tid, InvalidBuffer);
+	spec->add.nargs = nargs;
+	spec->add.argtypes[0] = INT4ARRAYOID;
+	for (int i = 0; i < t->nkeys; i++)
+		spec->add.argtypes[1 + i] = types[i];
+	for (int i = t->nkeys + 1; i < n; i++)
+		spec->add.argtypes[i] = types[i];
+	spec->add.sql = MemoryContextStrdup(TopMemoryContext, q.data);
+	pfree(q.data);
 }
 
 /*
  * Add the changes of every group that changed: in place where this backend's
  * stripe has the group's row, the rest in one statement that unnests one
- * array per column (stripes chosen here too, see agg_target_add); returns
+ * array per column (stripes chosen by the writer too); returns
  * whether SPI is open.
  */
 static bool
@@ -1397,11 +719,10 @@ agg_write_groups(AggFold *fold, bool connected)
 	int			ngroups = fold->ngroups;
 	Datum	   *stripes;
 	Datum	   *cols[AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
-	int			ncols = spec->nkeys + 1 + spec->nsums;
+	int			ncols = spec->target.nkeys + 1 + spec->target.nsums;
 	Datum		values[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
 	char		nulls[1 + AGG_MAX_KEYS + 1 + AGG_MAX_SUMS];
-	AggTarget	target;
-	bool		open = false;
+	AggStripeWriter *writer = NULL;
 	bool		opened = false;
 	int			n = 0;
 
@@ -1417,50 +738,52 @@ agg_write_groups(AggFold *fold, bool connected)
 		int32		stripe = MyBackendId;	/* a table without primary key */
 		int			col = 0;
 
-		for (int i = 0; i < spec->nsums && !changed; i++)
+		for (int i = 0; i < spec->target.nsums && !changed; i++)
 			changed = !agg_is_zero(&group->sums[i]);
 		if (!changed)
 			continue;
 		if (!opened)
 		{
-			open = agg_target_open(&target, spec);
+			writer = crm_stripes_open(&spec->target);
 			opened = true;
 		}
-		if (open)
+		if (writer != NULL)
 		{
 			bool		written;
 
-			stripe = agg_target_add(&target, spec, group, &written);
+			stripe = crm_stripes_add(writer, group, &written);
 			if (written)
 				continue;
 		}
 		stripes[n] = Int32GetDatum(stripe);
-		for (int i = 0; i < spec->nkeys; i++)
+		for (int i = 0; i < spec->target.nkeys; i++)
 			cols[col++][n] = spec->key_kind[i] == AGG_KEY_ENUM
 				? CStringGetTextDatum(OidOutputFunctionCall(fold->key_output[i], group->keys[i]))
 				: group->keys[i];
 		cols[col++][n] = Int64GetDatum(group->count);
-		for (int i = 0; i < spec->nsums; i++)
+		for (int i = 0; i < spec->target.nsums; i++)
 			cols[col++][n] = agg_sum_numeric(&group->sums[i]);
 		n++;
 	}
-	if (open)
-		agg_target_close(&target);
+	if (writer != NULL)
+		crm_stripes_close(writer);
 	if (n == 0)
 		return connected;		/* all added in place, or every change cancelled out */
 
 	values[0] = agg_array(stripes, n, INT4OID);
-	for (int i = 0; i < spec->nkeys; i++)
-		values[1 + i] = agg_array(cols[i], n, spec->key_type[i]);
-	values[1 + spec->nkeys] = agg_array(cols[spec->nkeys], n, INT8OID);
-	for (int i = 0; i < spec->nsums; i++)
-		values[2 + spec->nkeys + i] = agg_array(cols[spec->nkeys + 1 + i], n, NUMERICOID);
+	for (int i = 0; i < spec->target.nkeys; i++)
+		values[1 + i] = agg_array(cols[i], n, agg_sql_key_type(fold, i));
+	values[1 + spec->target.nkeys] = agg_array(cols[spec->target.nkeys], n, INT8OID);
+	for (int i = 0; i < spec->target.nsums; i++)
+		values[2 + spec->target.nkeys + i] = agg_array(cols[spec->target.nkeys + 1 + i], n, NUMERICOID);
 	memset(nulls, ' ', 1 + ncols);
 	if (!connected)
 	{
-		SPI_connect();
+		crm_spi_connect();
 		connected = true;
 	}
+	if (spec->add.sql == NULL)
+		agg_add_query(fold);
 	crm_query_run_as_owner(&spec->add, values, nulls, 0);
 	return connected;
 }
@@ -1473,18 +796,21 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "aggregates_maintain", false, false);
 	TriggerEvent event = trigdata->tg_event;
 	const char *relname = RelationGetRelationName(trigdata->tg_relation);
-	AggSpec *const *specs;
+	AggSpec    *specs[AGG_MAX_SPECS];
+	int			nspecs = 0;
 	bool		connected = false;
 
 	if (TRIGGER_FIRED_FOR_ROW(event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.aggregates_maintain() must be fired FOR EACH STATEMENT")));
-	if (strcmp(relname, "opportunity") == 0)
-		specs = opportunity_specs;
-	else if (strcmp(relname, "lead") == 0)
-		specs = lead_specs;
-	else
+	for (int a = 0; a < (int) AGG_NSPECS; a++)
+		if (strcmp(relname, agg_specs[a].source) == 0)
+		{
+			Assert(nspecs < AGG_MAX_SPECS);
+			specs[nspecs++] = &agg_specs[a];
+		}
+	if (nspecs == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm.aggregates_maintain() does not maintain aggregates of table \"%s\"",
@@ -1492,10 +818,16 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
-		SPI_connect();
-		for (int i = 0; specs[i] != NULL; i++)
+		crm_spi_connect();
+		for (int i = 0; i < nspecs; i++)
+		{
+			if (specs[i]->empty.sql == NULL)
+				specs[i]->empty.sql = MemoryContextStrdup(TopMemoryContext,
+														  psprintf("DELETE FROM crm.%s",
+																   quote_identifier(specs[i]->target.table)));
 			crm_query_run_latest_as_owner(&specs[i]->empty, NULL, NULL, 0);
-		SPI_finish();
+		}
+		crm_spi_finish();
 		return PointerGetDatum(NULL);
 	}
 
@@ -1505,10 +837,10 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		MemoryContext row = AllocSetContextCreate(CurrentMemoryContext, "crm aggregate row",
 												  ALLOCSET_DEFAULT_SIZES);
 		AggFold		folds[AGG_MAX_SPECS];
-		int			nfolds = 0;
+		int			nfolds = nspecs;
 
-		for (; specs[nfolds] != NULL; nfolds++)
-			agg_fold_init(&folds[nfolds], specs[nfolds], tupdesc, row);
+		for (int i = 0; i < nfolds; i++)
+			agg_fold_init(&folds[i], specs[i], tupdesc, row);
 		agg_fold_table(folds, nfolds, trigdata->tg_newtable, slot, 1);
 		agg_fold_table(folds, nfolds, trigdata->tg_oldtable, slot, -1);
 		for (int i = 0; i < nfolds; i++)
@@ -1521,7 +853,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		ExecDropSingleTupleTableSlot(slot);
 	}
 	if (connected)
-		SPI_finish();
+		crm_spi_finish();
 	return PointerGetDatum(NULL);
 }
 

@@ -22,7 +22,8 @@
  *   orders.c            sales orders and stock
  *   activities.c        activities and reminders
  *   campaigns.c         campaign hierarchy and member responses
- *   aggregates.c        pipeline, account and campaign aggregates in per-backend stripes
+ *   aggregates.c        pipeline, account and campaign aggregates: the definitions and the fold
+ *   aggregate_stripes.c adding to a backend's stripe rows in place (aggregate_stripes.h)
  *   cents.c             money amounts as whole cents for the aggregates' arithmetic
  *   reporting_line.c    the reporting hierarchy behind the managers' row security
  *   sharing.c           which accounts and contacts a row may point at (sharing rule)

@@ -22,40 +22,56 @@
 -- same page is a HOT update that touches no index and is cheap to prune.
 --------------------------------------------------------------------------
 
-CREATE TABLE crm.pipeline_aggregate (
-    stage            text NOT NULL,
-    owner            regrole NOT NULL,
-    close_month      date NOT NULL,
-    stripe           integer NOT NULL,
-    opportunities    bigint NOT NULL DEFAULT 0,
-    amount           numeric NOT NULL DEFAULT 0,
-    weighted_amount  numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (owner, close_month, stripe, stage)
-) WITH (fillfactor = 20);
+-- The aggregates are defined once, in src/aggregates.c (the C fold reads
+-- the definitions directly); crm.aggregate_definitions() gives them to the
+-- SQL here, which creates the tables and views from them and loops over
+-- them in the rebuild and the compaction.
+CREATE FUNCTION crm.aggregate_definitions()
+    RETURNS TABLE (aggregate text, source_table text, aggregate_table text,
+                   group_columns text[], group_types regtype[], measures text[], measure_types regtype[],
+                   primary_key text[], actual_query text)
+    AS 'MODULE_PATHNAME', 'crm_aggregate_definitions'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION crm.aggregate_definitions() FROM PUBLIC;
+COMMENT ON FUNCTION crm.aggregate_definitions() IS 'The maintained aggregates as defined in the extension''s C code, one row each in the order writers lock their tables: the base table (schema crm) it aggregates, its aggregate table, the group columns and their types, the measures (a count, then sums) and their types, the primary key of the aggregate table, and the GROUP BY over the base table that the aggregate must add up to (columns named as the aggregate table''s)';
+
+-- One table per aggregate: the group columns, the stripe, the measures.
+DO $tables$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM crm.aggregate_definitions() LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE crm.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
+            d.aggregate_table,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL', c.name, c.type), ', ' ORDER BY c.i)
+               FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (name, type, i)),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL DEFAULT 0', m.name, m.type), ', ' ORDER BY m.i)
+               FROM ROWS FROM (pg_catalog.unnest(d.measures), pg_catalog.unnest(d.measure_types)) WITH ORDINALITY AS m (name, type, i)),
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.name), ', ' ORDER BY k.i)
+               FROM pg_catalog.unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
+        EXECUTE pg_catalog.format(
+            'COMMENT ON COLUMN crm.%I.stripe IS %L', d.aggregate_table,
+            'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
+    END LOOP;
+END
+$tables$;
+
 COMMENT ON TABLE crm.pipeline_aggregate IS 'Pipeline totals per stage, owner and close month, one row per writing backend (stripe); sum over stripes to read; written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.pipeline_aggregate.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.pipeline_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.pipeline_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
-COMMENT ON COLUMN crm.pipeline_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.pipeline_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 COMMENT ON COLUMN crm.pipeline_aggregate.weighted_amount IS 'Change in the sum of round(amount x probability / 100, 2) recorded by this stripe';
 
--- What the aggregate must equal: the GROUP BY over the opportunities.
-CREATE VIEW crm.pipeline_actual WITH (security_invoker = true) AS
-    SELECT o.stage, o.owner,
-           -- the first of the month, by date arithmetic (date_trunc would go
-           -- through timestamp and fail for dates beyond its range)
-           CASE WHEN o.close_date IS NULL THEN 'infinity'::date
-                WHEN NOT pg_catalog.isfinite(o.close_date) THEN o.close_date
-                ELSE o.close_date OPERATOR(pg_catalog.-)
-                     (pg_catalog."extract"('day', o.close_date)::integer OPERATOR(pg_catalog.-) 1)
-           END AS close_month,
-           pg_catalog.count(*) AS opportunities, pg_catalog.sum(o.amount) AS amount,
-           pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
-                                           OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-      FROM crm.opportunity AS o
-     GROUP BY 1, 2, 3;
+-- What the pipeline aggregate must equal: the GROUP BY over the opportunities.
+DO $actual$
+BEGIN
+    EXECUTE (SELECT pg_catalog.format('CREATE OR REPLACE VIEW crm.pipeline_actual WITH (security_invoker = true) AS %s', d.actual_query)
+               FROM crm.aggregate_definitions() AS d WHERE d.aggregate OPERATOR(pg_catalog.=) 'pipeline');
+END
+$actual$;
 COMMENT ON VIEW crm.pipeline_actual IS 'The pipeline totals computed from the opportunities (a full GROUP BY): what crm.pipeline_aggregate must add up to';
 COMMENT ON COLUMN crm.pipeline_actual.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.pipeline_actual.owner IS 'Opportunity owner';
@@ -79,53 +95,24 @@ COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities'
 COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
-CREATE TABLE crm.account_aggregate (
-    account_id       bigint NOT NULL,
-    owner            regrole NOT NULL,
-    stage            text NOT NULL,
-    stripe           integer NOT NULL,
-    opportunities    bigint NOT NULL DEFAULT 0,
-    amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, owner, stripe, stage)
-) WITH (fillfactor = 20);
 COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.account_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
-CREATE TABLE crm.campaign_opportunity_aggregate (
-    campaign_id      bigint NOT NULL,
-    owner            regrole NOT NULL,
-    stage            text NOT NULL,
-    stripe           integer NOT NULL,
-    opportunities    bigint NOT NULL DEFAULT 0,
-    amount           numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, owner, stripe, stage)
-) WITH (fillfactor = 20);
 COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
-CREATE TABLE crm.campaign_lead_aggregate (
-    campaign_id      bigint NOT NULL,
-    owner            regrole NOT NULL,
-    status           crm.lead_status NOT NULL,
-    stripe           integer NOT NULL,
-    leads            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (campaign_id, owner, stripe, status)
-) WITH (fillfactor = 20);
 COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.owner IS 'Lead owner';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.status IS 'Lead status';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.stripe IS 'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other';
 COMMENT ON COLUMN crm.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
 
 CREATE FUNCTION crm.aggregates_maintain() RETURNS trigger
@@ -151,50 +138,50 @@ CREATE TRIGGER aggregates_lead_truncate AFTER TRUNCATE ON crm.lead
     FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
 
 -- Every kept group (stripes summed) next to the same group computed from the
--- base tables; verify and rebuild are written from it.
-CREATE VIEW crm.aggregates_compared WITH (security_invoker = true) AS
-    WITH kept AS (
-        SELECT 'pipeline'::text AS aggregate,
-               pg_catalog.jsonb_build_object('stage', p.stage, 'owner', p.owner, 'close_month', p.close_month) AS group_key,
-               pg_catalog.sum(p.opportunities)::numeric AS items, pg_catalog.sum(p.amount) AS amount,
-               pg_catalog.sum(p.weighted_amount) AS weighted_amount
-          FROM crm.pipeline_aggregate AS p GROUP BY p.stage, p.owner, p.close_month
-        UNION ALL
-        SELECT 'account', pg_catalog.jsonb_build_object('account_id', g.account_id, 'owner', g.owner, 'stage', g.stage),
-               pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
-          FROM crm.account_aggregate AS g GROUP BY g.account_id, g.owner, g.stage
-        UNION ALL
-        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'owner', g.owner, 'stage', g.stage),
-               pg_catalog.sum(g.opportunities), pg_catalog.sum(g.amount), NULL
-          FROM crm.campaign_opportunity_aggregate AS g GROUP BY g.campaign_id, g.owner, g.stage
-        UNION ALL
-        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', g.campaign_id, 'owner', g.owner, 'status', g.status),
-               pg_catalog.sum(g.leads), NULL, NULL
-          FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id, g.owner, g.status),
-    actual AS (
-        SELECT 'pipeline'::text AS aggregate,
-               pg_catalog.jsonb_build_object('stage', a.stage, 'owner', a.owner, 'close_month', a.close_month) AS group_key,
-               a.opportunities::numeric AS items, a.amount, a.weighted_amount
-          FROM crm.pipeline_actual AS a
-        UNION ALL
-        SELECT 'account', pg_catalog.jsonb_build_object('account_id', o.account_id, 'owner', o.owner, 'stage', o.stage),
-               pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
-          FROM crm.opportunity AS o GROUP BY o.account_id, o.owner, o.stage
-        UNION ALL
-        SELECT 'campaign_opportunity', pg_catalog.jsonb_build_object('campaign_id', o.campaign_id, 'owner', o.owner, 'stage', o.stage),
-               pg_catalog.count(*), pg_catalog.sum(o.amount), NULL
-          FROM crm.opportunity AS o WHERE o.campaign_id IS NOT NULL GROUP BY o.campaign_id, o.owner, o.stage
-        UNION ALL
-        SELECT 'campaign_lead', pg_catalog.jsonb_build_object('campaign_id', l.campaign_id, 'owner', l.owner, 'status', l.status),
-               pg_catalog.count(*), NULL, NULL
-          FROM crm.lead AS l WHERE l.campaign_id IS NOT NULL GROUP BY l.campaign_id, l.owner, l.status)
-    SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,
-           COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,
-           COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,
-           COALESCE(k.weighted_amount, 0) AS kept_weighted_amount, COALESCE(a.weighted_amount, 0) AS actual_weighted_amount
-      FROM kept AS k
-      FULL JOIN actual AS a
-        ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key;
+-- base tables; verify and rebuild are written from it.  An aggregate's
+-- measures are, in order, its items (a count), amount and weighted amount.
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
 COMMENT ON VIEW crm.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
 COMMENT ON COLUMN crm.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
 COMMENT ON COLUMN crm.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
@@ -227,36 +214,32 @@ CREATE FUNCTION crm.rebuild_aggregates() RETURNS bigint
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    agg record;
     n bigint;
     total bigint := 0;
 BEGIN
     -- writers wait until the rebuild commits; readers keep reading
-    LOCK TABLE crm.lead, crm.opportunity IN SHARE MODE;
-    LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
-               crm.campaign_lead_aggregate IN EXCLUSIVE MODE;
-    DELETE FROM crm.pipeline_aggregate;
-    DELETE FROM crm.account_aggregate;
-    DELETE FROM crm.campaign_opportunity_aggregate;
-    DELETE FROM crm.campaign_lead_aggregate;
-    INSERT INTO crm.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
-    SELECT a.stage, a.owner, a.close_month, 0, a.opportunities, a.amount, a.weighted_amount
-      FROM crm.pipeline_actual AS a;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    total := total + n;
-    INSERT INTO crm.account_aggregate (account_id, owner, stage, stripe, opportunities, amount)
-    SELECT o.account_id, o.owner, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o GROUP BY 1, 2, 3;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    total := total + n;
-    INSERT INTO crm.campaign_opportunity_aggregate (campaign_id, owner, stage, stripe, opportunities, amount)
-    SELECT o.campaign_id, o.owner, o.stage, 0, count(*), sum(o.amount) FROM crm.opportunity AS o
-     WHERE o.campaign_id IS NOT NULL GROUP BY 1, 2, 3;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    total := total + n;
-    INSERT INTO crm.campaign_lead_aggregate (campaign_id, owner, status, stripe, leads)
-    SELECT l.campaign_id, l.owner, l.status, 0, count(*) FROM crm.lead AS l
-     WHERE l.campaign_id IS NOT NULL GROUP BY 1, 2, 3;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN total + n;
+    EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm.aggregate_definitions() AS d);
+    EXECUTE (SELECT format('LOCK TABLE %s IN EXCLUSIVE MODE',
+                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        EXECUTE format('DELETE FROM crm.%I', agg.aggregate_table);
+    END LOOP;
+    -- one row per group of the GROUP BY the aggregate must add up to
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        EXECUTE format('INSERT INTO crm.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       agg.aggregate_table,
+                       (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                          FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+                       agg.actual_query);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
 END
 $$;
 COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
@@ -272,8 +255,8 @@ CREATE FUNCTION crm.compact_aggregates() RETURNS bigint
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    spec text[];
-    measures text[];
+    agg record;
+    keys text;
     total bigint := 0;
     n bigint;
 BEGIN
@@ -282,7 +265,8 @@ BEGIN
     PERFORM crm.aggregates_compaction_lock();
     -- A TRUNCATE of the base tables (which empties the aggregates) waits for
     -- the compaction and vice versa.
-    LOCK TABLE crm.lead, crm.opportunity IN ACCESS SHARE MODE;
+    EXECUTE (SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm.aggregate_definitions() AS d);
     -- Every table it writes up front, in the order writers and
     -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
     -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
@@ -290,22 +274,18 @@ BEGIN
     -- snapshot: waiting for them would be a deadlock.  It waits only for
     -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
     -- no snapshot, and never for a table lock once the work has begun.
-    LOCK TABLE crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
-               crm.campaign_lead_aggregate IN ROW EXCLUSIVE MODE;
-    -- Per aggregate table (name, its group key, its measures -- fixed names,
-    -- no user input): move every stripe row that no open transaction is
-    -- writing into stripe 0 (rows a writer holds are skipped and moved next
-    -- time), then drop stripe-0 rows that add up to nothing.  Writers only
-    -- ever touch their own stripes, never stripe 0, and write to another of
-    -- theirs rather than wait for a row the compaction holds, so nobody waits
-    -- for a compaction.
-    FOREACH spec SLICE 1 IN ARRAY ARRAY[
-        ['pipeline_aggregate', 'stage, owner, close_month', 'opportunities, amount, weighted_amount'],
-        ['account_aggregate', 'account_id, owner, stage', 'opportunities, amount'],
-        ['campaign_opportunity_aggregate', 'campaign_id, owner, stage', 'opportunities, amount'],
-        ['campaign_lead_aggregate', 'campaign_id, owner, status', 'leads']]
-    LOOP
-        measures := string_to_array(spec[3], ', ');
+    EXECUTE (SELECT format('LOCK TABLE %s IN ROW EXCLUSIVE MODE',
+                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
+    -- Per aggregate table: move every stripe row that no open transaction
+    -- is writing into stripe 0 (rows a writer holds are skipped and moved
+    -- next time), then drop stripe-0 rows that add up to nothing.  Writers
+    -- only ever touch their own stripes, never stripe 0, and write to another
+    -- of theirs rather than wait for a row the compaction holds, so nobody
+    -- waits for a compaction.
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                   FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
         EXECUTE format(
             'WITH moved AS ('
             '    DELETE FROM crm.%1$I AS a'
@@ -316,13 +296,17 @@ BEGIN
             ' INSERT INTO crm.%1$I AS t (%2$s, stripe, %3$s)'
             ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
             ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
-            spec[1], spec[2], spec[3],
-            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ') FROM unnest(measures) AS m),
-            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ')
-               FROM unnest(measures) AS m));
-        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', spec[1],
-                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ') FROM unnest(measures) AS m));
-        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', spec[1]) INTO n;
+            agg.aggregate_table, keys,
+            (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', agg.aggregate_table) INTO n;
         total := total + n;
     END LOOP;
     RETURN total;

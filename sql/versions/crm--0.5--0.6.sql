@@ -71,5 +71,165 @@ CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.quote_line_item
     FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
 
 -- == aggregates: definitions in one place (src/aggregates.c) ==
+-- The tables are what the definitions generate; the views and functions
+-- derived from the definitions are made again from them (as in
+-- sql/install/88_aggregates.sql).
+CREATE FUNCTION crm.aggregate_definitions()
+    RETURNS TABLE (aggregate text, source_table text, aggregate_table text,
+                   group_columns text[], group_types regtype[], measures text[], measure_types regtype[],
+                   primary_key text[], actual_query text)
+    AS 'MODULE_PATHNAME', 'crm_aggregate_definitions'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION crm.aggregate_definitions() FROM PUBLIC;
+COMMENT ON FUNCTION crm.aggregate_definitions() IS 'The maintained aggregates as defined in the extension''s C code, one row each in the order writers lock their tables: the base table (schema crm) it aggregates, its aggregate table, the group columns and their types, the measures (a count, then sums) and their types, the primary key of the aggregate table, and the GROUP BY over the base table that the aggregate must add up to (columns named as the aggregate table''s)';
+
+DO $actual$
+BEGIN
+    EXECUTE (SELECT pg_catalog.format('CREATE OR REPLACE VIEW crm.pipeline_actual WITH (security_invoker = true) AS %s', d.actual_query)
+               FROM crm.aggregate_definitions() AS d WHERE d.aggregate OPERATOR(pg_catalog.=) 'pipeline');
+END
+$actual$;
+
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+
+CREATE OR REPLACE FUNCTION crm.rebuild_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    -- writers wait until the rebuild commits; readers keep reading
+    EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm.aggregate_definitions() AS d);
+    EXECUTE (SELECT format('LOCK TABLE %s IN EXCLUSIVE MODE',
+                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        EXECUTE format('DELETE FROM crm.%I', agg.aggregate_table);
+    END LOOP;
+    -- one row per group of the GROUP BY the aggregate must add up to
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        EXECUTE format('INSERT INTO crm.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       agg.aggregate_table,
+                       (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                          FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+                       agg.actual_query);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION crm.compact_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    keys text;
+    total bigint := 0;
+    n bigint;
+BEGIN
+    -- One compaction at a time: a lock only compactions take, first, while
+    -- this transaction holds no other.
+    PERFORM crm.aggregates_compaction_lock();
+    -- A TRUNCATE of the base tables (which empties the aggregates) waits for
+    -- the compaction and vice versa.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm.aggregate_definitions() AS d);
+    -- Every table it writes up front, in the order writers and
+    -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
+    -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
+    -- CONCURRENTLY, VACUUM or ANALYZE hold, which wait for this transaction's
+    -- snapshot: waiting for them would be a deadlock.  It waits only for
+    -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
+    -- no snapshot, and never for a table lock once the work has begun.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ROW EXCLUSIVE MODE',
+                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
+    -- Per aggregate table: move every stripe row that no open transaction
+    -- is writing into stripe 0 (rows a writer holds are skipped and moved
+    -- next time), then drop stripe-0 rows that add up to nothing.  Writers
+    -- only ever touch their own stripes, never stripe 0, and write to another
+    -- of theirs rather than wait for a row the compaction holds, so nobody
+    -- waits for a compaction.
+    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+        keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                   FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
+        EXECUTE format(
+            'WITH moved AS ('
+            '    DELETE FROM crm.%1$I AS a'
+            '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
+            '               SELECT x.ctid FROM crm.%1$I AS x'
+            '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
+            '    RETURNING a.*)'
+            ' INSERT INTO crm.%1$I AS t (%2$s, stripe, %3$s)'
+            ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
+            agg.aggregate_table, keys,
+            (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', agg.aggregate_table) INTO n;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;
 
 -- == privileges (keep last) ==
