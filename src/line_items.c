@@ -187,15 +187,20 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	crm_spi_connect();
 
 	/*
-	 * A parent that exists but that the user cannot see: the line is left
-	 * as it is, for the row-level security check that follows this trigger
-	 * to refuse (42501), as for any row pointing at a hidden one.
+	 * A parent that exists but that the user cannot see is refused as the
+	 * row-level security check after this trigger refuses any row pointing
+	 * at a hidden one (42501).  Raised here, not left to that check: the
+	 * check uses the statement's snapshot, this lookup a newer one, and a
+	 * parent given to another owner in between would pass the check
+	 * unpriced and fail on NOT NULL unit_price (23502) instead.
 	 */
 	if (!parent_found(kind, parent_id, false) && parent_found(kind, parent_id, true))
-	{
-		crm_spi_finish();
-		return PointerGetDatum(newtup);
-	}
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errtable(trigdata->tg_relation),
+				 errmsg("new row violates row-level security policy for table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("The line's %s is not visible to the current role.", p->table)));
 	book = parent_price_book(kind, parent_id);
 	if (book == 0)				/* before NOT NULL unit_price would hide it */
 		ereport(ERROR,

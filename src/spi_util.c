@@ -169,6 +169,9 @@ crm_acting_role(void)
 	return OidIsValid(acting_role) ? acting_role : GetUserId();
 }
 
+/* the search_path of statements run as the extension owner */
+#define SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
 /* how many statements run as the extension owner are on the stack */
 static int	owner_depth = 0;
 
@@ -185,7 +188,10 @@ static int	owner_depth = 0;
  * changed behind, and finds no object through a search_path a user set.
  * The nest level is undone when the statement returns, and by the
  * (sub)transaction abort when it fails.  Statements nested inside one keep
- * its settings.
+ * its settings, and where search_path already is that (inside the
+ * extension's functions, which pin it) it is not set again: setting and
+ * restoring it costs about 44,000 instructions, 6% of a single-row update
+ * of an opportunity, whose history row is such a statement.
  */
 static int
 run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
@@ -195,7 +201,8 @@ run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
 	int			save_sec_context;
 	Oid			save_acting = acting_role;
 	int			save_owner_depth = owner_depth;
-	bool		restrict_guc = (sec_flags & SECURITY_NOFORCE_RLS) != 0 && owner_depth == 0;
+	bool		restrict_guc = (sec_flags & SECURITY_NOFORCE_RLS) != 0 && owner_depth == 0 &&
+		strcmp(GetConfigOption("search_path", false, false), SAFE_SEARCH_PATH) != 0;
 	volatile int save_nestlevel = 0;
 	volatile int ret = 0;
 
@@ -210,7 +217,7 @@ run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
 	if (restrict_guc)
 	{
 		save_nestlevel = NewGUCNestLevel();
-		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+		(void) set_config_option("search_path", SAFE_SEARCH_PATH,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 	}
