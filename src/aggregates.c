@@ -49,6 +49,7 @@
  * CONCURRENTLY or VACUUM would conflict with.
  */
 #include "crm.h"
+#include "compat.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -70,7 +71,6 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
-#include "storage/backendid.h"
 #include "storage/bufmgr.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
@@ -898,7 +898,7 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
 {
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
-	bool		update_indexes;
+	CrmUpdateIndexes update_indexes;
 	TM_Result	result;
 
 	agg_target_next(t, spec, group);
@@ -913,11 +913,11 @@ agg_target_update(AggTarget *t, AggSpec *spec, AggGroup *group, bool *hot)
 		return false;
 	if (result != TM_Ok)
 		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
-	*hot = !update_indexes;
-	if (update_indexes)
+	*hot = crm_update_is_hot(update_indexes);
+	if (crm_update_needs_indexes(update_indexes))
 	{
 		agg_target_open_indices(t);
-		list_free(ExecInsertIndexTuples(t->rri, t->next, t->estate, true, false, NULL, NIL));
+		list_free(crm_insert_index_tuples(t->rri, t->next, t->estate, update_indexes));
 	}
 	return true;
 }
@@ -1067,7 +1067,7 @@ agg_target_fetch_hint(AggTarget *t, AggHint *hint)
 	bool		all_dead = false;
 
 	if (!BufferIsValid(hint->buffer) ||
-		!ReadRecentBuffer(t->rel->rd_node, MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
+		!ReadRecentBuffer(CRM_REL_FILE(t->rel), MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
 						  hint->buffer))
 		return false;
 	agg_target_snapshot(t);
@@ -1267,7 +1267,7 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group, bool *written)
 	}
 	for (int n = 0; n < AGG_STRIPES; n++)
 	{
-		int32		stripe = MyBackendId + n * AGG_STRIPE_SPAN;
+		int32		stripe = CRM_BACKEND_ID + n * AGG_STRIPE_SPAN;
 		AggHint    *hint = n == 0 ? entry : NULL;	/* where to look first; NULL: the primary key */
 
 		t->keyval[stripe_key] = Int32GetDatum(stripe);
@@ -1341,7 +1341,7 @@ agg_target_add(AggTarget *t, AggSpec *spec, AggGroup *group, bool *written)
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("every stripe of backend %d in crm.%s is held by another transaction",
-					MyBackendId, spec->table),
+					CRM_BACKEND_ID, spec->table),
 			 errdetail("%d stripes are held by prepared transactions of this backend id.", AGG_STRIPES),
 			 errhint("Commit or roll back prepared transactions (pg_prepared_xacts).")));
 	return 0;					/* not reached */
@@ -1414,7 +1414,7 @@ agg_write_groups(AggFold *fold, bool connected)
 	{
 		AggGroup   *group = &fold->groups[g];
 		bool		changed = group->count != 0;
-		int32		stripe = MyBackendId;	/* a table without primary key */
+		int32		stripe = CRM_BACKEND_ID;	/* a table without primary key */
 		int			col = 0;
 
 		for (int i = 0; i < spec->nsums && !changed; i++)

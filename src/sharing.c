@@ -34,6 +34,7 @@
  * owner) -- never a scan of the account's deals (bench/sharing.sh).
  */
 #include "crm.h"
+#include "compat.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -119,7 +120,7 @@ static struct
 static Datum
 caller_team_array(void)
 {
-	LocalTransactionId lxid = MyProc->lxid;
+	LocalTransactionId lxid = CRM_LOCAL_XID;
 	CommandId	cid = GetCurrentCommandId(false);
 	Oid			role = GetUserId();
 	bool		isnull;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test/scripts/debian_package.sh: the Debian package builds, contains the
-# extension where PostgreSQL 15 looks for it, installs with dpkg, works, and
+# test/scripts/debian_package.sh: the Debian package builds for the major
+# under test ($PG_MAJOR: 15, 17 or 18), contains the
+# extension where that PostgreSQL looks for it, installs with dpkg, works, and
 # removes cleanly; META.json is a valid PGXN Meta Spec 1.0.0 document.
 #
 #   1. META.json parses (perl JSON::PP) and has the keys the PGXN Meta Spec
@@ -164,8 +165,13 @@ fi
 [ -f "$src/debian/rules" ] && [ ! -e "$src/crm--$version.sql" ] && [ -z "$(find "$src" -name '*.o' -o -name '*.so')" ] \
     || fail "the scratch copy of the checkout is incomplete or has build products"
 
-log "dpkg-buildpackage -b in $src"
-(cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
+# The package for the major under test only: pg_buildext builds for the
+# majors of debian/pgversions that PG_SUPPORTED_VERSIONS names, and
+# regenerates debian/control from control.in for them (PG_UPDATECONTROL)
+log "dpkg-buildpackage -b in $src (PostgreSQL $PG_MAJOR)"
+grep -qx "$PG_MAJOR" debian/pgversions || fail "debian/pgversions does not list $PG_MAJOR"
+(cd "$src" && PG_SUPPORTED_VERSIONS=$PG_MAJOR PG_UPDATECONTROL=yes \
+    DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
     || { tail -n 60 "$WORK/build.log" >&2; fail "dpkg-buildpackage failed"; }
 grep -qE '^(gcc|cc) .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
     || { grep -E ' -c -o src/' "$WORK/build.log" | head -n 3 >&2; fail "the package was not compiled with -Werror"; }
