@@ -60,9 +60,17 @@ ensure_chroot() {
     log "creating a $release chroot for PostgreSQL $major in $dir (debootstrap, minbase)"
     as_root mkdir -p "$CRM_CHROOT_DIR"
     chroot_umount "$tmp"
-    as_root rm -rf "$tmp" "$dir"
-    as_root debootstrap --variant=minbase "$release" "$tmp" "$CRM_DEBIAN_MIRROR" >"$CRM_CHROOT_DIR/$release.debootstrap.log" 2>&1 \
-        || { tail -n 30 "$CRM_CHROOT_DIR/$release.debootstrap.log" >&2; return 1; }
+    as_root rm -rf "$dir"
+    # a base system that debootstrap completed before is kept (a run that
+    # stopped while installing the packages goes on from there)
+    if [ ! -f "$tmp/.crm-debootstrapped" ]; then
+        as_root rm -rf "$tmp"
+        as_root debootstrap --variant=minbase "$release" "$tmp" "$CRM_DEBIAN_MIRROR" >"$CRM_CHROOT_DIR/$release.debootstrap.log" 2>&1 \
+            || { tail -n 30 "$CRM_CHROOT_DIR/$release.debootstrap.log" >&2; return 1; }
+        as_root touch "$tmp/.crm-debootstrapped"
+    fi
+    # a throwaway system: dpkg need not sync every file it unpacks
+    echo force-unsafe-io | as_root tee "$tmp/etc/dpkg/dpkg.cfg.d/crm-unsafe-io" >/dev/null
     # no services start in the chroot, and the packages make no cluster
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$tmp/usr/sbin/policy-rc.d" >/dev/null
     as_root chmod 755 "$tmp/usr/sbin/policy-rc.d"
@@ -74,7 +82,7 @@ ensure_chroot() {
     if [ "$release" = trixie ]; then
         # bookworm's postgresql-15 beside trixie's 17, for pg_upgrade 15 -> 17;
         # trixie's packages stay preferred for everything else
-        printf 'deb %s bookworm main\ndeb %s-security bookworm-security main\n' \
+        printf 'deb %s bookworm main\ndeb %s bookworm-security main\n' \
             "$CRM_DEBIAN_MIRROR" "${CRM_DEBIAN_MIRROR%/debian}/debian-security" \
             | as_root tee "$tmp/etc/apt/sources.list.d/bookworm.list" >/dev/null
         printf 'Package: *\nPin: release n=bookworm\nPin-Priority: 100\n\nPackage: *\nPin: release n=bookworm-security\nPin-Priority: 100\n' \
@@ -165,6 +173,16 @@ run_all_versions() {
     majors=$(printf '%s\n' "$@" | sort -n -u)
     out=$(mktemp -d /tmp/crm-versions.XXXXXX)
     chmod 755 "$out"
+    # The chroots are made (or found) in the background while the suite of
+    # this machine's major runs: debootstrap mostly waits for the network.
+    local -A maker=()
+    for v in $majors; do
+        rel=$(release_of "$v" 2>/dev/null) || continue
+        [ "$rel" != "$(host_release)" ] || continue
+        command -v debootstrap >/dev/null 2>&1 || install_missing debootstrap
+        ensure_chroot "$v" >"$out/chroot-$v.log" 2>&1 &
+        maker[$v]=$!
+    done
     for v in $majors; do
         start=$SECONDS
         log=$out/pg$v.log
@@ -182,7 +200,10 @@ run_all_versions() {
                 bash "$REPO_ROOT/scripts/test.sh" 2>&1 | tee "$log"
         else
             dir=$(chroot_dir "$v")
-            if ! ensure_chroot "$v" 2>&1 | tee "$log"; then
+            local made=0
+            wait "${maker[$v]}" || made=$?
+            cat "$out/chroot-$v.log" | tee "$log"
+            if [ "$made" -ne 0 ]; then
                 echo "0 passed, 1 failed" >>"$log"
             else
                 case " $cross " in *" pg_upgrade_15_17 "*)

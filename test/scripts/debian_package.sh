@@ -8,7 +8,7 @@
 #      1.0.0 requires; its version and the version of provides.crm are the
 #      semantic version of crm.control's default_version (0.2 -> 0.2.0);
 #      provides.crm.file and docfile exist; PostgreSQL >= 15 is a runtime
-#      prerequisite.  debian/changelog's upstream version is default_version.
+#      prerequisite, below 19.  debian/changelog's upstream version is default_version.
 #   2. The checkout's files (tracked and not ignored; no .git, no build
 #      products) are copied to a scratch directory and the binary package is
 #      built there with dpkg-buildpackage -b (debian/rules: dh --with
@@ -76,8 +76,9 @@ perl -MJSON::PP -e '
         push @err, "provides.crm.docfile missing or not a file" unless defined $p->{docfile} && -f $p->{docfile};
         push @err, "provides.crm.abstract missing" unless $p->{abstract};
     }
-    push @err, "prereqs.runtime.requires.PostgreSQL is not 15.0.0 or later"
-        unless ($m->{prereqs}{runtime}{requires}{PostgreSQL} // "") =~ /^(>=\s*)?(1[5-9]|[2-9]\d)\.\d+\.\d+$/;
+    # the tested majors: 15 up to 18 (debian/pgversions)
+    push @err, "prereqs.runtime.requires.PostgreSQL is not \">= 15.0.0, < 19.0.0\""
+        unless ($m->{prereqs}{runtime}{requires}{PostgreSQL} // "") eq ">= 15.0.0, < 19.0.0";
     for my $d (@{ $m->{no_index}{directory} // [] }) { push @err, "no_index directory $d does not exist" unless -d $d }
     push @err, "release_status is not stable, testing or unstable"
         unless ($m->{release_status} // "stable") =~ /^(stable|testing|unstable)$/;
