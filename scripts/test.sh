@@ -61,12 +61,13 @@ failed=0
 failures=()
 
 # count_results LOG STATUS EXPECTED: count pg_regress / pg_isolation_regress
-# result lines; a runner that failed, or ran fewer tests than it was given,
-# counts the missing ones as failed
+# result lines (15: "test name ... ok"; 16 and later: TAP, "ok 1 - name");
+# a runner that failed, or ran fewer tests than it was given, counts the
+# missing ones as failed
 count_results() {
     local log=$1 status=$2 expected=$3 p f
-    p=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok' "$log")
-    f=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED' "$log")
+    p=$(grep -cE '^((test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok|ok [0-9]+[[:space:]]+[-+][[:space:]]+[a-z0-9_]+)' "$log")
+    f=$(grep -cE '^((test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED|not ok [0-9]+[[:space:]]+[-+][[:space:]]+[a-z0-9_]+)' "$log")
     if [ $((p + f)) -lt "$expected" ]; then f=$((expected - p)); fi
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))

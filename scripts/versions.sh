@@ -78,6 +78,10 @@ ensure_chroot() {
     echo "create_main_cluster = false" | as_root tee "$tmp/etc/postgresql-common/createcluster.conf" >/dev/null
     as_root cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
     echo "deb $CRM_DEBIAN_MIRROR $release main" | as_root tee "$tmp/etc/apt/sources.list" >/dev/null
+    # sid's Release file is valid for a few days only; a mirror that lags
+    # behind this machine's clock would otherwise be refused
+    [ "$release" != sid ] || echo 'Acquire::Check-Valid-Until "false";' \
+        | as_root tee "$tmp/etc/apt/apt.conf.d/crm-valid-until" >/dev/null
     local extra=()
     if [ "$release" = trixie ]; then
         # bookworm's postgresql-15 beside trixie's 17, for pg_upgrade 15 -> 17;

@@ -49,7 +49,6 @@
  * CONCURRENTLY or VACUUM would conflict with.
  */
 #include "crm.h"
-#include "compat.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -727,7 +726,7 @@ agg_target_open(AggTarget *t, AggSpec *spec)
 	Oid			pkey;
 
 	t->rel = agg_target_table(spec, cache);
-	pkey = RelationGetPrimaryKeyIndex(t->rel);
+	pkey = crm_primary_key_index(t->rel);
 	constr = RelationGetDescr(t->rel)->constr;
 	if (!OidIsValid(pkey))
 	{
@@ -801,7 +800,7 @@ agg_target_executor(AggTarget *t)
 	rte->relid = RelationGetRelid(t->rel);
 	rte->relkind = t->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(t->estate, list_make1(rte));
+	crm_init_range_table(t->estate, rte);
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
 }
@@ -1116,7 +1115,7 @@ agg_target_lookup(AggTarget *t, ItemPointer root)
 	if (t->index == NULL)
 		t->index = index_open(cache->pkey, RowExclusiveLock);
 	if (t->scan == NULL)
-		t->scan = index_beginscan(t->rel, t->index, t->snap, cache->nkeys, 0);
+		t->scan = crm_index_beginscan(t->rel, t->index, t->snap, cache->nkeys);
 	for (int i = 0; i < cache->nkeys; i++)
 	{
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
@@ -1221,7 +1220,7 @@ agg_target_other_row(AggTarget *t)
 	for (int i = 0; i < cache->nkeys; i++)
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	scan = index_beginscan(t->rel, t->index, &dirty, cache->nkeys, 0);
+	scan = crm_index_beginscan(t->rel, t->index, &dirty, cache->nkeys);
 	index_rescan(scan, skey, cache->nkeys, NULL, 0);
 	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
 	index_endscan(scan);

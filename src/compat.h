@@ -22,22 +22,43 @@
  *   crm_rel_ownercheck(relid, role)
  *                           role owns the relation (or is a superuser)
  *                           (16: pg_class_ownercheck became object_ownercheck)
+ *   pg_noreturn             before a function that never returns
+ *                           (18: replaced pg_attribute_noreturn() after it)
+ *   crm_primary_key_index(rel)
+ *                           the relation's (not deferrable) primary key index
+ *                           (18: a second argument, deferrable_ok)
+ *   crm_index_beginscan(heap, index, snapshot, nkeys)
+ *                           index_beginscan without ORDER BY keys
+ *                           (18: an argument for instrumentation)
+ *   crm_init_range_table(estate, rte)
+ *                           ExecInitRangeTable for the one relation the
+ *                           extension opened itself
+ *                           (16: its RTEPermissionInfo; 18: the unpruned
+ *                           relations)
  */
 #ifndef CRM_COMPAT_H
 #define CRM_COMPAT_H
 
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "parser/parse_relation.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #if PG_VERSION_NUM < 150000
 #error "crm needs PostgreSQL 15 or later"
+#endif
+
+#if PG_VERSION_NUM < 180000
+#define pg_noreturn pg_attribute_noreturn()
 #endif
 
 #if PG_VERSION_NUM >= 170000
@@ -109,5 +130,43 @@ crm_rel_ownercheck(Oid relid, Oid roleid)
 	return pg_class_ownercheck(relid, roleid);
 }
 #endif
+
+static inline Oid
+crm_primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 180000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+static inline IndexScanDesc
+crm_index_beginscan(Relation heap, Relation index, Snapshot snapshot, int nkeys)
+{
+#if PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, 0);
+#endif
+}
+
+static inline void
+crm_init_range_table(EState *estate, RangeTblEntry *rte)
+{
+#if PG_VERSION_NUM >= 160000
+	List	   *perminfos = NIL;
+
+	/* no permissions required: nothing checks them (no InitPlan) */
+	addRTEPermissionInfo(&perminfos, rte);
+#if PG_VERSION_NUM >= 180000
+	ExecInitRangeTable(estate, list_make1(rte), perminfos, bms_make_singleton(1));
+#else
+	ExecInitRangeTable(estate, list_make1(rte), perminfos);
+#endif
+#else
+	ExecInitRangeTable(estate, list_make1(rte));
+#endif
+}
 
 #endif							/* CRM_COMPAT_H */

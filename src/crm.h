@@ -28,6 +28,8 @@
 
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "executor/spi.h"
@@ -117,7 +119,7 @@ extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *valu
 										  const char *nulls);
 extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
 								long count);
-extern void crm_serialization_failure(const char *what, int64 id) pg_attribute_noreturn();
+pg_noreturn extern void crm_serialization_failure(const char *what, int64 id);
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);

@@ -20,7 +20,6 @@
  * guide adds crm to session_preload_libraries (README "Role model").
  */
 #include "crm.h"
-#include "compat.h"
 
 #include "access/relation.h"
 #include "catalog/namespace.h"

@@ -34,7 +34,6 @@
  * owner) -- never a scan of the account's deals (bench/sharing.sh).
  */
 #include "crm.h"
-#include "compat.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
