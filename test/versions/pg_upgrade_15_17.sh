@@ -76,7 +76,7 @@ fi
     || fail "crm is not at $old_version after pg_upgrade"
 [ "$(psql_as postgres crm_prod -c "SELECT count(*) FROM crm.verify_aggregates()")" = 0 ] \
     || fail "the aggregates are not exact after pg_upgrade"
-[ "$(psql_as alice crm_prod -c "SELECT setting FROM pg_settings WHERE name = 'session_preload_libraries'")" = crm ] \
+[ "$(psql_as postgres crm_prod -c "SHOW session_preload_libraries")" = crm ] \
     || fail "crm_prod no longer preloads crm"
 echo "ok: PostgreSQL $new_num: every table, sequence and view of crm_prod identical to 15's, aggregates exact"
 
