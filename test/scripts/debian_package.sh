@@ -174,7 +174,7 @@ grep -qx "$PG_MAJOR" debian/pgversions || fail "debian/pgversions does not list 
 (cd "$src" && PG_SUPPORTED_VERSIONS=$PG_MAJOR PG_UPDATECONTROL=yes \
     DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
     || { tail -n 60 "$WORK/build.log" >&2; fail "dpkg-buildpackage failed"; }
-grep -qE '^(gcc|cc) .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
+grep -qE '^([a-z0-9_]+-)*(gcc|cc)(-[0-9]+)? .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
     || { grep -E ' -c -o src/' "$WORK/build.log" | head -n 3 >&2; fail "the package was not compiled with -Werror"; }
 if grep -E '\.[ch]:[0-9]+(:[0-9]+)?: warning:' "$WORK/build.log" >&2; then fail "the compiler printed warnings (above)"; fi
 if grep -E 'warning:' "$WORK/build.log" >&2; then fail "the package build printed warnings (above)"; fi
