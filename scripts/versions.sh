@@ -169,68 +169,93 @@ install_15_build_into() {
         && as_root make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$pgc" DESTDIR="$dir" install >/dev/null
 }
 
+# run_major MAJOR CROSS OUT: the suite of MAJOR and the cross-version tests
+# CROSS, on this machine or in MAJOR's chroot (made before: the status of
+# ensure_chroot in OUT/chroot-MAJOR.rc); the output in OUT/pgMAJOR.log, the
+# seconds it took in OUT/pgMAJOR.secs
+run_major() {
+    local v=$1 cross=$2 out=$3 rel dir made=0 start=$SECONDS
+    local log=$out/pg$v.log
+    rel=$(release_of "$v")
+    if [ "$rel" = "$(host_release)" ]; then
+        env -u PG_VERSIONS CRM_PG_MAJOR="$v" CRM_CROSS_TESTS="$cross" CRM_DUMP_DIR="$out/dumps" \
+            bash "$REPO_ROOT/scripts/test.sh" 2>&1 | tee "$log"
+    else
+        dir=$(chroot_dir "$v")
+        made=$(cat "$out/chroot-$v.rc" 2>/dev/null || echo 1)
+        cat "$out/chroot-$v.log" >"$log"
+        if [ "$made" -ne 0 ]; then
+            echo "0 passed, 1 failed" >>"$log"
+        else
+            case " $cross " in *" pg_upgrade_15_17 "*)
+                install_15_build_into "$dir" >>"$log" 2>&1 || cross=${cross/pg_upgrade_15_17/pg_upgrade_15_17_missing} ;;
+            esac
+            copy_tree_into "$dir"
+            as_root rm -rf "$dir/build/dumps"
+            if [ -d "$out/dumps" ]; then
+                as_root cp -r "$out/dumps" "$dir/build/dumps"
+                as_root chroot "$dir" chown -R postgres: /build/dumps
+            fi
+            chroot_run_raw "$dir" CRM_PG_MAJOR="$v" CRM_CROSS_TESTS="$cross" CRM_DUMP_DIR=/build/dumps \
+                CRM_KEEP_TEST_DIR="${CRM_KEEP_TEST_DIR:-}" bash /build/crm/scripts/test.sh >>"$log" 2>&1
+        fi
+    fi
+    echo $((SECONDS - start)) >"$out/pg$v.secs"
+}
+
 # run_all_versions MAJOR...: the suite and the cross-version tests on each
-# major (15 first: it makes the dump the others restore); one line per major
-# and the total "N passed, N failed"
+# major; one line per major and the total "N passed, N failed".  This
+# machine's major runs first (15 makes the dump that the others restore)
+# while the chroots are made in the background (debootstrap mostly waits for
+# the network); then the chroots' majors run side by side (the suite mostly
+# waits on locks and sleeps; each chroot has its own /tmp and sockets), and
+# their output follows, one major after the other.
 run_all_versions() {
-    local majors v rel log p f start total_p=0 total_f=0 summary=() out dir
+    local majors v rel p f total_p=0 total_f=0 summary=() out cross pids=() start=$SECONDS
     majors=$(printf '%s\n' "$@" | sort -n -u)
     out=$(mktemp -d /tmp/crm-versions.XXXXXX)
     chmod 755 "$out"
-    # The chroots are made (or found) in the background while the suite of
-    # this machine's major runs: debootstrap mostly waits for the network.
-    local -A maker=()
     for v in $majors; do
-        rel=$(release_of "$v" 2>/dev/null) || continue
-        [ "$rel" != "$(host_release)" ] || continue
-        command -v debootstrap >/dev/null 2>&1 || install_missing debootstrap
-        ensure_chroot "$v" >"$out/chroot-$v.log" 2>&1 &
-        maker[$v]=$!
+        release_of "$v" >/dev/null || { echo "0 passed, 1 failed"; return 1; }
     done
+    local makers=()
     for v in $majors; do
-        start=$SECONDS
-        log=$out/pg$v.log
-        if ! rel=$(release_of "$v"); then
-            summary+=("PostgreSQL $v: not a tested major: 0 passed, 1 failed")
-            total_f=$((total_f + 1)); continue
+        [ "$(release_of "$v")" != "$(host_release)" ] || continue
+        command -v debootstrap >/dev/null 2>&1 || install_missing debootstrap
+        { ensure_chroot "$v"; echo $? >"$out/chroot-$v.rc"; } >"$out/chroot-$v.log" 2>&1 &
+        makers+=($!)
+    done
+    # cross_of MAJOR: its cross-version tests (none without 15's dump)
+    cross_of() { case " $majors " in *" 15 "*) cross_tests "$1" ;; esac; }
+    for v in $majors; do
+        [ "$(release_of "$v")" = "$(host_release)" ] || continue
+        log "PostgreSQL $v (Debian $(release_of "$v"), this machine): the suite, then $(cross_of "$v")"
+        run_major "$v" "$(cross_of "$v")" "$out"
+    done
+    [ ${#makers[@]} -eq 0 ] || wait "${makers[@]}"
+    for v in $majors; do
+        [ "$(release_of "$v")" != "$(host_release)" ] || continue
+        log "PostgreSQL $v (Debian $(release_of "$v"), chroot $(chroot_dir "$v")): the suite, then $(cross_of "$v") (in the background)"
+        run_major "$v" "$(cross_of "$v")" "$out" &
+        pids+=($!)
+    done
+    [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+    for v in $majors; do
+        rel=$(release_of "$v")
+        if [ "$rel" != "$(host_release)" ]; then
+            echo "===== PostgreSQL $v (Debian $rel, in its chroot)"
+            cat "$out/pg$v.log"
         fi
-        local cross
-        cross=$(cross_tests "$v")
-        # the restores need the dump that 15 makes
-        case " $majors " in *" 15 "*) ;; *) [ "$v" = 15 ] || cross= ;; esac
-        log "PostgreSQL $v (Debian $rel): the suite${cross:+, then $cross}"
-        if [ "$rel" = "$(host_release)" ]; then
-            env -u PG_VERSIONS CRM_PG_MAJOR="$v" CRM_CROSS_TESTS="$cross" CRM_DUMP_DIR="$out/dumps" \
-                bash "$REPO_ROOT/scripts/test.sh" 2>&1 | tee "$log"
-        else
-            dir=$(chroot_dir "$v")
-            local made=0
-            wait "${maker[$v]}" || made=$?
-            cat "$out/chroot-$v.log" | tee "$log"
-            if [ "$made" -ne 0 ]; then
-                echo "0 passed, 1 failed" >>"$log"
-            else
-                case " $cross " in *" pg_upgrade_15_17 "*)
-                    install_15_build_into "$dir" || cross=${cross/pg_upgrade_15_17/pg_upgrade_15_17_missing} ;;
-                esac
-                copy_tree_into "$dir"
-                as_root rm -rf "$dir/build/dumps"
-                if [ -d "$out/dumps" ]; then
-                    as_root cp -r "$out/dumps" "$dir/build/dumps"
-                    as_root chroot "$dir" chown -R postgres: /build/dumps
-                fi
-                chroot_run_raw "$dir" CRM_PG_MAJOR="$v" CRM_CROSS_TESTS="$cross" CRM_DUMP_DIR=/build/dumps \
-                    CRM_KEEP_TEST_DIR="${CRM_KEEP_TEST_DIR:-}" bash /build/crm/scripts/test.sh 2>&1 | tee -a "$log"
-            fi
-        fi
-        read -r p f < <(sed -n 's/^\([0-9]\+\) passed, \([0-9]\+\) failed$/\1 \2/p' "$log" | tail -n 1)
+        p=; f=
+        read -r p f < <(sed -n 's/^\([0-9]\+\) passed, \([0-9]\+\) failed$/\1 \2/p' "$out/pg$v.log" | tail -n 1)
         if [ -z "${p:-}" ]; then p=0; f=1; fi
         total_p=$((total_p + p)); total_f=$((total_f + f))
-        summary+=("PostgreSQL $v (Debian $rel): $p passed, $f failed, in $((SECONDS - start)) s")
+        summary+=("PostgreSQL $v (Debian $rel): $p passed, $f failed, in $(cat "$out/pg$v.secs" 2>/dev/null || echo '?') s")
     done
     [ -n "${CRM_KEEP_TEST_DIR:-}" ] || rm -rf "$out"
     echo
     printf '%s\n' "${summary[@]}"
+    echo "all majors in $((SECONDS - start)) s"
     echo "$total_p passed, $total_f failed"
     [ "$total_f" -eq 0 ]
 }
