@@ -212,7 +212,7 @@ run_major() {
 # their output follows, one major after the other.
 run_all_versions() {
     local majors v rel p f total_p=0 total_f=0 summary=() out cross pids=() start=$SECONDS
-    majors=$(printf '%s\n' "$@" | sort -n -u)
+    majors=$(printf '%s\n' "$@" | sort -n -u | tr '\n' ' ')
     out=$(mktemp -d /tmp/crm-versions.XXXXXX)
     chmod 755 "$out"
     for v in $majors; do
