@@ -108,7 +108,8 @@ state() {
     {
         cat "$WORK/paths"
         find "$pkglibdir" "$extdir" -maxdepth 1 -name 'crm*' 2>/dev/null
-        find "$pkglibdir/bitcode" -maxdepth 1 -name 'crm*' 2>/dev/null | while read -r d; do find "$d"; done
+        # (no bitcode directory where the JIT is a package of its own: sid)
+        [ ! -d "$pkglibdir/bitcode" ] || find "$pkglibdir/bitcode" -maxdepth 1 -name 'crm*' | while read -r d; do find "$d"; done
     } | sort -u | while read -r p; do
         if [ -d "$p" ]; then echo "dir $p"
         elif [ -e "$p" ]; then sha256sum "$p"
