@@ -6,7 +6,18 @@
 # the cluster runs as the "postgres" system user (created by the Debian
 # packages); otherwise as the invoking user, with sudo for the install steps.
 
-PG_MAJOR=15
+# PG_MAJOR: the PostgreSQL major to build and test against: CRM_PG_MAJOR if
+# set, else the default major of this Debian release (postgresql-common's
+# supported-versions: 15 on bookworm, 17 on trixie, 18 on sid), else 15.
+# scripts/test.sh runs other majors in Debian chroots (scripts/versions.sh).
+default_pg_major() {
+    local v
+    if [ -x /usr/share/postgresql-common/supported-versions ]; then
+        v=$(/usr/share/postgresql-common/supported-versions 2>/dev/null | tail -n 1)
+    fi
+    echo "${v:-15}"
+}
+PG_MAJOR=${CRM_PG_MAJOR:-$(default_pg_major)}
 # CRM_PG_ROOT: an optional copy of the Debian PostgreSQL tree (usr/lib,
 # usr/share and usr/include under one prefix; PostgreSQL finds its files
 # relative to its binaries), so that several checkouts can build, install and

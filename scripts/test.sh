@@ -10,8 +10,33 @@
 # and ends with one line "N passed, N failed".  Exit status 0 only when
 # nothing failed.  Works as root (clusters run as "postgres") or as a user
 # with sudo.
+#
+# By default the suite runs on this machine's own PostgreSQL (scripts/common.sh:
+# CRM_PG_MAJOR, else the Debian release's default major).  Other majors:
+#   bash scripts/test.sh --all-versions          # 15, 17 and 18
+#   PG_VERSIONS="15 17" bash scripts/test.sh     # a choice of them
+# runs the whole suite once per major, each from its own Debian release's
+# packages (a debootstrap chroot for a release other than the machine's; see
+# scripts/versions.sh), then the cross-version tests of test/versions/
+# (dump on 15 and restore on 17 and 18; pg_upgrade 15 -> 17), and ends with
+# one line per major and the total "N passed, N failed".
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# CRM_CROSS_TESTS: test/versions/ scripts to run after the suite, as
+# scripted tests (set by the multi-version run for each major)
+CRM_CROSS_TESTS=${CRM_CROSS_TESTS:-}
+for arg in "$@"; do
+    case $arg in
+        --all-versions) PG_VERSIONS="15 17 18" ;;
+        *) echo "usage: scripts/test.sh [--all-versions]   (or PG_VERSIONS=\"15 17 18\")" >&2; exit 2 ;;
+    esac
+done
+if [ -n "${PG_VERSIONS:-}" ]; then
+    source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+    run_all_versions $PG_VERSIONS
+    exit $?
+fi
 
 ensure_packages
 build_and_install || { echo "0 passed, 1 failed"; exit 1; }
@@ -36,12 +61,13 @@ failed=0
 failures=()
 
 # count_results LOG STATUS EXPECTED: count pg_regress / pg_isolation_regress
-# result lines; a runner that failed, or ran fewer tests than it was given,
-# counts the missing ones as failed
+# result lines (15: "test name ... ok"; 16 and later: TAP, "ok 1 - name");
+# a runner that failed, or ran fewer tests than it was given, counts the
+# missing ones as failed
 count_results() {
     local log=$1 status=$2 expected=$3 p f
-    p=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok' "$log")
-    f=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED' "$log")
+    p=$(grep -cE '^((test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok|ok [0-9]+[[:space:]]+[-+][[:space:]]+[a-z0-9_]+)' "$log")
+    f=$(grep -cE '^((test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED|not ok [0-9]+[[:space:]]+[-+][[:space:]]+[a-z0-9_]+)' "$log")
     if [ $((p + f)) -lt "$expected" ]; then f=$((expected - p)); fi
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))
@@ -85,8 +111,8 @@ fi
 
 # Scripted end-to-end tests run from the original checkout, as the invoking user.
 cd "$REPO_ROOT"
-for t in test/scripts/*.sh; do
-    [ -e "$t" ] || continue
+for t in test/scripts/*.sh $(for c in $CRM_CROSS_TESTS; do echo "test/versions/$c.sh"; done); do
+    [ -e "$t" ] || { case $t in test/versions/*) echo "script $(basename "$t" .sh) ... FAILED (missing)"; failed=$((failed + 1)) ;; esac; continue; }
     log "scripted: $t"
     if bash "$t" >"$WORK/$(basename "$t").log" 2>&1; then
         echo "script $(basename "$t" .sh) ... ok"

@@ -16,7 +16,7 @@
  * what the code below, which works under the executor, is paid with.
  *
  * What it does: crm_stripes_add() finds the group's row of the stripe
- * MyBackendId (at the hint this backend kept, or through the primary key,
+ * CRM_BACKEND_ID (at the hint this backend kept, or through the primary key,
  * under a snapshot of its own) and replaces it by a new version with the
  * change added, or inserts it; indexes and CHECK constraints are maintained
  * as for any UPDATE or INSERT.  It never waits for a row: where another
@@ -62,7 +62,6 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
-#include "storage/backendid.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
@@ -259,7 +258,7 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 
 	t->spec = spec;
 	t->rel = agg_target_table(spec, cache);
-	pkey = RelationGetPrimaryKeyIndex(t->rel);
+	pkey = crm_primary_key_index(t->rel);
 	constr = RelationGetDescr(t->rel)->constr;
 	if (!OidIsValid(pkey))
 	{
@@ -333,7 +332,7 @@ agg_target_executor(AggStripeWriter *t)
 	rte->relid = RelationGetRelid(t->rel);
 	rte->relkind = t->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(t->estate, list_make1(rte));
+	crm_init_range_table(t->estate, rte);
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
 }
@@ -430,7 +429,7 @@ agg_target_update(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *grou
 {
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
-	bool		update_indexes;
+	CrmUpdateIndexes update_indexes;
 	TM_Result	result;
 
 	agg_target_next(t, spec, group);
@@ -445,11 +444,11 @@ agg_target_update(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *grou
 		return false;
 	if (result != TM_Ok)
 		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
-	*hot = !update_indexes;
-	if (update_indexes)
+	*hot = crm_update_is_hot(update_indexes);
+	if (crm_update_needs_indexes(update_indexes))
 	{
 		agg_target_open_indices(t);
-		list_free(ExecInsertIndexTuples(t->rri, t->next, t->estate, true, false, NULL, NIL));
+		list_free(crm_insert_index_tuples(t->rri, t->next, t->estate, update_indexes));
 	}
 	return true;
 }
@@ -591,7 +590,7 @@ agg_target_fetch_hint(AggStripeWriter *t, AggHint *hint)
 	bool		all_dead = false;
 
 	if (!BufferIsValid(hint->buffer) ||
-		!ReadRecentBuffer(t->rel->rd_node, MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
+		!ReadRecentBuffer(CRM_REL_FILE(t->rel), MAIN_FORKNUM, ItemPointerGetBlockNumber(&hint->tid),
 						  hint->buffer))
 		return false;
 	agg_target_snapshot(t);
@@ -640,7 +639,7 @@ agg_target_lookup(AggStripeWriter *t, ItemPointer root)
 	if (t->index == NULL)
 		t->index = index_open(cache->pkey, RowExclusiveLock);
 	if (t->scan == NULL)
-		t->scan = index_beginscan(t->rel, t->index, t->snap, cache->nkeys, 0);
+		t->scan = crm_index_beginscan(t->rel, t->index, t->snap, cache->nkeys);
 	for (int i = 0; i < cache->nkeys; i++)
 	{
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
@@ -745,7 +744,7 @@ agg_target_other_row(AggStripeWriter *t)
 	for (int i = 0; i < cache->nkeys; i++)
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	scan = index_beginscan(t->rel, t->index, &dirty, cache->nkeys, 0);
+	scan = crm_index_beginscan(t->rel, t->index, &dirty, cache->nkeys);
 	index_rescan(scan, skey, cache->nkeys, NULL, 0);
 	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
 	index_endscan(scan);
@@ -791,7 +790,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 	}
 	for (int n = 0; n < AGG_STRIPES; n++)
 	{
-		int32		stripe = MyBackendId + n * AGG_STRIPE_SPAN;
+		int32		stripe = CRM_BACKEND_ID + n * AGG_STRIPE_SPAN;
 		AggHint    *hint = n == 0 ? entry : NULL;	/* where to look first; NULL: the primary key */
 
 		t->keyval[stripe_key] = Int32GetDatum(stripe);
@@ -865,7 +864,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("every stripe of backend %d in crm.%s is held by another transaction",
-					MyBackendId, spec->table),
+					CRM_BACKEND_ID, spec->table),
 			 errdetail("%d stripes are held by prepared transactions of this backend id.", AGG_STRIPES),
 			 errhint("Commit or roll back prepared transactions (pg_prepared_xacts).")));
 	return 0;					/* not reached */
@@ -911,7 +910,7 @@ agg_target_insert(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *grou
 /*
  * The aggregate table opened to add changes to this backend's stripe rows;
  * NULL when it has no primary key (then the caller's statement adds them,
- * to the stripe MyBackendId).
+ * to the stripe CRM_BACKEND_ID).
  */
 AggStripeWriter *
 crm_stripes_open(AggStripeTable *table)

@@ -66,7 +66,6 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "storage/backendid.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -735,7 +734,7 @@ agg_write_groups(AggFold *fold, bool connected)
 	{
 		AggGroup   *group = &fold->groups[g];
 		bool		changed = group->count != 0;
-		int32		stripe = MyBackendId;	/* a table without primary key */
+		int32		stripe = CRM_BACKEND_ID;	/* a table without primary key */
 		int			col = 0;
 
 		for (int i = 0; i < spec->target.nsums && !changed; i++)

@@ -727,7 +727,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	char	   *opportunity_name = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	bool		owner_given = !PG_ARGISNULL(5);
 	bool		dedupe = required_bool(fcinfo, 6, "dedupe");
-	Oid			owner;
+	Oid			owner = InvalidOid;	/* set below: given, or the lead's */
 	Lead		lead;
 	MatchKeys	keys;
 	Conversion	conv = {0};

@@ -33,6 +33,8 @@
 
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "executor/spi.h"
@@ -127,7 +129,7 @@ extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *valu
 										  const char *nulls);
 extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
 								long count);
-extern void crm_serialization_failure(const char *object, const char *detail) pg_attribute_noreturn();
+pg_noreturn extern void crm_serialization_failure(const char *object, const char *detail);
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);
@@ -198,7 +200,7 @@ extern Datum crm_enum_result(FunctionCallInfo fcinfo, const char *label);
 extern bool crm_is_blank(const char *s);
 extern void crm_require_role(Oid role, const char *const *groups, const char *action);
 extern const char *crm_role_name(Oid role);
-extern void crm_not_visible(int sqlerrcode, const char *what, int64 id, Oid caller) pg_attribute_noreturn();
+pg_noreturn extern void crm_not_visible(int sqlerrcode, const char *what, int64 id, Oid caller);
 
 /* cents.c: amounts with two decimals as int64 cents; false: use numeric */
 extern bool crm_numeric_cents(Datum value, int64 *cents);

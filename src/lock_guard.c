@@ -97,7 +97,7 @@ check_relation(Oid relid, LockCheck *check)
 	relkind = get_rel_relkind(relid);
 
 	if (get_rel_namespace(relid) == check->crm_schema &&
-		!pg_class_ownercheck(relid, GetUserId()))
+		!crm_rel_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to lock crm.%s in %s mode",
@@ -153,7 +153,7 @@ check_rule_statement(RuleStmt *stmt)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (OidIsValid(relid) && get_rel_namespace(relid) == crm_schema &&
-		!pg_class_ownercheck(relid, GetUserId()))
+		!crm_rel_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of relation crm.%s", get_rel_name(relid)),

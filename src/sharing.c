@@ -119,7 +119,7 @@ static struct
 static Datum
 caller_team_array(void)
 {
-	LocalTransactionId lxid = MyProc->lxid;
+	LocalTransactionId lxid = CRM_LOCAL_XID;
 	CommandId	cid = GetCurrentCommandId(false);
 	Oid			role = GetUserId();
 	bool		isnull;

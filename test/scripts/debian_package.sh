@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# test/scripts/debian_package.sh: the Debian package builds, contains the
-# extension where PostgreSQL 15 looks for it, installs with dpkg, works, and
+# test/scripts/debian_package.sh: the Debian package builds for the major
+# under test ($PG_MAJOR: 15, 17 or 18), contains the
+# extension where that PostgreSQL looks for it, installs with dpkg, works, and
 # removes cleanly; META.json is a valid PGXN Meta Spec 1.0.0 document.
 #
 #   1. META.json parses (perl JSON::PP) and has the keys the PGXN Meta Spec
 #      1.0.0 requires; its version and the version of provides.crm are the
 #      semantic version of crm.control's default_version (0.2 -> 0.2.0);
 #      provides.crm.file and docfile exist; PostgreSQL >= 15 is a runtime
-#      prerequisite.  debian/changelog's upstream version is default_version.
+#      prerequisite, below 19.  debian/changelog's upstream version is default_version.
 #   2. The checkout's files (tracked and not ignored; no .git, no build
 #      products) are copied to a scratch directory and the binary package is
 #      built there with dpkg-buildpackage -b (debian/rules: dh --with
@@ -75,8 +76,9 @@ perl -MJSON::PP -e '
         push @err, "provides.crm.docfile missing or not a file" unless defined $p->{docfile} && -f $p->{docfile};
         push @err, "provides.crm.abstract missing" unless $p->{abstract};
     }
-    push @err, "prereqs.runtime.requires.PostgreSQL is not 15.0.0 or later"
-        unless ($m->{prereqs}{runtime}{requires}{PostgreSQL} // "") =~ /^(>=\s*)?(1[5-9]|[2-9]\d)\.\d+\.\d+$/;
+    # the tested majors: 15 up to 18 (debian/pgversions)
+    push @err, "prereqs.runtime.requires.PostgreSQL is not \">= 15.0.0, < 19.0.0\""
+        unless ($m->{prereqs}{runtime}{requires}{PostgreSQL} // "") eq ">= 15.0.0, < 19.0.0";
     for my $d (@{ $m->{no_index}{directory} // [] }) { push @err, "no_index directory $d does not exist" unless -d $d }
     push @err, "release_status is not stable, testing or unstable"
         unless ($m->{release_status} // "stable") =~ /^(stable|testing|unstable)$/;
@@ -106,7 +108,8 @@ state() {
     {
         cat "$WORK/paths"
         find "$pkglibdir" "$extdir" -maxdepth 1 -name 'crm*' 2>/dev/null
-        find "$pkglibdir/bitcode" -maxdepth 1 -name 'crm*' 2>/dev/null | while read -r d; do find "$d"; done
+        # (no bitcode directory where the JIT is a package of its own: sid)
+        [ ! -d "$pkglibdir/bitcode" ] || find "$pkglibdir/bitcode" -maxdepth 1 -name 'crm*' | while read -r d; do find "$d"; done
     } | sort -u | while read -r p; do
         if [ -d "$p" ]; then echo "dir $p"
         elif [ -e "$p" ]; then sha256sum "$p"
@@ -164,10 +167,15 @@ fi
 [ -f "$src/debian/rules" ] && [ ! -e "$src/crm--$version.sql" ] && [ -z "$(find "$src" -name '*.o' -o -name '*.so')" ] \
     || fail "the scratch copy of the checkout is incomplete or has build products"
 
-log "dpkg-buildpackage -b in $src"
-(cd "$src" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
+# The package for the major under test only: pg_buildext builds for the
+# majors of debian/pgversions that PG_SUPPORTED_VERSIONS names, and
+# regenerates debian/control from control.in for them (PG_UPDATECONTROL)
+log "dpkg-buildpackage -b in $src (PostgreSQL $PG_MAJOR)"
+grep -qx "$PG_MAJOR" debian/pgversions || fail "debian/pgversions does not list $PG_MAJOR"
+(cd "$src" && PG_SUPPORTED_VERSIONS=$PG_MAJOR PG_UPDATECONTROL=yes \
+    DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1 \
     || { tail -n 60 "$WORK/build.log" >&2; fail "dpkg-buildpackage failed"; }
-grep -qE '^(gcc|cc) .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
+grep -qE '^([a-z0-9_]+-)*(gcc|cc)(-[0-9]+)? .* -Werror .*-c -o src/convert\.o' "$WORK/build.log" \
     || { grep -E ' -c -o src/' "$WORK/build.log" | head -n 3 >&2; fail "the package was not compiled with -Werror"; }
 if grep -E '\.[ch]:[0-9]+(:[0-9]+)?: warning:' "$WORK/build.log" >&2; then fail "the compiler printed warnings (above)"; fi
 if grep -E 'warning:' "$WORK/build.log" >&2; then fail "the package build printed warnings (above)"; fi

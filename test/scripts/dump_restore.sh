@@ -24,66 +24,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
+source test/lib/dataset.sh
 
 test_cluster crm-dump
 
 
 # ---------------------------------------------------------------- the source
 psql_as postgres postgres -c "CREATE DATABASE crm_src"
-psql_as postgres crm_src -c "CREATE EXTENSION crm"
-psql_as postgres crm_src -f demo/sample_data.sql >/dev/null
-psql_as postgres crm_src -f demo/convert_ready_leads.sql >/dev/null 2>&1
-# Admin changes to seeded rows: they must survive the restore.
-psql_as postgres crm_src <<'SQL' >/dev/null
-UPDATE crm.opportunity_stage SET probability = 15 WHERE name = 'Qualification';
-INSERT INTO crm.lead_source (code, label, sort_order) VALUES ('trade_show', 'Trade show', 95);
-UPDATE crm.lead_source SET active = false WHERE code = 'social';
-UPDATE crm.settings SET quote_approval_threshold = 12.5;
--- switch the standard price book (the dump of 0.1 lost the new one)
-BEGIN;
-INSERT INTO crm.price_book (name, currency) VALUES ('Standard 2028', 'USD');
-INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price)
-SELECT (SELECT id FROM crm.price_book WHERE name = 'Standard 2028'), product_id, unit_price * 1.05
-  FROM crm.price_book_entry WHERE price_book_id = (SELECT id FROM crm.price_book WHERE is_standard);
-UPDATE crm.price_book SET is_standard = false WHERE is_standard;
-UPDATE crm.price_book SET is_standard = true WHERE name = 'Standard 2028';
-COMMIT;
-SQL
-# Aggregate stripes from several sessions (a rep and a manager), and
-# sequences moved past their tables' last ids by rolled-back inserts.
-# (a stripe is a backend slot: the idle session holds one, so alice's
-# update lands in another)
-psql_as postgres crm_src -c "SELECT pg_sleep(3)" >/dev/null &
-sleeper=$!
-sleep 1
-psql_as alice crm_src -c "UPDATE crm.opportunity SET stage = 'Requirement' WHERE id IN (SELECT min(id) FROM crm.opportunity WHERE owner = 'alice'::regrole)"
-wait "$sleeper"
-psql_as carol crm_src -c "UPDATE crm.opportunity SET close_date = date '2027-06-30' WHERE owner = 'bob'::regrole"
-psql_as alice crm_src -c "BEGIN" -c "INSERT INTO crm.lead (name, company) VALUES ('Gone', 'Gone Ltd')" \
-    -c "INSERT INTO crm.account (name) VALUES ('Gone Ltd')" -c "ROLLBACK"
-stripes=$(psql_as postgres crm_src -c "SELECT count(DISTINCT stripe) FROM crm.pipeline_aggregate")
-[ "$stripes" -ge 2 ] || fail "the source has $stripes aggregate stripe(s); the test needs several"
+fill_crm_db crm_src    # sets $stripes
 
-# fingerprint DB: one line per table (rows, checksum of sorted rows), per
-# sequence (position) and per view (rows, checksum); crm.lock_key_secret,
-# which is not dumped and made anew by CREATE EXTENSION, by its row count
-# only (checked to differ below)
-fingerprint() {
-    psql_as postgres "$1" <<'SQL'
--- every column but intervals computed from now() (crm.overdue_task.overdue_by)
-SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM (SELECT %s FROM %s) AS t',
-              c.relkind::text || ' ' || c.relname,
-              CASE WHEN c.relname = 'lock_key_secret' THEN '1 AS one' ELSE
-              (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
-                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid <> 'interval'::regtype) END,
-              c.oid::regclass)
-  FROM pg_class c
- WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'v')
- ORDER BY c.relkind, c.relname
-\gexec
-SELECT 'S ' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'crm' ORDER BY sequencename;
-SQL
-}
 fingerprint crm_src >"$WORK/src.txt"
 ntables=$(grep -c '^r ' "$WORK/src.txt")
 nseqs=$(grep -c '^S ' "$WORK/src.txt")
@@ -99,14 +48,9 @@ as_cluster_user pg_dump -h "$PGHOST" -p "$PGPORT" -U postgres -d crm_src -f "$WO
     || { cat "$WORK/dump.log" >&2; fail "pg_dump (plain) failed"; }
 
 # ---------------------------------------------------------------- restores
-replica='-c session_replication_role=replica'
 psql_as postgres postgres -c "CREATE DATABASE crm_custom" -c "CREATE DATABASE crm_plain" -c "CREATE DATABASE crm_careless"
-as_cluster_user env PGOPTIONS="$replica" pg_restore --exit-on-error -h "$PGHOST" -p "$PGPORT" -U postgres \
-    -d crm_custom "$WORK/crm.dump" 2>"$WORK/restore.log" \
-    || { cat "$WORK/restore.log" >&2; fail "pg_restore in replica mode failed"; }
-as_cluster_user env PGOPTIONS="$replica" psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres \
-    -d crm_plain -f "$WORK/crm.sql" >"$WORK/plain.log" 2>&1 \
-    || { cat "$WORK/plain.log" >&2; fail "psql restore of the plain dump in replica mode failed"; }
+restore_documented crm_custom "$WORK/crm.dump"
+restore_documented crm_plain "$WORK/crm.sql"
 
 for db in crm_custom crm_plain; do
     fingerprint "$db" >"$WORK/$db.txt"
@@ -125,15 +69,6 @@ for db in crm_custom crm_plain; do
         || fail "the plain dump holds the lock key secret"
 done
 
-# The next ids, in the source and in a restored database, as a rep.
-next_ids() {
-    psql_as alice "$1" \
-        -c "INSERT INTO crm.lead (name, company) VALUES ('After restore', 'Next Ltd') RETURNING id" \
-        -c "INSERT INTO crm.account (name) VALUES ('Next Ltd') RETURNING id" \
-        -c "INSERT INTO crm.contact (name, email) VALUES ('Nina Next', 'nina@next.example') RETURNING id" \
-        -c "INSERT INTO crm.activity (type, subject, lead_id) SELECT 'task', 'Call back', max(id) FROM crm.lead WHERE name = 'After restore' RETURNING id" \
-        | tr '\n' ' '
-}
 src_next=$(next_ids crm_src)
 restored_next=$(next_ids crm_custom)
 [ "$src_next" = "$restored_next" ] || fail "next ids differ: source '$src_next', restored '$restored_next'"
@@ -185,9 +120,7 @@ echo "ok: a restore without replica mode fails at CREATE EXTENSION (pg_restore a
 # The documented procedure then works: drop and re-create the database
 # (the dump's CREATE SCHEMA crm ran), restore in replica mode.
 psql_as postgres postgres -c "DROP DATABASE crm_careless" -c "CREATE DATABASE crm_careless"
-as_cluster_user env PGOPTIONS="$replica" pg_restore --exit-on-error -h "$PGHOST" -p "$PGPORT" -U postgres \
-    -d crm_careless "$WORK/crm.dump" 2>"$WORK/restore2.log" \
-    || { cat "$WORK/restore2.log" >&2; fail "pg_restore in replica mode after a careless one failed"; }
+restore_documented crm_careless "$WORK/crm.dump"
 fingerprint crm_careless >"$WORK/crm_careless.txt"
 diff "$WORK/src.txt" "$WORK/crm_careless.txt" >/dev/null || fail "crm_careless differs from the source after the documented restore"
 echo "ok: after the failed attempt, the documented restore into the re-created database is identical to the source"
