@@ -1172,13 +1172,15 @@ typedef enum AggRowState
 static AggRowState
 agg_target_held(AggTarget *t)
 {
-	uint16		mask = t->found_infomask;
-	TransactionId xmax = t->found_xmax;
 	TM_FailureData tmfd;
 	TM_Result	result;
 
 	if (t->heap)
 	{
+		/* set by agg_target_fetch_heap, the heap's only way to a found row */
+		uint16		mask = t->found_infomask;
+		TransactionId xmax = t->found_xmax;
+
 		if ((mask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
 			return AGG_ROW_FREE;
 		if (mask & HEAP_XMAX_IS_MULTI)	/* counts this transaction as running too */
