@@ -50,22 +50,39 @@ tier_workdir() {
 
 # tier_suite KIND TESTS...: run pg_regress (KIND=regress) or
 # pg_isolation_regress (KIND=isolation) from $WORK/tree against the running
-# cluster, and count each test; a runner that stops early counts the tests
-# it did not report as failed.  Prints the diffs of failed tests.
+# cluster, and count each test (tier_run, then tier_count)
 tier_suite() {
-    local kind=$1; shift
-    local ntests=$# runner dir db log="$WORK/$kind.log" status p f
+    tier_run "$@"
+    tier_count "$1"
+}
+
+# tier_run KIND[-NAME] TESTS...: run the tests, in their own database and
+# output directory when NAME is given (so that runs can go side by side);
+# the runner's output goes to $WORK/KIND[-NAME].log
+tier_run() {
+    local run=$1 kind=${1%%-*}; shift
+    local suffix=${run#"$kind"} runner dir db
     case $kind in
-        regress)   runner=src/test/regress/pg_regress; dir=.; db=contrib_regression
-                   set -- --inputdir=. --outputdir=. "$@" ;;
-        isolation) runner=src/test/isolation/pg_isolation_regress; dir=output_iso; db=isolation_regression
-                   set -- --inputdir=test/isolation --outputdir=output_iso "$@" ;;
+        regress)   runner=src/test/regress/pg_regress; dir=output_regress$suffix; db=contrib_regression
+                   set -- --inputdir=test "$@" ;;
+        isolation) runner=src/test/isolation/pg_isolation_regress; dir=output_iso$suffix; db=isolation_regression
+                   set -- --inputdir=test/isolation "$@" ;;
     esac
-    log "$kind: $ntests tests"
-    (cd "$WORK/tree" && as_cluster_user "$PGXS_DIR/$runner" --bindir="$PG_BIN" \
-        --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname="$db" "$@") >"$log" 2>&1
-    status=$?
-    grep -E '^(test |     |not ok|ok)|\.\.\. (ok|FAILED)' "$log" || true
+    log "$run: $(($# - 1)) tests"
+    echo "$(($# - 1)) $dir" >"$WORK/$run.tests"
+    (cd "$WORK/tree" && as_cluster_user "$PGXS_DIR/$runner" --outputdir="$dir" --bindir="$PG_BIN" \
+        --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname="$db${suffix//-/_}" "$@") >"$WORK/$run.log" 2>&1
+    echo $? >"$WORK/$run.status"
+}
+
+# tier_count KIND[-NAME]: count the results of a tier_run; a runner that
+# stopped early counts the tests it did not report as failed.  Prints the
+# diffs of failed tests.
+tier_count() {
+    local run=$1 log="$WORK/$1.log" ntests dir status p f
+    read -r ntests dir <"$WORK/$run.tests"
+    status=$(cat "$WORK/$run.status")
+    grep -E '\.\.\. (ok|FAILED)' "$log" || true
     p=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. ok' "$log")
     f=$(grep -cE '^(test |     )?[[:space:]]*[a-z0-9_]+[[:space:]]+\.\.\. FAILED' "$log")
     [ $((p + f)) -ge "$ntests" ] || f=$((ntests - p))
