@@ -24,7 +24,7 @@
 # included; found by running each test file alone with gcov):
 #   catalog                crm.price_book_guard (only test that reaches it),
 #                          the price book entry and line item functions
-#   activities             crm.participant_response (only test that does)
+#   activities             crm.participant_response, the activity triggers
 #   opportunity_lifecycle  crm.opportunity_stage_guard (only test that does)
 #   reminders              crm.take_reminder (only test that does),
 #                          crm.claim_due_reminders, the activity triggers
