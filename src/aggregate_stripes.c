@@ -282,6 +282,30 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 		t->sum_att[i] = crm_attnum_hint(desc, spec->sum_column[i],
 										&cache->target_hint[AGG_MAX_KEYS + 2 + i]);
 
+	/*
+	 * The lookups fill a key value for the stripe and each group column: a
+	 * primary key a DBA changed to other columns is treated as none.
+	 */
+	{
+		bool		usable = cache->nkeys == spec->nkeys + 1;
+
+		for (int i = 0; i < cache->nkeys && usable; i++)
+		{
+			bool		ours = cache->key_att[i] == t->stripe_att;
+
+			for (int k = 0; k < spec->nkeys; k++)
+				ours = ours || cache->key_att[i] == t->key_att[k];
+			usable = ours;
+		}
+		if (!usable)
+		{
+			if (t->index != NULL)
+				index_close(t->index, NoLock);
+			table_close(t->rel, NoLock);
+			return false;
+		}
+	}
+
 	t->checks = constr != NULL && constr->num_check > 0;
 	t->estate = NULL;
 	t->rri = NULL;
@@ -695,13 +719,15 @@ typedef enum AggRowState
 static AggRowState
 agg_target_held(AggStripeWriter *t)
 {
-	uint16		mask = t->found_infomask;
-	TransactionId xmax = t->found_xmax;
 	TM_FailureData tmfd;
 	TM_Result	result;
 
 	if (t->heap)
 	{
+		/* set by agg_target_fetch_heap, the heap's only way to a found row */
+		uint16		mask = t->found_infomask;
+		TransactionId xmax = t->found_xmax;
+
 		if ((mask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
 			return AGG_ROW_FREE;
 		if (mask & HEAP_XMAX_IS_MULTI)	/* counts this transaction as running too */
@@ -909,8 +935,8 @@ agg_target_insert(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *grou
 
 /*
  * The aggregate table opened to add changes to this backend's stripe rows;
- * NULL when it has no primary key (then the caller's statement adds them,
- * to the stripe CRM_BACKEND_ID).
+ * NULL when it has no primary key of the stripe and group columns (then
+ * the caller's statement adds them, to the stripe CRM_BACKEND_ID).
  */
 AggStripeWriter *
 crm_stripes_open(AggStripeTable *table)

@@ -52,3 +52,23 @@ DROP TRIGGER dba_audit ON crm.pipeline_aggregate;
 UPDATE crm.opportunity SET amount = 60 WHERE name = 'A';
 SELECT sum(opportunities) AS opportunities, sum(amount) AS amount FROM crm.pipeline_aggregate;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- A primary key a DBA changed to other columns (here the count added): the
+-- in-place writer, which looks rows up by the stripe and group columns,
+-- treats it as none, and the changes go through a statement (which finds
+-- the rows through a unique constraint on those columns).
+DO $$
+DECLARE cols text;
+BEGIN
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) INTO cols
+      FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(att, n), pg_attribute a
+     WHERE i.indrelid = 'crm.pipeline_aggregate'::regclass AND i.indisprimary
+       AND a.attrelid = i.indrelid AND a.attnum = k.att;
+    EXECUTE format('ALTER TABLE crm.pipeline_aggregate ADD CONSTRAINT dba_group_unique UNIQUE (%s)', cols);
+    EXECUTE format('ALTER TABLE crm.pipeline_aggregate DROP CONSTRAINT pipeline_aggregate_pkey, '
+                   'ADD CONSTRAINT pipeline_aggregate_pkey PRIMARY KEY (%s, opportunities)', cols);
+END $$;
+UPDATE crm.opportunity SET amount = 70 WHERE name = 'A';
+INSERT INTO crm.opportunity (name, account_id, amount, close_date) VALUES ('C', 1, 5, '2027-02-15');
+SELECT sum(opportunities) AS opportunities, sum(amount) AS amount FROM crm.pipeline_aggregate;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
