@@ -27,8 +27,9 @@ SCAN_BUILD=$(command -v scan-build || ls /usr/bin/scan-build-* 2>/dev/null | sor
 EXPLAINED='
 src/aggregates.c|agg_fold_new|Dereference of null pointer|the analyzer takes &fold->groups[e->pos] from the hash-table path of agg_fold_find to be NULL, with fold->groups NULL; agg_fold_init pallocs groups (palloc never returns NULL) before any row is folded
 src/aggregates.c|agg_fold_table|Assigned value is garbage or undefined|folds[0].row with nfolds 0: crm_aggregates_maintain folds the specs of opportunity_specs or lead_specs, static lists of at least one spec each, so folds[0] is always initialized
-src/aggregates.c|agg_target_lookup|8th function call argument is an uninitialized value|t->keyval[i] for each column of the primary key: agg_target_add sets it for the stripe column and each key column, and each aggregate table has a primary key of exactly those columns; the analyzer lets cache->nkeys differ between two loops over it
-src/aggregates.c|agg_target_other_row|8th function call argument is an uninitialized value|the same t->keyval[i] as in agg_target_lookup
+src/aggregates.c|agg_add_query|Assigned value is garbage or undefined|types[i] for i < n: the loops above set types[0 .. n-1] (the key columns, stripe, count and sums, counted by n); the analyzer does not tie n to t->nkeys + 2 + t->nsums
+src/aggregate_stripes.c|agg_target_lookup|8th function call argument is an uninitialized value|t->keyval[i] for each column of the primary key: agg_target_add sets it for the stripe column and each group column, and agg_target_open uses a primary key only when its columns are exactly those (else the SQL path writes); the analyzer does not carry that check over to the lookup
+src/aggregate_stripes.c|agg_target_other_row|8th function call argument is an uninitialized value|the same t->keyval[i] as in agg_target_lookup
 src/aggregates.c|agg_write_groups|Array access results in an undefined pointer dereference|cols[col] with col < ncols = nkeys + 1 + nsums, each one palloced above; the analyzer does not tie ncols to spec->nkeys and spec->nsums, which the calls in between could change as far as it knows
 '
 
