@@ -97,3 +97,27 @@ DROP ROLE regress_li_rep;
 -- Deleting an opportunity deletes its lines.
 DELETE FROM crm.opportunity WHERE id = 2;
 SELECT count(*) AS orphan_lines FROM crm.opportunity_line_item WHERE opportunity_id = 2;
+
+-- A failed sum leaves no permit behind: when the owner's update of the sums
+-- fails (here the amount overflows numeric(16,2)) and a PL/pgSQL block
+-- catches the error, the rollback of its subtransaction withdraws the
+-- line-sum permit, and the amount still cannot be written by hand (ZC105).
+INSERT INTO crm.product (code, name, list_price) VALUES ('BIG-1', 'Mainframe', 999999999999);
+INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price)
+SELECT 1, id, list_price FROM crm.product WHERE code = 'BIG-1';
+INSERT INTO crm.opportunity (name, account_id) VALUES ('Huge deal', 1);
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity)
+SELECT o.id, p.id, 60 FROM crm.opportunity o, crm.product p WHERE o.name = 'Huge deal' AND p.code = 'BIG-1';
+DO $$
+BEGIN
+    BEGIN
+        INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity)
+        SELECT o.id, p.id, 60 FROM crm.opportunity o, crm.product p WHERE o.name = 'Huge deal' AND p.code = 'BIG-1';
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        RAISE NOTICE 'sum failed: %', SQLSTATE;
+    END;
+    UPDATE crm.opportunity SET amount = 1 WHERE name = 'Huge deal';
+END
+$$;
+\echo :LAST_ERROR_SQLSTATE
+SELECT amount FROM crm.opportunity WHERE name = 'Huge deal';

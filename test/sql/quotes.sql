@@ -110,3 +110,29 @@ UPDATE crm.quote SET opportunity_id = 2 WHERE id = :q3;
 INSERT INTO crm.price_book (name) VALUES ('Other book');
 UPDATE crm.quote SET price_book_id = (SELECT id FROM crm.price_book WHERE name = 'Other book') WHERE id = :q3;
 \echo :LAST_ERROR_SQLSTATE
+
+-- A failed sync leaves no permit behind: when copying the quote's lines to
+-- the opportunity fails inside crm.sync_quote() (a product retired since)
+-- and a PL/pgSQL block catches the error, the rollback of its subtransaction
+-- withdraws the quote's permit: marking it synced by hand is still refused
+-- (ZC021).
+INSERT INTO crm.product (code, name, list_price) VALUES ('RET-1', 'Retiring', 10);
+INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price)
+SELECT 1, id, list_price FROM crm.product WHERE code = 'RET-1';
+SELECT crm.create_quote(1) AS q4 \gset
+INSERT INTO crm.quote_line_item (quote_id, product_id, quantity)
+SELECT :q4, id, 1 FROM crm.product WHERE code = 'RET-1';
+UPDATE crm.product SET active = false WHERE code = 'RET-1';
+SELECT set_config('regress.quote', :'q4', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    BEGIN
+        PERFORM crm.sync_quote(current_setting('regress.quote')::bigint);
+    EXCEPTION WHEN SQLSTATE 'ZC102' THEN
+        RAISE NOTICE 'sync failed: %', SQLSTATE;
+    END;
+    UPDATE crm.quote SET is_synced = true WHERE id = current_setting('regress.quote')::bigint;
+END
+$$;
+\echo :LAST_ERROR_SQLSTATE
+SELECT is_synced FROM crm.quote WHERE id = :q4;
