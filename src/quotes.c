@@ -548,7 +548,9 @@ static CrmQuery clear_opportunity_lines = {
 
 static CrmQuery set_opportunity_book = {
 	"UPDATE crm.opportunity AS o SET price_book_id = $2"
-	" WHERE o.id OPERATOR(pg_catalog.=) $1 AND o.price_book_id IS DISTINCT FROM $2",
+	" WHERE o.id OPERATOR(pg_catalog.=) $1"
+	"   AND (o.price_book_id OPERATOR(pg_catalog.<>) $2"	/* IS DISTINCT FROM, qualified */
+	"        OR (o.price_book_id IS NULL) OPERATOR(pg_catalog.<>) ($2 IS NULL))",
 	2, {INT8OID, INT8OID}, NULL
 };
 

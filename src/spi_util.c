@@ -207,19 +207,20 @@ run_as_snapshot(Oid role, int sec_flags, Snapshot snapshot, bool read_only,
 	volatile int ret = 0;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	if (!OidIsValid(acting_role))
-		acting_role = save_userid;
-	if ((sec_flags & SECURITY_NOFORCE_RLS) != 0)
-	{
-		sec_flags |= SECURITY_RESTRICTED_OPERATION;
-		owner_depth++;
-	}
 	if (restrict_guc)
 	{
 		save_nestlevel = NewGUCNestLevel();
 		(void) set_config_option("search_path", SAFE_SEARCH_PATH,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
+	}
+	/* from here on, PG_FINALLY restores what changes */
+	if (!OidIsValid(acting_role))
+		acting_role = save_userid;
+	if ((sec_flags & SECURITY_NOFORCE_RLS) != 0)
+	{
+		sec_flags |= SECURITY_RESTRICTED_OPERATION;
+		owner_depth++;
 	}
 	SetUserIdAndSecContext(role, save_sec_context | sec_flags);
 	PG_TRY();
