@@ -66,6 +66,9 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
 # Server headers as system headers: -Wextra applies to our code, not to theirs.
 PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_server)/port/linux
 PG_CFLAGS = -Wall -Wextra $(CRM_EXTRA_CFLAGS)
+# PostgreSQL 16 and later build with -Wshadow=compatible-local (gcc); so do
+# we on every version, so that a shadowed variable fails on 15 too.
+PG_CFLAGS += $(if $(findstring gcc,$(notdir $(CC))),-Wshadow=compatible-local)
 
 # Prefer the Debian PostgreSQL 15 layout; any pg_config can be passed in.
 ifndef PG_CONFIG

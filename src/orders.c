@@ -286,8 +286,6 @@ crm_create_order(PG_FUNCTION_ARGS)
 	 */
 	if (PG_ARGISNULL(1))
 	{
-		bool		isnull;
-
 		crm_query_run_as_owner(&next_order_number, NULL, NULL, 1);
 		values[1] = datumCopy(crm_result_datum(0, 1, &isnull), false, -1);
 		nulls[1] = ' ';

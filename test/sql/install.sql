@@ -72,7 +72,9 @@ DROP SCHEMA crm;
 DROP ROLE IF EXISTS regress_squatter;
 CREATE ROLE regress_squatter;
 CREATE SCHEMA crm AUTHORIZATION regress_squatter;
+\set SHOW_CONTEXT never
 CREATE EXTENSION crm;
+\set SHOW_CONTEXT errors
 \echo :LAST_ERROR_SQLSTATE
 DROP SCHEMA crm;
 DROP ROLE regress_squatter;
