@@ -163,12 +163,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			newtup = crm_set_column(newtup, tupdesc, "closed_at",
 									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 		else
-		{
-			bool		old_isnull;
-			Datum		old_closed = heap_getattr(oldtup, crm_attnum(tupdesc, "closed_at"), tupdesc, &old_isnull);
-
-			newtup = crm_set_column(newtup, tupdesc, "closed_at", old_closed, old_isnull);
-		}
+			newtup = crm_keep_column(oldtup, newtup, tupdesc, "closed_at");
 
 		/*
 		 * REPEATABLE READ: an admin may have changed the stage's flags since
