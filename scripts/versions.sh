@@ -227,12 +227,15 @@ run_all_versions() {
     done
     # cross_of MAJOR: its cross-version tests (none without 15's dump)
     cross_of() { case " $majors " in *" 15 "*) cross_tests "$1" ;; esac; }
+    # the chroots are made (side by side) before this machine's suite runs:
+    # the suite's timing-sensitive tests (crash recovery under load, the
+    # isolation specs) then do not share the two cores with debootstrap
+    [ ${#makers[@]} -eq 0 ] || wait "${makers[@]}"
     for v in $majors; do
         [ "$(release_of "$v")" = "$(host_release)" ] || continue
         log "PostgreSQL $v (Debian $(release_of "$v"), this machine): the suite, then $(cross_of "$v")"
         run_major "$v" "$(cross_of "$v")" "$out"
     done
-    [ ${#makers[@]} -eq 0 ] || wait "${makers[@]}"
     for v in $majors; do
         [ "$(release_of "$v")" != "$(host_release)" ] || continue
         log "PostgreSQL $v (Debian $(release_of "$v"), chroot $(chroot_dir "$v")): the suite, then $(cross_of "$v") (in the background)"

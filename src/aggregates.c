@@ -664,7 +664,7 @@ agg_add_query(const AggFold *fold)
 		names[n] = psprintf("u.s%d", i + 1);
 		types[n++] = NUMERICARRAYOID;
 	}
-	Assert(n == nargs && nargs <= lengthof(spec->add.argtypes));
+	Assert(n == nargs && nargs <= (int) lengthof(spec->add.argtypes));
 
 	initStringInfo(&q);
 	appendStringInfo(&q, "INSERT INTO crm.%s AS a (", quote_identifier(t->table));
