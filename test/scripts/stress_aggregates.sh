@@ -78,7 +78,7 @@ as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postg
 
 log "setting up: accounts, campaigns, products, opportunities, line items, leads"
 psql_q >"$WORK/setup.log" <<'SQL'
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 
 -- sales reps (plain crm_sales members: under row-level security each sees
 -- and writes only their own rows; the duplicate search spans all owners)
@@ -291,6 +291,27 @@ EXCEPTION
         RETURN SQLSTATE;
 END $$;
 
+-- n opportunities in one multi-row INSERT.  A sales rep may lose sight of a
+-- picked account before the row is checked (another client deleted or
+-- reassigned the rep's last deal on it: the sharing rule no longer applies),
+-- which the row-level security check refuses with 42501.
+CREATE FUNCTION stress.bulk_insert(n int) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO crm.opportunity (name, account_id, stage, amount, probability, close_date, owner, campaign_id, loss_reason)
+    SELECT 'Bulk deal ' || g, stress.pick_account(), stress.pick_stage(), g * 101.5,
+           CASE WHEN g % 3 = 0 THEN g * 7 % 101 END,
+           CASE WHEN g % 4 <> 0 THEN date '2027-01-01' + g * 13 END, stress.pick_owner(), stress.pick_campaign(), 'lost on price'
+      FROM generate_series(1, n) g;
+    RETURN 'ok';
+EXCEPTION
+    WHEN insufficient_privilege THEN
+        IF pg_has_role(current_user, 'crm_admin', 'MEMBER') OR current_user = 'postgres' THEN
+            RAISE;               -- nothing is hidden from these: a real failure
+        END IF;
+        PERFORM stress.note('bulk_insert', SQLSTATE);
+        RETURN SQLSTATE;
+END $$;
+
 -- n line items on random opportunities, in one statement ordered by parent
 CREATE FUNCTION stress.add_lines(n int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -485,11 +506,7 @@ UPDATE crm.opportunity o
   FROM (SELECT id FROM crm.opportunity WHERE id % 41 = :k ORDER BY id LIMIT 10 FOR NO KEY UPDATE) AS pick
  WHERE o.id = pick.id;
 SELECT stress.bulk_amount(:k);
-INSERT INTO crm.opportunity (name, account_id, stage, amount, probability, close_date, owner, campaign_id, loss_reason)
-SELECT 'Bulk deal ' || g, stress.pick_account(), stress.pick_stage(), g * 101.5,
-       CASE WHEN g % 3 = 0 THEN g * 7 % 101 END,
-       CASE WHEN g % 4 <> 0 THEN date '2027-01-01' + g * 13 END, stress.pick_owner(), stress.pick_campaign(), 'lost on price'
-  FROM generate_series(1, :n) g;
+SELECT stress.bulk_insert(:n);
 EOF
 cat >"$S/leads.sql" <<'EOF'
 \set n random(1, 6)
