@@ -19,6 +19,7 @@ OBJS = \
 	src/module.o \
 	src/spi_util.o \
 	src/normalize.o \
+	src/text_fold.o \
 	src/stamp.o \
 	src/permit.o \
 	src/row.o \
@@ -58,10 +59,10 @@ DATA = $(wildcard $(srcdir)/sql/versions/crm--*.sql)
 # itself (it drops and creates the extension, and the roles it uses), so any
 # one of them runs alone: make installcheck REGRESS=NAME.
 REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/sql/*.sql))))
-REGRESS_OPTS = --inputdir=test
+REGRESS_OPTS = --inputdir=test --load-extension=pg_trgm --load-extension=unaccent
 
 ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch lock_squatting
-ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=pg_trgm --load-extension=unaccent
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.
 PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_server)/port/linux

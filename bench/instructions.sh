@@ -52,7 +52,7 @@ make_on_off agg_tpl
 log "loading leads for the conversions"
 cp "$REPO_ROOT/bench/setup.sql" "$WORK/" && chmod a+r "$WORK/setup.sql"
 psql_q -d postgres -c "CREATE DATABASE conv_c"
-psql_q -d conv_c -c "CREATE EXTENSION crm"
+psql_q -d conv_c -c "CREATE EXTENSION crm CASCADE"
 psql_q -d conv_c -v nleads=$((300 + 2 * CONV + 100)) -f "$WORK/setup.sql"
 psql_q -d conv_c -c "VACUUM ANALYZE"
 psql_q -d postgres -c "CREATE DATABASE conv_plpgsql TEMPLATE conv_c"

@@ -9,7 +9,7 @@ psql_q() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPOR
 make_db() {
     local db=$1 size=$2
     psql_q -d postgres -c "CREATE DATABASE $db"
-    psql_q -d "$db" -c "CREATE EXTENSION crm" \
+    psql_q -d "$db" -c "CREATE EXTENSION crm CASCADE" \
         -c "DO \$\$ BEGIN FOR i IN 1..8 LOOP EXECUTE format('CREATE ROLE bench_rep%s', i); END LOOP; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
         -c "SET session_replication_role = replica;
             INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, 1000) g;

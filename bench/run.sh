@@ -37,7 +37,7 @@ psql_q() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPOR
 nleads=$((ROUNDS * (T1 + CLIENTS * T4) + 100))
 log "loading $nleads leads into the template database"
 psql_q -d postgres -c "CREATE DATABASE bench_tpl"
-psql_q -d bench_tpl -c "CREATE EXTENSION crm"
+psql_q -d bench_tpl -c "CREATE EXTENSION crm CASCADE"
 psql_q -d bench_tpl -v nleads="$nleads" -f "$WORK/setup.sql"
 psql_q -d bench_tpl -c "VACUUM ANALYZE"
 for v in $VARIANTS; do

@@ -39,7 +39,7 @@ psql_q() { as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$P
 make_db() {
     local db=$1 deals=$2
     psql_q -d postgres -c "CREATE DATABASE $db"
-    psql_q -d "$db" -c "CREATE EXTENSION crm" \
+    psql_q -d "$db" -c "CREATE EXTENSION crm CASCADE" \
         -c "DO \$\$ BEGIN CREATE ROLE bench_owner IN ROLE crm_sales; CREATE ROLE bench_rep IN ROLE crm_sales;
             EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
         -c "SET session_replication_role = replica;

@@ -25,6 +25,10 @@ PG_MAJOR=${CRM_PG_MAJOR:-$(default_pg_major)}
 CRM_PG_ROOT=${CRM_PG_ROOT:-}
 PG_BIN=$CRM_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/bin
 PGXS_DIR=$CRM_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+# the contrib extensions crm requires (crm.control), created in every test
+# database before the tests run, as the Makefile's REGRESS_OPTS do
+REGRESS_EXTENSIONS=(--load-extension=pg_trgm --load-extension=unaccent)
+
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -33,7 +33,7 @@ start_cluster "$DEMO_DIR"
 psql_demo() { as_cluster_user psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"; }
 
 psql_demo -d postgres -c "CREATE DATABASE $DB"
-psql_demo -d "$DB" -c "CREATE EXTENSION crm"
+psql_demo -d "$DB" -c "CREATE EXTENSION crm CASCADE"
 log "loading the sample data set"
 psql_demo -d "$DB" <"$REPO_ROOT/demo/sample_data.sql"
 log "converting the leads that are ready"

@@ -83,7 +83,7 @@ log "pg_regress: $(echo $regress_tests | wc -w) tests"
 as_cluster_user "$PGXS_DIR/src/test/regress/pg_regress" \
     --inputdir=test --outputdir=. --bindir="$PG_BIN" \
     --host="$PGHOST" --port="$PGPORT" --user=postgres \
-    --dbname=contrib_regression $regress_tests 2>&1 | tee "$WORK/regress.log"
+    --dbname=contrib_regression "${REGRESS_EXTENSIONS[@]}" $regress_tests 2>&1 | tee "$WORK/regress.log"
 count_results "$WORK/regress.log" "${PIPESTATUS[0]}" "$(echo $regress_tests | wc -w)"
 [ ! -s regression.diffs ] || cp regression.diffs "$WORK/regression.diffs"
 
@@ -91,7 +91,7 @@ log "isolation: $(echo $isolation_tests | wc -w) specs"
 as_cluster_user "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
     --inputdir=test/isolation --outputdir=output_iso --bindir="$PG_BIN" \
     --host="$PGHOST" --port="$PGPORT" --user=postgres \
-    --dbname=isolation_regression $isolation_tests 2>&1 | tee "$WORK/isolation.log"
+    --dbname=isolation_regression "${REGRESS_EXTENSIONS[@]}" $isolation_tests 2>&1 | tee "$WORK/isolation.log"
 count_results "$WORK/isolation.log" "${PIPESTATUS[0]}" "$(echo $isolation_tests | wc -w)"
 [ ! -s output_iso/regression.diffs ] || cp output_iso/regression.diffs "$WORK/isolation.diffs"
 

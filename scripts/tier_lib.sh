@@ -71,7 +71,7 @@ tier_run() {
     log "$run: $(($# - 1)) tests"
     echo "$(($# - 1)) $dir" >"$WORK/$run.tests"
     (cd "$WORK/tree" && as_cluster_user "$PGXS_DIR/$runner" --outputdir="$dir" --bindir="$PG_BIN" \
-        --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname="$db${suffix//-/_}" "$@") >"$WORK/$run.log" 2>&1
+        --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname="$db${suffix//-/_}" "${REGRESS_EXTENSIONS[@]}" "$@") >"$WORK/$run.log" 2>&1
     echo $? >"$WORK/$run.status"
 }
 

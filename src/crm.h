@@ -10,7 +10,8 @@
  *   permit.c            writes only the extension's own functions may make
  *   locks.c             the extension's own transaction locks
  *   lock_guard.c        LOCK TABLE and CREATE RULE on crm relations
- *   normalize.c         company-name and web-domain keys for duplicate detection
+ *   normalize.c         company-name, web-domain and phone keys for duplicate detection
+ *   text_fold.c         accent- and case-folded text; the schemas of pg_trgm and unaccent
  *   stamp.c             created_at / updated_at trigger
  *   history.c           lead status history and the change log
  *   convert.c           crm.convert_lead()
@@ -142,6 +143,11 @@ extern char *crm_company_key(const char *company);
 extern char *crm_domain_of(const char *url);
 extern char *crm_company_domain(char *host);
 extern char *crm_email_company_domain(const char *email);
+extern char *crm_phone_digits(const char *phone);
+
+/* text_fold.c: folded text; the schema of a required contrib extension */
+extern char *crm_fold(const char *s);
+extern char *crm_required_schema(const char *extname);
 
 
 /* permit.c: writes only the extension's own functions may make */

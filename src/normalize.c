@@ -14,7 +14,14 @@
  * scheme, user info, port, path and leading "www.", so "https://www.Acme.com/x"
  * and "acme.com" share "acme.com".
  *
- * Both are IMMUTABLE and back expression indexes on crm.account.
+ * crm.phone_key(phone): the digits that identify a phone number whatever
+ * its punctuation and however its country is written: the digits only, a
+ * leading international "00" dropped, and of a longer number the last nine
+ * (so "+1 (555) 014-2000", "001 555 0142000" and "555.014.2000" share
+ * "550142000", and "+49 30 1234567" and "030 1234567" share "301234567").
+ * Fewer than seven digits identify nothing: NULL.
+ *
+ * All three are IMMUTABLE and back expression indexes.
  *
  * crm_company_domain(host): the host, unless it is shared by many companies
  * -- a public mail provider (gmail.com, outlook.com, ...) or a platform that
@@ -231,4 +238,41 @@ crm_web_domain(PG_FUNCTION_ARGS)
 	if (host == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(host));
+}
+
+/* crm_phone_digits -- the key of a phone number (see the file header); NULL when none */
+char *
+crm_phone_digits(const char *phone)
+{
+	char	   *digits = palloc(strlen(phone) + 1);
+	int			n = 0;
+	char	   *start;
+
+	for (const char *p = phone; *p; p++)
+		if (*p >= '0' && *p <= '9')
+			digits[n++] = *p;
+	digits[n] = '\0';
+	start = digits;
+	if (n >= 2 && start[0] == '0' && start[1] == '0')
+	{
+		start += 2;
+		n -= 2;
+	}
+	if (n < 7)
+		return NULL;
+	if (n > 9)
+		start += n - 9;
+	return start;
+}
+
+/* crm_phone_key -- SQL crm.phone_key(text) */
+PG_FUNCTION_INFO_V1(crm_phone_key);
+Datum
+crm_phone_key(PG_FUNCTION_ARGS)
+{
+	char	   *key = crm_phone_digits(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	if (key == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(key));
 }

@@ -209,6 +209,16 @@ CREATE FUNCTION crm.web_domain(url text) RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.web_domain(text) IS 'Host name of a web address in lower case without scheme, port, path and leading www.; NULL when there is none';
 
+CREATE FUNCTION crm.phone_key(phone text) RETURNS text
+    AS 'MODULE_PATHNAME', 'crm_phone_key'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.phone_key(text) IS 'Digits that identify a phone number: punctuation and a leading international 00 dropped, the last nine digits of a longer number; NULL under seven digits. "+1 (555) 014-2000" and "555.014.2000" share a key';
+
+CREATE FUNCTION crm.fold_text(t text) RETURNS text
+    AS 'MODULE_PATHNAME', 'crm_fold_text'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.fold_text(text) IS 'Text folded for matching and search: accents removed (unaccent), lower case, white space runs made one space and trimmed. "  Müller   GmbH" folds to "muller gmbh"';
+
 CREATE INDEX account_company_match_key_idx ON crm.account (crm.company_match_key(name));
 CREATE INDEX account_web_domain_idx ON crm.account (crm.web_domain(website)) WHERE website IS NOT NULL;
 CREATE INDEX contact_email_lower_idx ON crm.contact (pg_catalog.lower(email)) WHERE email IS NOT NULL;

@@ -9,7 +9,7 @@
 # aggregates have: at least 2)
 fill_crm_db() {
     local db=$1 sleeper
-    psql_as postgres "$db" -c "CREATE EXTENSION crm"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm CASCADE"
     psql_as postgres "$db" -f demo/sample_data.sql >/dev/null
     psql_as postgres "$db" -f demo/convert_ready_leads.sql >/dev/null 2>&1
     # Admin changes to seeded rows: they must survive the restore.

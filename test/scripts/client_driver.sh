@@ -41,7 +41,7 @@ test_cluster crm-client
 
 db=crm_client
 psql_as postgres postgres -c "CREATE DATABASE $db"
-psql_as postgres "$db" -c "CREATE EXTENSION crm"
+psql_as postgres "$db" -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres "$db" \
     -c "CREATE ROLE client_rep1 LOGIN IN ROLE crm_sales;
         CREATE ROLE client_rep2 LOGIN IN ROLE crm_sales;

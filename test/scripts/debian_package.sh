@@ -244,7 +244,7 @@ convert_once() {
 }
 
 psql_as postgres postgres -c "CREATE DATABASE crm_pkg"
-psql_as postgres crm_pkg -c "CREATE EXTENSION crm"
+psql_as postgres crm_pkg -c "CREATE EXTENSION crm CASCADE"
 [ "$(psql_as postgres crm_pkg -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")" = "$version" ] \
     || fail "CREATE EXTENSION crm from the package is not at $version"
 [ "$(psql_as postgres crm_pkg -c "SELECT DISTINCT probin FROM pg_proc WHERE prolang = (SELECT oid FROM pg_language WHERE lanname = 'c') AND pronamespace = 'crm'::regnamespace")" = '$libdir/crm' ] \
@@ -259,7 +259,7 @@ for v in $(released_versions); do
     released=$((released + 1))
     db="crm_pkg_${v//./_}"
     psql_as postgres postgres -c "CREATE DATABASE $db"
-    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v' CASCADE"
     psql_as postgres "$db" -c "ALTER EXTENSION crm UPDATE"
     got=$(psql_as postgres "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")
     [ "$got" = "$version" ] || fail "from the package, $v updated to $got, not $version"

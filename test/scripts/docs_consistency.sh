@@ -14,7 +14,7 @@
 #      PostgreSQL defines (no typos);
 #   5. the table of documented codes in the bad_input regression test (the
 #      INSERT INTO documented VALUES list) holds exactly the README's codes.
-# Functions.  The source of truth is the catalog after CREATE EXTENSION crm;
+# Functions.  The source of truth is the catalog after CREATE EXTENSION crm CASCADE;
 # checked against it, in the README section "## Functions":
 #   6. every function of schema crm is named there (crm.NAME(...));
 #   7. every crm.NAME( there is a function of schema crm;
@@ -119,7 +119,7 @@ same_set "the README's SQLSTATE table" "$readme_codes" "$bad_input's documented 
 
 # ---------------------------------------------------------------- functions
 test_cluster crm-docs
-psql_as postgres postgres -c "CREATE EXTENSION crm"
+psql_as postgres postgres -c "CREATE EXTENSION crm CASCADE"
 # name|input argument names, comma-separated|callable by a CRM role
 catalog=$(psql_as postgres postgres -F'|' -c "
 SELECT p.proname,

@@ -128,7 +128,7 @@ echo "ok: after the failed attempt, the documented restore into the re-created d
 # Creating the extension by hand in a session with row_security = off (not a
 # restore) gets the same error, and works with row_security on.
 psql_as postgres postgres -c "CREATE DATABASE crm_rls_off"
-out=$(psql_as postgres crm_rls_off -c "SET row_security = off" -c "CREATE EXTENSION crm" 2>&1 || true)
+out=$(psql_as postgres crm_rls_off -c "SET row_security = off" -c "CREATE EXTENSION crm CASCADE" 2>&1 || true)
 echo "$out" | grep -q 'crm cannot be restored' || fail "CREATE EXTENSION with row_security = off: $out"
-psql_as postgres crm_rls_off -c "CREATE EXTENSION crm"
+psql_as postgres crm_rls_off -c "CREATE EXTENSION crm CASCADE"
 echo "ok: CREATE EXTENSION with row_security = off is refused outside replica mode, and works with it on"

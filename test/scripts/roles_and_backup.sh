@@ -19,12 +19,12 @@ test_cluster crm-roles
 
 # 1. Two databases, drop and create again.
 psql_as postgres postgres -c "CREATE DATABASE crm_one" -c "CREATE DATABASE crm_two"
-psql_as postgres crm_one -c "CREATE EXTENSION crm"
-psql_as postgres crm_two -c "CREATE EXTENSION crm"
+psql_as postgres crm_one -c "CREATE EXTENSION crm CASCADE"
+psql_as postgres crm_two -c "CREATE EXTENSION crm CASCADE"
 roles=$(psql_as postgres postgres -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'crm\_%'")
 [ "$roles" = "crm_admin,crm_analyst,crm_manager,crm_sales" ] || fail "group roles are '$roles'"
 psql_as postgres crm_one -c "DROP EXTENSION crm"
-psql_as postgres crm_one -c "CREATE EXTENSION crm"
+psql_as postgres crm_one -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres crm_one -c "INSERT INTO crm.lead (name, company) VALUES ('Only in one', 'One Corp')"
 n_two=$(psql_as postgres crm_two -c "SELECT count(*) FROM crm.lead")
 [ "$n_two" = "0" ] || fail "crm_two sees $n_two leads of crm_one"

@@ -53,7 +53,7 @@ test_cluster crm-sqlsmith
 LOG=$WORK/cluster/server.log
 
 psql_as postgres postgres -c "CREATE DATABASE crm_smith"
-psql_as postgres crm_smith -c "CREATE EXTENSION crm"
+psql_as postgres crm_smith -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres crm_smith -f "$REPO_ROOT/demo/sample_data.sql" >"$WORK/setup.log" 2>&1 \
     || { cat "$WORK/setup.log" >&2; fail "loading demo/sample_data.sql failed"; }
 # (the demo script shows a refused second conversion on purpose: not an error here)

@@ -53,7 +53,7 @@ data_fingerprint() {
 }
 
 psql_as postgres postgres -c "CREATE DATABASE crm_fresh"
-psql_as postgres crm_fresh -c "CREATE EXTENSION crm"
+psql_as postgres crm_fresh -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres crm_fresh -f test/schema_signature.sql >"$WORK/fresh.sig"
 [ "$(psql_as postgres crm_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'crm'")" = "$newest" ] \
     || fail "a fresh install is not at the default version $newest"
@@ -65,7 +65,7 @@ for v in $(released_versions); do
     released=$((released + 1))
     db="crm_from_${v//./_}"
     psql_as postgres postgres -c "CREATE DATABASE $db"
-    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v' CASCADE"
     psql_as postgres "$db" -f demo/sample_data.sql >/dev/null
     psql_as postgres "$db" -f demo/convert_ready_leads.sql >/dev/null 2>&1
     fingerprint_queries "$db" >"$WORK/$db.fpsql"
@@ -109,7 +109,7 @@ done
 for v in $(released_versions | grep -xE '0\.[12]'); do
     db="crm_nan_${v//./_}"
     psql_as postgres postgres -c "CREATE DATABASE $db"
-    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v'"
+    psql_as postgres "$db" -c "CREATE EXTENSION crm VERSION '$v' CASCADE"
     psql_as postgres "$db" -c "INSERT INTO crm.product (code, name, list_price) VALUES ('N1', 'NaN price', 'NaN')"
     out=$(psql_as postgres "$db" -v VERBOSITY=verbose -c "ALTER EXTENSION crm UPDATE" 2>&1) \
         && fail "$v with a NaN list price was updated"

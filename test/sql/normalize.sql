@@ -32,3 +32,22 @@ SELECT proname, provolatile, proisstrict FROM pg_proc
  WHERE proname IN ('company_match_key', 'web_domain') ORDER BY 1;
 SELECT crm.company_match_key(NULL) IS NULL AS null_in_null_out;
 SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'crm.account'::regclass AND indexprs IS NOT NULL ORDER BY indexrelid::regclass::text;
+
+-- Phone keys: the digits only, a leading international 00 dropped, the last
+-- nine digits of a longer number; the same number written three ways shares
+-- a key, and under seven digits there is no key.
+SELECT phone, crm.phone_key(phone) AS key
+  FROM unnest(ARRAY[
+    '+1 (555) 014-2000', '001 555 014 2000', '555.014.2000',
+    '+49 30 1234567', '030 1234567', '+44 20 7946 0958', '020 7946 0958',
+    '555 0142', '12-34-56', 'ext. 12', '']) AS phone;
+
+-- Folded text: no accents, lower case, one space between words.
+SELECT t, crm.fold_text(t) AS folded
+  FROM unnest(ARRAY['  Müller   GmbH ', 'MULLER gmbh', 'Ærøskøbing', 'François  Café',
+                    E'tab\there', 'Łódź', '']) AS t;
+SELECT crm.fold_text('Müller') = crm.fold_text('MULLER') AS accents_and_case_ignored;
+
+-- Both are strict and immutable.
+SELECT proname, provolatile, proisstrict FROM pg_proc
+ WHERE proname IN ('phone_key', 'fold_text') AND pronamespace = 'crm'::regnamespace ORDER BY 1;

@@ -46,7 +46,7 @@ $node->safe_psql('postgres', "CREATE DATABASE $db");
 
 # ------------------------------------------------------------------ setup
 $node->safe_psql($db, <<'SQL');
-CREATE EXTENSION crm;
+CREATE EXTENSION crm CASCADE;
 CREATE SCHEMA crm_test;
 
 -- products with small stock (and a service, not tracked); the stock before

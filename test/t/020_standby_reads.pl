@@ -41,7 +41,7 @@ is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the stan
 
 # the demo, on the primary only
 $primary->safe_psql('postgres', "CREATE DATABASE $db");
-$primary->safe_psql($db, 'CREATE EXTENSION crm');
+$primary->safe_psql($db, 'CREATE EXTENSION crm CASCADE');
 $primary->safe_psql($db, slurp_file("$root/demo/sample_data.sql"));
 $primary->safe_psql($db, slurp_file("$root/demo/convert_ready_leads.sql"));
 $primary->wait_for_catchup($standby);
