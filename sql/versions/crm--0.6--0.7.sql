@@ -54,3 +54,7 @@ COMMENT ON COLUMN crm.duplicate_candidate.resolved_by IS 'Who merged or dismisse
 COMMENT ON COLUMN crm.duplicate_candidate.resolved_at IS 'When the pair was merged or dismissed';
 CREATE INDEX duplicate_candidate_duplicate_of_idx ON crm.duplicate_candidate (duplicate_kind, duplicate_of);
 SELECT pg_catalog.pg_extension_config_dump('crm.duplicate_candidate', '');
+
+-- == an index behind every foreign key (test/sql/foreign_key_indexes.sql) ==
+CREATE INDEX lead_source_idx ON crm.lead (source);
+COMMENT ON INDEX crm.lead_source_idx IS 'Leads by source: renaming or deleting a lead source finds its leads without reading every lead; conversion rates by source group from it';
