@@ -98,8 +98,11 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 
 		if (was_converted)
 		{
+			/* a merge moves the record to the survivor (permit.c) */
+			HeapTuple	checked = crm_without_merge_repoints(oldtup, newtup, tupdesc);
+
 			for (int i = 0; conversion_columns[i] != NULL; i++)
-				if (crm_column_changed(oldtup, newtup, tupdesc, conversion_columns[i]))
+				if (crm_column_changed(oldtup, checked, tupdesc, conversion_columns[i]))
 					ereport(ERROR,
 							(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
 							 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, conversion_columns[i])),
@@ -163,7 +166,8 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 
 	/* clearing the source lead is allowed (and done when the lead is deleted) */
 	lead_id = heap_getattr(newtup, attnum, tupdesc, &isnull);
-	if (!isnull && !converting(DatumGetInt64(lead_id)))
+	if (!isnull && !converting(DatumGetInt64(lead_id)) &&
+		!crm_merge_repointed(trigdata->tg_trigtuple, newtup, tupdesc, "lead_id", CRM_PERMIT_MERGE_LEAD))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_CONVERSION_PROTECTED),
 				 errtable(trigdata->tg_relation),

@@ -28,6 +28,8 @@
  *   cents.c             money amounts as whole cents for the aggregates' arithmetic
  *   reporting_line.c    the reporting hierarchy behind the managers' row security
  *   sharing.c           which accounts and contacts a row may point at (sharing rule)
+ *   merge.c             crm.merge_accounts(), merge_contacts(), merge_leads()
+ *   repoint.c           re-pointing every foreign key from one row to another (merges)
  */
 #ifndef CRM_H
 #define CRM_H
@@ -84,6 +86,11 @@
 /* security */
 #define ERRCODE_CRM_REPORTING_CYCLE			MAKE_SQLSTATE('Z','C','6','0','1')
 #define ERRCODE_CRM_AUDIT_APPEND_ONLY		MAKE_SQLSTATE('Z','C','6','0','2')
+/* merging (src/merge.c, src/repoint.c) */
+#define ERRCODE_CRM_MERGE_CONVERTED_LEAD	MAKE_SQLSTATE('Z','C','7','0','2')
+#define ERRCODE_CRM_MERGE_SAME_RECORD		MAKE_SQLSTATE('Z','C','7','2','0')
+#define ERRCODE_CRM_MERGE_BAD_TAKE			MAKE_SQLSTATE('Z','C','7','2','1')
+#define ERRCODE_CRM_MERGE_FOREIGN_KEY		MAKE_SQLSTATE('Z','C','7','2','2')
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
 #define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
 
@@ -157,7 +164,10 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
 	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
 	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
-	CRM_PERMIT_LINE_SUM			/* amounts kept from line items; any row */
+	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
+	CRM_PERMIT_MERGE_ACCOUNT,	/* re-pointing to a merge's survivor; id = survivor */
+	CRM_PERMIT_MERGE_CONTACT,
+	CRM_PERMIT_MERGE_LEAD
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
@@ -165,6 +175,13 @@ typedef enum CrmPermitKind
 extern bool crm_permitted(CrmPermitKind kind, int64 id);
 extern void crm_permit_push(CrmPermitKind kind, int64 id);
 extern void crm_permit_pop(CrmPermitKind kind, int64 id);
+extern bool crm_merge_repointed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+								const char *colname, CrmPermitKind kind);
+extern HeapTuple crm_without_merge_repoints(HeapTuple oldtup, HeapTuple newtup,
+											TupleDesc tupdesc);
+
+/* repoint.c: every foreign key from one row to another (merges) */
+extern void crm_repoint_references(Oid relid, int64 from_id, int64 to_id);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);

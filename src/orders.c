@@ -111,7 +111,9 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 
 		if (!permitted)
 		{
-			const char *col = crm_changed_column_outside(oldtup, newtup, tupdesc, user_columns);
+			const char *col = crm_changed_column_outside(oldtup,
+														 crm_without_merge_repoints(oldtup, newtup, tupdesc),
+														 tupdesc, user_columns);
 
 			if (col != NULL)
 				ereport(ERROR,

@@ -23,6 +23,7 @@
 #include "crm.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 
 #define MAX_PERMITS 8
 
@@ -93,4 +94,49 @@ crm_permit_pop(CrmPermitKind kind, int64 id)
 		permits[npermits - 1].id != id)
 		elog(ERROR, "crm: permit popped out of order");
 	npermits--;
+}
+
+/*
+ * crm_merge_repointed -- does this update move column colname to the
+ * survivor of a merge running now (permit kind, id = the survivor)?  Guards
+ * that freeze a reference (a converted lead's account and contact, a sent
+ * quote's customer, an order's copied customer) let exactly that through:
+ * the record they point at is being merged into the survivor.
+ */
+bool
+crm_merge_repointed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+					const char *colname, CrmPermitKind kind)
+{
+	bool		isnull;
+	int64		to;
+
+	if (SPI_fnumber(tupdesc, colname) <= 0 ||
+		!crm_column_changed(oldtup, newtup, tupdesc, colname))
+		return false;
+	to = crm_column_int64(newtup, tupdesc, colname, &isnull);
+	return !isnull && crm_permitted(kind, to);
+}
+
+/*
+ * crm_without_merge_repoints -- newtup with account_id, contact_id and
+ * lead_id put back as in oldtup where a merge re-points them (see above):
+ * what a guard then compares is the user's part of the change.
+ */
+HeapTuple
+crm_without_merge_repoints(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
+{
+	static const struct
+	{
+		const char *column;
+		CrmPermitKind kind;
+	}			refs[] = {
+		{"account_id", CRM_PERMIT_MERGE_ACCOUNT},
+		{"contact_id", CRM_PERMIT_MERGE_CONTACT},
+		{"lead_id", CRM_PERMIT_MERGE_LEAD},
+	};
+
+	for (int i = 0; i < (int) lengthof(refs); i++)
+		if (crm_merge_repointed(oldtup, newtup, tupdesc, refs[i].column, refs[i].kind))
+			newtup = crm_keep_column(oldtup, newtup, tupdesc, refs[i].column);
+	return newtup;
 }

@@ -192,7 +192,9 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 		/* content changes only in Draft (also when going back to Draft) */
 		if (strcmp(from, "Draft") != 0 && strcmp(to, "Draft") != 0)
 		{
-			const char *col = crm_changed_column_outside(oldtup, newtup, tupdesc,
+			const char *col = crm_changed_column_outside(oldtup,
+														 crm_without_merge_repoints(oldtup, newtup, tupdesc),
+														 tupdesc,
 														 contact_cleared_by_delete(oldtup, newtup, tupdesc)
 														 ? workflow_columns_contact_gone : workflow_columns);
 
