@@ -28,6 +28,7 @@
  *   cents.c             money amounts as whole cents for the aggregates' arithmetic
  *   reporting_line.c    the reporting hierarchy behind the managers' row security
  *   sharing.c           which accounts and contacts a row may point at (sharing rule)
+ *   search.c            crm.search(): trigram search with the caller's rights
  */
 #ifndef CRM_H
 #define CRM_H
