@@ -40,6 +40,7 @@ OBJS = \
 	src/cents.o \
 	src/reporting_line.o \
 	src/sharing.o \
+	src/search.o \
 	src/locks.o \
 	src/lock_guard.o \
 	src/repoint.o \

@@ -30,6 +30,8 @@
  *   sharing.c           which accounts and contacts a row may point at (sharing rule)
  *   merge.c             crm.merge_accounts(), merge_contacts(), merge_leads()
  *   repoint.c           re-pointing every foreign key from one row to another (merges)
+
+ *   search.c            crm.search(): trigram search with the caller's rights
  */
 #ifndef CRM_H
 #define CRM_H

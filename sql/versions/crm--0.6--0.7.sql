@@ -123,3 +123,43 @@ GRANT EXECUTE ON FUNCTION crm.merge_accounts(bigint, bigint, text[]), crm.merge_
     crm.merge_leads(bigint, bigint, text[]) TO crm_admin, crm_manager, crm_sales;
 SELECT pg_catalog.pg_extension_config_dump('crm.merge_record', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.merge_record_id_seq', '');
+
+-- == search: crm.search() and its trigram indexes (sql/install/92_search.sql) ==
+-- Building the four GIN indexes reads every account, contact, lead and
+-- opportunity: on large tables the update takes a while (README "Search").
+CREATE FUNCTION crm.search_document(fields text[], phone text) RETURNS text
+    AS 'MODULE_PATHNAME', 'crm_search_document'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.search_document(text[], text) IS 'The searchable text of a row, as crm.search() matches it: the fields that are not NULL, folded (accents removed, lower case) and joined by spaces, then every digit of the phone number. Backs the trigram search indexes';
+
+CREATE FUNCTION crm.search(query text, kinds text[] DEFAULT NULL, max_results integer DEFAULT 20)
+    RETURNS TABLE (kind text, id bigint, title text, subtitle text, score real)
+    AS 'MODULE_PATHNAME', 'crm_search'
+    LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp
+    SET pg_trgm.word_similarity_threshold = 0.7;
+COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, website, phone), contacts (name, e-mail, phone, account name), leads (name, company, e-mail, phone) and opportunities (name, account name) the caller may see: case- and accent-insensitive, typo-tolerant, prefixes, e-mail and phone fragments. kinds limits the kinds (NULL: all); best first by score (1 = the name is the query)';
+REVOKE ALL ON FUNCTION crm.search(text, text[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_manager, crm_sales;
+
+-- The trigram operator class lives in pg_trgm's schema, whichever it is.
+DO $search_indexes$
+DECLARE
+    trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text
+                    FROM pg_catalog.pg_extension AS e
+                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    EXECUTE pg_catalog.format('CREATE INDEX account_search_idx ON crm.account USING gin'
+        ' (crm.search_document(ARRAY[name, website], phone) %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX contact_search_idx ON crm.contact USING gin'
+        ' (crm.search_document(ARRAY[name, email], phone) %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX lead_search_idx ON crm.lead USING gin'
+        ' (crm.search_document(ARRAY[name, company, email], phone) %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX opportunity_search_idx ON crm.opportunity USING gin'
+        ' (crm.search_document(ARRAY[name], NULL) %s.gin_trgm_ops)', trgm);
+END
+$search_indexes$;
+COMMENT ON INDEX crm.account_search_idx IS 'Search (crm.search): trigrams of the folded name and website and the phone digits';
+COMMENT ON INDEX crm.contact_search_idx IS 'Search (crm.search): trigrams of the folded name and e-mail and the phone digits';
+COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the folded name, company and e-mail and the phone digits';
+COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';

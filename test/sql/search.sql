@@ -1,0 +1,165 @@
+-- search: crm.search(query, kinds, max_results) as a specification.
+-- Finds accounts (name, website, phone), contacts (name, e-mail, phone,
+-- account name), leads (name, company, e-mail, phone) and opportunities
+-- (name, account name): case- and accent-insensitive, typo-tolerant,
+-- prefixes as you type, e-mail and phone fragments; best first.  Only rows
+-- the caller sees come back, scored from what the caller sees.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_search_rep1, regress_search_rep2, regress_search_admin,
+    regress_search_analyst, regress_search_nobody;
+RESET client_min_messages;
+\set VERBOSITY terse
+CREATE ROLE regress_search_rep1 IN ROLE crm_sales;
+CREATE ROLE regress_search_rep2 IN ROLE crm_sales;
+CREATE ROLE regress_search_admin IN ROLE crm_admin;
+CREATE ROLE regress_search_analyst IN ROLE crm_analyst;
+CREATE ROLE regress_search_nobody;
+
+-- rep1's book: accounts, contacts on them, leads, a deal.
+SET ROLE regress_search_rep1;
+INSERT INTO crm.account (name, website, phone) VALUES
+    ('Acme Corporation', 'https://acme.example', '+1 (555) 014-2'),
+    ('Müller Maschinenbau GmbH', 'https://mueller.example', '+49 30 1234567'),
+    ('Globex', NULL, NULL);
+INSERT INTO crm.contact (name, email, phone, account_id)
+SELECT 'John Smith', 'john.smith@acme.example', '555 0100', id FROM crm.account WHERE name = 'Acme Corporation';
+INSERT INTO crm.contact (name, email, account_id)
+SELECT 'Jürgen Weiß', 'jw@mueller.example', id FROM crm.account WHERE name LIKE 'Müller%';
+INSERT INTO crm.lead (name, company, email, phone) VALUES
+    ('Ana Lopez', 'Initech', 'ana@initech.example', '+34 91 555 0199'),
+    ('Bob 100% Real', 'Under_score Ltd', 'bob@example.org', NULL);
+INSERT INTO crm.opportunity (name, account_id)
+SELECT 'Rollout 2027', id FROM crm.account WHERE name = 'Acme Corporation';
+RESET ROLE;
+-- rep2's book: a contact on their own account named like rep1's.
+SET ROLE regress_search_rep2;
+INSERT INTO crm.account (name) VALUES ('Acme Supplies');
+INSERT INTO crm.contact (name, email, account_id)
+SELECT 'Sam Acme', 'sam@supplies.example', id FROM crm.account WHERE name = 'Acme Supplies';
+RESET ROLE;
+
+SET ROLE regress_search_rep1;
+-- Case- and accent-insensitive: "muller" finds Müller, "jurgen weiss" Jürgen Weiß.
+SELECT * FROM crm.search('muller');
+SELECT kind, title, score FROM crm.search('JURGEN');
+-- The exact name scores 1; rows found through it by their account 0.9 of it.
+SELECT kind, title, subtitle, score FROM crm.search('acme corporation');
+-- Typo-tolerant: the best stretch of words is similar enough.
+SELECT kind, title, score FROM crm.search('acme corporaton');
+SELECT kind, title, score FROM crm.search('globexx');
+-- One word of two is not a typo.
+SELECT count(*) FROM crm.search('globex industries');
+-- Prefix as you type: name prefix 0.9, a word's prefix 0.8.
+SELECT kind, title, score FROM crm.search('acm');
+SELECT kind, title, score FROM crm.search('corp');
+-- E-mail fragments: a word's prefix, or anywhere inside.
+SELECT kind, title, score FROM crm.search('smith@acme');
+SELECT kind, title, score FROM crm.search('initech.example');
+-- Phone fragments: the query's digits anywhere in the phone's digits.
+SELECT kind, title, subtitle, score FROM crm.search('555 0142');
+SELECT kind, title, score FROM crm.search('(555) 014');
+SELECT kind, title, score FROM crm.search('555-01');
+-- Opportunities by their own name or their account's.
+SELECT kind, title, subtitle, score FROM crm.search('rollout');
+-- kinds limits the kinds; max_results the rows (best first, then kind, id).
+SELECT kind, title FROM crm.search('acme', ARRAY['opportunity', 'contact']);
+SELECT kind, title FROM crm.search('acme', max_results => 2);
+-- No match: no rows.
+SELECT count(*) FROM crm.search('zzzqqq');
+
+-- LIKE wildcards and backslashes are plain characters.
+SELECT kind, title FROM crm.search('100%');
+SELECT kind, title FROM crm.search('under_score');
+SELECT count(*) FROM crm.search('und_r');
+SELECT count(*) FROM crm.search('ac%me');
+SELECT count(*) FROM crm.search('acme\');
+SELECT count(*) FROM crm.search(E'acme\x01corp');
+SELECT count(*) FROM crm.search('''acme''');
+RESET ROLE;
+
+-- Only rows the caller sees.  rep2 sees Acme Supplies and Sam Acme, not
+-- rep1's Acme Corporation and its contacts.
+SET ROLE regress_search_rep2;
+SELECT kind, title, subtitle, score FROM crm.search('acme');
+SELECT count(*) FROM crm.search('smith@acme');
+SELECT count(*) FROM crm.search('555 0142');
+RESET ROLE;
+-- A contact shared with rep2 (rep2 owns it) on rep1's account: rep2 does not
+-- see the account, so the account's name neither shows in the subtitle nor
+-- matches.
+SET ROLE regress_search_rep2;
+INSERT INTO crm.contact (name, email) VALUES ('Pat Lee', 'pat@lee.example');
+RESET ROLE;
+UPDATE crm.contact SET account_id = (SELECT id FROM crm.account WHERE name = 'Globex')
+ WHERE name = 'Pat Lee';
+SET ROLE regress_search_rep2;
+SELECT kind, title, subtitle FROM crm.search('pat lee');
+SELECT count(*) FROM crm.search('globex');
+RESET ROLE;
+SET ROLE regress_search_rep1;
+SELECT kind, title, subtitle FROM crm.search('globex');
+RESET ROLE;
+
+-- Ranking reveals nothing about hidden rows: rep2's answer is the same
+-- before and after rep1 adds 300 better matches (found first by the index
+-- search, and then left out as hidden), whatever max_results.
+SET ROLE regress_search_rep2;
+CREATE TEMP TABLE before_rows AS SELECT * FROM crm.search('supplies', max_results => 1);
+SELECT kind, title, score FROM before_rows;
+RESET ROLE;
+SET ROLE regress_search_rep1;
+INSERT INTO crm.account (name) SELECT 'Supplies Direct' FROM generate_series(1, 300);
+RESET ROLE;
+SET ROLE regress_search_rep2;
+(SELECT * FROM crm.search('supplies', max_results => 1) EXCEPT SELECT * FROM before_rows)
+UNION ALL
+(SELECT * FROM before_rows EXCEPT SELECT * FROM crm.search('supplies', max_results => 1));
+SELECT kind, title, score FROM crm.search('supplies', max_results => 3);
+DROP TABLE before_rows;
+RESET ROLE;
+-- The admin sees all of them.
+SET ROLE regress_search_admin;
+SELECT count(*) FROM crm.search('supplies', max_results => 1000);
+SELECT kind, title, score FROM crm.search('supplies', ARRAY['contact']);
+RESET ROLE;
+
+-- The searchable text of a row and its index.
+SELECT crm.search_document(ARRAY['Müller  GmbH', NULL, 'Info@Mueller.example'], '+1 (555) 014-2');
+SELECT crm.search_document(NULL, NULL);
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM crm.account
+ WHERE crm.search_document(ARRAY[name, website], phone) LIKE '%acme%';
+EXPLAIN (COSTS OFF) SELECT id FROM crm.lead
+ WHERE crm.search_document(ARRAY[name, company, email], phone) LIKE '%acme%';
+RESET enable_seqscan;
+
+-- Errors (with their details and hints).
+\set VERBOSITY default
+SET ROLE regress_search_rep1;
+SELECT * FROM crm.search(NULL);                          -- 22004
+SELECT * FROM crm.search('acme', ARRAY['lead', NULL]);   -- 22004
+SELECT * FROM crm.search('acme', max_results => NULL);   -- 22004
+SELECT * FROM crm.search('acme', ARRAY['quote']);        -- 22023, hint: the kinds
+SELECT * FROM crm.search('acme', ARRAY[]::text[]);       -- 22023
+SELECT * FROM crm.search('acme', max_results => 0);      -- 22023
+SELECT * FROM crm.search('acme', max_results => 1001);   -- 22023
+SELECT * FROM crm.search('   ');                         -- 22023: too short
+SELECT * FROM crm.search('ab');                          -- 22023: too short
+SELECT * FROM crm.search('%_%');                         -- 22023: too short
+SELECT * FROM crm.search(repeat('a', 1000000));          -- 22023: too long
+RESET ROLE;
+\set VERBOSITY terse
+-- Analysts read no personal columns; other roles are not CRM users.
+SET ROLE regress_search_analyst;
+SELECT * FROM crm.search('acme');                        -- 42501
+RESET ROLE;
+SET ROLE regress_search_nobody;
+SELECT * FROM crm.search('acme');                        -- 42501
+RESET ROLE;
+
+SET client_min_messages = warning;
+DROP EXTENSION crm CASCADE;
+DROP ROLE regress_search_rep1, regress_search_rep2, regress_search_admin,
+    regress_search_analyst, regress_search_nobody;
