@@ -90,8 +90,8 @@
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
 #define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
 /* personal data */
-#define ERRCODE_CRM_INVALID_EMAIL			MAKE_SQLSTATE('Z','C','7','0','1')
-#define ERRCODE_CRM_MEMBER_OPTED_OUT		MAKE_SQLSTATE('Z','C','7','0','2')
+#define ERRCODE_CRM_INVALID_EMAIL			MAKE_SQLSTATE('Z','C','8','0','1')
+#define ERRCODE_CRM_MEMBER_OPTED_OUT		MAKE_SQLSTATE('Z','C','8','0','2')
 
 /* spi_util.c */
 

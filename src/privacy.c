@@ -161,7 +161,7 @@ is_email(const char *s)
 
 /*
  * crm_person_email -- the e-mail argument of a privacy function: not NULL
- * (22004) and an e-mail address (ZC701).  The message does not repeat the
+ * (22004) and an e-mail address (ZC801).  The message does not repeat the
  * argument: server logs should not collect the addresses asked about.
  */
 char *

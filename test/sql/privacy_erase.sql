@@ -126,7 +126,7 @@ SET ROLE regress_erase_officer;
 SELECT id, leads, contacts, related_rows, change_log_entries FROM crm.erase_person('maria@garcia.example', 'repeated request');
 SELECT id, leads, contacts, related_rows, change_log_entries FROM crm.erase_person('nobody@nowhere.example', 'request #18');
 
--- Bad input: NULL (22004), not an address (ZC701), no reason (22004, 22023).
+-- Bad input: NULL (22004), not an address (ZC801), no reason (22004, 22023).
 SELECT crm.erase_person(NULL, 'x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.erase_person('maria at garcia.example', 'x');

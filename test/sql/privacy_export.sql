@@ -59,7 +59,7 @@ SELECT crm.export_person('nobody@nowhere.example') AS nobody;
 -- LIKE wildcards are plain characters: nobody has this address.
 SELECT crm.export_person('%@%.%') AS wildcards;
 
--- Bad input: NULL (22004), not one e-mail address (ZC701).
+-- Bad input: NULL (22004), not one e-mail address (ZC801).
 SELECT crm.export_person(NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.export_person('');
