@@ -13,7 +13,9 @@
  *     The check walks every ancestor of the new parent, at any depth.
  * crm.campaign_member_response() is a BEFORE row trigger on
  *     crm.campaign_member: first_responded_at is stamped the first time the
- *     member is marked responded, and kept from then on.
+ *     member is marked responded, and kept from then on; a member whose
+ *     person opted out (do not contact; e-mail for an Email campaign, calls
+ *     for a Telemarketing one) is marked opted_out, with a WARNING.
  */
 #include "crm.h"
 
@@ -47,6 +49,66 @@ static CrmQuery is_ancestor = {
 	2, {INT8OID, INT8OID}, NULL
 };
 
+/*
+ * Had the member's lead or contact ($2, $3) opted out of what campaign $1
+ * does?  Read with the caller's rights: nothing is told about a person the
+ * caller cannot see (such an insert fails its policy anyway).
+ */
+static CrmQuery member_opted_out = {
+	"SELECT p.do_not_contact"
+	"    OR (k.type OPERATOR(pg_catalog.=) 'Email' AND p.email_opt_out)"
+	"    OR (k.type OPERATOR(pg_catalog.=) 'Telemarketing' AND p.phone_opt_out)"
+	"  FROM crm.campaign AS k,"
+	"       (SELECT l.do_not_contact, l.email_opt_out, l.phone_opt_out FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $2"
+	"        UNION ALL"
+	"        SELECT c.do_not_contact, c.email_opt_out, c.phone_opt_out FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $3) AS p"
+	" WHERE k.id OPERATOR(pg_catalog.=) $1",
+	3, {INT8OID, INT8OID, INT8OID}, NULL
+};
+
+/*
+ * mark_opted_out -- a member added (or pointed at another person) gets
+ * opted_out set when the person opted out, with a WARNING; otherwise the
+ * mark is kept as it was (false for a new member)
+ */
+static HeapTuple
+mark_opted_out(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, Relation rel)
+{
+	Datum		values[3];
+	char		nulls[3];
+	bool		isnull;
+	bool		opted_out = false;
+
+	if (SPI_fnumber(tupdesc, "opted_out") <= 0)
+		return newtup;			/* before 0.7 */
+	if (oldtup != NULL && !crm_column_changed(oldtup, newtup, tupdesc, "lead_id") &&
+		!crm_column_changed(oldtup, newtup, tupdesc, "contact_id") &&
+		!crm_column_changed(oldtup, newtup, tupdesc, "campaign_id"))
+		return crm_keep_column(oldtup, newtup, tupdesc, "opted_out");
+
+	for (int i = 0; i < 3; i++)
+	{
+		static const char *const cols[] = {"campaign_id", "lead_id", "contact_id"};
+		int64		id = crm_column_int64(newtup, tupdesc, cols[i], &isnull);
+
+		crm_param_int64(values, nulls, i, id, isnull);
+	}
+	crm_spi_connect();
+	crm_query_run(&member_opted_out, values, nulls, 1);
+	for (uint64 r = 0; r < SPI_processed; r++)
+		opted_out = opted_out || DatumGetBool(crm_result_datum((int) r, 1, &isnull));
+	crm_spi_finish();
+	if (opted_out)
+		ereport(WARNING,
+				(errcode(ERRCODE_CRM_MEMBER_OPTED_OUT),
+				 errtable(rel),
+				 errmsg("the %s added to campaign %lld has opted out of being contacted this way",
+						nulls[1] == ' ' ? "lead" : "contact", (long long) DatumGetInt64(values[0])),
+				 errdetail("The membership is marked opted_out."),
+				 errhint("Leave opted-out people out of campaign sends; crm.contactable lists who may be contacted.")));
+	return crm_set_column(newtup, tupdesc, "opted_out", BoolGetDatum(opted_out), false);
+}
+
 /* crm_campaign_member_response -- trigger crm.campaign_member_response() */
 PG_FUNCTION_INFO_V1(crm_campaign_member_response);
 Datum
@@ -66,6 +128,7 @@ crm_campaign_member_response(PG_FUNCTION_ARGS)
 								TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 	else
 		newtup = crm_set_column(newtup, tupdesc, "first_responded_at", (Datum) 0, true);
+	newtup = mark_opted_out(oldtup, newtup, tupdesc, trigdata->tg_relation);
 	return PointerGetDatum(newtup);
 }
 

@@ -217,6 +217,30 @@ static CrmQuery fill_contact = {
 	5, {INT8OID, TEXTOID, CRM_TYPE_EMAIL_ADDRESS, CRM_TYPE_PHONE_NUMBER, INT8OID}, NULL
 };
 
+/*
+ * Consent goes with the person from the lead to the contact ($1 lead, $2
+ * contact).  The opt-outs are OR-ed (an opt-out wins), as the owner: a
+ * reused contact the caller may not change still gets the restriction.
+ * The basis, when the contact has none, is the lead's (with the caller's
+ * rights, like any other field filled in).
+ */
+static CrmQuery carry_opt_outs = {
+	"UPDATE crm.contact AS c SET email_opt_out = c.email_opt_out OR l.email_opt_out,"
+	" phone_opt_out = c.phone_opt_out OR l.phone_opt_out, do_not_contact = c.do_not_contact OR l.do_not_contact"
+	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 AND c.id OPERATOR(pg_catalog.=) $2"
+	"   AND ((l.email_opt_out AND NOT c.email_opt_out) OR (l.phone_opt_out AND NOT c.phone_opt_out)"
+	"        OR (l.do_not_contact AND NOT c.do_not_contact))",
+	2, {INT8OID, INT8OID}, NULL
+};
+
+static CrmQuery carry_consent_basis = {
+	"UPDATE crm.contact AS c SET consent_basis = l.consent_basis, consent_at = l.consent_at,"
+	" consent_source = l.consent_source"
+	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 AND c.id OPERATOR(pg_catalog.=) $2"
+	"   AND c.consent_basis IS NULL AND l.consent_basis IS NOT NULL",
+	2, {INT8OID, INT8OID}, NULL
+};
+
 /* A reused contact whose primary account is another one is linked to this one. */
 static CrmQuery contact_on_account = {
 	"SELECT 1 FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1"
@@ -636,6 +660,20 @@ fill_reused_contact(Oid caller, Oid owner, const Lead *lead, const Conversion *c
 	}
 }
 
+/* carry_consent -- the lead's consent onto the contact (see carry_opt_outs) */
+static void
+carry_consent(Oid caller, int64 lead_id, int64 contact_id)
+{
+	Datum		values[2] = {Int64GetDatum(lead_id), Int64GetDatum(contact_id)};
+	char		nulls[2] = {' ', ' '};
+
+	/* before 0.7 (the library serves every version) there is no consent */
+	if (get_attnum(crm_relation_oid("lead"), "email_opt_out") == InvalidAttrNumber)
+		return;
+	crm_query_run_as_owner(&carry_opt_outs, values, nulls, 0);
+	crm_query_run_as(caller, &carry_consent_basis, values, nulls, 0);
+}
+
 /* create_opportunity -- the new opportunity in the first open stage */
 static void
 create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_name,
@@ -810,6 +848,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 		resolve_contact(caller, owner, &lead, &keys, dedupe, &conv);
 	if (!conv.contact_created)
 		fill_reused_contact(caller, owner, &lead, &conv);
+	carry_consent(caller, lead.id, conv.contact_id);
 
 	/*
 	 * The writes only a conversion may make: the opportunity with its source

@@ -30,8 +30,10 @@
  *   sharing.c           which accounts and contacts a row may point at (sharing rule)
  *   merge.c             crm.merge_accounts(), merge_contacts(), merge_leads()
  *   repoint.c           re-pointing every foreign key from one row to another (merges)
-
  *   search.c            crm.search(): trigram search with the caller's rights
+ *   privacy.c           personal data: a person's rows by e-mail, crm.export_person()
+ *   erasure.c           crm.erase_person(): pseudonymise a person, redact the change log
+ *   retention.c         crm.purge_change_log(): the change log's retention period
  */
 #ifndef CRM_H
 #define CRM_H
@@ -95,6 +97,9 @@
 #define ERRCODE_CRM_MERGE_FOREIGN_KEY		MAKE_SQLSTATE('Z','C','7','2','2')
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
 #define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
+/* personal data */
+#define ERRCODE_CRM_INVALID_EMAIL			MAKE_SQLSTATE('Z','C','8','0','1')
+#define ERRCODE_CRM_MEMBER_OPTED_OUT		MAKE_SQLSTATE('Z','C','8','0','2')
 
 /* spi_util.c */
 
@@ -169,7 +174,9 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
 	CRM_PERMIT_MERGE_ACCOUNT,	/* re-pointing to a merge's survivor; id = survivor */
 	CRM_PERMIT_MERGE_CONTACT,
-	CRM_PERMIT_MERGE_LEAD
+	CRM_PERMIT_MERGE_LEAD,
+	CRM_PERMIT_AUDIT_ERASE,		/* crm.erase_person rewrites change-log entries */
+	CRM_PERMIT_AUDIT_PURGE		/* crm.purge_change_log deletes change-log entries */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
@@ -254,6 +261,10 @@ extern void crm_locks_init(void);
 extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
 extern CrmLock crm_lock_global(CrmLockKind kind);
 extern void crm_lock_all(CrmLock *locks, int nlocks);
+
+/* privacy.c: personal data */
+extern char *crm_person_email(FunctionCallInfo fcinfo, int argno);
+extern void crm_require_privacy_officer(Oid caller, const char *action);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

@@ -11,9 +11,10 @@
  *     one crm.opportunity_history row when the stage, amount, probability or
  *     close date changed.
  * crm.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
- *     (statement) on crm.change_log: the audit trail only grows, even for
- *     its owner (a superuser who must purge it disables the trigger first,
- *     knowingly).
+ *     (statement) on crm.change_log and crm.erasure_log: the audit trail only
+ *     grows, even for its owner.  The two sanctioned exceptions hold a
+ *     permit: crm.erase_person() (erasure.c) rewrites values of change-log
+ *     entries, crm.purge_change_log() (retention.c) deletes old ones.
  *
  * "By whom" is the role the statement runs as.  The rows are written as the
  * owner of schema crm, so users need no write privilege on the history tables
@@ -346,6 +347,24 @@ crm_audit_append_only(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "audit_append_only", true, false);
 	TriggerEvent event = trigdata->tg_event;
+
+	/*
+	 * The sanctioned exceptions, for crm.change_log only: crm.erase_person()
+	 * rewrites the values of entries, crm.purge_change_log() deletes old
+	 * entries, each while it holds its permit (permit.c).
+	 */
+	if (TRIGGER_FIRED_FOR_ROW(event) &&
+		strcmp(RelationGetRelationName(trigdata->tg_relation), "change_log") == 0)
+	{
+		TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+		bool		isnull;
+		int64		id = crm_column_int64(trigdata->tg_trigtuple, tupdesc, "id", &isnull);
+
+		if (TRIGGER_FIRED_BY_UPDATE(event) && crm_permitted(CRM_PERMIT_AUDIT_ERASE, id))
+			return PointerGetDatum(trigdata->tg_newtuple);
+		if (TRIGGER_FIRED_BY_DELETE(event) && crm_permitted(CRM_PERMIT_AUDIT_PURGE, id))
+			return PointerGetDatum(trigdata->tg_trigtuple);
+	}
 
 	ereport(ERROR,
 			(errcode(ERRCODE_CRM_AUDIT_APPEND_ONLY),

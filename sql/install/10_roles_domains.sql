@@ -9,12 +9,16 @@ DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst']
+    FOREACH r IN ARRAY ARRAY['crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst', 'crm_privacy_officer']
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;
     END LOOP;
+    -- admins are privacy officers too (access requests, erasure)
+    IF NOT pg_catalog.pg_has_role('crm_admin', 'crm_privacy_officer', 'MEMBER') THEN
+        GRANT crm_privacy_officer TO crm_admin;
+    END IF;
 END
 $roles$;
 
@@ -37,7 +41,7 @@ $owner$;
 
 COMMENT ON SCHEMA crm IS 'CRM sales cloud: leads, accounts, contacts, opportunities and lead conversion (extension crm)';
 
-GRANT USAGE ON SCHEMA crm TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT USAGE ON SCHEMA crm TO crm_admin, crm_manager, crm_sales, crm_analyst, crm_privacy_officer;
 
 --------------------------------------------------------------------------
 -- 2. Domains and lookup tables

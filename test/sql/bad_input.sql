@@ -27,6 +27,7 @@ INSERT INTO documented VALUES
     ('ZC301'), ('ZC302'), ('ZC303'), ('ZC304'),
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
     ('ZC702'), ('ZC720'), ('ZC721'), ('ZC722'),
+    ('ZC801'), ('ZC802'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
     ('23502'), ('23503'), ('23505'), ('23514'), ('22P02'), ('428C9'),
     ('22003'), ('54000'), ('42602'), ('0A000'), ('55P03'), ('53400');
@@ -361,7 +362,28 @@ INSERT INTO cases (label, sql, show) VALUES
     -- the aggregates: verify (rows that differ), compact and rebuild (admins)
     ('verify_aggregates',                      '(SELECT count(*) FROM crm.verify_aggregates())', true),
     ('compact_aggregates',                     'crm.compact_aggregates()', false),
-    ('rebuild_aggregates',                     'crm.rebuild_aggregates()', false);
+    ('rebuild_aggregates',                     'crm.rebuild_aggregates()', false),
+    -- personal data: export and erasure (privacy officers), purge (admins)
+    ('export_person valid',                    'crm.export_person(''chris@umbrella.example'') <> ''{}''', true),
+    ('export_person NULL',                     'crm.export_person(NULL)', true),
+    ('export_person empty',                    'crm.export_person('''')', true),
+    ('export_person no at sign',               'crm.export_person(''chris'')', true),
+    ('export_person two addresses',            'crm.export_person(''a@b.example c@d.example'')', true),
+    ('export_person 1 MB',                     'crm.export_person({big})', true),
+    ('export_person nobody',                   'crm.export_person(''nobody@nowhere.example'')', true),
+    ('erase_person valid',                     'crm.erase_person(''chris@umbrella.example'', ''request'')', false),
+    ('erase_person nobody',                    'crm.erase_person(''nobody@nowhere.example'', ''request'')', false),
+    ('erase_person email NULL',                'crm.erase_person(NULL, ''request'')', false),
+    ('erase_person email 1 MB',                'crm.erase_person({big}, ''request'')', false),
+    ('erase_person reason NULL',               'crm.erase_person(''chris@umbrella.example'', NULL)', false),
+    ('erase_person reason blank',              'crm.erase_person(''chris@umbrella.example'', ''  '')', false),
+    ('erase_person reason 1 MB',               'crm.erase_person(''nobody@nowhere.example'', {big})', false),
+    ('purge_change_log default',               'crm.purge_change_log()', true),
+    ('purge_change_log NULL',                  'crm.purge_change_log(NULL)', true),
+    ('purge_change_log past',                  'crm.purge_change_log(''2000-01-01'')', true),
+    ('purge_change_log -infinity',             'crm.purge_change_log(''-infinity'')', true),
+    ('purge_change_log future',                'crm.purge_change_log(now() + interval ''1 day'')', true),
+    ('purge_change_log infinity',              'crm.purge_change_log(''infinity'')', true);
 
 -- Direct writes to the main tables with bad values.
 INSERT INTO cases (label, kind, sql) VALUES
@@ -372,6 +394,11 @@ INSERT INTO cases (label, kind, sql) VALUES
     ('lead name 1 MB',                         'stmt', 'INSERT INTO crm.lead (name) VALUES ({big})'),
     ('lead email 1 MB',                        'stmt', 'INSERT INTO crm.lead (name, email) VALUES (''x'', {big})'),
     ('lead website 1 MB',                      'stmt', 'INSERT INTO crm.lead (name, website) VALUES (''x'', {big})'),
+    ('lead consent_basis unknown',             'stmt', 'UPDATE crm.lead SET consent_basis = ''because'' WHERE id = {lead}'),
+    ('lead consent_at without basis',          'stmt', 'UPDATE crm.lead SET consent_at = now() WHERE id = {lead}'),
+    ('contact consent_source blank',           'stmt', 'UPDATE crm.contact SET consent_basis = ''consent'', consent_source = '' '' WHERE id = {contact}'),
+    ('contact opt-outs NULL',                  'stmt', 'UPDATE crm.contact SET email_opt_out = NULL WHERE id = {contact}'),
+    ('settings change_log_retention negative', 'stmt', 'UPDATE crm.settings SET change_log_retention = ''-1 day'''),
     ('account name empty',                     'stmt', 'INSERT INTO crm.account (name) VALUES ('''')'),
     ('opportunity amount NaN',                 'stmt', 'UPDATE crm.opportunity SET amount = ''NaN'' WHERE id = {opp}'),
     ('opportunity amount NaN, no lines',       'stmt', 'INSERT INTO crm.opportunity (name, account_id, amount) VALUES (''x'', {account}, ''NaN'')'),

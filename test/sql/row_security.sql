@@ -562,6 +562,44 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VAL
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- ---------------------------------------------------------------------
+-- crm_privacy_officer reads no table directly: not the sales data, not the
+-- change log, not crm.contactable (42501); it reads crm.erasure_log, and
+-- reaches every person, whoever owns the rows, only through
+-- crm.export_person() and crm.erase_person().  Admins are privacy officers.
+-- ---------------------------------------------------------------------
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_rls_officer;
+RESET client_min_messages;
+CREATE ROLE regress_rls_officer IN ROLE crm_privacy_officer;
+INSERT INTO crm.lead (name, email, owner) VALUES ('Pia Private', 'pia@private.example', 'regress_rls_rep2');
+SET ROLE regress_rls_officer;
+SELECT count(*) FROM crm.lead;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM crm.contact;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM crm.change_log;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM crm.contactable;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS erasures FROM crm.erasure_log;
+SELECT crm.export_person('pia@private.example')->'leads'->0->>'name' AS exported;
+RESET ROLE;
+-- rep1 cannot export rep2's person, nor its own (42501).
+SET ROLE regress_rls_rep1;
+SELECT crm.export_person('pia@private.example');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM crm.erasure_log;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE regress_rls_admin;
+SELECT crm.export_person('pia@private.example')->'leads'->0->>'owner' AS admin_exported;
+SELECT count(*) AS admin_erasures FROM crm.erasure_log;
+RESET ROLE;
+SELECT pg_has_role('crm_admin', 'crm_privacy_officer', 'MEMBER') AS admins_are_officers;
+DELETE FROM crm.lead WHERE name = 'Pia Private';
+DROP ROLE regress_rls_officer;
+
 DROP VIEW visible, aggregate_figures, log_authors;
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_rls_rep1, regress_rls_rep2, regress_rls_boss, regress_rls_boss2,

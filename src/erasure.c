@@ -1,0 +1,393 @@
+/*
+ * erasure.c: crm.erase_person(email, reason), a person erased everywhere.
+ *
+ * In one transaction, as the extension owner (after checking that the
+ * caller is a privacy officer):
+ *
+ *  1. lock: the extension's e-mail key lock (locks.c; conversions searching
+ *     for this address take it too), then the person's leads and then their
+ *     contacts, FOR UPDATE in id order -- the order a conversion takes them.
+ *     A write to those rows that committed first is erased with them; one
+ *     that waits sees the erased rows.
+ *  2. find what to erase: the person's leads and contacts, the deleted ones
+ *     whose change-log entries held the address, and the "needles": the
+ *     names, phone numbers and e-mail addresses those rows have or had (in
+ *     lower case, 3 characters at least).
+ *  3. pseudonymise the leads and contacts: name "Erased person <n>" (n =
+ *     the erasure's number in crm.erasure_log), e-mail, phone, title and
+ *     free text cleared, every opt-out set.
+ *  4. redact related rows: an account named after the person (a private
+ *     customer) or with their phone number, opportunity names (a converted
+ *     lead's deal is named "<company> - <name>"), activities about the
+ *     person (descriptions -- e-mail bodies, call notes -- cleared) or
+ *     mentioning them.
+ *  5. redact the tables that hold copies of values (the list below): in
+ *     change-log entries of the person's rows every personal column reads
+ *     "[erased]", and elsewhere every value that contains a needle; the
+ *     entries steps 3 and 4 just wrote (which hold the old values) included.
+ *     The audit trail's append-only trigger lets these updates through only
+ *     while the erasure holds its permit (permit.c).
+ *  6. append the erasure to crm.erasure_log (salted hash of the address,
+ *     counts) and return that row.
+ *
+ * The lead and opportunity history tables hold no personal values (ids,
+ * statuses, stages, amounts, dates), and aggregates, conversion records and
+ * amounts are not touched.
+ */
+#include "crm.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/formatting.h"
+
+/* The personal columns of leads and contacts, cleared by the erasure. */
+#define PERSONAL_COLUMNS "{name,title,email,phone,remarks,description,consent_source}"
+
+/*
+ * The statements of steps 3 to 5 take one parameter vector:
+ * $1 leads, $2 contacts (deleted ones included), $3 accounts, $4
+ * opportunities, $5 every needle, $6 e-mail and phone needles, $7 names,
+ * $8 the pseudonym.
+ */
+#define PERSON_PARAMS 8, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, \
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID}
+
+static CrmQuery next_erasure_number = {
+	"SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('crm.erasure_log', 'id'))",
+	0, {InvalidOid}, NULL
+};
+
+static CrmQuery lock_leads = {
+	"SELECT COALESCE(pg_catalog.array_agg(s.id ORDER BY s.id), '{}') FROM ("
+	" SELECT l.id FROM crm.lead AS l"
+	"  WHERE pg_catalog.lower(l.email::pg_catalog.text) OPERATOR(pg_catalog.=) pg_catalog.lower($1)"
+	"  ORDER BY l.id FOR UPDATE OF l) AS s",
+	1, {TEXTOID}, NULL
+};
+
+static CrmQuery lock_contacts = {
+	"SELECT COALESCE(pg_catalog.array_agg(s.id ORDER BY s.id), '{}') FROM ("
+	" SELECT c.id FROM crm.contact AS c"
+	"  WHERE pg_catalog.lower(c.email::pg_catalog.text) OPERATOR(pg_catalog.=) pg_catalog.lower($1)"
+	"  ORDER BY c.id FOR UPDATE OF c) AS s",
+	1, {TEXTOID}, NULL
+};
+
+/* $2, $3: the locked leads and contacts; result: with the deleted ones added */
+static CrmQuery with_deleted_rows = {
+	"SELECT $2 OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(g.row_id)"
+	"         FILTER (WHERE g.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass), '{}'),"
+	"       $3 OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(g.row_id)"
+	"         FILTER (WHERE g.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass), '{}')"
+	"  FROM (SELECT DISTINCT c.table_name, c.row_id FROM crm.change_log AS c"
+	"         WHERE c.table_name OPERATOR(pg_catalog.=) ANY (ARRAY['crm.lead'::pg_catalog.regclass, 'crm.contact'::pg_catalog.regclass])"
+	"           AND c.row_id IS NOT NULL"
+	"           AND pg_catalog.lower($1) OPERATOR(pg_catalog.=) ANY (ARRAY["
+	"                 pg_catalog.lower(c.changes OPERATOR(pg_catalog.->>) 'email'),"
+	"                 pg_catalog.lower(c.changes OPERATOR(pg_catalog.#>>) '{email,old}'),"
+	"                 pg_catalog.lower(c.changes OPERATOR(pg_catalog.#>>) '{email,new}')])) AS g"
+	" WHERE NOT EXISTS (SELECT 1 FROM crm.lead AS l WHERE g.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass"
+	"                      AND l.id OPERATOR(pg_catalog.=) g.row_id)"
+	"   AND NOT EXISTS (SELECT 1 FROM crm.contact AS t WHERE g.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass"
+	"                      AND t.id OPERATOR(pg_catalog.=) g.row_id)",
+	3, {TEXTOID, INT8ARRAYOID, INT8ARRAYOID}, NULL
+};
+
+/*
+ * The needles: names, and (second) e-mail addresses and phone numbers, that
+ * the person's rows ($2 leads, $3 contacts; deleted ones included) have or
+ * had, in lower case; $1, the address asked about, among the second.
+ */
+static CrmQuery find_needles = {
+	"WITH v (kind, value) AS ("
+	"  SELECT k.kind, k.value FROM crm.lead AS l"
+	"   CROSS JOIN LATERAL (VALUES ('name', l.name), ('phone', l.phone::pg_catalog.text)) AS k (kind, value)"
+	"   WHERE l.id OPERATOR(pg_catalog.=) ANY ($2)"
+	"  UNION ALL"
+	"  SELECT k.kind, k.value FROM crm.contact AS c"
+	"   CROSS JOIN LATERAL (VALUES ('name', c.name), ('phone', c.phone::pg_catalog.text)) AS k (kind, value)"
+	"   WHERE c.id OPERATOR(pg_catalog.=) ANY ($3)"
+	"  UNION ALL"
+	"  SELECT k.kind, x.value OPERATOR(pg_catalog.#>>) '{}' FROM crm.change_log AS g"
+	"   CROSS JOIN LATERAL (VALUES ('name'), ('phone'), ('email')) AS k (kind)"
+	"   CROSS JOIN LATERAL (VALUES (g.changes OPERATOR(pg_catalog.->) k.kind),"
+	"                              (g.changes OPERATOR(pg_catalog.->) k.kind OPERATOR(pg_catalog.->) 'old'),"
+	"                              (g.changes OPERATOR(pg_catalog.->) k.kind OPERATOR(pg_catalog.->) 'new')) AS x (value)"
+	"   WHERE ((g.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND g.row_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"       OR (g.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND g.row_id OPERATOR(pg_catalog.=) ANY ($3)))"
+	"     AND pg_catalog.jsonb_typeof(x.value) OPERATOR(pg_catalog.=) 'string')"
+	" SELECT s.n, s.c, s.n OPERATOR(pg_catalog.||) s.c FROM ("
+	" SELECT COALESCE(pg_catalog.array_agg(DISTINCT pg_catalog.lower(v.value)) FILTER (WHERE v.kind OPERATOR(pg_catalog.=) 'name'), '{}') AS n,"
+	"        pg_catalog.array_cat(COALESCE(pg_catalog.array_agg(DISTINCT pg_catalog.lower(v.value))"
+	"                                        FILTER (WHERE v.kind OPERATOR(pg_catalog.<>) 'name'"
+	"                                                  AND pg_catalog.lower(v.value) OPERATOR(pg_catalog.<>) pg_catalog.lower($1)), '{}'),"
+	"                             ARRAY[pg_catalog.lower($1)]) AS c"
+	"   FROM v"
+	"  WHERE v.value IS NOT NULL AND pg_catalog.length(pg_catalog.btrim(v.value)) OPERATOR(pg_catalog.>=) 3"
+	"    AND v.value OPERATOR(pg_catalog.<>) '[erased]' AND v.value OPERATOR(pg_catalog.!~) '^Erased person [0-9]+$') AS s",
+	3, {TEXTOID, INT8ARRAYOID, INT8ARRAYOID}, NULL
+};
+
+/* The accounts and opportunities of the person's leads ($1) and contacts ($2). */
+static CrmQuery related_rows = {
+	"WITH a (id) AS ("
+	"  SELECT l.account_id FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1) AND l.account_id IS NOT NULL"
+	"  UNION SELECT c.account_id FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) ANY ($2) AND c.account_id IS NOT NULL"
+	"  UNION SELECT ac.account_id FROM crm.account_contact AS ac WHERE ac.contact_id OPERATOR(pg_catalog.=) ANY ($2))"
+	" SELECT (SELECT COALESCE(pg_catalog.array_agg(a.id ORDER BY a.id), '{}') FROM a),"
+	"        (SELECT COALESCE(pg_catalog.array_agg(o.id ORDER BY o.id), '{}') FROM crm.opportunity AS o"
+	"          WHERE o.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR o.contact_id OPERATOR(pg_catalog.=) ANY ($2)"
+	"             OR o.account_id IN (SELECT a.id FROM a)"
+	"             OR o.id IN (SELECT l.opportunity_id FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)))",
+	2, {INT8ARRAYOID, INT8ARRAYOID}, NULL
+};
+
+static CrmQuery pseudonymise_leads = {
+	"UPDATE crm.lead AS l SET name = $8, title = NULL, email = NULL, phone = NULL, remarks = NULL,"
+	" consent_source = NULL, email_opt_out = true, phone_opt_out = true, do_not_contact = true"
+	" WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
+	PERSON_PARAMS, NULL
+};
+
+static CrmQuery pseudonymise_contacts = {
+	"UPDATE crm.contact AS c SET name = $8, title = NULL, email = NULL, phone = NULL, description = NULL,"
+	" consent_source = NULL, email_opt_out = true, phone_opt_out = true, do_not_contact = true"
+	" WHERE c.id OPERATOR(pg_catalog.=) ANY ($2)",
+	PERSON_PARAMS, NULL
+};
+
+/* accounts named after the person, or with their phone number */
+static CrmQuery redact_accounts = {
+	"UPDATE crm.account AS a SET"
+	" name = CASE WHEN pg_catalog.lower(a.name) OPERATOR(pg_catalog.=) ANY ($7) THEN $8 ELSE a.name END,"
+	" phone = CASE WHEN pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6) THEN NULL ELSE a.phone END"
+	" WHERE a.id OPERATOR(pg_catalog.=) ANY ($3)"
+	"   AND (pg_catalog.lower(a.name) OPERATOR(pg_catalog.=) ANY ($7)"
+	"        OR pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6))",
+	PERSON_PARAMS, NULL
+};
+
+/* deal names that name the person */
+static CrmQuery redact_opportunities = {
+	"UPDATE crm.opportunity AS o SET name = crm.erased_text(o.name, $5, $8)"
+	" WHERE o.id OPERATOR(pg_catalog.=) ANY ($4)"
+	"   AND crm.erased_text(o.name, $5, $8) OPERATOR(pg_catalog.<>) o.name",
+	PERSON_PARAMS, NULL
+};
+
+/*
+ * Activities about the person lose their description, the others the
+ * needles in it; subjects lose the needles.
+ */
+static CrmQuery redact_activities = {
+	"UPDATE crm.activity AS a SET"
+	" subject = crm.erased_text(a.subject, $5, $8),"
+	" description = CASE WHEN a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)"
+	"                    THEN NULL ELSE crm.erased_text(a.description, $5, $8) END"
+	" WHERE (a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)"
+	"        OR a.account_id OPERATOR(pg_catalog.=) ANY ($3) OR a.opportunity_id OPERATOR(pg_catalog.=) ANY ($4)"
+	"        OR a.id IN (SELECT p.activity_id FROM crm.activity_participant AS p"
+	"                     WHERE p.contact_id OPERATOR(pg_catalog.=) ANY ($2)))"
+	"   AND (crm.erased_text(a.subject, $5, $8) OPERATOR(pg_catalog.<>) a.subject"
+	"        OR (a.description IS NOT NULL AND (a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)))"
+	"        OR crm.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
+	PERSON_PARAMS, NULL
+};
+
+/*
+ * The change log.  Entries of the person's rows (deleted ones included): the personal
+ * columns wholly, the other columns' values that contain a needle; entries
+ * of the related rows: values that contain a needle; every other entry:
+ * values that contain the person's e-mail address or phone number (found
+ * by reading the whole log).
+ */
+static CrmQuery redact_change_log = {
+	"UPDATE crm.change_log AS g SET changes = x.changes"
+	"  FROM (SELECT e.id,"
+	"          CASE WHEN e.own THEN"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PERSONAL_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
+	"                                  '{}'::pg_catalog.jsonb)"
+	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
+	"               WHEN e.related THEN crm.erased_value(e.changes, $5)"
+	"               ELSE crm.erased_value(e.changes, $6) END AS changes"
+	"          FROM (SELECT c.id, c.changes,"
+	"                  (c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($1))"
+	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($2)) AS own,"
+	"                  (c.table_name OPERATOR(pg_catalog.=) 'crm.account'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($3))"
+	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.opportunity'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($4)) AS related"
+	"                  FROM crm.change_log AS c"
+	"                 WHERE (c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($1))"
+	"                    OR (c.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"                    OR (c.table_name OPERATOR(pg_catalog.=) 'crm.account'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($3))"
+	"                    OR (c.table_name OPERATOR(pg_catalog.=) 'crm.opportunity'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($4))"
+	"                    OR EXISTS (SELECT 1 FROM pg_catalog.unnest($6) AS n"
+	"                                WHERE pg_catalog.strpos(pg_catalog.lower(c.changes::pg_catalog.text),"
+	"                                        pg_catalog.substr(pg_catalog.to_jsonb(n)::pg_catalog.text, 2,"
+	"                                          pg_catalog.length(pg_catalog.to_jsonb(n)::pg_catalog.text) OPERATOR(pg_catalog.-) 2))"
+	"                                      OPERATOR(pg_catalog.>) 0)) AS e) AS x"
+	" WHERE g.id OPERATOR(pg_catalog.=) x.id AND g.changes OPERATOR(pg_catalog.<>) x.changes",
+	PERSON_PARAMS, NULL
+};
+
+/*
+ * The tables that hold copies of a person's values, each with the statement
+ * that redacts them (the parameters of redact_change_log).  A table added
+ * later (crm.merge_record, the full values of merged records) is one more
+ * entry.
+ */
+static CrmQuery *const copies_of_values[] = {
+	&redact_change_log,
+	NULL
+};
+
+#define ERASURE_LOG_COLUMNS 9
+
+static CrmQuery log_erasure = {
+	"INSERT INTO crm.erasure_log (id, erased_by, reason, email_hash, leads, contacts, related_rows, change_log_entries)"
+	" OVERRIDING SYSTEM VALUE"
+	" SELECT $1, $2, $3, pg_catalog.encode(pg_catalog.sha256(s.salt OPERATOR(pg_catalog.||)"
+	"          pg_catalog.convert_to(pg_catalog.lower($4), 'UTF8')), 'hex'), $5, $6, $7, $8"
+	"   FROM crm.erasure_salt AS s"
+	" RETURNING *",
+	8, {INT8OID, REGROLEOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID}, NULL
+};
+
+/* column col of row 0 of the last result, copied to the current context */
+static Datum
+result_copy(int col)
+{
+	bool		isnull;
+	Datum		d = crm_result_datum(0, col, &isnull);
+	Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, col - 1);
+
+	if (isnull)
+		elog(ERROR, "crm: unexpected NULL in the erasure's working set");
+	return datumCopy(d, att->attbyval, att->attlen);
+}
+
+/* run a statement as the owner with all-not-null parameters; rows processed */
+static int
+run_owner(CrmQuery *query, Datum *values)
+{
+	char		nulls[12];
+
+	memset(nulls, ' ', sizeof(nulls));
+	crm_query_run_as_owner(query, values, nulls, 0);
+	return (int) SPI_processed;
+}
+
+/* crm_erase_person -- SQL crm.erase_person(email, reason) */
+PG_FUNCTION_INFO_V1(crm_erase_person);
+Datum
+crm_erase_person(PG_FUNCTION_ARGS)
+{
+	Oid			caller = crm_caller();
+	char	   *email;
+	char	   *reason;
+	CrmLock		lock;
+	int64		number;
+	Datum		email_datum;
+	Datum		leads,
+				contacts;
+	Datum		p[8];			/* the parameters of steps 3 to 5 (PERSON_PARAMS) */
+	int			nleads,
+				ncontacts,
+				nrelated = 0,
+				ncopies = 0;
+	Datum		v[8];
+	TupleDesc	rettupdesc;
+	HeapTuple	logged;
+	Datum		result[ERASURE_LOG_COLUMNS];
+	bool		result_nulls[ERASURE_LOG_COLUMNS];
+
+	crm_require_privacy_officer(caller, "erase a person");
+	if (get_call_result_type(fcinfo, NULL, &rettupdesc) != TYPEFUNC_COMPOSITE ||
+		rettupdesc->natts != ERASURE_LOG_COLUMNS)
+		elog(ERROR, "crm: crm.erase_person() must return crm.erasure_log");
+	email = crm_person_email(fcinfo, 0);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("reason must not be null"),
+				 errhint("Give the request the erasure answers, or its reference.")));
+	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (crm_is_blank(reason))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("reason must not be empty"),
+				 errhint("Give the request the erasure answers, or its reference.")));
+
+	/* 1. the e-mail key (as conversions take it), then the rows */
+	lock = crm_lock_key(CRM_LOCK_EMAIL, str_tolower(email, strlen(email), DEFAULT_COLLATION_OID));
+	crm_lock_all(&lock, 1);
+
+	crm_spi_connect();
+	email_datum = CStringGetTextDatum(email);
+	run_owner(&next_erasure_number, v);
+	number = DatumGetInt64(result_copy(1));
+
+	v[0] = email_datum;
+	run_owner(&lock_leads, v);
+	leads = result_copy(1);
+	run_owner(&lock_contacts, v);
+	contacts = result_copy(1);
+
+	/* 2. deleted rows, needles, related rows */
+	v[1] = leads;
+	v[2] = contacts;
+	run_owner(&with_deleted_rows, v);
+	p[0] = result_copy(1);
+	p[1] = result_copy(2);
+	v[1] = p[0];
+	v[2] = p[1];
+	run_owner(&find_needles, v);
+	p[6] = result_copy(1);		/* names */
+	p[5] = result_copy(2);		/* e-mail addresses and phone numbers */
+	p[4] = result_copy(3);		/* both */
+	v[0] = leads;
+	v[1] = contacts;
+	run_owner(&related_rows, v);
+	p[2] = result_copy(1);
+	p[3] = result_copy(2);
+	p[7] = CStringGetTextDatum(psprintf("Erased person " INT64_FORMAT, number));
+
+	/* 3. the leads and contacts */
+	nleads = run_owner(&pseudonymise_leads, p);
+	ncontacts = run_owner(&pseudonymise_contacts, p);
+
+	/* 4. related rows */
+	nrelated += run_owner(&redact_accounts, p);
+	nrelated += run_owner(&redact_opportunities, p);
+	nrelated += run_owner(&redact_activities, p);
+
+	/* 5. the copies of values: the one sanctioned rewrite of the audit trail */
+	crm_permit_push(CRM_PERMIT_AUDIT_ERASE, CRM_PERMIT_ANY_ROW);
+	for (int i = 0; copies_of_values[i] != NULL; i++)
+		ncopies += run_owner(copies_of_values[i], p);
+	crm_permit_pop(CRM_PERMIT_AUDIT_ERASE, CRM_PERMIT_ANY_ROW);
+
+	/* 6. the record */
+	v[0] = Int64GetDatum(number);
+	v[1] = ObjectIdGetDatum(caller);
+	v[2] = CStringGetTextDatum(reason);
+	v[3] = email_datum;
+	v[4] = Int32GetDatum(nleads);
+	v[5] = Int32GetDatum(ncontacts);
+	v[6] = Int32GetDatum(nrelated);
+	v[7] = Int32GetDatum(ncopies);
+	if (run_owner(&log_erasure, v) != 1)
+		elog(ERROR, "crm: the salt of crm.erasure_log is missing");
+	logged = SPI_copytuple(SPI_tuptable->vals[0]);	/* outlives SPI's memory */
+	crm_spi_finish();
+
+	/* the row as the function's result type, crm.erasure_log */
+	heap_deform_tuple(logged, rettupdesc, result, result_nulls);
+	rettupdesc = BlessTupleDesc(rettupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettupdesc, result, result_nulls)));
+}
