@@ -236,13 +236,43 @@ static CrmQuery redact_change_log = {
 };
 
 /*
+ * Merge records (crm.merge_record) keep the full values of a merged lead,
+ * contact or account.  A merged lead or contact that was merged into one of
+ * the person's, or whose values hold the person's e-mail address or phone
+ * number, was the same person: its personal columns wholly; every other
+ * merged record: the values that contain a needle.
+ */
+static CrmQuery redact_merge_records = {
+	"UPDATE crm.merge_record AS m SET merged_values = x.merged_values"
+	"  FROM (SELECT e.id,"
+	"          CASE WHEN e.own THEN"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PERSONAL_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
+	"                                  '{}'::pg_catalog.jsonb)"
+	"                    FROM pg_catalog.jsonb_each(e.merged_values) AS k)"
+	"               ELSE crm.erased_value(e.merged_values, $5) END AS merged_values"
+	"          FROM (SELECT r.id, r.merged_values,"
+	"                  r.kind OPERATOR(pg_catalog.<>) 'account'"
+	"                  AND ((r.kind OPERATOR(pg_catalog.=) 'lead' AND r.survivor_id OPERATOR(pg_catalog.=) ANY ($1))"
+	"                    OR (r.kind OPERATOR(pg_catalog.=) 'contact' AND r.survivor_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"                    OR EXISTS (SELECT 1 FROM pg_catalog.unnest($6) AS n"
+	"                                WHERE pg_catalog.strpos(pg_catalog.lower(r.merged_values::pg_catalog.text),"
+	"                                        pg_catalog.substr(pg_catalog.to_jsonb(n)::pg_catalog.text, 2,"
+	"                                          pg_catalog.length(pg_catalog.to_jsonb(n)::pg_catalog.text) OPERATOR(pg_catalog.-) 2))"
+	"                                      OPERATOR(pg_catalog.>) 0)) AS own"
+	"                  FROM crm.merge_record AS r) AS e) AS x"
+	" WHERE m.id OPERATOR(pg_catalog.=) x.id AND m.merged_values OPERATOR(pg_catalog.<>) x.merged_values",
+	PERSON_PARAMS, NULL
+};
+
+/*
  * The tables that hold copies of a person's values, each with the statement
  * that redacts them (the parameters of redact_change_log).  A table added
- * later (crm.merge_record, the full values of merged records) is one more
- * entry.
+ * later is one more entry.
  */
 static CrmQuery *const copies_of_values[] = {
 	&redact_change_log,
+	&redact_merge_records,
 	NULL
 };
 

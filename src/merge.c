@@ -42,6 +42,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+/* consent flags: the survivor keeps an opt-out either record had (README "Personal data") */
+static const char *const most_restrictive[] = {
+	"email_opt_out", "phone_opt_out", "do_not_contact", NULL
+};
+
 /* columns no merge writes: identity, timestamps, the conversion record */
 static const char *const never_taken[] = {
 	"id", "created_at", "updated_at", NULL
@@ -190,7 +195,8 @@ in_list(const char *const *list, const char *name)
  *     FROM pg_catalog.jsonb_populate_record(NULL::crm.account, $2) AS m
  *    WHERE s.id = $1
  *
- * owner is only taken.  Built from the table's columns (a DBA's too); the
+ * owner is only taken; an opt-out of either record stays (most_restrictive),
+ * whatever take says.  Built from the table's columns (a DBA's too); the
  * text is compared with the kept one at every merge, so a column added or
  * dropped since gives a new plan.  Returns the columns (for checking take).
  */
@@ -215,7 +221,9 @@ fill_query(MergeKind *k)
 			continue;
 		columns = lappend(columns, col);
 		q = quote_identifier(col);
-		if (strcmp(col, "owner") == 0)
+		if (in_list(most_restrictive, col))
+			appendStringInfo(&buf, "%s%s = s.%s OR m.%s", first ? "" : ", ", q, q, q);
+		else if (strcmp(col, "owner") == 0)
 			appendStringInfo(&buf, "%s%s = CASE WHEN %s OPERATOR(pg_catalog.=) ANY ($3) THEN m.%s ELSE s.%s END",
 							 first ? "" : ", ", q, quote_literal_cstr(col), q, q);
 		else

@@ -213,6 +213,16 @@ SELECT crm.merge_contacts(4, 6);
 SELECT id, account_id FROM crm.contact WHERE id = 4;
 SELECT account_id, contact_id, role, owner FROM crm.account_contact WHERE contact_id = 4 ORDER BY 1;
 
+-- Consent: the survivor keeps an opt-out either record had, even when take
+-- names the flag (the most restrictive value wins); an empty consent basis
+-- is filled like any empty field.
+INSERT INTO crm.contact (name, email_opt_out, do_not_contact, owner)
+VALUES ('Opted out', true, false, 'regress_merge_rep2');          -- 7
+INSERT INTO crm.contact (name, email_opt_out, phone_opt_out, consent_basis, owner)
+VALUES ('Consented', false, true, 'consent', 'regress_merge_rep2'); -- 8
+SELECT crm.merge_contacts(7, 8, take => ARRAY['email_opt_out', 'phone_opt_out']);
+SELECT id, email_opt_out, phone_opt_out, do_not_contact, consent_basis FROM crm.contact WHERE id = 7;
+
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT kind, survivor_id, merged_id, taken FROM crm.merge_record ORDER BY id;
 

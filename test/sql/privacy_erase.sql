@@ -36,6 +36,10 @@ DELETE FROM crm.lead WHERE name = 'Maria G.';
 INSERT INTO crm.lead (name, email, phone, status, remarks)
 VALUES ('Maria Garcia', 'Maria@Garcia.example', '+34 600 000 001', 'Processing', 'prefers calls after 5');
 UPDATE crm.lead SET name = 'María García' WHERE name = 'Maria Garcia';
+-- a web form made her a second lead with her old phone; merged into the
+-- first, it lives on in crm.merge_record
+INSERT INTO crm.lead (name, email, phone) VALUES ('María García', 'maria@garcia.example', '+34 600 000 009');
+SELECT crm.merge_leads(min(id), max(id)) > 0 AS merged FROM crm.lead WHERE name = 'María García';
 SELECT account_id AS home, contact_id AS maria, opportunity_id AS deal1
   FROM crm.convert_lead((SELECT id FROM crm.lead WHERE name = 'María García')) \gset
 UPDATE crm.opportunity SET amount = 1200 WHERE id = :deal1;
@@ -88,6 +92,11 @@ SELECT changes->'name' AS name_change FROM crm.change_log
  WHERE table_name = 'crm.lead'::regclass AND operation = 'UPDATE' AND changes ? 'name' ORDER BY id;
 SELECT changes->>'name' AS deleted_name, changes->>'phone' AS deleted_phone, changes->>'source' AS source
   FROM crm.change_log WHERE operation = 'DELETE';
+
+-- The merge record of her second lead keeps its other values, not hers.
+SELECT kind, merged_values->>'name' AS name, merged_values->>'email' AS email,
+       merged_values->>'phone' AS phone, merged_values->>'source' AS source
+  FROM crm.merge_record;
 
 -- Conversion records complete, aggregates exact, amounts unchanged.
 SELECT name, status, account_id IS NOT NULL AND contact_id IS NOT NULL AND converted_at IS NOT NULL AS conversion_record
