@@ -11,6 +11,8 @@
  *   locks.c             the extension's own transaction locks
  *   lock_guard.c        LOCK TABLE and CREATE RULE on crm relations
  *   normalize.c         company-name, web-domain and phone keys for duplicate detection
+ *   duplicates.c        crm.find_duplicates(), the matching rules, dismissing pairs
+ *   duplicate_check.c   the duplicate check on entry (policies allow, warn, block)
  *   text_fold.c         accent- and case-folded text; the schemas of pg_trgm and unaccent
  *   stamp.c             created_at / updated_at trigger
  *   history.c           lead status history and the change log
@@ -84,6 +86,12 @@
 /* security */
 #define ERRCODE_CRM_REPORTING_CYCLE			MAKE_SQLSTATE('Z','C','6','0','1')
 #define ERRCODE_CRM_AUDIT_APPEND_ONLY		MAKE_SQLSTATE('Z','C','6','0','2')
+/* duplicates */
+#define ERRCODE_CRM_DUPLICATE_BLOCKED		MAKE_SQLSTATE('Z','C','7','0','1')
+#define ERRCODE_CRM_POSSIBLE_DUPLICATE		MAKE_SQLSTATE('Z','C','7','1','0')
+#define ERRCODE_CRM_RECORD_NOT_FOUND		MAKE_SQLSTATE('Z','C','7','1','1')
+#define ERRCODE_CRM_CANDIDATE_NOT_FOUND		MAKE_SQLSTATE('Z','C','7','1','2')
+#define ERRCODE_CRM_CANDIDATE_RESOLVED		MAKE_SQLSTATE('Z','C','7','1','3')
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
 #define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
 
@@ -157,7 +165,8 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
 	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
 	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
-	CRM_PERMIT_LINE_SUM			/* amounts kept from line items; any row */
+	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
+	CRM_PERMIT_CONVERTING		/* records made from a lead; id = lead (duplicate_check.c) */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
@@ -165,6 +174,7 @@ typedef enum CrmPermitKind
 extern bool crm_permitted(CrmPermitKind kind, int64 id);
 extern void crm_permit_push(CrmPermitKind kind, int64 id);
 extern void crm_permit_pop(CrmPermitKind kind, int64 id);
+extern bool crm_permit_row(CrmPermitKind kind, int64 *id);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);
@@ -219,9 +229,11 @@ typedef enum CrmLockKind
 	CRM_LOCK_COMPANY = 1,		/* a company match key */
 	CRM_LOCK_DOMAIN = 2,		/* a company domain */
 	CRM_LOCK_EMAIL = 3,			/* an e-mail address in lower case */
+	CRM_LOCK_PHONE = 4,			/* a phone key (crm.phone_key) */
 	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
 	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
-	CRM_LOCK_COMPACTION = 18	/* crm.compact_aggregates(), one at a time */
+	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
+	CRM_LOCK_KEY_SPACE = 19		/* all keys of one key kind (bulk entry checks) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -229,12 +241,29 @@ typedef struct CrmLock
 	CrmLockKind kind;
 	uint32		hi;
 	uint32		lo;
+	bool		shared;			/* a key space taken in share mode */
 } CrmLock;
 
 extern void crm_locks_init(void);
 extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
 extern CrmLock crm_lock_global(CrmLockKind kind);
+extern CrmLock crm_lock_key_space(CrmLockKind key_kind);
 extern void crm_lock_all(CrmLock *locks, int nlocks);
+
+/* duplicates.c: the matching rules, shared with duplicate_check.c */
+typedef enum CrmRecordKind
+{
+	CRM_RECORD_LEAD,
+	CRM_RECORD_ACCOUNT,
+	CRM_RECORD_CONTACT
+} CrmRecordKind;
+
+extern const char *crm_record_kind_name(CrmRecordKind kind);
+extern bool crm_record_kind_parse(const char *name, CrmRecordKind *kind);
+extern char *crm_probe_sql(CrmRecordKind kind, const char *from, const char *old);
+extern char *crm_match_sql(CrmRecordKind kind, const char *probes);
+extern bool crm_record_visible(Oid role, const char *kind, int64 id);
+extern const char *crm_rule_words(const char *rule);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);
