@@ -11,8 +11,8 @@
 # (distinct e-mails, phones and companies) in one statement, rolled back,
 # under allow, warn, block, and warn with DUPS of the N leads matching an
 # existing lead by e-mail ("warn+dups"), in rotating order.  The table gives
-# the median seconds per statement, the ratio to allow, and every round's
-# time (the machine's noise).  fsync is off:
+# the median seconds per statement, the median of the per-round ratios to
+# allow (bench/README.md "Method"), and every round's time and ratio.  fsync is off:
 # the numbers are CPU work, not disk.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
@@ -67,20 +67,25 @@ ROLLBACK;
 SQL
 }
 
-declare -A times
+declare -A times ratios
 cases=("allow 0" "warn 0" "block 0" "warn 1")
 for ((r = 0; r < ROUNDS; r++)); do
+    declare -A this=()
     for ((i = 0; i < ${#cases[@]}; i++)); do
         c=${cases[$(((i + r) % ${#cases[@]}))]}
-        t=$(run $c | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
-        times[$c]+="$t "
+        this[$c]=$(run $c | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
+        times[$c]+="${this[$c]} "
+    done
+    for c in "${cases[@]}"; do
+        ratios[$c]+="$(echo "${this[$c]} / ${this[allow 0]}" | bc -l) "
     done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-base=$(echo "${times[allow 0]}" | median)
-printf '%-10s %10s %8s   %s\n' policy seconds ratio 'each round (ms)'
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+printf '%-10s %10s %8s   %s\n' policy seconds ratio 'each round: ms (ratio to that round'"'"'s allow)'
 for c in "${cases[@]}"; do
-    m=$(echo "${times[$c]}" | median)
     label=${c% *}; [ "${c#* }" = 1 ] && label="$label+dups"
-    printf '%-10s %10.2f %8.2f   %s\n' "$label" "$(echo "$m / 1000" | bc -l)" "$(echo "$m / $base" | bc -l)" "${times[$c]}"
+    rounds=$(paste -d' ' <(echo "${times[$c]}" | tr ' ' '\n' | grep .) <(echo "${ratios[$c]}" | tr ' ' '\n' | grep .) \
+        | awk '{ printf "%.0f (%.2f) ", $1, $2 }')
+    printf '%-10s %10.2f %8.2f   %s\n' "$label" "$(echo "$(echo "${times[$c]}" | median) / 1000" | bc -l)" \
+        "$(echo "${ratios[$c]}" | median)" "$rounds"
 done

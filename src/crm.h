@@ -264,6 +264,7 @@ extern char *crm_probe_sql(CrmRecordKind kind, const char *from, const char *old
 extern char *crm_match_sql(CrmRecordKind kind, const char *probes);
 extern bool crm_record_visible(Oid role, const char *kind, int64 id);
 extern const char *crm_rule_words(const char *rule);
+extern int	crm_duplicates_no_jit(void);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

@@ -40,6 +40,7 @@
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -244,6 +245,7 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 	char		nulls[3] = {' ', ' ', ' '};
 	int64		converting = 0;
 	bool		is_conversion;
+	int			jit_level;
 
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || trigdata->tg_newtable == NULL ||
 		(event == 1 && trigdata->tg_oldtable == NULL) ||
@@ -273,6 +275,7 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 	 * with the error; the keys are locked first, and in REPEATABLE READ a
 	 * search that finds no key pair is repeated under a fresh snapshot.
 	 */
+	jit_level = crm_duplicates_no_jit();
 	if (policy == POLICY_BLOCK)
 		lock_statement_keys(kind, event);
 	values[0] = BoolGetDatum(true);		/* similar names */
@@ -300,6 +303,7 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 			SPI_processed = nfound;
 		}
 	}
+	AtEOXact_GUC(true, jit_level);
 	warn_queued(trigdata->tg_relation, relname);
 	crm_spi_finish();
 	return PointerGetDatum(NULL);

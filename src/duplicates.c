@@ -41,6 +41,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -160,6 +161,24 @@ crm_match_sql(CrmRecordKind kind, const char *probes)
 					"        AND EXISTS (SELECT 1 FROM p AS q WHERE q.id OPERATOR(pg_catalog.=) b.id)) IS NOT TRUE"
 					" ORDER BY b.probe, b.kind, b.id, b.rule OPERATOR(pg_catalog.=) 'similar_name', b.score DESC)",
 					probes, psprintf(branches[kind], trgm), kind_names[kind]);
+}
+
+/*
+ * crm_duplicates_no_jit -- open a GUC nest level with jit off, for the
+ * match queries; close it with AtEOXact_GUC(true, level) (an error
+ * closes it).  The planner cannot estimate joins on the key expressions
+ * of the probes (their statistics are unknown), so its row counts run
+ * into the billions and JIT would compile every plan: measured with
+ * 50,000 probes, 2.8 s of compiling for 0.5 s of searching.
+ */
+int
+crm_duplicates_no_jit(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return level;
 }
 
 /* what a caller may see of a record: one query per kind, with its rights */
@@ -367,6 +386,7 @@ find(FunctionCallInfo fcinfo, CrmRecordKind kind, Oid caller, int64 id, bool has
 	int64	   *mids;
 	float4	   *scores;
 	List	   *hidden = NIL;
+	int			jit_level;
 
 	values[0] = BoolGetDatum(true);
 	values[1] = BoolGetDatum(true);
@@ -385,7 +405,9 @@ find(FunctionCallInfo fcinfo, CrmRecordKind kind, Oid caller, int64 id, bool has
 		!crm_record_visible(caller, "account", DatumGetInt64(values[9])))
 		nulls[9] = 'n';
 
+	jit_level = crm_duplicates_no_jit();
 	crm_query_run_as_owner(find_query_of(kind), values, nulls, 0);
+	AtEOXact_GUC(true, jit_level);
 	nmatch = (int) SPI_processed;
 	kinds = palloc(sizeof(char *) * Max(nmatch, 1));
 	mids = palloc(sizeof(int64) * Max(nmatch, 1));
