@@ -836,6 +836,11 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 			account_given = true;
 		}
 	}
+	/*
+	 * The account and contact made from the lead are not its duplicates:
+	 * the duplicate check on entry leaves this lead out (duplicate_check.c).
+	 */
+	crm_permit_push(CRM_PERMIT_CONVERTING, lead.id);
 	conv.account_id = account_id;
 	if (!account_given)
 		resolve_account(caller, owner, &lead, &keys, dedupe, &conv);
@@ -849,6 +854,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	if (!conv.contact_created)
 		fill_reused_contact(caller, owner, &lead, &conv);
 	carry_consent(caller, lead.id, conv.contact_id);
+	crm_permit_pop(CRM_PERMIT_CONVERTING, lead.id);
 
 	/*
 	 * The writes only a conversion may make: the opportunity with its source

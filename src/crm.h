@@ -11,6 +11,8 @@
  *   locks.c             the extension's own transaction locks
  *   lock_guard.c        LOCK TABLE and CREATE RULE on crm relations
  *   normalize.c         company-name, web-domain and phone keys for duplicate detection
+ *   duplicates.c        crm.find_duplicates(), the matching rules, dismissing pairs
+ *   duplicate_check.c   the duplicate check on entry (policies allow, warn, block)
  *   text_fold.c         accent- and case-folded text; the schemas of pg_trgm and unaccent
  *   stamp.c             created_at / updated_at trigger
  *   history.c           lead status history and the change log
@@ -95,6 +97,12 @@
 #define ERRCODE_CRM_MERGE_SAME_RECORD		MAKE_SQLSTATE('Z','C','7','2','0')
 #define ERRCODE_CRM_MERGE_BAD_TAKE			MAKE_SQLSTATE('Z','C','7','2','1')
 #define ERRCODE_CRM_MERGE_FOREIGN_KEY		MAKE_SQLSTATE('Z','C','7','2','2')
+/* duplicates */
+#define ERRCODE_CRM_DUPLICATE_BLOCKED		MAKE_SQLSTATE('Z','C','7','0','1')
+#define ERRCODE_CRM_POSSIBLE_DUPLICATE		MAKE_SQLSTATE('Z','C','7','1','0')
+#define ERRCODE_CRM_RECORD_NOT_FOUND		MAKE_SQLSTATE('Z','C','7','1','1')
+#define ERRCODE_CRM_CANDIDATE_NOT_FOUND		MAKE_SQLSTATE('Z','C','7','1','2')
+#define ERRCODE_CRM_CANDIDATE_RESOLVED		MAKE_SQLSTATE('Z','C','7','1','3')
 /* backup and restore: raised by the install script (sql/install/00_header.sql) */
 #define ERRCODE_CRM_RESTORE_NOT_REPLICA		MAKE_SQLSTATE('Z','C','6','0','3')
 /* personal data */
@@ -176,7 +184,8 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_MERGE_CONTACT,
 	CRM_PERMIT_MERGE_LEAD,
 	CRM_PERMIT_AUDIT_ERASE,		/* crm.erase_person rewrites change-log entries */
-	CRM_PERMIT_AUDIT_PURGE		/* crm.purge_change_log deletes change-log entries */
+	CRM_PERMIT_AUDIT_PURGE,		/* crm.purge_change_log deletes change-log entries */
+	CRM_PERMIT_CONVERTING		/* records made from a lead; id = lead (duplicate_check.c) */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN
@@ -191,6 +200,7 @@ extern HeapTuple crm_without_merge_repoints(HeapTuple oldtup, HeapTuple newtup,
 
 /* repoint.c: every foreign key from one row to another (merges) */
 extern void crm_repoint_references(Oid relid, int64 from_id, int64 to_id);
+extern bool crm_permit_row(CrmPermitKind kind, int64 *id);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);
@@ -245,9 +255,11 @@ typedef enum CrmLockKind
 	CRM_LOCK_COMPANY = 1,		/* a company match key */
 	CRM_LOCK_DOMAIN = 2,		/* a company domain */
 	CRM_LOCK_EMAIL = 3,			/* an e-mail address in lower case */
+	CRM_LOCK_PHONE = 4,			/* a phone key (crm.phone_key) */
 	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
 	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
-	CRM_LOCK_COMPACTION = 18	/* crm.compact_aggregates(), one at a time */
+	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
+	CRM_LOCK_KEY_SPACE = 19		/* all keys of one key kind (bulk entry checks) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -255,16 +267,33 @@ typedef struct CrmLock
 	CrmLockKind kind;
 	uint32		hi;
 	uint32		lo;
+	bool		shared;			/* a key space taken in share mode */
 } CrmLock;
 
 extern void crm_locks_init(void);
 extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
 extern CrmLock crm_lock_global(CrmLockKind kind);
+extern CrmLock crm_lock_key_space(CrmLockKind key_kind);
 extern void crm_lock_all(CrmLock *locks, int nlocks);
 
 /* privacy.c: personal data */
 extern char *crm_person_email(FunctionCallInfo fcinfo, int argno);
 extern void crm_require_privacy_officer(Oid caller, const char *action);
+/* duplicates.c: the matching rules, shared with duplicate_check.c */
+typedef enum CrmRecordKind
+{
+	CRM_RECORD_LEAD,
+	CRM_RECORD_ACCOUNT,
+	CRM_RECORD_CONTACT
+} CrmRecordKind;
+
+extern const char *crm_record_kind_name(CrmRecordKind kind);
+extern bool crm_record_kind_parse(const char *name, CrmRecordKind *kind);
+extern char *crm_probe_sql(CrmRecordKind kind, const char *from, const char *old);
+extern char *crm_match_sql(CrmRecordKind kind, const char *probes);
+extern bool crm_record_visible(Oid role, const char *kind, int64 id);
+extern const char *crm_rule_words(const char *rule);
+extern int	crm_duplicates_no_jit(void);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

@@ -213,9 +213,33 @@ crm_lock_key(CrmLockKind kind, const char *key)
 CrmLock
 crm_lock_global(CrmLockKind kind)
 {
-	CrmLock		lock = {kind, 0, 0};
+	CrmLock		lock = {kind, 0, 0, false};
 
 	return lock;
+}
+
+/*
+ * crm_lock_key_space -- the lock of every key of one key kind at once.
+ *
+ * Every batch that takes key locks of a kind also takes its key space in
+ * share mode (crm_lock_all adds it); a statement that would need more key
+ * locks than the lock table should hold (a bulk INSERT or COPY checked for
+ * duplicates, duplicate_check.c) takes the key space alone, exclusively:
+ * it then waits for, and blocks, everyone who works with keys of that kind.
+ */
+CrmLock
+crm_lock_key_space(CrmLockKind key_kind)
+{
+	CrmLock		lock = {CRM_LOCK_KEY_SPACE, (uint32) key_kind, 0, false};
+
+	return lock;
+}
+
+static bool
+is_key_kind(CrmLockKind kind)
+{
+	return kind == CRM_LOCK_COMPANY || kind == CRM_LOCK_DOMAIN ||
+		kind == CRM_LOCK_EMAIL || kind == CRM_LOCK_PHONE;
 }
 
 static const char *
@@ -229,6 +253,10 @@ lock_kind_name(CrmLockKind kind)
 			return "the duplicate-search lock of a company domain";
 		case CRM_LOCK_EMAIL:
 			return "the duplicate-search lock of an e-mail address";
+		case CRM_LOCK_PHONE:
+			return "the duplicate-search lock of a phone number";
+		case CRM_LOCK_KEY_SPACE:
+			return "the duplicate-search lock of all keys of a kind (held by a bulk load)";
 		case CRM_LOCK_CAMPAIGN_HIERARCHY:
 			return "the lock of the campaign hierarchy";
 		case CRM_LOCK_REPORTING_HIERARCHY:
@@ -254,12 +282,17 @@ lock_cmp(const void *a, const void *b)
 	const CrmLock *x = (const CrmLock *) a;
 	const CrmLock *y = (const CrmLock *) b;
 
+	/* key spaces first, then the rest */
+	if ((x->kind == CRM_LOCK_KEY_SPACE) != (y->kind == CRM_LOCK_KEY_SPACE))
+		return x->kind == CRM_LOCK_KEY_SPACE ? -1 : 1;
 	if (x->hi != y->hi)
 		return x->hi < y->hi ? -1 : 1;
 	if (x->lo != y->lo)
 		return x->lo < y->lo ? -1 : 1;
 	if (x->kind != y->kind)
 		return x->kind < y->kind ? -1 : 1;
+	if (x->shared != y->shared)
+		return x->shared ? 1 : -1;
 	return 0;
 }
 
@@ -273,7 +306,7 @@ acquire(CrmLock *lock)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, lock->hi, lock->lo,
 						 (uint16) (CRM_LOCK_SPACE + lock->kind));
-	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+	if (LockAcquire(&tag, lock->shared ? ShareLock : ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
 		return;
 
 	/* held by another transaction: wait, but not longer than the setting */
@@ -286,7 +319,7 @@ acquire(CrmLock *lock)
 	callback.arg = lock;
 	callback.previous = error_context_stack;
 	error_context_stack = &callback;
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	(void) LockAcquire(&tag, lock->shared ? ShareLock : ExclusiveLock, false, false);
 	error_context_stack = callback.previous;
 	AtEOXact_GUC(true, nestlevel);
 }
@@ -294,13 +327,30 @@ acquire(CrmLock *lock)
 /*
  * crm_lock_all -- take locks, held to the end of the transaction, in one
  * sorted batch; a lock this transaction holds already is not waited for.
+ * Key locks come with their key space in share mode (see
+ * crm_lock_key_space), taken first.
  */
 void
 crm_lock_all(CrmLock *locks, int nlocks)
 {
-	if (nlocks > 0)
-		locks_taken = true;
-	qsort(locks, nlocks, sizeof(CrmLock), lock_cmp);
+	CrmLock    *all = palloc(sizeof(CrmLock) * (nlocks + 5));
+	int			nall = 0;
+	bool		space[CRM_LOCK_PHONE + 1] = {false};
+
 	for (int i = 0; i < nlocks; i++)
-		acquire(&locks[i]);
+	{
+		all[nall++] = locks[i];
+		if (is_key_kind(locks[i].kind) && !space[locks[i].kind])
+		{
+			space[locks[i].kind] = true;
+			all[nall] = crm_lock_key_space(locks[i].kind);
+			all[nall++].shared = true;
+		}
+	}
+	if (nall > 0)
+		locks_taken = true;
+	qsort(all, nall, sizeof(CrmLock), lock_cmp);
+	for (int i = 0; i < nall; i++)
+		acquire(&all[i]);
+	pfree(all);
 }

@@ -68,6 +68,19 @@ crm_permitted(CrmPermitKind kind, int64 id)
 	return false;
 }
 
+/* crm_permit_row -- the row of the innermost permit of a kind, if any */
+bool
+crm_permit_row(CrmPermitKind kind, int64 *id)
+{
+	for (int i = npermits - 1; i >= 0; i--)
+		if (permits[i].kind == kind)
+		{
+			*id = permits[i].id;
+			return true;
+		}
+	return false;
+}
+
 /* crm_permit_push -- permit writes of this kind to row id (or any row) */
 void
 crm_permit_push(CrmPermitKind kind, int64 id)

@@ -1,0 +1,125 @@
+-- duplicate_policy: the duplicate check on entry (crm.settings
+-- duplicate_policy_lead / _account / _contact): allow, warn (queue +
+-- WARNING ZC710), block (ZC701 on a key rule; similar names only queued);
+-- the candidate queue's row-level security, dismissing a pair, and open
+-- pairs removed with their records.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_pol_alice;
+DROP ROLE IF EXISTS regress_pol_bob;
+CREATE ROLE regress_pol_alice IN ROLE crm_sales;
+CREATE ROLE regress_pol_bob IN ROLE crm_sales;
+RESET client_min_messages;
+
+-- The default is warn, for every kind.
+SELECT duplicate_policy_lead, duplicate_policy_account, duplicate_policy_contact FROM crm.settings;
+-- Only allow, warn and block.
+\set VERBOSITY terse
+UPDATE crm.settings SET duplicate_policy_lead = 'refuse';
+\set VERBOSITY default
+
+-- warn: the row is written, one WARNING per statement, the pairs queued.
+SET ROLE regress_pol_alice;
+INSERT INTO crm.lead (name, company, email, phone) VALUES ('Jon Smith', 'Acme', 'jon@acme.example', '+1 555 014 2000');  -- 1
+INSERT INTO crm.lead (name, company, email) VALUES ('Jon Smith', 'Acme', 'JON@acme.example');          -- 2: e-mail
+INSERT INTO crm.lead (name, company, phone) VALUES ('John Smith', 'ACME Inc.', '555 014 2000');         -- 3: phone, similar name
+-- two rows of one statement that match each other, queued once
+INSERT INTO crm.lead (name, email) VALUES ('Ann', 'ann@initech.example'), ('Ann B.', 'Ann@Initech.example');  -- 4, 5
+SELECT kind, id, duplicate_kind, duplicate_of, rule, round(score::numeric, 2) AS score, status
+  FROM crm.duplicate_candidate ORDER BY id, duplicate_kind, duplicate_of;
+-- an UPDATE is checked for the keys it changes: a new phone
+UPDATE crm.lead SET phone = '555-014-2000' WHERE id = 4;
+-- an UPDATE that changes no key is not
+UPDATE crm.lead SET remarks = 'called' WHERE id = 2;
+RESET ROLE;
+
+-- Bob's lead with Alice's e-mail: the WARNING names her lead only by owner.
+SET ROLE regress_pol_bob;
+INSERT INTO crm.lead (name, email) VALUES ('Jonathan', 'jon@acme.example');                     -- 6
+-- Bob sees the pairs of his lead (row-level security of the records),
+-- not Alice's.
+SELECT kind, id, duplicate_kind, duplicate_of, rule FROM crm.duplicate_candidate ORDER BY id, duplicate_of;
+RESET ROLE;
+
+-- block: a key match is refused (ZC701), naming the match by id when the
+-- writer sees it, else by its owner.
+UPDATE crm.settings SET duplicate_policy_lead = 'block', duplicate_policy_account = 'block',
+    duplicate_policy_contact = 'block';
+SET ROLE regress_pol_alice;
+INSERT INTO crm.lead (name, email) VALUES ('Jon', 'Jon@Acme.example');
+INSERT INTO crm.lead (name, phone) VALUES ('Someone', '+1-555-014-2000');
+INSERT INTO crm.lead (name, email) VALUES ('Bobs twin', 'JONATHAN@x.example'), ('Twin', 'jonathan@x.example');
+RESET ROLE;
+SET ROLE regress_pol_bob;
+INSERT INTO crm.lead (name, email) VALUES ('Jon again', 'jon@acme.example');
+RESET ROLE;
+SET ROLE regress_pol_alice;
+-- accounts by company key, domain and phone
+INSERT INTO crm.account (name, website, phone) VALUES ('Globex, Inc.', 'https://globex.example', '+44 20 7946 0000');  -- 1
+INSERT INTO crm.account (name) VALUES ('GLOBEX LLC');
+INSERT INTO crm.account (name, website) VALUES ('Globex Europe', 'http://www.globex.example/eu');
+INSERT INTO crm.account (name, phone) VALUES ('Other', '020 7946 0000');
+-- a lead whose company is an account's
+INSERT INTO crm.lead (name, company) VALUES ('Gail', 'Globex');
+-- contacts by e-mail and phone, also against leads
+INSERT INTO crm.contact (name, email, account_id) VALUES ('Jon Smith', 'jon@acme.example', 1);
+-- an UPDATE into a duplicate key, and a COPY whose rows match each other
+INSERT INTO crm.lead (name, email) VALUES ('Zed', 'zed@zed.example');
+UPDATE crm.lead SET email = 'ann@initech.example' WHERE email = 'zed@zed.example';
+RESET ROLE;
+-- (COPY FROM is for the superuser: row-level security refuses it to users)
+COPY crm.lead (name, email) FROM stdin;
+Copy one	copy@copy.example
+Copy two	COPY@copy.example
+\.
+SET ROLE regress_pol_alice;
+-- similar names are only queued, never blocked
+INSERT INTO crm.account (name) VALUES ('Globexx AG');                                              -- 2
+SELECT kind, id, duplicate_kind, duplicate_of, rule FROM crm.duplicate_candidate WHERE kind = 'account';
+RESET ROLE;
+
+-- A conversion under block: the account and contact made from a lead are
+-- not its duplicates (neither refused nor queued), nor found as such later.
+INSERT INTO crm.lead (name, company, email, phone, website)
+    VALUES ('Vera', 'Vandelay Industries', 'vera@vandelay.example', '+1 212 555 0199', 'vandelay.example')
+    RETURNING id AS vera \gset
+SELECT account_created, contact_created FROM crm.convert_lead(:vera);
+SELECT count(*) AS pairs_of_vera FROM crm.duplicate_candidate
+ WHERE (kind = 'lead' AND id = :vera) OR (duplicate_kind = 'lead' AND duplicate_of = :vera);
+SELECT * FROM crm.find_duplicates('lead', :vera);
+SELECT * FROM crm.find_duplicates('contact', (SELECT contact_id FROM crm.lead WHERE id = :vera));
+-- but a second lead of that person is refused, naming the contact first
+INSERT INTO crm.lead (name, email) VALUES ('Vera V.', 'VERA@vandelay.example');
+
+-- allow: nothing is checked, nothing queued.
+UPDATE crm.settings SET duplicate_policy_lead = 'allow';
+INSERT INTO crm.lead (name, email) VALUES ('Jon once more', 'jon@acme.example');                   -- 8
+SELECT count(*) AS pairs_of_lead_8 FROM crm.duplicate_candidate WHERE kind = 'lead' AND id = 8;
+
+-- Dismissing: by whoever sees the pair; only open pairs.
+SET ROLE regress_pol_alice;
+SELECT crm.dismiss_duplicate('lead', 2, 'lead', 1);
+SELECT status, resolved_by, resolved_at IS NOT NULL AS resolved FROM crm.duplicate_candidate
+ WHERE kind = 'lead' AND id = 2 AND duplicate_of = 1;
+\set VERBOSITY terse
+SELECT crm.dismiss_duplicate('lead', 2, 'lead', 1);      -- no longer open
+SELECT crm.dismiss_duplicate('lead', 6, 'lead', 1);      -- Bob's lead: not visible
+SELECT crm.dismiss_duplicate('lead', 2, 'lead', 999);    -- no such pair
+SELECT crm.dismiss_duplicate('deal', 2, 'lead', 1);      -- unknown kind
+SELECT crm.dismiss_duplicate('lead', NULL, 'lead', 1);   -- NULL
+-- users do not write the queue themselves
+UPDATE crm.duplicate_candidate SET status = 'dismissed';
+DELETE FROM crm.duplicate_candidate;
+\set VERBOSITY default
+RESET ROLE;
+
+-- Deleting a record removes its open pairs; resolved pairs stay as history.
+SELECT count(*) FILTER (WHERE status = 'open') AS open, count(*) FILTER (WHERE status <> 'open') AS resolved
+  FROM crm.duplicate_candidate WHERE (kind = 'lead' AND id IN (1, 2)) OR (duplicate_kind = 'lead' AND duplicate_of IN (1, 2));
+DELETE FROM crm.lead WHERE id = 1;
+SELECT kind, id, duplicate_kind, duplicate_of, status FROM crm.duplicate_candidate
+ WHERE (kind = 'lead' AND id = 1) OR (duplicate_kind = 'lead' AND duplicate_of = 1);
+TRUNCATE crm.account CASCADE;
+SELECT count(*) AS open_account_pairs FROM crm.duplicate_candidate
+ WHERE status = 'open' AND (kind = 'account' OR duplicate_kind = 'account');
