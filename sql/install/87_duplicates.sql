@@ -59,7 +59,7 @@ COMMENT ON FUNCTION crm.match_domain(text, text) IS 'The company domain a record
 -- The indexes the rules search through (accounts by company key and web
 -- domain, contacts by e-mail are in 20_core.sql).
 CREATE INDEX lead_email_lower_idx ON crm.lead (pg_catalog.lower(email)) WHERE email IS NOT NULL;
-COMMENT ON INDEX crm.lead_email_lower_idx IS 'Leads by e-mail address in lower case: the duplicate search';
+COMMENT ON INDEX crm.lead_email_lower_idx IS 'Leads by e-mail address in lower case: the duplicate search, and an access request or an erasure, find a person''s leads without reading every lead';
 CREATE INDEX lead_phone_key_idx ON crm.lead (crm.phone_key(phone)) WHERE phone IS NOT NULL;
 COMMENT ON INDEX crm.lead_phone_key_idx IS 'Leads by phone key: the duplicate search';
 CREATE INDEX lead_company_match_key_idx ON crm.lead (crm.company_match_key(pg_catalog."left"(company, 256))) WHERE company IS NOT NULL;

@@ -44,10 +44,9 @@ COMMENT ON COLUMN crm.contact.do_not_contact IS 'The person must not be contacte
 COMMENT ON COLUMN crm.contact.consent_basis IS 'Lawful basis for processing the person''s data: consent, contract, legitimate interest or legal obligation; NULL = unknown';
 COMMENT ON COLUMN crm.contact.consent_at IS 'When the basis was recorded; needs a basis';
 COMMENT ON COLUMN crm.contact.consent_source IS 'Where the basis was recorded: form, campaign, call, contract number';
--- A person's leads are found by e-mail (export and erasure), as contacts are
--- by contact_email_lower_idx.
-CREATE INDEX lead_email_lower_idx ON crm.lead (pg_catalog.lower(email)) WHERE email IS NOT NULL;
-COMMENT ON INDEX crm.lead_email_lower_idx IS 'Leads by e-mail address in lower case: an access request or an erasure finds a person''s leads without reading every lead';
+-- A person's leads are found by e-mail (export and erasure) through
+-- lead_email_lower_idx (87_duplicates.sql), as contacts are through
+-- contact_email_lower_idx.
 
 -- Who may be e-mailed or called.
 CREATE VIEW crm.contactable WITH (security_invoker = true) AS
