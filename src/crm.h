@@ -144,6 +144,8 @@ extern int	crm_query_run_as(Oid role, CrmQuery *query, Datum *values,
 							 const char *nulls, long count);
 extern int	crm_query_run_as_owner(CrmQuery *query, Datum *values,
 								   const char *nulls, long count);
+extern int	crm_query_run_as_table_owner(Oid role, CrmQuery *query, Datum *values,
+										 const char *nulls, long count);
 extern int	crm_query_run_latest_as_owner(CrmQuery *query, Datum *values,
 										  const char *nulls, long count);
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,

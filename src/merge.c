@@ -100,14 +100,19 @@ static MergeKind lead_kind = {
 	{NULL, 3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL}
 };
 
-/* the columns of a record table a merge may fill or take, in order */
+/*
+ * the columns of a record table a merge may fill or take, in order, and
+ * whether the caller ($2) may update each
+ */
 static CrmQuery record_columns = {
-	"SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute AS a"
+	"SELECT a.attname::pg_catalog.text,"
+	" pg_catalog.has_column_privilege($2, $1, a.attnum, 'UPDATE')"
+	" FROM pg_catalog.pg_attribute AS a"
 	" WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0"
 	"   AND NOT a.attisdropped AND a.attidentity OPERATOR(pg_catalog.=) ''"
 	"   AND a.attgenerated OPERATOR(pg_catalog.=) ''"
 	" ORDER BY a.attnum",
-	1, {OIDOID}, NULL
+	2, {OIDOID, OIDOID}, NULL
 };
 
 static CrmQuery close_pair = {
@@ -196,19 +201,24 @@ in_list(const char *const *list, const char *name)
  *    WHERE s.id = $1
  *
  * owner is only taken; an opt-out of either record stays (most_restrictive),
- * whatever take says.  Built from the table's columns (a DBA's too); the
- * text is compared with the kept one at every merge, so a column added or
- * dropped since gives a new plan.  Returns the columns (for checking take).
+ * whatever take says.  Built from the table's columns (a DBA's too) that
+ * the caller may update: a column it may not (one a DBA added and granted
+ * to nobody) is left as it is, not filled.  The text is compared with the
+ * kept one at every merge, so a column added or dropped since, or another
+ * caller's privileges, give a new plan.  Returns the columns (for checking
+ * take); *denied those of them the caller may not update.
  */
 static List *
-fill_query(MergeKind *k)
+fill_query(MergeKind *k, Oid caller, List **denied)
 {
-	Datum		values[1] = {ObjectIdGetDatum(crm_relation_oid(k->kind))};
-	char		nulls[1] = {' '};
+	Datum		values[2] = {ObjectIdGetDatum(crm_relation_oid(k->kind)), ObjectIdGetDatum(caller)};
+	char		nulls[2] = {' ', ' '};
 	StringInfoData buf;
 	List	   *columns = NIL;
 	bool		first = true;
+	bool		isnull;
 
+	*denied = NIL;
 	crm_query_run(&record_columns, values, nulls, 0);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "UPDATE crm.%s AS s SET ", k->kind);
@@ -220,6 +230,11 @@ fill_query(MergeKind *k)
 		if (in_list(k->frozen, col))
 			continue;
 		columns = lappend(columns, col);
+		if (!DatumGetBool(crm_result_datum((int) i, 2, &isnull)))
+		{
+			*denied = lappend(*denied, col);
+			continue;
+		}
 		q = quote_identifier(col);
 		if (in_list(most_restrictive, col))
 			appendStringInfo(&buf, "%s%s = s.%s OR m.%s", first ? "" : ", ", q, q, q);
@@ -232,8 +247,14 @@ fill_query(MergeKind *k)
 							 first ? "" : ", ", q, quote_literal_cstr(col), q, q, q);
 		first = false;
 	}
-	appendStringInfo(&buf, " FROM pg_catalog.jsonb_populate_record(NULL::crm.%s, $2) AS m"
-					 " WHERE s.id OPERATOR(pg_catalog.=) $1", k->kind);
+	if (first)					/* no column the caller may update: nothing to fill */
+	{
+		resetStringInfo(&buf);
+		appendStringInfoString(&buf, "SELECT $1, $2, $3");
+	}
+	else
+		appendStringInfo(&buf, " FROM pg_catalog.jsonb_populate_record(NULL::crm.%s, $2) AS m"
+						 " WHERE s.id OPERATOR(pg_catalog.=) $1", k->kind);
 	if (k->fill.sql == NULL || strcmp(k->fill.sql, buf.data) != 0)
 	{
 		if (k->fill.plan != NULL)
@@ -249,7 +270,7 @@ fill_query(MergeKind *k)
 
 /* check_take -- every name in take is a column the merge may take */
 static void
-check_take(MergeKind *k, ArrayType *take, List *columns, Datum *taken_array)
+check_take(MergeKind *k, ArrayType *take, List *columns, List *denied, Datum *taken_array)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -290,6 +311,13 @@ check_take(MergeKind *k, ArrayType *take, List *columns, Datum *taken_array)
 					(errcode(ERRCODE_CRM_MERGE_BAD_TAKE),
 					 errmsg("crm.%s has no column \"%s\" to take", k->kind, name),
 					 errhint("Name columns of crm.%s, e.g. take => ARRAY['phone'].", k->kind)));
+		foreach(lc, denied)
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to take column \"%s\" of crm.%s", name, k->kind),
+						 errdetail("The caller may not update this column."),
+						 errhint("Leave \"%s\" out of take.", name)));
 	}
 	*taken_array = PointerGetDatum(take);
 }
@@ -346,6 +374,7 @@ merge_records(FunctionCallInfo fcinfo, MergeKind *k)
 	ArrayType  *take = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
 	Datum		taken;
 	List	   *columns;
+	List	   *denied;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	CrmLock		locks[2];
@@ -361,8 +390,8 @@ merge_records(FunctionCallInfo fcinfo, MergeKind *k)
 				 errhint("Pass two different %ss: the survivor first, then the one merged into it.", k->kind)));
 
 	crm_spi_connect();
-	columns = fill_query(k);
-	check_take(k, take, columns, &taken);
+	columns = fill_query(k, caller, &denied);
+	check_take(k, take, columns, denied, &taken);
 
 	/*
 	 * The merged record's match keys first, read unlocked, then both rows in

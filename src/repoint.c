@@ -9,9 +9,13 @@
  *
  *		UPDATE <referencing table> SET <column> = to WHERE <column> = from
  *
- * as the extension owner (an owner statement of spi_util.c: security-
- * restricted, search_path pg_catalog, pg_temp), so that rows the caller
- * cannot see are re-pointed too (nothing of them is returned); the
+ * as the owner of the referencing table, as core runs the cascaded actions
+ * of a foreign key (an owner statement of spi_util.c: security-restricted,
+ * search_path pg_catalog, pg_temp, no forced row-level security): rows the
+ * caller cannot see are re-pointed too (nothing of them is returned).  For
+ * the extension's tables that is the extension owner; a DBA's table is
+ * written with its own owner's rights, so its triggers, CHECK constraints
+ * and index expressions never run with the extension owner's.  The
  * referencing table's triggers fire as for any update (change log,
  * aggregates, guards).
  *
@@ -42,6 +46,7 @@
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -63,6 +68,7 @@ typedef struct RepointPlan
 {
 	Oid			conoid;
 	Oid			conrelid;
+	Oid			relowner;		/* the referencing table's owner: runs the statements */
 	bool		stale;
 	bool		int_pk;			/* single integer primary key: recurse on folds */
 	CrmQuery	update;
@@ -290,6 +296,20 @@ build_fold(FoldPlan *fold, Oid conrelid, const char *table, const char *col,
 	pfree(buf.data);
 }
 
+/* table_owner -- the owner of a table (an ALTER ... OWNER makes plans stale) */
+static Oid
+table_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "crm: relation %u is gone", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
 /* build_plan -- the statements of one foreign key, from the catalog */
 static void
 build_plan(RepointPlan *p)
@@ -309,6 +329,7 @@ build_plan(RepointPlan *p)
 
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(p->conrelid)),
 									   get_rel_name(p->conrelid));
+	p->relowner = table_owner(p->conrelid);
 	values[0] = ObjectIdGetDatum(p->conoid);
 	crm_query_run(&key_columns, values, nulls, 0);
 	if (SPI_processed != 1)
@@ -414,7 +435,7 @@ fold(RepointPlan *p, FoldPlan *f, int64 from_id, int64 to_id)
 	FoldPair   *pairs;
 	bool		isnull;
 
-	crm_query_run_as_owner(&f->pairs, values, nulls, 0);
+	crm_query_run_as_table_owner(p->relowner, &f->pairs, values, nulls, 0);
 	npairs = (int) SPI_processed;
 	pairs = palloc(sizeof(FoldPair) * Max(npairs, 1));
 	for (int i = 0; i < npairs; i++)
@@ -439,11 +460,11 @@ fold(RepointPlan *p, FoldPlan *f, int64 from_id, int64 to_id)
 	{
 		values[0] = pairs[i].keep;
 		values[1] = pairs[i].drop;
-		crm_query_run_as_owner(&f->fill, values, nulls, 0);
+		crm_query_run_as_table_owner(p->relowner, &f->fill, values, nulls, 0);
 		if (p->int_pk)
 			crm_repoint_references(p->conrelid, pairs[i].drop_id, pairs[i].keep_id);
 		values[0] = pairs[i].drop;
-		crm_query_run_as_owner(&f->drop, values, nulls, 0);
+		crm_query_run_as_table_owner(p->relowner, &f->drop, values, nulls, 0);
 	}
 }
 
@@ -458,7 +479,7 @@ typedef struct ForeignKey
  * crm_repoint_references -- make every row that references row from_id of
  * table relid (through a foreign key) reference to_id instead, folding rows
  * a unique key would not allow twice.  Runs inside the caller's SPI
- * connection; the statements run as the extension owner.
+ * connection; the statements run as the referencing tables' owners.
  */
 void
 crm_repoint_references(Oid relid, int64 from_id, int64 to_id)
@@ -498,6 +519,6 @@ crm_repoint_references(Oid relid, int64 from_id, int64 to_id)
 			fold(p, &p->folds[f], from_id, to_id);
 		values[0] = Int64GetDatum(from_id);
 		values[1] = Int64GetDatum(to_id);
-		crm_query_run_as_owner(&p->update, values, nulls, 0);
+		crm_query_run_as_table_owner(p->relowner, &p->update, values, nulls, 0);
 	}
 }

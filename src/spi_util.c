@@ -278,6 +278,23 @@ crm_query_run_as_owner(CrmQuery *query, Datum *values, const char *nulls,
 }
 
 /*
+ * crm_query_run_as_table_owner -- like crm_query_run_as_owner, but as role,
+ * the owner of the table the statement writes: what core does for the
+ * cascaded actions of a foreign key.  A merge re-points the rows of a DBA's
+ * own table this way, so the triggers, CHECK constraints and index
+ * expressions the table's owner put on it run with that owner's rights,
+ * never with the extension owner's (for the extension's own tables the two
+ * are the same role).
+ */
+int
+crm_query_run_as_table_owner(Oid role, CrmQuery *query, Datum *values,
+							 const char *nulls, long count)
+{
+	return run_as(role, SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+				  InvalidSnapshot, query, values, nulls, count);
+}
+
+/*
  * crm_query_run_latest_as_owner -- like crm_query_run_as_owner, but under a
  * snapshot taken now, also in REPEATABLE READ or SERIALIZABLE: a statement
  * that must reach every committed row (emptying the aggregates on TRUNCATE,
