@@ -5,10 +5,10 @@
  *		crm.merge_accounts(survivor, merged, take text[] DEFAULT NULL) -> survivor
  *
  * One call is one atomic step inside the caller's transaction:
- *   1. the merged record's duplicate-search keys are locked (accounts: the
+ *   1. both records' duplicate-search keys are locked (accounts: the
  *      company key and the company domain; contacts: the e-mail), as a
  *      conversion locks them (locks.c), so that a conversion that could pick
- *      the merged record runs before the merge or after it;
+ *      either record runs before the merge or after it;
  *   2. both records are locked in id order with SELECT ... FOR UPDATE run
  *      with the caller's rights: the caller must be able to update both
  *      (privileges and the UPDATE policies' USING clause); a record it
@@ -377,9 +377,9 @@ merge_records(FunctionCallInfo fcinfo, MergeKind *k)
 	List	   *denied;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	CrmLock		locks[2];
+	CrmLock		locks[4];
 	int			nlocks = 0;
-	bool		merged_converted;
+	bool		merged_converted = false;
 	Datum		merged_values;
 	bool		isnull;
 
@@ -394,33 +394,36 @@ merge_records(FunctionCallInfo fcinfo, MergeKind *k)
 	check_take(k, take, columns, denied, &taken);
 
 	/*
-	 * The merged record's match keys first, read unlocked, then both rows in
-	 * id order, then the keys again from the locked row (as a conversion
-	 * does, so the two never wait for each other in opposite order).
+	 * The match keys of both records (a conversion may find either, and
+	 * link to the survivor what the merge re-points there), read unlocked
+	 * and locked in one batch; then both rows in id order; then the keys
+	 * again from the locked rows, in case one changed meanwhile (as a
+	 * conversion does, so the two never wait for each other in opposite
+	 * order).
 	 */
-	values[0] = Int64GetDatum(merged);
 	if (k->peek_keys.sql != NULL)
 	{
-		crm_query_run_as(caller, &k->peek_keys, values, nulls, 0);
-		if (SPI_processed > 0)
+		int64		ids[2] = {survivor, merged};
+
+		for (int r = 0; r < 2; r++)
 		{
-			nlocks = record_keys(k, 1, locks);
-			crm_lock_all(locks, nlocks);
+			values[0] = Int64GetDatum(ids[r]);
+			crm_query_run_as(caller, &k->peek_keys, values, nulls, 0);
+			if (SPI_processed > 0)
+				nlocks += record_keys(k, 1, locks + nlocks);
 		}
+		crm_lock_all(locks, nlocks);
 	}
-	if (survivor < merged)
+	nlocks = 0;
+	for (int r = 0; r < 2; r++)
 	{
-		lock_record(k, caller, survivor);
-		merged_converted = lock_record(k, caller, merged);
+		int64		id = (r == 0) == (survivor < merged) ? survivor : merged;
+		bool		converted = lock_record(k, caller, id);
+
+		if (id == merged)
+			merged_converted = converted;
+		nlocks += record_keys(k, 2, locks + nlocks);	/* the locked row's keys */
 	}
-	else
-	{
-		merged_converted = lock_record(k, caller, merged);
-		nlocks = record_keys(k, 2, locks);	/* the merged row's result */
-		lock_record(k, caller, survivor);
-	}
-	if (survivor < merged)
-		nlocks = record_keys(k, 2, locks);
 	crm_lock_all(locks, nlocks);
 
 	if (merged_converted)
