@@ -17,6 +17,10 @@ CREATE ROLE regress_merge_admin IN ROLE crm_admin;
 
 -- Two accounts for one company, with contacts, links, deals with lines,
 -- a quote, activities and a converted lead on each.
+-- The duplicates this test merges are made on purpose: no checks on entry
+-- (duplicate_policy allow), and the candidate pairs are written by hand.
+UPDATE crm.settings SET duplicate_policy_lead = 'allow', duplicate_policy_account = 'allow',
+                        duplicate_policy_contact = 'allow';
 INSERT INTO crm.account (name, industry, phone, website, city, owner) VALUES
     ('Acme Corp', NULL, '555-0100', NULL, 'Springfield', 'regress_merge_rep1'),      -- 1 survivor
     ('ACME Inc.', 'Manufacturing', '555-0199', 'https://acme.example', 'Shelbyville', 'regress_merge_rep1'), -- 2 merged
@@ -222,6 +226,15 @@ INSERT INTO crm.contact (name, email_opt_out, phone_opt_out, consent_basis, owne
 VALUES ('Consented', false, true, 'consent', 'regress_merge_rep2'); -- 8
 SELECT crm.merge_contacts(7, 8, take => ARRAY['email_opt_out', 'phone_opt_out']);
 SELECT id, email_opt_out, phone_opt_out, do_not_contact, consent_basis FROM crm.contact WHERE id = 7;
+
+-- Under the block policy a merge still works: the merged record is gone
+-- before the survivor takes its keys, so they are no duplicate of it.
+INSERT INTO crm.account (name, website, owner) VALUES ('Initech', NULL, 'regress_merge_rep1'),
+    ('Initech LLC', 'https://initech.example', 'regress_merge_rep1');
+UPDATE crm.settings SET duplicate_policy_account = 'block';
+SELECT crm.merge_accounts(min(id), max(id)) > 0 AS merged FROM crm.account WHERE name LIKE 'Initech%';
+SELECT name, website FROM crm.account WHERE name LIKE 'Initech%';
+UPDATE crm.settings SET duplicate_policy_account = 'allow';
 
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT kind, survivor_id, merged_id, taken FROM crm.merge_record ORDER BY id;
