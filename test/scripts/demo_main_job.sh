@@ -25,6 +25,9 @@ echo "$out" | grep -q 'Margaret Peacock | Northwind Traders (existing)' || fail 
 echo "$out" | grep -q 'Nancy Davolio    | Northwind Traders (existing) | Nancy Davolio (existing)' || fail "contact not reused by e-mail"
 echo "$out" | grep -q 'Tom Becker       | Litware, Inc. (existing)' || fail "second Litware lead not reusing the first's account"
 echo "$out" | grep -q 'ERROR:  lead 1 is already converted' || fail "repeat conversion not refused"
+echo "$out" | grep -Eq '^ lead +\| +2 \| contact +\| +1 \| email +\| +1\.00 \| open$' || fail "duplicate of a contact by e-mail not queued on entry"
+echo "$out" | grep -Eq '^ +\| +\| alice +\| email +\| +$' || fail "a hidden duplicate not shown as owner and rule only"
+echo "$out" | grep -Eq '^ account +\| +1 \| Northwind Traders +\| https://northwind\.example' || fail "search did not find Northwind Traders"
 # The Sales Cloud tour: approval by the manager, order activated, stock reserved.
 echo "$out" | grep -Eq '^ approved +\| ok for a 2-year supply contract +\| carol$' || fail "quote not approved by carol"
 echo "$out" | grep -Eq '^ SO-000001 +\| Activated +\| +8528\.10 \| bob$' || fail "order not activated"
