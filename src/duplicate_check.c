@@ -94,9 +94,26 @@ build_queries(CrmRecordKind kind, int event)
 	check_keys[kind][event].argtypes[0] = BOOLOID;
 	check_keys[kind][event].argtypes[1] = BOOLOID;
 	check_keys[kind][event].argtypes[2] = INT8OID;
+	/*
+	 * A pair is queued only with its stored record locked FOR KEY SHARE (as
+	 * a foreign key would): a merge or DELETE of that record running now
+	 * either waits for this statement (and its forgetting then sees the
+	 * pair) or has deleted it (READ COMMITTED: the pair is skipped;
+	 * REPEATABLE READ: 40001), so no open pair names a deleted record.
+	 */
 	queue_pairs[kind][event].sql =
-		psprintf("%s, q AS (INSERT INTO crm.duplicate_candidate (kind, id, duplicate_kind, duplicate_of, rule, score)"
+		psprintf("%s,"
+				 " kl AS (SELECT x.id FROM crm.lead AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'lead')) FOR KEY SHARE OF x),"
+				 " ka AS (SELECT x.id FROM crm.account AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'account')) FOR KEY SHARE OF x),"
+				 " kc AS (SELECT x.id FROM crm.contact AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'contact')) FOR KEY SHARE OF x),"
+				 " q AS (INSERT INTO crm.duplicate_candidate (kind, id, duplicate_kind, duplicate_of, rule, score)"
 				 " SELECT '%s', m.probe, m.kind, m.id, m.rule, m.score FROM m"
+				 "  WHERE CASE m.kind WHEN 'lead' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kl.id FROM kl))"
+				 "                    WHEN 'account' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ka.id FROM ka))"
+				 "                    ELSE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kc.id FROM kc)) END"
 				 " ON CONFLICT (kind, id, duplicate_kind, duplicate_of) DO NOTHING"
 				 " RETURNING id, duplicate_kind, duplicate_of)"
 				 " SELECT m.probe, m.kind, m.id, m.owner::pg_catalog.text, m.rule,"
@@ -358,8 +375,13 @@ crm_duplicate_forget(PG_FUNCTION_ARGS)
 	{
 		if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 			elog(ERROR, "crm: SPI_register_trigger_data failed");
-		crm_query_run_as_owner(&forget_deleted[0], values, nulls, 0);
-		crm_query_run_as_owner(&forget_deleted[1], values, nulls, 0);
+		/*
+		 * Under a snapshot taken now: a pair queued by a transaction that
+		 * held its record FOR KEY SHARE and committed while this one waited
+		 * is forgotten too, in REPEATABLE READ as well.
+		 */
+		crm_query_run_latest_as_owner(&forget_deleted[0], values, nulls, 0);
+		crm_query_run_latest_as_owner(&forget_deleted[1], values, nulls, 0);
 	}
 	crm_spi_finish();
 	return PointerGetDatum(NULL);
