@@ -261,6 +261,24 @@ static CrmQuery link_contact = {
 	3, {INT8OID, INT8OID, REGROLEOID}, NULL
 };
 
+/*
+ * The lead's open duplicate pairs with the account and contact it was
+ * converted into are settled by the conversion: they become 'merged' (the
+ * lead is now part of those records).  Written as the owner.
+ */
+static CrmQuery close_pairs = {
+	"UPDATE crm.duplicate_candidate AS d"
+	"   SET status = 'merged', resolved_by = $4, resolved_at = pg_catalog.now()"
+	" WHERE d.status OPERATOR(pg_catalog.=) 'open'"
+	"   AND ((d.kind OPERATOR(pg_catalog.=) 'lead' AND d.id OPERATOR(pg_catalog.=) $1"
+	"         AND ((d.duplicate_kind OPERATOR(pg_catalog.=) 'account' AND d.duplicate_of OPERATOR(pg_catalog.=) $2)"
+	"           OR (d.duplicate_kind OPERATOR(pg_catalog.=) 'contact' AND d.duplicate_of OPERATOR(pg_catalog.=) $3)))"
+	"     OR (d.duplicate_kind OPERATOR(pg_catalog.=) 'lead' AND d.duplicate_of OPERATOR(pg_catalog.=) $1"
+	"         AND ((d.kind OPERATOR(pg_catalog.=) 'account' AND d.id OPERATOR(pg_catalog.=) $2)"
+	"           OR (d.kind OPERATOR(pg_catalog.=) 'contact' AND d.id OPERATOR(pg_catalog.=) $3))))",
+	4, {INT8OID, INT8OID, INT8OID, REGROLEOID}, NULL
+};
+
 static CrmQuery first_open_stage = {
 	"SELECT s.name, s.probability FROM crm.opportunity_stage AS s"
 	" WHERE NOT s.is_closed AND s.active ORDER BY s.sort_order LIMIT 1",
@@ -738,6 +756,21 @@ mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 						   crm_role_name(caller))));
 }
 
+/* close_converted_pairs -- settle the lead's pairs with its account and contact */
+static void
+close_converted_pairs(Oid caller, const Lead *lead, const Conversion *conv)
+{
+	Datum		values[4];
+	char		nulls[4];
+
+	crm_param_int64(values, nulls, 0, lead->id, false);
+	crm_param_int64(values, nulls, 1, conv->account_id, false);
+	crm_param_int64(values, nulls, 2, conv->contact_id, false);
+	values[3] = ObjectIdGetDatum(caller);
+	nulls[3] = ' ';
+	crm_query_run_as_owner(&close_pairs, values, nulls, 0);
+}
+
 static bool
 required_bool(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -865,6 +898,7 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 		create_opportunity(caller, owner, &lead, opportunity_name, &conv);
 	mark_converted(caller, &lead, &conv);
 	crm_permit_pop(CRM_PERMIT_CONVERSION, lead.id);
+	close_converted_pairs(caller, &lead, &conv);
 
 	crm_spi_finish();
 

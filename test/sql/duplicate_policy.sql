@@ -123,3 +123,22 @@ SELECT kind, id, duplicate_kind, duplicate_of, status FROM crm.duplicate_candida
 TRUNCATE crm.account CASCADE;
 SELECT count(*) AS open_account_pairs FROM crm.duplicate_candidate
  WHERE status = 'open' AND (kind = 'account' OR duplicate_kind = 'account');
+
+-- A conversion settles the lead's open pairs with the account and contact it
+-- was converted into: they become 'merged' (the lead is now part of them);
+-- its other pairs stay open.
+UPDATE crm.settings SET duplicate_policy_lead = 'warn', duplicate_policy_account = 'warn',
+                        duplicate_policy_contact = 'warn';
+INSERT INTO crm.account (name) VALUES ('Initech');
+INSERT INTO crm.contact (name, email) VALUES ('Peter Gibbons', 'peter@initech.example');
+INSERT INTO crm.lead (name, company, email) VALUES ('Peter Gibbons', 'Initech LLC', 'peter@initech.example');
+INSERT INTO crm.lead (name, company, email) VALUES ('Peter G.', 'Initech', 'peter@initech.example');
+SELECT kind, duplicate_kind, rule, status FROM crm.duplicate_candidate
+ WHERE kind = 'lead' AND id = (SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons') ORDER BY 2, 3;
+SELECT account_created, contact_created
+  FROM crm.convert_lead((SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons'), create_opportunity => false);
+SELECT d.kind, d.duplicate_kind, d.rule, d.status, d.resolved_by IS NOT NULL AS resolved_by_set
+  FROM crm.duplicate_candidate AS d
+ WHERE (d.kind = 'lead' AND d.id = (SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons'))
+    OR (d.duplicate_kind = 'lead' AND d.duplicate_of = (SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons'))
+ ORDER BY 1, 2, 3;
