@@ -191,7 +191,8 @@ changes_json(TriggerData *trigdata)
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 		char	   *oldtext;
 
-		if (att->attisdropped)
+		/* generated columns (search_text) follow from the others */
+		if (att->attisdropped || att->attgenerated)
 			continue;
 		oldtext = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, i + 1);
 		if (is_update)

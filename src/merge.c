@@ -76,7 +76,7 @@ static MergeKind account_kind = {
 	 1, {INT8OID}, NULL},
 	{"SELECT false, t.name, t.website::pg_catalog.text FROM crm.account AS t"
 	 " WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF t", 1, {INT8OID}, NULL},
-	{"SELECT pg_catalog.to_jsonb(t) FROM crm.account AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
+	{"SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'search_text'::pg_catalog.text FROM crm.account AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{"DELETE FROM crm.account AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{NULL, 3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL}
 };
@@ -86,7 +86,7 @@ static MergeKind contact_kind = {
 	 1, {INT8OID}, NULL},
 	{"SELECT false, t.email::pg_catalog.text FROM crm.contact AS t"
 	 " WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF t", 1, {INT8OID}, NULL},
-	{"SELECT pg_catalog.to_jsonb(t) FROM crm.contact AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
+	{"SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'search_text'::pg_catalog.text FROM crm.contact AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{"DELETE FROM crm.contact AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{NULL, 3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL}
 };
@@ -95,7 +95,7 @@ static MergeKind lead_kind = {
 	{NULL, 1, {INT8OID}, NULL},
 	{"SELECT t.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status FROM crm.lead AS t"
 	 " WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF t", 1, {INT8OID}, NULL},
-	{"SELECT pg_catalog.to_jsonb(t) FROM crm.lead AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
+	{"SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'search_text'::pg_catalog.text FROM crm.lead AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{"DELETE FROM crm.lead AS t WHERE t.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL},
 	{NULL, 3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL}
 };

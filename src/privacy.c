@@ -62,7 +62,7 @@ typedef struct ExportSection
 } ExportSection;
 
 #define ROWS_OF(alias, from_where) \
-	"(SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(" alias ") ORDER BY " alias ".id) FROM " from_where ")"
+	"(SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(" alias ") OPERATOR(pg_catalog.-) 'search_text'::pg_catalog.text ORDER BY " alias ".id) FROM " from_where ")"
 
 static const ExportSection export_sections[] = {
 	{"leads", ROWS_OF("l", "crm.lead AS l WHERE l.id IN (SELECT id FROM person_lead)")},

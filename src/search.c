@@ -4,8 +4,10 @@
  *
  * The searchable text of a row (its "document", crm.search_document()) is
  * its folded fields (crm_fold: no accents, lower case) joined by spaces,
- * followed by the digits of its phone number.  Each searched table has a
- * GIN trigram index on that expression (sql/install/92_search.sql).  A row
+ * followed by the digits of its phone number, stored in the generated
+ * column search_text of each searched table, which has a GIN trigram index
+ * on it (sql/install/92_search.sql): the index's recheck and the scores read
+ * the stored text, nothing is folded again per candidate.  A row
  * matches a query when its document
  *   - contains the folded query (substring: a name, a prefix as you type, an
  *     e-mail fragment), or
@@ -29,7 +31,7 @@
  * order rows by (score descending, kind, id).  So once the caller's
  * max_results-th row sorts before the last candidate read, no candidate not
  * read yet could take its place; otherwise step 2 reads four times as many
- * (step 1 first returns a top-N, then, if needed, all candidates).
+ * (step 1 first returns its best SEARCH_FIRST_READ, then, if needed, all).
  *
  * Typos are the costly part (word similarity is computed row by row, and
  * common trigrams make many candidates), and they score below every row
@@ -62,8 +64,10 @@
  */
 #define SEARCH_TYPO_SCORE	"0.6"
 #define SEARCH_TYPO_MAX		0.6
-/* candidates of the first round: so many per wanted row, at least ... */
+/* candidates the caller's first round reads: so many per wanted row, at least ... */
 #define SEARCH_FIRST_ROUND(n)	Max((n) * 2, 50)
+/* candidates step 1 returns at first (more only when they are not enough) */
+#define SEARCH_FIRST_READ(n)	Max((n) * 50, 1000)
 
 /* the kinds of rows searched, in their sort order (kind ascending) */
 static const char *const search_kinds[] = {"account", "contact", "lead", "opportunity"};
@@ -71,17 +75,14 @@ static const char *const search_kinds[] = {"account", "contact", "lead", "opport
 #define SEARCH_NKINDS	lengthof(search_kinds)
 
 /*
- * The documents of the searched rows: these expressions must be exactly
- * those of the trigram indexes in sql/install/92_search.sql.
+ * The documents of the searched rows: their stored generated column
+ * search_text, crm.search_document() of the fields named in
+ * sql/install/92_search.sql, which the trigram indexes are on.
  */
-#define DOC_ACCOUNT(a)		"crm.search_document(ARRAY[" a ".name, " a ".website], " a ".phone)"
-#define DOC_CONTACT(c)		"crm.search_document(ARRAY[" c ".name, " c ".email], " c ".phone)"
-#define DOC_LEAD(l)			"crm.search_document(ARRAY[" l ".name, " l ".company, " l ".email], " l ".phone)"
-#define DOC_OPPORTUNITY(o)	"crm.search_document(ARRAY[" o ".name], NULL)"
+#define DOC(alias)	alias ".search_text"
 
 /*
- * score_sql -- the score of a row from its document and its folded name,
- * columns of the row's "folded" subquery (see folded_sql).
+ * score_sql -- the score of row alias from its document and its name.
  * Parameters: $1 the folded query, $2 '%query%', $3 '%digits%' or NULL,
  * $4 'query%', $5 '% query%' (LIKE patterns, escaped).
  *   1.0  the name is the query                ("acme corporation")
@@ -90,44 +91,51 @@ static const char *const search_kinds[] = {"account", "contact", "lead", "opport
  *   0.7  the document contains it, or the phone its digits ("@acme.com")
  *   0.6 x word similarity, when at least SEARCH_SIMILARITY (typos: 0.42 to 0.6)
  *   0    no match
- * A row found by its account's name (contacts, opportunities) scores 0.9
- * times the account's score, so that the account itself comes first.
+ * The document starts with the folded name, so the name is folded (with
+ * unaccent: the costly part) only for rows whose document starts with the
+ * query.  A row found by its account's name (contacts, opportunities)
+ * scores 0.9 times the account's score, so that the account itself comes
+ * first.
  */
 static char *
-score_sql(const char *trgm, const char *f)
+score_sql(const char *trgm, const char *alias)
 {
-	return psprintf("(CASE WHEN %s.name OPERATOR(pg_catalog.=) $1 THEN 1.0::pg_catalog.float8"
-					" WHEN %s.name OPERATOR(pg_catalog.~~) $4 THEN 0.9::pg_catalog.float8"
-					" WHEN %s.doc OPERATOR(pg_catalog.~~) $4 OR %s.doc OPERATOR(pg_catalog.~~) $5 THEN 0.8::pg_catalog.float8"
-					" WHEN %s.doc OPERATOR(pg_catalog.~~) $2 OR %s.doc OPERATOR(pg_catalog.~~) $3 THEN 0.7::pg_catalog.float8"
-					" WHEN %s.word_similarity($1, %s.doc) OPERATOR(pg_catalog.>=) " SEARCH_SIMILARITY
-					" THEN " SEARCH_TYPO_SCORE "::pg_catalog.float8 OPERATOR(pg_catalog.*) %s.word_similarity($1, %s.doc)"
-					" ELSE 0::pg_catalog.float8 END)",
-					f, f, f, f, f, f, trgm, f, trgm, f);
+	char	   *doc = psprintf("%s.search_text", alias);
+
+	return psprintf("(CASE WHEN %s OPERATOR(pg_catalog.~~) $4 THEN"
+					"   CASE WHEN crm.fold_text(%s.name) OPERATOR(pg_catalog.=) $1 THEN 1.0::pg_catalog.float8"
+					"   WHEN crm.fold_text(%s.name) OPERATOR(pg_catalog.~~) $4 THEN 0.9::pg_catalog.float8"
+					"   ELSE 0.8::pg_catalog.float8 END"
+					" WHEN %s OPERATOR(pg_catalog.~~) $5 THEN 0.8::pg_catalog.float8"
+					" WHEN %s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3 THEN 0.7::pg_catalog.float8"
+					" ELSE (SELECT CASE WHEN s.sim OPERATOR(pg_catalog.>=) " SEARCH_SIMILARITY
+					"   THEN " SEARCH_TYPO_SCORE "::pg_catalog.float8 OPERATOR(pg_catalog.*) s.sim"
+					"   ELSE 0::pg_catalog.float8 END"
+					"   FROM (SELECT %s.word_similarity($1, %s) AS sim OFFSET 0) AS s) END)",
+					doc, alias, alias, doc, doc, doc, trgm, doc);
 }
 
-/*
- * folded_sql -- a lateral subquery f of the document and the folded name of
- * row alias: each computed once per row (OFFSET 0 keeps the planner from
- * copying the expressions into every use)
- */
-static char *
-folded_sql(const char *doc, const char *alias, const char *f)
+/* which rows a statement of step 1 reads (see match_sql) */
+typedef enum SearchMatch
 {
-	return psprintf(" LEFT JOIN LATERAL (SELECT %s AS doc, crm.fold_text(%s.name) AS name OFFSET 0) AS %s ON true",
-					doc, alias, f);
-}
+	MATCH_CONTAINS,				/* the rows that contain the query or its digits */
+	MATCH_SIMILAR,				/* the rows similar to the query */
+	MATCH_ANY					/* both */
+} SearchMatch;
 
 /*
- * match_sql -- the index condition of a document: with typos, a superset of
- * the rows score_sql matches; without, of those that score above
- * SEARCH_TYPO_MAX (they contain the query or its digits)
+ * match_sql -- the index condition of a document: MATCH_ANY, a superset of
+ * the rows score_sql matches; MATCH_CONTAINS, of those that score above
+ * SEARCH_TYPO_MAX (they contain the query or its digits); MATCH_SIMILAR, of
+ * the others (typos)
  */
 static char *
-match_sql(const char *trgm, const char *doc, bool typos)
+match_sql(const char *trgm, const char *doc, SearchMatch match)
 {
-	if (!typos)
+	if (match == MATCH_CONTAINS)
 		return psprintf("(%s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3)", doc, doc);
+	if (match == MATCH_SIMILAR)
+		return psprintf("(%s OPERATOR(%s.%%>) $1)", doc, trgm);
 	return psprintf("(%s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(%s.%%>) $1 OR %s OPERATOR(pg_catalog.~~) $3)",
 					doc, doc, trgm, doc);
 }
@@ -136,12 +144,17 @@ match_sql(const char *trgm, const char *doc, bool typos)
  * Step 1, as the extension owner: (kind, id, bound) of the best $7
  * candidates (NULL: all) of the kinds in $6, by the bound of their score:
  * first only rows that contain the query (exact_candidates), and when those
- * are not enough, also similar ones (typo_candidates).
+ * are not enough, also similar ones: when all of the first were read, only
+ * the similar ones (similar_candidates), merged with them; otherwise both
+ * (typo_candidates).
  */
 static CrmQuery exact_candidates = {
 	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
 };
 static CrmQuery typo_candidates = {
+	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
+};
+static CrmQuery similar_candidates = {
 	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
 };
 
@@ -158,21 +171,21 @@ static CrmQuery caller_rows = {
 /* own_match_sql -- step 1's rows of one table matched by their own text */
 static char *
 own_match_sql(const char *trgm, const char *kind, const char *table, const char *alias,
-			  const char *doc, bool typos)
+			  const char *doc, SearchMatch match)
 {
-	return psprintf("SELECT '%s', %s.id, %s FROM crm.%s AS %s%s"
+	return psprintf("SELECT '%s', %s.id, %s FROM crm.%s AS %s"
 					" WHERE '%s' OPERATOR(pg_catalog.=) ANY ($6) AND %s",
-					kind, alias, score_sql(trgm, "f"), table, alias, folded_sql(doc, alias, "f"),
-					kind, match_sql(trgm, doc, typos));
+					kind, alias, score_sql(trgm, alias), table, alias,
+					kind, match_sql(trgm, doc, match));
 }
 
 /* candidates_sql -- the text of step 1's statement */
 static char *
-candidates_sql(const char *trgm, bool typos)
+candidates_sql(const char *trgm, SearchMatch match)
 {
 	return psprintf(
 		"WITH acc AS MATERIALIZED ("
-		"  SELECT a.id, %s AS score FROM crm.account AS a%s WHERE %s),"
+		"  SELECT a.id, %s AS score FROM crm.account AS a WHERE %s),"
 		" hit (kind, id, score) AS ("
 		"  SELECT 'account', acc.id, acc.score FROM acc"
 		"   WHERE 'account' OPERATOR(pg_catalog.=) ANY ($6)"
@@ -191,10 +204,10 @@ candidates_sql(const char *trgm, bool typos)
 		"  WHERE hit.score OPERATOR(pg_catalog.>) 0"
 		"  GROUP BY hit.kind, hit.id"
 		"  ORDER BY pg_catalog.max(hit.score) DESC, hit.kind COLLATE pg_catalog.\"C\", hit.id LIMIT $7",
-		score_sql(trgm, "af"), folded_sql(DOC_ACCOUNT("a"), "a", "af"), match_sql(trgm, DOC_ACCOUNT("a"), typos),
-		own_match_sql(trgm, "contact", "contact", "c", DOC_CONTACT("c"), typos),
-		own_match_sql(trgm, "lead", "lead", "l", DOC_LEAD("l"), typos),
-		own_match_sql(trgm, "opportunity", "opportunity", "o", DOC_OPPORTUNITY("o"), typos));
+		score_sql(trgm, "a"), match_sql(trgm, DOC("a"), match),
+		own_match_sql(trgm, "contact", "contact", "c", DOC("c"), match),
+		own_match_sql(trgm, "lead", "lead", "l", DOC("l"), match),
+		own_match_sql(trgm, "opportunity", "opportunity", "o", DOC("o"), match));
 }
 
 /* build_queries -- the texts of the statements, once per backend */
@@ -209,43 +222,40 @@ build_queries(void)
 		return;
 	trgm = quote_identifier(crm_required_schema("pg_trgm"));
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	acc_score = score_sql(trgm, "af");
-	exact_candidates.sql = candidates_sql(trgm, false);
-	typo_candidates.sql = candidates_sql(trgm, true);
+	acc_score = score_sql(trgm, "a");
+	exact_candidates.sql = candidates_sql(trgm, MATCH_CONTAINS);
+	typo_candidates.sql = candidates_sql(trgm, MATCH_ANY);
+	similar_candidates.sql = candidates_sql(trgm, MATCH_SIMILAR);
 	caller_rows.sql = psprintf(
 		"SELECT r.kind, r.id, r.title, r.subtitle, r.score FROM ("
 		"  SELECT 'account' AS kind, a.id, a.name AS title,"
 		"         NULLIF(pg_catalog.concat_ws(', ', a.website, a.phone), '') AS subtitle,"
 		"         %s AS score"
-		"    FROM crm.account AS a%s WHERE a.id OPERATOR(pg_catalog.=) ANY ($6)"
+		"    FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) ANY ($6)"
 		"  UNION ALL"
 		"  SELECT 'contact', c.id, c.name,"
 		"         NULLIF(pg_catalog.concat_ws(', ', a.name, c.email, c.phone), ''),"
 		"         GREATEST(%s, CASE WHEN a.id IS NOT NULL"
 		"             THEN 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) %s END)"
 		"    FROM crm.contact AS c"
-		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) c.account_id%s%s"
+		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) c.account_id"
 		"   WHERE c.id OPERATOR(pg_catalog.=) ANY ($7)"
 		"  UNION ALL"
 		"  SELECT 'lead', l.id, l.name,"
 		"         NULLIF(pg_catalog.concat_ws(', ', l.company, l.email, l.phone), ''),"
 		"         %s"
-		"    FROM crm.lead AS l%s WHERE l.id OPERATOR(pg_catalog.=) ANY ($8)"
+		"    FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($8)"
 		"  UNION ALL"
 		"  SELECT 'opportunity', o.id, o.name, a.name,"
 		"         GREATEST(%s, CASE WHEN a.id IS NOT NULL"
 		"             THEN 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) %s END)"
 		"    FROM crm.opportunity AS o"
-		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) o.account_id%s%s"
+		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) o.account_id"
 		"   WHERE o.id OPERATOR(pg_catalog.=) ANY ($9)) AS r"
 		" WHERE r.score OPERATOR(pg_catalog.>) 0"
 		" ORDER BY r.score DESC, r.kind COLLATE pg_catalog.\"C\", r.id LIMIT $10",
-		acc_score, folded_sql(DOC_ACCOUNT("a"), "a", "af"),
-		score_sql(trgm, "f"), acc_score, folded_sql(DOC_CONTACT("c"), "c", "f"),
-		folded_sql(DOC_ACCOUNT("a"), "a", "af"),
-		score_sql(trgm, "f"), folded_sql(DOC_LEAD("l"), "l", "f"),
-		score_sql(trgm, "f"), acc_score, folded_sql(DOC_OPPORTUNITY("o"), "o", "f"),
-		folded_sql(DOC_ACCOUNT("a"), "a", "af"));
+		acc_score, score_sql(trgm, "c"), acc_score, score_sql(trgm, "l"),
+		score_sql(trgm, "o"), acc_score);
 	MemoryContextSwitchTo(old);
 }
 
@@ -425,6 +435,52 @@ candidate_keys(void)
 	return keys;
 }
 
+/* qsort orders: by row, its best key first; by key */
+static int
+key_row_cmp(const void *a, const void *b)
+{
+	const SearchKey *x = a;
+	const SearchKey *y = b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->score > y->score ? -1 : (x->score < y->score ? 1 : 0);
+}
+
+static int
+key_order_cmp(const void *a, const void *b)
+{
+	const SearchKey *x = a;
+	const SearchKey *y = b;
+
+	if (x->kind == y->kind && x->id == y->id)
+		return 0;
+	return key_not_after(*x, *y) ? -1 : 1;
+}
+
+/*
+ * merge_keys -- the candidates of a and b, each row once with its best
+ * bound (as step 1's GROUP BY takes the greatest), in key order
+ */
+static SearchKey *
+merge_keys(const SearchKey *a, uint64 na, const SearchKey *b, uint64 nb, uint64 *n)
+{
+	SearchKey  *all = palloc(sizeof(SearchKey) * Max(na + nb, 1));
+	uint64		kept = 0;
+
+	memcpy(all, a, sizeof(SearchKey) * na);
+	memcpy(all + na, b, sizeof(SearchKey) * nb);
+	qsort(all, na + nb, sizeof(SearchKey), key_row_cmp);
+	for (uint64 i = 0; i < na + nb; i++)
+		if (kept == 0 || all[kept - 1].kind != all[i].kind || all[kept - 1].id != all[i].id)
+			all[kept++] = all[i];
+	qsort(all, kept, sizeof(SearchKey), key_order_cmp);
+	*n = kept;
+	return all;
+}
+
 /*
  * caller_batch -- step 2 over the first n candidates: the caller's best
  * max_results of them are then the last SPI result.  Returns whether more
@@ -457,44 +513,80 @@ caller_batch(SearchKey *candidates, uint64 n, Datum *values, char *nulls,
 }
 
 /*
- * search_candidates -- steps 1 and 2 with one statement of step 1: the
- * caller's best max_results rows among its candidates are then the last SPI
- * result.  Returns whether they are max_results rows.
+ * step1 -- run a statement of step 1 for at most limit candidates (0: all),
+ * merged with the known candidates (all those of another statement of step
+ * 1, or none).  Sets *complete when these are all the candidates; when not,
+ * returns only those up to the last one the statement returned (a known
+ * one after it could sort after one not read yet).
+ */
+static SearchKey *
+step1(CrmQuery *statement, Datum kinds, Datum *values, char *nulls, int64 limit,
+	  const SearchKey *known, uint64 nknown, uint64 *n, bool *complete)
+{
+	SearchKey  *read;
+	uint64		nread;
+	SearchKey  *all;
+
+	values[5] = kinds;
+	nulls[5] = ' ';
+	crm_param_int64(values, nulls, 6, limit, limit == 0);
+	crm_query_run_as_owner(statement, values, nulls, 0);
+	nread = SPI_processed;
+	read = candidate_keys();
+	*complete = limit == 0 || nread < (uint64) limit;
+	if (nknown == 0)
+	{
+		*n = nread;
+		return read;
+	}
+	all = merge_keys(known, nknown, read, nread, n);
+	if (!*complete)
+		while (*n > 0 && !key_not_after(all[*n - 1], read[nread - 1]))
+			(*n)--;
+	return all;
+}
+
+/*
+ * search_candidates -- steps 1 and 2 with one statement of step 1 (and the
+ * known candidates, see step1): the caller's best max_results rows among
+ * the candidates are then the last SPI result.  Returns whether they are
+ * max_results rows; *all and *nall are the candidates when they were all
+ * read, else NULL.
  *
- * Step 1 first asks for a few candidates more than wanted (a top-N sort),
- * and when the caller sees too few of them, for all of them; step 2 then
- * reads them in batches four times larger each time.
+ * Step 1 reads its candidates once, up to SEARCH_FIRST_READ of them (its
+ * cost is the index scan and the recheck of every matching row, whatever
+ * the limit; returning a few hundred rows more costs next to nothing), and
+ * only when that is not enough, all of them.  Step 2 reads them in batches:
+ * SEARCH_FIRST_ROUND first, then four times as many, or more when the
+ * caller saw few of them (as many as would hold max_results at the rate
+ * seen, twice over): a caller who sees most rows reads few of them by id,
+ * one who sees few reads more, without step 1 being run again.  (Hidden
+ * rows change the sizes of the batches, never the answer.)
  */
 static bool
-search_candidates(CrmQuery *step1, Datum kinds, Datum *values, char *nulls, int32 max_results)
+search_candidates(CrmQuery *statement, Datum kinds, Datum *values, char *nulls, int32 max_results,
+				  const SearchKey *known, uint64 nknown, SearchKey **all, uint64 *nall)
 {
 	SearchKey  *candidates;
 	uint64		ncandidates;
 	bool		complete;
 
-	values[5] = kinds;
-	nulls[5] = ' ';
-	crm_param_int64(values, nulls, 6, SEARCH_FIRST_ROUND(max_results), false);
-	crm_query_run_as_owner(step1, values, nulls, 0);
-	ncandidates = SPI_processed;
-	complete = ncandidates < (uint64) SEARCH_FIRST_ROUND(max_results);
-	candidates = candidate_keys();
-	for (uint64 batch = ncandidates;; batch *= 4)
+	candidates = step1(statement, kinds, values, nulls, SEARCH_FIRST_READ(max_results),
+					   known, nknown, &ncandidates, &complete);
+	for (uint64 batch = SEARCH_FIRST_ROUND(max_results);;)
 	{
-		if (!caller_batch(candidates, Min(batch, ncandidates), values, nulls, max_results,
-						  complete && batch >= ncandidates))
+		uint64		n = Min(batch, ncandidates);
+
+		if (!caller_batch(candidates, n, values, nulls, max_results,
+						  complete && n >= ncandidates))
 			break;
-		if (!complete)
-		{
-			values[5] = kinds;
-			nulls[5] = ' ';
-			crm_param_int64(values, nulls, 6, 0, true);
-			crm_query_run_as_owner(step1, values, nulls, 0);
-			ncandidates = SPI_processed;
-			complete = true;
-			candidates = candidate_keys();
-		}
+		if (n >= ncandidates && !complete)
+			candidates = step1(statement, kinds, values, nulls, 0,
+							   known, nknown, &ncandidates, &complete);
+		batch = Max(batch * 4, batch * 2 * (uint64) max_results / Max(SPI_processed, 1));
 	}
+	*all = complete ? candidates : NULL;
+	*nall = complete ? ncandidates : 0;
 	return SPI_processed == (uint64) max_results;
 }
 
@@ -512,6 +604,8 @@ crm_search(PG_FUNCTION_ARGS)
 	Datum		values[10];
 	char		nulls[10];
 	bool		isnull;
+	SearchKey  *exact;
+	uint64		nexact;
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -542,9 +636,22 @@ crm_search(PG_FUNCTION_ARGS)
 	 * Rows that contain the query score above every typo: when max_results
 	 * of them (scoring above SEARCH_TYPO_MAX) are found, typos need no search.
 	 */
-	if (!search_candidates(&exact_candidates, kinds, values, nulls, max_results) ||
+	if (!search_candidates(&exact_candidates, kinds, values, nulls, max_results, NULL, 0,
+						   &exact, &nexact) ||
 		DatumGetFloat8(crm_result_datum(max_results - 1, 5, &isnull)) <= SEARCH_TYPO_MAX)
-		search_candidates(&typo_candidates, kinds, values, nulls, max_results);
+	{
+		/*
+		 * When all rows that contain the query were read (the usual case),
+		 * only the similar ones are searched and merged with them; else
+		 * both at once.
+		 */
+		if (exact != NULL)
+			search_candidates(&similar_candidates, kinds, values, nulls, max_results,
+							  exact, nexact, &exact, &nexact);
+		else
+			search_candidates(&typo_candidates, kinds, values, nulls, max_results, NULL, 0,
+							  &exact, &nexact);
+	}
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -125,14 +125,24 @@ SELECT count(*) FROM crm.search('supplies', max_results => 1000);
 SELECT kind, title, score FROM crm.search('supplies', ARRAY['contact']);
 RESET ROLE;
 
--- The searchable text of a row and its index.
+-- The searchable text of a row, stored in its column search_text, and its
+-- index.
 SELECT crm.search_document(ARRAY['Müller  GmbH', NULL, 'Info@Mueller.example'], '+1 (555) 014-2');
 SELECT crm.search_document(NULL, NULL);
+SELECT name, search_text FROM crm.account WHERE name = 'Acme Corporation';
+-- it follows the row's fields, and no role writes it
+SET ROLE regress_search_admin;
+UPDATE crm.account SET search_text = 'x' WHERE name = 'Acme Corporation';
+RESET ROLE;
+-- the change log records the changed field, not the searchable text that
+-- follows from it
+UPDATE crm.account SET phone = '+1 (555) 014-9' WHERE name = 'Acme Corporation';
+SELECT changes FROM crm.change_log
+ WHERE table_name = 'crm.account'::regclass AND operation = 'UPDATE' ORDER BY id DESC LIMIT 1;
+UPDATE crm.account SET phone = '+1 (555) 014-2' WHERE name = 'Acme Corporation';
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM crm.account
- WHERE crm.search_document(ARRAY[name, website], phone) LIKE '%acme%';
-EXPLAIN (COSTS OFF) SELECT id FROM crm.lead
- WHERE crm.search_document(ARRAY[name, company, email], phone) LIKE '%acme%';
+EXPLAIN (COSTS OFF) SELECT id FROM crm.account WHERE search_text LIKE '%acme%';
+EXPLAIN (COSTS OFF) SELECT id FROM crm.lead WHERE search_text LIKE '%acme%';
 RESET enable_seqscan;
 
 -- Errors (with their details and hints).
