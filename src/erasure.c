@@ -167,8 +167,9 @@ static CrmQuery pseudonymise_contacts = {
 
 /*
  * accounts named after the person (a private customer's: its street and
- * postal code are hers too), or with their phone number; the needles in
- * the descriptions of her accounts
+ * postal code are hers too) that no one else is linked to (a former name
+ * of hers that names a company account does not make it hers), or with
+ * their phone number; the needles in the descriptions of her accounts
  */
 static CrmQuery redact_accounts = {
 	"UPDATE crm.account AS a SET"
@@ -177,7 +178,13 @@ static CrmQuery redact_accounts = {
 	" postal_code = CASE WHEN x.hers THEN NULL ELSE a.postal_code END,"
 	" phone = CASE WHEN pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6) THEN NULL ELSE a.phone END,"
 	" description = crm.erased_text(a.description, $5, $8)"
-	" FROM (SELECT b.id, pg_catalog.lower(b.name) OPERATOR(pg_catalog.=) ANY ($7) AS hers"
+	" FROM (SELECT b.id, pg_catalog.lower(b.name) OPERATOR(pg_catalog.=) ANY ($7)"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.contact AS c WHERE c.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND c.id OPERATOR(pg_catalog.<>) ALL ($2))"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.account_contact AS ac WHERE ac.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND ac.contact_id OPERATOR(pg_catalog.<>) ALL ($2))"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND l.id OPERATOR(pg_catalog.<>) ALL ($1)) AS hers"
 	"         FROM crm.account AS b WHERE b.id OPERATOR(pg_catalog.=) ANY ($3)) AS x"
 	" WHERE a.id OPERATOR(pg_catalog.=) x.id"
 	"   AND (x.hers OR pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6)"

@@ -4,7 +4,7 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
-DROP ROLE IF EXISTS regress_rtp_rep, regress_rtp_mgr, regress_rtp_analyst, regress_rtp_none, regress_rtp_dpo;
+DROP ROLE IF EXISTS regress_rtp_rep, regress_rtp_rep2, regress_rtp_mgr, regress_rtp_analyst, regress_rtp_none, regress_rtp_dpo;
 RESET client_min_messages;
 \set VERBOSITY terse
 CREATE ROLE regress_rtp_rep IN ROLE crm_sales;
@@ -97,6 +97,28 @@ RESET ROLE;
 SELECT name FROM crm.lead WHERE id = 4;
 SELECT crm.erased_text('Zed Zulu 12 met Zed Zulu', ARRAY['zed zulu 12', 'zed zulu', 'a.c'], 'X') AS redacted;
 
+-- 4. A rep cannot make an erasure rename another owner's company account:
+-- renaming her contact for a moment to the name of an account she is
+-- linked to made that account "named after her", so the erasure renamed
+-- it and cleared its street.  An account others are linked to is not hers.
+CREATE ROLE regress_rtp_rep2 IN ROLE crm_sales;
+SET ROLE regress_rtp_rep2;
+INSERT INTO crm.account (name, street) VALUES ('Acme Key Account', 'Main St 1') RETURNING id AS acme \gset
+INSERT INTO crm.contact (name, email, account_id) VALUES ('Carl Buyer', 'carl@acme.example', :acme);
+RESET ROLE;
+SET ROLE regress_rtp_rep;
+INSERT INTO crm.contact (name, email) VALUES ('Vic Victim', 'vic@victim.example') RETURNING id AS vic \gset
+RESET ROLE;
+INSERT INTO crm.account_contact (account_id, contact_id) VALUES (:acme, :vic);
+SET ROLE regress_rtp_rep;
+UPDATE crm.contact SET name = 'Acme Key Account' WHERE id = :vic;
+UPDATE crm.contact SET name = 'Vic Victim' WHERE id = :vic;
+RESET ROLE;
+SET ROLE regress_rtp_dpo;
+SELECT contacts FROM crm.erase_person('vic@victim.example', 'request 4');
+RESET ROLE;
+SELECT name, street, owner FROM crm.account WHERE id = :acme;
+
 SET client_min_messages = warning;
 DROP EXTENSION crm CASCADE;
-DROP ROLE regress_rtp_rep, regress_rtp_mgr, regress_rtp_analyst, regress_rtp_none, regress_rtp_dpo;
+DROP ROLE regress_rtp_rep, regress_rtp_rep2, regress_rtp_mgr, regress_rtp_analyst, regress_rtp_none, regress_rtp_dpo;
