@@ -47,6 +47,8 @@
 
 /* The personal columns of leads and contacts, cleared by the erasure. */
 #define PERSONAL_COLUMNS "{name,title,email,phone,remarks,description,consent_source}"
+/* the columns of an account named after the person (a private customer's) that are hers */
+#define PRIVATE_ACCOUNT_COLUMNS "{name,phone,street,postal_code,description}"
 
 /*
  * The statements of steps 3 to 5 take one parameter vector:
@@ -129,6 +131,7 @@ static CrmQuery find_needles = {
 	"                             ARRAY[pg_catalog.lower($1)]) AS c"
 	"   FROM v"
 	"  WHERE v.value IS NOT NULL AND pg_catalog.length(pg_catalog.btrim(v.value)) OPERATOR(pg_catalog.>=) 3"
+	"    AND (v.kind OPERATOR(pg_catalog.<>) 'phone' OR crm.phone_key(v.value) IS NOT NULL)"
 	"    AND v.value OPERATOR(pg_catalog.<>) '[erased]' AND v.value OPERATOR(pg_catalog.!~) '^Erased person [0-9]+$') AS s",
 	3, {TEXTOID, INT8ARRAYOID, INT8ARRAYOID}, NULL
 };
@@ -149,6 +152,7 @@ static CrmQuery related_rows = {
 
 static CrmQuery pseudonymise_leads = {
 	"UPDATE crm.lead AS l SET name = $8, title = NULL, email = NULL, phone = NULL, remarks = NULL,"
+	" company = CASE WHEN pg_catalog.lower(l.company) OPERATOR(pg_catalog.=) ANY ($7) THEN $8 ELSE l.company END,"
 	" consent_source = NULL, email_opt_out = true, phone_opt_out = true, do_not_contact = true"
 	" WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
 	PERSON_PARAMS, NULL
@@ -161,22 +165,40 @@ static CrmQuery pseudonymise_contacts = {
 	PERSON_PARAMS, NULL
 };
 
-/* accounts named after the person, or with their phone number */
+/*
+ * accounts named after the person (a private customer's: its street and
+ * postal code are hers too) that no one else is linked to (a former name
+ * of hers that names a company account does not make it hers), or with
+ * their phone number; the needles in the descriptions of her accounts
+ */
 static CrmQuery redact_accounts = {
 	"UPDATE crm.account AS a SET"
-	" name = CASE WHEN pg_catalog.lower(a.name) OPERATOR(pg_catalog.=) ANY ($7) THEN $8 ELSE a.name END,"
-	" phone = CASE WHEN pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6) THEN NULL ELSE a.phone END"
-	" WHERE a.id OPERATOR(pg_catalog.=) ANY ($3)"
-	"   AND (pg_catalog.lower(a.name) OPERATOR(pg_catalog.=) ANY ($7)"
-	"        OR pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6))",
+	" name = CASE WHEN x.hers THEN $8 ELSE a.name END,"
+	" street = CASE WHEN x.hers THEN NULL ELSE a.street END,"
+	" postal_code = CASE WHEN x.hers THEN NULL ELSE a.postal_code END,"
+	" phone = CASE WHEN pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6) THEN NULL ELSE a.phone END,"
+	" description = crm.erased_text(a.description, $5, $8)"
+	" FROM (SELECT b.id, pg_catalog.lower(b.name) OPERATOR(pg_catalog.=) ANY ($7)"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.contact AS c WHERE c.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND c.id OPERATOR(pg_catalog.<>) ALL ($2))"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.account_contact AS ac WHERE ac.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND ac.contact_id OPERATOR(pg_catalog.<>) ALL ($2))"
+	"               AND NOT EXISTS (SELECT 1 FROM crm.lead AS l WHERE l.account_id OPERATOR(pg_catalog.=) b.id"
+	"                                  AND l.id OPERATOR(pg_catalog.<>) ALL ($1)) AS hers"
+	"         FROM crm.account AS b WHERE b.id OPERATOR(pg_catalog.=) ANY ($3)) AS x"
+	" WHERE a.id OPERATOR(pg_catalog.=) x.id"
+	"   AND (x.hers OR pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6)"
+	"        OR crm.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
 	PERSON_PARAMS, NULL
 };
 
-/* deal names that name the person */
+/* deal names and descriptions that name the person */
 static CrmQuery redact_opportunities = {
-	"UPDATE crm.opportunity AS o SET name = crm.erased_text(o.name, $5, $8)"
+	"UPDATE crm.opportunity AS o SET name = crm.erased_text(o.name, $5, $8),"
+	" description = crm.erased_text(o.description, $5, $8)"
 	" WHERE o.id OPERATOR(pg_catalog.=) ANY ($4)"
-	"   AND crm.erased_text(o.name, $5, $8) OPERATOR(pg_catalog.<>) o.name",
+	"   AND (crm.erased_text(o.name, $5, $8) OPERATOR(pg_catalog.<>) o.name"
+	"        OR crm.erased_text(o.description, $5, $8) OPERATOR(pg_catalog.<>) o.description)",
 	PERSON_PARAMS, NULL
 };
 
@@ -214,13 +236,21 @@ static CrmQuery redact_change_log = {
 	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PERSONAL_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
 	"                                  '{}'::pg_catalog.jsonb)"
 	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
+	"               WHEN e.hers THEN"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PRIVATE_ACCOUNT_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
+	"                                  '{}'::pg_catalog.jsonb)"
+	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
 	"               WHEN e.related THEN crm.erased_value(e.changes, $5)"
 	"               ELSE crm.erased_value(e.changes, $6) END AS changes"
 	"          FROM (SELECT c.id, c.changes,"
 	"                  (c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($1))"
 	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($2)) AS own,"
 	"                  (c.table_name OPERATOR(pg_catalog.=) 'crm.account'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($3))"
-	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.opportunity'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($4)) AS related"
+	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.opportunity'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($4)) AS related,"
+	"                  c.table_name OPERATOR(pg_catalog.=) 'crm.account'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($3)"
+	"                  AND EXISTS (SELECT 1 FROM crm.account AS b WHERE b.id OPERATOR(pg_catalog.=) c.row_id"
+	"                                 AND b.name OPERATOR(pg_catalog.=) $8) AS hers"
 	"                  FROM crm.change_log AS c"
 	"                 WHERE (c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($1))"
 	"                    OR (c.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($2))"

@@ -98,7 +98,7 @@ CREATE FUNCTION crm.find_duplicates(kind text, candidate jsonb) RETURNS SETOF cr
     AS 'MODULE_PATHNAME', 'crm_find_duplicates_like'
     LANGUAGE C STABLE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS 'The leads, accounts and contacts that may be duplicates of a record not stored yet, given as a jsonb object of column names and values, e.g. crm.find_duplicates(''lead'', ''{"name": "Jon Smith", "email": "jon@acme.example"}''); as crm.find_duplicates(kind, id)';
+COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS 'The leads, accounts and contacts that may be duplicates of a record not stored yet, given as a jsonb object of column names and values, e.g. crm.find_duplicates(''lead'', candidate => ''{"name": "Jon Smith", "email": "jon@acme.example"}''); as crm.find_duplicates(kind, id)';
 CREATE FUNCTION crm.dismiss_duplicate(kind text, id bigint, duplicate_kind text, duplicate_of bigint) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_dismiss_duplicate'
     LANGUAGE C VOLATILE PARALLEL UNSAFE

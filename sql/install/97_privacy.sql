@@ -189,11 +189,15 @@ CREATE FUNCTION crm.erased_text(value text, needles text[], replacement text) RE
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT CASE WHEN value IS NULL OR COALESCE(pg_catalog.cardinality(needles), 0) OPERATOR(pg_catalog.=) 0 THEN value
-        ELSE crm.erased_text(
-                 pg_catalog.regexp_replace(value,
-                     pg_catalog.regexp_replace(needles[pg_catalog.array_lower(needles, 1)], '([^[:alnum:][:space:]])', '\\\1', 'g'),
-                     replacement, 'gi'),
-                 needles[pg_catalog.array_lower(needles, 1) OPERATOR(pg_catalog.+) 1:], replacement) END
+        ELSE (WITH RECURSIVE r (i, v) AS (
+                  SELECT pg_catalog.array_lower(needles, 1), value
+                  UNION ALL
+                  SELECT r.i OPERATOR(pg_catalog.+) 1,
+                         pg_catalog.regexp_replace(r.v,
+                             pg_catalog.regexp_replace(needles[r.i], '([^[:alnum:][:space:]])', '\\\1', 'g'),
+                             replacement, 'gi')
+                    FROM r WHERE r.i OPERATOR(pg_catalog.<=) pg_catalog.array_upper(needles, 1))
+              SELECT r.v FROM r ORDER BY r.i DESC LIMIT 1) END
     $$;
 COMMENT ON FUNCTION crm.erased_text(text, text[], text) IS 'Internal (crm.erase_person): the text with every occurrence of each needle (case-insensitive) replaced by the replacement';
 

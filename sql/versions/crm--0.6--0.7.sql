@@ -520,3 +520,21 @@ GRANT EXECUTE ON FUNCTION crm.find_duplicates(text, bigint), crm.find_duplicates
 -- the settings column by column; trigger functions are nobody's to call)
 GRANT UPDATE (duplicate_policy_lead, duplicate_policy_account, duplicate_policy_contact) ON crm.settings TO crm_admin;
 REVOKE ALL ON FUNCTION crm.duplicate_check(), crm.duplicate_forget() FROM PUBLIC;
+
+-- == attack2: erasure without deep recursion; find_duplicates example ==
+CREATE OR REPLACE FUNCTION crm.erased_text(value text, needles text[], replacement text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN value IS NULL OR COALESCE(pg_catalog.cardinality(needles), 0) OPERATOR(pg_catalog.=) 0 THEN value
+        ELSE (WITH RECURSIVE r (i, v) AS (
+                  SELECT pg_catalog.array_lower(needles, 1), value
+                  UNION ALL
+                  SELECT r.i OPERATOR(pg_catalog.+) 1,
+                         pg_catalog.regexp_replace(r.v,
+                             pg_catalog.regexp_replace(needles[r.i], '([^[:alnum:][:space:]])', '\\\1', 'g'),
+                             replacement, 'gi')
+                    FROM r WHERE r.i OPERATOR(pg_catalog.<=) pg_catalog.array_upper(needles, 1))
+              SELECT r.v FROM r ORDER BY r.i DESC LIMIT 1) END
+    $$;
+COMMENT ON FUNCTION crm.find_duplicates(text, jsonb) IS 'The leads, accounts and contacts that may be duplicates of a record not stored yet, given as a jsonb object of column names and values, e.g. crm.find_duplicates(''lead'', candidate => ''{"name": "Jon Smith", "email": "jon@acme.example"}''); as crm.find_duplicates(kind, id)';
