@@ -130,7 +130,7 @@ SELECT table_name, row_id, operation, changes->'account_id' AS account_id
   FROM crm.change_log
  WHERE changes->'account_id'->>'old' = '2'
     OR (table_name = 'crm.account'::regclass AND operation = 'DELETE')
- ORDER BY id;
+ ORDER BY operation = 'DELETE', table_name::text, row_id;   -- rows of one UPDATE come in heap order
 -- aggregates stay exact; deal amounts equal their lines
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT o.id FROM crm.opportunity o JOIN crm.opportunity_line_item li ON li.opportunity_id = o.id
