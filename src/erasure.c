@@ -222,6 +222,30 @@ static CrmQuery redact_activities = {
 };
 
 /*
+ * Other people's records that mention her: an e-mail address or phone
+ * number of hers ($6) in the free text of any lead, contact, account, deal
+ * or activity is replaced by "[erased]" (a note on a colleague's lead, "ask
+ * maria@garcia.example").  Names are not searched for in other records'
+ * text: they are not distinctive enough.  Every table is read whole.
+ */
+#define MENTIONS(col) \
+	"EXISTS (SELECT 1 FROM pg_catalog.unnest($6) AS n" \
+	" WHERE pg_catalog.strpos(pg_catalog.lower(" col "), pg_catalog.lower(n)) OPERATOR(pg_catalog.>) 0)"
+static CrmQuery redact_mentions[] = {
+	{"UPDATE crm.lead AS t SET remarks = crm.erased_text(t.remarks, $6, '[erased]')"
+	 " WHERE " MENTIONS("t.remarks"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.contact AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.account AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.opportunity AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.activity AS t SET subject = crm.erased_text(t.subject, $6, '[erased]'),"
+	 " description = crm.erased_text(t.description, $6, '[erased]')"
+	 " WHERE " MENTIONS("t.subject") " OR " MENTIONS("t.description"), PERSON_PARAMS, NULL},
+};
+
+/*
  * The change log.  Entries of the person's rows (deleted ones included): the personal
  * columns wholly, the other columns' values that contain a needle; entries
  * of the related rows: values that contain a needle; every other entry:
@@ -425,6 +449,8 @@ crm_erase_person(PG_FUNCTION_ARGS)
 	nrelated += run_owner(&redact_accounts, p);
 	nrelated += run_owner(&redact_opportunities, p);
 	nrelated += run_owner(&redact_activities, p);
+	for (int i = 0; i < (int) lengthof(redact_mentions); i++)
+		nrelated += run_owner(&redact_mentions[i], p);
 
 	/* 5. the copies of values: the one sanctioned rewrite of the audit trail */
 	crm_permit_push(CRM_PERMIT_AUDIT_ERASE, CRM_PERMIT_ANY_ROW);
