@@ -19,7 +19,9 @@
  * leading international "00" dropped, and of a longer number the last nine
  * (so "+1 (555) 014-2000", "001 555 0142000" and "555.014.2000" share
  * "550142000", and "+49 30 1234567" and "030 1234567" share "301234567").
- * Fewer than seven digits identify nothing: NULL.
+ * An extension ("x12", "ext. 12", "#12", ";ext=12": whatever follows the
+ * first letter, # or ; after a digit) is not part of the number.  Fewer
+ * than seven digits identify nothing: NULL.
  *
  * All three are IMMUTABLE and back expression indexes.
  *
@@ -249,8 +251,12 @@ crm_phone_digits(const char *phone)
 	char	   *start;
 
 	for (const char *p = phone; *p; p++)
+	{
 		if (*p >= '0' && *p <= '9')
 			digits[n++] = *p;
+		else if (n > 0 && (*p == '#' || *p == ';' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+			break;				/* an extension: "x12", "ext. 12", "#12", ";ext=12" */
+	}
 	digits[n] = '\0';
 	start = digits;
 	if (n >= 2 && start[0] == '0' && start[1] == '0')

@@ -214,7 +214,7 @@ COMMENT ON FUNCTION crm.web_domain(text) IS 'Host name of a web address in lower
 CREATE FUNCTION crm.phone_key(phone text) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_phone_key'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.phone_key(text) IS 'Digits that identify a phone number: punctuation and a leading international 00 dropped, the last nine digits of a longer number; NULL under seven digits. "+1 (555) 014-2000" and "555.014.2000" share a key';
+COMMENT ON FUNCTION crm.phone_key(text) IS 'Digits that identify a phone number: punctuation, a leading international 00 and an extension (x12, ext. 12, #12) dropped, the last nine digits of a longer number; NULL under seven digits. "+1 (555) 014-2000" and "555.014.2000 x12" share a key';
 
 CREATE FUNCTION crm.fold_text(t text) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_fold_text'

@@ -35,12 +35,15 @@ SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'crm.account'::regcla
 
 -- Phone keys: the digits only, a leading international 00 dropped, the last
 -- nine digits of a longer number; the same number written three ways shares
--- a key, and under seven digits there is no key.
+-- a key, and under seven digits there is no key; an extension is not part
+-- of the number (a vanity number's letters end it too).
 SELECT phone, crm.phone_key(phone) AS key
   FROM unnest(ARRAY[
     '+1 (555) 014-2000', '001 555 014 2000', '555.014.2000',
     '+49 30 1234567', '030 1234567', '+44 20 7946 0958', '020 7946 0958',
-    '555 0142', '12-34-56', 'ext. 12', '']) AS phone;
+    '555 0142', '12-34-56', 'ext. 12', '',
+    '+1 555 014 2000 x12', '555-014-2000 ext. 345', '(555) 014-2000#9', 'tel:+1-555-014-2000;ext=7',
+    '1-800-FLOWERS']) AS phone;
 
 -- Folded text: no accents, lower case, one space between words.
 SELECT t, crm.fold_text(t) AS folded
