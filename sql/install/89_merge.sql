@@ -26,14 +26,7 @@ COMMENT ON COLUMN crm.merge_record.merged_at IS 'When the merge was made (transa
 CREATE INDEX merge_record_survivor_idx ON crm.merge_record (kind, survivor_id);
 CREATE INDEX merge_record_merged_idx ON crm.merge_record (kind, merged_id);
 
--- Admins read every merge; managers and reps those whose survivor they see.
-ALTER TABLE crm.merge_record ENABLE ROW LEVEL SECURITY;
-CREATE POLICY crm_admin_all ON crm.merge_record TO crm_admin USING (true) WITH CHECK (true);
-CREATE POLICY crm_survivor_select ON crm.merge_record FOR SELECT TO crm_manager, crm_sales
-    USING (CASE kind
-           WHEN 'account' THEN EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id)
-           WHEN 'contact' THEN EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id)
-           ELSE EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id) END);
+-- Row-level security of crm.merge_record: 95_row_security.sql (it needs crm.team_roles()).
 GRANT SELECT ON crm.merge_record TO crm_admin, crm_manager, crm_sales;
 
 CREATE FUNCTION crm.merge_accounts(survivor bigint, merged bigint, take text[] DEFAULT NULL)

@@ -215,3 +215,20 @@ CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON crm.change_log
 -- also under session_replication_role = replica (a superuser's bulk mode)
 ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only;
 ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only_truncate;
+
+-- Merge records (89_merge.sql).
+-- Admins read every merge; managers and reps those they (or their team)
+-- made, or whose survivor they (or their team) own.  Seeing the survivor
+-- through the sharing rule is not enough: the merged record's values were
+-- never theirs to read.
+ALTER TABLE crm.merge_record ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm.merge_record TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_survivor_select ON crm.merge_record FOR SELECT TO crm_manager, crm_sales
+    USING (merged_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+           OR CASE kind
+           WHEN 'account' THEN EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id
+                                         AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))
+           WHEN 'contact' THEN EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id
+                                         AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))
+           ELSE EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id
+                          AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))) END);

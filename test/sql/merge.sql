@@ -136,8 +136,10 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT o.id FROM crm.opportunity o JOIN crm.opportunity_line_item li ON li.opportunity_id = o.id
  GROUP BY o.id, o.amount HAVING o.amount <> sum(li.total);
 
--- A merge record is readable by those who see the survivor: rep1, and rep2
--- too (its deal is on account 1 now: the sharing rule); admins all.
+-- A merge record is readable by who made it or owns the survivor (and
+-- their managers), and by admins: rep1, not rep2, who sees account 1 only
+-- through the sharing rule (its deal is on account 1 now) and never saw the
+-- merged account's values.
 SET ROLE regress_merge_rep1;
 SELECT kind, survivor_id, merged_id FROM crm.merge_record;
 RESET ROLE;
