@@ -89,19 +89,3 @@ SELECT name, leads, converted_leads, opportunities, won_opportunities, won_amoun
 SELECT owner, overdue_tasks, oldest_due_at::date FROM crm.overdue_tasks_by_owner;
 SELECT subject, owner FROM crm.claim_due_reminders(10);
 
-\echo
-\echo '== Duplicates: the pairs queued on entry, and a check before typing a new lead'
-SELECT kind, id, duplicate_kind, duplicate_of, rule, round(score::numeric, 2) AS score, status
-  FROM crm.duplicate_candidate ORDER BY kind, id, duplicate_kind, duplicate_of;
-SET ROLE bob;
-SELECT kind, id, owner, rule, round(score::numeric, 2) AS score
-  FROM crm.find_duplicates('lead', '{"name": "Nancy Davolo", "company": "Northwind Traders Inc.", "email": "Nancy.Davolio@NORTHWIND.example", "phone": "(206) 555-0101"}'::jsonb);
-RESET ROLE;
-
-\echo
-\echo '== Search as alice: a typo, a prefix, a phone fragment (only what alice sees)'
-SET ROLE alice;
-SELECT kind, id, title, subtitle, round(score::numeric, 2) AS score FROM crm.search('northwnd traders', max_results => 5);
-SELECT kind, id, title, subtitle, round(score::numeric, 2) AS score FROM crm.search('litw', max_results => 5);
-SELECT kind, id, title, subtitle, round(score::numeric, 2) AS score FROM crm.search('206-555-0100', max_results => 5);
-RESET ROLE;

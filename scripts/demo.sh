@@ -38,6 +38,8 @@ log "loading the sample data set"
 psql_demo -d "$DB" <"$REPO_ROOT/demo/sample_data.sql"
 log "converting the leads that are ready"
 psql_demo -d "$DB" <"$REPO_ROOT/demo/convert_ready_leads.sql"
+log "duplicates and search"
+psql_demo -d "$DB" <"$REPO_ROOT/demo/duplicates_and_search.sql"
 
 cat <<MSG
 

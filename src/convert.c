@@ -47,6 +47,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -763,6 +764,9 @@ close_converted_pairs(Oid caller, const Lead *lead, const Conversion *conv)
 	Datum		values[4];
 	char		nulls[4];
 
+	/* before 0.7 (the library serves every version) there is no queue */
+	if (!OidIsValid(get_relname_relid("duplicate_candidate", get_namespace_oid("crm", false))))
+		return;
 	crm_param_int64(values, nulls, 0, lead->id, false);
 	crm_param_int64(values, nulls, 1, conv->account_id, false);
 	crm_param_int64(values, nulls, 2, conv->contact_id, false);
