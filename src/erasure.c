@@ -222,26 +222,26 @@ static CrmQuery redact_activities = {
 };
 
 /*
- * Other people's records that mention her: an e-mail address or phone
- * number of hers ($6) in the free text of any lead, contact, account, deal
+ * Other people's records that mention her: a name (a whole name value she
+ * had, "María García", not a lone first name), e-mail address or phone
+ * number of hers ($5) in the free text of any lead, contact, account, deal
  * or activity is replaced by "[erased]" (a note on a colleague's lead, "ask
- * maria@garcia.example").  Names are not searched for in other records'
- * text: they are not distinctive enough.  Every table is read whole.
+ * María García, maria@garcia.example").  Every table is read whole.
  */
 #define MENTIONS(col) \
-	"EXISTS (SELECT 1 FROM pg_catalog.unnest($6) AS n" \
+	"EXISTS (SELECT 1 FROM pg_catalog.unnest($5) AS n" \
 	" WHERE pg_catalog.strpos(pg_catalog.lower(" col "), pg_catalog.lower(n)) OPERATOR(pg_catalog.>) 0)"
 static CrmQuery redact_mentions[] = {
-	{"UPDATE crm.lead AS t SET remarks = crm.erased_text(t.remarks, $6, '[erased]')"
+	{"UPDATE crm.lead AS t SET remarks = crm.erased_text(t.remarks, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.remarks"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.contact AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	{"UPDATE crm.contact AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.account AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	{"UPDATE crm.account AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.opportunity AS t SET description = crm.erased_text(t.description, $6, '[erased]')"
+	{"UPDATE crm.opportunity AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.activity AS t SET subject = crm.erased_text(t.subject, $6, '[erased]'),"
-	 " description = crm.erased_text(t.description, $6, '[erased]')"
+	{"UPDATE crm.activity AS t SET subject = crm.erased_text(t.subject, $5, '[erased]'),"
+	 " description = crm.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.subject") " OR " MENTIONS("t.description"), PERSON_PARAMS, NULL},
 };
 

@@ -50,7 +50,7 @@ INSERT INTO crm.activity (type, subject, description, contact_id, starts_at)
 VALUES ('email', 'Offer for María García', 'Dear María, ...', :maria, '2027-02-01 10:00+00');
 INSERT INTO crm.activity (type, subject, opportunity_id, due_at) VALUES ('task', 'Send contract to María García', :deal2, '2027-02-03');
 INSERT INTO crm.lead (name, company, email, phone, status, remarks) VALUES ('Tom Other', 'Otherco', 'tom@other.example', '+34 600 000 777', 'Processing',
-    'met Maria at the fair; she said to write to MARIA@garcia.example or call +34 600 000 001');
+    'met Maria at the fair (María García of Garcia Consulting); write to MARIA@garcia.example or call +34 600 000 001');
 SELECT opportunity_id AS tom_deal FROM crm.convert_lead((SELECT id FROM crm.lead WHERE name = 'Tom Other')) \gset
 UPDATE crm.opportunity SET amount = 700 WHERE id = :tom_deal;
 RESET ROLE;
@@ -85,8 +85,8 @@ SELECT id, name, amount, stage FROM crm.opportunity ORDER BY id;
 SELECT subject, description FROM crm.activity ORDER BY id;
 -- Tom is untouched.
 SELECT pg_temp.found_in('tom@other.example') AS tom_email, pg_temp.found_in('Tom Other') AS tom_name;
--- Her address and phone in someone else's record are erased too (her first
--- name, not distinctive, stays).
+-- Her name, address and phone in someone else's record are erased too (a
+-- lone first name, not distinctive, stays).
 SELECT remarks FROM crm.lead WHERE name = 'Tom Other';
 
 -- The change log keeps every entry, with her values replaced by "[erased]";
