@@ -425,7 +425,8 @@ find(FunctionCallInfo fcinfo, CrmRecordKind kind, Oid caller, int64 id, bool has
 		owners[i] = crm_result_text(i, 3);
 		rules[i] = crm_result_text(i, 4);
 		scores[i] = DatumGetFloat4(crm_result_datum(i, 5, &isnull));
-		(void) crm_record_kind_parse(kinds[i], &mk);
+		if (!crm_record_kind_parse(kinds[i], &mk))
+			elog(ERROR, "crm: unknown record kind \"%s\" in a match", kinds[i]);
 		ids[mk][nids[mk]++] = mids[i];
 	}
 	for (int k = 0; k < 3; k++)
@@ -438,7 +439,8 @@ find(FunctionCallInfo fcinfo, CrmRecordKind kind, Oid caller, int64 id, bool has
 		Datum		out[5];
 		bool		outnull[5] = {false, false, false, false, false};
 
-		(void) crm_record_kind_parse(kinds[i], &mk);
+		if (!crm_record_kind_parse(kinds[i], &mk))
+			elog(ERROR, "crm: unknown record kind \"%s\" in a match", kinds[i]);
 		for (int j = 0; j < nseen[mk] && !shown; j++)
 			shown = seen[mk][j] == mids[i];
 		if (!shown)
