@@ -44,6 +44,14 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+/*
+ * At most this many similar-name pairs per written row are queued (and
+ * warned about), the most similar first: a bulk import of "Branch 001" to
+ * "Branch 999" would otherwise queue every pair of them.  Key-rule pairs
+ * are all queued.
+ */
+#define MAX_SIMILAR 10
+
 /* more keys than this in one statement: lock the key spaces instead */
 #define BULK_KEYS 64
 
@@ -103,14 +111,19 @@ build_queries(CrmRecordKind kind, int event)
 	 */
 	queue_pairs[kind][event].sql =
 		psprintf("%s,"
+				 " mc AS (SELECT r.probe, r.kind, r.id, r.owner, r.rule, r.score"
+				 "        FROM (SELECT m.*, pg_catalog.row_number() OVER (PARTITION BY m.probe"
+				 "                ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.score DESC, m.kind, m.id) AS rn"
+				 "                FROM m) AS r"
+				 "       WHERE r.rule OPERATOR(pg_catalog.<>) 'similar_name' OR r.rn OPERATOR(pg_catalog.<=) " CppAsString2(MAX_SIMILAR) "),"
 				 " kl AS (SELECT x.id FROM crm.lead AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'lead')) FOR KEY SHARE OF x),"
+				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'lead')) FOR KEY SHARE OF x),"
 				 " ka AS (SELECT x.id FROM crm.account AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'account')) FOR KEY SHARE OF x),"
+				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'account')) FOR KEY SHARE OF x),"
 				 " kc AS (SELECT x.id FROM crm.contact AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM m WHERE m.kind OPERATOR(pg_catalog.=) 'contact')) FOR KEY SHARE OF x),"
+				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'contact')) FOR KEY SHARE OF x),"
 				 " q AS (INSERT INTO crm.duplicate_candidate (kind, id, duplicate_kind, duplicate_of, rule, score)"
-				 " SELECT '%s', m.probe, m.kind, m.id, m.rule, m.score FROM m"
+				 " SELECT '%s', m.probe, m.kind, m.id, m.rule, m.score FROM mc AS m"
 				 "  WHERE CASE m.kind WHEN 'lead' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kl.id FROM kl))"
 				 "                    WHEN 'account' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ka.id FROM ka))"
 				 "                    ELSE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kc.id FROM kc)) END"
@@ -120,7 +133,7 @@ build_queries(CrmRecordKind kind, int event)
 				 "        EXISTS (SELECT 1 FROM q WHERE q.id OPERATOR(pg_catalog.=) m.probe"
 				 "                   AND q.duplicate_kind OPERATOR(pg_catalog.=) m.kind"
 				 "                   AND q.duplicate_of OPERATOR(pg_catalog.=) m.id) AS queued"
-				 " FROM m ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.probe, m.score DESC, m.kind, m.id",
+				 " FROM mc AS m ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.probe, m.score DESC, m.kind, m.id",
 				 match, crm_record_kind_name(kind));
 	queue_pairs[kind][event].nargs = 3;
 	queue_pairs[kind][event].argtypes[0] = BOOLOID;

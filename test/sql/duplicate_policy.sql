@@ -142,3 +142,13 @@ SELECT d.kind, d.duplicate_kind, d.rule, d.status, d.resolved_by IS NOT NULL AS 
  WHERE (d.kind = 'lead' AND d.id = (SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons'))
     OR (d.duplicate_kind = 'lead' AND d.duplicate_of = (SELECT min(id) FROM crm.lead WHERE name = 'Peter Gibbons'))
  ORDER BY 1, 2, 3;
+
+-- A bulk import of look-alike names queues at most the 10 most similar
+-- pairs per record (a key-rule pair is always queued): "Branch 01" to
+-- "Branch 15" in one statement would otherwise make every pair of them.
+INSERT INTO crm.account (name) SELECT 'Northwind Branch ' || lpad(g::text, 2, '0') FROM generate_series(1, 15) g;
+SELECT max(n) AS most_pairs_of_one_account, count(*) > 0 AS some_queued
+  FROM (SELECT id, count(*) AS n FROM crm.duplicate_candidate
+         WHERE kind = 'account' AND rule = 'similar_name'
+           AND id IN (SELECT id FROM crm.account WHERE name LIKE 'Northwind Branch %')
+         GROUP BY id) AS per_account;
