@@ -209,7 +209,7 @@ echo "ok: the package holds crm.so, crm.control and $n_sql scripts (crm--$versio
 [ "$(dpkg-deb -f "$deb" Package)" = "$PKG" ] || fail "package name is $(dpkg-deb -f "$deb" Package), not $PKG"
 [ "$(dpkg-deb -f "$deb" Version)" = "$debversion" ] || fail "package version is $(dpkg-deb -f "$deb" Version), not $debversion"
 depends=$(dpkg-deb -f "$deb" Depends)
-echo "$depends" | grep -qE "(^|, )postgresql-$PG_MAJOR( |,|$)" || fail "Depends does not name postgresql-$PG_MAJOR: $depends"
+grep -qE "(^|, )postgresql-$PG_MAJOR( |,|$)" <<<"$depends" || fail "Depends does not name postgresql-$PG_MAJOR: $depends"
 echo "ok: $PKG $debversion, Depends: $depends"
 
 # ---------------------------------------------------------------- install
@@ -240,7 +240,7 @@ convert_once() {
     [ "$(psql_as rep "$db" -c "SELECT account_created FROM crm.convert_lead($lead)")" = "t" ] \
         || fail "$db: the lead did not convert to a new account"
     out=$(psql_as rep "$db" -c "SELECT crm.convert_lead($lead)" 2>&1 || true)
-    echo "$out" | grep -q "already converted" || fail "$db: a lead converted twice: $out"
+    grep -q "already converted" <<<"$out" || fail "$db: a lead converted twice: $out"
 }
 
 psql_as postgres postgres -c "CREATE DATABASE crm_pkg"

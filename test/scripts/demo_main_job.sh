@@ -20,19 +20,19 @@ echo "$out"
 
 # The report: 9 ready leads converted, 4 new and 5 reused accounts,
 # 8 new and 1 reused contact, 9 opportunities.
-echo "$out" | grep -Eq '^ +9 \| +4 \| +5 \| +8 \| +1 \| +9$' || fail "summary row not as expected"
-echo "$out" | grep -q 'Margaret Peacock | Northwind Traders (existing)' || fail "company variant not deduplicated"
-echo "$out" | grep -q 'Nancy Davolio    | Northwind Traders (existing) | Nancy Davolio (existing)' || fail "contact not reused by e-mail"
-echo "$out" | grep -q 'Tom Becker       | Litware, Inc. (existing)' || fail "second Litware lead not reusing the first's account"
-echo "$out" | grep -q 'ERROR:  lead 1 is already converted' || fail "repeat conversion not refused"
-echo "$out" | grep -Eq '^ lead +\| +2 \| contact +\| +1 \| email +\| +1\.00 \| merged$' || fail "duplicate of a contact by e-mail not queued on entry, or not settled by the conversion"
-echo "$out" | grep -Eq '^ +\| +\| alice +\| email +\| +$' || fail "a hidden duplicate not shown as owner and rule only"
-echo "$out" | grep -Eq '^ account +\| +1 \| Northwind Traders +\| https://northwind\.example' || fail "search did not find Northwind Traders"
+grep -Eq '^ +9 \| +4 \| +5 \| +8 \| +1 \| +9$' <<<"$out" || fail "summary row not as expected"
+grep -q 'Margaret Peacock | Northwind Traders (existing)' <<<"$out" || fail "company variant not deduplicated"
+grep -q 'Nancy Davolio    | Northwind Traders (existing) | Nancy Davolio (existing)' <<<"$out" || fail "contact not reused by e-mail"
+grep -q 'Tom Becker       | Litware, Inc. (existing)' <<<"$out" || fail "second Litware lead not reusing the first's account"
+grep -q 'ERROR:  lead 1 is already converted' <<<"$out" || fail "repeat conversion not refused"
+grep -Eq '^ lead +\| +2 \| contact +\| +1 \| email +\| +1\.00 \| merged$' <<<"$out" || fail "duplicate of a contact by e-mail not queued on entry, or not settled by the conversion"
+grep -Eq '^ +\| +\| alice +\| email +\| +$' <<<"$out" || fail "a hidden duplicate not shown as owner and rule only"
+grep -Eq '^ account +\| +1 \| Northwind Traders +\| https://northwind\.example' <<<"$out" || fail "search did not find Northwind Traders"
 # The Sales Cloud tour: approval by the manager, order activated, stock reserved.
-echo "$out" | grep -Eq '^ approved +\| ok for a 2-year supply contract +\| carol$' || fail "quote not approved by carol"
-echo "$out" | grep -Eq '^ SO-000001 +\| Activated +\| +8528\.10 \| bob$' || fail "order not activated"
-echo "$out" | grep -Eq '^ NW-COF-12 +\| +25\.00$' || fail "stock not reserved"
-echo "$out" | grep -Eq '^ Coffee Expo 2027 +\| +3 \| +3 \| +3 \| +1 \| +7860\.00 \|' || fail "campaign figures wrong"
+grep -Eq '^ approved +\| ok for a 2-year supply contract +\| carol$' <<<"$out" || fail "quote not approved by carol"
+grep -Eq '^ SO-000001 +\| Activated +\| +8528\.10 \| bob$' <<<"$out" || fail "order not activated"
+grep -Eq '^ NW-COF-12 +\| +25\.00$' <<<"$out" || fail "stock not reserved"
+grep -Eq '^ Coffee Expo 2027 +\| +3 \| +3 \| +3 \| +1 \| +7860\.00 \|' <<<"$out" || fail "campaign figures wrong"
 
 # The printed connection command works, also for a sales rep.
 connect=$(echo "$out" | grep -E '^ +psql -h .* -U alice ' | head -1)

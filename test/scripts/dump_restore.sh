@@ -76,7 +76,7 @@ echo "ok: the next lead, account, contact and activity get the same ids ($src_ne
 
 # The guards and the history triggers are back at work.
 out=$(psql_as alice crm_custom -c "SELECT crm.convert_lead(min(id)) FROM crm.lead WHERE status = 'Converted'" 2>&1 || true)
-echo "$out" | grep -q "already converted" || fail "a converted lead could be converted again after the restore: $out"
+grep -q "already converted" <<<"$out" || fail "a converted lead could be converted again after the restore: $out"
 before=$(psql_as postgres crm_custom -c "SELECT count(*) FROM crm.lead_status_history")
 psql_as alice crm_custom -c "UPDATE crm.lead SET status = 'Processing' WHERE name = 'After restore'"
 after=$(psql_as postgres crm_custom -c "SELECT count(*) FROM crm.lead_status_history")
@@ -92,7 +92,7 @@ echo "ok: after the restore the conversion guard refuses a second conversion and
 check_careless() {
     local db=$1 log=$2 first
     first=$(grep -m1 'ERROR' "$log" || true)
-    echo "$first" | grep -q 'crm cannot be restored without session_replication_role = replica' \
+    grep -q 'crm cannot be restored without session_replication_role = replica' <<<"$first" \
         || { cat "$log" >&2; fail "$db: the first error is not the restore-mode error: $first"; }
     grep -q 'HINT:.*session_replication_role=replica.*README "Backup and restore"' "$log" \
         || { cat "$log" >&2; fail "$db: the error has no hint naming the procedure"; }
@@ -129,6 +129,6 @@ echo "ok: after the failed attempt, the documented restore into the re-created d
 # restore) gets the same error, and works with row_security on.
 psql_as postgres postgres -c "CREATE DATABASE crm_rls_off"
 out=$(psql_as postgres crm_rls_off -c "SET row_security = off" -c "CREATE EXTENSION crm CASCADE" 2>&1 || true)
-echo "$out" | grep -q 'crm cannot be restored' || fail "CREATE EXTENSION with row_security = off: $out"
+grep -q 'crm cannot be restored' <<<"$out" || fail "CREATE EXTENSION with row_security = off: $out"
 psql_as postgres crm_rls_off -c "CREATE EXTENSION crm CASCADE"
 echo "ok: CREATE EXTENSION with row_security = off is refused outside replica mode, and works with it on"

@@ -53,7 +53,7 @@ echo "ok: pg_dump as the superuser dumps all $leads_in_dump leads"
 if out=$(as_cluster_user pg_dump -h "$PGHOST" -p "$PGPORT" -U backup_admin -d crm_one -a -t crm.lead 2>&1 >/dev/null); then
     fail "pg_dump of crm.lead as a crm_admin login succeeded; it must not dump through row-level security"
 fi
-echo "$out" | grep -q "query would be affected by row-level security policy for table \"lead\"" \
+grep -q "query would be affected by row-level security policy for table \"lead\"" <<<"$out" \
     || fail "unexpected pg_dump error: $out"
 echo "ok: pg_dump of crm.lead as a crm_admin login is refused by row-level security"
 if as_cluster_user pg_dump -h "$PGHOST" -p "$PGPORT" -U backup_admin -d crm_one >/dev/null 2>&1; then

@@ -353,7 +353,7 @@ INSERT INTO cases (label, sql, show) VALUES
     ('fold_text NULL',                         'crm.fold_text(NULL)', true),
     ('fold_text empty',                        'crm.fold_text('''')', true),
     ('fold_text blank',                        'crm.fold_text(repeat('' '', 1000))', true),
-    ('fold_text multibyte',                    'crm.fold_text(''ÆØÅ ß Ǆ Ⅻ 𝔄'')', true),
+    ('fold_text multibyte',                    'crm.fold_text(''ÆØÅ ß Ǆ Ⅻ'')', true),
     ('fold_text 1 MB',                         'length(crm.fold_text({big}))', true),
     ('web_domain NULL',                        'crm.web_domain(NULL)', true),
     ('web_domain empty',                       'crm.web_domain('''')', true),
