@@ -322,11 +322,13 @@ for my $cycle (1, 2)
 		  . join("\n", grep { defined } (split /\n/, ${ $load->{err} })[0 .. 7]));
 	like(${ $load->{err} }, qr/terminating connection due to immediate shutdown command/,
 		"cycle $cycle: pgbench's sessions were terminated by the immediate shutdown");
-	# pgbench reports a connection lost mid-command in one of two ways,
-	# depending on where it notices: "perhaps the backend died" or, while
-	# reading a result, libpq's "server closed the connection unexpectedly"
+	# pgbench reports a connection lost mid-command in one of three ways,
+	# depending on where it notices: "perhaps the backend died"; while
+	# reading a result, libpq's "server closed the connection unexpectedly";
+	# or, when the backend sent its goodbye before closing, the FATAL
+	# "terminating connection due to immediate shutdown command"
 	my $aborted = () = ${ $load->{err} } =~
-	  /client \d+ (?:script \d+ )?aborted in command [^\n]*(?:perhaps the backend died|server closed the connection unexpectedly)/g;
+	  /client \d+ (?:script \d+ )?aborted in command [^\n]*(?:perhaps the backend died|server closed the connection unexpectedly|terminating connection due to immediate shutdown)/g;
 	is($aborted, $clients,
 		"cycle $cycle: all $clients pgbench clients lost their connection in mid-load (aborted)")
 	  or diag(${ $load->{err} });
