@@ -138,6 +138,7 @@ extern void crm_spi_finish(void);
 extern void crm_param_text(Datum *values, char *nulls, int i, const char *s);
 extern void crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull);
 extern SPIPlanPtr crm_query_plan(CrmQuery *query);
+extern void crm_query_prefer_generic(CrmQuery *query);
 extern int	crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
 						  long count);
 extern int	crm_query_run_as(Oid role, CrmQuery *query, Datum *values,

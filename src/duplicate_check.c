@@ -38,9 +38,12 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "utils/datum.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -135,6 +138,14 @@ build_queries(CrmRecordKind kind, int event)
 				 "                   AND q.duplicate_of OPERATOR(pg_catalog.=) m.id) AS queued"
 				 " FROM mc AS m ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.probe, m.score DESC, m.kind, m.id",
 				 match, crm_record_kind_name(kind));
+	/*
+	 * Generic plans: a custom plan per statement would plan the whole
+	 * search again each time (its gates $1 and $2 are one-time filters in
+	 * the generic plan, which costs no more to run).
+	 */
+	crm_query_prefer_generic(&lock_keys[kind][event]);
+	crm_query_prefer_generic(&check_keys[kind][event]);
+	crm_query_prefer_generic(&queue_pairs[kind][event]);
 	queue_pairs[kind][event].nargs = 3;
 	queue_pairs[kind][event].argtypes[0] = BOOLOID;
 	queue_pairs[kind][event].argtypes[1] = BOOLOID;
@@ -192,6 +203,83 @@ match_words(const char *kind, int64 id, const char *owner)
 	if (crm_record_visible(GetUserId(), kind, id))
 		return psprintf("%s %lld", kind, (long long) id);
 	return psprintf("a%s %s of role \"%s\" (not visible to you)", kind[0] == 'a' ? "n" : "", kind, owner);
+}
+
+/*
+ * The columns the keys of a record kind are computed from (key_exprs and
+ * name_columns in duplicates.c): an UPDATE that changes none of them in
+ * any row cannot make a new pair.
+ */
+static const char *const key_columns[3][5] = {
+	{"name", "company", "email", "phone", "website"},
+	{"name", "website", "phone", NULL, NULL},
+	{"name", "email", "phone", "account_id", NULL},
+};
+
+/*
+ * keys_changed -- does some row of an UPDATE change a key column?  The
+ * transition tables hold the old and the new version of each row in the
+ * same order; values are compared as stored (a BEFORE trigger's change
+ * counts too).
+ */
+static bool
+keys_changed(TriggerData *trigdata, CrmRecordKind kind)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Tuplestorestate *olds = trigdata->tg_oldtable;
+	Tuplestorestate *news = trigdata->tg_newtable;
+	TupleTableSlot *o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	TupleTableSlot *n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	AttrNumber	attnums[5];
+	int			natts = 0;
+	int			optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+	int			nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+	bool		changed = false;
+
+	for (int i = 0; i < 5 && key_columns[kind][i] != NULL; i++)
+	{
+		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), key_columns[kind][i]);
+
+		if (attnum == InvalidAttrNumber)
+			return true;		/* a changed table: check everything */
+		attnums[natts++] = attnum;
+	}
+	tuplestore_select_read_pointer(olds, optr);
+	tuplestore_rescan(olds);
+	tuplestore_select_read_pointer(news, nptr);
+	tuplestore_rescan(news);
+	while (!changed)
+	{
+		bool		more_old,
+					more_new;
+
+		tuplestore_select_read_pointer(olds, optr);
+		more_old = tuplestore_gettupleslot(olds, true, false, o);
+		tuplestore_select_read_pointer(news, nptr);
+		more_new = tuplestore_gettupleslot(news, true, false, n);
+		if (!more_old || !more_new)
+		{
+			changed = more_old != more_new;	/* cannot happen: check all */
+			break;
+		}
+		for (int i = 0; i < natts && !changed; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, attnums[i] - 1);
+			bool		onull,
+						nnull;
+			Datum		ov = slot_getattr(o, attnums[i], &onull);
+			Datum		nv = slot_getattr(n, attnums[i], &nnull);
+
+			changed = onull != nnull ||
+				(!onull && !datumIsEqual(ov, nv, att->attbyval, att->attlen));
+		}
+	}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+	ExecDropSingleTupleTableSlot(o);
+	ExecDropSingleTupleTableSlot(n);
+	return changed;
 }
 
 /* refuse -- ZC701 for the pair of the first row of the last SPI result */
@@ -284,7 +372,8 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm.duplicate_check() must be fired AFTER INSERT or UPDATE FOR EACH STATEMENT with transition tables on crm.lead, crm.account or crm.contact")));
-	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0)
+	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0 ||
+		(event == 1 && !keys_changed(trigdata, kind)))
 		return PointerGetDatum(NULL);
 
 	crm_spi_connect();

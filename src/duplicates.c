@@ -13,7 +13,8 @@
  *   similar_name  trigram similarity of crm.name_key of two names of
  *                 at least NAME_SIMILARITY: people within the same
  *                 account or company key, companies by the name key
- *                 of their company key                               the similarity
+ *                 of their company key (the SIMILAR_NEAREST nearest
+ *                 accounts at most)                                  the similarity
  * Which kinds meet which: a lead meets leads (email, phone, similar
  * name), contacts (email, phone, similar name) and accounts (company key,
  * domain); an account meets accounts (company key, domain, phone, similar
@@ -53,6 +54,9 @@
  * (test/sql/find_duplicates.sql shows them).
  */
 #define NAME_SIMILARITY "0.55"
+
+/* similar company names: at most this many nearest accounts per record */
+#define SIMILAR_NEAREST 25
 
 static const char *const kind_names[] = {"lead", "account", "contact"};
 
@@ -121,8 +125,22 @@ crm_rule_words(const char *rule)
 #define ACCOUNT_KEY KEY_BRANCH("account", "crm.account AS x ON crm.company_match_key(x.name) OPERATOR(pg_catalog.=) p.ck", "company_key", "0.95")
 #define ACCOUNT_DOMAIN KEY_BRANCH("account", "crm.account AS x ON crm.web_domain(x.website) OPERATOR(pg_catalog.=) p.dom AND x.website IS NOT NULL", "domain", "0.9")
 #define ACCOUNT_PHONE KEY_BRANCH("account", "crm.account AS x ON crm.phone_key(x.phone) OPERATOR(pg_catalog.=) p.ph AND x.phone IS NOT NULL", "phone", "0.85")
-#define ACCOUNT_NAME NAME_BRANCH("account", "crm.account AS x ON crm.name_key(crm.company_match_key(x.name)) OPERATOR(%1$s.%%) crm.name_key(p.nk)", \
-	"crm.company_match_key(x.name)")
+/*
+ * Similar company names: the SIMILAR_NEAREST accounts nearest to the probe
+ * by trigram distance (1 - similarity), read in that order from the GiST
+ * index account_name_trgm_idx, of which those at least NAME_SIMILARITY.
+ * The work per probe is bounded: a company key that many accounts resemble
+ * ("newcompany2999" among a thousand "newcompanyNNNN") costs a few index
+ * pages, not a recheck of every resembling account.
+ */
+#define ACCOUNT_NAME \
+	"SELECT p.id AS probe, 'account'::pg_catalog.text AS kind, x.id, x.owner," \
+	" 'similar_name'::pg_catalog.text AS rule, " SIMILAR("x.k") "::pg_catalog.float4 AS score" \
+	" FROM p CROSS JOIN LATERAL (SELECT x.id, x.owner, crm.company_match_key(x.name) AS k FROM crm.account AS x" \
+	"  WHERE $1 AND p.nk IS NOT NULL AND x.id IS DISTINCT FROM p.id" \
+	"  ORDER BY crm.name_key(crm.company_match_key(x.name)) OPERATOR(%1$s.<->) crm.name_key(p.nk)" \
+	"  LIMIT " CppAsString2(SIMILAR_NEAREST) ") AS x" \
+	" WHERE " SIMILAR("x.k") " OPERATOR(pg_catalog.>=) " NAME_SIMILARITY
 
 static const char *const branches[] = {
 	/* a lead */
@@ -324,6 +342,7 @@ find_query_of(CrmRecordKind kind)
 										   " $10::pg_catalog.int8 AS account_id, $11::pg_catalog.int8 AS contact_id) AS n", NULL);
 
 		q->nargs = 11;
+		crm_query_prefer_generic(q);
 		memcpy(q->argtypes, types, sizeof(types));
 		q->sql = MemoryContextStrdup(TopMemoryContext,
 									 psprintf("%s SELECT m.kind, m.id, m.owner::pg_catalog.text, m.rule, m.score FROM m"

@@ -95,6 +95,40 @@ crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
 	nulls[i] = isnull ? 'n' : ' ';
 }
 
+/*
+ * The statements planned once for all executions (a generic plan): see
+ * crm_query_prefer_generic.
+ */
+#define MAX_GENERIC_QUERIES 32
+static CrmQuery *generic_queries[MAX_GENERIC_QUERIES];
+static int	n_generic_queries = 0;
+
+static bool
+prefers_generic(const CrmQuery *query)
+{
+	for (int i = 0; i < n_generic_queries; i++)
+		if (generic_queries[i] == query)
+			return true;
+	return false;
+}
+
+/*
+ * crm_query_prefer_generic -- plan query once for every execution.  The
+ * plan cache otherwise plans a statement with parameters again for each
+ * execution while a custom plan looks cheaper than the generic one, which
+ * for a large statement whose parameters only switch parts of it on and
+ * off costs more than running it.  Call before its first use.
+ */
+void
+crm_query_prefer_generic(CrmQuery *query)
+{
+	if (prefers_generic(query))
+		return;
+	if (n_generic_queries >= MAX_GENERIC_QUERIES)
+		elog(ERROR, "crm: too many generic statements");
+	generic_queries[n_generic_queries++] = query;
+}
+
 /* crm_query_plan -- the kept plan of a statement, prepared on first use */
 SPIPlanPtr
 crm_query_plan(CrmQuery *query)
@@ -110,7 +144,8 @@ crm_query_plan(CrmQuery *query)
 			query->plan = NULL;
 		}
 		argtypes = query_argtypes(query);
-		plan = SPI_prepare(query->sql, query->nargs, argtypes);
+		plan = SPI_prepare_cursor(query->sql, query->nargs, argtypes,
+								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN : 0);
 		pfree(argtypes);
 		if (plan == NULL)
 			elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s",

@@ -444,13 +444,13 @@ COMMENT ON INDEX crm.account_phone_key_idx IS 'Accounts by phone key: the duplic
 DO $trgm$
 BEGIN
     EXECUTE pg_catalog.format(
-        'CREATE INDEX account_name_trgm_idx ON crm.account USING gin (crm.name_key(crm.company_match_key(name)) %I.gin_trgm_ops)',
+        'CREATE INDEX account_name_trgm_idx ON crm.account USING gist (crm.name_key(crm.company_match_key(name)) %I.gist_trgm_ops (siglen = 64))',
         (SELECT n.nspname FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n
              ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
           WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm'));
 END
 $trgm$;
-COMMENT ON INDEX crm.account_name_trgm_idx IS 'Trigrams of the accounts'' company keys: similar company names';
+COMMENT ON INDEX crm.account_name_trgm_idx IS 'Trigrams of the accounts'' company keys (GiST): the accounts nearest to a company name by trigram distance, read nearest first, for the similar-name duplicate rule';
 
 -- Finding duplicates.
 CREATE TYPE crm.duplicate_match AS (

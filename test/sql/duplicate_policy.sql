@@ -73,6 +73,20 @@ COPY crm.lead (name, email) FROM stdin;
 Copy one	copy@copy.example
 Copy two	COPY@copy.example
 \.
+-- An UPDATE is checked by the values it stores, not by its SET list: a
+-- key set by a BEFORE trigger is checked too (here a DBA's trigger that
+-- takes the e-mail from the remarks), and refused like any other.
+CREATE FUNCTION public.regress_email_from_remarks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.remarks LIKE 'mail:%' THEN NEW.email := substr(NEW.remarks, 6); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER regress_email_from_remarks BEFORE UPDATE ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION public.regress_email_from_remarks();
+UPDATE crm.lead SET remarks = 'mail:ann@initech.example' WHERE name = 'Zed';
+UPDATE crm.lead SET remarks = 'mail:zed@zed2.example' WHERE name = 'Zed';  -- a new e-mail: fine
+DROP TRIGGER regress_email_from_remarks ON crm.lead;
+DROP FUNCTION public.regress_email_from_remarks();
 SET ROLE regress_pol_alice;
 -- similar names are only queued, never blocked
 INSERT INTO crm.account (name) VALUES ('Globexx AG');                                              -- 2

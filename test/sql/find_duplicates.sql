@@ -76,6 +76,21 @@ RESET ROLE;
 -- The superuser sees everything.
 SELECT * FROM crm.find_duplicates('lead', 1);
 
+-- Similar company names are the 25 nearest accounts at most: of 40
+-- branches "Branch Office 01" .. "Branch Office 40", all similar to each
+-- other, a new "Branch Office 20" gets the 25 nearest, the closest ones
+-- first (the index reads them nearest first: the cost stays bounded).
+INSERT INTO crm.account (name) SELECT 'Branch Office ' || lpad(g::text, 2, '0') FROM generate_series(1, 40) AS g;
+SELECT count(*) AS similar_accounts, max(score) AS best, min(score) >= 0.55 AS all_similar
+  FROM crm.find_duplicates('account', candidate => '{"name": "Branch Office 2O"}')
+ WHERE rule = 'similar_name';
+-- the probe itself is never its own match; the best are 21 .. 29 (0.765 each: the lowest id first)
+SELECT id = (SELECT id FROM crm.account WHERE name = 'Branch Office 21') AS nearest_is_21, rule, score
+  FROM crm.find_duplicates('account', (SELECT id FROM crm.account WHERE name = 'Branch Office 20'))
+ ORDER BY score DESC, id LIMIT 1;
+SELECT count(*) AS similar_accounts
+  FROM crm.find_duplicates('account', (SELECT id FROM crm.account WHERE name = 'Branch Office 20'));
+
 -- Errors.
 \set VERBOSITY terse
 SELECT * FROM crm.find_duplicates('opportunity', 1);       -- unknown kind
