@@ -656,12 +656,16 @@ refused(ErrorData *edata, FunctionCallInfo fcinfo, const char *payload, Oid call
 {
 	const char *why = NULL;
 	const char *note;
+	char	   *source;
 	int64		id;
 
 	/* class 57, operator intervention: a cancel, a shutdown */
 	if (strncmp(unpack_sql_state(edata->sqlerrcode), "57", 2) == 0)
 		ReThrowError(edata);
-	id = crm_record_refused_capture(caller, crm_optional_text(fcinfo, 4), !PG_ARGISNULL(5),
+	source = crm_optional_text(fcinfo, 4);
+	if (source != NULL && strlen(source) > MAX_SOURCE)	/* the payload keeps its start */
+		source = pnstrdup(source, pg_mbcliplen(source, strlen(source), MAX_SOURCE));
+	id = crm_record_refused_capture(caller, source, !PG_ARGISNULL(5),
 									PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5), payload,
 									unpack_sql_state(edata->sqlerrcode),
 									edata->message ? edata->message : "(no message)", &why);

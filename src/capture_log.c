@@ -15,7 +15,10 @@
  * When no worker can be started (every max_worker_processes slot taken) or
  * the worker fails, the caller is told so and raises the error anyway: a
  * refusal is never turned into success.  The wait is interruptible (a
- * cancel ends it; the worker still commits its row).  The segment is
+ * cancel ends it; the worker still commits its row); the worker waits at
+ * most 10 s for a lock (a superuser's transaction holding
+ * crm.lead_capture locked would otherwise make the two wait for each other
+ * unseen by the deadlock detector).  The segment is
  * detached on every path: explicitly, or by the resource owner when an
  * error ends the wait.
  */
@@ -162,6 +165,8 @@ crm_capture_refusal_worker(Datum main_arg)
 #endif
 	BackgroundWorkerInitializeConnectionByOid(r->database, r->owner, flags);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+	/* the caller waits for us: never wait for a lock for ever */
+	SetConfigOption("lock_timeout", "10s", PGC_USERSET, PGC_S_SESSION);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
