@@ -36,6 +36,8 @@
  *   privacy.c           personal data: a person's rows by e-mail, crm.export_person()
  *   erasure.c           crm.erase_person(): pseudonymise a person, redact the change log
  *   retention.c         crm.purge_change_log(): the change log's retention period
+ *   capture.c           crm.capture_lead(): lead capture for web forms and integrations
+ *   capture_log.c       a refused capture recorded by a background worker in its own transaction
  */
 #ifndef CRM_H
 #define CRM_H
@@ -108,6 +110,11 @@
 /* personal data */
 #define ERRCODE_CRM_INVALID_EMAIL			MAKE_SQLSTATE('Z','C','8','0','1')
 #define ERRCODE_CRM_MEMBER_OPTED_OUT		MAKE_SQLSTATE('Z','C','8','0','2')
+/* lead capture (src/capture.c) */
+#define ERRCODE_CRM_CAPTURE_INCOMPLETE		MAKE_SQLSTATE('Z','C','9','0','1')
+#define ERRCODE_CRM_CAPTURE_INVALID_VALUE	MAKE_SQLSTATE('Z','C','9','0','2')
+#define ERRCODE_CRM_CAPTURE_UNKNOWN_SOURCE	MAKE_SQLSTATE('Z','C','9','0','3')
+#define ERRCODE_CRM_CAPTURE_UNKNOWN_CAMPAIGN	MAKE_SQLSTATE('Z','C','9','0','4')
 
 /* spi_util.c */
 
@@ -278,6 +285,12 @@ extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
 extern CrmLock crm_lock_global(CrmLockKind kind);
 extern CrmLock crm_lock_key_space(CrmLockKind key_kind);
 extern void crm_lock_all(CrmLock *locks, int nlocks);
+
+/* capture_log.c: refused lead captures, recorded in a transaction of their own */
+extern int64 crm_record_refused_capture(Oid captured_by, const char *source, bool has_campaign,
+										int64 campaign_id, const char *payload,
+										const char *sqlstate, const char *message,
+										const char **why);
 
 /* privacy.c: personal data */
 extern char *crm_person_email(FunctionCallInfo fcinfo, int argno);

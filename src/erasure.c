@@ -320,6 +320,48 @@ static CrmQuery redact_merge_records = {
 };
 
 /*
+ * Lead captures (crm.lead_capture) keep what a form sent.  A capture of one
+ * of the person's leads, or whose payload holds the person's e-mail address
+ * or phone number (refused ones too), was the person's: its name, e-mail and
+ * phone wholly, details.title and details.remarks wholly, every other value
+ * that contains a needle; every other capture: the values that contain a
+ * needle (a refused capture with a mistyped address still names her); the
+ * messages of those captures: every needle.
+ */
+#define CAPTURE_MENTIONS(needles) \
+	"EXISTS (SELECT 1 FROM pg_catalog.unnest(" needles ") AS n" \
+	"        WHERE pg_catalog.strpos(pg_catalog.lower(c.payload::pg_catalog.text)," \
+	"                pg_catalog.substr(pg_catalog.to_jsonb(n)::pg_catalog.text, 2," \
+	"                  pg_catalog.length(pg_catalog.to_jsonb(n)::pg_catalog.text) OPERATOR(pg_catalog.-) 2))" \
+	"              OPERATOR(pg_catalog.>) 0)"
+
+static CrmQuery redact_captures = {
+	"UPDATE crm.lead_capture AS k SET payload = x.payload, message = crm.erased_text(k.message, $5, '[erased]')"
+	"  FROM (SELECT e.id,"
+	"          CASE WHEN e.own THEN"
+	"            (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.key,"
+	"                    CASE WHEN f.key OPERATOR(pg_catalog.=) ANY ('{name,email,phone}'::pg_catalog.text[])"
+	"                              AND pg_catalog.jsonb_typeof(f.value) OPERATOR(pg_catalog.<>) 'null'"
+	"                         THEN '\"[erased]\"'::pg_catalog.jsonb"
+	"                         WHEN f.key OPERATOR(pg_catalog.=) 'details' AND pg_catalog.jsonb_typeof(f.value) OPERATOR(pg_catalog.=) 'object'"
+	"                         THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key,"
+	"                                        CASE WHEN d.key OPERATOR(pg_catalog.=) ANY ('{title,remarks}'::pg_catalog.text[])"
+	"                                             THEN '\"[erased]\"'::pg_catalog.jsonb ELSE crm.erased_value(d.value, $5) END),"
+	"                                      '{}'::pg_catalog.jsonb)"
+	"                                 FROM pg_catalog.jsonb_each(f.value) AS d)"
+	"                         ELSE crm.erased_value(f.value, $5) END), '{}'::pg_catalog.jsonb)"
+	"               FROM pg_catalog.jsonb_each(e.payload) AS f)"
+	"          ELSE crm.erased_value(e.payload, $5) END AS payload"
+	"          FROM (SELECT c.id, c.payload,"
+	"                  c.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR " CAPTURE_MENTIONS("$6") " AS own"
+	"                  FROM crm.lead_capture AS c"
+	"                 WHERE c.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR " CAPTURE_MENTIONS("$5") ") AS e) AS x"
+	" WHERE k.id OPERATOR(pg_catalog.=) x.id"
+	"   AND (k.payload OPERATOR(pg_catalog.<>) x.payload OR k.message IS DISTINCT FROM crm.erased_text(k.message, $5, '[erased]'))",
+	PERSON_PARAMS, NULL
+};
+
+/*
  * The tables that hold copies of a person's values, each with the statement
  * that redacts them (the parameters of redact_change_log).  A table added
  * later is one more entry.
@@ -327,6 +369,7 @@ static CrmQuery redact_merge_records = {
 static CrmQuery *const copies_of_values[] = {
 	&redact_change_log,
 	&redact_merge_records,
+	&redact_captures,
 	NULL
 };
 

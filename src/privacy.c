@@ -87,7 +87,10 @@ static const ExportSection export_sections[] = {
 						   "    OR (g.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass"
 						   "        AND g.row_id IN (SELECT id FROM person_contact))"
 						   "    OR (g.table_name, g.row_id) IN (SELECT table_name, row_id FROM person_gone)")},
-	/* later: notes, e-mails, attachments (issue 19), captures (issue 18) */
+	/* what web forms and integrations sent about the person, refused captures too */
+	{"captures", ROWS_OF("k", "crm.lead_capture AS k WHERE k.lead_id IN (SELECT id FROM person_lead)"
+						 " OR pg_catalog.lower(k.payload OPERATOR(pg_catalog.->>) 'email') OPERATOR(pg_catalog.=) pg_catalog.lower($1)")},
+	/* later: notes, e-mails, attachments (issue 19) */
 	{NULL, NULL}
 };
 

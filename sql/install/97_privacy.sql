@@ -147,7 +147,7 @@ CREATE FUNCTION crm.export_person(email text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'crm_export_person'
     LANGUAGE C VOLATILE
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION crm.export_person(text) IS 'Access request: one JSON document with every row crm holds about the person with this e-mail address (case-insensitive): leads, contacts, their activities, participation, campaign memberships, and the change-log and history entries about them; {} when there is none (privacy officers)';
+COMMENT ON FUNCTION crm.export_person(text) IS 'Access request: one JSON document with every row crm holds about the person with this e-mail address (case-insensitive): leads, contacts, their activities, participation, campaign memberships, lead captures (refused ones too), and the change-log and history entries about them; {} when there is none (privacy officers)';
 
 CREATE FUNCTION crm.erase_person(email text, reason text) RETURNS crm.erasure_log
     AS 'MODULE_PATHNAME', 'crm_erase_person'

@@ -28,6 +28,7 @@ INSERT INTO documented VALUES
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
     ('ZC702'), ('ZC720'), ('ZC721'), ('ZC722'),
     ('ZC801'), ('ZC802'),
+    ('ZC901'), ('ZC902'), ('ZC903'), ('ZC904'), ('22001'),
     ('ZC701'), ('ZC710'), ('ZC711'), ('ZC712'), ('ZC713'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
     ('23502'), ('23503'), ('23505'), ('23514'), ('22P02'), ('428C9'),
@@ -412,7 +413,28 @@ INSERT INTO cases (label, sql, show) VALUES
     ('purge_change_log past',                  'crm.purge_change_log(''2000-01-01'')', true),
     ('purge_change_log -infinity',             'crm.purge_change_log(''-infinity'')', true),
     ('purge_change_log future',                'crm.purge_change_log(now() + interval ''1 day'')', true),
-    ('purge_change_log infinity',              'crm.purge_change_log(''infinity'')', true);
+    ('purge_change_log infinity',              'crm.purge_change_log(''infinity'')', true),
+    -- lead capture (crm_intake only: 42501 for both roles here; the
+    -- superuser's refusals are kept in crm.lead_capture, by design)
+    ('capture_lead valid',                     'crm.capture_lead(''Bad Input'', NULL, ''bad.input@capture.example'') > 0', true),
+    ('capture_lead name NULL',                 'crm.capture_lead(NULL, NULL, ''bad.input@capture.example'')', true),
+    ('capture_lead name empty',                'crm.capture_lead('''', NULL, ''bad.input@capture.example'')', true),
+    ('capture_lead name 1 MB',                 'crm.capture_lead({big}, NULL, ''bad.input@capture.example'')', true),
+    ('capture_lead company 1 MB',              'crm.capture_lead(''B'', {big}, ''bad.input@capture.example'')', true),
+    ('capture_lead no email, no phone',        'crm.capture_lead(''B'')', true),
+    ('capture_lead email malformed',           'crm.capture_lead(''B'', NULL, ''a@b'')', true),
+    ('capture_lead email 1 MB',                'crm.capture_lead(''B'', NULL, {big})', true),
+    ('capture_lead phone malformed',           'crm.capture_lead(''B'', NULL, NULL, ''phone'')', true),
+    ('capture_lead phone 1 MB',                'crm.capture_lead(''B'', NULL, NULL, {big})', true),
+    ('capture_lead source NULL',               'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, NULL)', true),
+    ('capture_lead source empty',              'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, '''')', true),
+    ('capture_lead source 1 MB',               'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, {big})', true),
+    ('capture_lead campaign 0',                'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', 0)', true),
+    ('capture_lead campaign -1',               'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', -1)', true),
+    ('capture_lead campaign bigint max',       'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', 9223372036854775807)', true),
+    ('capture_lead details array',             'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, ''[]'')', true),
+    ('capture_lead details 640 kB',            'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, jsonb_build_object(''x'', {rnd}))', true),
+    ('capture_lead details consent bad',       'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, ''{"consent": {"basis": 1}}'')', true);
 
 -- Direct writes to the main tables with bad values.
 INSERT INTO cases (label, kind, sql) VALUES

@@ -16,7 +16,7 @@ SELECT c.relname, c.relkind
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'v')
  ORDER BY c.relname;
 
--- The five group roles exist and cannot log in.
+-- The six group roles exist and cannot log in.
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'crm\_%' ORDER BY rolname;
 
 -- Every table, view and column, and every function, carries a comment a BI
