@@ -36,6 +36,8 @@
  *   privacy.c           personal data: a person's rows by e-mail, crm.export_person()
  *   erasure.c           crm.erase_person(): pseudonymise a person, redact the change log
  *   retention.c         crm.purge_change_log(): the change log's retention period
+ *   scoring.c           lead scores from crm.scoring_rule, crm.rescore_leads()
+ *   assignment.c        lead owners from crm.assignment_rule and queues, crm.assign_lead()
  */
 #ifndef CRM_H
 #define CRM_H
@@ -108,6 +110,8 @@
 /* personal data */
 #define ERRCODE_CRM_INVALID_EMAIL			MAKE_SQLSTATE('Z','C','8','0','1')
 #define ERRCODE_CRM_MEMBER_OPTED_OUT		MAKE_SQLSTATE('Z','C','8','0','2')
+/* lead scoring and assignment */
+#define ERRCODE_CRM_BAD_SCORING_RULE		MAKE_SQLSTATE('Z','C','9','1','0')
 
 /* spi_util.c */
 
@@ -261,7 +265,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
 	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
 	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
-	CRM_LOCK_KEY_SPACE = 19		/* all keys of one key kind (bulk entry checks) */
+	CRM_LOCK_KEY_SPACE = 19,	/* all keys of one key kind (bulk entry checks) */
+	CRM_LOCK_LEAD_ROUTING = 20	/* queue positions and capacities (assignment.c) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -296,6 +301,10 @@ extern char *crm_match_sql(CrmRecordKind kind, const char *probes);
 extern bool crm_record_visible(Oid role, const char *kind, int64 id);
 extern const char *crm_rule_words(const char *rule);
 extern int	crm_duplicates_no_jit(void);
+
+/* scoring.c: lead scores */
+extern int	crm_lead_score(HeapTuple tuple, TupleDesc tupdesc, int *current);
+extern AttrNumber crm_lead_score_attnum(void);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

@@ -22,6 +22,16 @@ BEGIN
 END
 $roles$;
 
+-- crm_intake: the owner of captured leads until the assignment rules give
+-- them to someone (a NOLOGIN group role, created when missing)
+DO $intake_role$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'crm_intake') THEN
+        CREATE ROLE crm_intake NOLOGIN;
+    END IF;
+END
+$intake_role$;
+
 -- Schema crm must be the installer's (or a superuser's): a schema someone
 -- else created beforehand could hold objects of theirs.
 DO $owner$

@@ -22,7 +22,7 @@ psql_as postgres postgres -c "CREATE DATABASE crm_one" -c "CREATE DATABASE crm_t
 psql_as postgres crm_one -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres crm_two -c "CREATE EXTENSION crm CASCADE"
 roles=$(psql_as postgres postgres -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'crm\_%'")
-[ "$roles" = "crm_admin,crm_analyst,crm_manager,crm_privacy_officer,crm_sales" ] || fail "group roles are '$roles'"
+[ "$roles" = "crm_admin,crm_analyst,crm_intake,crm_manager,crm_privacy_officer,crm_sales" ] || fail "group roles are '$roles'"
 psql_as postgres crm_one -c "DROP EXTENSION crm"
 psql_as postgres crm_one -c "CREATE EXTENSION crm CASCADE"
 psql_as postgres crm_one -c "INSERT INTO crm.lead (name, company) VALUES ('Only in one', 'One Corp')"
