@@ -103,20 +103,6 @@ stop_cluster "$WORK/cluster"
     && [ "$converted_c" = 300 ] && [ "$converted_plpgsql" = 300 ] \
     || { echo "the warm-up did not run as expected ($check, $changes_on, $changes_off, $converted_c, $converted_plpgsql)" >&2; exit 1; }
 
-# instructions DB FILE: the instructions callgrind counts for FILE in a
-# backend on a copy of the warmed-up cluster
-instructions() {
-    local db=$1 file=$2 dir
-    dir=$(mktemp -d "$WORK/cg.XXXXXX")
-    chmod 755 "$dir"
-    [ "$(id -u)" -ne 0 ] || chown "$(cluster_user)": "$dir"
-    as_cluster_user cp -a "$WORK/cluster/data" "$dir/data"
-    as_cluster_user valgrind --tool=callgrind --callgrind-out-file="$dir/out" \
-        "$PG_BIN/postgres" --single -D "$dir/data" "$db" <"$file" >/dev/null 2>&1
-    sed -n 's/^summary: \([0-9]*\)$/\1/p' "$dir/out"
-    rm -rf "$dir"
-}
-
 # per_op DB PREFIX N: instructions per operation, from PREFIX_short.sql
 # (N operations) and PREFIX_long.sql (2 x N), each in its own backend
 per_op() {

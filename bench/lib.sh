@@ -31,3 +31,17 @@ make_on_off() {
     psql_q -d agg_off -c "$disable"
     log "disabled in agg_off: $(echo "$disable" | grep -c .) aggregates_ triggers"
 }
+
+# instructions DB FILE: the instructions callgrind counts for FILE in a
+# single-user backend on a copy of the cluster in $WORK/cluster (stopped)
+instructions() {
+    local db=$1 file=$2 dir
+    dir=$(mktemp -d "$WORK/cg.XXXXXX")
+    chmod 755 "$dir"
+    [ "$(id -u)" -ne 0 ] || chown "$(cluster_user)": "$dir"
+    as_cluster_user cp -a "$WORK/cluster/data" "$dir/data"
+    as_cluster_user valgrind --tool=callgrind --callgrind-out-file="$dir/out" \
+        "$PG_BIN/postgres" --single -D "$dir/data" "$db" <"$file" >/dev/null 2>&1
+    sed -n 's/^summary: \([0-9]*\)$/\1/p' "$dir/out"
+    rm -rf "$dir"
+}

@@ -38,6 +38,8 @@
  *   retention.c         crm.purge_change_log(): the change log's retention period
  *   capture.c           crm.capture_lead(): lead capture for web forms and integrations
  *   capture_log.c       a refused capture recorded by a background worker in its own transaction
+ *   scoring.c           lead scores from crm.scoring_rule, crm.rescore_leads()
+ *   assignment.c        lead owners from crm.assignment_rule and queues, crm.assign_lead()
  */
 #ifndef CRM_H
 #define CRM_H
@@ -115,6 +117,8 @@
 #define ERRCODE_CRM_CAPTURE_INVALID_VALUE	MAKE_SQLSTATE('Z','C','9','0','2')
 #define ERRCODE_CRM_CAPTURE_UNKNOWN_SOURCE	MAKE_SQLSTATE('Z','C','9','0','3')
 #define ERRCODE_CRM_CAPTURE_UNKNOWN_CAMPAIGN	MAKE_SQLSTATE('Z','C','9','0','4')
+/* lead scoring and assignment */
+#define ERRCODE_CRM_BAD_SCORING_RULE		MAKE_SQLSTATE('Z','C','9','1','0')
 
 /* spi_util.c */
 
@@ -269,7 +273,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_CAMPAIGN_HIERARCHY = 16,	/* campaign re-parenting */
 	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
 	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
-	CRM_LOCK_KEY_SPACE = 19		/* all keys of one key kind (bulk entry checks) */
+	CRM_LOCK_KEY_SPACE = 19,	/* all keys of one key kind (bulk entry checks) */
+	CRM_LOCK_LEAD_ROUTING = 20	/* queue positions and capacities (assignment.c) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -310,6 +315,10 @@ extern char *crm_match_sql(CrmRecordKind kind, const char *probes);
 extern bool crm_record_visible(Oid role, const char *kind, int64 id);
 extern const char *crm_rule_words(const char *rule);
 extern int	crm_duplicates_no_jit(void);
+
+/* scoring.c: lead scores */
+extern int	crm_lead_score(HeapTuple tuple, TupleDesc tupdesc, int *current);
+extern AttrNumber crm_lead_score_attnum(void);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

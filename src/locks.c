@@ -263,6 +263,8 @@ lock_kind_name(CrmLockKind kind)
 			return "the lock of the reporting hierarchy";
 		case CRM_LOCK_COMPACTION:
 			return "the lock of aggregate compaction";
+		case CRM_LOCK_LEAD_ROUTING:
+			return "the lock of the lead assignment queues";
 	}
 	return "a lock of the crm extension";
 }

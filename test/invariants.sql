@@ -187,6 +187,48 @@ SELECT invariant, detail FROM (
      WHERE so.status NOT IN ('Draft', 'Cancelled')
        AND (so.activated_at IS NULL OR (p.track_inventory AND i.reserved_quantity <> i.quantity))
 
+    UNION ALL
+    -- 14. Lead queues, capacity: no member with max_open_leads owns more
+    --     open leads (status other than Converted and Not Qualified) than
+    --     that.  (Queue assignments respect it under the routing lock;
+    --     holds as long as capped members get leads only from queues and
+    --     no admin lowers a cap below what a member already owns.)
+    SELECT 'queue member within capacity',
+           json_build_object('queue', m.queue, 'member', m.member::text, 'max_open_leads', m.max_open_leads,
+                             'open_leads', o.n)::text
+      FROM crm.assignment_queue_member m
+      CROSS JOIN LATERAL (SELECT count(*) AS n FROM crm.lead l
+                           WHERE l.owner = m.member AND l.status NOT IN ('Converted', 'Not Qualified')) o
+     WHERE m.max_open_leads IS NOT NULL AND o.n > m.max_open_leads
+
+    UNION ALL
+    -- 15. Lead queues, round-robin state: every assignment from a queue took
+    --     the next position (no two members share one: two routings never
+    --     read the same queue state) ...
+    SELECT 'queue positions distinct',
+           json_build_object('queue', m.queue, 'position', m.last_assigned,
+                             'members', array_agg(m.member::text ORDER BY m.member::text))::text
+      FROM crm.assignment_queue_member m
+     WHERE m.last_assigned IS NOT NULL
+     GROUP BY m.queue, m.last_assigned
+    HAVING count(*) > 1
+
+    UNION ALL
+    -- 16. ... and in a queue whose members are all active and without a
+    --     cap, the least recently assigned member is never more than one
+    --     round behind: the positions span fewer numbers than there are
+    --     members, so the members' lead counts differ by at most one.
+    --     (A member removed, or deactivated for a while and reactivated,
+    --     leaves a gap that the next round closes: check between rounds.)
+    SELECT 'queue round-robin fair',
+           json_build_object('queue', q.queue, 'members', q.members, 'lowest', q.lo, 'highest', q.hi)::text
+      FROM (SELECT m.queue, count(*) AS members, min(m.last_assigned) AS lo, max(m.last_assigned) AS hi
+              FROM crm.assignment_queue_member m
+             GROUP BY m.queue
+            HAVING bool_and(m.active AND m.max_open_leads IS NULL)
+               AND count(*) = count(m.last_assigned)) q
+     WHERE q.hi - q.lo >= q.members
+
 ) AS violations
 ORDER BY invariant, detail;
 

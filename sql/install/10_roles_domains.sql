@@ -9,7 +9,7 @@ DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst', 'crm_privacy_officer']
+    FOREACH r IN ARRAY ARRAY['crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst', 'crm_privacy_officer', 'crm_intake']
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);

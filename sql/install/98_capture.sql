@@ -8,13 +8,6 @@
 -- or is refused.  Every capture, refused ones included, is kept with what the
 -- form sent in crm.lead_capture.  C: src/capture.c, src/capture_log.c.
 --------------------------------------------------------------------------
-DO $intake_role$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'crm_intake') THEN
-        CREATE ROLE crm_intake NOLOGIN;
-    END IF;
-END
-$intake_role$;
 GRANT USAGE ON SCHEMA crm TO crm_intake;
 
 CREATE TABLE crm.lead_capture (

@@ -27,7 +27,7 @@ INSERT INTO documented VALUES
     ('ZC301'), ('ZC302'), ('ZC303'), ('ZC304'),
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
     ('ZC702'), ('ZC720'), ('ZC721'), ('ZC722'),
-    ('ZC801'), ('ZC802'),
+    ('ZC801'), ('ZC802'), ('ZC910'),
     ('ZC901'), ('ZC902'), ('ZC903'), ('ZC904'), ('22001'),
     ('ZC701'), ('ZC710'), ('ZC711'), ('ZC712'), ('ZC713'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
@@ -434,7 +434,17 @@ INSERT INTO cases (label, sql, show) VALUES
     ('capture_lead campaign bigint max',       'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', 9223372036854775807)', true),
     ('capture_lead details array',             'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, ''[]'')', true),
     ('capture_lead details 640 kB',            'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, jsonb_build_object(''x'', {rnd}))', true),
-    ('capture_lead details consent bad',       'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, ''{"consent": {"basis": 1}}'')', true);
+    ('capture_lead details consent bad',       'crm.capture_lead(''B'', NULL, ''b@capture.example'', NULL, ''website'', NULL, ''{"consent": {"basis": 1}}'')', true),
+    -- assign_lead(lead_id), rescore_leads(), lead_score_rules(lead)
+    ('assign_lead NULL',                       'crm.assign_lead(NULL)', false),
+    ('assign_lead 0',                          'crm.assign_lead(0)', false),
+    ('assign_lead -1',                         'crm.assign_lead(-1)', false),
+    ('assign_lead bigint max',                 'crm.assign_lead(9223372036854775807)', false),
+    ('assign_lead own',                        'crm.assign_lead({lead})', true),
+    ('assign_lead other''s',                   'crm.assign_lead({other_lead})', false),
+    ('rescore_leads',                          'crm.rescore_leads()', true),
+    ('lead_score_rules NULL',                  '(SELECT count(*) FROM crm.lead_score_rules(NULL::crm.lead))', true),
+    ('lead_score_rules own',                   '(SELECT count(*) FROM crm.lead_score_rules((SELECT l FROM crm.lead AS l WHERE l.id = {lead})))', true);
 
 -- Direct writes to the main tables with bad values.
 INSERT INTO cases (label, kind, sql) VALUES
@@ -483,6 +493,17 @@ INSERT INTO cases (label, kind, sql) VALUES
     ('activity remind_at -infinity',           'stmt', 'INSERT INTO crm.activity (type, subject, account_id, remind_at) VALUES (''task'', ''x'', {account}, ''-infinity'')'),
     ('campaign status unknown',                'stmt', 'INSERT INTO crm.campaign (name, status) VALUES (''x'', ''Bogus'')'),
     ('campaign budgeted_cost NaN',             'stmt', 'INSERT INTO crm.campaign (name, budgeted_cost) VALUES (''x'', ''NaN'')'),
+    ('scoring_rule column unknown',            'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''nope'', ''='', ''1'', 1)'),
+    ('scoring_rule column empty',              'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', '''', ''='', ''1'', 1)'),
+    ('scoring_rule operator unknown',          'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''industry'', ''~'', ''a'', 1)'),
+    ('scoring_rule value NULL',                'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''industry'', ''='', NULL, 1)'),
+    ('scoring_rule value not a bigint',        'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''campaign_id'', ''>'', ''NaN'', 1)'),
+    ('scoring_rule value 1 MB',                'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''remarks'', ''contains'', {big}, 1) ;; INSERT INTO crm.lead (name) VALUES (''scored'')'),
+    ('scoring_rule points bigint max',         'stmt', 'INSERT INTO crm.scoring_rule (name, column_name, operator, value, points) VALUES (''x'', ''industry'', ''='', ''a'', 9223372036854775807)'),
+    ('assignment_rule no target',              'stmt', 'INSERT INTO crm.assignment_rule (priority) VALUES (1)'),
+    ('assignment_rule queue 1 MB',             'stmt', 'INSERT INTO crm.assignment_rule (priority, queue) VALUES (1, {big}) ;; INSERT INTO crm.lead (name) VALUES (''routed'')'),
+    ('queue member capacity -1',               'stmt', 'INSERT INTO crm.assignment_queue_member (queue, member, max_open_leads) VALUES (''q'', ''crm_sales'', -1)'),
+    ('settings default_lead_owner unknown',    'stmt', 'UPDATE crm.settings SET default_lead_owner = ''no_such_role'''),
     -- a merge of the role's own record with a new duplicate of it
     ('merge_accounts valid',                   'stmt', 'INSERT INTO crm.account (name) VALUES (''Acme Dup'') ;; SELECT crm.merge_accounts({account}, (SELECT max(id) FROM crm.account))'),
     ('merge_contacts valid',                   'stmt', 'INSERT INTO crm.contact (name) VALUES (''Dup'') ;; SELECT crm.merge_contacts({contact}, (SELECT max(id) FROM crm.contact))'),
