@@ -191,8 +191,8 @@ changes_json(TriggerData *trigdata)
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 		char	   *oldtext;
 
-		/* generated columns (search_text) follow from the others */
-		if (att->attisdropped || att->attgenerated)
+		/* generated columns and search_text (search.c) follow from the others */
+		if (att->attisdropped || att->attgenerated || strcmp(NameStr(att->attname), "search_text") == 0)
 			continue;
 		oldtext = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, i + 1);
 		if (is_update)

@@ -4,17 +4,23 @@
  *
  * The searchable text of a row (its "document", crm.search_document()) is
  * its folded fields (crm_fold: no accents, lower case) joined by spaces,
- * followed by the digits of its phone number, stored in the generated
- * column search_text of each searched table, which has a GIN trigram index
- * on it (sql/install/92_search.sql): the index's recheck and the scores read
- * the stored text, nothing is folded again per candidate.  A row
- * matches a query when its document
+ * followed by the digits of its phone number, kept in the column
+ * search_text of each searched table by the trigger crm.search_text_fill()
+ * (crm_search_text_fill below: on INSERT, and on an UPDATE that sets one of
+ * the document's fields, so that other updates neither fold text again nor
+ * change the column: they stay HOT when nothing else indexed changes).  A
+ * GIN trigram index is on it (sql/install/92_search.sql): the index's
+ * recheck and the scores read the stored text, nothing is folded again per
+ * candidate.  A row matches a query when its document
  *   - contains the folded query (substring: a name, a prefix as you type, an
  *     e-mail fragment), or
  *   - contains the query's digits, when the query looks like a phone number
  *     ("555 0142" finds "+1 (555) 014-2"), or
- *   - has a stretch of words similar to the query (pg_trgm's word
- *     similarity at least SEARCH_SIMILARITY: typos).
+ *   - contains the first SEARCH_TYPO_ANCHOR letters of the query's first
+ *     word that has so many (its "anchor") and has a stretch of words
+ *     similar to the query (pg_trgm's word similarity at least
+ *     SEARCH_SIMILARITY: typos after the first letters; none for a query
+ *     that looks like a phone number, nor one without such a word).
  * Its score is a pure function of the query and the row (see score_sql):
  * nothing about other rows, visible or not, enters it.
  *
@@ -37,11 +43,16 @@
  * common trigrams make many candidates), and they score below every row
  * that contains the query.  So steps 1 and 2 first run without them, and
  * again with them only when that found fewer than max_results rows scoring
- * above any typo.
+ * above any typo.  Requiring the query's first characters in a typo's row
+ * gives the index scan one selective trigram to intersect the others with:
+ * the rows whose word similarity is computed are those few, not every row
+ * that shares 70% of the query's (often common) trigrams.
  */
 #include "crm.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -50,6 +61,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 /* limits of the arguments */
@@ -58,6 +70,8 @@
 #define SEARCH_MAX_CHARS	200
 /* the word similarity from which a row matches (a typo) */
 #define SEARCH_SIMILARITY	"0.7"
+/* the letters of a query's word that a typo's row must contain (see typo_anchor) */
+#define SEARCH_TYPO_ANCHOR	3
 /*
  * a typo's score is this times its similarity: at most this, below every
  * row that contains the query (0.7 and up) or whose account does (0.63 up)
@@ -75,21 +89,23 @@ static const char *const search_kinds[] = {"account", "contact", "lead", "opport
 #define SEARCH_NKINDS	lengthof(search_kinds)
 
 /*
- * The documents of the searched rows: their stored generated column
- * search_text, crm.search_document() of the fields named in
- * sql/install/92_search.sql, which the trigram indexes are on.
+ * The documents of the searched rows: their column search_text,
+ * crm.search_document() of the fields of search_documents (below), which
+ * the trigram indexes are on.
  */
 #define DOC(alias)	alias ".search_text"
 
 /*
  * score_sql -- the score of row alias from its document and its name.
  * Parameters: $1 the folded query, $2 '%query%', $3 '%digits%' or NULL,
- * $4 'query%', $5 '% query%' (LIKE patterns, escaped).
+ * $4 'query%', $5 '% query%', $6 '%anchor%' or NULL (LIKE patterns,
+ * escaped; see typo_anchor).
  *   1.0  the name is the query                ("acme corporation")
  *   0.9  the name starts with the query       ("acm")
  *   0.8  a word of the document starts with it ("corp", "john.smith@")
  *   0.7  the document contains it, or the phone its digits ("@acme.com")
- *   0.6 x word similarity, when at least SEARCH_SIMILARITY (typos: 0.42 to 0.6)
+ *   0.6 x word similarity, when at least SEARCH_SIMILARITY and the document
+ *        contains the anchor (typos: 0.42 to 0.6)
  *   0    no match
  * The document starts with the folded name, so the name is folded (with
  * unaccent: the costly part) only for rows whose document starts with the
@@ -108,11 +124,12 @@ score_sql(const char *trgm, const char *alias)
 					"   ELSE 0.8::pg_catalog.float8 END"
 					" WHEN %s OPERATOR(pg_catalog.~~) $5 THEN 0.8::pg_catalog.float8"
 					" WHEN %s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3 THEN 0.7::pg_catalog.float8"
-					" ELSE (SELECT CASE WHEN s.sim OPERATOR(pg_catalog.>=) " SEARCH_SIMILARITY
+					" WHEN %s OPERATOR(pg_catalog.~~) $6 THEN (SELECT CASE WHEN s.sim OPERATOR(pg_catalog.>=) " SEARCH_SIMILARITY
 					"   THEN " SEARCH_TYPO_SCORE "::pg_catalog.float8 OPERATOR(pg_catalog.*) s.sim"
 					"   ELSE 0::pg_catalog.float8 END"
-					"   FROM (SELECT %s.word_similarity($1, %s) AS sim OFFSET 0) AS s) END)",
-					doc, alias, alias, doc, doc, doc, trgm, doc);
+					"   FROM (SELECT %s.word_similarity($1, %s) AS sim OFFSET 0) AS s)"
+					" ELSE 0::pg_catalog.float8 END)",
+					doc, alias, alias, doc, doc, doc, doc, trgm, doc);
 }
 
 /* which rows a statement of step 1 reads (see match_sql) */
@@ -135,36 +152,37 @@ match_sql(const char *trgm, const char *doc, SearchMatch match)
 	if (match == MATCH_CONTAINS)
 		return psprintf("(%s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3)", doc, doc);
 	if (match == MATCH_SIMILAR)
-		return psprintf("(%s OPERATOR(%s.%%>) $1)", doc, trgm);
-	return psprintf("(%s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(%s.%%>) $1 OR %s OPERATOR(pg_catalog.~~) $3)",
-					doc, doc, trgm, doc);
+		return psprintf("(%s OPERATOR(%s.%%>) $1 AND %s OPERATOR(pg_catalog.~~) $6)", doc, trgm, doc);
+	return psprintf("(%s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3"
+					" OR (%s OPERATOR(%s.%%>) $1 AND %s OPERATOR(pg_catalog.~~) $6))",
+					doc, doc, doc, trgm, doc);
 }
 
 /*
- * Step 1, as the extension owner: (kind, id, bound) of the best $7
- * candidates (NULL: all) of the kinds in $6, by the bound of their score:
+ * Step 1, as the extension owner: (kind, id, bound) of the best $8
+ * candidates (NULL: all) of the kinds in $7, by the bound of their score:
  * first only rows that contain the query (exact_candidates), and when those
  * are not enough, also similar ones: when all of the first were read, only
  * the similar ones (similar_candidates), merged with them; otherwise both
  * (typo_candidates).
  */
 static CrmQuery exact_candidates = {
-	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
+	NULL, 8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
 };
 static CrmQuery typo_candidates = {
-	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
+	NULL, 8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
 };
 static CrmQuery similar_candidates = {
-	NULL, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
+	NULL, 8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8OID}, NULL
 };
 
 /*
  * Step 2, with the caller's rights: the candidates the caller sees
- * (accounts $6, contacts $7, leads $8, opportunities $9), scored from what
- * the caller sees, best first, at most $10.
+ * (accounts $7, contacts $8, leads $9, opportunities $10), scored from
+ * what the caller sees, best first, at most $11.
  */
 static CrmQuery caller_rows = {
-	NULL, 10, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	NULL, 11, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4OID}, NULL
 };
 
@@ -174,7 +192,7 @@ own_match_sql(const char *trgm, const char *kind, const char *table, const char 
 			  const char *doc, SearchMatch match)
 {
 	return psprintf("SELECT '%s', %s.id, %s FROM crm.%s AS %s"
-					" WHERE '%s' OPERATOR(pg_catalog.=) ANY ($6) AND %s",
+					" WHERE '%s' OPERATOR(pg_catalog.=) ANY ($7) AND %s",
 					kind, alias, score_sql(trgm, alias), table, alias,
 					kind, match_sql(trgm, doc, match));
 }
@@ -188,22 +206,22 @@ candidates_sql(const char *trgm, SearchMatch match)
 		"  SELECT a.id, %s AS score FROM crm.account AS a WHERE %s),"
 		" hit (kind, id, score) AS ("
 		"  SELECT 'account', acc.id, acc.score FROM acc"
-		"   WHERE 'account' OPERATOR(pg_catalog.=) ANY ($6)"
+		"   WHERE 'account' OPERATOR(pg_catalog.=) ANY ($7)"
 		"  UNION ALL %s"
 		"  UNION ALL"
 		"  SELECT 'contact', c.id, 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) acc.score"
 		"    FROM acc JOIN crm.contact AS c ON c.account_id OPERATOR(pg_catalog.=) acc.id"
-		"   WHERE 'contact' OPERATOR(pg_catalog.=) ANY ($6)"
+		"   WHERE 'contact' OPERATOR(pg_catalog.=) ANY ($7)"
 		"  UNION ALL %s"
 		"  UNION ALL %s"
 		"  UNION ALL"
 		"  SELECT 'opportunity', o.id, 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) acc.score"
 		"    FROM acc JOIN crm.opportunity AS o ON o.account_id OPERATOR(pg_catalog.=) acc.id"
-		"   WHERE 'opportunity' OPERATOR(pg_catalog.=) ANY ($6))"
+		"   WHERE 'opportunity' OPERATOR(pg_catalog.=) ANY ($7))"
 		" SELECT hit.kind, hit.id, pg_catalog.max(hit.score) AS score FROM hit"
 		"  WHERE hit.score OPERATOR(pg_catalog.>) 0"
 		"  GROUP BY hit.kind, hit.id"
-		"  ORDER BY pg_catalog.max(hit.score) DESC, hit.kind COLLATE pg_catalog.\"C\", hit.id LIMIT $7",
+		"  ORDER BY pg_catalog.max(hit.score) DESC, hit.kind COLLATE pg_catalog.\"C\", hit.id LIMIT $8",
 		score_sql(trgm, "a"), match_sql(trgm, DOC("a"), match),
 		own_match_sql(trgm, "contact", "contact", "c", DOC("c"), match),
 		own_match_sql(trgm, "lead", "lead", "l", DOC("l"), match),
@@ -231,7 +249,7 @@ build_queries(void)
 		"  SELECT 'account' AS kind, a.id, a.name AS title,"
 		"         NULLIF(pg_catalog.concat_ws(', ', a.website, a.phone), '') AS subtitle,"
 		"         %s AS score"
-		"    FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) ANY ($6)"
+		"    FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) ANY ($7)"
 		"  UNION ALL"
 		"  SELECT 'contact', c.id, c.name,"
 		"         NULLIF(pg_catalog.concat_ws(', ', a.name, c.email, c.phone), ''),"
@@ -239,21 +257,21 @@ build_queries(void)
 		"             THEN 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) %s END)"
 		"    FROM crm.contact AS c"
 		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) c.account_id"
-		"   WHERE c.id OPERATOR(pg_catalog.=) ANY ($7)"
+		"   WHERE c.id OPERATOR(pg_catalog.=) ANY ($8)"
 		"  UNION ALL"
 		"  SELECT 'lead', l.id, l.name,"
 		"         NULLIF(pg_catalog.concat_ws(', ', l.company, l.email, l.phone), ''),"
 		"         %s"
-		"    FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($8)"
+		"    FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($9)"
 		"  UNION ALL"
 		"  SELECT 'opportunity', o.id, o.name, a.name,"
 		"         GREATEST(%s, CASE WHEN a.id IS NOT NULL"
 		"             THEN 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) %s END)"
 		"    FROM crm.opportunity AS o"
 		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) o.account_id"
-		"   WHERE o.id OPERATOR(pg_catalog.=) ANY ($9)) AS r"
+		"   WHERE o.id OPERATOR(pg_catalog.=) ANY ($10)) AS r"
 		" WHERE r.score OPERATOR(pg_catalog.>) 0"
-		" ORDER BY r.score DESC, r.kind COLLATE pg_catalog.\"C\", r.id LIMIT $10",
+		" ORDER BY r.score DESC, r.kind COLLATE pg_catalog.\"C\", r.id LIMIT $11",
 		acc_score, score_sql(trgm, "c"), acc_score, score_sql(trgm, "l"),
 		score_sql(trgm, "o"), acc_score);
 	MemoryContextSwitchTo(old);
@@ -296,17 +314,52 @@ phone_digits(const char *query)
 	return out.len >= SEARCH_MIN_CHARS ? out.data : NULL;
 }
 
-/* search_chars -- how many letters and digits (any non-ASCII character counts) */
+/* is_word_char -- is the character at p a letter or digit (any non-ASCII character is)? */
+static bool
+is_word_char(const unsigned char *p)
+{
+	return *p >= 0x80 || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		(*p >= 'A' && *p <= 'Z');
+}
+
+/* search_chars -- how many letters and digits */
 static int
 search_chars(const char *s)
 {
 	int			n = 0;
 
 	for (const unsigned char *p = (const unsigned char *) s; *p; p += pg_mblen((const char *) p))
-		if (*p >= 0x80 || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= 'A' && *p <= 'Z'))
+		if (is_word_char(p))
 			n++;
 	return n;
+}
+
+/*
+ * typo_anchor -- the first SEARCH_TYPO_ANCHOR letters of the first word of
+ * the (folded) query that has so many letters or digits, which a row must
+ * contain to match as a typo: "acm" for "acme corporaton", "smi" for
+ * "al smithe"; NULL when no word is so long.  (One trigram the index scan
+ * intersects the similar rows with: few rows have it.)
+ */
+static char *
+typo_anchor(const char *query)
+{
+	const char *word = NULL;
+	int			nchars = 0;
+
+	for (const char *p = query; *p; p += pg_mblen(p))
+	{
+		if (!is_word_char((const unsigned char *) p))
+		{
+			nchars = 0;
+			continue;
+		}
+		if (nchars++ == 0)
+			word = p;
+		if (nchars == SEARCH_TYPO_ANCHOR)
+			return pnstrdup(word, p + pg_mblen(p) - word);
+	}
+	return NULL;
 }
 
 /* kinds_argument -- the kinds asked for, checked; NULL: every kind */
@@ -502,8 +555,8 @@ caller_batch(SearchKey *candidates, uint64 n, Datum *values, char *nulls,
 						 INT8OID, CurrentMemoryContext);
 	for (int k = 0; k < (int) SEARCH_NKINDS; k++)
 	{
-		values[5 + k] = makeArrayResult(found[k], CurrentMemoryContext);
-		nulls[5 + k] = ' ';
+		values[6 + k] = makeArrayResult(found[k], CurrentMemoryContext);
+		nulls[6 + k] = ' ';
 	}
 	crm_query_run(&caller_rows, values, nulls, 0);
 	if (last || n == 0)
@@ -527,9 +580,9 @@ step1(CrmQuery *statement, Datum kinds, Datum *values, char *nulls, int64 limit,
 	uint64		nread;
 	SearchKey  *all;
 
-	values[5] = kinds;
-	nulls[5] = ' ';
-	crm_param_int64(values, nulls, 6, limit, limit == 0);
+	values[6] = kinds;
+	nulls[6] = ' ';
+	crm_param_int64(values, nulls, 7, limit, limit == 0);
 	crm_query_run_as_owner(statement, values, nulls, 0);
 	nread = SPI_processed;
 	read = candidate_keys();
@@ -601,8 +654,9 @@ crm_search(PG_FUNCTION_ARGS)
 	int32		max_results;
 	char	   *escaped;
 	char	   *digits;
-	Datum		values[10];
-	char		nulls[10];
+	char	   *anchor;
+	Datum		values[11];
+	char		nulls[11];
 	bool		isnull;
 	SearchKey  *exact;
 	uint64		nexact;
@@ -620,13 +674,16 @@ crm_search(PG_FUNCTION_ARGS)
 
 	escaped = like_escaped(query);
 	digits = phone_digits(query);
+	/* a phone number has no typos: its digits are searched as typed */
+	anchor = digits ? NULL : typo_anchor(query);
 	memset(nulls, ' ', sizeof(nulls));
 	crm_param_text(values, nulls, 0, query);
 	crm_param_text(values, nulls, 1, psprintf("%%%s%%", escaped));
 	crm_param_text(values, nulls, 2, digits ? psprintf("%%%s%%", digits) : NULL);
 	crm_param_text(values, nulls, 3, psprintf("%s%%", escaped));
 	crm_param_text(values, nulls, 4, psprintf("%% %s%%", escaped));
-	values[9] = Int32GetDatum(max_results);
+	crm_param_text(values, nulls, 5, anchor ? psprintf("%%%s%%", like_escaped(anchor)) : NULL);
+	values[10] = Int32GetDatum(max_results);
 
 	InitMaterializedSRF(fcinfo, 0);
 	crm_spi_connect();
@@ -634,11 +691,13 @@ crm_search(PG_FUNCTION_ARGS)
 
 	/*
 	 * Rows that contain the query score above every typo: when max_results
-	 * of them (scoring above SEARCH_TYPO_MAX) are found, typos need no search.
+	 * of them (scoring above SEARCH_TYPO_MAX) are found, typos need no
+	 * search, nor when the query has no anchor (no row can match as a typo).
 	 */
-	if (!search_candidates(&exact_candidates, kinds, values, nulls, max_results, NULL, 0,
-						   &exact, &nexact) ||
-		DatumGetFloat8(crm_result_datum(max_results - 1, 5, &isnull)) <= SEARCH_TYPO_MAX)
+	if ((!search_candidates(&exact_candidates, kinds, values, nulls, max_results, NULL, 0,
+							&exact, &nexact) ||
+		 DatumGetFloat8(crm_result_datum(max_results - 1, 5, &isnull)) <= SEARCH_TYPO_MAX) &&
+		anchor != NULL)
 	{
 		/*
 		 * When all rows that contain the query were read (the usual case),
@@ -668,49 +727,130 @@ crm_search(PG_FUNCTION_ARGS)
 }
 
 /*
- * crm_search_document -- SQL crm.search_document(fields, phone): the folded
- * fields that are not NULL, joined by spaces, then the digits of the phone
- * number (all of them, so that any fragment of the number is found)
+ * search_document -- the folded fields that are not NULL, joined by spaces,
+ * then the digits of the phone number (all of them, so that any fragment of
+ * the number is found)
  */
+static text *
+search_document(char *const *fields, int nfields, const char *phone)
+{
+	StringInfoData plain;
+	StringInfoData out;
+	bool		first = true;
+
+	initStringInfo(&plain);
+	for (int i = 0; i < nfields; i++)
+		if (fields[i] != NULL)
+			appendStringInfo(&plain, "%s%s", plain.len > 0 ? " " : "", fields[i]);
+	initStringInfo(&out);
+	appendStringInfoString(&out, crm_fold(plain.data));
+	for (const char *p = phone; p != NULL && *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			continue;
+		if (first && out.len > 0)
+			appendStringInfoChar(&out, ' ');
+		first = false;
+		appendStringInfoChar(&out, *p);
+	}
+	return cstring_to_text_with_len(out.data, out.len);
+}
+
+/* crm_search_document -- SQL crm.search_document(fields, phone) */
 PG_FUNCTION_INFO_V1(crm_search_document);
 Datum
 crm_search_document(PG_FUNCTION_ARGS)
 {
-	StringInfoData plain;
-	char	   *doc;
-	StringInfoData out;
+	char	  **fields = NULL;
+	int			nfields = 0;
 
-	initStringInfo(&plain);
 	if (!PG_ARGISNULL(0))
 	{
 		Datum	   *elems;
 		bool	   *elemnulls;
-		int			nelems;
 
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &elemnulls, &nelems);
-		for (int i = 0; i < nelems; i++)
-			if (!elemnulls[i])
-				appendStringInfo(&plain, "%s%s", plain.len > 0 ? " " : "",
-								 TextDatumGetCString(elems[i]));
+						  &elems, &elemnulls, &nfields);
+		fields = palloc(sizeof(char *) * Max(nfields, 1));
+		for (int i = 0; i < nfields; i++)
+			fields[i] = elemnulls[i] ? NULL : TextDatumGetCString(elems[i]);
 	}
-	doc = crm_fold(plain.data);
-	initStringInfo(&out);
-	appendStringInfoString(&out, doc);
-	if (!PG_ARGISNULL(1))
-	{
-		char	   *phone = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		bool		first = true;
+	PG_RETURN_TEXT_P(search_document(fields, nfields,
+									 PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
 
-		for (const char *p = phone; *p; p++)
-		{
-			if (*p < '0' || *p > '9')
-				continue;
-			if (first && out.len > 0)
-				appendStringInfoChar(&out, ' ');
-			first = false;
-			appendStringInfoChar(&out, *p);
-		}
+/*
+ * The document of each searched table: its fields and its phone column
+ * (sql/install/92_search.sql fires crm.search_text_fill() on an UPDATE of
+ * exactly these columns and search_text itself).
+ */
+#define SEARCH_MAX_FIELDS	3
+static const struct
+{
+	const char *table;
+	const char *fields[SEARCH_MAX_FIELDS];
+	const char *phone;
+}			search_documents[] = {
+	{"account", {"name", "website"}, "phone"},
+	{"contact", {"name", "email"}, "phone"},
+	{"lead", {"name", "company", "email"}, "phone"},
+	{"opportunity", {"name"}, NULL},
+};
+
+/* column_text -- column name of the row as a C string, NULL for NULL */
+static char *
+column_text(HeapTuple tuple, TupleDesc tupdesc, const char *name)
+{
+	int			attnum = SPI_fnumber(tupdesc, name);
+	bool		isnull;
+	Datum		value;
+
+	if (attnum <= 0)
+		elog(ERROR, "crm: a searched table has no column \"%s\"", name);
+	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
+ * crm_search_text_fill -- BEFORE INSERT OR UPDATE OF (the document's
+ * columns, search_text) FOR EACH ROW trigger of the searched tables: sets
+ * search_text to the row's document.  An update that sets none of these
+ * columns does not fire it: the stored text stays, nothing is folded.
+ */
+PG_FUNCTION_INFO_V1(crm_search_text_fill);
+Datum
+crm_search_text_fill(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "search_text_fill", true, true);
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	HeapTuple	tuple;
+	char	   *fields[SEARCH_MAX_FIELDS];
+	int			nfields = 0;
+	int			column;
+	Datum		value;
+	bool		isnull = false;
+
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function crm.search_text_fill() must be fired by INSERT or UPDATE")));
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	for (int t = 0; t < (int) lengthof(search_documents); t++)
+	{
+		if (strcmp(RelationGetRelationName(rel), search_documents[t].table) != 0)
+			continue;
+		for (; nfields < SEARCH_MAX_FIELDS && search_documents[t].fields[nfields] != NULL; nfields++)
+			fields[nfields] = column_text(tuple, tupdesc, search_documents[t].fields[nfields]);
+		column = SPI_fnumber(tupdesc, "search_text");
+		value = PointerGetDatum(search_document(fields, nfields,
+												search_documents[t].phone == NULL ? NULL
+												: column_text(tuple, tupdesc, search_documents[t].phone)));
+		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, tupdesc, 1, &column, &value, &isnull));
 	}
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("function crm.search_text_fill() fires only on the searched tables, not on \"%s\"",
+					RelationGetRelationName(rel))));
+	pg_unreachable();
 }

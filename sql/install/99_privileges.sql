@@ -112,8 +112,8 @@ GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
 -- OVERRIDING SYSTEM VALUE) or changes one (UPDATE ... SET id).  A chosen id
 -- could squat the ids everyone else's next inserts get, or sort first where
 -- "oldest" decides.  So INSERT and UPDATE, wherever granted above, are
--- granted on every column except the identity and generated ones (42501 for
--- those).  Without UPDATE on the whole table a role also cannot LOCK it in
+-- granted on every column except the identity and generated ones and
+-- search_text, which a trigger keeps (92_search.sql) (42501 for those).  Without UPDATE on the whole table a role also cannot LOCK it in
 -- the stronger modes (only DELETE still allows that; see lock_guard.c).
 DO $ids$
 DECLARE
@@ -137,7 +137,8 @@ BEGIN
           FROM pg_catalog.pg_attribute AS att
          WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel
            AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) '';
+           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) ''
+           AND att.attname OPERATOR(pg_catalog.<>) 'search_text';
         EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
         EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
     END LOOP;

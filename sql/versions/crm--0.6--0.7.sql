@@ -150,11 +150,15 @@ COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, 
 REVOKE ALL ON FUNCTION crm.search(text, text[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_manager, crm_sales;
 
--- The searchable text of each row is stored (a generated column): the index
--- and the search's recheck and scoring read it instead of folding the fields
--- again (with unaccent) for every candidate row.  No role writes it (a
--- generated column cannot be written); the change log, merges and erasure
--- leave it out.
+-- The searchable text of each row is stored and kept by a trigger (see
+-- sql/install/92_search.sql).  The existing rows get it by adding the column
+-- as a generated one (computed while the table is rewritten, no trigger
+-- fires), which then becomes a plain column that the trigger keeps.
+CREATE FUNCTION crm.search_text_fill() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_search_text_fill'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity: sets search_text, the row''s searchable text (crm.search_document of its fields)';
+REVOKE ALL ON FUNCTION crm.search_text_fill() FROM PUBLIC;
 ALTER TABLE crm.account ADD COLUMN search_text text
     GENERATED ALWAYS AS (crm.search_document(ARRAY[name, website], phone)) STORED;
 ALTER TABLE crm.contact ADD COLUMN search_text text
@@ -163,6 +167,22 @@ ALTER TABLE crm.lead ADD COLUMN search_text text
     GENERATED ALWAYS AS (crm.search_document(ARRAY[name, company, email], phone)) STORED;
 ALTER TABLE crm.opportunity ADD COLUMN search_text text
     GENERATED ALWAYS AS (crm.search_document(ARRAY[name], NULL)) STORED;
+ALTER TABLE crm.account ALTER COLUMN search_text DROP EXPRESSION;
+ALTER TABLE crm.contact ALTER COLUMN search_text DROP EXPRESSION;
+ALTER TABLE crm.lead ALTER COLUMN search_text DROP EXPRESSION;
+ALTER TABLE crm.opportunity ALTER COLUMN search_text DROP EXPRESSION;
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, website, phone, search_text ON crm.account
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, email, phone, search_text ON crm.contact
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, company, email, phone, search_text ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, search_text ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+ALTER TABLE crm.account ENABLE ALWAYS TRIGGER search_text_fill;
+ALTER TABLE crm.contact ENABLE ALWAYS TRIGGER search_text_fill;
+ALTER TABLE crm.lead ENABLE ALWAYS TRIGGER search_text_fill;
+ALTER TABLE crm.opportunity ENABLE ALWAYS TRIGGER search_text_fill;
 COMMENT ON COLUMN crm.account.search_text IS 'What crm.search() searches in an account: its name and website (no accents, lower case) and the digits of its phone number. Filled in by the database';
 COMMENT ON COLUMN crm.contact.search_text IS 'What crm.search() searches in a contact: its name and e-mail (no accents, lower case) and the digits of its phone number. Filled in by the database';
 COMMENT ON COLUMN crm.lead.search_text IS 'What crm.search() searches in a lead: its name, company and e-mail (no accents, lower case) and the digits of its phone number. Filled in by the database';

@@ -51,6 +51,13 @@ SELECT kind, title, score FROM crm.search('acme corporaton');
 SELECT kind, title, score FROM crm.search('globexx');
 -- One word of two is not a typo.
 SELECT count(*) FROM crm.search('globex industries');
+-- A typo's row contains the first three letters of the query's first word
+-- of three or more letters: a typo in them is not found.
+SELECT count(*) FROM crm.search('acne corporation');
+SELECT count(*) FROM crm.search('anna lopez');                -- no "ann" in "Ana Lopez"
+SELECT kind, title, score FROM crm.search('ana lopes');
+-- A phone number has no typos: only its digits as typed.
+SELECT count(*) FROM crm.search('555 0143');
 -- Prefix as you type: name prefix 0.9, a word's prefix 0.8.
 SELECT kind, title, score FROM crm.search('acm');
 SELECT kind, title, score FROM crm.search('corp');
@@ -125,15 +132,31 @@ SELECT count(*) FROM crm.search('supplies', max_results => 1000);
 SELECT kind, title, score FROM crm.search('supplies', ARRAY['contact']);
 RESET ROLE;
 
--- The searchable text of a row, stored in its column search_text, and its
--- index.
+-- The searchable text of a row, kept in its column search_text by a
+-- trigger, and its index.
 SELECT crm.search_document(ARRAY['Müller  GmbH', NULL, 'Info@Mueller.example'], '+1 (555) 014-2');
 SELECT crm.search_document(NULL, NULL);
 SELECT name, search_text FROM crm.account WHERE name = 'Acme Corporation';
--- it follows the row's fields, and no role writes it
+-- it follows the row's fields, and no role writes it (no privilege; and
+-- even a superuser's value is replaced by the row's text)
 SET ROLE regress_search_admin;
 UPDATE crm.account SET search_text = 'x' WHERE name = 'Acme Corporation';
+INSERT INTO crm.lead (name, search_text) VALUES ('Forged', 'x');
+UPDATE crm.lead SET name = 'Ana López' WHERE name = 'Ana Lopez' RETURNING search_text;
 RESET ROLE;
+UPDATE crm.opportunity SET search_text = 'x' RETURNING name, search_text;
+-- also when triggers are off for replication (the trigger is ENABLE ALWAYS)
+SET session_replication_role = replica;
+INSERT INTO crm.contact (name, email, phone) VALUES ('Zoë Replica', 'Z@R.example', '+1 555') RETURNING search_text;
+RESET session_replication_role;
+DELETE FROM crm.contact WHERE name = 'Zoë Replica';
+-- an update of other columns neither computes it again nor changes it: it
+-- stays a HOT update (no index entry written) when nothing indexed changes
+-- (the newest account, on the table's last page, which has room)
+BEGIN;
+UPDATE crm.account SET industry = 'Manufacturing' WHERE id = (SELECT max(id) FROM crm.account);
+SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = 'crm.account'::regclass;
+ROLLBACK;
 -- the change log records the changed field, not the searchable text that
 -- follows from it
 UPDATE crm.account SET phone = '+1 (555) 014-9' WHERE name = 'Acme Corporation';
