@@ -158,10 +158,12 @@ target_of(const CarryRule *r, bool has_opportunity)
 
 /*
  * crm_carry_lead_rows -- move what hangs off the lead to its contact and
- * opportunity (see the file header), as the extension owner
+ * opportunity (see the file header), as the extension owner.  A contact the
+ * conversion created has no rows yet: nothing to fold into.
  */
 void
-crm_carry_lead_rows(int64 lead_id, int64 contact_id, int64 opportunity_id, bool has_opportunity)
+crm_carry_lead_rows(int64 lead_id, int64 contact_id, bool contact_created,
+					int64 opportunity_id, bool has_opportunity)
 {
 	for (int i = 0; i < (int) lengthof(rules); i++)
 	{
@@ -173,7 +175,7 @@ crm_carry_lead_rows(int64 lead_id, int64 contact_id, int64 opportunity_id, bool 
 
 		if (!r->built)
 			build_rule(r);
-		if (r->unique_with)
+		if (r->unique_with && !(t == TO_CONTACT && contact_created))
 		{
 			crm_query_run_as_owner(&r->fold_rows[t], values, nulls, 0);
 			crm_query_run_as_owner(&r->drop_rows[t], values, nulls, 0);

@@ -1250,7 +1250,8 @@ convert(FunctionCallInfo fcinfo, Conversion *conv)
 	crm_permit_pop(CRM_PERMIT_CONVERSION, lead.id);
 	close_converted_pairs(caller, &lead, conv);
 	if (carry)
-		crm_carry_lead_rows(lead.id, conv->contact_id, conv->opportunity_id, conv->has_opportunity);
+		crm_carry_lead_rows(lead.id, conv->contact_id, conv->contact_created,
+							conv->opportunity_id, conv->has_opportunity);
 
 	crm_spi_finish();
 }

@@ -207,8 +207,8 @@ extern void crm_repoint_references(Oid relid, int64 from_id, int64 to_id);
 extern bool crm_permit_row(CrmPermitKind kind, int64 *id);
 
 /* conversion_carry.c: a lead's activities and memberships move with its conversion */
-extern void crm_carry_lead_rows(int64 lead_id, int64 contact_id, int64 opportunity_id,
-								bool has_opportunity);
+extern void crm_carry_lead_rows(int64 lead_id, int64 contact_id, bool contact_created,
+								int64 opportunity_id, bool has_opportunity);
 extern void crm_conversion_preview_row(ReturnSetInfo *rsinfo, const char *action,
 									   const char *kind, int64 id, bool id_isnull,
 									   const char *rule, const char *name);
