@@ -39,6 +39,28 @@
  *     but a fresh snapshot would find a match, the conversion fails with a
  *     serialization error (40001) instead of creating a duplicate.
  *
+ * Attaching (opportunity_id =>).  The lead can become the source of an
+ * existing opportunity instead of a new one: the opportunity's account is
+ * the conversion's (ZC012 when another is named).  Lock order: key locks,
+ * the lead's row, then the account held FOR KEY SHARE (as the owner), then
+ * the opportunity FOR NO KEY UPDATE as the caller (the row-level security
+ * of UPDATE applies), and its account checked again after the lock.  A
+ * merge locks the accounts before it re-points their opportunities, and
+ * line-item writers lock only the opportunity, so neither waits in the
+ * opposite order (convert_attach.spec).
+ *
+ * Statuses.  crm.settings.convertible_statuses (0.7) says which lead
+ * statuses convert; any other is ZC003.
+ *
+ * Carrying.  After the conversion record is written, conversion_carry.c
+ * moves what hangs off the lead (open activities, campaign memberships) to
+ * the contact and the opportunity, as the owner.
+ *
+ * Preview.  crm.conversion_preview() runs convert() with conv->preview set:
+ * the same reads, searches and checks with the caller's rights, but no key
+ * or row locks (the lead is read without FOR UPDATE) and no writes; each
+ * step adds a row saying what it would reuse, create, attach or move.
+ *
  * Guards.  The conversion fields of the lead and the opportunity's lead_id
  * are protected by the triggers of conversion_guard.c; the function opens them for
  * exactly this lead while it writes, and closes them again on any exit.
@@ -91,15 +113,73 @@ typedef struct Conversion
 	bool		contact_created;
 	bool		opportunity_created;
 	bool		has_opportunity;
+	ReturnSetInfo *preview;		/* crm.conversion_preview(): rows, no writes */
 } Conversion;
 
+#define LEAD_COLUMNS \
+	"SELECT l.status::pg_catalog.text, l.name, l.company, l.title," \
+	" l.email::pg_catalog.text, l.phone::pg_catalog.text, l.website::pg_catalog.text," \
+	" l.industry, l.city, l.country, l.owner," \
+	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id, l.campaign_id" \
+	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1"
+
 static CrmQuery lock_lead = {
-	"SELECT l.status::pg_catalog.text, l.name, l.company, l.title,"
-	" l.email::pg_catalog.text, l.phone::pg_catalog.text, l.website::pg_catalog.text,"
-	" l.industry, l.city, l.country, l.owner,"
-	" l.converted_at::pg_catalog.text, l.converted_by::pg_catalog.text, l.account_id, l.campaign_id"
-	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF l",
+	LEAD_COLUMNS " FOR UPDATE OF l",
 	1, {INT8OID}, NULL
+};
+
+/* the preview reads the lead without locking it */
+static CrmQuery look_at_lead = {
+	LEAD_COLUMNS,
+	1, {INT8OID}, NULL
+};
+
+/*
+ * Is the status convertible (crm.settings.convertible_statuses)?  NULL
+ * without a settings row (as the dump restores it): the built-in rule.
+ */
+static CrmQuery status_convertible = {
+	"SELECT $1::crm.lead_status OPERATOR(pg_catalog.=) ANY (s.convertible_statuses),"
+	" pg_catalog.array_to_string(s.convertible_statuses, ', ')"
+	" FROM crm.settings AS s",
+	1, {TEXTOID}, NULL
+};
+
+/* the opportunity to attach to: its account, read as the caller */
+static CrmQuery opportunity_account = {
+	"SELECT o.account_id FROM crm.opportunity AS o WHERE o.id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+
+/*
+ * The account the attached opportunity is on, held against a merge (which
+ * locks it FOR UPDATE) before the opportunity's row lock: the order of a
+ * merge, which locks the accounts and then re-points their opportunities.
+ * As the owner: holding a row is not reading it, and the caller may see an
+ * account it may not update.
+ */
+static CrmQuery hold_account = {
+	"SELECT 1 FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE OF a",
+	1, {INT8OID}, NULL
+};
+
+/* the opportunity locked as the caller: the row-level security of UPDATE applies */
+static CrmQuery lock_opportunity = {
+	"SELECT o.account_id FROM crm.opportunity AS o WHERE o.id OPERATOR(pg_catalog.=) $1"
+	" FOR NO KEY UPDATE OF o",
+	1, {INT8OID}, NULL
+};
+
+/*
+ * The attached opportunity gets the lead as its source lead, the contact and
+ * the lead's campaign where it has none (nothing is overwritten).
+ */
+static CrmQuery attach_opportunity = {
+	"UPDATE crm.opportunity AS o SET lead_id = COALESCE(o.lead_id, $2),"
+	" contact_id = COALESCE(o.contact_id, $3), campaign_id = COALESCE(o.campaign_id, $4)"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1"
+	"   AND (o.lead_id IS NULL OR o.contact_id IS NULL OR (o.campaign_id IS NULL AND $4 IS NOT NULL))",
+	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
 };
 
 static CrmQuery peek_lead = {
@@ -153,6 +233,14 @@ static CrmQuery find_account = {
 static CrmQuery find_account_owner = {
 	"SELECT pg_catalog.min(a.owner::pg_catalog.text) FROM crm.account AS a" ACCOUNT_MATCHES,
 	2, {TEXTOID, TEXTOID}, NULL
+};
+
+/* which of the keys account $1 matches, for the preview's rule */
+static CrmQuery account_keys_match = {
+	"SELECT crm.company_match_key(a.name) OPERATOR(pg_catalog.=) $2,"
+	" crm.web_domain(a.website) OPERATOR(pg_catalog.=) $3"
+	" FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) $1",
+	3, {INT8OID, TEXTOID, TEXTOID}, NULL
 };
 
 static CrmQuery insert_account = {
@@ -368,12 +456,52 @@ peek_match_keys(Oid caller, int64 lead_id, MatchKeys *k)
 }
 
 /*
+ * check_convertible -- is the lead in a status crm.settings allows
+ * converting?  Before 0.7 (the library serves every version), and without a
+ * settings row, every status but Not Qualified is.
+ */
+static void
+check_convertible(const Lead *lead)
+{
+	Datum		values[1];
+	char		nulls[1];
+	bool		isnull = true;
+	bool		convertible = strcmp(lead->status, "Not Qualified") != 0;
+
+	if (get_attnum(crm_relation_oid("settings"), "convertible_statuses") != InvalidAttrNumber)
+	{
+		crm_param_text(values, nulls, 0, lead->status);
+		crm_query_run_as_owner(&status_convertible, values, nulls, 1);
+		if (SPI_processed > 0)
+		{
+			Datum		d = crm_result_datum(0, 1, &isnull);
+
+			if (!isnull)
+				convertible = DatumGetBool(d);
+		}
+	}
+	if (convertible)
+		return;
+	if (isnull || strcmp(lead->status, "Not Qualified") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_LEAD_NOT_CONVERTIBLE),
+				 errmsg("lead %lld is not qualified and cannot be converted", (long long) lead->id),
+				 errhint("Set its status to a working status such as 'In Transaction' first.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CRM_LEAD_NOT_CONVERTIBLE),
+			 errmsg("lead %lld has status %s, which is not convertible", (long long) lead->id,
+					lead->status),
+			 errdetail("crm.settings.convertible_statuses allows %s.", crm_result_text(0, 2)),
+			 errhint("Move the lead on to a convertible status first (the verification step), or ask an admin to change crm.settings.convertible_statuses.")));
+}
+
+/*
  * read_lead -- lock the lead as the caller and read it; errors for a lead
  * that does not exist, is not the caller's to convert, or cannot be
  * converted.
  */
 static void
-read_lead(Oid caller, int64 lead_id, Lead *lead)
+read_lead(Oid caller, int64 lead_id, bool preview, Lead *lead)
 {
 	Datum		values[1];
 	char		nulls[1] = {' '};
@@ -392,7 +520,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 				 errhint("Grant the role crm_sales, crm_manager or crm_admin.")));
 
 	values[0] = Int64GetDatum(lead_id);
-	crm_query_run_as(caller, &lock_lead, values, nulls, 1);
+	crm_query_run_as(caller, preview ? &look_at_lead : &lock_lead, values, nulls, 1);
 	if (SPI_processed == 0)
 	{
 		crm_query_run_as_owner(&lead_exists, values, nulls, 1);
@@ -433,11 +561,7 @@ read_lead(Oid caller, int64 lead_id, Lead *lead)
 						   lead->converted_at, lead->converted_by,
 						   (long long) lead->account_id),
 				 errhint("Work with the account, contact and opportunity it points to.")));
-	if (strcmp(lead->status, "Not Qualified") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_LEAD_NOT_CONVERTIBLE),
-				 errmsg("lead %lld is not qualified and cannot be converted", (long long) lead_id),
-				 errhint("Set its status to a working status such as 'In Transaction' first.")));
+	check_convertible(lead);
 }
 
 static bool
@@ -522,19 +646,72 @@ search(Oid caller, CrmQuery *query, Datum *values, const char *nulls, const char
  * it (README "Lead conversion"), and says so, naming only the other record's
  * owner.
  */
-static void
+static char *
 warn_hidden_match(CrmQuery *owner_query, Datum *values, const char *nulls, const char *what,
-				  const char *rule, int64 lead_id)
+				  const char *rule, int64 lead_id, const Conversion *conv)
 {
 	crm_query_run_as_owner(owner_query, values, nulls, 1);
 	if (crm_result_text(0, 1) == NULL)
-		return;
+		return NULL;
+	/* the preview says it in the row of the new record instead */
+	if (conv->preview)
+		return psprintf("new: a%s %s of role \"%s\" with the same %s is not visible to you",
+						what[0] == 'a' ? "n" : "", what, crm_result_text(0, 1), rule);
 	ereport(WARNING,
 			(errcode(ERRCODE_CRM_HIDDEN_DUPLICATE),
 			 errmsg("lead %lld matches a%s %s that is not visible to you; a new %s was created",
 					(long long) lead_id, what[0] == 'a' ? "n" : "", what, what),
 			 errdetail("It belongs to role \"%s\" and has the same %s.", crm_result_text(0, 1), rule),
 			 errhint("Ask its owner or a manager to share it, or to convert the lead into it.")));
+	return NULL;
+}
+
+/* the names of records the preview reuses, read as the caller (it sees them) */
+static CrmQuery account_name = {
+	"SELECT a.name FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL
+};
+static CrmQuery contact_name = {
+	"SELECT c.name FROM crm.contact AS c WHERE c.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL
+};
+static CrmQuery opportunity_name_of = {
+	"SELECT o.name FROM crm.opportunity AS o WHERE o.id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL
+};
+
+/* preview_existing -- the preview's row for an existing record the conversion uses */
+static void
+preview_existing(const Conversion *conv, Oid caller, const char *action, const char *kind,
+				 int64 id, const char *rule)
+{
+	Datum		values[1] = {Int64GetDatum(id)};
+	char		nulls[1] = {' '};
+	CrmQuery   *q = kind[0] == 'a' ? &account_name : kind[0] == 'c' ? &contact_name : &opportunity_name_of;
+
+	crm_query_run_as(caller, q, values, nulls, 1);
+	crm_conversion_preview_row(conv->preview, action, kind, id, false, rule,
+							   SPI_processed > 0 ? crm_result_text(0, 1) : NULL);
+}
+
+/*
+ * account_rule -- the preview's words for why account id matched: the same
+ * order as find_account's (both keys, then the company key)
+ */
+static char *
+account_rule(const MatchKeys *k, int64 account_id)
+{
+	Datum		values[3];
+	char		nulls[3];
+	bool		isnull;
+	bool		company;
+	bool		domain;
+
+	crm_param_int64(values, nulls, 0, account_id, false);
+	crm_param_text(values, nulls, 1, k->company);
+	crm_param_text(values, nulls, 2, k->domain);
+	crm_query_run_as_owner(&account_keys_match, values, nulls, 1);
+	company = DatumGetBool(crm_result_datum(0, 1, &isnull)) && !isnull;
+	domain = DatumGetBool(crm_result_datum(0, 2, &isnull)) && !isnull;
+	return company && domain ? "same company name and domain"
+		: company ? "same company name" : "same domain";
 }
 
 /* resolve_account -- a matching or a new account for the lead */
@@ -546,17 +723,28 @@ resolve_account(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	char		nulls[7];
 	bool		isnull;
 	bool		found = false;
+	const char *rule = "new";
 
 	if (dedupe && (k->company != NULL || k->domain != NULL))
 	{
 		crm_param_text(values, nulls, 0, k->company);
 		crm_param_text(values, nulls, 1, k->domain);
 		found = search(caller, &find_account, values, nulls, "account", lead->id, &conv->account_id);
+		if (found && conv->preview)
+			preview_existing(conv, caller, "reuse", "account", conv->account_id,
+							 account_rule(k, conv->account_id));
 		if (!found)
-			warn_hidden_match(&find_account_owner, values, nulls, "account",
-							  "company name or domain", lead->id);
+			rule = warn_hidden_match(&find_account_owner, values, nulls, "account",
+									 "company name or domain", lead->id, conv);
 	}
-	if (!found)
+	if (!found && conv->preview)
+	{
+		crm_conversion_preview_row(conv->preview, "create", "account", 0, true,
+								   rule ? rule : "new",
+								   lead->company ? lead->company : lead->name);
+		conv->account_created = true;
+	}
+	else if (!found)
 	{
 		crm_param_text(values, nulls, 0, lead->company ? lead->company : lead->name);
 		crm_param_text(values, nulls, 1, lead->industry);
@@ -597,13 +785,26 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 	char		nulls[6];
 	bool		isnull;
 	bool		found = false;
+	const char *rule = "new";
 
 	if (dedupe && k->email != NULL)
 	{
 		crm_param_text(values, nulls, 0, lead->email);
-		crm_param_int64(values, nulls, 1, conv->account_id, false);
+		/* the preview of a new account: no contact is on it yet */
+		crm_param_int64(values, nulls, 1, conv->account_id, conv->preview && conv->account_created);
 		found = search(caller, &find_contact, values, nulls, "contact", lead->id, &conv->contact_id);
-		if (found && !DatumGetBool(crm_result_datum(0, 3, &isnull)))
+		if (found && !DatumGetBool(crm_result_datum(0, 3, &isnull)) && conv->preview)
+		{
+			rule = psprintf("new: contact %lld has the e-mail address but cannot be linked to the account",
+							(long long) conv->contact_id);
+			found = false;
+		}
+		else if (found && conv->preview)
+			preview_existing(conv, caller, "reuse", "contact", conv->contact_id,
+							 DatumGetBool(crm_result_datum(0, 2, &isnull))
+							 ? "same e-mail address, on the account"
+							 : "same e-mail address, linked to the account");
+		else if (found && !DatumGetBool(crm_result_datum(0, 3, &isnull)))
 		{
 			/*
 			 * Seen, but on another account, and the caller may not link it
@@ -622,10 +823,16 @@ resolve_contact(Oid caller, Oid owner, const Lead *lead, const MatchKeys *k, boo
 			found = false;
 		}
 		else if (!found)
-			warn_hidden_match(&find_contact_owner, values, nulls, "contact", "e-mail address",
-							  lead->id);
+			rule = warn_hidden_match(&find_contact_owner, values, nulls, "contact", "e-mail address",
+									 lead->id, conv);
 	}
-	if (!found)
+	if (!found && conv->preview)
+	{
+		crm_conversion_preview_row(conv->preview, "create", "contact", 0, true,
+								   rule ? rule : "new", lead->name);
+		conv->contact_created = true;
+	}
+	else if (!found)
 	{
 		crm_param_text(values, nulls, 0, lead->name);
 		crm_param_text(values, nulls, 1, lead->title);
@@ -786,11 +993,100 @@ required_bool(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return PG_GETARG_BOOL(argno);
 }
 
-/* crm_convert_lead -- SQL crm.convert_lead(lead_id, account_id, contact_id,
- * create_opportunity, opportunity_name, owner, dedupe) */
-PG_FUNCTION_INFO_V1(crm_convert_lead);
-Datum
-crm_convert_lead(PG_FUNCTION_ARGS)
+/*
+ * opportunity_to_attach -- the account of the opportunity the caller names
+ * (opportunity_id =>), read as the caller; ZC011 when it does not see it.
+ */
+static int64
+opportunity_to_attach(Oid caller, int64 opportunity_id)
+{
+	Datum		values[1] = {Int64GetDatum(opportunity_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	crm_query_run_as(caller, &opportunity_account, values, nulls, 1);
+	if (SPI_processed == 0)
+		crm_not_visible(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND, "opportunity", opportunity_id, caller);
+	return crm_result_int64(0, 1, &isnull);
+}
+
+static void
+opportunity_not_on_account(int64 opportunity_id, int64 account_id, int64 its_account,
+						   const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CRM_OPPORTUNITY_NOT_ON_ACCOUNT),
+			 errmsg("opportunity %lld is not on account %lld",
+					(long long) opportunity_id, (long long) account_id),
+			 errdetail("%s", detail ? detail : psprintf("It is on account %lld.", (long long) its_account)),
+			 errhint("Leave account_id out to convert onto the opportunity's account, or name a contact on that account.")));
+}
+
+/*
+ * lock_attached_opportunity -- hold the account, then lock the opportunity
+ * as the caller (it must be able to update it) and check that it is still
+ * on the account: a concurrent change of its account or its deletion that
+ * committed first is seen here (README "Concurrency").
+ */
+static void
+lock_attached_opportunity(Oid caller, int64 opportunity_id, int64 account_id)
+{
+	Datum		values[1] = {Int64GetDatum(account_id)};
+	char		nulls[1] = {' '};
+	bool		isnull;
+	int64		now_on;
+
+	crm_query_run_as_owner(&hold_account, values, nulls, 1);
+	if (SPI_processed == 0)
+		crm_not_visible(ERRCODE_CRM_ACCOUNT_NOT_FOUND, "account", account_id, caller);
+	values[0] = Int64GetDatum(opportunity_id);
+	crm_query_run_as(caller, &lock_opportunity, values, nulls, 1);
+	if (SPI_processed == 0)
+	{
+		crm_query_run_as(caller, &opportunity_account, values, nulls, 1);
+		if (SPI_processed == 0)
+			crm_not_visible(ERRCODE_CRM_OPPORTUNITY_NOT_FOUND, "opportunity", opportunity_id, caller);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to attach a lead to opportunity %lld", (long long) opportunity_id),
+				 errdetail("Row-level security does not let role \"%s\" update this opportunity.",
+						   crm_role_name(caller)),
+				 errhint("Ask its owner or a manager to convert the lead onto it.")));
+	}
+	now_on = crm_result_int64(0, 1, &isnull);
+	if (isnull || now_on != account_id)
+		opportunity_not_on_account(opportunity_id, account_id, now_on,
+								   psprintf("It was moved to account %lld by a transaction that committed meanwhile.",
+											(long long) now_on));
+}
+
+/* attach -- the lead becomes the source of an existing opportunity */
+static void
+attach(Oid caller, const Lead *lead, int64 opportunity_id, Conversion *conv)
+{
+	Datum		values[4];
+	char		nulls[4];
+
+	crm_param_int64(values, nulls, 0, opportunity_id, false);
+	crm_param_int64(values, nulls, 1, lead->id, false);
+	crm_param_int64(values, nulls, 2, conv->contact_id, false);
+	crm_param_int64(values, nulls, 3, lead->campaign_id, lead->campaign_isnull);
+	crm_query_run_as(caller, &attach_opportunity, values, nulls, 0);
+	conv->opportunity_id = opportunity_id;
+	conv->has_opportunity = true;
+}
+
+/*
+ * convert -- crm.convert_lead(), or with conv->preview set
+ * crm.conversion_preview(): the same steps, searches and checks, with the
+ * caller's rights; the preview takes no key or row locks, writes nothing,
+ * and adds a row for each record it would reuse, create, attach or move.
+ *
+ * Arguments: lead_id, account_id, contact_id, create_opportunity,
+ * opportunity_name, owner, dedupe, opportunity_id.
+ */
+static void
+convert(FunctionCallInfo fcinfo, Conversion *conv)
 {
 	Oid			caller = crm_caller();
 	int64		lead_id;
@@ -802,13 +1098,13 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	char	   *opportunity_name = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	bool		owner_given = !PG_ARGISNULL(5);
 	bool		dedupe = required_bool(fcinfo, 6, "dedupe");
+	bool		attaching = PG_NARGS() > 7 && !PG_ARGISNULL(7);
+	int64		attach_to = attaching ? PG_GETARG_INT64(7) : 0;
+	bool		preview = conv->preview != NULL;
+	bool		carry;
 	Oid			owner = InvalidOid;	/* set below: given, or the lead's */
 	Lead		lead;
 	MatchKeys	keys;
-	Conversion	conv = {0};
-	TupleDesc	tupdesc;
-	Datum		result[7];
-	bool		result_nulls[7] = {false, false, false, false, false, false, false};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -817,8 +1113,13 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 				 errhint("Pass the id of the lead to convert.")));
 	lead_id = PG_GETARG_INT64(0);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "crm: crm.convert_lead() must return crm.conversion_result");
+	if (attaching && (!want_opportunity || opportunity_name != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("opportunity_id cannot be combined with %s",
+						!want_opportunity ? "create_opportunity => false" : "opportunity_name"),
+				 errdetail("opportunity_id attaches the lead to an existing opportunity instead of creating one."),
+				 errhint("Pass either opportunity_id, or create_opportunity and opportunity_name.")));
 
 	if (owner_given)
 	{
@@ -836,19 +1137,37 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	 * Key locks first, then the lead's row lock: a conversion never holds
 	 * the row lock while it waits for a key (see the file header).  The keys
 	 * are taken again from the locked row, in case it changed meanwhile.
+	 * An attached opportunity brings its account: no account keys.
 	 */
-	if (dedupe && peek_match_keys(caller, lead_id, &keys))
-		lock_match_keys(&keys, !account_given, !contact_given);
-	read_lead(caller, lead_id, &lead);
+	if (dedupe && !preview && peek_match_keys(caller, lead_id, &keys))
+		lock_match_keys(&keys, !account_given && !attaching, !contact_given);
+	read_lead(caller, lead_id, preview, &lead);
 	match_keys(lead.company, lead.website, lead.email, &keys);
-	if (dedupe)
-		lock_match_keys(&keys, !account_given, !contact_given);
+	if (dedupe && !preview)
+		lock_match_keys(&keys, !account_given && !attaching, !contact_given);
 	if (!owner_given)
 		owner = lead.owner;
+	/* before 0.7 (the library serves every version) nothing moves */
+	carry = get_attnum(crm_relation_oid("settings"), "convertible_statuses") != InvalidAttrNumber;
 
-	/* the account: named, the contact's primary one, matched, or new */
+	/* the account: named, the opportunity's, the contact's primary one, matched, or new */
 	if (account_given)
 		check_account(caller, account_id);
+	if (attaching)
+	{
+		int64		its_account = opportunity_to_attach(caller, attach_to);
+
+		if (!account_given)
+		{
+			check_account(caller, its_account);
+			account_id = its_account;
+			account_given = true;
+		}
+		else if (its_account != account_id)
+			opportunity_not_on_account(attach_to, account_id, its_account, NULL);
+		if (!preview)
+			lock_attached_opportunity(caller, attach_to, account_id);
+	}
 	if (contact_given)
 	{
 		bool		primary_isnull;
@@ -878,35 +1197,82 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	 * the duplicate check on entry leaves this lead out (duplicate_check.c).
 	 */
 	crm_permit_push(CRM_PERMIT_CONVERTING, lead.id);
-	conv.account_id = account_id;
+	conv->account_id = account_id;
 	if (!account_given)
-		resolve_account(caller, owner, &lead, &keys, dedupe, &conv);
-	if (!conv.account_created)
-		fill_reused_account(caller, &lead, conv.account_id);
+		resolve_account(caller, owner, &lead, &keys, dedupe, conv);
+	else if (preview)
+		preview_existing(conv, caller, "reuse", "account", account_id,
+						 attaching && PG_ARGISNULL(1) ? "the opportunity's account"
+						 : PG_ARGISNULL(1) ? "the contact's primary account" : "given");
+	if (!conv->account_created && !preview)
+		fill_reused_account(caller, &lead, conv->account_id);
 
 	/* the contact: named, matched by e-mail, or new */
-	conv.contact_id = contact_id;
+	conv->contact_id = contact_id;
 	if (!contact_given)
-		resolve_contact(caller, owner, &lead, &keys, dedupe, &conv);
-	if (!conv.contact_created)
-		fill_reused_contact(caller, owner, &lead, &conv);
-	carry_consent(caller, lead.id, conv.contact_id);
+		resolve_contact(caller, owner, &lead, &keys, dedupe, conv);
+	else if (preview)
+		preview_existing(conv, caller, "reuse", "contact", contact_id, "given");
+	if (!preview)
+	{
+		if (!conv->contact_created)
+			fill_reused_contact(caller, owner, &lead, conv);
+		carry_consent(caller, lead.id, conv->contact_id);
+	}
 	crm_permit_pop(CRM_PERMIT_CONVERTING, lead.id);
+
+	if (preview)
+	{
+		if (attaching)
+			preview_existing(conv, caller, "attach", "opportunity", attach_to, "given");
+		else if (want_opportunity)
+			crm_conversion_preview_row(conv->preview, "create", "opportunity", 0, true, "new",
+									   opportunity_name ? opportunity_name
+									   : lead.company ? psprintf("%s - %s", lead.company, lead.name)
+									   : lead.name);
+		if (carry)
+			crm_preview_lead_rows(conv->preview, caller, lead.id, conv->contact_id,
+								  conv->contact_created, attaching || want_opportunity);
+		crm_spi_finish();
+		return;
+	}
 
 	/*
 	 * The writes only a conversion may make: the opportunity with its source
 	 * lead, and the lead's conversion record (conversion_guard.c).
 	 */
 	crm_permit_push(CRM_PERMIT_CONVERSION, lead.id);
-	if (want_opportunity)
-		create_opportunity(caller, owner, &lead, opportunity_name, &conv);
-	mark_converted(caller, &lead, &conv);
+	if (attaching)
+		attach(caller, &lead, attach_to, conv);
+	else if (want_opportunity)
+		create_opportunity(caller, owner, &lead, opportunity_name, conv);
+	mark_converted(caller, &lead, conv);
 	crm_permit_pop(CRM_PERMIT_CONVERSION, lead.id);
-	close_converted_pairs(caller, &lead, &conv);
+	close_converted_pairs(caller, &lead, conv);
+	if (carry)
+		crm_carry_lead_rows(lead.id, conv->contact_id, conv->contact_created,
+							conv->opportunity_id, conv->has_opportunity);
 
 	crm_spi_finish();
+}
 
-	result[0] = Int64GetDatum(lead_id);
+/* crm_convert_lead -- SQL crm.convert_lead(lead_id, account_id, contact_id,
+ * create_opportunity, opportunity_name, owner, dedupe, opportunity_id) */
+PG_FUNCTION_INFO_V1(crm_convert_lead);
+Datum
+crm_convert_lead(PG_FUNCTION_ARGS)
+{
+	Conversion	conv = {0};
+	TupleDesc	tupdesc;
+	Datum		result[7];
+	bool		result_nulls[7] = {false, false, false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "crm: crm.convert_lead() must return crm.conversion_result");
+
+	convert(fcinfo, &conv);
+
+	result[0] = PG_GETARG_DATUM(0);
 	result[1] = Int64GetDatum(conv.account_id);
 	result[2] = Int64GetDatum(conv.contact_id);
 	result[3] = Int64GetDatum(conv.opportunity_id);
@@ -916,4 +1282,17 @@ crm_convert_lead(PG_FUNCTION_ARGS)
 	result[6] = BoolGetDatum(conv.opportunity_created);
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+}
+
+/* crm_conversion_preview -- SQL crm.conversion_preview(): the same arguments */
+PG_FUNCTION_INFO_V1(crm_conversion_preview);
+Datum
+crm_conversion_preview(PG_FUNCTION_ARGS)
+{
+	Conversion	conv = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	conv.preview = (ReturnSetInfo *) fcinfo->resultinfo;
+	convert(fcinfo, &conv);
+	return (Datum) 0;
 }

@@ -18,6 +18,7 @@
  *   history.c           lead status history and the change log
  *   convert.c           crm.convert_lead()
  *   conversion_guard.c  triggers that make lead conversion one-way and exclusive
+ *   conversion_carry.c  what hangs off a lead (activities, memberships) moves with its conversion
  *   catalog.c           products and price books
  *   line_items.c        line item pricing and parent sums
  *   opportunity_lifecycle.c  opportunity stage rules
@@ -69,6 +70,7 @@
 #define ERRCODE_CRM_HIDDEN_DUPLICATE		MAKE_SQLSTATE('Z','C','0','0','8')
 #define ERRCODE_CRM_CONVERSION_PROTECTED	MAKE_SQLSTATE('Z','C','0','1','0')
 #define ERRCODE_CRM_OPPORTUNITY_NOT_FOUND	MAKE_SQLSTATE('Z','C','0','1','1')
+#define ERRCODE_CRM_OPPORTUNITY_NOT_ON_ACCOUNT	MAKE_SQLSTATE('Z','C','0','1','2')
 /* workflows: quotes, orders */
 #define ERRCODE_CRM_ILLEGAL_TRANSITION		MAKE_SQLSTATE('Z','C','0','2','0')
 #define ERRCODE_CRM_TRANSITION_RESERVED		MAKE_SQLSTATE('Z','C','0','2','1')
@@ -215,6 +217,15 @@ extern HeapTuple crm_without_merge_repoints(HeapTuple oldtup, HeapTuple newtup,
 /* repoint.c: every foreign key from one row to another (merges) */
 extern void crm_repoint_references(Oid relid, int64 from_id, int64 to_id);
 extern bool crm_permit_row(CrmPermitKind kind, int64 *id);
+
+/* conversion_carry.c: a lead's activities and memberships move with its conversion */
+extern void crm_carry_lead_rows(int64 lead_id, int64 contact_id, bool contact_created,
+								int64 opportunity_id, bool has_opportunity);
+extern void crm_conversion_preview_row(ReturnSetInfo *rsinfo, const char *action,
+									   const char *kind, int64 id, bool id_isnull,
+									   const char *rule, const char *name);
+extern void crm_preview_lead_rows(ReturnSetInfo *rsinfo, Oid caller, int64 lead_id,
+								  int64 contact_id, bool contact_isnull, bool has_opportunity);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);

@@ -13,7 +13,8 @@ DECLARE
     f text;
 BEGIN
     FOREACH f IN ARRAY ARRAY[
-        'crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean)',
+        'crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)',
+        'crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)',
         'crm.create_quote(bigint, text, date, numeric, numeric)',
         'crm.submit_quote(bigint, text)',
         'crm.approve_quote(bigint, text)',

@@ -829,3 +829,59 @@ SELECT pg_catalog.pg_extension_config_dump('crm.assignment_rule_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.assignment_queue_member', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.lead_assignment', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.lead_assignment_id_seq', '');
+
+-- == convcarry: conversion carries activities and memberships; convertible statuses; attach; preview ==
+ALTER TABLE crm.settings ADD COLUMN convertible_statuses crm.lead_status[] NOT NULL
+        DEFAULT ARRAY['New Lead', 'Processing', 'Following Up', 'In Transaction', 'Completed']::crm.lead_status[]
+    CONSTRAINT settings_convertible_statuses_valid CHECK (
+        pg_catalog.cardinality(convertible_statuses) OPERATOR(pg_catalog.>) 0
+        AND pg_catalog.array_ndims(convertible_statuses) OPERATOR(pg_catalog.=) 1
+        AND pg_catalog.array_position(convertible_statuses, NULL) IS NULL
+        AND pg_catalog.array_position(convertible_statuses, 'Converted'::crm.lead_status) IS NULL);
+COMMENT ON COLUMN crm.settings.convertible_statuses IS 'Lead statuses crm.convert_lead() converts; a lead in any other status is refused (SQLSTATE ZC003). Default: every status but Not Qualified. Not empty, no NULL, never Converted';
+GRANT UPDATE (convertible_statuses) ON crm.settings TO crm_admin;
+
+-- convert_lead gains opportunity_id: a new signature, so drop and create
+DROP FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean);
+CREATE FUNCTION crm.convert_lead(
+    lead_id             bigint,
+    account_id          bigint  DEFAULT NULL,
+    contact_id          bigint  DEFAULT NULL,
+    create_opportunity  boolean DEFAULT true,
+    opportunity_name    text    DEFAULT NULL,
+    owner               regrole DEFAULT NULL,
+    dedupe              boolean DEFAULT true,
+    opportunity_id      bigint  DEFAULT NULL)
+    RETURNS crm.conversion_result
+    AS 'MODULE_PATHNAME', 'crm_convert_lead'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
+'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
+'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
+'The lead''s open activities and its campaign memberships move to the new or reused records. '
+'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
+
+CREATE FUNCTION crm.conversion_preview(
+    lead_id             bigint,
+    account_id          bigint  DEFAULT NULL,
+    contact_id          bigint  DEFAULT NULL,
+    create_opportunity  boolean DEFAULT true,
+    opportunity_name    text    DEFAULT NULL,
+    owner               regrole DEFAULT NULL,
+    dedupe              boolean DEFAULT true,
+    opportunity_id      bigint  DEFAULT NULL)
+    RETURNS TABLE (action text, kind text, id bigint, rule text, name text)
+    AS 'MODULE_PATHNAME', 'crm_conversion_preview'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships the caller sees). '
+'Raises the errors the conversion would raise. See README "Lead conversion".';
+
+REVOKE ALL ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint),
+    crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint),
+    crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)
+    TO crm_admin, crm_manager, crm_sales;
