@@ -30,8 +30,9 @@
  * duplicate check's ZC701, a constraint) rolls it back -- no partial rows --
  * and the capture is recorded as refused by a background worker in a
  * transaction of its own (capture_log.c) before the error is raised again
- * with the capture's id in its detail.  A cancel (57014) or shutdown is
- * raised again without recording.
+ * with the capture's id in its detail.  An error about the moment rather
+ * than the capture (a serialization failure, a deadlock, a cancel: see
+ * is_refusal) is raised again without recording: the client retries.
  *
  * details maps these keys to lead columns: title, website, industry, city,
  * country, remarks; every other key is only kept in the payload.
@@ -648,6 +649,25 @@ capture(FunctionCallInfo fcinfo, Capture *c, Datum payload, Oid caller)
 }
 
 /*
+ * is_refusal -- is an error about the capture (recorded as its refusal), or
+ * about the moment: a serialization failure or deadlock (class 40), a lock
+ * not available (55), lack of resources (53), a cancel or shutdown (57),
+ * a lost connection (08), a system or internal error (58, XX), which the
+ * client retries and which are raised again unrecorded
+ */
+static bool
+is_refusal(int sqlerrcode)
+{
+	static const char *const transient[] = {"08", "40", "53", "55", "57", "58", "XX"};
+	const char *state = unpack_sql_state(sqlerrcode);
+
+	for (int i = 0; i < (int) lengthof(transient); i++)
+		if (strncmp(state, transient[i], 2) == 0)
+			return false;
+	return true;
+}
+
+/*
  * refused -- record the refusal (capture_log.c), then raise the error again
  * with the capture's id (or why it was not recorded) in its detail
  */
@@ -659,8 +679,7 @@ refused(ErrorData *edata, FunctionCallInfo fcinfo, const char *payload, Oid call
 	char	   *source;
 	int64		id;
 
-	/* class 57, operator intervention: a cancel, a shutdown */
-	if (strncmp(unpack_sql_state(edata->sqlerrcode), "57", 2) == 0)
+	if (!is_refusal(edata->sqlerrcode))
 		ReThrowError(edata);
 	source = crm_optional_text(fcinfo, 4);
 	if (source != NULL && strlen(source) > MAX_SOURCE)	/* the payload keeps its start */

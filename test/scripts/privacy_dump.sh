@@ -5,8 +5,8 @@
 # A database with the demo data set and one more person, Ingrid Nygaard: a
 # private customer's lead (no company, so conversion names the account
 # after her), renamed once, converted (contact, account, deal named after
-# her), a second lead deleted since, an e-mail activity and a campaign
-# membership.  The whole database is dumped (pg_dump, plain, data and every
+# her), a second lead deleted since, an e-mail activity, a campaign
+# membership, a web form's capture and a refused capture.  The whole database is dumped (pg_dump, plain, data and every
 # table) before and after a privacy officer erases her:
 #   1. before: the dump holds her e-mail address, her names and her phone
 #      numbers (so the test can fail);
@@ -35,9 +35,23 @@ INSERT INTO crm.activity (type, subject, description, contact_id, starts_at)
 SELECT 'email', 'Quote for Ingrid Nygaard', 'Hello Ingrid Nygaard, ...', id, now() FROM crm.contact WHERE name = 'Ingrid Nygaard';
 INSERT INTO crm.campaign_member (campaign_id, contact_id)
 SELECT (SELECT min(id) FROM crm.campaign), id FROM crm.contact WHERE name = 'Ingrid Nygaard';
+-- a web form's capture (a new lead: the converted one is not open), and a
+-- refused one, whose record a background worker committed on its own
+SELECT crm.capture_lead('Ingrid Nygaard', NULL, 'ingrid@nygaard.example', '+47 955 55 555', 'website', NULL,
+                        '{"remarks": "call Ingrid Nygaard"}');
+DO $$
+BEGIN
+    PERFORM crm.capture_lead('Ingrid Nygaard', NULL, 'INGRID@nygaard.example', '+47 966 66 666', 'website', NULL,
+                             '{"website": "not a web site"}');
+    RAISE EXCEPTION 'the capture was not refused';
+EXCEPTION WHEN sqlstate 'ZC902' THEN NULL;
+END $$;
 SQL
+[ "$(psql_as postgres crm_privacy -c "SELECT count(*) FROM crm.lead_capture WHERE outcome = 'refused'")" = 1 ] \
+    || fail "the refused capture was not recorded"
 
-needles=('ingrid@nygaard.example' 'Ingrid Nygaard' 'Ingrid Nygard' 'I. Nygaard' '+47 987 65 432' '+47 912 34 567')
+needles=('ingrid@nygaard.example' 'Ingrid Nygaard' 'Ingrid Nygard' 'I. Nygaard' '+47 987 65 432' '+47 912 34 567'
+         '+47 955 55 555' '+47 966 66 666')
 
 dump() {
     as_cluster_user pg_dump -h "$PGHOST" -p "$PGPORT" -U postgres -d crm_privacy -f "$WORK/$1.sql" 2>"$WORK/$1.log" \
