@@ -40,6 +40,8 @@ log "converting the leads that are ready"
 psql_demo -d "$DB" <"$REPO_ROOT/demo/convert_ready_leads.sql"
 log "duplicates and search"
 psql_demo -d "$DB" <"$REPO_ROOT/demo/duplicates_and_search.sql"
+log "lead intake: captures, scoring, round-robin assignment"
+psql_demo -d "$DB" <"$REPO_ROOT/demo/lead_intake.sql"
 
 cat <<MSG
 

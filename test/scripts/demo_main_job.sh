@@ -28,6 +28,8 @@ grep -q 'ERROR:  lead 1 is already converted' <<<"$out" || fail "repeat conversi
 grep -Eq '^ lead +\| +2 \| contact +\| +1 \| email +\| +1\.00 \| merged$' <<<"$out" || fail "duplicate of a contact by e-mail not queued on entry, or not settled by the conversion"
 grep -Eq '^ +\| +\| alice +\| email +\| +$' <<<"$out" || fail "a hidden duplicate not shown as owner and rule only"
 grep -Eq '^ account +\| +1 \| Northwind Traders +\| https://northwind\.example' <<<"$out" || fail "search did not find Northwind Traders"
+grep -Eq '\| Hanna Berg +\| +15 \| alice +\| inbound \| created, merged$' <<<"$out" || fail "capture not scored, routed or merged"
+grep -Eq '\| Luis Ortega +\| +5 \| bob +\| inbound \| created$' <<<"$out" || fail "second capture not routed round-robin"
 # The Sales Cloud tour: approval by the manager, order activated, stock reserved.
 grep -Eq '^ approved +\| ok for a 2-year supply contract +\| carol$' <<<"$out" || fail "quote not approved by carol"
 grep -Eq '^ SO-000001 +\| Activated +\| +8528\.10 \| bob$' <<<"$out" || fail "order not activated"
