@@ -648,6 +648,12 @@ capture(FunctionCallInfo fcinfo, Capture *c, Datum payload, Oid caller)
 	return lead;
 }
 
+static void
+take_lock_step(void *arg)
+{
+	crm_lock_all((CrmLock *) arg, 1);
+}
+
 /*
  * is_refusal -- is an error about the capture (recorded as its refusal), or
  * about the moment: a serialization failure or deadlock (class 40), a lock
@@ -669,7 +675,15 @@ is_refusal(int sqlerrcode)
 
 /*
  * refused -- record the refusal (capture_log.c), then raise the error again
- * with the capture's id (or why it was not recorded) in its detail
+ * with the capture's id (or why it was not recorded) in its detail.
+ *
+ * One refusal at a time in the whole cluster is recorded: its worker runs
+ * under the extension's capture-log lock (locks.c), taken here and
+ * released when the worker is done.  Without it, logins sending bad
+ * captures from many connections at once would hold every
+ * max_worker_processes slot, and parallel queries, logical replication and
+ * other extensions' workers could not start.  A refusal waits for the lock
+ * at most crm.lock_wait_timeout, then is raised as not recorded.
  */
 pg_noreturn static void
 refused(ErrorData *edata, FunctionCallInfo fcinfo, const char *payload, Oid caller)
@@ -677,17 +691,28 @@ refused(ErrorData *edata, FunctionCallInfo fcinfo, const char *payload, Oid call
 	const char *why = NULL;
 	const char *note;
 	char	   *source;
-	int64		id;
+	int64		id = 0;
+	CrmLock		slot = crm_lock_global(CRM_LOCK_CAPTURE_LOG);
+	ErrorData  *waited;
 
 	if (!is_refusal(edata->sqlerrcode))
 		ReThrowError(edata);
 	source = crm_optional_text(fcinfo, 4);
 	if (source != NULL && strlen(source) > MAX_SOURCE)	/* the payload keeps its start */
 		source = pnstrdup(source, pg_mbcliplen(source, strlen(source), MAX_SOURCE));
-	id = crm_record_refused_capture(caller, source, !PG_ARGISNULL(5),
-									PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5), payload,
-									unpack_sql_state(edata->sqlerrcode),
-									edata->message ? edata->message : "(no message)", &why);
+	waited = in_subtransaction(take_lock_step, &slot);
+	if (waited != NULL && waited->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(waited);	/* a cancel while waiting */
+	if (waited != NULL)
+		why = "other refused captures were being recorded (crm.lock_wait_timeout passed)";
+	else
+	{
+		id = crm_record_refused_capture(caller, source, !PG_ARGISNULL(5),
+										PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5), payload,
+										unpack_sql_state(edata->sqlerrcode),
+										edata->message ? edata->message : "(no message)", &why);
+		crm_unlock(&slot);
+	}
 	if (id != 0)
 		note = psprintf("The capture was kept as refused: crm.lead_capture " INT64_FORMAT ".", id);
 	else

@@ -285,7 +285,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_REPORTING_HIERARCHY = 17,	/* changes of crm.reporting_line */
 	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
 	CRM_LOCK_KEY_SPACE = 19,	/* all keys of one key kind (bulk entry checks) */
-	CRM_LOCK_LEAD_ROUTING = 20	/* queue positions and capacities (assignment.c) */
+	CRM_LOCK_LEAD_ROUTING = 20,	/* queue positions and capacities (assignment.c) */
+	CRM_LOCK_CAPTURE_LOG = 21	/* the one refusal-recording worker (capture.c), cluster-wide */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -301,6 +302,7 @@ extern CrmLock crm_lock_key(CrmLockKind kind, const char *key);
 extern CrmLock crm_lock_global(CrmLockKind kind);
 extern CrmLock crm_lock_key_space(CrmLockKind key_kind);
 extern void crm_lock_all(CrmLock *locks, int nlocks);
+extern void crm_unlock(const CrmLock *lock);
 
 /* capture_log.c: refused lead captures, recorded in a transaction of their own */
 extern int64 crm_record_refused_capture(Oid captured_by, const char *source, bool has_campaign,

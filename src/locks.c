@@ -43,6 +43,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 /*
  * The tag's last field: "C" and the kind.  Anything but 1 and 2 is out of
@@ -265,6 +266,8 @@ lock_kind_name(CrmLockKind kind)
 			return "the lock of aggregate compaction";
 		case CRM_LOCK_LEAD_ROUTING:
 			return "the lock of the lead assignment queues";
+		case CRM_LOCK_CAPTURE_LOG:
+			return "the lock of the background worker that records refused lead captures";
 	}
 	return "a lock of the crm extension";
 }
@@ -298,6 +301,18 @@ lock_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/*
+ * lock_tag -- the tag of a lock: in the current database, except the
+ * capture log's, which is one for the whole cluster (it limits background
+ * workers, a resource of the cluster)
+ */
+static void
+lock_tag(LOCKTAG *tag, const CrmLock *lock)
+{
+	SET_LOCKTAG_ADVISORY(*tag, lock->kind == CRM_LOCK_CAPTURE_LOG ? InvalidOid : MyDatabaseId,
+						 lock->hi, lock->lo, (uint16) (CRM_LOCK_SPACE + lock->kind));
+}
+
 /* acquire -- one lock to the end of the transaction, waiting a bounded time */
 static void
 acquire(CrmLock *lock)
@@ -306,8 +321,7 @@ acquire(CrmLock *lock)
 	ErrorContextCallback callback;
 	int			nestlevel;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, lock->hi, lock->lo,
-						 (uint16) (CRM_LOCK_SPACE + lock->kind));
+	lock_tag(&tag, lock);
 	if (LockAcquire(&tag, lock->shared ? ShareLock : ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
 		return;
 
@@ -355,4 +369,24 @@ crm_lock_all(CrmLock *locks, int nlocks)
 	for (int i = 0; i < nall; i++)
 		acquire(&all[i]);
 	pfree(all);
+}
+
+/*
+ * crm_unlock -- release a lock taken by crm_lock_all before the end of the
+ * transaction (the capture log's, held only while its worker runs)
+ */
+void
+crm_unlock(const CrmLock *lock)
+{
+	LOCKTAG		tag;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		released;
+
+	/* a lock taken in a subtransaction that committed is the transaction's */
+	lock_tag(&tag, lock);
+	CurrentResourceOwner = CurTransactionResourceOwner;
+	released = LockRelease(&tag, lock->shared ? ShareLock : ExclusiveLock, false);
+	CurrentResourceOwner = owner;
+	if (!released)
+		elog(WARNING, "crm: %s was not held", lock_kind_name(lock->kind));
 }
