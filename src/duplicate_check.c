@@ -229,12 +229,12 @@ keys_changed(TriggerData *trigdata, CrmRecordKind kind)
 	TupleDesc	desc = RelationGetDescr(rel);
 	Tuplestorestate *olds = trigdata->tg_oldtable;
 	Tuplestorestate *news = trigdata->tg_newtable;
-	TupleTableSlot *o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	TupleTableSlot *n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	TupleTableSlot *o;
+	TupleTableSlot *n;
 	AttrNumber	attnums[5];
 	int			natts = 0;
-	int			optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
-	int			nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+	int			optr;
+	int			nptr;
 	bool		changed = false;
 
 	for (int i = 0; i < 5 && key_columns[kind][i] != NULL; i++)
@@ -245,6 +245,10 @@ keys_changed(TriggerData *trigdata, CrmRecordKind kind)
 			return true;		/* a changed table: check everything */
 		attnums[natts++] = attnum;
 	}
+	o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+	nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(olds, optr);
 	tuplestore_rescan(olds);
 	tuplestore_select_read_pointer(news, nptr);
