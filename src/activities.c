@@ -4,7 +4,8 @@
  * crm.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity: completed_at is set when the status becomes Completed and
  *     cleared when it leaves it; a new activity's reminder is unsent, and a
- *     changed remind_at re-arms it.
+ *     changed remind_at re-arms it; the recurrence rule is checked and the
+ *     series kept by recurrence.c.
  * crm.participant_response()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity_participant: responded_at is stamped when the response
  *     changes, and kept otherwise.
@@ -99,6 +100,8 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	if (SPI_fnumber(tupdesc, "reminder_taken_at") > 0 &&
 		heap_attisnull(newtup, crm_attnum(tupdesc, "reminder_sent_at"), tupdesc))
 		newtup = crm_set_column(newtup, tupdesc, "reminder_taken_at", (Datum) 0, true);
+	/* the recurrence rule, its time zone and the series (recurrence.c) */
+	newtup = crm_recurrence_row(oldtup, newtup, tupdesc);
 	return PointerGetDatum(newtup);
 }
 

@@ -25,6 +25,7 @@
  *   quotes.c            quotes and approval
  *   orders.c            sales orders and stock
  *   activities.c        activities and reminders
+ *   recurrence.c        recurring activities: RRULE subset, next occurrence, crm.activity_occurrences()
  *   campaigns.c         campaign hierarchy and member responses
  *   aggregates.c        pipeline, account and campaign aggregates: the definitions and the fold
  *   aggregate_stripes.c adding to a backend's stripe rows in place (aggregate_stripes.h)
@@ -121,6 +122,8 @@
 #define ERRCODE_CRM_CAPTURE_UNKNOWN_CAMPAIGN	MAKE_SQLSTATE('Z','C','9','0','4')
 /* lead scoring and assignment */
 #define ERRCODE_CRM_BAD_SCORING_RULE		MAKE_SQLSTATE('Z','C','9','1','0')
+/* recurring activities (src/recurrence.c) */
+#define ERRCODE_CRM_BAD_RECURRENCE		MAKE_SQLSTATE('Z','C','4','2','0')
 
 /* spi_util.c */
 
@@ -226,6 +229,9 @@ extern void crm_conversion_preview_row(ReturnSetInfo *rsinfo, const char *action
 									   const char *rule, const char *name);
 extern void crm_preview_lead_rows(ReturnSetInfo *rsinfo, Oid caller, int64 lead_id,
 								  int64 contact_id, bool contact_isnull, bool has_opportunity);
+
+/* recurrence.c: recurring activities */
+extern HeapTuple crm_recurrence_row(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc);
 
 /* catalog.c */
 extern void crm_require_active_price_book(int64 book_id);

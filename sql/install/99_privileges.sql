@@ -25,6 +25,7 @@ BEGIN
         'crm.cancel_order(bigint, text)',
         'crm.claim_due_reminders(integer, timestamptz)',
         'crm.take_reminder(bigint, timestamptz)',
+        'crm.activity_occurrences(timestamptz, timestamptz)',
         'crm.verify_aggregates()']
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);

@@ -885,3 +885,50 @@ REVOKE ALL ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, r
 GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint),
     crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)
     TO crm_admin, crm_manager, crm_sales;
+
+-- == recur: recurring activities (sql/install/80_activities.sql, src/recurrence.c) ==
+COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, checks the recurrence rule and keeps series_id and occurrence_number';
+ALTER TABLE crm.activity
+    ADD COLUMN recurrence text,
+    ADD COLUMN recurrence_time_zone text,
+    ADD COLUMN series_id bigint,
+    ADD COLUMN occurrence_number integer,
+    ADD CONSTRAINT activity_series_numbered CHECK ((series_id IS NULL) = (occurrence_number IS NULL)),
+    ADD CONSTRAINT activity_occurrence_positive CHECK (occurrence_number OPERATOR(pg_catalog.>=) 1);
+COMMENT ON COLUMN crm.activity.recurrence IS 'How the activity repeats: an iCalendar RRULE subset (FREQ=DAILY|WEEKLY|MONTHLY; INTERVAL, COUNT or UNTIL, BYDAY for WEEKLY), stored in canonical form; NULL: does not repeat. Completing or cancelling the occurrence creates the next one';
+COMMENT ON COLUMN crm.activity.recurrence_time_zone IS 'Time zone in which the series repeats (a 09:00 meeting stays at 09:00 local time); defaults to the session time zone when the rule is set';
+COMMENT ON COLUMN crm.activity.series_id IS 'Series the activity is an occurrence of: the id of its first occurrence (NULL: not recurring); set by the database';
+COMMENT ON COLUMN crm.activity.occurrence_number IS 'Position of the occurrence in its series, from 1; set by the database';
+CREATE UNIQUE INDEX activity_series_occurrence_key ON crm.activity (series_id, occurrence_number)
+    WHERE series_id IS NOT NULL;
+CREATE INDEX activity_occurs_at_idx ON crm.activity ((COALESCE(starts_at, due_at)));
+CREATE INDEX activity_series_head_idx ON crm.activity ((COALESCE(starts_at, due_at)))
+    WHERE recurrence IS NOT NULL
+      AND status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[]);
+COMMENT ON INDEX crm.activity_series_occurrence_key IS 'One activity per position of a series: the next occurrence is created once';
+
+CREATE FUNCTION crm.activity_next_occurrence() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_activity_next_occurrence'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.activity_next_occurrence() IS 'AFTER UPDATE OF status row trigger on crm.activity: when a recurring occurrence goes from Planned or In Progress to Completed or Cancelled, inserts the next occurrence of its series (at most once)';
+CREATE TRIGGER activity_next_occurrence AFTER UPDATE OF status ON crm.activity
+    FOR EACH ROW
+    WHEN (NEW.recurrence IS NOT NULL AND OLD.status OPERATOR(pg_catalog.<>) NEW.status)
+    EXECUTE FUNCTION crm.activity_next_occurrence();
+
+CREATE FUNCTION crm.activity_occurrences("from" timestamptz, "to" timestamptz)
+    RETURNS TABLE (activity_id bigint, series_id bigint, occurrence_number integer, is_virtual boolean,
+                   occurs_at timestamptz, type crm.activity_type, subject text, status crm.activity_status,
+                   owner regrole, due_at timestamptz, starts_at timestamptz, ends_at timestamptz,
+                   lead_id bigint, account_id bigint, contact_id bigint, opportunity_id bigint)
+    AS 'MODULE_PATHNAME', 'crm_activity_occurrences'
+    LANGUAGE C STABLE PARALLEL UNSAFE ROWS 100
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.activity_occurrences(timestamptz, timestamptz) IS
+'Calendar view of activities the caller sees from "from" (included) to "to" (excluded): the stored activities (is_virtual false) and the future occurrences the open occurrence of each recurring series will create (is_virtual true, activity_id NULL), without writing anything. occurs_at is starts_at, or due_at for tasks. At most 10,000 future occurrences per call (54000 beyond)';
+REVOKE ALL ON FUNCTION crm.activity_next_occurrence() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.activity_occurrences(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.activity_occurrences(timestamptz, timestamptz) TO crm_admin, crm_manager, crm_sales;
+GRANT INSERT (recurrence, recurrence_time_zone, series_id, occurrence_number),
+    UPDATE (recurrence, recurrence_time_zone, series_id, occurrence_number)
+    ON crm.activity TO crm_admin, crm_manager, crm_sales;
