@@ -60,7 +60,6 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#define ERRCODE_BAD_RULE	ERRCODE_CRM_BAD_RECURRENCE
 #define MAX_INTERVAL		999
 #define MAX_COUNT			100000
 #define MAX_VIRTUAL_ROWS	10000
@@ -93,7 +92,7 @@ pg_noreturn static void
 bad_rule(const char *detail, const char *part)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_BAD_RULE),
+			(errcode(ERRCODE_CRM_BAD_RECURRENCE),
 			 errmsg("invalid recurrence rule"),
 			 errdetail(detail, part),
 			 errhint("Use FREQ=DAILY|WEEKLY|MONTHLY with optional INTERVAL, COUNT or UNTIL, and BYDAY for WEEKLY, separated by \";\".")));
@@ -461,7 +460,7 @@ zone_or_error(const char *zone)
 
 	if (tz == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_BAD_RULE),
+				(errcode(ERRCODE_CRM_BAD_RECURRENCE),
 				 errmsg("invalid recurrence time zone"),
 				 errdetail("recurrence_time_zone \"%s\" is not a time zone name.", zone),
 				 errhint("Use a name from pg_timezone_names, e.g. Europe/Berlin or UTC.")));
@@ -515,7 +514,7 @@ crm_recurrence_row(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
 		if (heap_attisnull(newtup, crm_attnum(tupdesc, "starts_at"), tupdesc) &&
 			heap_attisnull(newtup, crm_attnum(tupdesc, "due_at"), tupdesc))
 			ereport(ERROR,
-					(errcode(ERRCODE_BAD_RULE),
+					(errcode(ERRCODE_CRM_BAD_RECURRENCE),
 					 errmsg("a recurring activity needs a due_at or starts_at"),
 					 errdetail("The occurrences of a series are placed from starts_at, or due_at when there is none.")));
 	}

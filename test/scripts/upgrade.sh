@@ -20,7 +20,8 @@
 #      stood;
 #   5. the aggregates are exact (crm.verify_aggregates()), and the updated
 #      extension works: a rep converts a lead, and a second conversion of it
-#      is refused.
+#      is refused; an activity stored before the update made recurring gets
+#      its next occurrence once.
 # and 6. (below) an update to 0.3 of a database holding NaN is refused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -101,6 +102,16 @@ for v in $(released_versions); do
     # echo is done, and pipefail would count that as a failure
     [[ $out == *"already converted"* ]] || fail "after the update from $v a lead converted twice: $out"
     echo "ok: after the update from $v the aggregates are exact and conversion works, once"
+    # recurring activities (0.7): an activity stored before the update becomes
+    # a series; completing it creates the next occurrence, once
+    act=$(psql_as postgres "$db" -c "UPDATE crm.activity SET recurrence = 'FREQ=WEEKLY', recurrence_time_zone = 'UTC' WHERE id = (SELECT min(id) FROM crm.activity WHERE status IN ('Planned', 'In Progress') AND COALESCE(starts_at, due_at) IS NOT NULL) RETURNING id")
+    [ -n "$act" ] || fail "after the update from $v no open activity to make recurring"
+    psql_as postgres "$db" -c "UPDATE crm.activity SET status = 'Completed' WHERE id = $act" >/dev/null
+    psql_as postgres "$db" -c "UPDATE crm.activity SET status = 'Planned' WHERE id = $act" >/dev/null
+    psql_as postgres "$db" -c "UPDATE crm.activity SET status = 'Cancelled' WHERE id = $act" >/dev/null
+    got=$(psql_as postgres "$db" -c "SELECT string_agg(occurrence_number::text || ':' || ((COALESCE(starts_at, due_at) - (SELECT COALESCE(starts_at, due_at) FROM crm.activity WHERE id = $act))::text), ',' ORDER BY occurrence_number) FROM crm.activity WHERE series_id = $act")
+    [ "$got" = "1:00:00:00,2:7 days" ] || fail "after the update from $v a recurring activity gave occurrences $got"
+    echo "ok: after the update from $v a recurring activity gets its next occurrence, once"
 done
 [ "$released" -ge 1 ] || fail "no released version to update from in sql/versions/"
 
