@@ -659,17 +659,20 @@ crm_activity_next_occurrence(PG_FUNCTION_ARGS)
 /*
  * crm.activity_occurrences(from, to): stored activities in [from, to) and
  * the virtual occurrences of each visible series' open head.  Both queries
- * run with the caller's rights; the comparisons are leakproof, so the
- * expression indexes serve them under row-level security.
+ * run with the caller's rights.  They compare the stored column occurs_at
+ * (not COALESCE(starts_at, due_at): PostgreSQL counts a COALESCE as
+ * possibly leaky and would apply it only after the row-level security
+ * filter, never as an index condition), so its indexes serve them under
+ * row-level security.
  */
 static CrmQuery stored_in_window = {
 	"SELECT a.id, a.series_id, a.occurrence_number, false,"
-	"       COALESCE(a.starts_at, a.due_at), a.type, a.subject, a.status, a.owner,"
+	"       a.occurs_at, a.type, a.subject, a.status, a.owner,"
 	"       a.due_at, a.starts_at, a.ends_at,"
 	"       a.lead_id, a.account_id, a.contact_id, a.opportunity_id"
 	"  FROM crm.activity AS a"
-	" WHERE COALESCE(a.starts_at, a.due_at) OPERATOR(pg_catalog.>=) $1"
-	"   AND COALESCE(a.starts_at, a.due_at) OPERATOR(pg_catalog.<) $2",
+	" WHERE a.occurs_at OPERATOR(pg_catalog.>=) $1"
+	"   AND a.occurs_at OPERATOR(pg_catalog.<) $2",
 	2, {TIMESTAMPTZOID, TIMESTAMPTZOID}, NULL
 };
 
@@ -679,14 +682,14 @@ static CrmQuery stored_in_window = {
  */
 static CrmQuery series_heads = {
 	"SELECT a.id, a.series_id, a.occurrence_number, true,"
-	"       COALESCE(a.starts_at, a.due_at), a.type, a.subject, 'Planned'::crm.activity_status, a.owner,"
+	"       a.occurs_at, a.type, a.subject, 'Planned'::crm.activity_status, a.owner,"
 	"       a.due_at, a.starts_at, a.ends_at,"
 	"       a.lead_id, a.account_id, a.contact_id, a.opportunity_id,"
 	"       a.recurrence, a.recurrence_time_zone"
 	"  FROM crm.activity AS a"
 	" WHERE a.recurrence IS NOT NULL"
 	"   AND a.status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[])"
-	"   AND COALESCE(a.starts_at, a.due_at) OPERATOR(pg_catalog.<) $1"
+	"   AND a.occurs_at OPERATOR(pg_catalog.<) $1"
 	"   AND NOT EXISTS (SELECT 1 FROM crm.activity AS b"
 	"                    WHERE b.series_id OPERATOR(pg_catalog.=) a.series_id"
 	"                      AND b.occurrence_number OPERATOR(pg_catalog.>) a.occurrence_number)",

@@ -893,16 +893,18 @@ ALTER TABLE crm.activity
     ADD COLUMN recurrence_time_zone text,
     ADD COLUMN series_id bigint,
     ADD COLUMN occurrence_number integer,
+    ADD COLUMN occurs_at timestamptz GENERATED ALWAYS AS (COALESCE(starts_at, due_at)) STORED,
     ADD CONSTRAINT activity_series_numbered CHECK ((series_id IS NULL) = (occurrence_number IS NULL)),
     ADD CONSTRAINT activity_occurrence_positive CHECK (occurrence_number OPERATOR(pg_catalog.>=) 1);
 COMMENT ON COLUMN crm.activity.recurrence IS 'How the activity repeats: an iCalendar RRULE subset (FREQ=DAILY|WEEKLY|MONTHLY; INTERVAL, COUNT or UNTIL, BYDAY for WEEKLY), stored in canonical form; NULL: does not repeat. Completing or cancelling the occurrence creates the next one';
 COMMENT ON COLUMN crm.activity.recurrence_time_zone IS 'Time zone in which the series repeats (a 09:00 meeting stays at 09:00 local time); defaults to the session time zone when the rule is set';
 COMMENT ON COLUMN crm.activity.series_id IS 'Series the activity is an occurrence of: the id of its first occurrence (NULL: not recurring); set by the database';
 COMMENT ON COLUMN crm.activity.occurrence_number IS 'Position of the occurrence in its series, from 1; set by the database';
+COMMENT ON COLUMN crm.activity.occurs_at IS 'When the activity takes place on a calendar: starts_at, or due_at when there is none; computed by the database';
 CREATE UNIQUE INDEX activity_series_occurrence_key ON crm.activity (series_id, occurrence_number)
     WHERE series_id IS NOT NULL;
-CREATE INDEX activity_occurs_at_idx ON crm.activity ((COALESCE(starts_at, due_at)));
-CREATE INDEX activity_series_head_idx ON crm.activity ((COALESCE(starts_at, due_at)))
+CREATE INDEX activity_occurs_at_idx ON crm.activity (occurs_at);
+CREATE INDEX activity_series_head_idx ON crm.activity (occurs_at)
     WHERE recurrence IS NOT NULL
       AND status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[]);
 COMMENT ON INDEX crm.activity_series_occurrence_key IS 'One activity per position of a series: the next occurrence is created once';
