@@ -53,6 +53,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -91,6 +92,9 @@ static const char *const freq_names[3] = {"DAILY", "WEEKLY", "MONTHLY"};
 pg_noreturn static void
 bad_rule(const char *detail, const char *part)
 {
+	/* a long part is shown by its first 60 bytes (whole characters) */
+	if (strlen(part) > 60)
+		part = psprintf("%s...", pnstrdup(part, pg_mbcliplen(part, strlen(part), 60)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CRM_BAD_RECURRENCE),
 			 errmsg("invalid recurrence rule"),

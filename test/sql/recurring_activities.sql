@@ -61,6 +61,8 @@ SELECT rule, pg_temp.try_rule(rule) AS refused FROM (VALUES
     ('FREQ=WEEKLY;BYDAY=1MO'), ('FREQ=WEEKLY;BYDAY=-1FR'), ('FREQ=WEEKLY;BYDAY=MO,MO'),
     ('FREQ=WEEKLY;BYDAY=XX'), ('FREQ=WEEKLY;BYDAY=MO,'), ('FREQ=WEEKLY;BYDAY=MO,,TU'),
     ('FREQ=WEEKLY;BYDAY=MONDAY')) AS t(rule);
+-- A long part is shown by its first 60 bytes (whole characters).
+SELECT pg_temp.try_rule('FREQ=DAILY;X-' || repeat('é', 100)) AS refused;
 
 \set VERBOSITY default
 -- A recurring activity needs a time to repeat from (starts_at, or due_at).
