@@ -19,10 +19,10 @@
  *   convert.c           crm.convert_lead()
  *   conversion_guard.c  triggers that make lead conversion one-way and exclusive
  *   conversion_carry.c  what hangs off a lead (activities, memberships) moves with its conversion
- *   catalog.c           products and price books
+ *   catalog.c           products and price books; account books, tier SQL
  *   line_items.c        line item pricing and parent sums
  *   opportunity_lifecycle.c  opportunity stage rules
- *   quotes.c            quotes and approval
+ *   quotes.c            quotes: numbers, validity, approval
  *   orders.c            sales orders and stock
  *   activities.c        activities and reminders
  *   campaigns.c         campaign hierarchy and member responses
