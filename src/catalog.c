@@ -12,14 +12,19 @@
  *                               standard entry (FOR SHARE), so a concurrent
  *                               removal of that entry and a new entry in
  *                               another book cannot both commit.
+ * crm.account_price_book_guard() an account's default book is active when
+ *                               set (ZC104).  Not locked: a book deactivated
+ *                               meanwhile is skipped when lines are priced.
  */
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 static CrmQuery count_standard_books = {
@@ -220,4 +225,76 @@ crm_price_book_entry_guard(PG_FUNCTION_ARGS)
 
 	crm_spi_finish();
 	return PointerGetDatum(newtup != NULL ? newtup : oldtup);
+}
+
+/*
+ * crm_has_price_rules -- are the 0.7 quote and price objects there (quote
+ * numbers, tiers, account books, approval discounts)?  The library serves
+ * databases not yet updated from 0.6 (ALTER EXTENSION crm UPDATE), whose
+ * statements must not name them.  Looked up per call: an update may run in
+ * the middle of a session.
+ */
+bool
+crm_has_price_rules(void)
+{
+	return OidIsValid(get_relname_relid("price_book_tier", get_namespace_oid("crm", false)));
+}
+
+/*
+ * crm_price_sql -- SQL of a line's reference unit price: the price of the
+ * quantity tier of price book entry alias `entry` for quantity expression
+ * `quantity` (the tier with the highest min_quantity not above it), else
+ * the entry's price; before 0.7 the entry's price.  palloc'd.
+ */
+char *
+crm_price_sql(bool tiers, const char *entry, const char *quantity)
+{
+	if (!tiers)
+		return psprintf("%s.unit_price", entry);
+	return psprintf("COALESCE((SELECT t.unit_price FROM crm.price_book_tier AS t"
+					" WHERE t.price_book_entry_id OPERATOR(pg_catalog.=) %s.id"
+					"   AND t.min_quantity OPERATOR(pg_catalog.<=) %s"
+					" ORDER BY t.min_quantity DESC LIMIT 1), %s.unit_price)",
+					entry, quantity, entry);
+}
+
+/*
+ * crm_account_book_sql -- SQL of the default price book of the account
+ * expression `account`, when that book is active (NULL before 0.7).
+ * palloc'd.
+ */
+char *
+crm_account_book_sql(bool rules, const char *account)
+{
+	if (!rules)
+		return pstrdup("NULL::pg_catalog.int8");
+	return psprintf("(SELECT a.price_book_id FROM crm.account AS a"
+					"   JOIN crm.price_book AS ab ON ab.id OPERATOR(pg_catalog.=) a.price_book_id AND ab.active"
+					"  WHERE a.id OPERATOR(pg_catalog.=) %s)", account);
+}
+
+/*
+ * crm_account_price_book_guard -- trigger crm.account_price_book_guard():
+ * an account's default price book must be active when it is set (ZC104);
+ * a book deactivated later is skipped when opportunities and quotes of the
+ * account are priced (they take the standard book).
+ */
+PG_FUNCTION_INFO_V1(crm_account_price_book_guard);
+Datum
+crm_account_price_book_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "account_price_book_guard", true, true);
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+	bool		isnull;
+	int64		book = crm_column_int64(newtup, tupdesc, "price_book_id", &isnull);
+
+	if (!isnull && (is_insert || crm_column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "price_book_id")))
+	{
+		crm_spi_connect();
+		crm_require_active_price_book(book);
+		crm_spi_finish();
+	}
+	return PointerGetDatum(newtup);
 }

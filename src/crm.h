@@ -19,10 +19,10 @@
  *   convert.c           crm.convert_lead()
  *   conversion_guard.c  triggers that make lead conversion one-way and exclusive
  *   conversion_carry.c  what hangs off a lead (activities, memberships) moves with its conversion
- *   catalog.c           products and price books
+ *   catalog.c           products and price books; account books, tier SQL
  *   line_items.c        line item pricing and parent sums
  *   opportunity_lifecycle.c  opportunity stage rules
- *   quotes.c            quotes and approval
+ *   quotes.c            quotes: numbers, validity, approval
  *   orders.c            sales orders and stock
  *   activities.c        activities and reminders
  *   recurrence.c        recurring activities: RRULE subset, next occurrence, crm.activity_occurrences()
@@ -89,6 +89,8 @@
 #define ERRCODE_CRM_APPROVAL_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','5')
 #define ERRCODE_CRM_SELF_APPROVAL			MAKE_SQLSTATE('Z','C','2','0','7')
 #define ERRCODE_CRM_COMMENT_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','8')
+#define ERRCODE_CRM_QUOTE_EXPIRED			MAKE_SQLSTATE('Z','C','2','0','9')
+#define ERRCODE_CRM_DISCOUNT_RAISED			MAKE_SQLSTATE('Z','C','2','1','0')
 /* orders */
 #define ERRCODE_CRM_ORDER_NOT_FOUND			MAKE_SQLSTATE('Z','C','3','0','1')
 #define ERRCODE_CRM_QUOTE_NOT_ACCEPTED		MAKE_SQLSTATE('Z','C','3','0','2')
@@ -196,6 +198,7 @@ typedef enum CrmPermitKind
 {
 	CRM_PERMIT_CONVERSION,		/* a lead's conversion record; id = lead */
 	CRM_PERMIT_QUOTE_STATUS,	/* approval states; id = quote */
+	CRM_PERMIT_QUOTE_DISCOUNT,	/* crm.approve_quote lowers the discount; id = quote */
 	CRM_PERMIT_ORDER_CREATE,	/* a new order and its items; id = quote, then order */
 	CRM_PERMIT_ORDER_STATUS,	/* activation, cancellation; id = order */
 	CRM_PERMIT_LINE_SUM,		/* amounts kept from line items; any row */
@@ -234,6 +237,9 @@ extern void crm_preview_lead_rows(ReturnSetInfo *rsinfo, Oid caller, int64 lead_
 extern HeapTuple crm_recurrence_row(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc);
 
 /* catalog.c */
+extern bool crm_has_price_rules(void);
+extern char *crm_price_sql(bool tiers, const char *entry, const char *quantity);
+extern char *crm_account_book_sql(bool rules, const char *account);
 extern void crm_require_active_price_book(int64 book_id);
 
 /* opportunity_lifecycle.c */

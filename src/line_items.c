@@ -4,9 +4,15 @@
  * crm.price_line_item()  BEFORE INSERT/UPDATE row trigger: the parent
  *     (opportunity or quote), which the user must be able to see (else it
  *     does not exist for them), is locked FOR NO KEY UPDATE -- which serialises
- *     line edits per parent -- and adopts the standard price book when it has
- *     none; the product must be active with an active entry in that book; a
- *     missing unit_price is the entry's price.
+ *     line edits per parent -- and adopts its account's price book (when
+ *     active) or else the standard book when it has none; the product must be
+ *     active with an active entry in that book, and the book valid today
+ *     (CURRENT_DATE between valid_from and valid_to, ZC102); a missing
+ *     unit_price is the price of the entry's quantity tier (the tier with the
+ *     highest min_quantity not above the line's quantity) or else the entry's
+ *     price.  Tiers are read with the statement's snapshot: a tier edited
+ *     concurrently prices lines from its commit on; lines already priced keep
+ *     their price (no lock is needed: no invariant ties lines to tiers).
  * crm.sum_line_items()   AFTER statement trigger, from the transition tables:
  *     locks every parent whose lines changed, in id order, then in a new
  *     statement -- so with a snapshot taken after the locks were granted --
@@ -28,6 +34,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -90,15 +97,37 @@ static CrmQuery existing_parent[2];
 
 /* lock the parent, return its price book (adopting the standard one) */
 static CrmQuery lock_parent[2];
-static CrmQuery adopt_standard_book[2];
+static CrmQuery adopt_standard_book[2][2];	/* [kind][before 0.7, 0.7] */
 
-static CrmQuery entry_price = {
-	"SELECT p.active, e.active, e.unit_price, p.code FROM crm.product AS p"
-	"  LEFT JOIN crm.price_book_entry AS e"
-	"    ON e.product_id OPERATOR(pg_catalog.=) p.id AND e.price_book_id OPERATOR(pg_catalog.=) $2"
-	" WHERE p.id OPERATOR(pg_catalog.=) $1",
-	2, {INT8OID, INT8OID}, NULL
-};
+/* [0]: before 0.7 (no tiers), [1]: with tiers */
+static CrmQuery entry_price[2];
+
+static CrmQuery *
+entry_price_query(void)
+{
+	bool		tiers = crm_has_price_rules();
+	CrmQuery   *q = &entry_price[tiers ? 1 : 0];
+
+	if (q->sql == NULL)
+	{
+		q->nargs = 3;
+		q->argtypes[0] = INT8OID;
+		q->argtypes[1] = INT8OID;
+		q->argtypes[2] = NUMERICOID;
+		q->sql = MemoryContextStrdup(TopMemoryContext, psprintf(
+			"SELECT p.active, e.active, %s, p.code,"
+			"       COALESCE(b.valid_from OPERATOR(pg_catalog.>) CURRENT_DATE, false)"
+			"         OR COALESCE(b.valid_to OPERATOR(pg_catalog.<) CURRENT_DATE, false),"
+			"       COALESCE(b.valid_from::pg_catalog.text, 'no start'), COALESCE(b.valid_to::pg_catalog.text, 'no end')"
+			"  FROM crm.product AS p"
+			"  LEFT JOIN crm.price_book_entry AS e"
+			"    ON e.product_id OPERATOR(pg_catalog.=) p.id AND e.price_book_id OPERATOR(pg_catalog.=) $2"
+			"  LEFT JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) $2"
+			" WHERE p.id OPERATOR(pg_catalog.=) $1",
+			crm_price_sql(tiers, "e", "$3")));
+	}
+	return q;
+}
 
 /*
  * Is there such a parent: for the current user (row-level security applies)
@@ -131,6 +160,8 @@ parent_price_book(ParentKind kind, int64 parent_id)
 	char		nulls[1] = {' '};
 	bool		isnull;
 	int64		book;
+	bool		rules = crm_has_price_rules();
+	CrmQuery   *adopt;
 
 	build_query(&lock_parent[kind],
 				"SELECT x.price_book_id FROM crm.%s AS x WHERE x.id OPERATOR(pg_catalog.=) $1"
@@ -142,11 +173,17 @@ parent_price_book(ParentKind kind, int64 parent_id)
 	if (!isnull)
 		return book;
 
-	build_query(&adopt_standard_book[kind],
-				"UPDATE crm.%s AS x SET price_book_id = b.id FROM crm.price_book AS b"
-				" WHERE b.is_standard AND x.id OPERATOR(pg_catalog.=) $1 RETURNING b.id",
-				p, 1, INT8OID, InvalidOid);
-	crm_query_run_as_owner(&adopt_standard_book[kind], values, nulls, 0);
+	adopt = &adopt_standard_book[kind][rules ? 1 : 0];
+	if (adopt->sql == NULL)
+	{
+		adopt->nargs = 1;
+		adopt->argtypes[0] = INT8OID;
+		adopt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(
+			"UPDATE crm.%s AS x SET price_book_id = COALESCE(%s, b.id) FROM crm.price_book AS b"
+			" WHERE b.is_standard AND x.id OPERATOR(pg_catalog.=) $1 RETURNING x.price_book_id",
+			p->table, crm_account_book_sql(rules, "x.account_id")));
+	}
+	crm_query_run_as_owner(adopt, values, nulls, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_STANDARD_BOOK),
@@ -177,8 +214,8 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 		crm_column_changed(oldtup, newtup, tupdesc, p->fk);
 	bool		price_missing;
 	int64		book;
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 
 	(void) heap_getattr(newtup, crm_attnum(tupdesc, "unit_price"), tupdesc, &price_missing);
 	if ((!repriced && !price_missing) || parent_isnull || product_isnull)
@@ -212,7 +249,9 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum(product_id);
 	values[1] = Int64GetDatum(book);
-	crm_query_run_as_owner(&entry_price, values, nulls, 1);
+	values[2] = heap_getattr(newtup, crm_attnum(tupdesc, "quantity"), tupdesc, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+	crm_query_run_as_owner(entry_price_query(), values, nulls, 1);
 	if (SPI_processed > 0)
 	{
 		bool		product_active = DatumGetBool(crm_result_datum(0, 1, &isnull));
@@ -233,6 +272,17 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 					 errmsg("product %s has no active price in price book %lld of %s %lld",
 							code, (long long) book, p->table, (long long) parent_id),
 					 errhint("Add the product to that price book, or choose another product.")));
+		if (DatumGetBool(crm_result_datum(0, 5, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CRM_NOT_IN_PRICE_BOOK),
+					 errtable(trigdata->tg_relation),
+					 errmsg("price book %lld of %s %lld is not valid today", (long long) book,
+							p->table, (long long) parent_id),
+					 errdetail("Its prices apply from %s to %s; today is %s.",
+							   crm_result_text(0, 6), crm_result_text(0, 7),
+							   DatumGetCString(DirectFunctionCall1(date_out,
+																   DateADTGetDatum(GetSQLCurrentDate())))),
+					 errhint("Choose a price book valid today, or extend this one's validity.")));
 		if (price_missing)
 		{
 			Datum		price = SPI_datumTransfer(crm_result_datum(0, 3, &isnull), false, -1);

@@ -214,7 +214,8 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 
 static CrmQuery lock_quote_for_order = {
 	"SELECT q.status::pg_catalog.text, (SELECT o.id FROM crm.sales_order AS o"
-	"                                    WHERE o.quote_id OPERATOR(pg_catalog.=) q.id)"
+	"                                    WHERE o.quote_id OPERATOR(pg_catalog.=) q.id),"
+	"       q.valid_until OPERATOR(pg_catalog.<) CURRENT_DATE, q.valid_until::pg_catalog.text"
 	"  FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF q",
 	1, {INT8OID}, NULL
 };
@@ -280,6 +281,13 @@ crm_create_order(PG_FUNCTION_ARGS)
 				 errmsg("quote %lld is %s, not Accepted", (long long) quote_id, status),
 				 errdetail("Only an accepted quote becomes a sales order."),
 				 errhint("Set the quote to Accepted once the customer has accepted it.")));
+	if (DatumGetBool(crm_result_datum(0, 3, &isnull)) && !isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_QUOTE_EXPIRED),
+				 errmsg("quote %lld expired on %s and cannot become an order", (long long) quote_id,
+						crm_result_text(0, 4)),
+				 errdetail("A quote is valid until the end of its valid_until day (today is judged in the session's TimeZone)."),
+				 errhint("Make a new quote with a later valid_until.")));
 
 	/*
 	 * The default number is drawn as the extension owner: users have no

@@ -48,8 +48,10 @@ CREATE TABLE crm.price_book (
     description  text,
     is_standard  boolean NOT NULL DEFAULT false,
     active       boolean NOT NULL DEFAULT true,
-    valid_from   date,
-    valid_to     date,
+    valid_from   date
+                 CONSTRAINT price_book_valid_from_finite CHECK (pg_catalog.isfinite(valid_from)),
+    valid_to     date
+                 CONSTRAINT price_book_valid_to_finite CHECK (pg_catalog.isfinite(valid_to)),
     currency     text NOT NULL DEFAULT 'USD'
                  CONSTRAINT price_book_currency_iso CHECK (currency OPERATOR(pg_catalog.~) '^[A-Z]{3}$'),
     owner        regrole NOT NULL DEFAULT crm.current_role_id(),
@@ -64,8 +66,8 @@ COMMENT ON COLUMN crm.price_book.name IS 'Price book name, unique';
 COMMENT ON COLUMN crm.price_book.description IS 'What the price book is for';
 COMMENT ON COLUMN crm.price_book.is_standard IS 'True for the one standard book; every product needs a standard price before other books may price it';
 COMMENT ON COLUMN crm.price_book.active IS 'Inactive books cannot be chosen for new opportunities or quotes (the standard book is always active)';
-COMMENT ON COLUMN crm.price_book.valid_from IS 'First day the prices apply (NULL: no start)';
-COMMENT ON COLUMN crm.price_book.valid_to IS 'Last day the prices apply (NULL: no end)';
+COMMENT ON COLUMN crm.price_book.valid_from IS 'First day the prices apply (a finite date, or NULL: no start); a line priced before it is refused';
+COMMENT ON COLUMN crm.price_book.valid_to IS 'Last day the prices apply (a finite date, or NULL: no end); a line priced after it is refused';
 COMMENT ON COLUMN crm.price_book.currency IS 'ISO 4217 currency code of the prices, e.g. USD, EUR';
 COMMENT ON COLUMN crm.price_book.owner IS 'CRM user (database role) responsible for the price book';
 COMMENT ON COLUMN crm.price_book.created_at IS 'When the price book was created; set by the database';
@@ -99,6 +101,30 @@ COMMENT ON COLUMN crm.price_book_entry.created_at IS 'When the entry was created
 COMMENT ON COLUMN crm.price_book_entry.updated_at IS 'When the entry was last changed; set by the database';
 CREATE INDEX price_book_entry_product_id_idx ON crm.price_book_entry (product_id);
 
+CREATE TABLE crm.price_book_tier (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    price_book_entry_id  bigint NOT NULL CONSTRAINT price_book_tier_price_book_entry_id_fkey
+                         REFERENCES crm.price_book_entry (id) ON DELETE CASCADE,
+    min_quantity         numeric(12,2) NOT NULL
+                         CONSTRAINT price_book_tier_min_quantity_positive CHECK (min_quantity OPERATOR(pg_catalog.>) 0
+                             AND min_quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    unit_price           numeric(14,2) NOT NULL
+                         CONSTRAINT price_book_tier_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                             AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    owner                regrole NOT NULL DEFAULT crm.current_role_id(),
+    created_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT price_book_tier_entry_min_quantity_key UNIQUE (price_book_entry_id, min_quantity)
+);
+COMMENT ON TABLE crm.price_book_tier IS 'Quantity tiers of a price book entry: a line of at least min_quantity units is priced at unit_price by default (the tier with the highest min_quantity not above the quantity; below every tier, the entry''s price)';
+COMMENT ON COLUMN crm.price_book_tier.id IS 'Tier id, assigned by the database';
+COMMENT ON COLUMN crm.price_book_tier.price_book_entry_id IS 'The price book entry (product in a book) the tier belongs to; tiers go with it';
+COMMENT ON COLUMN crm.price_book_tier.min_quantity IS 'Smallest quantity the tier applies to, > 0; unique per entry, so tiers are strictly increasing in quantity';
+COMMENT ON COLUMN crm.price_book_tier.unit_price IS 'Price of one unit for quantities from min_quantity up to the next tier, >= 0';
+COMMENT ON COLUMN crm.price_book_tier.owner IS 'CRM user (database role) responsible for the tier';
+COMMENT ON COLUMN crm.price_book_tier.created_at IS 'When the tier was created; set by the database';
+COMMENT ON COLUMN crm.price_book_tier.updated_at IS 'When the tier was last changed; set by the database';
+
 -- The standard book exists from the start.
 INSERT INTO crm.price_book (name, description, is_standard)
 VALUES ('Standard Price Book', 'Standard selling prices; every product is priced here first', true);
@@ -124,3 +150,17 @@ ALTER TABLE crm.opportunity ADD COLUMN price_book_id bigint
     CONSTRAINT opportunity_price_book_id_fkey REFERENCES crm.price_book (id);
 COMMENT ON COLUMN crm.opportunity.price_book_id IS 'Price book its line items are priced from; the standard book unless chosen; fixed once it has line items';
 CREATE INDEX opportunity_price_book_id_idx ON crm.opportunity (price_book_id) WHERE price_book_id IS NOT NULL;
+
+-- An account's own price book: new opportunities and quotes of the account
+-- are priced from it (when active) instead of the standard book.
+ALTER TABLE crm.account ADD COLUMN price_book_id bigint
+    CONSTRAINT account_price_book_id_fkey REFERENCES crm.price_book (id) ON DELETE SET NULL;
+COMMENT ON COLUMN crm.account.price_book_id IS 'Default price book of the account''s new opportunities and quotes (NULL: the standard book); must be active when set';
+CREATE INDEX account_price_book_id_idx ON crm.account (price_book_id) WHERE price_book_id IS NOT NULL;
+COMMENT ON INDEX crm.account_price_book_id_idx IS 'Accounts by price book: deleting a price book clears it from its accounts without reading every account';
+CREATE FUNCTION crm.account_price_book_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_account_price_book_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.account_price_book_guard() IS 'BEFORE INSERT OR UPDATE OF price_book_id row trigger on crm.account: the default price book chosen for an account must be active (ZC104)';
+CREATE TRIGGER account_price_book_guard BEFORE INSERT OR UPDATE OF price_book_id ON crm.account
+    FOR EACH ROW EXECUTE FUNCTION crm.account_price_book_guard();

@@ -15,19 +15,23 @@ CREATE TABLE crm.settings (
     singleton                   boolean PRIMARY KEY DEFAULT true CONSTRAINT settings_one_row CHECK (singleton),
     quote_approval_threshold    numeric(5,2) NOT NULL DEFAULT 10
                                 CONSTRAINT settings_quote_approval_threshold_range CHECK (quote_approval_threshold BETWEEN 0 AND 100),
+    seller_name                 text,
+    seller_address              text,
     created_at                  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at                  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE crm.settings IS 'Company-wide CRM settings (exactly one row); changed by admins';
 COMMENT ON COLUMN crm.settings.singleton IS 'Always true: the table has one row';
 COMMENT ON COLUMN crm.settings.quote_approval_threshold IS 'A quote whose discount (on the quote or on any line) exceeds this percentage must be approved before it is presented';
+COMMENT ON COLUMN crm.settings.seller_name IS 'Legal name of the selling company, printed on quote documents (crm.quote_document)';
+COMMENT ON COLUMN crm.settings.seller_address IS 'Postal address of the selling company (lines separated by newlines), printed on quote documents';
 COMMENT ON COLUMN crm.settings.created_at IS 'When the extension was installed';
 COMMENT ON COLUMN crm.settings.updated_at IS 'When the settings were last changed';
 INSERT INTO crm.settings DEFAULT VALUES;
 
 CREATE TYPE crm.quote_status AS ENUM (
-    'Draft', 'Needs Review', 'In Review', 'Approved', 'Rejected', 'Presented', 'Accepted', 'Denied');
-COMMENT ON TYPE crm.quote_status IS 'Quote status: Draft -> Needs Review -> In Review -> Approved or Rejected -> Presented -> Accepted or Denied (see crm.quote_transition)';
+    'Draft', 'Needs Review', 'In Review', 'Approved', 'Rejected', 'Presented', 'Accepted', 'Denied', 'Expired');
+COMMENT ON TYPE crm.quote_status IS 'Quote status: Draft -> Needs Review -> In Review -> Approved or Rejected -> Presented -> Accepted or Denied; an open quote past its valid_until becomes Expired (see crm.quote_transition)';
 
 CREATE TABLE crm.quote_transition (
     from_status   crm.quote_status NOT NULL,
@@ -35,7 +39,7 @@ CREATE TABLE crm.quote_transition (
     via_function  text,
     PRIMARY KEY (from_status, to_status)
 );
-COMMENT ON TABLE crm.quote_transition IS 'The legal status changes of a quote; any other change is refused';
+COMMENT ON TABLE crm.quote_transition IS 'The legal status changes of a quote; any other change is refused, but for expiry (an open quote past its valid_until becomes Expired, an Expired one goes back to Draft), which the database rules';
 COMMENT ON COLUMN crm.quote_transition.from_status IS 'Status before';
 COMMENT ON COLUMN crm.quote_transition.to_status IS 'Status after';
 COMMENT ON COLUMN crm.quote_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
@@ -51,9 +55,17 @@ INSERT INTO crm.quote_transition VALUES
     ('Presented',    'Accepted',     NULL),
     ('Presented',    'Denied',       NULL),
     ('Denied',       'Draft',        NULL);   -- revised
+-- Expired is the database's, not a row here (src/quotes.c): any open quote
+-- (Draft, Needs Review, In Review, Approved, Rejected, Presented) past its
+-- valid_until may become Expired, and an Expired quote goes back to Draft
+-- with a valid_until not past.
+
+CREATE SEQUENCE crm.quote_number_seq;
+COMMENT ON SEQUENCE crm.quote_number_seq IS 'Numbers of quotes (Q-000001, ...), drawn by the database when a quote is inserted';
 
 CREATE TABLE crm.quote (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    quote_number     text NOT NULL CONSTRAINT quote_quote_number_key UNIQUE,
     opportunity_id   bigint NOT NULL CONSTRAINT quote_opportunity_id_fkey REFERENCES crm.opportunity (id),
     name             text NOT NULL
                      CONSTRAINT quote_name_not_blank CHECK (pg_catalog.btrim(name) OPERATOR(pg_catalog.<>) ''),
@@ -61,7 +73,8 @@ CREATE TABLE crm.quote (
     contact_id       bigint CONSTRAINT quote_contact_id_fkey REFERENCES crm.contact (id) ON DELETE SET NULL,
     price_book_id    bigint CONSTRAINT quote_price_book_id_fkey REFERENCES crm.price_book (id),
     status           crm.quote_status NOT NULL DEFAULT 'Draft',
-    valid_until      date,
+    valid_until      date
+                     CONSTRAINT quote_valid_until_finite CHECK (pg_catalog.isfinite(valid_until)),
     discount         numeric(5,2) NOT NULL DEFAULT 0
                      CONSTRAINT quote_discount_range CHECK (discount BETWEEN 0 AND 100),
     tax_rate         numeric(6,3) NOT NULL DEFAULT 0
@@ -89,13 +102,14 @@ CREATE TABLE crm.quote (
 );
 COMMENT ON TABLE crm.quote IS 'Quotes made from opportunities, with approval workflow; amounts computed by the database';
 COMMENT ON COLUMN crm.quote.id IS 'Quote id, assigned by the database';
+COMMENT ON COLUMN crm.quote.quote_number IS 'Quote number shown to the customer (Q-000001, ...); assigned by the database when the quote is made, never changes';
 COMMENT ON COLUMN crm.quote.opportunity_id IS 'The opportunity quoted (an opportunity with quotes cannot be deleted)';
 COMMENT ON COLUMN crm.quote.name IS 'Quote name or number shown to the customer';
 COMMENT ON COLUMN crm.quote.account_id IS 'Customer account (from the opportunity)';
 COMMENT ON COLUMN crm.quote.contact_id IS 'Customer contact the quote is addressed to';
 COMMENT ON COLUMN crm.quote.price_book_id IS 'Price book the lines are priced from (the opportunity''s)';
-COMMENT ON COLUMN crm.quote.status IS 'Draft, Needs Review, In Review, Approved, Rejected, Presented, Accepted or Denied; only legal changes (crm.quote_transition) are accepted';
-COMMENT ON COLUMN crm.quote.valid_until IS 'Last day the offer stands';
+COMMENT ON COLUMN crm.quote.status IS 'Draft, Needs Review, In Review, Approved, Rejected, Presented, Accepted, Denied or Expired; only legal changes (crm.quote_transition) are accepted';
+COMMENT ON COLUMN crm.quote.valid_until IS 'Last day the offer stands (a finite date, or NULL: no end); after it the quote cannot be presented, accepted or ordered and crm.expire_quotes() marks it Expired';
 COMMENT ON COLUMN crm.quote.discount IS 'Discount in percent on the subtotal, 0-100; above the approval threshold the quote needs approval';
 COMMENT ON COLUMN crm.quote.tax_rate IS 'Tax rate in percent, 0-100, applied after the discount';
 COMMENT ON COLUMN crm.quote.subtotal IS 'Sum of the line totals; kept by the database';
@@ -163,6 +177,8 @@ CREATE TABLE crm.quote_approval (
     action     text NOT NULL CONSTRAINT quote_approval_action_valid
                CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['submitted', 'approved', 'rejected'])),
     comment    text,
+    old_discount numeric(5,2),
+    new_discount numeric(5,2),
     acted_by   regrole NOT NULL,
     acted_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -171,6 +187,8 @@ COMMENT ON COLUMN crm.quote_approval.id IS 'Entry id, in order of recording';
 COMMENT ON COLUMN crm.quote_approval.quote_id IS 'The quote';
 COMMENT ON COLUMN crm.quote_approval.action IS 'submitted, approved or rejected';
 COMMENT ON COLUMN crm.quote_approval.comment IS 'The comment given (required when rejecting)';
+COMMENT ON COLUMN crm.quote_approval.old_discount IS 'For an approval: the quote discount (percent) before it';
+COMMENT ON COLUMN crm.quote_approval.new_discount IS 'For an approval: the quote discount (percent) approved; lower than old_discount when the approver adjusted it';
 COMMENT ON COLUMN crm.quote_approval.acted_by IS 'Role that acted';
 COMMENT ON COLUMN crm.quote_approval.acted_at IS 'When (transaction time)';
 CREATE INDEX quote_approval_quote_id_idx ON crm.quote_approval (quote_id, id);
@@ -215,12 +233,12 @@ CREATE FUNCTION crm.submit_quote(quote_id bigint, comment text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.submit_quote(bigint, text) IS 'Submits a Draft quote for approval (Draft -> Needs Review) and records it in crm.quote_approval; returns the new status';
 
-CREATE FUNCTION crm.approve_quote(quote_id bigint, comment text DEFAULT NULL)
+CREATE FUNCTION crm.approve_quote(quote_id bigint, comment text DEFAULT NULL, discount numeric DEFAULT NULL)
     RETURNS crm.quote_status
     AS 'MODULE_PATHNAME', 'crm_approve_quote'
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION crm.approve_quote(bigint, text) IS 'Approves a quote under review (Needs Review -> In Review -> Approved); managers and admins only, not one''s own submission; records who, when and the comment in crm.quote_approval';
+COMMENT ON FUNCTION crm.approve_quote(bigint, text, numeric) IS 'Approves a quote under review (Needs Review -> In Review -> Approved); managers and admins only, not one''s own submission; discount, when given, lowers (never raises) the quote discount as part of approving; records who, when, the comment and the old and new discount in crm.quote_approval';
 
 CREATE FUNCTION crm.reject_quote(quote_id bigint, comment text)
     RETURNS crm.quote_status
@@ -235,3 +253,85 @@ CREATE FUNCTION crm.sync_quote(quote_id bigint)
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.sync_quote(bigint) IS 'Marks a quote as the one synced to its opportunity (unmarking any other) and replaces the opportunity''s line items with the quote''s, so the opportunity amount follows the quote; returns the opportunity id';
+
+-- Expiry: for a scheduler (pg_cron) running as an admin.  SECURITY INVOKER:
+-- (a body in quotes: parsed when called, since the update from 0.6 adds the
+-- status Expired in the same transaction that creates this function)
+-- it expires the quotes the caller sees (an admin sees all).  Each quote is
+-- moved by an UPDATE that locks it, so a concurrent accept either commits
+-- first (the quote is then Accepted, no longer open, and is skipped) or
+-- waits and then finds it Expired (ZC020).
+CREATE FUNCTION crm.expire_quotes()
+    RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH expired AS (
+            UPDATE crm.quote AS q SET status = 'Expired'::crm.quote_status
+             WHERE q.status OPERATOR(pg_catalog.=) ANY (ARRAY['Draft', 'Needs Review', 'In Review', 'Approved',
+                                                            'Rejected', 'Presented']::crm.quote_status[])
+               AND q.valid_until OPERATOR(pg_catalog.<) CURRENT_DATE
+            RETURNING q.id)
+        SELECT pg_catalog.count(*) FROM expired
+    $$;
+COMMENT ON FUNCTION crm.expire_quotes() IS 'Marks every open quote (Draft, Needs Review, In Review, Approved, Rejected, Presented) whose valid_until is before today (in the session''s TimeZone) Expired and returns how many; idempotent; for admins and the scheduler''s role (a member of crm_admin)';
+
+-- The quote document: everything a PDF template needs, one row per quote.
+CREATE VIEW crm.quote_document WITH (security_invoker = true) AS
+    SELECT q.id AS quote_id,
+           q.quote_number,
+           q.name,
+           q.status,
+           q.created_at::date AS quote_date,
+           q.valid_until,
+           s.seller_name,
+           s.seller_address,
+           a.name AS customer_name,
+           NULLIF(pg_catalog.concat_ws(E'\n', a.street,
+                      NULLIF(pg_catalog.concat_ws(' ', a.postal_code, a.city, a.region), ''), a.country), '')
+               AS customer_address,
+           c.name AS contact_name,
+           c.email::text AS contact_email,
+           b.currency,
+           COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                               'product_code', p.code, 'product_name', p.name, 'description', l.description,
+                               'quantity', l.quantity, 'unit_price', l.unit_price,
+                               'discount', l.discount, 'total', l.total)
+                             ORDER BY l.sort_order, l.id)
+                       FROM crm.quote_line_item AS l
+                       JOIN crm.product AS p ON p.id OPERATOR(pg_catalog.=) l.product_id
+                      WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), '[]'::jsonb) AS lines,
+           q.subtotal,
+           q.discount,
+           q.discount_amount,
+           q.tax_rate,
+           q.tax,
+           q.total,
+           q.description AS terms
+      FROM crm.quote AS q
+      CROSS JOIN crm.settings AS s
+      LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) q.account_id
+      LEFT JOIN crm.contact AS c ON c.id OPERATOR(pg_catalog.=) q.contact_id
+      LEFT JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) q.price_book_id;
+COMMENT ON VIEW crm.quote_document IS 'One row per quote with everything a printed quote (PDF template) needs: number, dates, seller, customer, contact, lines and amounts; shows what the reader may see';
+COMMENT ON COLUMN crm.quote_document.quote_id IS 'Quote id';
+COMMENT ON COLUMN crm.quote_document.quote_number IS 'Quote number (Q-000001, ...)';
+COMMENT ON COLUMN crm.quote_document.name IS 'Quote name';
+COMMENT ON COLUMN crm.quote_document.status IS 'Quote status';
+COMMENT ON COLUMN crm.quote_document.quote_date IS 'Day the quote was made';
+COMMENT ON COLUMN crm.quote_document.valid_until IS 'Last day the offer stands';
+COMMENT ON COLUMN crm.quote_document.seller_name IS 'Selling company (crm.settings.seller_name)';
+COMMENT ON COLUMN crm.quote_document.seller_address IS 'Selling company address (crm.settings.seller_address)';
+COMMENT ON COLUMN crm.quote_document.customer_name IS 'Customer account name (NULL when the reader cannot see the account)';
+COMMENT ON COLUMN crm.quote_document.customer_address IS 'Customer address from the account: street, postal code city region, country, one per line';
+COMMENT ON COLUMN crm.quote_document.contact_name IS 'Contact the quote is addressed to';
+COMMENT ON COLUMN crm.quote_document.contact_email IS 'E-mail address of that contact';
+COMMENT ON COLUMN crm.quote_document.currency IS 'ISO currency code of the prices (the quote''s price book)';
+COMMENT ON COLUMN crm.quote_document.lines IS 'Line items as a JSON array in display order: product_code, product_name, description, quantity, unit_price, discount, total';
+COMMENT ON COLUMN crm.quote_document.subtotal IS 'Sum of the line totals';
+COMMENT ON COLUMN crm.quote_document.discount IS 'Quote discount in percent';
+COMMENT ON COLUMN crm.quote_document.discount_amount IS 'Discount amount';
+COMMENT ON COLUMN crm.quote_document.tax_rate IS 'Tax rate in percent';
+COMMENT ON COLUMN crm.quote_document.tax IS 'Tax amount';
+COMMENT ON COLUMN crm.quote_document.total IS 'Total to pay';
+COMMENT ON COLUMN crm.quote_document.terms IS 'Terms and notes (the quote description)';

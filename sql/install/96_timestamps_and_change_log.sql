@@ -20,6 +20,8 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book
     FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book_entry
     FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book_tier
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.opportunity_line_item
     FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.settings

@@ -17,7 +17,7 @@ BEGIN
         'crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)',
         'crm.create_quote(bigint, text, date, numeric, numeric)',
         'crm.submit_quote(bigint, text)',
-        'crm.approve_quote(bigint, text)',
+        'crm.approve_quote(bigint, text, numeric)',
         'crm.reject_quote(bigint, text)',
         'crm.sync_quote(bigint)',
         'crm.create_order(bigint, text)',
@@ -41,10 +41,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     TO crm_admin, crm_manager, crm_sales;
 GRANT SELECT ON
     crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry,
-    crm.settings, crm.quote_transition, crm.order_transition, crm.campaign
+    crm.price_book_tier, crm.settings, crm.quote_transition, crm.order_transition, crm.campaign
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 GRANT INSERT, UPDATE, DELETE ON
-    crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry
+    crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry,
+    crm.price_book_tier
     TO crm_admin;
 GRANT UPDATE ON crm.settings TO crm_admin;
 GRANT SELECT ON crm.reporting_line TO crm_admin, crm_manager, crm_sales, crm_analyst;
@@ -70,6 +71,11 @@ GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
 -- sequence's position is the company-wide order count, so only admins (who
 -- see every order) may use it.  No role gets a right on any other sequence.
 GRANT USAGE ON SEQUENCE crm.sales_order_number_seq TO crm_admin;
+-- Quote numbers likewise: drawn by the quote guard as the extension owner.
+-- Expiring quotes is an admin's (or the scheduler's, a member of crm_admin).
+GRANT USAGE ON SEQUENCE crm.quote_number_seq TO crm_admin;
+REVOKE ALL ON FUNCTION crm.expire_quotes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.expire_quotes() TO crm_admin;
 -- History and approvals: read-only for users.  The change log keeps the
 -- values of deleted rows (personal data), so only admins and managers read it.
 GRANT SELECT ON crm.lead_status_history, crm.opportunity_history, crm.quote_approval
@@ -97,6 +103,7 @@ GRANT SELECT ON crm.campaign_performance, crm.account_rollup,
     crm.sales_funnel, crm.lead_conversion_rates, crm.pipeline_by_stage, crm.forecast_by_month,
     crm.sales_performance, crm.stage_velocity, crm.quote_to_order
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT SELECT ON crm.quote_document TO crm_admin, crm_manager, crm_sales;
 -- Analysts read the BI views.  The views are security_invoker, so an analyst
 -- needs SELECT on the columns they read: granted column by column, none of
 -- them personal (no names of people, e-mail addresses, phone numbers,

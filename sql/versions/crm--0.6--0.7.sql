@@ -934,3 +934,216 @@ GRANT EXECUTE ON FUNCTION crm.activity_occurrences(timestamptz, timestamptz) TO 
 GRANT INSERT (recurrence, recurrence_time_zone, series_id, occurrence_number),
     UPDATE (recurrence, recurrence_time_zone, series_id, occurrence_number)
     ON crm.activity TO crm_admin, crm_manager, crm_sales;
+
+-- == quotes: quote numbers, validity and expiry, adjust on approval, quote document, price rules (issue 20 §3-4) ==
+-- A new status Expired (appended, as in a fresh install).  This transaction
+-- cannot use the value itself (PostgreSQL refuses an enum value added in the
+-- running transaction): nothing below does (crm.expire_quotes() has a body
+-- in quotes, parsed when called).
+ALTER TYPE crm.quote_status ADD VALUE IF NOT EXISTS 'Expired';
+COMMENT ON TYPE crm.quote_status IS 'Quote status: Draft -> Needs Review -> In Review -> Approved or Rejected -> Presented -> Accepted or Denied; an open quote past its valid_until becomes Expired (see crm.quote_transition)';
+COMMENT ON COLUMN crm.quote.status IS 'Draft, Needs Review, In Review, Approved, Rejected, Presented, Accepted, Denied or Expired; only legal changes (crm.quote_transition) are accepted';
+COMMENT ON TABLE crm.quote_transition IS 'The legal status changes of a quote; any other change is refused, but for expiry (an open quote past its valid_until becomes Expired, an Expired one goes back to Draft), which the database rules';
+DROP FUNCTION crm.approve_quote(bigint, text);
+-- approve_quote gains discount: a new signature
+CREATE FUNCTION crm.approve_quote(quote_id bigint, comment text DEFAULT NULL, discount numeric DEFAULT NULL)
+    RETURNS crm.quote_status
+    AS 'MODULE_PATHNAME', 'crm_approve_quote'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION crm.approve_quote(bigint, text, numeric) IS 'Approves a quote under review (Needs Review -> In Review -> Approved); managers and admins only, not one''s own submission; discount, when given, lowers (never raises) the quote discount as part of approving; records who, when, the comment and the old and new discount in crm.quote_approval';
+
+REVOKE ALL ON FUNCTION crm.approve_quote(bigint, text, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.approve_quote(bigint, text, numeric) TO crm_admin, crm_manager, crm_sales;
+
+-- Quote numbers: existing quotes are numbered Q-000001, ... in id order
+-- (written with the guards off: a number is otherwise never written by hand);
+-- the sequence continues after them.
+CREATE SEQUENCE crm.quote_number_seq;
+COMMENT ON SEQUENCE crm.quote_number_seq IS 'Numbers of quotes (Q-000001, ...), drawn by the database when a quote is inserted';
+ALTER TABLE crm.quote ADD COLUMN quote_number text;
+ALTER TABLE crm.quote DISABLE TRIGGER USER;
+UPDATE crm.quote AS q SET quote_number = 'Q-' OPERATOR(pg_catalog.||) pg_catalog.lpad(n.n::pg_catalog.text, 6, '0')
+  FROM (SELECT x.id, pg_catalog.row_number() OVER (ORDER BY x.id) AS n FROM crm.quote AS x) AS n
+ WHERE n.id OPERATOR(pg_catalog.=) q.id;
+-- Infinite dates: a valid_until of 'infinity' means no end (NULL); one of
+-- '-infinity' means the offer never stood: yesterday, so the quote is past
+-- its date (crm.expire_quotes() then marks it Expired).
+UPDATE crm.quote AS q SET valid_until = CASE WHEN q.valid_until OPERATOR(pg_catalog.>) CURRENT_DATE THEN NULL
+                                             ELSE CURRENT_DATE OPERATOR(pg_catalog.-) 1 END
+ WHERE NOT pg_catalog.isfinite(q.valid_until);
+ALTER TABLE crm.quote ENABLE TRIGGER USER;
+SELECT pg_catalog.setval('crm.quote_number_seq', pg_catalog.count(*)) FROM crm.quote
+HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
+ALTER TABLE crm.quote ALTER COLUMN quote_number SET NOT NULL;
+ALTER TABLE crm.quote ADD CONSTRAINT quote_quote_number_key UNIQUE (quote_number);
+ALTER TABLE crm.quote ADD CONSTRAINT quote_valid_until_finite CHECK (pg_catalog.isfinite(valid_until));
+COMMENT ON COLUMN crm.quote.quote_number IS 'Quote number shown to the customer (Q-000001, ...); assigned by the database when the quote is made, never changes';
+COMMENT ON COLUMN crm.quote.valid_until IS 'Last day the offer stands (a finite date, or NULL: no end); after it the quote cannot be presented, accepted or ordered and crm.expire_quotes() marks it Expired';
+GRANT USAGE ON SEQUENCE crm.quote_number_seq TO crm_admin;
+GRANT INSERT (quote_number), UPDATE (quote_number) ON crm.quote TO crm_admin, crm_manager, crm_sales;
+SELECT pg_catalog.pg_extension_config_dump('crm.quote_number_seq', '');
+
+-- Price books: infinite bounds.  '-infinity' from / 'infinity' to mean no
+-- bound (NULL); 'infinity' from or '-infinity' to mean the book never
+-- applies: its window becomes "until yesterday" (no start), so it prices
+-- nothing from now on.  (Guards off: updated_at and the change log stay.)
+ALTER TABLE crm.price_book DISABLE TRIGGER USER;
+UPDATE crm.price_book AS b
+   SET valid_from = NULL, valid_to = CURRENT_DATE OPERATOR(pg_catalog.-) 1
+ WHERE b.valid_from OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.date
+    OR b.valid_to OPERATOR(pg_catalog.=) '-infinity'::pg_catalog.date;
+UPDATE crm.price_book AS b
+   SET valid_from = CASE WHEN pg_catalog.isfinite(b.valid_from) THEN b.valid_from END,
+       valid_to = CASE WHEN pg_catalog.isfinite(b.valid_to) THEN b.valid_to END
+ WHERE NOT pg_catalog.isfinite(b.valid_from) OR NOT pg_catalog.isfinite(b.valid_to);
+ALTER TABLE crm.price_book ENABLE TRIGGER USER;
+ALTER TABLE crm.price_book ADD CONSTRAINT price_book_valid_from_finite CHECK (pg_catalog.isfinite(valid_from));
+ALTER TABLE crm.price_book ADD CONSTRAINT price_book_valid_to_finite CHECK (pg_catalog.isfinite(valid_to));
+COMMENT ON COLUMN crm.price_book.valid_from IS 'First day the prices apply (a finite date, or NULL: no start); a line priced before it is refused';
+COMMENT ON COLUMN crm.price_book.valid_to IS 'Last day the prices apply (a finite date, or NULL: no end); a line priced after it is refused';
+
+-- Adjust on approval: the approval record keeps the discounts
+ALTER TABLE crm.quote_approval ADD COLUMN old_discount numeric(5,2), ADD COLUMN new_discount numeric(5,2);
+COMMENT ON COLUMN crm.quote_approval.old_discount IS 'For an approval: the quote discount (percent) before it';
+COMMENT ON COLUMN crm.quote_approval.new_discount IS 'For an approval: the quote discount (percent) approved; lower than old_discount when the approver adjusted it';
+
+-- Seller of the quote document
+ALTER TABLE crm.settings ADD COLUMN seller_name text, ADD COLUMN seller_address text;
+COMMENT ON COLUMN crm.settings.seller_name IS 'Legal name of the selling company, printed on quote documents (crm.quote_document)';
+COMMENT ON COLUMN crm.settings.seller_address IS 'Postal address of the selling company (lines separated by newlines), printed on quote documents';
+GRANT UPDATE (seller_name, seller_address) ON crm.settings TO crm_admin;
+
+-- Quantity tiers
+CREATE TABLE crm.price_book_tier (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    price_book_entry_id  bigint NOT NULL CONSTRAINT price_book_tier_price_book_entry_id_fkey
+                         REFERENCES crm.price_book_entry (id) ON DELETE CASCADE,
+    min_quantity         numeric(12,2) NOT NULL
+                         CONSTRAINT price_book_tier_min_quantity_positive CHECK (min_quantity OPERATOR(pg_catalog.>) 0
+                             AND min_quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    unit_price           numeric(14,2) NOT NULL
+                         CONSTRAINT price_book_tier_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
+                             AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    owner                regrole NOT NULL DEFAULT crm.current_role_id(),
+    created_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT price_book_tier_entry_min_quantity_key UNIQUE (price_book_entry_id, min_quantity)
+);
+COMMENT ON TABLE crm.price_book_tier IS 'Quantity tiers of a price book entry: a line of at least min_quantity units is priced at unit_price by default (the tier with the highest min_quantity not above the quantity; below every tier, the entry''s price)';
+COMMENT ON COLUMN crm.price_book_tier.id IS 'Tier id, assigned by the database';
+COMMENT ON COLUMN crm.price_book_tier.price_book_entry_id IS 'The price book entry (product in a book) the tier belongs to; tiers go with it';
+COMMENT ON COLUMN crm.price_book_tier.min_quantity IS 'Smallest quantity the tier applies to, > 0; unique per entry, so tiers are strictly increasing in quantity';
+COMMENT ON COLUMN crm.price_book_tier.unit_price IS 'Price of one unit for quantities from min_quantity up to the next tier, >= 0';
+COMMENT ON COLUMN crm.price_book_tier.owner IS 'CRM user (database role) responsible for the tier';
+COMMENT ON COLUMN crm.price_book_tier.created_at IS 'When the tier was created; set by the database';
+COMMENT ON COLUMN crm.price_book_tier.updated_at IS 'When the tier was last changed; set by the database';
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.price_book_tier
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+GRANT SELECT ON crm.price_book_tier TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT (price_book_entry_id, min_quantity, unit_price, owner, created_at, updated_at),
+      UPDATE (price_book_entry_id, min_quantity, unit_price, owner, created_at, updated_at)
+    ON crm.price_book_tier TO crm_admin;
+GRANT DELETE ON crm.price_book_tier TO crm_admin;
+SELECT pg_catalog.pg_extension_config_dump('crm.price_book_tier', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.price_book_tier_id_seq', '');
+
+-- An account's default price book
+ALTER TABLE crm.account ADD COLUMN price_book_id bigint
+    CONSTRAINT account_price_book_id_fkey REFERENCES crm.price_book (id) ON DELETE SET NULL;
+COMMENT ON COLUMN crm.account.price_book_id IS 'Default price book of the account''s new opportunities and quotes (NULL: the standard book); must be active when set';
+CREATE INDEX account_price_book_id_idx ON crm.account (price_book_id) WHERE price_book_id IS NOT NULL;
+COMMENT ON INDEX crm.account_price_book_id_idx IS 'Accounts by price book: deleting a price book clears it from its accounts without reading every account';
+CREATE FUNCTION crm.account_price_book_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_account_price_book_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.account_price_book_guard() IS 'BEFORE INSERT OR UPDATE OF price_book_id row trigger on crm.account: the default price book chosen for an account must be active (ZC104)';
+CREATE TRIGGER account_price_book_guard BEFORE INSERT OR UPDATE OF price_book_id ON crm.account
+    FOR EACH ROW EXECUTE FUNCTION crm.account_price_book_guard();
+REVOKE ALL ON FUNCTION crm.account_price_book_guard() FROM PUBLIC;
+GRANT INSERT (price_book_id), UPDATE (price_book_id) ON crm.account TO crm_admin, crm_manager, crm_sales;
+
+-- Expiry: for a scheduler (pg_cron) running as an admin.  SECURITY INVOKER:
+-- (a body in quotes: parsed when called, since the update from 0.6 adds the
+-- status Expired in the same transaction that creates this function)
+-- it expires the quotes the caller sees (an admin sees all).  Each quote is
+-- moved by an UPDATE that locks it, so a concurrent accept either commits
+-- first (the quote is then Accepted, no longer open, and is skipped) or
+-- waits and then finds it Expired (ZC020).
+CREATE FUNCTION crm.expire_quotes()
+    RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH expired AS (
+            UPDATE crm.quote AS q SET status = 'Expired'::crm.quote_status
+             WHERE q.status OPERATOR(pg_catalog.=) ANY (ARRAY['Draft', 'Needs Review', 'In Review', 'Approved',
+                                                            'Rejected', 'Presented']::crm.quote_status[])
+               AND q.valid_until OPERATOR(pg_catalog.<) CURRENT_DATE
+            RETURNING q.id)
+        SELECT pg_catalog.count(*) FROM expired
+    $$;
+COMMENT ON FUNCTION crm.expire_quotes() IS 'Marks every open quote (Draft, Needs Review, In Review, Approved, Rejected, Presented) whose valid_until is before today (in the session''s TimeZone) Expired and returns how many; idempotent; for admins and the scheduler''s role (a member of crm_admin)';
+
+-- The quote document: everything a PDF template needs, one row per quote.
+CREATE VIEW crm.quote_document WITH (security_invoker = true) AS
+    SELECT q.id AS quote_id,
+           q.quote_number,
+           q.name,
+           q.status,
+           q.created_at::date AS quote_date,
+           q.valid_until,
+           s.seller_name,
+           s.seller_address,
+           a.name AS customer_name,
+           NULLIF(pg_catalog.concat_ws(E'\n', a.street,
+                      NULLIF(pg_catalog.concat_ws(' ', a.postal_code, a.city, a.region), ''), a.country), '')
+               AS customer_address,
+           c.name AS contact_name,
+           c.email::text AS contact_email,
+           b.currency,
+           COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                               'product_code', p.code, 'product_name', p.name, 'description', l.description,
+                               'quantity', l.quantity, 'unit_price', l.unit_price,
+                               'discount', l.discount, 'total', l.total)
+                             ORDER BY l.sort_order, l.id)
+                       FROM crm.quote_line_item AS l
+                       JOIN crm.product AS p ON p.id OPERATOR(pg_catalog.=) l.product_id
+                      WHERE l.quote_id OPERATOR(pg_catalog.=) q.id), '[]'::jsonb) AS lines,
+           q.subtotal,
+           q.discount,
+           q.discount_amount,
+           q.tax_rate,
+           q.tax,
+           q.total,
+           q.description AS terms
+      FROM crm.quote AS q
+      CROSS JOIN crm.settings AS s
+      LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) q.account_id
+      LEFT JOIN crm.contact AS c ON c.id OPERATOR(pg_catalog.=) q.contact_id
+      LEFT JOIN crm.price_book AS b ON b.id OPERATOR(pg_catalog.=) q.price_book_id;
+COMMENT ON VIEW crm.quote_document IS 'One row per quote with everything a printed quote (PDF template) needs: number, dates, seller, customer, contact, lines and amounts; shows what the reader may see';
+COMMENT ON COLUMN crm.quote_document.quote_id IS 'Quote id';
+COMMENT ON COLUMN crm.quote_document.quote_number IS 'Quote number (Q-000001, ...)';
+COMMENT ON COLUMN crm.quote_document.name IS 'Quote name';
+COMMENT ON COLUMN crm.quote_document.status IS 'Quote status';
+COMMENT ON COLUMN crm.quote_document.quote_date IS 'Day the quote was made';
+COMMENT ON COLUMN crm.quote_document.valid_until IS 'Last day the offer stands';
+COMMENT ON COLUMN crm.quote_document.seller_name IS 'Selling company (crm.settings.seller_name)';
+COMMENT ON COLUMN crm.quote_document.seller_address IS 'Selling company address (crm.settings.seller_address)';
+COMMENT ON COLUMN crm.quote_document.customer_name IS 'Customer account name (NULL when the reader cannot see the account)';
+COMMENT ON COLUMN crm.quote_document.customer_address IS 'Customer address from the account: street, postal code city region, country, one per line';
+COMMENT ON COLUMN crm.quote_document.contact_name IS 'Contact the quote is addressed to';
+COMMENT ON COLUMN crm.quote_document.contact_email IS 'E-mail address of that contact';
+COMMENT ON COLUMN crm.quote_document.currency IS 'ISO currency code of the prices (the quote''s price book)';
+COMMENT ON COLUMN crm.quote_document.lines IS 'Line items as a JSON array in display order: product_code, product_name, description, quantity, unit_price, discount, total';
+COMMENT ON COLUMN crm.quote_document.subtotal IS 'Sum of the line totals';
+COMMENT ON COLUMN crm.quote_document.discount IS 'Quote discount in percent';
+COMMENT ON COLUMN crm.quote_document.discount_amount IS 'Discount amount';
+COMMENT ON COLUMN crm.quote_document.tax_rate IS 'Tax rate in percent';
+COMMENT ON COLUMN crm.quote_document.tax IS 'Tax amount';
+COMMENT ON COLUMN crm.quote_document.total IS 'Total to pay';
+COMMENT ON COLUMN crm.quote_document.terms IS 'Terms and notes (the quote description)';
+REVOKE ALL ON FUNCTION crm.expire_quotes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.expire_quotes() TO crm_admin;
+GRANT SELECT ON crm.quote_document TO crm_admin, crm_manager, crm_sales;

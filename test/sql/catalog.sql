@@ -106,3 +106,22 @@ SELECT has_table_privilege('crm_sales', 'crm.product', 'SELECT') AS sales_read,
        has_any_column_privilege('crm_sales', 'crm.product', 'UPDATE') AS sales_write,
        has_column_privilege('crm_admin', 'crm.price_book_entry', 'unit_price', 'INSERT') AS admin_write,
        has_column_privilege('crm_admin', 'crm.price_book_entry', 'id', 'INSERT') AS admin_writes_id;
+
+-- Price rules (more in price_rules.sql): an account's default price book
+-- must be active (ZC104); quantity tiers are read by everyone and written
+-- by admins; a book outside its validity window prices nothing (ZC102).
+INSERT INTO crm.price_book (name, active) VALUES ('Retired', false);
+INSERT INTO crm.account (name, price_book_id)
+SELECT 'Retired customer', id FROM crm.price_book WHERE name = 'Retired';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.account (name, price_book_id)
+SELECT 'Standard customer', id FROM crm.price_book WHERE is_standard RETURNING name;
+SELECT has_table_privilege('crm_sales', 'crm.price_book_tier', 'SELECT') AS sales_read_tiers,
+       has_any_column_privilege('crm_sales', 'crm.price_book_tier', 'INSERT') AS sales_write_tiers,
+       has_column_privilege('crm_admin', 'crm.price_book_tier', 'unit_price', 'INSERT') AS admin_write_tiers;
+UPDATE crm.price_book SET valid_to = current_date - 1 WHERE is_standard;
+INSERT INTO crm.opportunity (name, account_id)
+SELECT 'Priced late', id FROM crm.account WHERE name = 'Standard customer' RETURNING id AS late \gset
+INSERT INTO crm.opportunity_line_item (opportunity_id, product_id)
+SELECT :late, id FROM crm.product WHERE code = 'EU-1';
+\echo :LAST_ERROR_SQLSTATE
