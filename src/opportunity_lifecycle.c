@@ -205,7 +205,16 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 									SPI_datumTransfer(default_probability, false, -1), false);
 
 		/* a lost deal names a reason; a deal not lost has none */
-		if (is_closed && !is_won)
+		if (SPI_fnumber(tupdesc, "loss_reason_code") <= 0)
+		{
+			/* before 0.7 (this library serves older versions too): a free text */
+			if (is_closed && !is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
+				ereport(ERROR,
+						(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
+						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason")),
+						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage)));
+		}
+		else if (is_closed && !is_won)
 			check_loss_reason(trigdata, oldtup, newtup, id, stage, stage_changed);
 		else
 		{
