@@ -182,6 +182,17 @@ static CrmQuery attach_opportunity = {
 	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
 };
 
+/*
+ * The contact joins the attached opportunity's contact roles: as its primary
+ * contact when it had none (the UPDATE above set contact_id, and the trigger
+ * of contact_roles.c added the row), else beside the primary one, role Other.
+ */
+static CrmQuery attach_contact_role = {
+	"INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id, role, is_primary)"
+	" VALUES ($1, $2, 'Other', false) ON CONFLICT (opportunity_id, contact_id) DO NOTHING",
+	2, {INT8OID, INT8OID}, NULL
+};
+
 static CrmQuery peek_lead = {
 	"SELECT l.company, l.website::pg_catalog.text, l.email::pg_catalog.text"
 	" FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) $1",
@@ -1072,6 +1083,9 @@ attach(Oid caller, const Lead *lead, int64 opportunity_id, Conversion *conv)
 	crm_param_int64(values, nulls, 2, conv->contact_id, false);
 	crm_param_int64(values, nulls, 3, lead->campaign_id, lead->campaign_isnull);
 	crm_query_run_as(caller, &attach_opportunity, values, nulls, 0);
+	values[1] = values[2];
+	nulls[1] = nulls[2];
+	crm_query_run_as(caller, &attach_contact_role, values, nulls, 0);
 	conv->opportunity_id = opportunity_id;
 	conv->has_opportunity = true;
 }

@@ -22,6 +22,7 @@
  *   catalog.c           products and price books; account books, tier SQL
  *   line_items.c        line item pricing and parent sums
  *   opportunity_lifecycle.c  opportunity stage rules
+ *   contact_roles.c     an opportunity's contact roles in step with its primary contact
  *   quotes.c            quotes: numbers, validity, approval
  *   orders.c            sales orders and stock
  *   activities.c        activities and reminders
@@ -84,6 +85,7 @@
 #define ERRCODE_CRM_AMOUNT_FROM_LINES		MAKE_SQLSTATE('Z','C','1','0','5')
 #define ERRCODE_CRM_LOSS_REASON_REQUIRED	MAKE_SQLSTATE('Z','C','1','1','0')
 #define ERRCODE_CRM_STAGE_IN_USE			MAKE_SQLSTATE('Z','C','1','1','1')
+#define ERRCODE_CRM_LOSS_REASON_INACTIVE	MAKE_SQLSTATE('Z','C','1','1','2')
 /* quotes */
 #define ERRCODE_CRM_QUOTE_NOT_FOUND			MAKE_SQLSTATE('Z','C','2','0','1')
 #define ERRCODE_CRM_APPROVAL_REQUIRED		MAKE_SQLSTATE('Z','C','2','0','5')
@@ -207,7 +209,8 @@ typedef enum CrmPermitKind
 	CRM_PERMIT_MERGE_LEAD,
 	CRM_PERMIT_AUDIT_ERASE,		/* crm.erase_person rewrites change-log entries */
 	CRM_PERMIT_AUDIT_PURGE,		/* crm.purge_change_log deletes change-log entries */
-	CRM_PERMIT_CONVERTING		/* records made from a lead; id = lead (duplicate_check.c) */
+	CRM_PERMIT_CONVERTING,		/* records made from a lead; id = lead (duplicate_check.c) */
+	CRM_PERMIT_CONTACT_ROLE_SYNC	/* contact roles <-> opportunity.contact_id; id = opportunity */
 } CrmPermitKind;
 
 #define CRM_PERMIT_ANY_ROW	PG_INT64_MIN

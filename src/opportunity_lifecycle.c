@@ -4,7 +4,11 @@
  * crm.opportunity_lifecycle() is a BEFORE INSERT OR UPDATE row trigger:
  *   - probability defaults from the stage: on insert when not given, on a
  *     stage change when the statement did not set it too;
- *   - a lost stage (closed, not won) needs a non-blank loss_reason;
+ *   - a lost stage (closed, not won) needs a loss_reason_code
+ *     (crm.loss_reason), an active one when newly chosen (the reason row is
+ *     locked FOR SHARE, so an admin deactivating it waits); a deal that is
+ *     not lost has no loss_reason_code or competitor (cleared); the free
+ *     text loss_reason is an optional comment;
  *   - closed_at is set when the opportunity enters a closed stage, kept while
  *     it stays in that stage, cleared when it reopens -- whatever the client
  *     sends;
@@ -69,6 +73,63 @@ crm_stage_exists(const char *name)
 
 	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
 	return SPI_processed > 0;
+}
+
+static CrmQuery loss_reason_state = {
+	"SELECT r.active FROM crm.loss_reason AS r WHERE r.code OPERATOR(pg_catalog.=) $1 FOR SHARE",
+	1, {TEXTOID}, NULL
+};
+
+static CrmQuery active_loss_reasons = {
+	"SELECT pg_catalog.string_agg(r.code, ', ' ORDER BY r.code) FROM crm.loss_reason AS r WHERE r.active",
+	0, {InvalidOid}, NULL
+};
+
+/* the active reasons, for hints */
+static char *
+active_reason_list(void)
+{
+	char	   *list;
+
+	crm_query_run_as_owner(&active_loss_reasons, NULL, NULL, 1);
+	list = SPI_processed > 0 ? crm_result_text(0, 1) : NULL;
+	return list != NULL ? list : "(none: ask an admin to activate one in crm.loss_reason)";
+}
+
+/*
+ * check_loss_reason -- a deal in a lost stage names a loss reason; a newly
+ * chosen one (on insert, on entering the stage, on a change of the code)
+ * must be active.  An unknown code is left to the foreign key.
+ */
+static void
+check_loss_reason(TriggerData *trigdata, HeapTuple oldtup, HeapTuple newtup,
+				  int64 id, const char *stage, bool stage_changed)
+{
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	char	   *code = crm_column_text(newtup, tupdesc, "loss_reason_code");
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		isnull;
+
+	if (code == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
+				 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason_code")),
+				 errmsg("opportunity %lld needs a loss_reason_code to be in stage \"%s\"", (long long) id, stage),
+				 errhint("Set loss_reason_code in the same statement to one of: %s (crm.loss_reason); loss_reason takes a free-text comment.",
+						 active_reason_list())));
+	if (oldtup != NULL && !stage_changed &&
+		!crm_column_changed(oldtup, newtup, tupdesc, "loss_reason_code"))
+		return;					/* a loss already recorded keeps its reason */
+	values[0] = CStringGetTextDatum(code);
+	crm_query_run_as_owner(&loss_reason_state, values, nulls, 1);
+	if (SPI_processed > 0 && !DatumGetBool(crm_result_datum(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_LOSS_REASON_INACTIVE),
+				 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason_code")),
+				 errmsg("loss reason \"%s\" is no longer in use", code),
+				 errdetail("Deals lost earlier keep it; a deal lost now chooses an active reason."),
+				 errhint("Choose one of: %s.", active_reason_list())));
 }
 
 /* crm_opportunity_lifecycle -- trigger crm.opportunity_lifecycle() */
@@ -143,17 +204,22 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			newtup = crm_set_column(newtup, tupdesc, "probability",
 									SPI_datumTransfer(default_probability, false, -1), false);
 
-		/* a lost deal says why */
-		if (is_closed && !is_won)
+		/* a lost deal names a reason; a deal not lost has none */
+		if (SPI_fnumber(tupdesc, "loss_reason_code") <= 0)
 		{
-			char	   *reason = crm_column_text(newtup, tupdesc, "loss_reason");
-
-			if (crm_is_blank(reason))
+			/* before 0.7 (this library serves older versions too): a free text */
+			if (is_closed && !is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
 						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason")),
-						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage),
-						 errhint("Set loss_reason in the same statement, e.g. UPDATE ... SET stage = '%s', loss_reason = 'price'.", stage)));
+						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage)));
+		}
+		else if (is_closed && !is_won)
+			check_loss_reason(trigdata, oldtup, newtup, id, stage, stage_changed);
+		else
+		{
+			newtup = crm_set_column(newtup, tupdesc, "loss_reason_code", (Datum) 0, true);
+			newtup = crm_set_column(newtup, tupdesc, "competitor", (Datum) 0, true);
 		}
 
 		/* closed_at: set on closing, kept while closed, cleared on reopening */

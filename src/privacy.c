@@ -74,6 +74,10 @@ static const ExportSection export_sections[] = {
 						   " OR a.contact_id IN (SELECT id FROM person_contact)")},
 	{"activity_participation", ROWS_OF("p", "crm.activity_participant AS p"
 									   " WHERE p.contact_id IN (SELECT id FROM person_contact)")},
+	/* the deals the person plays a part in (issue 20: contact roles) */
+	{"deal_roles",
+		"(SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.contact_id, r.opportunity_id)"
+		" FROM crm.opportunity_contact_role AS r WHERE r.contact_id IN (SELECT id FROM person_contact))"},
 	{"campaign_memberships",
 		"(SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) OPERATOR(pg_catalog.||)"
 		"   pg_catalog.jsonb_build_object('campaign_name', k.name) ORDER BY m.id)"

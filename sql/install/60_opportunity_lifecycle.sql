@@ -2,7 +2,8 @@
 -- Opportunity lifecycle
 --
 -- Stage rules (C trigger crm.opportunity_lifecycle): probability defaults
--- from the stage, a loss reason is required when the deal is lost, closed_at
+-- from the stage, a loss reason code is required when the deal is lost (and
+-- cleared when it is not: 62_loss_reasons_and_contact_roles.sql), closed_at
 -- is set when a closed stage is reached and cleared on reopening; the amount
 -- of an opportunity with line items and its price book are the lines'.
 -- Every change of stage, amount, probability or close date is recorded in
@@ -45,7 +46,7 @@ CREATE INDEX opportunity_history_opportunity_id_idx ON crm.opportunity_history (
 CREATE FUNCTION crm.opportunity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason required for a lost stage, closed_at kept, amount and price book fixed by line items';
+COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, amount and price book fixed by line items';
 CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lifecycle();
 

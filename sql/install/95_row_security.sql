@@ -232,3 +232,20 @@ CREATE POLICY crm_survivor_select ON crm.merge_record FOR SELECT TO crm_manager,
                                          AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))
            ELSE EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) survivor_id
                           AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))) END);
+
+-- Contact roles (62_loss_reasons_and_contact_roles.sql) follow their deal;
+-- a role row may name only a contact the caller sees, as contact_id does
+-- (sharing.c).  Loss reasons are a catalog: no row security.
+ALTER TABLE crm.opportunity_contact_role ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm.opportunity_contact_role TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_parent_select ON crm.opportunity_contact_role FOR SELECT TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
+CREATE POLICY crm_parent_insert ON crm.opportunity_contact_role FOR INSERT TO crm_manager, crm_sales
+    WITH CHECK (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)
+                AND crm.may_reference_contact(contact_id));
+CREATE POLICY crm_parent_update ON crm.opportunity_contact_role FOR UPDATE TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)
+                AND crm.may_reference_contact(contact_id));
+CREATE POLICY crm_parent_delete ON crm.opportunity_contact_role FOR DELETE TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));

@@ -117,6 +117,19 @@ GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
 GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
 GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
 
+-- Loss reasons and contact roles (62_loss_reasons_and_contact_roles.sql):
+-- reasons are read by everyone and maintained by admins (a code never
+-- changes: admins update label and active only); contact roles are written
+-- with their deal.  Analysts read the loss analysis (reason codes, no
+-- comments or competitors).
+GRANT SELECT ON crm.loss_reason TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT (code, label, active), UPDATE (label, active), DELETE ON crm.loss_reason TO crm_admin;
+GRANT SELECT, INSERT (opportunity_id, contact_id, role, is_primary),
+    UPDATE (opportunity_id, contact_id, role, is_primary), DELETE
+    ON crm.opportunity_contact_role TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.loss_analysis TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT SELECT (loss_reason_code) ON crm.opportunity TO crm_analyst;
+
 -- Row ids are the database's to give: no role chooses one (INSERT ...
 -- OVERRIDING SYSTEM VALUE) or changes one (UPDATE ... SET id).  A chosen id
 -- could squat the ids everyone else's next inserts get, or sort first where

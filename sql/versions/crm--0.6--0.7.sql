@@ -1147,3 +1147,155 @@ COMMENT ON COLUMN crm.quote_document.terms IS 'Terms and notes (the quote descri
 REVOKE ALL ON FUNCTION crm.expire_quotes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.expire_quotes() TO crm_admin;
 GRANT SELECT ON crm.quote_document TO crm_admin, crm_manager, crm_sales;
+
+-- == loss reasons and contact roles (issue 20 §5: sql/install/62_loss_reasons_and_contact_roles.sql, src/contact_roles.c) ==
+CREATE TABLE crm.loss_reason (
+    code    text PRIMARY KEY
+            CONSTRAINT loss_reason_code_format CHECK (code OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]*$'),
+    label   text NOT NULL
+            CONSTRAINT loss_reason_label_not_blank CHECK (pg_catalog.btrim(label) OPERATOR(pg_catalog.<>) ''),
+    active  boolean NOT NULL DEFAULT true
+);
+COMMENT ON TABLE crm.loss_reason IS 'Why deals are lost: the reasons a lost opportunity chooses from (loss_reason_code); maintained by admins, read by everyone';
+COMMENT ON COLUMN crm.loss_reason.code IS 'Stable code of the reason (lower case, e.g. price, no_budget); never changes once deals use it';
+COMMENT ON COLUMN crm.loss_reason.label IS 'Name of the reason shown to users and in reports';
+COMMENT ON COLUMN crm.loss_reason.active IS 'Whether a deal lost now may choose it; deals already lost keep an inactive reason';
+
+-- the seeds; a restore (session_replication_role = replica) brings its own rows
+INSERT INTO crm.loss_reason (code, label)
+SELECT v.code, v.label
+  FROM (VALUES ('price', 'Price'), ('competitor', 'Lost to a competitor'), ('no_budget', 'No budget'),
+               ('no_decision', 'No decision'), ('timing', 'Timing'), ('product_fit', 'Product fit'),
+               ('other', 'Other')) AS v (code, label)
+ WHERE pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica';
+
+ALTER TABLE crm.opportunity
+    ADD COLUMN loss_reason_code text CONSTRAINT opportunity_loss_reason_code_fkey REFERENCES crm.loss_reason (code),
+    ADD COLUMN competitor text;
+COMMENT ON COLUMN crm.opportunity.loss_reason_code IS 'Why the deal was lost (crm.loss_reason.code): required in a lost stage, empty otherwise (cleared by the database when the deal is not lost)';
+COMMENT ON COLUMN crm.opportunity.competitor IS 'Competitor the deal was lost to, if known; kept only while the deal is lost';
+COMMENT ON COLUMN crm.opportunity.loss_reason IS 'Comment on why the deal was lost (free text, optional); the reason itself is loss_reason_code';
+CREATE INDEX opportunity_loss_reason_code_idx ON crm.opportunity (loss_reason_code) WHERE loss_reason_code IS NOT NULL;
+COMMENT ON INDEX crm.opportunity_loss_reason_code_idx IS 'Lost deals by reason: deleting a reason checks its deals without reading every opportunity';
+
+CREATE VIEW crm.loss_analysis WITH (security_invoker = true) AS
+    SELECT o.loss_reason_code AS reason,
+           r.label AS reason_label,
+           o.owner,
+           pg_catalog.date_trunc('month', o.closed_at)::date AS month,
+           pg_catalog.count(*) AS deals,
+           pg_catalog.sum(o.amount) AS amount
+      FROM crm.opportunity AS o
+      JOIN crm.loss_reason AS r ON r.code OPERATOR(pg_catalog.=) o.loss_reason_code
+     GROUP BY o.loss_reason_code, r.label, o.owner, pg_catalog.date_trunc('month', o.closed_at)::date;
+COMMENT ON VIEW crm.loss_analysis IS 'Lost deals by loss reason, owner and month of close (in the session time zone): how many and their amount; each role sees the deals it may read';
+COMMENT ON COLUMN crm.loss_analysis.reason IS 'Loss reason code';
+COMMENT ON COLUMN crm.loss_analysis.reason_label IS 'Loss reason as shown to users';
+COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals';
+COMMENT ON COLUMN crm.loss_analysis.month IS 'First day of the month the deals were closed in';
+COMMENT ON COLUMN crm.loss_analysis.deals IS 'Number of deals lost';
+COMMENT ON COLUMN crm.loss_analysis.amount IS 'Sum of their amounts';
+
+CREATE TABLE crm.opportunity_contact_role (
+    opportunity_id  bigint NOT NULL CONSTRAINT opportunity_contact_role_opportunity_id_fkey
+                    REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    contact_id      bigint NOT NULL CONSTRAINT opportunity_contact_role_contact_id_fkey
+                    REFERENCES crm.contact (id) ON DELETE CASCADE,
+    role            text NOT NULL DEFAULT 'Other'
+                    CONSTRAINT opportunity_contact_role_role_check CHECK (role OPERATOR(pg_catalog.=) ANY
+                        (ARRAY['Decision Maker', 'Economic Buyer', 'Influencer', 'Technical Evaluator', 'User', 'Other'])),
+    is_primary      boolean NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (opportunity_id, contact_id)
+);
+COMMENT ON TABLE crm.opportunity_contact_role IS 'The people of a deal and the part each plays; the primary one is the opportunity''s contact (kept in step by the database)';
+COMMENT ON COLUMN crm.opportunity_contact_role.opportunity_id IS 'The deal';
+COMMENT ON COLUMN crm.opportunity_contact_role.contact_id IS 'The person';
+COMMENT ON COLUMN crm.opportunity_contact_role.role IS 'Their role: Decision Maker, Economic Buyer, Influencer, Technical Evaluator, User or Other';
+COMMENT ON COLUMN crm.opportunity_contact_role.is_primary IS 'Whether this is the deal''s primary contact (crm.opportunity.contact_id); at most one per deal, marking one unmarks the others';
+COMMENT ON COLUMN crm.opportunity_contact_role.created_at IS 'When the person was added to the deal';
+CREATE UNIQUE INDEX opportunity_contact_role_one_primary ON crm.opportunity_contact_role (opportunity_id) WHERE is_primary;
+COMMENT ON INDEX crm.opportunity_contact_role_one_primary IS 'At most one primary contact per deal';
+CREATE INDEX opportunity_contact_role_contact_id_idx ON crm.opportunity_contact_role (contact_id);
+COMMENT ON INDEX crm.opportunity_contact_role_contact_id_idx IS 'Deals of a contact: deleting or merging a contact finds its roles without reading every role';
+
+-- Existing data: a deal with a contact gets it as its primary contact role
+-- (before the triggers exist: nothing else changes); a lost deal gets the
+-- reason "other", its free text staying the comment.  That update runs with
+-- the user triggers off (session_replication_role = replica for the
+-- statement: the deals keep their updated_at, the change log and the
+-- aggregates are untouched).  A restore brings its own rows.
+INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id, role, is_primary)
+SELECT o.id, o.contact_id, 'Other', true FROM crm.opportunity AS o WHERE o.contact_id IS NOT NULL;
+DO $loss_reasons$
+DECLARE
+    mode constant text := pg_catalog.current_setting('session_replication_role');
+BEGIN
+    IF mode OPERATOR(pg_catalog.<>) 'replica' THEN
+        PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
+        UPDATE crm.opportunity AS o SET loss_reason_code = 'other'
+          FROM crm.opportunity_stage AS s
+         WHERE s.name OPERATOR(pg_catalog.=) o.stage AND s.is_closed AND NOT s.is_won;
+        PERFORM pg_catalog.set_config('session_replication_role', mode, true);
+    END IF;
+END
+$loss_reasons$;
+
+CREATE FUNCTION crm.contact_role_sync() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_contact_role_sync'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.contact_role_sync() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity_contact_role: locks the deal; a row marked primary unmarks the others and becomes the deal''s contact_id; a primary row unmarked (or moved) clears it';
+CREATE TRIGGER contact_role_sync BEFORE INSERT OR UPDATE ON crm.opportunity_contact_role
+    FOR EACH ROW EXECUTE FUNCTION crm.contact_role_sync();
+
+CREATE FUNCTION crm.contact_role_removed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_contact_role_removed'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.contact_role_removed() IS 'AFTER DELETE row trigger on crm.opportunity_contact_role: removing the primary row clears the deal''s contact_id (in a contact merge, the survivor''s row becomes primary instead)';
+CREATE TRIGGER contact_role_removed AFTER DELETE ON crm.opportunity_contact_role
+    FOR EACH ROW EXECUTE FUNCTION crm.contact_role_removed();
+
+CREATE FUNCTION crm.opportunity_contact_sync() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_contact_sync'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.opportunity_contact_sync() IS 'AFTER INSERT OR UPDATE OF contact_id row trigger on crm.opportunity: the contact becomes the deal''s primary contact role (added with role Other if missing), the previous primary is unmarked';
+CREATE TRIGGER opportunity_contact_sync AFTER INSERT OR UPDATE OF contact_id ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_contact_sync();
+REVOKE ALL ON FUNCTION crm.contact_role_sync(), crm.contact_role_removed(), crm.opportunity_contact_sync() FROM PUBLIC;
+COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, amount and price book fixed by line items';
+
+-- Contact roles (62_loss_reasons_and_contact_roles.sql) follow their deal;
+-- a role row may name only a contact the caller sees, as contact_id does
+-- (sharing.c).  Loss reasons are a catalog: no row security.
+ALTER TABLE crm.opportunity_contact_role ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm.opportunity_contact_role TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_parent_select ON crm.opportunity_contact_role FOR SELECT TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
+CREATE POLICY crm_parent_insert ON crm.opportunity_contact_role FOR INSERT TO crm_manager, crm_sales
+    WITH CHECK (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)
+                AND crm.may_reference_contact(contact_id));
+CREATE POLICY crm_parent_update ON crm.opportunity_contact_role FOR UPDATE TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)
+                AND crm.may_reference_contact(contact_id));
+CREATE POLICY crm_parent_delete ON crm.opportunity_contact_role FOR DELETE TO crm_manager, crm_sales
+    USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
+
+-- Loss reasons and contact roles (62_loss_reasons_and_contact_roles.sql):
+-- reasons are read by everyone and maintained by admins (a code never
+-- changes: admins update label and active only); contact roles are written
+-- with their deal.  Analysts read the loss analysis (reason codes, no
+-- comments or competitors).
+GRANT SELECT ON crm.loss_reason TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT (code, label, active), UPDATE (label, active), DELETE ON crm.loss_reason TO crm_admin;
+GRANT SELECT, INSERT (opportunity_id, contact_id, role, is_primary),
+    UPDATE (opportunity_id, contact_id, role, is_primary), DELETE
+    ON crm.opportunity_contact_role TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.loss_analysis TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT SELECT (loss_reason_code) ON crm.opportunity TO crm_analyst;
+
+-- the new columns of crm.opportunity, as 99_privileges.sql grants every column
+GRANT INSERT (loss_reason_code, competitor), UPDATE (loss_reason_code, competitor)
+    ON crm.opportunity TO crm_admin, crm_manager, crm_sales;
+SELECT pg_catalog.pg_extension_config_dump('crm.loss_reason', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_contact_role', '');

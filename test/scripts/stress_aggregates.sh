@@ -247,7 +247,8 @@ BEGIN
     CASE kind
     WHEN 1 THEN
         UPDATE crm.opportunity SET stage = st,
-               loss_reason = CASE WHEN st = 'Failed' THEN 'lost on price' ELSE loss_reason END
+               loss_reason = CASE WHEN st = 'Failed' THEN 'lost on price' ELSE loss_reason END,
+               loss_reason_code = CASE WHEN st = 'Failed' THEN 'price' ELSE loss_reason_code END
          WHERE id = oid;
     WHEN 2 THEN   -- refused while it has line items (ZC105)
         UPDATE crm.opportunity SET amount = round((random() * 50000)::numeric, 2) WHERE id = oid;
@@ -263,7 +264,7 @@ BEGIN
         UPDATE crm.opportunity SET campaign_id = stress.pick_campaign() WHERE id = oid;
     ELSE
         UPDATE crm.opportunity
-           SET stage = st, loss_reason = 'lost on price', probability = floor(random() * 101),
+           SET stage = st, loss_reason = 'lost on price', loss_reason_code = 'price', probability = floor(random() * 101),
                amount = round((random() * 50000)::numeric, 2),
                close_date = date '2027-01-01' + floor(random() * 540)::int,
                owner = stress.pick_owner(), campaign_id = stress.pick_campaign()
@@ -297,10 +298,10 @@ END $$;
 -- which the row-level security check refuses with 42501.
 CREATE FUNCTION stress.bulk_insert(n int) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO crm.opportunity (name, account_id, stage, amount, probability, close_date, owner, campaign_id, loss_reason)
+    INSERT INTO crm.opportunity (name, account_id, stage, amount, probability, close_date, owner, campaign_id, loss_reason, loss_reason_code)
     SELECT 'Bulk deal ' || g, stress.pick_account(), stress.pick_stage(), g * 101.5,
            CASE WHEN g % 3 = 0 THEN g * 7 % 101 END,
-           CASE WHEN g % 4 <> 0 THEN date '2027-01-01' + g * 13 END, stress.pick_owner(), stress.pick_campaign(), 'lost on price'
+           CASE WHEN g % 4 <> 0 THEN date '2027-01-01' + g * 13 END, stress.pick_owner(), stress.pick_campaign(), 'lost on price', 'price'
       FROM generate_series(1, n) g;
     RETURN 'ok';
 EXCEPTION
@@ -408,10 +409,10 @@ INSERT INTO crm.opportunity_stage (name, sort_order, probability) VALUES ('Stres
 
 -- The opening data: opportunities (the first 20 are never deleted) with line
 -- items, leads (some converted, some campaign members).
-INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason)
+INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason, loss_reason_code)
 SELECT 'Opening deal ' || g, 1 + g % 12, stress.pick_stage(), (g * 137) % 40000,
        CASE WHEN g % 10 <> 0 THEN date '2027-01-01' + (g * 7) % 540 END,
-       stress.pick_owner(), stress.pick_campaign(), 'lost on price'
+       stress.pick_owner(), stress.pick_campaign(), 'lost on price', 'price'
   FROM generate_series(1, 200) g;
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity, discount)
 SELECT o.id, p.id, 1 + (o.id + p.id) % 7, (o.id * p.id) % 3 * 5
@@ -449,9 +450,9 @@ EOF
 cat >"$S/opp_insert.sql" <<'EOF'
 \set a random(0, 90000)
 \set d random(0, 540)
-INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason)
+INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason, loss_reason_code)
 VALUES ('Load deal', (SELECT stress.pick_account()), (SELECT stress.pick_stage()), :a,
-        date '2027-01-01' + :d::int, (SELECT stress.pick_owner()), (SELECT stress.pick_campaign()), 'lost on price');
+        date '2027-01-01' + :d::int, (SELECT stress.pick_owner()), (SELECT stress.pick_campaign()), 'lost on price', 'price');
 EOF
 cat >"$S/opp_update.sql" <<'EOF'
 \set kind random(1, 7)
@@ -480,7 +481,7 @@ EOF
 cat >"$S/savepoint.sql" <<'EOF'
 \set q random(1, 9)
 BEGIN;
-UPDATE crm.opportunity SET stage = (SELECT stress.pick_stage()), loss_reason = 'lost on price'
+UPDATE crm.opportunity SET stage = (SELECT stress.pick_stage()), loss_reason = 'lost on price', loss_reason_code = 'price'
  WHERE id = (SELECT stress.pick_opp());
 SAVEPOINT a;
 SELECT stress.add_lines(2);
@@ -501,7 +502,7 @@ cat >"$S/bulk.sql" <<'EOF'
 \set k random(0, 40)
 \set n random(2, 12)
 UPDATE crm.opportunity o
-   SET stage = (SELECT stress.pick_stage()), loss_reason = 'lost on price',
+   SET stage = (SELECT stress.pick_stage()), loss_reason = 'lost on price', loss_reason_code = 'price',
        close_date = o.close_date + 7, owner = stress.pick_owner()
   FROM (SELECT id FROM crm.opportunity WHERE id % 41 = :k ORDER BY id LIMIT 10 FOR NO KEY UPDATE) AS pick
  WHERE o.id = pick.id;
@@ -580,8 +581,8 @@ my ($secs, $anchors, $campaigns) = @ARGV;
 my $end = time + $secs;
 my @stages = qw(Qualification Requirement Proposal Negotiation Successful Failed);
 for (my $i = 1; time < $end; $i++) {
-    print "BEGIN;\nCOPY crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason) FROM STDIN;\n";
-    printf "Copied deal %d-%d\t%d\t%s\t%.2f\t2027-%02d-%02d\tstress_rep%d\t%s\tlost on price\n",
+    print "BEGIN;\nCOPY crm.opportunity (name, account_id, stage, amount, close_date, owner, campaign_id, loss_reason, loss_reason_code) FROM STDIN;\n";
+    printf "Copied deal %d-%d\t%d\t%s\t%.2f\t2027-%02d-%02d\tstress_rep%d\t%s\tlost on price\tprice\n",
         $i, $_, 1 + int(rand(12)), $stages[rand @stages], rand(30000), 1 + int(rand(12)), 1 + int(rand(28)),
         1 + int(rand(4)), rand() < 0.33 ? '\N' : 1 + int(rand($campaigns)) for 1 .. 5;
     # a failed first COPY skips the second, whose data psql would otherwise read as SQL

@@ -22,7 +22,7 @@ CREATE TEMP TABLE documented (sqlstate text PRIMARY KEY);
 INSERT INTO documented VALUES
     ('ZC001'), ('ZC002'), ('ZC003'), ('ZC004'), ('ZC005'), ('ZC006'), ('ZC007'),
     ('ZC008'), ('ZC010'), ('ZC011'), ('ZC012'), ('ZC020'), ('ZC021'), ('ZC022'),
-    ('ZC101'), ('ZC102'), ('ZC103'), ('ZC104'), ('ZC105'), ('ZC110'), ('ZC111'),
+    ('ZC101'), ('ZC102'), ('ZC103'), ('ZC104'), ('ZC105'), ('ZC110'), ('ZC111'), ('ZC112'),
     ('ZC201'), ('ZC205'), ('ZC207'), ('ZC208'), ('ZC209'), ('ZC210'),
     ('ZC301'), ('ZC302'), ('ZC303'), ('ZC304'),
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),

@@ -51,7 +51,7 @@ SELECT opportunity_id FROM crm.convert_lead(3);
 SELECT o.name, o.campaign_id FROM crm.opportunity o ORDER BY o.id;
 -- One deal won, the other lost.
 UPDATE crm.opportunity SET amount = 12000, stage = 'Successful' WHERE lead_id = 1;
-UPDATE crm.opportunity SET amount = 3000, stage = 'Failed', loss_reason = 'budget' WHERE lead_id = 3;
+UPDATE crm.opportunity SET amount = 3000, stage = 'Failed', loss_reason_code = 'no_budget', loss_reason = 'budget' WHERE lead_id = 3;
 
 -- Per campaign: leads, conversions, opportunities, wins, amounts, ROI.
 SELECT name, leads, converted_leads, opportunities, won_opportunities, opportunity_amount, won_amount, actual_cost, roi

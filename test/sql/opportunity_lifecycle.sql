@@ -20,15 +20,16 @@ SELECT name, stage, probability FROM crm.opportunity ORDER BY id;
 UPDATE crm.opportunity SET probability = 80 WHERE name = 'A';
 SELECT probability FROM crm.opportunity WHERE name = 'A';
 
--- A lost deal (closed, not won) needs a loss reason (ZC110).
+-- A lost deal (closed, not won) needs a loss reason code (ZC110); a free-text
+-- comment alone is not one.
 UPDATE crm.opportunity SET stage = 'Failed' WHERE name = 'A';
 \echo :LAST_ERROR_SQLSTATE
-UPDATE crm.opportunity SET stage = 'Failed', loss_reason = '   ' WHERE name = 'A';
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason = 'too expensive' WHERE name = 'A';
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.opportunity (name, account_id, stage) VALUES ('C', 1, 'Failed');
 \echo :LAST_ERROR_SQLSTATE
 BEGIN;
-UPDATE crm.opportunity SET stage = 'Failed', loss_reason = 'price' WHERE name = 'A';
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason_code = 'price', loss_reason = 'too expensive' WHERE name = 'A';
 -- closed_at is set on closing (whatever the client sends) ...
 SELECT stage, probability, closed_at = now() AS closed_now FROM crm.opportunity WHERE name = 'A';
 UPDATE crm.opportunity SET closed_at = '2001-01-01' WHERE name = 'A';
@@ -79,7 +80,7 @@ SELECT has_table_privilege('crm_sales', 'crm.opportunity_history', 'INSERT') AS 
 DO $$
 DECLARE s text; t text; c text;
 BEGIN
-    UPDATE crm.opportunity SET stage = 'Failed', loss_reason = NULL WHERE name = 'B';
+    UPDATE crm.opportunity SET stage = 'Failed', loss_reason_code = NULL WHERE name = 'B';
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS s = SCHEMA_NAME, t = TABLE_NAME, c = COLUMN_NAME;
     RAISE NOTICE '% on %.% column %', SQLSTATE, s, t, c;

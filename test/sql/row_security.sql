@@ -563,6 +563,54 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VAL
 RESET ROLE;
 
 -- ---------------------------------------------------------------------
+-- Contact roles follow their deal: who sees (updates) the deal sees
+-- (writes) its rows, and a row names only a contact the writer sees, as
+-- contact_id does (42501).  Loss reasons: everyone reads them, admins write.
+-- ---------------------------------------------------------------------
+SET ROLE regress_rls_rep1;
+INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id, role, is_primary) VALUES (1, 1, 'Decision Maker', true);
+SELECT id, contact_id FROM crm.opportunity WHERE id = 1;
+-- Gus Gamma is on Gamma Ltd, which rep1 sees through the Gamma deal
+UPDATE crm.opportunity SET contact_id = 3 WHERE id = 3;
+-- Hal Hidden is not seen by rep1; rep2's deal is not seen
+INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id) VALUES (1, 5);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id) VALUES (2, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT opportunity_id, contact_id, role, is_primary FROM crm.opportunity_contact_role ORDER BY 1, 2;
+RESET ROLE;
+SET ROLE regress_rls_rep2;
+INSERT INTO crm.opportunity_contact_role (opportunity_id, contact_id, role) VALUES (2, 5, 'Influencer');
+SELECT opportunity_id, contact_id, role, is_primary FROM crm.opportunity_contact_role ORDER BY 1, 2;
+UPDATE crm.opportunity_contact_role SET role = 'User' WHERE opportunity_id = 1 RETURNING contact_id;
+DELETE FROM crm.opportunity_contact_role WHERE opportunity_id = 3 RETURNING contact_id;
+RESET ROLE;
+SET ROLE regress_rls_boss;
+SELECT opportunity_id, contact_id, role, is_primary FROM crm.opportunity_contact_role ORDER BY 1, 2;
+RESET ROLE;
+SET ROLE regress_rls_admin;
+SELECT opportunity_id, contact_id, role, is_primary FROM crm.opportunity_contact_role ORDER BY 1, 2;
+RESET ROLE;
+-- rep1 takes Gus off the Gamma deal: its contact_id goes with the primary row
+SET ROLE regress_rls_rep1;
+DELETE FROM crm.opportunity_contact_role WHERE opportunity_id = 3 RETURNING contact_id;
+SELECT id, contact_id FROM crm.opportunity WHERE id = 3;
+RESET ROLE;
+-- analysts read the loss analysis, not the contact roles (people) (42501)
+SET ROLE regress_rls_analyst;
+SELECT count(*) FROM crm.opportunity_contact_role;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS loss_groups FROM crm.loss_analysis;
+SELECT count(*) AS loss_reasons FROM crm.loss_reason;
+INSERT INTO crm.loss_reason (code, label) VALUES ('analyst', 'x');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE regress_rls_boss;
+UPDATE crm.loss_reason SET active = false WHERE code = 'timing';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- ---------------------------------------------------------------------
 -- crm_privacy_officer reads no table directly: not the sales data, not the
 -- change log, not crm.contactable (42501); it reads crm.erasure_log, and
 -- reaches every person, whoever owns the rows, only through

@@ -59,7 +59,7 @@ INSERT INTO crm.lead (name, company) VALUES ('Spare Lead', 'Spare Co');         
 INSERT INTO crm.opportunity (name, account_id, close_date, campaign_id) VALUES ('Attacker deal', 2, '2027-06-15', 1);  -- opportunity 3
 INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, quantity) VALUES (3, 1, 1);
 INSERT INTO crm.opportunity (name, account_id, amount, close_date) VALUES ('Attacker lost', 2, 50, '2027-05-15');  -- opportunity 4
-UPDATE crm.opportunity SET stage = 'Failed', loss_reason = 'price' WHERE id = 4;
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason_code = 'price' WHERE id = 4;
 SELECT crm.create_quote(3, discount => 20) AS aq1, crm.create_quote(3) AS aq2,
        crm.create_quote(3, discount => 25) AS aq3, crm.create_quote(3) AS aq4 \gset
 INSERT INTO crm.activity (type, subject, lead_id, due_at, remind_at) VALUES
@@ -335,7 +335,7 @@ SELECT (SELECT count(*) FROM crm.account WHERE id = 1) AS victim_accounts,
 SELECT subject, owner FROM crm.claim_due_reminders(100);
 -- Reading or changing the victim's rows directly finds nothing.
 SELECT count(*) AS victim_rows FROM crm.lead WHERE owner = 'regress_atk_rep2'::regrole;
-UPDATE crm.opportunity SET stage = 'Failed', loss_reason = 'sabotage' WHERE id = 1 RETURNING id;
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason_code = 'other', loss_reason = 'sabotage' WHERE id = 1 RETURNING id;
 DELETE FROM crm.quote WHERE id = :vq1 RETURNING id;
 RESET ROLE;
 -- A manager decides only on quotes of their team: boss manages rep1, not rep2.
