@@ -4,7 +4,7 @@
  *
  * Notes are found by their body; a note is returned only when the caller
  * sees it, that is sees the record it is about (its policies,
- * 97_notes_and_tags.sql, apply in step 2 below).  Its "name" for the score
+ * 81_notes_and_tags.sql, apply in step 2 below).  Its "name" for the score
  * is its whole body (1.0: the body is the query, 0.9: it starts with it).
  *
  * The searchable text of a row (its "document", crm.search_document()) is

@@ -74,3 +74,18 @@ COMMENT ON INDEX crm.account_search_idx IS 'Search (crm.search): trigrams of the
 COMMENT ON INDEX crm.contact_search_idx IS 'Search (crm.search): trigrams of the folded name and e-mail and the phone digits';
 COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the folded name, company and e-mail and the phone digits';
 COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';
+
+-- Notes (81_notes_and_tags.sql): searched by their body
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF body, search_text ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+ALTER TABLE crm.note ENABLE ALWAYS TRIGGER search_text_fill;
+DO $note_search_index$
+DECLARE
+    trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text
+                    FROM pg_catalog.pg_extension AS e
+                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    EXECUTE pg_catalog.format('CREATE INDEX note_search_idx ON crm.note USING gin (search_text %s.gin_trgm_ops)', trgm);
+END
+$note_search_index$;
+COMMENT ON INDEX crm.note_search_idx IS 'Search (crm.search): trigrams of the folded body';

@@ -886,7 +886,7 @@ GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text
     crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint)
     TO crm_admin, crm_manager, crm_sales;
 
--- == notes: notes, attachments and tags (issue 19 §1, §3; sql/install/97_notes_and_tags.sql) ==
+-- == notes: notes, attachments and tags (issue 19 §1, §3; sql/install/81_notes_and_tags.sql) ==
 CREATE TABLE crm.note (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     body            text NOT NULL
@@ -1175,3 +1175,13 @@ SELECT pg_catalog.pg_extension_config_dump('crm.tag', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.tag_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.record_tag', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.record_tag_id_seq', '');
+-- conversion moves notes, attachments and tags (src/conversion_carry.c)
+COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
+'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
+'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
+'The lead''s open activities, its campaign memberships, notes, attachments and tags move to the new or reused records. '
+'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
+COMMENT ON FUNCTION crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships, notes, attachments, tags the caller sees). '
+'Raises the errors the conversion would raise. See README "Lead conversion".';

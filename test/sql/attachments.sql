@@ -1,5 +1,5 @@
 -- attachments: files attached to one lead, account, contact, opportunity,
--- quote or sales order (sql/install/97_notes_and_tags.sql).  The database
+-- quote or sales order (sql/install/81_notes_and_tags.sql).  The database
 -- keeps the file's description (name, media type, size, SHA-256, where it
 -- is stored); the bytes live in the user's object store.  An attachment
 -- follows its record like a note; reps and managers attach and delete,

@@ -1,5 +1,5 @@
 -- notes: free-text notes about one lead, account, contact, opportunity,
--- quote or sales order (sql/install/97_notes_and_tags.sql).  A note follows
+-- quote or sales order (sql/install/81_notes_and_tags.sql).  A note follows
 -- its record: visible to whoever sees the record, written by its owner's
 -- team about a record the writer sees, moved by conversion (to the contact)
 -- and merges, deleted with the record, found by crm.search(), exported and

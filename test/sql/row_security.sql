@@ -600,7 +600,7 @@ SELECT pg_has_role('crm_admin', 'crm_privacy_officer', 'MEMBER') AS admins_are_o
 DELETE FROM crm.lead WHERE name = 'Pia Private';
 DROP ROLE regress_rls_officer;
 
--- Notes, attachments and tags (97_notes_and_tags.sql): a note or an
+-- Notes, attachments and tags (81_notes_and_tags.sql): a note or an
 -- attachment is seen with its record, changed by its owner's team; a
 -- tagging is seen with its record, added and removed by whoever may update
 -- the record.  rep1 reads rep2's account Gamma Ltd (sharing rule): she may

@@ -1,5 +1,5 @@
 -- tags: labels on leads, accounts, contacts and opportunities
--- (sql/install/97_notes_and_tags.sql).  Admins and managers keep the tags
+-- (sql/install/81_notes_and_tags.sql).  Admins and managers keep the tags
 -- (names unique regardless of case); whoever may update a record tags it,
 -- once per tag; taggings follow conversions (to the contact) and merges,
 -- folding a tag both records carry; crm.tag_usage counts what each role sees.
