@@ -18,6 +18,16 @@
  *                        Responded over Attended ... over Planned) and
  *                        responded when either responded, and the lead's
  *                        row is deleted
+ *   crm.note, crm.attachment  every one goes to the contact: a note or a
+ *                        file about a lead is about the person (what they
+ *                        said, their card, their CV), which the contact
+ *                        keeps; a deal can be lost and closed, the person
+ *                        stays (notes about the deal are written on it)
+ *   crm.record_tag       every tagging becomes one of the contact (a tag
+ *                        describes the person: "VIP", "met at the fair");
+ *                        where the contact already carries the tag, the
+ *                        lead's tagging is deleted (nothing to fold: the
+ *                        contact's is kept)
  *
  * The list below drives it: one entry per table (the lead column, where the
  * rows go, which rows move, and for a table with a unique key on the target
@@ -67,7 +77,8 @@ typedef struct CarryRule
 	const char *moves;			/* condition on m: the rows that move; NULL: all */
 	const char *label;			/* the preview's name of row m */
 	const char *unique_with;	/* unique (unique_with, target column); NULL: none */
-	const char *fold;			/* SET list folding moving row m into kept row k */
+	const char *fold;			/* SET list folding moving row m into kept row k;
+								 * NULL: the kept row stays as it is */
 	bool		built;
 	CrmQuery	fold_rows[2];	/* per target column */
 	CrmQuery	drop_rows[2];
@@ -95,6 +106,19 @@ static CarryRule rules[] = {
 		"   THEN m.status ELSE k.status END,"
 		" responded = k.responded OR m.responded"
 	},
+	{
+		.table = "note", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
+		.label = "pg_catalog.left(pg_catalog.split_part(m.body, E'\\n', 1), 80)"
+	},
+	{
+		.table = "attachment", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
+		.label = "m.file_name"
+	},
+	{
+		.table = "record_tag", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
+		.label = "(SELECT t.name FROM crm.tag AS t WHERE t.id OPERATOR(pg_catalog.=) m.tag_id)",
+		.unique_with = "tag_id"
+	},
 };
 
 static void
@@ -120,17 +144,16 @@ build_rule(CarryRule *r)
 		const char *pair = r->unique_with
 			? psprintf(" AND k.%s OPERATOR(pg_catalog.=) m.%s", r->unique_with, r->unique_with) : "";
 
-		if (r->unique_with)
-		{
+		if (r->unique_with && r->fold)
 			set_query(&r->fold_rows[t],
 					  psprintf("UPDATE crm.%s AS k SET %s FROM crm.%s AS m"
 							   " WHERE m.%s OPERATOR(pg_catalog.=) $1 AND k.%s OPERATOR(pg_catalog.=) $2%s%s",
 							   r->table, r->fold, r->table, r->lead_column, tcol, pair, moves), 2);
+		if (r->unique_with)
 			set_query(&r->drop_rows[t],
 					  psprintf("DELETE FROM crm.%s AS m USING crm.%s AS k"
 							   " WHERE m.%s OPERATOR(pg_catalog.=) $1 AND k.%s OPERATOR(pg_catalog.=) $2%s%s",
 							   r->table, r->table, r->lead_column, tcol, pair, moves), 2);
-		}
 		set_query(&r->move_rows[t],
 				  psprintf("UPDATE crm.%s AS m SET %s = NULL, %s = $2"
 						   " WHERE m.%s OPERATOR(pg_catalog.=) $1%s",
@@ -177,7 +200,8 @@ crm_carry_lead_rows(int64 lead_id, int64 contact_id, bool contact_created,
 			build_rule(r);
 		if (r->unique_with && !(t == TO_CONTACT && contact_created))
 		{
-			crm_query_run_as_owner(&r->fold_rows[t], values, nulls, 0);
+			if (r->fold)
+				crm_query_run_as_owner(&r->fold_rows[t], values, nulls, 0);
 			crm_query_run_as_owner(&r->drop_rows[t], values, nulls, 0);
 		}
 		crm_query_run_as_owner(&r->move_rows[t], values, nulls, 0);

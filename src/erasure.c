@@ -20,7 +20,8 @@
  *     customer) or with their phone number, opportunity names (a converted
  *     lead's deal is named "<company> - <name>"), activities about the
  *     person (descriptions -- e-mail bodies, call notes -- cleared) or
- *     mentioning them.
+ *     mentioning them, notes and attachments about the person (a note's
+ *     body, an attachment's file name: "[erased]").
  *  5. redact the tables that hold copies of values (the list below): in
  *     change-log entries of the person's rows every personal column reads
  *     "[erased]", and elsewhere every value that contains a needle; the
@@ -222,10 +223,29 @@ static CrmQuery redact_activities = {
 };
 
 /*
+ * Notes and attachments about the person (her leads and contacts, deleted
+ * ones' are gone with them): the note's body and the file's name are hers
+ * wholly.  (The file itself is in the object store: its storage_uri stays
+ * so that whoever runs the erasure can delete it there.)
+ */
+static CrmQuery redact_notes = {
+	"UPDATE crm.note AS n SET body = '[erased]'"
+	" WHERE (n.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR n.contact_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"   AND n.body OPERATOR(pg_catalog.<>) '[erased]'",
+	PERSON_PARAMS, NULL
+};
+static CrmQuery redact_attachments = {
+	"UPDATE crm.attachment AS f SET file_name = '[erased]'"
+	" WHERE (f.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR f.contact_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"   AND f.file_name OPERATOR(pg_catalog.<>) '[erased]'",
+	PERSON_PARAMS, NULL
+};
+
+/*
  * Other people's records that mention her: a name (a whole name value she
  * had, "María García", not a lone first name), e-mail address or phone
  * number of hers ($5) in the free text of any lead, contact, account, deal
- * or activity is replaced by "[erased]" (a note on a colleague's lead, "ask
+ * activity, note or attachment's file name is replaced by "[erased]" (a note on a colleague's lead, "ask
  * María García, maria@garcia.example").  Every table is read whole.
  */
 #define MENTIONS(col) \
@@ -243,6 +263,10 @@ static CrmQuery redact_mentions[] = {
 	{"UPDATE crm.activity AS t SET subject = crm.erased_text(t.subject, $5, '[erased]'),"
 	 " description = crm.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.subject") " OR " MENTIONS("t.description"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.note AS t SET body = crm.erased_text(t.body, $5, '[erased]')"
+	 " WHERE " MENTIONS("t.body"), PERSON_PARAMS, NULL},
+	{"UPDATE crm.attachment AS t SET file_name = crm.erased_text(t.file_name, $5, '[erased]')"
+	 " WHERE " MENTIONS("t.file_name"), PERSON_PARAMS, NULL},
 };
 
 /*
@@ -285,6 +309,40 @@ static CrmQuery redact_change_log = {
 	"                                        pg_catalog.substr(pg_catalog.to_jsonb(n)::pg_catalog.text, 2,"
 	"                                          pg_catalog.length(pg_catalog.to_jsonb(n)::pg_catalog.text) OPERATOR(pg_catalog.-) 2))"
 	"                                      OPERATOR(pg_catalog.>) 0)) AS e) AS x"
+	" WHERE g.id OPERATOR(pg_catalog.=) x.id AND g.changes OPERATOR(pg_catalog.<>) x.changes",
+	PERSON_PARAMS, NULL
+};
+
+/*
+ * The change log of notes and attachments: entries of those about the
+ * person (rows that exist now, whose lead or contact is hers, and deleted
+ * ones whose logged lead_id or contact_id was) hold her text: body and
+ * file_name wholly; every other entry of these tables: the values that
+ * contain a needle.
+ */
+static CrmQuery redact_note_log = {
+	"UPDATE crm.change_log AS g SET changes = x.changes"
+	"  FROM (SELECT e.id,"
+	"          CASE WHEN e.own THEN"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('{body,file_name}'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
+	"                                  '{}'::pg_catalog.jsonb)"
+	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
+	"               ELSE crm.erased_value(e.changes, $5) END AS changes"
+	"          FROM (SELECT c.id, c.changes,"
+	"                  c.row_id IN (SELECT n.id FROM crm.note AS n WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.note'::pg_catalog.regclass"
+	"                                  AND (n.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR n.contact_id OPERATOR(pg_catalog.=) ANY ($2))"
+	"                               UNION ALL"
+	"                               SELECT f.id FROM crm.attachment AS f WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.attachment'::pg_catalog.regclass"
+	"                                  AND (f.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR f.contact_id OPERATOR(pg_catalog.=) ANY ($2)))"
+	"                  OR EXISTS (SELECT 1 FROM crm.change_log AS o"
+	"                              WHERE o.table_name OPERATOR(pg_catalog.=) c.table_name AND o.row_id OPERATOR(pg_catalog.=) c.row_id"
+	"                                AND (ARRAY[o.changes OPERATOR(pg_catalog.->>) 'lead_id', o.changes OPERATOR(pg_catalog.#>>) '{lead_id,old}',"
+	"                                           o.changes OPERATOR(pg_catalog.#>>) '{lead_id,new}'] OPERATOR(pg_catalog.&&) $1::pg_catalog.text[]"
+	"                                  OR ARRAY[o.changes OPERATOR(pg_catalog.->>) 'contact_id', o.changes OPERATOR(pg_catalog.#>>) '{contact_id,old}',"
+	"                                           o.changes OPERATOR(pg_catalog.#>>) '{contact_id,new}'] OPERATOR(pg_catalog.&&) $2::pg_catalog.text[])) AS own"
+	"                  FROM crm.change_log AS c"
+	"                 WHERE c.table_name OPERATOR(pg_catalog.=) ANY (ARRAY['crm.note'::pg_catalog.regclass, 'crm.attachment'::pg_catalog.regclass])) AS e) AS x"
 	" WHERE g.id OPERATOR(pg_catalog.=) x.id AND g.changes OPERATOR(pg_catalog.<>) x.changes",
 	PERSON_PARAMS, NULL
 };
@@ -368,6 +426,7 @@ static CrmQuery redact_captures = {
  */
 static CrmQuery *const copies_of_values[] = {
 	&redact_change_log,
+	&redact_note_log,
 	&redact_merge_records,
 	&redact_captures,
 	NULL
@@ -492,6 +551,8 @@ crm_erase_person(PG_FUNCTION_ARGS)
 	nrelated += run_owner(&redact_accounts, p);
 	nrelated += run_owner(&redact_opportunities, p);
 	nrelated += run_owner(&redact_activities, p);
+	nrelated += run_owner(&redact_notes, p);
+	nrelated += run_owner(&redact_attachments, p);
 	for (int i = 0; i < (int) lengthof(redact_mentions); i++)
 		nrelated += run_owner(&redact_mentions[i], p);
 

@@ -13,8 +13,8 @@
  *
  * The export is one JSON object with a section per kind of row; a section
  * with no rows is left out, so a person crm knows nothing about gives {}.
- * The sections are the list below: a table added later (notes, e-mails,
- * attachments, captures) is one more entry.
+ * The sections are the list below: a table added later (e-mails) is one
+ * more entry.
  */
 #include "crm.h"
 
@@ -94,7 +94,12 @@ static const ExportSection export_sections[] = {
 	/* what web forms and integrations sent about the person, refused captures too */
 	{"captures", ROWS_OF("k", "crm.lead_capture AS k WHERE k.lead_id IN (SELECT id FROM person_lead)"
 						 " OR pg_catalog.lower(k.payload OPERATOR(pg_catalog.->>) 'email') OPERATOR(pg_catalog.=) pg_catalog.lower($1)")},
-	/* later: notes, e-mails, attachments (issue 19) */
+	/* notes and attachments about her leads and contacts */
+	{"notes", ROWS_OF("n", "crm.note AS n WHERE n.lead_id IN (SELECT id FROM person_lead)"
+					  " OR n.contact_id IN (SELECT id FROM person_contact)")},
+	{"attachments", ROWS_OF("f", "crm.attachment AS f WHERE f.lead_id IN (SELECT id FROM person_lead)"
+							" OR f.contact_id IN (SELECT id FROM person_contact)")},
+	/* later: e-mails (issue 19) */
 	{NULL, NULL}
 };
 

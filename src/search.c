@@ -1,6 +1,11 @@
 /*
- * search.c: crm.search(), finding accounts, contacts, leads and
+ * search.c: crm.search(), finding accounts, contacts, leads, notes and
  * opportunities by a few typed letters, with the caller's rights.
+ *
+ * Notes are found by their body; a note is returned only when the caller
+ * sees it, that is sees the record it is about (its policies,
+ * 81_notes_and_tags.sql, apply in step 2 below).  Its "name" for the score
+ * is its whole body (1.0: the body is the query, 0.9: it starts with it).
  *
  * The searchable text of a row (its "document", crm.search_document()) is
  * its folded fields (crm_fold: no accents, lower case) joined by spaces,
@@ -84,7 +89,7 @@
 #define SEARCH_FIRST_READ(n)	Max((n) * 50, 1000)
 
 /* the kinds of rows searched, in their sort order (kind ascending) */
-static const char *const search_kinds[] = {"account", "contact", "lead", "opportunity"};
+static const char *const search_kinds[] = {"account", "contact", "lead", "note", "opportunity"};
 
 #define SEARCH_NKINDS	lengthof(search_kinds)
 
@@ -114,13 +119,13 @@ static const char *const search_kinds[] = {"account", "contact", "lead", "opport
  * first.
  */
 static char *
-score_sql(const char *trgm, const char *alias)
+named_score_sql(const char *trgm, const char *alias, const char *name)
 {
 	char	   *doc = psprintf("%s.search_text", alias);
 
 	return psprintf("(CASE WHEN %s OPERATOR(pg_catalog.~~) $4 THEN"
-					"   CASE WHEN crm.fold_text(%s.name) OPERATOR(pg_catalog.=) $1 THEN 1.0::pg_catalog.float8"
-					"   WHEN crm.fold_text(%s.name) OPERATOR(pg_catalog.~~) $4 THEN 0.9::pg_catalog.float8"
+					"   CASE WHEN crm.fold_text(%s.%s) OPERATOR(pg_catalog.=) $1 THEN 1.0::pg_catalog.float8"
+					"   WHEN crm.fold_text(%s.%s) OPERATOR(pg_catalog.~~) $4 THEN 0.9::pg_catalog.float8"
 					"   ELSE 0.8::pg_catalog.float8 END"
 					" WHEN %s OPERATOR(pg_catalog.~~) $5 THEN 0.8::pg_catalog.float8"
 					" WHEN %s OPERATOR(pg_catalog.~~) $2 OR %s OPERATOR(pg_catalog.~~) $3 THEN 0.7::pg_catalog.float8"
@@ -129,7 +134,14 @@ score_sql(const char *trgm, const char *alias)
 					"   ELSE 0::pg_catalog.float8 END"
 					"   FROM (SELECT %s.word_similarity($1, %s) AS sim OFFSET 0) AS s)"
 					" ELSE 0::pg_catalog.float8 END)",
-					doc, alias, alias, doc, doc, doc, doc, trgm, doc);
+					doc, alias, name, alias, name, doc, doc, doc, doc, trgm, doc);
+}
+
+/* score_sql -- named_score_sql of a row whose name is its column name */
+static char *
+score_sql(const char *trgm, const char *alias)
+{
+	return named_score_sql(trgm, alias, "name");
 }
 
 /* which rows a statement of step 1 reads (see match_sql) */
@@ -178,23 +190,24 @@ static CrmQuery similar_candidates = {
 
 /*
  * Step 2, with the caller's rights: the candidates the caller sees
- * (accounts $7, contacts $8, leads $9, opportunities $10), scored from
- * what the caller sees, best first, at most $11.
+ * (accounts $7, contacts $8, leads $9, notes $10, opportunities $11),
+ * scored from what the caller sees, best first, at most $12.
  */
+#define SEARCH_MAX_RESULTS_PARAM	(6 + (int) SEARCH_NKINDS)
 static CrmQuery caller_rows = {
-	NULL, 11, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4OID}, NULL
+	NULL, 12, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4OID}, NULL
 };
 
 /* own_match_sql -- step 1's rows of one table matched by their own text */
 static char *
 own_match_sql(const char *trgm, const char *kind, const char *table, const char *alias,
-			  const char *doc, SearchMatch match)
+			  const char *name, SearchMatch match)
 {
 	return psprintf("SELECT '%s', %s.id, %s FROM crm.%s AS %s"
 					" WHERE '%s' OPERATOR(pg_catalog.=) ANY ($7) AND %s",
-					kind, alias, score_sql(trgm, alias), table, alias,
-					kind, match_sql(trgm, doc, match));
+					kind, alias, named_score_sql(trgm, alias, name), table, alias,
+					kind, match_sql(trgm, psprintf("%s.search_text", alias), match));
 }
 
 /* candidates_sql -- the text of step 1's statement */
@@ -214,6 +227,7 @@ candidates_sql(const char *trgm, SearchMatch match)
 		"   WHERE 'contact' OPERATOR(pg_catalog.=) ANY ($7)"
 		"  UNION ALL %s"
 		"  UNION ALL %s"
+		"  UNION ALL %s"
 		"  UNION ALL"
 		"  SELECT 'opportunity', o.id, 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) acc.score"
 		"    FROM acc JOIN crm.opportunity AS o ON o.account_id OPERATOR(pg_catalog.=) acc.id"
@@ -223,9 +237,10 @@ candidates_sql(const char *trgm, SearchMatch match)
 		"  GROUP BY hit.kind, hit.id"
 		"  ORDER BY pg_catalog.max(hit.score) DESC, hit.kind COLLATE pg_catalog.\"C\", hit.id LIMIT $8",
 		score_sql(trgm, "a"), match_sql(trgm, DOC("a"), match),
-		own_match_sql(trgm, "contact", "contact", "c", DOC("c"), match),
-		own_match_sql(trgm, "lead", "lead", "l", DOC("l"), match),
-		own_match_sql(trgm, "opportunity", "opportunity", "o", DOC("o"), match));
+		own_match_sql(trgm, "contact", "contact", "c", "name", match),
+		own_match_sql(trgm, "lead", "lead", "l", "name", match),
+		own_match_sql(trgm, "note", "note", "n", "body", match),
+		own_match_sql(trgm, "opportunity", "opportunity", "o", "name", match));
 }
 
 /* build_queries -- the texts of the statements, once per backend */
@@ -264,16 +279,26 @@ build_queries(void)
 		"         %s"
 		"    FROM crm.lead AS l WHERE l.id OPERATOR(pg_catalog.=) ANY ($9)"
 		"  UNION ALL"
+		"  SELECT 'note', n.id, pg_catalog.left(pg_catalog.split_part(n.body, E'\\n', 1), 80),"
+		"         CASE WHEN n.lead_id IS NOT NULL THEN 'lead ' OPERATOR(pg_catalog.||) n.lead_id"
+		"              WHEN n.account_id IS NOT NULL THEN 'account ' OPERATOR(pg_catalog.||) n.account_id"
+		"              WHEN n.contact_id IS NOT NULL THEN 'contact ' OPERATOR(pg_catalog.||) n.contact_id"
+		"              WHEN n.opportunity_id IS NOT NULL THEN 'opportunity ' OPERATOR(pg_catalog.||) n.opportunity_id"
+		"              WHEN n.quote_id IS NOT NULL THEN 'quote ' OPERATOR(pg_catalog.||) n.quote_id"
+		"              ELSE 'sales_order ' OPERATOR(pg_catalog.||) n.sales_order_id END,"
+		"         %s"
+		"    FROM crm.note AS n WHERE n.id OPERATOR(pg_catalog.=) ANY ($10)"
+		"  UNION ALL"
 		"  SELECT 'opportunity', o.id, o.name, a.name,"
 		"         GREATEST(%s, CASE WHEN a.id IS NOT NULL"
 		"             THEN 0.9::pg_catalog.float8 OPERATOR(pg_catalog.*) %s END)"
 		"    FROM crm.opportunity AS o"
 		"    LEFT JOIN crm.account AS a ON a.id OPERATOR(pg_catalog.=) o.account_id"
-		"   WHERE o.id OPERATOR(pg_catalog.=) ANY ($10)) AS r"
+		"   WHERE o.id OPERATOR(pg_catalog.=) ANY ($11)) AS r"
 		" WHERE r.score OPERATOR(pg_catalog.>) 0"
-		" ORDER BY r.score DESC, r.kind COLLATE pg_catalog.\"C\", r.id LIMIT $11",
+		" ORDER BY r.score DESC, r.kind COLLATE pg_catalog.\"C\", r.id LIMIT $12",
 		acc_score, score_sql(trgm, "c"), acc_score, score_sql(trgm, "l"),
-		score_sql(trgm, "o"), acc_score);
+		named_score_sql(trgm, "n", "body"), score_sql(trgm, "o"), acc_score);
 	MemoryContextSwitchTo(old);
 }
 
@@ -385,7 +410,7 @@ kinds_argument(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("kinds must name at least one kind"),
-				 errhint("Pass NULL to search every kind: account, contact, lead, opportunity.")));
+				 errhint("Pass NULL to search every kind: account, contact, lead, note, opportunity.")));
 	for (int i = 0; i < nelems; i++)
 	{
 		char	   *kind;
@@ -402,7 +427,7 @@ kinds_argument(FunctionCallInfo fcinfo)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown kind \"%s\"", kind),
-					 errhint("The kinds are account, contact, lead and opportunity.")));
+					 errhint("The kinds are account, contact, lead, note and opportunity.")));
 	}
 	return PointerGetDatum(kinds);
 }
@@ -655,8 +680,8 @@ crm_search(PG_FUNCTION_ARGS)
 	char	   *escaped;
 	char	   *digits;
 	char	   *anchor;
-	Datum		values[11];
-	char		nulls[11];
+	Datum		values[SEARCH_MAX_RESULTS_PARAM + 1];
+	char		nulls[SEARCH_MAX_RESULTS_PARAM + 1];
 	bool		isnull;
 	SearchKey  *exact;
 	uint64		nexact;
@@ -683,7 +708,7 @@ crm_search(PG_FUNCTION_ARGS)
 	crm_param_text(values, nulls, 3, psprintf("%s%%", escaped));
 	crm_param_text(values, nulls, 4, psprintf("%% %s%%", escaped));
 	crm_param_text(values, nulls, 5, anchor ? psprintf("%%%s%%", like_escaped(anchor)) : NULL);
-	values[10] = Int32GetDatum(max_results);
+	values[SEARCH_MAX_RESULTS_PARAM] = Int32GetDatum(max_results);
 
 	InitMaterializedSRF(fcinfo, 0);
 	crm_spi_connect();
@@ -795,6 +820,7 @@ static const struct
 	{"contact", {"name", "email"}, "phone"},
 	{"lead", {"name", "company", "email"}, "phone"},
 	{"opportunity", {"name"}, NULL},
+	{"note", {"body"}, NULL},
 };
 
 /* column_text -- column name of the row as a C string, NULL for NULL */

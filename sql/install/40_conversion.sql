@@ -29,7 +29,7 @@ COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regr
 'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
 'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
 'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
-'The lead''s open activities and its campaign memberships move to the new or reused records. '
+'The lead''s open activities, its campaign memberships, notes, attachments and tags move to the new or reused records. '
 'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
 
 CREATE FUNCTION crm.conversion_preview(
@@ -46,5 +46,5 @@ CREATE FUNCTION crm.conversion_preview(
     LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
-'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships the caller sees). '
+'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships, notes, attachments, tags the caller sees). '
 'Raises the errors the conversion would raise. See README "Lead conversion".';

@@ -18,7 +18,7 @@ CREATE FUNCTION crm.search(query text, kinds text[] DEFAULT NULL, max_results in
     LANGUAGE C STABLE
     SET search_path = pg_catalog, pg_temp
     SET pg_trgm.word_similarity_threshold = 0.7;
-COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, website, phone), contacts (name, e-mail, phone, account name), leads (name, company, e-mail, phone) and opportunities (name, account name) the caller may see: case- and accent-insensitive, typo-tolerant, prefixes, e-mail and phone fragments. kinds limits the kinds (NULL: all); best first by score (1 = the name is the query)';
+COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, website, phone), contacts (name, e-mail, phone, account name), leads (name, company, e-mail, phone), notes (text; only those about a record the caller sees) and opportunities (name, account name) the caller may see: case- and accent-insensitive, typo-tolerant, prefixes, e-mail and phone fragments. kinds limits the kinds (NULL: all); best first by score (1 = the name is the query)';
 REVOKE ALL ON FUNCTION crm.search(text, text[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_manager, crm_sales;
 
@@ -35,7 +35,7 @@ GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_ma
 CREATE FUNCTION crm.search_text_fill() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_search_text_fill'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity: sets search_text, the row''s searchable text (crm.search_document of its fields)';
+COMMENT ON FUNCTION crm.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity, crm.note: sets search_text, the row''s searchable text (crm.search_document of its fields)';
 ALTER TABLE crm.account ADD COLUMN search_text text;
 ALTER TABLE crm.contact ADD COLUMN search_text text;
 ALTER TABLE crm.lead ADD COLUMN search_text text;
@@ -74,3 +74,18 @@ COMMENT ON INDEX crm.account_search_idx IS 'Search (crm.search): trigrams of the
 COMMENT ON INDEX crm.contact_search_idx IS 'Search (crm.search): trigrams of the folded name and e-mail and the phone digits';
 COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the folded name, company and e-mail and the phone digits';
 COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';
+
+-- Notes (81_notes_and_tags.sql): searched by their body
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF body, search_text ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+ALTER TABLE crm.note ENABLE ALWAYS TRIGGER search_text_fill;
+DO $note_search_index$
+DECLARE
+    trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text
+                    FROM pg_catalog.pg_extension AS e
+                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    EXECUTE pg_catalog.format('CREATE INDEX note_search_idx ON crm.note USING gin (search_text %s.gin_trgm_ops)', trgm);
+END
+$note_search_index$;
+COMMENT ON INDEX crm.note_search_idx IS 'Search (crm.search): trigrams of the folded body';

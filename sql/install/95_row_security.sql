@@ -249,3 +249,63 @@ CREATE POLICY crm_parent_update ON crm.opportunity_contact_role FOR UPDATE TO cr
                 AND crm.may_reference_contact(contact_id));
 CREATE POLICY crm_parent_delete ON crm.opportunity_contact_role FOR DELETE TO crm_manager, crm_sales
     USING (EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
+
+-- Notes, attachments and tags (81_notes_and_tags.sql).  A note or an attachment is
+-- visible exactly when its record is (the EXISTS runs the record's own
+-- policies for the caller); it is written by its owner's team (the owner,
+-- the managers above them) and only about a record the caller sees: a
+-- forged id of a hidden lead is refused like a missing one.  A tagging is
+-- visible with its record and added or removed by whoever may update the
+-- record (its owner's team); the tagging's owner is the caller's team.
+-- Tags themselves carry no personal data: everyone reads them.
+DO $note_policies$
+DECLARE
+    t text;
+    team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
+    sees_record constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.sales_order AS p WHERE p.id OPERATOR(pg_catalog.=) sales_order_id))';
+    sees_tagged constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))';
+    updates_tagged constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))))';
+BEGIN
+    FOREACH t IN ARRAY ARRAY['note', 'attachment', 'record_tag']
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm.%I TO crm_admin USING (true) WITH CHECK (true)', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm.%I FOR SELECT TO crm_analyst USING (true)', t);
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['note', 'attachment']
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING %s',
+                                  t, sees_record);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s AND %s)',
+                                  t, team, sees_record);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
+    END LOOP;
+    -- attachments are not updated by reps and managers (no UPDATE privilege)
+    EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.note FOR UPDATE TO crm_manager, crm_sales'
+                              ' USING (%s) WITH CHECK (%s AND %s)', team, team, sees_record);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.record_tag FOR SELECT TO crm_manager, crm_sales USING %s',
+                              sees_tagged);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_record_insert ON crm.record_tag FOR INSERT TO crm_manager, crm_sales'
+                              ' WITH CHECK (%s AND %s)', team, updates_tagged);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_record_delete ON crm.record_tag FOR DELETE TO crm_manager, crm_sales'
+                              ' USING %s', updates_tagged);
+END
+$note_policies$;

@@ -65,3 +65,21 @@ CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.quote
     FOR EACH ROW EXECUTE FUNCTION crm.record_change();
 CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.sales_order
     FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+
+-- Notes, attachments and tags (81_notes_and_tags.sql)
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.attachment
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.tag
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.record_tag
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.attachment
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.tag
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.record_tag
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();

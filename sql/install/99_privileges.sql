@@ -82,6 +82,30 @@ GRANT SELECT ON crm.lead_status_history, crm.opportunity_history, crm.quote_appr
     TO crm_admin, crm_manager, crm_sales;
 GRANT SELECT ON crm.change_log, crm.lead_update_log TO crm_admin, crm_manager;
 
+-- Notes, attachments and tags (81_notes_and_tags.sql): column by column,
+-- without the ids and search_text (as the $ids$ block below does).  Analysts read tags and taggings (no
+-- personal data), not notes or attachments.
+GRANT SELECT, DELETE ON crm.note, crm.attachment, crm.record_tag TO crm_admin, crm_manager, crm_sales;
+GRANT INSERT (body, pinned, lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, owner,
+              created_at, updated_at),
+      UPDATE (body, pinned, lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, owner,
+              created_at, updated_at)
+    ON crm.note TO crm_admin, crm_manager, crm_sales;
+GRANT INSERT (lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, file_name, mime_type,
+              size_bytes, sha256, storage_uri, owner, created_at, updated_at)
+    ON crm.attachment TO crm_admin, crm_manager, crm_sales;
+GRANT UPDATE (lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, file_name, mime_type,
+              size_bytes, sha256, storage_uri, owner, created_at, updated_at)
+    ON crm.attachment TO crm_admin;
+GRANT INSERT (tag_id, lead_id, account_id, contact_id, opportunity_id, owner, created_at, updated_at)
+    ON crm.record_tag TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.tag TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT (name, color, created_at, updated_at), UPDATE (name, color, created_at, updated_at)
+    ON crm.tag TO crm_admin, crm_manager;
+GRANT DELETE ON crm.tag TO crm_admin, crm_manager;
+GRANT SELECT ON crm.record_tag, crm.tag_usage TO crm_analyst;
+GRANT SELECT ON crm.tag_usage TO crm_admin, crm_manager, crm_sales;
+
 -- Trigger functions are the extension's own: nobody attaches them elsewhere
 -- (they also refuse to fire outside schema crm).
 DO $triggers$

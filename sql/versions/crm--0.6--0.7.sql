@@ -1299,3 +1299,303 @@ GRANT INSERT (loss_reason_code, competitor), UPDATE (loss_reason_code, competito
     ON crm.opportunity TO crm_admin, crm_manager, crm_sales;
 SELECT pg_catalog.pg_extension_config_dump('crm.loss_reason', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_contact_role', '');
+
+-- == notes: notes, attachments and tags (issue 19 §1, §3; sql/install/81_notes_and_tags.sql) ==
+CREATE TABLE crm.note (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    body            text NOT NULL
+                    CONSTRAINT note_body_not_blank CHECK (pg_catalog.btrim(body) OPERATOR(pg_catalog.<>) '')
+                    CONSTRAINT note_body_length CHECK (pg_catalog.length(body) OPERATOR(pg_catalog.<=) 100000),
+    pinned          boolean NOT NULL DEFAULT false,
+    lead_id         bigint CONSTRAINT note_lead_id_fkey REFERENCES crm.lead (id) ON DELETE CASCADE,
+    account_id      bigint CONSTRAINT note_account_id_fkey REFERENCES crm.account (id) ON DELETE CASCADE,
+    contact_id      bigint CONSTRAINT note_contact_id_fkey REFERENCES crm.contact (id) ON DELETE CASCADE,
+    opportunity_id  bigint CONSTRAINT note_opportunity_id_fkey REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    quote_id        bigint CONSTRAINT note_quote_id_fkey REFERENCES crm.quote (id) ON DELETE CASCADE,
+    sales_order_id  bigint CONSTRAINT note_sales_order_id_fkey REFERENCES crm.sales_order (id) ON DELETE CASCADE,
+    owner           regrole NOT NULL DEFAULT crm.current_role_id(),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    search_text     text,
+    CONSTRAINT note_about_exactly_one CHECK (pg_catalog.num_nonnulls(lead_id, account_id, contact_id,
+        opportunity_id, quote_id, sales_order_id) OPERATOR(pg_catalog.=) 1)
+);
+COMMENT ON TABLE crm.note IS 'Free-text notes about one lead, account, contact, opportunity, quote or sales order; whoever sees the record sees its notes';
+COMMENT ON COLUMN crm.note.id IS 'Note id, assigned by the database';
+COMMENT ON COLUMN crm.note.body IS 'The text of the note (not blank, at most 100,000 characters); found by crm.search()';
+COMMENT ON COLUMN crm.note.pinned IS 'True for a note kept on top of the record''s notes';
+COMMENT ON COLUMN crm.note.lead_id IS 'The lead it is about (exactly one of lead, account, contact, opportunity, quote, sales order)';
+COMMENT ON COLUMN crm.note.account_id IS 'The account it is about';
+COMMENT ON COLUMN crm.note.contact_id IS 'The contact it is about';
+COMMENT ON COLUMN crm.note.opportunity_id IS 'The opportunity it is about';
+COMMENT ON COLUMN crm.note.quote_id IS 'The quote it is about';
+COMMENT ON COLUMN crm.note.sales_order_id IS 'The sales order it is about';
+COMMENT ON COLUMN crm.note.owner IS 'CRM user (database role) who wrote the note; they, their managers and admins change it';
+COMMENT ON COLUMN crm.note.created_at IS 'When the note was written; set by the database';
+COMMENT ON COLUMN crm.note.updated_at IS 'When the note was last changed; set by the database';
+COMMENT ON COLUMN crm.note.search_text IS 'What crm.search() searches in a note: its body (no accents, lower case). Filled in by the database';
+CREATE INDEX note_lead_id_idx ON crm.note (lead_id) WHERE lead_id IS NOT NULL;
+CREATE INDEX note_account_id_idx ON crm.note (account_id) WHERE account_id IS NOT NULL;
+CREATE INDEX note_contact_id_idx ON crm.note (contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX note_opportunity_id_idx ON crm.note (opportunity_id) WHERE opportunity_id IS NOT NULL;
+CREATE INDEX note_quote_id_idx ON crm.note (quote_id) WHERE quote_id IS NOT NULL;
+CREATE INDEX note_sales_order_id_idx ON crm.note (sales_order_id) WHERE sales_order_id IS NOT NULL;
+
+CREATE TABLE crm.attachment (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    lead_id         bigint CONSTRAINT attachment_lead_id_fkey REFERENCES crm.lead (id) ON DELETE CASCADE,
+    account_id      bigint CONSTRAINT attachment_account_id_fkey REFERENCES crm.account (id) ON DELETE CASCADE,
+    contact_id      bigint CONSTRAINT attachment_contact_id_fkey REFERENCES crm.contact (id) ON DELETE CASCADE,
+    opportunity_id  bigint CONSTRAINT attachment_opportunity_id_fkey REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    quote_id        bigint CONSTRAINT attachment_quote_id_fkey REFERENCES crm.quote (id) ON DELETE CASCADE,
+    sales_order_id  bigint CONSTRAINT attachment_sales_order_id_fkey REFERENCES crm.sales_order (id) ON DELETE CASCADE,
+    file_name       text NOT NULL
+                    CONSTRAINT attachment_file_name_valid CHECK (
+                        pg_catalog.btrim(file_name) OPERATOR(pg_catalog.<>) ''
+                        AND pg_catalog.length(file_name) OPERATOR(pg_catalog.<=) 255
+                        AND file_name OPERATOR(pg_catalog.!~) '[/\\[:cntrl:]]'
+                        AND file_name OPERATOR(pg_catalog.<>) ALL (ARRAY['.', '..'])),
+    mime_type       text NOT NULL
+                    CONSTRAINT attachment_mime_type_valid CHECK (
+                        pg_catalog.length(mime_type) OPERATOR(pg_catalog.<=) 255
+                        AND mime_type OPERATOR(pg_catalog.~) '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$'),
+    size_bytes      bigint NOT NULL
+                    CONSTRAINT attachment_size_not_negative CHECK (size_bytes OPERATOR(pg_catalog.>=) 0),
+    sha256          text NOT NULL
+                    CONSTRAINT attachment_sha256_valid CHECK (sha256 OPERATOR(pg_catalog.~) '^[0-9a-f]{64}$'),
+    storage_uri     text NOT NULL
+                    CONSTRAINT attachment_storage_uri_valid CHECK (
+                        pg_catalog.length(storage_uri) OPERATOR(pg_catalog.<=) 2000
+                        AND storage_uri OPERATOR(pg_catalog.~) '^[a-z][a-z0-9+.-]*:[^[:space:][:cntrl:]]+$'),
+    owner           regrole NOT NULL DEFAULT crm.current_role_id(),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT attachment_about_exactly_one CHECK (pg_catalog.num_nonnulls(lead_id, account_id, contact_id,
+        opportunity_id, quote_id, sales_order_id) OPERATOR(pg_catalog.=) 1)
+);
+COMMENT ON TABLE crm.attachment IS 'Files attached to one lead, account, contact, opportunity, quote or sales order: their description only, the file itself is kept in the object store named by storage_uri; whoever sees the record sees its attachments';
+COMMENT ON COLUMN crm.attachment.id IS 'Attachment id, assigned by the database';
+COMMENT ON COLUMN crm.attachment.lead_id IS 'The lead it is attached to (exactly one of lead, account, contact, opportunity, quote, sales order)';
+COMMENT ON COLUMN crm.attachment.account_id IS 'The account it is attached to';
+COMMENT ON COLUMN crm.attachment.contact_id IS 'The contact it is attached to';
+COMMENT ON COLUMN crm.attachment.opportunity_id IS 'The opportunity it is attached to';
+COMMENT ON COLUMN crm.attachment.quote_id IS 'The quote it is attached to';
+COMMENT ON COLUMN crm.attachment.sales_order_id IS 'The sales order it is attached to';
+COMMENT ON COLUMN crm.attachment.file_name IS 'The file''s name, without a folder: not blank, no / or \ or control characters, at most 255 characters';
+COMMENT ON COLUMN crm.attachment.mime_type IS 'The file''s media type, type/subtype (e.g. application/pdf)';
+COMMENT ON COLUMN crm.attachment.size_bytes IS 'The file''s size in bytes (0 or more)';
+COMMENT ON COLUMN crm.attachment.sha256 IS 'SHA-256 of the file''s bytes: 64 lower-case hexadecimal digits';
+COMMENT ON COLUMN crm.attachment.storage_uri IS 'Where the file is kept: a URI with a scheme (s3://bucket/key, https://...)';
+COMMENT ON COLUMN crm.attachment.owner IS 'CRM user (database role) who attached the file; they, their managers and admins delete it';
+COMMENT ON COLUMN crm.attachment.created_at IS 'When the file was attached; set by the database';
+COMMENT ON COLUMN crm.attachment.updated_at IS 'When the attachment was last changed (by an admin, a conversion or a merge); set by the database';
+CREATE INDEX attachment_lead_id_idx ON crm.attachment (lead_id) WHERE lead_id IS NOT NULL;
+CREATE INDEX attachment_account_id_idx ON crm.attachment (account_id) WHERE account_id IS NOT NULL;
+CREATE INDEX attachment_contact_id_idx ON crm.attachment (contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX attachment_opportunity_id_idx ON crm.attachment (opportunity_id) WHERE opportunity_id IS NOT NULL;
+CREATE INDEX attachment_quote_id_idx ON crm.attachment (quote_id) WHERE quote_id IS NOT NULL;
+CREATE INDEX attachment_sales_order_id_idx ON crm.attachment (sales_order_id) WHERE sales_order_id IS NOT NULL;
+
+CREATE TABLE crm.tag (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL
+                CONSTRAINT tag_name_valid CHECK (pg_catalog.btrim(name) OPERATOR(pg_catalog.=) name
+                    AND name OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(name) OPERATOR(pg_catalog.<=) 100),
+    color       text CONSTRAINT tag_color_valid CHECK (color OPERATOR(pg_catalog.~) '^#[0-9a-f]{6}$'),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE crm.tag IS 'Labels that leads, accounts, contacts and opportunities can carry (e.g. "VIP", "trade fair 2026"); kept by admins and managers';
+COMMENT ON COLUMN crm.tag.id IS 'Tag id, assigned by the database';
+COMMENT ON COLUMN crm.tag.name IS 'The label: unique regardless of case, no leading or trailing spaces, at most 100 characters';
+COMMENT ON COLUMN crm.tag.color IS 'Display colour, #rrggbb in lower case (NULL: none)';
+COMMENT ON COLUMN crm.tag.created_at IS 'When the tag was created; set by the database';
+COMMENT ON COLUMN crm.tag.updated_at IS 'When the tag was last changed; set by the database';
+CREATE UNIQUE INDEX tag_name_key ON crm.tag (pg_catalog.lower(name));
+COMMENT ON INDEX crm.tag_name_key IS 'A tag name exists once, whatever its case';
+
+CREATE TABLE crm.record_tag (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tag_id          bigint NOT NULL CONSTRAINT record_tag_tag_id_fkey REFERENCES crm.tag (id) ON DELETE CASCADE,
+    lead_id         bigint CONSTRAINT record_tag_lead_id_fkey REFERENCES crm.lead (id) ON DELETE CASCADE,
+    account_id      bigint CONSTRAINT record_tag_account_id_fkey REFERENCES crm.account (id) ON DELETE CASCADE,
+    contact_id      bigint CONSTRAINT record_tag_contact_id_fkey REFERENCES crm.contact (id) ON DELETE CASCADE,
+    opportunity_id  bigint CONSTRAINT record_tag_opportunity_id_fkey REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    owner           regrole NOT NULL DEFAULT crm.current_role_id(),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT record_tag_on_exactly_one CHECK (pg_catalog.num_nonnulls(lead_id, account_id, contact_id, opportunity_id)
+        OPERATOR(pg_catalog.=) 1),
+    -- a record carries a tag once (these keys also index the foreign keys;
+    -- merges fold two taggings of one tag into one: repoint.c)
+    CONSTRAINT record_tag_lead_key UNIQUE (lead_id, tag_id),
+    CONSTRAINT record_tag_account_key UNIQUE (account_id, tag_id),
+    CONSTRAINT record_tag_contact_key UNIQUE (contact_id, tag_id),
+    CONSTRAINT record_tag_opportunity_key UNIQUE (opportunity_id, tag_id)
+);
+COMMENT ON TABLE crm.record_tag IS 'Which lead, account, contact or opportunity carries which tag (each record a tag once); added and removed by whoever may update the record';
+COMMENT ON COLUMN crm.record_tag.id IS 'Tagging id, assigned by the database';
+COMMENT ON COLUMN crm.record_tag.tag_id IS 'The tag';
+COMMENT ON COLUMN crm.record_tag.lead_id IS 'The tagged lead (exactly one of lead, account, contact, opportunity)';
+COMMENT ON COLUMN crm.record_tag.account_id IS 'The tagged account';
+COMMENT ON COLUMN crm.record_tag.contact_id IS 'The tagged contact';
+COMMENT ON COLUMN crm.record_tag.opportunity_id IS 'The tagged opportunity';
+COMMENT ON COLUMN crm.record_tag.owner IS 'CRM user (database role) who tagged the record';
+COMMENT ON COLUMN crm.record_tag.created_at IS 'When the record was tagged; set by the database';
+COMMENT ON COLUMN crm.record_tag.updated_at IS 'When the tagging last changed (a conversion or merge moved it); set by the database';
+CREATE INDEX record_tag_tag_id_idx ON crm.record_tag (tag_id);
+
+-- How many records of each kind carry each tag: security_invoker, so each
+-- role counts the records it sees.
+CREATE VIEW crm.tag_usage WITH (security_invoker = true) AS
+    SELECT t.id AS tag_id, t.name AS tag, k.kind, pg_catalog.count(*) AS records
+      FROM crm.record_tag AS r
+      JOIN crm.tag AS t ON t.id OPERATOR(pg_catalog.=) r.tag_id
+     CROSS JOIN LATERAL (SELECT CASE WHEN r.lead_id IS NOT NULL THEN 'lead'
+                                     WHEN r.account_id IS NOT NULL THEN 'account'
+                                     WHEN r.contact_id IS NOT NULL THEN 'contact'
+                                     ELSE 'opportunity' END AS kind) AS k
+     GROUP BY t.id, t.name, k.kind;
+COMMENT ON VIEW crm.tag_usage IS 'Number of leads, accounts, contacts and opportunities carrying each tag, counting the records the reader sees (a tag nobody uses is not listed)';
+COMMENT ON COLUMN crm.tag_usage.tag_id IS 'The tag';
+COMMENT ON COLUMN crm.tag_usage.tag IS 'Tag name';
+COMMENT ON COLUMN crm.tag_usage.kind IS 'lead, account, contact or opportunity';
+COMMENT ON COLUMN crm.tag_usage.records IS 'How many records of that kind carry the tag';
+
+-- Search: a note's body (92_search.sql, src/search.c)
+CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF body, search_text ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+ALTER TABLE crm.note ENABLE ALWAYS TRIGGER search_text_fill;
+DO $note_search_index$
+DECLARE
+    trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text
+                    FROM pg_catalog.pg_extension AS e
+                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    EXECUTE pg_catalog.format('CREATE INDEX note_search_idx ON crm.note USING gin (search_text %s.gin_trgm_ops)', trgm);
+END
+$note_search_index$;
+COMMENT ON INDEX crm.note_search_idx IS 'Search (crm.search): trigrams of the folded body';
+
+-- Timestamps and the change log (96_timestamps_and_change_log.sql)
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.attachment
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.tag
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.record_tag
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.note
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.attachment
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.tag
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.record_tag
+    FOR EACH ROW EXECUTE FUNCTION crm.record_change();
+
+-- Row-level security (see 95_row_security.sql).  A note or an attachment is
+-- visible exactly when its record is (the EXISTS runs the record's own
+-- policies for the caller); it is written by its owner's team (the owner,
+-- the managers above them) and only about a record the caller sees: a
+-- forged id of a hidden lead is refused like a missing one.  A tagging is
+-- visible with its record and added or removed by whoever may update the
+-- record (its owner's team); the tagging's owner is the caller's team.
+-- Tags themselves carry no personal data: everyone reads them.
+DO $note_policies$
+DECLARE
+    t text;
+    team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
+    sees_record constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.sales_order AS p WHERE p.id OPERATOR(pg_catalog.=) sales_order_id))';
+    sees_tagged constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id)'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))';
+    updates_tagged constant text :=
+           '(EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.account AS p WHERE p.id OPERATOR(pg_catalog.=) account_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))'
+        || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id'
+        || '   AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))))';
+BEGIN
+    FOREACH t IN ARRAY ARRAY['note', 'attachment', 'record_tag']
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm.%I TO crm_admin USING (true) WITH CHECK (true)', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm.%I FOR SELECT TO crm_analyst USING (true)', t);
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['note', 'attachment']
+    LOOP
+        EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING %s',
+                                  t, sees_record);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s AND %s)',
+                                  t, team, sees_record);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
+    END LOOP;
+    -- attachments are not updated by reps and managers (no UPDATE privilege)
+    EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.note FOR UPDATE TO crm_manager, crm_sales'
+                              ' USING (%s) WITH CHECK (%s AND %s)', team, team, sees_record);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.record_tag FOR SELECT TO crm_manager, crm_sales USING %s',
+                              sees_tagged);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_record_insert ON crm.record_tag FOR INSERT TO crm_manager, crm_sales'
+                              ' WITH CHECK (%s AND %s)', team, updates_tagged);
+    EXECUTE pg_catalog.format('CREATE POLICY crm_record_delete ON crm.record_tag FOR DELETE TO crm_manager, crm_sales'
+                              ' USING %s', updates_tagged);
+END
+$note_policies$;
+
+-- Privileges: column by column, without the ids and search_text (see the
+-- $ids$ block of 99_privileges.sql).  Analysts read tags and taggings (no
+-- personal data), not notes or attachments.
+GRANT SELECT, DELETE ON crm.note, crm.attachment, crm.record_tag TO crm_admin, crm_manager, crm_sales;
+GRANT INSERT (body, pinned, lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, owner,
+              created_at, updated_at),
+      UPDATE (body, pinned, lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, owner,
+              created_at, updated_at)
+    ON crm.note TO crm_admin, crm_manager, crm_sales;
+GRANT INSERT (lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, file_name, mime_type,
+              size_bytes, sha256, storage_uri, owner, created_at, updated_at)
+    ON crm.attachment TO crm_admin, crm_manager, crm_sales;
+GRANT UPDATE (lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, file_name, mime_type,
+              size_bytes, sha256, storage_uri, owner, created_at, updated_at)
+    ON crm.attachment TO crm_admin;
+GRANT INSERT (tag_id, lead_id, account_id, contact_id, opportunity_id, owner, created_at, updated_at)
+    ON crm.record_tag TO crm_admin, crm_manager, crm_sales;
+GRANT SELECT ON crm.tag TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT (name, color, created_at, updated_at), UPDATE (name, color, created_at, updated_at)
+    ON crm.tag TO crm_admin, crm_manager;
+GRANT DELETE ON crm.tag TO crm_admin, crm_manager;
+GRANT SELECT ON crm.record_tag, crm.tag_usage TO crm_analyst;
+GRANT SELECT ON crm.tag_usage TO crm_admin, crm_manager, crm_sales;
+-- crm.search() also finds notes (src/search.c)
+COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, website, phone), contacts (name, e-mail, phone, account name), leads (name, company, e-mail, phone), notes (text; only those about a record the caller sees) and opportunities (name, account name) the caller may see: case- and accent-insensitive, typo-tolerant, prefixes, e-mail and phone fragments. kinds limits the kinds (NULL: all); best first by score (1 = the name is the query)';
+COMMENT ON FUNCTION crm.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity, crm.note: sets search_text, the row''s searchable text (crm.search_document of its fields)';
+SELECT pg_catalog.pg_extension_config_dump('crm.note', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.note_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.attachment', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.attachment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.tag', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.tag_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.record_tag', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.record_tag_id_seq', '');
+-- conversion moves notes, attachments and tags (src/conversion_carry.c)
+COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
+'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
+'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
+'The lead''s open activities, its campaign memberships, notes, attachments and tags move to the new or reused records. '
+'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
+COMMENT ON FUNCTION crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
+'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships, notes, attachments, tags the caller sees). '
+'Raises the errors the conversion would raise. See README "Lead conversion".';

@@ -32,6 +32,14 @@ test_cluster crm-dump
 # ---------------------------------------------------------------- the source
 psql_as postgres postgres -c "CREATE DATABASE crm_src"
 fill_crm_db crm_src    # sets $stripes
+# notes, attachments and tags (0.7): rows in every one of their tables
+psql_as alice crm_src <<'SQL' >/dev/null
+INSERT INTO crm.note (body, pinned, lead_id) SELECT 'Met at the fair, wants a demo', true, min(id) FROM crm.lead WHERE owner = 'alice'::regrole;
+INSERT INTO crm.attachment (lead_id, file_name, mime_type, size_bytes, sha256, storage_uri)
+SELECT min(id), 'card.png', 'image/png', 2048, repeat('0f', 32), 's3://crm-files/card.png' FROM crm.lead WHERE owner = 'alice'::regrole;
+SQL
+psql_as carol crm_src -c "INSERT INTO crm.tag (name, color) VALUES ('VIP', '#aa0000')" >/dev/null
+psql_as alice crm_src -c "INSERT INTO crm.record_tag (tag_id, lead_id) SELECT t.id, min(l.id) FROM crm.tag t, crm.lead l WHERE l.owner = 'alice'::regrole GROUP BY t.id" >/dev/null
 
 fingerprint crm_src >"$WORK/src.txt"
 ntables=$(grep -c '^r ' "$WORK/src.txt")

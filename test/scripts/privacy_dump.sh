@@ -6,7 +6,8 @@
 # private customer's lead (no company, so conversion names the account
 # after her), renamed once, converted (contact, account, deal named after
 # her), a second lead deleted since, an e-mail activity, a campaign
-# membership, a web form's capture and a refused capture.  The whole database is dumped (pg_dump, plain, data and every
+# membership, notes and an attachment about her and a note naming her on
+# another account, a web form's capture and a refused capture.  The whole database is dumped (pg_dump, plain, data and every
 # table) before and after a privacy officer erases her:
 #   1. before: the dump holds her e-mail address, her names and her phone
 #      numbers (so the test can fail);
@@ -35,6 +36,17 @@ INSERT INTO crm.activity (type, subject, description, contact_id, starts_at)
 SELECT 'email', 'Quote for Ingrid Nygaard', 'Hello Ingrid Nygaard, ...', id, now() FROM crm.contact WHERE name = 'Ingrid Nygaard';
 INSERT INTO crm.campaign_member (campaign_id, contact_id)
 SELECT (SELECT min(id) FROM crm.campaign), id FROM crm.contact WHERE name = 'Ingrid Nygaard';
+-- notes and an attachment about her (one edited: the change log holds the
+-- old text), and a note about another account that names her
+INSERT INTO crm.note (body, contact_id)
+SELECT 'Ingrid Nygaard called from +47 987 65 432', id FROM crm.contact WHERE name = 'Ingrid Nygaard';
+UPDATE crm.note SET body = body || ', call back Ingrid Nygard' WHERE body LIKE 'Ingrid Nygaard called%';
+INSERT INTO crm.attachment (contact_id, file_name, mime_type, size_bytes, sha256, storage_uri)
+SELECT id, 'Ingrid Nygaard contract.pdf', 'application/pdf', 1234, repeat('ab', 32), 's3://crm-files/contracts/4711.pdf'
+  FROM crm.contact WHERE name = 'Ingrid Nygaard';
+UPDATE crm.attachment SET size_bytes = 1235 WHERE file_name = 'Ingrid Nygaard contract.pdf';
+INSERT INTO crm.note (body, account_id)
+SELECT 'Ask Ingrid Nygaard (ingrid@nygaard.example) for a reference', min(id) FROM crm.account WHERE name <> 'Ingrid Nygaard';
 -- a web form's capture (a new lead: the converted one is not open), and a
 -- refused one, whose record a background worker committed on its own
 SELECT crm.capture_lead('Ingrid Nygaard', NULL, 'ingrid@nygaard.example', '+47 955 55 555', 'website', NULL,

@@ -19,9 +19,10 @@
 #      and checksum of the sorted rows), and every sequence stands where it
 #      stood;
 #   5. the aggregates are exact (crm.verify_aggregates()), and the updated
-#      extension works: a rep converts a lead, and a second conversion of it
-#      is refused; an activity stored before the update made recurring gets
-#      its next occurrence once.
+#      extension works: a rep notes and tags a lead, converts it (the note
+#      and the tag move to the contact, search finds the note), and a second
+#      conversion of it is refused; an activity stored before the update made
+#      recurring gets its next occurrence once.
 # and 6. (below) an update to 0.3 of a database holding NaN is refused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -96,7 +97,16 @@ for v in $(released_versions); do
     mismatches=$(psql_as postgres "$db" -c "SELECT count(*) FROM crm.verify_aggregates()")
     [ "$mismatches" = "0" ] || fail "aggregates wrong after the update from $v: $mismatches mismatches"
     lead=$(psql_as alice "$db" -c "INSERT INTO crm.lead (name, company, status) VALUES ('Ursula Update', 'Updated Ltd', 'Completed') RETURNING id")
+    # notes and tags (0.7) work on the updated database and move with the conversion
+    psql_as alice "$db" -c "INSERT INTO crm.note (body, lead_id) VALUES ('Ursula wants the upgrade plan', $lead)" >/dev/null
+    psql_as carol "$db" -c "INSERT INTO crm.tag (name) VALUES ('Updated $v')" >/dev/null
+    psql_as alice "$db" -c "INSERT INTO crm.record_tag (tag_id, lead_id) SELECT id, $lead FROM crm.tag WHERE name = 'Updated $v'" >/dev/null
     psql_as alice "$db" -c "SELECT account_created FROM crm.convert_lead($lead)" >/dev/null
+    moved=$(psql_as alice "$db" -c "SELECT count(*) FROM crm.note n JOIN crm.record_tag r USING (contact_id)
+                                     WHERE n.contact_id IS NOT NULL AND n.body = 'Ursula wants the upgrade plan'")
+    [ "$moved" = 1 ] || fail "after the update from $v the lead's note and tag did not move to the contact ($moved)"
+    found=$(psql_as alice "$db" -c "SELECT count(*) FROM crm.search('upgrade plan', ARRAY['note'])")
+    [ "$found" = 1 ] || fail "after the update from $v crm.search does not find the note ($found)"
     out=$(psql_as alice "$db" -c "SELECT crm.convert_lead($lead)" 2>&1 || true)
     # a pattern match, not echo | grep -q: grep may close the pipe before
     # echo is done, and pipefail would count that as a failure

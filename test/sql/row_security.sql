@@ -648,6 +648,64 @@ SELECT pg_has_role('crm_admin', 'crm_privacy_officer', 'MEMBER') AS admins_are_o
 DELETE FROM crm.lead WHERE name = 'Pia Private';
 DROP ROLE regress_rls_officer;
 
+-- Notes, attachments and tags (81_notes_and_tags.sql): a note or an
+-- attachment is seen with its record, changed by its owner's team; a
+-- tagging is seen with its record, added and removed by whoever may update
+-- the record.  rep1 reads rep2's account Gamma Ltd (sharing rule): she may
+-- write a note on it, which rep2 (the account's owner) then reads but does
+-- not change; she may not tag it (she cannot update it).
+SET ROLE regress_rls_admin;
+INSERT INTO crm.tag (name) VALUES ('Key');
+RESET ROLE;
+SET ROLE regress_rls_rep1;
+INSERT INTO crm.note (body, account_id) VALUES ('rep1 on Gamma', 3);
+INSERT INTO crm.note (body, lead_id) VALUES ('rep1 on her lead', 1);
+INSERT INTO crm.attachment (lead_id, file_name, mime_type, size_bytes, sha256, storage_uri)
+VALUES (1, 'lena.pdf', 'application/pdf', 10, repeat('a', 64), 's3://b/lena.pdf');
+INSERT INTO crm.record_tag (tag_id, lead_id) VALUES (1, 1);
+INSERT INTO crm.record_tag (tag_id, account_id) VALUES (1, 3);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE regress_rls_rep2;
+INSERT INTO crm.note (body, account_id) VALUES ('rep2 on Gamma', 3);
+INSERT INTO crm.record_tag (tag_id, account_id) VALUES (1, 3);
+UPDATE crm.note SET body = 'changed by rep2' WHERE body = 'rep1 on Gamma';
+DELETE FROM crm.note WHERE body = 'rep1 on Gamma';
+-- a forged id: rep1's lead, which rep2 does not see (42501)
+INSERT INTO crm.note (body, lead_id) VALUES ('rep2 on rep1''s lead', 1);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+CREATE TEMP VIEW visible_notes WITH (security_invoker = true) AS
+          SELECT 'note' AS tbl, string_agg(body, ', ' ORDER BY body) AS rows FROM crm.note
+UNION ALL SELECT 'attachment', string_agg(file_name, ', ' ORDER BY file_name) FROM crm.attachment
+UNION ALL SELECT 'record_tag', string_agg(coalesce('lead ' || lead_id, 'account ' || account_id), ', '
+                                         ORDER BY lead_id, account_id) FROM crm.record_tag;
+GRANT SELECT ON visible_notes TO PUBLIC;
+SET ROLE regress_rls_rep1;
+SELECT * FROM visible_notes ORDER BY tbl;
+RESET ROLE;
+SET ROLE regress_rls_rep2;
+SELECT * FROM visible_notes ORDER BY tbl;
+RESET ROLE;
+SET ROLE regress_rls_boss2;
+SELECT * FROM visible_notes ORDER BY tbl;
+UPDATE crm.note SET pinned = true WHERE body LIKE 'rep1%' RETURNING body, pinned;
+RESET ROLE;
+SET ROLE regress_rls_outsider;
+SELECT * FROM visible_notes ORDER BY tbl;
+UPDATE crm.note SET pinned = true RETURNING body;
+DELETE FROM crm.record_tag RETURNING id;
+RESET ROLE;
+SET ROLE regress_rls_analyst;
+SELECT tbl FROM visible_notes;
+\echo :LAST_ERROR_SQLSTATE
+SELECT tag, kind, records FROM crm.tag_usage ORDER BY kind;
+RESET ROLE;
+SET ROLE regress_rls_admin;
+SELECT * FROM visible_notes ORDER BY tbl;
+RESET ROLE;
+DROP VIEW visible_notes;
+
 DROP VIEW visible, aggregate_figures, log_authors;
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_rls_rep1, regress_rls_rep2, regress_rls_boss, regress_rls_boss2,
