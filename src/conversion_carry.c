@@ -18,6 +18,10 @@
  *                        Responded over Attended ... over Planned) and
  *                        responded when either responded, and the lead's
  *                        row is deleted
+ *   crm.email_link       every e-mail link becomes one of the contact (a
+ *                        link the contact has already is kept, the lead's
+ *                        deleted); the contact's account is linked too
+ *                        (trigger crm.email_link_account())
  *
  * The list below drives it: one entry per table (the lead column, where the
  * rows go, which rows move, and for a table with a unique key on the target
@@ -94,6 +98,13 @@ static CarryRule rules[] = {
 		"   OPERATOR(pg_catalog.>) pg_catalog.array_position(" MEMBER_STATUS_ORDER ", k.status)"
 		"   THEN m.status ELSE k.status END,"
 		" responded = k.responded OR m.responded"
+	},
+	/* e-mail log (email_log.c): a lead's links become the contact's (its account's follows by trigger) */
+	{
+		.table = "email_link", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
+		.label = "(SELECT e.subject FROM crm.email AS e WHERE e.id OPERATOR(pg_catalog.=) m.email_id)",
+		.unique_with = "email_id",
+		.fold = "created_at = LEAST(k.created_at, m.created_at)"
 	},
 };
 

@@ -132,12 +132,12 @@ crm_require_privacy_officer(Oid caller, const char *action)
 }
 
 /*
- * is_email -- the shape crm.email_address accepts: one @ with a non-empty
+ * crm_is_email_address -- the shape crm.email_address accepts: one @ with a non-empty
  * local part before it and a dotted domain after it (no empty label), no
  * white space, at most 254 characters
  */
-static bool
-is_email(const char *s)
+bool
+crm_is_email_address(const char *s)
 {
 	const char *at = strchr(s, '@');
 	const char *p;
@@ -178,7 +178,7 @@ crm_person_email(FunctionCallInfo fcinfo, int argno)
 				 errmsg("email must not be null"),
 				 errhint("Pass the e-mail address of the person.")));
 	email = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (!is_email(email))
+	if (!crm_is_email_address(email))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_INVALID_EMAIL),
 				 errmsg("the email argument is not an e-mail address"),
