@@ -90,7 +90,13 @@ static const ExportSection export_sections[] = {
 	/* what web forms and integrations sent about the person, refused captures too */
 	{"captures", ROWS_OF("k", "crm.lead_capture AS k WHERE k.lead_id IN (SELECT id FROM person_lead)"
 						 " OR pg_catalog.lower(k.payload OPERATOR(pg_catalog.->>) 'email') OPERATOR(pg_catalog.=) pg_catalog.lower($1)")},
-	/* later: notes, e-mails, attachments (issue 19) */
+	/* logged e-mails linked to her leads or contacts, or with her address among the participants */
+	{"emails", ROWS_OF("e", "crm.email AS e"
+					   " WHERE e.id IN (SELECT k.email_id FROM crm.email_link AS k"
+					   "                 WHERE k.lead_id IN (SELECT id FROM person_lead)"
+					   "                    OR k.contact_id IN (SELECT id FROM person_contact))"
+					   "    OR e.participants OPERATOR(pg_catalog.@>) ARRAY[pg_catalog.lower($1)]")},
+	/* later: notes, attachments (issue 19) */
 	{NULL, NULL}
 };
 

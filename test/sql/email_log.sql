@@ -104,6 +104,15 @@ DELETE FROM crm.contact WHERE id = 2;
 SELECT count(*) AS links_of_m2 FROM crm.email_link WHERE email_id = 2;
 SELECT count(*) AS m2_kept FROM crm.email WHERE id = 2;
 
+-- Privacy: the export lists her e-mails; the erasure puts a pseudonym's
+-- address in place of hers and clears subject and body of her e-mails;
+-- another e-mail that mentions her loses the mention.
+SELECT crm.log_email('m8@mail.example', 'outbound', 'me@ours.example', ARRAY['boss@ours.example'],
+                     subject => 'Ann Lee called', body_text => 'Ann Lee asked for the price list') AS m8;
+SELECT jsonb_array_length(crm.export_person('ANN@leetools.example')->'emails') AS exported_emails;
+SELECT leads, contacts FROM crm.erase_person('ann@leetools.example', 'request 1');
+SELECT id, from_address, to_addresses, subject, body_text, participants FROM crm.email WHERE id IN (1, 3, 8) ORDER BY id;
+
 -- Errors.
 SELECT crm.log_email(NULL, 'inbound', 'a@b.example', NULL);                       -- 22004
 SELECT crm.log_email(' <> ', 'inbound', 'a@b.example', NULL);                     -- 22023
