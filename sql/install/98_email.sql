@@ -85,7 +85,8 @@ CREATE FUNCTION crm.log_email(message_id text, direction text, from_address text
                               in_reply_to text DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'crm_log_email'
-    LANGUAGE C VOLATILE;
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.log_email(text, text, text, text[], text[], text, text, timestamptz, text) IS 'Logs an e-mail once per Message-ID (a repeat returns the first id, unchanged), links it to every contact and open lead with one of its addresses and to their accounts, threads it by in_reply_to; returns the e-mail id';
 
 -- Row-level security: an e-mail is visible with a linked record (the EXISTS
