@@ -10,7 +10,7 @@
 # e-mails.  Throughput: pgbench with CLIENTS clients for SECONDS_EACH seconds
 # per case, in alternating order, ROUNDS rounds:
 #   activity  a crm_sales login runs INSERT INTO crm.activity (type 'email',
-#             subject, description, contact_id) -- what a rep records by
+#             subject, description, contact_id, starts_at) -- what a rep records by
 #             hand for a mail (row-level security, every trigger);
 #   log       the same login runs crm.log_email() of a new message from one
 #             contact to one lead, cc'ing an unknown address (key locks,
@@ -58,7 +58,7 @@ SQL
 
 cat >"$WORK/activity.pgbench" <<SQL
 \set n random(1, $EXISTING)
-INSERT INTO crm.activity (type, subject, description, contact_id) VALUES ('email', 'Mail ' || :n, 'Hello', :n);
+INSERT INTO crm.activity (type, subject, description, contact_id, starts_at) VALUES ('email', 'Mail ' || :n, 'Hello', :n, now());
 SQL
 cat >"$WORK/log.pgbench" <<SQL
 \set n random(1, $EXISTING)
