@@ -28,6 +28,11 @@
  *                        where the contact already carries the tag, the
  *                        lead's tagging is deleted (nothing to fold: the
  *                        contact's is kept)
+
+ *   crm.email_link       every e-mail link becomes one of the contact (a
+ *                        link the contact has already is kept, the lead's
+ *                        deleted); the contact's account is linked too
+ *                        (trigger crm.email_link_account())
  *
  * The list below drives it: one entry per table (the lead column, where the
  * rows go, which rows move, and for a table with a unique key on the target
@@ -118,6 +123,13 @@ static CarryRule rules[] = {
 		.table = "record_tag", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
 		.label = "(SELECT t.name FROM crm.tag AS t WHERE t.id OPERATOR(pg_catalog.=) m.tag_id)",
 		.unique_with = "tag_id"
+	},
+	/* e-mail log (email_log.c): a lead's links become the contact's (its account's follows by trigger) */
+	{
+		.table = "email_link", .lead_column = "lead_id", .target = CARRY_TO_CONTACT,
+		.label = "(SELECT e.subject FROM crm.email AS e WHERE e.id OPERATOR(pg_catalog.=) m.email_id)",
+		.unique_with = "email_id",
+		.fold = "created_at = LEAST(k.created_at, m.created_at)"
 	},
 };
 

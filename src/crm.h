@@ -43,6 +43,7 @@
  *   capture_log.c       a refused capture recorded by a background worker in its own transaction
  *   scoring.c           lead scores from crm.scoring_rule, crm.rescore_leads()
  *   assignment.c        lead owners from crm.assignment_rule and queues, crm.assign_lead()
+ *   email_log.c         crm.log_email(): the e-mail log, its links and threads
  */
 #ifndef CRM_H
 #define CRM_H
@@ -301,7 +302,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_COMPACTION = 18,	/* crm.compact_aggregates(), one at a time */
 	CRM_LOCK_KEY_SPACE = 19,	/* all keys of one key kind (bulk entry checks) */
 	CRM_LOCK_LEAD_ROUTING = 20,	/* queue positions and capacities (assignment.c) */
-	CRM_LOCK_CAPTURE_LOG = 21	/* the one refusal-recording worker (capture.c), cluster-wide */
+	CRM_LOCK_CAPTURE_LOG = 21,	/* the one refusal-recording worker (capture.c), cluster-wide */
+	CRM_LOCK_EMAIL_MESSAGE = 22	/* a logged e-mail's message id (email_log.c) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -327,6 +329,7 @@ extern int64 crm_record_refused_capture(Oid captured_by, const char *source, boo
 
 /* privacy.c: personal data */
 extern char *crm_person_email(FunctionCallInfo fcinfo, int argno);
+extern bool crm_is_email_address(const char *s);
 extern void crm_require_privacy_officer(Oid caller, const char *action);
 /* duplicates.c: the matching rules, shared with duplicate_check.c */
 typedef enum CrmRecordKind

@@ -21,7 +21,8 @@
  *     lead's deal is named "<company> - <name>"), activities about the
  *     person (descriptions -- e-mail bodies, call notes -- cleared) or
  *     mentioning them, notes and attachments about the person (a note's
- *     body, an attachment's file name: "[erased]").
+ *     body, an attachment's file name: "[erased]"), logged e-mails (her addresses replaced; subject and
+ *     body cleared where hers, her needles removed elsewhere).
  *  5. redact the tables that hold copies of values (the list below): in
  *     change-log entries of the person's rows every personal column reads
  *     "[erased]", and elsewhere every value that contains a needle; the
@@ -242,15 +243,45 @@ static CrmQuery redact_attachments = {
 };
 
 /*
+ * Logged e-mails (crm.email, email_log.c).  Her addresses ($6) in from, to,
+ * cc and the participants become the pseudonym's address
+ * ("erased-person-<n>@erased.invalid"); e-mails linked to her leads or
+ * contacts, or that she sent or received, lose subject and body; every
+ * other e-mail loses the needles in them.
+ */
+#define MENTIONS(col) \
+	"EXISTS (SELECT 1 FROM pg_catalog.unnest($5) AS n" \
+	" WHERE pg_catalog.strpos(pg_catalog.lower(" col "), pg_catalog.lower(n)) OPERATOR(pg_catalog.>) 0)"
+#define PSEUDONYM_ADDRESS \
+	"pg_catalog.replace(pg_catalog.lower($8), ' ', '-') OPERATOR(pg_catalog.||) '@erased.invalid'"
+#define ERASED_ADDRESSES(col) \
+	"ARRAY(SELECT CASE WHEN pg_catalog.lower(a.x) OPERATOR(pg_catalog.=) ANY ($6) THEN " PSEUDONYM_ADDRESS \
+	" ELSE a.x END FROM pg_catalog.unnest(" col ") WITH ORDINALITY AS a (x, n) ORDER BY a.n)"
+static CrmQuery redact_emails = {
+	"UPDATE crm.email AS e SET"
+	" from_address = CASE WHEN pg_catalog.lower(e.from_address) OPERATOR(pg_catalog.=) ANY ($6)"
+	"                     THEN " PSEUDONYM_ADDRESS " ELSE e.from_address END,"
+	" to_addresses = " ERASED_ADDRESSES("e.to_addresses") ","
+	" cc_addresses = " ERASED_ADDRESSES("e.cc_addresses") ","
+	" participants = " ERASED_ADDRESSES("e.participants") ","
+	" subject = CASE WHEN h.hers THEN '[erased]' ELSE crm.erased_text(e.subject, $5, '[erased]') END,"
+	" body_text = CASE WHEN h.hers THEN NULL ELSE crm.erased_text(e.body_text, $5, '[erased]') END"
+	" FROM (SELECT m.id, m.participants OPERATOR(pg_catalog.&&) $6"
+	"              OR EXISTS (SELECT 1 FROM crm.email_link AS k WHERE k.email_id OPERATOR(pg_catalog.=) m.id"
+	"                           AND (k.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR k.contact_id OPERATOR(pg_catalog.=) ANY ($2))) AS hers"
+	"         FROM crm.email AS m) AS h"
+	" WHERE e.id OPERATOR(pg_catalog.=) h.id"
+	"   AND (h.hers OR " MENTIONS("e.subject") " OR " MENTIONS("e.body_text") ")",
+	PERSON_PARAMS, NULL
+};
+
+/*
  * Other people's records that mention her: a name (a whole name value she
  * had, "María García", not a lone first name), e-mail address or phone
  * number of hers ($5) in the free text of any lead, contact, account, deal
  * activity, note or attachment's file name is replaced by "[erased]" (a note on a colleague's lead, "ask
  * María García, maria@garcia.example").  Every table is read whole.
  */
-#define MENTIONS(col) \
-	"EXISTS (SELECT 1 FROM pg_catalog.unnest($5) AS n" \
-	" WHERE pg_catalog.strpos(pg_catalog.lower(" col "), pg_catalog.lower(n)) OPERATOR(pg_catalog.>) 0)"
 static CrmQuery redact_mentions[] = {
 	{"UPDATE crm.lead AS t SET remarks = crm.erased_text(t.remarks, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.remarks"), PERSON_PARAMS, NULL},
@@ -553,6 +584,8 @@ crm_erase_person(PG_FUNCTION_ARGS)
 	nrelated += run_owner(&redact_activities, p);
 	nrelated += run_owner(&redact_notes, p);
 	nrelated += run_owner(&redact_attachments, p);
+
+	nrelated += run_owner(&redact_emails, p);
 	for (int i = 0; i < (int) lengthof(redact_mentions); i++)
 		nrelated += run_owner(&redact_mentions[i], p);
 

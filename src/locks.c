@@ -268,6 +268,8 @@ lock_kind_name(CrmLockKind kind)
 			return "the lock of the lead assignment queues";
 		case CRM_LOCK_CAPTURE_LOG:
 			return "the lock of the background worker that records refused lead captures";
+		case CRM_LOCK_EMAIL_MESSAGE:
+			return "the lock of a logged e-mail's message id";
 	}
 	return "a lock of the crm extension";
 }

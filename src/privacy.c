@@ -99,7 +99,12 @@ static const ExportSection export_sections[] = {
 					  " OR n.contact_id IN (SELECT id FROM person_contact)")},
 	{"attachments", ROWS_OF("f", "crm.attachment AS f WHERE f.lead_id IN (SELECT id FROM person_lead)"
 							" OR f.contact_id IN (SELECT id FROM person_contact)")},
-	/* later: e-mails (issue 19) */
+	/* logged e-mails linked to her leads or contacts, or with her address among the participants */
+	{"emails", ROWS_OF("e", "crm.email AS e"
+					   " WHERE e.id IN (SELECT k.email_id FROM crm.email_link AS k"
+					   "                 WHERE k.lead_id IN (SELECT id FROM person_lead)"
+					   "                    OR k.contact_id IN (SELECT id FROM person_contact))"
+					   "    OR e.participants OPERATOR(pg_catalog.@>) ARRAY[pg_catalog.lower($1)]")},
 	{NULL, NULL}
 };
 
@@ -141,12 +146,12 @@ crm_require_privacy_officer(Oid caller, const char *action)
 }
 
 /*
- * is_email -- the shape crm.email_address accepts: one @ with a non-empty
+ * crm_is_email_address -- the shape crm.email_address accepts: one @ with a non-empty
  * local part before it and a dotted domain after it (no empty label), no
  * white space, at most 254 characters
  */
-static bool
-is_email(const char *s)
+bool
+crm_is_email_address(const char *s)
 {
 	const char *at = strchr(s, '@');
 	const char *p;
@@ -187,7 +192,7 @@ crm_person_email(FunctionCallInfo fcinfo, int argno)
 				 errmsg("email must not be null"),
 				 errhint("Pass the e-mail address of the person.")));
 	email = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (!is_email(email))
+	if (!crm_is_email_address(email))
 		ereport(ERROR,
 				(errcode(ERRCODE_CRM_INVALID_EMAIL),
 				 errmsg("the email argument is not an e-mail address"),

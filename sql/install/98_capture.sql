@@ -1,8 +1,9 @@
 --------------------------------------------------------------------------
 -- Lead capture: web forms, e-mail-to-lead and integrations
 --
--- The group role crm_intake may call crm.capture_lead() and nothing else: it
--- reads no table.  A capture either creates a lead (owned by crm_intake until
+-- The group role crm_intake may call crm.capture_lead() (and crm.log_email(),
+-- 98_email.sql) and nothing else: it reads no table.  A capture either
+-- creates a lead (owned by crm_intake until
 -- assignment routes it), or is merged into the open lead with the same
 -- e-mail address or phone number (empty fields filled, nothing overwritten),
 -- or is refused.  Every capture, refused ones included, is kept with what the

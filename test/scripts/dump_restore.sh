@@ -2,7 +2,7 @@
 # test/scripts/dump_restore.sh: pg_dump and pg_restore lose nothing.
 #
 # A database with every module filled (the demo data set, its conversions and
-# order), admin changes to the seeded rows (stages, sources, settings, a
+# order, logged e-mails), admin changes to the seeded rows (stages, sources, settings, a
 # switch of the standard price book), aggregate stripes written by several
 # sessions and sequences advanced past their tables by rolled-back inserts is
 # dumped by the superuser and restored into fresh databases the documented way
@@ -40,6 +40,19 @@ SELECT min(id), 'card.png', 'image/png', 2048, repeat('0f', 32), 's3://crm-files
 SQL
 psql_as carol crm_src -c "INSERT INTO crm.tag (name, color) VALUES ('VIP', '#aa0000')" >/dev/null
 psql_as alice crm_src -c "INSERT INTO crm.record_tag (tag_id, lead_id) SELECT t.id, min(l.id) FROM crm.tag t, crm.lead l WHERE l.owner = 'alice'::regrole GROUP BY t.id" >/dev/null
+
+# logged e-mails (a thread, links to a demo contact, its account and a lead)
+psql_as alice crm_src <<'SQL' >/dev/null
+SELECT crm.log_email('dump-1@mail.example', 'inbound', (SELECT email FROM crm.contact WHERE email IS NOT NULL ORDER BY id LIMIT 1),
+                     ARRAY['alice@ours.example'], ARRAY[(SELECT email FROM crm.lead WHERE email IS NOT NULL AND status <> 'Converted' ORDER BY id LIMIT 1)],
+                     'Question', 'Which plan fits us?', '2026-01-05 10:00+00');
+SELECT crm.log_email('dump-2@mail.example', 'outbound', 'alice@ours.example',
+                     ARRAY[(SELECT email FROM crm.contact WHERE email IS NOT NULL ORDER BY id LIMIT 1)], NULL,
+                     'Re: Question', 'The second one.', '2026-01-05 11:00+00', '<dump-1@mail.example>');
+SQL
+[ "$(psql_as postgres crm_src -c "SELECT count(DISTINCT thread_id) || '/' || count(*) FROM crm.email")" = 1/2 ] \
+    && [ "$(psql_as postgres crm_src -c "SELECT count(*) >= 3 FROM crm.email_link")" = t ] \
+    || fail "the source's e-mail log is not as set up"
 
 fingerprint crm_src >"$WORK/src.txt"
 ntables=$(grep -c '^r ' "$WORK/src.txt")

@@ -7,7 +7,8 @@
 # after her), renamed once, converted (contact, account, deal named after
 # her), a second lead deleted since, an e-mail activity, a campaign
 # membership, notes and an attachment about her and a note naming her on
-# another account, a web form's capture and a refused capture.  The whole database is dumped (pg_dump, plain, data and every
+# another account, a web form's capture and a refused capture, logged e-mails
+# (hers, one she was copied on, one mentioning her).  The whole database is dumped (pg_dump, plain, data and every
 # table) before and after a privacy officer erases her:
 #   1. before: the dump holds her e-mail address, her names and her phone
 #      numbers (so the test can fail);
@@ -58,6 +59,14 @@ BEGIN
     RAISE EXCEPTION 'the capture was not refused';
 EXCEPTION WHEN sqlstate 'ZC902' THEN NULL;
 END $$;
+-- logged e-mails: hers (linked to her contact), one she was copied on, and
+-- a colleague's that mentions her
+SELECT crm.log_email('dump-1@mail.example', 'inbound', 'Ingrid@Nygaard.example', ARRAY['sales@ours.example'], NULL,
+                     'Quote please - Ingrid Nygaard', 'Regards, Ingrid Nygaard, +47 987 65 432');
+SELECT crm.log_email('dump-2@mail.example', 'outbound', 'sales@ours.example', ARRAY['boss@ours.example'],
+                     ARRAY['ingrid@nygaard.example'], 'About I. Nygaard', 'Call Ingrid Nygard');
+SELECT crm.log_email('dump-3@mail.example', 'outbound', 'sales@ours.example', ARRAY['boss@ours.example'], NULL,
+                     'Lost deal', 'Ingrid Nygaard called from +47 987 65 432', in_reply_to => 'dump-2@mail.example');
 SQL
 [ "$(psql_as postgres crm_privacy -c "SELECT count(*) FROM crm.lead_capture WHERE outcome = 'refused'")" = 1 ] \
     || fail "the refused capture was not recorded"

@@ -155,7 +155,7 @@ UPDATE crm.lead_capture SET outcome = 'merged';
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
--- crm_intake reads no table and executes capture_lead only (and the
+-- crm_intake reads no table and executes capture_lead and log_email only (and the
 -- PUBLIC helpers every role may call).
 SELECT c.relname FROM pg_class AS c
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'S', 'p')

@@ -706,6 +706,50 @@ SELECT * FROM visible_notes ORDER BY tbl;
 RESET ROLE;
 DROP VIEW visible_notes;
 
+-- The e-mail log: an e-mail is visible with a record it is linked to (each
+-- link with its record), and to the team of the role that logged it; the
+-- thread view shows each role the threads of the e-mails it sees.  rep2
+-- logs a message to rep1's contact (a BCC drop box does the same): rep1
+-- sees it, rep2 sees its e-mail but not rep1's link.  Analysts read no mail.
+INSERT INTO crm.contact (name, email, owner) VALUES ('Mo Mail', 'mo@mail.example', 'regress_rls_rep1');
+INSERT INTO crm.lead (name, company, email, owner) VALUES ('Lu Mail', 'Lu Co', 'lu@mail.example', 'regress_rls_rep2');
+SET ROLE regress_rls_rep2;
+SELECT crm.log_email('rls-1@mail.example', 'inbound', 'mo@mail.example', ARRAY['rep2@ours.example'], subject => 'to rep1''s contact') > 0 AS logged;
+RESET ROLE;
+SELECT crm.log_email('rls-2@mail.example', 'inbound', 'lu@mail.example', ARRAY['x@ours.example'], subject => 'rep2''s lead') > 0 AS logged;
+SELECT crm.log_email('rls-3@mail.example', 'inbound', 'nobody@mail.example', ARRAY['x@ours.example'], subject => 'nobody''s') > 0 AS logged;
+CREATE TEMP VIEW mail_seen WITH (security_invoker = true) AS
+    SELECT (SELECT string_agg(subject, ', ' ORDER BY subject) FROM crm.email) AS emails,
+           (SELECT string_agg(CASE WHEN k.contact_id IS NOT NULL THEN 'contact ' || c.name ELSE 'lead ' || l.name END, ', ' ORDER BY k.id)
+              FROM crm.email_link AS k LEFT JOIN crm.contact AS c ON c.id = k.contact_id
+                   LEFT JOIN crm.lead AS l ON l.id = k.lead_id) AS links,
+           (SELECT count(*) FROM crm.email_thread) AS threads;
+GRANT SELECT ON mail_seen TO PUBLIC;
+SET ROLE regress_rls_rep1;   SELECT 'rep1' AS who, * FROM mail_seen;
+SET ROLE regress_rls_rep2;   SELECT 'rep2' AS who, * FROM mail_seen;
+SET ROLE regress_rls_boss;   SELECT 'boss' AS who, * FROM mail_seen;
+SET ROLE regress_rls_boss2;  SELECT 'boss2' AS who, * FROM mail_seen;
+SET ROLE regress_rls_outsider; SELECT 'outsider' AS who, * FROM mail_seen;
+SET ROLE regress_rls_admin;  SELECT 'admin' AS who, * FROM mail_seen;
+SET ROLE regress_rls_analyst;
+SELECT count(*) FROM crm.email;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM crm.email_thread;
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.log_email('rls-4@mail.example', 'inbound', 'a@mail.example', NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- nobody but an admin removes an e-mail; nobody writes links
+SET ROLE regress_rls_rep1;
+DELETE FROM crm.email;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE crm.email_link SET contact_id = NULL;
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_rls_admin;
+DELETE FROM crm.email WHERE subject = 'nobody''s';
+RESET ROLE;
+SELECT count(*) AS emails_left FROM crm.email;
+DROP VIEW mail_seen;
+
 DROP VIEW visible, aggregate_figures, log_authors;
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_rls_rep1, regress_rls_rep2, regress_rls_boss, regress_rls_boss2,
