@@ -3,7 +3,7 @@
 # what the GIN index and crm.find_by_attributes() bring a search -- side by
 # side in one run.
 #
-#   bash bench/custom_fields.sh      N=100000 SECS=5
+#   bash bench/custom_fields.sh      N=100000 SECS=5 ROUNDS=3
 #
 # N accounts (half a rep's, half another rep's), each with
 # {"region": one of 20 picks, "employees": its id}; fields region (pick),
@@ -11,7 +11,8 @@
 # pgbench, one client, SECS seconds per line, transactions per second:
 #   update other column    UPDATE ... SET industry (attributes untouched)
 #   update attributes      UPDATE ... SET attributes = attributes || {"region": ...}
-# each with the custom_fields_check trigger on and off (ratio on/off), and
+# each with the custom_fields_check trigger on and off, ROUNDS times in
+# alternating order (median tps; ratio on/off), and
 #   find one by value      WHERE attributes @> '{"employees": <random id>}'
 # as the superuser with and without account_attributes_idx, as the rep
 # directly (row-level security: the index is not used) and as the rep
@@ -20,6 +21,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 N=${N:-100000}
 SECS=${SECS:-5}
+ROUNDS=${ROUNDS:-3}
 
 ensure_packages
 build_and_install >&2
@@ -70,11 +72,23 @@ tps() { # db user file
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-on=$(tps cf_on postgres "$WORK/other.sql"); off=$(tps cf_off postgres "$WORK/other.sql")
-printf '%-40s %10s %10s %8s\n' "single-row write (tps)" "check on" "check off" "on/off"
-printf '%-40s %10s %10s %8s\n' "update other column" "$on" "$off" "$(ratio "$on" "$off")"
-on=$(tps cf_on postgres "$WORK/attr.sql"); off=$(tps cf_off postgres "$WORK/attr.sql")
-printf '%-40s %10s %10s %8s\n' "update attributes" "$on" "$off" "$(ratio "$on" "$off")"
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# write FILE: median tps with the check on and off, rounds alternating
+write() {
+    local r on="" off=""
+    for r in $(seq "$ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then
+            on+="$(tps cf_on postgres "$1") "; off+="$(tps cf_off postgres "$1") "
+        else
+            off+="$(tps cf_off postgres "$1") "; on+="$(tps cf_on postgres "$1") "
+        fi
+    done
+    on=$(tr ' ' '\n' <<<"$on" | grep . | median); off=$(tr ' ' '\n' <<<"$off" | grep . | median)
+    printf '%-40s %10.0f %10.0f %8s\n' "$2" "$on" "$off" "$(ratio "$on" "$off")"
+}
+printf '%-40s %10s %10s %8s\n' "single-row write (median tps)" "check on" "check off" "on/off"
+write "$WORK/other.sql" "update other column"
+write "$WORK/attr.sql" "update attributes"
 echo
 idx=$(tps cf_on postgres "$WORK/find.sql"); noidx=$(tps cf_noidx postgres "$WORK/find.sql")
 rep=$(tps cf_on bench_rep "$WORK/find.sql"); repfn=$(tps cf_on bench_rep "$WORK/find_fn.sql")

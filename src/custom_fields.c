@@ -6,8 +6,9 @@
  * trigger on crm.lead, account, contact, opportunity, quote, sales_order,
  * activity, product and campaign.  It checks the row's attributes against
  * the registry: every key a field of the object (ZC950), every value of the
- * field's type (ZC951), every required field present (ZC952).  An UPDATE
- * that leaves attributes as they were runs no query: the registry side keeps
+ * field's type (ZC951), every required field present (ZC952); it runs no
+ * query while the backend's copy of the registry is valid.  An UPDATE
+ * that leaves attributes as they were checks nothing: the registry side keeps
  * "every row is valid" true by itself (below), so there is nothing to check.
  *
  * crm.custom_field_guard() fires on the registry itself:
@@ -24,10 +25,10 @@
  *     its (new) type and options (ZC951), a required field must be held by
  *     every row (ZC952).  An admin who removes a field clears its values in
  *     the same transaction, before it commits.
- * A writer reads the registry under a snapshot taken when it checks (also in
- * REPEATABLE READ), so once it holds its table lock it sees every committed
- * registry change; a registry change that commits later waited for it and
- * sees its rows.  No row of the nine tables can thus hold a value the
+ * A writer reads the registry (cached per backend, see registry_of) under a
+ * snapshot taken when it reads it (also in REPEATABLE READ), so once it
+ * holds its table lock it sees every committed registry change; a registry
+ * change that commits later waited for it and sees its rows.  No row of the nine tables can thus hold a value the
  * registry does not allow when either transaction has committed.
  *
  * A restore runs with session_replication_role = replica: neither trigger
@@ -46,6 +47,8 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -219,6 +222,83 @@ field_path(const char *name)
 	return DirectFunctionCall1(jsonpath_in, CStringGetDatum(psprintf("$.\"%s\"", name)));
 }
 
+/*
+ * The registry of each object, cached per backend.  Any change of
+ * crm.custom_field invalidates every backend's copy (a relation cache
+ * invalidation of the table, sent by crm.custom_field_guard() and delivered
+ * at commit; to this backend at its next command).  A writer reads it while
+ * it holds its ROW EXCLUSIVE lock on the object's table, which a registry
+ * change of the object waits for (SHARE ROW EXCLUSIVE), and taking that lock
+ * delivers the invalidations of every change committed before: the copy is
+ * never older than the registry the writer must obey.
+ */
+static MemoryContext registry_cxt = NULL;
+static CustomField *registry[N_CUSTOM_OBJECTS];
+static int	nregistry[N_CUSTOM_OBJECTS];
+static bool registry_valid[N_CUSTOM_OBJECTS];
+static bool registry_stale = false;
+static Oid	registry_relid = InvalidOid;
+
+static void
+registry_invalidate(Datum arg, Oid relid)
+{
+	(void) arg;
+	if (!OidIsValid(relid) || relid == registry_relid)
+	{
+		memset(registry_valid, 0, sizeof(registry_valid));
+		registry_stale = true;
+	}
+}
+
+/* registry_of -- the fields of object i, from the cache or read now */
+static CustomField *
+registry_of(int i, int *nfields)
+{
+	CustomField *fields;
+	int			n;
+	Datum		args[1];
+	MemoryContext old;
+
+	if (registry_cxt == NULL)
+	{
+		registry_cxt = AllocSetContextCreate(TopMemoryContext, "crm custom fields",
+											 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(registry_invalidate, (Datum) 0);
+	}
+	if (registry_stale)			/* (also when it came while a copy was read) */
+	{
+		MemoryContextReset(registry_cxt);
+		memset(registry_valid, 0, sizeof(registry_valid));
+		registry_stale = false;
+	}
+	if (!registry_valid[i])
+	{
+		registry_relid = crm_relation_oid("custom_field");
+		crm_spi_connect();
+		args[0] = CStringGetTextDatum(custom_objects[i]);
+		crm_query_run_latest_as_owner(&registry_of_object, args, NULL, 0);
+		fields = read_fields(&n);
+		old = MemoryContextSwitchTo(registry_cxt);
+		registry[i] = palloc0(sizeof(CustomField) * Max(n, 1));
+		for (int f = 0; f < n; f++)
+		{
+			registry[i][f].name = pstrdup(fields[f].name);
+			registry[i][f].type = pstrdup(fields[f].type);
+			registry[i][f].required = fields[f].required;
+			registry[i][f].noptions = fields[f].noptions;
+			registry[i][f].options = palloc(sizeof(Datum) * Max(fields[f].noptions, 1));
+			for (int o = 0; o < fields[f].noptions; o++)
+				registry[i][f].options[o] = datumCopy(fields[f].options[o], false, -1);
+		}
+		MemoryContextSwitchTo(old);
+		crm_spi_finish();
+		nregistry[i] = n;
+		registry_valid[i] = true;
+	}
+	*nfields = nregistry[i];
+	return registry[i];
+}
+
 /* crm_custom_fields_check -- trigger crm.custom_fields_check() */
 PG_FUNCTION_INFO_V1(crm_custom_fields_check);
 Datum
@@ -240,7 +320,6 @@ crm_custom_fields_check(PG_FUNCTION_ARGS)
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	Datum		args[1];
 	int64		converting;
 
 	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && !is_update)
@@ -263,10 +342,7 @@ crm_custom_fields_check(PG_FUNCTION_ARGS)
 				 errdetail("Custom field values are stored as {\"field\": value, ...}."),
 				 errtable(rel)));
 
-	crm_spi_connect();
-	args[0] = CStringGetTextDatum(object);
-	crm_query_run_latest_as_owner(&registry_of_object, args, NULL, 0);
-	fields = read_fields(&nfields);
+	fields = registry_of(custom_object_index(object), &nfields);
 	present = palloc0(sizeof(bool) * Max(nfields, 1));
 
 	it = JsonbIteratorInit(&attributes->root);
@@ -313,7 +389,6 @@ crm_custom_fields_check(PG_FUNCTION_ARGS)
 					 errmsg("custom field \"%s\" of %s is required", fields[f].name, object),
 					 errdetail("Every %s must have a value for \"%s\" in attributes.", object, fields[f].name),
 					 errtable(rel)));
-	crm_spi_finish();
 	return PointerGetDatum(tuple);
 }
 
@@ -431,6 +506,8 @@ crm_custom_field_guard(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
 	{
+		/* every backend (this one at its next command) reads the registry again */
+		CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 		if (oldtup != NULL)
 			lock_object(oldtup, desc);
 		if (newtup != NULL)
