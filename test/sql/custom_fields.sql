@@ -112,6 +112,14 @@ DELETE FROM crm.custom_field WHERE object = 'account' AND name = 'note';
 UPDATE crm.account SET attributes = attributes - 'note' WHERE attributes ? 'note';
 COMMIT;
 SELECT count(*) FROM crm.custom_field WHERE name = 'note';
+-- the field is gone for every later write (each backend's copy of the
+-- registry is invalidated), also after a rolled-back definition
+UPDATE crm.account SET attributes = attributes || '{"note": "back"}' WHERE name = 'Acme';
+BEGIN;
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'size', 'Size', 'number');
+UPDATE crm.account SET attributes = attributes || '{"size": 3}' WHERE name = 'Acme';
+ROLLBACK;
+UPDATE crm.account SET attributes = attributes || '{"size": 3}' WHERE name = 'Acme';
 -- renaming a field in use is refused like removing it
 UPDATE crm.custom_field SET name = 'joined' WHERE object = 'account' AND name = 'founded';
 -- a field nobody holds goes at once
