@@ -1266,6 +1266,8 @@ convert(FunctionCallInfo fcinfo, Conversion *conv)
 	if (carry)
 		crm_carry_lead_rows(lead.id, conv->contact_id, conv->contact_created,
 							conv->opportunity_id, conv->has_opportunity);
+	crm_carry_lead_attributes(lead.id, conv->account_id, conv->contact_id,
+							  conv->opportunity_id, conv->has_opportunity);
 
 	crm_spi_finish();
 }

@@ -44,6 +44,7 @@
  *   scoring.c           lead scores from crm.scoring_rule, crm.rescore_leads()
  *   assignment.c        lead owners from crm.assignment_rule and queues, crm.assign_lead()
  *   email_log.c         crm.log_email(): the e-mail log, its links and threads
+ *   custom_fields.c     custom fields: attributes checked against crm.custom_field
  */
 #ifndef CRM_H
 #define CRM_H
@@ -129,6 +130,12 @@
 #define ERRCODE_CRM_BAD_SCORING_RULE		MAKE_SQLSTATE('Z','C','9','1','0')
 /* recurring activities (src/recurrence.c) */
 #define ERRCODE_CRM_BAD_RECURRENCE		MAKE_SQLSTATE('Z','C','4','2','0')
+
+/* custom fields (src/custom_fields.c) */
+#define ERRCODE_CRM_UNKNOWN_CUSTOM_FIELD	MAKE_SQLSTATE('Z','C','9','5','0')
+#define ERRCODE_CRM_CUSTOM_FIELD_VALUE		MAKE_SQLSTATE('Z','C','9','5','1')
+#define ERRCODE_CRM_CUSTOM_FIELD_REQUIRED	MAKE_SQLSTATE('Z','C','9','5','2')
+#define ERRCODE_CRM_CUSTOM_FIELD_IN_USE		MAKE_SQLSTATE('Z','C','9','5','3')
 
 /* spi_util.c */
 
@@ -353,6 +360,10 @@ extern AttrNumber crm_lead_score_attnum(void);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);
+
+/* custom_fields.c: a lead's custom field values go with its conversion */
+extern void crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
+									  int64 opportunity_id, bool has_opportunity);
 
 /* trigger sanity checks shared by the trigger files */
 struct TriggerData;

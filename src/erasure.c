@@ -48,7 +48,17 @@
 #include "utils/formatting.h"
 
 /* The personal columns of leads and contacts, cleared by the erasure. */
-#define PERSONAL_COLUMNS "{name,title,email,phone,remarks,description,consent_source}"
+#define PERSONAL_COLUMNS "{name,title,email,phone,remarks,description,consent_source,attributes}"
+/*
+ * the person's custom field values: those of text fields become "[erased]"
+ * (a required field keeps a value); numbers, dates, booleans and picks stay
+ */
+#define ERASED_ATTRIBUTES(alias, object) \
+	"(SELECT COALESCE(pg_catalog.jsonb_object_agg(e.key, CASE WHEN f.type OPERATOR(pg_catalog.=) 'text'" \
+	"          THEN '\"[erased]\"'::pg_catalog.jsonb ELSE e.value END), '{}'::pg_catalog.jsonb)" \
+	"   FROM pg_catalog.jsonb_each(" alias ".attributes) AS e" \
+	"   LEFT JOIN crm.custom_field AS f ON f.object OPERATOR(pg_catalog.=) '" object "'" \
+	"    AND f.name OPERATOR(pg_catalog.=) e.key)"
 /* the columns of an account named after the person (a private customer's) that are hers */
 #define PRIVATE_ACCOUNT_COLUMNS "{name,phone,street,postal_code,description}"
 
@@ -154,6 +164,7 @@ static CrmQuery related_rows = {
 
 static CrmQuery pseudonymise_leads = {
 	"UPDATE crm.lead AS l SET name = $8, title = NULL, email = NULL, phone = NULL, remarks = NULL,"
+	" attributes = " ERASED_ATTRIBUTES("l", "lead") ","
 	" company = CASE WHEN pg_catalog.lower(l.company) OPERATOR(pg_catalog.=) ANY ($7) THEN $8 ELSE l.company END,"
 	" consent_source = NULL, email_opt_out = true, phone_opt_out = true, do_not_contact = true"
 	" WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -162,6 +173,7 @@ static CrmQuery pseudonymise_leads = {
 
 static CrmQuery pseudonymise_contacts = {
 	"UPDATE crm.contact AS c SET name = $8, title = NULL, email = NULL, phone = NULL, description = NULL,"
+	" attributes = " ERASED_ATTRIBUTES("c", "contact") ","
 	" consent_source = NULL, email_opt_out = true, phone_opt_out = true, do_not_contact = true"
 	" WHERE c.id OPERATOR(pg_catalog.=) ANY ($2)",
 	PERSON_PARAMS, NULL

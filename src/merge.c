@@ -239,6 +239,10 @@ fill_query(MergeKind *k, Oid caller, List **denied)
 		q = quote_identifier(col);
 		if (in_list(most_restrictive, col))
 			appendStringInfo(&buf, "%s%s = s.%s OR m.%s", first ? "" : ", ", q, q, q);
+		else if (strcmp(col, "attributes") == 0)	/* custom fields: the survivor's win */
+			appendStringInfo(&buf, "%s%s = CASE WHEN %s OPERATOR(pg_catalog.=) ANY ($3) THEN m.%s"
+							 " ELSE m.%s OPERATOR(pg_catalog.||) s.%s END",
+							 first ? "" : ", ", q, quote_literal_cstr(col), q, q, q);
 		else if (strcmp(col, "owner") == 0)
 			appendStringInfo(&buf, "%s%s = CASE WHEN %s OPERATOR(pg_catalog.=) ANY ($3) THEN m.%s ELSE s.%s END",
 							 first ? "" : ", ", q, quote_literal_cstr(col), q, q);

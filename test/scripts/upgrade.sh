@@ -122,6 +122,29 @@ for v in $(released_versions); do
     got=$(psql_as postgres "$db" -c "SELECT string_agg(occurrence_number::text || ':' || ((COALESCE(starts_at, due_at) - (SELECT COALESCE(starts_at, due_at) FROM crm.activity WHERE id = $act))::text), ',' ORDER BY occurrence_number) FROM crm.activity WHERE series_id = $act")
     [ "$got" = "1:00:00:00,2:7 days" ] || fail "after the update from $v a recurring activity gave occurrences $got"
     echo "ok: after the update from $v a recurring activity gets its next occurrence, once"
+
+    # Custom fields (new in 0.7) on the updated database: defined, filled on
+    # rows the old version made, checked, and carried by a conversion.
+    psql_as postgres "$db" <<'SQL' >/dev/null
+BEGIN;
+INSERT INTO crm.custom_field (object, name, label, type, required, options) VALUES
+    ('account', 'region', 'Sales region', 'pick', false, ARRAY['EMEA', 'AMER']),
+    ('lead', 'region', 'Sales region', 'pick', false, ARRAY['EMEA', 'AMER']),
+    ('opportunity', 'budget', 'Budget', 'number', true, NULL);
+UPDATE crm.account SET attributes = '{"region": "EMEA"}' WHERE id % 2 = 0;
+UPDATE crm.opportunity SET attributes = jsonb_build_object('budget', id);
+UPDATE crm.custom_field SET required = false WHERE name = 'budget';
+COMMIT;
+SQL
+    values=$(psql_as postgres "$db" -c "SELECT count(*) FROM crm.custom_field_value")
+    [ "$values" -gt 0 ] || fail "no custom field values after the update from $v"
+    out=$(psql_as alice "$db" -c "UPDATE crm.account SET attributes = '{\"region\": \"Mars\"}'" 2>&1 || true)
+    [[ $out == *'invalid value for custom field "region"'* ]] || fail "custom field values not checked after the update from $v: $out"
+    lead=$(psql_as alice "$db" -c "INSERT INTO crm.lead (name, company, status, attributes) VALUES ('Rita Region', 'Region Ltd', 'Completed', '{\"region\": \"AMER\"}') RETURNING id")
+    account=$(psql_as alice "$db" -c "SELECT account_id FROM crm.convert_lead($lead)")
+    got=$(psql_as alice "$db" -c "SELECT attributes ->> 'region' FROM crm.account WHERE id = $account")
+    [ "$got" = "AMER" ] || fail "the conversion after the update from $v did not carry the lead's region: '$got'"
+    echo "ok: after the update from $v custom fields work ($values values), a conversion carries them"
 done
 [ "$released" -ge 1 ] || fail "no released version to update from in sql/versions/"
 

@@ -28,6 +28,7 @@ INSERT INTO documented VALUES
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
     ('ZC702'), ('ZC720'), ('ZC721'), ('ZC722'),
     ('ZC801'), ('ZC802'), ('ZC910'), ('ZC420'),
+    ('ZC950'), ('ZC951'), ('ZC952'), ('ZC953'),
     ('ZC901'), ('ZC902'), ('ZC903'), ('ZC904'), ('22001'),
     ('ZC701'), ('ZC710'), ('ZC711'), ('ZC712'), ('ZC713'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
@@ -50,6 +51,8 @@ UPDATE crm.quote SET status = 'Accepted' WHERE id IN (2, 3);
 SELECT crm.create_order(3) AS o1;                                                          -- order 1
 INSERT INTO crm.activity (type, subject, account_id, due_at, remind_at)
     VALUES ('task', 'Call', 1, '2020-01-01', '2020-01-01');                                -- activity 1
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'region', 'Region', 'text');
+UPDATE crm.account SET attributes = '{"region": "EMEA"}' WHERE id = 1;                  -- a custom field value
 SET ROLE regress_bad_rep;
 INSERT INTO crm.account (name) VALUES ('Repco');                                          -- account 2
 INSERT INTO crm.contact (name, email, account_id) VALUES ('Rita', 'rita@repco.example', 2);  -- contact 2
@@ -354,6 +357,17 @@ INSERT INTO cases (label, sql, show) VALUES
     ('activity_occurrences infinite',          '(SELECT count(*) FROM crm.activity_occurrences(''-infinity'', ''infinity''))', true),
     ('activity_occurrences 4713 BC to 294276 AD', '(SELECT count(*) FROM crm.activity_occurrences(''4713-01-01 00:00:00+00 BC'', ''294276-12-31 23:59:59+00''))', true),
     -- search(query, kinds, max_results): how many rows found (only those the role sees)
+    -- find_by_attributes(object, filter): how many ids found (only those the role sees)
+    ('find_by_attributes valid',               '(SELECT count(*) FROM crm.find_by_attributes(''account'', ''{"region": "EMEA"}''))', true),
+    ('find_by_attributes object NULL',         '(SELECT count(*) FROM crm.find_by_attributes(NULL, ''{}''))', true),
+    ('find_by_attributes object empty',        '(SELECT count(*) FROM crm.find_by_attributes('''', ''{}''))', true),
+    ('find_by_attributes object not one',      '(SELECT count(*) FROM crm.find_by_attributes(''change_log'', ''{}''))', true),
+    ('find_by_attributes object huge',         '(SELECT count(*) FROM crm.find_by_attributes({big}, ''{}''))', true),
+    ('find_by_attributes filter NULL',         '(SELECT count(*) FROM crm.find_by_attributes(''account'', NULL))', true),
+    ('find_by_attributes filter empty',        '(SELECT count(*) FROM crm.find_by_attributes(''account'', ''{}''))', true),
+    ('find_by_attributes filter array',        '(SELECT count(*) FROM crm.find_by_attributes(''account'', ''[]''))', true),
+    ('find_by_attributes filter scalar',       '(SELECT count(*) FROM crm.find_by_attributes(''account'', ''1''))', true),
+    ('find_by_attributes filter huge',         '(SELECT count(*) FROM crm.find_by_attributes(''account'', pg_catalog.jsonb_build_object(''region'', {big})))', true),
     ('search valid',                           '(SELECT count(*) FROM crm.search(''acme''))', true),
     ('search other''s row',                    '(SELECT count(*) FROM crm.search(''repco''))', true),
     ('search query NULL',                      '(SELECT count(*) FROM crm.search(NULL))', true),

@@ -750,6 +750,41 @@ RESET ROLE;
 SELECT count(*) AS emails_left FROM crm.email;
 DROP VIEW mail_seen;
 
+-- ---------------------------------------------------------------------
+-- Custom fields: every role reads the definitions (crm.custom_field), only
+-- admins change them (42501 for everyone else).  Values are a column of
+-- the row: written by whoever may update the row, read with the rows the
+-- role sees, also through crm.custom_field_value and
+-- crm.find_by_attributes(); analysts read them, write none.
+-- ---------------------------------------------------------------------
+SET ROLE regress_rls_admin;
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'tier', 'Tier', 'number');
+UPDATE crm.account SET attributes = '{"tier": 1}' WHERE id IN (1, 2);
+SET ROLE regress_rls_rep1;
+SELECT name, type FROM crm.custom_field;
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'mine', 'Mine', 'text');
+UPDATE crm.custom_field SET label = 'Mine';
+DELETE FROM crm.custom_field;
+UPDATE crm.account SET attributes = '{"tier": 2}' WHERE id = 1;      -- its own account
+UPDATE crm.account SET attributes = '{"tier": 2}' WHERE id = 2;      -- rep2's: no row
+SELECT object, record_id, value_number FROM crm.custom_field_value ORDER BY record_id;
+SELECT * FROM crm.find_by_attributes('account', '{"tier": 1}');
+SET ROLE regress_rls_boss;
+UPDATE crm.custom_field SET label = 'Boss';
+SELECT object, record_id, value_number FROM crm.custom_field_value ORDER BY record_id;
+SET ROLE regress_rls_analyst;
+SELECT object, record_id, value_number FROM crm.custom_field_value ORDER BY record_id;
+SELECT * FROM crm.find_by_attributes('account', '{"tier": 1}');
+UPDATE crm.account SET attributes = '{}';
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'mine', 'Mine', 'text');
+SET ROLE regress_rls_admin;
+SELECT object, record_id, value_number FROM crm.custom_field_value ORDER BY record_id;
+BEGIN;
+DELETE FROM crm.custom_field WHERE name = 'tier';
+UPDATE crm.account SET attributes = attributes - 'tier' WHERE attributes ? 'tier';
+COMMIT;
+RESET ROLE;
+
 DROP VIEW visible, aggregate_figures, log_authors;
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_rls_rep1, regress_rls_rep2, regress_rls_boss, regress_rls_boss2,
