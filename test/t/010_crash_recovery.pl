@@ -168,7 +168,8 @@ BEGIN
           FROM crm.product p WHERE random() < 0.5 OR p.code = 'CR-A' ORDER BY p.id;
     WHEN 2 THEN
         st := (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation', 'Successful', 'Failed'])[1 + floor(random() * 6)::int];
-        UPDATE crm.opportunity SET stage = st, loss_reason = CASE WHEN st = 'Failed' THEN 'lost on price' ELSE loss_reason END
+        UPDATE crm.opportunity SET stage = st, loss_reason = CASE WHEN st = 'Failed' THEN 'lost on price' ELSE loss_reason END,
+               loss_reason_code = CASE WHEN st = 'Failed' THEN 'price' ELSE loss_reason_code END
          WHERE id = crm_test.pick_opp();
     WHEN 3 THEN
         UPDATE crm.opportunity_line_item SET quantity = 1 + floor(random() * 5)::int WHERE id = crm_test.pick_line();
