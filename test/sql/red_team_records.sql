@@ -78,6 +78,26 @@ SELECT subject, messages, participants FROM crm.email_thread ORDER BY thread_id;
 SELECT count(*) AS hidden_seen FROM crm.email WHERE subject = 'Secret pricing' OR body_text = 'hidden body';
 RESET ROLE;
 
+-- Tags and search: rep2 tags and annotates her hidden contact; rep1's
+-- tag_usage does not count it, his search does not find the note (nor
+-- show its text as a title), and he cannot tag or untag the contact.
+INSERT INTO crm.tag (name) VALUES ('VIP');
+SET ROLE regress_rt_rep2;
+INSERT INTO crm.record_tag (tag_id, contact_id) VALUES (1, 1);
+INSERT INTO crm.note (body, contact_id) VALUES ('confidential discount for the renewal', 1);
+RESET ROLE;
+SET ROLE regress_rt_rep1;
+SELECT * FROM crm.tag_usage;
+SELECT kind, id, title FROM crm.search('confidential discount');
+INSERT INTO crm.record_tag (tag_id, contact_id) VALUES (1, 1) ON CONFLICT DO NOTHING;   -- 42501
+DELETE FROM crm.record_tag;
+-- Logging rep2's message again returns its id (first writer wins), but
+-- rep1 still reads nothing of it.
+SELECT crm.log_email('root@rep2.example', 'outbound', 'rep1@ours.example', ARRAY['y@nobody.example']) = :root_id AS same_id;
+SELECT count(*) AS hidden_seen FROM crm.email WHERE id = :root_id;
+RESET ROLE;
+SELECT count(*) AS taggings_kept FROM crm.record_tag;
+
 -- Erasure, dump-grep style: after crm.erase_person no crm table holds her
 -- address or her name anywhere (notes, attachments, e-mails included:
 -- message ids and in_reply_to too).
