@@ -106,10 +106,21 @@ INSERT INTO crm.note (body, contact_id) VALUES ('Sam Secret wants a call, sam@se
 INSERT INTO crm.attachment (contact_id, file_name, mime_type, size_bytes, sha256, storage_uri)
     VALUES (1, 'Sam Secret cv.pdf', 'application/pdf', 10, repeat('b', 64), 's3://b/cv.pdf');
 SELECT crm.log_email('<sam@secret.example-1>', 'inbound', 'sam@secret.example', ARRAY['rep2@ours.example'],
-                     subject => 'from Sam Secret', in_reply_to => 'root@rep2.example') IS NOT NULL AS logged;
+                     subject => 'from Sam Secret', in_reply_to => 'root@rep2.example') AS sam_mail \gset
 SELECT crm.log_email('answer@rep2.example', 'outbound', 'rep2@ours.example', ARRAY['boss@ours.example'],
                      subject => 'fwd', in_reply_to => 'sam@secret.example-1') IS NOT NULL AS logged;
 RESET ROLE;
+-- rep1 names her address on his own lead and in a mail to someone else
+SET ROLE regress_rt_rep1;
+INSERT INTO crm.note (body, lead_id) VALUES ('ask SAM@secret.example about the fair', 2);
+SELECT crm.log_email('mention@rep1.example', 'outbound', 'rep1@ours.example', ARRAY['z@nobody.example'],
+                     body_text => 'cc sam@secret.example next time') IS NOT NULL AS logged;
+RESET ROLE;
+-- The access request lists every note and e-mail the erasure will redact:
+-- those about her records and those naming her address elsewhere.
+SELECT jsonb_path_query_array(crm.export_person('sam@secret.example'), '$.notes[*].body') AS exported_notes;
+SELECT jsonb_path_query_array(crm.export_person('sam@secret.example'), '$.emails[*].message_id') AS exported_emails;
+SELECT jsonb_path_query_array(crm.export_person('sam@secret.example'), '$.attachments[*].file_name') AS exported_files;
 SELECT leads, contacts FROM crm.erase_person('sam@secret.example', 'red team');
 CREATE FUNCTION pg_temp.rows_matching(rel text, pattern text) RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE n bigint;
@@ -123,5 +134,5 @@ SELECT c.relname AS still_holds_her, pg_temp.rows_matching(c.relname, 'sam@secre
  ORDER BY 1;
 -- the reply still names its (renamed) parent: the thread holds
 SELECT r.in_reply_to = p.message_id AS reply_still_threaded, r.thread_id = p.thread_id AS same_thread
-  FROM crm.email AS r JOIN crm.email AS p ON p.id = (SELECT max(id) - 1 FROM crm.email)
+  FROM crm.email AS r JOIN crm.email AS p ON p.id = :sam_mail
  WHERE r.message_id = 'answer@rep2.example';
