@@ -22,7 +22,8 @@
  *     person (descriptions -- e-mail bodies, call notes -- cleared) or
  *     mentioning them, notes and attachments about the person (a note's
  *     body, an attachment's file name: "[erased]"), logged e-mails (her addresses replaced; subject and
- *     body cleared where hers, her needles removed elsewhere).
+ *     body cleared where hers, her needles removed elsewhere; a message
+ *     id or in_reply_to holding a needle becomes a digest of itself).
  *  5. redact the tables that hold copies of values (the list below): in
  *     change-log entries of the person's rows every personal column reads
  *     "[erased]", and elsewhere every value that contains a needle; the
@@ -269,6 +270,14 @@ static CrmQuery redact_attachments = {
 #define ERASED_ADDRESSES(col) \
 	"ARRAY(SELECT CASE WHEN pg_catalog.lower(a.x) OPERATOR(pg_catalog.=) ANY ($6) THEN " PSEUDONYM_ADDRESS \
 	" ELSE a.x END FROM pg_catalog.unnest(" col ") WITH ORDINALITY AS a (x, n) ORDER BY a.n)"
+/*
+ * A Message-ID (or In-Reply-To) that holds one of her needles (some mail
+ * systems build it from the sender's address): a digest of it, the same
+ * for the message and for the replies naming it, so threads and the
+ * uniqueness of message ids hold.
+ */
+#define ERASED_MESSAGE_ID(col) \
+	"'erased-' OPERATOR(pg_catalog.||) pg_catalog.md5(" col ") OPERATOR(pg_catalog.||) '@erased.invalid'"
 static CrmQuery redact_emails = {
 	"UPDATE crm.email AS e SET"
 	" from_address = CASE WHEN pg_catalog.lower(e.from_address) OPERATOR(pg_catalog.=) ANY ($6)"
@@ -277,13 +286,16 @@ static CrmQuery redact_emails = {
 	" cc_addresses = " ERASED_ADDRESSES("e.cc_addresses") ","
 	" participants = " ERASED_ADDRESSES("e.participants") ","
 	" subject = CASE WHEN h.hers THEN '[erased]' ELSE crm.erased_text(e.subject, $5, '[erased]') END,"
-	" body_text = CASE WHEN h.hers THEN NULL ELSE crm.erased_text(e.body_text, $5, '[erased]') END"
+	" body_text = CASE WHEN h.hers THEN NULL ELSE crm.erased_text(e.body_text, $5, '[erased]') END,"
+	" message_id = CASE WHEN " MENTIONS("e.message_id") " THEN " ERASED_MESSAGE_ID("e.message_id") " ELSE e.message_id END,"
+	" in_reply_to = CASE WHEN " MENTIONS("e.in_reply_to") " THEN " ERASED_MESSAGE_ID("e.in_reply_to") " ELSE e.in_reply_to END"
 	" FROM (SELECT m.id, m.participants OPERATOR(pg_catalog.&&) $6"
 	"              OR EXISTS (SELECT 1 FROM crm.email_link AS k WHERE k.email_id OPERATOR(pg_catalog.=) m.id"
 	"                           AND (k.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR k.contact_id OPERATOR(pg_catalog.=) ANY ($2))) AS hers"
 	"         FROM crm.email AS m) AS h"
 	" WHERE e.id OPERATOR(pg_catalog.=) h.id"
-	"   AND (h.hers OR " MENTIONS("e.subject") " OR " MENTIONS("e.body_text") ")",
+	"   AND (h.hers OR " MENTIONS("e.subject") " OR " MENTIONS("e.body_text") ""
+	"        OR " MENTIONS("e.message_id") " OR " MENTIONS("e.in_reply_to") ")",
 	PERSON_PARAMS, NULL
 };
 

@@ -64,6 +64,10 @@ typedef struct ExportSection
 #define ROWS_OF(alias, from_where) \
 	"(SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(" alias ") OPERATOR(pg_catalog.-) 'search_text'::pg_catalog.text ORDER BY " alias ".id) FROM " from_where ")"
 
+/* a free text that contains the address asked about, in any case */
+#define NAMES_ADDRESS(col) \
+	"pg_catalog.strpos(pg_catalog.lower(" col "), pg_catalog.lower($1)) OPERATOR(pg_catalog.>) 0"
+
 static const ExportSection export_sections[] = {
 	{"leads", ROWS_OF("l", "crm.lead AS l WHERE l.id IN (SELECT id FROM person_lead)")},
 	{"contacts", ROWS_OF("c", "crm.contact AS c WHERE c.id IN (SELECT id FROM person_contact)")},
@@ -94,17 +98,26 @@ static const ExportSection export_sections[] = {
 	/* what web forms and integrations sent about the person, refused captures too */
 	{"captures", ROWS_OF("k", "crm.lead_capture AS k WHERE k.lead_id IN (SELECT id FROM person_lead)"
 						 " OR pg_catalog.lower(k.payload OPERATOR(pg_catalog.->>) 'email') OPERATOR(pg_catalog.=) pg_catalog.lower($1)")},
-	/* notes and attachments about her leads and contacts */
+	/*
+	 * notes and attachments about her leads and contacts, and those on other
+	 * records that name her address (what the erasure redacts there)
+	 */
 	{"notes", ROWS_OF("n", "crm.note AS n WHERE n.lead_id IN (SELECT id FROM person_lead)"
-					  " OR n.contact_id IN (SELECT id FROM person_contact)")},
+					  " OR n.contact_id IN (SELECT id FROM person_contact)"
+					  " OR " NAMES_ADDRESS("n.body"))},
 	{"attachments", ROWS_OF("f", "crm.attachment AS f WHERE f.lead_id IN (SELECT id FROM person_lead)"
-							" OR f.contact_id IN (SELECT id FROM person_contact)")},
-	/* logged e-mails linked to her leads or contacts, or with her address among the participants */
+							" OR f.contact_id IN (SELECT id FROM person_contact)"
+							" OR " NAMES_ADDRESS("f.file_name"))},
+	/*
+	 * logged e-mails linked to her leads or contacts, with her address among
+	 * the participants, or naming it in the subject or body
+	 */
 	{"emails", ROWS_OF("e", "crm.email AS e"
 					   " WHERE e.id IN (SELECT k.email_id FROM crm.email_link AS k"
 					   "                 WHERE k.lead_id IN (SELECT id FROM person_lead)"
 					   "                    OR k.contact_id IN (SELECT id FROM person_contact))"
-					   "    OR e.participants OPERATOR(pg_catalog.@>) ARRAY[pg_catalog.lower($1)]")},
+					   "    OR e.participants OPERATOR(pg_catalog.@>) ARRAY[pg_catalog.lower($1)]"
+					   "    OR " NAMES_ADDRESS("e.subject") " OR " NAMES_ADDRESS("e.body_text"))},
 	{NULL, NULL}
 };
 

@@ -254,9 +254,12 @@ CREATE POLICY crm_parent_delete ON crm.opportunity_contact_role FOR DELETE TO cr
 -- visible exactly when its record is (the EXISTS runs the record's own
 -- policies for the caller); it is written by its owner's team (the owner,
 -- the managers above them) and only about a record the caller sees: a
--- forged id of a hidden lead is refused like a missing one.  A tagging is
--- visible with its record and added or removed by whoever may update the
--- record (its owner's team); the tagging's owner is the caller's team.
+-- forged id of a hidden lead is refused like a missing one; it is changed
+-- and deleted only while the caller sees its record (an UPDATE or DELETE
+-- without WHERE applies no SELECT policy, so the USING clauses say it).
+-- A tagging is visible with its record and added or removed by whoever may
+-- update the record (its owner's team); the tagging's owner is the caller's
+-- team.
 -- Tags themselves carry no personal data: everyone reads them.
 DO $note_policies$
 DECLARE
@@ -296,11 +299,12 @@ BEGIN
                                   t, sees_record);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s AND %s)',
                                   t, team, sees_record);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s AND %s)',
+                                  t, team, sees_record);
     END LOOP;
     -- attachments are not updated by reps and managers (no UPDATE privilege)
     EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.note FOR UPDATE TO crm_manager, crm_sales'
-                              ' USING (%s) WITH CHECK (%s AND %s)', team, team, sees_record);
+                              ' USING (%s AND %s) WITH CHECK (%s AND %s)', team, sees_record, team, sees_record);
     EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.record_tag FOR SELECT TO crm_manager, crm_sales USING %s',
                               sees_tagged);
     EXECUTE pg_catalog.format('CREATE POLICY crm_record_insert ON crm.record_tag FOR INSERT TO crm_manager, crm_sales'

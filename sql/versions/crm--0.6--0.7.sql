@@ -1541,11 +1541,12 @@ BEGIN
                                   t, sees_record);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s AND %s)',
                                   t, team, sees_record);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s AND %s)',
+                                  t, team, sees_record);
     END LOOP;
     -- attachments are not updated by reps and managers (no UPDATE privilege)
     EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.note FOR UPDATE TO crm_manager, crm_sales'
-                              ' USING (%s) WITH CHECK (%s AND %s)', team, team, sees_record);
+                              ' USING (%s AND %s) WITH CHECK (%s AND %s)', team, sees_record, team, sees_record);
     EXECUTE pg_catalog.format('CREATE POLICY crm_parent_select ON crm.record_tag FOR SELECT TO crm_manager, crm_sales USING %s',
                               sees_tagged);
     EXECUTE pg_catalog.format('CREATE POLICY crm_record_insert ON crm.record_tag FOR INSERT TO crm_manager, crm_sales'
