@@ -562,13 +562,18 @@ carry_queries(int i)
 }
 
 /*
- * crm_carry_lead_attributes -- at the end of a conversion, as the extension
- * owner: copy the lead's values, then check the records' required fields
- * (those the conversion made were inserted without that check).
+ * crm_carry_lead_attributes -- at the end of a conversion: copy the lead's
+ * values, then check the records' required fields (those the conversion made
+ * were inserted without that check).  The records the conversion made
+ * (made[i]) are written as the extension owner; an existing record the
+ * caller named or the duplicate search found only with the caller's rights:
+ * seeing an account or a contact (sharing rule) is not the right to change
+ * it, so one the caller may not update keeps its values.
  */
 void
 crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
-						  int64 opportunity_id, bool has_opportunity)
+						  int64 opportunity_id, bool has_opportunity,
+						  const bool made[3])
 {
 	int64		ids[3] = {account_id, contact_id, has_opportunity ? opportunity_id : 0};
 
@@ -583,7 +588,10 @@ crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
 		if (ids[i] <= 0)
 			continue;
 		carry_queries(i);
-		crm_query_run_as_owner(&carry_query[i], values, nulls, 0);
+		if (made[i])
+			crm_query_run_as_owner(&carry_query[i], values, nulls, 0);
+		else
+			crm_query_run(&carry_query[i], values, nulls, 0);
 		values[0] = Int64GetDatum(ids[i]);
 		crm_query_run_as_owner(&required_missing_query[i], values, nulls, 1);
 		if (SPI_processed > 0)
