@@ -64,3 +64,20 @@ SELECT count(*) FROM crm.activity_occurrences('2073-01-01', '2073-01-02');
 DELETE FROM crm.activity WHERE subject <> 'Old series 1';
 SELECT count(*) FROM crm.activity_occurrences('2073-01-01', '2073-01-02');
 RESET ROLE;
+
+-- Number fields: JSON allows 1e131071, a few bytes stored that become
+-- 131,072 digits in crm.custom_field_value and overflow a cast to double
+-- precision; a value is below 1e20 in absolute value, at most 10 decimals.
+SET ROLE regress_rtm_admin;
+INSERT INTO crm.custom_field (object, name, label, type) VALUES ('account', 'size', 'Size', 'number');
+RESET ROLE;
+SET ROLE regress_rtm_a;
+\set VERBOSITY default
+UPDATE crm.account SET attributes = '{"size": 1e400}' WHERE name = 'Acorp';
+UPDATE crm.account SET attributes = '{"size": 1e-300}' WHERE name = 'Acorp';
+\set VERBOSITY terse
+UPDATE crm.account SET attributes = '{"size": -1e20}' WHERE name = 'Acorp';
+UPDATE crm.account SET attributes = '{"size": 1.00000000000}' WHERE name = 'Acorp';
+UPDATE crm.account SET attributes = '{"size": -99999999999999999999.0000000001}' WHERE name = 'Acorp';
+SELECT field, value_text, value_number::float8 FROM crm.custom_field_value WHERE field = 'size';
+RESET ROLE;
