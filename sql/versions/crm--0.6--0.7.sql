@@ -1904,3 +1904,20 @@ END
 $custom_grants$;
 REVOKE ALL ON FUNCTION crm.custom_fields_check(), crm.custom_field_guard() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('crm.custom_field', '');
+
+-- == att2: red team on custom fields, recurrence, quotes, contact roles ==
+-- A new activity is about a record the caller sees (95_row_security.sql).
+DO $att2_activity$
+DECLARE
+    team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
+    write_check constant text := team || ' AND crm.may_reference_account(account_id)'
+        || ' AND crm.may_reference_contact(contact_id)'
+        || ' AND (lead_id IS NULL OR EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id))'
+        || ' AND (opportunity_id IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity AS p'
+        || ' WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))';
+BEGIN
+    -- (on UPDATE crm.activity_lifecycle() checks a link that changes)
+    DROP POLICY crm_team_insert ON crm.activity;
+    EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.activity FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', write_check);
+END
+$att2_activity$;

@@ -81,3 +81,29 @@ UPDATE crm.account SET attributes = '{"size": 1.00000000000}' WHERE name = 'Acor
 UPDATE crm.account SET attributes = '{"size": -99999999999999999999.0000000001}' WHERE name = 'Acorp';
 SELECT field, value_text, value_number::float8 FROM crm.custom_field_value WHERE field = 'size';
 RESET ROLE;
+
+-- An activity (and so a recurring series) is about a record the caller
+-- sees: rep A cannot hang a task on rep B's lead or deal, and a hidden id
+-- and a missing one get the same answer (no probing).
+SET ROLE regress_rtm_b;
+INSERT INTO crm.lead (name, email) VALUES ('Hidden Hugo', 'hugo@hidden.example');
+INSERT INTO crm.account (name) VALUES ('Bsecret');
+INSERT INTO crm.opportunity (name, stage, account_id)
+    SELECT 'B only', 'Qualification', id FROM crm.account WHERE name = 'Bsecret';
+RESET ROLE;
+SELECT id AS hugo FROM crm.lead WHERE name = 'Hidden Hugo' \gset
+SELECT id AS bonly FROM crm.opportunity WHERE name = 'B only' \gset
+SET ROLE regress_rtm_a;
+INSERT INTO crm.activity (type, subject, due_at, lead_id, recurrence, recurrence_time_zone)
+    VALUES ('task', 'Spam', '2027-01-01 09:00+00', :hugo, 'FREQ=DAILY', 'UTC');
+INSERT INTO crm.activity (type, subject, due_at, lead_id)
+    VALUES ('task', 'Spam', '2027-01-01 09:00+00', :hugo + 1000);
+INSERT INTO crm.activity (type, subject, due_at, opportunity_id)
+    VALUES ('task', 'Spam', '2027-01-01 09:00+00', :bonly);
+-- about A's own records it works; moving it onto B's deal does not
+INSERT INTO crm.activity (type, subject, due_at, account_id)
+    SELECT 'task', 'Mine', '2027-01-01 09:00+00', id FROM crm.account WHERE name = 'Acorp';
+UPDATE crm.activity SET account_id = NULL, opportunity_id = :bonly WHERE subject = 'Mine';
+RESET ROLE;
+SELECT subject, owner, account_id IS NOT NULL AS on_account FROM crm.activity
+ WHERE subject IN ('Spam', 'Mine') ORDER BY 1;
