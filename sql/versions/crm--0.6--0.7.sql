@@ -887,7 +887,7 @@ GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text
     TO crm_admin, crm_manager, crm_sales;
 
 -- == recur: recurring activities (sql/install/80_activities.sql, src/recurrence.c) ==
-COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, checks the recurrence rule and keeps series_id and occurrence_number';
+COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, refuses an UPDATE that moves it to a record the writer cannot see (42501), checks the recurrence rule and keeps series_id and occurrence_number';
 ALTER TABLE crm.activity
     ADD COLUMN recurrence text,
     ADD COLUMN recurrence_time_zone text,
