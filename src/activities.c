@@ -4,8 +4,9 @@
  * crm.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity: completed_at is set when the status becomes Completed and
  *     cleared when it leaves it; a new activity's reminder is unsent, and a
- *     changed remind_at re-arms it; the recurrence rule is checked and the
- *     series kept by recurrence.c.
+ *     changed remind_at re-arms it; a changed link must name a record the
+ *     caller sees (on INSERT the policy asks it); the recurrence rule is
+ *     checked and the series kept by recurrence.c.
  * crm.participant_response()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity_participant: responded_at is stamped when the response
  *     changes, and kept otherwise.
@@ -31,7 +32,9 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -67,6 +70,56 @@ crm_participant_response(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
+/*
+ * The records an activity may be about: on INSERT the row-level security
+ * policy asks that the caller sees it; on UPDATE the policy cannot compare
+ * with the old row (an activity must stay editable when its record is
+ * reassigned), so a link that changes is checked here, with the rights of
+ * the current user: the caller for a plain UPDATE, the extension owner (who
+ * sees everything) for the statements of conversions, merges and series.
+ */
+static const char *const link_tables[] = {"lead", "account", "contact", "opportunity"};
+static CrmQuery link_visible[lengthof(link_tables)];
+
+static void
+check_moved_links(Relation rel, HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
+{
+	for (int i = 0; i < (int) lengthof(link_tables); i++)
+	{
+		char	   *col = psprintf("%s_id", link_tables[i]);
+		bool		isnull;
+		int64		id;
+		Datum		values[1];
+
+		if (!crm_column_changed(oldtup, newtup, tupdesc, col))
+			continue;
+		id = crm_column_int64(newtup, tupdesc, col, &isnull);
+		if (isnull)
+			continue;
+		if (link_visible[i].sql == NULL)
+		{
+			link_visible[i].sql = MemoryContextStrdup(TopMemoryContext, psprintf(
+				"SELECT 1 FROM crm.%s AS t WHERE t.id OPERATOR(pg_catalog.=) $1", link_tables[i]));
+			link_visible[i].nargs = 1;
+			link_visible[i].argtypes[0] = INT8OID;
+		}
+		values[0] = Int64GetDatum(id);
+		crm_spi_connect();
+		crm_query_run(&link_visible[i], values, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errtablecol(rel, crm_attnum(tupdesc, col)),
+					 errmsg("activity %lld cannot be moved to %s %lld",
+							(long long) crm_column_int64(oldtup, tupdesc, "id", &isnull),
+							link_tables[i], (long long) id),
+					 errdetail("No %s with this id is visible to role \"%s\".", link_tables[i],
+							   GetUserNameFromId(GetUserId(), false)),
+					 errhint("An activity is about a record you see.")));
+		crm_spi_finish();
+	}
+}
+
 /* crm_activity_lifecycle -- trigger crm.activity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_activity_lifecycle);
 Datum
@@ -100,6 +153,9 @@ crm_activity_lifecycle(PG_FUNCTION_ARGS)
 	if (SPI_fnumber(tupdesc, "reminder_taken_at") > 0 &&
 		heap_attisnull(newtup, crm_attnum(tupdesc, "reminder_sent_at"), tupdesc))
 		newtup = crm_set_column(newtup, tupdesc, "reminder_taken_at", (Datum) 0, true);
+	/* a changed link names a record the caller sees */
+	if (!is_insert)
+		check_moved_links(trigdata->tg_relation, oldtup, newtup, tupdesc);
 	/* the recurrence rule, its time zone and the series (recurrence.c) */
 	newtup = crm_recurrence_row(oldtup, newtup, tupdesc);
 	return PointerGetDatum(newtup);

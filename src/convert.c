@@ -1266,8 +1266,13 @@ convert(FunctionCallInfo fcinfo, Conversion *conv)
 	if (carry)
 		crm_carry_lead_rows(lead.id, conv->contact_id, conv->contact_created,
 							conv->opportunity_id, conv->has_opportunity);
-	crm_carry_lead_attributes(lead.id, conv->account_id, conv->contact_id,
-							  conv->opportunity_id, conv->has_opportunity);
+	{
+		/* which records the conversion made (the others are the caller's to write or not) */
+		bool		made[3] = {conv->account_created, conv->contact_created, !attaching};
+
+		crm_carry_lead_attributes(lead.id, conv->account_id, conv->contact_id,
+								  conv->opportunity_id, conv->has_opportunity, made);
+	}
 
 	crm_spi_finish();
 }

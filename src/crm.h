@@ -363,7 +363,8 @@ extern void crm_lock_guard_init(void);
 
 /* custom_fields.c: a lead's custom field values go with its conversion */
 extern void crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
-									  int64 opportunity_id, bool has_opportunity);
+									  int64 opportunity_id, bool has_opportunity,
+									  const bool made[3]);
 
 /* trigger sanity checks shared by the trigger files */
 struct TriggerData;

@@ -53,11 +53,14 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 /* the longest text value, in characters */
 #define CUSTOM_TEXT_MAX		2000
+/* the most decimal places of a number value */
+#define CUSTOM_NUMBER_SCALE	10
 
 /* the objects that have custom fields: the tables with an attributes column */
 static const char *const custom_objects[] = {
@@ -178,6 +181,33 @@ valid_date(const char *s, int len)
 }
 
 /*
+ * number_problem -- NULL when n is a number BI tools can take: below 1e20 in
+ * absolute value, at most 10 decimal places.  (JSON allows 1e131071: a few
+ * bytes stored, 131,072 digits in crm.custom_field_value, no double.)
+ */
+static const char *
+number_problem(Numeric n)
+{
+	static Numeric limit = NULL;
+	Datum		abs;
+
+	if (limit == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		limit = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum("1e20"),
+													ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		MemoryContextSwitchTo(old);
+	}
+	if (DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(n))) > CUSTOM_NUMBER_SCALE)
+		return psprintf("a number has at most %d decimal places", CUSTOM_NUMBER_SCALE);
+	abs = DirectFunctionCall1(numeric_abs, NumericGetDatum(n));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, abs, NumericGetDatum(limit))) >= 0)
+		return "a number must be below 1e20 in absolute value";
+	return NULL;
+}
+
+/*
  * value_problem -- NULL when v is a valid value of field f, else what is
  * wrong with it (for the error's detail)
  */
@@ -187,7 +217,11 @@ value_problem(const CustomField *f, const JsonbValue *v)
 	if (v->type == jbvNull)
 		return "null is not a value: leave the key out instead";
 	if (strcmp(f->type, "number") == 0)
-		return v->type == jbvNumeric ? NULL : "the value must be a JSON number";
+	{
+		if (v->type != jbvNumeric)
+			return "the value must be a JSON number";
+		return number_problem(v->val.numeric);
+	}
 	if (strcmp(f->type, "boolean") == 0)
 		return v->type == jbvBool ? NULL : "the value must be JSON true or false";
 	if (v->type != jbvString)
@@ -562,13 +596,18 @@ carry_queries(int i)
 }
 
 /*
- * crm_carry_lead_attributes -- at the end of a conversion, as the extension
- * owner: copy the lead's values, then check the records' required fields
- * (those the conversion made were inserted without that check).
+ * crm_carry_lead_attributes -- at the end of a conversion: copy the lead's
+ * values, then check the records' required fields (those the conversion made
+ * were inserted without that check).  The records the conversion made
+ * (made[i]) are written as the extension owner; an existing record the
+ * caller named or the duplicate search found only with the caller's rights:
+ * seeing an account or a contact (sharing rule) is not the right to change
+ * it, so one the caller may not update keeps its values.
  */
 void
 crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
-						  int64 opportunity_id, bool has_opportunity)
+						  int64 opportunity_id, bool has_opportunity,
+						  const bool made[3])
 {
 	int64		ids[3] = {account_id, contact_id, has_opportunity ? opportunity_id : 0};
 
@@ -583,7 +622,10 @@ crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
 		if (ids[i] <= 0)
 			continue;
 		carry_queries(i);
-		crm_query_run_as_owner(&carry_query[i], values, nulls, 0);
+		if (made[i])
+			crm_query_run_as_owner(&carry_query[i], values, nulls, 0);
+		else
+			crm_query_run(&carry_query[i], values, nulls, 0);
 		values[0] = Int64GetDatum(ids[i]);
 		crm_query_run_as_owner(&required_missing_query[i], values, nulls, 1);
 		if (SPI_processed > 0)

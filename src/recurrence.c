@@ -44,7 +44,8 @@
  * stored activities in the window and the future occurrences the open head
  * of each visible series would create in it (virtual rows), without
  * writing.  Expansion is bounded: at most MAX_VIRTUAL_ROWS virtual rows per
- * call and MAX_STEPS steps per series (54000 beyond).
+ * call, MAX_STEPS steps per series and MAX_CALL_STEPS steps of all series
+ * together per call (54000 beyond); the loop can be cancelled.
  */
 #include "crm.h"
 
@@ -54,6 +55,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -65,6 +67,8 @@
 #define MAX_COUNT			100000
 #define MAX_VIRTUAL_ROWS	10000
 #define MAX_STEPS			100000
+/* steps of all series together, per call: a caller's many old heads cannot pin a CPU */
+#define MAX_CALL_STEPS		5000000
 #define MAX_MONTH_SKIPS		1000
 
 typedef enum RecurFreq
@@ -714,7 +718,8 @@ too_many(const char *detail)
 
 /* expand_head -- the virtual occurrences of SPI result row i in [from, to) */
 static void
-expand_head(ReturnSetInfo *rsinfo, int i, TimestampTz from, TimestampTz to, int *returned)
+expand_head(ReturnSetInfo *rsinfo, int i, TimestampTz from, TimestampTz to, int *returned,
+			int64 *call_steps)
 {
 	Datum		head[OCC_COLS];
 	bool		headnulls[OCC_COLS];
@@ -742,6 +747,9 @@ expand_head(ReturnSetInfo *rsinfo, int i, TimestampTz from, TimestampTz to, int 
 
 		if (step >= MAX_STEPS)
 			too_many("A series would take more than 100000 steps to reach the end of the window.");
+		if (++*call_steps > MAX_CALL_STEPS)
+			too_many("The series in view would take more than 5000000 steps together to reach the end of the window.");
+		CHECK_FOR_INTERRUPTS();
 		if (number >= PG_INT32_MAX || !next_occurrence(&r, tz, number, anchor, &days, &next_anchor))
 			return;
 		if (next_anchor >= to)
@@ -778,6 +786,7 @@ crm_activity_occurrences(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	int			returned = 0;
+	int64		call_steps = 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -807,7 +816,7 @@ crm_activity_occurrences(PG_FUNCTION_ARGS)
 	}
 	crm_query_run(&series_heads, &values[1], &nulls[1], 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		expand_head(rsinfo, (int) i, from, to, &returned);
+		expand_head(rsinfo, (int) i, from, to, &returned, &call_steps);
 	crm_spi_finish();
 	return (Datum) 0;
 }

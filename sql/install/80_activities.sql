@@ -110,7 +110,7 @@ CREATE INDEX activity_participant_user_role_idx ON crm.activity_participant (use
 CREATE FUNCTION crm.activity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_activity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, checks the recurrence rule and keeps series_id and occurrence_number';
+COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, refuses an UPDATE that moves it to a record the writer cannot see (42501), checks the recurrence rule and keeps series_id and occurrence_number';
 CREATE TRIGGER activity_lifecycle BEFORE INSERT OR UPDATE ON crm.activity
     FOR EACH ROW EXECUTE FUNCTION crm.activity_lifecycle();
 CREATE FUNCTION crm.participant_response() RETURNS trigger

@@ -127,10 +127,20 @@ BEGIN
                  || ' AND EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'
             WHEN 'sales_order' THEN team || ' AND crm.may_reference_account(account_id)'
                  || ' AND crm.may_reference_contact(contact_id)'
+            -- an activity is about a record the caller sees (else a rep could
+            -- probe ids and hang tasks and recurring series on others' records)
+            WHEN 'activity' THEN team || ' AND crm.may_reference_account(account_id)'
+                 || ' AND crm.may_reference_contact(contact_id)'
+                 || ' AND (lead_id IS NULL OR EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id))'
+                 || ' AND (opportunity_id IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity AS p'
+                 || ' WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))'
             ELSE team END;
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, write_check);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)', t, team, write_check);
+        -- (an activity's links are checked on UPDATE only when they change:
+        -- crm.activity_lifecycle(), so it stays editable when its record is reassigned)
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)',
+                                  t, team, CASE t WHEN 'activity' THEN team ELSE write_check END);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;
 

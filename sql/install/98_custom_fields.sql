@@ -30,7 +30,7 @@ COMMENT ON TABLE crm.custom_field IS 'Custom fields defined by admins: the keys 
 COMMENT ON COLUMN crm.custom_field.object IS 'The object (table of schema crm) the field belongs to';
 COMMENT ON COLUMN crm.custom_field.name IS 'Key of the field in attributes: lower-case letters, digits and _, starting with a letter';
 COMMENT ON COLUMN crm.custom_field.label IS 'Name of the field shown to users';
-COMMENT ON COLUMN crm.custom_field.type IS 'text (a JSON string of at most 2000 characters), number (a JSON number), date (a JSON string YYYY-MM-DD), boolean (JSON true/false) or pick (a JSON string, one of options)';
+COMMENT ON COLUMN crm.custom_field.type IS 'text (a JSON string of at most 2000 characters), number (a JSON number below 1e20 in absolute value, at most 10 decimal places), date (a JSON string YYYY-MM-DD), boolean (JSON true/false) or pick (a JSON string, one of options)';
 COMMENT ON COLUMN crm.custom_field.required IS 'Every row of the object must have a value for the field (refused while some row has none)';
 COMMENT ON COLUMN crm.custom_field.options IS 'The allowed values of a pick field (NULL for other types)';
 

@@ -887,7 +887,7 @@ GRANT EXECUTE ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text
     TO crm_admin, crm_manager, crm_sales;
 
 -- == recur: recurring activities (sql/install/80_activities.sql, src/recurrence.c) ==
-COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, checks the recurrence rule and keeps series_id and occurrence_number';
+COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, refuses an UPDATE that moves it to a record the writer cannot see (42501), checks the recurrence rule and keeps series_id and occurrence_number';
 ALTER TABLE crm.activity
     ADD COLUMN recurrence text,
     ADD COLUMN recurrence_time_zone text,
@@ -1760,7 +1760,7 @@ COMMENT ON TABLE crm.custom_field IS 'Custom fields defined by admins: the keys 
 COMMENT ON COLUMN crm.custom_field.object IS 'The object (table of schema crm) the field belongs to';
 COMMENT ON COLUMN crm.custom_field.name IS 'Key of the field in attributes: lower-case letters, digits and _, starting with a letter';
 COMMENT ON COLUMN crm.custom_field.label IS 'Name of the field shown to users';
-COMMENT ON COLUMN crm.custom_field.type IS 'text (a JSON string of at most 2000 characters), number (a JSON number), date (a JSON string YYYY-MM-DD), boolean (JSON true/false) or pick (a JSON string, one of options)';
+COMMENT ON COLUMN crm.custom_field.type IS 'text (a JSON string of at most 2000 characters), number (a JSON number below 1e20 in absolute value, at most 10 decimal places), date (a JSON string YYYY-MM-DD), boolean (JSON true/false) or pick (a JSON string, one of options)';
 COMMENT ON COLUMN crm.custom_field.required IS 'Every row of the object must have a value for the field (refused while some row has none)';
 COMMENT ON COLUMN crm.custom_field.options IS 'The allowed values of a pick field (NULL for other types)';
 
@@ -1905,3 +1905,20 @@ END
 $custom_grants$;
 REVOKE ALL ON FUNCTION crm.custom_fields_check(), crm.custom_field_guard() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('crm.custom_field', '');
+
+-- == att2: red team on custom fields, recurrence, quotes, contact roles ==
+-- A new activity is about a record the caller sees (95_row_security.sql).
+DO $att2_activity$
+DECLARE
+    team constant text := 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))';
+    write_check constant text := team || ' AND crm.may_reference_account(account_id)'
+        || ' AND crm.may_reference_contact(contact_id)'
+        || ' AND (lead_id IS NULL OR EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id))'
+        || ' AND (opportunity_id IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity AS p'
+        || ' WHERE p.id OPERATOR(pg_catalog.=) opportunity_id))';
+BEGIN
+    -- (on UPDATE crm.activity_lifecycle() checks a link that changes)
+    DROP POLICY crm_team_insert ON crm.activity;
+    EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.activity FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', write_check);
+END
+$att2_activity$;
