@@ -29,7 +29,7 @@ COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regr
 'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
 'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
 'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
-'The lead''s open activities, its campaign memberships, notes, attachments and tags move to the new or reused records. '
+'The lead''s open activities, its campaign memberships, notes, attachments, tags and e-mail links move to the new or reused records; its custom field values are copied to fields of the same name. '
 'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
 
 CREATE FUNCTION crm.conversion_preview(

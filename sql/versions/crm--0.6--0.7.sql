@@ -1595,7 +1595,7 @@ COMMENT ON FUNCTION crm.convert_lead(bigint, bigint, bigint, boolean, text, regr
 'Converts a lead into account + contact (+ opportunity) in one atomic step and marks it Converted. '
 'Reuses an existing account (same company key or web domain) and contact (same e-mail) unless dedupe => false; '
 'account_id / contact_id pick the records explicitly; opportunity_id attaches the lead to an existing opportunity on the account instead of creating one. '
-'The lead''s open activities, its campaign memberships, notes, attachments and tags move to the new or reused records. '
+'The lead''s open activities, its campaign memberships, notes, attachments, tags and e-mail links move to the new or reused records; its custom field values are copied to fields of the same name. '
 'Acts with the caller''s rights on every row; only the duplicate search and the moving run with the extension owner''s. See README "Lead conversion".';
 COMMENT ON FUNCTION crm.conversion_preview(bigint, bigint, bigint, boolean, text, regrole, boolean, bigint) IS
 'What crm.convert_lead() with the same arguments would do, without writing or locking anything: one row per record it would reuse (with the matching rule), create, attach to, or move from the lead (activities, campaign memberships, notes, attachments, tags the caller sees). '
