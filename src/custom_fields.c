@@ -389,8 +389,8 @@ crm_custom_fields_check(PG_FUNCTION_ARGS)
 		if (tok != WJB_KEY)
 			continue;
 		key = pnstrdup(v.val.string.val, v.val.string.len);
-		tok = JsonbIteratorNext(&it, &v, true);
-		Assert(tok == WJB_VALUE);
+		if (JsonbIteratorNext(&it, &v, true) != WJB_VALUE)
+			elog(ERROR, "custom field \"%s\": no value after the key", key);
 		for (f = 0; f < nfields; f++)
 			if (strcmp(fields[f].name, key) == 0)
 				break;
