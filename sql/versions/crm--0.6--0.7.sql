@@ -2262,5 +2262,6 @@ BEGIN
     END LOOP;
 END
 $currency_grants$;
+GRANT UPDATE (corporate_currency) ON crm.settings TO crm_admin;
 SELECT pg_catalog.pg_extension_config_dump('crm.currency', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.exchange_rate', '');
