@@ -283,5 +283,7 @@ REVOKE ALL ON FUNCTION crm.corporate_currency() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.exchange_rate_on(text, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.corporate_currency(), crm.exchange_rate_on(text, date)
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
+-- Analysts read the deals' currency (the reports and verify_aggregates() do).
+GRANT SELECT (currency) ON crm.opportunity TO crm_analyst;
 REVOKE ALL ON FUNCTION crm.exchange_rate_guard(), crm.settings_currency_guard(), crm.currency_from_price_book(),
     crm.sales_order_currency(), crm.price_book_currency_guard() FROM PUBLIC;

@@ -106,3 +106,37 @@ SELECT crm.create_order(:quote_id) AS order_id \gset
 SELECT currency FROM crm.sales_order WHERE id = :order_id;
 UPDATE crm.sales_order SET currency = 'USD' WHERE id = :order_id;
 \echo :LAST_ERROR_SQLSTATE
+
+-- Reports in the corporate currency.  A deal in a currency without any rate
+-- (CHF above): the report refuses, naming the currency (ZC120), never 1.
+SELECT stage, currency, amount FROM crm.pipeline_by_stage;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.exchange_rate VALUES ('CHF', '2027-01-01', 1.05);
+-- Deals in euros closing in January and March and one without a close date
+-- (the latest rate); the pound deal closes in February.
+INSERT INTO crm.opportunity (name, account_id, currency, amount, probability, close_date) VALUES
+    ('Euro Jan', 1, 'EUR', 1000, 50, '2027-01-15'), ('Euro Mar', 1, 'EUR', 1000, 50, '2027-03-31'),
+    ('Euro open', 1, 'EUR', 333.33, 10, NULL);
+UPDATE crm.opportunity SET close_date = '2027-02-10' WHERE id = 3;
+-- EUR: 1000 x 1.10 + 1000 x 1.08 + 333.33 x 1.08 = 2539.9964 -> 2540.00
+SELECT stage, currency, opportunities, amount_in_currency, weighted_amount_in_currency, amount, weighted_amount
+  FROM crm.pipeline_by_stage ORDER BY stage, currency;
+SELECT close_month, currency, opportunities, amount_in_currency, amount
+  FROM crm.forecast_by_month ORDER BY close_month NULLS LAST, currency;
+-- A rate edit shows at once: nothing to rebuild.
+UPDATE crm.exchange_rate SET rate = 1.20 WHERE currency = 'EUR' AND valid_from = '2027-01-01';
+SELECT currency, amount_in_currency, amount FROM crm.pipeline_by_stage WHERE currency = 'EUR';
+-- The aggregate keeps the currency; the report's conversion equals a GROUP
+-- BY converting every deal at the rate of its own close date.
+SELECT close_month, currency, sum(amount) FROM crm.pipeline_aggregate GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS differences FROM crm.verify_aggregates();
+-- And the check notices a kept total that is off (tampered with here).
+UPDATE crm.pipeline_aggregate SET amount = amount + 1
+ WHERE ctid = (SELECT ctid FROM crm.pipeline_aggregate WHERE currency = 'EUR' AND close_month = '2027-01-01' LIMIT 1);
+SELECT aggregate, group_key->>'currency' AS currency, measure, kept - actual AS off FROM crm.verify_aggregates();
+SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
+SELECT count(*) AS differences FROM crm.verify_aggregates();
+-- Moving a deal to another close month converts it at that month's rate.
+UPDATE crm.opportunity SET close_date = '2027-01-02' WHERE name = 'Euro Mar';
+SELECT currency, amount_in_currency, amount FROM crm.pipeline_by_stage WHERE currency = 'EUR';
+SELECT count(*) AS differences FROM crm.verify_aggregates();
