@@ -56,6 +56,7 @@
 #include "aggregate_stripes.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -109,7 +110,9 @@ typedef struct AggSpec
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
+	bool		newest_key_optional;	/* the last key only once the table has it */
 
+	int			full_nkeys;		/* target.nkeys as defined (0: not yet read) */
 	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
 	CrmQuery	add;			/* arrays: stripes, keys, counts, sums */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
@@ -124,13 +127,14 @@ typedef struct AggSpec
  */
 static AggSpec agg_specs[] = {
 	{
-		.target = {"pipeline", "pipeline_aggregate", 3, {"stage", "owner", "close_month"},
+		.target = {"pipeline", "pipeline_aggregate", 4, {"stage", "owner", "close_month", "currency"},
 		"opportunities", 2, {"amount", "weighted_amount"}},
 		.source = "opportunity",
-		.key_source = {"stage", "owner", "close_date"},
-		.key_kind = {AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH},
+		.key_source = {"stage", "owner", "close_date", "currency"},
+		.key_kind = {AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH, AGG_KEY_TEXT},
 		.sum_kind = {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED},
-		.amount_column = "amount", .probability_column = "probability"
+		.amount_column = "amount", .probability_column = "probability",
+		.newest_key_optional = true		/* currency: 0.7 */
 	},
 	{
 		.target = {"account", "account_aggregate", 3, {"account_id", "owner", "stage"},
@@ -164,6 +168,40 @@ static AggSpec agg_specs[] = {
 
 #define AGG_NSPECS lengthof(agg_specs)
 #define AGG_MAX_SPECS 3			/* aggregates one table feeds */
+
+/*
+ * A key added in a later version (the pipeline's currency, 0.7) counts only
+ * once the aggregate table has its column (or while there is no table): until ALTER EXTENSION UPDATE has
+ * added it, a database of an earlier version keeps working with this
+ * library, grouped as that version defines.  Checked at every use (a
+ * syscache probe); when the answer changes, the statement of the SQL path,
+ * built for the other key set, is built again.
+ */
+static void
+agg_spec_keys(AggSpec *spec)
+{
+	int			nkeys;
+
+	if (spec->full_nkeys == 0)
+		spec->full_nkeys = spec->target.nkeys;
+	nkeys = spec->full_nkeys;
+	if (spec->newest_key_optional)
+	{
+		/* no table yet: CREATE EXTENSION makes it from these definitions */
+		Oid			table = get_relname_relid(spec->target.table, get_namespace_oid("crm", false));
+
+		if (OidIsValid(table) &&
+			get_attnum(table, spec->target.key_column[nkeys - 1]) == InvalidAttrNumber)
+			nkeys--;
+	}
+	if (nkeys == spec->target.nkeys)
+		return;
+	spec->target.nkeys = nkeys;
+	if (spec->add.plan != NULL)
+		SPI_freeplan(spec->add.plan);
+	spec->add.plan = NULL;
+	spec->add.sql = NULL;
+}
 
 /* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
 static Datum
@@ -324,6 +362,8 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, 0);
+	for (int a = 0; a < (int) AGG_NSPECS; a++)
+		agg_spec_keys(&agg_specs[a]);
 	for (int a = 0; a < (int) AGG_NSPECS; a++)
 	{
 		const AggSpec *spec = &agg_specs[a];
@@ -807,6 +847,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		if (strcmp(relname, agg_specs[a].source) == 0)
 		{
 			Assert(nspecs < AGG_MAX_SPECS);
+			agg_spec_keys(&agg_specs[a]);
 			specs[nspecs++] = &agg_specs[a];
 		}
 	if (nspecs == 0)

@@ -49,39 +49,98 @@ COMMENT ON COLUMN crm.lead_conversion_rates.leads IS 'Leads in the group';
 COMMENT ON COLUMN crm.lead_conversion_rates.converted IS 'Of those, converted';
 COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / leads, 0-1';
 
+-- Amounts in the corporate currency: each group of the aggregate (one close
+-- month, one currency: one rate, since rates change on the first of a month)
+-- converted at read time, summed exactly, rounded once; the amounts in the
+-- deals' own currency beside them.
 CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
     SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
            pg_catalog.sum(t.opportunities) AS opportunities,
-           pg_catalog.sum(t.amount) AS amount,
-           pg_catalog.sum(t.weighted_amount) AS weighted_amount
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
       FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
-     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner;
-COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage and owner: number of opportunities, amount and probability-weighted amount, read from the maintained aggregate';
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency;
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage, owner and currency: number of opportunities, amount and probability-weighted amount in the corporate currency (each deal at the rate of its close month, the latest rate without a close date) and in the deals'' currency, read from the maintained aggregate';
 COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
 COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
 COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
-COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts';
-COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents)';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents), in the corporate currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
 
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
     SELECT NULLIF(t.close_month, 'infinity'::date) AS close_month,
            s.forecast_category, t.owner,
            pg_catalog.sum(t.opportunities) AS opportunities,
-           pg_catalog.sum(t.amount) AS amount,
-           pg_catalog.sum(t.weighted_amount) AS weighted_amount
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
       FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
      WHERE NOT s.is_closed OR s.is_won
-     GROUP BY 1, s.forecast_category, t.owner;
-COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category and owner, read from the maintained aggregate';
+     GROUP BY 1, s.forecast_category, t.owner, t.currency;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
 COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
 COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
 COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
-COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts';
-COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100';
+COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
+
+-- Every maintained aggregate against a fresh GROUP BY, and the pipeline
+-- report's conversion to the corporate currency (per stage, owner and
+-- currency) against a fresh GROUP BY that converts each opportunity at the
+-- rate valid on its own close date.
+CREATE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, o.owner, o.currency, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
+                                                                                 OPERATOR(pg_catalog./) 100, 2)
+                                                                OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount
+                           FROM crm.opportunity AS o
+                          CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where crm.pipeline_by_stage''s amounts in the corporate currency differ from a GROUP BY converting each opportunity at the rate of its close date (aggregate pipeline_by_stage); no rows: all exact. ZC120 when a rate is missing';
 
 CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
     SELECT o.owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,

@@ -231,6 +231,7 @@ BEGIN
         DELETE FROM crm.order_transition;
         DELETE FROM crm.settings;
         DELETE FROM crm.price_book;
+        DELETE FROM crm.currency;   -- currencies (72_currencies.sql)
     END IF;
 END
 $restore$;

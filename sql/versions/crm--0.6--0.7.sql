@@ -1922,3 +1922,711 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.activity FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', write_check);
 END
 $att2_activity$;
+
+-- == currency: currencies, exchange rates, the currency of deals, quotes and orders (issue 20 §1; sql/install/72_currencies.sql) ==
+CREATE TABLE crm.currency (
+    code      text PRIMARY KEY
+              CONSTRAINT currency_code_iso CHECK (code OPERATOR(pg_catalog.~) '^[A-Z]{3}$'),
+    name      text NOT NULL
+              CONSTRAINT currency_name_not_blank CHECK (pg_catalog.btrim(name) OPERATOR(pg_catalog.<>) ''),
+    decimals  smallint NOT NULL DEFAULT 2
+              CONSTRAINT currency_decimals_range CHECK (decimals BETWEEN 0 AND 4)
+);
+COMMENT ON TABLE crm.currency IS 'Currencies (ISO 4217) that price books, opportunities, quotes and orders may use; maintained by admins';
+COMMENT ON COLUMN crm.currency.code IS 'ISO 4217 code, three capital letters, e.g. EUR';
+COMMENT ON COLUMN crm.currency.name IS 'Name of the currency, e.g. Euro';
+COMMENT ON COLUMN crm.currency.decimals IS 'Minor unit digits (2 for EUR, 0 for JPY), 0-4';
+INSERT INTO crm.currency (code, name, decimals) VALUES
+    ('USD', 'US Dollar', 2), ('EUR', 'Euro', 2), ('GBP', 'Pound Sterling', 2),
+    ('JPY', 'Yen', 0), ('CHF', 'Swiss Franc', 2), ('CAD', 'Canadian Dollar', 2),
+    ('AUD', 'Australian Dollar', 2), ('NZD', 'New Zealand Dollar', 2), ('CNY', 'Yuan Renminbi', 2),
+    ('HKD', 'Hong Kong Dollar', 2), ('SGD', 'Singapore Dollar', 2), ('INR', 'Indian Rupee', 2),
+    ('KRW', 'Won', 0), ('SEK', 'Swedish Krona', 2), ('NOK', 'Norwegian Krone', 2),
+    ('DKK', 'Danish Krone', 2), ('PLN', 'Zloty', 2), ('CZK', 'Czech Koruna', 2),
+    ('BRL', 'Brazilian Real', 2), ('MXN', 'Mexican Peso', 2), ('ZAR', 'Rand', 2);
+
+-- The corporate currency: what reports convert to and rates are quoted in.
+-- Currencies of existing price books that the seed lacks become known.
+INSERT INTO crm.currency (code, name)
+SELECT DISTINCT b.currency, b.currency FROM crm.price_book AS b
+ WHERE NOT EXISTS (SELECT FROM crm.currency AS c WHERE c.code OPERATOR(pg_catalog.=) b.currency);
+ALTER TABLE crm.settings ADD COLUMN corporate_currency text NOT NULL DEFAULT 'USD'
+    CONSTRAINT settings_corporate_currency_fkey REFERENCES crm.currency (code);
+CREATE INDEX settings_corporate_currency_idx ON crm.settings (corporate_currency);
+COMMENT ON INDEX crm.settings_corporate_currency_idx IS 'Backs the foreign key to crm.currency (one row: for form''s sake)';
+COMMENT ON COLUMN crm.settings.corporate_currency IS 'Currency reports are given in and exchange rates are quoted in (units of it per unit of another currency); fixed while exchange rates exist';
+
+CREATE FUNCTION crm.corporate_currency() RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT s.corporate_currency FROM crm.settings AS s $$;
+COMMENT ON FUNCTION crm.corporate_currency() IS 'The corporate currency (crm.settings.corporate_currency): the default currency of opportunities and quotes without a price book';
+
+CREATE TABLE crm.exchange_rate (
+    currency    text NOT NULL CONSTRAINT exchange_rate_currency_fkey REFERENCES crm.currency (code),
+    valid_from  date NOT NULL
+                CONSTRAINT exchange_rate_valid_from_month
+                CHECK (pg_catalog.isfinite(valid_from)
+                       AND valid_from OPERATOR(pg_catalog.=) pg_catalog.date_trunc('month', valid_from)::date),
+    rate        numeric NOT NULL
+                CONSTRAINT exchange_rate_rate_positive CHECK (rate OPERATOR(pg_catalog.>) 0
+                     AND rate OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric
+                     AND rate OPERATOR(pg_catalog.<>) 'Infinity'::pg_catalog.numeric),
+    PRIMARY KEY (currency, valid_from)
+);
+COMMENT ON TABLE crm.exchange_rate IS 'Exchange rates: units of the corporate currency per unit of a currency, valid from the first day of a month until the next rate of the currency; maintained by admins. Reports convert each deal at the rate valid on its close date (the latest rate without a close date)';
+COMMENT ON COLUMN crm.exchange_rate.currency IS 'The currency converted (never the corporate currency, whose rate is 1)';
+COMMENT ON COLUMN crm.exchange_rate.valid_from IS 'First day of the month from which the rate applies';
+COMMENT ON COLUMN crm.exchange_rate.rate IS 'Units of the corporate currency per unit of the currency, > 0';
+
+-- Rates are quoted in the corporate currency: no rate for it (ZC122), and it
+-- stays fixed while rates exist (ZC121).  A rate write takes FOR SHARE on the
+-- settings row, a change of the corporate currency FOR NO KEY UPDATE (before
+-- its trigger runs), so each waits for the other to commit and then sees it.
+CREATE FUNCTION crm.exchange_rate_guard() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    corporate text;
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'exchange_rate_guard' USING ERRCODE = '39P01';
+    END IF;
+    SELECT s.corporate_currency INTO corporate FROM crm.settings AS s FOR SHARE;
+    IF NEW.currency OPERATOR(pg_catalog.=) corporate THEN
+        RAISE EXCEPTION 'no exchange rate for the corporate currency %', corporate
+            USING ERRCODE = 'ZC122', HINT = 'Its rate is always 1.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.exchange_rate_guard() IS 'BEFORE trigger on crm.exchange_rate: refuses a rate for the corporate currency (ZC122)';
+CREATE TRIGGER exchange_rate_guard BEFORE INSERT OR UPDATE ON crm.exchange_rate
+    FOR EACH ROW EXECUTE FUNCTION crm.exchange_rate_guard();
+
+CREATE FUNCTION crm.settings_currency_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'settings_currency_guard' USING ERRCODE = '39P01';
+    END IF;
+    IF NEW.corporate_currency OPERATOR(pg_catalog.<>) OLD.corporate_currency
+       AND EXISTS (SELECT FROM crm.exchange_rate) THEN
+        RAISE EXCEPTION 'the corporate currency cannot change while exchange rates exist'
+            USING ERRCODE = 'ZC121',
+                  DETAIL = pg_catalog.format('The rates are in units of %s.', OLD.corporate_currency),
+                  HINT = 'Delete the exchange rates, change the corporate currency, then enter the rates in the new one.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.settings_currency_guard() IS 'BEFORE trigger on crm.settings: the corporate currency stays fixed while exchange rates exist (ZC121)';
+CREATE TRIGGER settings_currency_guard BEFORE UPDATE OF corporate_currency ON crm.settings
+    FOR EACH ROW EXECUTE FUNCTION crm.settings_currency_guard();
+
+-- The rate valid on a day: 1 for the corporate currency, else the rate with
+-- the latest valid_from not after the day (NULL day: the latest rate).  No
+-- such rate is an error naming the currency and the day (ZC120), never 1.
+CREATE FUNCTION crm.exchange_rate_on(currency text, day date) RETURNS numeric
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    found numeric;
+BEGIN
+    IF currency IS NULL THEN
+        RAISE EXCEPTION 'currency must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF currency OPERATOR(pg_catalog.=) (SELECT s.corporate_currency FROM crm.settings AS s) THEN
+        RETURN 1;
+    END IF;
+    SELECT r.rate INTO found FROM crm.exchange_rate AS r
+     WHERE r.currency OPERATOR(pg_catalog.=) exchange_rate_on.currency
+       AND r.valid_from OPERATOR(pg_catalog.<=) COALESCE(day, 'infinity'::date)
+     ORDER BY r.valid_from DESC LIMIT 1;
+    IF found IS NULL THEN
+        RAISE EXCEPTION 'no exchange rate for % on %', currency, COALESCE(day::text, 'any day')
+            USING ERRCODE = 'ZC120',
+                  HINT = pg_catalog.format('Add a row to crm.exchange_rate for %s valid from the first of that month or earlier.', currency);
+    END IF;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION crm.exchange_rate_on(text, date) IS 'Units of the corporate currency per unit of currency on day (NULL: the latest rate); 1 for the corporate currency; ZC120 when no rate is valid then';
+
+-- Price books name a known currency; (id, currency) is referenced by the
+-- opportunities and quotes priced from the book.
+ALTER TABLE crm.price_book ADD CONSTRAINT price_book_currency_fkey
+    FOREIGN KEY (currency) REFERENCES crm.currency (code);
+ALTER TABLE crm.price_book ADD CONSTRAINT price_book_id_currency_key UNIQUE (id, currency);
+CREATE INDEX price_book_currency_idx ON crm.price_book (currency);
+COMMENT ON INDEX crm.price_book_currency_idx IS 'Price books by currency: deleting a currency checks its books without reading every book';
+
+ALTER TABLE crm.opportunity ADD COLUMN currency text NOT NULL DEFAULT crm.corporate_currency()
+    CONSTRAINT opportunity_currency_fkey REFERENCES crm.currency (code);
+-- Existing deals get the corporate currency (the column default), those
+-- with a price book the book's.
+UPDATE crm.opportunity AS o SET currency = b.currency
+  FROM crm.price_book AS b
+ WHERE b.id OPERATOR(pg_catalog.=) o.price_book_id AND o.currency OPERATOR(pg_catalog.<>) b.currency;
+ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_price_book_currency_fkey
+    FOREIGN KEY (price_book_id, currency) REFERENCES crm.price_book (id, currency) ON UPDATE CASCADE;
+COMMENT ON COLUMN crm.opportunity.currency IS 'Currency of the amount: the price book''s when the deal has one, else as given (default: the corporate currency)';
+CREATE INDEX opportunity_currency_idx ON crm.opportunity (currency);
+COMMENT ON INDEX crm.opportunity_currency_idx IS 'Deals by currency: deleting a currency checks its deals without reading every deal';
+CREATE INDEX opportunity_price_book_currency_idx ON crm.opportunity (price_book_id, currency) WHERE price_book_id IS NOT NULL;
+COMMENT ON INDEX crm.opportunity_price_book_currency_idx IS 'Backs the (price book, currency) foreign key: a book that changes currency finds its deals by an index probe';
+
+ALTER TABLE crm.quote ADD COLUMN currency text NOT NULL DEFAULT crm.corporate_currency()
+    CONSTRAINT quote_currency_fkey REFERENCES crm.currency (code);
+-- Existing quotes likewise (quote_guard would refuse the change of a quote
+-- that is not Draft: this is the database's own correction).
+ALTER TABLE crm.quote DISABLE TRIGGER quote_guard;
+UPDATE crm.quote AS q SET currency = b.currency
+  FROM crm.price_book AS b
+ WHERE b.id OPERATOR(pg_catalog.=) q.price_book_id AND q.currency OPERATOR(pg_catalog.<>) b.currency;
+ALTER TABLE crm.quote ENABLE TRIGGER quote_guard;
+ALTER TABLE crm.quote ADD CONSTRAINT quote_price_book_currency_fkey
+    FOREIGN KEY (price_book_id, currency) REFERENCES crm.price_book (id, currency) ON UPDATE CASCADE;
+COMMENT ON COLUMN crm.quote.currency IS 'Currency of the prices and totals: the price book''s when the quote has one, else as given (default: the corporate currency)';
+CREATE INDEX quote_currency_idx ON crm.quote (currency);
+COMMENT ON INDEX crm.quote_currency_idx IS 'Quotes by currency: deleting a currency checks its quotes without reading every quote';
+CREATE INDEX quote_price_book_currency_idx ON crm.quote (price_book_id, currency) WHERE price_book_id IS NOT NULL;
+COMMENT ON INDEX crm.quote_price_book_currency_idx IS 'Backs the (price book, currency) foreign key: a book that changes currency finds its quotes by an index probe';
+
+ALTER TABLE crm.sales_order ADD COLUMN currency text NOT NULL DEFAULT crm.corporate_currency()
+    CONSTRAINT sales_order_currency_fkey REFERENCES crm.currency (code);
+COMMENT ON COLUMN crm.sales_order.currency IS 'Currency of the amounts: the quote''s, copied when the order is made; never changes';
+-- Existing orders take their quote's currency (the order guard keeps an
+-- order's copy fixed: bypassed for this correction).
+ALTER TABLE crm.sales_order DISABLE TRIGGER sales_order_guard;
+UPDATE crm.sales_order AS so SET currency = q.currency
+  FROM crm.quote AS q
+ WHERE q.id OPERATOR(pg_catalog.=) so.quote_id AND so.currency OPERATOR(pg_catalog.<>) q.currency;
+ALTER TABLE crm.sales_order ENABLE TRIGGER sales_order_guard;
+CREATE INDEX sales_order_currency_idx ON crm.sales_order (currency);
+COMMENT ON INDEX crm.sales_order_currency_idx IS 'Orders by currency: deleting a currency checks its orders without reading every order';
+
+-- An opportunity or quote with a price book has the book's currency,
+-- whatever the client sends.  Runs with the writer's rights: every CRM role
+-- reads price books.
+CREATE FUNCTION crm.currency_from_price_book() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'currency_from_price_book' USING ERRCODE = '39P01';
+    END IF;
+    IF NEW.price_book_id IS NOT NULL THEN
+        SELECT b.currency INTO NEW.currency FROM crm.price_book AS b
+         WHERE b.id OPERATOR(pg_catalog.=) NEW.price_book_id;
+        -- an unknown book: the foreign key reports it
+        IF NEW.currency IS NULL THEN
+            NEW.currency := crm.corporate_currency();
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency';
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.quote
+    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+
+-- An order has its quote's currency, fixed (ZC022 on a change).  The order's
+-- quote never changes (orders.c), so reading it on insert is enough.
+CREATE FUNCTION crm.sales_order_currency() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'sales_order_currency' USING ERRCODE = '39P01';
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        SELECT q.currency INTO NEW.currency FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) NEW.quote_id;
+        IF NEW.currency IS NULL THEN
+            NEW.currency := crm.corporate_currency();
+        END IF;
+    ELSIF NEW.currency OPERATOR(pg_catalog.<>) OLD.currency THEN
+        RAISE EXCEPTION 'the currency of order % cannot change', OLD.order_number
+            USING ERRCODE = 'ZC022', DETAIL = pg_catalog.format('It is %s, the currency of its quote.', OLD.currency);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.sales_order_currency() IS 'BEFORE trigger on crm.sales_order: an order takes its quote''s currency and keeps it (ZC022)';
+CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.sales_order
+    FOR EACH ROW EXECUTE FUNCTION crm.sales_order_currency();
+
+-- A book's currency cannot change while line items or orders use it
+-- (ZC121): their prices are in it.  The book row is locked by the UPDATE
+-- (currency is part of a key, so FOR UPDATE: a writer adopting the book
+-- waits on its foreign key check); the trigger then locks the book's
+-- opportunities and quotes, so a line being added to one is committed (and
+-- seen by the checks, each a new snapshot under READ COMMITTED) or waits.
+CREATE FUNCTION crm.price_book_currency_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    used text;
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'price_book_currency_guard' USING ERRCODE = '39P01';
+    END IF;
+    IF NEW.currency OPERATOR(pg_catalog.=) OLD.currency THEN
+        RETURN NEW;
+    END IF;
+    PERFORM FROM crm.opportunity AS o WHERE o.price_book_id OPERATOR(pg_catalog.=) OLD.id
+      ORDER BY o.id FOR NO KEY UPDATE OF o;
+    PERFORM FROM crm.quote AS q WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id
+      ORDER BY q.id FOR NO KEY UPDATE OF q;
+    SELECT CASE
+             WHEN EXISTS (SELECT FROM crm.opportunity_line_item AS l
+                            JOIN crm.opportunity AS o ON o.id OPERATOR(pg_catalog.=) l.opportunity_id
+                           WHERE o.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'opportunity line items'
+             WHEN EXISTS (SELECT FROM crm.quote_line_item AS l
+                            JOIN crm.quote AS q ON q.id OPERATOR(pg_catalog.=) l.quote_id
+                           WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'quote line items'
+             WHEN EXISTS (SELECT FROM crm.sales_order AS so
+                            JOIN crm.quote AS q ON q.id OPERATOR(pg_catalog.=) so.quote_id
+                           WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'sales orders'
+           END INTO used;
+    IF used IS NOT NULL THEN
+        RAISE EXCEPTION 'the currency of price book "%" cannot change while % use it', OLD.name, used
+            USING ERRCODE = 'ZC121',
+                  DETAIL = pg_catalog.format('Their prices are in %s.', OLD.currency),
+                  HINT = 'Create a price book in the new currency.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.price_book_currency_guard() IS 'BEFORE trigger on crm.price_book: a book''s currency is fixed while line items or orders use it (ZC121)';
+CREATE TRIGGER price_book_currency_guard BEFORE UPDATE OF currency ON crm.price_book
+    FOR EACH ROW EXECUTE FUNCTION crm.price_book_currency_guard();
+
+-- Everybody working with the data reads currencies and rates and converts;
+-- admins maintain them (settings.corporate_currency: admins, as all settings).
+GRANT SELECT ON crm.currency, crm.exchange_rate TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT, UPDATE, DELETE ON crm.currency, crm.exchange_rate TO crm_admin;
+REVOKE ALL ON FUNCTION crm.corporate_currency() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.exchange_rate_on(text, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.corporate_currency(), crm.exchange_rate_on(text, date)
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.exchange_rate_guard(), crm.settings_currency_guard(), crm.currency_from_price_book(),
+    crm.sales_order_currency(), crm.price_book_currency_guard() FROM PUBLIC;
+
+-- Analysts read the deals' currency (the reports and verify_aggregates() do).
+GRANT SELECT (currency) ON crm.opportunity TO crm_analyst;
+-- As in a fresh install (99_privileges.sql), INSERT and UPDATE are granted
+-- column by column: whoever may write every other column of a deal, quote or
+-- order may write its currency; the new tables get column grants too.
+DO $currency_grants$
+DECLARE
+    g record;
+    cols text;
+BEGIN
+    FOR g IN
+        SELECT c.oid::pg_catalog.regclass AS rel, p.priv, pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_class AS c
+         CROSS JOIN (VALUES ('INSERT'), ('UPDATE')) AS p (priv)
+         CROSS JOIN pg_catalog.pg_roles AS r
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['opportunity', 'quote', 'sales_order'])
+           AND r.oid OPERATOR(pg_catalog.<>) c.relowner
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS att
+                            WHERE att.attrelid OPERATOR(pg_catalog.=) c.oid
+                              AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+                              AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) ''
+                              AND att.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['search_text', 'currency'])
+                              AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(att.attacl) AS a
+                                               WHERE a.grantee OPERATOR(pg_catalog.=) r.oid
+                                                 AND a.privilege_type OPERATOR(pg_catalog.=) p.priv))
+         ORDER BY 1, 2, 3
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s (currency) ON %s TO %s', g.priv, g.rel, g.grantee);
+    END LOOP;
+    FOR g IN
+        SELECT c.oid::pg_catalog.regclass AS rel, a.privilege_type AS priv, pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_class AS c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['crm.currency'::pg_catalog.regclass, 'crm.exchange_rate'::pg_catalog.regclass])
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3
+    LOOP
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum)
+          INTO cols
+          FROM pg_catalog.pg_attribute AS att
+         WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped;
+        EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
+        EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
+    END LOOP;
+END
+$currency_grants$;
+GRANT UPDATE (corporate_currency) ON crm.settings TO crm_admin;
+SELECT pg_catalog.pg_extension_config_dump('crm.currency', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.exchange_rate', '');
+
+-- == currency 2: the pipeline aggregate grouped by currency, reports in the corporate currency (88_aggregates.sql, 90_reports.sql) ==
+-- The views and verify_aggregates() over the pipeline aggregate go, the
+-- aggregate gains its currency key, then the views are made again as in a
+-- fresh install.
+DROP FUNCTION crm.verify_aggregates();
+DROP VIEW crm.aggregates_compared;
+DROP VIEW crm.pipeline_actual;
+DROP VIEW crm.forecast_by_month;
+DROP VIEW crm.pipeline_by_stage;
+DROP VIEW crm.pipeline_totals;
+-- Every kept row was of deals in the corporate currency as far as the
+-- aggregate knew; the contributions of deals in other currencies (priced
+-- from a book in another currency) move to their currency's group, in
+-- stripe 0.  Writers of deals wait meanwhile.
+LOCK TABLE crm.opportunity IN SHARE MODE;
+ALTER TABLE crm.pipeline_aggregate ADD COLUMN currency text;
+UPDATE crm.pipeline_aggregate SET currency = crm.corporate_currency();
+ALTER TABLE crm.pipeline_aggregate ALTER COLUMN currency SET NOT NULL;
+ALTER TABLE crm.pipeline_aggregate DROP CONSTRAINT pipeline_aggregate_pkey,
+    ADD PRIMARY KEY (owner, close_month, stripe, stage, currency);
+DO $pipeline_currency$
+DECLARE
+    d record;
+BEGIN
+    SELECT * INTO d FROM crm.aggregate_definitions() AS a WHERE a.aggregate OPERATOR(pg_catalog.=) 'pipeline';
+    EXECUTE pg_catalog.format(
+        'INSERT INTO crm.pipeline_aggregate AS t (stage, owner, close_month, currency, stripe, opportunities, amount, weighted_amount)'
+        ' SELECT a.stage, a.owner, a.close_month, c.currency, 0, c.sign OPERATOR(pg_catalog.*) a.opportunities,'
+        '        c.sign OPERATOR(pg_catalog.*) a.amount, c.sign OPERATOR(pg_catalog.*) a.weighted_amount'
+        '   FROM (%s) AS a'
+        '  CROSS JOIN LATERAL (VALUES (a.currency, 1), (crm.corporate_currency(), -1)) AS c (currency, sign)'
+        '  WHERE a.currency OPERATOR(pg_catalog.<>) crm.corporate_currency()'
+        ' ON CONFLICT (owner, close_month, stripe, stage, currency) DO UPDATE'
+        ' SET opportunities = t.opportunities OPERATOR(pg_catalog.+) EXCLUDED.opportunities,'
+        '     amount = t.amount OPERATOR(pg_catalog.+) EXCLUDED.amount,'
+        '     weighted_amount = t.weighted_amount OPERATOR(pg_catalog.+) EXCLUDED.weighted_amount',
+        d.actual_query);
+END
+$pipeline_currency$;
+COMMENT ON TABLE crm.pipeline_aggregate IS 'Pipeline totals per stage, owner, close month and currency, one row per writing backend (stripe); sum over stripes to read; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.pipeline_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+
+-- What the pipeline aggregate must equal: the GROUP BY over the opportunities.
+DO $actual$
+BEGIN
+    EXECUTE (SELECT pg_catalog.format('CREATE OR REPLACE VIEW crm.pipeline_actual WITH (security_invoker = true) AS %s', d.actual_query)
+               FROM crm.aggregate_definitions() AS d WHERE d.aggregate OPERATOR(pg_catalog.=) 'pipeline');
+END
+$actual$;
+COMMENT ON VIEW crm.pipeline_actual IS 'The pipeline totals (per stage, owner, close month and currency) computed from the opportunities (a full GROUP BY): what crm.pipeline_aggregate must add up to';
+COMMENT ON COLUMN crm.pipeline_actual.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.pipeline_actual.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_actual.close_month IS 'First day of the close month; infinity without a close date';
+COMMENT ON COLUMN crm.pipeline_actual.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN crm.pipeline_actual.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_actual.amount IS 'Sum of amounts';
+COMMENT ON COLUMN crm.pipeline_actual.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
+
+CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
+    SELECT a.stage, a.owner, a.close_month, a.currency,
+           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_aggregate AS a
+     GROUP BY 1, 2, 3, 4
+    HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm.pipeline_totals IS 'Pipeline totals per stage, owner, close month and currency (amounts in that currency), read from the maintained aggregate (stripes summed)';
+COMMENT ON COLUMN crm.pipeline_totals.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; infinity without a close date';
+COMMENT ON COLUMN crm.pipeline_totals.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
+COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
+
+-- Every kept group (stripes summed) next to the same group computed from the
+-- base tables; verify and rebuild are written from it.  An aggregate's
+-- measures are, in order, its items (a count), amount and weighted amount.
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+COMMENT ON VIEW crm.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
+COMMENT ON COLUMN crm.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
+COMMENT ON COLUMN crm.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+
+-- Amounts in the corporate currency: each group of the aggregate (one close
+-- month, one currency: one rate, since rates change on the first of a month)
+-- converted at read time, summed exactly, rounded once; the amounts in the
+-- deals' own currency beside them.
+CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
+    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency;
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage, owner and currency: number of opportunities, amount and probability-weighted amount in the corporate currency (each deal at the rate of its close month, the latest rate without a close date) and in the deals'' currency, read from the maintained aggregate';
+COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
+COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents), in the corporate currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
+
+CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
+    SELECT NULLIF(t.close_month, 'infinity'::date) AS close_month,
+           s.forecast_category, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     WHERE NOT s.is_closed OR s.is_won
+     GROUP BY 1, s.forecast_category, t.owner, t.currency;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
+COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
+COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
+COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
+
+-- Every maintained aggregate against a fresh GROUP BY, and the pipeline
+-- report's conversion to the corporate currency (per stage, owner and
+-- currency) against a fresh GROUP BY that converts each opportunity at the
+-- rate valid on its own close date.
+CREATE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, o.owner, o.currency, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
+                                                                                 OPERATOR(pg_catalog./) 100, 2)
+                                                                OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount
+                           FROM crm.opportunity AS o
+                          CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where crm.pipeline_by_stage''s amounts in the corporate currency differ from a GROUP BY converting each opportunity at the rate of its close date (aggregate pipeline_by_stage); no rows: all exact. ZC120 when a rate is missing';
+
+
+GRANT SELECT ON crm.pipeline_totals, crm.pipeline_actual, crm.aggregates_compared, crm.pipeline_by_stage, crm.forecast_by_month
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.verify_aggregates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+-- == quotas: crm.quota, crm.quota_attainment (issue 20 §2; sql/install/97_quotas.sql) ==
+CREATE TABLE crm.quota (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner         regrole NOT NULL,
+    period_start  date NOT NULL CONSTRAINT quota_period_start_finite CHECK (pg_catalog.isfinite(period_start)),
+    period_end    date NOT NULL CONSTRAINT quota_period_end_finite CHECK (pg_catalog.isfinite(period_end)),
+    amount        numeric(16,2) NOT NULL
+                  CONSTRAINT quota_amount_positive CHECK (amount OPERATOR(pg_catalog.>) 0
+                      AND amount OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+    currency      text NOT NULL DEFAULT crm.corporate_currency()
+                  CONSTRAINT quota_currency_fkey REFERENCES crm.currency (code),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT quota_period CHECK (period_end OPERATOR(pg_catalog.>=) period_start)
+);
+COMMENT ON TABLE crm.quota IS 'Sales quotas: what an owner should win between period_start and period_end (both included); periods of one owner never overlap. Set by admins, and by managers for their team';
+COMMENT ON COLUMN crm.quota.id IS 'Quota id, assigned by the database';
+COMMENT ON COLUMN crm.quota.owner IS 'CRM user (database role) the quota is for';
+COMMENT ON COLUMN crm.quota.period_start IS 'First day of the period';
+COMMENT ON COLUMN crm.quota.period_end IS 'Last day of the period (included)';
+COMMENT ON COLUMN crm.quota.amount IS 'Amount to win in the period, > 0, in currency';
+COMMENT ON COLUMN crm.quota.currency IS 'Currency of the amount (default: the corporate currency)';
+COMMENT ON COLUMN crm.quota.created_at IS 'When the quota was created; set by the database';
+COMMENT ON COLUMN crm.quota.updated_at IS 'When the quota was last changed; set by the database';
+CREATE INDEX quota_owner_period_idx ON crm.quota (owner, period_start);
+COMMENT ON INDEX crm.quota_owner_period_idx IS 'Quotas by owner and period: the overlap check and attainment per owner';
+CREATE INDEX quota_currency_idx ON crm.quota (currency);
+COMMENT ON INDEX crm.quota_currency_idx IS 'Quotas by currency: deleting a currency checks its quotes without reading every quota';
+
+-- No two periods of one owner overlap (23P01).  SECURITY DEFINER: the lock
+-- is the extension owner's to take (users may not LOCK its tables in this
+-- mode); the check reads every quota of the owner, also those the writer
+-- cannot see.
+CREATE FUNCTION crm.quota_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    other record;
+BEGIN
+    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
+        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'quota_guard' USING ERRCODE = '39P01';
+    END IF;
+    LOCK TABLE crm.quota IN SHARE ROW EXCLUSIVE MODE;
+    SELECT q.id, q.period_start, q.period_end INTO other FROM crm.quota AS q
+     WHERE q.owner OPERATOR(pg_catalog.=) NEW.owner
+       AND q.id OPERATOR(pg_catalog.<>) NEW.id
+       AND q.period_start OPERATOR(pg_catalog.<=) NEW.period_end
+       AND q.period_end OPERATOR(pg_catalog.>=) NEW.period_start
+     ORDER BY q.period_start LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'the quota periods of % overlap', NEW.owner
+            USING ERRCODE = '23P01',
+                  DETAIL = pg_catalog.format('Quota %s runs from %s to %s.', other.id, other.period_start, other.period_end);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01)';
+CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end ON crm.quota
+    FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
+REVOKE ALL ON FUNCTION crm.quota_guard() FROM PUBLIC;
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quota
+    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+
+ALTER TABLE crm.quota ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm.quota TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_analyst_read ON crm.quota FOR SELECT TO crm_analyst USING (true);
+CREATE POLICY crm_team_select ON crm.quota FOR SELECT TO crm_manager, crm_sales
+    USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())));
+-- a manager sets the quotas of the team below them, not their own
+CREATE POLICY crm_manager_write ON crm.quota TO crm_manager
+    USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+           AND owner::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER))
+    WITH CHECK (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+           AND owner::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+GRANT SELECT ON crm.quota TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT INSERT, UPDATE, DELETE ON crm.quota TO crm_admin, crm_manager;
+
+-- Attainment: per quota, and per period over the quotas the reader sees.
+CREATE VIEW crm.quota_attainment WITH (security_invoker = true) AS
+    WITH per_quota AS (
+        SELECT q.owner, q.period_start, q.period_end,
+               q.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(q.currency, q.period_start) AS quota,
+               COALESCE(d.won, 0) AS won, COALESCE(d.open, 0) AS open, COALESCE(d.weighted, 0) AS weighted
+          FROM crm.quota AS q
+          LEFT JOIN LATERAL (
+               SELECT pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate) FILTER (WHERE s.is_won) AS won,
+                      pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate) FILTER (WHERE NOT s.is_closed) AS open,
+                      pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
+                                                      OPERATOR(pg_catalog./) 100, 2) OPERATOR(pg_catalog.*) r.rate)
+                          FILTER (WHERE NOT s.is_closed) AS weighted
+                 FROM crm.opportunity AS o
+                 JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+                CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r
+                WHERE o.owner OPERATOR(pg_catalog.=) q.owner
+                  AND o.close_date BETWEEN q.period_start AND q.period_end
+                  AND (s.is_won OR NOT s.is_closed)) AS d ON true)
+    SELECT p.owner, p.period_start, p.period_end,
+           pg_catalog.round(pg_catalog.sum(p.quota), 2) AS quota,
+           pg_catalog.round(pg_catalog.sum(p.won), 2) AS won_amount,
+           pg_catalog.round(pg_catalog.sum(p.won) OPERATOR(pg_catalog./) pg_catalog.sum(p.quota), 4) AS attainment,
+           pg_catalog.round(pg_catalog.sum(p.open), 2) AS open_pipeline,
+           pg_catalog.round(pg_catalog.sum(p.weighted), 2) AS weighted_pipeline,
+           CASE WHEN pg_catalog.sum(p.quota) OPERATOR(pg_catalog.>) pg_catalog.sum(p.won)
+                THEN pg_catalog.round(pg_catalog.sum(p.open) OPERATOR(pg_catalog./)
+                                      (pg_catalog.sum(p.quota) OPERATOR(pg_catalog.-) pg_catalog.sum(p.won)), 4)
+           END AS pipeline_coverage
+      FROM per_quota AS p
+     GROUP BY GROUPING SETS ((p.owner, p.period_start, p.period_end), (p.period_start, p.period_end));
+COMMENT ON VIEW crm.quota_attainment IS 'Quota attainment per owner and period, and a total row per period (owner NULL) over the quotas the reader sees (a manager: the team); amounts in the corporate currency, deals at the rate of their close date, quotas at the rate of their first day';
+COMMENT ON COLUMN crm.quota_attainment.owner IS 'Quota owner; NULL on the total row of the period';
+COMMENT ON COLUMN crm.quota_attainment.period_start IS 'First day of the period';
+COMMENT ON COLUMN crm.quota_attainment.period_end IS 'Last day of the period';
+COMMENT ON COLUMN crm.quota_attainment.quota IS 'The quota, in the corporate currency';
+COMMENT ON COLUMN crm.quota_attainment.won_amount IS 'Amount of the deals won by the owner with a close date in the period (that the reader sees)';
+COMMENT ON COLUMN crm.quota_attainment.attainment IS 'won_amount / quota';
+COMMENT ON COLUMN crm.quota_attainment.open_pipeline IS 'Amount of the open deals of the owner closing in the period';
+COMMENT ON COLUMN crm.quota_attainment.weighted_pipeline IS 'Their probability-weighted amount';
+COMMENT ON COLUMN crm.quota_attainment.pipeline_coverage IS 'open_pipeline / (quota - won_amount); NULL once the quota is reached';
+GRANT SELECT ON crm.quota_attainment TO crm_admin, crm_manager, crm_sales, crm_analyst;
+-- INSERT and UPDATE column by column, as 99_privileges.sql grants them.
+DO $quota_grants$
+DECLARE
+    g text;
+    cols constant text := 'owner, period_start, period_end, amount, currency, created_at, updated_at';
+BEGIN
+    FOREACH g IN ARRAY ARRAY['crm_admin', 'crm_manager'] LOOP
+        EXECUTE pg_catalog.format('REVOKE INSERT, UPDATE ON crm.quota FROM %I', g);
+        EXECUTE pg_catalog.format('GRANT INSERT (%s), UPDATE (%s) ON crm.quota TO %I', cols, cols, g);
+    END LOOP;
+END
+$quota_grants$;
+SELECT pg_catalog.pg_extension_config_dump('crm.quota', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.quota_id_seq', '');

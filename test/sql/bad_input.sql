@@ -23,6 +23,7 @@ INSERT INTO documented VALUES
     ('ZC001'), ('ZC002'), ('ZC003'), ('ZC004'), ('ZC005'), ('ZC006'), ('ZC007'),
     ('ZC008'), ('ZC010'), ('ZC011'), ('ZC012'), ('ZC020'), ('ZC021'), ('ZC022'),
     ('ZC101'), ('ZC102'), ('ZC103'), ('ZC104'), ('ZC105'), ('ZC110'), ('ZC111'), ('ZC112'),
+    ('ZC120'), ('ZC121'), ('ZC122'),
     ('ZC201'), ('ZC205'), ('ZC207'), ('ZC208'), ('ZC209'), ('ZC210'),
     ('ZC301'), ('ZC302'), ('ZC303'), ('ZC304'),
     ('ZC501'), ('ZC601'), ('ZC602'), ('ZC603'),
@@ -32,7 +33,7 @@ INSERT INTO documented VALUES
     ('ZC901'), ('ZC902'), ('ZC903'), ('ZC904'), ('22001'),
     ('ZC701'), ('ZC710'), ('ZC711'), ('ZC712'), ('ZC713'),
     ('42501'), ('22004'), ('22023'), ('42704'), ('40001'), ('40P01'), ('39P01'),
-    ('23502'), ('23503'), ('23505'), ('23514'), ('22P02'), ('428C9'),
+    ('23502'), ('23503'), ('23505'), ('23514'), ('23P01'), ('22P02'), ('428C9'),
     ('22003'), ('54000'), ('42602'), ('0A000'), ('55P03'), ('53400');
 
 -- Data, with fixed ids (fresh extension): the superuser's and the rep's own
@@ -454,6 +455,16 @@ INSERT INTO cases (label, sql, show) VALUES
     ('verify_aggregates',                      '(SELECT count(*) FROM crm.verify_aggregates())', true),
     ('compact_aggregates',                     'crm.compact_aggregates()', false),
     ('rebuild_aggregates',                     'crm.rebuild_aggregates()', false),
+    -- currencies: the corporate currency, the rate valid on a day
+    ('corporate_currency',                     'crm.corporate_currency()', true),
+    ('exchange_rate_on corporate',             'crm.exchange_rate_on(''USD'', ''2027-01-01'')', true),
+    ('exchange_rate_on no rate',               'crm.exchange_rate_on(''EUR'', ''2027-01-01'')', true),
+    ('exchange_rate_on day NULL',              'crm.exchange_rate_on(''EUR'', NULL)', true),
+    ('exchange_rate_on currency NULL',         'crm.exchange_rate_on(NULL, ''2027-01-01'')', true),
+    ('exchange_rate_on empty',                 'crm.exchange_rate_on('''', ''2027-01-01'')', true),
+    ('exchange_rate_on unknown',               'crm.exchange_rate_on(''XXX'', ''2027-01-01'')', true),
+    ('exchange_rate_on 1 MB',                  'crm.exchange_rate_on({big}, ''2027-01-01'')', true),
+    ('exchange_rate_on infinity',              'crm.exchange_rate_on(''EUR'', ''infinity'')', true),
     -- personal data: export and erasure (privacy officers), purge (admins)
     ('export_person valid',                    'crm.export_person(''chris@umbrella.example'') <> ''{}''', true),
     ('export_person NULL',                     'crm.export_person(NULL)', true),
