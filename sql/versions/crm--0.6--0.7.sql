@@ -1922,3 +1922,22 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.activity FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', write_check);
 END
 $att2_activity$;
+
+-- == api: generator-friendly schema for API servers and typed clients (issue 24) ==
+-- A line item's unit_price may be left out (the price_line_item trigger fills
+-- it from the price book): nullable for clients, a CHECK keeps it set.
+ALTER TABLE crm.opportunity_line_item ALTER COLUMN unit_price DROP NOT NULL,
+    ADD CONSTRAINT opportunity_line_item_unit_price_priced CHECK (unit_price IS NOT NULL);
+COMMENT ON COLUMN crm.opportunity_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the opportunity''s price book is filled in, so it is never NULL once stored';
+ALTER TABLE crm.quote_line_item ALTER COLUMN unit_price DROP NOT NULL,
+    ADD CONSTRAINT quote_line_item_unit_price_priced CHECK (unit_price IS NOT NULL);
+COMMENT ON COLUMN crm.quote_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the quote''s price book is filled in, so it is never NULL once stored';
+-- Drivers without infinite dates (psycopg 3, JavaScript): no close date is NULL.
+CREATE OR REPLACE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
+    SELECT a.stage, a.owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month,
+           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_aggregate AS a
+     GROUP BY a.stage, a.owner, a.close_month
+    HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; NULL without a close date';
