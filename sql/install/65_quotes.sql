@@ -65,7 +65,8 @@ COMMENT ON SEQUENCE crm.quote_number_seq IS 'Numbers of quotes (Q-000001, ...), 
 
 CREATE TABLE crm.quote (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    quote_number     text NOT NULL CONSTRAINT quote_quote_number_key UNIQUE,
+    quote_number     text CONSTRAINT quote_quote_number_key UNIQUE
+                     CONSTRAINT quote_quote_number_assigned CHECK (quote_number IS NOT NULL),
     opportunity_id   bigint NOT NULL CONSTRAINT quote_opportunity_id_fkey REFERENCES crm.opportunity (id),
     name             text NOT NULL
                      CONSTRAINT quote_name_not_blank CHECK (pg_catalog.btrim(name) OPERATOR(pg_catalog.<>) ''),
