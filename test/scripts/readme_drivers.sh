@@ -5,15 +5,15 @@
 #   1. the psycopg 3 example converts its lead, prints the new account, then
 #      catches the second conversion as ZC002 with a detail naming the
 #      account, and its conversion stays committed;
-#   2. the node-postgres example (pg pinned in test/api/package.json,
-#      installed with npm ci into test/api/node_modules) does the same.
+#   2. the node-postgres example (pg pinned in api/package.json,
+#      installed with npm ci into api/node_modules) does the same.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
 
 install_missing python3-psycopg
 command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed (Debian: nodejs, npm)"
-(cd test/api && npm ci --no-audit --no-fund --silent) || fail "npm ci in test/api failed"
+(cd api && npm ci --no-audit --no-fund --silent) || fail "npm ci in api failed"
 
 test_cluster crm-readme
 db=crm
@@ -48,8 +48,8 @@ readme_block python | sed "s|host=/var/run/postgresql dbname=crm user=alice|host
 grep -q "port=$PGPORT" "$py" || fail "the python example's connection string was not found"
 check_run psycopg "$(/usr/bin/python3 "$py")"
 
-# node resolves 'pg' from the module's directory upwards: the module lives in test/api
-js=$REPO_ROOT/test/api/readme_example.$$.mjs
+# node resolves 'pg' from the module's directory upwards: the module lives in api
+js=$REPO_ROOT/api/readme_example.$$.mjs
 readme_block js | sed "s|host: '/var/run/postgresql', database: 'crm', user: 'alice'|host: '$PGHOST', port: $PGPORT, database: '$db', user: 'alice'|" >"$js"
 grep -q "port: $PGPORT" "$js" || fail "the node-postgres example's connection was not found"
 out=$(node "$js") || { rm -f "$js"; fail "the node-postgres example failed"; }
