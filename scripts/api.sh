@@ -37,7 +37,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 [ -S "$DEMO_DIR/.s.PGSQL.5432" ] || fail "no demo cluster in $DEMO_DIR: run bash scripts/demo.sh first"
-command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed (Debian: nodejs, npm)"
+command -v node >/dev/null && command -v npm >/dev/null || install_missing nodejs npm
 export PGHOST=$DEMO_DIR PGPORT=5432
 log "installing PostGraphile and node-postgres (pinned, api/package-lock.json)"
 (cd "$API_DIR" && npm ci --no-audit --no-fund --silent)

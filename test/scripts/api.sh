@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
 
-command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed (Debian: nodejs, npm)"
+command -v node >/dev/null && command -v npm >/dev/null || install_missing nodejs npm
 (cd api && npm ci --no-audit --no-fund --silent) || fail "npm ci in api/ failed"
 
 test_cluster crm-api

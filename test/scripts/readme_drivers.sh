@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
 
 install_missing python3-psycopg
-command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed (Debian: nodejs, npm)"
+command -v node >/dev/null && command -v npm >/dev/null || install_missing nodejs npm
 (cd api && npm ci --no-audit --no-fund --silent) || fail "npm ci in api failed"
 
 test_cluster crm-readme
