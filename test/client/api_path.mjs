@@ -67,6 +67,9 @@ r = await gql('api_rep2', `query($id: BigInt!) { leadById(id: $id) { id } allLea
 check(r.data?.leadById === null && r.data.allLeads.totalCount === 0, 'rep2 sees neither the lead nor any other');
 r = await gql('api_rep2', `mutation($id: BigInt!) { convertLead(input: {leadId: $id}) { conversionResult { accountId } } }`, { id: leadId });
 check(['42501', 'ZC001'].includes(errcode(r)), `rep2 cannot convert it (${errcode(r)})`);
+r = await gql('api_rep1', `query($a: BigInt!) { accountById(id: $a) { contactsByAccountId { totalCount } opportunitiesByAccountId { nodes { name } } } }`, { a: conv?.accountId });
+check(r.data?.accountById?.contactsByAccountId?.totalCount === 1 && r.data.accountById.opportunitiesByAccountId.nodes[0]?.name === 'Lima - pilot',
+      'rep1 follows the account to its contact and opportunity (relations over partial indexes)');
 r = await gql('api_manager', `{ allLeads { totalCount } allSalesOrders { totalCount } }`);
 check(r.data?.allLeads?.totalCount === 1 && r.data.allSalesOrders.totalCount === 1, 'the manager sees the team\'s lead and order');
 r = await gql('api_analyst', `{ allPipelineTotals { nodes { stage owner closeMonth amount } } allQuoteToOrders { totalCount } }`);
