@@ -229,7 +229,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 	 * at a hidden one (42501).  Raised here, not left to that check: the
 	 * check uses the statement's snapshot, this lookup a newer one, and a
 	 * parent given to another owner in between would pass the check
-	 * unpriced and fail on NOT NULL unit_price (23502) instead.
+	 * unpriced and fail on the unit_price_priced check (23514) instead.
 	 */
 	if (!parent_found(kind, parent_id, false) && parent_found(kind, parent_id, true))
 		ereport(ERROR,
@@ -239,7 +239,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 						RelationGetRelationName(rel)),
 				 errdetail("The line's %s is not visible to the current role.", p->table)));
 	book = parent_price_book(kind, parent_id);
-	if (book == 0)				/* before NOT NULL unit_price would hide it */
+	if (book == 0)				/* before the unit_price_priced check would hide it */
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errtable(trigdata->tg_relation),

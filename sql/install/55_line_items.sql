@@ -17,9 +17,10 @@ CREATE TABLE crm.opportunity_line_item (
     quantity        numeric(12,2) NOT NULL DEFAULT 1
                     CONSTRAINT opportunity_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0
                         AND quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
-    unit_price      numeric(14,2) NOT NULL
+    unit_price      numeric(14,2)
                     CONSTRAINT opportunity_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
-                        AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+                        AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric)
+                    CONSTRAINT opportunity_line_item_unit_price_priced CHECK (unit_price IS NOT NULL),
     discount        numeric(5,2) NOT NULL DEFAULT 0
                     CONSTRAINT opportunity_line_item_discount_range CHECK (discount BETWEEN 0 AND 100),
     total           numeric(16,2) GENERATED ALWAYS AS
@@ -36,7 +37,7 @@ COMMENT ON COLUMN crm.opportunity_line_item.opportunity_id IS 'The opportunity (
 COMMENT ON COLUMN crm.opportunity_line_item.product_id IS 'The product; it needs an active entry in the opportunity''s price book';
 COMMENT ON COLUMN crm.opportunity_line_item.description IS 'Line description';
 COMMENT ON COLUMN crm.opportunity_line_item.quantity IS 'Quantity, > 0';
-COMMENT ON COLUMN crm.opportunity_line_item.unit_price IS 'Sales price of one unit; defaults to the product''s price in the opportunity''s price book';
+COMMENT ON COLUMN crm.opportunity_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the opportunity''s price book is filled in, so it is never NULL once stored';
 COMMENT ON COLUMN crm.opportunity_line_item.discount IS 'Line discount in percent, 0-100';
 COMMENT ON COLUMN crm.opportunity_line_item.total IS 'quantity x unit_price x (1 - discount/100), rounded to cents; computed by the database';
 COMMENT ON COLUMN crm.opportunity_line_item.sort_order IS 'Display order of the line';

@@ -65,7 +65,8 @@ COMMENT ON SEQUENCE crm.quote_number_seq IS 'Numbers of quotes (Q-000001, ...), 
 
 CREATE TABLE crm.quote (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    quote_number     text NOT NULL CONSTRAINT quote_quote_number_key UNIQUE,
+    quote_number     text CONSTRAINT quote_quote_number_key UNIQUE
+                     CONSTRAINT quote_quote_number_assigned CHECK (quote_number IS NOT NULL),
     opportunity_id   bigint NOT NULL CONSTRAINT quote_opportunity_id_fkey REFERENCES crm.opportunity (id),
     name             text NOT NULL
                      CONSTRAINT quote_name_not_blank CHECK (pg_catalog.btrim(name) OPERATOR(pg_catalog.<>) ''),
@@ -142,9 +143,10 @@ CREATE TABLE crm.quote_line_item (
     quantity     numeric(12,2) NOT NULL DEFAULT 1
                  CONSTRAINT quote_line_item_quantity_positive CHECK (quantity OPERATOR(pg_catalog.>) 0
                      AND quantity OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
-    unit_price   numeric(14,2) NOT NULL
+    unit_price   numeric(14,2)
                  CONSTRAINT quote_line_item_unit_price_not_negative CHECK (unit_price OPERATOR(pg_catalog.>=) 0
-                     AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric),
+                     AND unit_price OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric)
+                 CONSTRAINT quote_line_item_unit_price_priced CHECK (unit_price IS NOT NULL),
     discount     numeric(5,2) NOT NULL DEFAULT 0
                  CONSTRAINT quote_line_item_discount_range CHECK (discount BETWEEN 0 AND 100),
     total        numeric(16,2) GENERATED ALWAYS AS
@@ -161,7 +163,7 @@ COMMENT ON COLUMN crm.quote_line_item.quote_id IS 'The quote';
 COMMENT ON COLUMN crm.quote_line_item.product_id IS 'The product; it needs an active entry in the quote''s price book';
 COMMENT ON COLUMN crm.quote_line_item.description IS 'Line description';
 COMMENT ON COLUMN crm.quote_line_item.quantity IS 'Quantity, > 0';
-COMMENT ON COLUMN crm.quote_line_item.unit_price IS 'Sales price of one unit; defaults to the product''s price in the quote''s price book';
+COMMENT ON COLUMN crm.quote_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the quote''s price book is filled in, so it is never NULL once stored';
 COMMENT ON COLUMN crm.quote_line_item.discount IS 'Line discount in percent, 0-100';
 COMMENT ON COLUMN crm.quote_line_item.total IS 'quantity x unit_price x (1 - discount/100), rounded to cents; computed by the database';
 COMMENT ON COLUMN crm.quote_line_item.sort_order IS 'Display order of the line';

@@ -16,6 +16,10 @@ ALTER TABLE crm.lead ADD COLUMN score integer NOT NULL DEFAULT 0;
 COMMENT ON COLUMN crm.lead.score IS 'Lead score: the sum of the points of the active scoring rules (crm.scoring_rule) the lead matches; kept by the database on every insert and update, recomputed for every lead by crm.rescore_leads(); frozen once the lead is converted';
 -- "without an explicit owner" is an owner left out: the trigger fills it
 ALTER TABLE crm.lead ALTER COLUMN owner DROP DEFAULT;
+-- Nullable in the catalog, so that code generators let inserts leave it out;
+-- the lead_score_and_route trigger fills it and this check keeps it set.
+ALTER TABLE crm.lead ALTER COLUMN owner DROP NOT NULL,
+    ADD CONSTRAINT lead_owner_assigned CHECK (owner IS NOT NULL);
 COMMENT ON COLUMN crm.lead.owner IS 'CRM user (database role) who owns the lead; when left out (or given as crm_intake) the assignment rules choose it, else the inserting role (see crm.assignment_rule)';
 
 ALTER TABLE crm.settings ADD COLUMN default_lead_owner regrole;

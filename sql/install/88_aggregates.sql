@@ -83,16 +83,16 @@ COMMENT ON COLUMN crm.pipeline_actual.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm.pipeline_actual.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
 CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
-    SELECT a.stage, a.owner, a.close_month, a.currency,
+    SELECT a.stage, a.owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
            pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
            pg_catalog.sum(a.weighted_amount) AS weighted_amount
       FROM crm.pipeline_aggregate AS a
-     GROUP BY 1, 2, 3, 4
+     GROUP BY a.stage, a.owner, a.close_month, a.currency
     HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON VIEW crm.pipeline_totals IS 'Pipeline totals per stage, owner, close month and currency (amounts in that currency), read from the maintained aggregate (stripes summed)';
 COMMENT ON COLUMN crm.pipeline_totals.stage IS 'Opportunity stage';
 COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner';
-COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; infinity without a close date';
+COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; NULL without a close date';
 COMMENT ON COLUMN crm.pipeline_totals.currency IS 'Currency of the amounts';
 COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities';
 COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';

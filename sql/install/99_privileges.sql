@@ -191,6 +191,34 @@ BEGIN
 END
 $ids$;
 
+-- Database-set columns: created_at and updated_at are the stamp_row
+-- trigger's (96_timestamps_and_change_log.sql), whatever a client sends, so
+-- no role may write them (42501), wherever INSERT or UPDATE was granted
+-- above.  Schema-driven API servers and code generators read the column
+-- privileges and leave them out of their insert and update inputs.
+DO $stamped$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT att.attrelid::pg_catalog.regclass AS rel, pg_catalog.quote_ident(att.attname) AS col,
+               a.privilege_type AS priv, pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_attribute AS att
+          JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) att.attrelid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND att.attname OPERATOR(pg_catalog.=) ANY (ARRAY['created_at', 'updated_at']::pg_catalog.name[])
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3, 4
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE %s (%s) ON %s FROM %s', g.priv, g.col, g.rel, g.grantee);
+    END LOOP;
+END
+$stamped$;
+
 -- pg_dump dumps every row of every table of the extension and the position
 -- of every sequence (but the secret of the lock keys): user data, the rows CREATE EXTENSION seeds (which admins
 -- may change: stages, sources, transitions, settings, the standard price

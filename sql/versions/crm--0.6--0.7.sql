@@ -2630,3 +2630,51 @@ END
 $quota_grants$;
 SELECT pg_catalog.pg_extension_config_dump('crm.quota', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.quota_id_seq', '');
+
+-- == api: generator-friendly schema for API servers and typed clients (issue 24) ==
+-- A line item's unit_price may be left out (the price_line_item trigger fills
+-- it from the price book): nullable for clients, a CHECK keeps it set.
+ALTER TABLE crm.opportunity_line_item ALTER COLUMN unit_price DROP NOT NULL,
+    ADD CONSTRAINT opportunity_line_item_unit_price_priced CHECK (unit_price IS NOT NULL);
+COMMENT ON COLUMN crm.opportunity_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the opportunity''s price book is filled in, so it is never NULL once stored';
+ALTER TABLE crm.quote_line_item ALTER COLUMN unit_price DROP NOT NULL,
+    ADD CONSTRAINT quote_line_item_unit_price_priced CHECK (unit_price IS NOT NULL);
+COMMENT ON COLUMN crm.quote_line_item.unit_price IS 'Sales price of one unit; left out (NULL), the product''s price in the quote''s price book is filled in, so it is never NULL once stored';
+-- Drivers without infinite dates (psycopg 3, JavaScript): no close date is NULL.
+CREATE OR REPLACE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
+    SELECT a.stage, a.owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
+           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_aggregate AS a
+     GROUP BY a.stage, a.owner, a.close_month, a.currency
+    HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; NULL without a close date';
+-- Columns a trigger fills: nullable for clients, a CHECK keeps them set.
+ALTER TABLE crm.lead ALTER COLUMN owner DROP NOT NULL,
+    ADD CONSTRAINT lead_owner_assigned CHECK (owner IS NOT NULL);
+ALTER TABLE crm.quote ALTER COLUMN quote_number DROP NOT NULL,
+    ADD CONSTRAINT quote_quote_number_assigned CHECK (quote_number IS NOT NULL);
+-- Database-set columns: created_at and updated_at are the stamp_row
+-- trigger's; no role may write them (as 99_privileges.sql's $stamped$ block).
+DO $stamped$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT att.attrelid::pg_catalog.regclass AS rel, pg_catalog.quote_ident(att.attname) AS col,
+               a.privilege_type AS priv, pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_attribute AS att
+          JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) att.attrelid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND att.attname OPERATOR(pg_catalog.=) ANY (ARRAY['created_at', 'updated_at']::pg_catalog.name[])
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3, 4
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE %s (%s) ON %s FROM %s', g.priv, g.col, g.rel, g.grantee);
+    END LOOP;
+END
+$stamped$;

@@ -505,21 +505,30 @@ UPDATE crm.lead SET converted_by = 'regress_atk_boss' WHERE id = 2;
 SELECT id, status, converted_by, account_id IS NOT NULL AS has_account FROM crm.lead WHERE id IN (2, 3) ORDER BY id;
 SELECT count(*) AS spoofed FROM crm.lead WHERE name IN ('Spoofed owner', 'Born converted', 'Pre-converted');
 
--- created_at / updated_at are stamped by the database: a supplied value is
--- replaced by the transaction time, on INSERT and on UPDATE.
+-- created_at / updated_at are the database's: no role may supply or change
+-- them (42501: no INSERT or UPDATE privilege on those columns), and the
+-- database stamps the transaction time, on INSERT and on UPDATE.
 SET ROLE regress_atk_rep1;
+INSERT INTO crm.lead (name, created_at) VALUES ('Backdated', '2000-01-01');
+INSERT INTO crm.opportunity (name, account_id, updated_at) VALUES ('Backdated', 2, '2099-01-01');
 BEGIN;
-INSERT INTO crm.lead (name, created_at, updated_at) VALUES ('Backdated', '2000-01-01', '2000-01-01')
-RETURNING created_at = now() AS created_now, updated_at = now() AS updated_now,
-          created_at > '2020-01-01' AS not_backdated;
-INSERT INTO crm.opportunity (name, account_id, created_at, updated_at) VALUES ('Backdated', 2, '1999-01-01', '2099-01-01')
+INSERT INTO crm.lead (name) VALUES ('Backdated')
+RETURNING created_at = now() AS created_now, updated_at = now() AS updated_now;
+INSERT INTO crm.opportunity (name, account_id) VALUES ('Backdated', 2)
 RETURNING created_at = now() AS created_now, updated_at = now() AS updated_now;
 COMMIT;
 SELECT created_at::text AS backdated_created FROM crm.lead WHERE name = 'Backdated' \gset
-UPDATE crm.lead SET created_at = '2000-01-01', updated_at = '2000-01-01', remarks = 'edited' WHERE name = 'Backdated'
+UPDATE crm.lead SET created_at = '2000-01-01' WHERE name = 'Backdated';
+UPDATE crm.lead SET updated_at = '2000-01-01' WHERE name = 'Backdated';
+UPDATE crm.lead SET remarks = 'edited' WHERE name = 'Backdated'
 RETURNING created_at::text = :'backdated_created' AS created_kept, updated_at = now() AS updated_now;
-UPDATE crm.quote SET created_at = '2000-01-01' WHERE id = :aq4 RETURNING created_at > '2020-01-01' AS not_backdated;
+UPDATE crm.quote SET created_at = '2000-01-01' WHERE id = :aq4;
 RESET ROLE;
+-- A superuser, whom privileges do not stop, is stamped over all the same.
+BEGIN;
+INSERT INTO crm.lead (name, owner, created_at, updated_at) VALUES ('Backdated', 'regress_atk_rep1', '2000-01-01', '2000-01-01')
+RETURNING created_at > '2020-01-01' AS not_backdated, updated_at = now() AS updated_now;
+ROLLBACK;
 
 -- Approvals: no status by hand that only the functions may set, no
 -- approval record by hand, no approving as a rep.

@@ -1,0 +1,57 @@
+// api/server.js: crm as a GraphQL API, with PostGraphile 4 (pinned in
+// package.json; started by scripts/api.sh, tested by test/scripts/api.sh).
+//
+// PostGraphile connects as an authenticator login (CRM_API_DATABASE_URL)
+// that may SET ROLE to each CRM user.  A request carries a JWT
+// (Authorization: Bearer ...) signed with CRM_API_JWT_SECRET whose claim
+// "role" names the user's database role (audience "postgraphile"); every
+// statement of the request then runs as that role, so the database's
+// privileges and row-level security decide what the request sees and may
+// do, exactly as for any other driver.  Without a token a request runs as
+// CRM_API_ANONYMOUS_ROLE, which may do nothing.
+//
+// The schema PostGraphile builds follows the catalog: only objects the
+// authenticator's CRM roles may use (ignoreRBAC: false), the extension's own
+// objects included (crm is an extension); postgraphile.tags.json5 names what
+// would collide and hides the internals.  Errors carry their SQLSTATE
+// (extensions.exception.errcode ... see extendedErrors).
+'use strict';
+const http = require('http');
+const path = require('path');
+const { postgraphile } = require('postgraphile');
+const { makePgSmartTagsFromFilePlugin } = require('postgraphile/plugins');
+
+const env = (name, fallback) => {
+    const v = process.env[name] ?? fallback;
+    if (v === undefined) { console.error(`${name} is not set`); process.exit(2); }
+    return v;
+};
+const databaseUrl = env('CRM_API_DATABASE_URL');
+const port = Number(env('CRM_API_PORT', '5678'));
+const host = env('CRM_API_HOST', '127.0.0.1');
+
+const middleware = postgraphile(databaseUrl, ['crm'], {
+    includeExtensionResources: true,
+    ignoreRBAC: false,
+    // Every foreign key of crm has an index (test/sql/foreign_key_indexes.sql),
+    // most of them partial (WHERE column IS NOT NULL), which PostGraphile 4
+    // does not count: without this it would leave out the reverse relations
+    // (an account's contacts, a lead's activities).
+    ignoreIndexes: true,
+    appendPlugins: [makePgSmartTagsFromFilePlugin(path.join(__dirname, 'postgraphile.tags.json5'))],
+    jwtSecret: env('CRM_API_JWT_SECRET'),
+    pgDefaultRole: env('CRM_API_ANONYMOUS_ROLE', 'crm_api_anonymous'),
+    extendedErrors: ['errcode', 'detail', 'hint', 'constraint', 'table', 'column'],
+    dynamicJson: true,
+    setofFunctionsContainNulls: false,
+    enableQueryBatching: false,
+    graphiql: true,
+    enhanceGraphiql: true,
+    disableQueryLog: true,
+    retryOnInitFail: false,
+    exportGqlSchemaPath: process.env.CRM_API_EXPORT_SCHEMA || undefined,
+});
+
+http.createServer(middleware).listen(port, host, () => {
+    console.log(`crm GraphQL API on http://${host}:${port}/graphql (GraphiQL: http://${host}:${port}/graphiql)`);
+});
