@@ -15,11 +15,42 @@
 // objects included (crm is an extension); postgraphile.tags.json5 names what
 // would collide and hides the internals.  Errors carry their SQLSTATE
 // (extensions.exception.errcode ... see extendedErrors).
+//
+// PostGraphile 4 leaves out overloaded functions, and crm.find_duplicates
+// has two (kind, id) and (kind, candidate): FindDuplicatesPlugin below adds
+// the query findDuplicates(kind, id | candidate), which calls the one the
+// arguments name, in the request's transaction and role like every other
+// field.
 'use strict';
 const http = require('http');
 const path = require('path');
 const { postgraphile } = require('postgraphile');
 const { makePgSmartTagsFromFilePlugin } = require('postgraphile/plugins');
+const { makeExtendSchemaPlugin, gql } = require('graphile-utils');
+
+const FindDuplicatesPlugin = makeExtendSchemaPlugin((build) => {
+    const { pgSql: sql } = build;
+    return {
+        typeDefs: gql`
+            extend type Query {
+                """The leads, accounts and contacts that may duplicate a stored record (id) or one not stored yet (candidate: column names and values), best first; records the caller cannot see only with owner and rule: crm.find_duplicates()"""
+                findDuplicates(kind: String!, id: BigInt, candidate: JSON): [DuplicateMatch!]!
+            }`,
+        resolvers: {
+            Query: {
+                findDuplicates: (_parent, { kind, id, candidate }, _context, resolveInfo) => {
+                    if ((id == null) === (candidate == null)) {
+                        throw new Error('findDuplicates takes either id or candidate');
+                    }
+                    const call = id != null
+                        ? sql.fragment`crm.find_duplicates(${sql.value(kind)}::text, ${sql.value(id)}::bigint)`
+                        : sql.fragment`crm.find_duplicates(${sql.value(kind)}::text, candidate => ${sql.value(JSON.stringify(candidate))}::jsonb)`;
+                    return resolveInfo.graphile.selectGraphQLResultFromTable(call, () => {});
+                },
+            },
+        },
+    };
+});
 
 const env = (name, fallback) => {
     const v = process.env[name] ?? fallback;
@@ -38,7 +69,7 @@ const middleware = postgraphile(databaseUrl, ['crm'], {
     // does not count: without this it would leave out the reverse relations
     // (an account's contacts, a lead's activities).
     ignoreIndexes: true,
-    appendPlugins: [makePgSmartTagsFromFilePlugin(path.join(__dirname, 'postgraphile.tags.json5'))],
+    appendPlugins: [makePgSmartTagsFromFilePlugin(path.join(__dirname, 'postgraphile.tags.json5')), FindDuplicatesPlugin],
     jwtSecret: env('CRM_API_JWT_SECRET'),
     pgDefaultRole: env('CRM_API_ANONYMOUS_ROLE', 'crm_api_anonymous'),
     extendedErrors: ['errcode', 'detail', 'hint', 'constraint', 'table', 'column'],

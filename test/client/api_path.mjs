@@ -78,6 +78,27 @@ r = await gql('api_analyst', `{ allLeads { nodes { name email } } }`);
 check(errcode(r) === '42501', 'the analyst cannot read names and e-mail addresses of leads (42501)');
 r = await gql(null, `{ allLeads { totalCount } }`);
 check(errcode(r) === '42501', 'without a token nothing is readable (42501)');
+// lead capture: a web form's token names an intake login (crm_intake);
+// nobody else captures, a request without a token least of all
+const capture = `mutation { captureLead(input: {name: "Maria Garcia", email: "maria@garcia.example", details: {city: "Madrid"}}) { bigInt } }`;
+r = await gql('api_form', capture);
+check(r.data?.captureLead?.bigInt, 'the web form\'s login captures a lead (captureLead)');
+r = await gql(null, capture);
+check(errcode(r) === '42501', 'without a token no lead is captured (42501)');
+r = await gql('api_rep1', capture);
+check(errcode(r) === '42501', 'a rep does not capture: crm_intake only (42501)');
+r = await gql('api_form', `{ allLeads { totalCount } }`);
+check(errcode(r) === '42501', 'the web form\'s login reads no lead (42501)');
+// crm.find_duplicates, overloaded in SQL: one query taking id or candidate
+r = await gql('api_rep1', `{ findDuplicates(kind: "contact", candidate: {name: "Ann Lee", email: "ann@lima.example"}) { kind id owner rule score } }`);
+check(r.data?.findDuplicates?.some((m) => m.kind === 'contact' && m.id === conv?.contactId && m.owner === 'api_rep1'),
+      'findDuplicates(candidate) finds rep1\'s contact');
+r = await gql('api_rep1', `query($id: BigInt!) { findDuplicates(kind: "contact", id: $id) { id } }`, { id: conv?.contactId });
+check(Array.isArray(r.data?.findDuplicates) && !r.errors, 'findDuplicates(id) answers for a stored contact');
+r = await gql('api_rep2', `query($id: BigInt!) { findDuplicates(kind: "contact", id: $id) { id } }`, { id: conv?.contactId });
+check(r.errors?.length > 0 && errcode(r) !== undefined, `rep2 cannot search from rep1's contact (${errcode(r)})`);
+r = await gql('api_rep1', `{ findDuplicates(kind: "contact") { id } }`);
+check(r.errors?.length > 0, 'findDuplicates needs id or candidate');
 
 // ---- through node-postgres --------------------------------------------------
 const connect = async (user) => {

@@ -8,7 +8,13 @@ BI tool built on SQLAlchemy's inspector sees of crm as an analyst.
   2. with regrole mapped to String -- the one line a BI application adds,
      README "Using crm from an application" -- every column is typed;
   3. every view the analyst may read returns its rows (SELECT *), with the
-     types the inspector gave.
+     types the inspector gave;
+  4. the inspector lists every view of schema crm (PostgreSQL shows every
+     relation's name), and the analyst may read each of them whole or not at
+     all: no view grants it only some columns.  The views it may not read
+     are exactly those below, each refused with 42501, because each shows
+     what an analyst may not read (README "Role model": no names of people,
+     e-mail addresses, phone numbers, descriptions or notes).
 Usage: bi_inspector.py URL   (a SQLAlchemy URL naming the analyst's login)
 """
 import sys
@@ -17,6 +23,18 @@ import warnings
 from sqlalchemy import String, create_engine, inspect, text
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.types import NullType
+
+# the views an analyst may not read, and why
+REFUSED = {
+    "quote_document": "the customer's and contact's names, e-mail and address",
+    "overdue_task": "activity subjects (free text about people)",
+    "overdue_tasks_by_owner": "reads crm.overdue_task (security_invoker)",
+    "lead_follow_up": "leads' names",
+    "lead_update_log": "the change log's old and new values (names, e-mail addresses)",
+    "lead_score_detail": "evaluates the scoring rules on the whole lead row (every personal column)",
+    "contactable": "names, e-mail addresses, phone numbers",
+    "email_thread": "e-mail subjects and addresses",
+}
 
 warnings.simplefilter("ignore")  # "Did not recognize type 'regrole'"
 engine = create_engine(sys.argv[1])
@@ -58,6 +76,21 @@ with engine.connect() as conn:
     missing = untyped(conn)
     others = [m for m in missing if m[3] != "regrole"]
     check(not others, "untyped columns are all regrole: " + (", ".join(f"{m[1]}.{m[2]} ({m[3]})" for m in others) or "yes"))
+    listed = inspect(conn).get_view_names("crm")
+    partial = [n for n in listed if n not in views and conn.execute(
+        text("SELECT has_any_column_privilege(:r, 'SELECT')"), {"r": "crm." + n}).scalar()]
+    check(not partial, "no view is readable in part only" + (": " + ", ".join(partial) if partial else ""))
+    refused = sorted(n for n in listed if n not in views)
+    check(refused == sorted(REFUSED), "the views the analyst may not read: " + ", ".join(refused)
+          + ("" if refused == sorted(REFUSED) else "; expected " + ", ".join(sorted(REFUSED))))
+    for name in refused:
+        try:
+            with conn.begin_nested():
+                conn.execute(text(f"SELECT * FROM crm.{name}")).fetchall()
+            check(False, f"the analyst may not read crm.{name} ({REFUSED.get(name)})")
+        except Exception as e:  # noqa: BLE001
+            code = getattr(getattr(e, "orig", None), "pgcode", None)
+            check(code == "42501", f"crm.{name} refused with {code} ({REFUSED.get(name)})")
     for name in views:
         try:
             with conn.begin_nested():

@@ -7,8 +7,10 @@
 # manager and an analyst, through GraphQL (a JWT per user) and through
 # node-postgres: row-level security in the answers, SQLSTATEs in the
 # errors, the insert inputs without database-set columns, crm.create_quote
-# present as createQuoteFromOpportunity.  The GraphQL schema is also
-# checked for the names every public function must have.
+# present as createQuoteFromOpportunity, captureLead for a web form's login
+# only, findDuplicates for both overloads.  The GraphQL schema is also
+# checked for the names every public function must have: every function of
+# README "## Functions" but the internal ones and the trigger functions.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
@@ -21,7 +23,8 @@ db=crm_api
 psql_as postgres postgres -c "CREATE DATABASE $db"
 psql_as postgres "$db" -c "CREATE EXTENSION crm CASCADE" \
     -c "CREATE ROLE api_rep1 LOGIN IN ROLE crm_sales; CREATE ROLE api_rep2 LOGIN IN ROLE crm_sales;
-        CREATE ROLE api_manager LOGIN IN ROLE crm_manager; CREATE ROLE api_analyst LOGIN IN ROLE crm_analyst" \
+        CREATE ROLE api_manager LOGIN IN ROLE crm_manager; CREATE ROLE api_analyst LOGIN IN ROLE crm_analyst;
+        CREATE ROLE api_form LOGIN IN ROLE crm_intake" \
     -c "INSERT INTO crm.reporting_line (member, manager) VALUES ('api_rep1', 'api_manager'), ('api_rep2', 'api_manager')" \
     -c "INSERT INTO crm.product (code, name, list_price) VALUES ('WID-1', 'Widget', 100)" \
     -c "INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) VALUES (1, 1, 100)"
@@ -46,9 +49,31 @@ done
 # mutation, under its own name (create_quote and create_order renamed).
 for f in convertLead conversionPreview createQuoteFromOpportunity submitQuote approveQuote rejectQuote syncQuote \
          createOrderFromQuote activateOrder cancelOrder claimDueReminders takeReminder activityOccurrences \
-         mergeAccounts mergeContacts mergeLeads dismissDuplicate logEmail search; do
+         mergeAccounts mergeContacts mergeLeads dismissDuplicate logEmail search findDuplicates captureLead; do
     grep -Eq "^  $f\(" "$schema" || fail "the GraphQL schema has no field $f"
 done
+# Every function README "## Functions" lists (but those it calls internal and
+# the trigger functions) is a query or a mutation named after it, or is
+# named here: renamed, a computed field, or a policy helper the tags file hides.
+declare -A graphql_name=(
+    [create_quote]=createQuoteFromOpportunity [create_order]=createOrderFromQuote
+    [lead_score_rules]=-computed-Lead.scoreRules
+    [team_roles]=-hidden [current_role_id]=-hidden [may_reference_account]=-hidden
+    [may_reference_contact]=-hidden [may_link_account]=-hidden [search_document]=-hidden)
+root_fields=$(awk '/^type (Query|Mutation) /{f=1} f{print} f&&/^}/{f=0}' "$schema")
+missing=()
+for fn in $(awk '/^## Functions/{f=1; next} /^\*\*Trigger functions\*\*/{f=0} f && /^\| `crm\./ && !/internal/' README.md \
+            | sed -E 's/^\| `crm\.([a-z_]+)\(.*/\1/' | sort -u); do
+    name=${graphql_name[$fn]:-$(sed -E 's/_([a-z])/\U\1/g' <<<"$fn")}
+    case $name in
+        -hidden) ! grep -Eq "^  $(sed -E 's/_([a-z])/\U\1/g' <<<"$fn")[(:]" <<<"$root_fields" || missing+=("$fn (shown)") ;;
+        -computed-Lead.scoreRules) awk '/^type Lead /{f=1} f{print} f&&/^}/{f=0}' "$schema" | grep -Eq '^  scoreRules\(' \
+                                       || missing+=("$fn (Lead.scoreRules)") ;;
+        *) grep -Eq "^  $name[(:]" <<<"$root_fields" || missing+=("$fn ($name)") ;;
+    esac
+done
+[ ${#missing[@]} -eq 0 ] || fail "README functions without their GraphQL field: ${missing[*]}"
+
 # Internals are not in it.
 for f in teamRoles mayLinkAccount allPipelineAggregates allAggregatesCompareds createQuoteTransition; do
     ! grep -Eq "^  $f[(:]" "$schema" || fail "the GraphQL schema shows the internal $f"
