@@ -28,22 +28,9 @@ psql_as postgres "$db" -c "CREATE EXTENSION crm CASCADE" \
     -c "INSERT INTO crm.reporting_line (member, manager) VALUES ('api_rep1', 'api_manager'), ('api_rep2', 'api_manager')" \
     -c "INSERT INTO crm.product (code, name, list_price) VALUES ('WID-1', 'Widget', 100)" \
     -c "INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) VALUES (1, 1, 100)"
-psql_as postgres "$db" -f - <api/roles.sql
-
-port=$(( 20000 + RANDOM % 20000 ))
-secret=$(head -c 24 /dev/urandom | base64)
-schema=$WORK/schema.graphql
-CRM_API_DATABASE_URL="postgres://crm_api@$(node -p 'encodeURIComponent(process.argv[1])' "$PGHOST"):$PGPORT/$db" \
-CRM_API_JWT_SECRET=$secret CRM_API_PORT=$port CRM_API_EXPORT_SCHEMA=$schema \
-    node api/server.js >"$WORK/api.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; stop_cluster "$WORK/cluster" >/dev/null 2>&1 || true; rm -rf "$WORK" "$REPO_ROOT/api/.api_path.$$.mjs"' EXIT
-for _ in $(seq 60); do
-    grep -q "GraphQL API on" "$WORK/api.log" 2>/dev/null && [ -s "$schema" ] && break
-    kill -0 $server 2>/dev/null || { cat "$WORK/api.log" >&2; fail "the API server did not start"; }
-    sleep 1
-done
-[ -s "$schema" ] || { cat "$WORK/api.log" >&2; fail "the API server wrote no schema"; }
+source test/scripts/api_server.sh
+start_api_server "$db"
+port=$api_port secret=$api_secret schema=$api_schema
 
 # Every function of the README's API a CRM user may call is a query or a
 # mutation, under its own name (create_quote and create_order renamed).

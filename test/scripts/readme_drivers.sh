@@ -6,7 +6,11 @@
 #      catches the second conversion as ZC002 with a detail naming the
 #      account, and its conversion stays committed;
 #   2. the node-postgres example (pg pinned in api/package.json,
-#      installed with npm ci into api/node_modules) does the same.
+#      installed with npm ci into api/node_modules) does the same;
+#   3. the GraphQL examples (section "GraphQL (PostGraphile)"), each sent as
+#      alice to api/server.js over the test database, with only the ids of
+#      her lead and of the opportunity its conversion made put in for the
+#      README's: each answers without errors and with what it asks for.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/common.sh
@@ -55,4 +59,42 @@ grep -q "port: $PGPORT" "$js" || fail "the node-postgres example's connection wa
 out=$(node "$js") || { rm -f "$js"; fail "the node-postgres example failed"; }
 rm -f "$js"
 check_run node-postgres "$out"
+# 3. GraphQL: the operations of the first graphql block, one per top-level line
+source test/scripts/api_server.sh
+start_api_server "$db"
+lead=$(psql_as alice "$db" -c "SET client_min_messages = error" -c "INSERT INTO crm.lead (name, company, email) VALUES ('Ann Lee', 'Lima Consulting', 'ann@lima.example') RETURNING id")
+psql_as alice "$db" -c "INSERT INTO crm.lead (name, company) VALUES ('Ben Ode', 'Oslo Tools')" >/dev/null
+# gql QUERY: the answer to QUERY sent as alice, with the property PATH
+# (dotted) printed, or FAIL if the answer has errors or no such property
+gql() {
+    (cd api && node -e '
+        const jwt = require("jsonwebtoken");
+        const [url, secret, query, path] = process.argv.slice(1);
+        const token = jwt.sign({ role: "alice" }, secret, { audience: "postgraphile", expiresIn: "10m" });
+        fetch(url, { method: "POST", body: JSON.stringify({ query }),
+                     headers: { "Content-Type": "application/json", Authorization: "Bearer " + token } })
+            .then((r) => r.json()).then((a) => {
+                const v = path.split(".").reduce((o, k) => o?.[k], a.data);
+                if (a.errors || v === undefined || v === null) { console.log("FAIL " + JSON.stringify(a)); process.exit(1); }
+                console.log(typeof v === "object" ? JSON.stringify(v) : v);
+            });' "http://127.0.0.1:$api_port/graphql" "$api_secret" "$1" "$2")
+}
+awk '/^### GraphQL \(PostGraphile\)/ { s = 1 } s && $0 == "```graphql" { b = 1; next } b && $0 == "```" { exit }
+     b && /^[^ ]/ { if (op != "") print op; op = $0; next } b { op = op " " $0 } END { if (op != "") print op }' \
+    README.md >"$WORK/graphql.ops"
+[ "$(wc -l <"$WORK/graphql.ops")" = 4 ] || fail "expected four GraphQL examples in the README, found $(wc -l <"$WORK/graphql.ops")"
+op=$(sed -n 1p "$WORK/graphql.ops" | sed -E "s/leadId: \"[0-9]+\"/leadId: \"$lead\"/")
+opp=$(gql "$op" convertLead.conversionResult.opportunityId) || fail "README GraphQL convertLead: $opp"
+echo "  graphql: convertLead -> opportunity $opp"
+op=$(sed -n 2p "$WORK/graphql.ops" | sed -E "s/opportunityId: \"[0-9]+\"/opportunityId: \"$opp\"/")
+out=$(gql "$op" createQuoteFromOpportunity.bigInt) || fail "README GraphQL createQuoteFromOpportunity: $out"
+echo "  graphql: createQuoteFromOpportunity -> quote $out"
+out=$(gql "$(sed -n 3p "$WORK/graphql.ops")" allLeads.nodes) || fail "README GraphQL query: $out"
+grep -q '"name":"Ben Ode"' <<<"$out" && ! grep -q '"Ann Lee"' <<<"$out" || fail "README GraphQL query: not alice's new lead only: $out"
+out=$(gql "$(sed -n 3p "$WORK/graphql.ops")" allPipelineTotals.nodes) || fail "README GraphQL query: $out"
+grep -q '"owner":"alice"' <<<"$out" || fail "README GraphQL query: no pipeline totals of alice: $out"
+echo "  graphql: allLeads, allPipelineTotals"
+out=$(gql "$(sed -n 4p "$WORK/graphql.ops")" findDuplicates) || fail "README GraphQL findDuplicates: $out"
+grep -q '"kind":"contact"' <<<"$out" || fail "README GraphQL findDuplicates: not the contact of the conversion: $out"
+echo "  graphql: findDuplicates"
 echo "readme drivers: ok"
