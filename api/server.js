@@ -83,6 +83,33 @@ const middleware = postgraphile(databaseUrl, ['crm'], {
     exportGqlSchemaPath: process.env.CRM_API_EXPORT_SCHEMA || undefined,
 });
 
-http.createServer(middleware).listen(port, host, () => {
+// What a token's "role" claim may name is decided by the database: the
+// authenticator is NOINHERIT and a member only of the CRM users' logins
+// (api/roles.sql).  As a second line, a token naming a group, a built-in
+// role or the authenticator itself is refused here, before any statement.
+const refusedRoles = new Set(['postgres', 'crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst', 'crm_intake',
+                              'crm_privacy_officer', 'crm_api', (() => {
+                                  try { return decodeURIComponent(new URL(databaseUrl).username); } catch (e) { return 'crm_api'; }
+                              })()]);
+const roleClaim = (req) => {
+    const m = /^Bearer\s+([^.\s]+)\.([^.\s]+)\./i.exec(req.headers.authorization || '');
+    if (!m) return undefined;
+    try {
+        return JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8')).role;
+    } catch (e) {
+        return undefined;      // not JSON: PostGraphile refuses the token itself
+    }
+};
+const handler = (req, res) => {
+    const role = roleClaim(req);
+    if (typeof role === 'string' && (refusedRoles.has(role) || role.startsWith('pg_'))) {
+        res.writeHead(403, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ message: `a token may not name the role "${role}"`, errcode: '42501' }] }));
+        return;
+    }
+    middleware(req, res);
+};
+
+http.createServer(handler).listen(port, host, () => {
     console.log(`crm GraphQL API on http://${host}:${port}/graphql (GraphiQL: http://${host}:${port}/graphiql)`);
 });

@@ -9,10 +9,11 @@
 #   bash scripts/api.sh stop     stop the server
 #
 # Roles (created once, in the demo database's cluster):
-#   crm_api            the login PostGraphile connects as; a member of every
-#                      CRM user's role, so that it may SET ROLE to the role a
-#                      request's token names, and of the crm_* groups, so
-#                      that the schema it builds has what those groups may use
+#   crm_api            the login PostGraphile connects as (NOINHERIT); a
+#                      member of every plain CRM user's login, so that it may
+#                      SET ROLE to the role a request's token names, never of
+#                      a group, a superuser or a login with other powers
+#                      (see api/roles.sql)
 #   crm_api_anonymous  what a request without a token runs as: no rights
 # The server, its log, its pid and its JWT secret live in the demo directory.
 set -euo pipefail

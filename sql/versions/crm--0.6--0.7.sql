@@ -2678,3 +2678,10 @@ BEGIN
     END LOOP;
 END
 $stamped$;
+
+-- == attack: red team on currencies, quotas and the API (s32-attack; sql/install/73_currency_checks.sql) ==
+-- An existing infinite close date makes this fail (check constraint
+-- "opportunity_close_date_finite"): set such dates to NULL first.
+ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_close_date_finite
+    CHECK (pg_catalog.isfinite(close_date));
+COMMENT ON CONSTRAINT opportunity_close_date_finite ON crm.opportunity IS 'A close date is a real day (or NULL while unknown): never infinity, which the aggregates use for "no close date" and no exchange rate is valid on';

@@ -100,6 +100,20 @@ check(r.errors?.length > 0 && errcode(r) !== undefined, `rep2 cannot search from
 r = await gql('api_rep1', `{ findDuplicates(kind: "contact") { id } }`);
 check(r.errors?.length > 0, 'findDuplicates needs id or candidate');
 
+// ---- hostile tokens ---------------------------------------------------------
+// A token's role claim cannot pick a group, the authenticator, a superuser
+// that is also a CRM user, or a CRM login with powers beyond the CRM: no
+// data comes back, only an error: 42501 from the server, or PostgreSQL's
+// "permission denied to set role" (raised before PostGraphile runs the
+// query, so without an errcode).
+for (const role of ['crm_admin', 'crm_manager', 'crm_api', 'postgres', 'api_root', 'api_files', 'pg_read_server_files']) {
+    r = await gql(role, `{ allLeads { totalCount } }`);
+    check(r.data?.allLeads == null && (errcode(r) === '42501' || /^permission denied to set role/.test(r.errors?.[0]?.message)),
+          `a token naming ${role} reads nothing (refused)`);
+}
+r = await gql(null, `{ allLeads { totalCount } }`);
+check(r.data?.allLeads == null && r.errors?.length > 0, 'a request without a token reads nothing');
+
 // ---- through node-postgres --------------------------------------------------
 const connect = async (user) => {
     const c = new pg.Client({ host: PGHOST, port: Number(PGPORT), database: PGDATABASE, user });
