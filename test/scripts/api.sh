@@ -24,12 +24,13 @@ psql_as postgres postgres -c "CREATE DATABASE $db"
 psql_as postgres "$db" -c "CREATE EXTENSION crm CASCADE" \
     -c "CREATE ROLE api_rep1 LOGIN IN ROLE crm_sales; CREATE ROLE api_rep2 LOGIN IN ROLE crm_sales;
         CREATE ROLE api_manager LOGIN IN ROLE crm_manager; CREATE ROLE api_analyst LOGIN IN ROLE crm_analyst;
-        CREATE ROLE api_form LOGIN IN ROLE crm_intake" \
+        CREATE ROLE api_form LOGIN IN ROLE crm_intake; CREATE ROLE api_admin LOGIN IN ROLE crm_admin" \
     -c "INSERT INTO crm.reporting_line (member, manager) VALUES ('api_rep1', 'api_manager'), ('api_rep2', 'api_manager')" \
     -c "INSERT INTO crm.product (code, name, list_price) VALUES ('WID-1', 'Widget', 100)" \
     -c "INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) VALUES (1, 1, 100)"
 # Hostile set-up: a superuser and a login with a server-file role are also
-# CRM users, and crm_api was once granted crm_admin by hand.
+# CRM users, and crm_api was once granted crm_admin by hand.  (api_admin, a
+# plain admin login, brings the admin-only functions into the schema.)
 psql_as postgres "$db" -c "CREATE ROLE api_root LOGIN SUPERUSER IN ROLE crm_admin;
         CREATE ROLE api_files LOGIN IN ROLE crm_sales, pg_read_server_files; CREATE ROLE crm_api LOGIN; GRANT crm_admin TO crm_api"
 psql_as postgres "$db" -f - <api/roles.sql
@@ -39,7 +40,7 @@ psql_as postgres "$db" -f - <api/roles.sql
     || fail "crm_api inherits the rights of the roles it is a member of"
 [ "$(psql_as postgres "$db" -c "SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_roles AS r, pg_auth_members AS m
         WHERE m.member = 'crm_api'::regrole AND r.oid = m.roleid AND $( [ "$(psql_as postgres "$db" -c 'SHOW server_version_num')" -ge 160000 ] && echo 'm.set_option' || echo true )")" \
-  = "api_analyst,api_form,api_manager,api_rep1,api_rep2,crm_api_anonymous" ] || fail "crm_api may SET ROLE to more than the CRM logins"
+  = "api_admin,api_analyst,api_form,api_manager,api_rep1,api_rep2,crm_api_anonymous" ] || fail "crm_api may SET ROLE to more than the CRM logins"
 
 source test/scripts/api_server.sh
 start_api_server "$db"
