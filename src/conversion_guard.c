@@ -10,21 +10,64 @@
  * Once converted, a lead keeps its conversion record for good: status and the
  * conversion fields never change again, for any role.  Its other fields
  * (remarks, phone, ...) stay editable.
+ *
+ * Filling.  No role may write the conversion fields or an opportunity's
+ * lead_id (column privileges, 99_privileges.sql): crm.convert_lead() sets the
+ * lead's status to Converted and inserts the new opportunity with the
+ * caller's own statements (privileges, row-level security and the triggers'
+ * view of the acting role all the caller's), and these guards fill in the
+ * record it names with crm_conversion_record() -- only while the permit for
+ * that lead is held, so a stale record fills nothing.
  */
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 static bool
 converting(int64 lead_id)
 {
 	return crm_permitted(CRM_PERMIT_CONVERSION, lead_id);
+}
+
+/* the conversion record crm.convert_lead() is writing (see Filling above) */
+static CrmConversionRecord record;
+
+/*
+ * crm_conversion_record -- the record the guards fill in while the
+ * conversion permit of r->lead_id is held; NULL forgets it
+ */
+void
+crm_conversion_record(const CrmConversionRecord *r)
+{
+	if (r == NULL)
+		memset(&record, 0, sizeof(record));
+	else
+		record = *r;
+}
+
+/*
+ * fill_conversion -- newtup, a lead being set to Converted by its
+ * conversion, with the conversion fields of the record
+ */
+static HeapTuple
+fill_conversion(HeapTuple newtup, TupleDesc tupdesc)
+{
+	newtup = crm_set_column(newtup, tupdesc, "account_id", Int64GetDatum(record.account_id), false);
+	newtup = crm_set_column(newtup, tupdesc, "contact_id", Int64GetDatum(record.contact_id), false);
+	newtup = crm_set_column(newtup, tupdesc, "opportunity_id",
+							record.has_opportunity ? Int64GetDatum(record.opportunity_id) : (Datum) 0,
+							!record.has_opportunity);
+	newtup = crm_set_column(newtup, tupdesc, "converted_at",
+							TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+	return crm_set_column(newtup, tupdesc, "converted_by", ObjectIdGetDatum(record.converted_by), false);
 }
 
 /* the columns of crm.lead that make up the conversion record */
@@ -111,7 +154,12 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 							 errdetail("A converted lead keeps its status and conversion record for good."),
 							 errhint("Edit the account, contact or opportunity it was converted into instead.")));
 		}
-		else if (!converting(lead_id) || row_id(newtup, tupdesc) != lead_id)
+		else if (converting(lead_id) && row_id(newtup, tupdesc) == lead_id)
+		{
+			if (record.lead_id == lead_id && status_is_converted(newtup, tupdesc))
+				newtup = fill_conversion(newtup, tupdesc);
+		}
+		else
 		{
 			/* status may change freely, except to Converted */
 			const char *what = status_is_converted(newtup, tupdesc) ? "status \"Converted\"" : NULL;
@@ -164,8 +212,17 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm.opportunity_lead_guard() must be fired for INSERT or UPDATE")));
 
-	/* clearing the source lead is allowed (and done when the lead is deleted) */
+	/* the opportunity a conversion creates gets its lead (see Filling above) */
 	lead_id = heap_getattr(newtup, attnum, tupdesc, &isnull);
+	if (isnull && TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && record.new_opportunity &&
+		converting(record.lead_id))
+	{
+		record.new_opportunity = false;
+		return PointerGetDatum(crm_set_column(newtup, tupdesc, "lead_id",
+											  Int64GetDatum(record.lead_id), false));
+	}
+
+	/* clearing the source lead is allowed (and done when the lead is deleted) */
 	if (!isnull && !converting(DatumGetInt64(lead_id)) &&
 		!crm_merge_repointed(trigdata->tg_trigtuple, newtup, tupdesc, "lead_id", CRM_PERMIT_MERGE_LEAD))
 		ereport(ERROR,

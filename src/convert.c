@@ -64,6 +64,14 @@
  * Guards.  The conversion fields of the lead and the opportunity's lead_id
  * are protected by the triggers of conversion_guard.c; the function opens them for
  * exactly this lead while it writes, and closes them again on any exit.
+ *
+ * Database-set columns.  No role may write those fields (column privileges,
+ * 99_privileges.sql): the lead is set to Converted and the new opportunity
+ * inserted by the caller's own statements without them, and the guards fill
+ * them in (crm_conversion_record()), so privileges, row-level security and
+ * the acting role recorded by history and change log stay the caller's.  An
+ * attached opportunity gets its lead_id as the owner, right after the
+ * caller's own UPDATE of that row (locked) has passed.
  */
 #include "crm.h"
 
@@ -171,15 +179,27 @@ static CrmQuery lock_opportunity = {
 };
 
 /*
- * The attached opportunity gets the lead as its source lead, the contact and
- * the lead's campaign where it has none (nothing is overwritten).
+ * The attached opportunity gets the contact and the lead's campaign where it
+ * has none (nothing is overwritten), as the caller: this UPDATE is also the
+ * caller's check of the row (privileges, row-level security USING and WITH
+ * CHECK), so it always runs, even when it changes nothing.
  */
 static CrmQuery attach_opportunity = {
-	"UPDATE crm.opportunity AS o SET lead_id = COALESCE(o.lead_id, $2),"
-	" contact_id = COALESCE(o.contact_id, $3), campaign_id = COALESCE(o.campaign_id, $4)"
-	" WHERE o.id OPERATOR(pg_catalog.=) $1"
-	"   AND (o.lead_id IS NULL OR o.contact_id IS NULL OR (o.campaign_id IS NULL AND $4 IS NOT NULL))",
-	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
+	"UPDATE crm.opportunity AS o SET contact_id = COALESCE(o.contact_id, $2),"
+	" campaign_id = COALESCE(o.campaign_id, $3)"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1",
+	3, {INT8OID, INT8OID, INT8OID}, NULL
+};
+
+/*
+ * ... and the lead as its source lead where it has none: a column no role
+ * may write (99_privileges.sql), so as the owner, right after the caller's
+ * UPDATE above has passed on the same row, which it holds locked.
+ */
+static CrmQuery attach_source_lead = {
+	"UPDATE crm.opportunity AS o SET lead_id = $2"
+	" WHERE o.id OPERATOR(pg_catalog.=) $1 AND o.lead_id IS NULL",
+	2, {INT8OID, INT8OID}, NULL
 };
 
 /*
@@ -385,18 +405,22 @@ static CrmQuery first_open_stage = {
 	0, {InvalidOid}, NULL
 };
 
+/*
+ * The new opportunity and the lead's conversion record are written by the
+ * caller's own statements, without the columns no role may write (lead_id;
+ * account_id, contact_id, opportunity_id, converted_at, converted_by): the
+ * guards of conversion_guard.c fill those in from crm_conversion_record().
+ */
 static CrmQuery insert_opportunity = {
-	"INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, probability, owner, campaign_id)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-	8, {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, REGROLEOID, INT8OID}, NULL
+	"INSERT INTO crm.opportunity (name, account_id, contact_id, stage, probability, owner, campaign_id)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+	7, {TEXTOID, INT8OID, INT8OID, TEXTOID, NUMERICOID, REGROLEOID, INT8OID}, NULL
 };
 
 static CrmQuery mark_lead_converted = {
-	"UPDATE crm.lead AS l SET status = 'Converted'::crm.lead_status,"
-	" account_id = $2, contact_id = $3, opportunity_id = $4,"
-	" converted_at = pg_catalog.now(), converted_by = $5"
+	"UPDATE crm.lead AS l SET status = 'Converted'::crm.lead_status"
 	" WHERE l.id OPERATOR(pg_catalog.=) $1",
-	5, {INT8OID, INT8OID, INT8OID, INT8OID, REGROLEOID}, NULL
+	1, {INT8OID}, NULL
 };
 
 /* The keys under which a lead's account and contact are searched. */
@@ -916,10 +940,11 @@ static void
 create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_name,
 				   Conversion *conv)
 {
-	Datum		values[8];
-	char		nulls[8];
+	Datum		values[7];
+	char		nulls[7];
 	bool		isnull;
 	char	   *stage;
+	CrmConversionRecord record = {0};
 	Datum		probability;
 	bool		probability_isnull;
 	const char *name = given_name;
@@ -940,14 +965,18 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 	crm_param_text(values, nulls, 0, name);
 	crm_param_int64(values, nulls, 1, conv->account_id, false);
 	crm_param_int64(values, nulls, 2, conv->contact_id, false);
-	crm_param_int64(values, nulls, 3, lead->id, false);
-	crm_param_text(values, nulls, 4, stage);
-	values[5] = probability;
-	nulls[5] = probability_isnull ? 'n' : ' ';
-	values[6] = ObjectIdGetDatum(owner);
-	nulls[6] = ' ';
-	crm_param_int64(values, nulls, 7, lead->campaign_id, lead->campaign_isnull);
+	crm_param_text(values, nulls, 3, stage);
+	values[4] = probability;
+	nulls[4] = probability_isnull ? 'n' : ' ';
+	values[5] = ObjectIdGetDatum(owner);
+	nulls[5] = ' ';
+	crm_param_int64(values, nulls, 6, lead->campaign_id, lead->campaign_isnull);
+	/* the guard gives the new opportunity its source lead */
+	record.lead_id = lead->id;
+	record.new_opportunity = true;
+	crm_conversion_record(&record);
 	crm_query_run_as(caller, &insert_opportunity, values, nulls, 0);
+	crm_conversion_record(NULL);
 	conv->opportunity_id = crm_result_int64(0, 1, &isnull);
 	conv->opportunity_created = true;
 	conv->has_opportunity = true;
@@ -957,16 +986,20 @@ create_opportunity(Oid caller, Oid owner, const Lead *lead, const char *given_na
 static void
 mark_converted(Oid caller, const Lead *lead, const Conversion *conv)
 {
-	Datum		values[5];
-	char		nulls[5];
+	Datum		values[1] = {Int64GetDatum(lead->id)};
+	char		nulls[1] = {' '};
+	CrmConversionRecord record = {0};
 
-	crm_param_int64(values, nulls, 0, lead->id, false);
-	crm_param_int64(values, nulls, 1, conv->account_id, false);
-	crm_param_int64(values, nulls, 2, conv->contact_id, false);
-	crm_param_int64(values, nulls, 3, conv->opportunity_id, !conv->has_opportunity);
-	values[4] = ObjectIdGetDatum(caller);
-	nulls[4] = ' ';
+	/* the guard fills in the record: the caller converted it */
+	record.lead_id = lead->id;
+	record.account_id = conv->account_id;
+	record.contact_id = conv->contact_id;
+	record.opportunity_id = conv->opportunity_id;
+	record.has_opportunity = conv->has_opportunity;
+	record.converted_by = caller;
+	crm_conversion_record(&record);
 	crm_query_run_as(caller, &mark_lead_converted, values, nulls, 0);
+	crm_conversion_record(NULL);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1075,17 +1108,23 @@ lock_attached_opportunity(Oid caller, int64 opportunity_id, int64 account_id)
 static void
 attach(Oid caller, const Lead *lead, int64 opportunity_id, Conversion *conv)
 {
-	Datum		values[4];
-	char		nulls[4];
+	Datum		values[3];
+	char		nulls[3];
 
 	crm_param_int64(values, nulls, 0, opportunity_id, false);
-	crm_param_int64(values, nulls, 1, lead->id, false);
-	crm_param_int64(values, nulls, 2, conv->contact_id, false);
-	crm_param_int64(values, nulls, 3, lead->campaign_id, lead->campaign_isnull);
+	crm_param_int64(values, nulls, 1, conv->contact_id, false);
+	crm_param_int64(values, nulls, 2, lead->campaign_id, lead->campaign_isnull);
 	crm_query_run_as(caller, &attach_opportunity, values, nulls, 0);
-	values[1] = values[2];
-	nulls[1] = nulls[2];
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to attach a lead to opportunity %lld", (long long) opportunity_id),
+				 errdetail("Row-level security does not let role \"%s\" update this opportunity.",
+						   crm_role_name(caller))));
 	crm_query_run_as(caller, &attach_contact_role, values, nulls, 0);
+	/* the caller may update the row (checked just above): its source lead, as the owner */
+	crm_param_int64(values, nulls, 1, lead->id, false);
+	crm_query_run_as_owner(&attach_source_lead, values, nulls, 0);
 	conv->opportunity_id = opportunity_id;
 	conv->has_opportunity = true;
 }

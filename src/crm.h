@@ -235,6 +235,20 @@ extern bool crm_merge_repointed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tu
 extern HeapTuple crm_without_merge_repoints(HeapTuple oldtup, HeapTuple newtup,
 											TupleDesc tupdesc);
 
+/* conversion_guard.c: the conversion record the guards fill in (no role writes it) */
+typedef struct CrmConversionRecord
+{
+	int64		lead_id;
+	int64		account_id;
+	int64		contact_id;
+	int64		opportunity_id;
+	bool		has_opportunity;
+	Oid			converted_by;
+	bool		new_opportunity;	/* the next opportunity inserted gets lead_id */
+} CrmConversionRecord;
+
+extern void crm_conversion_record(const CrmConversionRecord *r);
+
 /* repoint.c: every foreign key from one row to another (merges) */
 extern void crm_repoint_references(Oid relid, int64 from_id, int64 to_id);
 extern bool crm_permit_row(CrmPermitKind kind, int64 *id);

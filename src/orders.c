@@ -61,6 +61,16 @@ static const char *const stamped_on[][2] = {
 };
 
 
+/* the number and the quote's sums of the order crm.create_order() inserts */
+static struct
+{
+	int64		quote_id;
+	Datum		number;
+	Datum		sums[4];		/* subtotal, discount_amount, tax, total */
+}			new_order;
+
+static const char *const order_sums[] = {"subtotal", "discount_amount", "tax", "total"};
+
 /* crm_sales_order_guard -- trigger crm.sales_order_guard() */
 PG_FUNCTION_INFO_V1(crm_sales_order_guard);
 Datum
@@ -81,6 +91,12 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 					 errtable(trigdata->tg_relation),
 					 errmsg("sales orders are made only by crm.create_order()"),
 					 errhint("Call SELECT crm.create_order(quote_id) for an Accepted quote.")));
+		if (new_order.quote_id == crm_column_int64(newtup, tupdesc, "quote_id", &isnull))
+		{
+			newtup = crm_set_column(newtup, tupdesc, "order_number", new_order.number, false);
+			for (int i = 0; i < (int) lengthof(order_sums); i++)
+				newtup = crm_set_column(newtup, tupdesc, order_sums[i], new_order.sums[i], false);
+		}
 		return PointerGetDatum(newtup);
 	}
 	if (TRIGGER_FIRED_BY_DELETE(event))
@@ -133,6 +149,18 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 			else
 				newtup = crm_keep_column(oldtup, newtup, tupdesc, stamped_on[i][1]);
+		}
+
+		/* activation and cancellation: when and by whom, under their functions' permit */
+		if (permitted && strcmp(from, to) != 0 &&
+			(strcmp(to, "Activated") == 0 || strcmp(to, "Cancelled") == 0))
+		{
+			bool		cancel = strcmp(to, "Cancelled") == 0;
+
+			newtup = crm_set_column(newtup, tupdesc, cancel ? "cancelled_at" : "activated_at",
+									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+			newtup = crm_set_column(newtup, tupdesc, cancel ? "cancelled_by" : "activated_by",
+									ObjectIdGetDatum(crm_acting_role()), false);
 		}
 
 		if (strcmp(from, to) != 0)
@@ -215,7 +243,8 @@ crm_sales_order_item_guard(PG_FUNCTION_ARGS)
 static CrmQuery lock_quote_for_order = {
 	"SELECT q.status::pg_catalog.text, (SELECT o.id FROM crm.sales_order AS o"
 	"                                    WHERE o.quote_id OPERATOR(pg_catalog.=) q.id),"
-	"       q.valid_until OPERATOR(pg_catalog.<) CURRENT_DATE, q.valid_until::pg_catalog.text"
+	"       q.valid_until OPERATOR(pg_catalog.<) CURRENT_DATE, q.valid_until::pg_catalog.text,"
+	"       q.subtotal, q.discount_amount, q.tax, q.total"
 	"  FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE OF q",
 	1, {INT8OID}, NULL
 };
@@ -227,14 +256,19 @@ static CrmQuery next_order_number = {
 	0, {InvalidOid}, NULL
 };
 
+/*
+ * The order, as the caller, without the columns no role may write (its
+ * number and sums: 99_privileges.sql); the guard fills those in from
+ * new_order below while crm.create_order() holds the permit.
+ */
 static CrmQuery insert_order = {
-	"INSERT INTO crm.sales_order (order_number, quote_id, opportunity_id, account_id, contact_id,"
-	"                             subtotal, discount_amount, tax, total, owner)"
-	" SELECT $2, q.id, q.opportunity_id, q.account_id, q.contact_id, q.subtotal, q.discount_amount, q.tax, q.total, q.owner"
+	"INSERT INTO crm.sales_order (quote_id, opportunity_id, account_id, contact_id, owner)"
+	" SELECT q.id, q.opportunity_id, q.account_id, q.contact_id, q.owner"
 	"   FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) $1"
 	" RETURNING id",
-	2, {INT8OID, TEXTOID}, NULL
+	1, {INT8OID}, NULL
 };
+
 
 static CrmQuery copy_quote_items = {
 	"INSERT INTO crm.sales_order_item (order_id, product_id, description, quantity, unit_price, discount, sort_order, owner)"
@@ -259,6 +293,7 @@ crm_create_order(PG_FUNCTION_ARGS)
 	char	   *status;
 	bool		no_order;
 	int64		existing;
+	Datum		sums[4];
 
 	values[0] = Int64GetDatum(quote_id);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
@@ -288,6 +323,8 @@ crm_create_order(PG_FUNCTION_ARGS)
 						crm_result_text(0, 4)),
 				 errdetail("A quote is valid until the end of its valid_until day (today is judged in the session's TimeZone)."),
 				 errhint("Make a new quote with a later valid_until.")));
+	for (int i = 0; i < (int) lengthof(order_sums); i++)
+		sums[i] = datumCopy(crm_result_datum(0, 5 + i, &isnull), false, -1);
 
 	/*
 	 * The default number is drawn as the extension owner: users have no
@@ -302,10 +339,15 @@ crm_create_order(PG_FUNCTION_ARGS)
 	}
 
 	/* the order, then its items: writes only crm.create_order() may make */
+	new_order.quote_id = quote_id;
+	new_order.number = values[1];
+	for (int i = 0; i < (int) lengthof(order_sums); i++)
+		new_order.sums[i] = sums[i];
 	crm_permit_push(CRM_PERMIT_ORDER_CREATE, quote_id);
 	crm_query_run_as(caller, &insert_order, values, nulls, 0);
 	order_id = crm_result_int64(0, 1, &isnull);
 	crm_permit_pop(CRM_PERMIT_ORDER_CREATE, quote_id);
+	new_order.quote_id = 0;
 
 	values[0] = Int64GetDatum(order_id);
 	nulls[0] = ' ';
@@ -376,17 +418,20 @@ static CrmQuery clear_reserved = {
 	1, {INT8OID}, NULL
 };
 
+/*
+ * As the caller; who and when (columns no role may write) are stamped by the
+ * guard on entering the status under the order-status permit.
+ */
 static CrmQuery mark_activated = {
-	"UPDATE crm.sales_order AS o SET status = 'Activated', activated_at = pg_catalog.now(), activated_by = $2"
+	"UPDATE crm.sales_order AS o SET status = 'Activated'"
 	" WHERE o.id OPERATOR(pg_catalog.=) $1",
-	2, {INT8OID, REGROLEOID}, NULL
+	1, {INT8OID}, NULL
 };
 
 static CrmQuery mark_cancelled = {
-	"UPDATE crm.sales_order AS o SET status = 'Cancelled', cancelled_at = pg_catalog.now(), cancelled_by = $2,"
-	"       cancel_reason = $3"
+	"UPDATE crm.sales_order AS o SET status = 'Cancelled', cancel_reason = $2"
 	" WHERE o.id OPERATOR(pg_catalog.=) $1",
-	3, {INT8OID, REGROLEOID, TEXTOID}, NULL
+	2, {INT8OID, TEXTOID}, NULL
 };
 
 /* lock the order for the caller; its status */
@@ -458,9 +503,8 @@ write_order_status(Oid caller, int64 id, bool activate, const char *reason)
 		crm_query_run_as_owner(&return_reserved, values, nulls, 0);
 		crm_query_run_as_owner(&clear_reserved, values, nulls, 0);
 	}
-	values[1] = ObjectIdGetDatum(caller);
-	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[2] = reason ? ' ' : 'n';
+	values[1] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[1] = reason ? ' ' : 'n';
 	crm_query_run_as(caller, activate ? &mark_activated : &mark_cancelled, values, nulls, 0);
 	crm_permit_pop(CRM_PERMIT_ORDER_STATUS, id);
 }

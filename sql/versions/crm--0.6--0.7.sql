@@ -2685,3 +2685,54 @@ $stamped$;
 ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_close_date_finite
     CHECK (pg_catalog.isfinite(close_date));
 COMMENT ON CONSTRAINT opportunity_close_date_finite ON crm.opportunity IS 'A close date is a real day (or NULL while unknown): never infinity, which the aggregates use for "no close date" and no exchange rate is valid on';
+
+-- == priv: database-set columns not writable by any role (issue 24 §2; 99_privileges.sql $stamped$, extended) ==
+-- Database-set columns: created_at and updated_at are the stamp_row
+-- trigger's (96_timestamps_and_change_log.sql), whatever a client sends, so
+-- no role may write them (42501), wherever INSERT or UPDATE was granted
+-- above.  Schema-driven API servers and code generators read the column
+-- privileges and leave them out of their insert and update inputs.
+-- Likewise the conversion record, numbers, sums and lifecycle times that
+-- only crm's functions and triggers set (the list below; README "Using crm
+-- from an application"): crm.convert_lead() writes the conversion record
+-- with the caller's own statements and its guards fill those columns in
+-- (conversion_guard.c), as crm.create_order(), activate_order() and
+-- cancel_order() do for an order's number, sums and approval record
+-- (orders.c); triggers set the others from what users do write (an
+-- activity's or order's status, a member's response, the line items).
+DO $stamped$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT att.attrelid::pg_catalog.regclass AS rel, pg_catalog.quote_ident(att.attname) AS col,
+               a.privilege_type AS priv, pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_attribute AS att
+          JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) att.attrelid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND (att.attname OPERATOR(pg_catalog.=) ANY (ARRAY['created_at', 'updated_at']::pg_catalog.name[])
+                OR (c.relname::pg_catalog.text, att.attname::pg_catalog.text) IN (VALUES
+                    ('lead', 'account_id'), ('lead', 'contact_id'), ('lead', 'opportunity_id'),
+                    ('lead', 'converted_at'), ('lead', 'converted_by'), ('lead', 'score'),
+                    ('opportunity', 'lead_id'), ('opportunity', 'closed_at'),
+                    ('quote', 'quote_number'), ('quote', 'subtotal'),
+                    ('sales_order', 'order_number'), ('sales_order', 'subtotal'),
+                    ('sales_order', 'discount_amount'), ('sales_order', 'tax'), ('sales_order', 'total'),
+                    ('sales_order', 'currency'), ('sales_order', 'activated_at'),
+                    ('sales_order', 'activated_by'), ('sales_order', 'shipped_at'),
+                    ('sales_order', 'delivered_at'), ('sales_order', 'completed_at'),
+                    ('sales_order', 'cancelled_at'), ('sales_order', 'cancelled_by'),
+                    ('activity', 'completed_at'), ('activity', 'series_id'),
+                    ('activity', 'occurrence_number'), ('activity_participant', 'responded_at'),
+                    ('campaign_member', 'opted_out'), ('campaign_member', 'first_responded_at')))
+           AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['INSERT', 'UPDATE'])
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+         ORDER BY 1, 2, 3, 4
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE %s (%s) ON %s FROM %s', g.priv, g.col, g.rel, g.grantee);
+    END LOOP;
+END
+$stamped$;

@@ -28,6 +28,31 @@ SELECT c.relname, a.attname, g.rolname, p.priv
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r' AND a.attname IN ('created_at', 'updated_at')
    AND g.rolname LIKE 'crm\_%' AND has_column_privilege(g.oid, c.oid, a.attnum, p.priv)
  ORDER BY 1, 2, 3, 4;
+-- The other database-set columns (README "Using crm from an application"),
+-- table by table: the conversion record, numbers, sums and lifecycle times.
+-- No CRM role, crm_admin included, may write them either.
+SELECT c.relname, string_agg(a.attname, ', ' ORDER BY a.attnum) AS database_set
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relnamespace = 'crm'::regnamespace
+   AND c.relname IN ('account', 'contact', 'account_contact', 'lead', 'opportunity', 'opportunity_line_item',
+                     'quote', 'quote_line_item', 'sales_order', 'sales_order_item', 'activity',
+                     'activity_participant', 'campaign_member')
+   AND a.attidentity = '' AND a.attgenerated = ''
+   AND a.attname NOT IN ('created_at', 'updated_at', 'search_text')
+   AND NOT EXISTS (SELECT 1 FROM pg_roles g CROSS JOIN (VALUES ('INSERT'), ('UPDATE')) p (priv)
+                    WHERE g.rolname LIKE 'crm\_%' AND has_column_privilege(g.oid, c.oid, a.attnum, p.priv))
+ GROUP BY 1 ORDER BY 1;
+-- The contract, table by table: the columns a crm_sales member may insert
+-- and update (what API servers and generators offer in their inputs).
+SELECT c.relname, p.priv,
+       string_agg(a.attname, ', ' ORDER BY a.attnum) FILTER (WHERE has_column_privilege('crm_sales', c.oid, a.attnum, p.priv)) AS columns
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ CROSS JOIN (VALUES ('INSERT'), ('UPDATE')) p (priv)
+ WHERE c.relnamespace = 'crm'::regnamespace
+   AND c.relname IN ('account', 'contact', 'account_contact', 'lead', 'opportunity', 'opportunity_line_item',
+                     'quote', 'quote_line_item', 'sales_order', 'sales_order_item', 'activity',
+                     'activity_participant', 'campaign_member')
+ GROUP BY 1, 2 ORDER BY 1, 2;
 INSERT INTO crm.product (code, name, list_price) VALUES ('WID-1', 'Widget', 100);
 INSERT INTO crm.price_book_entry (price_book_id, product_id, unit_price) VALUES (1, 1, 100);
 SET ROLE regress_api_rep;
@@ -39,6 +64,18 @@ INSERT INTO crm.opportunity_line_item (opportunity_id, product_id, unit_price) V
 UPDATE crm.opportunity_line_item SET unit_price = 90 WHERE opportunity_id = 2;
 UPDATE crm.opportunity_line_item SET unit_price = NULL WHERE opportunity_id = 2;
 SELECT opportunity_id, quantity, unit_price, total FROM crm.opportunity_line_item ORDER BY id;
+-- The conversion record is written by crm.convert_lead() only: a rep's own
+-- write of it is refused by privileges (42501), the conversion fills it in
+-- and names the rep.
+INSERT INTO crm.lead (name, converted_at) VALUES ('Backdated', now());
+INSERT INTO crm.lead (name, company) VALUES ('Converted', 'Convertco') RETURNING id AS converted_lead \gset
+UPDATE crm.lead SET account_id = 1 WHERE id = :converted_lead;
+BEGIN;
+SELECT account_created, contact_created, opportunity_created FROM crm.convert_lead(:converted_lead);
+SELECT l.status, l.account_id = o.account_id AS same_account, l.opportunity_id = o.id AS linked,
+       o.lead_id = l.id AS source_lead, l.converted_by, l.converted_at = now() AS converted_now
+  FROM crm.lead l JOIN crm.opportunity o ON o.id = l.opportunity_id WHERE l.id = :converted_lead;
+COMMIT;
 -- A lead left without an owner is the inserting role's (no assignment rule).
 INSERT INTO crm.lead (name) VALUES ('Ownerless') RETURNING owner;
 -- Cleared, it is refused (the row would be no one's: row-level security).

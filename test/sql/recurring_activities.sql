@@ -103,8 +103,8 @@ UPDATE crm.activity SET status = 'Completed' WHERE occurrence_number = 1;
 UPDATE crm.activity SET status = 'Planned' WHERE occurrence_number = 1;
 UPDATE crm.activity SET status = 'Cancelled' WHERE occurrence_number = 1;
 SELECT count(*) AS occurrences FROM crm.activity;
--- series_id and occurrence_number are the database's: a forged position is
--- replaced (a new series, or none without a rule), an update keeps them.
+-- series_id and occurrence_number are the database's: no role may write
+-- them (42501) ...
 INSERT INTO crm.activity (type, subject, account_id, due_at, recurrence, series_id, occurrence_number)
     SELECT 'task', 'Forged', 1, '2027-01-04', 'FREQ=DAILY', series_id, 4 FROM crm.activity WHERE occurrence_number = 1
     RETURNING series_id = id AS own_series, occurrence_number;
@@ -113,7 +113,17 @@ INSERT INTO crm.activity (type, subject, account_id, due_at, series_id, occurren
     RETURNING series_id, occurrence_number;
 UPDATE crm.activity SET series_id = 1, occurrence_number = 9 WHERE subject = 'Forged' AND recurrence IS NOT NULL
     RETURNING series_id = id AS own_series, occurrence_number;
+-- ... and where a superuser does, a forged position is replaced (a new
+-- series, or none without a rule), an update keeps them.
 RESET ROLE;
+INSERT INTO crm.activity (type, subject, account_id, due_at, recurrence, series_id, occurrence_number)
+    SELECT 'task', 'Forged', 1, '2027-01-04', 'FREQ=DAILY', series_id, 4 FROM crm.activity WHERE occurrence_number = 1
+    RETURNING series_id = id AS own_series, occurrence_number;
+INSERT INTO crm.activity (type, subject, account_id, due_at, series_id, occurrence_number)
+    SELECT 'task', 'Forged', 1, '2027-01-04', series_id, 5 FROM crm.activity WHERE subject = 'Stand-up notes' AND occurrence_number = 1
+    RETURNING series_id, occurrence_number;
+UPDATE crm.activity SET series_id = 1, occurrence_number = 9 WHERE subject = 'Forged' AND recurrence IS NOT NULL
+    RETURNING series_id = id AS own_series, occurrence_number;
 DELETE FROM crm.activity;
 
 -- Weekly on Monday, Wednesday and Friday every other week: after Friday

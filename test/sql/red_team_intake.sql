@@ -22,9 +22,11 @@ SET ROLE regress_rti_rep;
 INSERT INTO crm.lead (name, email, owner) VALUES ('Pool', 'pool@rti.example', 'crm_intake');
 INSERT INTO crm.lead (name, email) VALUES ('Rita Rep', 'rita@rti.example') RETURNING id, owner;
 UPDATE crm.lead SET owner = 'crm_intake' WHERE email = 'rita@rti.example';
--- the score is the database's: a written score is recomputed
+-- the score is the database's: no role may write it (42501) ...
 UPDATE crm.lead SET score = 999 WHERE email = 'rita@rti.example' RETURNING score;
 RESET ROLE;
+-- ... and where a superuser does, it is recomputed
+UPDATE crm.lead SET score = 999 WHERE email = 'rita@rti.example' RETURNING score;
 
 -- The intake login reads no table and may run no other function.
 SET ROLE regress_rti_web;

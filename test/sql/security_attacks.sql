@@ -479,8 +479,10 @@ INSERT INTO crm.lead (name, owner) VALUES ('Spoofed owner', 'regress_atk_rep2');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.opportunity (name, account_id, owner) VALUES ('Spoofed owner', 2, 'regress_atk_boss');
 \echo :LAST_ERROR_SQLSTATE
--- The conversion record is written only by crm.convert_lead (ZC010): not
--- on insert, not on an unconverted lead, not on a converted one.
+-- The conversion record is written only by crm.convert_lead: not on
+-- insert, not on an unconverted lead, not on a converted one.  Its columns
+-- and the opportunity's lead_id are not writable by any role (42501, column
+-- privileges); status Converted alone is refused by the guard (ZC010).
 INSERT INTO crm.lead (name, status) VALUES ('Born converted', 'Converted');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.lead (name, converted_by, converted_at) VALUES ('Pre-converted', 'regress_atk_boss', now());
@@ -549,14 +551,19 @@ UPDATE crm.quote SET status = 'Draft' WHERE id = :aq4;
 UPDATE crm.quote SET discount = 40 WHERE id = :aq4;
 UPDATE crm.quote SET status = 'Presented' WHERE id = :aq4;
 \echo :LAST_ERROR_SQLSTATE
--- nor are sums, the synced flag, orders or stock written by hand
+-- nor are sums, the synced flag, orders or stock written by hand (the
+-- subtotal: no role may write it, 42501)
 UPDATE crm.quote SET subtotal = 1 WHERE id = :aq4;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.quote SET is_synced = true WHERE id = :aq4;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.opportunity SET amount = 1 WHERE id = 3;
 \echo :LAST_ERROR_SQLSTATE
+-- (an order's number and sums: no role may write them, 42501; an order
+-- without them is still made only by crm.create_order, ZC021)
 INSERT INTO crm.sales_order (order_number, quote_id, opportunity_id, total) VALUES ('SO-FAKE', :aq4, 3, 0);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.sales_order (quote_id, opportunity_id) VALUES (:aq4, 3);
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.sales_order SET status = 'Activated' WHERE id = :ao;
 \echo :LAST_ERROR_SQLSTATE
