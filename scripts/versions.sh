@@ -150,6 +150,22 @@ copy_tree_into() {
     fi
 }
 
+# trust_local_cas DIR: the certificate authorities this machine adds to its
+# own (/usr/local/share/ca-certificates: a company's, a TLS-inspecting
+# proxy's) are trusted in the chroot too, so that the scripted tests' npm
+# reaches its registry from the chroot as it does from the machine; the
+# chroot's ca-certificates takes them in when it is installed (the tests
+# install nodejs) or now, when it already is
+trust_local_cas() {
+    local dir=$1
+    compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null || return 0
+    as_root mkdir -p "$dir/usr/local/share/ca-certificates"
+    as_root cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+    if [ -x "$dir/usr/sbin/update-ca-certificates" ]; then
+        chroot_run_raw "$dir" update-ca-certificates >/dev/null 2>&1 || true
+    fi
+}
+
 # cross_tests MAJOR: the test/versions/ scripts that run after MAJOR's suite
 cross_tests() {
     case $1 in
@@ -191,6 +207,7 @@ run_major() {
                 install_15_build_into "$dir" >>"$log" 2>&1 || cross=${cross/pg_upgrade_15_17/pg_upgrade_15_17_missing} ;;
             esac
             copy_tree_into "$dir"
+            trust_local_cas "$dir"
             as_root rm -rf "$dir/build/dumps"
             if [ -d "$out/dumps" ]; then
                 as_root cp -r "$out/dumps" "$dir/build/dumps"
