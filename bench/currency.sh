@@ -5,12 +5,12 @@
 # and how many groups the aggregates keep, side by side in one run.
 #
 #   bash bench/currency.sh
-#       N=100000 ROUNDS=5 OWNERS=10 ACCOUNTS=1000 CAMPAIGNS=50 MONTHS=24
+#       N=100000 ROUNDS=3 OWNERS=10 ACCOUNTS=1000 CAMPAIGNS=50 MONTHS=24
 #
-# Data: N opportunities in 3 currencies (USD, the corporate one, EUR and
-# GBP, a third each), OWNERS owners, 7 stages, close dates over MONTHS
-# months (and 1 in 50 without one), on ACCOUNTS accounts, half of them
-# attributed to one of CAMPAIGNS campaigns; a rate per month for EUR and
+# Data (random, seeded): N opportunities in 3 currencies (USD, the
+# corporate one, EUR and GBP), OWNERS owners, 7 stages, close dates over
+# MONTHS months (and 1 in 50 without one), on ACCOUNTS accounts, half of
+# them attributed to one of CAMPAIGNS campaigns; a rate per month for EUR and
 # GBP.  Loaded with triggers off, the aggregates rebuilt, then analyzed.
 # 1. Groups: the groups the pipeline and account aggregates keep, keyed by
 #    (close month, currency), against the groups the same aggregates would
@@ -28,7 +28,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 N=${N:-100000}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-3}
 OWNERS=${OWNERS:-10}
 ACCOUNTS=${ACCOUNTS:-1000}
 CAMPAIGNS=${CAMPAIGNS:-50}
@@ -51,19 +51,20 @@ DO \$\$ BEGIN FOR i IN 1..$OWNERS LOOP EXECUTE format('CREATE ROLE bench_cur_rep
 INSERT INTO crm.exchange_rate (currency, valid_from, rate)
 SELECT c.code, (date '2027-01-01' + make_interval(months => m))::date, c.base + m * 0.003
   FROM (VALUES ('EUR', 1.08), ('GBP', 1.27)) AS c (code, base), generate_series(0, $MONTHS - 1) AS m;
+SET session_replication_role = replica;
 INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, $ACCOUNTS) g;
 INSERT INTO crm.campaign (name, actual_cost) SELECT 'Campaign ' || g, 1000 * g FROM generate_series(1, $CAMPAIGNS) g;
-SET session_replication_role = replica;
+SELECT setseed(0.42) \\gset
 INSERT INTO crm.opportunity (name, account_id, campaign_id, amount, probability, close_date, owner, stage, currency)
-SELECT 'Deal ' || g, 1 + g % $ACCOUNTS, CASE WHEN g % 2 = 0 THEN 1 + g % $CAMPAIGNS END,
-       (g % 5000) + 0.25, 10 * (g % 10),
-       CASE WHEN g % 50 <> 0 THEN date '2027-01-01' + (g * 7919) % ($MONTHS * 30) END,
-       ('bench_cur_rep' || (1 + g % $OWNERS))::regrole,
-       (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation', 'Deal Closed', 'Successful', 'Failed'])[1 + (g / 3) % 7],
-       (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3]
+SELECT 'Deal ' || g, 1 + (random() * ($ACCOUNTS - 1))::int, CASE WHEN random() < 0.5 THEN 1 + (random() * ($CAMPAIGNS - 1))::int END,
+       round((random() * 5000)::numeric, 2), 10 * (random() * 9)::int,
+       CASE WHEN random() >= 0.02 THEN date '2027-01-01' + (random() * ($MONTHS * 30 - 1))::int END,
+       ('bench_cur_rep' || (1 + (random() * ($OWNERS - 1))::int))::regrole,
+       (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation', 'Deal Closed', 'Successful', 'Failed'])[1 + (random() * 6)::int],
+       (ARRAY['USD', 'EUR', 'GBP'])[1 + (random() * 2)::int]
   FROM generate_series(1, $N) g;
 RESET session_replication_role;
-SELECT crm.rebuild_aggregates();
+SELECT crm.rebuild_aggregates() AS groups \\gset
 VACUUM ANALYZE;
 SQL
 

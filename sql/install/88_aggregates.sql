@@ -317,9 +317,18 @@ COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes o
 -- One row per account (what a BI tool joins to accounts and charts): the
 -- amounts in the corporate currency, each group of the aggregate (one close
 -- month, one currency) converted at read time, summed exactly, rounded
--- once; the currency and the amounts in it beside them when the account's
--- open and won deals are all in one currency.
+-- once (the rate looked up once per currency and close month); the
+-- currency and the amounts in it beside them when the account's open and
+-- won deals are all in one currency.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH account_groups AS (
+        SELECT a.account_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.account_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_won OR NOT s.is_closed
+         GROUP BY a.account_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT ac.id AS account_id, ac.name, ac.owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
@@ -340,14 +349,12 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
                              THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
                         CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
                              THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
-                   FROM (SELECT a.account_id, a.stage, a.close_month, a.currency,
-                                pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-                           FROM crm.account_aggregate AS a
-                          GROUP BY a.account_id, a.stage, a.close_month, a.currency
-                         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+                   FROM account_groups AS g
                    JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
-                  CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(g.currency, NULLIF(g.close_month, 'infinity'::pg_catalog.date)) AS rate) AS x
-                  WHERE s.is_won OR NOT s.is_closed
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
                   GROUP BY g.account_id) AS r
         ON r.account_id OPERATOR(pg_catalog.=) ac.id;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';

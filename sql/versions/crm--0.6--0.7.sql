@@ -2784,6 +2784,14 @@ COMMENT ON COLUMN crm.aggregates_compared.actual_weighted_amount IS 'Sum of weig
 
 
 CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH account_groups AS (
+        SELECT a.account_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.account_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_won OR NOT s.is_closed
+         GROUP BY a.account_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT ac.id AS account_id, ac.name, ac.owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
@@ -2804,14 +2812,12 @@ CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
                              THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
                         CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
                              THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
-                   FROM (SELECT a.account_id, a.stage, a.close_month, a.currency,
-                                pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-                           FROM crm.account_aggregate AS a
-                          GROUP BY a.account_id, a.stage, a.close_month, a.currency
-                         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+                   FROM account_groups AS g
                    JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
-                  CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(g.currency, NULLIF(g.close_month, 'infinity'::pg_catalog.date)) AS rate) AS x
-                  WHERE s.is_won OR NOT s.is_closed
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
                   GROUP BY g.account_id) AS r
         ON r.account_id OPERATOR(pg_catalog.=) ac.id;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
@@ -2913,6 +2919,12 @@ COMMENT ON COLUMN crm.quote_to_order.order_total_in_currency IS 'Their total in 
 
 
 CREATE OR REPLACE VIEW crm.campaign_performance WITH (security_invoker = true) AS
+    WITH campaign_groups AS (
+        SELECT a.campaign_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.campaign_opportunity_aggregate AS a
+         GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT c.id AS campaign_id, c.name, c.type, c.status, c.owner,
            c.budgeted_cost, c.actual_cost, c.expected_revenue,
            COALESCE(l.leads, 0) AS leads,
@@ -2941,13 +2953,12 @@ CREATE OR REPLACE VIEW crm.campaign_performance WITH (security_invoker = true) A
                              THEN pg_catalog.sum(g.amount) END AS amount_in_currency,
                         CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
                              THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
-                   FROM (SELECT a.campaign_id, a.stage, a.close_month, a.currency,
-                                pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-                           FROM crm.campaign_opportunity_aggregate AS a
-                          GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
-                         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+                   FROM campaign_groups AS g
                    JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
-                  CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(g.currency, NULLIF(g.close_month, 'infinity'::pg_catalog.date)) AS rate) AS x
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM campaign_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
                   GROUP BY g.campaign_id) AS o
         ON o.campaign_id OPERATOR(pg_catalog.=) c.id;
 COMMENT ON VIEW crm.campaign_performance IS 'Per campaign (one row each, as ROI is a campaign''s figure): leads, converted leads, opportunities, won opportunities, their amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; converted per group of the maintained aggregate at read time, so a rate edit shows at once), and ROI = (won amount - actual cost) / actual cost, the cost being in the corporate currency; the deals'' own currency and amounts in it beside them when all the campaign''s deals share one currency';
