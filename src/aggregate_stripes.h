@@ -8,7 +8,7 @@
 
 #include "crm.h"
 
-#define AGG_MAX_KEYS 4
+#define AGG_MAX_KEYS 5
 #define AGG_MAX_SUMS 2
 
 /* A group's key serialized for hashing: the same bytes for the same group. */

@@ -110,7 +110,7 @@ typedef struct AggSpec
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
-	bool		newest_key_optional;	/* the last key only once the table has it */
+	int			optional_keys;	/* the last n keys count only once the table has them */
 
 	int			full_nkeys;		/* target.nkeys as defined (0: not yet read) */
 	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
@@ -134,27 +134,29 @@ static AggSpec agg_specs[] = {
 		.key_kind = {AGG_KEY_TEXT, AGG_KEY_BYVAL, AGG_KEY_MONTH, AGG_KEY_TEXT},
 		.sum_kind = {AGG_SUM_COLUMN, AGG_SUM_WEIGHTED},
 		.amount_column = "amount", .probability_column = "probability",
-		.newest_key_optional = true		/* currency: 0.7 */
+		.optional_keys = 1		/* currency: 0.7 */
 	},
 	{
-		.target = {"account", "account_aggregate", 3, {"account_id", "owner", "stage"},
-		"opportunities", 1, {"amount"}},
+		.target = {"account", "account_aggregate", 5,
+		{"account_id", "owner", "stage", "close_month", "currency"}, "opportunities", 1, {"amount"}},
 		.source = "opportunity",
-		.key_source = {"account_id", "owner", "stage"},
-		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT},
+		.key_source = {"account_id", "owner", "stage", "close_date", "currency"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_MONTH, AGG_KEY_TEXT},
 		.skip_null_first_key = true,
 		.sum_kind = {AGG_SUM_COLUMN},
-		.amount_column = "amount"
+		.amount_column = "amount",
+		.optional_keys = 2		/* close month and currency: 0.7 */
 	},
 	{
-		.target = {"campaign_opportunity", "campaign_opportunity_aggregate", 3,
-		{"campaign_id", "owner", "stage"}, "opportunities", 1, {"amount"}},
+		.target = {"campaign_opportunity", "campaign_opportunity_aggregate", 5,
+		{"campaign_id", "owner", "stage", "close_month", "currency"}, "opportunities", 1, {"amount"}},
 		.source = "opportunity",
-		.key_source = {"campaign_id", "owner", "stage"},
-		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT},
+		.key_source = {"campaign_id", "owner", "stage", "close_date", "currency"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_MONTH, AGG_KEY_TEXT},
 		.skip_null_first_key = true,
 		.sum_kind = {AGG_SUM_COLUMN},
-		.amount_column = "amount"
+		.amount_column = "amount",
+		.optional_keys = 2		/* close month and currency: 0.7 */
 	},
 	{
 		.target = {"campaign_lead", "campaign_lead_aggregate", 3, {"campaign_id", "owner", "status"},
@@ -170,12 +172,15 @@ static AggSpec agg_specs[] = {
 #define AGG_MAX_SPECS 3			/* aggregates one table feeds */
 
 /*
- * A key added in a later version (the pipeline's currency, 0.7) counts only
- * once the aggregate table has its column (or while there is no table): until ALTER EXTENSION UPDATE has
- * added it, a database of an earlier version keeps working with this
- * library, grouped as that version defines.  Checked at every use (a
- * syscache probe); when the answer changes, the statement of the SQL path,
- * built for the other key set, is built again.
+ * Keys added in a later version (the optional_keys last ones: the
+ * pipeline's currency, the close month and currency of the account and
+ * campaign aggregates, 0.7) count only once the aggregate table has their
+ * columns (or while there is no table): until ALTER EXTENSION UPDATE has
+ * added them, a database of an earlier version keeps working with this
+ * library, grouped as that version defines (the keys before the first
+ * missing column).  Checked at every use (a syscache probe per optional
+ * key); when the answer changes, the statement of the SQL path, built for
+ * the other key set, is built again.
  */
 static void
 agg_spec_keys(AggSpec *spec)
@@ -185,14 +190,17 @@ agg_spec_keys(AggSpec *spec)
 	if (spec->full_nkeys == 0)
 		spec->full_nkeys = spec->target.nkeys;
 	nkeys = spec->full_nkeys;
-	if (spec->newest_key_optional)
+	if (spec->optional_keys > 0)
 	{
 		/* no table yet: CREATE EXTENSION makes it from these definitions */
 		Oid			table = get_relname_relid(spec->target.table, get_namespace_oid("crm", false));
 
-		if (OidIsValid(table) &&
-			get_attnum(table, spec->target.key_column[nkeys - 1]) == InvalidAttrNumber)
-			nkeys--;
+		for (int i = nkeys - spec->optional_keys; OidIsValid(table) && i < spec->full_nkeys; i++)
+			if (get_attnum(table, spec->target.key_column[i]) == InvalidAttrNumber)
+			{
+				nkeys = i;
+				break;
+			}
 	}
 	if (nkeys == spec->target.nkeys)
 		return;

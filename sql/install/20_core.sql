@@ -193,7 +193,8 @@ COMMENT ON INDEX crm.opportunity_account_id_owner_idx IS 'Deals by account and o
 CREATE INDEX opportunity_contact_id_idx ON crm.opportunity (contact_id);
 CREATE INDEX opportunity_lead_id_idx ON crm.opportunity (lead_id) WHERE lead_id IS NOT NULL;
 CREATE INDEX opportunity_stage_idx ON crm.opportunity (stage);
-CREATE INDEX opportunity_owner_idx ON crm.opportunity (owner);
+CREATE INDEX opportunity_owner_close_date_idx ON crm.opportunity (owner, close_date);
+COMMENT ON INDEX crm.opportunity_owner_close_date_idx IS 'Deals by owner, and by owner and close date: a rep''s deals, and the deals of an owner closing in a quota period (crm.quota_attainment), by one index range scan';
 
 ALTER TABLE crm.lead ADD CONSTRAINT lead_opportunity_id_fkey
     FOREIGN KEY (opportunity_id) REFERENCES crm.opportunity (id);

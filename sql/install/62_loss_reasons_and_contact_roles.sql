@@ -41,23 +41,8 @@ COMMENT ON COLUMN crm.opportunity.loss_reason IS 'Comment on why the deal was lo
 CREATE INDEX opportunity_loss_reason_code_idx ON crm.opportunity (loss_reason_code) WHERE loss_reason_code IS NOT NULL;
 COMMENT ON INDEX crm.opportunity_loss_reason_code_idx IS 'Lost deals by reason: deleting a reason checks its deals without reading every opportunity';
 
-CREATE VIEW crm.loss_analysis WITH (security_invoker = true) AS
-    SELECT o.loss_reason_code AS reason,
-           r.label AS reason_label,
-           o.owner,
-           pg_catalog.date_trunc('month', o.closed_at)::date AS month,
-           pg_catalog.count(*) AS deals,
-           pg_catalog.sum(o.amount) AS amount
-      FROM crm.opportunity AS o
-      JOIN crm.loss_reason AS r ON r.code OPERATOR(pg_catalog.=) o.loss_reason_code
-     GROUP BY o.loss_reason_code, r.label, o.owner, pg_catalog.date_trunc('month', o.closed_at)::date;
-COMMENT ON VIEW crm.loss_analysis IS 'Lost deals by loss reason, owner and month of close (in the session time zone): how many and their amount; each role sees the deals it may read';
-COMMENT ON COLUMN crm.loss_analysis.reason IS 'Loss reason code';
-COMMENT ON COLUMN crm.loss_analysis.reason_label IS 'Loss reason as shown to users';
-COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals';
-COMMENT ON COLUMN crm.loss_analysis.month IS 'First day of the month the deals were closed in';
-COMMENT ON COLUMN crm.loss_analysis.deals IS 'Number of deals lost';
-COMMENT ON COLUMN crm.loss_analysis.amount IS 'Sum of their amounts';
+-- crm.loss_analysis (lost deals by reason, in the corporate currency) is in
+-- 90_reports.sql: it converts at the exchange rates of 72_currencies.sql.
 
 CREATE TABLE crm.opportunity_contact_role (
     opportunity_id  bigint NOT NULL CONSTRAINT opportunity_contact_role_opportunity_id_fkey

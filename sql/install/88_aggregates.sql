@@ -4,7 +4,11 @@
 -- crm.pipeline_aggregate holds, per (stage, owner, close month), the number
 -- of opportunities, their amount and their probability-weighted amount;
 -- crm.account_aggregate and crm.campaign_opportunity_aggregate the number
--- and amount of opportunities per (account, stage) and (campaign, stage);
+-- and amount of opportunities per (account, owner, stage, close month,
+-- currency) and (campaign, owner, stage, close month, currency): grouped by
+-- currency and close month so that the reports convert each group to the
+-- corporate currency at read time (one rate per group: rates change on the
+-- first of a month);
 -- crm.campaign_lead_aggregate the number of leads per (campaign, status).
 -- All are kept by statement-level C triggers (names start with aggregates_)
 -- from the transition tables.  No hot rows: each backend adds its deltas to its own
@@ -98,17 +102,21 @@ COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities'
 COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
-COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner and stage, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does); written only by the aggregates_ triggers';
+COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does, converting each group to the corporate currency); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.account_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm.account_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
 COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
-COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner and stage, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner, stage, close month and currency, one row per writing backend (stripe); crm.campaign_performance converts each group to the corporate currency; written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
@@ -306,30 +314,58 @@ COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes o
 
 -- Per account: open and won opportunities from the aggregate, and the last
 -- completed activity logged against the account from the activity index.
+-- One row per account (what a BI tool joins to accounts and charts): the
+-- amounts in the corporate currency, each group of the aggregate (one close
+-- month, one currency) converted at read time, summed exactly, rounded
+-- once (the rate looked up once per currency and close month); the
+-- currency and the amounts in it beside them when the account's open and
+-- won deals are all in one currency.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH account_groups AS (
+        SELECT a.account_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.account_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_won OR NOT s.is_closed
+         GROUP BY a.account_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT ac.id AS account_id, ac.name, ac.owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
            COALESCE(r.won_opportunities, 0) AS won_opportunities,
            COALESCE(r.won_amount, 0) AS won_amount,
            (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
-             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
       FROM crm.account AS ac
       LEFT JOIN (SELECT g.account_id,
                         pg_catalog.sum(g.opportunities) FILTER (WHERE NOT s.is_closed) AS open_opportunities,
-                        pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed) AS open_amount,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE NOT s.is_closed), 2) AS open_amount,
                         pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
-                        pg_catalog.sum(g.amount) FILTER (WHERE s.is_won) AS won_amount
-                   FROM crm.account_aggregate AS g
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM account_groups AS g
                    JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
                   GROUP BY g.account_id) AS r
         ON r.account_id OPERATOR(pg_catalog.=) ac.id;
-COMMENT ON VIEW crm.account_rollup IS 'Per account: open opportunities and their amount, won opportunities and their amount (from the maintained aggregate), and the last completed activity logged against the account';
+COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
 COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner';
 COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
-COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount';
+COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
-COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount';
+COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';
+COMMENT ON COLUMN crm.account_rollup.currency IS 'Currency of the open and won deals when they all share one; NULL when they are in several currencies or there are none';
+COMMENT ON COLUMN crm.account_rollup.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when the currencies are mixed)';
+COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when the currencies are mixed)';

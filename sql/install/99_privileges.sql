@@ -140,6 +140,8 @@ GRANT SELECT (id, status, created_at) ON crm.quote TO crm_analyst;
 GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
 GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
 GRANT SELECT (account_id, completed_at) ON crm.activity TO crm_analyst;
+-- crm.quote_to_order converts each order at the rate of the day it was made.
+GRANT SELECT (currency, created_at) ON crm.sales_order TO crm_analyst;
 
 -- Loss reasons and contact roles (62_loss_reasons_and_contact_roles.sql):
 -- reasons are read by everyone and maintained by admins (a code never

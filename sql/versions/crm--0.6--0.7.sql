@@ -2736,3 +2736,442 @@ BEGIN
     END LOOP;
 END
 $stamped$;
+
+-- == cur2: account and campaign aggregates by close month and currency; every report in the corporate currency (88_aggregates.sql, 90_reports.sql) ==
+-- The account and campaign opportunity aggregates gain the keys close_month
+-- and currency.  Their rows cannot be split by close month, so they are
+-- recomputed from the opportunities (one row per group, stripe 0, as
+-- crm.rebuild_aggregates() makes them); test/scripts/upgrade.sh proves
+-- their content with crm.verify_aggregates() instead of comparing rows.
+-- Writers of deals wait meanwhile.
+LOCK TABLE crm.opportunity IN SHARE MODE;
+LOCK TABLE crm.account_aggregate, crm.campaign_opportunity_aggregate IN EXCLUSIVE MODE;
+DELETE FROM crm.account_aggregate;
+DELETE FROM crm.campaign_opportunity_aggregate;
+ALTER TABLE crm.account_aggregate ADD COLUMN close_month date NOT NULL, ADD COLUMN currency text NOT NULL,
+    DROP CONSTRAINT account_aggregate_pkey, ADD PRIMARY KEY (account_id, owner, close_month, stripe, stage, currency);
+ALTER TABLE crm.campaign_opportunity_aggregate ADD COLUMN close_month date NOT NULL, ADD COLUMN currency text NOT NULL,
+    DROP CONSTRAINT campaign_opportunity_aggregate_pkey, ADD PRIMARY KEY (campaign_id, owner, close_month, stripe, stage, currency);
+DO $regroup$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM crm.aggregate_definitions() AS a
+              WHERE a.aggregate OPERATOR(pg_catalog.=) ANY (ARRAY['account', 'campaign_opportunity']) LOOP
+        EXECUTE pg_catalog.format('INSERT INTO crm.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       d.aggregate_table,
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c.i)
+                          FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m), ', ' ORDER BY m.i)
+                          FROM pg_catalog.unnest(d.measures) WITH ORDINALITY AS m (m, i)),
+                       d.actual_query);
+    END LOOP;
+END
+$regroup$;
+COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does, converting each group to the corporate currency); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.account_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm.account_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+
+COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner, stage, close month and currency, one row per writing backend (stripe); crm.campaign_performance converts each group to the corporate currency; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+
+
+-- The comparison view over the new keys (same columns, new groups).
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+COMMENT ON VIEW crm.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
+COMMENT ON COLUMN crm.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
+COMMENT ON COLUMN crm.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
+COMMENT ON COLUMN crm.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+
+
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH account_groups AS (
+        SELECT a.account_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.account_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_won OR NOT s.is_closed
+         GROUP BY a.account_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT ac.id AS account_id, ac.name, ac.owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN (SELECT g.account_id,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE NOT s.is_closed) AS open_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE NOT s.is_closed), 2) AS open_amount,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM account_groups AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
+                  GROUP BY g.account_id) AS r
+        ON r.account_id OPERATOR(pg_catalog.=) ac.id;
+COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
+COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner';
+COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';
+COMMENT ON COLUMN crm.account_rollup.currency IS 'Currency of the open and won deals when they all share one; NULL when they are in several currencies or there are none';
+COMMENT ON COLUMN crm.account_rollup.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when the currencies are mixed)';
+COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when the currencies are mixed)';
+
+CREATE OR REPLACE VIEW crm.sales_funnel WITH (security_invoker = true) AS
+    SELECT 1 AS position, pg_catalog.array_position(pg_catalog.enum_range(NULL::crm.lead_status), l.status) AS step_order,
+           'lead'::text AS kind, l.status::text AS step,
+           pg_catalog.count(*) AS items, NULL::numeric AS amount,
+           NULL::text AS currency, NULL::numeric AS amount_in_currency
+      FROM crm.lead AS l GROUP BY l.status
+    UNION ALL
+    SELECT 2, s.sort_order, 'opportunity', s.name, pg_catalog.count(o.id),
+           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*)
+                                                     CASE WHEN o.id IS NOT NULL THEN crm.exchange_rate_on(o.currency, o.close_date) END), 2), 0),
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END
+      FROM crm.opportunity_stage AS s LEFT JOIN crm.opportunity AS o ON o.stage OPERATOR(pg_catalog.=) s.name
+     GROUP BY s.name, s.sort_order
+    UNION ALL
+    SELECT 3, 1, 'won', 'Won', pg_catalog.count(*),
+           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(o.currency, o.close_date)), 2), 0),
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     WHERE s.is_won;
+COMMENT ON VIEW crm.sales_funnel IS 'Sales funnel: leads by status, opportunities by stage, won deals; ORDER BY position, step_order. Amounts in the corporate currency (each deal at the rate of its close date, the latest rate without one), and in the deals'' own currency when a step has one currency only';
+COMMENT ON COLUMN crm.sales_funnel.position IS '1 leads, 2 opportunities, 3 won';
+COMMENT ON COLUMN crm.sales_funnel.step_order IS 'Order of the step within its part: lead status order, stage sort_order';
+COMMENT ON COLUMN crm.sales_funnel.kind IS 'lead, opportunity or won';
+COMMENT ON COLUMN crm.sales_funnel.step IS 'Lead status or opportunity stage (Won for the won total)';
+COMMENT ON COLUMN crm.sales_funnel.items IS 'Number of leads or opportunities in the step';
+COMMENT ON COLUMN crm.sales_funnel.amount IS 'Total opportunity amount in the step, in the corporate currency (NULL for lead steps)';
+COMMENT ON COLUMN crm.sales_funnel.currency IS 'Currency of the step''s opportunities when they all share one; NULL when mixed, empty or a lead step';
+COMMENT ON COLUMN crm.sales_funnel.amount_in_currency IS 'Their total amount in that currency (NULL when mixed)';
+
+
+CREATE OR REPLACE VIEW crm.sales_performance WITH (security_invoker = true) AS
+    SELECT o.owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
+           pg_catalog.count(*) FILTER (WHERE s.is_won) AS won,
+           pg_catalog.count(*) FILTER (WHERE NOT s.is_won) AS lost,
+           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2), 0) AS won_amount,
+           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE s.is_won)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS win_rate,
+           pg_catalog.round(pg_catalog.avg(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS average_deal_size,
+           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', o.closed_at OPERATOR(pg_catalog.-) o.created_at))
+                             FILTER (WHERE s.is_won) OPERATOR(pg_catalog./) 86400)::numeric, 1) AS average_cycle_days,
+           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
+                THEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) END AS currency,
+           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
+                THEN pg_catalog.sum(o.amount) FILTER (WHERE s.is_won) END AS won_amount_in_currency
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     CROSS JOIN LATERAL (SELECT CASE WHEN s.is_won THEN crm.exchange_rate_on(o.currency, o.close_date) END AS rate) AS x
+     WHERE s.is_closed AND o.closed_at IS NOT NULL
+     GROUP BY o.owner, 2;
+COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing: deals won and lost, won amount (in the corporate currency, each deal at the rate of its close date), win rate, average deal size, sales cycle length; the won deals'' currency and won amount in it when they share one currency';
+COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in';
+COMMENT ON COLUMN crm.sales_performance.won IS 'Deals won';
+COMMENT ON COLUMN crm.sales_performance.lost IS 'Deals lost';
+COMMENT ON COLUMN crm.sales_performance.won_amount IS 'Amount of the won deals, in the corporate currency';
+COMMENT ON COLUMN crm.sales_performance.win_rate IS 'won / (won + lost), 0-1';
+COMMENT ON COLUMN crm.sales_performance.average_deal_size IS 'Average amount of a won deal, in the corporate currency';
+COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from creation to closing of a won deal';
+COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals when they all share one; NULL when mixed or none won';
+COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
+
+
+CREATE OR REPLACE VIEW crm.quote_to_order WITH (security_invoker = true) AS
+    SELECT pg_catalog.date_trunc('month', q.created_at)::date AS month,
+           pg_catalog.count(*) AS quotes,
+           pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'Accepted'::crm.quote_status) AS accepted,
+           pg_catalog.count(so.id) AS orders,
+           pg_catalog.round(pg_catalog.count(so.id)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS order_rate,
+           COALESCE(pg_catalog.round(pg_catalog.sum(so.total OPERATOR(pg_catalog.*)
+                                                    CASE WHEN so.id IS NOT NULL THEN crm.exchange_rate_on(so.currency, so.created_at::pg_catalog.date) END), 2), 0) AS order_total,
+           CASE WHEN pg_catalog.min(so.currency) OPERATOR(pg_catalog.=) pg_catalog.max(so.currency) THEN pg_catalog.min(so.currency) END AS currency,
+           CASE WHEN pg_catalog.min(so.currency) OPERATOR(pg_catalog.=) pg_catalog.max(so.currency) THEN pg_catalog.sum(so.total) END AS order_total_in_currency
+      FROM crm.quote AS q LEFT JOIN crm.sales_order AS so ON so.quote_id OPERATOR(pg_catalog.=) q.id
+     GROUP BY 1;
+COMMENT ON VIEW crm.quote_to_order IS 'Quote-to-order conversion per month the quotes were made; order totals in the corporate currency, each order at the rate of the day it was made (created_at, session time zone), and in the orders'' currency when they share one';
+COMMENT ON COLUMN crm.quote_to_order.month IS 'First day of the month';
+COMMENT ON COLUMN crm.quote_to_order.quotes IS 'Quotes made';
+COMMENT ON COLUMN crm.quote_to_order.accepted IS 'Of those, Accepted now';
+COMMENT ON COLUMN crm.quote_to_order.orders IS 'Of those, turned into sales orders';
+COMMENT ON COLUMN crm.quote_to_order.order_rate IS 'orders / quotes, 0-1';
+COMMENT ON COLUMN crm.quote_to_order.order_total IS 'Total of those orders, in the corporate currency (each at the rate of the day it was made)';
+COMMENT ON COLUMN crm.quote_to_order.currency IS 'Currency of those orders when they all share one; NULL when mixed or none';
+COMMENT ON COLUMN crm.quote_to_order.order_total_in_currency IS 'Their total in that currency (NULL when mixed)';
+
+
+CREATE OR REPLACE VIEW crm.campaign_performance WITH (security_invoker = true) AS
+    WITH campaign_groups AS (
+        SELECT a.campaign_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.campaign_opportunity_aggregate AS a
+         GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT c.id AS campaign_id, c.name, c.type, c.status, c.owner,
+           c.budgeted_cost, c.actual_cost, c.expected_revenue,
+           COALESCE(l.leads, 0) AS leads,
+           COALESCE(l.converted_leads, 0) AS converted_leads,
+           COALESCE(o.opportunities, 0) AS opportunities,
+           COALESCE(o.won_opportunities, 0) AS won_opportunities,
+           COALESCE(o.amount, 0) AS opportunity_amount,
+           COALESCE(o.won_amount, 0) AS won_amount,
+           CASE WHEN c.actual_cost OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round((COALESCE(o.won_amount, 0) OPERATOR(pg_catalog.-) c.actual_cost)
+                                      OPERATOR(pg_catalog./) c.actual_cost, 4)
+           END AS roi,
+           o.currency, o.amount_in_currency AS opportunity_amount_in_currency, o.won_amount_in_currency
+      FROM crm.campaign AS c
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
+                        pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
+                   FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+        ON l.campaign_id OPERATOR(pg_catalog.=) c.id
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate), 2) AS amount,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.sum(g.amount) END AS amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM campaign_groups AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM campaign_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
+                  GROUP BY g.campaign_id) AS o
+        ON o.campaign_id OPERATOR(pg_catalog.=) c.id;
+COMMENT ON VIEW crm.campaign_performance IS 'Per campaign (one row each, as ROI is a campaign''s figure): leads, converted leads, opportunities, won opportunities, their amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; converted per group of the maintained aggregate at read time, so a rate edit shows at once), and ROI = (won amount - actual cost) / actual cost, the cost being in the corporate currency; the deals'' own currency and amounts in it beside them when all the campaign''s deals share one currency';
+COMMENT ON COLUMN crm.campaign_performance.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_performance.name IS 'Campaign name';
+COMMENT ON COLUMN crm.campaign_performance.type IS 'Campaign type';
+COMMENT ON COLUMN crm.campaign_performance.status IS 'Campaign status';
+COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign';
+COMMENT ON COLUMN crm.campaign_performance.budgeted_cost IS 'Planned cost, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.actual_cost IS 'Cost so far, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.expected_revenue IS 'Expected revenue';
+COMMENT ON COLUMN crm.campaign_performance.leads IS 'Leads attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.converted_leads IS 'Of those, converted';
+COMMENT ON COLUMN crm.campaign_performance.opportunities IS 'Opportunities attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.won_opportunities IS 'Of those, won';
+COMMENT ON COLUMN crm.campaign_performance.opportunity_amount IS 'Amount of all attributed opportunities, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.won_amount IS 'Amount of the won ones, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.roi IS 'Return on investment: (won amount - actual cost) / actual cost, both in the corporate currency; NULL while the actual cost is 0';
+COMMENT ON COLUMN crm.campaign_performance.currency IS 'Currency of the attributed deals when they all share one; NULL when mixed or none';
+COMMENT ON COLUMN crm.campaign_performance.opportunity_amount_in_currency IS 'Amount of all attributed opportunities in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm.campaign_performance.won_amount_in_currency IS 'Amount of the won ones in that currency (NULL when mixed)';
+
+
+CREATE OR REPLACE VIEW crm.loss_analysis WITH (security_invoker = true) AS
+    SELECT o.loss_reason_code AS reason,
+           r.label AS reason_label,
+           o.owner,
+           pg_catalog.date_trunc('month', o.closed_at)::date AS month,
+           pg_catalog.count(*) AS deals,
+           pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(o.currency, o.close_date)), 2) AS amount,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END AS currency,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END AS amount_in_currency
+      FROM crm.opportunity AS o
+      JOIN crm.loss_reason AS r ON r.code OPERATOR(pg_catalog.=) o.loss_reason_code
+     GROUP BY o.loss_reason_code, r.label, o.owner, pg_catalog.date_trunc('month', o.closed_at)::date;
+COMMENT ON VIEW crm.loss_analysis IS 'Lost deals by loss reason, owner and month of close (in the session time zone): how many and their amount in the corporate currency (each deal at the rate of its close date), and in the deals'' currency when they share one; each role sees the deals it may read';
+COMMENT ON COLUMN crm.loss_analysis.reason IS 'Loss reason code';
+COMMENT ON COLUMN crm.loss_analysis.reason_label IS 'Loss reason as shown to users';
+COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals';
+COMMENT ON COLUMN crm.loss_analysis.month IS 'First day of the month the deals were closed in';
+COMMENT ON COLUMN crm.loss_analysis.deals IS 'Number of deals lost';
+COMMENT ON COLUMN crm.loss_analysis.amount IS 'Sum of their amounts, in the corporate currency';
+COMMENT ON COLUMN crm.loss_analysis.currency IS 'Currency of the deals when they all share one; NULL when mixed';
+COMMENT ON COLUMN crm.loss_analysis.amount_in_currency IS 'Sum of their amounts in that currency (NULL when mixed)';
+
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, o.owner, o.currency, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+-- crm.quote_to_order converts each order at the rate of the day it was made.
+-- A fresh install grants this before the column grants of writers on these
+-- columns: those are taken back and given again after it, in their order,
+-- so that the columns' privileges read as a fresh install's.
+DO $analyst_orders$
+DECLARE
+    g record;
+    regrant text[] := '{}';
+BEGIN
+    FOR g IN
+        SELECT pg_catalog.quote_ident(att.attname) AS col, a.privilege_type AS priv,
+               pg_catalog.quote_ident(r.rolname) AS grantee
+          FROM pg_catalog.pg_attribute AS att
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) WITH ORDINALITY AS a
+          JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE att.attrelid OPERATOR(pg_catalog.=) 'crm.sales_order'::pg_catalog.regclass
+           AND att.attname OPERATOR(pg_catalog.=) ANY (ARRAY['currency', 'created_at']::pg_catalog.name[])
+           AND a.grantee OPERATOR(pg_catalog.<>) a.grantor
+         ORDER BY att.attname, a.ordinality
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE %s (%s) ON crm.sales_order FROM %s', g.priv, g.col, g.grantee);
+        regrant := regrant OPERATOR(pg_catalog.||) pg_catalog.format('GRANT %s (%s) ON crm.sales_order TO %s', g.priv, g.col, g.grantee);
+    END LOOP;
+    GRANT SELECT (currency, created_at) ON crm.sales_order TO crm_analyst;
+    FOR i IN 1 .. COALESCE(pg_catalog.array_length(regrant, 1), 0) LOOP
+        EXECUTE regrant[i];
+    END LOOP;
+END
+$analyst_orders$;
+
+-- Deals by owner and close date (crm.quota_attainment, crm.sales_performance).
+DROP INDEX crm.opportunity_owner_idx;
+CREATE INDEX opportunity_owner_close_date_idx ON crm.opportunity (owner, close_date);
+COMMENT ON INDEX crm.opportunity_owner_close_date_idx IS 'Deals by owner, and by owner and close date: a rep''s deals, and the deals of an owner closing in a quota period (crm.quota_attainment), by one index range scan';

@@ -17,7 +17,10 @@
 #      configuration), diffed line by line;
 #   4. every row of every table that V had is still there, unchanged (count
 #      and checksum of the sorted rows), and every sequence stands where it
-#      stood;
+#      stood -- except the derived aggregate tables listed in
+#      recomputed_aggregates below, which the update recomputes (regrouped by
+#      keys their old rows cannot be split by) and whose content step 5
+#      proves instead;
 #   5. the aggregates are exact (crm.verify_aggregates()), and the updated
 #      extension works: a rep notes and tags a lead, converts it (the note
 #      and the tag move to the contact, search finds the note), and a second
@@ -49,6 +52,19 @@ SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORD
 SELECT 'SELECT ''sequence '' || sequencename, last_value FROM pg_sequences WHERE schemaname = ''crm'' ORDER BY sequencename;';
 SQL
 }
+# The exemption from step 4, kept explicit and narrow: derived aggregate
+# tables (kept by the aggregates_ triggers, nothing but sums of the base
+# tables) whose rows the update to 0.7 recomputes, regrouped by close month
+# and currency.  Their content is proven by crm.verify_aggregates()
+# returning no mismatch after the update (it compares every group with a
+# fresh GROUP BY, and the reports built on them with a GROUP BY converting
+# every deal), and they must not be empty then.
+recomputed_aggregates="account_aggregate campaign_opportunity_aggregate"
+# without_recomputed FILE: FILE without the lines of those tables
+without_recomputed() {
+    grep -v -E "^table ($(tr ' ' '|' <<<"$recomputed_aggregates"))\\|" "$1" || true
+}
+
 # data_fingerprint DB QUERIES: one line per table and sequence of DB
 data_fingerprint() {
     psql_as postgres "$1" -f "$2"
@@ -88,7 +104,8 @@ for v in $(released_versions); do
     data_fingerprint "$db" "$WORK/$db.fpsql" >"$WORK/$db.after"
     # every line of before (tables and sequences of V, over the columns V had)
     # is in after, unchanged
-    if missing=$(grep -vxF -f "$WORK/$db.after" "$WORK/$db.before"); then
+    without_recomputed "$WORK/$db.before" >"$WORK/$db.compared"
+    if missing=$(grep -vxF -f "$WORK/$db.after" "$WORK/$db.compared"); then
         echo "$missing" >&2
         fail "rows or sequences changed by the update from $v (lines above: before the update)"
     fi
@@ -96,6 +113,11 @@ for v in $(released_versions); do
 
     mismatches=$(psql_as postgres "$db" -c "SELECT count(*) FROM crm.verify_aggregates()")
     [ "$mismatches" = "0" ] || fail "aggregates wrong after the update from $v: $mismatches mismatches"
+    for t in $recomputed_aggregates; do
+        [ "$(psql_as postgres "$db" -c "SELECT count(*) > 0 FROM crm.$t")" = t ] \
+            || fail "the recomputed crm.$t is empty after the update from $v: nothing proven"
+    done
+    echo "ok: the recomputed $recomputed_aggregates of $v match crm.verify_aggregates()"
     lead=$(psql_as alice "$db" -c "INSERT INTO crm.lead (name, company, status) VALUES ('Ursula Update', 'Updated Ltd', 'Completed') RETURNING id")
     # notes and tags (0.7) work on the updated database and move with the conversion
     psql_as alice "$db" -c "INSERT INTO crm.note (body, lead_id) VALUES ('Ursula wants the upgrade plan', $lead)" >/dev/null
