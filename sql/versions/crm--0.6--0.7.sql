@@ -2678,3 +2678,30 @@ BEGIN
     END LOOP;
 END
 $stamped$;
+
+-- == currency triggers in C: currency and quota rules (src/currencies.c, src/quotas.c; 72_currencies.sql, 97_quotas.sql) ==
+-- The PL/pgSQL functions of the sections "currency" and "quotas" above,
+-- replaced by the C ones (same names, signatures, comments and grants;
+-- SECURITY INVOKER without a search_path setting: the C code raises
+-- privileges per statement and names everything with its schema).
+CREATE OR REPLACE FUNCTION crm.exchange_rate_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.settings_currency_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_settings_currency_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.exchange_rate_on(currency text, day date) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_on'
+    LANGUAGE C STABLE;
+CREATE OR REPLACE FUNCTION crm.currency_from_price_book() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_currency_from_price_book'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.sales_order_currency() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_sales_order_currency'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.price_book_currency_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_price_book_currency_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.quota_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_quota_guard'
+    LANGUAGE C;

@@ -140,3 +140,47 @@ SELECT count(*) AS differences FROM crm.verify_aggregates();
 UPDATE crm.opportunity SET close_date = '2027-01-02' WHERE name = 'Euro Mar';
 SELECT currency, amount_in_currency, amount FROM crm.pipeline_by_stage WHERE currency = 'EUR';
 SELECT count(*) AS differences FROM crm.verify_aggregates();
+
+-- Hostile input.  Days: infinity is the latest rate; -infinity has none
+-- (ZC120 naming it).  Forged codes: no rate, whatever the text (ZC120).
+SELECT crm.exchange_rate_on('EUR', 'infinity') AS latest;
+SELECT crm.exchange_rate_on('EUR', '-infinity');
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.exchange_rate_on('usd', '2027-01-01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.exchange_rate_on('EUR'' OR true --', '2027-01-01');
+\echo :LAST_ERROR_SQLSTATE
+-- Tiny and huge rates are kept exactly.
+INSERT INTO crm.exchange_rate VALUES ('JPY', '2027-01-01', 1e-30), ('KRW', '2027-01-01', 1e30);
+SELECT crm.exchange_rate_on('JPY', '2027-06-30') AS tiny, crm.exchange_rate_on('KRW', '2027-06-30') AS huge;
+-- COPY and MERGE run the rate guard too (ZC122).
+COPY crm.exchange_rate (currency, valid_from, rate) FROM stdin;
+USD	2027-05-01	1
+\.
+MERGE INTO crm.exchange_rate AS r USING (VALUES ('GBP', '2027-01-01'::date)) AS v (c, d)
+    ON r.currency = v.c AND r.valid_from = v.d
+  WHEN MATCHED THEN UPDATE SET currency = 'USD';
+\echo :LAST_ERROR_SQLSTATE
+-- The corporate currency stays fixed through MERGE as well (ZC121).
+MERGE INTO crm.settings AS s USING (VALUES (1)) AS v (x) ON true
+  WHEN MATCHED THEN UPDATE SET corporate_currency = 'EUR';
+\echo :LAST_ERROR_SQLSTATE
+-- A rep cannot give a deal with a book another currency (it is the
+-- book's), nor an order another one (ZC022), by UPDATE or MERGE.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_cur_rep;
+RESET client_min_messages;
+CREATE ROLE regress_cur_rep IN ROLE crm_sales;
+INSERT INTO crm.opportunity (name, account_id, owner, price_book_id) VALUES ('Rep deal', 1, 'regress_cur_rep', :book);
+SET ROLE regress_cur_rep;
+UPDATE crm.opportunity SET currency = 'JPY' WHERE name = 'Rep deal';
+MERGE INTO crm.opportunity AS o USING (VALUES ('Rep deal')) AS v (n) ON o.name = v.n
+  WHEN MATCHED THEN UPDATE SET currency = 'KRW';
+SELECT name, currency FROM crm.opportunity WHERE name = 'Rep deal';
+RESET ROLE;
+MERGE INTO crm.sales_order AS so USING (VALUES (:order_id)) AS v (id) ON so.id = v.id
+  WHEN MATCHED THEN UPDATE SET currency = 'EUR';
+\echo :LAST_ERROR_SQLSTATE
+-- Setting the same currency again is no change.
+UPDATE crm.sales_order SET currency = currency WHERE id = :order_id;
+SELECT currency FROM crm.sales_order WHERE id = :order_id;
