@@ -365,6 +365,9 @@ extern int	crm_duplicates_no_jit(void);
 extern int	crm_lead_score(HeapTuple tuple, TupleDesc tupdesc, int *current);
 extern AttrNumber crm_lead_score_attnum(void);
 
+/* currencies.c: a write in a currency the reports can convert (ZC120 otherwise) */
+extern void crm_require_exchange_rate(Datum currency, Datum day, bool day_isnull);
+
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);
 

@@ -19,8 +19,11 @@
  *     (ZC121); looks under a fresh snapshot, and in REPEATABLE READ ends
  *     with 40001 when a rate the snapshot does not show was committed.
  * crm.currency_from_price_book()  BEFORE INSERT OR UPDATE OF price_book_id,
- *     currency on crm.opportunity and crm.quote: a row with a price book has
- *     the book's currency, whatever the client sends (the caller's rights).
+ *     currency (and close_date) on crm.opportunity and crm.quote: a row with
+ *     a price book has the book's currency, whatever the client sends (the
+ *     caller's rights); a deal whose currency has no rate valid on its close
+ *     date (any rate without one) is refused (ZC120), so that no writer can
+ *     make the converted reports fail for everybody.
  * crm.sales_order_currency()      BEFORE INSERT OR UPDATE OF currency on
  *     crm.sales_order: an order takes its quote's currency and keeps it
  *     (ZC022).
@@ -41,9 +44,16 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 /*
  * The rate valid on $2 (NULL: the latest), 1 for the corporate currency.
@@ -121,6 +131,192 @@ text_equal(const char *a, const char *b)
 	return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
+/*
+ * The rates one statement has looked up, kept for its other calls.  Rates
+ * change only on the first of a month (a CHECK on valid_from), so the rate
+ * valid on a day is the rate valid on the first of its month: the key is
+ * (currency, month).  A report calls the function once per group, and its
+ * groups share a few keys.
+ *
+ * The cache hangs off the call's FmgrInfo (fn_extra: one expression of one
+ * statement) and is used only while the data the lookup would see cannot
+ * have changed: the same transaction, subtransaction and user, and an MVCC
+ * snapshot with the same command id, xmin, xmax and in-progress
+ * transactions (everything that decides what a snapshot shows).
+ * Otherwise it is emptied first.  Errors (ZC120) are never cached.
+ */
+#define RATE_KEY_LEN 16
+
+typedef struct RateKey
+{
+	char		currency[RATE_KEY_LEN];	/* zero-padded */
+	DateADT		month;			/* first of the month; +-infinity as given */
+} RateKey;
+
+typedef struct RateEntry
+{
+	RateKey		key;
+	Datum		rate;			/* numeric, in the cache's context */
+} RateEntry;
+
+typedef struct RateCache
+{
+	HTAB	   *entries;
+	LocalTransactionId lxid;
+	SubTransactionId subxid;
+	Oid			user;
+	CommandId	curcid;
+	TransactionId xmin;
+	TransactionId xmax;
+	uint32		xcnt;
+	int32		subxcnt;
+	bool		suboverflowed;
+	TransactionId *xids;		/* xip then subxip */
+	int			xids_size;
+} RateCache;
+
+/* rate_key -- the cache key of a call; false when it is not cached */
+static bool
+rate_key(Datum currency, bool day_isnull, DateADT day, RateKey *key)
+{
+	text	   *t = DatumGetTextPP(currency);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len >= RATE_KEY_LEN)
+		return false;
+	memset(key, 0, sizeof(*key));
+	memcpy(key->currency, VARDATA_ANY(t), len);
+	if (day_isnull)
+		DATE_NOEND(key->month);	/* as COALESCE(day, 'infinity') */
+	else if (DATE_NOT_FINITE(day))
+		key->month = day;
+	else
+	{
+		int			year,
+					month,
+					mday;
+
+		j2date(day + POSTGRES_EPOCH_JDATE, &year, &month, &mday);
+		key->month = date2j(year, month, 1) - POSTGRES_EPOCH_JDATE;
+	}
+	return true;
+}
+
+/* same_snapshot -- does snap show what the cache's snapshot showed? */
+static bool
+same_snapshot(const RateCache *c, Snapshot snap)
+{
+	return c->entries != NULL &&
+		c->lxid == CRM_LOCAL_XID && c->subxid == GetCurrentSubTransactionId() &&
+		c->user == GetUserId() && c->curcid == snap->curcid &&
+		c->xmin == snap->xmin && c->xmax == snap->xmax &&
+		c->xcnt == snap->xcnt && c->subxcnt == snap->subxcnt &&
+		c->suboverflowed == snap->suboverflowed &&
+		memcmp(c->xids, snap->xip, sizeof(TransactionId) * snap->xcnt) == 0 &&
+		memcmp(c->xids + snap->xcnt, snap->subxip, sizeof(TransactionId) * snap->subxcnt) == 0;
+}
+
+/* rate_cache -- the statement's cache, emptied when it may be stale; NULL: none */
+static RateCache *
+rate_cache(FunctionCallInfo fcinfo)
+{
+	RateCache  *c = (RateCache *) fcinfo->flinfo->fn_extra;
+	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+	Snapshot	snap;
+	int			nxids;
+	HASHCTL		ctl;
+
+	if (!ActiveSnapshotSet())
+		return NULL;
+	snap = GetActiveSnapshot();
+	if (snap->snapshot_type != SNAPSHOT_MVCC || snap->subxcnt < 0)
+		return NULL;
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(cxt, sizeof(RateCache));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	if (same_snapshot(c, snap))
+		return c;
+
+	if (c->entries != NULL)
+		hash_destroy(c->entries);
+	c->entries = NULL;
+	nxids = snap->xcnt + snap->subxcnt;
+	if (nxids > c->xids_size)
+	{
+		if (c->xids != NULL)
+			pfree(c->xids);
+		c->xids = MemoryContextAlloc(cxt, sizeof(TransactionId) * nxids);
+		c->xids_size = nxids;
+	}
+	if (snap->xcnt > 0)
+		memcpy(c->xids, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	if (snap->subxcnt > 0)
+		memcpy(c->xids + snap->xcnt, snap->subxip, sizeof(TransactionId) * snap->subxcnt);
+	c->lxid = CRM_LOCAL_XID;
+	c->subxid = GetCurrentSubTransactionId();
+	c->user = GetUserId();
+	c->curcid = snap->curcid;
+	c->xmin = snap->xmin;
+	c->xmax = snap->xmax;
+	c->xcnt = snap->xcnt;
+	c->subxcnt = snap->subxcnt;
+	c->suboverflowed = snap->suboverflowed;
+	ctl.keysize = sizeof(RateKey);
+	ctl.entrysize = sizeof(RateEntry);
+	ctl.hcxt = cxt;
+	c->entries = hash_create("crm exchange rates of a statement", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return c;
+}
+
+/*
+ * rate_lookup -- the rate of currency values[0] on day values[1] (nulls[1]
+ * 'n': the latest), inside an SPI connection: read_only, with the calling
+ * statement's snapshot (the function), or else with a fresh one (the
+ * checks of writes); none is ZC120 naming the currency and the day.
+ */
+static Datum
+rate_lookup(Datum *values, const char *nulls, bool read_only)
+{
+	int			ret;
+	bool		isnull;
+	Datum		rate;
+
+	crm_query_prefer_generic(&rate_on);
+	ret = SPI_execute_plan(crm_query_plan(&rate_on), values, nulls, read_only, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "crm: the exchange rate lookup failed: %s", SPI_result_code_string(ret));
+	rate = crm_result_datum(0, 1, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_CRM_NO_EXCHANGE_RATE),
+				 errmsg("no exchange rate for %s on %s",
+						TextDatumGetCString(values[0]),
+						nulls[1] == 'n' ? "any day"
+						: DatumGetCString(DirectFunctionCall1(date_out, values[1]))),
+				 errhint("Add a row to crm.exchange_rate for %s valid from the first of that month or earlier.",
+						 TextDatumGetCString(values[0]))));
+	return rate;
+}
+
+/*
+ * crm_require_exchange_rate -- a write of a deal or quota in currency with
+ * day (NULL: any day) is refused (ZC120) when the reports could not
+ * convert it: one writer's deal in a currency without a rate would make the
+ * converted reports fail for every reader who sees it.  Inside an SPI
+ * connection; a fresh snapshot, the writer's rights.
+ */
+void
+crm_require_exchange_rate(Datum currency, Datum day, bool day_isnull)
+{
+	Datum		values[2] = {currency, day_isnull ? (Datum) 0 : day};
+	char		nulls[2] = {' ', day_isnull ? 'n' : ' '};
+
+	(void) rate_lookup(values, nulls, false);
+}
+
 /* crm_exchange_rate_on -- SQL crm.exchange_rate_on(currency text, day date) */
 PG_FUNCTION_INFO_V1(crm_exchange_rate_on);
 Datum
@@ -128,9 +324,11 @@ crm_exchange_rate_on(PG_FUNCTION_ARGS)
 {
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	bool		isnull;
 	Datum		rate;
-	int			ret;
+	RateKey		key;
+	RateCache  *cache = NULL;
+	RateEntry  *entry;
+	bool		found;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -140,24 +338,28 @@ crm_exchange_rate_on(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 
+	if (rate_key(values[0], PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_DATEADT(1), &key))
+		cache = rate_cache(fcinfo);
+	if (cache != NULL)
+	{
+		entry = hash_search(cache->entries, &key, HASH_FIND, NULL);
+		if (entry != NULL)		/* a copy: the caller owns its result */
+			PG_RETURN_DATUM(datumCopy(entry->rate, false, -1));
+	}
+
 	crm_spi_connect();
-	crm_query_prefer_generic(&rate_on);
-	/* read-only: the snapshot of the calling statement, as a STABLE function must */
-	ret = SPI_execute_plan(crm_query_plan(&rate_on), values, nulls, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "crm: the exchange rate lookup failed: %s", SPI_result_code_string(ret));
-	rate = crm_result_datum(0, 1, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_CRM_NO_EXCHANGE_RATE),
-				 errmsg("no exchange rate for %s on %s",
-						TextDatumGetCString(values[0]),
-						PG_ARGISNULL(1) ? "any day"
-						: DatumGetCString(DirectFunctionCall1(date_out, values[1]))),
-				 errhint("Add a row to crm.exchange_rate for %s valid from the first of that month or earlier.",
-						 TextDatumGetCString(values[0]))));
+	rate = rate_lookup(values, nulls, true);
 	rate = SPI_datumTransfer(rate, false, -1);
 	crm_spi_finish();
+	if (cache != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		Datum		kept = datumCopy(rate, false, -1);
+
+		entry = hash_search(cache->entries, &key, HASH_ENTER, &found);
+		entry->rate = kept;
+		MemoryContextSwitchTo(old);
+	}
 	PG_RETURN_DATUM(rate);
 }
 
@@ -232,29 +434,48 @@ crm_currency_from_price_book(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "currency_from_price_book", true, true);
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	HeapTuple	oldtup = is_update ? trigdata->tg_trigtuple : NULL;
 	HeapTuple	newtup = is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	bool		isnull;
-	int64		book = crm_column_int64(newtup, tupdesc, "price_book_id", &isnull);
-	Datum		values[1];
+	bool		is_deal = strcmp(RelationGetRelationName(trigdata->tg_relation), "opportunity") == 0;
+	bool		book_isnull;
+	int64		book = crm_column_int64(newtup, tupdesc, "price_book_id", &book_isnull);
+	bool		book_changed = !is_update ||
+		crm_column_changed(oldtup, newtup, tupdesc, "price_book_id") ||
+		crm_column_changed(oldtup, newtup, tupdesc, "currency");
 	bool		currency_isnull;
 	Datum		currency;
 
-	if (isnull)
-		return PointerGetDatum(newtup);
 	/* book and currency as they were: the (book, currency) foreign key holds */
-	if (is_update &&
-		!crm_column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "price_book_id") &&
-		!crm_column_changed(trigdata->tg_trigtuple, newtup, tupdesc, "currency"))
-		return PointerGetDatum(newtup);
+	if (!book_isnull && book_changed)
+	{
+		Datum		values[1] = {Int64GetDatum(book)};
 
-	values[0] = Int64GetDatum(book);
-	crm_spi_connect();
-	crm_query_run(&book_currency, values, NULL, 1);
-	currency = crm_result_datum(0, 1, &currency_isnull);
-	if (!currency_isnull)
-		currency = SPI_datumTransfer(currency, false, -1);
-	crm_spi_finish();
-	return PointerGetDatum(crm_set_column(newtup, tupdesc, "currency", currency, currency_isnull));
+		crm_spi_connect();
+		crm_query_run(&book_currency, values, NULL, 1);
+		currency = crm_result_datum(0, 1, &currency_isnull);
+		if (!currency_isnull)
+			currency = SPI_datumTransfer(currency, false, -1);
+		crm_spi_finish();
+		newtup = crm_set_column(newtup, tupdesc, "currency", currency, currency_isnull);
+	}
+
+	/* a deal the reports cannot convert is refused (ZC120) */
+	if (is_deal && (book_changed || crm_column_changed(oldtup, newtup, tupdesc, "close_date")))
+	{
+		int			currency_att = crm_attnum(tupdesc, "currency");
+		int			day_att = crm_attnum(tupdesc, "close_date");
+		bool		day_isnull;
+		Datum		day = heap_getattr(newtup, day_att, tupdesc, &day_isnull);
+
+		currency = heap_getattr(newtup, currency_att, tupdesc, &currency_isnull);
+		if (!currency_isnull)	/* else the NOT NULL constraint reports it */
+		{
+			crm_spi_connect();
+			crm_require_exchange_rate(currency, day, day_isnull);
+			crm_spi_finish();
+		}
+	}
+	return PointerGetDatum(newtup);
 }
 
 /* crm_sales_order_currency -- trigger crm.sales_order_currency() */

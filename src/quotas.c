@@ -3,7 +3,7 @@
  * (sql/install/97_quotas.sql, README "Quotas").
  *
  * crm.quota_guard()  BEFORE INSERT OR UPDATE OF owner, period_start,
- *     period_end on crm.quota.  Takes the extension's quota lock of the
+ *     period_end, currency on crm.quota.  Takes the extension's quota lock of the
  *     row's owner (src/locks.c: a lock no SQL function can take or squat,
  *     waited for at most crm.lock_wait_timeout), then looks for another
  *     quota of the owner whose period meets the row's, as the extension
@@ -14,6 +14,10 @@
  *     on.  In REPEATABLE READ and SERIALIZABLE, a quota the transaction
  *     snapshot does not show but a fresh one does ends the transaction with
  *     40001.
+ *
+ * A quota in a currency without a rate valid on its period_start is
+ * refused (ZC120): crm.quota_attainment would fail for everybody who sees
+ * it.
  *
  * An overlapping quota that the writer cannot see is not described: the
  * writer may not write that owner's quotas (row-level security would refuse
@@ -63,6 +67,8 @@ crm_quota_guard(PG_FUNCTION_ARGS)
 	bool		id_null;
 	Oid			owner;
 	CrmLock		lock;
+	bool		is_update;
+	HeapTuple	oldtup;
 	int64		other;
 	char	   *other_start;
 	char	   *other_end;
@@ -75,6 +81,28 @@ crm_quota_guard(PG_FUNCTION_ARGS)
 	if (owner_null || start_null || end_null || id_null)
 		return PointerGetDatum(newtup);
 	owner = DatumGetObjectId(values[0]);
+	is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	oldtup = is_update ? trigdata->tg_trigtuple : NULL;
+
+	/* a quota the attainment report cannot convert is refused (ZC120) */
+	if (!is_update || crm_column_changed(oldtup, newtup, tupdesc, "currency") ||
+		crm_column_changed(oldtup, newtup, tupdesc, "period_start"))
+	{
+		bool		currency_null;
+		Datum		currency = heap_getattr(newtup, crm_attnum(tupdesc, "currency"), tupdesc,
+											&currency_null);
+
+		if (!currency_null)		/* else the NOT NULL constraint reports it */
+		{
+			crm_spi_connect();
+			crm_require_exchange_rate(currency, values[1], false);
+			crm_spi_finish();
+		}
+	}
+	if (is_update && !crm_column_changed(oldtup, newtup, tupdesc, "owner") &&
+		!crm_column_changed(oldtup, newtup, tupdesc, "period_start") &&
+		!crm_column_changed(oldtup, newtup, tupdesc, "period_end"))
+		return PointerGetDatum(newtup);	/* the period stays as it was */
 
 	lock = crm_lock_key(CRM_LOCK_QUOTA_OWNER, psprintf("%u", owner));
 	crm_lock_all(&lock, 1);

@@ -129,13 +129,15 @@ CREATE INDEX sales_order_currency_idx ON crm.sales_order (currency);
 COMMENT ON INDEX crm.sales_order_currency_idx IS 'Orders by currency: deleting a currency checks its orders without reading every order';
 
 -- An opportunity or quote with a price book has the book's currency,
--- whatever the client sends.  Runs with the writer's rights: every CRM role
--- reads price books.
+-- whatever the client sends.  A deal needs a rate of its currency valid on
+-- its close date (any rate without one; ZC120 otherwise): one deal the
+-- reports cannot convert would make them fail for every reader who sees it.
+-- Runs with the writer's rights: every CRM role reads price books and rates.
 CREATE FUNCTION crm.currency_from_price_book() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_currency_from_price_book'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency';
-CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.opportunity
+COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.quote
     FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();

@@ -2705,3 +2705,13 @@ CREATE OR REPLACE FUNCTION crm.price_book_currency_guard() RETURNS trigger
 CREATE OR REPLACE FUNCTION crm.quota_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_quota_guard'
     LANGUAGE C;
+-- A deal or quota the reports cannot convert is refused (ZC120): the
+-- triggers also fire on a change of the close date and of a quota's currency.
+DROP TRIGGER currency_from_price_book ON crm.opportunity;
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+DROP TRIGGER quota_guard ON crm.quota;
+CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end, currency ON crm.quota
+    FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
+COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
+COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';

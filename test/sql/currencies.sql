@@ -78,10 +78,23 @@ SELECT id, price_book_id, currency, amount FROM crm.opportunity WHERE id = 2;
 -- The currency of a deal with a book is the book's.
 UPDATE crm.opportunity SET currency = 'GBP' WHERE id = 3;
 SELECT id, currency FROM crm.opportunity WHERE id = 3;
--- A currency in use cannot be deleted.
+-- A deal the reports cannot convert is refused (ZC120, naming the currency
+-- and the close date): in a currency without a rate, or closing before its
+-- currency's first rate.  One such deal would make the converted reports
+-- fail for everybody who sees it.
 INSERT INTO crm.opportunity (name, account_id, currency) VALUES ('Swiss deal', 1, 'CHF');
-DELETE FROM crm.currency WHERE code = 'CHF';
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.exchange_rate VALUES ('CHF', '2027-01-01', 1.05);
+INSERT INTO crm.opportunity (name, account_id, currency, close_date) VALUES ('Old Swiss deal', 1, 'CHF', '2026-12-31');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.opportunity (name, account_id, currency) VALUES ('Swiss deal', 1, 'CHF');
+UPDATE crm.opportunity SET close_date = '2026-12-31' WHERE name = 'Swiss deal';
+\echo :LAST_ERROR_SQLSTATE
+-- A currency in use cannot be deleted (by a deal here; its rates too).
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'CHF';
+DELETE FROM crm.currency WHERE code = 'CHF';
+ROLLBACK;
 
 -- A book without lines may change currency: its deals and quotes follow.
 SELECT crm.create_quote(3);
@@ -107,11 +120,12 @@ SELECT currency FROM crm.sales_order WHERE id = :order_id;
 UPDATE crm.sales_order SET currency = 'USD' WHERE id = :order_id;
 \echo :LAST_ERROR_SQLSTATE
 
--- Reports in the corporate currency.  A deal in a currency without any rate
--- (CHF above): the report refuses, naming the currency (ZC120), never 1.
+-- Reports in the corporate currency.  A deal whose rate is gone (an admin
+-- deleted it): the report refuses, naming the currency (ZC120), never 1.
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'CHF';
 SELECT stage, currency, amount FROM crm.pipeline_by_stage;
-\echo :LAST_ERROR_SQLSTATE
-INSERT INTO crm.exchange_rate VALUES ('CHF', '2027-01-01', 1.05);
+ROLLBACK;
 -- Deals in euros closing in January and March and one without a close date
 -- (the latest rate); the pound deal closes in February.
 INSERT INTO crm.opportunity (name, account_id, currency, amount, probability, close_date) VALUES
@@ -184,3 +198,37 @@ MERGE INTO crm.sales_order AS so USING (VALUES (:order_id)) AS v (id) ON so.id =
 -- Setting the same currency again is no change.
 UPDATE crm.sales_order SET currency = currency WHERE id = :order_id;
 SELECT currency FROM crm.sales_order WHERE id = :order_id;
+-- A statement keeps the rates it looked up for its other calls, but never
+-- past a change it can see: the same call in a loop sees each rate edit.
+DO $$
+DECLARE
+    r numeric;
+BEGIN
+    FOR i IN 1..3 LOOP
+        r := crm.exchange_rate_on('EUR', '2027-01-15');
+        RAISE NOTICE 'EUR on 2027-01-15: %', r;
+        UPDATE crm.exchange_rate SET rate = rate + 0.01 WHERE currency = 'EUR' AND valid_from = '2027-01-01';
+    END LOOP;
+END
+$$;
+-- ... nor past the rollback of a subtransaction whose rate edit it saw
+-- (one call site, the function's, inside and after the subtransaction).
+CREATE FUNCTION pg_temp.eur_rate() RETURNS numeric LANGUAGE plpgsql STABLE
+    AS $$ BEGIN RETURN crm.exchange_rate_on('EUR', '2027-01-15'); END $$;
+DO $$
+BEGIN
+    BEGIN
+        UPDATE crm.exchange_rate SET rate = 9 WHERE currency = 'EUR' AND valid_from = '2027-01-01';
+        RAISE NOTICE 'in a subtransaction: %', pg_temp.eur_rate();
+        RAISE EXCEPTION 'roll back';
+    EXCEPTION WHEN raise_exception THEN
+        RAISE NOTICE 'after its rollback: %', pg_temp.eur_rate();
+    END;
+END
+$$;
+-- One call per group, as the reports make them: days of one month share a rate.
+SELECT currency, min(r) AS min_rate, max(r) AS max_rate, count(*) AS calls
+  FROM (SELECT c AS currency, crm.exchange_rate_on(c, d::date) AS r
+          FROM unnest(ARRAY['EUR', 'GBP', 'USD']) AS c,
+               generate_series('2027-01-01'::date, '2027-04-30', '1 day') AS d) AS x
+ GROUP BY currency ORDER BY currency;

@@ -73,10 +73,18 @@ SELECT owner, period_start, quota, won_amount, attainment FROM crm.quota_attainm
 SET ROLE regress_q_analyst;
 SELECT owner, period_start, quota, won_amount FROM crm.quota_attainment ORDER BY period_start, owner::text NULLS LAST;
 RESET ROLE;
--- A quota in a currency without a rate: an error naming it (ZC120).
+-- A quota in a currency without a rate on its first day is refused (ZC120,
+-- naming it): the attainment report could not convert it.
 UPDATE crm.quota SET currency = 'GBP' WHERE currency = 'EUR';
-SELECT owner, quota FROM crm.quota_attainment;
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.quota (owner, period_start, period_end, amount, currency) VALUES ('regress_q_rep2', '2026-01-01', '2026-03-31', 1, 'EUR');
+\echo :LAST_ERROR_SQLSTATE
+-- A quota whose rate is gone (an admin deleted it): the report refuses,
+-- naming the currency (ZC120), never 1.
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'EUR';
+SELECT owner, quota FROM crm.quota_attainment;
+ROLLBACK;
 
 -- Every write path runs the overlap check: UPDATE of the owner, COPY, MERGE,
 -- INSERT ... ON CONFLICT (23P01); the detail names the other quota.
