@@ -11,6 +11,9 @@
 # lookup) in turn, days spread over five years, every tenth one NULL.
 #  1. instructions (callgrind): COUNT and 2 x COUNT calls in new
 #     single-user backends, (long - short) / COUNT per call, each variant;
+#     and, for a call that finds nothing kept (a new statement each time),
+#     STMTS and 2 x STMTS statements of one call each (per statement: the
+#     statement's own cost included);
 #  2. time: the same statement with 10 x COUNT calls through psql, the
 #     variants in interleaved rounds (C first in odd rounds), the median
 #     of the per-round ratios.
@@ -18,7 +21,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-COUNT=${COUNT:-20000}; ROUNDS=${ROUNDS:-5}
+COUNT=${COUNT:-20000}; ROUNDS=${ROUNDS:-5}; STMTS=${STMTS:-2000}
 ensure_packages
 install_missing valgrind
 build_and_install >&2
@@ -71,6 +74,9 @@ for s in crm bench_plpgsql; do
     { calls $s 100; calls $s "$COUNT"; } >"$WORK/${s}_short.sql"
     { calls $s 100; calls $s $((2 * COUNT)); } >"$WORK/${s}_long.sql"
     calls $s $((10 * COUNT)) >"$WORK/${s}_timed.sql"
+    for n in "$STMTS" $((2 * STMTS)); do
+        awk -v s="$s" -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "SELECT %s.exchange_rate_on(%cEUR%c, date %c2025-01-01%c + %d);\n", s, 39, 39, 39, 39, i % 1800 }' >"$WORK/${s}_stmts_$n.sql"
+    done
 done
 chmod a+r "$WORK"/*.sql
 
@@ -95,16 +101,25 @@ median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { prin
 stop_cluster "$WORK/cluster"
 
 # 1. instructions
-declare -A per
+declare -A per stmt
 for s in crm bench_plpgsql; do
     log "callgrind: $s, $COUNT and $((2 * COUNT)) calls"
     short=$(instructions rates "$WORK/${s}_short.sql")
     long=$(instructions rates "$WORK/${s}_long.sql")
     [ -n "$short" ] && [ -n "$long" ] || { echo "the measured runs of $s did not run" >&2; exit 1; }
     per[$s]=$(( (long - short) / COUNT ))
+    log "callgrind: $s, $STMTS and $((2 * STMTS)) statements of one call"
+    short=$(instructions rates "$WORK/${s}_stmts_$STMTS.sql")
+    long=$(instructions rates "$WORK/${s}_stmts_$((2 * STMTS)).sql")
+    [ -n "$short" ] && [ -n "$long" ] || { echo "the statements of $s did not run" >&2; exit 1; }
+    stmt[$s]=$(( (long - short) / STMTS ))
 done
 printf '\n%-40s %14s\n' "crm.exchange_rate_on(), per call" "instructions"
 printf '%-40s %14d\n' "C (kept generic plan)" "${per[crm]}"
 printf '%-40s %14d\n' "PL/pgSQL (0.7 before the port)" "${per[bench_plpgsql]}"
 printf '%-40s %14s\n' "PL/pgSQL / C, instructions" "$(awk -v p="${per[bench_plpgsql]}" -v c="${per[crm]}" 'BEGIN { printf "%.2f", p / c }')"
 printf '%-40s %14s\n' "PL/pgSQL / C, time (median of $ROUNDS)" "$median"
+printf '\n%-40s %14s\n' "one call per statement, per statement" "instructions"
+printf '%-40s %14d\n' "C" "${stmt[crm]}"
+printf '%-40s %14d\n' "PL/pgSQL" "${stmt[bench_plpgsql]}"
+printf '%-40s %14s\n' "PL/pgSQL / C, instructions" "$(awk -v p="${stmt[bench_plpgsql]}" -v c="${stmt[crm]}" 'BEGIN { printf "%.2f", p / c }')"
