@@ -31,10 +31,13 @@
 #   bad_input              quotes (create, submit, approve, reject, sync),
 #                          orders (create, activate, cancel), conversion,
 #                          aggregates, normalization: most of the rest
+#   currencies             the currency triggers of src/currencies.c (rates,
+#                          settings, price book currency: only test that does)
+#   quotas                 crm.quota_guard (only test that does)
 #   row_security           crm.audit_append_only (only test that does), the
 #                          sharing and reporting-line functions
-# The first runs alone; row_security, the longest, runs beside the other
-# four, in another database, so that both cores work.  The tier proves the
+# The first runs alone; row_security, the longest, runs beside the others,
+# in another database, so that both cores work.  The tier proves the
 # subset's claim on every run: it builds the extension with gcov
 # instrumentation, and fails if any C function named in a LANGUAGE C
 # definition was not entered.  A new C function that the subset does not
@@ -49,7 +52,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/tier_lib.sh"
 
-TESTS=${CRM_VALGRIND_TESTS:-catalog activities opportunity_lifecycle reminders bad_input row_security}
+TESTS=${CRM_VALGRIND_TESTS:-catalog activities opportunity_lifecycle reminders bad_input currencies quotas row_security}
 CACHE=${CRM_CACHE_DIR:-/var/cache/crm-ci}
 
 ensure_packages

@@ -45,6 +45,8 @@
  *   assignment.c        lead owners from crm.assignment_rule and queues, crm.assign_lead()
  *   email_log.c         crm.log_email(): the e-mail log, its links and threads
  *   custom_fields.c     custom fields: attributes checked against crm.custom_field
+ *   currencies.c        crm.exchange_rate_on(); currency rules of rates, settings, books, deals, orders
+ *   quotas.c            quota periods of one owner never overlap (keyed lock per owner)
  */
 #ifndef CRM_H
 #define CRM_H
@@ -328,7 +330,8 @@ typedef enum CrmLockKind
 	CRM_LOCK_KEY_SPACE = 19,	/* all keys of one key kind (bulk entry checks) */
 	CRM_LOCK_LEAD_ROUTING = 20,	/* queue positions and capacities (assignment.c) */
 	CRM_LOCK_CAPTURE_LOG = 21,	/* the one refusal-recording worker (capture.c), cluster-wide */
-	CRM_LOCK_EMAIL_MESSAGE = 22	/* a logged e-mail's message id (email_log.c) */
+	CRM_LOCK_EMAIL_MESSAGE = 22,	/* a logged e-mail's message id (email_log.c) */
+	CRM_LOCK_QUOTA_OWNER = 23	/* the quotas of one owner, key: the role's oid (quotas.c) */
 } CrmLockKind;
 
 typedef struct CrmLock
@@ -375,6 +378,9 @@ extern int	crm_duplicates_no_jit(void);
 /* scoring.c: lead scores */
 extern int	crm_lead_score(HeapTuple tuple, TupleDesc tupdesc, int *current);
 extern AttrNumber crm_lead_score_attnum(void);
+
+/* currencies.c: a write in a currency the reports can convert (ZC120 otherwise) */
+extern void crm_require_exchange_rate(Datum currency, Datum day, bool day_isnull);
 
 /* lock_guard.c: LOCK TABLE on the extension's relations */
 extern void crm_lock_guard_init(void);

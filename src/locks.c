@@ -270,6 +270,8 @@ lock_kind_name(CrmLockKind kind)
 			return "the lock of the background worker that records refused lead captures";
 		case CRM_LOCK_EMAIL_MESSAGE:
 			return "the lock of a logged e-mail's message id";
+		case CRM_LOCK_QUOTA_OWNER:
+			return "the lock of the quotas of one owner";
 	}
 	return "a lock of the crm extension";
 }

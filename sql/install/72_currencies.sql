@@ -73,43 +73,15 @@ COMMENT ON COLUMN crm.exchange_rate.rate IS 'Units of the corporate currency per
 -- settings row, a change of the corporate currency FOR NO KEY UPDATE (before
 -- its trigger runs), so each waits for the other to commit and then sees it.
 CREATE FUNCTION crm.exchange_rate_guard() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    corporate text;
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'exchange_rate_guard' USING ERRCODE = '39P01';
-    END IF;
-    SELECT s.corporate_currency INTO corporate FROM crm.settings AS s FOR SHARE;
-    IF NEW.currency OPERATOR(pg_catalog.=) corporate THEN
-        RAISE EXCEPTION 'no exchange rate for the corporate currency %', corporate
-            USING ERRCODE = 'ZC122', HINT = 'Its rate is always 1.';
-    END IF;
-    RETURN NEW;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_guard'
+    LANGUAGE C;
 COMMENT ON FUNCTION crm.exchange_rate_guard() IS 'BEFORE trigger on crm.exchange_rate: refuses a rate for the corporate currency (ZC122)';
 CREATE TRIGGER exchange_rate_guard BEFORE INSERT OR UPDATE ON crm.exchange_rate
     FOR EACH ROW EXECUTE FUNCTION crm.exchange_rate_guard();
 
 CREATE FUNCTION crm.settings_currency_guard() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'settings_currency_guard' USING ERRCODE = '39P01';
-    END IF;
-    IF NEW.corporate_currency OPERATOR(pg_catalog.<>) OLD.corporate_currency
-       AND EXISTS (SELECT FROM crm.exchange_rate) THEN
-        RAISE EXCEPTION 'the corporate currency cannot change while exchange rates exist'
-            USING ERRCODE = 'ZC121',
-                  DETAIL = pg_catalog.format('The rates are in units of %s.', OLD.corporate_currency),
-                  HINT = 'Delete the exchange rates, change the corporate currency, then enter the rates in the new one.';
-    END IF;
-    RETURN NEW;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crm_settings_currency_guard'
+    LANGUAGE C;
 COMMENT ON FUNCTION crm.settings_currency_guard() IS 'BEFORE trigger on crm.settings: the corporate currency stays fixed while exchange rates exist (ZC121)';
 CREATE TRIGGER settings_currency_guard BEFORE UPDATE OF corporate_currency ON crm.settings
     FOR EACH ROW EXECUTE FUNCTION crm.settings_currency_guard();
@@ -118,29 +90,8 @@ CREATE TRIGGER settings_currency_guard BEFORE UPDATE OF corporate_currency ON cr
 -- the latest valid_from not after the day (NULL day: the latest rate).  No
 -- such rate is an error naming the currency and the day (ZC120), never 1.
 CREATE FUNCTION crm.exchange_rate_on(currency text, day date) RETURNS numeric
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    found numeric;
-BEGIN
-    IF currency IS NULL THEN
-        RAISE EXCEPTION 'currency must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF currency OPERATOR(pg_catalog.=) (SELECT s.corporate_currency FROM crm.settings AS s) THEN
-        RETURN 1;
-    END IF;
-    SELECT r.rate INTO found FROM crm.exchange_rate AS r
-     WHERE r.currency OPERATOR(pg_catalog.=) exchange_rate_on.currency
-       AND r.valid_from OPERATOR(pg_catalog.<=) COALESCE(day, 'infinity'::date)
-     ORDER BY r.valid_from DESC LIMIT 1;
-    IF found IS NULL THEN
-        RAISE EXCEPTION 'no exchange rate for % on %', currency, COALESCE(day::text, 'any day')
-            USING ERRCODE = 'ZC120',
-                  HINT = pg_catalog.format('Add a row to crm.exchange_rate for %s valid from the first of that month or earlier.', currency);
-    END IF;
-    RETURN found;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_on'
+    LANGUAGE C STABLE;
 COMMENT ON FUNCTION crm.exchange_rate_on(text, date) IS 'Units of the corporate currency per unit of currency on day (NULL: the latest rate); 1 for the corporate currency; ZC120 when no rate is valid then';
 
 -- Price books name a known currency; (id, currency) is referenced by the
@@ -178,28 +129,15 @@ CREATE INDEX sales_order_currency_idx ON crm.sales_order (currency);
 COMMENT ON INDEX crm.sales_order_currency_idx IS 'Orders by currency: deleting a currency checks its orders without reading every order';
 
 -- An opportunity or quote with a price book has the book's currency,
--- whatever the client sends.  Runs with the writer's rights: every CRM role
--- reads price books.
+-- whatever the client sends.  A deal needs a rate of its currency valid on
+-- its close date (any rate without one; ZC120 otherwise): one deal the
+-- reports cannot convert would make them fail for every reader who sees it.
+-- Runs with the writer's rights: every CRM role reads price books and rates.
 CREATE FUNCTION crm.currency_from_price_book() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'currency_from_price_book' USING ERRCODE = '39P01';
-    END IF;
-    IF NEW.price_book_id IS NOT NULL THEN
-        SELECT b.currency INTO NEW.currency FROM crm.price_book AS b
-         WHERE b.id OPERATOR(pg_catalog.=) NEW.price_book_id;
-        -- an unknown book: the foreign key reports it
-        IF NEW.currency IS NULL THEN
-            NEW.currency := crm.corporate_currency();
-        END IF;
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency';
-CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.opportunity
+    AS 'MODULE_PATHNAME', 'crm_currency_from_price_book'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.quote
     FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
@@ -207,24 +145,8 @@ CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id
 -- An order has its quote's currency, fixed (ZC022 on a change).  The order's
 -- quote never changes (orders.c), so reading it on insert is enough.
 CREATE FUNCTION crm.sales_order_currency() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'sales_order_currency' USING ERRCODE = '39P01';
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        SELECT q.currency INTO NEW.currency FROM crm.quote AS q WHERE q.id OPERATOR(pg_catalog.=) NEW.quote_id;
-        IF NEW.currency IS NULL THEN
-            NEW.currency := crm.corporate_currency();
-        END IF;
-    ELSIF NEW.currency OPERATOR(pg_catalog.<>) OLD.currency THEN
-        RAISE EXCEPTION 'the currency of order % cannot change', OLD.order_number
-            USING ERRCODE = 'ZC022', DETAIL = pg_catalog.format('It is %s, the currency of its quote.', OLD.currency);
-    END IF;
-    RETURN NEW;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crm_sales_order_currency'
+    LANGUAGE C;
 COMMENT ON FUNCTION crm.sales_order_currency() IS 'BEFORE trigger on crm.sales_order: an order takes its quote''s currency and keeps it (ZC022)';
 CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.sales_order
     FOR EACH ROW EXECUTE FUNCTION crm.sales_order_currency();
@@ -236,41 +158,8 @@ CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.s
 -- opportunities and quotes, so a line being added to one is committed (and
 -- seen by the checks, each a new snapshot under READ COMMITTED) or waits.
 CREATE FUNCTION crm.price_book_currency_guard() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    used text;
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'price_book_currency_guard' USING ERRCODE = '39P01';
-    END IF;
-    IF NEW.currency OPERATOR(pg_catalog.=) OLD.currency THEN
-        RETURN NEW;
-    END IF;
-    PERFORM FROM crm.opportunity AS o WHERE o.price_book_id OPERATOR(pg_catalog.=) OLD.id
-      ORDER BY o.id FOR NO KEY UPDATE OF o;
-    PERFORM FROM crm.quote AS q WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id
-      ORDER BY q.id FOR NO KEY UPDATE OF q;
-    SELECT CASE
-             WHEN EXISTS (SELECT FROM crm.opportunity_line_item AS l
-                            JOIN crm.opportunity AS o ON o.id OPERATOR(pg_catalog.=) l.opportunity_id
-                           WHERE o.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'opportunity line items'
-             WHEN EXISTS (SELECT FROM crm.quote_line_item AS l
-                            JOIN crm.quote AS q ON q.id OPERATOR(pg_catalog.=) l.quote_id
-                           WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'quote line items'
-             WHEN EXISTS (SELECT FROM crm.sales_order AS so
-                            JOIN crm.quote AS q ON q.id OPERATOR(pg_catalog.=) so.quote_id
-                           WHERE q.price_book_id OPERATOR(pg_catalog.=) OLD.id) THEN 'sales orders'
-           END INTO used;
-    IF used IS NOT NULL THEN
-        RAISE EXCEPTION 'the currency of price book "%" cannot change while % use it', OLD.name, used
-            USING ERRCODE = 'ZC121',
-                  DETAIL = pg_catalog.format('Their prices are in %s.', OLD.currency),
-                  HINT = 'Create a price book in the new currency.';
-    END IF;
-    RETURN NEW;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crm_price_book_currency_guard'
+    LANGUAGE C;
 COMMENT ON FUNCTION crm.price_book_currency_guard() IS 'BEFORE trigger on crm.price_book: a book''s currency is fixed while line items or orders use it (ZC121)';
 CREATE TRIGGER price_book_currency_guard BEFORE UPDATE OF currency ON crm.price_book
     FOR EACH ROW EXECUTE FUNCTION crm.price_book_currency_guard();

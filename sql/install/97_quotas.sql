@@ -4,9 +4,9 @@
 -- crm.quota: what an owner should win in a period, in a currency.  Admins
 -- set everybody's, managers their team's (row-level security, the team of
 -- crm.team_roles()); everybody reads the quotas they may see.  The periods
--- of one owner never overlap: the check runs under a SHARE ROW EXCLUSIVE
--- lock on crm.quota taken by the trigger (quotas are written rarely; every
--- writer of quotas waits for the others, readers never wait).
+-- of one owner never overlap: the check (src/quotas.c) runs under the
+-- extension's quota lock of that owner (src/locks.c), with a fresh snapshot;
+-- writers of one owner's quotas queue, nobody else waits.
 --
 -- crm.quota_attainment (view, security_invoker): per quota the won amount,
 -- open and weighted pipeline closing in the period, attainment and
@@ -43,36 +43,18 @@ COMMENT ON INDEX crm.quota_owner_period_idx IS 'Quotas by owner and period: the 
 CREATE INDEX quota_currency_idx ON crm.quota (currency);
 COMMENT ON INDEX crm.quota_currency_idx IS 'Quotas by currency: deleting a currency checks its quotes without reading every quota';
 
--- No two periods of one owner overlap (23P01).  SECURITY DEFINER: the lock
--- is the extension owner's to take (users may not LOCK its tables in this
--- mode); the check reads every quota of the owner, also those the writer
--- cannot see.
+-- No two periods of one owner overlap (23P01): the extension's lock of the
+-- owner's quotas, then a search of every quota of the owner (as the
+-- extension owner) under a fresh snapshot; REPEATABLE READ: 40001 when a
+-- quota committed since the snapshot overlaps.  An overlapping quota the
+-- writer cannot see is refused as row-level security refuses (42501).  A
+-- quota in a currency without a rate on its first day is refused (ZC120):
+-- the attainment report would fail for everybody who sees it.
 CREATE FUNCTION crm.quota_guard() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    other record;
-BEGIN
-    IF TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'crm' OR TG_LEVEL OPERATOR(pg_catalog.<>) 'ROW' OR TG_WHEN OPERATOR(pg_catalog.<>) 'BEFORE' THEN
-        RAISE EXCEPTION 'trigger % fired the wrong way for crm.%()', TG_NAME, 'quota_guard' USING ERRCODE = '39P01';
-    END IF;
-    LOCK TABLE crm.quota IN SHARE ROW EXCLUSIVE MODE;
-    SELECT q.id, q.period_start, q.period_end INTO other FROM crm.quota AS q
-     WHERE q.owner OPERATOR(pg_catalog.=) NEW.owner
-       AND q.id OPERATOR(pg_catalog.<>) NEW.id
-       AND q.period_start OPERATOR(pg_catalog.<=) NEW.period_end
-       AND q.period_end OPERATOR(pg_catalog.>=) NEW.period_start
-     ORDER BY q.period_start LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'the quota periods of % overlap', NEW.owner
-            USING ERRCODE = '23P01',
-                  DETAIL = pg_catalog.format('Quota %s runs from %s to %s.', other.id, other.period_start, other.period_end);
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01)';
-CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end ON crm.quota
+    AS 'MODULE_PATHNAME', 'crm_quota_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';
+CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end, currency ON crm.quota
     FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
 REVOKE ALL ON FUNCTION crm.quota_guard() FROM PUBLIC;
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quota

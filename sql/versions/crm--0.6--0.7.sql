@@ -3175,3 +3175,40 @@ $analyst_orders$;
 DROP INDEX crm.opportunity_owner_idx;
 CREATE INDEX opportunity_owner_close_date_idx ON crm.opportunity (owner, close_date);
 COMMENT ON INDEX crm.opportunity_owner_close_date_idx IS 'Deals by owner, and by owner and close date: a rep''s deals, and the deals of an owner closing in a quota period (crm.quota_attainment), by one index range scan';
+
+-- == currency triggers in C: currency and quota rules (src/currencies.c, src/quotas.c; 72_currencies.sql, 97_quotas.sql) ==
+-- The PL/pgSQL functions of the sections "currency" and "quotas" above,
+-- replaced by the C ones (same names, signatures, comments and grants;
+-- SECURITY INVOKER without a search_path setting: the C code raises
+-- privileges per statement and names everything with its schema).
+CREATE OR REPLACE FUNCTION crm.exchange_rate_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.settings_currency_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_settings_currency_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.exchange_rate_on(currency text, day date) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'crm_exchange_rate_on'
+    LANGUAGE C STABLE;
+CREATE OR REPLACE FUNCTION crm.currency_from_price_book() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_currency_from_price_book'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.sales_order_currency() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_sales_order_currency'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.price_book_currency_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_price_book_currency_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION crm.quota_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_quota_guard'
+    LANGUAGE C;
+-- A deal or quota the reports cannot convert is refused (ZC120): the
+-- triggers also fire on a change of the close date and of a quota's currency.
+DROP TRIGGER currency_from_price_book ON crm.opportunity;
+CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+DROP TRIGGER quota_guard ON crm.quota;
+CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end, currency ON crm.quota
+    FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
+COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
+COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';

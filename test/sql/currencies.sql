@@ -78,10 +78,23 @@ SELECT id, price_book_id, currency, amount FROM crm.opportunity WHERE id = 2;
 -- The currency of a deal with a book is the book's.
 UPDATE crm.opportunity SET currency = 'GBP' WHERE id = 3;
 SELECT id, currency FROM crm.opportunity WHERE id = 3;
--- A currency in use cannot be deleted.
+-- A deal the reports cannot convert is refused (ZC120, naming the currency
+-- and the close date): in a currency without a rate, or closing before its
+-- currency's first rate.  One such deal would make the converted reports
+-- fail for everybody who sees it.
 INSERT INTO crm.opportunity (name, account_id, currency) VALUES ('Swiss deal', 1, 'CHF');
-DELETE FROM crm.currency WHERE code = 'CHF';
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.exchange_rate VALUES ('CHF', '2027-01-01', 1.05);
+INSERT INTO crm.opportunity (name, account_id, currency, close_date) VALUES ('Old Swiss deal', 1, 'CHF', '2026-12-31');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.opportunity (name, account_id, currency) VALUES ('Swiss deal', 1, 'CHF');
+UPDATE crm.opportunity SET close_date = '2026-12-31' WHERE name = 'Swiss deal';
+\echo :LAST_ERROR_SQLSTATE
+-- A currency in use cannot be deleted (by a deal here; its rates too).
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'CHF';
+DELETE FROM crm.currency WHERE code = 'CHF';
+ROLLBACK;
 
 -- A book without lines may change currency: its deals and quotes follow.
 SELECT crm.create_quote(3);
@@ -107,11 +120,12 @@ SELECT currency FROM crm.sales_order WHERE id = :order_id;
 UPDATE crm.sales_order SET currency = 'USD' WHERE id = :order_id;
 \echo :LAST_ERROR_SQLSTATE
 
--- Reports in the corporate currency.  A deal in a currency without any rate
--- (CHF above): the report refuses, naming the currency (ZC120), never 1.
+-- Reports in the corporate currency.  A deal whose rate is gone (an admin
+-- deleted it): the report refuses, naming the currency (ZC120), never 1.
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'CHF';
 SELECT stage, currency, amount FROM crm.pipeline_by_stage;
-\echo :LAST_ERROR_SQLSTATE
-INSERT INTO crm.exchange_rate VALUES ('CHF', '2027-01-01', 1.05);
+ROLLBACK;
 -- Deals in euros closing in January and March and one without a close date
 -- (the latest rate); the pound deal closes in February.
 INSERT INTO crm.opportunity (name, account_id, currency, amount, probability, close_date) VALUES
@@ -140,3 +154,81 @@ SELECT count(*) AS differences FROM crm.verify_aggregates();
 UPDATE crm.opportunity SET close_date = '2027-01-02' WHERE name = 'Euro Mar';
 SELECT currency, amount_in_currency, amount FROM crm.pipeline_by_stage WHERE currency = 'EUR';
 SELECT count(*) AS differences FROM crm.verify_aggregates();
+
+-- Hostile input.  Days: infinity is the latest rate; -infinity has none
+-- (ZC120 naming it).  Forged codes: no rate, whatever the text (ZC120).
+SELECT crm.exchange_rate_on('EUR', 'infinity') AS latest;
+SELECT crm.exchange_rate_on('EUR', '-infinity');
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.exchange_rate_on('usd', '2027-01-01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.exchange_rate_on('EUR'' OR true --', '2027-01-01');
+\echo :LAST_ERROR_SQLSTATE
+-- Tiny and huge rates are kept exactly.
+INSERT INTO crm.exchange_rate VALUES ('JPY', '2027-01-01', 1e-30), ('KRW', '2027-01-01', 1e30);
+SELECT crm.exchange_rate_on('JPY', '2027-06-30') AS tiny, crm.exchange_rate_on('KRW', '2027-06-30') AS huge;
+-- COPY and MERGE run the rate guard too (ZC122).
+COPY crm.exchange_rate (currency, valid_from, rate) FROM stdin;
+USD	2027-05-01	1
+\.
+MERGE INTO crm.exchange_rate AS r USING (VALUES ('GBP', '2027-01-01'::date)) AS v (c, d)
+    ON r.currency = v.c AND r.valid_from = v.d
+  WHEN MATCHED THEN UPDATE SET currency = 'USD';
+\echo :LAST_ERROR_SQLSTATE
+-- The corporate currency stays fixed through MERGE as well (ZC121).
+MERGE INTO crm.settings AS s USING (VALUES (1)) AS v (x) ON true
+  WHEN MATCHED THEN UPDATE SET corporate_currency = 'EUR';
+\echo :LAST_ERROR_SQLSTATE
+-- A rep cannot give a deal with a book another currency (it is the
+-- book's), nor an order another one (ZC022), by UPDATE or MERGE.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_cur_rep;
+RESET client_min_messages;
+CREATE ROLE regress_cur_rep IN ROLE crm_sales;
+INSERT INTO crm.opportunity (name, account_id, owner, price_book_id) VALUES ('Rep deal', 1, 'regress_cur_rep', :book);
+SET ROLE regress_cur_rep;
+UPDATE crm.opportunity SET currency = 'JPY' WHERE name = 'Rep deal';
+MERGE INTO crm.opportunity AS o USING (VALUES ('Rep deal')) AS v (n) ON o.name = v.n
+  WHEN MATCHED THEN UPDATE SET currency = 'KRW';
+SELECT name, currency FROM crm.opportunity WHERE name = 'Rep deal';
+RESET ROLE;
+MERGE INTO crm.sales_order AS so USING (VALUES (:order_id)) AS v (id) ON so.id = v.id
+  WHEN MATCHED THEN UPDATE SET currency = 'EUR';
+\echo :LAST_ERROR_SQLSTATE
+-- Setting the same currency again is no change.
+UPDATE crm.sales_order SET currency = currency WHERE id = :order_id;
+SELECT currency FROM crm.sales_order WHERE id = :order_id;
+-- A statement keeps the rates it looked up for its other calls, but never
+-- past a change it can see: the same call in a loop sees each rate edit.
+DO $$
+DECLARE
+    r numeric;
+BEGIN
+    FOR i IN 1..3 LOOP
+        r := crm.exchange_rate_on('EUR', '2027-01-15');
+        RAISE NOTICE 'EUR on 2027-01-15: %', r;
+        UPDATE crm.exchange_rate SET rate = rate + 0.01 WHERE currency = 'EUR' AND valid_from = '2027-01-01';
+    END LOOP;
+END
+$$;
+-- ... nor past the rollback of a subtransaction whose rate edit it saw
+-- (one call site, the function's, inside and after the subtransaction).
+CREATE FUNCTION pg_temp.eur_rate() RETURNS numeric LANGUAGE plpgsql STABLE
+    AS $$ BEGIN RETURN crm.exchange_rate_on('EUR', '2027-01-15'); END $$;
+DO $$
+BEGIN
+    BEGIN
+        UPDATE crm.exchange_rate SET rate = 9 WHERE currency = 'EUR' AND valid_from = '2027-01-01';
+        RAISE NOTICE 'in a subtransaction: %', pg_temp.eur_rate();
+        RAISE EXCEPTION 'roll back';
+    EXCEPTION WHEN raise_exception THEN
+        RAISE NOTICE 'after its rollback: %', pg_temp.eur_rate();
+    END;
+END
+$$;
+-- One call per group, as the reports make them: days of one month share a rate.
+SELECT currency, min(r) AS min_rate, max(r) AS max_rate, count(*) AS calls
+  FROM (SELECT c AS currency, crm.exchange_rate_on(c, d::date) AS r
+          FROM unnest(ARRAY['EUR', 'GBP', 'USD']) AS c,
+               generate_series('2027-01-01'::date, '2027-04-30', '1 day') AS d) AS x
+ GROUP BY currency ORDER BY currency;

@@ -73,7 +73,60 @@ SELECT owner, period_start, quota, won_amount, attainment FROM crm.quota_attainm
 SET ROLE regress_q_analyst;
 SELECT owner, period_start, quota, won_amount FROM crm.quota_attainment ORDER BY period_start, owner::text NULLS LAST;
 RESET ROLE;
--- A quota in a currency without a rate: an error naming it (ZC120).
+-- A quota in a currency without a rate on its first day is refused (ZC120,
+-- naming it): the attainment report could not convert it.
 UPDATE crm.quota SET currency = 'GBP' WHERE currency = 'EUR';
-SELECT owner, quota FROM crm.quota_attainment;
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.quota (owner, period_start, period_end, amount, currency) VALUES ('regress_q_rep2', '2026-01-01', '2026-03-31', 1, 'EUR');
+\echo :LAST_ERROR_SQLSTATE
+-- A quota whose rate is gone (an admin deleted it): the report refuses,
+-- naming the currency (ZC120), never 1.
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'EUR';
+SELECT owner, quota FROM crm.quota_attainment;
+ROLLBACK;
+
+-- Every write path runs the overlap check: UPDATE of the owner, COPY, MERGE,
+-- INSERT ... ON CONFLICT (23P01); the detail names the other quota.
+\set VERBOSITY default
+UPDATE crm.quota SET owner = 'regress_q_rep1' WHERE owner = 'regress_q_rep2'::regrole;
+\set VERBOSITY terse
+COPY crm.quota (owner, period_start, period_end, amount) FROM stdin;
+regress_q_rep2	2027-03-01	2027-03-01	5
+\.
+MERGE INTO crm.quota AS q USING (VALUES ('regress_q_rep2'::regrole)) AS v (owner) ON false
+ WHEN NOT MATCHED THEN INSERT (owner, period_start, period_end, amount) VALUES (v.owner, '2027-02-01', '2027-02-28', 5);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES ('regress_q_rep2', '2027-03-31', '2027-04-01', 5)
+    ON CONFLICT DO NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+-- A period touching the other one's last day overlaps; the day after does not.
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES ('regress_q_rep2', '2027-04-01', '2027-04-30', 5)
+    RETURNING owner, period_start, period_end;
+-- Two overlapping rows in one statement: the second sees the first.
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES
+    ('regress_q_rep2', '2028-01-01', '2028-01-31', 5), ('regress_q_rep2', '2028-01-31', '2028-02-28', 5);
+\echo :LAST_ERROR_SQLSTATE
+-- NULL owner or day: the NOT NULL constraints (23502).
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES (NULL, '2029-01-01', '2029-01-31', 5);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES ('regress_q_rep2', NULL, '2029-01-31', 5);
+\echo :LAST_ERROR_SQLSTATE
+-- A manager writing the quota of someone outside the team whose period
+-- meets one of theirs learns nothing about it: the row-level security
+-- error (42501), not the other quota's id and dates.
+SET ROLE regress_q_boss;
+\set VERBOSITY default
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES ('regress_q_outsider', '2027-02-01', '2027-02-28', 1);
+\set VERBOSITY terse
+RESET ROLE;
+-- No table lock: the check takes the extension's lock of the owner's
+-- quotas (not visible as a lock on crm.quota), held to the end of the
+-- transaction.
+BEGIN;
+INSERT INTO crm.quota (owner, period_start, period_end, amount) VALUES ('regress_q_rep2', '2029-01-01', '2029-01-31', 5);
+SELECT l.mode, l.relation IS NOT NULL AS on_relation
+  FROM pg_locks AS l
+ WHERE l.pid = pg_backend_pid() AND (l.relation = 'crm.quota'::regclass OR l.locktype = 'advisory')
+ ORDER BY 1, 2;
+ROLLBACK;
