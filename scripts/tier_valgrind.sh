@@ -22,16 +22,16 @@
 # smallest set of test files that together call every C function of the
 # extension (the 40 LANGUAGE C functions of sql/install/*.sql, triggers
 # included; found by running each test file alone with gcov):
-#   catalog                crm.price_book_guard (only test that reaches it),
+#   catalog                crm_internal.price_book_guard (only test that reaches it),
 #                          the price book entry and line item functions
 #   activities             crm.participant_response, the activity triggers
-#   opportunity_lifecycle  crm.opportunity_stage_guard (only test that does)
+#   opportunity_lifecycle  crm_internal.opportunity_stage_guard (only test that does)
 #   reminders              crm.take_reminder (only test that does),
 #                          crm.claim_due_reminders, the activity triggers
 #   bad_input              quotes (create, submit, approve, reject, sync),
 #                          orders (create, activate, cancel), conversion,
 #                          aggregates, normalization: most of the rest
-#   row_security           crm.audit_append_only (only test that does), the
+#   row_security           crm_internal.audit_append_only (only test that does), the
 #                          sharing and reporting-line functions
 # The first runs alone; row_security, the longest, runs beside the other
 # four, in another database, so that both cores work.  The tier proves the

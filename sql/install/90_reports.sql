@@ -112,7 +112,7 @@ CREATE FUNCTION crm.verify_aggregates()
 BEGIN ATOMIC
     SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
       FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
-              FROM crm.aggregates_compared AS c
+              FROM crm_internal.aggregates_compared AS c
              CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
                                         ('amount', c.kept_amount, c.actual_amount),
                                         ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
@@ -218,13 +218,13 @@ CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
       FROM crm.campaign AS c
       LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
                         pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
-                   FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+                   FROM crm_internal.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
         ON l.campaign_id OPERATOR(pg_catalog.=) c.id
       LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
                         pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
                         pg_catalog.sum(g.amount) AS amount,
                         pg_catalog.sum(g.amount) FILTER (WHERE s.is_won) AS won_amount
-                   FROM crm.campaign_opportunity_aggregate AS g
+                   FROM crm_internal.campaign_opportunity_aggregate AS g
                    JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
                   GROUP BY g.campaign_id) AS o
         ON o.campaign_id OPERATOR(pg_catalog.=) c.id;

@@ -47,7 +47,7 @@ COMMENT ON INDEX crm.quota_currency_idx IS 'Quotas by currency: deleting a curre
 -- is the extension owner's to take (users may not LOCK its tables in this
 -- mode); the check reads every quota of the owner, also those the writer
 -- cannot see.
-CREATE FUNCTION crm.quota_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.quota_guard() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -71,12 +71,12 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01)';
+COMMENT ON FUNCTION crm_internal.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01)';
 CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end ON crm.quota
-    FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
-REVOKE ALL ON FUNCTION crm.quota_guard() FROM PUBLIC;
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.quota_guard();
+REVOKE ALL ON FUNCTION crm_internal.quota_guard() FROM PUBLIC;
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quota
-    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.stamp_row();
 
 ALTER TABLE crm.quota ENABLE ROW LEVEL SECURITY;
 CREATE POLICY crm_admin_all ON crm.quota TO crm_admin USING (true) WITH CHECK (true);
