@@ -174,10 +174,10 @@ for size in $READ_SIZES; do
         rd[$q,$size]=$(bench -c 1 -T "$READ_SECS" -f "$WORK/read_$q.pgbench" "read_$size" | tps_of)
         log "read $q at $size: ${rd[$q,$size]} tps"
     done
-    rd[rows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.pipeline_aggregate")
-    psql_q -d "read_$size" -c "SELECT crm.compact_aggregates()" -c "VACUUM ANALYZE crm.pipeline_aggregate" >/dev/null
+    rd[rows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm_internal.pipeline_aggregate")
+    psql_q -d "read_$size" -c "SELECT crm.compact_aggregates()" -c "VACUUM ANALYZE crm_internal.pipeline_aggregate" >/dev/null
     rd[compact,$size]=$(bench -c 1 -T "$READ_SECS" -f "$WORK/read_aggregate.pgbench" "read_$size" | tps_of)
-    rd[crows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.pipeline_aggregate")
+    rd[crows,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm_internal.pipeline_aggregate")
     log "read compacted aggregate at $size: ${rd[compact,$size]} tps"
 
     rd[bad,$size]=$(psql_q -d "read_$size" -At -c "SELECT count(*) FROM crm.verify_aggregates()")

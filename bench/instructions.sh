@@ -93,7 +93,7 @@ done
 # and as many recorded changes in both databases
 as_cluster_user pg_ctl -D "$WORK/cluster/data" -l "$WORK/cluster/server.log" -w start >/dev/null
 check=$(psql_q -d agg_on -At -c "SELECT count(*) FILTER (WHERE stripe = 1) > 0 AND NOT EXISTS (SELECT FROM crm.verify_aggregates())
-                                      FROM crm.pipeline_aggregate")
+                                      FROM crm_internal.pipeline_aggregate")
 changes_on=$(psql_q -d agg_on -At -c "SELECT count(*) FROM crm.opportunity_history")
 changes_off=$(psql_q -d agg_off -At -c "SELECT count(*) FROM crm.opportunity_history")
 converted_c=$(psql_q -d conv_c -At -c "SELECT count(*) FROM crm.lead WHERE status = 'Converted'")

@@ -50,7 +50,7 @@ stop_cluster "$WORK/cluster"
 for k in opp acc con lea; do as_cluster_user "$PG_BIN/postgres" --single -D "$WORK/cluster/data" tpl <$WORK/${k}_warm.sql >/dev/null 2>&1; done
 as_cluster_user pg_ctl -D "$WORK/cluster/data" -l "$WORK/cluster/server.log" -w start >/dev/null
 log "after the warm-up: aggregates exact, changes recorded, leads updated:"
-psql_q -d tpl -At -c "SELECT count(*) FILTER (WHERE stripe = 1) > 0 AND NOT EXISTS (SELECT FROM crm.verify_aggregates()) FROM crm.pipeline_aggregate" -c "SELECT count(*) FROM crm.opportunity_history" -c "SELECT count(*) FROM crm.lead WHERE title IS NOT NULL" >&2
+psql_q -d tpl -At -c "SELECT count(*) FILTER (WHERE stripe = 1) > 0 AND NOT EXISTS (SELECT FROM crm.verify_aggregates()) FROM crm_internal.pipeline_aggregate" -c "SELECT count(*) FROM crm.opportunity_history" -c "SELECT count(*) FROM crm.lead WHERE title IS NOT NULL" >&2
 stop_cluster "$WORK/cluster"
 instructions() {
     local db=$1 file=$2 dir

@@ -22,10 +22,10 @@
 # smallest set of test files that together call every C function of the
 # extension (the 40 LANGUAGE C functions of sql/install/*.sql, triggers
 # included; found by running each test file alone with gcov):
-#   catalog                crm.price_book_guard (only test that reaches it),
+#   catalog                crm_internal.price_book_guard (only test that reaches it),
 #                          the price book entry and line item functions
 #   activities             crm.participant_response, the activity triggers
-#   opportunity_lifecycle  crm.opportunity_stage_guard (only test that does)
+#   opportunity_lifecycle  crm_internal.opportunity_stage_guard (only test that does)
 #   reminders              crm.take_reminder (only test that does),
 #                          crm.claim_due_reminders, the activity triggers
 #   bad_input              quotes (create, submit, approve, reject, sync),

@@ -1,13 +1,13 @@
 /*
  * activities.c: activities, participants and reminders.
  *
- * crm.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
+ * crm_internal.activity_lifecycle()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity: completed_at is set when the status becomes Completed and
  *     cleared when it leaves it; a new activity's reminder is unsent, and a
  *     changed remind_at re-arms it; a changed link must name a record the
  *     caller sees (on INSERT the policy asks it); the recurrence rule is
  *     checked and the series kept by recurrence.c.
- * crm.participant_response()  BEFORE INSERT OR UPDATE row trigger on
+ * crm_internal.participant_response()  BEFORE INSERT OR UPDATE row trigger on
  *     crm.activity_participant: responded_at is stamped when the response
  *     changes, and kept otherwise.
  * crm.claim_due_reminders()  hands out due reminders, each exactly once: one
@@ -48,7 +48,7 @@ stamp_now(HeapTuple tuple, TupleDesc tupdesc, const char *colname)
 						  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 }
 
-/* crm_participant_response -- trigger crm.participant_response() */
+/* crm_participant_response -- trigger crm_internal.participant_response() */
 PG_FUNCTION_INFO_V1(crm_participant_response);
 Datum
 crm_participant_response(PG_FUNCTION_ARGS)
@@ -120,7 +120,7 @@ check_moved_links(Relation rel, HeapTuple oldtup, HeapTuple newtup, TupleDesc tu
 	}
 }
 
-/* crm_activity_lifecycle -- trigger crm.activity_lifecycle() */
+/* crm_activity_lifecycle -- trigger crm_internal.activity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_activity_lifecycle);
 Datum
 crm_activity_lifecycle(PG_FUNCTION_ARGS)

@@ -217,8 +217,8 @@ agg_target_table(AggStripeTable *spec, AggStripeCache *cache)
 	}
 	if (rel == NULL)
 	{
-		cache->nspid = get_namespace_oid("crm", false);
-		cache->relid = crm_relation_oid(spec->table);
+		cache->nspid = crm_internal_namespace();
+		cache->relid = crm_internal_relation_oid(spec->table);
 		rel = table_open(cache->relid, RowExclusiveLock);
 	}
 	return rel;
@@ -240,7 +240,7 @@ agg_cache_primary_key(AggStripeCache *cache, AggStripeTable *spec, Relation inde
 											 BTEqualStrategyNumber);
 
 		if (!OidIsValid(op))
-			elog(ERROR, "crm: no equality operator for key %d of crm.%s", i + 1, spec->table);
+			elog(ERROR, "crm: no equality operator for key %d of crm_internal.%s", i + 1, spec->table);
 		cache->key_att[i] = index->rd_index->indkey.values[i];
 		cache->collation[i] = index->rd_indcollation[i];
 		fmgr_info_cxt(get_opcode(op), &cache->eq[i], TopMemoryContext);
@@ -467,7 +467,7 @@ agg_target_update(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *grou
 	if (result == TM_Updated || result == TM_Deleted)
 		return false;
 	if (result != TM_Ok)
-		elog(ERROR, "crm: unexpected result %d updating a row of crm.%s", (int) result, spec->table);
+		elog(ERROR, "crm: unexpected result %d updating a row of crm_internal.%s", (int) result, spec->table);
 	*hot = crm_update_is_hot(update_indexes);
 	if (crm_update_needs_indexes(update_indexes))
 	{
@@ -889,7 +889,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("every stripe of backend %d in crm.%s is held by another transaction",
+			 errmsg("every stripe of backend %d in crm_internal.%s is held by another transaction",
 					CRM_BACKEND_ID, spec->table),
 			 errdetail("%d stripes are held by prepared transactions of this backend id.", AGG_STRIPES),
 			 errhint("Commit or roll back prepared transactions (pg_prepared_xacts).")));

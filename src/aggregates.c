@@ -6,14 +6,14 @@
  * aggregates, its table in schema crm, its group key columns, count and
  * sums, and how each is computed from a source row.  Everything else is
  * derived from that: the statements this file runs (built at first use),
- * and, through crm.aggregate_definitions(), the SQL of 88_aggregates.sql
- * (the aggregate tables, crm.pipeline_actual, crm.aggregates_compared,
+ * and, through crm_internal.aggregate_definitions(), the SQL of 88_aggregates.sql
+ * (the aggregate tables, crm_internal.pipeline_actual, crm_internal.aggregates_compared,
  * crm.rebuild_aggregates() and crm.compact_aggregates()).  Each kind of key
  * and sum is computed here in C and, for the SQL, by the expression next to
  * it (agg_key_sql, agg_sum_sql); the two must agree, which
  * crm.verify_aggregates() checks.
  *
- * crm.aggregates_maintain() is an AFTER statement trigger on the source
+ * crm_internal.aggregates_maintain() is an AFTER statement trigger on the source
  * tables (crm.opportunity and crm.lead).  It reads the statement's
  * transition tables directly (no SQL), adds every new row's contribution
  * and subtracts every old row's, per group of each aggregate the table feeds
@@ -193,7 +193,7 @@ agg_spec_keys(AggSpec *spec)
 	if (spec->optional_keys > 0)
 	{
 		/* no table yet: CREATE EXTENSION makes it from these definitions */
-		Oid			table = get_relname_relid(spec->target.table, get_namespace_oid("crm", false));
+		Oid			table = get_relname_relid(spec->target.table, crm_internal_namespace());
 
 		for (int i = nkeys - spec->optional_keys; OidIsValid(table) && i < spec->full_nkeys; i++)
 			if (get_attnum(table, spec->target.key_column[i]) == InvalidAttrNumber)
@@ -245,7 +245,7 @@ agg_weighted(Datum amount, Datum probability, bool probability_null)
 
 /*
  * The SQL of a key, a sum and the filter of an aggregate, over the source
- * row s: what crm.aggregate_definitions() gives the SQL generated from the
+ * row s: what crm_internal.aggregate_definitions() gives the SQL generated from the
  * definitions, and what agg_fold_row() computes.
  */
 static char *
@@ -359,7 +359,7 @@ agg_actual_sql(const AggSpec *spec)
 }
 
 /*
- * crm_aggregate_definitions -- crm.aggregate_definitions(): one row per
+ * crm_aggregate_definitions -- crm_internal.aggregate_definitions(): one row per
  * aggregate, in the order writers lock the tables, with what the SQL of
  * 88_aggregates.sql is generated from.
  */
@@ -715,7 +715,7 @@ agg_add_query(const AggFold *fold)
 	Assert(n == nargs && nargs <= (int) lengthof(spec->add.argtypes));
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO crm.%s AS a (", quote_identifier(t->table));
+	appendStringInfo(&q, "INSERT INTO crm_internal.%s AS a (", quote_identifier(t->table));
 	for (int i = 0; i < n; i++)
 		appendStringInfo(&q, i > 0 ? ", %s" : "%s", quote_identifier(columns[i]));
 	appendStringInfoString(&q, ") SELECT ");
@@ -835,7 +835,7 @@ agg_write_groups(AggFold *fold, bool connected)
 	return connected;
 }
 
-/* crm_aggregates_maintain -- trigger crm.aggregates_maintain() */
+/* crm_aggregates_maintain -- trigger crm_internal.aggregates_maintain() */
 PG_FUNCTION_INFO_V1(crm_aggregates_maintain);
 Datum
 crm_aggregates_maintain(PG_FUNCTION_ARGS)
@@ -850,7 +850,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_FOR_ROW(event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.aggregates_maintain() must be fired FOR EACH STATEMENT")));
+				 errmsg("crm_internal.aggregates_maintain() must be fired FOR EACH STATEMENT")));
 	for (int a = 0; a < (int) AGG_NSPECS; a++)
 		if (strcmp(relname, agg_specs[a].source) == 0)
 		{
@@ -861,7 +861,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 	if (nspecs == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.aggregates_maintain() does not maintain aggregates of table \"%s\"",
+				 errmsg("crm_internal.aggregates_maintain() does not maintain aggregates of table \"%s\"",
 						relname)));
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
@@ -871,7 +871,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 		{
 			if (specs[i]->empty.sql == NULL)
 				specs[i]->empty.sql = MemoryContextStrdup(TopMemoryContext,
-														  psprintf("DELETE FROM crm.%s",
+														  psprintf("DELETE FROM crm_internal.%s",
 																   quote_identifier(specs[i]->target.table)));
 			crm_query_run_latest_as_owner(&specs[i]->empty, NULL, NULL, 0);
 		}
@@ -914,7 +914,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
  * makes them wait for it is a deadlock.
  */
 
-/* crm_aggregates_compaction_lock -- crm.aggregates_compaction_lock() */
+/* crm_aggregates_compaction_lock -- crm_internal.aggregates_compaction_lock() */
 PG_FUNCTION_INFO_V1(crm_aggregates_compaction_lock);
 Datum
 crm_aggregates_compaction_lock(PG_FUNCTION_ARGS)

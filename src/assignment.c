@@ -2,7 +2,7 @@
  * assignment.c: who gets a new lead (crm.assignment_rule, queues), and the
  * trigger that scores and routes leads.
  *
- * crm.lead_score_and_route() is the one BEFORE INSERT OR UPDATE row trigger
+ * crm_internal.lead_score_and_route() is the one BEFORE INSERT OR UPDATE row trigger
  * of crm.lead that does both, in this order: the score first (scoring.c),
  * so an assignment rule's min_score sees the new score; then, on INSERT of
  * a lead whose owner was left out (NULL: the column has no default) or is
@@ -22,7 +22,7 @@
  * an admin, a superuser, a role with BYPASSRLS or the tables' owner) the
  * trigger writes the chosen owner; otherwise the lead is inserted owned by
  * the inserter and handed over by the AFTER INSERT statement trigger
- * crm.lead_hand_over(), which updates its owner as the extension owner.
+ * crm_internal.lead_hand_over(), which updates its owner as the extension owner.
  * That trigger also records every routed lead in crm.lead_assignment.
  *
  * Exactness: choosing a queue member and advancing the queue happen under
@@ -37,7 +37,7 @@
  *
  * Without an active assignment rule and a default owner the routing costs a
  * flag test: the flags are cached per backend and invalidated, like the
- * scoring rules, by crm.lead_rules_changed() on the rule and settings
+ * scoring rules, by crm_internal.lead_rules_changed() on the rule and settings
  * tables.
  */
 #include "crm.h"
@@ -425,7 +425,7 @@ route(HeapTuple tuple, TupleDesc tupdesc, int score)
 	return heap_modify_tuple_by_cols(tuple, tupdesc, 1, &attnum, &value, &isnull);
 }
 
-/* crm_lead_score_and_route -- trigger crm.lead_score_and_route() */
+/* crm_lead_score_and_route -- trigger crm_internal.lead_score_and_route() */
 PG_FUNCTION_INFO_V1(crm_lead_score_and_route);
 Datum
 crm_lead_score_and_route(PG_FUNCTION_ARGS)
@@ -489,7 +489,7 @@ give(int64 lead_id, Oid owner)
 	crm_query_run_as_owner(&set_owner, values, NULL, 0);
 }
 
-/* crm_lead_hand_over -- trigger crm.lead_hand_over() */
+/* crm_lead_hand_over -- trigger crm_internal.lead_hand_over() */
 PG_FUNCTION_INFO_V1(crm_lead_hand_over);
 Datum
 crm_lead_hand_over(PG_FUNCTION_ARGS)
@@ -516,7 +516,7 @@ crm_lead_hand_over(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* crm_lead_rules_changed -- trigger crm.lead_rules_changed() */
+/* crm_lead_rules_changed -- trigger crm_internal.lead_rules_changed() */
 PG_FUNCTION_INFO_V1(crm_lead_rules_changed);
 Datum
 crm_lead_rules_changed(PG_FUNCTION_ARGS)

@@ -1,7 +1,7 @@
 /*
  * campaigns.c: campaign hierarchy and member responses.
  *
- * crm.campaign_guard() is a BEFORE row trigger on crm.campaign (INSERT,
+ * crm_internal.campaign_guard() is a BEFORE row trigger on crm.campaign (INSERT,
  *     UPDATE OF parent_id): a parent that would make the
  *     campaign its own ancestor is refused.  Hierarchy changes take the
  *     extension's campaign hierarchy lock (locks.c), so two
@@ -11,7 +11,7 @@
  *     snapshot would see the cycle.  Rows of one multi-row INSERT are
  *     checked too (with OVERRIDING SYSTEM VALUE they can name each other).
  *     The check walks every ancestor of the new parent, at any depth.
- * crm.campaign_member_response() is a BEFORE row trigger on
+ * crm_internal.campaign_member_response() is a BEFORE row trigger on
  *     crm.campaign_member: first_responded_at is stamped the first time the
  *     member is marked responded, and kept from then on; a member whose
  *     person opted out (do not contact; e-mail for an Email campaign, calls
@@ -109,7 +109,7 @@ mark_opted_out(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, Relation r
 	return crm_set_column(newtup, tupdesc, "opted_out", BoolGetDatum(opted_out), false);
 }
 
-/* crm_campaign_member_response -- trigger crm.campaign_member_response() */
+/* crm_campaign_member_response -- trigger crm_internal.campaign_member_response() */
 PG_FUNCTION_INFO_V1(crm_campaign_member_response);
 Datum
 crm_campaign_member_response(PG_FUNCTION_ARGS)
@@ -132,7 +132,7 @@ crm_campaign_member_response(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_campaign_guard -- trigger crm.campaign_guard() */
+/* crm_campaign_guard -- trigger crm_internal.campaign_guard() */
 PG_FUNCTION_INFO_V1(crm_campaign_guard);
 Datum
 crm_campaign_guard(PG_FUNCTION_ARGS)

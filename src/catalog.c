@@ -1,18 +1,18 @@
 /*
  * catalog.c: the rules of products and price books.
  *
- * crm.price_book_guard()        deferred constraint trigger: at commit there
+ * crm_internal.price_book_guard()        deferred constraint trigger: at commit there
  *                               is exactly one standard price book (the unique
  *                               index price_book_one_standard allows at most
  *                               one; this makes it at least one), and after a
  *                               switch it prices every product other books do.
- * crm.price_book_entry_guard()  a product needs an active standard price
+ * crm_internal.price_book_entry_guard()  a product needs an active standard price
  *                               before another book may price it, and keeps
  *                               it while other books do.  The check locks the
  *                               standard entry (FOR SHARE), so a concurrent
  *                               removal of that entry and a new entry in
  *                               another book cannot both commit.
- * crm.account_price_book_guard() an account's default book is active when
+ * crm_internal.account_price_book_guard() an account's default book is active when
  *                               set (ZC104).  Not locked: a book deactivated
  *                               meanwhile is skipped when lines are priced.
  */
@@ -97,7 +97,7 @@ static CrmQuery other_books_pricing = {
 	1, {INT8OID}, NULL
 };
 
-/* crm_price_book_guard -- constraint trigger crm.price_book_guard() */
+/* crm_price_book_guard -- constraint trigger crm_internal.price_book_guard() */
 PG_FUNCTION_INFO_V1(crm_price_book_guard);
 Datum
 crm_price_book_guard(PG_FUNCTION_ARGS)
@@ -192,7 +192,7 @@ keep_standard_price(int64 product_id)
 				 errhint("Remove or deactivate those entries first.")));
 }
 
-/* crm_price_book_entry_guard -- trigger crm.price_book_entry_guard() */
+/* crm_price_book_entry_guard -- trigger crm_internal.price_book_entry_guard() */
 PG_FUNCTION_INFO_V1(crm_price_book_entry_guard);
 Datum
 crm_price_book_entry_guard(PG_FUNCTION_ARGS)
@@ -274,7 +274,7 @@ crm_account_book_sql(bool rules, const char *account)
 }
 
 /*
- * crm_account_price_book_guard -- trigger crm.account_price_book_guard():
+ * crm_account_price_book_guard -- trigger crm_internal.account_price_book_guard():
  * an account's default price book must be active when it is set (ZC104);
  * a book deactivated later is skipped when opportunities and quotes of the
  * account are priced (they take the standard book).

@@ -10,14 +10,14 @@
  * DELETE, COPY, MERGE, foreign-key actions, merges), so three row triggers
  * keep them together:
  *
- *   crm.contact_role_sync()       BEFORE INSERT OR UPDATE on the roles: a
+ *   crm_internal.contact_role_sync()       BEFORE INSERT OR UPDATE on the roles: a
  *                                 row becoming primary unmarks the others
  *                                 (before the one-primary index sees it) and
  *                                 sets o.contact_id; a primary row unmarked or
  *                                 moved clears it (if still its contact);
- *   crm.contact_role_removed()    AFTER DELETE on the roles: the primary row
+ *   crm_internal.contact_role_removed()    AFTER DELETE on the roles: the primary row
  *                                 gone clears o.contact_id;
- *   crm.opportunity_contact_sync() AFTER INSERT OR UPDATE OF contact_id on
+ *   crm_internal.opportunity_contact_sync() AFTER INSERT OR UPDATE OF contact_id on
  *                                 crm.opportunity: the new contact's row is
  *                                 made primary (added with role Other when
  *                                 missing), the others unmarked.
@@ -101,7 +101,7 @@ run_synced(CrmQuery *query, int64 opp, int64 contact, bool contact_isnull)
 	return (int) SPI_processed;
 }
 
-/* crm_contact_role_sync -- trigger crm.contact_role_sync() */
+/* crm_contact_role_sync -- trigger crm_internal.contact_role_sync() */
 PG_FUNCTION_INFO_V1(crm_contact_role_sync);
 Datum
 crm_contact_role_sync(PG_FUNCTION_ARGS)
@@ -175,7 +175,7 @@ crm_contact_role_sync(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_contact_role_removed -- trigger crm.contact_role_removed() */
+/* crm_contact_role_removed -- trigger crm_internal.contact_role_removed() */
 PG_FUNCTION_INFO_V1(crm_contact_role_removed);
 Datum
 crm_contact_role_removed(PG_FUNCTION_ARGS)
@@ -191,7 +191,7 @@ crm_contact_role_removed(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.contact_role_removed() must be fired by DELETE")));
+				 errmsg("function crm_internal.contact_role_removed() must be fired by DELETE")));
 	if (!crm_column_is(oldtup, tupdesc, "is_primary", "t") ||
 		crm_permitted(CRM_PERMIT_CONTACT_ROLE_SYNC, opp))
 		return PointerGetDatum(NULL);
@@ -224,7 +224,7 @@ crm_contact_role_removed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* crm_opportunity_contact_sync -- trigger crm.opportunity_contact_sync() */
+/* crm_opportunity_contact_sync -- trigger crm_internal.opportunity_contact_sync() */
 PG_FUNCTION_INFO_V1(crm_opportunity_contact_sync);
 Datum
 crm_opportunity_contact_sync(PG_FUNCTION_ARGS)

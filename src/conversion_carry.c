@@ -32,7 +32,7 @@
  *   crm.email_link       every e-mail link becomes one of the contact (a
  *                        link the contact has already is kept, the lead's
  *                        deleted); the contact's account is linked too
- *                        (trigger crm.email_link_account())
+ *                        (trigger crm_internal.email_link_account())
  *
  * The list below drives it: one entry per table (the lead column, where the
  * rows go, which rows move, and for a table with a unique key on the target

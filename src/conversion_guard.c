@@ -103,7 +103,7 @@ row_id(HeapTuple tuple, TupleDesc tupdesc)
 	return crm_column_int64(tuple, tupdesc, "id", &isnull);
 }
 
-/* crm_lead_conversion_guard -- trigger crm.lead_conversion_guard() */
+/* crm_lead_conversion_guard -- trigger crm_internal.lead_conversion_guard() */
 PG_FUNCTION_INFO_V1(crm_lead_conversion_guard);
 Datum
 crm_lead_conversion_guard(PG_FUNCTION_ARGS)
@@ -182,11 +182,11 @@ crm_lead_conversion_guard(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			 errtable(trigdata->tg_relation),
-			 errmsg("crm.lead_conversion_guard() must be fired for INSERT or UPDATE")));
+			 errmsg("crm_internal.lead_conversion_guard() must be fired for INSERT or UPDATE")));
 	pg_unreachable();
 }
 
-/* crm_opportunity_lead_guard -- trigger crm.opportunity_lead_guard() */
+/* crm_opportunity_lead_guard -- trigger crm_internal.opportunity_lead_guard() */
 PG_FUNCTION_INFO_V1(crm_opportunity_lead_guard);
 Datum
 crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
@@ -210,7 +210,7 @@ crm_opportunity_lead_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.opportunity_lead_guard() must be fired for INSERT or UPDATE")));
+				 errmsg("crm_internal.opportunity_lead_guard() must be fired for INSERT or UPDATE")));
 
 	/* the opportunity a conversion creates gets its lead (see Filling above) */
 	lead_id = heap_getattr(newtup, attnum, tupdesc, &isnull);

@@ -193,6 +193,8 @@ pg_noreturn extern void crm_serialization_failure(const char *object, const char
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);
+extern Oid	crm_internal_namespace(void);
+extern Oid	crm_internal_relation_oid(const char *relname);
 extern Datum crm_result_datum(int row, int col, bool *isnull);
 extern int64 crm_result_int64(int row, int col, bool *isnull);
 extern char *crm_result_text(int row, int col);

@@ -2,7 +2,7 @@
  * custom_fields.c: custom fields (crm.custom_field) and the attributes
  * column of the nine tables that have them.
  *
- * crm.custom_fields_check() is a BEFORE INSERT OR UPDATE OF attributes row
+ * crm_internal.custom_fields_check() is a BEFORE INSERT OR UPDATE OF attributes row
  * trigger on crm.lead, account, contact, opportunity, quote, sales_order,
  * activity, product and campaign.  It checks the row's attributes against
  * the registry: every key a field of the object (ZC950), every value of the
@@ -11,7 +11,7 @@
  * that leaves attributes as they were checks nothing: the registry side keeps
  * "every row is valid" true by itself (below), so there is nothing to check.
  *
- * crm.custom_field_guard() fires on the registry itself:
+ * crm_internal.custom_field_guard() fires on the registry itself:
  *   BEFORE ROW (INSERT, UPDATE, DELETE): takes SHARE ROW EXCLUSIVE on the
  *     object's table until the transaction ends.  That lock conflicts with
  *     the ROW EXCLUSIVE lock of every writer of the table: a registry change
@@ -259,7 +259,7 @@ field_path(const char *name)
 /*
  * The registry of each object, cached per backend.  Any change of
  * crm.custom_field invalidates every backend's copy (a relation cache
- * invalidation of the table, sent by crm.custom_field_guard() and delivered
+ * invalidation of the table, sent by crm_internal.custom_field_guard() and delivered
  * at commit; to this backend at its next command).  A writer reads it while
  * it holds its ROW EXCLUSIVE lock on the object's table, which a registry
  * change of the object waits for (SHARE ROW EXCLUSIVE), and taking that lock
@@ -333,7 +333,7 @@ registry_of(int i, int *nfields)
 	return registry[i];
 }
 
-/* crm_custom_fields_check -- trigger crm.custom_fields_check() */
+/* crm_custom_fields_check -- trigger crm_internal.custom_fields_check() */
 PG_FUNCTION_INFO_V1(crm_custom_fields_check);
 Datum
 crm_custom_fields_check(PG_FUNCTION_ARGS)
@@ -357,9 +357,9 @@ crm_custom_fields_check(PG_FUNCTION_ARGS)
 	int64		converting;
 
 	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && !is_update)
-		elog(ERROR, "crm.custom_fields_check() must be fired for INSERT or UPDATE");
+		elog(ERROR, "crm_internal.custom_fields_check() must be fired for INSERT or UPDATE");
 	if (custom_object_index(object) < 0)
-		elog(ERROR, "crm.custom_fields_check() fires only on the tables with custom fields");
+		elog(ERROR, "crm_internal.custom_fields_check() fires only on the tables with custom fields");
 
 	/* nothing changed: the row was valid and the registry keeps it so */
 	if (is_update && !crm_attribute_changed(trigdata->tg_trigtuple, tuple, desc, attnum))
@@ -510,7 +510,7 @@ lock_object(HeapTuple tuple, TupleDesc desc)
 		LockRelationOid(crm_relation_oid(object), ShareRowExclusiveLock);
 }
 
-/* crm_custom_field_guard -- trigger crm.custom_field_guard() on crm.custom_field */
+/* crm_custom_field_guard -- trigger crm_internal.custom_field_guard() on crm.custom_field */
 PG_FUNCTION_INFO_V1(crm_custom_field_guard);
 Datum
 crm_custom_field_guard(PG_FUNCTION_ARGS)
@@ -521,13 +521,13 @@ crm_custom_field_guard(PG_FUNCTION_ARGS)
 	HeapTuple	newtup = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "crm.custom_field_guard() must be called as a trigger");
+		elog(ERROR, "crm_internal.custom_field_guard() must be called as a trigger");
 	trigdata = crm_trigger_data(fcinfo, "custom_field_guard",
 								TRIGGER_FIRED_BEFORE(((TriggerData *) fcinfo->context)->tg_event),
 								true);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "custom_field") != 0)
-		elog(ERROR, "crm.custom_field_guard() fires only on crm.custom_field");
+		elog(ERROR, "crm_internal.custom_field_guard() fires only on crm.custom_field");
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		newtup = trigdata->tg_trigtuple;
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))

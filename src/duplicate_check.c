@@ -1,9 +1,9 @@
 /*
- * duplicate_check.c: the duplicate check on entry, crm.duplicate_check(),
+ * duplicate_check.c: the duplicate check on entry, crm_internal.duplicate_check(),
  * and the forgetting of open pairs whose record is deleted,
- * crm.duplicate_forget().
+ * crm_internal.duplicate_forget().
  *
- * crm.duplicate_check() is an AFTER ... FOR EACH STATEMENT trigger on
+ * crm_internal.duplicate_check() is an AFTER ... FOR EACH STATEMENT trigger on
  * crm.lead, crm.account and crm.contact (INSERT, hence COPY, and UPDATE),
  * reading the statement's rows from its transition tables.  The policy of
  * the kind (crm.settings.duplicate_policy_lead, _account, _contact):
@@ -353,7 +353,7 @@ warn_queued(Relation rel, const char *kind)
 			 errhint("Merge the records, or dismiss the pair with crm.dismiss_duplicate().")));
 }
 
-/* crm_duplicate_check -- trigger crm.duplicate_check() */
+/* crm_duplicate_check -- trigger crm_internal.duplicate_check() */
 PG_FUNCTION_INFO_V1(crm_duplicate_check);
 Datum
 crm_duplicate_check(PG_FUNCTION_ARGS)
@@ -375,7 +375,7 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.duplicate_check() must be fired AFTER INSERT or UPDATE FOR EACH STATEMENT with transition tables on crm.lead, crm.account or crm.contact")));
+				 errmsg("crm_internal.duplicate_check() must be fired AFTER INSERT or UPDATE FOR EACH STATEMENT with transition tables on crm.lead, crm.account or crm.contact")));
 	if (tuplestore_tuple_count(trigdata->tg_newtable) == 0 ||
 		(event == 1 && !keys_changed(trigdata, kind)))
 		return PointerGetDatum(NULL);
@@ -450,7 +450,7 @@ static CrmQuery forget_truncated = {
 };
 
 /*
- * crm_duplicate_forget -- trigger crm.duplicate_forget(): AFTER DELETE
+ * crm_duplicate_forget -- trigger crm_internal.duplicate_forget(): AFTER DELETE
  * (with the old rows) or TRUNCATE, FOR EACH STATEMENT: the open pairs that
  * name a deleted record go; merged and dismissed pairs stay as history.
  */
@@ -470,7 +470,7 @@ crm_duplicate_forget(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.duplicate_forget() must be fired AFTER DELETE (with the old rows) or TRUNCATE FOR EACH STATEMENT on crm.lead, crm.account or crm.contact")));
+				 errmsg("crm_internal.duplicate_forget() must be fired AFTER DELETE (with the old rows) or TRUNCATE FOR EACH STATEMENT on crm.lead, crm.account or crm.contact")));
 	if (!truncate && tuplestore_tuple_count(trigdata->tg_oldtable) == 0)
 		return PointerGetDatum(NULL);
 	values[0] = CStringGetTextDatum(relname);

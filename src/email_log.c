@@ -26,7 +26,7 @@
  *     with the whole threads they are in.
  *  6. link: every contact and every open (not converted) lead whose
  *     address, in lower case, is one of the participants (from, to, cc),
- *     whoever owns it; the trigger crm.email_link_account() adds the
+ *     whoever owns it; the trigger crm_internal.email_link_account() adds the
  *     contacts' primary accounts.
  *
  * Rights.  The statements run as the extension owner: finding the records
@@ -36,7 +36,7 @@
  * the e-mail's id, and reads the e-mail and its links with its own rights
  * (row-level security: a linked record it sees, or it logged it).
  *
- * crm.email_link_account() is an AFTER INSERT OR UPDATE OF contact_id
+ * crm_internal.email_link_account() is an AFTER INSERT OR UPDATE OF contact_id
  * trigger on crm.email_link: a contact's link brings its primary account's
  * (as the owner, skipping one that exists), also when a conversion moves a
  * lead's links to its contact and when a merge re-points them.
@@ -396,7 +396,7 @@ crm_log_email(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
-/* crm_email_link_account -- trigger crm.email_link_account() */
+/* crm_email_link_account -- trigger crm_internal.email_link_account() */
 PG_FUNCTION_INFO_V1(crm_email_link_account);
 Datum
 crm_email_link_account(PG_FUNCTION_ARGS)

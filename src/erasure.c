@@ -192,7 +192,7 @@ static CrmQuery redact_accounts = {
 	" street = CASE WHEN x.hers THEN NULL ELSE a.street END,"
 	" postal_code = CASE WHEN x.hers THEN NULL ELSE a.postal_code END,"
 	" phone = CASE WHEN pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6) THEN NULL ELSE a.phone END,"
-	" description = crm.erased_text(a.description, $5, $8)"
+	" description = crm_internal.erased_text(a.description, $5, $8)"
 	" FROM (SELECT b.id, pg_catalog.lower(b.name) OPERATOR(pg_catalog.=) ANY ($7)"
 	"               AND NOT EXISTS (SELECT 1 FROM crm.contact AS c WHERE c.account_id OPERATOR(pg_catalog.=) b.id"
 	"                                  AND c.id OPERATOR(pg_catalog.<>) ALL ($2))"
@@ -203,17 +203,17 @@ static CrmQuery redact_accounts = {
 	"         FROM crm.account AS b WHERE b.id OPERATOR(pg_catalog.=) ANY ($3)) AS x"
 	" WHERE a.id OPERATOR(pg_catalog.=) x.id"
 	"   AND (x.hers OR pg_catalog.lower(a.phone::pg_catalog.text) OPERATOR(pg_catalog.=) ANY ($6)"
-	"        OR crm.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
+	"        OR crm_internal.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
 	PERSON_PARAMS, NULL
 };
 
 /* deal names and descriptions that name the person */
 static CrmQuery redact_opportunities = {
-	"UPDATE crm.opportunity AS o SET name = crm.erased_text(o.name, $5, $8),"
-	" description = crm.erased_text(o.description, $5, $8)"
+	"UPDATE crm.opportunity AS o SET name = crm_internal.erased_text(o.name, $5, $8),"
+	" description = crm_internal.erased_text(o.description, $5, $8)"
 	" WHERE o.id OPERATOR(pg_catalog.=) ANY ($4)"
-	"   AND (crm.erased_text(o.name, $5, $8) OPERATOR(pg_catalog.<>) o.name"
-	"        OR crm.erased_text(o.description, $5, $8) OPERATOR(pg_catalog.<>) o.description)",
+	"   AND (crm_internal.erased_text(o.name, $5, $8) OPERATOR(pg_catalog.<>) o.name"
+	"        OR crm_internal.erased_text(o.description, $5, $8) OPERATOR(pg_catalog.<>) o.description)",
 	PERSON_PARAMS, NULL
 };
 
@@ -223,16 +223,16 @@ static CrmQuery redact_opportunities = {
  */
 static CrmQuery redact_activities = {
 	"UPDATE crm.activity AS a SET"
-	" subject = crm.erased_text(a.subject, $5, $8),"
+	" subject = crm_internal.erased_text(a.subject, $5, $8),"
 	" description = CASE WHEN a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)"
-	"                    THEN NULL ELSE crm.erased_text(a.description, $5, $8) END"
+	"                    THEN NULL ELSE crm_internal.erased_text(a.description, $5, $8) END"
 	" WHERE (a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)"
 	"        OR a.account_id OPERATOR(pg_catalog.=) ANY ($3) OR a.opportunity_id OPERATOR(pg_catalog.=) ANY ($4)"
 	"        OR a.id IN (SELECT p.activity_id FROM crm.activity_participant AS p"
 	"                     WHERE p.contact_id OPERATOR(pg_catalog.=) ANY ($2)))"
-	"   AND (crm.erased_text(a.subject, $5, $8) OPERATOR(pg_catalog.<>) a.subject"
+	"   AND (crm_internal.erased_text(a.subject, $5, $8) OPERATOR(pg_catalog.<>) a.subject"
 	"        OR (a.description IS NOT NULL AND (a.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR a.contact_id OPERATOR(pg_catalog.=) ANY ($2)))"
-	"        OR crm.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
+	"        OR crm_internal.erased_text(a.description, $5, $8) OPERATOR(pg_catalog.<>) a.description)",
 	PERSON_PARAMS, NULL
 };
 
@@ -285,8 +285,8 @@ static CrmQuery redact_emails = {
 	" to_addresses = " ERASED_ADDRESSES("e.to_addresses") ","
 	" cc_addresses = " ERASED_ADDRESSES("e.cc_addresses") ","
 	" participants = " ERASED_ADDRESSES("e.participants") ","
-	" subject = CASE WHEN h.hers THEN '[erased]' ELSE crm.erased_text(e.subject, $5, '[erased]') END,"
-	" body_text = CASE WHEN h.hers THEN NULL ELSE crm.erased_text(e.body_text, $5, '[erased]') END,"
+	" subject = CASE WHEN h.hers THEN '[erased]' ELSE crm_internal.erased_text(e.subject, $5, '[erased]') END,"
+	" body_text = CASE WHEN h.hers THEN NULL ELSE crm_internal.erased_text(e.body_text, $5, '[erased]') END,"
 	" message_id = CASE WHEN " MENTIONS("e.message_id") " THEN " ERASED_MESSAGE_ID("e.message_id") " ELSE e.message_id END,"
 	" in_reply_to = CASE WHEN " MENTIONS("e.in_reply_to") " THEN " ERASED_MESSAGE_ID("e.in_reply_to") " ELSE e.in_reply_to END"
 	" FROM (SELECT m.id, m.participants OPERATOR(pg_catalog.&&) $6"
@@ -307,20 +307,20 @@ static CrmQuery redact_emails = {
  * María García, maria@garcia.example").  Every table is read whole.
  */
 static CrmQuery redact_mentions[] = {
-	{"UPDATE crm.lead AS t SET remarks = crm.erased_text(t.remarks, $5, '[erased]')"
+	{"UPDATE crm.lead AS t SET remarks = crm_internal.erased_text(t.remarks, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.remarks"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.contact AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
+	{"UPDATE crm.contact AS t SET description = crm_internal.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.account AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
+	{"UPDATE crm.account AS t SET description = crm_internal.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.opportunity AS t SET description = crm.erased_text(t.description, $5, '[erased]')"
+	{"UPDATE crm.opportunity AS t SET description = crm_internal.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.activity AS t SET subject = crm.erased_text(t.subject, $5, '[erased]'),"
-	 " description = crm.erased_text(t.description, $5, '[erased]')"
+	{"UPDATE crm.activity AS t SET subject = crm_internal.erased_text(t.subject, $5, '[erased]'),"
+	 " description = crm_internal.erased_text(t.description, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.subject") " OR " MENTIONS("t.description"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.note AS t SET body = crm.erased_text(t.body, $5, '[erased]')"
+	{"UPDATE crm.note AS t SET body = crm_internal.erased_text(t.body, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.body"), PERSON_PARAMS, NULL},
-	{"UPDATE crm.attachment AS t SET file_name = crm.erased_text(t.file_name, $5, '[erased]')"
+	{"UPDATE crm.attachment AS t SET file_name = crm_internal.erased_text(t.file_name, $5, '[erased]')"
 	 " WHERE " MENTIONS("t.file_name"), PERSON_PARAMS, NULL},
 };
 
@@ -335,17 +335,17 @@ static CrmQuery redact_change_log = {
 	"UPDATE crm.change_log AS g SET changes = x.changes"
 	"  FROM (SELECT e.id,"
 	"          CASE WHEN e.own THEN"
-	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm_internal.erased_value(k.value,"
 	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PERSONAL_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
 	"                                  '{}'::pg_catalog.jsonb)"
 	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
 	"               WHEN e.hers THEN"
-	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm_internal.erased_value(k.value,"
 	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PRIVATE_ACCOUNT_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
 	"                                  '{}'::pg_catalog.jsonb)"
 	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
-	"               WHEN e.related THEN crm.erased_value(e.changes, $5)"
-	"               ELSE crm.erased_value(e.changes, $6) END AS changes"
+	"               WHEN e.related THEN crm_internal.erased_value(e.changes, $5)"
+	"               ELSE crm_internal.erased_value(e.changes, $6) END AS changes"
 	"          FROM (SELECT c.id, c.changes,"
 	"                  (c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($1))"
 	"                  OR (c.table_name OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass AND c.row_id OPERATOR(pg_catalog.=) ANY ($2)) AS own,"
@@ -379,11 +379,11 @@ static CrmQuery redact_note_log = {
 	"UPDATE crm.change_log AS g SET changes = x.changes"
 	"  FROM (SELECT e.id,"
 	"          CASE WHEN e.own THEN"
-	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm_internal.erased_value(k.value,"
 	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('{body,file_name}'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
 	"                                  '{}'::pg_catalog.jsonb)"
 	"                    FROM pg_catalog.jsonb_each(e.changes) AS k)"
-	"               ELSE crm.erased_value(e.changes, $5) END AS changes"
+	"               ELSE crm_internal.erased_value(e.changes, $5) END AS changes"
 	"          FROM (SELECT c.id, c.changes,"
 	"                  c.row_id IN (SELECT n.id FROM crm.note AS n WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.note'::pg_catalog.regclass"
 	"                                  AND (n.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR n.contact_id OPERATOR(pg_catalog.=) ANY ($2))"
@@ -413,11 +413,11 @@ static CrmQuery redact_merge_records = {
 	"UPDATE crm.merge_record AS m SET merged_values = x.merged_values"
 	"  FROM (SELECT e.id,"
 	"          CASE WHEN e.own THEN"
-	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm.erased_value(k.value,"
+	"                 (SELECT COALESCE(pg_catalog.jsonb_object_agg(k.key, crm_internal.erased_value(k.value,"
 	"                           CASE WHEN k.key OPERATOR(pg_catalog.=) ANY ('" PERSONAL_COLUMNS "'::pg_catalog.text[]) THEN ARRAY['']::pg_catalog.text[] ELSE $5 END)),"
 	"                                  '{}'::pg_catalog.jsonb)"
 	"                    FROM pg_catalog.jsonb_each(e.merged_values) AS k)"
-	"               ELSE crm.erased_value(e.merged_values, $5) END AS merged_values"
+	"               ELSE crm_internal.erased_value(e.merged_values, $5) END AS merged_values"
 	"          FROM (SELECT r.id, r.merged_values,"
 	"                  r.kind OPERATOR(pg_catalog.<>) 'account'"
 	"                  AND ((r.kind OPERATOR(pg_catalog.=) 'lead' AND r.survivor_id OPERATOR(pg_catalog.=) ANY ($1))"
@@ -449,7 +449,7 @@ static CrmQuery redact_merge_records = {
 	"              OPERATOR(pg_catalog.>) 0)"
 
 static CrmQuery redact_captures = {
-	"UPDATE crm.lead_capture AS k SET payload = x.payload, message = crm.erased_text(k.message, $5, '[erased]')"
+	"UPDATE crm.lead_capture AS k SET payload = x.payload, message = crm_internal.erased_text(k.message, $5, '[erased]')"
 	"  FROM (SELECT e.id,"
 	"          CASE WHEN e.own THEN"
 	"            (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.key,"
@@ -459,18 +459,18 @@ static CrmQuery redact_captures = {
 	"                         WHEN f.key OPERATOR(pg_catalog.=) 'details' AND pg_catalog.jsonb_typeof(f.value) OPERATOR(pg_catalog.=) 'object'"
 	"                         THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key,"
 	"                                        CASE WHEN d.key OPERATOR(pg_catalog.=) ANY ('{title,remarks}'::pg_catalog.text[])"
-	"                                             THEN '\"[erased]\"'::pg_catalog.jsonb ELSE crm.erased_value(d.value, $5) END),"
+	"                                             THEN '\"[erased]\"'::pg_catalog.jsonb ELSE crm_internal.erased_value(d.value, $5) END),"
 	"                                      '{}'::pg_catalog.jsonb)"
 	"                                 FROM pg_catalog.jsonb_each(f.value) AS d)"
-	"                         ELSE crm.erased_value(f.value, $5) END), '{}'::pg_catalog.jsonb)"
+	"                         ELSE crm_internal.erased_value(f.value, $5) END), '{}'::pg_catalog.jsonb)"
 	"               FROM pg_catalog.jsonb_each(e.payload) AS f)"
-	"          ELSE crm.erased_value(e.payload, $5) END AS payload"
+	"          ELSE crm_internal.erased_value(e.payload, $5) END AS payload"
 	"          FROM (SELECT c.id, c.payload,"
 	"                  c.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR " CAPTURE_MENTIONS("$6") " AS own"
 	"                  FROM crm.lead_capture AS c"
 	"                 WHERE c.lead_id OPERATOR(pg_catalog.=) ANY ($1) OR " CAPTURE_MENTIONS("$5") ") AS e) AS x"
 	" WHERE k.id OPERATOR(pg_catalog.=) x.id"
-	"   AND (k.payload OPERATOR(pg_catalog.<>) x.payload OR k.message IS DISTINCT FROM crm.erased_text(k.message, $5, '[erased]'))",
+	"   AND (k.payload OPERATOR(pg_catalog.<>) x.payload OR k.message IS DISTINCT FROM crm_internal.erased_text(k.message, $5, '[erased]'))",
 	PERSON_PARAMS, NULL
 };
 
@@ -494,7 +494,7 @@ static CrmQuery log_erasure = {
 	" OVERRIDING SYSTEM VALUE"
 	" SELECT $1, $2, $3, pg_catalog.encode(pg_catalog.sha256(s.salt OPERATOR(pg_catalog.||)"
 	"          pg_catalog.convert_to(pg_catalog.lower($4), 'UTF8')), 'hex'), $5, $6, $7, $8"
-	"   FROM crm.erasure_salt AS s"
+	"   FROM crm_internal.erasure_salt AS s"
 	" RETURNING *",
 	8, {INT8OID, REGROLEOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID}, NULL
 };

@@ -1,16 +1,16 @@
 /*
  * history.c: what happened to a row, kept by the database.
  *
- * crm.record_lead_status()  AFTER INSERT OR UPDATE OF status on crm.lead:
+ * crm_internal.record_lead_status()  AFTER INSERT OR UPDATE OF status on crm.lead:
  *     one crm.lead_status_history row when a lead is captured and one for
  *     every change of its status (from, to, when, by whom).
- * crm.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
+ * crm_internal.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
  *     (statement): one crm.change_log row with the changed fields; a value
  *     longer than 2,000 bytes is kept as its beginning, length and SHA-256.
- * crm.record_opportunity_change()  AFTER INSERT OR UPDATE on crm.opportunity:
+ * crm_internal.record_opportunity_change()  AFTER INSERT OR UPDATE on crm.opportunity:
  *     one crm.opportunity_history row when the stage, amount, probability or
  *     close date changed.
- * crm.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
+ * crm_internal.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
  *     (statement) on crm.change_log and crm.erasure_log: the audit trail only
  *     grows, even for its owner.  The two sanctioned exceptions hold a
  *     permit: crm.erase_person() (erasure.c) rewrites values of change-log
@@ -121,7 +121,7 @@ row_id_datum(HeapTuple tuple, TupleDesc tupdesc, bool *isnull)
 	return heap_getattr(tuple, attnum, tupdesc, isnull);
 }
 
-/* crm_record_lead_status -- trigger crm.record_lead_status() */
+/* crm_record_lead_status -- trigger crm_internal.record_lead_status() */
 PG_FUNCTION_INFO_V1(crm_record_lead_status);
 Datum
 crm_record_lead_status(PG_FUNCTION_ARGS)
@@ -137,7 +137,7 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	if (attnum <= 0)
-		elog(ERROR, "crm: crm.record_lead_status() needs a status column");
+		elog(ERROR, "crm: crm_internal.record_lead_status() needs a status column");
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		newtup = trigdata->tg_trigtuple;
@@ -150,7 +150,7 @@ crm_record_lead_status(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.record_lead_status() must be fired for INSERT or UPDATE")));
+				 errmsg("crm_internal.record_lead_status() must be fired for INSERT or UPDATE")));
 
 	to_status = crm_attribute_text(newtup, tupdesc, attnum);
 	if (from_status != NULL && to_status != NULL && strcmp(from_status, to_status) == 0)
@@ -229,7 +229,7 @@ changes_json(TriggerData *trigdata)
 	return buf.data;
 }
 
-/* crm_record_change -- trigger crm.record_change() */
+/* crm_record_change -- trigger crm_internal.record_change() */
 PG_FUNCTION_INFO_V1(crm_record_change);
 Datum
 crm_record_change(PG_FUNCTION_ARGS)
@@ -249,7 +249,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.record_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
+				 errmsg("crm_internal.record_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
 	else
 	{
 		operation = TRIGGER_FIRED_BY_INSERT(event) ? "INSERT" :
@@ -278,7 +278,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 /* the columns crm.opportunity_history follows */
 static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
 
-/* crm_record_opportunity_change -- trigger crm.record_opportunity_change() */
+/* crm_record_opportunity_change -- trigger crm_internal.record_opportunity_change() */
 PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
 Datum
 crm_record_opportunity_change(PG_FUNCTION_ARGS)
@@ -341,7 +341,7 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* crm_audit_append_only -- trigger crm.audit_append_only() */
+/* crm_audit_append_only -- trigger crm_internal.audit_append_only() */
 PG_FUNCTION_INFO_V1(crm_audit_append_only);
 Datum
 crm_audit_append_only(PG_FUNCTION_ARGS)

@@ -1,7 +1,7 @@
 /*
  * line_items.c: line items of opportunities and quotes.
  *
- * crm.price_line_item()  BEFORE INSERT/UPDATE row trigger: the parent
+ * crm_internal.price_line_item()  BEFORE INSERT/UPDATE row trigger: the parent
  *     (opportunity or quote), which the user must be able to see (else it
  *     does not exist for them), is locked FOR NO KEY UPDATE -- which serialises
  *     line edits per parent -- and adopts its account's price book (when
@@ -13,7 +13,7 @@
  *     price.  Tiers are read with the statement's snapshot: a tier edited
  *     concurrently prices lines from its commit on; lines already priced keep
  *     their price (no lock is needed: no invariant ties lines to tiers).
- * crm.sum_line_items()   AFTER statement trigger, from the transition tables:
+ * crm_internal.sum_line_items()   AFTER statement trigger, from the transition tables:
  *     locks every parent whose lines changed, in id order, then in a new
  *     statement -- so with a snapshot taken after the locks were granted --
  *     sets the opportunity amount / quote subtotal to the sum of its lines.
@@ -22,7 +22,7 @@
  *     A quote's lines change only while it is Draft.
  *
  * The triggers' one argument names the parent table, as in
- * EXECUTE FUNCTION crm.price_line_item('quote'): lines of
+ * EXECUTE FUNCTION crm_internal.price_line_item('quote'): lines of
  * crm.opportunity_line_item belong to crm.opportunity (opportunity_id,
  * amount), lines of crm.quote_line_item to crm.quote (quote_id, subtotal).
  */
@@ -191,7 +191,7 @@ parent_price_book(ParentKind kind, int64 parent_id)
 	return crm_result_int64(0, 1, &isnull);
 }
 
-/* crm_price_line_item -- trigger crm.price_line_item() */
+/* crm_price_line_item -- trigger crm_internal.price_line_item() */
 PG_FUNCTION_INFO_V1(crm_price_line_item);
 Datum
 crm_price_line_item(PG_FUNCTION_ARGS)
@@ -306,7 +306,7 @@ crm_price_line_item(PG_FUNCTION_ARGS)
 static CrmQuery lock_changed_parents[2][3];
 static CrmQuery recompute_sums[2];
 
-/* crm_sum_line_items -- trigger crm.sum_line_items() */
+/* crm_sum_line_items -- trigger crm_internal.sum_line_items() */
 PG_FUNCTION_INFO_V1(crm_sum_line_items);
 Datum
 crm_sum_line_items(PG_FUNCTION_ARGS)
@@ -332,7 +332,7 @@ crm_sum_line_items(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.sum_line_items() must be fired FOR EACH STATEMENT")));
+				 errmsg("crm_internal.sum_line_items() must be fired FOR EACH STATEMENT")));
 
 	if (lock->sql == NULL)
 	{

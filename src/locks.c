@@ -15,7 +15,7 @@
  * A match key is not put into the tag as it is, nor as a plain hash: the tag
  * of a key lock is the first 64 bits of HMAC-SHA-256(secret, kind || key),
  * with a random secret made at CREATE EXTENSION and readable only by the
- * extension's owner (crm.lock_key_secret, not dumped).  pg_locks, which every
+ * extension's owner (crm_internal.lock_key_secret, not dumped).  pg_locks, which every
  * role may read, thus shows a lock on "some key" but not which company,
  * domain or e-mail is being converted: the key cannot be guessed and checked
  * against the tag.
@@ -60,7 +60,7 @@ static int	lock_secret_len = 0;
 static Oid	lock_secret_relid = InvalidOid;
 
 static CrmQuery read_secret = {
-	"SELECT s.secret FROM crm.lock_key_secret AS s",
+	"SELECT s.secret FROM crm_internal.lock_key_secret AS s",
 	0, {InvalidOid}, NULL
 };
 
@@ -105,14 +105,14 @@ crm_locks_init(void)
 }
 
 /*
- * load_secret -- the secret of crm.lock_key_secret, read as the extension's
+ * load_secret -- the secret of crm_internal.lock_key_secret, read as the extension's
  * owner once per backend and again when the table is a new one (the
  * extension was dropped and created again).
  */
 static void
 load_secret(void)
 {
-	Oid			relid = get_relname_relid("lock_key_secret", get_namespace_oid("crm", false));
+	Oid			relid = get_relname_relid("lock_key_secret", crm_internal_namespace());
 	bool		isnull;
 	bytea	   *secret;
 	int			len;
@@ -137,11 +137,11 @@ load_secret(void)
 		elog(ERROR, "crm: SPI_connect failed");
 	crm_query_run_as_owner(&read_secret, NULL, NULL, 2);
 	if (SPI_processed != 1)
-		elog(ERROR, "crm: crm.lock_key_secret must hold exactly one row");
+		elog(ERROR, "crm: crm_internal.lock_key_secret must hold exactly one row");
 	secret = DatumGetByteaPP(crm_result_datum(0, 1, &isnull));
 	len = isnull ? 0 : VARSIZE_ANY_EXHDR(secret);
 	if (len < 16 || len > (int) sizeof(lock_secret))
-		elog(ERROR, "crm: the secret in crm.lock_key_secret must have 16 to 64 bytes");
+		elog(ERROR, "crm: the secret in crm_internal.lock_key_secret must have 16 to 64 bytes");
 	memcpy(lock_secret, VARDATA_ANY(secret), len);
 	lock_secret_len = len;
 	lock_secret_relid = relid;

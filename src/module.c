@@ -50,27 +50,27 @@ crm_trigger_data(FunctionCallInfo fcinfo, const char *funcname,
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.%s() must be called as a trigger", funcname)));
+				 errmsg("function crm_internal.%s() must be called as a trigger", funcname)));
 
 	trigdata = (TriggerData *) fcinfo->context;
 
 	if (want_before != (bool) TRIGGER_FIRED_BEFORE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.%s() must be fired %s the operation",
+				 errmsg("function crm_internal.%s() must be fired %s the operation",
 						funcname, want_before ? "BEFORE" : "AFTER")));
 
 	/* the extension's triggers guard its own tables, nothing else */
 	if (RelationGetNamespace(trigdata->tg_relation) != get_namespace_oid("crm", false))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.%s() fires only on tables of schema crm, not on \"%s\"",
+				 errmsg("function crm_internal.%s() fires only on tables of schema crm, not on \"%s\"",
 						funcname, RelationGetRelationName(trigdata->tg_relation))));
 
 	if (want_row && !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.%s() must be fired FOR EACH ROW", funcname)));
+				 errmsg("function crm_internal.%s() must be fired FOR EACH ROW", funcname)));
 
 	return trigdata;
 }

@@ -1,7 +1,7 @@
 /*
  * opportunity_lifecycle.c: the stage rules of an opportunity.
  *
- * crm.opportunity_lifecycle() is a BEFORE INSERT OR UPDATE row trigger:
+ * crm_internal.opportunity_lifecycle() is a BEFORE INSERT OR UPDATE row trigger:
  *   - probability defaults from the stage: on insert when not given, on a
  *     stage change when the statement did not set it too;
  *   - a lost stage (closed, not won) needs a loss_reason_code
@@ -16,7 +16,7 @@
  *     line-sum trigger changes it) and keeps its price book;
  *   - a newly chosen price book must be active.
  *
- * crm.opportunity_stage_guard() is a BEFORE UPDATE OF is_closed, is_won
+ * crm_internal.opportunity_stage_guard() is a BEFORE UPDATE OF is_closed, is_won
  * trigger on crm.opportunity_stage, fired per statement (it locks the
  * opportunities) and per row: a stage that opportunities are in keeps
  * whether it is closed and won (their closed_at, loss reason, reports and
@@ -132,7 +132,7 @@ check_loss_reason(TriggerData *trigdata, HeapTuple oldtup, HeapTuple newtup,
 				 errhint("Choose one of: %s.", active_reason_list())));
 }
 
-/* crm_opportunity_lifecycle -- trigger crm.opportunity_lifecycle() */
+/* crm_opportunity_lifecycle -- trigger crm_internal.opportunity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_opportunity_lifecycle);
 Datum
 crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
@@ -252,7 +252,7 @@ static CrmQuery stage_in_use = {
 	1, {TEXTOID}, NULL
 };
 
-/* crm_opportunity_stage_guard -- trigger crm.opportunity_stage_guard() */
+/* crm_opportunity_stage_guard -- trigger crm_internal.opportunity_stage_guard() */
 PG_FUNCTION_INFO_V1(crm_opportunity_stage_guard);
 Datum
 crm_opportunity_stage_guard(PG_FUNCTION_ARGS)

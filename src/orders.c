@@ -1,12 +1,12 @@
 /*
  * orders.c: sales orders and stock.
  *
- * crm.sales_order_guard()       an order is made only by crm.create_order();
- *     status changes follow crm.order_transition (activation and cancellation
+ * crm_internal.sales_order_guard()       an order is made only by crm.create_order();
+ *     status changes follow crm_internal.order_transition (activation and cancellation
  *     only through their functions); amounts, links and the activation and
  *     cancellation records are the database's; shipped/delivered/completed
  *     times are stamped; only Draft and Cancelled orders can be deleted.
- * crm.sales_order_item_guard()  items are written only by crm.create_order()
+ * crm_internal.sales_order_item_guard()  items are written only by crm.create_order()
  *     and deleted only with their order.
  * crm.create_order(), crm.activate_order(), crm.cancel_order(): SECURITY
  *     INVOKER; the order is read and written with the caller's rights, the
@@ -37,7 +37,7 @@
 #include "utils/timestamp.h"
 
 static CrmQuery order_transition_lookup = {
-	"SELECT t.via_function FROM crm.order_transition AS t"
+	"SELECT t.via_function FROM crm_internal.order_transition AS t"
 	" WHERE t.from_status OPERATOR(pg_catalog.=) $1::crm.order_status"
 	"   AND t.to_status OPERATOR(pg_catalog.=) $2::crm.order_status",
 	2, {TEXTOID, TEXTOID}, NULL
@@ -173,7 +173,7 @@ crm_sales_order_guard(PG_FUNCTION_ARGS)
 	}
 }
 
-/* crm_sales_order_item_guard -- trigger crm.sales_order_item_guard() */
+/* crm_sales_order_item_guard -- trigger crm_internal.sales_order_item_guard() */
 PG_FUNCTION_INFO_V1(crm_sales_order_item_guard);
 Datum
 crm_sales_order_item_guard(PG_FUNCTION_ARGS)

@@ -1,13 +1,13 @@
 /*
  * quotes.c: quotes, their workflow and approval.
  *
- * crm.quote_guard()  BEFORE INSERT OR UPDATE row trigger: a new quote is a
+ * crm_internal.quote_guard()  BEFORE INSERT OR UPDATE row trigger: a new quote is a
  *     Draft with subtotal 0, not synced, numbered Q-000001, ... from
  *     crm.quote_number_seq (drawn as the extension owner; the number never
  *     changes); a quote past its valid_until (before CURRENT_DATE, the
  *     session's TimeZone) is not presented or accepted (ZC209) and only such
  *     a quote becomes Expired; status changes follow
- *     crm.quote_transition, the approval states only through the functions
+ *     crm_internal.quote_transition, the approval states only through the functions
  *     below; Draft -> Presented only within the approval threshold; only a
  *     Draft quote's content changes; the subtotal is the lines' (line-sum
  *     permit) and the synced flag is set only by crm.sync_quote().  One
@@ -33,7 +33,7 @@
 #include "utils/rel.h"
 
 static CrmQuery quote_transition_lookup = {
-	"SELECT t.via_function FROM crm.quote_transition AS t"
+	"SELECT t.via_function FROM crm_internal.quote_transition AS t"
 	" WHERE t.from_status OPERATOR(pg_catalog.=) $1::crm.quote_status"
 	"   AND t.to_status OPERATOR(pg_catalog.=) $2::crm.quote_status",
 	2, {TEXTOID, TEXTOID}, NULL
@@ -218,7 +218,7 @@ check_within_threshold(int64 id, Datum discount)
 
 /*
  * check_expiry_transition -- the changes to and from Expired are the
- * database's own, not rows of crm.quote_transition: an open quote (Draft,
+ * database's own, not rows of crm_internal.quote_transition: an open quote (Draft,
  * Needs Review, In Review, Approved, Rejected, Presented) becomes Expired
  * once past its valid_until, and an Expired quote goes back to Draft only
  * with a valid_until not past (ZC020, ZC209 otherwise).
@@ -280,7 +280,7 @@ number_quote(Relation rel, HeapTuple newtup)
 	return newtup;
 }
 
-/* crm_quote_guard -- trigger crm.quote_guard() */
+/* crm_quote_guard -- trigger crm_internal.quote_guard() */
 PG_FUNCTION_INFO_V1(crm_quote_guard);
 Datum
 crm_quote_guard(PG_FUNCTION_ARGS)
@@ -395,7 +395,7 @@ crm_quote_guard(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			 errtable(trigdata->tg_relation),
-			 errmsg("crm.quote_guard() must be fired for INSERT or UPDATE")));
+			 errmsg("crm_internal.quote_guard() must be fired for INSERT or UPDATE")));
 	pg_unreachable();
 }
 
@@ -512,7 +512,7 @@ require_status(const QuoteRow *q, const char *one, const char *other, const char
 	ereport(ERROR,
 			(errcode(ERRCODE_CRM_ILLEGAL_TRANSITION),
 			 errmsg("quote %lld cannot go from \"%s\" to \"%s\"", (long long) q->id, q->status, to),
-			 errhint("The legal status changes are listed in crm.quote_transition.")));
+			 errhint("The legal status changes are listed in crm_internal.quote_transition.")));
 }
 
 /*

@@ -20,9 +20,9 @@
  *
  * Series.  The occurrences of a series share series_id (the id of the first
  * occurrence) and are numbered by occurrence_number from 1; both are set by
- * the database (crm.activity_lifecycle), never by a user.  When an open
+ * the database (crm_internal.activity_lifecycle), never by a user.  When an open
  * occurrence (Planned, In Progress) becomes Completed or Cancelled, the
- * AFTER trigger crm.activity_next_occurrence() inserts the next one, as the
+ * AFTER trigger crm_internal.activity_next_occurrence() inserts the next one, as the
  * extension owner, copying type, subject, description, priority, owner, the
  * lead/account/contact/opportunity link, the rule and the time zone of the
  * occurrence just closed; its due_at, starts_at, ends_at and remind_at are
@@ -490,7 +490,7 @@ static int64 pending_series = 0;
 static int32 pending_number = 0;
 
 /*
- * crm_recurrence_row -- from crm.activity_lifecycle: validate and canonicalise
+ * crm_recurrence_row -- from crm_internal.activity_lifecycle: validate and canonicalise
  * the rule, default the time zone, keep series_id and occurrence_number the
  * database's.
  */
@@ -598,7 +598,7 @@ anchor_of(HeapTuple tuple, TupleDesc tupdesc, bool *isnull)
 	return *isnull ? 0 : DatumGetTimestampTz(d);
 }
 
-/* crm_activity_next_occurrence -- trigger crm.activity_next_occurrence() */
+/* crm_activity_next_occurrence -- trigger crm_internal.activity_next_occurrence() */
 PG_FUNCTION_INFO_V1(crm_activity_next_occurrence);
 Datum
 crm_activity_next_occurrence(PG_FUNCTION_ARGS)

@@ -2,7 +2,7 @@
  * reporting_line.c: the reporting hierarchy behind the managers' row-level
  * security (crm.reporting_line).
  *
- * crm.reporting_line_guard() is a BEFORE row trigger on crm.reporting_line
+ * crm_internal.reporting_line_guard() is a BEFORE row trigger on crm.reporting_line
  * (INSERT, UPDATE): a manager who reports, directly or through others, to
  * the member would make a cycle, and is refused.  Changes to the hierarchy
  * take the extension's reporting hierarchy lock (locks.c), so two concurrent changes cannot each pass the check and together make a
@@ -33,7 +33,7 @@ static CrmQuery reports_to = {
 	2, {OIDOID, OIDOID}, NULL
 };
 
-/* crm_reporting_line_guard -- trigger crm.reporting_line_guard() */
+/* crm_reporting_line_guard -- trigger crm_internal.reporting_line_guard() */
 PG_FUNCTION_INFO_V1(crm_reporting_line_guard);
 Datum
 crm_reporting_line_guard(PG_FUNCTION_ARGS)

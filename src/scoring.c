@@ -9,12 +9,12 @@
  *
  * The active rules are compiled once per backend (column number, compare
  * function, value as a Datum of the column's type) into a cache that the
- * AFTER statement trigger crm.lead_rules_changed() on crm.scoring_rule
+ * AFTER statement trigger crm_internal.lead_rules_changed() on crm.scoring_rule
  * invalidates in every backend (a relation cache invalidation of the rule
  * table, delivered at commit); a change of crm.lead's columns invalidates
  * it too.  Without rules, scoring a lead costs a flag test.
  *
- * crm.scoring_rule_check() compiles a rule as it is written, so a rule on
+ * crm_internal.scoring_rule_check() compiles a rule as it is written, so a rule on
  * an unknown or reserved column, with an operator the column's type has
  * not, or with a value that is not of the column's type, is refused then
  * (ZC910; a value the type's input rejects keeps the type's SQLSTATE).
@@ -288,7 +288,7 @@ crm_lead_score_attnum(void)
 	return score_attnum;
 }
 
-/* crm_scoring_rule_check -- trigger crm.scoring_rule_check() */
+/* crm_scoring_rule_check -- trigger crm_internal.scoring_rule_check() */
 PG_FUNCTION_INFO_V1(crm_scoring_rule_check);
 Datum
 crm_scoring_rule_check(PG_FUNCTION_ARGS)

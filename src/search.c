@@ -10,7 +10,7 @@
  * The searchable text of a row (its "document", crm.search_document()) is
  * its folded fields (crm_fold: no accents, lower case) joined by spaces,
  * followed by the digits of its phone number, kept in the column
- * search_text of each searched table by the trigger crm.search_text_fill()
+ * search_text of each searched table by the trigger crm_internal.search_text_fill()
  * (crm_search_text_fill below: on INSERT, and on an UPDATE that sets one of
  * the document's fields, so that other updates neither fold text again nor
  * change the column: they stay HOT when nothing else indexed changes).  A
@@ -806,7 +806,7 @@ crm_search_document(PG_FUNCTION_ARGS)
 
 /*
  * The document of each searched table: its fields and its phone column
- * (sql/install/92_search.sql fires crm.search_text_fill() on an UPDATE of
+ * (sql/install/92_search.sql fires crm_internal.search_text_fill() on an UPDATE of
  * exactly these columns and search_text itself).
  */
 #define SEARCH_MAX_FIELDS	3
@@ -860,7 +860,7 @@ crm_search_text_fill(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.search_text_fill() must be fired by INSERT or UPDATE")));
+				 errmsg("function crm_internal.search_text_fill() must be fired by INSERT or UPDATE")));
 	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	for (int t = 0; t < (int) lengthof(search_documents); t++)
 	{
@@ -876,7 +876,7 @@ crm_search_text_fill(PG_FUNCTION_ARGS)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("function crm.search_text_fill() fires only on the searched tables, not on \"%s\"",
+			 errmsg("function crm_internal.search_text_fill() fires only on the searched tables, not on \"%s\"",
 					RelationGetRelationName(rel))));
 	pg_unreachable();
 }

@@ -18,6 +18,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -129,6 +130,55 @@ crm_query_prefer_generic(CrmQuery *query)
 	generic_queries[n_generic_queries++] = query;
 }
 
+/*
+ * crm_internal_namespace -- the schema of the extension's internal objects:
+ * crm_internal, or crm in a database not yet updated to 0.7 (ALTER
+ * EXTENSION crm UPDATE moves them), which keeps working with this library.
+ */
+Oid
+crm_internal_namespace(void)
+{
+	Oid			nspid = get_namespace_oid("crm_internal", true);
+
+	return OidIsValid(nspid) ? nspid : get_namespace_oid("crm", false);
+}
+
+/* crm_internal_relation_oid -- OID of table crm_internal.<relname> */
+Oid
+crm_internal_relation_oid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, crm_internal_namespace());
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "crm: relation crm_internal.%s is missing", relname);
+	return relid;
+}
+
+/*
+ * The text a statement is prepared from: its own, or, before the update to
+ * 0.7 made schema crm_internal, with crm_internal. read as crm.
+ */
+static char *
+query_text(CrmQuery *query)
+{
+	static const char internal_prefix[] = "crm_internal.";
+	StringInfoData text;
+	const char *p = query->sql;
+	const char *hit;
+
+	if (strstr(p, internal_prefix) == NULL || OidIsValid(get_namespace_oid("crm_internal", true)))
+		return pstrdup(p);
+	initStringInfo(&text);
+	while ((hit = strstr(p, internal_prefix)) != NULL)
+	{
+		appendBinaryStringInfo(&text, p, hit - p);
+		appendStringInfoString(&text, "crm.");
+		p = hit + strlen(internal_prefix);
+	}
+	appendStringInfoString(&text, p);
+	return text.data;
+}
+
 /* crm_query_plan -- the kept plan of a statement, prepared on first use */
 SPIPlanPtr
 crm_query_plan(CrmQuery *query)
@@ -137,16 +187,19 @@ crm_query_plan(CrmQuery *query)
 	{
 		SPIPlanPtr	plan;
 		Oid		   *argtypes;
+		char	   *sql;
 
 		if (query->plan != NULL)
 		{
 			SPI_freeplan(query->plan);
 			query->plan = NULL;
 		}
+		sql = query_text(query);
 		argtypes = query_argtypes(query);
-		plan = SPI_prepare_cursor(query->sql, query->nargs, argtypes,
+		plan = SPI_prepare_cursor(sql, query->nargs, argtypes,
 								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN : 0);
 		pfree(argtypes);
+		pfree(sql);
 		if (plan == NULL)
 			elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s",
 				 query->sql, SPI_result_code_string(SPI_result));

@@ -1,7 +1,7 @@
 /*
  * stamp.c: created_at and updated_at belong to the database.
  *
- * crm.stamp_row() is a BEFORE INSERT OR UPDATE row trigger.  On INSERT it sets
+ * crm_internal.stamp_row() is a BEFORE INSERT OR UPDATE row trigger.  On INSERT it sets
  * created_at and updated_at to the transaction time, whatever the client sent;
  * on UPDATE it keeps the old created_at and sets updated_at.  It runs no query:
  * it only rewrites the new tuple.
@@ -23,12 +23,12 @@ required_attnum(Relation rel, const char *colname)
 	if (attnum <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("crm.stamp_row() needs a column \"%s\" on table \"%s\"",
+				 errmsg("crm_internal.stamp_row() needs a column \"%s\" on table \"%s\"",
 						colname, RelationGetRelationName(rel))));
 	return attnum;
 }
 
-/* crm_stamp_row -- trigger crm.stamp_row() */
+/* crm_stamp_row -- trigger crm_internal.stamp_row() */
 PG_FUNCTION_INFO_V1(crm_stamp_row);
 Datum
 crm_stamp_row(PG_FUNCTION_ARGS)
@@ -60,7 +60,7 @@ crm_stamp_row(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
-				 errmsg("crm.stamp_row() must be fired for INSERT or UPDATE")));
+				 errmsg("crm_internal.stamp_row() must be fired for INSERT or UPDATE")));
 
 	tuple = heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel),
 									  2, cols, values, nulls);

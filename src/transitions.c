@@ -2,7 +2,7 @@
  * transitions.c: status workflows checked against a transition table.
  *
  * Quotes and orders move between statuses along the rows of
- * crm.quote_transition and crm.order_transition; a row may reserve its
+ * crm_internal.quote_transition and crm_internal.order_transition; a row may reserve its
  * change to one of the extension's functions (via_function), which then
  * holds a permit (permit.c) for the row it changes.
  */

@@ -10,8 +10,11 @@ WITH ext AS (
     SELECT d.classid, d.objid, d.objsubid
       FROM pg_depend d, ext
      WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
+), nsp AS (
+    -- schema crm and schema crm_internal (the extension's internals)
+    SELECT n.oid FROM pg_namespace n WHERE n.nspname IN ('crm', 'crm_internal')
 ), rel AS (
-    SELECT c.* FROM pg_class c WHERE c.relnamespace = 'crm'::regnamespace
+    SELECT c.* FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM nsp)
 )
 SELECT line FROM (
     -- the extension's members
@@ -34,7 +37,7 @@ SELECT line FROM (
     UNION ALL
     SELECT format('domain-constraint %s.%s %s', t.typname, co.conname, pg_get_constraintdef(co.oid))
       FROM pg_type t JOIN pg_constraint co ON co.contypid = t.oid
-     WHERE t.typnamespace = 'crm'::regnamespace
+     WHERE t.typnamespace IN (SELECT oid FROM nsp)
     UNION ALL
     SELECT format('index %s', pg_get_indexdef(i.indexrelid))
       FROM rel r JOIN pg_index i ON i.indrelid = r.oid
@@ -58,35 +61,35 @@ SELECT line FROM (
     UNION ALL
     -- functions: the whole definition (security, volatility, settings, body), privileges
     SELECT format('function %s acl=%s', pg_get_functiondef(p.oid), p.proacl)
-      FROM pg_proc p WHERE p.pronamespace = 'crm'::regnamespace AND p.prokind IN ('f', 'p', 'w')
+      FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM nsp) AND p.prokind IN ('f', 'p', 'w')
     UNION ALL
     SELECT format('aggregate %s', p.oid::regprocedure)
-      FROM pg_proc p WHERE p.pronamespace = 'crm'::regnamespace AND p.prokind = 'a'
+      FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM nsp) AND p.prokind = 'a'
     UNION ALL
     -- types: enum labels in order, composite attributes, domains
     SELECT format('enum %s %s', t.typname, (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                                               FROM pg_enum e WHERE e.enumtypid = t.oid))
-      FROM pg_type t WHERE t.typnamespace = 'crm'::regnamespace AND t.typtype = 'e'
+      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typtype = 'e'
     UNION ALL
     SELECT format('domain %s base=%s notnull=%s default=%s', t.typname, format_type(t.typbasetype, t.typtypmod),
                   t.typnotnull, t.typdefault)
-      FROM pg_type t WHERE t.typnamespace = 'crm'::regnamespace AND t.typtype = 'd'
+      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typtype = 'd'
     UNION ALL
     SELECT format('type-acl %s %s', t.typname, t.typacl)
-      FROM pg_type t WHERE t.typnamespace = 'crm'::regnamespace AND t.typacl IS NOT NULL
+      FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM nsp) AND t.typacl IS NOT NULL
     UNION ALL
     -- comments on everything in the schema (tables, columns, functions, types, ...)
     SELECT format('comment %s: %s', pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description)
       FROM pg_description d
      WHERE (d.classoid = 'pg_class'::regclass AND d.objoid IN (SELECT oid FROM rel))
-        OR (d.classoid = 'pg_proc'::regclass AND d.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = 'crm'::regnamespace))
-        OR (d.classoid = 'pg_type'::regclass AND d.objoid IN (SELECT oid FROM pg_type WHERE typnamespace = 'crm'::regnamespace))
-        OR (d.classoid = 'pg_namespace'::regclass AND d.objoid = 'crm'::regnamespace)
+        OR (d.classoid = 'pg_proc'::regclass AND d.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace IN (SELECT oid FROM nsp)))
+        OR (d.classoid = 'pg_type'::regclass AND d.objoid IN (SELECT oid FROM pg_type WHERE typnamespace IN (SELECT oid FROM nsp)))
+        OR (d.classoid = 'pg_namespace'::regclass AND d.objoid IN (SELECT oid FROM nsp))
         OR (d.classoid IN ('pg_trigger'::regclass, 'pg_constraint'::regclass, 'pg_policy'::regclass)
-            AND pg_describe_object(d.classoid, d.objoid, 0) ~ ' on (table )?crm\.')
+            AND pg_describe_object(d.classoid, d.objoid, 0) ~ ' on (table )?crm(_internal)?\.')
     UNION ALL
     -- the schema's privileges and the pg_dump configuration
-    SELECT format('schema crm acl=%s', n.nspacl) FROM pg_namespace n WHERE n.nspname = 'crm'
+    SELECT format('schema %s acl=%s', n.nspname, n.nspacl) FROM pg_namespace n WHERE n.oid IN (SELECT oid FROM nsp)
     UNION ALL
     SELECT format('config-dump %s %s', t::regclass, e.extcondition[i])
       FROM pg_extension e, unnest(e.extconfig) WITH ORDINALITY AS u(t, i)

@@ -56,41 +56,41 @@ COMMENT ON COLUMN crm.lead_update_log.changed_by IS 'Who';
 --------------------------------------------------------------------------
 
 -- created_at / updated_at are the database's, not the client's.
-CREATE FUNCTION crm.stamp_row() RETURNS trigger
+CREATE FUNCTION crm_internal.stamp_row() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_stamp_row'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.stamp_row() IS 'BEFORE INSERT OR UPDATE row trigger: sets created_at on insert (keeps it on update) and updated_at to the transaction time';
+COMMENT ON FUNCTION crm_internal.stamp_row() IS 'BEFORE INSERT OR UPDATE row trigger: sets created_at on insert (keeps it on update) and updated_at to the transaction time';
 
 
 -- Conversion is one-way and only convert_lead() performs it.
-CREATE FUNCTION crm.lead_conversion_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.lead_conversion_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_lead_conversion_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.lead_conversion_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: only crm.convert_lead() may set status Converted and the conversion fields; a converted lead keeps them forever';
+COMMENT ON FUNCTION crm_internal.lead_conversion_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: only crm.convert_lead() may set status Converted and the conversion fields; a converted lead keeps them forever';
 
 CREATE TRIGGER lead_conversion_guard BEFORE INSERT OR UPDATE ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm.lead_conversion_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();
 
-CREATE FUNCTION crm.opportunity_lead_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.opportunity_lead_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_lead_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_lead_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: lead_id (the source lead) is set only by crm.convert_lead(); it may be cleared, never pointed elsewhere';
+COMMENT ON FUNCTION crm_internal.opportunity_lead_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: lead_id (the source lead) is set only by crm.convert_lead(); it may be cleared, never pointed elsewhere';
 
 CREATE TRIGGER opportunity_lead_guard BEFORE INSERT OR UPDATE OF lead_id ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lead_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_lead_guard();
 
 -- History.
-CREATE FUNCTION crm.record_lead_status() RETURNS trigger
+CREATE FUNCTION crm_internal.record_lead_status() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_lead_status'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.record_lead_status() IS 'AFTER INSERT OR UPDATE row trigger on crm.lead: appends the new status to crm.lead_status_history when it changed';
+COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT OR UPDATE row trigger on crm.lead: appends the new status to crm.lead_status_history when it changed';
 
 CREATE TRIGGER record_lead_status AFTER INSERT OR UPDATE OF status ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_lead_status();
 
-CREATE FUNCTION crm.record_change() RETURNS trigger
+CREATE FUNCTION crm_internal.record_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_change'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.record_change() IS 'AFTER row trigger (INSERT, UPDATE, DELETE) and statement trigger (TRUNCATE): appends what changed to crm.change_log';
+COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER row trigger (INSERT, UPDATE, DELETE) and statement trigger (TRUNCATE): appends what changed to crm.change_log';
 
 

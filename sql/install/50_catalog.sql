@@ -129,20 +129,20 @@ COMMENT ON COLUMN crm.price_book_tier.updated_at IS 'When the tier was last chan
 INSERT INTO crm.price_book (name, description, is_standard)
 VALUES ('Standard Price Book', 'Standard selling prices; every product is priced here first', true);
 
-CREATE FUNCTION crm.price_book_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.price_book_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_price_book_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.price_book_guard() IS 'Deferred constraint trigger on crm.price_book: at commit there must be exactly one standard price book, and it must price every product another book prices';
+COMMENT ON FUNCTION crm_internal.price_book_guard() IS 'Deferred constraint trigger on crm.price_book: at commit there must be exactly one standard price book, and it must price every product another book prices';
 CREATE CONSTRAINT TRIGGER price_book_guard AFTER UPDATE OR DELETE ON crm.price_book
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION crm.price_book_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.price_book_guard();
 
-CREATE FUNCTION crm.price_book_entry_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.price_book_entry_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_price_book_entry_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.price_book_entry_guard() IS 'Trigger on crm.price_book_entry: a product needs an active standard price before another book may price it, and its standard price cannot be removed while other books price it';
+COMMENT ON FUNCTION crm_internal.price_book_entry_guard() IS 'Trigger on crm.price_book_entry: a product needs an active standard price before another book may price it, and its standard price cannot be removed while other books price it';
 CREATE TRIGGER price_book_entry_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.price_book_entry
-    FOR EACH ROW EXECUTE FUNCTION crm.price_book_entry_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.price_book_entry_guard();
 
 
 -- Every opportunity is priced from one price book (set on its first line item).
@@ -158,9 +158,9 @@ ALTER TABLE crm.account ADD COLUMN price_book_id bigint
 COMMENT ON COLUMN crm.account.price_book_id IS 'Default price book of the account''s new opportunities and quotes (NULL: the standard book); must be active when set';
 CREATE INDEX account_price_book_id_idx ON crm.account (price_book_id) WHERE price_book_id IS NOT NULL;
 COMMENT ON INDEX crm.account_price_book_id_idx IS 'Accounts by price book: deleting a price book clears it from its accounts without reading every account';
-CREATE FUNCTION crm.account_price_book_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.account_price_book_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_account_price_book_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.account_price_book_guard() IS 'BEFORE INSERT OR UPDATE OF price_book_id row trigger on crm.account: the default price book chosen for an account must be active (ZC104)';
+COMMENT ON FUNCTION crm_internal.account_price_book_guard() IS 'BEFORE INSERT OR UPDATE OF price_book_id row trigger on crm.account: the default price book chosen for an account must be active (ZC104)';
 CREATE TRIGGER account_price_book_guard BEFORE INSERT OR UPDATE OF price_book_id ON crm.account
-    FOR EACH ROW EXECUTE FUNCTION crm.account_price_book_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.account_price_book_guard();

@@ -50,26 +50,26 @@ CREATE INDEX opportunity_line_item_product_id_idx ON crm.opportunity_line_item (
 -- Pricing a line: the product must be in the parent's price book; the unit
 -- price defaults to the book's price.  Shared with quote lines: the triggers'
 -- argument names the parent table.
-CREATE FUNCTION crm.price_line_item() RETURNS trigger
+CREATE FUNCTION crm_internal.price_line_item() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_price_line_item'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.price_line_item() IS 'BEFORE INSERT OR UPDATE row trigger on line items, with the parent table as argument (''opportunity'' or ''quote''): checks the product has an active entry in the parent''s price book (the standard book when the parent has none yet, which it then adopts) and fills a missing unit_price from it';
+COMMENT ON FUNCTION crm_internal.price_line_item() IS 'BEFORE INSERT OR UPDATE row trigger on line items, with the parent table as argument (''opportunity'' or ''quote''): checks the product has an active entry in the parent''s price book (the standard book when the parent has none yet, which it then adopts) and fills a missing unit_price from it';
 
 -- Keeping the parent's total: statement-level, from the transition tables.
-CREATE FUNCTION crm.sum_line_items() RETURNS trigger
+CREATE FUNCTION crm_internal.sum_line_items() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_sum_line_items'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.sum_line_items() IS 'AFTER statement trigger on line items, with the parent table as argument (''opportunity'' or ''quote''): locks the parents whose lines changed (in id order) and sets their amount (opportunities) or subtotal (quotes) to the sum of their line totals';
+COMMENT ON FUNCTION crm_internal.sum_line_items() IS 'AFTER statement trigger on line items, with the parent table as argument (''opportunity'' or ''quote''): locks the parents whose lines changed (in id order) and sets their amount (opportunities) or subtotal (quotes) to the sum of their line totals';
 
 CREATE TRIGGER price_line_item BEFORE INSERT OR UPDATE OF product_id, unit_price, opportunity_id
     ON crm.opportunity_line_item
-    FOR EACH ROW EXECUTE FUNCTION crm.price_line_item('opportunity');
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.price_line_item('opportunity');
 CREATE TRIGGER sum_line_items_insert AFTER INSERT ON crm.opportunity_line_item
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('opportunity');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('opportunity');
 CREATE TRIGGER sum_line_items_update AFTER UPDATE ON crm.opportunity_line_item
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('opportunity');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('opportunity');
 CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.opportunity_line_item
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('opportunity');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('opportunity');

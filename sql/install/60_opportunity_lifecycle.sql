@@ -1,7 +1,7 @@
 --------------------------------------------------------------------------
 -- Opportunity lifecycle
 --
--- Stage rules (C trigger crm.opportunity_lifecycle): probability defaults
+-- Stage rules (C trigger crm_internal.opportunity_lifecycle): probability defaults
 -- from the stage, a loss reason code is required when the deal is lost (and
 -- cleared when it is not: 62_loss_reasons_and_contact_roles.sql), closed_at
 -- is set when a closed stage is reached and cleared on reopening; the amount
@@ -43,27 +43,27 @@ COMMENT ON COLUMN crm.opportunity_history.changed_at IS 'When the change was mad
 COMMENT ON COLUMN crm.opportunity_history.changed_by IS 'Role that made the change';
 CREATE INDEX opportunity_history_opportunity_id_idx ON crm.opportunity_history (opportunity_id, id);
 
-CREATE FUNCTION crm.opportunity_lifecycle() RETURNS trigger
+CREATE FUNCTION crm_internal.opportunity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, amount and price book fixed by line items';
+COMMENT ON FUNCTION crm_internal.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, amount and price book fixed by line items';
 CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_lifecycle();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_lifecycle();
 
-CREATE FUNCTION crm.opportunity_stage_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.opportunity_stage_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_stage_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_stage_guard() IS 'BEFORE UPDATE OF is_closed, is_won trigger on crm.opportunity_stage: per statement, takes SHARE ROW EXCLUSIVE on crm.opportunity (before any stage row is locked); per row, refuses a flag change for a stage that opportunities are in (ZC111)';
+COMMENT ON FUNCTION crm_internal.opportunity_stage_guard() IS 'BEFORE UPDATE OF is_closed, is_won trigger on crm.opportunity_stage: per statement, takes SHARE ROW EXCLUSIVE on crm.opportunity (before any stage row is locked); per row, refuses a flag change for a stage that opportunities are in (ZC111)';
 CREATE TRIGGER opportunity_stage_guard_lock BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.opportunity_stage_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.opportunity_stage_guard();
 CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm.opportunity_stage
-    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_stage_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_stage_guard();
 
-CREATE FUNCTION crm.record_opportunity_change() RETURNS trigger
+CREATE FUNCTION crm_internal.record_opportunity_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.record_opportunity_change() IS 'AFTER INSERT OR UPDATE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability or close date changed';
+COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT OR UPDATE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability or close date changed';
 CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OF stage, amount, probability, close_date
     ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.record_opportunity_change();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_opportunity_change();
 

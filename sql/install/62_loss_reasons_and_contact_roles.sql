@@ -2,7 +2,7 @@
 -- Loss reasons and contact roles (issue 20 §5)
 --
 -- A lost deal names a reason from crm.loss_reason (loss_reason_code, checked
--- by crm.opportunity_lifecycle: required in a lost stage, active when newly
+-- by crm_internal.opportunity_lifecycle: required in a lost stage, active when newly
 -- chosen, cleared when the deal is not lost); the free text loss_reason
 -- stays as a comment.  crm.loss_analysis counts lost deals and their amount
 -- by reason, owner and month of close.
@@ -67,23 +67,23 @@ COMMENT ON INDEX crm.opportunity_contact_role_one_primary IS 'At most one primar
 CREATE INDEX opportunity_contact_role_contact_id_idx ON crm.opportunity_contact_role (contact_id);
 COMMENT ON INDEX crm.opportunity_contact_role_contact_id_idx IS 'Deals of a contact: deleting or merging a contact finds its roles without reading every role';
 
-CREATE FUNCTION crm.contact_role_sync() RETURNS trigger
+CREATE FUNCTION crm_internal.contact_role_sync() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_contact_role_sync'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.contact_role_sync() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity_contact_role: locks the deal; a row marked primary unmarks the others and becomes the deal''s contact_id; a primary row unmarked (or moved) clears it';
+COMMENT ON FUNCTION crm_internal.contact_role_sync() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity_contact_role: locks the deal; a row marked primary unmarks the others and becomes the deal''s contact_id; a primary row unmarked (or moved) clears it';
 CREATE TRIGGER contact_role_sync BEFORE INSERT OR UPDATE ON crm.opportunity_contact_role
-    FOR EACH ROW EXECUTE FUNCTION crm.contact_role_sync();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.contact_role_sync();
 
-CREATE FUNCTION crm.contact_role_removed() RETURNS trigger
+CREATE FUNCTION crm_internal.contact_role_removed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_contact_role_removed'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.contact_role_removed() IS 'AFTER DELETE row trigger on crm.opportunity_contact_role: removing the primary row clears the deal''s contact_id (in a contact merge, the survivor''s row becomes primary instead)';
+COMMENT ON FUNCTION crm_internal.contact_role_removed() IS 'AFTER DELETE row trigger on crm.opportunity_contact_role: removing the primary row clears the deal''s contact_id (in a contact merge, the survivor''s row becomes primary instead)';
 CREATE TRIGGER contact_role_removed AFTER DELETE ON crm.opportunity_contact_role
-    FOR EACH ROW EXECUTE FUNCTION crm.contact_role_removed();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.contact_role_removed();
 
-CREATE FUNCTION crm.opportunity_contact_sync() RETURNS trigger
+CREATE FUNCTION crm_internal.opportunity_contact_sync() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_contact_sync'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.opportunity_contact_sync() IS 'AFTER INSERT OR UPDATE OF contact_id row trigger on crm.opportunity: the contact becomes the deal''s primary contact role (added with role Other if missing), the previous primary is unmarked';
+COMMENT ON FUNCTION crm_internal.opportunity_contact_sync() IS 'AFTER INSERT OR UPDATE OF contact_id row trigger on crm.opportunity: the contact becomes the deal''s primary contact role (added with role Other if missing), the previous primary is unmarked';
 CREATE TRIGGER opportunity_contact_sync AFTER INSERT OR UPDATE OF contact_id ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.opportunity_contact_sync();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_contact_sync();

@@ -4,7 +4,7 @@
 -- crm.create_quote() copies an opportunity's lines into a Draft quote.  Its
 -- subtotal is the sum of its lines (statement trigger, as for opportunities);
 -- discount amount, tax and total follow from it as generated columns.  The
--- status moves only along crm.quote_transition; Needs Review, In Review,
+-- status moves only along crm_internal.quote_transition; Needs Review, In Review,
 -- Approved and Rejected are reached only through submit_quote, approve_quote
 -- and reject_quote, which record who, when and why in crm.quote_approval.
 -- Only a Draft quote can be edited.
@@ -31,19 +31,19 @@ INSERT INTO crm.settings DEFAULT VALUES;
 
 CREATE TYPE crm.quote_status AS ENUM (
     'Draft', 'Needs Review', 'In Review', 'Approved', 'Rejected', 'Presented', 'Accepted', 'Denied', 'Expired');
-COMMENT ON TYPE crm.quote_status IS 'Quote status: Draft -> Needs Review -> In Review -> Approved or Rejected -> Presented -> Accepted or Denied; an open quote past its valid_until becomes Expired (see crm.quote_transition)';
+COMMENT ON TYPE crm.quote_status IS 'Quote status: Draft -> Needs Review -> In Review -> Approved or Rejected -> Presented -> Accepted or Denied; an open quote past its valid_until becomes Expired (see crm_internal.quote_transition)';
 
-CREATE TABLE crm.quote_transition (
+CREATE TABLE crm_internal.quote_transition (
     from_status   crm.quote_status NOT NULL,
     to_status     crm.quote_status NOT NULL,
     via_function  text,
     PRIMARY KEY (from_status, to_status)
 );
-COMMENT ON TABLE crm.quote_transition IS 'The legal status changes of a quote; any other change is refused, but for expiry (an open quote past its valid_until becomes Expired, an Expired one goes back to Draft), which the database rules';
-COMMENT ON COLUMN crm.quote_transition.from_status IS 'Status before';
-COMMENT ON COLUMN crm.quote_transition.to_status IS 'Status after';
-COMMENT ON COLUMN crm.quote_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
-INSERT INTO crm.quote_transition VALUES
+COMMENT ON TABLE crm_internal.quote_transition IS 'The legal status changes of a quote; any other change is refused, but for expiry (an open quote past its valid_until becomes Expired, an Expired one goes back to Draft), which the database rules';
+COMMENT ON COLUMN crm_internal.quote_transition.from_status IS 'Status before';
+COMMENT ON COLUMN crm_internal.quote_transition.to_status IS 'Status after';
+COMMENT ON COLUMN crm_internal.quote_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
+INSERT INTO crm_internal.quote_transition VALUES
     ('Draft',        'Needs Review', 'crm.submit_quote()'),
     ('Needs Review', 'In Review',    'crm.approve_quote() or crm.reject_quote()'),
     ('In Review',    'Approved',     'crm.approve_quote()'),
@@ -109,7 +109,7 @@ COMMENT ON COLUMN crm.quote.name IS 'Quote name or number shown to the customer'
 COMMENT ON COLUMN crm.quote.account_id IS 'Customer account (from the opportunity)';
 COMMENT ON COLUMN crm.quote.contact_id IS 'Customer contact the quote is addressed to';
 COMMENT ON COLUMN crm.quote.price_book_id IS 'Price book the lines are priced from (the opportunity''s)';
-COMMENT ON COLUMN crm.quote.status IS 'Draft, Needs Review, In Review, Approved, Rejected, Presented, Accepted, Denied or Expired; only legal changes (crm.quote_transition) are accepted';
+COMMENT ON COLUMN crm.quote.status IS 'Draft, Needs Review, In Review, Approved, Rejected, Presented, Accepted, Denied or Expired; only legal changes (crm_internal.quote_transition) are accepted';
 COMMENT ON COLUMN crm.quote.valid_until IS 'Last day the offer stands (a finite date, or NULL: no end); after it the quote cannot be presented, accepted or ordered and crm.expire_quotes() marks it Expired';
 COMMENT ON COLUMN crm.quote.discount IS 'Discount in percent on the subtotal, 0-100; above the approval threshold the quote needs approval';
 COMMENT ON COLUMN crm.quote.tax_rate IS 'Tax rate in percent, 0-100, applied after the discount';
@@ -195,25 +195,25 @@ COMMENT ON COLUMN crm.quote_approval.acted_by IS 'Role that acted';
 COMMENT ON COLUMN crm.quote_approval.acted_at IS 'When (transaction time)';
 CREATE INDEX quote_approval_quote_id_idx ON crm.quote_approval (quote_id, id);
 
-CREATE FUNCTION crm.quote_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.quote_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_quote_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.quote_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.quote: new quotes are Draft and unsynced, status moves only along crm.quote_transition (approval states only through the quote functions), a quote over the approval threshold is presented only after approval, and only a Draft quote''s content can change (except that deleting a contact clears it from every quote)';
+COMMENT ON FUNCTION crm_internal.quote_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.quote: new quotes are Draft and unsynced, status moves only along crm_internal.quote_transition (approval states only through the quote functions), a quote over the approval threshold is presented only after approval, and only a Draft quote''s content can change (except that deleting a contact clears it from every quote)';
 CREATE TRIGGER quote_guard BEFORE INSERT OR UPDATE ON crm.quote
-    FOR EACH ROW EXECUTE FUNCTION crm.quote_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.quote_guard();
 
 CREATE TRIGGER price_line_item BEFORE INSERT OR UPDATE OF product_id, unit_price, quote_id
     ON crm.quote_line_item
-    FOR EACH ROW EXECUTE FUNCTION crm.price_line_item('quote');
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.price_line_item('quote');
 CREATE TRIGGER sum_line_items_insert AFTER INSERT ON crm.quote_line_item
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('quote');
 CREATE TRIGGER sum_line_items_update AFTER UPDATE ON crm.quote_line_item
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('quote');
 CREATE TRIGGER sum_line_items_delete AFTER DELETE ON crm.quote_line_item
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.sum_line_items('quote');
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.sum_line_items('quote');
 
 CREATE FUNCTION crm.create_quote(
     opportunity_id  bigint,

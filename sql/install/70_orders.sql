@@ -5,23 +5,23 @@
 -- per quote).  crm.activate_order() reserves the stock of every tracked
 -- product atomically -- all or nothing, products locked in id order, so
 -- concurrent activations never oversell -- and crm.cancel_order() returns it.
--- The status moves only along crm.order_transition.
+-- The status moves only along crm_internal.order_transition.
 --------------------------------------------------------------------------
 
 CREATE TYPE crm.order_status AS ENUM ('Draft', 'Activated', 'Shipped', 'Delivered', 'Completed', 'Cancelled');
-COMMENT ON TYPE crm.order_status IS 'Sales order status: Draft -> Activated -> Shipped -> Delivered -> Completed, or Cancelled (see crm.order_transition)';
+COMMENT ON TYPE crm.order_status IS 'Sales order status: Draft -> Activated -> Shipped -> Delivered -> Completed, or Cancelled (see crm_internal.order_transition)';
 
-CREATE TABLE crm.order_transition (
+CREATE TABLE crm_internal.order_transition (
     from_status   crm.order_status NOT NULL,
     to_status     crm.order_status NOT NULL,
     via_function  text,
     PRIMARY KEY (from_status, to_status)
 );
-COMMENT ON TABLE crm.order_transition IS 'The legal status changes of a sales order; any other change is refused';
-COMMENT ON COLUMN crm.order_transition.from_status IS 'Status before';
-COMMENT ON COLUMN crm.order_transition.to_status IS 'Status after';
-COMMENT ON COLUMN crm.order_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
-INSERT INTO crm.order_transition VALUES
+COMMENT ON TABLE crm_internal.order_transition IS 'The legal status changes of a sales order; any other change is refused';
+COMMENT ON COLUMN crm_internal.order_transition.from_status IS 'Status before';
+COMMENT ON COLUMN crm_internal.order_transition.to_status IS 'Status after';
+COMMENT ON COLUMN crm_internal.order_transition.via_function IS 'The function that makes this change (NULL: a plain UPDATE may make it)';
+INSERT INTO crm_internal.order_transition VALUES
     ('Draft',     'Activated', 'crm.activate_order()'),
     ('Draft',     'Cancelled', 'crm.cancel_order()'),
     ('Activated', 'Cancelled', 'crm.cancel_order()'),
@@ -80,7 +80,7 @@ COMMENT ON COLUMN crm.sales_order.quote_id IS 'The accepted quote the order was 
 COMMENT ON COLUMN crm.sales_order.opportunity_id IS 'The opportunity of that quote';
 COMMENT ON COLUMN crm.sales_order.account_id IS 'Customer account';
 COMMENT ON COLUMN crm.sales_order.contact_id IS 'Customer contact';
-COMMENT ON COLUMN crm.sales_order.status IS 'Draft, Activated, Shipped, Delivered, Completed or Cancelled; only legal changes (crm.order_transition) are accepted';
+COMMENT ON COLUMN crm.sales_order.status IS 'Draft, Activated, Shipped, Delivered, Completed or Cancelled; only legal changes (crm_internal.order_transition) are accepted';
 COMMENT ON COLUMN crm.sales_order.subtotal IS 'Sum of the item totals (copied from the quote)';
 COMMENT ON COLUMN crm.sales_order.discount_amount IS 'Discount on the subtotal (copied from the quote)';
 COMMENT ON COLUMN crm.sales_order.tax IS 'Tax (copied from the quote)';
@@ -147,19 +147,19 @@ COMMENT ON COLUMN crm.sales_order_item.updated_at IS 'When the item was last cha
 CREATE INDEX sales_order_item_order_id_idx ON crm.sales_order_item (order_id);
 CREATE INDEX sales_order_item_product_id_idx ON crm.sales_order_item (product_id);
 
-CREATE FUNCTION crm.sales_order_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.sales_order_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_sales_order_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.sales_order_guard() IS 'BEFORE row trigger on crm.sales_order: orders are made only by crm.create_order(), status moves only along crm.order_transition (activation and cancellation only through their functions), amounts and the activation and cancellation records are the database''s, shipped/delivered/completed times are stamped, and only Draft or Cancelled orders can be deleted';
+COMMENT ON FUNCTION crm_internal.sales_order_guard() IS 'BEFORE row trigger on crm.sales_order: orders are made only by crm.create_order(), status moves only along crm_internal.order_transition (activation and cancellation only through their functions), amounts and the activation and cancellation records are the database''s, shipped/delivered/completed times are stamped, and only Draft or Cancelled orders can be deleted';
 CREATE TRIGGER sales_order_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.sales_order
-    FOR EACH ROW EXECUTE FUNCTION crm.sales_order_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.sales_order_guard();
 
-CREATE FUNCTION crm.sales_order_item_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.sales_order_item_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_sales_order_item_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.sales_order_item_guard() IS 'BEFORE row trigger on crm.sales_order_item: items are written only by crm.create_order() (reserved_quantity by activation and cancellation) and deleted only with their order';
+COMMENT ON FUNCTION crm_internal.sales_order_item_guard() IS 'BEFORE row trigger on crm.sales_order_item: items are written only by crm.create_order() (reserved_quantity by activation and cancellation) and deleted only with their order';
 CREATE TRIGGER sales_order_item_guard BEFORE INSERT OR UPDATE OR DELETE ON crm.sales_order_item
-    FOR EACH ROW EXECUTE FUNCTION crm.sales_order_item_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.sales_order_item_guard();
 
 
 CREATE FUNCTION crm.create_order(quote_id bigint, order_number text DEFAULT NULL)

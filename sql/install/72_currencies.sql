@@ -77,14 +77,14 @@ CREATE FUNCTION crm.exchange_rate_guard() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm.exchange_rate_guard() IS 'BEFORE trigger on crm.exchange_rate: refuses a rate for the corporate currency (ZC122)';
 CREATE TRIGGER exchange_rate_guard BEFORE INSERT OR UPDATE ON crm.exchange_rate
-    FOR EACH ROW EXECUTE FUNCTION crm.exchange_rate_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.exchange_rate_guard();
 
 CREATE FUNCTION crm.settings_currency_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_settings_currency_guard'
     LANGUAGE C;
 COMMENT ON FUNCTION crm.settings_currency_guard() IS 'BEFORE trigger on crm.settings: the corporate currency stays fixed while exchange rates exist (ZC121)';
 CREATE TRIGGER settings_currency_guard BEFORE UPDATE OF corporate_currency ON crm.settings
-    FOR EACH ROW EXECUTE FUNCTION crm.settings_currency_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.settings_currency_guard();
 
 -- The rate valid on a day: 1 for the corporate currency, else the rate with
 -- the latest valid_from not after the day (NULL day: the latest rate).  No
@@ -140,7 +140,7 @@ COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opp
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.quote
-    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.currency_from_price_book();
 
 -- An order has its quote's currency, fixed (ZC022 on a change).  The order's
 -- quote never changes (orders.c), so reading it on insert is enough.
@@ -149,7 +149,7 @@ CREATE FUNCTION crm.sales_order_currency() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm.sales_order_currency() IS 'BEFORE trigger on crm.sales_order: an order takes its quote''s currency and keeps it (ZC022)';
 CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.sales_order
-    FOR EACH ROW EXECUTE FUNCTION crm.sales_order_currency();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.sales_order_currency();
 
 -- A book's currency cannot change while line items or orders use it
 -- (ZC121): their prices are in it.  The book row is locked by the UPDATE
@@ -162,7 +162,7 @@ CREATE FUNCTION crm.price_book_currency_guard() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm.price_book_currency_guard() IS 'BEFORE trigger on crm.price_book: a book''s currency is fixed while line items or orders use it (ZC121)';
 CREATE TRIGGER price_book_currency_guard BEFORE UPDATE OF currency ON crm.price_book
-    FOR EACH ROW EXECUTE FUNCTION crm.price_book_currency_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.price_book_currency_guard();
 
 -- Everybody working with the data reads currencies and rates and converts;
 -- admins maintain them (settings.corporate_currency: admins, as all settings).
@@ -174,5 +174,5 @@ GRANT EXECUTE ON FUNCTION crm.corporate_currency(), crm.exchange_rate_on(text, d
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 -- Analysts read the deals' currency (the reports and verify_aggregates() do).
 GRANT SELECT (currency) ON crm.opportunity TO crm_analyst;
-REVOKE ALL ON FUNCTION crm.exchange_rate_guard(), crm.settings_currency_guard(), crm.currency_from_price_book(),
-    crm.sales_order_currency(), crm.price_book_currency_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_internal.exchange_rate_guard(), crm_internal.settings_currency_guard(), crm_internal.currency_from_price_book(),
+    crm_internal.sales_order_currency(), crm_internal.price_book_currency_guard() FROM PUBLIC;

@@ -107,18 +107,18 @@ COMMENT ON COLUMN crm.activity_participant.updated_at IS 'When the participant w
 CREATE INDEX activity_participant_contact_id_idx ON crm.activity_participant (contact_id) WHERE contact_id IS NOT NULL;
 CREATE INDEX activity_participant_user_role_idx ON crm.activity_participant (user_role) WHERE user_role IS NOT NULL;
 
-CREATE FUNCTION crm.activity_lifecycle() RETURNS trigger
+CREATE FUNCTION crm_internal.activity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_activity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, refuses an UPDATE that moves it to a record the writer cannot see (42501), checks the recurrence rule and keeps series_id and occurrence_number';
+COMMENT ON FUNCTION crm_internal.activity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity: keeps completed_at with status Completed, re-arms the reminder when remind_at changes, refuses an UPDATE that moves it to a record the writer cannot see (42501), checks the recurrence rule and keeps series_id and occurrence_number';
 CREATE TRIGGER activity_lifecycle BEFORE INSERT OR UPDATE ON crm.activity
-    FOR EACH ROW EXECUTE FUNCTION crm.activity_lifecycle();
-CREATE FUNCTION crm.participant_response() RETURNS trigger
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.activity_lifecycle();
+CREATE FUNCTION crm_internal.participant_response() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_participant_response'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.participant_response() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity_participant: stamps responded_at when the response changes and keeps it otherwise';
+COMMENT ON FUNCTION crm_internal.participant_response() IS 'BEFORE INSERT OR UPDATE row trigger on crm.activity_participant: stamps responded_at when the response changes and keeps it otherwise';
 CREATE TRIGGER participant_response BEFORE INSERT OR UPDATE ON crm.activity_participant
-    FOR EACH ROW EXECUTE FUNCTION crm.participant_response();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.participant_response();
 
 CREATE TYPE crm.reminder AS (
     activity_id  bigint,
@@ -235,14 +235,14 @@ CREATE INDEX activity_series_head_idx ON crm.activity (occurs_at)
       AND status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[]);
 COMMENT ON INDEX crm.activity_series_occurrence_key IS 'One activity per position of a series: the next occurrence is created once';
 
-CREATE FUNCTION crm.activity_next_occurrence() RETURNS trigger
+CREATE FUNCTION crm_internal.activity_next_occurrence() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_activity_next_occurrence'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.activity_next_occurrence() IS 'AFTER UPDATE OF status row trigger on crm.activity: when a recurring occurrence goes from Planned or In Progress to Completed or Cancelled, inserts the next occurrence of its series (at most once)';
+COMMENT ON FUNCTION crm_internal.activity_next_occurrence() IS 'AFTER UPDATE OF status row trigger on crm.activity: when a recurring occurrence goes from Planned or In Progress to Completed or Cancelled, inserts the next occurrence of its series (at most once)';
 CREATE TRIGGER activity_next_occurrence AFTER UPDATE OF status ON crm.activity
     FOR EACH ROW
     WHEN (NEW.recurrence IS NOT NULL AND OLD.status OPERATOR(pg_catalog.<>) NEW.status)
-    EXECUTE FUNCTION crm.activity_next_occurrence();
+    EXECUTE FUNCTION crm_internal.activity_next_occurrence();
 
 CREATE FUNCTION crm.activity_occurrences("from" timestamptz, "to" timestamptz)
     RETURNS TABLE (activity_id bigint, series_id bigint, occurrence_number integer, is_virtual boolean,

@@ -97,16 +97,16 @@ ALTER TABLE crm.opportunity ADD COLUMN campaign_id bigint
 COMMENT ON COLUMN crm.opportunity.campaign_id IS 'Campaign the deal is attributed to (the source lead''s campaign when converted)';
 CREATE INDEX opportunity_campaign_id_idx ON crm.opportunity (campaign_id) WHERE campaign_id IS NOT NULL;
 
-CREATE FUNCTION crm.campaign_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.campaign_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_campaign_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.campaign_guard() IS 'BEFORE row trigger on crm.campaign: refuses a parent that would make a cycle; hierarchy changes are serialised';
+COMMENT ON FUNCTION crm_internal.campaign_guard() IS 'BEFORE row trigger on crm.campaign: refuses a parent that would make a cycle; hierarchy changes are serialised';
 CREATE TRIGGER campaign_guard BEFORE INSERT OR UPDATE OF parent_id ON crm.campaign
-    FOR EACH ROW EXECUTE FUNCTION crm.campaign_guard();
-CREATE FUNCTION crm.campaign_member_response() RETURNS trigger
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.campaign_guard();
+CREATE FUNCTION crm_internal.campaign_member_response() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_campaign_member_response'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.campaign_member_response() IS 'BEFORE row trigger on crm.campaign_member: stamps first_responded_at at the first response and keeps it from then on';
+COMMENT ON FUNCTION crm_internal.campaign_member_response() IS 'BEFORE row trigger on crm.campaign_member: stamps first_responded_at at the first response and keeps it from then on';
 CREATE TRIGGER campaign_member_response BEFORE INSERT OR UPDATE ON crm.campaign_member
-    FOR EACH ROW EXECUTE FUNCTION crm.campaign_member_response();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.campaign_member_response();
 

@@ -3,13 +3,13 @@
 --
 -- crm.lead.score is the sum of the points of the active scoring rules a lead
 -- matches; one BEFORE INSERT OR UPDATE row trigger on crm.lead
--- (crm.lead_score_and_route(), src/scoring.c and src/assignment.c) keeps it
+-- (crm_internal.lead_score_and_route(), src/scoring.c and src/assignment.c) keeps it
 -- and, on INSERT, gives a lead inserted without an owner (or owned by
 -- crm_intake) the owner the first matching active assignment rule names: a
 -- role, or the next member of a queue in round-robin order.  The score is
 -- computed first, so a rule's min_score sees it.  Routed leads are listed
 -- in crm.lead_assignment; one the inserter may not own is handed over by the
--- AFTER INSERT statement trigger crm.lead_hand_over().
+-- AFTER INSERT statement trigger crm_internal.lead_hand_over().
 --------------------------------------------------------------------------
 
 ALTER TABLE crm.lead ADD COLUMN score integer NOT NULL DEFAULT 0;
@@ -113,28 +113,28 @@ COMMENT ON COLUMN crm.lead_assignment.previous_owner IS 'The owner before (NULL 
 CREATE INDEX lead_assignment_lead_id_idx ON crm.lead_assignment (lead_id, id);
 
 -- the trigger functions
-CREATE FUNCTION crm.lead_score_and_route() RETURNS trigger
+CREATE FUNCTION crm_internal.lead_score_and_route() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_lead_score_and_route'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.lead_score_and_route() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: sets score from the active scoring rules (kept as is on a converted lead), then, on INSERT without an owner or with owner crm_intake, chooses the owner by the assignment rules';
+COMMENT ON FUNCTION crm_internal.lead_score_and_route() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: sets score from the active scoring rules (kept as is on a converted lead), then, on INSERT without an owner or with owner crm_intake, chooses the owner by the assignment rules';
 CREATE TRIGGER lead_score_and_route BEFORE INSERT OR UPDATE ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm.lead_score_and_route();
-CREATE FUNCTION crm.lead_hand_over() RETURNS trigger
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_score_and_route();
+CREATE FUNCTION crm_internal.lead_hand_over() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_lead_hand_over'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.lead_hand_over() IS 'AFTER INSERT statement trigger on crm.lead: records the statement''s routed leads in crm.lead_assignment and gives the ones the inserter could not own to their assigned owner';
+COMMENT ON FUNCTION crm_internal.lead_hand_over() IS 'AFTER INSERT statement trigger on crm.lead: records the statement''s routed leads in crm.lead_assignment and gives the ones the inserter could not own to their assigned owner';
 CREATE TRIGGER lead_hand_over AFTER INSERT ON crm.lead
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.lead_hand_over();
-CREATE FUNCTION crm.scoring_rule_check() RETURNS trigger
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.lead_hand_over();
+CREATE FUNCTION crm_internal.scoring_rule_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_scoring_rule_check'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.scoring_rule_check() IS 'BEFORE INSERT OR UPDATE row trigger on crm.scoring_rule: refuses a rule on an unknown or reserved lead column, or with a value that is missing, superfluous or not of the column''s type (ZC910)';
+COMMENT ON FUNCTION crm_internal.scoring_rule_check() IS 'BEFORE INSERT OR UPDATE row trigger on crm.scoring_rule: refuses a rule on an unknown or reserved lead column, or with a value that is missing, superfluous or not of the column''s type (ZC910)';
 CREATE TRIGGER scoring_rule_check BEFORE INSERT OR UPDATE ON crm.scoring_rule
-    FOR EACH ROW EXECUTE FUNCTION crm.scoring_rule_check();
-CREATE FUNCTION crm.lead_rules_changed() RETURNS trigger
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.scoring_rule_check();
+CREATE FUNCTION crm_internal.lead_rules_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_lead_rules_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.lead_rules_changed() IS 'AFTER statement trigger on crm.scoring_rule, crm.assignment_rule and crm.settings: tells every session to read the rules again before its next lead';
+COMMENT ON FUNCTION crm_internal.lead_rules_changed() IS 'AFTER statement trigger on crm.scoring_rule, crm.assignment_rule and crm.settings: tells every session to read the rules again before its next lead';
 DO $rules_changed$
 DECLARE
     t text;
@@ -142,9 +142,9 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['scoring_rule', 'assignment_rule', 'settings']
     LOOP
         EXECUTE pg_catalog.format('CREATE TRIGGER lead_rules_changed AFTER INSERT OR UPDATE OR DELETE ON crm.%I'
-            ' FOR EACH STATEMENT EXECUTE FUNCTION crm.lead_rules_changed()', t);
+            ' FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.lead_rules_changed()', t);
         EXECUTE pg_catalog.format('CREATE TRIGGER lead_rules_changed_truncate AFTER TRUNCATE ON crm.%I'
-            ' FOR EACH STATEMENT EXECUTE FUNCTION crm.lead_rules_changed()', t);
+            ' FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.lead_rules_changed()', t);
     END LOOP;
 END
 $rules_changed$;

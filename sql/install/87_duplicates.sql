@@ -106,14 +106,14 @@ CREATE FUNCTION crm.dismiss_duplicate(kind text, id bigint, duplicate_kind text,
 COMMENT ON FUNCTION crm.dismiss_duplicate(text, bigint, text, bigint) IS 'Marks an open pair of crm.duplicate_candidate as not duplicates (status dismissed, by the caller, now); the caller must see the pair';
 
 -- Checking on entry, forgetting the open pairs of deleted records.
-CREATE FUNCTION crm.duplicate_check() RETURNS trigger
+CREATE FUNCTION crm_internal.duplicate_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_duplicate_check'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.duplicate_check() IS 'AFTER INSERT/UPDATE statement trigger on crm.lead, crm.account, crm.contact: applies the duplicate policy of crm.settings (warn: queue and WARNING ZC710; block: ZC701 on a key match), with the duplicate-search key locks';
-CREATE FUNCTION crm.duplicate_forget() RETURNS trigger
+COMMENT ON FUNCTION crm_internal.duplicate_check() IS 'AFTER INSERT/UPDATE statement trigger on crm.lead, crm.account, crm.contact: applies the duplicate policy of crm.settings (warn: queue and WARNING ZC710; block: ZC701 on a key match), with the duplicate-search key locks';
+CREATE FUNCTION crm_internal.duplicate_forget() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_duplicate_forget'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.duplicate_forget() IS 'AFTER DELETE/TRUNCATE statement trigger on crm.lead, crm.account, crm.contact: removes the open pairs of crm.duplicate_candidate that name a deleted record';
+COMMENT ON FUNCTION crm_internal.duplicate_forget() IS 'AFTER DELETE/TRUNCATE statement trigger on crm.lead, crm.account, crm.contact: removes the open pairs of crm.duplicate_candidate that name a deleted record';
 DO $dup_triggers$
 DECLARE
     t text;
@@ -121,13 +121,13 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['lead', 'account', 'contact']
     LOOP
         EXECUTE pg_catalog.format('CREATE TRIGGER duplicate_check_insert AFTER INSERT ON crm.%I'
-            ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.duplicate_check()', t);
+            ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.duplicate_check()', t);
         EXECUTE pg_catalog.format('CREATE TRIGGER duplicate_check_update AFTER UPDATE ON crm.%I'
-            ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.duplicate_check()', t);
+            ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.duplicate_check()', t);
         EXECUTE pg_catalog.format('CREATE TRIGGER duplicate_forget AFTER DELETE ON crm.%I'
-            ' REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.duplicate_forget()', t);
+            ' REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.duplicate_forget()', t);
         EXECUTE pg_catalog.format('CREATE TRIGGER duplicate_forget_truncate AFTER TRUNCATE ON crm.%I'
-            ' FOR EACH STATEMENT EXECUTE FUNCTION crm.duplicate_forget()', t);
+            ' FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.duplicate_forget()', t);
     END LOOP;
 END
 $dup_triggers$;

@@ -1,7 +1,7 @@
 --------------------------------------------------------------------------
 -- Pipeline, account and campaign aggregates
 --
--- crm.pipeline_aggregate holds, per (stage, owner, close month), the number
+-- crm_internal.pipeline_aggregate holds, per (stage, owner, close month), the number
 -- of opportunities, their amount and their probability-weighted amount;
 -- crm.account_aggregate and crm.campaign_opportunity_aggregate the number
 -- and amount of opportunities per (account, owner, stage, close month,
@@ -27,26 +27,26 @@
 --------------------------------------------------------------------------
 
 -- The aggregates are defined once, in src/aggregates.c (the C fold reads
--- the definitions directly); crm.aggregate_definitions() gives them to the
+-- the definitions directly); crm_internal.aggregate_definitions() gives them to the
 -- SQL here, which creates the tables and views from them and loops over
 -- them in the rebuild and the compaction.
-CREATE FUNCTION crm.aggregate_definitions()
+CREATE FUNCTION crm_internal.aggregate_definitions()
     RETURNS TABLE (aggregate text, source_table text, aggregate_table text,
                    group_columns text[], group_types regtype[], measures text[], measure_types regtype[],
                    primary_key text[], actual_query text)
     AS 'MODULE_PATHNAME', 'crm_aggregate_definitions'
     LANGUAGE C STABLE;
-REVOKE ALL ON FUNCTION crm.aggregate_definitions() FROM PUBLIC;
-COMMENT ON FUNCTION crm.aggregate_definitions() IS 'The maintained aggregates as defined in the extension''s C code, one row each in the order writers lock their tables: the base table (schema crm) it aggregates, its aggregate table, the group columns and their types, the measures (a count, then sums) and their types, the primary key of the aggregate table, and the GROUP BY over the base table that the aggregate must add up to (columns named as the aggregate table''s)';
+REVOKE ALL ON FUNCTION crm_internal.aggregate_definitions() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.aggregate_definitions() IS 'The maintained aggregates as defined in the extension''s C code, one row each in the order writers lock their tables: the base table (schema crm) it aggregates, its aggregate table, the group columns and their types, the measures (a count, then sums) and their types, the primary key of the aggregate table, and the GROUP BY over the base table that the aggregate must add up to (columns named as the aggregate table''s)';
 
 -- One table per aggregate: the group columns, the stripe, the measures.
 DO $tables$
 DECLARE
     d record;
 BEGIN
-    FOR d IN SELECT * FROM crm.aggregate_definitions() LOOP
+    FOR d IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
         EXECUTE pg_catalog.format(
-            'CREATE TABLE crm.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
+            'CREATE TABLE crm_internal.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
             d.aggregate_table,
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL', c.name, c.type), ', ' ORDER BY c.i)
                FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (name, type, i)),
@@ -55,42 +55,42 @@ BEGIN
             (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.name), ', ' ORDER BY k.i)
                FROM pg_catalog.unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
         EXECUTE pg_catalog.format(
-            'COMMENT ON COLUMN crm.%I.stripe IS %L', d.aggregate_table,
+            'COMMENT ON COLUMN crm_internal.%I.stripe IS %L', d.aggregate_table,
             'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
     END LOOP;
 END
 $tables$;
 
-COMMENT ON TABLE crm.pipeline_aggregate IS 'Pipeline totals per stage, owner, close month and currency, one row per writing backend (stripe); sum over stripes to read; written only by the aggregates_ triggers';
-COMMENT ON COLUMN crm.pipeline_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.pipeline_aggregate.owner IS 'Opportunity owner';
-COMMENT ON COLUMN crm.pipeline_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
-COMMENT ON COLUMN crm.pipeline_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
-COMMENT ON COLUMN crm.pipeline_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
-COMMENT ON COLUMN crm.pipeline_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
-COMMENT ON COLUMN crm.pipeline_aggregate.weighted_amount IS 'Change in the sum of round(amount x probability / 100, 2) recorded by this stripe';
+COMMENT ON TABLE crm_internal.pipeline_aggregate IS 'Pipeline totals per stage, owner, close month and currency, one row per writing backend (stripe); sum over stripes to read; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+COMMENT ON COLUMN crm_internal.pipeline_aggregate.weighted_amount IS 'Change in the sum of round(amount x probability / 100, 2) recorded by this stripe';
 
 -- What the pipeline aggregate must equal: the GROUP BY over the opportunities.
 DO $actual$
 BEGIN
-    EXECUTE (SELECT pg_catalog.format('CREATE OR REPLACE VIEW crm.pipeline_actual WITH (security_invoker = true) AS %s', d.actual_query)
-               FROM crm.aggregate_definitions() AS d WHERE d.aggregate OPERATOR(pg_catalog.=) 'pipeline');
+    EXECUTE (SELECT pg_catalog.format('CREATE OR REPLACE VIEW crm_internal.pipeline_actual WITH (security_invoker = true) AS %s', d.actual_query)
+               FROM crm_internal.aggregate_definitions() AS d WHERE d.aggregate OPERATOR(pg_catalog.=) 'pipeline');
 END
 $actual$;
-COMMENT ON VIEW crm.pipeline_actual IS 'The pipeline totals (per stage, owner, close month and currency) computed from the opportunities (a full GROUP BY): what crm.pipeline_aggregate must add up to';
-COMMENT ON COLUMN crm.pipeline_actual.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.pipeline_actual.owner IS 'Opportunity owner';
-COMMENT ON COLUMN crm.pipeline_actual.close_month IS 'First day of the close month; infinity without a close date';
-COMMENT ON COLUMN crm.pipeline_actual.currency IS 'Currency of the amounts';
-COMMENT ON COLUMN crm.pipeline_actual.opportunities IS 'Number of opportunities';
-COMMENT ON COLUMN crm.pipeline_actual.amount IS 'Sum of amounts';
-COMMENT ON COLUMN crm.pipeline_actual.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
+COMMENT ON VIEW crm_internal.pipeline_actual IS 'The pipeline totals (per stage, owner, close month and currency) computed from the opportunities (a full GROUP BY): what crm_internal.pipeline_aggregate must add up to';
+COMMENT ON COLUMN crm_internal.pipeline_actual.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.pipeline_actual.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.pipeline_actual.close_month IS 'First day of the close month; infinity without a close date';
+COMMENT ON COLUMN crm_internal.pipeline_actual.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN crm_internal.pipeline_actual.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm_internal.pipeline_actual.amount IS 'Sum of amounts';
+COMMENT ON COLUMN crm_internal.pipeline_actual.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
 CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
     SELECT a.stage, a.owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
            pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
            pg_catalog.sum(a.weighted_amount) AS weighted_amount
-      FROM crm.pipeline_aggregate AS a
+      FROM crm_internal.pipeline_aggregate AS a
      GROUP BY a.stage, a.owner, a.close_month, a.currency
     HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON VIEW crm.pipeline_totals IS 'Pipeline totals per stage, owner, close month and currency (amounts in that currency), read from the maintained aggregate (stripes summed)';
@@ -120,33 +120,33 @@ COMMENT ON COLUMN crm.campaign_opportunity_aggregate.currency IS 'Currency of th
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
-COMMENT ON TABLE crm.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.campaign_id IS 'The campaign';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.owner IS 'Lead owner';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.status IS 'Lead status';
-COMMENT ON COLUMN crm.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+COMMENT ON TABLE crm_internal.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
 
-CREATE FUNCTION crm.aggregates_maintain() RETURNS trigger
+CREATE FUNCTION crm_internal.aggregates_maintain() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_aggregates_maintain'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.aggregates_maintain() IS 'AFTER statement trigger on crm.opportunity and crm.lead: folds the statement''s transition tables into per-group changes and adds them to the writing backend''s stripe of every aggregate the table feeds (TRUNCATE empties them)';
+COMMENT ON FUNCTION crm_internal.aggregates_maintain() IS 'AFTER statement trigger on crm.opportunity and crm.lead: folds the statement''s transition tables into per-group changes and adds them to the writing backend''s stripe of every aggregate the table feeds (TRUNCATE empties them)';
 
 CREATE TRIGGER aggregates_opportunity_insert AFTER INSERT ON crm.opportunity
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_opportunity_update AFTER UPDATE ON crm.opportunity
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_opportunity_delete AFTER DELETE ON crm.opportunity
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_opportunity_truncate AFTER TRUNCATE ON crm.opportunity
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_lead_insert AFTER INSERT ON crm.lead
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_lead_update AFTER UPDATE ON crm.lead
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_lead_delete AFTER DELETE ON crm.lead
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 CREATE TRIGGER aggregates_lead_truncate AFTER TRUNCATE ON crm.lead
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 
 -- Every kept group (stripes summed) next to the same group computed from the
 -- base tables; verify and rebuild are written from it.  An aggregate's
@@ -158,13 +158,13 @@ DECLARE
 BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format(
                'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
-               ' FROM crm.%I AS g GROUP BY %s',
+               ' FROM crm_internal.%I AS g GROUP BY %s',
                d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
            pg_catalog.string_agg(pg_catalog.format(
                'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
                d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
       INTO kept, actual
-      FROM crm.aggregate_definitions() WITH ORDINALITY AS d
+      FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d
      CROSS JOIN LATERAL (
            SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
                      FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
@@ -180,7 +180,7 @@ BEGIN
                      FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
            ) AS x;
     EXECUTE pg_catalog.format(
-        'CREATE OR REPLACE VIEW crm.aggregates_compared WITH (security_invoker = true) AS'
+        'CREATE OR REPLACE VIEW crm_internal.aggregates_compared WITH (security_invoker = true) AS'
         ' WITH kept AS (%s), actual AS (%s)'
         ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
         '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
@@ -193,15 +193,15 @@ BEGIN
         kept, actual);
 END
 $compared$;
-COMMENT ON VIEW crm.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
-COMMENT ON COLUMN crm.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
-COMMENT ON COLUMN crm.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
-COMMENT ON COLUMN crm.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
-COMMENT ON COLUMN crm.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
-COMMENT ON COLUMN crm.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
-COMMENT ON COLUMN crm.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
-COMMENT ON COLUMN crm.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
-COMMENT ON COLUMN crm.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
+COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
 
 -- crm.verify_aggregates() is in 90_reports.sql: it checks the reports'
 -- currency conversion too.
@@ -218,16 +218,16 @@ DECLARE
 BEGIN
     -- writers wait until the rebuild commits; readers keep reading
     EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
-               FROM crm.aggregate_definitions() AS d);
+               FROM crm_internal.aggregate_definitions() AS d);
     EXECUTE (SELECT format('LOCK TABLE %s IN EXCLUSIVE MODE',
-                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
-               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
-    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
-        EXECUTE format('DELETE FROM crm.%I', agg.aggregate_table);
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('DELETE FROM crm_internal.%I', agg.aggregate_table);
     END LOOP;
     -- one row per group of the GROUP BY the aggregate must add up to
-    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
-        EXECUTE format('INSERT INTO crm.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('INSERT INTO crm_internal.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
                        agg.aggregate_table,
                        (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
                           FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i)),
@@ -242,10 +242,10 @@ END
 $$;
 COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
 
-CREATE FUNCTION crm.aggregates_compaction_lock() RETURNS void
+CREATE FUNCTION crm_internal.aggregates_compaction_lock() RETURNS void
     AS 'MODULE_PATHNAME', 'crm_aggregates_compaction_lock'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION crm.aggregates_compaction_lock() IS 'Used by crm.compact_aggregates(): takes the lock that lets one compaction run at a time, until the transaction ends (a lock no SQL command or advisory lock function can take, and no maintenance command waits for)';
+COMMENT ON FUNCTION crm_internal.aggregates_compaction_lock() IS 'Used by crm.compact_aggregates(): takes the lock that lets one compaction run at a time, until the transaction ends (a lock no SQL command or advisory lock function can take, and no maintenance command waits for)';
 
 CREATE FUNCTION crm.compact_aggregates() RETURNS bigint
     LANGUAGE plpgsql
@@ -260,11 +260,11 @@ DECLARE
 BEGIN
     -- One compaction at a time: a lock only compactions take, first, while
     -- this transaction holds no other.
-    PERFORM crm.aggregates_compaction_lock();
+    PERFORM crm_internal.aggregates_compaction_lock();
     -- A TRUNCATE of the base tables (which empties the aggregates) waits for
     -- the compaction and vice versa.
     EXECUTE (SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
-               FROM crm.aggregate_definitions() AS d);
+               FROM crm_internal.aggregate_definitions() AS d);
     -- Every table it writes up front, in the order writers and
     -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
     -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
@@ -273,25 +273,25 @@ BEGIN
     -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
     -- no snapshot, and never for a table lock once the work has begun.
     EXECUTE (SELECT format('LOCK TABLE %s IN ROW EXCLUSIVE MODE',
-                           string_agg(format('crm.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
-               FROM crm.aggregate_definitions() WITH ORDINALITY AS d);
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
     -- Per aggregate table: move every stripe row that no open transaction
     -- is writing into stripe 0 (rows a writer holds are skipped and moved
     -- next time), then drop stripe-0 rows that add up to nothing.  Writers
     -- only ever touch their own stripes, never stripe 0, and write to another
     -- of theirs rather than wait for a row the compaction holds, so nobody
     -- waits for a compaction.
-    FOR agg IN SELECT * FROM crm.aggregate_definitions() LOOP
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
         keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
                    FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
         EXECUTE format(
             'WITH moved AS ('
-            '    DELETE FROM crm.%1$I AS a'
+            '    DELETE FROM crm_internal.%1$I AS a'
             '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
-            '               SELECT x.ctid FROM crm.%1$I AS x'
+            '               SELECT x.ctid FROM crm_internal.%1$I AS x'
             '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
             '    RETURNING a.*)'
-            ' INSERT INTO crm.%1$I AS t (%2$s, stripe, %3$s)'
+            ' INSERT INTO crm_internal.%1$I AS t (%2$s, stripe, %3$s)'
             ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
             ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
             agg.aggregate_table, keys,
@@ -301,10 +301,10 @@ BEGIN
                FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
             (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
                FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
-        EXECUTE format('DELETE FROM crm.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
+        EXECUTE format('DELETE FROM crm_internal.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
                        (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
                           FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
-        EXECUTE format('SELECT pg_catalog.count(*) FROM crm.%I', agg.aggregate_table) INTO n;
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm_internal.%I', agg.aggregate_table) INTO n;
         total := total + n;
     END LOOP;
     RETURN total;

@@ -219,7 +219,7 @@ CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
       FROM crm.campaign AS c
       LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
                         pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
-                   FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+                   FROM crm_internal.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
         ON l.campaign_id OPERATOR(pg_catalog.=) c.id
       LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
                         pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,

@@ -32,22 +32,22 @@ GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_ma
 -- log, merges and erasure leave it out.  The trigger fires also under
 -- session_replication_role = replica (ENABLE ALWAYS): the text always
 -- follows the row.
-CREATE FUNCTION crm.search_text_fill() RETURNS trigger
+CREATE FUNCTION crm_internal.search_text_fill() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_search_text_fill'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity, crm.note: sets search_text, the row''s searchable text (crm.search_document of its fields)';
+COMMENT ON FUNCTION crm_internal.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity, crm.note: sets search_text, the row''s searchable text (crm.search_document of its fields)';
 ALTER TABLE crm.account ADD COLUMN search_text text;
 ALTER TABLE crm.contact ADD COLUMN search_text text;
 ALTER TABLE crm.lead ADD COLUMN search_text text;
 ALTER TABLE crm.opportunity ADD COLUMN search_text text;
 CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, website, phone, search_text ON crm.account
-    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
 CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, email, phone, search_text ON crm.contact
-    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
 CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, company, email, phone, search_text ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
 CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, search_text ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
 ALTER TABLE crm.account ENABLE ALWAYS TRIGGER search_text_fill;
 ALTER TABLE crm.contact ENABLE ALWAYS TRIGGER search_text_fill;
 ALTER TABLE crm.lead ENABLE ALWAYS TRIGGER search_text_fill;
@@ -77,7 +77,7 @@ COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of
 
 -- Notes (81_notes_and_tags.sql): searched by their body
 CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF body, search_text ON crm.note
-    FOR EACH ROW EXECUTE FUNCTION crm.search_text_fill();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
 ALTER TABLE crm.note ENABLE ALWAYS TRIGGER search_text_fill;
 DO $note_search_index$
 DECLARE

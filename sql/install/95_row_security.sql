@@ -37,12 +37,12 @@ COMMENT ON COLUMN crm.reporting_line.created_at IS 'When the line was added';
 COMMENT ON COLUMN crm.reporting_line.updated_at IS 'When the line last changed';
 CREATE INDEX reporting_line_manager_idx ON crm.reporting_line (manager);
 
-CREATE FUNCTION crm.reporting_line_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.reporting_line_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_reporting_line_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.reporting_line_guard() IS 'BEFORE row trigger on crm.reporting_line: refuses a manager who reports, directly or indirectly, to the member (hierarchy changes are serialised)';
+COMMENT ON FUNCTION crm_internal.reporting_line_guard() IS 'BEFORE row trigger on crm.reporting_line: refuses a manager who reports, directly or indirectly, to the member (hierarchy changes are serialised)';
 CREATE TRIGGER reporting_line_guard BEFORE INSERT OR UPDATE ON crm.reporting_line
-    FOR EACH ROW EXECUTE FUNCTION crm.reporting_line_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.reporting_line_guard();
 
 -- The owners whose rows the current role works with: itself, and for a
 -- member of crm_manager everyone below it in the hierarchy.  Policies call
@@ -95,17 +95,18 @@ DECLARE
     member_contact_owned constant text := 'EXISTS (SELECT 1 FROM crm.contact AS p WHERE p.id OPERATOR(pg_catalog.=) contact_id'
         || ' AND p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())))';
 BEGIN
-    -- every protected table: admins everything, analysts read
-    FOREACH t IN ARRAY ARRAY['account', 'contact', 'account_contact', 'lead', 'opportunity',
-                             'opportunity_line_item', 'quote', 'quote_line_item', 'sales_order',
-                             'sales_order_item', 'activity', 'activity_participant', 'campaign_member',
-                             'lead_status_history', 'opportunity_history', 'quote_approval', 'change_log',
-                             'pipeline_aggregate', 'account_aggregate', 'campaign_opportunity_aggregate',
-                             'campaign_lead_aggregate']
+    -- every protected table: admins everything, analysts read (qualified
+    -- names: the aggregate tables are internal)
+    FOREACH t IN ARRAY ARRAY['crm.account', 'crm.contact', 'crm.account_contact', 'crm.lead', 'crm.opportunity',
+                             'crm.opportunity_line_item', 'crm.quote', 'crm.quote_line_item', 'crm.sales_order',
+                             'crm.sales_order_item', 'crm.activity', 'crm.activity_participant', 'crm.campaign_member',
+                             'crm.lead_status_history', 'crm.opportunity_history', 'crm.quote_approval', 'crm.change_log',
+                             'crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
+                             'crm_internal.campaign_lead_aggregate']
     LOOP
-        EXECUTE pg_catalog.format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm.%I TO crm_admin USING (true) WITH CHECK (true)', t);
-        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm.%I FOR SELECT TO crm_analyst USING (true)', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON %s FOR SELECT TO crm_analyst USING (true)', t);
     END LOOP;
 
     -- rows owned by the team: read and write; a row can only be given to
@@ -138,7 +139,7 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_insert ON crm.%I FOR INSERT TO crm_manager, crm_sales WITH CHECK (%s)', t, write_check);
         -- (an activity's links are checked on UPDATE only when they change:
-        -- crm.activity_lifecycle(), so it stays editable when its record is reassigned)
+        -- crm_internal.activity_lifecycle(), so it stays editable when its record is reassigned)
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_update ON crm.%I FOR UPDATE TO crm_manager, crm_sales USING (%s) WITH CHECK (%s)',
                                   t, team, CASE t WHEN 'activity' THEN team ELSE write_check END);
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_delete ON crm.%I FOR DELETE TO crm_manager, crm_sales USING (%s)', t, team);
@@ -194,10 +195,10 @@ BEGIN
     END LOOP;
 
     -- aggregates: a rep reads their own figures, a manager their team's
-    FOREACH t IN ARRAY ARRAY['pipeline_aggregate', 'account_aggregate', 'campaign_opportunity_aggregate',
-                             'campaign_lead_aggregate']
+    FOREACH t IN ARRAY ARRAY['crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
+                             'crm_internal.campaign_lead_aggregate']
     LOOP
-        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;
 END
 $policies$;
@@ -214,14 +215,14 @@ CREATE POLICY crm_shared_select ON crm.contact FOR SELECT TO crm_manager, crm_sa
 -- The audit trail (crm.change_log: who changed what and when on accounts,
 -- contacts, leads, opportunities, quotes, orders, products and prices) is
 -- append-only: no UPDATE, DELETE or TRUNCATE, whoever asks.
-CREATE FUNCTION crm.audit_append_only() RETURNS trigger
+CREATE FUNCTION crm_internal.audit_append_only() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_audit_append_only'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.audit_append_only() IS 'BEFORE UPDATE/DELETE/TRUNCATE trigger on crm.change_log: refuses every change (SQLSTATE ZC602)';
+COMMENT ON FUNCTION crm_internal.audit_append_only() IS 'BEFORE UPDATE/DELETE/TRUNCATE trigger on crm.change_log: refuses every change (SQLSTATE ZC602)';
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON crm.change_log
-    FOR EACH ROW EXECUTE FUNCTION crm.audit_append_only();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.audit_append_only();
 CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON crm.change_log
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.audit_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.audit_append_only();
 -- also under session_replication_role = replica (a superuser's bulk mode)
 ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only;
 ALTER TABLE crm.change_log ENABLE ALWAYS TRIGGER audit_append_only_truncate;

@@ -104,9 +104,9 @@ COMMENT ON COLUMN crm.erasure_log.contacts IS 'Contacts pseudonymised';
 COMMENT ON COLUMN crm.erasure_log.related_rows IS 'Other rows redacted: accounts named after the person, opportunity names, activities about the person';
 COMMENT ON COLUMN crm.erasure_log.change_log_entries IS 'Change-log entries whose stored values were replaced by "[erased]"';
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON crm.erasure_log
-    FOR EACH ROW EXECUTE FUNCTION crm.audit_append_only();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.audit_append_only();
 CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON crm.erasure_log
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.audit_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.audit_append_only();
 ALTER TABLE crm.erasure_log ENABLE ALWAYS TRIGGER audit_append_only;
 ALTER TABLE crm.erasure_log ENABLE ALWAYS TRIGGER audit_append_only_truncate;
 
@@ -114,17 +114,17 @@ ALTER TABLE crm.erasure_log ENABLE ALWAYS TRIGGER audit_append_only_truncate;
 -- readable only by the extension owner.  It is dumped (so hashes stay
 -- comparable after a restore); under a restore (session_replication_role =
 -- replica) the dump brings it, so none is made here.
-CREATE TABLE crm.erasure_salt (
+CREATE TABLE crm_internal.erasure_salt (
     single_row boolean PRIMARY KEY DEFAULT true CONSTRAINT erasure_salt_single_row CHECK (single_row),
     salt bytea NOT NULL CONSTRAINT erasure_salt_length CHECK (pg_catalog.octet_length(salt) BETWEEN 16 AND 64)
 );
-COMMENT ON TABLE crm.erasure_salt IS 'Internal: the random salt of crm.erasure_log.email_hash; readable by the extension owner only';
-COMMENT ON COLUMN crm.erasure_salt.single_row IS 'Always true: the table holds one row';
-COMMENT ON COLUMN crm.erasure_salt.salt IS 'Random bytes (244 random bits) made at CREATE EXTENSION';
+COMMENT ON TABLE crm_internal.erasure_salt IS 'Internal: the random salt of crm.erasure_log.email_hash; readable by the extension owner only';
+COMMENT ON COLUMN crm_internal.erasure_salt.single_row IS 'Always true: the table holds one row';
+COMMENT ON COLUMN crm_internal.erasure_salt.salt IS 'Random bytes (244 random bits) made at CREATE EXTENSION';
 DO $salt$
 BEGIN
     IF pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
-        INSERT INTO crm.erasure_salt (salt)
+        INSERT INTO crm_internal.erasure_salt (salt)
         VALUES (pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text
                                                      OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::pg_catalog.text,
                                                      '-', ''), 'hex'));
@@ -161,7 +161,7 @@ CREATE FUNCTION crm.purge_change_log(older_than timestamptz DEFAULT NULL) RETURN
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION crm.purge_change_log(timestamptz) IS 'Retention: deletes change-log entries older than the cut-off (default now() - crm.settings.change_log_retention; nothing when that is NULL), writes one PURGE summary entry, returns the number removed (admins)';
 
-CREATE FUNCTION crm.erased_value(value jsonb, needles text[]) RETURNS jsonb
+CREATE FUNCTION crm_internal.erased_value(value jsonb, needles text[]) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -172,19 +172,19 @@ CREATE FUNCTION crm.erased_value(value jsonb, needles text[]) RETURNS jsonb
                  THEN '"[erased]"'::pg_catalog.jsonb ELSE value END
         WHEN 'object' THEN
             CASE WHEN value OPERATOR(pg_catalog.?) 'sha256'
-                      AND crm.erased_value(value OPERATOR(pg_catalog.->) 'truncated', needles)
+                      AND crm_internal.erased_value(value OPERATOR(pg_catalog.->) 'truncated', needles)
                           OPERATOR(pg_catalog.=) '"[erased]"'::pg_catalog.jsonb
                  THEN '"[erased]"'::pg_catalog.jsonb
-                 ELSE (SELECT COALESCE(pg_catalog.jsonb_object_agg(e.key, crm.erased_value(e.value, needles)), '{}'::pg_catalog.jsonb)
+                 ELSE (SELECT COALESCE(pg_catalog.jsonb_object_agg(e.key, crm_internal.erased_value(e.value, needles)), '{}'::pg_catalog.jsonb)
                          FROM pg_catalog.jsonb_each(value) AS e) END
         WHEN 'array' THEN
-            (SELECT COALESCE(pg_catalog.jsonb_agg(crm.erased_value(e.value, needles) ORDER BY e.n), '[]'::pg_catalog.jsonb)
+            (SELECT COALESCE(pg_catalog.jsonb_agg(crm_internal.erased_value(e.value, needles) ORDER BY e.n), '[]'::pg_catalog.jsonb)
                FROM pg_catalog.jsonb_array_elements(value) WITH ORDINALITY AS e (value, n))
         ELSE value END
     $$;
-COMMENT ON FUNCTION crm.erased_value(jsonb, text[]) IS 'Internal (crm.erase_person): the JSON value with every string that contains one of the needles (lower case) replaced by "[erased]"; a long value kept with its SHA-256 is replaced whole';
+COMMENT ON FUNCTION crm_internal.erased_value(jsonb, text[]) IS 'Internal (crm.erase_person): the JSON value with every string that contains one of the needles (lower case) replaced by "[erased]"; a long value kept with its SHA-256 is replaced whole';
 
-CREATE FUNCTION crm.erased_text(value text, needles text[], replacement text) RETURNS text
+CREATE FUNCTION crm_internal.erased_text(value text, needles text[], replacement text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -199,12 +199,12 @@ CREATE FUNCTION crm.erased_text(value text, needles text[], replacement text) RE
                     FROM r WHERE r.i OPERATOR(pg_catalog.<=) pg_catalog.array_upper(needles, 1))
               SELECT r.v FROM r ORDER BY r.i DESC LIMIT 1) END
     $$;
-COMMENT ON FUNCTION crm.erased_text(text, text[], text) IS 'Internal (crm.erase_person): the text with every occurrence of each needle (case-insensitive) replaced by the replacement';
+COMMENT ON FUNCTION crm_internal.erased_text(text, text[], text) IS 'Internal (crm.erase_person): the text with every occurrence of each needle (case-insensitive) replaced by the replacement';
 
 -- Rights: privacy officers (and admins, who are members) only; the change
 -- log's retention is the admins'.
 REVOKE ALL ON FUNCTION crm.export_person(text), crm.erase_person(text, text),
-    crm.purge_change_log(timestamptz), crm.erased_value(jsonb, text[]), crm.erased_text(text, text[], text) FROM PUBLIC;
+    crm.purge_change_log(timestamptz), crm_internal.erased_value(jsonb, text[]), crm_internal.erased_text(text, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.export_person(text), crm.erase_person(text, text) TO crm_privacy_officer;
 GRANT EXECUTE ON FUNCTION crm.purge_change_log(timestamptz) TO crm_admin;
 GRANT SELECT ON crm.erasure_log TO crm_privacy_officer;

@@ -58,7 +58,7 @@ CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, perio
     FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
 REVOKE ALL ON FUNCTION crm.quota_guard() FROM PUBLIC;
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quota
-    FOR EACH ROW EXECUTE FUNCTION crm.stamp_row();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.stamp_row();
 
 ALTER TABLE crm.quota ENABLE ROW LEVEL SECURITY;
 CREATE POLICY crm_admin_all ON crm.quota TO crm_admin USING (true) WITH CHECK (true);

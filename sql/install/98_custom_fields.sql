@@ -3,8 +3,8 @@
 --
 -- Admins define fields in crm.custom_field; the values live in the
 -- attributes column (jsonb, {"field": value}) of the nine tables that have
--- custom fields.  crm.custom_fields_check() checks every write of attributes
--- against the registry; crm.custom_field_guard() keeps the rows valid when
+-- custom fields.  crm_internal.custom_fields_check() checks every write of attributes
+-- against the registry; crm_internal.custom_field_guard() keeps the rows valid when
 -- the registry changes (README "Custom fields").
 --------------------------------------------------------------------------
 CREATE TABLE crm.custom_field (
@@ -34,19 +34,19 @@ COMMENT ON COLUMN crm.custom_field.type IS 'text (a JSON string of at most 2000 
 COMMENT ON COLUMN crm.custom_field.required IS 'Every row of the object must have a value for the field (refused while some row has none)';
 COMMENT ON COLUMN crm.custom_field.options IS 'The allowed values of a pick field (NULL for other types)';
 
-CREATE FUNCTION crm.custom_fields_check() RETURNS trigger
+CREATE FUNCTION crm_internal.custom_fields_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_custom_fields_check'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.custom_fields_check() IS 'BEFORE INSERT OR UPDATE OF attributes trigger on the tables with custom fields: refuses unknown fields (ZC950), invalid values (ZC951) and missing required fields (ZC952)';
-CREATE FUNCTION crm.custom_field_guard() RETURNS trigger
+COMMENT ON FUNCTION crm_internal.custom_fields_check() IS 'BEFORE INSERT OR UPDATE OF attributes trigger on the tables with custom fields: refuses unknown fields (ZC950), invalid values (ZC951) and missing required fields (ZC952)';
+CREATE FUNCTION crm_internal.custom_field_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_custom_field_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.custom_field_guard() IS 'Triggers on crm.custom_field: lock the object''s table while its fields change; at commit, refuse a registry the rows do not satisfy (ZC951, ZC952, ZC953)';
+COMMENT ON FUNCTION crm_internal.custom_field_guard() IS 'Triggers on crm.custom_field: lock the object''s table while its fields change; at commit, refuse a registry the rows do not satisfy (ZC951, ZC952, ZC953)';
 CREATE TRIGGER custom_field_lock BEFORE INSERT OR UPDATE OR DELETE ON crm.custom_field
-    FOR EACH ROW EXECUTE FUNCTION crm.custom_field_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.custom_field_guard();
 CREATE CONSTRAINT TRIGGER custom_field_in_use AFTER INSERT OR UPDATE OR DELETE ON crm.custom_field
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION crm.custom_field_guard();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.custom_field_guard();
 
 DO $custom$
 DECLARE
@@ -62,7 +62,7 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE INDEX %I ON crm.%I USING gin (attributes jsonb_path_ops)',
             t || '_attributes_idx', t);
         EXECUTE pg_catalog.format('CREATE TRIGGER custom_fields_check BEFORE INSERT OR UPDATE OF attributes'
-            ' ON crm.%I FOR EACH ROW EXECUTE FUNCTION crm.custom_fields_check()', t);
+            ' ON crm.%I FOR EACH ROW EXECUTE FUNCTION crm_internal.custom_fields_check()', t);
     END LOOP;
 END
 $custom$;

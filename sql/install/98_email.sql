@@ -72,12 +72,12 @@ COMMENT ON INDEX crm.email_link_account_key IS 'One link per e-mail and account;
 CREATE INDEX email_link_email_id_idx ON crm.email_link (email_id);
 COMMENT ON INDEX crm.email_link_email_id_idx IS 'The links of an e-mail: its visibility, and deleting it';
 
-CREATE FUNCTION crm.email_link_account() RETURNS trigger
+CREATE FUNCTION crm_internal.email_link_account() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_email_link_account'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.email_link_account() IS 'AFTER row trigger on crm.email_link: a contact''s link brings a link to the contact''s primary account';
+COMMENT ON FUNCTION crm_internal.email_link_account() IS 'AFTER row trigger on crm.email_link: a contact''s link brings a link to the contact''s primary account';
 CREATE TRIGGER email_link_account AFTER INSERT OR UPDATE OF contact_id ON crm.email_link
-    FOR EACH ROW EXECUTE FUNCTION crm.email_link_account();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.email_link_account();
 
 CREATE FUNCTION crm.log_email(message_id text, direction text, from_address text, to_addresses text[],
                               cc_addresses text[] DEFAULT NULL, subject text DEFAULT NULL,

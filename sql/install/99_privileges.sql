@@ -41,7 +41,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     TO crm_admin, crm_manager, crm_sales;
 GRANT SELECT ON
     crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry,
-    crm.price_book_tier, crm.settings, crm.quote_transition, crm.order_transition, crm.campaign
+    crm.price_book_tier, crm.settings, crm_internal.quote_transition, crm_internal.order_transition, crm.campaign
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 GRANT INSERT, UPDATE, DELETE ON
     crm.lead_source, crm.opportunity_stage, crm.product, crm.price_book, crm.price_book_entry,
@@ -53,8 +53,8 @@ GRANT INSERT, UPDATE, DELETE ON crm.reporting_line TO crm_admin;
 GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 -- Aggregates: read by everyone working with reports, written by the triggers
 -- only; the rebuild is an admin's.
-GRANT SELECT ON crm.pipeline_aggregate, crm.account_aggregate, crm.campaign_opportunity_aggregate,
-    crm.campaign_lead_aggregate, crm.pipeline_totals, crm.pipeline_actual, crm.aggregates_compared
+GRANT SELECT ON crm_internal.pipeline_aggregate, crm_internal.account_aggregate, crm_internal.campaign_opportunity_aggregate,
+    crm_internal.campaign_lead_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
@@ -64,7 +64,7 @@ GRANT EXECUTE ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), c
     crm.may_link_account(bigint)
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.compact_aggregates() FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm.aggregates_compaction_lock() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_internal.aggregates_compaction_lock() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.compact_aggregates() TO crm_admin;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_analyst;
 -- Order numbers are drawn by crm.create_order() as the extension owner; the
@@ -106,14 +106,15 @@ GRANT DELETE ON crm.tag TO crm_admin, crm_manager;
 GRANT SELECT ON crm.record_tag, crm.tag_usage TO crm_analyst;
 GRANT SELECT ON crm.tag_usage TO crm_admin, crm_manager, crm_sales;
 
--- Trigger functions are the extension's own: nobody attaches them elsewhere
--- (they also refuse to fire outside schema crm).
+-- Trigger functions are the extension's own, in schema crm_internal:
+-- nobody attaches them elsewhere (they also refuse to fire outside schema
+-- crm).
 DO $triggers$
 DECLARE
     f pg_catalog.regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc AS p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) ANY (ARRAY['crm', 'crm_internal']::pg_catalog.regnamespace[])
                 AND p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.trigger'::pg_catalog.regtype
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
@@ -243,7 +244,8 @@ BEGIN
 END
 $stamped$;
 
--- pg_dump dumps every row of every table of the extension and the position
+-- pg_dump dumps every row of every table of the extension (schemas crm and
+-- crm_internal) and the position
 -- of every sequence (but the secret of the lock keys): user data, the rows CREATE EXTENSION seeds (which admins
 -- may change: stages, sources, transitions, settings, the standard price
 -- book), and the aggregates' stripes, so a restored database reads the same
@@ -259,7 +261,7 @@ BEGIN
     FOR t IN
         SELECT c.oid::pg_catalog.regclass
           FROM pg_catalog.pg_class AS c
-         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) ANY (ARRAY['crm', 'crm_internal']::pg_catalog.regnamespace[])
            AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'S']::"char"[])
            AND c.relname OPERATOR(pg_catalog.<>) 'lock_key_secret'
          ORDER BY c.relname
@@ -279,8 +281,8 @@ BEGIN
     IF pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica' THEN
         DELETE FROM crm.lead_source;
         DELETE FROM crm.opportunity_stage;
-        DELETE FROM crm.quote_transition;
-        DELETE FROM crm.order_transition;
+        DELETE FROM crm_internal.quote_transition;
+        DELETE FROM crm_internal.order_transition;
         DELETE FROM crm.settings;
         DELETE FROM crm.price_book;
         DELETE FROM crm.currency;   -- currencies (72_currencies.sql)

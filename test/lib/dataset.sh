@@ -40,12 +40,12 @@ SQL
     psql_as carol "$db" -c "UPDATE crm.opportunity SET close_date = date '2027-06-30' WHERE owner = 'bob'::regrole"
     psql_as alice "$db" -c "BEGIN" -c "INSERT INTO crm.lead (name, company) VALUES ('Gone', 'Gone Ltd')" \
         -c "INSERT INTO crm.account (name) VALUES ('Gone Ltd')" -c "ROLLBACK"
-    stripes=$(psql_as postgres "$db" -c "SELECT count(DISTINCT stripe) FROM crm.pipeline_aggregate")
+    stripes=$(psql_as postgres "$db" -c "SELECT count(DISTINCT stripe) FROM crm_internal.pipeline_aggregate")
     [ "$stripes" -ge 2 ] || fail "the source has $stripes aggregate stripe(s); the test needs several"
 }
 
-# fingerprint DB: one line per table (rows, checksum of sorted rows), per
-# sequence (position) and per view (rows, checksum); crm.lock_key_secret,
+# fingerprint DB: one line per table of schemas crm and crm_internal (rows, checksum of sorted rows), per
+# sequence (position) and per view (rows, checksum); crm_internal.lock_key_secret,
 # which is not dumped and made anew by CREATE EXTENSION, by its row count
 # only (checked to differ below)
 fingerprint() {
@@ -58,7 +58,7 @@ SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORD
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid <> 'interval'::regtype) END,
               c.oid::regclass)
   FROM pg_class c
- WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind IN ('r', 'v')
+ WHERE c.relnamespace IN ('crm'::regnamespace, 'crm_internal'::regnamespace) AND c.relkind IN ('r', 'v')
  ORDER BY c.relkind, c.relname
 \gexec
 SELECT 'S ' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'crm' ORDER BY sequencename;

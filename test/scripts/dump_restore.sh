@@ -110,10 +110,10 @@ for db in crm_custom crm_plain; do
     [[ $out == *'is still in use'* ]] || fail "$db: a custom field in use could be removed after the restore: $out"
     echo "ok: $db: custom fields and their values restored ($values), checked again"
     # the lock key secret is not in the dump: the restore made its own
-    same=$(psql_as postgres "$db" -c "SELECT secret FROM crm.lock_key_secret")
-    [ "$same" != "$(psql_as postgres crm_src -c "SELECT secret FROM crm.lock_key_secret")" ] \
+    same=$(psql_as postgres "$db" -c "SELECT secret FROM crm_internal.lock_key_secret")
+    [ "$same" != "$(psql_as postgres crm_src -c "SELECT secret FROM crm_internal.lock_key_secret")" ] \
         || fail "$db: the lock key secret was dumped"
-    ! grep -q "$(psql_as postgres crm_src -c "SELECT encode(secret, 'hex') FROM crm.lock_key_secret")" "$WORK/crm.sql" \
+    ! grep -q "$(psql_as postgres crm_src -c "SELECT encode(secret, 'hex') FROM crm_internal.lock_key_secret")" "$WORK/crm.sql" \
         || fail "the plain dump holds the lock key secret"
 done
 

@@ -47,7 +47,8 @@ SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORD
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
               c.oid::regclass)
   FROM pg_class c
- WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
+ WHERE c.relnamespace IN (SELECT n.oid FROM pg_namespace n WHERE n.nspname IN ('crm', 'crm_internal'))
+   AND c.relkind = 'r'
  ORDER BY c.relname;
 SELECT 'SELECT ''sequence '' || sequencename, last_value FROM pg_sequences WHERE schemaname = ''crm'' ORDER BY sequencename;';
 SQL
@@ -101,6 +102,10 @@ for v in $(released_versions); do
     fi
     echo "ok: $v updated to $newest has the objects of a fresh install ($(wc -l <"$WORK/fresh.sig") signature lines)"
 
+    # the tables the update moved to schema crm_internal are read there
+    for t in $(psql_as postgres "$db" -c "SELECT relname FROM pg_class WHERE relnamespace = 'crm_internal'::regnamespace AND relkind = 'r'"); do
+        sed -i "s/ FROM crm\.$t) AS t;/ FROM crm_internal.$t) AS t;/" "$WORK/$db.fpsql"
+    done
     data_fingerprint "$db" "$WORK/$db.fpsql" >"$WORK/$db.after"
     # every line of before (tables and sequences of V, over the columns V had)
     # is in after, unchanged

@@ -69,24 +69,24 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 -- A stored value with a third decimal (written by hand by a superuser, who
 -- may) is added to as numeric, exactly: the kept total stays 0.001 off the
 -- base tables, no more, no less, and shows three decimals.
-UPDATE crm.pipeline_aggregate SET amount = amount + 0.001
+UPDATE crm_internal.pipeline_aggregate SET amount = amount + 0.001
  WHERE close_month = '2027-04-01' AND stripe <> 0;
 UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'odd';
 SELECT aggregate, measure, kept, actual, kept - actual AS off_by FROM crm.verify_aggregates();
 
 -- A stored value shown with three decimals keeps them, as numeric addition
 -- does (12347.670, not 12347.67), though it is whole cents.
-UPDATE crm.pipeline_aggregate SET amount = round(amount, 2)::numeric(20, 3)
+UPDATE crm_internal.pipeline_aggregate SET amount = round(amount, 2)::numeric(20, 3)
  WHERE close_month = '2027-04-01' AND stripe <> 0;
 UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'odd';
-SELECT amount::text FROM crm.pipeline_aggregate WHERE close_month = '2027-04-01' AND stripe <> 0;
+SELECT amount::text FROM crm_internal.pipeline_aggregate WHERE close_month = '2027-04-01' AND stripe <> 0;
 SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- Negative stripe values: after a rebuild (stripe 0), removing deals leaves
 -- this backend's stripe below zero; later additions to it stay exact.
 DELETE FROM crm.opportunity WHERE name = 'odd';
-SELECT amount < 0 AS below_zero FROM crm.pipeline_aggregate
+SELECT amount < 0 AS below_zero FROM crm_internal.pipeline_aggregate
  WHERE close_month = '2027-04-01' AND stripe <> 0;
 INSERT INTO crm.opportunity (name, account_id, amount, probability, close_date) VALUES
   ('again', 1, 0.07, 50, '2027-04-10');

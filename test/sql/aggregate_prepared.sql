@@ -34,7 +34,7 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 -- 262144 (above every backend id) for the changes made while the prepared
 -- transaction held the row.
 SELECT count(DISTINCT stripe % 262144) AS backends, count(*) FILTER (WHERE stripe > 262143) AS other_stripe_rows
-  FROM crm.pipeline_aggregate;
+  FROM crm_internal.pipeline_aggregate;
 
 -- A compaction skips the rows the prepared transaction holds.
 SELECT crm.compact_aggregates() > 0 AS compacted;
@@ -64,7 +64,7 @@ UPDATE crm.lead SET status = 'Processing' WHERE name = 'Lee';
 PREPARE TRANSACTION 'agg_prepared_3';
 UPDATE crm.lead SET status = 'Processing' WHERE name = 'Kim';
 COMMIT PREPARED 'agg_prepared_3';
-SELECT status, sum(leads) AS leads FROM crm.campaign_lead_aggregate GROUP BY status ORDER BY status;
+SELECT status, sum(leads) AS leads FROM crm_internal.campaign_lead_aggregate GROUP BY status ORDER BY status;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- With a trigger on an aggregate table the changes go through a statement
@@ -72,7 +72,7 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 CREATE TABLE dba_stripe_audit (stripe integer, opportunities bigint);
 CREATE FUNCTION dba_stripe_audit() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS
 $$ BEGIN INSERT INTO dba_stripe_audit VALUES (NEW.stripe, NEW.opportunities); RETURN NEW; END $$;
-CREATE TRIGGER dba_stripe_audit AFTER INSERT OR UPDATE ON crm.pipeline_aggregate
+CREATE TRIGGER dba_stripe_audit AFTER INSERT OR UPDATE ON crm_internal.pipeline_aggregate
   FOR EACH ROW EXECUTE FUNCTION dba_stripe_audit();
 BEGIN;
 UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'Deal 1';
@@ -82,7 +82,7 @@ INSERT INTO crm.opportunity (name, account_id, amount, close_date) VALUES ('Deal
 ROLLBACK PREPARED 'agg_prepared_4';
 SELECT count(*) > 0 AS audited, bool_and(stripe > 262143) AS other_stripe FROM dba_stripe_audit;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
-DROP TRIGGER dba_stripe_audit ON crm.pipeline_aggregate;
+DROP TRIGGER dba_stripe_audit ON crm_internal.pipeline_aggregate;
 DROP TABLE dba_stripe_audit;
 DROP FUNCTION dba_stripe_audit();
 
@@ -100,6 +100,6 @@ SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- Folded, every stripe is 0 again.
 SELECT crm.compact_aggregates() > 0 AS compacted;
-SELECT count(*) FILTER (WHERE stripe <> 0) AS writer_stripe_rows FROM crm.pipeline_aggregate;
+SELECT count(*) FILTER (WHERE stripe <> 0) AS writer_stripe_rows FROM crm_internal.pipeline_aggregate;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;

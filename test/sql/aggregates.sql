@@ -5,6 +5,10 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
+-- This file tests the internal objects' own privileges and policies too
+-- (defence in depth), so its roles get USAGE on schema crm_internal, which
+-- no CRM role has (test/sql/internal_schema.sql).
+GRANT USAGE ON SCHEMA crm_internal TO crm_admin, crm_manager, crm_sales, crm_analyst, crm_privacy_officer;
 DROP ROLE IF EXISTS regress_agg_rep;
 DROP ROLE IF EXISTS regress_agg_analyst;
 RESET client_min_messages;
@@ -64,19 +68,19 @@ COMMIT;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- Updates that touch no aggregated column write no aggregate rows.
-SELECT count(*) AS rows_before FROM crm.pipeline_aggregate \gset
+SELECT count(*) AS rows_before FROM crm_internal.pipeline_aggregate \gset
 UPDATE crm.opportunity SET description = 'note';
-SELECT count(*) = :rows_before AS unchanged FROM crm.pipeline_aggregate;
+SELECT count(*) = :rows_before AS unchanged FROM crm_internal.pipeline_aggregate;
 
 -- Compaction folds the stripes into stripe 0 and drops empty groups; the
 -- totals do not change.
 CREATE TEMP TABLE totals_before AS SELECT * FROM crm.pipeline_totals;
-SELECT count(*) > 0 AS has_writer_stripes FROM crm.pipeline_aggregate WHERE stripe <> 0;
-SELECT count(*) > 0 AS has_empty_groups FROM (SELECT FROM crm.pipeline_aggregate
+SELECT count(*) > 0 AS has_writer_stripes FROM crm_internal.pipeline_aggregate WHERE stripe <> 0;
+SELECT count(*) > 0 AS has_empty_groups FROM (SELECT FROM crm_internal.pipeline_aggregate
  GROUP BY stage, owner, close_month HAVING sum(opportunities) = 0 AND sum(amount) = 0) AS e;
 SELECT crm.compact_aggregates() > 0 AS compacted;
-SELECT count(*) AS writer_stripe_rows FROM crm.pipeline_aggregate WHERE stripe <> 0;
-SELECT count(*) AS empty_groups FROM crm.pipeline_aggregate WHERE opportunities = 0 AND amount = 0;
+SELECT count(*) AS writer_stripe_rows FROM crm_internal.pipeline_aggregate WHERE stripe <> 0;
+SELECT count(*) AS empty_groups FROM crm_internal.pipeline_aggregate WHERE opportunities = 0 AND amount = 0;
 (SELECT * FROM crm.pipeline_totals EXCEPT SELECT * FROM totals_before)
 UNION ALL
 (SELECT * FROM totals_before EXCEPT SELECT * FROM crm.pipeline_totals);
@@ -138,39 +142,39 @@ ALTER TABLE crm.opportunity ENABLE TRIGGER aggregates_opportunity_update;
 SELECT aggregate, group_key ->> 'stage' AS stage, measure, kept, actual FROM crm.verify_aggregates();
 SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
-SELECT count(DISTINCT stripe) AS stripes FROM crm.pipeline_aggregate;
+SELECT count(DISTINCT stripe) AS stripes FROM crm_internal.pipeline_aggregate;
 
 -- The trigger maintains only the tables it knows, and only per statement.
 CREATE TRIGGER aggregates_elsewhere AFTER INSERT ON crm.product
-    FOR EACH STATEMENT EXECUTE FUNCTION crm.aggregates_maintain();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.aggregates_maintain();
 INSERT INTO crm.product (code, name, list_price) VALUES ('G', 'Gadget', 1);
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER aggregates_elsewhere ON crm.product;
 CREATE TRIGGER aggregates_per_row AFTER INSERT ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.aggregates_maintain();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.aggregates_maintain();
 INSERT INTO crm.opportunity (name, account_id) VALUES ('Row', 1);
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER aggregates_per_row ON crm.opportunity;
 
 -- TRUNCATE empties the aggregates with the tables.
 TRUNCATE crm.opportunity CASCADE;
-SELECT count(*) AS pipeline_rows FROM crm.pipeline_aggregate;
-SELECT count(*) AS account_rows FROM crm.account_aggregate;
-SELECT count(*) AS campaign_opportunity_rows FROM crm.campaign_opportunity_aggregate;
-SELECT count(*) AS campaign_lead_rows FROM crm.campaign_lead_aggregate;
+SELECT count(*) AS pipeline_rows FROM crm_internal.pipeline_aggregate;
+SELECT count(*) AS account_rows FROM crm_internal.account_aggregate;
+SELECT count(*) AS campaign_opportunity_rows FROM crm_internal.campaign_opportunity_aggregate;
+SELECT count(*) AS campaign_lead_rows FROM crm_internal.campaign_lead_aggregate;
 INSERT INTO crm.lead (name, company, campaign_id) VALUES ('Eve', 'Initrode', 1);
-SELECT sum(leads) AS campaign_leads FROM crm.campaign_lead_aggregate;
+SELECT sum(leads) AS campaign_leads FROM crm_internal.campaign_lead_aggregate;
 TRUNCATE crm.lead CASCADE;
-SELECT count(*) AS campaign_lead_rows FROM crm.campaign_lead_aggregate;
+SELECT count(*) AS campaign_lead_rows FROM crm_internal.campaign_lead_aggregate;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- Users read the aggregates but cannot write them or rebuild them.
 SET ROLE regress_agg_rep;
-INSERT INTO crm.pipeline_aggregate (stage, owner, close_month, stripe, opportunities) VALUES ('Proposal', 'regress_agg_rep', 'infinity', 0, 100);
+INSERT INTO crm_internal.pipeline_aggregate (stage, owner, close_month, stripe, opportunities) VALUES ('Proposal', 'regress_agg_rep', 'infinity', 0, 100);
 \echo :LAST_ERROR_SQLSTATE
-UPDATE crm.account_aggregate SET amount = 0;
+UPDATE crm_internal.account_aggregate SET amount = 0;
 \echo :LAST_ERROR_SQLSTATE
-DELETE FROM crm.campaign_lead_aggregate;
+DELETE FROM crm_internal.campaign_lead_aggregate;
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.rebuild_aggregates();
 \echo :LAST_ERROR_SQLSTATE

@@ -8,6 +8,10 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
+-- This file tests the internal objects' own privileges and policies too
+-- (defence in depth), so its roles get USAGE on schema crm_internal, which
+-- no CRM role has (test/sql/internal_schema.sql).
+GRANT USAGE ON SCHEMA crm_internal TO crm_admin, crm_manager, crm_sales, crm_analyst, crm_privacy_officer;
 DROP SCHEMA IF EXISTS regress_evil CASCADE;
 DROP ROLE IF EXISTS regress_rep1, regress_rep2, regress_nobody, regress_viewer;
 RESET client_min_messages;
@@ -178,11 +182,11 @@ SELECT status FROM crm.lead WHERE id = 2;
 SET ROLE regress_rep1;
 CREATE TABLE regress_evil.fake_history (id bigint, status crm.lead_status);
 CREATE TRIGGER forge AFTER INSERT ON regress_evil.fake_history
-    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_lead_status();
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 CREATE TRIGGER forge AFTER INSERT ON regress_evil.fake_history
-    FOR EACH ROW EXECUTE FUNCTION crm.record_lead_status();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_lead_status();
 INSERT INTO regress_evil.fake_history VALUES (1, 'Converted');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS forged FROM crm.lead_status_history WHERE lead_id = 1 AND from_status IS NULL AND to_status = 'Converted';

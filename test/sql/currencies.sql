@@ -142,11 +142,11 @@ UPDATE crm.exchange_rate SET rate = 1.20 WHERE currency = 'EUR' AND valid_from =
 SELECT currency, amount_in_currency, amount FROM crm.pipeline_by_stage WHERE currency = 'EUR';
 -- The aggregate keeps the currency; the report's conversion equals a GROUP
 -- BY converting every deal at the rate of its own close date.
-SELECT close_month, currency, sum(amount) FROM crm.pipeline_aggregate GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT close_month, currency, sum(amount) FROM crm_internal.pipeline_aggregate GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT count(*) AS differences FROM crm.verify_aggregates();
 -- And the check notices a kept total that is off (tampered with here).
-UPDATE crm.pipeline_aggregate SET amount = amount + 1
- WHERE ctid = (SELECT ctid FROM crm.pipeline_aggregate WHERE currency = 'EUR' AND close_month = '2027-01-01' LIMIT 1);
+UPDATE crm_internal.pipeline_aggregate SET amount = amount + 1
+ WHERE ctid = (SELECT ctid FROM crm_internal.pipeline_aggregate WHERE currency = 'EUR' AND close_month = '2027-01-01' LIMIT 1);
 SELECT aggregate, group_key->>'currency' AS currency, measure, kept - actual AS off FROM crm.verify_aggregates();
 SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
 SELECT count(*) AS differences FROM crm.verify_aggregates();

@@ -6,6 +6,10 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
+-- This file tests the internal objects' own privileges and policies too
+-- (defence in depth), so its roles get USAGE on schema crm_internal, which
+-- no CRM role has (test/sql/internal_schema.sql).
+GRANT USAGE ON SCHEMA crm_internal TO crm_admin, crm_manager, crm_sales, crm_analyst, crm_privacy_officer;
 DROP ROLE IF EXISTS regress_erase_officer;
 DROP ROLE IF EXISTS regress_erase_admin;
 DROP ROLE IF EXISTS regress_erase_rep;
@@ -114,9 +118,9 @@ SELECT c.name FROM crm.campaign_member m JOIN crm.contact c ON c.id = m.contact_
 -- salt is the extension owner's secret.
 SELECT e.email_hash = encode(sha256(s.salt || convert_to('maria@garcia.example', 'UTF8')), 'hex') AS hash_matches,
        e.email_hash <> encode(sha256(convert_to('maria@garcia.example', 'UTF8')), 'hex') AS salted
-  FROM crm.erasure_log e, crm.erasure_salt s;
+  FROM crm.erasure_log e, crm_internal.erasure_salt s;
 SET ROLE regress_erase_officer;
-SELECT count(*) FROM crm.erasure_salt;
+SELECT count(*) FROM crm_internal.erasure_salt;
 \echo :LAST_ERROR_SQLSTATE
 SELECT id, erased_by, reason FROM crm.erasure_log;
 RESET ROLE;

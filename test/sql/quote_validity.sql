@@ -109,12 +109,12 @@ UPDATE crm.quote SET status = 'Draft' WHERE id = :q1;
 UPDATE crm.quote SET status = 'Draft', valid_until = current_date + 30 WHERE id = :q1;
 SELECT status, valid_until = current_date + 30 AS renewed FROM crm.quote WHERE id = :q1;
 RESET ROLE;
--- Expiry is the database's rule, not rows of crm.quote_transition: an
+-- Expiry is the database's rule, not rows of crm_internal.quote_transition: an
 -- Accepted quote past its date does not become Expired (ZC020).
 SET ROLE regress_qv_rep;
 UPDATE crm.quote SET status = 'Expired' WHERE id = :q2;
 RESET ROLE;
-SELECT count(*) FROM crm.quote_transition WHERE 'Expired' IN (from_status, to_status);
+SELECT count(*) FROM crm_internal.quote_transition WHERE 'Expired' IN (from_status, to_status);
 \set VERBOSITY terse
 -- The quote document: one row per quote, what a printed quote needs.
 UPDATE crm.settings SET seller_name = 'Seller Ltd', seller_address = E'1 Main St\n10115 Berlin';

@@ -43,9 +43,9 @@ SELECT crm.create_quote(1, discount => NULL);
 INSERT INTO crm.quote (opportunity_id, name, status) VALUES (1, 'Sneaky', 'Approved');
 \echo :LAST_ERROR_SQLSTATE
 
--- Status changes: only those in crm.quote_transition (ZC020); the approval
+-- Status changes: only those in crm_internal.quote_transition (ZC020); the approval
 -- states only through the functions (ZC021).
-SELECT from_status, to_status, via_function FROM crm.quote_transition ORDER BY from_status, to_status;
+SELECT from_status, to_status, via_function FROM crm_internal.quote_transition ORDER BY from_status, to_status;
 UPDATE crm.quote SET status = 'Accepted' WHERE id = 2;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.quote SET status = 'Needs Review' WHERE id = 2;

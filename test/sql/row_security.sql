@@ -208,13 +208,13 @@ RESET ROLE;
 -- opportunities and leads of the owners it may see (stripes summed).
 CREATE TEMP VIEW aggregate_figures WITH (security_invoker = true) AS
           SELECT 'pipeline_aggregate' AS source, owner::text AS owner, sum(opportunities) AS items, sum(amount) AS amount
-            FROM crm.pipeline_aggregate GROUP BY owner
+            FROM crm_internal.pipeline_aggregate GROUP BY owner
 UNION ALL SELECT 'pipeline_totals', owner::text, sum(opportunities), sum(amount) FROM crm.pipeline_totals GROUP BY owner
 UNION ALL SELECT 'pipeline_by_stage', owner::text, sum(opportunities), sum(amount) FROM crm.pipeline_by_stage GROUP BY owner
-UNION ALL SELECT 'account_aggregate', owner::text, sum(opportunities), sum(amount) FROM crm.account_aggregate GROUP BY owner
+UNION ALL SELECT 'account_aggregate', owner::text, sum(opportunities), sum(amount) FROM crm_internal.account_aggregate GROUP BY owner
 UNION ALL SELECT 'campaign_opportunity_aggregate', owner::text, sum(opportunities), sum(amount)
-            FROM crm.campaign_opportunity_aggregate GROUP BY owner
-UNION ALL SELECT 'campaign_lead_aggregate', owner::text, sum(leads), NULL FROM crm.campaign_lead_aggregate GROUP BY owner;
+            FROM crm_internal.campaign_opportunity_aggregate GROUP BY owner
+UNION ALL SELECT 'campaign_lead_aggregate', owner::text, sum(leads), NULL FROM crm_internal.campaign_lead_aggregate GROUP BY owner;
 GRANT SELECT ON aggregate_figures TO PUBLIC;
 
 SET ROLE regress_rls_rep1;

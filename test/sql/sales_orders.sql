@@ -1,6 +1,6 @@
 -- sales_orders: an Accepted quote becomes one Draft order; activation
 -- reserves stock atomically (all or nothing), cancellation returns it; the
--- status moves only along crm.order_transition; the order's copy of the
+-- status moves only along crm_internal.order_transition; the order's copy of the
 -- quote, its items and its activation record are the database's.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;

@@ -13,6 +13,10 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
+-- This file tests the internal objects' own privileges and policies too
+-- (defence in depth), so its roles get USAGE on schema crm_internal, which
+-- no CRM role has (test/sql/internal_schema.sql).
+GRANT USAGE ON SCHEMA crm_internal TO crm_admin, crm_manager, crm_sales, crm_analyst, crm_privacy_officer;
 DROP SCHEMA IF EXISTS regress_atk_evil CASCADE;
 DROP ROLE IF EXISTS regress_atk_rep1, regress_atk_rep2, regress_atk_boss, regress_atk_admin;
 RESET client_min_messages;
@@ -243,8 +247,8 @@ UNION ALL SELECT 'quote_to_order', pg_catalog.count(*) FROM crm.quote_to_order
 UNION ALL SELECT 'campaign_performance', pg_catalog.count(*) FROM crm.campaign_performance
 UNION ALL SELECT 'account_rollup', pg_catalog.count(*) FROM crm.account_rollup
 UNION ALL SELECT 'pipeline_totals', pg_catalog.count(*) FROM crm.pipeline_totals
-UNION ALL SELECT 'pipeline_actual', pg_catalog.count(*) FROM crm.pipeline_actual
-UNION ALL SELECT 'aggregates_compared', pg_catalog.count(*) FROM crm.aggregates_compared
+UNION ALL SELECT 'pipeline_actual', pg_catalog.count(*) FROM crm_internal.pipeline_actual
+UNION ALL SELECT 'aggregates_compared', pg_catalog.count(*) FROM crm_internal.aggregates_compared
 UNION ALL SELECT 'overdue_task', pg_catalog.count(*) FROM crm.overdue_task
 UNION ALL SELECT 'overdue_tasks_by_owner', pg_catalog.count(*) FROM crm.overdue_tasks_by_owner
 UNION ALL SELECT 'lead_follow_up', pg_catalog.count(*) FROM crm.lead_follow_up
@@ -376,17 +380,17 @@ SELECT name, leads, converted_leads, opportunities, won_opportunities, opportuni
   FROM crm.campaign_performance ORDER BY name;
 SELECT name, owner, open_opportunities, open_amount, won_opportunities, won_amount FROM crm.account_rollup ORDER BY name;
 SELECT stage, owner, close_month, opportunities, amount FROM crm.pipeline_totals ORDER BY stage, close_month;
-SELECT stage, owner, close_month, opportunities, amount FROM crm.pipeline_actual ORDER BY stage, close_month;
+SELECT stage, owner, close_month, opportunities, amount FROM crm_internal.pipeline_actual ORDER BY stage, close_month;
 SELECT aggregate, group_key ->> 'owner' AS owner, group_key ->> 'stage' AS stage, kept_items, kept_amount
-  FROM crm.aggregates_compared ORDER BY aggregate, group_key::text;
+  FROM crm_internal.aggregates_compared ORDER BY aggregate, group_key::text;
 SELECT subject, owner FROM crm.overdue_task ORDER BY activity_id;
 SELECT owner, overdue_tasks FROM crm.overdue_tasks_by_owner ORDER BY owner::text;
 SELECT lead_id, name, status, owner, activities FROM crm.lead_follow_up ORDER BY lead_id;
 -- The aggregate tables themselves.
-SELECT 'pipeline_aggregate' AS tbl, string_agg(DISTINCT owner::text, ', ') AS owners, sum(amount) AS amount FROM crm.pipeline_aggregate
-UNION ALL SELECT 'account_aggregate', string_agg(DISTINCT owner::text, ', '), sum(amount) FROM crm.account_aggregate
-UNION ALL SELECT 'campaign_opportunity_aggregate', string_agg(DISTINCT owner::text, ', '), sum(amount) FROM crm.campaign_opportunity_aggregate
-UNION ALL SELECT 'campaign_lead_aggregate', string_agg(DISTINCT owner::text, ', '), sum(leads) FROM crm.campaign_lead_aggregate
+SELECT 'pipeline_aggregate' AS tbl, string_agg(DISTINCT owner::text, ', ') AS owners, sum(amount) AS amount FROM crm_internal.pipeline_aggregate
+UNION ALL SELECT 'account_aggregate', string_agg(DISTINCT owner::text, ', '), sum(amount) FROM crm_internal.account_aggregate
+UNION ALL SELECT 'campaign_opportunity_aggregate', string_agg(DISTINCT owner::text, ', '), sum(amount) FROM crm_internal.campaign_opportunity_aggregate
+UNION ALL SELECT 'campaign_lead_aggregate', string_agg(DISTINCT owner::text, ', '), sum(leads) FROM crm_internal.campaign_lead_aggregate
 ORDER BY 1;
 -- The change log is not theirs to read at all.
 SELECT count(*) FROM crm.lead_update_log;
@@ -400,31 +404,31 @@ SELECT stage, owner, opportunities, amount FROM crm.pipeline_by_stage ORDER BY s
 -- =====================================================================
 CREATE TEMP VIEW protected_digest AS
 SELECT md5(concat_ws('|',
-    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm.pipeline_aggregate x),
-    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm.account_aggregate x),
-    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm.campaign_opportunity_aggregate x),
-    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm.campaign_lead_aggregate x),
+    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm_internal.pipeline_aggregate x),
+    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm_internal.account_aggregate x),
+    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm_internal.campaign_opportunity_aggregate x),
+    (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM crm_internal.campaign_lead_aggregate x),
     (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM crm.lead_status_history x),
     (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM crm.opportunity_history x),
     (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM crm.quote_approval x),
     (SELECT string_agg(x::text, ',' ORDER BY x.id) FROM crm.change_log x))) AS digest;
 SELECT digest AS before_digest FROM protected_digest \gset
 SET ROLE regress_atk_rep1;
-INSERT INTO crm.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
+INSERT INTO crm_internal.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
 VALUES ('Qualification', 'regress_atk_rep1', '2027-06-01', 0, 100, 1000000, 1000000);
 \echo :LAST_ERROR_SQLSTATE
-UPDATE crm.pipeline_aggregate SET amount = amount * 100;
+UPDATE crm_internal.pipeline_aggregate SET amount = amount * 100;
 \echo :LAST_ERROR_SQLSTATE
-DELETE FROM crm.pipeline_aggregate;
+DELETE FROM crm_internal.pipeline_aggregate;
 \echo :LAST_ERROR_SQLSTATE
-TRUNCATE crm.pipeline_aggregate;
+TRUNCATE crm_internal.pipeline_aggregate;
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO crm.account_aggregate (account_id, owner, stage, stripe, opportunities, amount)
+INSERT INTO crm_internal.account_aggregate (account_id, owner, stage, stripe, opportunities, amount)
 VALUES (2, 'regress_atk_rep1', 'Successful', 0, 1, 1000000);
 \echo :LAST_ERROR_SQLSTATE
-UPDATE crm.campaign_opportunity_aggregate SET amount = 0;
+UPDATE crm_internal.campaign_opportunity_aggregate SET amount = 0;
 \echo :LAST_ERROR_SQLSTATE
-DELETE FROM crm.campaign_lead_aggregate;
+DELETE FROM crm_internal.campaign_lead_aggregate;
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO crm.lead_status_history (lead_id, from_status, to_status, changed_by)
 VALUES (3, 'New Lead', 'Converted', 'regress_atk_boss');
@@ -454,11 +458,11 @@ DELETE FROM crm.quote_approval WHERE quote_id = :aq3;
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM crm.change_log WHERE changed_by = 'regress_atk_boss'::regrole;
 \echo :LAST_ERROR_SQLSTATE
-UPDATE crm.pipeline_aggregate SET amount = 0;
+UPDATE crm_internal.pipeline_aggregate SET amount = 0;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE regress_atk_admin;
-INSERT INTO crm.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
+INSERT INTO crm_internal.pipeline_aggregate (stage, owner, close_month, stripe, opportunities, amount, weighted_amount)
 VALUES ('Successful', 'regress_atk_admin', '2027-06-01', 0, 1, 1, 1);
 \echo :LAST_ERROR_SQLSTATE
 UPDATE crm.lead_status_history SET changed_by = 'regress_atk_admin';
