@@ -74,7 +74,7 @@ groups() {
 }
 pm=$(groups "SELECT count(*) FROM crm.pipeline_totals")
 pd=$(groups "SELECT count(*) FROM (SELECT DISTINCT stage, owner, close_date, currency FROM crm.opportunity) AS g")
-am=$(groups "SELECT count(*) FROM (SELECT DISTINCT account_id, owner, stage, close_month, currency FROM crm.account_aggregate) AS g")
+am=$(groups "SELECT count(*) FROM (SELECT DISTINCT account_id, owner, stage, close_month, currency FROM crm_internal.account_aggregate) AS g")
 ad=$(groups "SELECT count(*) FROM (SELECT DISTINCT account_id, owner, stage, close_date, currency FROM crm.opportunity) AS g")
 p0=$(groups "SELECT count(*) FROM (SELECT DISTINCT stage, owner, date_trunc('month', close_date) FROM crm.opportunity) AS g")
 echo "N=$N opportunities, 3 currencies, $OWNERS owners, $ACCOUNTS accounts, $CAMPAIGNS campaigns, $MONTHS months, $ROUNDS rounds"

@@ -33,8 +33,8 @@
 #                          aggregates, normalization: most of the rest
 #   currencies             the currency triggers of src/currencies.c (rates,
 #                          settings, price book currency: only test that does)
-#   quotas                 crm.quota_guard (only test that does)
-#   row_security           crm.audit_append_only (only test that does), the
+#   quotas                 crm_internal.quota_guard (only test that does)
+#   row_security           crm_internal.audit_append_only (only test that does), the
 #                          sharing and reporting-line functions
 # The first runs alone; row_security, the longest, runs beside the others,
 # in another database, so that both cores work.  The tier proves the

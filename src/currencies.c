@@ -9,25 +9,25 @@
  *     with the calling statement's snapshot and the caller's rights; one
  *     kept generic plan, so a report calling it once per group pays one
  *     index probe per call.
- * crm.exchange_rate_guard()       BEFORE INSERT OR UPDATE on crm.exchange_rate:
+ * crm_internal.exchange_rate_guard()       BEFORE INSERT OR UPDATE on crm.exchange_rate:
  *     no rate for the corporate currency (ZC122).  Locks the settings row
  *     FOR SHARE first, so a change of the corporate currency (which holds
  *     the row FOR NO KEY UPDATE while its own trigger looks for rates) and a
  *     rate write wait for each other.
- * crm.settings_currency_guard()   BEFORE UPDATE OF corporate_currency on
+ * crm_internal.settings_currency_guard()   BEFORE UPDATE OF corporate_currency on
  *     crm.settings: the corporate currency is fixed while rates exist
  *     (ZC121); looks under a fresh snapshot, and in REPEATABLE READ ends
  *     with 40001 when a rate the snapshot does not show was committed.
- * crm.currency_from_price_book()  BEFORE INSERT OR UPDATE OF price_book_id,
+ * crm_internal.currency_from_price_book()  BEFORE INSERT OR UPDATE OF price_book_id,
  *     currency (and close_date) on crm.opportunity and crm.quote: a row with
  *     a price book has the book's currency, whatever the client sends (the
  *     caller's rights); a deal whose currency has no rate valid on its close
  *     date (any rate without one) is refused (ZC120), so that no writer can
  *     make the converted reports fail for everybody.
- * crm.sales_order_currency()      BEFORE INSERT OR UPDATE OF currency on
+ * crm_internal.sales_order_currency()      BEFORE INSERT OR UPDATE OF currency on
  *     crm.sales_order: an order takes its quote's currency and keeps it
  *     (ZC022).
- * crm.price_book_currency_guard() BEFORE UPDATE OF currency on crm.price_book:
+ * crm_internal.price_book_currency_guard() BEFORE UPDATE OF currency on crm.price_book:
  *     a book's currency is fixed while line items or orders use it (ZC121).
  *     The UPDATE holds the book row FOR UPDATE (currency is part of the key
  *     (id, currency)); the guard then locks the book's opportunities and
@@ -363,7 +363,7 @@ crm_exchange_rate_on(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(rate);
 }
 
-/* crm_exchange_rate_guard -- trigger crm.exchange_rate_guard() */
+/* crm_exchange_rate_guard -- trigger crm_internal.exchange_rate_guard() */
 PG_FUNCTION_INFO_V1(crm_exchange_rate_guard);
 Datum
 crm_exchange_rate_guard(PG_FUNCTION_ARGS)
@@ -388,7 +388,7 @@ crm_exchange_rate_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_settings_currency_guard -- trigger crm.settings_currency_guard() */
+/* crm_settings_currency_guard -- trigger crm_internal.settings_currency_guard() */
 PG_FUNCTION_INFO_V1(crm_settings_currency_guard);
 Datum
 crm_settings_currency_guard(PG_FUNCTION_ARGS)
@@ -402,7 +402,7 @@ crm_settings_currency_guard(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.settings_currency_guard() must be fired by UPDATE")));
+				 errmsg("function crm_internal.settings_currency_guard() must be fired by UPDATE")));
 	newtup = trigdata->tg_newtuple;
 	old_currency = crm_column_text(trigdata->tg_trigtuple, tupdesc, "corporate_currency");
 	new_currency = crm_column_text(newtup, tupdesc, "corporate_currency");
@@ -426,7 +426,7 @@ crm_settings_currency_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_currency_from_price_book -- trigger crm.currency_from_price_book() */
+/* crm_currency_from_price_book -- trigger crm_internal.currency_from_price_book() */
 PG_FUNCTION_INFO_V1(crm_currency_from_price_book);
 Datum
 crm_currency_from_price_book(PG_FUNCTION_ARGS)
@@ -478,7 +478,7 @@ crm_currency_from_price_book(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_sales_order_currency -- trigger crm.sales_order_currency() */
+/* crm_sales_order_currency -- trigger crm_internal.sales_order_currency() */
 PG_FUNCTION_INFO_V1(crm_sales_order_currency);
 Datum
 crm_sales_order_currency(PG_FUNCTION_ARGS)
@@ -525,7 +525,7 @@ crm_sales_order_currency(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* crm_price_book_currency_guard -- trigger crm.price_book_currency_guard() */
+/* crm_price_book_currency_guard -- trigger crm_internal.price_book_currency_guard() */
 PG_FUNCTION_INFO_V1(crm_price_book_currency_guard);
 Datum
 crm_price_book_currency_guard(PG_FUNCTION_ARGS)
@@ -541,7 +541,7 @@ crm_price_book_currency_guard(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm.price_book_currency_guard() must be fired by UPDATE")));
+				 errmsg("function crm_internal.price_book_currency_guard() must be fired by UPDATE")));
 	newtup = trigdata->tg_newtuple;
 	old_currency = crm_column_text(oldtup, tupdesc, "currency");
 	if (text_equal(old_currency, crm_column_text(newtup, tupdesc, "currency")))

@@ -71,7 +71,7 @@ static struct
 
 static const char *const order_sums[] = {"subtotal", "discount_amount", "tax", "total"};
 
-/* crm_sales_order_guard -- trigger crm.sales_order_guard() */
+/* crm_sales_order_guard -- trigger crm_internal.sales_order_guard() */
 PG_FUNCTION_INFO_V1(crm_sales_order_guard);
 Datum
 crm_sales_order_guard(PG_FUNCTION_ARGS)

@@ -2,7 +2,7 @@
  * quotas.c: the periods of one owner's quotas never overlap
  * (sql/install/97_quotas.sql, README "Quotas").
  *
- * crm.quota_guard()  BEFORE INSERT OR UPDATE OF owner, period_start,
+ * crm_internal.quota_guard()  BEFORE INSERT OR UPDATE OF owner, period_start,
  *     period_end, currency on crm.quota.  Takes the extension's quota lock of the
  *     row's owner (src/locks.c: a lock no SQL function can take or squat,
  *     waited for at most crm.lock_wait_timeout), then looks for another
@@ -49,7 +49,7 @@ static CrmQuery visible_quota = {
 	1, {INT8OID}, NULL
 };
 
-/* crm_quota_guard -- trigger crm.quota_guard() */
+/* crm_quota_guard -- trigger crm_internal.quota_guard() */
 PG_FUNCTION_INFO_V1(crm_quota_guard);
 Datum
 crm_quota_guard(PG_FUNCTION_ARGS)

@@ -72,17 +72,17 @@ COMMENT ON COLUMN crm.exchange_rate.rate IS 'Units of the corporate currency per
 -- stays fixed while rates exist (ZC121).  A rate write takes FOR SHARE on the
 -- settings row, a change of the corporate currency FOR NO KEY UPDATE (before
 -- its trigger runs), so each waits for the other to commit and then sees it.
-CREATE FUNCTION crm.exchange_rate_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.exchange_rate_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_exchange_rate_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.exchange_rate_guard() IS 'BEFORE trigger on crm.exchange_rate: refuses a rate for the corporate currency (ZC122)';
+COMMENT ON FUNCTION crm_internal.exchange_rate_guard() IS 'BEFORE trigger on crm.exchange_rate: refuses a rate for the corporate currency (ZC122)';
 CREATE TRIGGER exchange_rate_guard BEFORE INSERT OR UPDATE ON crm.exchange_rate
     FOR EACH ROW EXECUTE FUNCTION crm_internal.exchange_rate_guard();
 
-CREATE FUNCTION crm.settings_currency_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.settings_currency_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_settings_currency_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.settings_currency_guard() IS 'BEFORE trigger on crm.settings: the corporate currency stays fixed while exchange rates exist (ZC121)';
+COMMENT ON FUNCTION crm_internal.settings_currency_guard() IS 'BEFORE trigger on crm.settings: the corporate currency stays fixed while exchange rates exist (ZC121)';
 CREATE TRIGGER settings_currency_guard BEFORE UPDATE OF corporate_currency ON crm.settings
     FOR EACH ROW EXECUTE FUNCTION crm_internal.settings_currency_guard();
 
@@ -133,21 +133,21 @@ COMMENT ON INDEX crm.sales_order_currency_idx IS 'Orders by currency: deleting a
 -- its close date (any rate without one; ZC120 otherwise): one deal the
 -- reports cannot convert would make them fail for every reader who sees it.
 -- Runs with the writer's rights: every CRM role reads price books and rates.
-CREATE FUNCTION crm.currency_from_price_book() RETURNS trigger
+CREATE FUNCTION crm_internal.currency_from_price_book() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_currency_from_price_book'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
+COMMENT ON FUNCTION crm_internal.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency, close_date ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm.currency_from_price_book();
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.currency_from_price_book();
 CREATE TRIGGER currency_from_price_book BEFORE INSERT OR UPDATE OF price_book_id, currency ON crm.quote
     FOR EACH ROW EXECUTE FUNCTION crm_internal.currency_from_price_book();
 
 -- An order has its quote's currency, fixed (ZC022 on a change).  The order's
 -- quote never changes (orders.c), so reading it on insert is enough.
-CREATE FUNCTION crm.sales_order_currency() RETURNS trigger
+CREATE FUNCTION crm_internal.sales_order_currency() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_sales_order_currency'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.sales_order_currency() IS 'BEFORE trigger on crm.sales_order: an order takes its quote''s currency and keeps it (ZC022)';
+COMMENT ON FUNCTION crm_internal.sales_order_currency() IS 'BEFORE trigger on crm.sales_order: an order takes its quote''s currency and keeps it (ZC022)';
 CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.sales_order
     FOR EACH ROW EXECUTE FUNCTION crm_internal.sales_order_currency();
 
@@ -157,10 +157,10 @@ CREATE TRIGGER sales_order_currency BEFORE INSERT OR UPDATE OF currency ON crm.s
 -- waits on its foreign key check); the trigger then locks the book's
 -- opportunities and quotes, so a line being added to one is committed (and
 -- seen by the checks, each a new snapshot under READ COMMITTED) or waits.
-CREATE FUNCTION crm.price_book_currency_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.price_book_currency_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_price_book_currency_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.price_book_currency_guard() IS 'BEFORE trigger on crm.price_book: a book''s currency is fixed while line items or orders use it (ZC121)';
+COMMENT ON FUNCTION crm_internal.price_book_currency_guard() IS 'BEFORE trigger on crm.price_book: a book''s currency is fixed while line items or orders use it (ZC121)';
 CREATE TRIGGER price_book_currency_guard BEFORE UPDATE OF currency ON crm.price_book
     FOR EACH ROW EXECUTE FUNCTION crm_internal.price_book_currency_guard();
 

@@ -3,13 +3,13 @@
 --
 -- crm_internal.pipeline_aggregate holds, per (stage, owner, close month), the number
 -- of opportunities, their amount and their probability-weighted amount;
--- crm.account_aggregate and crm.campaign_opportunity_aggregate the number
+-- crm_internal.account_aggregate and crm_internal.campaign_opportunity_aggregate the number
 -- and amount of opportunities per (account, owner, stage, close month,
 -- currency) and (campaign, owner, stage, close month, currency): grouped by
 -- currency and close month so that the reports convert each group to the
 -- corporate currency at read time (one rate per group: rates change on the
 -- first of a month);
--- crm.campaign_lead_aggregate the number of leads per (campaign, status).
+-- crm_internal.campaign_lead_aggregate the number of leads per (campaign, status).
 -- All are kept by statement-level C triggers (names start with aggregates_)
 -- from the transition tables.  No hot rows: each backend adds its deltas to its own
 -- stripe (one row per group and backend id; another of its own, above every
@@ -102,23 +102,23 @@ COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities'
 COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
-COMMENT ON TABLE crm.account_aggregate IS 'Opportunities per account, owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does, converting each group to the corporate currency); written only by the aggregates_ triggers';
-COMMENT ON COLUMN crm.account_aggregate.account_id IS 'The account';
-COMMENT ON COLUMN crm.account_aggregate.owner IS 'Opportunity owner';
-COMMENT ON COLUMN crm.account_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.account_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
-COMMENT ON COLUMN crm.account_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
-COMMENT ON COLUMN crm.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
-COMMENT ON COLUMN crm.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+COMMENT ON TABLE crm_internal.account_aggregate IS 'Opportunities per account, owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.account_rollup does, converting each group to the corporate currency); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.account_aggregate.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.account_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.account_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm_internal.account_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm_internal.account_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.account_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
-COMMENT ON TABLE crm.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner, stage, close month and currency, one row per writing backend (stripe); crm.campaign_performance converts each group to the corporate currency; written only by the aggregates_ triggers';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
-COMMENT ON COLUMN crm.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+COMMENT ON TABLE crm_internal.campaign_opportunity_aggregate IS 'Opportunities attributed to a campaign, per campaign, owner, stage, close month and currency, one row per writing backend (stripe); crm.campaign_performance converts each group to the corporate currency; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.campaign_opportunity_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
 COMMENT ON TABLE crm_internal.campaign_lead_aggregate IS 'Leads attributed to a campaign, per campaign, lead owner and lead status, one row per writing backend (stripe); written only by the aggregates_ triggers';
 COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.campaign_id IS 'The campaign';
@@ -324,7 +324,7 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
     WITH account_groups AS (
         SELECT a.account_id, a.stage, a.close_month, a.currency,
                pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-          FROM crm.account_aggregate AS a
+          FROM crm_internal.account_aggregate AS a
           JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
          WHERE s.is_won OR NOT s.is_closed
          GROUP BY a.account_id, a.stage, a.close_month, a.currency

@@ -200,7 +200,7 @@ CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
     WITH campaign_groups AS (
         SELECT a.campaign_id, a.stage, a.close_month, a.currency,
                pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-          FROM crm.campaign_opportunity_aggregate AS a
+          FROM crm_internal.campaign_opportunity_aggregate AS a
          GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT c.id AS campaign_id, c.name, c.type, c.status, c.owner,
@@ -304,7 +304,7 @@ BEGIN ATOMIC
          CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
     SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
       FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
-              FROM crm.aggregates_compared AS c
+              FROM crm_internal.aggregates_compared AS c
              CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
                                         ('amount', c.kept_amount, c.actual_amount),
                                         ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))

@@ -50,13 +50,13 @@ COMMENT ON INDEX crm.quota_currency_idx IS 'Quotas by currency: deleting a curre
 -- writer cannot see is refused as row-level security refuses (42501).  A
 -- quota in a currency without a rate on its first day is refused (ZC120):
 -- the attainment report would fail for everybody who sees it.
-CREATE FUNCTION crm.quota_guard() RETURNS trigger
+CREATE FUNCTION crm_internal.quota_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_quota_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';
+COMMENT ON FUNCTION crm_internal.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';
 CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, period_end, currency ON crm.quota
-    FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
-REVOKE ALL ON FUNCTION crm.quota_guard() FROM PUBLIC;
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.quota_guard();
+REVOKE ALL ON FUNCTION crm_internal.quota_guard() FROM PUBLIC;
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.quota
     FOR EACH ROW EXECUTE FUNCTION crm_internal.stamp_row();
 

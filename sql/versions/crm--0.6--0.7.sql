@@ -3212,3 +3212,90 @@ CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, perio
     FOR EACH ROW EXECUTE FUNCTION crm.quota_guard();
 COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
 COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';
+
+-- == internal: the extension's internals in schema crm_internal (issue 24 §2; sql/install/11_internal_schema.sql) ==
+-- Last in this script: every trigger function the sections above made moves
+-- too.  Views, policies, defaults, triggers, indexes and SQL-standard
+-- function bodies refer to the moved objects by OID and follow them; the
+-- bodies kept as text (plpgsql, plain SQL) and the comments that name a
+-- moved object are written again with its new name, as the install script
+-- has them.
+CREATE SCHEMA crm_internal;
+COMMENT ON SCHEMA crm_internal IS 'Internals of extension crm (aggregate tables, transition tables, secrets, helper and trigger functions); not for direct use: read schema crm';
+DO $internal$
+DECLARE
+    relations constant text[] := ARRAY['pipeline_aggregate', 'account_aggregate', 'campaign_opportunity_aggregate',
+                                       'campaign_lead_aggregate', 'pipeline_actual', 'aggregates_compared',
+                                       'quote_transition', 'order_transition', 'lock_key_secret', 'erasure_salt'];
+    functions constant text[] := ARRAY['aggregate_definitions', 'aggregates_compaction_lock', 'erased_text', 'erased_value'];
+    moved text[] := '{}';
+    moved_triggers text[] := '{}';
+    pattern text;
+    o record;
+    kind text;
+BEGIN
+    FOR o IN SELECT c.oid::pg_catalog.regclass AS rel, c.relkind, c.relname
+               FROM pg_catalog.pg_class AS c
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+                AND c.relname OPERATOR(pg_catalog.=) ANY (relations)
+              ORDER BY c.relname
+    LOOP
+        EXECUTE pg_catalog.format('ALTER %s %s SET SCHEMA crm_internal',
+                                  CASE o.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, o.rel);
+        moved := moved OPERATOR(pg_catalog.||) o.relname::text;
+    END LOOP;
+    -- the listed functions and every trigger function
+    FOR o IN SELECT p.oid::pg_catalog.regprocedure AS fn, p.proname
+               FROM pg_catalog.pg_proc AS p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace
+                AND (p.proname OPERATOR(pg_catalog.=) ANY (functions)
+                     OR p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.trigger'::pg_catalog.regtype)
+              ORDER BY p.proname
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET SCHEMA crm_internal', o.fn);
+        IF o.proname OPERATOR(pg_catalog.=) ANY (functions) THEN
+            moved := moved OPERATOR(pg_catalog.||) o.proname::text;
+        ELSE
+            moved_triggers := moved_triggers OPERATOR(pg_catalog.||) o.proname::text;
+        END IF;
+    END LOOP;
+    -- crm.<moved name>, not preceded by a word character or a dot; a trigger
+    -- function only where called or declared, crm.X( (crm.participant_response
+    -- is a type too)
+    pattern := '(^|[^[:alnum:]_.])crm\.((?:' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(moved, '|')
+               OPERATOR(pg_catalog.||) ')\y|(?:' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(moved_triggers, '|')
+               OPERATOR(pg_catalog.||) ')(?=\s*\())';
+    -- (the aggregate maintenance names the aggregate tables as crm.%I too,
+    -- the base tables as format('crm.%I', d.source_table))
+    FOR o IN SELECT p.oid, p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['rebuild_aggregates', 'compact_aggregates']) AS maintenance
+               FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_language AS l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) ANY (ARRAY['crm', 'crm_internal']::pg_catalog.regnamespace[])
+                AND p.prosqlbody IS NULL AND l.lanname OPERATOR(pg_catalog.<>) ALL (ARRAY['c', 'internal'])
+                AND (p.prosrc OPERATOR(pg_catalog.~) pattern
+                     OR p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['rebuild_aggregates', 'compact_aggregates']))
+    LOOP
+        EXECUTE pg_catalog.regexp_replace(
+                    CASE WHEN o.maintenance
+                         THEN pg_catalog.regexp_replace(pg_catalog.pg_get_functiondef(o.oid),
+                                                        '([^[:alnum:]_.])crm\.(%I|%1\$I)(?!'', d\.source_table)',
+                                                        '\1crm_internal.\2', 'g')
+                         ELSE pg_catalog.pg_get_functiondef(o.oid) END,
+                    pattern, '\1crm_internal.\2', 'g');
+    END LOOP;
+    FOR o IN SELECT i.type, i.identity, d.description
+               FROM pg_catalog.pg_description AS d
+              CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid) AS i
+              WHERE i.schema OPERATOR(pg_catalog.=) ANY (ARRAY['crm', 'crm_internal'])
+                AND d.description OPERATOR(pg_catalog.~) pattern
+    LOOP
+        kind := CASE o.type WHEN 'table column' THEN 'COLUMN' WHEN 'view column' THEN 'COLUMN'
+                            WHEN 'table' THEN 'TABLE' WHEN 'view' THEN 'VIEW' WHEN 'function' THEN 'FUNCTION'
+                            WHEN 'type' THEN 'TYPE' WHEN 'domain' THEN 'DOMAIN' END;
+        IF kind IS NULL THEN
+            RAISE EXCEPTION 'crm update: the comment on % % names a moved object', o.type, o.identity;
+        END IF;
+        EXECUTE pg_catalog.format('COMMENT ON %s %s IS %L', kind, o.identity,
+                                  pg_catalog.regexp_replace(o.description, pattern, '\1crm_internal.\2', 'g'));
+    END LOOP;
+END
+$internal$;

@@ -119,8 +119,8 @@ for v in $(released_versions); do
     mismatches=$(psql_as postgres "$db" -c "SELECT count(*) FROM crm.verify_aggregates()")
     [ "$mismatches" = "0" ] || fail "aggregates wrong after the update from $v: $mismatches mismatches"
     for t in $recomputed_aggregates; do
-        [ "$(psql_as postgres "$db" -c "SELECT count(*) > 0 FROM crm.$t")" = t ] \
-            || fail "the recomputed crm.$t is empty after the update from $v: nothing proven"
+        [ "$(psql_as postgres "$db" -c "SELECT count(*) > 0 FROM crm_internal.$t")" = t ] \
+            || fail "the recomputed crm_internal.$t is empty after the update from $v: nothing proven"
     done
     echo "ok: the recomputed $recomputed_aggregates of $v match crm.verify_aggregates()"
     lead=$(psql_as alice "$db" -c "INSERT INTO crm.lead (name, company, status) VALUES ('Ursula Update', 'Updated Ltd', 'Completed') RETURNING id")

@@ -64,12 +64,12 @@ SELECT count(*) AS differences FROM crm.verify_aggregates();
 -- The aggregates behind account_rollup and campaign_performance are grouped
 -- by close month and currency.
 SELECT a.name, g.stage, g.close_month, g.currency, sum(g.opportunities) AS opportunities, sum(g.amount) AS amount
-  FROM crm.account_aggregate AS g JOIN crm.account AS a ON a.id = g.account_id
+  FROM crm_internal.account_aggregate AS g JOIN crm.account AS a ON a.id = g.account_id
  GROUP BY 1, 2, 3, 4 HAVING sum(g.opportunities) <> 0 ORDER BY 1, 2, 3, 4;
 -- verify_aggregates() notices a report that is off (its aggregate tampered
 -- with here), under the report's name too.
-UPDATE crm.campaign_opportunity_aggregate SET amount = amount + 1
- WHERE ctid = (SELECT ctid FROM crm.campaign_opportunity_aggregate WHERE currency = 'EUR' AND stage = 'Successful' AND opportunities <> 0 LIMIT 1);
+UPDATE crm_internal.campaign_opportunity_aggregate SET amount = amount + 1
+ WHERE ctid = (SELECT ctid FROM crm_internal.campaign_opportunity_aggregate WHERE currency = 'EUR' AND stage = 'Successful' AND opportunities <> 0 LIMIT 1);
 SELECT aggregate, measure, kept - actual AS off FROM crm.verify_aggregates() ORDER BY 1, 2;
 SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
 SELECT count(*) AS differences FROM crm.verify_aggregates();
