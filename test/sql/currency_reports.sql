@@ -100,10 +100,19 @@ SELECT count(*) > 0 AS reads FROM crm.account_rollup;
 SELECT count(*) > 0 AS reads FROM crm.campaign_performance;
 RESET ROLE;
 
--- A missing rate is an error naming the currency and the date, never 1: a
--- GBP deal closing in 2027-02 with no GBP rate at all.
+-- A missing rate is an error naming the currency and the date, never 1.
+-- A GBP deal closing in 2027-02 needs a GBP rate valid then: refused
+-- when written without one (ZC120, naming the currency and the day).
 INSERT INTO crm.opportunity (name, account_id, campaign_id, currency, amount, close_date, stage) VALUES
     ('GBP won', 2, :fair, 'GBP', 10, '2027-02-14', 'Successful');
+\echo :LAST_ERROR_SQLSTATE
+-- With a rate it is accepted; an admin who deletes that rate afterwards
+-- leaves the deal without one: every converted report then fails, naming
+-- the currency and the day (never a silent 1).
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('GBP', '2027-02-01', 1.25);
+INSERT INTO crm.opportunity (name, account_id, campaign_id, currency, amount, close_date, stage) VALUES
+    ('GBP won', 2, :fair, 'GBP', 10, '2027-02-14', 'Successful');
+DELETE FROM crm.exchange_rate WHERE currency = 'GBP';
 SELECT won_amount FROM crm.account_rollup WHERE name = 'Dollar Inc';
 \echo :LAST_ERROR_SQLSTATE
 SELECT won_amount FROM crm.campaign_performance;
