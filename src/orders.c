@@ -279,6 +279,24 @@ static CrmQuery copy_quote_items = {
 	1, {INT8OID}, NULL
 };
 
+/*
+ * drawn_number_form -- is number of the form SO-<digits>, the numbers drawn
+ * from crm.sales_order_number_seq?  A caller may not give one: it would
+ * squat the number of someone else's later order (whose crm.create_order()
+ * would then fail), and the unique violation would tell the caller which
+ * numbers exist, i.e. the company's order count the sequence hides.
+ */
+static bool
+drawn_number_form(const char *number)
+{
+	if (strncmp(number, "SO-", 3) != 0 || number[3] == '\0')
+		return false;
+	for (const char *c = number + 3; *c != '\0'; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return true;
+}
+
 /* crm_create_order -- SQL crm.create_order(quote_id, order_number) */
 PG_FUNCTION_INFO_V1(crm_create_order);
 Datum
@@ -298,6 +316,13 @@ crm_create_order(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(quote_id);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	if (!PG_ARGISNULL(1) && drawn_number_form(TextDatumGetCString(values[1])))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("order number \"%s\" has the form of the numbers crm draws",
+						TextDatumGetCString(values[1])),
+				 errdetail("SO- followed by digits is reserved for the numbers drawn from crm.sales_order_number_seq."),
+				 errhint("Pass another number, or none to draw the next SO- number.")));
 
 	crm_spi_connect();
 	crm_query_run_as(caller, &lock_quote_for_order, values, nulls, 1);

@@ -307,7 +307,7 @@ INSERT INTO cases (label, sql, show) VALUES
     ('create_order number NULL',               'crm.create_order({accepted}, NULL)', false),
     ('create_order number empty',              'crm.create_order({accepted}, '''')', false),
     ('create_order number blank',              'crm.create_order({accepted}, '' '')', false),
-    ('create_order number taken',              'crm.create_order({accepted}, (SELECT order_number FROM crm.sales_order WHERE id = {order}))', false),
+    ('create_order number SO- (drawn form)',   'crm.create_order({accepted}, (SELECT order_number FROM crm.sales_order WHERE id = {order}))', false),
     ('create_order number 1 MB',               'crm.create_order({accepted}, {big})', false),
     ('create_order number 640 kB random',      'crm.create_order({accepted}, {rnd})', false),
     -- activate_order(order_id), cancel_order(order_id, reason)

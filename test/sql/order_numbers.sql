@@ -103,5 +103,21 @@ SET ROLE regress_num_admin;
 SELECT pg_sequence_last_value('crm.sales_order_number_seq');
 RESET ROLE;
 
+-- A given number of the drawn form (SO-<digits>) is refused (22023): it
+-- would take the number of someone else's later order (whose
+-- crm.create_order() would fail with 23505), and the unique error would
+-- tell a rep which numbers exist, i.e. the company's order count.  Other
+-- numbers are the caller's to give.
+SET ROLE regress_num_rep;
+SELECT crm.create_order(pg_temp.accepted_quote(), 'SO-000005');
+SELECT crm.create_order(pg_temp.accepted_quote(), 'SO-000001');
+SELECT crm.create_order(pg_temp.accepted_quote(), 'SO-9');
+SELECT crm.create_order(pg_temp.accepted_quote(), 'SO-PO-4711') AS o \gset
+SELECT order_number FROM crm.sales_order WHERE id = :o;
+-- the next drawn number is free
+SELECT crm.create_order(pg_temp.accepted_quote()) AS o \gset
+SELECT order_number FROM crm.sales_order WHERE id = :o;
+RESET ROLE;
+
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_num_rep, regress_num_boss, regress_num_analyst, regress_num_admin;
