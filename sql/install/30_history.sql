@@ -40,7 +40,8 @@ COMMENT ON COLUMN crm.change_log.changed_by IS 'Role that made the change';
 CREATE INDEX change_log_row_idx ON crm.change_log (table_name, row_id, id);
 
 CREATE VIEW crm.lead_update_log WITH (security_invoker = true) AS
-    SELECT c.id, c.row_id AS lead_id, c.operation, c.changes, c.changed_at, c.changed_by
+    SELECT c.id, c.row_id AS lead_id, c.operation, c.changes, c.changed_at,
+           pg_catalog.pg_get_userbyid(c.changed_by)::text AS changed_by
       FROM crm.change_log AS c
      WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::regclass;
 COMMENT ON VIEW crm.lead_update_log IS 'Creation and update log of leads: one row per insert, update or delete of a lead, with the changed fields';
@@ -49,7 +50,7 @@ COMMENT ON COLUMN crm.lead_update_log.lead_id IS 'The lead (NULL for TRUNCATE)';
 COMMENT ON COLUMN crm.lead_update_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
 COMMENT ON COLUMN crm.lead_update_log.changes IS 'Changed fields with old and new value (text)';
 COMMENT ON COLUMN crm.lead_update_log.changed_at IS 'When';
-COMMENT ON COLUMN crm.lead_update_log.changed_by IS 'Who';
+COMMENT ON COLUMN crm.lead_update_log.changed_by IS 'Who: the role''s name, as text (crm.change_log.changed_by is a regrole)';
 
 --------------------------------------------------------------------------
 -- 5. Triggers (C)

@@ -153,7 +153,7 @@ COMMENT ON FUNCTION crm.take_reminder(bigint, timestamptz) IS
 
 -- Overdue tasks, and how many per owner.
 CREATE VIEW crm.overdue_task WITH (security_invoker = true) AS
-    SELECT a.id AS activity_id, a.owner, a.subject, a.priority, a.due_at,
+    SELECT a.id AS activity_id, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, a.subject, a.priority, a.due_at,
            pg_catalog.now() OPERATOR(pg_catalog.-) a.due_at AS overdue_by,
            a.lead_id, a.account_id, a.contact_id, a.opportunity_id
       FROM crm.activity AS a
@@ -162,7 +162,7 @@ CREATE VIEW crm.overdue_task WITH (security_invoker = true) AS
        AND a.due_at OPERATOR(pg_catalog.<) pg_catalog.now();
 COMMENT ON VIEW crm.overdue_task IS 'Open tasks whose due time has passed';
 COMMENT ON COLUMN crm.overdue_task.activity_id IS 'The task';
-COMMENT ON COLUMN crm.overdue_task.owner IS 'Who the task is assigned to';
+COMMENT ON COLUMN crm.overdue_task.owner IS 'Who the task is assigned to: the role''s name, as text (crm.activity.owner is a regrole)';
 COMMENT ON COLUMN crm.overdue_task.subject IS 'Task subject';
 COMMENT ON COLUMN crm.overdue_task.priority IS 'Task priority';
 COMMENT ON COLUMN crm.overdue_task.due_at IS 'When it was due';
@@ -178,14 +178,14 @@ CREATE VIEW crm.overdue_tasks_by_owner WITH (security_invoker = true) AS
       FROM crm.overdue_task AS o
      GROUP BY o.owner;
 COMMENT ON VIEW crm.overdue_tasks_by_owner IS 'Number of overdue tasks per owner';
-COMMENT ON COLUMN crm.overdue_tasks_by_owner.owner IS 'Who the tasks are assigned to';
+COMMENT ON COLUMN crm.overdue_tasks_by_owner.owner IS 'Who the tasks are assigned to: the role''s name, as text (crm.activity.owner is a regrole)';
 COMMENT ON COLUMN crm.overdue_tasks_by_owner.overdue_tasks IS 'How many of their tasks are overdue';
 COMMENT ON COLUMN crm.overdue_tasks_by_owner.oldest_due_at IS 'Due time of the oldest overdue task';
 COMMENT ON COLUMN crm.overdue_tasks_by_owner.high_priority IS 'How many of them are High or Urgent';
 
 -- A lead's follow-up: its last completed and next open activity.
 CREATE VIEW crm.lead_follow_up WITH (security_invoker = true) AS
-    SELECT l.id AS lead_id, l.name, l.status, l.owner,
+    SELECT l.id AS lead_id, l.name, l.status, pg_catalog.pg_get_userbyid(l.owner)::text AS owner,
            (SELECT pg_catalog.max(a.completed_at) FROM crm.activity AS a
              WHERE a.lead_id OPERATOR(pg_catalog.=) l.id
                AND a.status OPERATOR(pg_catalog.=) 'Completed'::crm.activity_status) AS last_follow_up_at,
@@ -199,7 +199,7 @@ COMMENT ON VIEW crm.lead_follow_up IS 'Follow-up of each lead: when it was last 
 COMMENT ON COLUMN crm.lead_follow_up.lead_id IS 'The lead';
 COMMENT ON COLUMN crm.lead_follow_up.name IS 'Lead name';
 COMMENT ON COLUMN crm.lead_follow_up.status IS 'Lead status';
-COMMENT ON COLUMN crm.lead_follow_up.owner IS 'Lead owner';
+COMMENT ON COLUMN crm.lead_follow_up.owner IS 'Lead owner: the role''s name, as text (crm.lead.owner is a regrole)';
 COMMENT ON COLUMN crm.lead_follow_up.last_follow_up_at IS 'When the last follow-up activity was completed (NULL: never)';
 COMMENT ON COLUMN crm.lead_follow_up.next_follow_up_at IS 'When the next open follow-up activity is due or starts (NULL: none planned)';
 COMMENT ON COLUMN crm.lead_follow_up.activities IS 'Number of activities on the lead';

@@ -87,7 +87,7 @@ COMMENT ON COLUMN crm_internal.pipeline_actual.amount IS 'Sum of amounts';
 COMMENT ON COLUMN crm_internal.pipeline_actual.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
 
 CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
-    SELECT a.stage, a.owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
+    SELECT a.stage, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
            pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
            pg_catalog.sum(a.weighted_amount) AS weighted_amount
       FROM crm_internal.pipeline_aggregate AS a
@@ -95,7 +95,7 @@ CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
     HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON VIEW crm.pipeline_totals IS 'Pipeline totals per stage, owner, close month and currency (amounts in that currency), read from the maintained aggregate (stripes summed)';
 COMMENT ON COLUMN crm.pipeline_totals.stage IS 'Opportunity stage';
-COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner: the role''s name, as text (the aggregate keeps a regrole)';
 COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; NULL without a close date';
 COMMENT ON COLUMN crm.pipeline_totals.currency IS 'Currency of the amounts';
 COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities';
@@ -329,7 +329,7 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
          WHERE s.is_won OR NOT s.is_closed
          GROUP BY a.account_id, a.stage, a.close_month, a.currency
         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
-    SELECT ac.id AS account_id, ac.name, ac.owner,
+    SELECT ac.id AS account_id, ac.name, pg_catalog.pg_get_userbyid(ac.owner)::text AS owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
            COALESCE(r.won_opportunities, 0) AS won_opportunities,
@@ -360,7 +360,7 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
-COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole)';
 COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
 COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';

@@ -85,7 +85,7 @@ COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in 
 COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
-COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
 COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
 COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents), in the corporate currency';
@@ -109,7 +109,7 @@ CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
 COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
 COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
 COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
-COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
 COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
 COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts, in the corporate currency';
 COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100, in the corporate currency';
@@ -120,7 +120,7 @@ COMMENT ON COLUMN crm.forecast_by_month.weighted_amount_in_currency IS 'Sum of t
 -- Won amounts converted per deal at the rate of its close date (as every
 -- report does), whatever month the deal was closed in.
 CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
-    SELECT o.owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
+    SELECT pg_catalog.pg_get_userbyid(o.owner)::text AS owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
            pg_catalog.count(*) FILTER (WHERE s.is_won) AS won,
            pg_catalog.count(*) FILTER (WHERE NOT s.is_won) AS lost,
            COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2), 0) AS won_amount,
@@ -137,7 +137,7 @@ CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
      WHERE s.is_closed AND o.closed_at IS NOT NULL
      GROUP BY o.owner, 2;
 COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing: deals won and lost, won amount (in the corporate currency, each deal at the rate of its close date), win rate, average deal size, sales cycle length; the won deals'' currency and won amount in it when they share one currency';
-COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
 COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in';
 COMMENT ON COLUMN crm.sales_performance.won IS 'Deals won';
 COMMENT ON COLUMN crm.sales_performance.lost IS 'Deals lost';
@@ -203,7 +203,7 @@ CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
           FROM crm_internal.campaign_opportunity_aggregate AS a
          GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
-    SELECT c.id AS campaign_id, c.name, c.type, c.status, c.owner,
+    SELECT c.id AS campaign_id, c.name, c.type, c.status, pg_catalog.pg_get_userbyid(c.owner)::text AS owner,
            c.budgeted_cost, c.actual_cost, c.expected_revenue,
            COALESCE(l.leads, 0) AS leads,
            COALESCE(l.converted_leads, 0) AS converted_leads,
@@ -244,7 +244,7 @@ COMMENT ON COLUMN crm.campaign_performance.campaign_id IS 'The campaign';
 COMMENT ON COLUMN crm.campaign_performance.name IS 'Campaign name';
 COMMENT ON COLUMN crm.campaign_performance.type IS 'Campaign type';
 COMMENT ON COLUMN crm.campaign_performance.status IS 'Campaign status';
-COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign';
+COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign: the role''s name, as text (crm.campaign.owner is a regrole)';
 COMMENT ON COLUMN crm.campaign_performance.budgeted_cost IS 'Planned cost, in the corporate currency';
 COMMENT ON COLUMN crm.campaign_performance.actual_cost IS 'Cost so far, in the corporate currency';
 COMMENT ON COLUMN crm.campaign_performance.expected_revenue IS 'Expected revenue';
@@ -264,7 +264,7 @@ COMMENT ON COLUMN crm.campaign_performance.won_amount_in_currency IS 'Amount of 
 CREATE VIEW crm.loss_analysis WITH (security_invoker = true) AS
     SELECT o.loss_reason_code AS reason,
            r.label AS reason_label,
-           o.owner,
+           pg_catalog.pg_get_userbyid(o.owner)::text AS owner,
            pg_catalog.date_trunc('month', o.closed_at)::date AS month,
            pg_catalog.count(*) AS deals,
            pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(o.currency, o.close_date)), 2) AS amount,
@@ -276,7 +276,7 @@ CREATE VIEW crm.loss_analysis WITH (security_invoker = true) AS
 COMMENT ON VIEW crm.loss_analysis IS 'Lost deals by loss reason, owner and month of close (in the session time zone): how many and their amount in the corporate currency (each deal at the rate of its close date), and in the deals'' currency when they share one; each role sees the deals it may read';
 COMMENT ON COLUMN crm.loss_analysis.reason IS 'Loss reason code';
 COMMENT ON COLUMN crm.loss_analysis.reason_label IS 'Loss reason as shown to users';
-COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals';
+COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals: the role''s name, as text (crm.opportunity.owner is a regrole)';
 COMMENT ON COLUMN crm.loss_analysis.month IS 'First day of the month the deals were closed in';
 COMMENT ON COLUMN crm.loss_analysis.deals IS 'Number of deals lost';
 COMMENT ON COLUMN crm.loss_analysis.amount IS 'Sum of their amounts, in the corporate currency';
@@ -315,7 +315,8 @@ BEGIN ATOMIC
                    m.measure, m.kept, m.actual
               FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
                       FROM crm.pipeline_by_stage AS p) AS k
-              FULL JOIN (SELECT o.stage, o.owner, o.currency, pg_catalog.count(*) AS opportunities,
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
                                 pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
                                 pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
                            FROM converted AS o

@@ -53,7 +53,7 @@ CREATE VIEW crm.contactable WITH (security_invoker = true) AS
     SELECT 'lead'::text AS record_type, l.id AS record_id, l.name,
            CASE WHEN NOT l.email_opt_out THEN l.email::text END AS email,
            CASE WHEN NOT l.phone_opt_out THEN l.phone::text END AS phone,
-           l.consent_basis, l.owner
+           l.consent_basis, pg_catalog.pg_get_userbyid(l.owner)::text AS owner
       FROM crm.lead AS l
      WHERE NOT l.do_not_contact
        AND l.status OPERATOR(pg_catalog.<>) 'Converted'::crm.lead_status
@@ -62,7 +62,7 @@ CREATE VIEW crm.contactable WITH (security_invoker = true) AS
     SELECT 'contact'::text, c.id, c.name,
            CASE WHEN NOT c.email_opt_out THEN c.email::text END,
            CASE WHEN NOT c.phone_opt_out THEN c.phone::text END,
-           c.consent_basis, c.owner
+           c.consent_basis, pg_catalog.pg_get_userbyid(c.owner)::text
       FROM crm.contact AS c
      WHERE NOT c.do_not_contact
        AND ((NOT c.email_opt_out AND c.email IS NOT NULL) OR (NOT c.phone_opt_out AND c.phone IS NOT NULL));
@@ -73,7 +73,7 @@ COMMENT ON COLUMN crm.contactable.name IS 'Name of the person';
 COMMENT ON COLUMN crm.contactable.email IS 'E-mail address that may be used; NULL when there is none or the person opted out of e-mail';
 COMMENT ON COLUMN crm.contactable.phone IS 'Phone number that may be called; NULL when there is none or the person opted out of calls';
 COMMENT ON COLUMN crm.contactable.consent_basis IS 'Lawful basis recorded for the person (NULL = unknown)';
-COMMENT ON COLUMN crm.contactable.owner IS 'Owner of the lead or contact';
+COMMENT ON COLUMN crm.contactable.owner IS 'Owner of the lead or contact: the role''s name, as text (the tables keep a regrole)';
 
 -- Campaign members who had opted out when they were added.
 ALTER TABLE crm.campaign_member ADD COLUMN opted_out boolean NOT NULL DEFAULT false;

@@ -93,7 +93,7 @@ CREATE VIEW crm.quota_attainment WITH (security_invoker = true) AS
                 WHERE o.owner OPERATOR(pg_catalog.=) q.owner
                   AND o.close_date BETWEEN q.period_start AND q.period_end
                   AND (s.is_won OR NOT s.is_closed)) AS d ON true)
-    SELECT p.owner, p.period_start, p.period_end,
+    SELECT pg_catalog.pg_get_userbyid(p.owner)::text AS owner, p.period_start, p.period_end,
            pg_catalog.round(pg_catalog.sum(p.quota), 2) AS quota,
            pg_catalog.round(pg_catalog.sum(p.won), 2) AS won_amount,
            pg_catalog.round(pg_catalog.sum(p.won) OPERATOR(pg_catalog./) pg_catalog.sum(p.quota), 4) AS attainment,
@@ -106,7 +106,7 @@ CREATE VIEW crm.quota_attainment WITH (security_invoker = true) AS
       FROM per_quota AS p
      GROUP BY GROUPING SETS ((p.owner, p.period_start, p.period_end), (p.period_start, p.period_end));
 COMMENT ON VIEW crm.quota_attainment IS 'Quota attainment per owner and period, and a total row per period (owner NULL) over the quotas the reader sees (a manager: the team); amounts in the corporate currency, deals at the rate of their close date, quotas at the rate of their first day';
-COMMENT ON COLUMN crm.quota_attainment.owner IS 'Quota owner; NULL on the total row of the period';
+COMMENT ON COLUMN crm.quota_attainment.owner IS 'Quota owner: the role''s name, as text (crm.quota.owner is a regrole); NULL on the total row of the period';
 COMMENT ON COLUMN crm.quota_attainment.period_start IS 'First day of the period';
 COMMENT ON COLUMN crm.quota_attainment.period_end IS 'Last day of the period';
 COMMENT ON COLUMN crm.quota_attainment.quota IS 'The quota, in the corporate currency';

@@ -3213,6 +3213,395 @@ CREATE TRIGGER quota_guard BEFORE INSERT OR UPDATE OF owner, period_start, perio
 COMMENT ON FUNCTION crm.currency_from_price_book() IS 'BEFORE trigger on crm.opportunity and crm.quote: a row with a price book takes the book''s currency; a deal needs a rate of its currency valid on its close date (ZC120)';
 COMMENT ON FUNCTION crm.quota_guard() IS 'BEFORE trigger on crm.quota: the periods of one owner never overlap (23P01); the currency has a rate on period_start (ZC120)';
 
+-- == owner: owners as role names (text) in every view (issue 22 §3, issue 24 goal 3; 30_history, 80_activities, 88_aggregates, 90_reports, 97_privacy, 97_quotas) ==
+-- A view column's type cannot change in place: the views with an owner
+-- (and crm.verify_aggregates(), whose body reads three of them) are dropped
+-- and created again, dependent views after the ones they read.  Their
+-- comments and grants (columns too) are kept: written down before the drop,
+-- applied again after; the owner columns then get their new comments.
+DO $owner_keep$
+DECLARE
+    views constant text[] := ARRAY['pipeline_totals', 'pipeline_by_stage', 'forecast_by_month', 'overdue_task', 'overdue_tasks_by_owner', 'account_rollup', 'campaign_performance', 'contactable', 'lead_follow_up', 'lead_update_log', 'loss_analysis', 'quota_attainment', 'sales_performance'];
+    kept text[];
+BEGIN
+    SELECT pg_catalog.array_agg(k.stmt) INTO kept
+      FROM (SELECT pg_catalog.format('COMMENT ON %s %s IS %L',
+                                     CASE WHEN d.objsubid OPERATOR(pg_catalog.=) 0 THEN 'VIEW' ELSE 'COLUMN' END,
+                                     c.oid::pg_catalog.regclass::text OPERATOR(pg_catalog.||)
+                                     COALESCE('.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname), ''),
+                                     d.description) AS stmt
+              FROM pg_catalog.pg_class AS c
+              JOIN pg_catalog.pg_description AS d
+                ON d.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objoid OPERATOR(pg_catalog.=) c.oid
+              LEFT JOIN pg_catalog.pg_attribute AS a
+                ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid AND d.objsubid OPERATOR(pg_catalog.<>) 0
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace AND c.relname OPERATOR(pg_catalog.=) ANY (views)
+            UNION ALL
+            SELECT pg_catalog.format('GRANT %s %s ON %s TO %s%s', x.privilege_type,
+                                     COALESCE('(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname) OPERATOR(pg_catalog.||) ')', ''),
+                                     c.oid::pg_catalog.regclass,
+                                     CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                          ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END,
+                                     CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+              FROM pg_catalog.pg_class AS c
+              LEFT JOIN pg_catalog.pg_attribute AS a
+                ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND a.attacl IS NOT NULL
+             CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(a.attacl, c.relacl)) AS x
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) 'crm'::pg_catalog.regnamespace AND c.relname OPERATOR(pg_catalog.=) ANY (views)
+               AND x.grantee OPERATOR(pg_catalog.<>) c.relowner
+            UNION ALL
+            SELECT pg_catalog.format('GRANT %s ON FUNCTION crm.verify_aggregates() TO %s', x.privilege_type,
+                                     CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                          ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END)
+              FROM pg_catalog.aclexplode((SELECT p.proacl FROM pg_catalog.pg_proc AS p
+                                           WHERE p.oid OPERATOR(pg_catalog.=) 'crm.verify_aggregates()'::pg_catalog.regprocedure)) AS x
+             WHERE x.grantee OPERATOR(pg_catalog.<>) (SELECT p.proowner FROM pg_catalog.pg_proc AS p
+                                                        WHERE p.oid OPERATOR(pg_catalog.=) 'crm.verify_aggregates()'::pg_catalog.regprocedure)
+            UNION ALL
+            SELECT pg_catalog.format('COMMENT ON FUNCTION crm.verify_aggregates() IS %L',
+                                     pg_catalog.obj_description('crm.verify_aggregates()'::pg_catalog.regprocedure, 'pg_proc'))) AS k;
+    PERFORM pg_catalog.set_config('crm_update.owner_views_kept', pg_catalog.array_to_json(kept)::text, true);
+END
+$owner_keep$;
+DROP FUNCTION crm.verify_aggregates();
+DROP VIEW crm.forecast_by_month, crm.pipeline_by_stage, crm.pipeline_totals, crm.overdue_tasks_by_owner, crm.overdue_task,
+    crm.account_rollup, crm.campaign_performance, crm.contactable, crm.lead_follow_up, crm.lead_update_log,
+    crm.loss_analysis, crm.quota_attainment, crm.sales_performance;
+
+CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
+    SELECT a.stage, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
+           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.weighted_amount) AS weighted_amount
+      FROM crm.pipeline_aggregate AS a
+     GROUP BY a.stage, a.owner, a.close_month, a.currency
+    HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
+
+CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
+    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency;
+
+CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
+    SELECT NULLIF(t.close_month, 'infinity'::date) AS close_month,
+           s.forecast_category, t.owner,
+           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     WHERE NOT s.is_closed OR s.is_won
+     GROUP BY 1, s.forecast_category, t.owner, t.currency;
+
+CREATE VIEW crm.overdue_task WITH (security_invoker = true) AS
+    SELECT a.id AS activity_id, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, a.subject, a.priority, a.due_at,
+           pg_catalog.now() OPERATOR(pg_catalog.-) a.due_at AS overdue_by,
+           a.lead_id, a.account_id, a.contact_id, a.opportunity_id
+      FROM crm.activity AS a
+     WHERE a.type OPERATOR(pg_catalog.=) 'task'::crm.activity_type
+       AND a.status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[])
+       AND a.due_at OPERATOR(pg_catalog.<) pg_catalog.now();
+
+CREATE VIEW crm.overdue_tasks_by_owner WITH (security_invoker = true) AS
+    SELECT o.owner, pg_catalog.count(*) AS overdue_tasks, pg_catalog.min(o.due_at) AS oldest_due_at,
+           pg_catalog.count(*) FILTER (WHERE o.priority OPERATOR(pg_catalog.>=) 'High'::crm.activity_priority) AS high_priority
+      FROM crm.overdue_task AS o
+     GROUP BY o.owner;
+
+CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH account_groups AS (
+        SELECT a.account_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.account_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_won OR NOT s.is_closed
+         GROUP BY a.account_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT ac.id AS account_id, ac.name, pg_catalog.pg_get_userbyid(ac.owner)::text AS owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN (SELECT g.account_id,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE NOT s.is_closed) AS open_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE NOT s.is_closed), 2) AS open_amount,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM account_groups AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
+                  GROUP BY g.account_id) AS r
+        ON r.account_id OPERATOR(pg_catalog.=) ac.id;
+
+CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
+    WITH campaign_groups AS (
+        SELECT a.campaign_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm.campaign_opportunity_aggregate AS a
+         GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT c.id AS campaign_id, c.name, c.type, c.status, pg_catalog.pg_get_userbyid(c.owner)::text AS owner,
+           c.budgeted_cost, c.actual_cost, c.expected_revenue,
+           COALESCE(l.leads, 0) AS leads,
+           COALESCE(l.converted_leads, 0) AS converted_leads,
+           COALESCE(o.opportunities, 0) AS opportunities,
+           COALESCE(o.won_opportunities, 0) AS won_opportunities,
+           COALESCE(o.amount, 0) AS opportunity_amount,
+           COALESCE(o.won_amount, 0) AS won_amount,
+           CASE WHEN c.actual_cost OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round((COALESCE(o.won_amount, 0) OPERATOR(pg_catalog.-) c.actual_cost)
+                                      OPERATOR(pg_catalog./) c.actual_cost, 4)
+           END AS roi,
+           o.currency, o.amount_in_currency AS opportunity_amount_in_currency, o.won_amount_in_currency
+      FROM crm.campaign AS c
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
+                        pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
+                   FROM crm.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+        ON l.campaign_id OPERATOR(pg_catalog.=) c.id
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate), 2) AS amount,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.sum(g.amount) END AS amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM campaign_groups AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM campaign_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
+                  GROUP BY g.campaign_id) AS o
+        ON o.campaign_id OPERATOR(pg_catalog.=) c.id;
+
+CREATE VIEW crm.contactable WITH (security_invoker = true) AS
+    SELECT 'lead'::text AS record_type, l.id AS record_id, l.name,
+           CASE WHEN NOT l.email_opt_out THEN l.email::text END AS email,
+           CASE WHEN NOT l.phone_opt_out THEN l.phone::text END AS phone,
+           l.consent_basis, pg_catalog.pg_get_userbyid(l.owner)::text AS owner
+      FROM crm.lead AS l
+     WHERE NOT l.do_not_contact
+       AND l.status OPERATOR(pg_catalog.<>) 'Converted'::crm.lead_status
+       AND ((NOT l.email_opt_out AND l.email IS NOT NULL) OR (NOT l.phone_opt_out AND l.phone IS NOT NULL))
+    UNION ALL
+    SELECT 'contact'::text, c.id, c.name,
+           CASE WHEN NOT c.email_opt_out THEN c.email::text END,
+           CASE WHEN NOT c.phone_opt_out THEN c.phone::text END,
+           c.consent_basis, pg_catalog.pg_get_userbyid(c.owner)::text
+      FROM crm.contact AS c
+     WHERE NOT c.do_not_contact
+       AND ((NOT c.email_opt_out AND c.email IS NOT NULL) OR (NOT c.phone_opt_out AND c.phone IS NOT NULL));
+
+CREATE VIEW crm.lead_follow_up WITH (security_invoker = true) AS
+    SELECT l.id AS lead_id, l.name, l.status, pg_catalog.pg_get_userbyid(l.owner)::text AS owner,
+           (SELECT pg_catalog.max(a.completed_at) FROM crm.activity AS a
+             WHERE a.lead_id OPERATOR(pg_catalog.=) l.id
+               AND a.status OPERATOR(pg_catalog.=) 'Completed'::crm.activity_status) AS last_follow_up_at,
+           (SELECT pg_catalog.min(COALESCE(a.starts_at, a.due_at)) FROM crm.activity AS a
+             WHERE a.lead_id OPERATOR(pg_catalog.=) l.id
+               AND a.status OPERATOR(pg_catalog.<>) ALL (ARRAY['Completed', 'Cancelled']::crm.activity_status[])) AS next_follow_up_at,
+           (SELECT pg_catalog.count(*) FROM crm.activity AS a
+             WHERE a.lead_id OPERATOR(pg_catalog.=) l.id) AS activities
+      FROM crm.lead AS l;
+
+CREATE VIEW crm.lead_update_log WITH (security_invoker = true) AS
+    SELECT c.id, c.row_id AS lead_id, c.operation, c.changes, c.changed_at,
+           pg_catalog.pg_get_userbyid(c.changed_by)::text AS changed_by
+      FROM crm.change_log AS c
+     WHERE c.table_name OPERATOR(pg_catalog.=) 'crm.lead'::regclass;
+
+CREATE VIEW crm.loss_analysis WITH (security_invoker = true) AS
+    SELECT o.loss_reason_code AS reason,
+           r.label AS reason_label,
+           pg_catalog.pg_get_userbyid(o.owner)::text AS owner,
+           pg_catalog.date_trunc('month', o.closed_at)::date AS month,
+           pg_catalog.count(*) AS deals,
+           pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(o.currency, o.close_date)), 2) AS amount,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END AS currency,
+           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END AS amount_in_currency
+      FROM crm.opportunity AS o
+      JOIN crm.loss_reason AS r ON r.code OPERATOR(pg_catalog.=) o.loss_reason_code
+     GROUP BY o.loss_reason_code, r.label, o.owner, pg_catalog.date_trunc('month', o.closed_at)::date;
+
+CREATE VIEW crm.quota_attainment WITH (security_invoker = true) AS
+    WITH per_quota AS (
+        SELECT q.owner, q.period_start, q.period_end,
+               q.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(q.currency, q.period_start) AS quota,
+               COALESCE(d.won, 0) AS won, COALESCE(d.open, 0) AS open, COALESCE(d.weighted, 0) AS weighted
+          FROM crm.quota AS q
+          LEFT JOIN LATERAL (
+               SELECT pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate) FILTER (WHERE s.is_won) AS won,
+                      pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) r.rate) FILTER (WHERE NOT s.is_closed) AS open,
+                      pg_catalog.sum(pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0)
+                                                      OPERATOR(pg_catalog./) 100, 2) OPERATOR(pg_catalog.*) r.rate)
+                          FILTER (WHERE NOT s.is_closed) AS weighted
+                 FROM crm.opportunity AS o
+                 JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+                CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r
+                WHERE o.owner OPERATOR(pg_catalog.=) q.owner
+                  AND o.close_date BETWEEN q.period_start AND q.period_end
+                  AND (s.is_won OR NOT s.is_closed)) AS d ON true)
+    SELECT pg_catalog.pg_get_userbyid(p.owner)::text AS owner, p.period_start, p.period_end,
+           pg_catalog.round(pg_catalog.sum(p.quota), 2) AS quota,
+           pg_catalog.round(pg_catalog.sum(p.won), 2) AS won_amount,
+           pg_catalog.round(pg_catalog.sum(p.won) OPERATOR(pg_catalog./) pg_catalog.sum(p.quota), 4) AS attainment,
+           pg_catalog.round(pg_catalog.sum(p.open), 2) AS open_pipeline,
+           pg_catalog.round(pg_catalog.sum(p.weighted), 2) AS weighted_pipeline,
+           CASE WHEN pg_catalog.sum(p.quota) OPERATOR(pg_catalog.>) pg_catalog.sum(p.won)
+                THEN pg_catalog.round(pg_catalog.sum(p.open) OPERATOR(pg_catalog./)
+                                      (pg_catalog.sum(p.quota) OPERATOR(pg_catalog.-) pg_catalog.sum(p.won)), 4)
+           END AS pipeline_coverage
+      FROM per_quota AS p
+     GROUP BY GROUPING SETS ((p.owner, p.period_start, p.period_end), (p.period_start, p.period_end));
+
+CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
+    SELECT pg_catalog.pg_get_userbyid(o.owner)::text AS owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
+           pg_catalog.count(*) FILTER (WHERE s.is_won) AS won,
+           pg_catalog.count(*) FILTER (WHERE NOT s.is_won) AS lost,
+           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2), 0) AS won_amount,
+           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE s.is_won)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS win_rate,
+           pg_catalog.round(pg_catalog.avg(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS average_deal_size,
+           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', o.closed_at OPERATOR(pg_catalog.-) o.created_at))
+                             FILTER (WHERE s.is_won) OPERATOR(pg_catalog./) 86400)::numeric, 1) AS average_cycle_days,
+           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
+                THEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) END AS currency,
+           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
+                THEN pg_catalog.sum(o.amount) FILTER (WHERE s.is_won) END AS won_amount_in_currency
+      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+     CROSS JOIN LATERAL (SELECT CASE WHEN s.is_won THEN crm.exchange_rate_on(o.currency, o.close_date) END AS rate) AS x
+     WHERE s.is_closed AND o.closed_at IS NOT NULL
+     GROUP BY o.owner, 2;
+
+CREATE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+
+REVOKE ALL ON FUNCTION crm.verify_aggregates() FROM PUBLIC;
+DO $owner_restore$
+DECLARE
+    stmt text;
+BEGIN
+    FOR stmt IN SELECT pg_catalog.json_array_elements_text(pg_catalog.current_setting('crm_update.owner_views_kept')::pg_catalog.json)
+    LOOP
+        EXECUTE stmt;
+    END LOOP;
+END
+$owner_restore$;
+
+COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner: the role''s name, as text (the aggregate keeps a regrole)';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.overdue_task.owner IS 'Who the task is assigned to: the role''s name, as text (crm.activity.owner is a regrole)';
+COMMENT ON COLUMN crm.overdue_tasks_by_owner.owner IS 'Who the tasks are assigned to: the role''s name, as text (crm.activity.owner is a regrole)';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole)';
+COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign: the role''s name, as text (crm.campaign.owner is a regrole)';
+COMMENT ON COLUMN crm.contactable.owner IS 'Owner of the lead or contact: the role''s name, as text (the tables keep a regrole)';
+COMMENT ON COLUMN crm.lead_follow_up.owner IS 'Lead owner: the role''s name, as text (crm.lead.owner is a regrole)';
+COMMENT ON COLUMN crm.lead_update_log.changed_by IS 'Who: the role''s name, as text (crm.change_log.changed_by is a regrole)';
+COMMENT ON COLUMN crm.loss_analysis.owner IS 'Owner of the lost deals: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.quota_attainment.owner IS 'Quota owner: the role''s name, as text (crm.quota.owner is a regrole); NULL on the total row of the period';
+COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+
 -- == internal: the extension's internals in schema crm_internal (issue 24 §2; sql/install/11_internal_schema.sql) ==
 -- Last in this script: every trigger function the sections above made moves
 -- too.  Views, policies, defaults, triggers, indexes and SQL-standard

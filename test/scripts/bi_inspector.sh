@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/scripts/bi_inspector.sh: a BI tool's view of crm -- SQLAlchemy's
 # inspector (Debian's python3-sqlalchemy, with psycopg2) as an analyst login
-# over the demo data set: every column of every relation the analyst may
-# read is typed (regrole once mapped to String, the only type it lacks), and
+# over the demo data set: every column of every view the analyst may read
+# is typed as it comes (owners are role names, text), every column of every
+# table once regrole (the tables' owners) is mapped to String, and
 # every view the analyst may read is readable whole, and every other view
 # of crm is refused whole (42501), for the reason the client names
 # (test/client/bi_inspector.py).

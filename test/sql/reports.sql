@@ -54,3 +54,15 @@ SELECT quotes, accepted, orders, order_rate FROM crm.quote_to_order;
 SELECT c.relname, c.reloptions FROM pg_class c
  WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'v'
    AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}' ;
+
+-- Owners in views are role names as text (every BI tool types them), not
+-- quoted even where the name needs quotes; the tables keep regrole.
+SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'v' AND a.atttypid = 'regrole'::regtype;
+CREATE ROLE "Regress Report Rep" IN ROLE crm_sales;
+UPDATE crm.opportunity SET owner = '"Regress Report Rep"' WHERE name = 'E';
+SELECT o.owner AS table_owner, pg_typeof(o.owner) AS table_type, p.owner AS view_owner, pg_typeof(p.owner) AS view_type
+  FROM crm.opportunity o JOIN crm.pipeline_by_stage p ON p.stage = o.stage WHERE o.name = 'E';
+SELECT owner, opportunities FROM crm.forecast_by_month WHERE owner = 'Regress Report Rep';
+UPDATE crm.opportunity SET owner = 'crm_sales' WHERE name = 'E';
+DROP ROLE "Regress Report Rep";

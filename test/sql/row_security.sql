@@ -514,12 +514,12 @@ RESET ROLE;
 SET ROLE regress_rls_boss;
 SELECT operation, array(SELECT jsonb_object_keys(changes) ORDER BY 1) AS fields,
        CASE WHEN r.rolsuper THEN '(superuser)' ELSE r.rolname::text END AS changed_by
-  FROM crm.lead_update_log AS u JOIN pg_roles AS r ON r.oid = u.changed_by WHERE lead_id = 1 ORDER BY u.id;
+  FROM crm.lead_update_log AS u JOIN pg_roles AS r ON r.rolname = u.changed_by WHERE lead_id = 1 ORDER BY u.id;
 RESET ROLE;
 SET ROLE regress_rls_admin;
 SELECT operation, array(SELECT jsonb_object_keys(changes) ORDER BY 1) AS fields,
        CASE WHEN r.rolsuper THEN '(superuser)' ELSE r.rolname::text END AS changed_by
-  FROM crm.lead_update_log AS u JOIN pg_roles AS r ON r.oid = u.changed_by WHERE lead_id = 1 ORDER BY u.id;
+  FROM crm.lead_update_log AS u JOIN pg_roles AS r ON r.rolname = u.changed_by WHERE lead_id = 1 ORDER BY u.id;
 RESET ROLE;
 
 -- ---------------------------------------------------------------------
