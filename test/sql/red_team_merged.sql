@@ -20,11 +20,11 @@ SELECT p.oid::regprocedure AS unpinned
  WHERE p.pronamespace IN ('crm'::regnamespace, 'crm_internal'::regnamespace)
    AND l.lanname <> 'c' AND p.prokind <> 'a'
    AND NOT coalesce(p.proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 SELECT p.oid::regprocedure AS definer
   FROM pg_proc AS p
  WHERE p.pronamespace IN ('crm'::regnamespace, 'crm_internal'::regnamespace) AND p.prosecdef
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 -- No CRM role reaches crm_internal: no USAGE, and no role may execute its
 -- functions directly.
 SELECT r AS role, has_schema_privilege(r, 'crm_internal', 'USAGE') AS usage
@@ -35,7 +35,7 @@ SELECT p.oid::regprocedure AS executable_internal, r AS role
        unnest(ARRAY['crm_admin', 'crm_manager', 'crm_sales', 'crm_analyst', 'crm_intake', 'public']) AS r
  WHERE p.pronamespace = 'crm_internal'::regnamespace
    AND r <> 'public' AND has_function_privilege(r, p.oid, 'EXECUTE')
- ORDER BY 1::text, 2;
+ ORDER BY p.oid::regprocedure::text, 2;
 SET ROLE regress_rtx_rep;
 SELECT count(*) FROM crm_internal.pipeline_aggregate;
 SELECT * FROM crm_internal.lock_key_secret;
