@@ -121,8 +121,17 @@ SELECT won_amount FROM crm.sales_performance;
 \echo :LAST_ERROR_SQLSTATE
 SELECT amount FROM crm.sales_funnel WHERE kind = 'won';
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) FROM crm.verify_aggregates();
-\echo :LAST_ERROR_SQLSTATE
+-- (verify_aggregates() meets the deal in its own GROUP BY or in a report,
+-- whichever the plan reads first: the day named is its close date or the
+-- first of its close month)
+DO $$
+BEGIN
+    PERFORM count(*) FROM crm.verify_aggregates();
+    RAISE NOTICE 'verify_aggregates() passed';
+EXCEPTION WHEN SQLSTATE 'ZC120' THEN
+    RAISE NOTICE 'verify_aggregates(): ZC120 naming GBP and February 2027: %',
+        SQLERRM ~ '^no exchange rate for GBP on 02-(01|14)-2027$';
+END $$;
 -- A rate from the first of that month on makes them work again.
 INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('GBP', '2027-02-01', 1.25);
 SELECT won_amount, currency, won_amount_in_currency FROM crm.account_rollup WHERE name = 'Dollar Inc';
