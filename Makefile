@@ -32,6 +32,7 @@ OBJS = \
 	src/catalog.o \
 	src/line_items.o \
 	src/opportunity_lifecycle.o \
+	src/furthest_step.o \
 	src/contact_roles.o \
 	src/quotes.o \
 	src/orders.o \

@@ -111,6 +111,7 @@ typedef struct AggSpec
 	const char *amount_column;
 	const char *probability_column;
 	int			optional_keys;	/* the last n keys count only once the table has them */
+	bool		new_table;		/* counts only once its table exists (see agg_spec_counts) */
 
 	int			full_nkeys;		/* target.nkeys as defined (0: not yet read) */
 	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
@@ -166,10 +167,29 @@ static AggSpec agg_specs[] = {
 		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_BYVAL, AGG_KEY_ENUM},
 		.skip_null_first_key = true
 	},
+	/* the funnel (crm.sales_funnel): how far records got, and where they are */
+	{
+		.target = {"lead_funnel", "lead_funnel_aggregate", 3, {"owner", "furthest_status", "status"},
+		"leads", 0, {NULL}},
+		.source = "lead",
+		.key_source = {"owner", "furthest_status", "status"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_ENUM, AGG_KEY_ENUM},
+		.new_table = true		/* 0.7 */
+	},
+	{
+		.target = {"opportunity_funnel", "opportunity_funnel_aggregate", 5,
+		{"owner", "furthest_stage", "stage", "close_month", "currency"}, "opportunities", 1, {"amount"}},
+		.source = "opportunity",
+		.key_source = {"owner", "furthest_stage", "stage", "close_date", "currency"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_TEXT, AGG_KEY_MONTH, AGG_KEY_TEXT},
+		.sum_kind = {AGG_SUM_COLUMN},
+		.amount_column = "amount",
+		.new_table = true		/* 0.7 */
+	},
 };
 
 #define AGG_NSPECS lengthof(agg_specs)
-#define AGG_MAX_SPECS 3			/* aggregates one table feeds */
+#define AGG_MAX_SPECS 8			/* aggregates one table feeds */
 
 /*
  * Keys added in a later version (the optional_keys last ones: the
@@ -209,6 +229,19 @@ agg_spec_keys(AggSpec *spec)
 		SPI_freeplan(spec->add.plan);
 	spec->add.plan = NULL;
 	spec->add.sql = NULL;
+}
+
+/*
+ * An aggregate added in a later version (new_table: the funnel's, 0.7)
+ * counts only once ALTER EXTENSION UPDATE has made its table (and the source
+ * columns it groups by): until then a database of an earlier version keeps
+ * working with this library without it.  A syscache probe per statement.
+ */
+static bool
+agg_spec_counts(const AggSpec *spec)
+{
+	return !spec->new_table ||
+		OidIsValid(get_relname_relid(spec->target.table, crm_internal_namespace()));
 }
 
 /* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
@@ -852,7 +885,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm_internal.aggregates_maintain() must be fired FOR EACH STATEMENT")));
 	for (int a = 0; a < (int) AGG_NSPECS; a++)
-		if (strcmp(relname, agg_specs[a].source) == 0)
+		if (strcmp(relname, agg_specs[a].source) == 0 && agg_spec_counts(&agg_specs[a]))
 		{
 			Assert(nspecs < AGG_MAX_SPECS);
 			agg_spec_keys(&agg_specs[a]);

@@ -111,6 +111,11 @@ CREATE TABLE crm.lead (
     owner           regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- set by the trigger furthest_step (31_furthest_step.sql); nullable so
+    -- that insert types may leave it out
+    furthest_status crm.lead_status
+                    CONSTRAINT lead_furthest_status_set CHECK (furthest_status IS NOT NULL
+                        AND furthest_status OPERATOR(pg_catalog.<>) 'Not Qualified'::crm.lead_status),
     -- A lead is converted exactly when it carries the whole conversion record.
     CONSTRAINT lead_conversion_complete CHECK (
         (status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status
@@ -143,6 +148,7 @@ COMMENT ON COLUMN crm.lead.converted_by IS 'Role that converted the lead (the ca
 COMMENT ON COLUMN crm.lead.owner IS 'CRM user (database role) who owns the lead; defaults to the creating role';
 COMMENT ON COLUMN crm.lead.created_at IS 'When the lead was captured; set by the database';
 COMMENT ON COLUMN crm.lead.updated_at IS 'When the lead was last changed; set by the database';
+COMMENT ON COLUMN crm.lead.furthest_status IS 'The furthest working status the lead ever reached (New Lead < Processing < Following Up < In Transaction < Completed < Converted): what crm.sales_funnel counts. Not Qualified is an exit, never a furthest status: a lead keeps the furthest status it had, and one captured as Not Qualified has reached New Lead. Set by the database on every write (cannot be supplied or changed)';
 CREATE INDEX lead_status_idx ON crm.lead (status);
 CREATE INDEX lead_owner_idx ON crm.lead (owner);
 CREATE INDEX lead_source_idx ON crm.lead (source);
@@ -171,7 +177,12 @@ CREATE TABLE crm.opportunity (
     description  text,
     owner        regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- set by the trigger furthest_step (31_furthest_step.sql); nullable so
+    -- that insert types may leave it out
+    furthest_stage text
+                 CONSTRAINT opportunity_furthest_stage_fkey REFERENCES crm.opportunity_stage (name) ON UPDATE CASCADE
+                 CONSTRAINT opportunity_furthest_stage_set CHECK (furthest_stage IS NOT NULL)
 );
 COMMENT ON TABLE crm.opportunity IS 'Sales opportunities (deals) with an account, stage, amount and expected close date';
 COMMENT ON COLUMN crm.opportunity.id IS 'Opportunity id, assigned by the database';
@@ -188,11 +199,14 @@ COMMENT ON COLUMN crm.opportunity.description IS 'Free-text notes about the deal
 COMMENT ON COLUMN crm.opportunity.owner IS 'CRM user (database role) who owns the opportunity; defaults to the creating role';
 COMMENT ON COLUMN crm.opportunity.created_at IS 'When the opportunity was created; set by the database';
 COMMENT ON COLUMN crm.opportunity.updated_at IS 'When the opportunity was last changed; set by the database';
+COMMENT ON COLUMN crm.opportunity.furthest_stage IS 'The furthest stage the deal ever reached in pipeline order (open stages by sort_order, then won stages): what crm.sales_funnel counts. A lost stage is an exit, never a furthest stage: a lost deal keeps the furthest open stage it reached, one created lost has reached the first open stage; a won deal keeps its won stage if reopened. Follows a rename of the stage; set by the database on every write (cannot be supplied or changed)';
 CREATE INDEX opportunity_account_id_owner_idx ON crm.opportunity (account_id, owner);
 COMMENT ON INDEX crm.opportunity_account_id_owner_idx IS 'Deals by account and owner: the sharing rule (may a role see this account?) is one index probe, however many deals the account has';
 CREATE INDEX opportunity_contact_id_idx ON crm.opportunity (contact_id);
 CREATE INDEX opportunity_lead_id_idx ON crm.opportunity (lead_id) WHERE lead_id IS NOT NULL;
 CREATE INDEX opportunity_stage_idx ON crm.opportunity (stage);
+CREATE INDEX opportunity_furthest_stage_idx ON crm.opportunity (furthest_stage);
+COMMENT ON INDEX crm.opportunity_furthest_stage_idx IS 'Deals by furthest stage: renaming a stage finds the deals whose furthest stage it is without reading every deal';
 CREATE INDEX opportunity_owner_close_date_idx ON crm.opportunity (owner, close_date);
 COMMENT ON INDEX crm.opportunity_owner_close_date_idx IS 'Deals by owner, and by owner and close date: a rep''s deals, and the deals of an owner closing in a quota period (crm.quota_attainment), by one index range scan';
 

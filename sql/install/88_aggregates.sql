@@ -9,7 +9,10 @@
 -- currency and close month so that the reports convert each group to the
 -- corporate currency at read time (one rate per group: rates change on the
 -- first of a month);
--- crm_internal.campaign_lead_aggregate the number of leads per (campaign, status).
+-- crm_internal.campaign_lead_aggregate the number of leads per (campaign, status);
+-- crm_internal.lead_funnel_aggregate and crm_internal.opportunity_funnel_aggregate
+-- the leads and deals per owner, furthest step reached and current step (the
+-- deals by close month and currency too), which crm.sales_funnel counts.
 -- All are kept by statement-level C triggers (names start with aggregates_)
 -- from the transition tables.  No hot rows: each backend adds its deltas to its own
 -- stripe (one row per group and backend id; another of its own, above every
@@ -88,7 +91,7 @@ COMMENT ON COLUMN crm_internal.pipeline_actual.weighted_amount IS 'Sum of round(
 
 CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
     SELECT a.stage, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
-           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.opportunities)::bigint AS opportunities, pg_catalog.sum(a.amount) AS amount,
            pg_catalog.sum(a.weighted_amount) AS weighted_amount
       FROM crm_internal.pipeline_aggregate AS a
      GROUP BY a.stage, a.owner, a.close_month, a.currency
@@ -125,6 +128,21 @@ COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.campaign_id IS 'The campa
 COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.owner IS 'Lead owner';
 COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.status IS 'Lead status';
 COMMENT ON COLUMN crm_internal.campaign_lead_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.lead_funnel_aggregate IS 'Leads per owner, furthest status reached and current status, one row per writing backend (stripe); crm.sales_funnel counts from it the leads that reached each step, crm.sales_funnel_snapshot the leads in each status; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.furthest_status IS 'The furthest working status the leads reached (crm.lead.furthest_status)';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.status IS 'Their status now (Not Qualified: they left the funnel)';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.opportunity_funnel_aggregate IS 'Opportunities per owner, furthest stage reached, current stage, close month and currency, one row per writing backend (stripe); crm.sales_funnel counts from it the deals that reached each stage and the lost ones, converting each group to the corporate currency; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.furthest_stage IS 'The furthest stage the deals reached (crm.opportunity.furthest_stage)';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.stage IS 'Their stage now';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
 CREATE FUNCTION crm_internal.aggregates_maintain() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_aggregates_maintain'
@@ -194,7 +212,7 @@ BEGIN
 END
 $compared$;
 COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
-COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity or campaign_lead';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel or opportunity_funnel';
 COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';

@@ -14,36 +14,117 @@
 -- converted ones.
 --------------------------------------------------------------------------
 
+-- The funnel (issue 22 §2): per step in pipeline order, the leads and the
+-- opportunities that reached it -- their furthest step (crm.lead.
+-- furthest_status, crm.opportunity.furthest_stage, 31_furthest_step.sql)
+-- is that step or a later one -- so the counts never widen down the
+-- funnel; the exits (Not Qualified leads, lost deals, by the step they are
+-- in now) are rows of their own.  Read from the funnel aggregates: time
+-- proportional to the groups (owner x furthest step x step x close month x
+-- currency), not to the records; the deals' amounts converted per group at
+-- read time like crm.pipeline_by_stage.  Every step appears, with 0 when no
+-- record reached it (inactive stages only while records reached them or
+-- are in them).
 CREATE VIEW crm.sales_funnel WITH (security_invoker = true) AS
-    SELECT 1 AS position, pg_catalog.array_position(pg_catalog.enum_range(NULL::crm.lead_status), l.status) AS step_order,
-           'lead'::text AS kind, l.status::text AS step,
-           pg_catalog.count(*) AS items, NULL::numeric AS amount,
-           NULL::text AS currency, NULL::numeric AS amount_in_currency
-      FROM crm.lead AS l GROUP BY l.status
+    WITH lead_groups AS (
+        SELECT a.furthest_status, a.status, pg_catalog.sum(a.leads) AS leads
+          FROM crm_internal.lead_funnel_aggregate AS a
+         GROUP BY a.furthest_status, a.status
+        HAVING pg_catalog.sum(a.leads) OPERATOR(pg_catalog.<>) 0),
+    deal_groups AS (
+        SELECT a.furthest_stage, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm_internal.opportunity_funnel_aggregate AS a
+         GROUP BY a.furthest_stage, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0),
+    deals AS (
+        SELECT g.furthest_stage, g.stage, g.currency, g.opportunities, g.amount,
+               g.amount OPERATOR(pg_catalog.*) x.rate AS converted,
+               f.sort_order AS furthest_order, COALESCE(f.is_won, false) AS furthest_won
+          FROM deal_groups AS g
+          LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) g.furthest_stage
+          JOIN (SELECT c.currency, c.close_month,
+                       crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                  FROM (SELECT DISTINCT d.currency, d.close_month FROM deal_groups AS d) AS c) AS x
+            ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month)
+    SELECT 1 AS position, e.step_order::integer AS step_order, 'lead'::text AS kind, e.status::text AS step,
+           e.status OPERATOR(pg_catalog.=) 'Not Qualified'::crm.lead_status AS is_exit,
+           COALESCE(pg_catalog.sum(g.leads), 0)::bigint AS items,
+           NULL::numeric AS amount, NULL::text AS currency, NULL::numeric AS amount_in_currency
+      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::crm.lead_status)) WITH ORDINALITY AS e (status, step_order)
+      LEFT JOIN lead_groups AS g
+        ON CASE WHEN e.status OPERATOR(pg_catalog.=) 'Not Qualified'::crm.lead_status
+                THEN g.status OPERATOR(pg_catalog.=) e.status
+                ELSE g.furthest_status OPERATOR(pg_catalog.>=) e.status END
+     GROUP BY e.status, e.step_order
     UNION ALL
-    SELECT 2, s.sort_order, 'opportunity', s.name, pg_catalog.count(o.id),
-           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*)
-                                                     CASE WHEN o.id IS NOT NULL THEN crm.exchange_rate_on(o.currency, o.close_date) END), 2), 0),
-           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END,
-           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END
-      FROM crm.opportunity_stage AS s LEFT JOIN crm.opportunity AS o ON o.stage OPERATOR(pg_catalog.=) s.name
+    SELECT 2, s.sort_order, 'opportunity', s.name, s.is_closed AND NOT s.is_won,
+           COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM crm.opportunity_stage AS s
+      LEFT JOIN deals AS d
+        ON CASE WHEN s.is_won THEN d.furthest_stage OPERATOR(pg_catalog.=) s.name
+                WHEN s.is_closed THEN d.stage OPERATOR(pg_catalog.=) s.name
+                ELSE d.furthest_won OR d.furthest_order OPERATOR(pg_catalog.>=) s.sort_order END
+     GROUP BY s.name, s.sort_order, s.is_closed, s.is_won
+    HAVING s.active OR pg_catalog.count(d.stage) OPERATOR(pg_catalog.>) 0;
+COMMENT ON VIEW crm.sales_funnel IS 'Sales funnel: per step in pipeline order, the leads and opportunities that reached it (their furthest status or stage is that step or a later one), so the counts never widen down the funnel; the exits are rows of their own (is_exit: leads Not Qualified now, deals in a lost stage now). ORDER BY position, is_exit, step_order. Amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date), and in the deals'' own currency when a step has one currency only. Read from the maintained funnel aggregates (O(groups)); a rep sees their own records, a manager their team''s. Today''s records by status and stage: crm.sales_funnel_snapshot';
+COMMENT ON COLUMN crm.sales_funnel.position IS '1 lead steps, 2 opportunity steps';
+COMMENT ON COLUMN crm.sales_funnel.step_order IS 'Order of the step within its part: the lead status''s position in crm.lead_status, the stage''s sort_order';
+COMMENT ON COLUMN crm.sales_funnel.kind IS 'lead or opportunity';
+COMMENT ON COLUMN crm.sales_funnel.step IS 'Lead status or opportunity stage';
+COMMENT ON COLUMN crm.sales_funnel.is_exit IS 'False for a step of the funnel (records that reached it); true for an exit (records that left the funnel there and are there now: Not Qualified leads, deals in a lost stage)';
+COMMENT ON COLUMN crm.sales_funnel.items IS 'For a step: leads or opportunities that reached it (furthest step at or beyond it); for an exit: those in it now';
+COMMENT ON COLUMN crm.sales_funnel.amount IS 'Total amount of those opportunities, in the corporate currency, 0.00 when none (NULL for lead rows)';
+COMMENT ON COLUMN crm.sales_funnel.currency IS 'Currency of those opportunities when they all share one; NULL when mixed, none, or a lead row';
+COMMENT ON COLUMN crm.sales_funnel.amount_in_currency IS 'Their total amount in that currency (NULL when mixed or none)';
+
+-- Today's records by where they are now (the funnel before 0.7): leads by
+-- current status, opportunities by current stage, the won total; from the
+-- lead funnel and pipeline aggregates (O(groups)).  Every status and every
+-- active stage appears, with 0 when empty.
+CREATE VIEW crm.sales_funnel_snapshot WITH (security_invoker = true) AS
+    WITH lead_groups AS (
+        SELECT a.status, pg_catalog.sum(a.leads) AS leads
+          FROM crm_internal.lead_funnel_aggregate AS a
+         GROUP BY a.status),
+    deals AS (
+        SELECT t.stage, t.currency, t.opportunities, t.amount, t.amount OPERATOR(pg_catalog.*) r.rate AS converted
+          FROM crm.pipeline_totals AS t
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r)
+    SELECT 1 AS position, e.step_order::integer AS step_order, 'lead'::text AS kind, e.status::text AS step,
+           COALESCE(pg_catalog.sum(g.leads), 0)::bigint AS items,
+           NULL::numeric AS amount, NULL::text AS currency, NULL::numeric AS amount_in_currency
+      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::crm.lead_status)) WITH ORDINALITY AS e (status, step_order)
+      LEFT JOIN lead_groups AS g ON g.status OPERATOR(pg_catalog.=) e.status
+     GROUP BY e.status, e.step_order
+    UNION ALL
+    SELECT 2, s.sort_order, 'opportunity', s.name,
+           COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM crm.opportunity_stage AS s LEFT JOIN deals AS d ON d.stage OPERATOR(pg_catalog.=) s.name
      GROUP BY s.name, s.sort_order
+    HAVING s.active OR pg_catalog.count(d.stage) OPERATOR(pg_catalog.>) 0
     UNION ALL
-    SELECT 3, 1, 'won', 'Won', pg_catalog.count(*),
-           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) crm.exchange_rate_on(o.currency, o.close_date)), 2), 0),
-           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.min(o.currency) END,
-           CASE WHEN pg_catalog.min(o.currency) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) THEN pg_catalog.sum(o.amount) END
-      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+    SELECT 3, 1, 'won', 'Won', COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM deals AS d JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) d.stage
      WHERE s.is_won;
-COMMENT ON VIEW crm.sales_funnel IS 'Sales funnel: leads by status, opportunities by stage, won deals; ORDER BY position, step_order. Amounts in the corporate currency (each deal at the rate of its close date, the latest rate without one), and in the deals'' own currency when a step has one currency only';
-COMMENT ON COLUMN crm.sales_funnel.position IS '1 leads, 2 opportunities, 3 won';
-COMMENT ON COLUMN crm.sales_funnel.step_order IS 'Order of the step within its part: lead status order, stage sort_order';
-COMMENT ON COLUMN crm.sales_funnel.kind IS 'lead, opportunity or won';
-COMMENT ON COLUMN crm.sales_funnel.step IS 'Lead status or opportunity stage (Won for the won total)';
-COMMENT ON COLUMN crm.sales_funnel.items IS 'Number of leads or opportunities in the step';
-COMMENT ON COLUMN crm.sales_funnel.amount IS 'Total opportunity amount in the step, in the corporate currency (NULL for lead steps)';
-COMMENT ON COLUMN crm.sales_funnel.currency IS 'Currency of the step''s opportunities when they all share one; NULL when mixed, empty or a lead step';
-COMMENT ON COLUMN crm.sales_funnel.amount_in_currency IS 'Their total amount in that currency (NULL when mixed)';
+COMMENT ON VIEW crm.sales_funnel_snapshot IS 'Where the records are now: leads by current status, opportunities by current stage, won deals; ORDER BY position, step_order. Amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date), and in the deals'' own currency when a step has one currency only. Read from the maintained aggregates (O(groups)). How many reached each step: crm.sales_funnel';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.position IS '1 leads, 2 opportunities, 3 won';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.step_order IS 'Order of the step within its part: the lead status''s position in crm.lead_status, the stage''s sort_order';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.kind IS 'lead, opportunity or won';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.step IS 'Lead status or opportunity stage (Won for the won total)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.items IS 'Number of leads or opportunities in the step now (0 when none)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.amount IS 'Total opportunity amount in the step, in the corporate currency, 0.00 when none (NULL for lead steps)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.currency IS 'Currency of the step''s opportunities when they all share one; NULL when mixed, empty or a lead step';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.amount_in_currency IS 'Their total amount in that currency (NULL when mixed or empty)';
 
 CREATE VIEW crm.lead_conversion_rates WITH (security_invoker = true) AS
     SELECT CASE WHEN GROUPING(l.source) OPERATOR(pg_catalog.=) 0 THEN 'source'
@@ -70,44 +151,56 @@ COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / lead
 -- converted at read time, summed exactly, rounded once; the amounts in the
 -- deals' own currency beside them.
 CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
-    SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
-           pg_catalog.sum(t.opportunities) AS opportunities,
-           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
-           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
-           t.currency,
-           pg_catalog.sum(t.amount) AS amount_in_currency,
-           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
-      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
-     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
-     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency;
-COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage, owner and currency: number of opportunities, amount and probability-weighted amount in the corporate currency (each deal at the rate of its close month, the latest rate without a close date) and in the deals'' currency, read from the maintained aggregate';
+    WITH totals AS (
+        SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
+               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+               t.currency,
+               pg_catalog.sum(t.amount) AS amount_in_currency,
+               pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+          FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r
+         GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency)
+    SELECT t.sort_order, t.stage, t.is_closed, t.is_won, t.owner, t.opportunities, t.amount, t.weighted_amount,
+           t.currency, t.amount_in_currency, t.weighted_amount_in_currency
+      FROM totals AS t
+    UNION ALL
+    -- an active stage without deals (that the reader sees): one row of zeros
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
+           NULL::text, 0.00::numeric, 0.00::numeric
+      FROM crm.opportunity_stage AS s
+     WHERE s.active AND NOT EXISTS (SELECT 1 FROM totals AS t WHERE t.stage OPERATOR(pg_catalog.=) s.name);
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage, owner and currency: number of opportunities, amount and probability-weighted amount in the corporate currency (each deal at the rate of its close month, the latest rate without a close date) and in the deals'' currency, read from the maintained aggregate. Every active stage appears: one without deals (that the reader sees) as one row with owner and currency NULL, counts 0 and amounts 0.00';
 COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
 COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
 COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
-COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole); NULL on the row of a stage without deals';
 COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
 COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents), in the corporate currency';
-COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportunities; NULL on the row of a stage without deals';
 COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amounts in that currency';
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
 
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
-    SELECT NULLIF(t.close_month, 'infinity'::date) AS close_month,
+    SELECT t.close_month,
+           COALESCE(pg_catalog.to_char(t.close_month, 'YYYY-MM'), 'no close date') AS month_label,
            s.forecast_category, t.owner,
-           pg_catalog.sum(t.opportunities) AS opportunities,
+           pg_catalog.sum(t.opportunities)::bigint AS opportunities,
            pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
            pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
            t.currency,
            pg_catalog.sum(t.amount) AS amount_in_currency,
            pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
       FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
-     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::date)) AS rate) AS r
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r
      WHERE NOT s.is_closed OR s.is_won
-     GROUP BY 1, s.forecast_category, t.owner, t.currency;
-COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month, forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
-COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet)';
+     GROUP BY t.close_month, s.forecast_category, t.owner, t.currency;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month (deals without a close date in the bucket month_label = ''no close date''), forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
+COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet; month_label names that bucket)';
+COMMENT ON COLUMN crm.forecast_by_month.month_label IS 'The close month as YYYY-MM, or ''no close date'' for the deals without one: an explicit bucket for a chart''s axis (sorts after every month)';
 COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
 COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
 COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
@@ -205,10 +298,10 @@ CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
         HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT c.id AS campaign_id, c.name, c.type, c.status, pg_catalog.pg_get_userbyid(c.owner)::text AS owner,
            c.budgeted_cost, c.actual_cost, c.expected_revenue,
-           COALESCE(l.leads, 0) AS leads,
-           COALESCE(l.converted_leads, 0) AS converted_leads,
-           COALESCE(o.opportunities, 0) AS opportunities,
-           COALESCE(o.won_opportunities, 0) AS won_opportunities,
+           COALESCE(l.leads, 0)::bigint AS leads,
+           COALESCE(l.converted_leads, 0)::bigint AS converted_leads,
+           COALESCE(o.opportunities, 0)::bigint AS opportunities,
+           COALESCE(o.won_opportunities, 0)::bigint AS won_opportunities,
            COALESCE(o.amount, 0) AS opportunity_amount,
            COALESCE(o.won_amount, 0) AS won_amount,
            CASE WHEN c.actual_cost OPERATOR(pg_catalog.>) 0

@@ -54,7 +54,7 @@ GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 -- Aggregates: read by everyone working with reports, written by the triggers
 -- only; the rebuild is an admin's.
 GRANT SELECT ON crm_internal.pipeline_aggregate, crm_internal.account_aggregate, crm_internal.campaign_opportunity_aggregate,
-    crm_internal.campaign_lead_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
+    crm_internal.campaign_lead_aggregate, crm_internal.lead_funnel_aggregate, crm_internal.opportunity_funnel_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
@@ -125,7 +125,7 @@ $triggers$;
 GRANT SELECT ON crm.overdue_task, crm.overdue_tasks_by_owner, crm.lead_follow_up
     TO crm_admin, crm_manager, crm_sales;
 GRANT SELECT ON crm.campaign_performance, crm.account_rollup,
-    crm.sales_funnel, crm.lead_conversion_rates, crm.pipeline_by_stage, crm.forecast_by_month,
+    crm.sales_funnel, crm.sales_funnel_snapshot, crm.lead_conversion_rates, crm.pipeline_by_stage, crm.forecast_by_month,
     crm.sales_performance, crm.stage_velocity, crm.quote_to_order
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 GRANT SELECT ON crm.quote_document TO crm_admin, crm_manager, crm_sales;
@@ -133,8 +133,8 @@ GRANT SELECT ON crm.quote_document TO crm_admin, crm_manager, crm_sales;
 -- needs SELECT on the columns they read: granted column by column, none of
 -- them personal (no names of people, e-mail addresses, phone numbers,
 -- descriptions or notes).
-GRANT SELECT (id, status, source, owner, campaign_id, created_at) ON crm.lead TO crm_analyst;
-GRANT SELECT (id, stage, amount, probability, close_date, closed_at, owner, account_id, campaign_id, created_at)
+GRANT SELECT (id, status, source, owner, campaign_id, created_at, furthest_status) ON crm.lead TO crm_analyst;
+GRANT SELECT (id, stage, amount, probability, close_date, closed_at, owner, account_id, campaign_id, created_at, furthest_stage)
     ON crm.opportunity TO crm_analyst;
 GRANT SELECT (id, opportunity_id, old_stage, new_stage, changed_at) ON crm.opportunity_history TO crm_analyst;
 GRANT SELECT (id, status, created_at) ON crm.quote TO crm_analyst;
@@ -224,6 +224,7 @@ BEGIN
                 OR (c.relname::pg_catalog.text, att.attname::pg_catalog.text) IN (VALUES
                     ('lead', 'account_id'), ('lead', 'contact_id'), ('lead', 'opportunity_id'),
                     ('lead', 'converted_at'), ('lead', 'converted_by'), ('lead', 'score'),
+                    ('lead', 'furthest_status'), ('opportunity', 'furthest_stage'),
                     ('opportunity', 'lead_id'), ('opportunity', 'closed_at'),
                     ('quote', 'quote_number'), ('quote', 'subtotal'),
                     ('sales_order', 'order_number'), ('sales_order', 'subtotal'),

@@ -94,6 +94,7 @@ SELECT r.quotes, r.orders, r.currency, r.order_total_in_currency,
 SET ROLE regress_curr_analyst;
 SELECT count(*) > 0 AS reads FROM crm.quote_to_order;
 SELECT count(*) > 0 AS reads FROM crm.sales_funnel;
+SELECT count(*) > 0 AS reads FROM crm.sales_funnel_snapshot;
 SELECT count(*) > 0 AS reads FROM crm.sales_performance;
 SELECT count(*) > 0 AS reads FROM crm.loss_analysis;
 SELECT count(*) > 0 AS reads FROM crm.account_rollup;
@@ -119,7 +120,9 @@ SELECT won_amount FROM crm.campaign_performance;
 \echo :LAST_ERROR_SQLSTATE
 SELECT won_amount FROM crm.sales_performance;
 \echo :LAST_ERROR_SQLSTATE
-SELECT amount FROM crm.sales_funnel WHERE kind = 'won';
+SELECT amount FROM crm.sales_funnel WHERE step = 'Successful';
+\echo :LAST_ERROR_SQLSTATE
+SELECT amount FROM crm.sales_funnel_snapshot WHERE kind = 'won';
 \echo :LAST_ERROR_SQLSTATE
 -- (verify_aggregates() meets the deal in its own GROUP BY or in a report,
 -- whichever the plan reads first: the day named is its close date or the

@@ -18,8 +18,10 @@ UPDATE crm.opportunity SET amount = 500, close_date = '2027-02-10', stage = 'Pro
 INSERT INTO crm.opportunity (name, account_id, amount, stage, close_date, owner) VALUES ('E', 1, 200, 'Negotiation', '2027-01-20', 'crm_sales');
 UPDATE crm.opportunity SET stage = 'Successful' WHERE lead_id = 1;
 
--- Funnel: leads by status, opportunities by stage, won.
-SELECT position, kind, step, items, amount FROM crm.sales_funnel ORDER BY position, step_order;
+-- Funnel: per step, the leads and deals that reached it; exits after the steps.
+SELECT position, kind, step, is_exit, items, amount FROM crm.sales_funnel ORDER BY position, is_exit, step_order;
+-- Today's records: leads by status, opportunities by stage, won.
+SELECT position, kind, step, items, amount FROM crm.sales_funnel_snapshot ORDER BY position, step_order;
 
 -- Conversion rates by source, owner, campaign and month (the month is today's).
 SELECT dimension, CASE WHEN dimension = 'month' THEN 'this month' ELSE value END AS value, leads, converted, conversion_rate
