@@ -83,12 +83,15 @@ UPDATE opp SET close_date = CASE WHEN is_closed THEN closed_at::date
 -- lead g is converted when (g * 3) % 20 < 3 (the leads below), into the
 -- opportunity of its number
 INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, amount, probability, close_date, loss_reason_code,
-                             owner, currency, campaign_id, closed_at, created_at, updated_at)
+                             owner, currency, campaign_id, closed_at, created_at, updated_at, furthest_stage)
 OVERRIDING SYSTEM VALUE
 SELECT 'Deal ' || g, 1 + (g - 1) % :n_accounts, 1 + (g - 1) % :n_accounts,
        CASE WHEN (g * 3) % 20 < 3 AND g <= :n_leads THEN g END, stage, amount, probability, close_date,
        CASE WHEN is_closed AND NOT is_won THEN (ARRAY['price', 'competitor', 'no_budget', 'no_decision', 'timing'])[1 + g % 5] END,
-       ('bench_rep' || (1 + (g - 1) % :owners))::regrole, currency, campaign_id, closed_at, created_at, moved_at
+       ('bench_rep' || (1 + (g - 1) % :owners))::regrole, currency, campaign_id, closed_at, created_at, moved_at,
+       -- the furthest stage of its history (Qualification, then its stage):
+       -- a lost deal's is Qualification
+       CASE WHEN is_closed AND NOT is_won THEN 'Qualification' ELSE stage END
   FROM opp ORDER BY g;
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('crm.opportunity', 'id'), :n_opps);
 
@@ -124,7 +127,7 @@ ALTER TABLE ld ADD COLUMN moved_at timestamptz;
 UPDATE ld SET moved_at = least(created_at + pg_catalog.make_interval(days => days_to_move), now() - interval '1 minute');
 
 INSERT INTO crm.lead (name, company, email, source, status, account_id, contact_id, opportunity_id, converted_at,
-                      converted_by, owner, campaign_id, created_at, updated_at)
+                      converted_by, owner, campaign_id, created_at, updated_at, furthest_status)
 OVERRIDING SYSTEM VALUE
 SELECT 'Lead ' || g, 'Company ' || g, 'lead' || g || '@company' || g || '.example', source, status,
        CASE WHEN status = 'Converted' THEN 1 + (g - 1) % :n_accounts END,
@@ -133,7 +136,9 @@ SELECT 'Lead ' || g, 'Company ' || g, 'lead' || g || '@company' || g || '.exampl
        CASE WHEN status = 'Converted' THEN moved_at END,
        CASE WHEN status = 'Converted' THEN ('bench_rep' || (1 + (g - 1) % :owners))::regrole END,
        ('bench_rep' || (1 + (g - 1) % :owners))::regrole, campaign_id, created_at,
-       CASE WHEN status = 'New Lead' THEN created_at ELSE moved_at END
+       CASE WHEN status = 'New Lead' THEN created_at ELSE moved_at END,
+       -- the furthest status of its history (New Lead, then its status)
+       CASE WHEN status = 'Not Qualified' THEN 'New Lead'::crm.lead_status ELSE status END
   FROM ld ORDER BY g;
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('crm.lead', 'id'), :n_leads);
 

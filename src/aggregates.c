@@ -233,9 +233,11 @@ agg_spec_keys(AggSpec *spec)
 
 /*
  * An aggregate added in a later version (new_table: the funnel's, 0.7)
- * counts only once ALTER EXTENSION UPDATE has made its table (and the source
- * columns it groups by): until then a database of an earlier version keeps
- * working with this library without it.  A syscache probe per statement.
+ * counts only once ALTER EXTENSION UPDATE has made its table (and is
+ * defined, in crm_internal.aggregate_definitions(), only once the source
+ * columns it groups by exist): until then a database of an earlier version
+ * keeps working with this library without it.  A syscache probe per
+ * statement.
  */
 static bool
 agg_spec_counts(const AggSpec *spec)
@@ -417,6 +419,13 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 		int			npkey = agg_primary_key(spec, pkey);
 		Datum		values[9];
 		bool		nulls[9] = {false};
+		bool		defined = true;
+
+		/* an aggregate of a later version: not before its columns exist */
+		for (int i = 0; spec->new_table && i < t->nkeys; i++)
+			defined = defined && get_attnum(source, spec->key_source[i]) != InvalidAttrNumber;
+		if (!defined)
+			continue;
 
 		for (int i = 0; i < t->nkeys; i++)
 		{

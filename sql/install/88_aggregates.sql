@@ -184,8 +184,12 @@ BEGIN
       INTO kept, actual
       FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d
      CROSS JOIN LATERAL (
-           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
-                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+           -- (a close month without a close date, infinity in the tables,
+           -- is null in the group key: no client reads an infinite date)
+           SELECT (SELECT pg_catalog.string_agg(CASE WHEN c.t OPERATOR(pg_catalog.=) 'pg_catalog.date'::pg_catalog.regtype
+                                                     THEN pg_catalog.format('%L, NULLIF(g.%I, ''infinity''::pg_catalog.date)', c.c, c.c)
+                                                     ELSE pg_catalog.format('%L, g.%I', c.c, c.c) END, ', ' ORDER BY c.i)
+                     FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (c, t, i)) AS group_key,
                   (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
                      FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
                   (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
@@ -213,7 +217,7 @@ END
 $compared$;
 COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
 COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel or opportunity_funnel';
-COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns';
+COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns (a close month is null for the deals without a close date)';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';

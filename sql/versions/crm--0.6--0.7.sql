@@ -3688,3 +3688,509 @@ BEGIN
     END LOOP;
 END
 $internal$;
+
+-- issue 22: funnel -- the furthest step of leads and deals, the funnel aggregates, crm.sales_funnel counting who reached each step, crm.sales_funnel_snapshot, and views shaped for charts (20_core.sql, 31_furthest_step.sql, 88_aggregates.sql, 90_reports.sql, 95_row_security.sql, 99_privileges.sql; src/furthest_step.c)
+-- The furthest status and stage of the existing records, from their
+-- histories (crm.lead_status_history, crm.opportunity_history) and their
+-- current status or stage, as the trigger would have set them: the highest
+-- working status (New Lead when only Not Qualified is on record); the
+-- furthest open or won stage of those still defined (open by sort_order,
+-- won after every open one), else the first open stage.  Written with the
+-- triggers off (session_replication_role = replica for these statements):
+-- the records do not change otherwise (updated_at, the change log and the
+-- histories stay).  Writers of leads and deals wait.
+LOCK TABLE crm.lead, crm.opportunity IN SHARE ROW EXCLUSIVE MODE;
+ALTER TABLE crm.lead ADD COLUMN furthest_status crm.lead_status;
+ALTER TABLE crm.opportunity ADD COLUMN furthest_stage text;
+DO $furthest$
+DECLARE
+    role_was constant text := pg_catalog.current_setting('session_replication_role');
+BEGIN
+    PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
+    UPDATE crm.lead AS l
+       SET furthest_status = COALESCE(
+               (SELECT pg_catalog.max(s.status)
+                  FROM (SELECT h.to_status AS status FROM crm.lead_status_history AS h
+                         WHERE h.lead_id OPERATOR(pg_catalog.=) l.id
+                        UNION ALL SELECT l.status) AS s
+                 WHERE s.status OPERATOR(pg_catalog.<>) 'Not Qualified'::crm.lead_status),
+               'New Lead'::crm.lead_status);
+    UPDATE crm.opportunity AS o
+       SET furthest_stage = COALESCE(
+               (SELECT s.name
+                  FROM (SELECT h.new_stage AS stage FROM crm.opportunity_history AS h
+                         WHERE h.opportunity_id OPERATOR(pg_catalog.=) o.id
+                        UNION ALL SELECT o.stage) AS x
+                  JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) x.stage
+                 WHERE NOT s.is_closed OR s.is_won
+                 ORDER BY s.is_won DESC, s.sort_order DESC LIMIT 1),
+               (SELECT s.name FROM crm.opportunity_stage AS s WHERE NOT s.is_closed ORDER BY s.sort_order LIMIT 1),
+               o.stage);
+    PERFORM pg_catalog.set_config('session_replication_role', role_was, true);
+END
+$furthest$;
+ALTER TABLE crm.lead ADD CONSTRAINT lead_furthest_status_set CHECK (furthest_status IS NOT NULL
+    AND furthest_status OPERATOR(pg_catalog.<>) 'Not Qualified'::crm.lead_status);
+ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_furthest_stage_fkey
+    FOREIGN KEY (furthest_stage) REFERENCES crm.opportunity_stage (name) ON UPDATE CASCADE;
+ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_furthest_stage_set CHECK (furthest_stage IS NOT NULL);
+COMMENT ON COLUMN crm.lead.furthest_status IS 'The furthest working status the lead ever reached (New Lead < Processing < Following Up < In Transaction < Completed < Converted): what crm.sales_funnel counts. Not Qualified is an exit, never a furthest status: a lead keeps the furthest status it had, and one captured as Not Qualified has reached New Lead. Set by the database on every write (cannot be supplied or changed)';
+COMMENT ON COLUMN crm.opportunity.furthest_stage IS 'The furthest stage the deal ever reached in pipeline order (open stages by sort_order, then won stages): what crm.sales_funnel counts. A lost stage is an exit, never a furthest stage: a lost deal keeps the furthest open stage it reached, one created lost has reached the first open stage; a won deal keeps its won stage if reopened. Follows a rename of the stage; set by the database on every write (cannot be supplied or changed)';
+CREATE INDEX opportunity_furthest_stage_idx ON crm.opportunity (furthest_stage);
+COMMENT ON INDEX crm.opportunity_furthest_stage_idx IS 'Deals by furthest stage: renaming a stage finds the deals whose furthest stage it is without reading every deal';
+
+CREATE FUNCTION crm_internal.lead_furthest_status() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_lead_furthest_status'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.lead_furthest_status() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: furthest_status is the highest working status the lead ever had (Not Qualified is an exit: a lead keeps its furthest status, and one captured as Not Qualified has reached New Lead), whatever the client sent';
+CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_furthest_status();
+
+CREATE FUNCTION crm_internal.opportunity_furthest_stage() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_furthest_stage'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.opportunity_furthest_stage() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: furthest_stage is the furthest stage the deal was ever in (open stages by sort_order, then won stages; a lost deal keeps its furthest open stage, one created lost has reached the first open stage); follows a stage rename; whatever the client sent';
+CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_furthest_stage();
+REVOKE ALL ON FUNCTION crm_internal.lead_furthest_status(), crm_internal.opportunity_furthest_stage() FROM PUBLIC;
+-- Nobody writes them (42501); analysts read them (the funnel's comparison).
+GRANT SELECT (furthest_status) ON crm.lead TO crm_analyst;
+GRANT SELECT (furthest_stage) ON crm.opportunity TO crm_analyst;
+
+-- The funnel aggregates, made from their definitions (src/aggregates.c) and
+-- filled from the records (one row per group, stripe 0).
+DO $funnel_tables$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM crm_internal.aggregate_definitions() AS a
+              WHERE a.aggregate OPERATOR(pg_catalog.=) ANY (ARRAY['lead_funnel', 'opportunity_funnel']) LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE crm_internal.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
+            d.aggregate_table,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL', c.name, c.type), ', ' ORDER BY c.i)
+               FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (name, type, i)),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL DEFAULT 0', m.name, m.type), ', ' ORDER BY m.i)
+               FROM ROWS FROM (pg_catalog.unnest(d.measures), pg_catalog.unnest(d.measure_types)) WITH ORDINALITY AS m (name, type, i)),
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.name), ', ' ORDER BY k.i)
+               FROM pg_catalog.unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
+        EXECUTE pg_catalog.format(
+            'COMMENT ON COLUMN crm_internal.%I.stripe IS %L', d.aggregate_table,
+            'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
+        EXECUTE pg_catalog.format('INSERT INTO crm_internal.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       d.aggregate_table,
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c.i)
+                          FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m), ', ' ORDER BY m.i)
+                          FROM pg_catalog.unnest(d.measures) WITH ORDINALITY AS m (m, i)),
+                       d.actual_query);
+        EXECUTE pg_catalog.format('ALTER TABLE crm_internal.%I ENABLE ROW LEVEL SECURITY', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm_internal.%I TO crm_admin USING (true) WITH CHECK (true)', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm_internal.%I FOR SELECT TO crm_analyst USING (true)', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm_internal.%I FOR SELECT TO crm_manager, crm_sales USING (%s)',
+                                  d.aggregate_table, 'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))');
+        EXECUTE pg_catalog.format('GRANT SELECT ON crm_internal.%I TO crm_admin, crm_manager, crm_sales, crm_analyst', d.aggregate_table);
+        PERFORM pg_catalog.pg_extension_config_dump(pg_catalog.format('crm_internal.%I', d.aggregate_table)::pg_catalog.regclass, '');
+    END LOOP;
+END
+$funnel_tables$;
+COMMENT ON TABLE crm_internal.lead_funnel_aggregate IS 'Leads per owner, furthest status reached and current status, one row per writing backend (stripe); crm.sales_funnel counts from it the leads that reached each step, crm.sales_funnel_snapshot the leads in each status; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.furthest_status IS 'The furthest working status the leads reached (crm.lead.furthest_status)';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.status IS 'Their status now (Not Qualified: they left the funnel)';
+COMMENT ON COLUMN crm_internal.lead_funnel_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.opportunity_funnel_aggregate IS 'Opportunities per owner, furthest stage reached, current stage, close month and currency, one row per writing backend (stripe); crm.sales_funnel counts from it the deals that reached each stage and the lost ones, converting each group to the corporate currency; written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.furthest_stage IS 'The furthest stage the deals reached (crm.opportunity.furthest_stage)';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.stage IS 'Their stage now';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.close_month IS 'First day of the close month; infinity when the opportunity has no close date';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); reports convert per group at read time';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+
+-- The comparison view over every aggregate, the funnel's too.
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm_internal.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           -- (a close month without a close date, infinity in the tables,
+           -- is null in the group key: no client reads an infinite date)
+           SELECT (SELECT pg_catalog.string_agg(CASE WHEN c.t OPERATOR(pg_catalog.=) 'pg_catalog.date'::pg_catalog.regtype
+                                                     THEN pg_catalog.format('%L, NULLIF(g.%I, ''infinity''::pg_catalog.date)', c.c, c.c)
+                                                     ELSE pg_catalog.format('%L, g.%I', c.c, c.c) END, ', ' ORDER BY c.i)
+                     FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (c, t, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm_internal.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel or opportunity_funnel';
+COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns (a close month is null for the deals without a close date)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+
+-- Views shaped for charts: counts bigint, every active stage, the bucket of
+-- deals without a close date; the funnel and its snapshot.  A view column's
+-- type cannot change in place: dropped and created again (with
+-- crm.verify_aggregates(), which reads two of them), comments and grants as
+-- a fresh install has them.
+DROP FUNCTION crm.verify_aggregates();
+DROP VIEW crm.sales_funnel, crm.campaign_performance, crm.forecast_by_month, crm.pipeline_by_stage, crm.pipeline_totals;
+CREATE VIEW crm.pipeline_totals WITH (security_invoker = true) AS
+    SELECT a.stage, pg_catalog.pg_get_userbyid(a.owner)::text AS owner, NULLIF(a.close_month, 'infinity'::pg_catalog.date) AS close_month, a.currency,
+           pg_catalog.sum(a.opportunities)::bigint AS opportunities, pg_catalog.sum(a.amount) AS amount,
+           pg_catalog.sum(a.weighted_amount) AS weighted_amount
+      FROM crm_internal.pipeline_aggregate AS a
+     GROUP BY a.stage, a.owner, a.close_month, a.currency
+    HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm.pipeline_totals IS 'Pipeline totals per stage, owner, close month and currency (amounts in that currency), read from the maintained aggregate (stripes summed)';
+COMMENT ON COLUMN crm.pipeline_totals.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm.pipeline_totals.owner IS 'Opportunity owner: the role''s name, as text (the aggregate keeps a regrole)';
+COMMENT ON COLUMN crm.pipeline_totals.close_month IS 'First day of the close month; NULL without a close date';
+COMMENT ON COLUMN crm.pipeline_totals.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN crm.pipeline_totals.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_totals.amount IS 'Sum of amounts';
+COMMENT ON COLUMN crm.pipeline_totals.weighted_amount IS 'Sum of round(amount x probability / 100, 2)';
+
+CREATE VIEW crm.sales_funnel WITH (security_invoker = true) AS
+    WITH lead_groups AS (
+        SELECT a.furthest_status, a.status, pg_catalog.sum(a.leads) AS leads
+          FROM crm_internal.lead_funnel_aggregate AS a
+         GROUP BY a.furthest_status, a.status
+        HAVING pg_catalog.sum(a.leads) OPERATOR(pg_catalog.<>) 0),
+    deal_groups AS (
+        SELECT a.furthest_stage, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm_internal.opportunity_funnel_aggregate AS a
+         GROUP BY a.furthest_stage, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0),
+    deals AS (
+        SELECT g.furthest_stage, g.stage, g.currency, g.opportunities, g.amount,
+               g.amount OPERATOR(pg_catalog.*) x.rate AS converted,
+               f.sort_order AS furthest_order, COALESCE(f.is_won, false) AS furthest_won
+          FROM deal_groups AS g
+          LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) g.furthest_stage
+          JOIN (SELECT c.currency, c.close_month,
+                       crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                  FROM (SELECT DISTINCT d.currency, d.close_month FROM deal_groups AS d) AS c) AS x
+            ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month)
+    SELECT 1 AS position, e.step_order::integer AS step_order, 'lead'::text AS kind, e.status::text AS step,
+           e.status OPERATOR(pg_catalog.=) 'Not Qualified'::crm.lead_status AS is_exit,
+           COALESCE(pg_catalog.sum(g.leads), 0)::bigint AS items,
+           NULL::numeric AS amount, NULL::text AS currency, NULL::numeric AS amount_in_currency
+      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::crm.lead_status)) WITH ORDINALITY AS e (status, step_order)
+      LEFT JOIN lead_groups AS g
+        ON CASE WHEN e.status OPERATOR(pg_catalog.=) 'Not Qualified'::crm.lead_status
+                THEN g.status OPERATOR(pg_catalog.=) e.status
+                ELSE g.furthest_status OPERATOR(pg_catalog.>=) e.status END
+     GROUP BY e.status, e.step_order
+    UNION ALL
+    SELECT 2, s.sort_order, 'opportunity', s.name, s.is_closed AND NOT s.is_won,
+           COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM crm.opportunity_stage AS s
+      LEFT JOIN deals AS d
+        ON CASE WHEN s.is_won THEN d.furthest_stage OPERATOR(pg_catalog.=) s.name
+                WHEN s.is_closed THEN d.stage OPERATOR(pg_catalog.=) s.name
+                ELSE d.furthest_won OR d.furthest_order OPERATOR(pg_catalog.>=) s.sort_order END
+     GROUP BY s.name, s.sort_order, s.is_closed, s.is_won
+    HAVING s.active OR pg_catalog.count(d.stage) OPERATOR(pg_catalog.>) 0;
+COMMENT ON VIEW crm.sales_funnel IS 'Sales funnel: per step in pipeline order, the leads and opportunities that reached it (their furthest status or stage is that step or a later one), so the counts never widen down the funnel; the exits are rows of their own (is_exit: leads Not Qualified now, deals in a lost stage now). ORDER BY position, is_exit, step_order. Amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date), and in the deals'' own currency when a step has one currency only. Read from the maintained funnel aggregates (O(groups)); a rep sees their own records, a manager their team''s. Today''s records by status and stage: crm.sales_funnel_snapshot';
+COMMENT ON COLUMN crm.sales_funnel.position IS '1 lead steps, 2 opportunity steps';
+COMMENT ON COLUMN crm.sales_funnel.step_order IS 'Order of the step within its part: the lead status''s position in crm.lead_status, the stage''s sort_order';
+COMMENT ON COLUMN crm.sales_funnel.kind IS 'lead or opportunity';
+COMMENT ON COLUMN crm.sales_funnel.step IS 'Lead status or opportunity stage';
+COMMENT ON COLUMN crm.sales_funnel.is_exit IS 'False for a step of the funnel (records that reached it); true for an exit (records that left the funnel there and are there now: Not Qualified leads, deals in a lost stage)';
+COMMENT ON COLUMN crm.sales_funnel.items IS 'For a step: leads or opportunities that reached it (furthest step at or beyond it); for an exit: those in it now';
+COMMENT ON COLUMN crm.sales_funnel.amount IS 'Total amount of those opportunities, in the corporate currency, 0.00 when none (NULL for lead rows)';
+COMMENT ON COLUMN crm.sales_funnel.currency IS 'Currency of those opportunities when they all share one; NULL when mixed, none, or a lead row';
+COMMENT ON COLUMN crm.sales_funnel.amount_in_currency IS 'Their total amount in that currency (NULL when mixed or none)';
+
+CREATE VIEW crm.sales_funnel_snapshot WITH (security_invoker = true) AS
+    WITH lead_groups AS (
+        SELECT a.status, pg_catalog.sum(a.leads) AS leads
+          FROM crm_internal.lead_funnel_aggregate AS a
+         GROUP BY a.status),
+    deals AS (
+        SELECT t.stage, t.currency, t.opportunities, t.amount, t.amount OPERATOR(pg_catalog.*) r.rate AS converted
+          FROM crm.pipeline_totals AS t
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r)
+    SELECT 1 AS position, e.step_order::integer AS step_order, 'lead'::text AS kind, e.status::text AS step,
+           COALESCE(pg_catalog.sum(g.leads), 0)::bigint AS items,
+           NULL::numeric AS amount, NULL::text AS currency, NULL::numeric AS amount_in_currency
+      FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::crm.lead_status)) WITH ORDINALITY AS e (status, step_order)
+      LEFT JOIN lead_groups AS g ON g.status OPERATOR(pg_catalog.=) e.status
+     GROUP BY e.status, e.step_order
+    UNION ALL
+    SELECT 2, s.sort_order, 'opportunity', s.name,
+           COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM crm.opportunity_stage AS s LEFT JOIN deals AS d ON d.stage OPERATOR(pg_catalog.=) s.name
+     GROUP BY s.name, s.sort_order
+    HAVING s.active OR pg_catalog.count(d.stage) OPERATOR(pg_catalog.>) 0
+    UNION ALL
+    SELECT 3, 1, 'won', 'Won', COALESCE(pg_catalog.sum(d.opportunities), 0)::bigint,
+           COALESCE(pg_catalog.round(pg_catalog.sum(d.converted), 2), 0.00),
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.min(d.currency) END,
+           CASE WHEN pg_catalog.min(d.currency) OPERATOR(pg_catalog.=) pg_catalog.max(d.currency) THEN pg_catalog.sum(d.amount) END
+      FROM deals AS d JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) d.stage
+     WHERE s.is_won;
+COMMENT ON VIEW crm.sales_funnel_snapshot IS 'Where the records are now: leads by current status, opportunities by current stage, won deals; ORDER BY position, step_order. Amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date), and in the deals'' own currency when a step has one currency only. Read from the maintained aggregates (O(groups)). How many reached each step: crm.sales_funnel';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.position IS '1 leads, 2 opportunities, 3 won';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.step_order IS 'Order of the step within its part: the lead status''s position in crm.lead_status, the stage''s sort_order';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.kind IS 'lead, opportunity or won';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.step IS 'Lead status or opportunity stage (Won for the won total)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.items IS 'Number of leads or opportunities in the step now (0 when none)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.amount IS 'Total opportunity amount in the step, in the corporate currency, 0.00 when none (NULL for lead steps)';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.currency IS 'Currency of the step''s opportunities when they all share one; NULL when mixed, empty or a lead step';
+COMMENT ON COLUMN crm.sales_funnel_snapshot.amount_in_currency IS 'Their total amount in that currency (NULL when mixed or empty)';
+
+CREATE VIEW crm.pipeline_by_stage WITH (security_invoker = true) AS
+    WITH totals AS (
+        SELECT s.sort_order, s.name AS stage, s.is_closed, s.is_won, t.owner,
+               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+               t.currency,
+               pg_catalog.sum(t.amount) AS amount_in_currency,
+               pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+          FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r
+         GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, t.owner, t.currency)
+    SELECT t.sort_order, t.stage, t.is_closed, t.is_won, t.owner, t.opportunities, t.amount, t.weighted_amount,
+           t.currency, t.amount_in_currency, t.weighted_amount_in_currency
+      FROM totals AS t
+    UNION ALL
+    -- an active stage without deals (that the reader sees): one row of zeros
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
+           NULL::text, 0.00::numeric, 0.00::numeric
+      FROM crm.opportunity_stage AS s
+     WHERE s.active AND NOT EXISTS (SELECT 1 FROM totals AS t WHERE t.stage OPERATOR(pg_catalog.=) s.name);
+COMMENT ON VIEW crm.pipeline_by_stage IS 'Pipeline by stage, owner and currency: number of opportunities, amount and probability-weighted amount in the corporate currency (each deal at the rate of its close month, the latest rate without a close date) and in the deals'' currency, read from the maintained aggregate. Every active stage appears: one without deals (that the reader sees) as one row with owner and currency NULL, counts 0 and amounts 0.00';
+COMMENT ON COLUMN crm.pipeline_by_stage.sort_order IS 'Position of the stage in the pipeline';
+COMMENT ON COLUMN crm.pipeline_by_stage.stage IS 'Stage';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_closed IS 'True for closed stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.is_won IS 'True for won stages';
+COMMENT ON COLUMN crm.pipeline_by_stage.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole); NULL on the row of a stage without deals';
+COMMENT ON COLUMN crm.pipeline_by_stage.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount IS 'Sum of their amounts, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount IS 'Sum of amount x probability / 100 (each rounded to cents), in the corporate currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportunities; NULL on the row of a stage without deals';
+COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
+
+CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
+    SELECT t.close_month,
+           COALESCE(pg_catalog.to_char(t.close_month, 'YYYY-MM'), 'no close date') AS month_label,
+           s.forecast_category, t.owner,
+           pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+           t.currency,
+           pg_catalog.sum(t.amount) AS amount_in_currency,
+           pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+      FROM crm.pipeline_totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, t.close_month) AS rate) AS r
+     WHERE NOT s.is_closed OR s.is_won
+     GROUP BY t.close_month, s.forecast_category, t.owner, t.currency;
+COMMENT ON VIEW crm.forecast_by_month IS 'Forecast: open and won opportunities by expected close month (deals without a close date in the bucket month_label = ''no close date''), forecast category, owner and currency, amounts in the corporate currency (at the rate of the close month) and in the deals'' currency, read from the maintained aggregate';
+COMMENT ON COLUMN crm.forecast_by_month.close_month IS 'First day of the close month (NULL: no close date yet; month_label names that bucket)';
+COMMENT ON COLUMN crm.forecast_by_month.month_label IS 'The close month as YYYY-MM, or ''no close date'' for the deals without one: an explicit bucket for a chart''s axis (sorts after every month)';
+COMMENT ON COLUMN crm.forecast_by_month.forecast_category IS 'Pipeline, Best Case, Commit or Closed (from the stage)';
+COMMENT ON COLUMN crm.forecast_by_month.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.forecast_by_month.opportunities IS 'Number of opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount IS 'Sum of their amounts, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount IS 'Sum of amount x probability / 100, in the corporate currency';
+COMMENT ON COLUMN crm.forecast_by_month.currency IS 'Currency of the opportunities';
+COMMENT ON COLUMN crm.forecast_by_month.amount_in_currency IS 'Sum of their amounts in that currency';
+COMMENT ON COLUMN crm.forecast_by_month.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
+
+CREATE VIEW crm.campaign_performance WITH (security_invoker = true) AS
+    WITH campaign_groups AS (
+        SELECT a.campaign_id, a.stage, a.close_month, a.currency,
+               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
+          FROM crm_internal.campaign_opportunity_aggregate AS a
+         GROUP BY a.campaign_id, a.stage, a.close_month, a.currency
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT c.id AS campaign_id, c.name, c.type, c.status, pg_catalog.pg_get_userbyid(c.owner)::text AS owner,
+           c.budgeted_cost, c.actual_cost, c.expected_revenue,
+           COALESCE(l.leads, 0)::bigint AS leads,
+           COALESCE(l.converted_leads, 0)::bigint AS converted_leads,
+           COALESCE(o.opportunities, 0)::bigint AS opportunities,
+           COALESCE(o.won_opportunities, 0)::bigint AS won_opportunities,
+           COALESCE(o.amount, 0) AS opportunity_amount,
+           COALESCE(o.won_amount, 0) AS won_amount,
+           CASE WHEN c.actual_cost OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round((COALESCE(o.won_amount, 0) OPERATOR(pg_catalog.-) c.actual_cost)
+                                      OPERATOR(pg_catalog./) c.actual_cost, 4)
+           END AS roi,
+           o.currency, o.amount_in_currency AS opportunity_amount_in_currency, o.won_amount_in_currency
+      FROM crm.campaign AS c
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.leads) AS leads,
+                        pg_catalog.sum(g.leads) FILTER (WHERE g.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted_leads
+                   FROM crm_internal.campaign_lead_aggregate AS g GROUP BY g.campaign_id) AS l
+        ON l.campaign_id OPERATOR(pg_catalog.=) c.id
+      LEFT JOIN (SELECT g.campaign_id, pg_catalog.sum(g.opportunities) AS opportunities,
+                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate), 2) AS amount,
+                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.min(g.currency) END AS currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN pg_catalog.sum(g.amount) END AS amount_in_currency,
+                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
+                   FROM campaign_groups AS g
+                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
+                   JOIN (SELECT c.currency, c.close_month,
+                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
+                           FROM (SELECT DISTINCT a.currency, a.close_month FROM campaign_groups AS a) AS c) AS x
+                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
+                  GROUP BY g.campaign_id) AS o
+        ON o.campaign_id OPERATOR(pg_catalog.=) c.id;
+COMMENT ON VIEW crm.campaign_performance IS 'Per campaign (one row each, as ROI is a campaign''s figure): leads, converted leads, opportunities, won opportunities, their amounts in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; converted per group of the maintained aggregate at read time, so a rate edit shows at once), and ROI = (won amount - actual cost) / actual cost, the cost being in the corporate currency; the deals'' own currency and amounts in it beside them when all the campaign''s deals share one currency';
+COMMENT ON COLUMN crm.campaign_performance.campaign_id IS 'The campaign';
+COMMENT ON COLUMN crm.campaign_performance.name IS 'Campaign name';
+COMMENT ON COLUMN crm.campaign_performance.type IS 'Campaign type';
+COMMENT ON COLUMN crm.campaign_performance.status IS 'Campaign status';
+COMMENT ON COLUMN crm.campaign_performance.owner IS 'Who runs the campaign: the role''s name, as text (crm.campaign.owner is a regrole)';
+COMMENT ON COLUMN crm.campaign_performance.budgeted_cost IS 'Planned cost, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.actual_cost IS 'Cost so far, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.expected_revenue IS 'Expected revenue';
+COMMENT ON COLUMN crm.campaign_performance.leads IS 'Leads attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.converted_leads IS 'Of those, converted';
+COMMENT ON COLUMN crm.campaign_performance.opportunities IS 'Opportunities attributed to the campaign';
+COMMENT ON COLUMN crm.campaign_performance.won_opportunities IS 'Of those, won';
+COMMENT ON COLUMN crm.campaign_performance.opportunity_amount IS 'Amount of all attributed opportunities, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.won_amount IS 'Amount of the won ones, in the corporate currency';
+COMMENT ON COLUMN crm.campaign_performance.roi IS 'Return on investment: (won amount - actual cost) / actual cost, both in the corporate currency; NULL while the actual cost is 0';
+COMMENT ON COLUMN crm.campaign_performance.currency IS 'Currency of the attributed deals when they all share one; NULL when mixed or none';
+COMMENT ON COLUMN crm.campaign_performance.opportunity_amount_in_currency IS 'Amount of all attributed opportunities in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm.campaign_performance.won_amount_in_currency IS 'Amount of the won ones in that currency (NULL when mixed)';
+
+CREATE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+GRANT SELECT ON crm.pipeline_totals, crm.campaign_performance, crm.sales_funnel, crm.sales_funnel_snapshot,
+    crm.pipeline_by_stage, crm.forecast_by_month
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.verify_aggregates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_admin, crm_manager, crm_sales, crm_analyst;

@@ -26,7 +26,8 @@
 # any other error aborts a client and fails the test.
 #
 # Afterwards (the queries of test/invariants.sql, plus the checks below):
-# crm.verify_aggregates() must return no rows (also in mid-run
+# crm.verify_aggregates() must return no rows, the funnel's aggregates
+# included (also in mid-run
 # snapshots and after crm.rebuild_aggregates()); no two accounts share a
 # company key and no two contacts an e-mail; every converted lead points to
 # an account, a contact on it and an opportunity made from it, each
@@ -692,6 +693,26 @@ fi
 psql_q -At -c "SELECT crm.rebuild_aggregates()" >/dev/null
 after_rebuild=$(psql_q -At -c "SELECT count(*) FROM crm.verify_aggregates()")
 [ "$after_rebuild" = 0 ] || problems+=("crm.verify_aggregates() returned $after_rebuild rows after crm.rebuild_aggregates()")
+
+# the funnel aggregates (crm.sales_funnel) are among those verified above;
+# they must have been written, and each record's furthest step must be what
+# its history says (the highest working status; the furthest open or won
+# stage on record, renames followed), and the funnel must never widen
+funnel_groups=$(psql_q -At -c "SELECT count(*) FROM crm_internal.aggregates_compared WHERE aggregate IN ('lead_funnel', 'opportunity_funnel') AND kept_items <> 0")
+[ "$funnel_groups" -gt 0 ] || problems+=("the funnel aggregates hold no groups after the load")
+furthest_wrong=$(psql_q -At -c "
+SELECT (SELECT count(*) FROM crm.lead AS l
+         WHERE l.furthest_status IS DISTINCT FROM COALESCE(
+                   (SELECT max(s) FROM (SELECT h.to_status FROM crm.lead_status_history AS h WHERE h.lead_id = l.id
+                                        UNION ALL SELECT l.status) AS x (s) WHERE s <> 'Not Qualified'), 'New Lead'))
+     + (SELECT count(*) FROM crm.opportunity AS o JOIN crm.opportunity_stage AS f ON f.name = o.furthest_stage
+         WHERE EXISTS (SELECT 1 FROM crm.opportunity_history AS h JOIN crm.opportunity_stage AS s ON s.name = h.new_stage
+                        WHERE h.opportunity_id = o.id AND (NOT s.is_closed OR s.is_won)
+                          AND (s.is_won, s.sort_order) > (f.is_won, f.sort_order)))")
+[ "$furthest_wrong" = 0 ] || problems+=("$furthest_wrong leads or deals have a furthest step short of their history")
+widening=$(psql_q -At -c "SELECT count(*) FROM crm.sales_funnel AS f WHERE NOT f.is_exit
+    AND f.items > (SELECT min(p.items) FROM crm.sales_funnel AS p WHERE p.kind = f.kind AND NOT p.is_exit AND p.step_order < f.step_order)")
+[ "$widening" = 0 ] || problems+=("crm.sales_funnel widens at $widening steps")
 
 # the load must have done something worth checking
 psql_q -At -c "SELECT format('after the load: %s accounts, %s contacts, %s leads (%s converted), %s opportunities, %s line items, %s campaigns',

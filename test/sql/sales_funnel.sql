@@ -118,5 +118,21 @@ UPDATE crm.lead SET status = 'Completed' WHERE name = 'A';
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 SELECT items FROM crm.sales_funnel WHERE step = 'Completed';
 
+-- Big statements with little memory (the transition tables spill to disk).
+SET work_mem = '64kB';
+INSERT INTO crm.lead (name, company, status, owner)
+SELECT 'bulk ' || g, 'Bulk Co ' || g, (ARRAY['New Lead', 'Processing', 'Not Qualified'])[1 + g % 3]::crm.lead_status,
+       'regress_fun_rep1'
+  FROM generate_series(1, 1500) AS g;
+UPDATE crm.lead SET status = 'Following Up' WHERE name LIKE 'bulk %' AND status = 'Processing';
+INSERT INTO crm.opportunity (name, account_id, amount, stage, close_date, owner)
+SELECT 'bulk ' || g, a.id, g, 'Proposal', DATE '2027-01-01' + g % 90, 'regress_fun_rep2'
+  FROM crm.account AS a, generate_series(1, 1500) AS g WHERE a.name = 'Omega';
+UPDATE crm.opportunity SET stage = 'Requirement' WHERE name LIKE 'bulk %';
+RESET work_mem;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+SELECT step, items FROM crm.sales_funnel
+ WHERE step IN ('New Lead', 'Following Up', 'Not Qualified', 'Requirement', 'Proposal') ORDER BY position, step_order;
+
 DROP EXTENSION crm CASCADE;
 DROP ROLE regress_fun_rep1, regress_fun_rep2;
