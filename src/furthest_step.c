@@ -111,17 +111,19 @@ crm_lead_furthest_status(PG_FUNCTION_ARGS)
 }
 
 /*
- * The stage the deal moves to, the furthest one it had (NULL on insert) and
- * the first open stage: sort order and flags of each.
+ * The stage the deal moves to, the furthest one it had (NULL on insert):
+ * sort order and flags of each; the first open stage; and whether the stage
+ * it leaves still exists (NULL on insert).  One query per move.
  */
 static CrmQuery stage_pair = {
 	"SELECT n.sort_order, n.is_closed, n.is_won, f.sort_order, f.is_closed, f.is_won,"
 	" (SELECT x.name FROM crm.opportunity_stage AS x WHERE NOT x.is_closed"
-	"   ORDER BY x.sort_order LIMIT 1)"
+	"   ORDER BY x.sort_order LIMIT 1),"
+	" $3 IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity_stage AS o WHERE o.name OPERATOR(pg_catalog.=) $3)"
 	" FROM (SELECT) AS one"
 	" LEFT JOIN crm.opportunity_stage AS n ON n.name OPERATOR(pg_catalog.=) $1"
 	" LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) $2",
-	2, {TEXTOID, TEXTOID}, NULL
+	3, {TEXTOID, TEXTOID, TEXTOID}, NULL
 };
 
 /* a step of the opportunity pipeline: open or won (lost stages are exits) */
@@ -171,8 +173,9 @@ crm_opportunity_furthest_stage(PG_FUNCTION_ARGS)
 	char	   *stage = crm_column_text(newtup, tupdesc, "stage");
 	char	   *old_furthest = is_insert ? NULL : crm_column_text(oldtup, tupdesc, "furthest_stage");
 	char	   *furthest;
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
 
 	if (stage == NULL)
 		return PointerGetDatum(newtup);	/* NOT NULL reports it */
@@ -198,25 +201,27 @@ crm_opportunity_furthest_stage(PG_FUNCTION_ARGS)
 	}
 
 	crm_spi_connect();
+	values[0] = CStringGetTextDatum(stage);
+	if (old_furthest != NULL)
+		values[1] = CStringGetTextDatum(old_furthest);
+	else
+		nulls[1] = 'n';
+	if (old_furthest != NULL)
+		values[2] = CStringGetTextDatum(crm_column_text(oldtup, tupdesc, "stage"));
+	else
+		nulls[2] = 'n';
+	crm_query_run_as_owner(&stage_pair, values, nulls, 1);
 
 	/*
 	 * Renaming a stage cascades to the deals in it: the old name is gone
 	 * then, and the deal did not move; its furthest stage follows by its own
 	 * cascade.
 	 */
-	if (!is_insert && old_furthest != NULL &&
-		!crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
+	if (old_furthest != NULL && !DatumGetBool(crm_result_datum(0, 8, &isnull)))
 	{
 		crm_spi_finish();
 		return PointerGetDatum(crm_keep_column(oldtup, newtup, tupdesc, "furthest_stage"));
 	}
-
-	values[0] = CStringGetTextDatum(stage);
-	if (old_furthest != NULL)
-		values[1] = CStringGetTextDatum(old_furthest);
-	else
-		nulls[1] = 'n';
-	crm_query_run_as_owner(&stage_pair, values, nulls, 1);
 	{
 		StageStep	now = stage_step(1);
 		StageStep	before = stage_step(4);
