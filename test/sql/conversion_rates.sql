@@ -92,6 +92,23 @@ DELETE FROM crm.lead WHERE id % 17 = 0 AND status <> 'Converted';
 SELECT count(*) AS differences FROM crm.verify_aggregates();
 SELECT * FROM rates_differences;
 
+-- Renaming a source code cascades to the leads: the report follows.
+UPDATE crm.lead_source SET code = 'web' WHERE code = 'website';
+SELECT * FROM rates_differences;
+SELECT value, leads FROM crm.lead_conversion_rates WHERE dimension = 'source' AND value IN ('web', 'website');
+
+-- Statements big enough to spill their transition tables to disk.
+SET work_mem = '64kB';
+INSERT INTO crm.lead (name, company, source, status, owner)
+SELECT 'Bulk ' || g, 'Bulk Co ' || g, (ARRAY['web', 'phone', 'event'])[1 + g % 3],
+       (ARRAY['New Lead', 'Processing'])[1 + g % 2]::crm.lead_status, 'crm_manager'
+  FROM generate_series(1, 3000) AS g;
+UPDATE crm.lead SET status = 'Not Qualified', campaign_id = 1 WHERE name LIKE 'Bulk %' AND id % 2 = 0;
+DELETE FROM crm.lead WHERE name LIKE 'Bulk %' AND id % 3 = 0;
+RESET work_mem;
+SELECT count(*) AS differences FROM crm.verify_aggregates();
+SELECT * FROM rates_differences;
+
 -- A campaign's deletion sets its leads' campaign to none.
 DELETE FROM crm.campaign WHERE name = 'Webinar';
 SELECT * FROM rates_differences;
