@@ -77,6 +77,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 /* How a key column of the source row becomes a key of the aggregate. */
@@ -85,14 +86,20 @@ typedef enum AggKeyKind
 	AGG_KEY_BYVAL,				/* stored as is: ids, regrole */
 	AGG_KEY_TEXT,				/* a text value */
 	AGG_KEY_ENUM,				/* an enum, hashed by oid, written as its label */
-	AGG_KEY_MONTH				/* a date truncated to its month; NULL: infinity */
+	AGG_KEY_MONTH,				/* a date truncated to its month; NULL: infinity */
+	AGG_KEY_MONTH_UTC			/* a timestamptz's month in UTC, as the date of
+								 * its first day (whatever the session's
+								 * TimeZone); infinities kept */
 } AggKeyKind;
 
 /* What a sum adds up. */
 typedef enum AggSumKind
 {
 	AGG_SUM_COLUMN,				/* the amount column */
-	AGG_SUM_WEIGHTED			/* round(amount x coalesce(probability, 0) / 100, 2) */
+	AGG_SUM_WEIGHTED,			/* round(amount x coalesce(probability, 0) / 100, 2) */
+	AGG_SUM_SECONDS				/* extract(epoch from until - since): the seconds
+								 * between two timestamptz columns, exact to the
+								 * microsecond; NULL adds nothing */
 } AggSumKind;
 
 /*
@@ -110,11 +117,15 @@ typedef struct AggSpec
 	AggSumKind	sum_kind[AGG_MAX_SUMS];
 	const char *amount_column;
 	const char *probability_column;
+	const char *since_column;	/* AGG_SUM_SECONDS: from ... */
+	const char *until_column;	/* ... to */
 	int			optional_keys;	/* the last n keys count only once the table has them */
-	bool		new_table;		/* counts only once its table exists (see agg_spec_counts) */
+	bool		optional_table; /* counts only once its table exists (see
+								 * agg_spec_present) */
 
 	int			full_nkeys;		/* target.nkeys as defined (0: not yet read) */
-	int			source_hint[AGG_MAX_KEYS + 2];	/* keys, amount, probability */
+	int			source_hint[AGG_MAX_KEYS + 4];	/* keys, amount, probability,
+												 * since, until */
 	CrmQuery	add;			/* arrays: stripes, keys, counts, sums */
 	CrmQuery	empty;			/* on TRUNCATE of the source */
 } AggSpec;
@@ -174,7 +185,7 @@ static AggSpec agg_specs[] = {
 		.source = "lead",
 		.key_source = {"owner", "furthest_status", "status"},
 		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_ENUM, AGG_KEY_ENUM},
-		.new_table = true		/* 0.7 */
+		.optional_table = true
 	},
 	{
 		.target = {"opportunity_funnel", "opportunity_funnel_aggregate", 5,
@@ -184,12 +195,72 @@ static AggSpec agg_specs[] = {
 		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_TEXT, AGG_KEY_MONTH, AGG_KEY_TEXT},
 		.sum_kind = {AGG_SUM_COLUMN},
 		.amount_column = "amount",
-		.new_table = true		/* 0.7 */
+		.optional_table = true
+	},
+	/* issue 22: crm.lead_conversion_rates by source and owner */
+	{
+		.target = {"lead_source", "lead_source_aggregate", 3, {"owner", "source", "status"},
+		"leads", 0, {NULL}},
+		.source = "lead",
+		.key_source = {"owner", "source", "status"},
+		.key_kind = {AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_ENUM},
+		.optional_table = true
+	},
+	/* issue 22: crm.lead_conversion_rates by month of capture (UTC) */
+	{
+		.target = {"lead_month", "lead_month_aggregate", 3, {"created_month", "owner", "status"},
+		"leads", 0, {NULL}},
+		.source = "lead",
+		.key_source = {"created_at", "owner", "status"},
+		.key_kind = {AGG_KEY_MONTH_UTC, AGG_KEY_BYVAL, AGG_KEY_ENUM},
+		.optional_table = true
+	},
+	/*
+	 * issue 22: crm.sales_performance: deals with a closing time, per month
+	 * of closing (UTC), owner and stage, and per close month and currency
+	 * for the conversion at read time
+	 */
+	{
+		.target = {"sales_performance", "sales_performance_aggregate", 5,
+			{"closed_month", "owner", "stage", "close_month", "currency"},
+		"opportunities", 2, {"amount", "cycle_seconds"}},
+		.source = "opportunity",
+		.key_source = {"closed_at", "owner", "stage", "close_date", "currency"},
+		.key_kind = {AGG_KEY_MONTH_UTC, AGG_KEY_BYVAL, AGG_KEY_TEXT, AGG_KEY_MONTH, AGG_KEY_TEXT},
+		.skip_null_first_key = true,
+		.sum_kind = {AGG_SUM_COLUMN, AGG_SUM_SECONDS},
+		.amount_column = "amount",
+		.since_column = "created_at", .until_column = "closed_at",
+		.optional_table = true
 	},
 };
 
 #define AGG_NSPECS lengthof(agg_specs)
 #define AGG_MAX_SPECS 8			/* aggregates one table feeds */
+
+/*
+ * Aggregates added in a later version (optional_table: those of issue 22,
+ * 0.7) count only once their table exists: a database of an earlier
+ * version keeps working with this library until ALTER EXTENSION UPDATE has
+ * made the table, and the update script, whose earlier steps generate SQL
+ * from crm_internal.aggregate_definitions(), sees them only from the step
+ * that makes their tables.  While no aggregate table exists at all (CREATE
+ * EXTENSION, which makes them all from the definitions), every aggregate is
+ * listed.  listing: for crm_internal.aggregate_definitions(); otherwise for
+ * the trigger, which writes to existing tables only.
+ */
+static bool
+agg_spec_present(const AggSpec *spec, bool listing)
+{
+	Oid			nsp;
+
+	if (!spec->optional_table)
+		return true;
+	nsp = crm_internal_namespace();
+	if (OidIsValid(get_relname_relid(spec->target.table, nsp)))
+		return true;
+	return listing && !OidIsValid(get_relname_relid(agg_specs[0].target.table, nsp));
+}
 
 /*
  * Keys added in a later version (the optional_keys last ones: the
@@ -231,21 +302,6 @@ agg_spec_keys(AggSpec *spec)
 	spec->add.sql = NULL;
 }
 
-/*
- * An aggregate added in a later version (new_table: the funnel's, 0.7)
- * counts only once ALTER EXTENSION UPDATE has made its table (and is
- * defined, in crm_internal.aggregate_definitions(), only once the source
- * columns it groups by exist): until then a database of an earlier version
- * keeps working with this library without it.  A syscache probe per
- * statement.
- */
-static bool
-agg_spec_counts(const AggSpec *spec)
-{
-	return !spec->new_table ||
-		OidIsValid(get_relname_relid(spec->target.table, crm_internal_namespace()));
-}
-
 /* date_trunc('month', d)::date, with infinities kept and NULL as infinity */
 static Datum
 agg_month_of(Datum d, bool isnull)
@@ -262,6 +318,48 @@ agg_month_of(Datum d, bool isnull)
 		return d;
 	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
 	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
+}
+
+/*
+ * The month of a timestamptz in UTC, as the date of its first day:
+ * date_trunc('month', t AT TIME ZONE 'UTC')::date; infinities kept
+ */
+static Datum
+agg_month_utc_of(Datum t)
+{
+	TimestampTz ts = DatumGetTimestampTz(t);
+	int64		days;
+	int			year,
+				month,
+				day;
+
+	if (TIMESTAMP_IS_NOBEGIN(ts))
+		return DateADTGetDatum(DATEVAL_NOBEGIN);
+	if (TIMESTAMP_IS_NOEND(ts))
+		return DateADTGetDatum(DATEVAL_NOEND);
+	/* days since 2000-01-01 UTC, rounded down */
+	days = ts / USECS_PER_DAY;
+	if (ts % USECS_PER_DAY < 0)
+		days--;
+	j2date((int) (days + POSTGRES_EPOCH_JDATE), &year, &month, &day);
+	return DateADTGetDatum(date2j(year, month, 1) - POSTGRES_EPOCH_JDATE);
+}
+
+/*
+ * The seconds from since to until (timestamptz), exact: extract(epoch from
+ * until - since), a numeric with six decimals
+ */
+static Datum
+agg_seconds_between(Datum since, Datum until)
+{
+	TimestampTz a = DatumGetTimestampTz(since);
+	TimestampTz b = DatumGetTimestampTz(until);
+	int64		usecs;
+
+	/* set by the database; refuse rather than guess */
+	if (TIMESTAMP_NOT_FINITE(a) || TIMESTAMP_NOT_FINITE(b) || pg_sub_s64_overflow(b, a, &usecs))
+		elog(ERROR, "crm: cannot aggregate the time between infinite timestamps");
+	return NumericGetDatum(int64_div_fast_to_numeric(usecs, 6));
 }
 
 /*
@@ -288,6 +386,8 @@ agg_key_sql(const AggSpec *spec, int i)
 {
 	const char *c = quote_identifier(spec->key_source[i]);
 
+	if (spec->key_kind[i] == AGG_KEY_MONTH_UTC)	/* as agg_month_utc_of() */
+		return psprintf("pg_catalog.date_trunc('month', pg_catalog.timezone('UTC', s.%s))::pg_catalog.date", c);
 	if (spec->key_kind[i] != AGG_KEY_MONTH)
 		return psprintf("s.%s", c);
 	/* as agg_month_of(), by date arithmetic: date_trunc would go through timestamp */
@@ -305,6 +405,9 @@ agg_sum_sql(const AggSpec *spec, int i)
 
 	if (spec->sum_kind[i] == AGG_SUM_COLUMN)
 		return psprintf("s.%s", amount);
+	if (spec->sum_kind[i] == AGG_SUM_SECONDS)	/* as agg_seconds_between() */
+		return psprintf("pg_catalog.\"extract\"('epoch', s.%s OPERATOR(pg_catalog.-) s.%s)",
+						quote_identifier(spec->until_column), quote_identifier(spec->since_column));
 	/* as agg_weighted() and crm_weighted_cents() */
 	return psprintf("pg_catalog.round(s.%s OPERATOR(pg_catalog.*) COALESCE(s.%s, 0)"
 					" OPERATOR(pg_catalog./) 100, 2)",
@@ -339,7 +442,8 @@ agg_primary_key(const AggSpec *spec, const char **columns)
 static Oid
 agg_key_type(const AggSpec *spec, int i, Oid source_type)
 {
-	return spec->key_kind[i] == AGG_KEY_MONTH ? DATEOID : source_type;
+	return spec->key_kind[i] == AGG_KEY_MONTH || spec->key_kind[i] == AGG_KEY_MONTH_UTC
+		? DATEOID : source_type;
 }
 
 /* an array of n datums of one type */
@@ -411,7 +515,7 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 	{
 		const AggSpec *spec = &agg_specs[a];
 		const AggStripeTable *t = &spec->target;
-		Oid			source = crm_relation_oid(spec->source);
+		Oid			source;
 		Datum		types[AGG_MAX_KEYS];
 		const char *measures[1 + AGG_MAX_SUMS];
 		Datum		measure_types[1 + AGG_MAX_SUMS];
@@ -421,8 +525,11 @@ crm_aggregate_definitions(PG_FUNCTION_ARGS)
 		bool		nulls[9] = {false};
 		bool		defined = true;
 
+		if (!agg_spec_present(spec, true))
+			continue;
+		source = crm_relation_oid(spec->source);
 		/* an aggregate of a later version: not before its columns exist */
-		for (int i = 0; spec->new_table && i < t->nkeys; i++)
+		for (int i = 0; spec->optional_table && i < t->nkeys; i++)
 			defined = defined && get_attnum(source, spec->key_source[i]) != InvalidAttrNumber;
 		if (!defined)
 			continue;
@@ -479,6 +586,8 @@ typedef struct AggFold
 	Oid			key_source_type[AGG_MAX_KEYS];	/* types of the source columns */
 	int			amount_att;
 	int			probability_att;
+	int			since_att;		/* AGG_SUM_SECONDS */
+	int			until_att;
 	StringInfoData buf;
 	MemoryContext keep;			/* groups, keys, sums: the statement's */
 	MemoryContext row;			/* one row's temporaries, reset per row */
@@ -504,6 +613,10 @@ agg_fold_init(AggFold *fold, AggSpec *spec, TupleDesc tupdesc, MemoryContext row
 		? crm_attnum_hint(tupdesc, spec->amount_column, &spec->source_hint[AGG_MAX_KEYS]) : 0;
 	fold->probability_att = spec->probability_column
 		? crm_attnum_hint(tupdesc, spec->probability_column, &spec->source_hint[AGG_MAX_KEYS + 1]) : 0;
+	fold->since_att = spec->since_column
+		? crm_attnum_hint(tupdesc, spec->since_column, &spec->source_hint[AGG_MAX_KEYS + 2]) : 0;
+	fold->until_att = spec->until_column
+		? crm_attnum_hint(tupdesc, spec->until_column, &spec->source_hint[AGG_MAX_KEYS + 3]) : 0;
 	fold->capacity = 4;
 	fold->ngroups = 0;
 	fold->groups = palloc(sizeof(AggGroup) * fold->capacity);
@@ -572,6 +685,8 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 			d = agg_month_of(d, isnull);
 			isnull = false;
 		}
+		else if (spec->key_kind[i] == AGG_KEY_MONTH_UTC && !isnull)
+			d = agg_month_utc_of(d);
 		if (isnull)				/* NOT NULL columns; refuse rather than guess */
 			elog(ERROR, "crm: %s aggregate key %s is null", spec->target.aggregate, spec->key_source[i]);
 		if (spec->key_kind[i] == AGG_KEY_TEXT)
@@ -612,20 +727,34 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 	if (spec->target.nsums == 0)
 		return;
 	amount = slot_getattr(slot, fold->amount_att, &amount_null);
-	if (amount_null)
-		return;					/* amount is NOT NULL; a NULL adds nothing */
-	amount_exact = crm_numeric_cents(amount, &amount_cents);	/* once for all sums */
+	/* amount is NOT NULL; a NULL adds nothing */
+	amount_exact = !amount_null && crm_numeric_cents(amount, &amount_cents);	/* once for all sums */
 	for (int i = 0; i < spec->target.nsums; i++)
 	{
 		AggSum	   *sum = &group->sums[i];
 		bool		pnull = true;
 		Datum		p = (Datum) 0;
-		Datum		value;
+		Datum		value = (Datum) 0;
 		int64		cents = amount_cents;
 		int64		total;
 		bool		exact = amount_exact;
 
-		if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
+		if (spec->sum_kind[i] == AGG_SUM_SECONDS)
+		{
+			bool		since_null,
+						until_null;
+			Datum		since = slot_getattr(slot, fold->since_att, &since_null);
+			Datum		until = slot_getattr(slot, fold->until_att, &until_null);
+
+			if (since_null || until_null)
+				continue;
+			/* in numeric (microseconds are not cents) */
+			exact = false;
+			value = agg_seconds_between(since, until);
+		}
+		else if (amount_null)
+			continue;
+		else if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
 		{
 			int64		pc = 0;
 
@@ -644,7 +773,9 @@ agg_fold_row(AggFold *fold, TupleTableSlot *slot, int sign)
 		 * The numeric way, from here on for this sum: computed in the row's
 		 * context, kept in the fold's (one copy per group).
 		 */
-		if (exact)
+		if (spec->sum_kind[i] == AGG_SUM_SECONDS)
+			;					/* computed above */
+		else if (exact)
 			value = crm_cents_numeric(cents);
 		else if (spec->sum_kind[i] == AGG_SUM_WEIGHTED)
 			value = agg_weighted(amount, p, pnull);
@@ -894,7 +1025,7 @@ crm_aggregates_maintain(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crm_internal.aggregates_maintain() must be fired FOR EACH STATEMENT")));
 	for (int a = 0; a < (int) AGG_NSPECS; a++)
-		if (strcmp(relname, agg_specs[a].source) == 0 && agg_spec_counts(&agg_specs[a]))
+		if (strcmp(relname, agg_specs[a].source) == 0 && agg_spec_present(&agg_specs[a], false))
 		{
 			Assert(nspecs < AGG_MAX_SPECS);
 			agg_spec_keys(&agg_specs[a]);

@@ -13,6 +13,12 @@
 -- crm_internal.lead_funnel_aggregate and crm_internal.opportunity_funnel_aggregate
 -- the leads and deals per owner, furthest step reached and current step (the
 -- deals by close month and currency too), which crm.sales_funnel counts.
+-- crm_internal.lead_source_aggregate and crm_internal.lead_month_aggregate the number of
+-- leads per (owner, source, status) and (month of capture in UTC, owner,
+-- status), for crm.lead_conversion_rates; crm_internal.sales_performance_aggregate
+-- the number, amount and summed sales cycle of the deals with a closing
+-- time per (month of closing in UTC, owner, stage, close month, currency),
+-- for crm.sales_performance (issue 22).
 -- All are kept by statement-level C triggers (names start with aggregates_)
 -- from the transition tables.  No hot rows: each backend adds its deltas to its own
 -- stripe (one row per group and backend id; another of its own, above every
@@ -144,6 +150,28 @@ COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.currency IS 'Currenc
 COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
 COMMENT ON COLUMN crm_internal.opportunity_funnel_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
 
+COMMENT ON TABLE crm_internal.lead_source_aggregate IS 'Leads per owner, lead source and lead status, one row per writing backend (stripe); sum over stripes to read (crm.lead_conversion_rates does, for its source, owner and campaign rows); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.source IS 'Lead source code (crm.lead_source)';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.lead_month_aggregate IS 'Leads per month of capture (in UTC, whatever the session time zone), owner and lead status, one row per writing backend (stripe); sum over stripes to read (crm.lead_conversion_rates does, for its month rows); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.created_month IS 'First day of the month the lead was created in, in UTC: date_trunc(''month'', created_at AT TIME ZONE ''UTC'')::date';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.sales_performance_aggregate IS 'Opportunities with a closing time (closed_at), per month of closing (in UTC), owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.sales_performance does, keeping the closed stages as crm.opportunity_stage says at read time and converting each group to the corporate currency); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.closed_month IS 'First day of the month the opportunity was closed in, in UTC: date_trunc(''month'', closed_at AT TIME ZONE ''UTC'')::date';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.close_month IS 'First day of the month of the close date; infinity when the opportunity has no close date (the month picks the exchange rate)';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); the report converts per group at read time';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.cycle_seconds IS 'Change in the sum of the sales cycles, extract(epoch from closed_at - created_at) in seconds (exact to the microsecond), recorded by this stripe';
+
 CREATE FUNCTION crm_internal.aggregates_maintain() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_aggregates_maintain'
     LANGUAGE C;
@@ -168,7 +196,8 @@ CREATE TRIGGER aggregates_lead_truncate AFTER TRUNCATE ON crm.lead
 
 -- Every kept group (stripes summed) next to the same group computed from the
 -- base tables; verify and rebuild are written from it.  An aggregate's
--- measures are, in order, its items (a count), amount and weighted amount.
+-- measures are, in order, its items (a count), amount and weighted amount
+-- (the second sum: sales_performance's is its cycle seconds).
 DO $compared$
 DECLARE
     kept text;
@@ -216,14 +245,14 @@ BEGIN
 END
 $compared$;
 COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
-COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel or opportunity_funnel';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel, opportunity_funnel, lead_source, lead_month or sales_performance';
 COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns (a close month is null for the deals without a close date)';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
-COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'Sum of weighted amounts, as kept (pipeline only)';
-COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'Sum of weighted amounts, computed now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
 
 -- crm.verify_aggregates() is in 90_reports.sql: it checks the reports'
 -- currency conversion too.

@@ -3,9 +3,9 @@
 --
 -- Plain views over the base tables, security_invoker so that whatever
 -- row-level security applies to the querying role applies to them too.
--- The pipeline, forecast and campaign views read the aggregates that the
--- aggregates_ triggers keep (88_aggregates.sql); the others compute from the
--- base tables.  Every amount is in the corporate currency: the aggregates
+-- The pipeline, forecast, campaign, lead conversion and sales performance
+-- views read the aggregates that the aggregates_ triggers keep
+-- (88_aggregates.sql); the others compute from the base tables.  Every amount is in the corporate currency: the aggregates
 -- are grouped by currency and close month and converted per group at read
 -- time; the views over base tables convert each row at
 -- crm.exchange_rate_on(currency, day) (an opportunity at its close date, an
@@ -126,22 +126,49 @@ COMMENT ON COLUMN crm.sales_funnel_snapshot.amount IS 'Total opportunity amount 
 COMMENT ON COLUMN crm.sales_funnel_snapshot.currency IS 'Currency of the step''s opportunities when they all share one; NULL when mixed, empty or a lead step';
 COMMENT ON COLUMN crm.sales_funnel_snapshot.amount_in_currency IS 'Their total amount in that currency (NULL when mixed or empty)';
 
+-- Read from the maintained aggregates (stripes summed): time proportional to
+-- the number of groups, not of leads.  Sources and owners from
+-- crm_internal.lead_source_aggregate, months from crm_internal.lead_month_aggregate,
+-- campaigns from crm_internal.campaign_lead_aggregate; the leads without a
+-- campaign ('(none)') are all leads less those of a campaign, per owner
+-- (the aggregates are read under the same row-level security, by owner).
+-- The month of capture is the month in UTC, whatever the session's
+-- TimeZone.
 CREATE VIEW crm.lead_conversion_rates WITH (security_invoker = true) AS
-    SELECT CASE WHEN GROUPING(l.source) OPERATOR(pg_catalog.=) 0 THEN 'source'
-                WHEN GROUPING(l.owner) OPERATOR(pg_catalog.=) 0 THEN 'owner'
-                WHEN GROUPING(l.campaign_id) OPERATOR(pg_catalog.=) 0 THEN 'campaign'
-                ELSE 'month' END AS dimension,
-           COALESCE(l.source, l.owner::text, c.name,
-                    pg_catalog.to_char(pg_catalog.date_trunc('month', l.created_at), 'YYYY-MM'), '(none)') AS value,
-           pg_catalog.count(*) AS leads,
-           pg_catalog.count(*) FILTER (WHERE l.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status) AS converted,
-           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE l.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status)::numeric
-                            OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS conversion_rate
-      FROM crm.lead AS l LEFT JOIN crm.campaign AS c ON c.id OPERATOR(pg_catalog.=) l.campaign_id
-     GROUP BY GROUPING SETS ((l.source), (l.owner), (l.campaign_id, c.name), (pg_catalog.date_trunc('month', l.created_at)));
-COMMENT ON VIEW crm.lead_conversion_rates IS 'Share of leads converted, by source, by owner, by campaign and by month of capture';
+    WITH by_source AS (
+        SELECT a.owner, a.source, pg_catalog.sum(a.leads) AS leads,
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0) AS converted
+          FROM crm_internal.lead_source_aggregate AS a
+         GROUP BY a.owner, a.source),
+    by_campaign AS (
+        SELECT a.campaign_id, pg_catalog.sum(a.leads) AS leads,
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0) AS converted
+          FROM crm_internal.campaign_lead_aggregate AS a
+         GROUP BY a.campaign_id),
+    groups AS (
+        SELECT 'source'::text AS dimension, s.source AS value, pg_catalog.sum(s.leads) AS leads, pg_catalog.sum(s.converted) AS converted
+          FROM by_source AS s GROUP BY s.source
+        UNION ALL
+        SELECT 'owner', s.owner::text, pg_catalog.sum(s.leads), pg_catalog.sum(s.converted)
+          FROM by_source AS s GROUP BY s.owner
+        UNION ALL
+        SELECT 'campaign', COALESCE(c.name, '(none)'), g.leads, g.converted
+          FROM by_campaign AS g LEFT JOIN crm.campaign AS c ON c.id OPERATOR(pg_catalog.=) g.campaign_id
+        UNION ALL
+        SELECT 'campaign', '(none)',
+               (SELECT pg_catalog.sum(s.leads) FROM by_source AS s) OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(g.leads) FROM by_campaign AS g), 0),
+               (SELECT pg_catalog.sum(s.converted) FROM by_source AS s) OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(g.converted) FROM by_campaign AS g), 0)
+        UNION ALL
+        SELECT 'month', pg_catalog.to_char(a.created_month, 'YYYY-MM'), pg_catalog.sum(a.leads),
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0)
+          FROM crm_internal.lead_month_aggregate AS a GROUP BY a.created_month)
+    SELECT g.dimension, g.value, g.leads::bigint AS leads, g.converted::bigint AS converted,
+           pg_catalog.round(g.converted OPERATOR(pg_catalog./) g.leads, 4) AS conversion_rate
+      FROM groups AS g
+     WHERE g.leads OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm.lead_conversion_rates IS 'Share of leads converted, by source, by owner, by campaign and by month of capture (the month in UTC, whatever the session time zone); read from the maintained aggregates (time grows with the groups, not the leads); each role sees the leads it may read';
 COMMENT ON COLUMN crm.lead_conversion_rates.dimension IS 'source, owner, campaign or month';
-COMMENT ON COLUMN crm.lead_conversion_rates.value IS 'The source code, owner, campaign name or month (YYYY-MM); (none) for leads without a campaign';
+COMMENT ON COLUMN crm.lead_conversion_rates.value IS 'The source code, owner (the role, as regrole text), campaign name or month of capture in UTC (YYYY-MM); (none) for leads without a campaign';
 COMMENT ON COLUMN crm.lead_conversion_rates.leads IS 'Leads in the group';
 COMMENT ON COLUMN crm.lead_conversion_rates.converted IS 'Of those, converted';
 COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / leads, 0-1';
@@ -210,34 +237,51 @@ COMMENT ON COLUMN crm.forecast_by_month.currency IS 'Currency of the opportuniti
 COMMENT ON COLUMN crm.forecast_by_month.amount_in_currency IS 'Sum of their amounts in that currency';
 COMMENT ON COLUMN crm.forecast_by_month.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
 
--- Won amounts converted per deal at the rate of its close date (as every
--- report does), whatever month the deal was closed in.
+-- Read from the maintained aggregate crm_internal.sales_performance_aggregate
+-- (stripes summed): time proportional to the number of groups, not of deals.
+-- The stages are joined at read time, so an edit of is_closed or is_won
+-- shows at once.  Won amounts in the corporate currency: each group (one
+-- close month, one currency: one rate, since rates change on the first of a
+-- month) converted at read time at the rate of its close date's month, as
+-- each deal at the rate of its close date, summed exactly, rounded once.
+-- The month of closing is the month of closed_at in UTC, whatever the
+-- session's TimeZone; the sales cycle is summed exactly (seconds).
 CREATE VIEW crm.sales_performance WITH (security_invoker = true) AS
-    SELECT pg_catalog.pg_get_userbyid(o.owner)::text AS owner, pg_catalog.date_trunc('month', o.closed_at)::date AS period,
-           pg_catalog.count(*) FILTER (WHERE s.is_won) AS won,
-           pg_catalog.count(*) FILTER (WHERE NOT s.is_won) AS lost,
-           COALESCE(pg_catalog.round(pg_catalog.sum(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2), 0) AS won_amount,
-           pg_catalog.round(pg_catalog.count(*) FILTER (WHERE s.is_won)::numeric OPERATOR(pg_catalog./) pg_catalog.count(*), 4) AS win_rate,
-           pg_catalog.round(pg_catalog.avg(o.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS average_deal_size,
-           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', o.closed_at OPERATOR(pg_catalog.-) o.created_at))
-                             FILTER (WHERE s.is_won) OPERATOR(pg_catalog./) 86400)::numeric, 1) AS average_cycle_days,
-           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
-                THEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) END AS currency,
-           CASE WHEN pg_catalog.min(o.currency) FILTER (WHERE s.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(o.currency) FILTER (WHERE s.is_won)
-                THEN pg_catalog.sum(o.amount) FILTER (WHERE s.is_won) END AS won_amount_in_currency
-      FROM crm.opportunity AS o JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
-     CROSS JOIN LATERAL (SELECT CASE WHEN s.is_won THEN crm.exchange_rate_on(o.currency, o.close_date) END AS rate) AS x
-     WHERE s.is_closed AND o.closed_at IS NOT NULL
-     GROUP BY o.owner, 2;
-COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing: deals won and lost, won amount (in the corporate currency, each deal at the rate of its close date), win rate, average deal size, sales cycle length; the won deals'' currency and won amount in it when they share one currency';
+    WITH closed_groups AS (
+        SELECT a.owner, a.closed_month, a.close_month, a.currency, s.is_won,
+               pg_catalog.sum(a.opportunities) AS deals, pg_catalog.sum(a.amount) AS amount,
+               pg_catalog.sum(a.cycle_seconds) AS cycle_seconds
+          FROM crm_internal.sales_performance_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_closed
+         GROUP BY a.owner, a.closed_month, a.close_month, a.currency, s.is_won
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT pg_catalog.pg_get_userbyid(g.owner)::text AS owner, g.closed_month AS period,
+           COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 0)::bigint AS won,
+           COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE NOT g.is_won), 0)::bigint AS lost,
+           COALESCE(pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE g.is_won), 2), 0) AS won_amount,
+           pg_catalog.round(COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 0) OPERATOR(pg_catalog./) pg_catalog.sum(g.deals), 4) AS win_rate,
+           pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE g.is_won)
+                            OPERATOR(pg_catalog./) pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 2) AS average_deal_size,
+           pg_catalog.round(pg_catalog.sum(g.cycle_seconds) FILTER (WHERE g.is_won)
+                            OPERATOR(pg_catalog./) (pg_catalog.sum(g.deals) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.*) 86400), 1) AS average_cycle_days,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.is_won)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.is_won)
+                THEN pg_catalog.sum(g.amount) FILTER (WHERE g.is_won) END AS won_amount_in_currency
+      FROM closed_groups AS g
+     CROSS JOIN LATERAL (SELECT CASE WHEN g.is_won
+                                     THEN crm.exchange_rate_on(g.currency, NULLIF(g.close_month, 'infinity'::pg_catalog.date)) END AS rate) AS x
+     GROUP BY g.owner, g.closed_month;
+COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing (the month of closed_at in UTC, whatever the session time zone): deals won and lost (by the stages'' is_closed and is_won now), won amount (in the corporate currency, each deal at the rate of its close date), win rate, average deal size, sales cycle length; the won deals'' currency and won amount in it when they share one currency. Read from the maintained aggregate (time grows with the groups, not the deals); each role sees the deals it may read';
 COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
-COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in';
+COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in, in UTC';
 COMMENT ON COLUMN crm.sales_performance.won IS 'Deals won';
 COMMENT ON COLUMN crm.sales_performance.lost IS 'Deals lost';
 COMMENT ON COLUMN crm.sales_performance.won_amount IS 'Amount of the won deals, in the corporate currency';
 COMMENT ON COLUMN crm.sales_performance.win_rate IS 'won / (won + lost), 0-1';
 COMMENT ON COLUMN crm.sales_performance.average_deal_size IS 'Average amount of a won deal, in the corporate currency';
-COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from creation to closing of a won deal';
+COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from creation to closing of a won deal (exact, rounded to a tenth of a day)';
 COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals when they all share one; NULL when mixed or none won';
 COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 

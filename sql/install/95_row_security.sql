@@ -103,7 +103,8 @@ BEGIN
                              'crm.lead_status_history', 'crm.opportunity_history', 'crm.quote_approval', 'crm.change_log',
                              'crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
-                             'crm_internal.opportunity_funnel_aggregate']
+                             'crm_internal.opportunity_funnel_aggregate',
+                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate']
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
@@ -198,7 +199,8 @@ BEGIN
     -- aggregates: a rep reads their own figures, a manager their team's
     FOREACH t IN ARRAY ARRAY['crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
-                             'crm_internal.opportunity_funnel_aggregate']
+                             'crm_internal.opportunity_funnel_aggregate',
+                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate']
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;

@@ -54,7 +54,8 @@ GRANT INSERT, UPDATE, DELETE ON crm.campaign TO crm_admin, crm_manager;
 -- Aggregates: read by everyone working with reports, written by the triggers
 -- only; the rebuild is an admin's.
 GRANT SELECT ON crm_internal.pipeline_aggregate, crm_internal.account_aggregate, crm_internal.campaign_opportunity_aggregate,
-    crm_internal.campaign_lead_aggregate, crm_internal.lead_funnel_aggregate, crm_internal.opportunity_funnel_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
+    crm_internal.campaign_lead_aggregate, crm_internal.lead_funnel_aggregate, crm_internal.opportunity_funnel_aggregate,
+    crm_internal.lead_source_aggregate, crm_internal.lead_month_aggregate, crm_internal.sales_performance_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;

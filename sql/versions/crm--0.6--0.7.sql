@@ -4194,3 +4194,218 @@ GRANT SELECT ON crm.pipeline_totals, crm.campaign_performance, crm.sales_funnel,
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.verify_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.verify_aggregates() TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+
+-- issue 22: lead conversion rates and sales performance from striped aggregates (88_aggregates.sql, 90_reports.sql, 95_row_security.sql, 99_privileges.sql)
+-- Three aggregates defined in src/aggregates.c (crm_internal.lead_source_aggregate,
+-- crm_internal.lead_month_aggregate, crm_internal.sales_performance_aggregate) feed
+-- crm.lead_conversion_rates and crm.sales_performance, which read them
+-- instead of every lead and deal.  The library maintains an aggregate of
+-- this kind only once its table exists, and crm_internal.aggregate_definitions()
+-- lists it only then (the steps above never saw them); so their tables are
+-- made here as CREATE EXTENSION makes them, then filled from the base
+-- tables (one row per group, stripe 0, as crm.rebuild_aggregates() makes
+-- them), and guarded and granted like the other aggregates.  Writers of
+-- leads and deals wait meanwhile.
+LOCK TABLE crm.lead, crm.opportunity IN SHARE MODE;
+CREATE TABLE crm_internal.lead_source_aggregate (owner regrole NOT NULL, source text NOT NULL, status crm.lead_status NOT NULL,
+    stripe integer NOT NULL, leads bigint NOT NULL DEFAULT 0, PRIMARY KEY (owner, stripe, source, status)) WITH (fillfactor = 20);
+CREATE TABLE crm_internal.lead_month_aggregate (created_month date NOT NULL, owner regrole NOT NULL, status crm.lead_status NOT NULL,
+    stripe integer NOT NULL, leads bigint NOT NULL DEFAULT 0, PRIMARY KEY (created_month, owner, stripe, status)) WITH (fillfactor = 20);
+CREATE TABLE crm_internal.sales_performance_aggregate (closed_month date NOT NULL, owner regrole NOT NULL, stage text NOT NULL,
+    close_month date NOT NULL, currency text NOT NULL, stripe integer NOT NULL, opportunities bigint NOT NULL DEFAULT 0,
+    amount numeric NOT NULL DEFAULT 0, cycle_seconds numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (closed_month, owner, close_month, stripe, stage, currency)) WITH (fillfactor = 20);
+DO $issue22_fill$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT * FROM crm_internal.aggregate_definitions() AS a
+              WHERE a.aggregate OPERATOR(pg_catalog.=) ANY (ARRAY['lead_source', 'lead_month', 'sales_performance']) LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN crm_internal.%I.stripe IS %L', d.aggregate_table,
+            'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
+        EXECUTE pg_catalog.format('INSERT INTO crm_internal.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       d.aggregate_table,
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c.i)
+                          FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m), ', ' ORDER BY m.i)
+                          FROM pg_catalog.unnest(d.measures) WITH ORDINALITY AS m (m, i)),
+                       d.actual_query);
+        EXECUTE pg_catalog.format('ALTER TABLE crm_internal.%I ENABLE ROW LEVEL SECURITY', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON crm_internal.%I TO crm_admin USING (true) WITH CHECK (true)', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_analyst_read ON crm_internal.%I FOR SELECT TO crm_analyst USING (true)', d.aggregate_table);
+        EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON crm_internal.%I FOR SELECT TO crm_manager, crm_sales USING (%s)', d.aggregate_table,
+            'owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))');
+        EXECUTE pg_catalog.format('GRANT SELECT ON crm_internal.%I TO crm_admin, crm_manager, crm_sales, crm_analyst', d.aggregate_table);
+        PERFORM pg_catalog.pg_extension_config_dump(pg_catalog.format('crm_internal.%I', d.aggregate_table)::pg_catalog.regclass, '');
+    END LOOP;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'crm update: the library does not define the aggregates of issue 22';
+    END IF;
+END
+$issue22_fill$;
+COMMENT ON TABLE crm_internal.lead_source_aggregate IS 'Leads per owner, lead source and lead status, one row per writing backend (stripe); sum over stripes to read (crm.lead_conversion_rates does, for its source, owner and campaign rows); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.source IS 'Lead source code (crm.lead_source)';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm_internal.lead_source_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.lead_month_aggregate IS 'Leads per month of capture (in UTC, whatever the session time zone), owner and lead status, one row per writing backend (stripe); sum over stripes to read (crm.lead_conversion_rates does, for its month rows); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.created_month IS 'First day of the month the lead was created in, in UTC: date_trunc(''month'', created_at AT TIME ZONE ''UTC'')::date';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.owner IS 'Lead owner';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.status IS 'Lead status';
+COMMENT ON COLUMN crm_internal.lead_month_aggregate.leads IS 'Change in the number of leads recorded by this stripe';
+
+COMMENT ON TABLE crm_internal.sales_performance_aggregate IS 'Opportunities with a closing time (closed_at), per month of closing (in UTC), owner, stage, close month and currency, one row per writing backend (stripe); sum over stripes to read (crm.sales_performance does, keeping the closed stages as crm.opportunity_stage says at read time and converting each group to the corporate currency); written only by the aggregates_ triggers';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.closed_month IS 'First day of the month the opportunity was closed in, in UTC: date_trunc(''month'', closed_at AT TIME ZONE ''UTC'')::date';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.stage IS 'Opportunity stage';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.close_month IS 'First day of the month of the close date; infinity when the opportunity has no close date (the month picks the exchange rate)';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.currency IS 'Currency of the amounts (the opportunities'' currency); the report converts per group at read time';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.opportunities IS 'Change in the number of opportunities recorded by this stripe';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.amount IS 'Change in the sum of amounts recorded by this stripe';
+COMMENT ON COLUMN crm_internal.sales_performance_aggregate.cycle_seconds IS 'Change in the sum of the sales cycles, extract(epoch from closed_at - created_at) in seconds (exact to the microsecond), recorded by this stripe';
+
+-- The comparison view (and so crm.verify_aggregates()) over every aggregate,
+-- the three new ones too: same columns, more groups.
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm_internal.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           SELECT (SELECT pg_catalog.string_agg(pg_catalog.format('%L, g.%I', c, c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm_internal.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_source, lead_month or sales_performance';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
+
+-- The two reports read the aggregates (same columns; grants kept).
+-- Read from the maintained aggregates (stripes summed): time proportional to
+-- the number of groups, not of leads.  Sources and owners from
+-- crm_internal.lead_source_aggregate, months from crm_internal.lead_month_aggregate,
+-- campaigns from crm_internal.campaign_lead_aggregate; the leads without a
+-- campaign ('(none)') are all leads less those of a campaign, per owner
+-- (the aggregates are read under the same row-level security, by owner).
+-- The month of capture is the month in UTC, whatever the session's
+-- TimeZone.
+CREATE OR REPLACE VIEW crm.lead_conversion_rates WITH (security_invoker = true) AS
+    WITH by_source AS (
+        SELECT a.owner, a.source, pg_catalog.sum(a.leads) AS leads,
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0) AS converted
+          FROM crm_internal.lead_source_aggregate AS a
+         GROUP BY a.owner, a.source),
+    by_campaign AS (
+        SELECT a.campaign_id, pg_catalog.sum(a.leads) AS leads,
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0) AS converted
+          FROM crm_internal.campaign_lead_aggregate AS a
+         GROUP BY a.campaign_id),
+    groups AS (
+        SELECT 'source'::text AS dimension, s.source AS value, pg_catalog.sum(s.leads) AS leads, pg_catalog.sum(s.converted) AS converted
+          FROM by_source AS s GROUP BY s.source
+        UNION ALL
+        SELECT 'owner', s.owner::text, pg_catalog.sum(s.leads), pg_catalog.sum(s.converted)
+          FROM by_source AS s GROUP BY s.owner
+        UNION ALL
+        SELECT 'campaign', COALESCE(c.name, '(none)'), g.leads, g.converted
+          FROM by_campaign AS g LEFT JOIN crm.campaign AS c ON c.id OPERATOR(pg_catalog.=) g.campaign_id
+        UNION ALL
+        SELECT 'campaign', '(none)',
+               (SELECT pg_catalog.sum(s.leads) FROM by_source AS s) OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(g.leads) FROM by_campaign AS g), 0),
+               (SELECT pg_catalog.sum(s.converted) FROM by_source AS s) OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(g.converted) FROM by_campaign AS g), 0)
+        UNION ALL
+        SELECT 'month', pg_catalog.to_char(a.created_month, 'YYYY-MM'), pg_catalog.sum(a.leads),
+               COALESCE(pg_catalog.sum(a.leads) FILTER (WHERE a.status OPERATOR(pg_catalog.=) 'Converted'::crm.lead_status), 0)
+          FROM crm_internal.lead_month_aggregate AS a GROUP BY a.created_month)
+    SELECT g.dimension, g.value, g.leads::bigint AS leads, g.converted::bigint AS converted,
+           pg_catalog.round(g.converted OPERATOR(pg_catalog./) g.leads, 4) AS conversion_rate
+      FROM groups AS g
+     WHERE g.leads OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm.lead_conversion_rates IS 'Share of leads converted, by source, by owner, by campaign and by month of capture (the month in UTC, whatever the session time zone); read from the maintained aggregates (time grows with the groups, not the leads); each role sees the leads it may read';
+COMMENT ON COLUMN crm.lead_conversion_rates.dimension IS 'source, owner, campaign or month';
+COMMENT ON COLUMN crm.lead_conversion_rates.value IS 'The source code, owner (the role, as regrole text), campaign name or month of capture in UTC (YYYY-MM); (none) for leads without a campaign';
+COMMENT ON COLUMN crm.lead_conversion_rates.leads IS 'Leads in the group';
+COMMENT ON COLUMN crm.lead_conversion_rates.converted IS 'Of those, converted';
+COMMENT ON COLUMN crm.lead_conversion_rates.conversion_rate IS 'converted / leads, 0-1';
+-- Read from the maintained aggregate crm_internal.sales_performance_aggregate
+-- (stripes summed): time proportional to the number of groups, not of deals.
+-- The stages are joined at read time, so an edit of is_closed or is_won
+-- shows at once.  Won amounts in the corporate currency: each group (one
+-- close month, one currency: one rate, since rates change on the first of a
+-- month) converted at read time at the rate of its close date's month, as
+-- each deal at the rate of its close date, summed exactly, rounded once.
+-- The month of closing is the month of closed_at in UTC, whatever the
+-- session's TimeZone; the sales cycle is summed exactly (seconds).
+CREATE OR REPLACE VIEW crm.sales_performance WITH (security_invoker = true) AS
+    WITH closed_groups AS (
+        SELECT a.owner, a.closed_month, a.close_month, a.currency, s.is_won,
+               pg_catalog.sum(a.opportunities) AS deals, pg_catalog.sum(a.amount) AS amount,
+               pg_catalog.sum(a.cycle_seconds) AS cycle_seconds
+          FROM crm_internal.sales_performance_aggregate AS a
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+         WHERE s.is_closed
+         GROUP BY a.owner, a.closed_month, a.close_month, a.currency, s.is_won
+        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
+    SELECT pg_catalog.pg_get_userbyid(g.owner)::text AS owner, g.closed_month AS period,
+           COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 0)::bigint AS won,
+           COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE NOT g.is_won), 0)::bigint AS lost,
+           COALESCE(pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE g.is_won), 2), 0) AS won_amount,
+           pg_catalog.round(COALESCE(pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 0) OPERATOR(pg_catalog./) pg_catalog.sum(g.deals), 4) AS win_rate,
+           pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE g.is_won)
+                            OPERATOR(pg_catalog./) pg_catalog.sum(g.deals) FILTER (WHERE g.is_won), 2) AS average_deal_size,
+           pg_catalog.round(pg_catalog.sum(g.cycle_seconds) FILTER (WHERE g.is_won)
+                            OPERATOR(pg_catalog./) (pg_catalog.sum(g.deals) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.*) 86400), 1) AS average_cycle_days,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.is_won)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.is_won) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.is_won)
+                THEN pg_catalog.sum(g.amount) FILTER (WHERE g.is_won) END AS won_amount_in_currency
+      FROM closed_groups AS g
+     CROSS JOIN LATERAL (SELECT CASE WHEN g.is_won
+                                     THEN crm.exchange_rate_on(g.currency, NULLIF(g.close_month, 'infinity'::pg_catalog.date)) END AS rate) AS x
+     GROUP BY g.owner, g.closed_month;
+COMMENT ON VIEW crm.sales_performance IS 'Sales performance per owner and month of closing (the month of closed_at in UTC, whatever the session time zone): deals won and lost (by the stages'' is_closed and is_won now), won amount (in the corporate currency, each deal at the rate of its close date), win rate, average deal size, sales cycle length; the won deals'' currency and won amount in it when they share one currency. Read from the maintained aggregate (time grows with the groups, not the deals); each role sees the deals it may read';
+COMMENT ON COLUMN crm.sales_performance.owner IS 'Opportunity owner: the role''s name, as text (crm.opportunity.owner is a regrole)';
+COMMENT ON COLUMN crm.sales_performance.period IS 'First day of the month the deals closed in, in UTC';
+COMMENT ON COLUMN crm.sales_performance.won IS 'Deals won';
+COMMENT ON COLUMN crm.sales_performance.lost IS 'Deals lost';
+COMMENT ON COLUMN crm.sales_performance.won_amount IS 'Amount of the won deals, in the corporate currency';
+COMMENT ON COLUMN crm.sales_performance.win_rate IS 'won / (won + lost), 0-1';
+COMMENT ON COLUMN crm.sales_performance.average_deal_size IS 'Average amount of a won deal, in the corporate currency';
+COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from creation to closing of a won deal (exact, rounded to a tenth of a day)';
+COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals when they all share one; NULL when mixed or none won';
+COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
+

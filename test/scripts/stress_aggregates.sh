@@ -182,12 +182,13 @@ CREATE FUNCTION stress.pick_stage() RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT (ARRAY['Qualification', 'Requirement', 'Proposal', 'Negotiation', 'Deal Closed',
                   'Successful', 'Failed'])[1 + floor(random() * 7)::int] $$;
 
--- n new leads of random companies, e-mails, statuses, owners and campaigns
+-- n new leads of random companies, e-mails, statuses, sources, owners and
+-- campaigns (the source feeds crm_internal.lead_source_aggregate)
 CREATE FUNCTION stress.new_leads(n int) RETURNS void LANGUAGE sql VOLATILE AS $$
     WITH r AS MATERIALIZED (
         SELECT g, random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5
           FROM generate_series(1, n) g)
-    INSERT INTO crm.lead (name, company, email, website, industry, city, status, owner, campaign_id)
+    INSERT INTO crm.lead (name, company, email, website, industry, city, status, source, owner, campaign_id)
     SELECT fn || ' ' || ln, c.company,
            CASE WHEN r.r2 < 0.55 THEN lower(fn || '.' || ln) || '@' || c.domain
                 WHEN r.r2 < 0.75 THEN 'buyer@' || c.domain           -- shared: contacts race on it
@@ -198,6 +199,7 @@ CREATE FUNCTION stress.new_leads(n int) RETURNS void LANGUAGE sql VOLATILE AS $$
            (CASE WHEN r.r4 < 0.05 THEN 'Not Qualified'
                  ELSE (ARRAY['New Lead', 'Processing', 'Following Up', 'In Transaction', 'Completed'])[1 + floor(r.r4 * 5)::int]
             END)::crm.lead_status,
+           (ARRAY['website', 'phone', 'email', 'referral', 'event'])[1 + floor(r.r2 * 5)::int],
            stress.pick_owner(), stress.pick_campaign()
       FROM r
      CROSS JOIN LATERAL (SELECT (ARRAY['Ann', 'Bob', 'Carla', 'Dev', 'Eve', 'Fritz', 'Gita', 'Hal'])[1 + floor(r.r5 * 8)::int] AS fn,
@@ -525,7 +527,7 @@ cat >"$S/leads.sql" <<'EOF'
 SELECT stress.new_leads(:n);
 UPDATE crm.lead SET status = (ARRAY['New Lead', 'Processing', 'Following Up', 'In Transaction', 'Completed', 'Not Qualified'])[1 + floor(random() * 6)::int]::crm.lead_status
  WHERE id = (SELECT stress.pick_lead()) AND status <> 'Converted';
-UPDATE crm.lead SET campaign_id = (SELECT stress.pick_campaign()), remarks = 'touched' WHERE id = (SELECT stress.pick_lead());
+UPDATE crm.lead SET campaign_id = (SELECT stress.pick_campaign()), source = (ARRAY['phone', 'partner', 'social'])[1 + floor(random() * 3)::int], remarks = 'touched' WHERE id = (SELECT stress.pick_lead());
 UPDATE crm.lead SET campaign_id = (SELECT stress.pick_campaign())
  WHERE id IN (SELECT id FROM crm.lead WHERE id % 53 = (SELECT floor(random() * 53)::int) ORDER BY id LIMIT 5 FOR NO KEY UPDATE);
 EOF
