@@ -102,7 +102,7 @@ BEGIN
                              'crm.sales_order_item', 'crm.activity', 'crm.activity_participant', 'crm.campaign_member',
                              'crm.lead_status_history', 'crm.opportunity_history', 'crm.quote_approval', 'crm.change_log',
                              'crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
-                             'crm_internal.campaign_lead_aggregate']
+                             'crm_internal.campaign_lead_aggregate', 'crm_internal.stage_velocity_aggregate']
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
@@ -186,7 +186,11 @@ BEGIN
     -- managers read what their team did (admins everything, above)
     FOREACH rule SLICE 1 IN ARRAY ARRAY[
         ['lead_status_history', 'EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'],
-        ['opportunity_history', 'EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
+        -- a deal's history outlives it: its entries are read by whoever sees
+        -- the deal now (as before 0.7), and each entry by the team that owned
+        -- the deal after it (deleted or handed on deals included)
+        ['opportunity_history', 'new_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))'
+                                || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
         ['quote_approval', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
         ['change_log', 'changed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))']]
     LOOP
@@ -196,7 +200,7 @@ BEGIN
 
     -- aggregates: a rep reads their own figures, a manager their team's
     FOREACH t IN ARRAY ARRAY['crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
-                             'crm_internal.campaign_lead_aggregate']
+                             'crm_internal.campaign_lead_aggregate', 'crm_internal.stage_velocity_aggregate']
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;
