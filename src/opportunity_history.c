@@ -30,7 +30,9 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "catalog/namespace.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 static CrmQuery insert_opportunity_history = {
@@ -47,6 +49,15 @@ static CrmQuery insert_opportunity_history = {
 		REGROLEOID, REGROLEOID, TEXTOID, BOOLOID, REGROLEOID}, NULL
 };
 
+/* before 0.7 (this library serves older versions too): no owner, currency, deletion */
+static CrmQuery insert_opportunity_history_0_6 = {
+	"INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,"
+	" old_probability, new_probability, old_close_date, new_close_date, changed_by)"
+	" VALUES ($1, $2, $3, $4::pg_catalog.numeric, $5::pg_catalog.numeric, $6::pg_catalog.numeric,"
+	" $7::pg_catalog.numeric, $8::pg_catalog.date, $9::pg_catalog.date, $10)",
+	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+};
+
 static CrmQuery truncate_opportunity_history = {
 	"TRUNCATE crm.opportunity_history", 0, {InvalidOid}, NULL
 };
@@ -60,6 +71,19 @@ static CrmQuery truncate_opportunity_history = {
 static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", "owner", "currency", NULL};
 #define TRACKED_OWNER		4
 #define TRACKED_CURRENCY	5
+
+/*
+ * history_0_7 -- has crm.opportunity_history the columns of 0.7 (owner,
+ * currency, deleted, superseded_at)?  Until ALTER EXTENSION UPDATE adds
+ * them, entries are written as 0.6 did (two catalog cache probes a call).
+ */
+static bool
+history_0_7(void)
+{
+	Oid			relid = get_relname_relid("opportunity_history", get_namespace_oid("crm", false));
+
+	return OidIsValid(relid) && get_attnum(relid, "superseded_at") != InvalidAttrNumber;
+}
 
 /* set_text -- values[i] as the text of attribute attnum of tuple, or NULL */
 static void
@@ -89,6 +113,8 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	char		nulls[14];
 	bool		isnull;
 	int			tracked[lengthof(tracked_columns) - 1];
+	bool		current;
+	int			ntracked;
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
@@ -103,13 +129,18 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm_internal.record_opportunity_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
 
+	current = history_0_7();
+
 	/* a deletion repeats the last values as the new ones */
 	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	newtup = is_insert || is_delete ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
-	for (int i = 0; tracked_columns[i] != NULL; i++)
+	ntracked = current ? lengthof(tracked_columns) - 1 : TRACKED_OWNER;
+	if (is_delete && !current)
+		return PointerGetDatum(NULL);	/* 0.6 kept no deletions */
+	for (int i = 0; i < ntracked; i++)
 		tracked[i] = crm_attnum(tupdesc, tracked_columns[i]);
-	for (int i = 0; !is_insert && !is_delete && tracked_columns[i] != NULL; i++)
+	for (int i = 0; !is_insert && !is_delete && i < ntracked; i++)
 		if (crm_attribute_changed(oldtup, newtup, tupdesc, tracked[i]))
 		{
 			nchanged++;
@@ -137,6 +168,14 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 	{
 		set_text(values, nulls, 1 + 2 * i, oldtup, tupdesc, tracked[i]);
 		set_text(values, nulls, 2 + 2 * i, newtup, tupdesc, tracked[i]);
+	}
+	if (!current)
+	{
+		values[9] = ObjectIdGetDatum(crm_acting_role());
+		nulls[9] = ' ';
+		crm_query_run_as_owner(&insert_opportunity_history_0_6, values, nulls, 0);
+		crm_spi_finish();
+		return PointerGetDatum(NULL);
 	}
 	values[9] = oldtup ? heap_getattr(oldtup, tracked[TRACKED_OWNER], tupdesc, &isnull) : (Datum) 0;
 	nulls[9] = oldtup && !isnull ? ' ' : 'n';
