@@ -13,9 +13,9 @@
 
 ALTER TABLE crm.opportunity ADD COLUMN closed_at timestamptz;
 COMMENT ON COLUMN crm.opportunity.closed_at IS 'When the opportunity reached a closed stage (won or lost); cleared when it is reopened; set by the database';
-ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz
+ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz DEFAULT pg_catalog.now()
     CONSTRAINT opportunity_stage_changed_at_set CHECK (stage_changed_at IS NOT NULL);
-COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database, never NULL once stored (crm.stage_velocity reads it)';
+COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database (the default serves loads with the triggers off), never NULL (crm.stage_velocity reads it)';
 
 -- The history outlives its deal (no foreign key): a deletion is an entry,
 -- and every entry is the deal's state from changed_at until superseded_at,

@@ -3767,7 +3767,7 @@ REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.pipeline_as_of(timestamptz) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
 -- issue 22: stage velocity from a kept aggregate (crm.opportunity.stage_changed_at, crm_internal.stage_velocity_aggregate)
-ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz;
+ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz DEFAULT pg_catalog.now();
 -- Backfill without the triggers (nothing else changes): when the deal
 -- entered its stage, by its last stage entry in the history.  Column
 -- privileges: the new column gets none (INSERT and UPDATE are granted per
@@ -3781,7 +3781,7 @@ UPDATE crm.opportunity AS o
 ALTER TABLE crm.opportunity ENABLE TRIGGER USER;
 ALTER TABLE crm.opportunity ENABLE ALWAYS TRIGGER search_text_fill;
 ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_stage_changed_at_set CHECK (stage_changed_at IS NOT NULL);
-COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database, never NULL once stored (crm.stage_velocity reads it)';
+COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database (the default serves loads with the triggers off), never NULL (crm.stage_velocity reads it)';
 
 CREATE TABLE crm_internal.stage_velocity_aggregate (
     stage     text NOT NULL,
