@@ -83,7 +83,7 @@ UPDATE opp SET close_date = CASE WHEN is_closed THEN closed_at::date
 -- lead g is converted when (g * 3) % 20 < 3 (the leads below), into the
 -- opportunity of its number
 INSERT INTO crm.opportunity (name, account_id, contact_id, lead_id, stage, amount, probability, close_date, loss_reason_code,
-                             owner, currency, campaign_id, closed_at, created_at, updated_at, furthest_stage)
+                             owner, currency, campaign_id, closed_at, created_at, updated_at, furthest_stage, stage_changed_at)
 OVERRIDING SYSTEM VALUE
 SELECT 'Deal ' || g, 1 + (g - 1) % :n_accounts, 1 + (g - 1) % :n_accounts,
        CASE WHEN (g * 3) % 20 < 3 AND g <= :n_leads THEN g END, stage, amount, probability, close_date,
@@ -91,26 +91,39 @@ SELECT 'Deal ' || g, 1 + (g - 1) % :n_accounts, 1 + (g - 1) % :n_accounts,
        ('bench_rep' || (1 + (g - 1) % :owners))::regrole, currency, campaign_id, closed_at, created_at, moved_at,
        -- the furthest stage of its history (Qualification, then its stage):
        -- a lost deal's is Qualification
-       CASE WHEN is_closed AND NOT is_won THEN 'Qualification' ELSE stage END
+       CASE WHEN is_closed AND NOT is_won THEN 'Qualification' ELSE stage END,
+       CASE WHEN stage = 'Qualification' THEN created_at ELSE moved_at END
   FROM opp ORDER BY g;
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('crm.opportunity', 'id'), :n_opps);
 
 -- two history rows per opportunity: its creation in Qualification, then the
 -- move to its stage (or, still in Qualification, a change of amount)
 INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,
-                                     old_probability, new_probability, old_close_date, new_close_date, changed_at, changed_by)
+                                     old_probability, new_probability, old_close_date, new_close_date, changed_at, changed_by,
+                                     old_owner, new_owner, currency, superseded_at)
 SELECT h.*
   FROM opp AS o
  CROSS JOIN LATERAL (
     VALUES (o.g, NULL::text, 'Qualification'::text, NULL::numeric,
             CASE WHEN o.stage = 'Qualification' THEN round(o.amount * 0.8, 2) ELSE o.amount END,
             NULL::numeric, 10.00::numeric, NULL::date, o.close_date, o.created_at,
-            ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole),
+            ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
+            NULL::regrole, ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, o.currency, o.moved_at),
            (o.g, 'Qualification', o.stage,
             CASE WHEN o.stage = 'Qualification' THEN round(o.amount * 0.8, 2) ELSE o.amount END, o.amount,
             10.00, o.probability, o.close_date, o.close_date, o.moved_at,
-            ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole)) AS h
+            ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
+            ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
+            o.currency, NULL::timestamptz)) AS h
  ORDER BY o.g, h.column2 IS NOT NULL;
+
+-- the stage passages those entries hold (crm.rebuild_aggregates() does not
+-- rebuild them; crm.verify_aggregates() checks them against the history)
+INSERT INTO crm_internal.stage_velocity_aggregate (stage, owner, stripe, passages, seconds)
+SELECT 'Qualification', ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, 0, count(*),
+       sum(extract(epoch FROM o.moved_at - o.created_at))
+  FROM opp AS o WHERE o.stage <> 'Qualification'
+ GROUP BY 2;
 
 -- leads
 CREATE TEMP TABLE ld AS

@@ -153,7 +153,7 @@ typedef struct CrmQuery
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[12];
+	Oid			argtypes[16];
 	SPIPlanPtr	plan;
 } CrmQuery;
 

@@ -7,9 +7,6 @@
  * crm_internal.record_change()       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
  *     (statement): one crm.change_log row with the changed fields; a value
  *     longer than 2,000 bytes is kept as its beginning, length and SHA-256.
- * crm_internal.record_opportunity_change()  AFTER INSERT OR UPDATE on crm.opportunity:
- *     one crm.opportunity_history row when the stage, amount, probability or
- *     close date changed.
  * crm_internal.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
  *     (statement) on crm.change_log and crm.erasure_log: the audit trail only
  *     grows, even for its owner.  The two sanctioned exceptions hold a
@@ -47,14 +44,6 @@ static CrmQuery insert_change_log = {
 	"INSERT INTO crm.change_log (table_name, row_id, operation, changes, changed_by) "
 	"VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5)",
 	5, {REGCLASSOID, INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
-};
-
-static CrmQuery insert_opportunity_history = {
-	"INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,"
-	" old_probability, new_probability, old_close_date, new_close_date, changed_by)"
-	" VALUES ($1, $2, $3, $4::pg_catalog.numeric, $5::pg_catalog.numeric, $6::pg_catalog.numeric,"
-	" $7::pg_catalog.numeric, $8::pg_catalog.date, $9::pg_catalog.date, $10)",
-	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
 /*
@@ -272,72 +261,6 @@ crm_record_change(PG_FUNCTION_ARGS)
 	crm_query_run_as_owner(&insert_change_log, values, nulls, 0);
 	crm_spi_finish();
 
-	return PointerGetDatum(NULL);
-}
-
-/* the columns crm.opportunity_history follows */
-static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", NULL};
-
-/* crm_record_opportunity_change -- trigger crm_internal.record_opportunity_change() */
-PG_FUNCTION_INFO_V1(crm_record_opportunity_change);
-Datum
-crm_record_opportunity_change(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_opportunity_change", false, true);
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
-	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
-	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
-	bool		changed = is_insert;
-	int			nchanged = 0;	/* tracked columns changed, stage first */
-	bool		stage_changed = false;
-	Datum		values[10];
-	char		nulls[10];
-	bool		isnull;
-	int			tracked[lengthof(tracked_columns) - 1];
-
-	for (int i = 0; tracked_columns[i] != NULL; i++)
-		tracked[i] = crm_attnum(tupdesc, tracked_columns[i]);
-	for (int i = 0; !is_insert && nchanged < 2 && tracked_columns[i] != NULL; i++)
-		if (crm_attribute_changed(oldtup, newtup, tupdesc, tracked[i]))
-		{
-			nchanged++;
-			stage_changed = stage_changed || i == 0;
-		}
-	changed = changed || nchanged > 0;
-	if (!changed)
-		return PointerGetDatum(NULL);
-
-	crm_spi_connect();
-
-	/*
-	 * A rename of the stage cascading to the opportunity is no stage change
-	 * (the cascade changes nothing else): the history keeps the names
-	 * entries had when they were recorded.
-	 */
-	if (stage_changed && nchanged == 1 && !crm_stage_exists(crm_attribute_text(oldtup, tupdesc, tracked[0])))
-	{
-		crm_spi_finish();
-		return PointerGetDatum(NULL);
-	}
-
-	values[0] = Int64GetDatum(crm_column_int64(newtup, tupdesc, "id", &isnull));
-	nulls[0] = ' ';
-	for (int i = 0; tracked_columns[i] != NULL; i++)
-	{
-		char	   *oldtext = oldtup ? crm_attribute_text(oldtup, tupdesc, tracked[i]) : NULL;
-		char	   *newtext = crm_attribute_text(newtup, tupdesc, tracked[i]);
-
-		values[1 + 2 * i] = oldtext ? CStringGetTextDatum(oldtext) : (Datum) 0;
-		nulls[1 + 2 * i] = oldtext ? ' ' : 'n';
-		values[2 + 2 * i] = newtext ? CStringGetTextDatum(newtext) : (Datum) 0;
-		nulls[2 + 2 * i] = newtext ? ' ' : 'n';
-	}
-	values[9] = ObjectIdGetDatum(crm_acting_role());
-	nulls[9] = ' ';
-
-	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
-	crm_spi_finish();
 	return PointerGetDatum(NULL);
 }
 

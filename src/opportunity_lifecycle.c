@@ -161,6 +161,20 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	if (!is_insert && stage_changed && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
 		stage_changed = false;
 
+	/*
+	 * stage_changed_at: when the deal entered its stage (a move, not a
+	 * rename), set by the database; stage_velocity.c reads it (not before
+	 * 0.7: no column)
+	 */
+	if (SPI_fnumber(tupdesc, "stage_changed_at") > 0)
+	{
+		if (stage_changed)
+			newtup = crm_set_column(newtup, tupdesc, "stage_changed_at",
+									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+		else
+			newtup = crm_keep_column(oldtup, newtup, tupdesc, "stage_changed_at");
+	}
+
 	/* amount and price book belong to the line items once there are any */
 	if (!is_insert)
 	{

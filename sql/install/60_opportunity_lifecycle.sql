@@ -6,17 +6,25 @@
 -- cleared when it is not: 62_loss_reasons_and_contact_roles.sql), closed_at
 -- is set when a closed stage is reached and cleared on reopening; the amount
 -- of an opportunity with line items and its price book are the lines'.
--- Every change of stage, amount, probability or close date is recorded in
+-- Every change of stage, amount, probability, close date, owner or
+-- currency, and the deletion of a deal, is recorded in
 -- crm.opportunity_history.
 --------------------------------------------------------------------------
 
 ALTER TABLE crm.opportunity ADD COLUMN closed_at timestamptz;
 COMMENT ON COLUMN crm.opportunity.closed_at IS 'When the opportunity reached a closed stage (won or lost); cleared when it is reopened; set by the database';
+ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz DEFAULT pg_catalog.now()
+    CONSTRAINT opportunity_stage_changed_at_set CHECK (stage_changed_at IS NOT NULL);
+COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database (the default serves loads with the triggers off), never NULL (crm.stage_velocity reads it)';
 
+-- The history outlives its deal (no foreign key): a deletion is an entry,
+-- and every entry is the deal's state from changed_at until superseded_at,
+-- which is what crm.pipeline_as_of() reads.  Row security follows the owner
+-- columns (95_row_security.sql), so entries stay readable after the deal is
+-- gone.
 CREATE TABLE crm.opportunity_history (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    opportunity_id   bigint NOT NULL CONSTRAINT opportunity_history_opportunity_id_fkey
-                     REFERENCES crm.opportunity (id) ON DELETE CASCADE,
+    opportunity_id   bigint NOT NULL,
     old_stage        text,
     new_stage        text NOT NULL,
     old_amount       numeric(16,2),
@@ -26,11 +34,16 @@ CREATE TABLE crm.opportunity_history (
     old_close_date   date,
     new_close_date   date,
     changed_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    changed_by       regrole NOT NULL
+    changed_by       regrole NOT NULL,
+    old_owner        regrole,
+    new_owner        regrole NOT NULL,
+    currency         text NOT NULL,
+    deleted          boolean NOT NULL DEFAULT false,
+    superseded_at    timestamptz
 );
-COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability or close date (one row per change, old and new values; the first row is its creation); written only by the database';
+COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability, close date, owner or currency, and its deletion (one row per change, old and new values; the first row is its creation); kept after the deal is deleted; written only by the database';
 COMMENT ON COLUMN crm.opportunity_history.id IS 'Entry id, in order of recording';
-COMMENT ON COLUMN crm.opportunity_history.opportunity_id IS 'The opportunity';
+COMMENT ON COLUMN crm.opportunity_history.opportunity_id IS 'The opportunity (it may since have been deleted: see deleted)';
 COMMENT ON COLUMN crm.opportunity_history.old_stage IS 'Stage before the change (NULL on creation)';
 COMMENT ON COLUMN crm.opportunity_history.new_stage IS 'Stage after the change';
 COMMENT ON COLUMN crm.opportunity_history.old_amount IS 'Amount before the change (NULL on creation)';
@@ -41,7 +54,15 @@ COMMENT ON COLUMN crm.opportunity_history.old_close_date IS 'Close date before t
 COMMENT ON COLUMN crm.opportunity_history.new_close_date IS 'Close date after the change';
 COMMENT ON COLUMN crm.opportunity_history.changed_at IS 'When the change was made (transaction time)';
 COMMENT ON COLUMN crm.opportunity_history.changed_by IS 'Role that made the change';
+COMMENT ON COLUMN crm.opportunity_history.old_owner IS 'Owner before the change (NULL on creation)';
+COMMENT ON COLUMN crm.opportunity_history.new_owner IS 'Owner after the change (on a deletion: the owner it had)';
+COMMENT ON COLUMN crm.opportunity_history.currency IS 'Currency of the amounts (the deal''s currency after the change)';
+COMMENT ON COLUMN crm.opportunity_history.deleted IS 'True for the entry recording the deal''s deletion (its new_ values repeat the last ones); the last entry of the deal';
+COMMENT ON COLUMN crm.opportunity_history.superseded_at IS 'When a later entry of the deal replaced this state: the earliest changed_at of the later entries; NULL for the current state. The entry is the deal''s state at every moment from changed_at (inclusive) to superseded_at (exclusive); set by the database';
 CREATE INDEX opportunity_history_opportunity_id_idx ON crm.opportunity_history (opportunity_id, id);
+COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; the entries a new one supersedes';
+CREATE INDEX opportunity_history_changed_at_idx ON crm.opportunity_history (changed_at);
+COMMENT ON INDEX crm.opportunity_history_changed_at_idx IS 'The entries made up to a moment: crm.pipeline_as_of() reads only those';
 
 CREATE FUNCTION crm_internal.opportunity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_lifecycle'
@@ -62,8 +83,11 @@ CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm
 CREATE FUNCTION crm_internal.record_opportunity_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT OR UPDATE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability or close date changed';
-CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OF stage, amount, probability, close_date
-    ON crm.opportunity
+COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability, close date, owner or currency changed, or the deal was deleted, and marks the entries the new one supersedes; AFTER TRUNCATE: empties crm.opportunity_history';
+-- Every UPDATE, not UPDATE OF the columns: a BEFORE trigger may change one
+-- the statement did not name (the currency from the price book, 72_currencies.sql).
+CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 

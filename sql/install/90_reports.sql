@@ -211,6 +211,45 @@ COMMENT ON COLUMN crm.pipeline_by_stage.currency IS 'Currency of the opportuniti
 COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amounts in that currency';
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
 
+-- The pipeline as it was at a moment, from crm.opportunity_history: every
+-- deal's entry that was its state then (changed_at <= at < superseded_at, not
+-- a deletion), grouped like the aggregate (stage, owner, close month,
+-- currency) and converted per group as crm.pipeline_by_stage does, so that a
+-- moment after the last change gives exactly crm.pipeline_by_stage.  Reads
+-- only the entries made up to at (opportunity_history_changed_at_idx).  Row
+-- security of the history applies (SECURITY INVOKER): a rep sees the deals
+-- their team owned at that moment and the deals they see now.  Stage names
+-- are the ones recorded: a renamed stage keeps its old name in the entries
+-- made before the rename (they are left out, as the stage no longer exists).
+CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
+    RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
+                   opportunities numeric, amount numeric, weighted_amount numeric, currency text,
+                   amount_in_currency numeric, weighted_amount_in_currency numeric)
+    LANGUAGE sql STABLE STRICT SECURITY INVOKER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH totals AS (
+        SELECT h.new_stage AS stage, h.new_owner AS owner, h.currency,
+               COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
+               pg_catalog.count(*)::numeric AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
+               pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
+                                               OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
+          FROM crm.opportunity_history AS h
+         WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
+           AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
+           AND NOT h.deleted
+         GROUP BY h.new_stage, h.new_owner, h.currency, 4)
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text,
+           pg_catalog.sum(t.opportunities),
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2),
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2),
+           t.currency, pg_catalog.sum(t.amount), pg_catalog.sum(t.weighted_amount)
+      FROM totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, 5, t.currency;
+END;
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage. Row security of the history applies. See README "Reports"';
+
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
     SELECT t.close_month,
            COALESCE(pg_catalog.to_char(t.close_month, 'YYYY-MM'), 'no close date') AS month_label,
@@ -285,24 +324,27 @@ COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from
 COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals when they all share one; NULL when mixed or none won';
 COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 
+-- Read from the kept passages (88_stage_velocity.sql) and the pipeline
+-- aggregate: O(stages x owners), whatever the size of the history.
 CREATE VIEW crm.stage_velocity WITH (security_invoker = true) AS
-    WITH entered AS (
-        SELECT h.opportunity_id, h.new_stage AS stage, h.changed_at AS entered_at,
-               pg_catalog.lead(h.changed_at) OVER w AS left_at
-          FROM crm.opportunity_history AS h
-         WHERE h.old_stage IS DISTINCT FROM h.new_stage
-        WINDOW w AS (PARTITION BY h.opportunity_id ORDER BY h.id))
-    SELECT s.sort_order, e.stage,
-           pg_catalog.count(*) FILTER (WHERE e.left_at IS NOT NULL) AS passages,
-           pg_catalog.round((pg_catalog.avg(pg_catalog.date_part('epoch', e.left_at OPERATOR(pg_catalog.-) e.entered_at))
-                             OPERATOR(pg_catalog./) 86400)::numeric, 2) AS average_days,
-           pg_catalog.count(*) FILTER (WHERE e.left_at IS NULL) AS currently_in_stage
-      FROM entered AS e LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) e.stage
-     GROUP BY s.sort_order, e.stage;
-COMMENT ON VIEW crm.stage_velocity IS 'Average time opportunities spend in each stage, from crm.opportunity_history';
+    WITH kept AS (
+        SELECT a.stage, pg_catalog.sum(a.passages) AS passages, pg_catalog.sum(a.seconds) AS seconds
+          FROM crm_internal.stage_velocity_aggregate AS a
+         GROUP BY a.stage),
+    now_in AS (
+        SELECT t.stage, pg_catalog.sum(t.opportunities) AS opportunities
+          FROM crm.pipeline_totals AS t
+         GROUP BY t.stage)
+    SELECT s.sort_order, COALESCE(k.stage, n.stage) AS stage,
+           COALESCE(k.passages, 0)::bigint AS passages,
+           pg_catalog.round(k.seconds OPERATOR(pg_catalog./) NULLIF(k.passages, 0) OPERATOR(pg_catalog./) 86400, 2) AS average_days,
+           COALESCE(n.opportunities, 0)::bigint AS currently_in_stage
+      FROM kept AS k FULL JOIN now_in AS n ON n.stage OPERATOR(pg_catalog.=) k.stage
+      LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) COALESCE(k.stage, n.stage);
+COMMENT ON VIEW crm.stage_velocity IS 'Average time opportunities spend in each stage: passages (a deal leaving the stage by moving on, deleted deals'' included) and their average length, read from the kept passages (equal to crm.opportunity_history, checked by crm.verify_aggregates()), and the deals in the stage now, from the pipeline aggregate';
 COMMENT ON COLUMN crm.stage_velocity.sort_order IS 'Position of the stage in the pipeline (NULL for a stage since renamed or removed)';
 COMMENT ON COLUMN crm.stage_velocity.stage IS 'Stage';
-COMMENT ON COLUMN crm.stage_velocity.passages IS 'How many times an opportunity entered and left the stage';
+COMMENT ON COLUMN crm.stage_velocity.passages IS 'How many times an opportunity entered and left the stage (moving on; a deal''s deletion is no passage)';
 COMMENT ON COLUMN crm.stage_velocity.average_days IS 'Average days between entering and leaving the stage';
 COMMENT ON COLUMN crm.stage_velocity.currently_in_stage IS 'Opportunities in the stage now';
 
@@ -500,8 +542,32 @@ BEGIN ATOMIC
                                         ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
                                         ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
                                         ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- stage velocity: the kept passages against the history's (a
+            -- passage is an entry whose stage differs from the one before,
+            -- not a deletion; its seconds run from the deal's previous stage
+            -- entry)
+            SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT v.stage, v.owner::pg_catalog.oid AS owner, pg_catalog.sum(v.passages) AS passages,
+                           pg_catalog.sum(v.seconds) AS seconds
+                      FROM crm_internal.stage_velocity_aggregate AS v
+                     GROUP BY v.stage, v.owner) AS k
+              FULL JOIN (SELECT p.old_stage AS stage, p.old_owner::pg_catalog.oid AS owner, pg_catalog.count(*) AS passages,
+                                pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at)) AS seconds
+                           FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+                                        pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
+                                   FROM crm.opportunity_history AS h
+                                  WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
+                          WHERE p.old_stage IS NOT NULL
+                          GROUP BY p.old_stage, p.old_owner) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
+                                        ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))
                                 AS m (measure, kept, actual)) AS v
      WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history; no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';

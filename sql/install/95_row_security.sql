@@ -104,7 +104,8 @@ BEGIN
                              'crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
                              'crm_internal.opportunity_funnel_aggregate',
-                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate']
+                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate',
+                             'crm_internal.stage_velocity_aggregate']
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
@@ -188,7 +189,11 @@ BEGIN
     -- managers read what their team did (admins everything, above)
     FOREACH rule SLICE 1 IN ARRAY ARRAY[
         ['lead_status_history', 'EXISTS (SELECT 1 FROM crm.lead AS p WHERE p.id OPERATOR(pg_catalog.=) lead_id)'],
-        ['opportunity_history', 'EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
+        -- a deal's history outlives it: its entries are read by whoever sees
+        -- the deal now (as before 0.7), and each entry by the team that owned
+        -- the deal after it (deleted or handed on deals included)
+        ['opportunity_history', 'new_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))'
+                                || ' OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id)'],
         ['quote_approval', 'EXISTS (SELECT 1 FROM crm.quote AS p WHERE p.id OPERATOR(pg_catalog.=) quote_id)'],
         ['change_log', 'changed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))']]
     LOOP
@@ -200,7 +205,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
                              'crm_internal.opportunity_funnel_aggregate',
-                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate']
+                             'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate',
+                             'crm_internal.stage_velocity_aggregate']
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;

@@ -138,6 +138,12 @@ GRANT SELECT (id, status, source, owner, campaign_id, created_at, furthest_statu
 GRANT SELECT (id, stage, amount, probability, close_date, closed_at, owner, account_id, campaign_id, created_at, furthest_stage)
     ON crm.opportunity TO crm_analyst;
 GRANT SELECT (id, opportunity_id, old_stage, new_stage, changed_at) ON crm.opportunity_history TO crm_analyst;
+-- crm.pipeline_as_of() and crm.verify_aggregates() read these (no personal values)
+GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted, superseded_at)
+    ON crm.opportunity_history TO crm_analyst;
+-- the as-of pipeline is a report: for whoever reads the reports
+REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.pipeline_as_of(timestamptz) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 GRANT SELECT (id, status, created_at) ON crm.quote TO crm_analyst;
 GRANT SELECT (id, quote_id, total) ON crm.sales_order TO crm_analyst;
 GRANT SELECT (id, name, owner) ON crm.account TO crm_analyst;
@@ -226,7 +232,7 @@ BEGIN
                     ('lead', 'account_id'), ('lead', 'contact_id'), ('lead', 'opportunity_id'),
                     ('lead', 'converted_at'), ('lead', 'converted_by'), ('lead', 'score'),
                     ('lead', 'furthest_status'), ('opportunity', 'furthest_stage'),
-                    ('opportunity', 'lead_id'), ('opportunity', 'closed_at'),
+                    ('opportunity', 'lead_id'), ('opportunity', 'closed_at'), ('opportunity', 'stage_changed_at'),
                     ('quote', 'quote_number'), ('quote', 'subtotal'),
                     ('sales_order', 'order_number'), ('sales_order', 'subtotal'),
                     ('sales_order', 'discount_amount'), ('sales_order', 'tax'), ('sales_order', 'total'),

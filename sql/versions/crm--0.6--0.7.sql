@@ -4409,3 +4409,270 @@ COMMENT ON COLUMN crm.sales_performance.average_cycle_days IS 'Average days from
 COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals when they all share one; NULL when mixed or none won';
 COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 
+
+-- issue 22: opportunity history outlives its deal (owner, currency, deletion, superseded_at); crm.pipeline_as_of()
+-- The history keeps entries after the deal is deleted: no foreign key (its
+-- cascade emptied the history on TRUNCATE: the trigger does that now).
+ALTER TABLE crm.opportunity_history DROP CONSTRAINT opportunity_history_opportunity_id_fkey;
+ALTER TABLE crm.opportunity_history
+    ADD COLUMN old_owner regrole,
+    ADD COLUMN new_owner regrole,
+    ADD COLUMN currency text,
+    ADD COLUMN deleted boolean NOT NULL DEFAULT false,
+    ADD COLUMN superseded_at timestamptz;
+-- Backfill: owner and currency from the deal as it is now (earlier versions
+-- did not record them); superseded_at from the entries after each one.
+UPDATE crm.opportunity_history AS h
+   SET new_owner = o.owner,
+       old_owner = CASE WHEN h.old_stage IS NOT NULL THEN o.owner END,
+       currency = o.currency,
+       superseded_at = n.superseded_at
+  FROM crm.opportunity AS o,
+       (SELECT x.id, pg_catalog.min(x.changed_at) OVER (PARTITION BY x.opportunity_id ORDER BY x.id
+                                                        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS superseded_at
+          FROM crm.opportunity_history AS x) AS n
+ WHERE o.id OPERATOR(pg_catalog.=) h.opportunity_id AND n.id OPERATOR(pg_catalog.=) h.id;
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_owner SET NOT NULL, ALTER COLUMN currency SET NOT NULL;
+CREATE INDEX opportunity_history_changed_at_idx ON crm.opportunity_history (changed_at);
+COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability, close date, owner or currency, and its deletion (one row per change, old and new values; the first row is its creation); kept after the deal is deleted; written only by the database';
+COMMENT ON COLUMN crm.opportunity_history.opportunity_id IS 'The opportunity (it may since have been deleted: see deleted)';
+COMMENT ON COLUMN crm.opportunity_history.old_owner IS 'Owner before the change (NULL on creation)';
+COMMENT ON COLUMN crm.opportunity_history.new_owner IS 'Owner after the change (on a deletion: the owner it had)';
+COMMENT ON COLUMN crm.opportunity_history.currency IS 'Currency of the amounts (the deal''s currency after the change)';
+COMMENT ON COLUMN crm.opportunity_history.deleted IS 'True for the entry recording the deal''s deletion (its new_ values repeat the last ones); the last entry of the deal';
+COMMENT ON COLUMN crm.opportunity_history.superseded_at IS 'When a later entry of the deal replaced this state: the earliest changed_at of the later entries; NULL for the current state. The entry is the deal''s state at every moment from changed_at (inclusive) to superseded_at (exclusive); set by the database';
+COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; the entries a new one supersedes';
+COMMENT ON INDEX crm.opportunity_history_changed_at_idx IS 'The entries made up to a moment: crm.pipeline_as_of() reads only those';
+COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability, close date, owner or currency changed, or the deal was deleted, and marks the entries the new one supersedes; AFTER TRUNCATE: empties crm.opportunity_history';
+DROP TRIGGER record_opportunity_change ON crm.opportunity;
+CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+DROP POLICY crm_parent_select ON crm.opportunity_history;
+CREATE POLICY crm_parent_select ON crm.opportunity_history FOR SELECT TO crm_manager, crm_sales
+    USING (new_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
+           OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
+GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted, superseded_at)
+    ON crm.opportunity_history TO crm_analyst;
+
+CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
+    RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
+                   opportunities numeric, amount numeric, weighted_amount numeric, currency text,
+                   amount_in_currency numeric, weighted_amount_in_currency numeric)
+    LANGUAGE sql STABLE STRICT SECURITY INVOKER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH totals AS (
+        SELECT h.new_stage AS stage, h.new_owner AS owner, h.currency,
+               COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
+               pg_catalog.count(*)::numeric AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
+               pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
+                                               OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
+          FROM crm.opportunity_history AS h
+         WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
+           AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
+           AND NOT h.deleted
+         GROUP BY h.new_stage, h.new_owner, h.currency, 4)
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text,
+           pg_catalog.sum(t.opportunities),
+           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2),
+           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2),
+           t.currency, pg_catalog.sum(t.amount), pg_catalog.sum(t.weighted_amount)
+      FROM totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
+     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, 5, t.currency;
+END;
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage. Row security of the history applies. See README "Reports"';
+REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.pipeline_as_of(timestamptz) TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+-- issue 22: stage velocity from a kept aggregate (crm.opportunity.stage_changed_at, crm_internal.stage_velocity_aggregate)
+ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz DEFAULT pg_catalog.now();
+-- Backfill without the triggers (nothing else changes): when the deal
+-- entered its stage, by its last stage entry in the history.  Column
+-- privileges: the new column gets none (INSERT and UPDATE are granted per
+-- column since 0.6), as the install revokes them from it.
+ALTER TABLE crm.opportunity DISABLE TRIGGER USER;
+UPDATE crm.opportunity AS o
+   SET stage_changed_at = COALESCE((SELECT h.changed_at FROM crm.opportunity_history AS h
+                                     WHERE h.opportunity_id OPERATOR(pg_catalog.=) o.id
+                                       AND h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted
+                                     ORDER BY h.id DESC LIMIT 1), o.created_at);
+ALTER TABLE crm.opportunity ENABLE TRIGGER USER;
+ALTER TABLE crm.opportunity ENABLE ALWAYS TRIGGER search_text_fill;
+ALTER TABLE crm.opportunity ADD CONSTRAINT opportunity_stage_changed_at_set CHECK (stage_changed_at IS NOT NULL);
+COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database (the default serves loads with the triggers off), never NULL (crm.stage_velocity reads it)';
+
+CREATE TABLE crm_internal.stage_velocity_aggregate (
+    stage     text NOT NULL,
+    owner     regrole NOT NULL,
+    stripe    integer NOT NULL,
+    passages  bigint NOT NULL,
+    seconds   numeric NOT NULL,
+    PRIMARY KEY (stage, owner, stripe)
+) WITH (fillfactor = 20);
+COMMENT ON TABLE crm_internal.stage_velocity_aggregate IS 'Stage passages per stage left and owner, one row per writing backend (stripe); sum over stripes to read (crm.stage_velocity does); written only by the stage_velocity_fold trigger';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stage IS 'The stage the deals left (the name it had then)';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.owner IS 'Owner of the deals while in that stage';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stripe IS 'Writing backend: rows of one backend, summed by readers';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.passages IS 'Times deals left the stage by moving on, recorded by this stripe';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.seconds IS 'Seconds those deals had spent in the stage (from entering to leaving, transaction times), recorded by this stripe';
+
+ALTER TABLE crm_internal.stage_velocity_aggregate ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm_internal.stage_velocity_aggregate TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_analyst_read ON crm_internal.stage_velocity_aggregate FOR SELECT TO crm_analyst USING (true);
+CREATE POLICY crm_team_select ON crm_internal.stage_velocity_aggregate FOR SELECT TO crm_manager, crm_sales
+    USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())));
+GRANT SELECT ON crm_internal.stage_velocity_aggregate TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+CREATE FUNCTION crm_internal.stage_velocity_fold() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_stage_velocity_fold'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.stage_velocity_fold() IS 'AFTER UPDATE statement trigger on crm.opportunity (transition tables velocity_old, velocity_new): adds the stage passages of the deals that moved (a move, not a stage rename) to this backend''s stripe of crm_internal.stage_velocity_aggregate; AFTER TRUNCATE: empties it';
+-- Fires after aggregates_opportunity and record_opportunity_change (name
+-- order); it reads only its transition tables and writes only its table.
+CREATE TRIGGER stage_velocity_fold AFTER UPDATE ON crm.opportunity
+    REFERENCING OLD TABLE AS velocity_old NEW TABLE AS velocity_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();
+CREATE TRIGGER stage_velocity_fold_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.stage_velocity_aggregate', '');
+-- the passages the history holds, into stripe 0 (what crm.verify_aggregates() recomputes)
+INSERT INTO crm_internal.stage_velocity_aggregate (stage, owner, stripe, passages, seconds)
+SELECT p.old_stage, p.old_owner, 0, pg_catalog.count(*),
+       pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at))
+  FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+               pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
+          FROM crm.opportunity_history AS h
+         WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
+ WHERE p.old_stage IS NOT NULL
+ GROUP BY p.old_stage, p.old_owner;
+
+CREATE OR REPLACE VIEW crm.stage_velocity WITH (security_invoker = true) AS
+    WITH kept AS (
+        SELECT a.stage, pg_catalog.sum(a.passages) AS passages, pg_catalog.sum(a.seconds) AS seconds
+          FROM crm_internal.stage_velocity_aggregate AS a
+         GROUP BY a.stage),
+    now_in AS (
+        SELECT t.stage, pg_catalog.sum(t.opportunities) AS opportunities
+          FROM crm.pipeline_totals AS t
+         GROUP BY t.stage)
+    SELECT s.sort_order, COALESCE(k.stage, n.stage) AS stage,
+           COALESCE(k.passages, 0)::bigint AS passages,
+           pg_catalog.round(k.seconds OPERATOR(pg_catalog./) NULLIF(k.passages, 0) OPERATOR(pg_catalog./) 86400, 2) AS average_days,
+           COALESCE(n.opportunities, 0)::bigint AS currently_in_stage
+      FROM kept AS k FULL JOIN now_in AS n ON n.stage OPERATOR(pg_catalog.=) k.stage
+      LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) COALESCE(k.stage, n.stage);
+COMMENT ON VIEW crm.stage_velocity IS 'Average time opportunities spend in each stage: passages (a deal leaving the stage by moving on, deleted deals'' included) and their average length, read from the kept passages (equal to crm.opportunity_history, checked by crm.verify_aggregates()), and the deals in the stage now, from the pipeline aggregate';
+COMMENT ON COLUMN crm.stage_velocity.sort_order IS 'Position of the stage in the pipeline (NULL for a stage since renamed or removed)';
+COMMENT ON COLUMN crm.stage_velocity.stage IS 'Stage';
+COMMENT ON COLUMN crm.stage_velocity.passages IS 'How many times an opportunity entered and left the stage (moving on; a deal''s deletion is no passage)';
+COMMENT ON COLUMN crm.stage_velocity.average_days IS 'Average days between entering and leaving the stage';
+COMMENT ON COLUMN crm.stage_velocity.currently_in_stage IS 'Opportunities in the stage now';
+
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- stage velocity: the kept passages against the history's (a
+            -- passage is an entry whose stage differs from the one before,
+            -- not a deletion; its seconds run from the deal's previous stage
+            -- entry)
+            SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT v.stage, v.owner::pg_catalog.oid AS owner, pg_catalog.sum(v.passages) AS passages,
+                           pg_catalog.sum(v.seconds) AS seconds
+                      FROM crm_internal.stage_velocity_aggregate AS v
+                     GROUP BY v.stage, v.owner) AS k
+              FULL JOIN (SELECT p.old_stage AS stage, p.old_owner::pg_catalog.oid AS owner, pg_catalog.count(*) AS passages,
+                                pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at)) AS seconds
+                           FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+                                        pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
+                                   FROM crm.opportunity_history AS h
+                                  WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
+                          WHERE p.old_stage IS NOT NULL
+                          GROUP BY p.old_stage, p.old_owner) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
+                                        ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history; no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+REVOKE ALL ON FUNCTION crm_internal.stage_velocity_fold() FROM PUBLIC;
+

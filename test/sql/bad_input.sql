@@ -455,6 +455,10 @@ INSERT INTO cases (label, sql, show) VALUES
     ('verify_aggregates',                      '(SELECT count(*) FROM crm.verify_aggregates())', true),
     ('compact_aggregates',                     'crm.compact_aggregates()', false),
     ('rebuild_aggregates',                     'crm.rebuild_aggregates()', false),
+    -- the as-of pipeline: no moment (STRICT), before everything, after everything
+    ('pipeline_as_of NULL',                    '(SELECT count(*) FROM crm.pipeline_as_of(NULL))', true),
+    ('pipeline_as_of -infinity',               '(SELECT count(*) FROM crm.pipeline_as_of(''-infinity''))', true),
+    ('pipeline_as_of infinity',                '(SELECT count(*) FROM crm.pipeline_as_of(''infinity''))', true),
     -- currencies: the corporate currency, the rate valid on a day
     ('corporate_currency',                     'crm.corporate_currency()', true),
     ('exchange_rate_on corporate',             'crm.exchange_rate_on(''USD'', ''2027-01-01'')', true),

@@ -88,7 +88,7 @@ note("views $rep may not read (compared as the superuser only): "
 	  . join(', ', grep { !$rep_reads{$_} } @views));
 cmp_ok(scalar @views, '>=', 9, 'schema crm has views to compare (' . scalar(@views) . ')');
 cmp_ok(scalar @rep_views, '>=', 9, "$rep may read most of them (" . scalar(@rep_views) . ')');
-is(scalar @aggregates, 9, 'schema crm_internal has the nine aggregate tables: ' . join(', ', @aggregates));
+is(scalar @aggregates, 10, 'schema crm_internal has the ten aggregate tables: ' . join(', ', @aggregates));
 is(scalar @aggregate_views, 2, "$rep reads the aggregates through views: @aggregate_views");
 is( $standby->safe_psql($db,
 		"SELECT string_agg(c.oid::regclass::text, ',' ORDER BY c.oid::regclass::text) FROM pg_class c"

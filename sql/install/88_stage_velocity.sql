@@ -1,0 +1,46 @@
+--------------------------------------------------------------------------
+-- Stage velocity, kept (issue 22)
+--
+-- crm_internal.stage_velocity_aggregate holds, per (stage, owner), how many
+-- times deals left the stage by moving on and the seconds they had spent in
+-- it, one row per writing backend (stripe): readers sum the stripes, so
+-- crm.stage_velocity costs the number of groups, not of history entries.
+-- Written by crm_internal.stage_velocity_fold() (src/stage_velocity.c) once
+-- per UPDATE statement from its transition tables, from the deals' own
+-- stage_changed_at (set by the lifecycle trigger, 60_opportunity_lifecycle.sql):
+-- no history is read.  A deleted deal's passages stay (its history outlives
+-- it); TRUNCATE empties the aggregate with the history.  The owner is the
+-- one the deal had in the stage it left; row security on it as on the
+-- pipeline aggregate.  crm.verify_aggregates() recomputes it from
+-- crm.opportunity_history.
+--------------------------------------------------------------------------
+
+CREATE TABLE crm_internal.stage_velocity_aggregate (
+    stage     text NOT NULL,
+    owner     regrole NOT NULL,
+    stripe    integer NOT NULL,
+    passages  bigint NOT NULL,
+    seconds   numeric NOT NULL,
+    PRIMARY KEY (stage, owner, stripe)
+) WITH (fillfactor = 20);
+COMMENT ON TABLE crm_internal.stage_velocity_aggregate IS 'Stage passages per stage left and owner, one row per writing backend (stripe); sum over stripes to read (crm.stage_velocity does); written only by the stage_velocity_fold trigger';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stage IS 'The stage the deals left (the name it had then)';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.owner IS 'Owner of the deals while in that stage';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stripe IS 'Writing backend: rows of one backend, summed by readers';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.passages IS 'Times deals left the stage by moving on, recorded by this stripe';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.seconds IS 'Seconds those deals had spent in the stage (from entering to leaving, transaction times), recorded by this stripe';
+
+-- row security as on the other aggregates (95_row_security.sql)
+GRANT SELECT ON crm_internal.stage_velocity_aggregate TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+CREATE FUNCTION crm_internal.stage_velocity_fold() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_stage_velocity_fold'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.stage_velocity_fold() IS 'AFTER UPDATE statement trigger on crm.opportunity (transition tables velocity_old, velocity_new): adds the stage passages of the deals that moved (a move, not a stage rename) to this backend''s stripe of crm_internal.stage_velocity_aggregate; AFTER TRUNCATE: empties it';
+-- Fires after aggregates_opportunity and record_opportunity_change (name
+-- order); it reads only its transition tables and writes only its table.
+CREATE TRIGGER stage_velocity_fold AFTER UPDATE ON crm.opportunity
+    REFERENCING OLD TABLE AS velocity_old NEW TABLE AS velocity_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();
+CREATE TRIGGER stage_velocity_fold_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();

@@ -1,0 +1,106 @@
+-- pipeline_as_of: crm.pipeline_as_of(at) is the pipeline by stage, owner and
+-- currency as it was at that moment, exactly, from crm.opportunity_history,
+-- which records owner, currency and deletion and outlives its deal; row
+-- security of the history applies.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_asof_rep1;
+DROP ROLE IF EXISTS regress_asof_rep2;
+RESET client_min_messages;
+\set VERBOSITY terse
+CREATE ROLE regress_asof_rep1 IN ROLE crm_sales;
+CREATE ROLE regress_asof_rep2 IN ROLE crm_sales;
+-- one euro is 1.10 USD (the corporate currency) from January 2027
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2027-01-01', 1.10);
+INSERT INTO crm.account (name, owner) VALUES ('Acme', 'regress_asof_rep1');
+
+-- Before any deal: the pipeline was empty.
+SELECT clock_timestamp() AS t0 \gset
+INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, currency) VALUES
+    ('A', 1, 'Proposal', 1000, '2027-01-15', 'regress_asof_rep1', 'USD'),
+    ('B', 1, 'Negotiation', 500, '2027-02-10', 'regress_asof_rep2', 'EUR'),
+    ('C', 1, 'Qualification', 300, NULL, 'regress_asof_rep1', 'USD');
+SELECT clock_timestamp() AS t1 \gset
+SELECT count(*) AS rows_at_t0 FROM crm.pipeline_as_of(:'t0');
+
+-- At t1: the three deals as created (EUR converted at the close month's
+-- rate, weighted by the stage's probability).
+SELECT stage, owner, opportunities, amount, weighted_amount, currency, amount_in_currency
+  FROM crm.pipeline_as_of(:'t1') ORDER BY sort_order, owner, currency;
+
+-- Changes: A moves on with a new amount, B is handed to rep1, C is deleted;
+-- twice in one transaction counts once (the last state).
+UPDATE crm.opportunity SET stage = 'Negotiation', amount = 1500 WHERE name = 'A';
+UPDATE crm.opportunity SET owner = 'regress_asof_rep1' WHERE name = 'B';
+DELETE FROM crm.opportunity WHERE name = 'C';
+BEGIN;
+UPDATE crm.opportunity SET amount = 1600 WHERE name = 'A';
+UPDATE crm.opportunity SET amount = 1700 WHERE name = 'A';
+COMMIT;
+SELECT clock_timestamp() AS t2 \gset
+
+-- At t1 still the deals as they were then; at t2 the changes.
+SELECT stage, owner, opportunities, amount, weighted_amount, currency
+  FROM crm.pipeline_as_of(:'t1') ORDER BY sort_order, owner, currency;
+SELECT stage, owner, opportunities, amount, weighted_amount, currency
+  FROM crm.pipeline_as_of(:'t2') ORDER BY sort_order, owner, currency;
+
+-- The history outlives the deleted deal: its entries and the deletion entry
+-- (which repeats the last values) stay; owner changes are recorded.
+SELECT h.new_stage, h.old_owner, h.new_owner, h.currency, h.deleted, h.superseded_at IS NULL AS current
+  FROM crm.opportunity_history h WHERE h.opportunity_id = 3 ORDER BY h.id;
+SELECT h.old_owner, h.new_owner, h.currency FROM crm.opportunity_history h
+ WHERE h.opportunity_id = 2 ORDER BY h.id;
+-- Exactly one current entry per deal, the deal's state (a deleted deal's
+-- current entry is its deletion).
+SELECT count(*) AS deals_without_one_current_entry FROM crm.opportunity o
+ WHERE (SELECT count(*) FROM crm.opportunity_history h
+         WHERE h.opportunity_id = o.id AND h.superseded_at IS NULL AND NOT h.deleted
+           AND (h.new_stage, h.new_amount, h.new_owner, h.currency) = (o.stage, o.amount, o.owner, o.currency)) <> 1;
+
+-- A moment after the last change: exactly crm.pipeline_by_stage.
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM crm.pipeline_as_of(now() + interval '1 day') EXCEPT ALL SELECT * FROM crm.pipeline_by_stage)
+    UNION ALL
+    (SELECT * FROM crm.pipeline_by_stage EXCEPT ALL SELECT * FROM crm.pipeline_as_of(now() + interval '1 day'))) AS d;
+-- The same columns as crm.pipeline_by_stage.
+SELECT string_agg(format_type(a.atttypid, NULL), ', ' ORDER BY a.attnum) = (
+       SELECT string_agg(format_type(t, NULL), ', ' ORDER BY n)
+         FROM unnest((SELECT proallargtypes[2:] FROM pg_proc WHERE oid = 'crm.pipeline_as_of'::regproc)) WITH ORDINALITY AS u (t, n))
+       AS same_types
+  FROM pg_attribute a WHERE a.attrelid = 'crm.pipeline_by_stage'::regclass AND a.attnum > 0;
+
+-- STRICT: no moment, no rows.
+SELECT count(*) AS rows_at_null FROM crm.pipeline_as_of(NULL);
+
+-- As a rep: rep2 sees B at t1 (theirs then), nothing at t2 (handed on);
+-- rep1 sees at t1 their deals and B under rep2 (a deal they see now:
+-- its whole history), and now exactly their crm.pipeline_by_stage.
+SET ROLE regress_asof_rep2;
+SELECT stage, owner, opportunities, amount FROM crm.pipeline_as_of(:'t1') ORDER BY sort_order, owner;
+SELECT count(*) AS rows_at_t2 FROM crm.pipeline_as_of(:'t2');
+SET ROLE regress_asof_rep1;
+SELECT stage, owner, opportunities, amount FROM crm.pipeline_as_of(:'t1') ORDER BY sort_order, owner;
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM crm.pipeline_as_of(now() + interval '1 day') EXCEPT ALL SELECT * FROM crm.pipeline_by_stage)
+    UNION ALL
+    (SELECT * FROM crm.pipeline_by_stage EXCEPT ALL SELECT * FROM crm.pipeline_as_of(now() + interval '1 day'))) AS d;
+-- The history is written only by the database.
+INSERT INTO crm.opportunity_history (opportunity_id, new_stage, new_amount, changed_by, new_owner, currency)
+VALUES (1, 'Proposal', 1, 'regress_asof_rep1', 'regress_asof_rep1', 'USD');
+UPDATE crm.opportunity_history SET superseded_at = now();
+RESET ROLE;
+
+-- A renamed stage: the entries keep the name they were recorded with, and
+-- the deals' next change records the new one.
+UPDATE crm.opportunity_stage SET name = 'Negotiation/Review' WHERE name = 'Negotiation';
+SELECT count(*) AS renames_recorded FROM crm.opportunity_history WHERE new_stage = 'Negotiation/Review';
+
+-- TRUNCATE empties the history with the deals (as the aggregates).
+TRUNCATE crm.opportunity CASCADE;
+SELECT count(*) AS entries_left FROM crm.opportunity_history;
+SELECT count(*) AS rows_now FROM crm.pipeline_as_of(now());
+
+DROP ROLE regress_asof_rep1;
+DROP ROLE regress_asof_rep2;
