@@ -27,6 +27,7 @@ OBJS = \
 	src/transitions.o \
 	src/conversion_guard.o \
 	src/history.o \
+	src/change_log.o \
 	src/convert.o \
 	src/conversion_carry.o \
 	src/catalog.o \

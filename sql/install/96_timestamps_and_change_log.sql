@@ -45,7 +45,7 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.campaign_member
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON crm.reporting_line
     FOR EACH ROW EXECUTE FUNCTION crm_internal.stamp_row();
 
--- The change log (crm_internal.record_change, src/history.c): which tables' row
+-- The change log (crm_internal.record_change, src/change_log.c): which tables' row
 -- changes are kept in crm.change_log.  A TRUNCATE of crm.lead is logged too.
 CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.record_change();
