@@ -3688,3 +3688,24 @@ BEGIN
     END LOOP;
 END
 $internal$;
+
+-- issue 22: the change log per statement
+-- crm_internal.record_change() logs a statement's rows from its transition
+-- tables; the row triggers of 0.6 become three statement triggers a table.
+DO $change_log$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['lead', 'product', 'price_book_entry', 'opportunity', 'account', 'contact', 'quote', 'sales_order', 'note', 'attachment', 'tag', 'record_tag']
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER record_change ON crm.%I', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_insert AFTER INSERT ON crm.%I'
+            ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_update AFTER UPDATE ON crm.%I'
+            ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_delete AFTER DELETE ON crm.%I'
+            ' REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+    END LOOP;
+END
+$change_log$;
+COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER statement trigger, one per event: INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW TABLE), DELETE (OLD TABLE), TRUNCATE: appends one entry per changed row (one for a TRUNCATE) to crm.change_log';
