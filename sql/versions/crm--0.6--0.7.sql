@@ -3709,3 +3709,12 @@ BEGIN
 END
 $change_log$;
 COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER statement trigger, one per event: INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW TABLE), DELETE (OLD TABLE), TRUNCATE: appends one entry per changed row (one for a TRUNCATE) to crm.change_log';
+
+-- issue 22: bulk writes -- AFTER row triggers queued only for the rows they act on
+DROP TRIGGER opportunity_contact_sync ON crm.opportunity;
+CREATE TRIGGER opportunity_contact_sync_insert AFTER INSERT ON crm.opportunity
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
+CREATE TRIGGER opportunity_contact_sync_update AFTER UPDATE OF contact_id ON crm.opportunity
+    FOR EACH ROW WHEN (OLD.contact_id IS DISTINCT FROM NEW.contact_id)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
