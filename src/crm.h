@@ -15,7 +15,8 @@
  *   duplicate_check.c   the duplicate check on entry (policies allow, warn, block)
  *   text_fold.c         accent- and case-folded text; the schemas of pg_trgm and unaccent
  *   stamp.c             created_at / updated_at trigger
- *   history.c           lead status history and the change log
+ *   history.c           lead status and opportunity history
+ *   change_log.c        the change log (crm.change_log) and the append-only audit trail
  *   convert.c           crm.convert_lead()
  *   conversion_guard.c  triggers that make lead conversion one-way and exclusive
  *   conversion_carry.c  what hangs off a lead (activities, memberships) moves with its conversion

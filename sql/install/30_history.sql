@@ -92,6 +92,6 @@ CREATE TRIGGER record_lead_status AFTER INSERT OR UPDATE OF status ON crm.lead
 CREATE FUNCTION crm_internal.record_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_change'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER row trigger (INSERT, UPDATE, DELETE) and statement trigger (TRUNCATE): appends what changed to crm.change_log';
+COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER statement trigger, one per event: INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW TABLE), DELETE (OLD TABLE), TRUNCATE: appends one entry per changed row (one for a TRUNCATE) to crm.change_log';
 
 

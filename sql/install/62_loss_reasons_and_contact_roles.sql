@@ -85,5 +85,11 @@ CREATE FUNCTION crm_internal.opportunity_contact_sync() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_contact_sync'
     LANGUAGE C;
 COMMENT ON FUNCTION crm_internal.opportunity_contact_sync() IS 'AFTER INSERT OR UPDATE OF contact_id row trigger on crm.opportunity: the contact becomes the deal''s primary contact role (added with role Other if missing), the previous primary is unmarked';
-CREATE TRIGGER opportunity_contact_sync AFTER INSERT OR UPDATE OF contact_id ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
+-- Queued only for a row whose contact it has to follow (an AFTER row trigger
+-- costs every row of a bulk statement its queued event otherwise).
+CREATE TRIGGER opportunity_contact_sync_insert AFTER INSERT ON crm.opportunity
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
+CREATE TRIGGER opportunity_contact_sync_update AFTER UPDATE OF contact_id ON crm.opportunity
+    FOR EACH ROW WHEN (OLD.contact_id IS DISTINCT FROM NEW.contact_id)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();

@@ -4676,3 +4676,34 @@ END;
 COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history; no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
 REVOKE ALL ON FUNCTION crm_internal.stage_velocity_fold() FROM PUBLIC;
 
+
+-- issue 22: the change log per statement
+-- crm_internal.record_change() logs a statement's rows from its transition
+-- tables; the row triggers of 0.6 become three statement triggers a table.
+DO $change_log$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['lead', 'product', 'price_book_entry', 'opportunity', 'account', 'contact', 'quote', 'sales_order', 'note', 'attachment', 'tag', 'record_tag']
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER record_change ON crm.%I', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_insert AFTER INSERT ON crm.%I'
+            ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_update AFTER UPDATE ON crm.%I'
+            ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER record_change_delete AFTER DELETE ON crm.%I'
+            ' REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change()', t);
+    END LOOP;
+END
+$change_log$;
+COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER statement trigger, one per event: INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW TABLE), DELETE (OLD TABLE), TRUNCATE: appends one entry per changed row (one for a TRUNCATE) to crm.change_log';
+
+-- issue 22: bulk writes -- AFTER row triggers queued only for the rows they act on
+DROP TRIGGER opportunity_contact_sync ON crm.opportunity;
+CREATE TRIGGER opportunity_contact_sync_insert AFTER INSERT ON crm.opportunity
+    FOR EACH ROW WHEN (NEW.contact_id IS NOT NULL)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
+CREATE TRIGGER opportunity_contact_sync_update AFTER UPDATE OF contact_id ON crm.opportunity
+    FOR EACH ROW WHEN (OLD.contact_id IS DISTINCT FROM NEW.contact_id)
+    EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
+

@@ -1,0 +1,113 @@
+-- change_log_statements: crm.change_log is written per statement, from the
+-- statement's transition tables (crm_internal.record_change(), one AFTER ...
+-- FOR EACH STATEMENT trigger per event), with one entry per changed row --
+-- the same entries the row triggers wrote before: who, when, which table and
+-- row, what changed.  Multi-row INSERT, UPDATE, DELETE, COPY and MERGE; a
+-- statement that changes nothing logs nothing.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_cls_rep;
+CREATE ROLE regress_cls_rep IN ROLE crm_sales;
+RESET client_min_messages;
+\set VERBOSITY terse
+
+-- The entries of crm.lead, in a stable order (row, then entry).
+CREATE TEMP VIEW lead_log AS
+SELECT row_id, operation, changed_by, changed_at = now() AS this_transaction, changes
+  FROM crm.change_log WHERE table_name = 'crm.lead'::regclass;
+GRANT SELECT ON lead_log TO regress_cls_rep;
+
+-- The triggers: one statement trigger per event, each with its transition tables.
+SELECT tgname, pg_get_triggerdef(oid) LIKE '%FOR EACH STATEMENT%' AS per_statement,
+       tgoldtable IS NOT NULL AS old_rows, tgnewtable IS NOT NULL AS new_rows
+  FROM pg_trigger WHERE tgrelid = 'crm.lead'::regclass AND tgname LIKE 'record_change%' ORDER BY tgname;
+
+-- A multi-row INSERT by a sales rep: one INSERT entry per row, by the rep,
+-- at the time of its transaction.
+SET ROLE regress_cls_rep;
+BEGIN;
+INSERT INTO crm.lead (name, title) VALUES ('Ada Statement', 'CTO'), ('Bo Statement', 'CFO'), ('Cy Statement', NULL);
+SELECT row_id, operation, changed_by, this_transaction, changes FROM lead_log ORDER BY row_id;
+COMMIT;
+RESET ROLE;
+
+-- A multi-row UPDATE that changes two of the three rows: two entries, each
+-- with its own row's old and new value (the old and new versions are paired
+-- by position in the transition tables), never updated_at.
+UPDATE crm.lead SET title = CASE name WHEN 'Ada Statement' THEN 'CEO' WHEN 'Bo Statement' THEN 'CFO' ELSE 'COO' END,
+                    remarks = CASE WHEN name = 'Bo Statement' THEN NULL ELSE 'was ' || coalesce(title, 'none') END;
+SELECT row_id, changes FROM lead_log WHERE operation = 'UPDATE' ORDER BY row_id;
+SELECT count(*) AS entries_with_updated_at FROM lead_log WHERE changes ? 'updated_at';
+
+-- An UPDATE that changes nothing (same values), and one that finds no row:
+-- no entry.
+SELECT count(*) AS entries_before FROM crm.change_log \gset
+UPDATE crm.lead SET title = title, remarks = remarks;
+UPDATE crm.lead SET title = 'x' WHERE false;
+DELETE FROM crm.lead WHERE false;
+SELECT count(*) - :entries_before AS new_entries FROM crm.change_log;
+
+-- COPY: one entry per copied row.
+COPY crm.lead (name, title) FROM stdin;
+Di Copy	VP
+Ed Copy	\N
+\.
+SELECT l.name, g.operation, g.changes FROM lead_log AS g JOIN crm.lead AS l ON l.id = g.row_id
+ WHERE l.name LIKE '% Copy' ORDER BY l.name;
+
+-- MERGE: the updated, inserted and deleted rows each get their entry.
+MERGE INTO crm.lead AS l
+USING (VALUES ('Di Copy', 'SVP'), ('Ed Copy', NULL), ('Fay Merge', 'CIO')) AS s (name, title)
+   ON l.name = s.name
+ WHEN MATCHED AND s.title IS NULL THEN DELETE
+ WHEN MATCHED THEN UPDATE SET title = s.title
+ WHEN NOT MATCHED THEN INSERT (name, title) VALUES (s.name, s.title);
+SELECT g.row_id, g.operation, g.changes->>'name' AS deleted_name, g.changes->'title' AS title_change
+  FROM lead_log AS g
+ WHERE g.row_id IN (SELECT id FROM crm.lead WHERE name IN ('Di Copy', 'Fay Merge'))
+    OR g.changes->>'name' = 'Ed Copy'
+ ORDER BY g.row_id, g.operation;
+
+-- A multi-row DELETE: one entry per row with the removed row's values.
+DELETE FROM crm.lead WHERE name LIKE '% Statement';
+SELECT row_id, changes->>'name' AS name, changes->>'title' AS title, changes ? 'remarks' AS has_remarks,
+       changes ? 'created_at' AS has_created_at
+  FROM lead_log WHERE operation = 'DELETE' ORDER BY row_id;
+
+-- Long values are bounded in a multi-row statement as in a single-row one.
+UPDATE crm.lead SET remarks = repeat('r', 2500) WHERE name IN ('Di Copy', 'Fay Merge');
+SELECT row_id, changes->'remarks'->'new'->>'bytes' AS bytes,
+       length(changes->'remarks'->'new'->>'truncated') AS kept
+  FROM lead_log WHERE operation = 'UPDATE' AND changes->'remarks'->'new' ? 'truncated' ORDER BY row_id;
+
+-- Many rows with little memory: the transition tables spill to disk and every
+-- row still gets its entry, paired with its own old version.
+SET work_mem = '64kB';
+INSERT INTO crm.lead (name, remarks) SELECT 'Spill ' || md5(i::text), 'r' || i FROM generate_series(1, 3000) i;
+UPDATE crm.lead SET remarks = remarks || '!' WHERE name LIKE 'Spill %';
+SELECT operation, count(*) AS entries,
+       count(*) FILTER (WHERE operation <> 'UPDATE' OR changes->'remarks'->>'new' = (changes->'remarks'->>'old') || '!') AS paired
+  FROM lead_log WHERE row_id IN (SELECT id FROM crm.lead WHERE name LIKE 'Spill %')
+ GROUP BY operation ORDER BY operation;
+DELETE FROM crm.lead WHERE name LIKE 'Spill %';
+SELECT count(*) AS delete_entries FROM lead_log WHERE operation = 'DELETE' AND changes->>'name' LIKE 'Spill %';
+RESET work_mem;
+
+-- The log stays the database's: the rep cannot write it, and the trigger
+-- function cannot be fired by a trigger on another schema's table.
+SET ROLE regress_cls_rep;
+INSERT INTO crm.change_log (table_name, row_id, operation, changes, changed_by)
+VALUES ('crm.lead', 1, 'DELETE', '{}', 'regress_cls_rep');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+CREATE TABLE public.cls_probe (id bigint);
+CREATE TRIGGER probe AFTER INSERT ON public.cls_probe REFERENCING NEW TABLE AS n
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_change();
+INSERT INTO public.cls_probe VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE public.cls_probe;
+
+SET client_min_messages = warning;
+DROP EXTENSION crm CASCADE;
+DROP ROLE regress_cls_rep;
