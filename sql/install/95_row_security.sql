@@ -102,7 +102,7 @@ BEGIN
                              'crm.sales_order_item', 'crm.activity', 'crm.activity_participant', 'crm.campaign_member',
                              'crm.lead_status_history', 'crm.opportunity_history', 'crm.quote_approval', 'crm.change_log',
                              'crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
-                             'crm_internal.campaign_lead_aggregate']
+                             'crm_internal.campaign_lead_aggregate', 'crm_internal.account_settled']
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
@@ -196,7 +196,7 @@ BEGIN
 
     -- aggregates: a rep reads their own figures, a manager their team's
     FOREACH t IN ARRAY ARRAY['crm_internal.pipeline_aggregate', 'crm_internal.account_aggregate', 'crm_internal.campaign_opportunity_aggregate',
-                             'crm_internal.campaign_lead_aggregate']
+                             'crm_internal.campaign_lead_aggregate', 'crm_internal.account_settled']
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;
