@@ -1,0 +1,113 @@
+--------------------------------------------------------------------------
+-- crm.top_accounts(by, n): the top N accounts by open or won amount from
+-- the settled account figures (see 88_aggregates_top_accounts.sql)
+--------------------------------------------------------------------------
+
+-- The arguments of crm.top_accounts(): true, or 22023.
+CREATE FUNCTION crm_internal.top_accounts_arguments(by text, n integer) RETURNS boolean
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF by IS NULL OR by NOT IN ('open_amount', 'won_amount') THEN
+        RAISE EXCEPTION 'by must be open_amount or won_amount'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('by is %s.', COALESCE(pg_catalog.quote_literal(by), 'NULL'));
+    END IF;
+    IF n IS NULL OR n OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'n must be a number of accounts, 0 or more'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = pg_catalog.format('n is %s.', COALESCE(n::text, 'NULL'));
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION crm_internal.top_accounts_arguments(text, integer) IS 'Checks the arguments of crm.top_accounts(): by open_amount or won_amount, n not negative; 22023 otherwise';
+
+-- The top N accounts by open or won amount, as crm.account_rollup shows
+-- them to the caller: SELECT * FROM crm.account_rollup WHERE <by> > 0
+-- ORDER BY <by> DESC, account_id LIMIT n, without reading every account.
+-- A SQL-standard body: its tables were resolved when it was made, so the
+-- caller needs no access to schema crm_internal, only the SELECT privilege
+-- that row-level security then filters, as in crm.account_rollup.
+CREATE FUNCTION crm.top_accounts(by text, n integer) RETURNS SETOF crm.account_rollup
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH
+    -- Whose settled rows are the caller's figures (row-level security
+    -- decides, as in crm.account_rollup): the all-owners rows (owner 0) are
+    -- visible exactly to those who see every group (admins, analysts); a
+    -- rep's are their own (a team of one); NULL: a manager's team, summed.
+    k AS (
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM crm_internal.account_settled AS s
+                                  WHERE s.owner OPERATOR(pg_catalog.=) 0::pg_catalog.oid::pg_catalog.regrole)
+                    THEN 0::pg_catalog.oid::pg_catalog.regrole
+                    WHEN (SELECT pg_catalog.count(*) FROM crm.team_roles() AS t) OPERATOR(pg_catalog.=) 1
+                    THEN (SELECT pg_catalog.min(t.t) FROM crm.team_roles() AS t (t))::pg_catalog.regrole
+               END AS key),
+    -- Pending: the accounts with stripes not compacted yet (those the caller
+    -- sees: account_aggregate_pending_idx), and settled rows without a rate.
+    pending AS (
+        SELECT ARRAY(SELECT a.account_id FROM crm_internal.account_aggregate AS a
+                      WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+                     UNION
+                     SELECT s.account_id FROM crm_internal.account_settled AS s
+                      WHERE (s.open_amount IS NULL OR s.won_amount IS NULL)
+                        AND (s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+                             OR (SELECT k.key FROM k) IS NULL
+                                AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole)) AS ids),
+    -- The best n settled accounts that are not pending and that the caller
+    -- sees, in index order: their settled figures are exact.  One walk per
+    -- measure (each its own index), one for a team; two of the three do
+    -- nothing (their condition is a one-time filter).
+    walked AS (
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'open_amount'
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.open_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'won_amount'
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.won_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.won_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- a manager's team: the sum over the team's owners, per account
+        -- (O(the team's settled rows))
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE (SELECT k.key FROM k) IS NULL
+            AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          GROUP BY s.account_id
+         HAVING pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                     THEN s.open_amount ELSE s.won_amount END), 2)
+                OPERATOR(pg_catalog.>) 0
+          ORDER BY pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                       THEN s.open_amount ELSE s.won_amount END), 2) DESC,
+                   s.account_id
+          LIMIT GREATEST(n, 0)))
+    -- Their exact figures and the pending accounts', from the view (each
+    -- account O(its groups)); the best n of them.
+    SELECT r.*
+      FROM (SELECT w.account_id FROM walked AS w
+            UNION ALL
+            SELECT pg_catalog.unnest(p.ids) FROM pending AS p) AS c
+     CROSS JOIN LATERAL (SELECT v.* FROM crm.account_rollup AS v
+                          WHERE v.account_id OPERATOR(pg_catalog.=) c.account_id) AS r
+     WHERE CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END
+           OPERATOR(pg_catalog.>) 0
+     ORDER BY CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC,
+              r.account_id
+     LIMIT CASE WHEN crm_internal.top_accounts_arguments(by, n) THEN n END;
+END;
+COMMENT ON FUNCTION crm.top_accounts(text, integer) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)). 22023 for another by or a negative n; ZC120 when a rate is missing for an account it computes';
