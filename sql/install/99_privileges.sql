@@ -60,8 +60,8 @@ GRANT SELECT ON crm_internal.pipeline_aggregate, crm_internal.account_aggregate,
 -- analysts see: row-level security) and the top accounts read from them.
 GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_groups, crm_internal.account_settled_actual
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
-REVOKE ALL ON FUNCTION crm.top_accounts(text, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer) TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm_internal.top_accounts_arguments(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_internal.top_accounts_arguments(text, integer) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
