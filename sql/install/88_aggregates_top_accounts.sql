@@ -29,8 +29,9 @@
 -- and all of these take the compaction lock first
 -- (crm_internal.aggregates_compaction_lock(), held to the end of the
 -- transaction), so no two of them interleave: the later one's statements
--- (READ COMMITTED) see the earlier one's commit.  (In REPEATABLE READ the
--- later one fails with 40001 or 23505 on the settled rows instead.)
+-- (READ COMMITTED) see the earlier one's commit.  (In REPEATABLE READ or
+-- SERIALIZABLE the later one fails with 40001 instead, on the one row of
+-- crm_internal.account_settle_epoch that every settling updates.)
 --
 -- So an account with no uncompacted stripe row (a "pending" account) has
 -- its exact figures in its settled row.  crm.top_accounts() takes the
@@ -135,6 +136,20 @@ CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (accou
     WHERE open_amount IS NULL OR won_amount IS NULL;
 COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
 
+-- Every settling counts itself in one row, which only settling (under the
+-- compaction lock: never two at once) writes.  In READ COMMITTED it costs
+-- nothing; in REPEATABLE READ or SERIALIZABLE a settling whose snapshot was
+-- taken before another one committed would compute from stale groups or
+-- rates, and its update of this row fails with 40001 instead.
+CREATE TABLE crm_internal.account_settle_epoch (
+    settlings   bigint NOT NULL,
+    one_row     boolean PRIMARY KEY DEFAULT true CONSTRAINT account_settle_epoch_one_row CHECK (one_row)
+);
+INSERT INTO crm_internal.account_settle_epoch (settlings) VALUES (0);
+COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account figures were settled (crm_internal.account_settle()); one row, written only under the compaction lock, so that a settling under a snapshot older than the last one fails (40001) rather than write stale figures';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
+
 -- Settle the given accounts (NULL: all): their settled rows made again from
 -- crm_internal.account_settled_actual.  Callers hold the compaction lock.
 CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
@@ -145,6 +160,7 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled

@@ -3,26 +3,16 @@
 -- the settled account figures (see 88_aggregates_top_accounts.sql)
 --------------------------------------------------------------------------
 
--- The arguments of crm.top_accounts(): true, or 22023.
-CREATE FUNCTION crm_internal.top_accounts_arguments(by text, n integer) RETURNS boolean
-    LANGUAGE plpgsql
-    IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF by IS NULL OR by NOT IN ('open_amount', 'won_amount') THEN
-        RAISE EXCEPTION 'by must be open_amount or won_amount'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = pg_catalog.format('by is %s.', COALESCE(pg_catalog.quote_literal(by), 'NULL'));
-    END IF;
-    IF n IS NULL OR n OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'n must be a number of accounts, 0 or more'
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = pg_catalog.format('n is %s.', COALESCE(n::text, 'NULL'));
-    END IF;
-    RETURN true;
-END
-$$;
-COMMENT ON FUNCTION crm_internal.top_accounts_arguments(text, integer) IS 'Checks the arguments of crm.top_accounts(): by open_amount or won_amount, n not negative; 22023 otherwise';
+-- The arguments of crm.top_accounts(), checked by casting to these domains
+-- (no role may execute a function of crm_internal, and a SQL function
+-- cannot raise): 23514 for another measure or a negative number, 23502 for
+-- NULL.
+CREATE DOMAIN crm_internal.top_accounts_by AS text NOT NULL
+    CONSTRAINT top_accounts_by_measure CHECK (VALUE OPERATOR(pg_catalog.=) ANY (ARRAY['open_amount', 'won_amount']));
+COMMENT ON DOMAIN crm_internal.top_accounts_by IS 'What crm.top_accounts() orders by: open_amount or won_amount';
+CREATE DOMAIN crm_internal.top_accounts_count AS integer NOT NULL
+    CONSTRAINT top_accounts_count_not_negative CHECK (VALUE OPERATOR(pg_catalog.>=) 0);
+COMMENT ON DOMAIN crm_internal.top_accounts_count IS 'How many accounts crm.top_accounts() returns at most: 0 or more';
 
 -- The top N accounts by open or won amount, as crm.account_rollup shows
 -- them to the caller: SELECT * FROM crm.account_rollup WHERE <by> > 0
@@ -126,6 +116,6 @@ BEGIN ATOMIC
            OPERATOR(pg_catalog.>) 0
      ORDER BY CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC,
               r.account_id
-     LIMIT CASE WHEN crm_internal.top_accounts_arguments(by, n) THEN n END;
+     LIMIT CASE WHEN by::crm_internal.top_accounts_by IS NOT NULL THEN n::crm_internal.top_accounts_count END;
 END;
-COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(their groups). 22023 for another by or a negative n; ZC120 when a rate is missing for an account it computes';
+COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(their groups). 23514 for another by or a negative n, 23502 for NULL; ZC120 when a rate is missing for an account it computes';

@@ -62,8 +62,6 @@ GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_group
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
-REVOKE ALL ON FUNCTION crm_internal.top_accounts_arguments(text, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_internal.top_accounts_arguments(text, integer) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
 REVOKE ALL ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint),

@@ -3930,6 +3930,20 @@ CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (accou
     WHERE open_amount IS NULL OR won_amount IS NULL;
 COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
 
+-- Every settling counts itself in one row, which only settling (under the
+-- compaction lock: never two at once) writes.  In READ COMMITTED it costs
+-- nothing; in REPEATABLE READ or SERIALIZABLE a settling whose snapshot was
+-- taken before another one committed would compute from stale groups or
+-- rates, and its update of this row fails with 40001 instead.
+CREATE TABLE crm_internal.account_settle_epoch (
+    settlings   bigint NOT NULL,
+    one_row     boolean PRIMARY KEY DEFAULT true CONSTRAINT account_settle_epoch_one_row CHECK (one_row)
+);
+INSERT INTO crm_internal.account_settle_epoch (settlings) VALUES (0);
+COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account figures were settled (crm_internal.account_settle()); one row, written only under the compaction lock, so that a settling under a snapshot older than the last one fails (40001) rather than write stale figures';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
+
 -- Settle the given accounts (NULL: all): their settled rows made again from
 -- crm_internal.account_settled_actual.  Callers hold the compaction lock.
 CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
@@ -3940,6 +3954,7 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
@@ -4105,26 +4120,16 @@ CREATE POLICY crm_admin_all ON crm_internal.account_settled TO crm_admin USING (
 CREATE POLICY crm_analyst_read ON crm_internal.account_settled FOR SELECT TO crm_analyst USING (true);
 CREATE POLICY crm_team_select ON crm_internal.account_settled FOR SELECT TO crm_manager, crm_sales USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())));
 
--- The arguments of crm.top_accounts(): true, or 22023.
-CREATE FUNCTION crm_internal.top_accounts_arguments(by text, n integer) RETURNS boolean
-    LANGUAGE plpgsql
-    IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF by IS NULL OR by NOT IN ('open_amount', 'won_amount') THEN
-        RAISE EXCEPTION 'by must be open_amount or won_amount'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = pg_catalog.format('by is %s.', COALESCE(pg_catalog.quote_literal(by), 'NULL'));
-    END IF;
-    IF n IS NULL OR n OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'n must be a number of accounts, 0 or more'
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = pg_catalog.format('n is %s.', COALESCE(n::text, 'NULL'));
-    END IF;
-    RETURN true;
-END
-$$;
-COMMENT ON FUNCTION crm_internal.top_accounts_arguments(text, integer) IS 'Checks the arguments of crm.top_accounts(): by open_amount or won_amount, n not negative; 22023 otherwise';
+-- The arguments of crm.top_accounts(), checked by casting to these domains
+-- (no role may execute a function of crm_internal, and a SQL function
+-- cannot raise): 23514 for another measure or a negative number, 23502 for
+-- NULL.
+CREATE DOMAIN crm_internal.top_accounts_by AS text NOT NULL
+    CONSTRAINT top_accounts_by_measure CHECK (VALUE OPERATOR(pg_catalog.=) ANY (ARRAY['open_amount', 'won_amount']));
+COMMENT ON DOMAIN crm_internal.top_accounts_by IS 'What crm.top_accounts() orders by: open_amount or won_amount';
+CREATE DOMAIN crm_internal.top_accounts_count AS integer NOT NULL
+    CONSTRAINT top_accounts_count_not_negative CHECK (VALUE OPERATOR(pg_catalog.>=) 0);
+COMMENT ON DOMAIN crm_internal.top_accounts_count IS 'How many accounts crm.top_accounts() returns at most: 0 or more';
 
 -- The top N accounts by open or won amount, as crm.account_rollup shows
 -- them to the caller: SELECT * FROM crm.account_rollup WHERE <by> > 0
@@ -4228,9 +4233,9 @@ BEGIN ATOMIC
            OPERATOR(pg_catalog.>) 0
      ORDER BY CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC,
               r.account_id
-     LIMIT CASE WHEN crm_internal.top_accounts_arguments(by, n) THEN n END;
+     LIMIT CASE WHEN by::crm_internal.top_accounts_by IS NOT NULL THEN n::crm_internal.top_accounts_count END;
 END;
-COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(their groups). 22023 for another by or a negative n; ZC120 when a rate is missing for an account it computes';
+COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(their groups). 23514 for another by or a negative n, 23502 for NULL; ZC120 when a rate is missing for an account it computes';
 
 -- The settled account figures (owner 0, all owners, only admins and
 -- analysts see: row-level security) and the top accounts read from them.
@@ -4238,8 +4243,6 @@ GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_group
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
-REVOKE ALL ON FUNCTION crm_internal.top_accounts_arguments(text, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_internal.top_accounts_arguments(text, integer) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
 -- backfill: settle every account from the groups the update recomputed
 SELECT crm_internal.account_settle(NULL);

@@ -189,7 +189,7 @@ TRUNCATE crm.opportunity CASCADE;
 SELECT count(*) AS settled_rows FROM crm_internal.account_settled;
 SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 10);
 
--- Bad arguments (22023).
+-- Bad arguments: another measure or a negative n (23514), NULL (23502).
 SELECT * FROM crm.top_accounts('amount', 10);
 SELECT * FROM crm.top_accounts(NULL, 10);
 SELECT * FROM crm.top_accounts('open_amount', -1);
