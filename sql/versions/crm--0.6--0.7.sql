@@ -4244,5 +4244,9 @@ GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_group
 REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
+-- dumped whole by pg_dump, as every table of the extension (99_privileges.sql)
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_settled', '');
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_settle_epoch', '');
+
 -- backfill: settle every account from the groups the update recomputed
 SELECT crm_internal.account_settle(NULL);
