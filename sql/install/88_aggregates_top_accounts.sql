@@ -21,9 +21,15 @@
 -- deal triggers never touch it: writers stay on their own stripes.
 --
 -- The invariant: in every committed state, the settled rows of an account
--- are computed from the account's stripe-0 groups at the current rates
--- (crm.verify_aggregates() checks it, as aggregate account_settled).  What
--- protects it: stripe 0 is written only by a compaction or a rebuild, each
+-- without uncompacted stripe rows are its figures: computed from its
+-- stripe-0 groups (all it has) at the current rates and stage flags
+-- (crm.verify_aggregates() checks it, as aggregate account_settled).  (An
+-- account with stripes may differ -- a stage renamed since the last
+-- compaction leaves its stripe-0 group under the old name, its stripes
+-- moving it -- but is computed from its groups instead.)  Stage flags
+-- change only for stages without deals (ZC111), and a rename moves every
+-- deal of the stage, so both leave no settled account's figures wrong.
+-- What protects it: stripe 0 is written only by a compaction or a rebuild, each
 -- of which settles the accounts it changed in the same transaction; rates
 -- and the corporate currency change only in transactions that settle again;
 -- and all of these take the compaction lock first
