@@ -267,6 +267,9 @@ DECLARE
     n bigint;
     total bigint := 0;
 BEGIN
+    -- the lock of compactions and of everything that settles accounts
+    -- (88_aggregates_top_accounts.sql), first, as they take it
+    PERFORM crm_internal.aggregates_compaction_lock();
     -- writers wait until the rebuild commits; readers keep reading
     EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
                FROM crm_internal.aggregate_definitions() AS d);
@@ -288,6 +291,7 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         total := total + n;
     END LOOP;
+    PERFORM crm_internal.account_settle(NULL);
     RETURN total;
 END
 $$;
@@ -306,6 +310,7 @@ AS $$
 DECLARE
     agg record;
     keys text;
+    moved_keys text[];
     total bigint := 0;
     n bigint;
 BEGIN
@@ -335,23 +340,31 @@ BEGIN
     FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
         keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
                    FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
+        -- (returns the first keys of the groups moved: the accounts whose
+        -- settled figures change, see 88_aggregates_top_accounts.sql)
         EXECUTE format(
             'WITH moved AS ('
             '    DELETE FROM crm_internal.%1$I AS a'
             '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
             '               SELECT x.ctid FROM crm_internal.%1$I AS x'
             '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
-            '    RETURNING a.*)'
-            ' INSERT INTO crm_internal.%1$I AS t (%2$s, stripe, %3$s)'
-            ' SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
-            ' ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s',
+            '    RETURNING a.*),'
+            ' folded AS ('
+            '    INSERT INTO crm_internal.%1$I AS t (%2$s, stripe, %3$s)'
+            '    SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            '    ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s)'
+            ' SELECT ARRAY(SELECT DISTINCT m.%6$I::text FROM moved AS m)',
             agg.aggregate_table, keys,
             (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
                FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
             (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ' ORDER BY m.i)
                FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
             (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
-               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            agg.group_columns[1]) INTO moved_keys;
+        IF agg.aggregate OPERATOR(pg_catalog.=) 'account' THEN
+            PERFORM crm_internal.account_settle(moved_keys::bigint[]);
+        END IF;
         EXECUTE format('DELETE FROM crm_internal.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
                        (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
                           FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
@@ -368,18 +381,15 @@ COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes o
 -- One row per account (what a BI tool joins to accounts and charts): the
 -- amounts in the corporate currency, each group of the aggregate (one close
 -- month, one currency) converted at read time, summed exactly, rounded
--- once (the rate looked up once per currency and close month); the
--- currency and the amounts in it beside them when the account's open and
--- won deals are all in one currency.
+-- once; the currency and the amounts in it beside them when the account's
+-- open and won deals are all in one currency.  The groups are summed per
+-- account in a subquery grouped by account_id, so that a filter on one
+-- account (WHERE account_id = <value or parameter>) reaches it through the
+-- join and reads that account's groups only (the aggregate's primary key
+-- starts with account_id): O(its groups); reading every account is one
+-- pass over the groups.  The top N accounts by amount: crm.top_accounts()
+-- (96_top_accounts.sql), which reads the accounts it needs one by one.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
-    WITH account_groups AS (
-        SELECT a.account_id, a.stage, a.close_month, a.currency,
-               pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount
-          FROM crm_internal.account_aggregate AS a
-          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
-         WHERE s.is_won OR NOT s.is_closed
-         GROUP BY a.account_id, a.stage, a.close_month, a.currency
-        HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0)
     SELECT ac.id AS account_id, ac.name, pg_catalog.pg_get_userbyid(ac.owner)::text AS owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
@@ -389,24 +399,27 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
              WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
            r.currency, r.open_amount_in_currency, r.won_amount_in_currency
       FROM crm.account AS ac
-      LEFT JOIN (SELECT g.account_id,
-                        pg_catalog.sum(g.opportunities) FILTER (WHERE NOT s.is_closed) AS open_opportunities,
-                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE NOT s.is_closed), 2) AS open_amount,
-                        pg_catalog.sum(g.opportunities) FILTER (WHERE s.is_won) AS won_opportunities,
-                        pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) x.rate) FILTER (WHERE s.is_won), 2) AS won_amount,
-                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                             THEN pg_catalog.min(g.currency) END AS currency,
-                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT s.is_closed), 0) END AS open_amount_in_currency,
-                        CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                             THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE s.is_won), 0) END AS won_amount_in_currency
-                   FROM account_groups AS g
-                   JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) g.stage
-                   JOIN (SELECT c.currency, c.close_month,
-                                crm.exchange_rate_on(c.currency, NULLIF(c.close_month, 'infinity'::pg_catalog.date)) AS rate
-                           FROM (SELECT DISTINCT a.currency, a.close_month FROM account_groups AS a) AS c) AS x
-                     ON x.currency OPERATOR(pg_catalog.=) g.currency AND x.close_month OPERATOR(pg_catalog.=) g.close_month
-                  GROUP BY g.account_id) AS r
+      LEFT JOIN (
+           SELECT g.account_id,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN pg_catalog.min(g.currency) END AS currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+             FROM (SELECT a.account_id, a.currency, s.is_closed, s.is_won,
+                          pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                          crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+                     FROM crm_internal.account_aggregate AS a
+                     JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+                    WHERE s.is_won OR NOT s.is_closed
+                    GROUP BY a.account_id, a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+            GROUP BY g.account_id) AS r
         ON r.account_id OPERATOR(pg_catalog.=) ac.id;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';

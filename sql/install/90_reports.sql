@@ -526,6 +526,30 @@ BEGIN ATOMIC
                                         ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
                                 AS m (measure, kept, actual)
             UNION ALL
+            -- the settled account figures (crm.top_accounts() walks them)
+            -- against the compacted groups they are made from, for every
+            -- account without uncompacted stripes (those whose settled
+            -- figures it uses; a stage renamed since the last compaction
+            -- leaves the others' stripe 0 under the old name); a missing
+            -- rate (NULL amount) compares as -1
+            SELECT 'account_settled', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id),
+                       'owner', COALESCE(k.owner, a.owner)::pg_catalog.oid),
+                   m.measure, m.kept, m.actual
+              FROM crm_internal.account_settled AS k
+              FULL JOIN crm_internal.account_settled_actual AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
+                                                     WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0) AS settled) AS p
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
+                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END))
+                                AS m (measure, kept, actual)
+             WHERE p.settled
+            UNION ALL
             SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
                    m.measure, m.kept, m.actual
               FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
@@ -570,4 +594,4 @@ BEGIN ATOMIC
      WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history; no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates for an account without uncompacted stripes (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';

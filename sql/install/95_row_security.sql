@@ -105,7 +105,7 @@ BEGIN
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
                              'crm_internal.opportunity_funnel_aggregate',
                              'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate',
-                             'crm_internal.stage_velocity_aggregate']
+                             'crm_internal.stage_velocity_aggregate', 'crm_internal.account_settled']
     LOOP
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)', t);
@@ -206,7 +206,7 @@ BEGIN
                              'crm_internal.campaign_lead_aggregate', 'crm_internal.lead_funnel_aggregate',
                              'crm_internal.opportunity_funnel_aggregate',
                              'crm_internal.lead_source_aggregate', 'crm_internal.lead_month_aggregate', 'crm_internal.sales_performance_aggregate',
-                             'crm_internal.stage_velocity_aggregate']
+                             'crm_internal.stage_velocity_aggregate', 'crm_internal.account_settled']
     LOOP
         EXECUTE pg_catalog.format('CREATE POLICY crm_team_select ON %s FOR SELECT TO crm_manager, crm_sales USING (%s)', t, team);
     END LOOP;

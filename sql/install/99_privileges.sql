@@ -57,6 +57,12 @@ GRANT SELECT ON crm_internal.pipeline_aggregate, crm_internal.account_aggregate,
     crm_internal.campaign_lead_aggregate, crm_internal.lead_funnel_aggregate, crm_internal.opportunity_funnel_aggregate,
     crm_internal.lead_source_aggregate, crm_internal.lead_month_aggregate, crm_internal.sales_performance_aggregate, crm.pipeline_totals, crm_internal.pipeline_actual, crm_internal.aggregates_compared
     TO crm_admin, crm_manager, crm_sales, crm_analyst;
+-- The settled account figures (owner 0, all owners, only admins and
+-- analysts see: row-level security) and the top accounts read from them.
+GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_groups, crm_internal.account_settled_actual
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm.rebuild_aggregates() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.rebuild_aggregates() TO crm_admin;
 REVOKE ALL ON FUNCTION crm.team_roles(), crm.may_reference_account(bigint), crm.may_reference_contact(bigint),

@@ -4707,3 +4707,573 @@ CREATE TRIGGER opportunity_contact_sync_update AFTER UPDATE OF contact_id ON crm
     FOR EACH ROW WHEN (OLD.contact_id IS DISTINCT FROM NEW.contact_id)
     EXECUTE FUNCTION crm_internal.opportunity_contact_sync();
 
+
+-- issue 22: the account rollup in O(groups): crm.account_rollup per account
+-- (LATERAL), the settled account figures written by compactions, rebuilds
+-- and rate edits, crm.top_accounts() (sql/install/88_aggregates.sql,
+-- 88_aggregates_top_accounts.sql, 96_top_accounts.sql)
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    SELECT ac.id AS account_id, ac.name, pg_catalog.pg_get_userbyid(ac.owner)::text AS owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN (
+           SELECT g.account_id,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN pg_catalog.min(g.currency) END AS currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+             FROM (SELECT a.account_id, a.currency, s.is_closed, s.is_won,
+                          pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                          crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+                     FROM crm_internal.account_aggregate AS a
+                     JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+                    WHERE s.is_won OR NOT s.is_closed
+                    GROUP BY a.account_id, a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+            GROUP BY g.account_id) AS r
+        ON r.account_id OPERATOR(pg_catalog.=) ac.id;
+
+-- compaction and rebuild settle the accounts they change (as installed)
+CREATE OR REPLACE FUNCTION crm.rebuild_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    -- the lock of compactions and of everything that settles accounts
+    -- (88_aggregates_top_accounts.sql), first, as they take it
+    PERFORM crm_internal.aggregates_compaction_lock();
+    -- writers wait until the rebuild commits; readers keep reading
+    EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm_internal.aggregate_definitions() AS d);
+    EXECUTE (SELECT format('LOCK TABLE %s IN EXCLUSIVE MODE',
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('DELETE FROM crm_internal.%I', agg.aggregate_table);
+    END LOOP;
+    -- one row per group of the GROUP BY the aggregate must add up to
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('INSERT INTO crm_internal.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       agg.aggregate_table,
+                       (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                          FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+                       agg.actual_query);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    PERFORM crm_internal.account_settle(NULL);
+    RETURN total;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION crm.compact_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    keys text;
+    moved_keys text[];
+    total bigint := 0;
+    n bigint;
+BEGIN
+    -- One compaction at a time: a lock only compactions take, first, while
+    -- this transaction holds no other.
+    PERFORM crm_internal.aggregates_compaction_lock();
+    -- A TRUNCATE of the base tables (which empties the aggregates) waits for
+    -- the compaction and vice versa.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm_internal.aggregate_definitions() AS d);
+    -- Every table it writes up front, in the order writers and
+    -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
+    -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
+    -- CONCURRENTLY, VACUUM or ANALYZE hold, which wait for this transaction's
+    -- snapshot: waiting for them would be a deadlock.  It waits only for
+    -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
+    -- no snapshot, and never for a table lock once the work has begun.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ROW EXCLUSIVE MODE',
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
+    -- Per aggregate table: move every stripe row that no open transaction
+    -- is writing into stripe 0 (rows a writer holds are skipped and moved
+    -- next time), then drop stripe-0 rows that add up to nothing.  Writers
+    -- only ever touch their own stripes, never stripe 0, and write to another
+    -- of theirs rather than wait for a row the compaction holds, so nobody
+    -- waits for a compaction.
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                   FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
+        -- (returns the first keys of the groups moved: the accounts whose
+        -- settled figures change, see 88_aggregates_top_accounts.sql)
+        EXECUTE format(
+            'WITH moved AS ('
+            '    DELETE FROM crm_internal.%1$I AS a'
+            '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
+            '               SELECT x.ctid FROM crm_internal.%1$I AS x'
+            '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
+            '    RETURNING a.*),'
+            ' folded AS ('
+            '    INSERT INTO crm_internal.%1$I AS t (%2$s, stripe, %3$s)'
+            '    SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            '    ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s)'
+            ' SELECT ARRAY(SELECT DISTINCT m.%6$I::text FROM moved AS m)',
+            agg.aggregate_table, keys,
+            (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            agg.group_columns[1]) INTO moved_keys;
+        IF agg.aggregate OPERATOR(pg_catalog.=) 'account' THEN
+            PERFORM crm_internal.account_settle(moved_keys::bigint[]);
+        END IF;
+        EXECUTE format('DELETE FROM crm_internal.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm_internal.%I', agg.aggregate_table) INTO n;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+-- Pending accounts: those with stripe rows a compaction has not folded yet.
+-- The indexed columns never change when a writer adds to its stripe row, so
+-- those updates stay HOT; an entry is added only when a stripe row is made.
+CREATE INDEX account_aggregate_pending_idx ON crm_internal.account_aggregate (account_id)
+    WHERE stripe OPERATOR(pg_catalog.<>) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_pending_idx IS 'The accounts with uncompacted stripe rows (stripe <> 0): the pending accounts crm.top_accounts() computes from their groups rather than from crm_internal.account_settled';
+
+-- The accounts' figures from the compacted groups (stripe 0 only), one row
+-- per (account, opportunity owner) and one per account for all owners
+-- (owner 0): what crm_internal.account_settled must hold.  Amounts are
+-- converted per group, at the rate crm.exchange_rate_on() gives (the same
+-- lookup, without its error: NULL when a group that has deals has no rate),
+-- and kept unrounded so that a manager's sum over the team's owners rounds
+-- once, as crm.account_rollup does.
+CREATE VIEW crm_internal.account_settled_groups WITH (security_invoker = true) AS
+    SELECT a.account_id, a.owner, s.is_closed, s.is_won, a.opportunities,
+           a.amount OPERATOR(pg_catalog.*)
+               (CASE WHEN a.currency OPERATOR(pg_catalog.=) (SELECT t.corporate_currency FROM crm.settings AS t)
+                     THEN 1::pg_catalog.numeric
+                     ELSE (SELECT r.rate FROM crm.exchange_rate AS r
+                            WHERE r.currency OPERATOR(pg_catalog.=) a.currency
+                              AND r.valid_from OPERATOR(pg_catalog.<=) a.close_month
+                            ORDER BY r.valid_from DESC LIMIT 1) END) AS converted
+      FROM crm_internal.account_aggregate AS a
+      JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+     WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND (s.is_won OR NOT s.is_closed);
+COMMENT ON VIEW crm_internal.account_settled_groups IS 'The compacted groups (stripe 0) of crm_internal.account_aggregate in open or won stages, each amount converted to the corporate currency at the rate of its close month (NULL: no rate); what crm_internal.account_settled_actual adds up';
+COMMENT ON COLUMN crm_internal.account_settled_groups.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled_groups.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.account_settled_groups.is_closed IS 'Whether the group''s stage is closed (then it is won)';
+COMMENT ON COLUMN crm_internal.account_settled_groups.is_won IS 'Whether the group''s stage is won';
+COMMENT ON COLUMN crm_internal.account_settled_groups.opportunities IS 'Opportunities in the group';
+COMMENT ON COLUMN crm_internal.account_settled_groups.converted IS 'Their amount in the corporate currency, unrounded; NULL when the group''s currency has no rate for its close month';
+
+CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
+    SELECT g.account_id, g.owner,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint AS open_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount
+      FROM crm_internal.account_settled_groups AS g
+     GROUP BY g.account_id, g.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END
+      FROM crm_internal.account_settled_groups AS g
+     GROUP BY g.account_id
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm_internal.account_settled_actual IS 'What crm_internal.account_settled must hold, computed now from the compacted groups (stripe 0) of crm_internal.account_aggregate at the current rates: per account and opportunity owner, and per account for all owners (owner 0)';
+COMMENT ON COLUMN crm_internal.account_settled_actual.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled_actual.owner IS 'Opportunity owner; 0 (shown as -): all owners';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+
+CREATE TABLE crm_internal.account_settled (
+    account_id          bigint NOT NULL,
+    owner               regrole NOT NULL,
+    open_opportunities  bigint NOT NULL,
+    open_amount         numeric,
+    won_opportunities   bigint NOT NULL,
+    won_amount          numeric,
+    PRIMARY KEY (account_id, owner)
+);
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled.owner IS 'Opportunity owner whose deals these are; 0 (shown as -): all owners, read by admins and analysts';
+COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
+COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
+COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
+-- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
+CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
+    (owner, pg_catalog.round(open_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_open_idx IS 'crm.top_accounts(''open_amount'', n): accounts of one owner key in the order of their rounded open amount';
+CREATE INDEX account_settled_won_idx ON crm_internal.account_settled
+    (owner, pg_catalog.round(won_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_won_idx IS 'crm.top_accounts(''won_amount'', n): accounts of one owner key in the order of their rounded won amount';
+CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (account_id)
+    WHERE open_amount IS NULL OR won_amount IS NULL;
+COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
+
+-- Every settling counts itself in one row, which only settling (under the
+-- compaction lock: never two at once) writes.  In READ COMMITTED it costs
+-- nothing; in REPEATABLE READ or SERIALIZABLE a settling whose snapshot was
+-- taken before another one committed would compute from stale groups or
+-- rates, and its update of this row fails with 40001 instead.
+CREATE TABLE crm_internal.account_settle_epoch (
+    settlings   bigint NOT NULL,
+    one_row     boolean PRIMARY KEY DEFAULT true CONSTRAINT account_settle_epoch_one_row CHECK (one_row)
+);
+INSERT INTO crm_internal.account_settle_epoch (settlings) VALUES (0);
+COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account figures were settled (crm_internal.account_settle()); one row, written only under the compaction lock, so that a settling under a snapshot older than the last one fails (40001) rather than write stale figures';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
+
+-- Settle the given accounts (NULL: all): their settled rows made again from
+-- crm_internal.account_settled_actual.  Callers hold the compaction lock.
+CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    IF accounts IS NULL THEN
+        DELETE FROM crm_internal.account_settled;
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+          FROM crm_internal.account_settled_actual AS x;
+    ELSE
+        DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+          FROM crm_internal.account_settled_actual AS x
+         WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates and the corporate currency, which hold the compaction lock';
+
+-- Rates and the corporate currency: the settled amounts are converted at
+-- them, so an edit settles every account again, in the editing
+-- transaction, after taking the compaction lock (a compaction running
+-- meanwhile used the old rates; this waits for it and settles after it).
+-- O(groups), once per statement; rates change once a month.
+CREATE FUNCTION crm_internal.account_settle_all() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_all() must be fired AFTER ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'opportunity' THEN
+        DELETE FROM crm_internal.account_settled;	-- the aggregates were emptied too
+    ELSE
+        PERFORM crm_internal.account_settle(NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on crm.exchange_rate and on the corporate currency of crm.settings: settles every account again at the new rates (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.exchange_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+CREATE TRIGGER account_settle_corporate_currency AFTER UPDATE OF corporate_currency ON crm.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+CREATE TRIGGER account_settle_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- crm.top_accounts() is in 96_top_accounts.sql: it needs crm.team_roles()
+-- (95_row_security.sql), which a SQL-standard body resolves when it is made.
+
+-- One owner's accounts: crm.account_rollup WHERE account_id IN (the
+-- owner's accounts) reads only their groups through this index.
+CREATE INDEX account_owner_idx ON crm.account (owner);
+COMMENT ON INDEX crm.account_owner_idx IS 'The accounts of one owner (one owner''s account rollup, the team policies)';
+
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- the settled account figures (crm.top_accounts() walks them)
+            -- against the compacted groups they are made from, for every
+            -- account without uncompacted stripes (those whose settled
+            -- figures it uses; a stage renamed since the last compaction
+            -- leaves the others' stripe 0 under the old name); a missing
+            -- rate (NULL amount) compares as -1
+            SELECT 'account_settled', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id),
+                       'owner', COALESCE(k.owner, a.owner)::pg_catalog.oid),
+                   m.measure, m.kept, m.actual
+              FROM crm_internal.account_settled AS k
+              FULL JOIN crm_internal.account_settled_actual AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
+                                                     WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0) AS settled) AS p
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
+                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END))
+                                AS m (measure, kept, actual)
+             WHERE p.settled
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates for an account without uncompacted stripes (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+-- row-level security on the settled figures, as on the aggregates (95_row_security.sql)
+ALTER TABLE crm_internal.account_settled ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_admin_all ON crm_internal.account_settled TO crm_admin USING (true) WITH CHECK (true);
+CREATE POLICY crm_analyst_read ON crm_internal.account_settled FOR SELECT TO crm_analyst USING (true);
+CREATE POLICY crm_team_select ON crm_internal.account_settled FOR SELECT TO crm_manager, crm_sales USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles())));
+
+-- The arguments of crm.top_accounts(), checked by casting to these domains
+-- (no role may execute a function of crm_internal, and a SQL function
+-- cannot raise): 23514 for another measure or a negative number, 23502 for
+-- NULL.
+CREATE DOMAIN crm_internal.top_accounts_by AS text NOT NULL
+    CONSTRAINT top_accounts_by_measure CHECK (VALUE OPERATOR(pg_catalog.=) ANY (ARRAY['open_amount', 'won_amount']));
+COMMENT ON DOMAIN crm_internal.top_accounts_by IS 'What crm.top_accounts() orders by: open_amount or won_amount';
+CREATE DOMAIN crm_internal.top_accounts_count AS integer NOT NULL
+    CONSTRAINT top_accounts_count_not_negative CHECK (VALUE OPERATOR(pg_catalog.>=) 0);
+COMMENT ON DOMAIN crm_internal.top_accounts_count IS 'How many accounts crm.top_accounts() returns at most: 0 or more';
+
+-- The top N accounts by open or won amount, as crm.account_rollup shows
+-- them to the caller: SELECT * FROM crm.account_rollup WHERE <by> > 0
+-- ORDER BY <by> DESC, account_id LIMIT n, without reading every account;
+-- with owner, among the accounts that role owns (the account's owner, as
+-- the view's owner column), read through account_owner_idx.
+-- A SQL-standard body: its tables were resolved when it was made, so the
+-- caller needs no access to schema crm_internal, only the SELECT privilege
+-- that row-level security then filters, as in crm.account_rollup.
+-- (jit off: the planner prices the walks it will skip, a manager's with
+-- the row-level security of every account, high enough to compile the plan
+-- on every call -- 250 ms for a query that runs in a few)
+CREATE FUNCTION crm.top_accounts(by text, n integer, owner text DEFAULT NULL) RETURNS SETOF crm.account_rollup
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off
+BEGIN ATOMIC
+    WITH
+    -- Whose settled rows are the caller's figures (row-level security
+    -- decides, as in crm.account_rollup): the all-owners rows (owner 0) are
+    -- visible exactly to those who see every group (admins, analysts); a
+    -- rep's are their own (a team of one); NULL: a manager's team, summed.
+    k AS (
+        -- (the first all-owners row in the order of account_settled_open_idx)
+        SELECT CASE WHEN (SELECT s.owner FROM crm_internal.account_settled AS s
+                           WHERE s.owner OPERATOR(pg_catalog.=) 0::pg_catalog.oid::pg_catalog.regrole
+                           ORDER BY s.owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+                           LIMIT 1) IS NOT NULL
+                    THEN 0::pg_catalog.oid::pg_catalog.regrole
+                    WHEN (SELECT pg_catalog.count(*) FROM crm.team_roles() AS t) OPERATOR(pg_catalog.=) 1
+                    THEN (SELECT pg_catalog.min(t.t) FROM crm.team_roles() AS t (t))::pg_catalog.regrole
+               END AS key),
+    -- Pending: the accounts with stripes not compacted yet (those the caller
+    -- sees: account_aggregate_pending_idx), and settled rows without a rate.
+    pending AS (
+        SELECT ARRAY(SELECT a.account_id FROM crm_internal.account_aggregate AS a
+                      WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+                     UNION
+                     SELECT s.account_id FROM crm_internal.account_settled AS s
+                      WHERE (s.open_amount IS NULL OR s.won_amount IS NULL)
+                        AND (s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+                             OR (SELECT k.key FROM k) IS NULL
+                                AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole)) AS ids),
+    -- The best n settled accounts that are not pending and that the caller
+    -- sees, in index order: their settled figures are exact.  One walk per
+    -- measure (each its own index), one for a team; two of the three do
+    -- nothing (their condition is a one-time filter).
+    candidates AS (
+        SELECT ARRAY(
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'open_amount' AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.open_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'won_amount' AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.won_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.won_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- a manager's team: the sum over the team's owners, per account
+        -- (O(the team's settled rows))
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE (SELECT k.key FROM k) IS NULL AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          GROUP BY s.account_id
+         HAVING pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                     THEN s.open_amount ELSE s.won_amount END), 2)
+                OPERATOR(pg_catalog.>) 0
+          ORDER BY pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                       THEN s.open_amount ELSE s.won_amount END), 2) DESC,
+                   s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- the pending accounts
+        SELECT pg_catalog.unnest(p.ids) FROM pending AS p WHERE top_accounts.owner IS NULL
+        UNION ALL
+        -- one owner's accounts: all of them (those the caller sees)
+        SELECT ac.id FROM crm.account AS ac
+         WHERE ac.owner::pg_catalog.oid OPERATOR(pg_catalog.=)
+               (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) top_accounts.owner)) AS ids)
+    -- Their exact figures, from the view, one account at a time (OFFSET 0
+    -- keeps the subquery apart, so that its account_id = c.account_id
+    -- reaches the view's grouped subquery: O(the account's groups); a join
+    -- or = ANY would group every account first); the best n of them.
+    SELECT r.*
+      FROM pg_catalog.unnest((SELECT c.ids FROM candidates AS c)) AS c (account_id)
+     CROSS JOIN LATERAL (SELECT v.* FROM crm.account_rollup AS v
+                          WHERE v.account_id OPERATOR(pg_catalog.=) c.account_id OFFSET 0) AS r
+     WHERE CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END
+           OPERATOR(pg_catalog.>) 0
+     ORDER BY CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC,
+              r.account_id
+     LIMIT CASE WHEN by::crm_internal.top_accounts_by IS NOT NULL THEN n::crm_internal.top_accounts_count END;
+END;
+COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(their groups). 23514 for another by or a negative n, 23502 for NULL; ZC120 when a rate is missing for an account it computes';
+
+-- The settled account figures (owner 0, all owners, only admins and
+-- analysts see: row-level security) and the top accounts read from them.
+GRANT SELECT ON crm_internal.account_settled, crm_internal.account_settled_groups, crm_internal.account_settled_actual
+    TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm.top_accounts(text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm.top_accounts(text, integer, text) TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+-- dumped whole by pg_dump, as every table of the extension (99_privileges.sql)
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_settled', '');
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_settle_epoch', '');
+
+-- backfill: settle every account from the groups the update recomputed
+SELECT crm_internal.account_settle(NULL);
+

@@ -14,7 +14,8 @@
 # and deletes, line-item inserts, updates, moves and deletes, transactions
 # with ROLLBACK TO SAVEPOINT, bulk UPDATEs and multi-row INSERTs, lead
 # inserts, updates and deletes, campaign and account churn, renames of a
-# stage that deals are in (back and forth), compaction of
+# stage that deals are in (back and forth), edits of the euro rate (which
+# settle the account figures of crm.top_accounts() again), compaction of
 # the aggregates' stripes (crm.compact_aggregates(), where it exists) and a
 # consistency check in mid-run; a background psql COPYs opportunities and
 # line items meanwhile (as the superuser: PostgreSQL refuses COPY FROM to
@@ -438,6 +439,12 @@ SELECT 1 + id % 5, id FROM crm.lead WHERE id % 4 = 0;
 SELECT count(*) AS converted_in_setup
   FROM crm.lead l CROSS JOIN LATERAL crm.convert_lead(l.id) c
  WHERE l.id % 8 = 0 AND l.status <> 'Not Qualified';
+-- Some deals in euros, whose rate the load edits (rate_edit.sql): the
+-- settled account figures (crm.top_accounts()) are converted at it.
+INSERT INTO crm.currency (code, name) VALUES ('EUR', 'Euro') ON CONFLICT DO NOTHING;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2000-01-01', 1.10);
+UPDATE crm.opportunity SET currency = 'EUR'
+ WHERE id > 120 AND id % 3 = 0 AND price_book_id IS NULL;
 SQL
 
 psql_q -c "ANALYZE"
@@ -565,11 +572,17 @@ EOF
 cat >"$S/compact.sql" <<'EOF'
 SELECT stress.compact();
 EOF
+# an edit of a rate settles every account's figures again, under the
+# compaction lock (crm.top_accounts())
+cat >"$S/rate_edit.sql" <<'EOF'
+UPDATE crm.exchange_rate SET rate = CASE WHEN rate = 1.10 THEN 1.20 ELSE 1.10 END WHERE currency = 'EUR';
+EOF
 chmod a+r "$S"/*.sql
 
 admin_mix=(convert.sql@20 opp_insert.sql@8 opp_update.sql@20 opp_delete.sql@4 line_insert.sql@12
            line_update.sql@8 line_delete.sql@6 savepoint.sql@6 bulk.sql@4 leads.sql@8 lead_delete.sql@2
-           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1 compact.sql@1 stage_rename.sql@1)
+           campaign_churn.sql@1 account_churn.sql@2 midrun_check.sql@1 compact.sql@1 stage_rename.sql@1
+           rate_edit.sql@1)
 rep_mix=(convert.sql@20 opp_insert.sql@6 opp_update.sql@15 opp_delete.sql@3 line_insert.sql@10
          line_update.sql@6 line_delete.sql@4 savepoint.sql@5 bulk.sql@3 leads.sql@6 lead_delete.sql@1)
 

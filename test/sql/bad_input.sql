@@ -390,6 +390,18 @@ INSERT INTO cases (label, sql, show) VALUES
     ('search max_results -1',                  '(SELECT count(*) FROM crm.search(''acme'', max_results => -1))', true),
     ('search max_results 1000',                '(SELECT count(*) FROM crm.search(''acme'', max_results => 1000))', true),
     ('search max_results int max',             '(SELECT count(*) FROM crm.search(''acme'', max_results => 2147483647))', true),
+    -- top_accounts(by, n, owner): how many accounts (only those the role sees)
+    ('top_accounts valid',                     '(SELECT count(*) FROM crm.top_accounts(''open_amount'', 10))', true),
+    ('top_accounts by NULL',                   '(SELECT count(*) FROM crm.top_accounts(NULL, 10))', true),
+    ('top_accounts by unknown',                '(SELECT count(*) FROM crm.top_accounts(''amount'', 10))', true),
+    ('top_accounts by 1 MB',                   '(SELECT count(*) FROM crm.top_accounts({big}, 10))', true),
+    ('top_accounts n NULL',                    '(SELECT count(*) FROM crm.top_accounts(''won_amount'', NULL))', true),
+    ('top_accounts n -1',                      '(SELECT count(*) FROM crm.top_accounts(''won_amount'', -1))', true),
+    ('top_accounts n 0',                       '(SELECT count(*) FROM crm.top_accounts(''won_amount'', 0))', true),
+    ('top_accounts n int max',                 '(SELECT count(*) FROM crm.top_accounts(''open_amount'', 2147483647))', true),
+    ('top_accounts owner NULL',                '(SELECT count(*) FROM crm.top_accounts(''open_amount'', 10, NULL))', true),
+    ('top_accounts owner unknown',             '(SELECT count(*) FROM crm.top_accounts(''open_amount'', 10, ''nobody''))', true),
+    ('top_accounts owner 1 MB',                '(SELECT count(*) FROM crm.top_accounts(''open_amount'', 10, {big}))', true),
     -- search_document(fields, phone): pure, the result shown
     ('search_document NULL',                   'crm.search_document(NULL, NULL)', true),
     ('search_document NULL elements',          'crm.search_document(ARRAY[NULL, NULL]::text[], ''no digits'')', true),

@@ -1,0 +1,230 @@
+--------------------------------------------------------------------------
+-- The top accounts by open or won amount, in time that grows with N and
+-- with the writes since the last compaction, not with the data
+--
+-- crm.account_rollup converts every group of crm_internal.account_aggregate
+-- to the corporate currency at read time; ordering all accounts by that
+-- amount reads every group (seconds at a million deals).  An index on a
+-- per-account total kept by the deal triggers would make the account's row
+-- hot (two writers of one account wait for each other; a prepared
+-- transaction holding it blocks every writer).  Instead:
+--
+-- crm_internal.account_settled holds, per account, the totals of its
+-- compacted groups only (stripe 0 of the aggregate), converted at the
+-- current rates: one row per (account, opportunity owner), for what a rep
+-- or a manager sees, and one with owner 0 (all owners), for admins and
+-- analysts.  Nobody but the extension writes it, and only in
+-- crm_internal.account_settle(), called by crm.compact_aggregates() (the
+-- accounts whose stripes it folded), crm.rebuild_aggregates() (all), an edit
+-- of the exchange rates or of the corporate currency (all: the converted
+-- totals depend on them), and emptied by a TRUNCATE of crm.opportunity.  The
+-- deal triggers never touch it: writers stay on their own stripes.
+--
+-- The invariant: in every committed state, the settled rows of an account
+-- without uncompacted stripe rows are its figures: computed from its
+-- stripe-0 groups (all it has) at the current rates and stage flags
+-- (crm.verify_aggregates() checks it, as aggregate account_settled).  (An
+-- account with stripes may differ -- a stage renamed since the last
+-- compaction leaves its stripe-0 group under the old name, its stripes
+-- moving it -- but is computed from its groups instead.)  Stage flags
+-- change only for stages without deals (ZC111), and a rename moves every
+-- deal of the stage, so both leave no settled account's figures wrong.
+-- What protects it: stripe 0 is written only by a compaction or a rebuild, each
+-- of which settles the accounts it changed in the same transaction; rates
+-- and the corporate currency change only in transactions that settle again;
+-- and all of these take the compaction lock first
+-- (crm_internal.aggregates_compaction_lock(), held to the end of the
+-- transaction), so no two of them interleave: the later one's statements
+-- (READ COMMITTED) see the earlier one's commit.  (In REPEATABLE READ or
+-- SERIALIZABLE the later one fails with 40001 instead, on the one row of
+-- crm_internal.account_settle_epoch that every settling updates.)
+--
+-- So an account with no uncompacted stripe row (a "pending" account) has
+-- its exact figures in its settled row.  crm.top_accounts() takes the
+-- pending accounts the caller sees (the partial index
+-- account_aggregate_pending_idx: as many as accounts written since the last
+-- compaction), walks the settled index in amount order skipping them until
+-- it has N accounts the caller sees, computes the exact figures of those N
+-- and of the pending ones from crm.account_rollup (O(their groups)), and
+-- keeps the best N: exact at every committed state, O(N + pending).
+-- Run crm.compact_aggregates() every few minutes (pg_cron) to keep the
+-- pending set small.
+--------------------------------------------------------------------------
+
+-- Pending accounts: those with stripe rows a compaction has not folded yet.
+-- The indexed columns never change when a writer adds to its stripe row, so
+-- those updates stay HOT; an entry is added only when a stripe row is made.
+CREATE INDEX account_aggregate_pending_idx ON crm_internal.account_aggregate (account_id)
+    WHERE stripe OPERATOR(pg_catalog.<>) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_pending_idx IS 'The accounts with uncompacted stripe rows (stripe <> 0): the pending accounts crm.top_accounts() computes from their groups rather than from crm_internal.account_settled';
+
+-- The accounts' figures from the compacted groups (stripe 0 only), one row
+-- per (account, opportunity owner) and one per account for all owners
+-- (owner 0): what crm_internal.account_settled must hold.  Amounts are
+-- converted per group, at the rate crm.exchange_rate_on() gives (the same
+-- lookup, without its error: NULL when a group that has deals has no rate),
+-- and kept unrounded so that a manager's sum over the team's owners rounds
+-- once, as crm.account_rollup does.
+CREATE VIEW crm_internal.account_settled_groups WITH (security_invoker = true) AS
+    SELECT a.account_id, a.owner, s.is_closed, s.is_won, a.opportunities,
+           a.amount OPERATOR(pg_catalog.*)
+               (CASE WHEN a.currency OPERATOR(pg_catalog.=) (SELECT t.corporate_currency FROM crm.settings AS t)
+                     THEN 1::pg_catalog.numeric
+                     ELSE (SELECT r.rate FROM crm.exchange_rate AS r
+                            WHERE r.currency OPERATOR(pg_catalog.=) a.currency
+                              AND r.valid_from OPERATOR(pg_catalog.<=) a.close_month
+                            ORDER BY r.valid_from DESC LIMIT 1) END) AS converted
+      FROM crm_internal.account_aggregate AS a
+      JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+     WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND (s.is_won OR NOT s.is_closed);
+COMMENT ON VIEW crm_internal.account_settled_groups IS 'The compacted groups (stripe 0) of crm_internal.account_aggregate in open or won stages, each amount converted to the corporate currency at the rate of its close month (NULL: no rate); what crm_internal.account_settled_actual adds up';
+COMMENT ON COLUMN crm_internal.account_settled_groups.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled_groups.owner IS 'Opportunity owner';
+COMMENT ON COLUMN crm_internal.account_settled_groups.is_closed IS 'Whether the group''s stage is closed (then it is won)';
+COMMENT ON COLUMN crm_internal.account_settled_groups.is_won IS 'Whether the group''s stage is won';
+COMMENT ON COLUMN crm_internal.account_settled_groups.opportunities IS 'Opportunities in the group';
+COMMENT ON COLUMN crm_internal.account_settled_groups.converted IS 'Their amount in the corporate currency, unrounded; NULL when the group''s currency has no rate for its close month';
+
+CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
+    SELECT g.account_id, g.owner,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint AS open_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount
+      FROM crm_internal.account_settled_groups AS g
+     GROUP BY g.account_id, g.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END
+      FROM crm_internal.account_settled_groups AS g
+     GROUP BY g.account_id
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON VIEW crm_internal.account_settled_actual IS 'What crm_internal.account_settled must hold, computed now from the compacted groups (stripe 0) of crm_internal.account_aggregate at the current rates: per account and opportunity owner, and per account for all owners (owner 0)';
+COMMENT ON COLUMN crm_internal.account_settled_actual.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled_actual.owner IS 'Opportunity owner; 0 (shown as -): all owners';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+
+CREATE TABLE crm_internal.account_settled (
+    account_id          bigint NOT NULL,
+    owner               regrole NOT NULL,
+    open_opportunities  bigint NOT NULL,
+    open_amount         numeric,
+    won_opportunities   bigint NOT NULL,
+    won_amount          numeric,
+    PRIMARY KEY (account_id, owner)
+);
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_settled.owner IS 'Opportunity owner whose deals these are; 0 (shown as -): all owners, read by admins and analysts';
+COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
+COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
+COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
+-- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
+CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
+    (owner, pg_catalog.round(open_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_open_idx IS 'crm.top_accounts(''open_amount'', n): accounts of one owner key in the order of their rounded open amount';
+CREATE INDEX account_settled_won_idx ON crm_internal.account_settled
+    (owner, pg_catalog.round(won_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_won_idx IS 'crm.top_accounts(''won_amount'', n): accounts of one owner key in the order of their rounded won amount';
+CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (account_id)
+    WHERE open_amount IS NULL OR won_amount IS NULL;
+COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
+
+-- Every settling counts itself in one row, which only settling (under the
+-- compaction lock: never two at once) writes.  In READ COMMITTED it costs
+-- nothing; in REPEATABLE READ or SERIALIZABLE a settling whose snapshot was
+-- taken before another one committed would compute from stale groups or
+-- rates, and its update of this row fails with 40001 instead.
+CREATE TABLE crm_internal.account_settle_epoch (
+    settlings   bigint NOT NULL,
+    one_row     boolean PRIMARY KEY DEFAULT true CONSTRAINT account_settle_epoch_one_row CHECK (one_row)
+);
+INSERT INTO crm_internal.account_settle_epoch (settlings) VALUES (0);
+COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account figures were settled (crm_internal.account_settle()); one row, written only under the compaction lock, so that a settling under a snapshot older than the last one fails (40001) rather than write stale figures';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
+COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
+
+-- Settle the given accounts (NULL: all): their settled rows made again from
+-- crm_internal.account_settled_actual.  Callers hold the compaction lock.
+CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    IF accounts IS NULL THEN
+        DELETE FROM crm_internal.account_settled;
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+          FROM crm_internal.account_settled_actual AS x;
+    ELSE
+        DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+          FROM crm_internal.account_settled_actual AS x
+         WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates and the corporate currency, which hold the compaction lock';
+
+-- Rates and the corporate currency: the settled amounts are converted at
+-- them, so an edit settles every account again, in the editing
+-- transaction, after taking the compaction lock (a compaction running
+-- meanwhile used the old rates; this waits for it and settles after it).
+-- O(groups), once per statement; rates change once a month.
+CREATE FUNCTION crm_internal.account_settle_all() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_all() must be fired AFTER ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'opportunity' THEN
+        DELETE FROM crm_internal.account_settled;	-- the aggregates were emptied too
+    ELSE
+        PERFORM crm_internal.account_settle(NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on crm.exchange_rate and on the corporate currency of crm.settings: settles every account again at the new rates (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.exchange_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+CREATE TRIGGER account_settle_corporate_currency AFTER UPDATE OF corporate_currency ON crm.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+CREATE TRIGGER account_settle_truncate AFTER TRUNCATE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- crm.top_accounts() is in 96_top_accounts.sql: it needs crm.team_roles()
+-- (95_row_security.sql), which a SQL-standard body resolves when it is made.
+
+-- One owner's accounts: crm.account_rollup WHERE account_id IN (the
+-- owner's accounts) reads only their groups through this index.
+CREATE INDEX account_owner_idx ON crm.account (owner);
+COMMENT ON INDEX crm.account_owner_idx IS 'The accounts of one owner (one owner''s account rollup, the team policies)';

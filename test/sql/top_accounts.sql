@@ -1,0 +1,198 @@
+-- top_accounts: crm.top_accounts(by, n), the top n accounts by open or won
+-- amount, as a specification.  It returns exactly
+--   SELECT * FROM crm.account_rollup WHERE <by> > 0 ORDER BY <by> DESC, account_id LIMIT n
+-- for whoever calls it (row-level security applies), at every committed
+-- state: before and after crm.compact_aggregates(), with writes since,
+-- after rate edits, a missing rate, a prepared transaction, a rebuild and a
+-- TRUNCATE.  It reads crm_internal.account_settled (figures of the
+-- compacted groups, written only by compactions, rebuilds and rate edits)
+-- for the accounts without uncompacted stripes, and computes the others.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS crm CASCADE;
+CREATE EXTENSION crm;
+DROP ROLE IF EXISTS regress_top_rep1, regress_top_rep2, regress_top_boss, regress_top_analyst;
+RESET client_min_messages;
+\set VERBOSITY terse
+CREATE ROLE regress_top_rep1 IN ROLE crm_sales;
+CREATE ROLE regress_top_rep2 IN ROLE crm_sales;
+CREATE ROLE regress_top_boss IN ROLE crm_manager;
+CREATE ROLE regress_top_analyst IN ROLE crm_analyst;
+INSERT INTO crm.reporting_line (member, manager) VALUES ('regress_top_rep1', 'regress_top_boss');
+INSERT INTO crm.currency (code, name) VALUES ('EUR', 'Euro') ON CONFLICT DO NOTHING;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2026-01-01', 1.10);
+
+-- Six accounts; rep1 and rep2 own deals on them (rep2 on account 1 too).
+INSERT INTO crm.account (name, owner)
+SELECT 'Acc ' || g, CASE WHEN g <= 3 THEN 'regress_top_rep1' ELSE 'regress_top_rep2' END::regrole
+  FROM generate_series(1, 6) g;
+INSERT INTO crm.opportunity (name, account_id, amount, close_date, stage, owner, currency) VALUES
+    ('a1', 1, 1000, '2027-01-10', 'Proposal',   'regress_top_rep1', 'USD'),
+    ('a2', 1,  500, '2027-02-10', 'Proposal',   'regress_top_rep2', 'EUR'),
+    ('b1', 2, 1200, '2027-01-10', 'Qualification', 'regress_top_rep1', 'USD'),
+    ('b2', 2, 3000, '2027-01-20', 'Successful', 'regress_top_rep1', 'USD'),
+    ('c1', 3,  900, NULL,         'Proposal',   'regress_top_rep1', 'EUR'),
+    ('d1', 4, 1550, '2027-03-01', 'Negotiation', 'regress_top_rep2', 'USD'),
+    ('e1', 5,  300, '2027-03-01', 'Negotiation', 'regress_top_rep2', 'USD'),
+    ('f1', 6, 2000, '2027-04-01', 'Successful', 'regress_top_rep2', 'EUR');
+
+-- The check, for the current role: top_accounts is the view, row by row.
+PREPARE same(text, integer) AS
+SELECT ARRAY(SELECT t FROM crm.top_accounts($1, $2) AS t)
+       = ARRAY(SELECT r FROM crm.account_rollup AS r
+                WHERE CASE $1 WHEN 'open_amount' THEN r.open_amount ELSE r.won_amount END > 0
+                ORDER BY CASE $1 WHEN 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC, r.account_id
+                LIMIT $2) AS same;
+
+-- Nothing compacted yet: every account is pending, computed from its groups.
+SELECT count(*) AS settled_rows FROM crm_internal.account_settled;
+SELECT account_id, name, open_opportunities, open_amount FROM crm.top_accounts('open_amount', 3);
+EXECUTE same('open_amount', 3);
+EXECUTE same('won_amount', 10);
+
+-- A compaction settles the accounts whose stripes it folds: one row per
+-- (account, opportunity owner), and one per account for all owners (-).
+SELECT crm.compact_aggregates() > 0 AS compacted;
+SELECT account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount
+  FROM crm_internal.account_settled ORDER BY account_id, owner::oid <> 0, owner::text;
+SELECT account_id, name, open_amount FROM crm.top_accounts('open_amount', 3);
+SELECT account_id, name, won_amount FROM crm.top_accounts('won_amount', 3);
+EXECUTE same('open_amount', 3);
+EXECUTE same('won_amount', 2);
+-- n larger than the accounts with an amount; n = 0
+SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 100);
+EXECUTE same('open_amount', 100);
+SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 0);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- Writes since the compaction make their accounts pending: exact at once
+-- (d1 grows past account 1; a2 closes as won; b1 is lost).
+UPDATE crm.opportunity SET amount = 5000 WHERE name = 'd1';
+UPDATE crm.opportunity SET stage = 'Successful' WHERE name = 'a2';
+UPDATE crm.opportunity SET stage = 'Failed', loss_reason_code = 'no_budget' WHERE name IN ('b1', 'e1');
+SELECT count(DISTINCT account_id) AS pending_accounts FROM crm_internal.account_aggregate WHERE stripe <> 0;
+SELECT account_id, name, open_amount FROM crm.top_accounts('open_amount', 3);
+EXECUTE same('open_amount', 3);
+EXECUTE same('won_amount', 3);
+-- ties: equal amounts are ordered by account_id, as the check's ORDER BY
+UPDATE crm.opportunity SET amount = 1000 WHERE name = 'c1';
+UPDATE crm.exchange_rate SET rate = 1 WHERE currency = 'EUR';
+SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 2);
+EXECUTE same('open_amount', 2);
+SELECT crm.compact_aggregates() > 0 AS compacted;
+SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 2);
+EXECUTE same('open_amount', 2);
+
+-- A rate edit settles every account again at the new rate, in the editing
+-- transaction: the settled euro amounts change with it.
+SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
+UPDATE crm.exchange_rate SET rate = 2 WHERE currency = 'EUR';
+SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
+EXECUTE same('open_amount', 3);
+EXECUTE same('won_amount', 3);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- A currency without a rate: the settled amount is NULL, and top_accounts
+-- computes the account and raises ZC120, as crm.account_rollup does.
+INSERT INTO crm.currency (code, name) VALUES ('CHF', 'Swiss franc') ON CONFLICT DO NOTHING;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('CHF', '2027-01-01', 1.2);
+INSERT INTO crm.opportunity (name, account_id, amount, close_date, currency, owner)
+VALUES ('g1', 5, 700, '2027-05-01', 'CHF', 'regress_top_rep2');
+SELECT crm.compact_aggregates() > 0 AS compacted;
+DELETE FROM crm.exchange_rate WHERE currency = 'CHF';
+SELECT open_amount IS NULL AS unpriced FROM crm_internal.account_settled WHERE account_id = 5 AND owner = 0::oid::regrole;
+SELECT count(*) FROM crm.top_accounts('open_amount', 3);
+SELECT open_amount FROM crm.account_rollup WHERE account_id = 5;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('CHF', '2027-01-01', 1.2);
+EXECUTE same('open_amount', 6);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- One owner's accounts (the account's owner, as the view's owner column):
+-- all of them are read, through account_owner_idx; an unknown role owns none.
+SELECT account_id, name, owner, open_amount FROM crm.top_accounts('open_amount', 10, 'regress_top_rep2');
+SELECT ARRAY(SELECT t FROM crm.top_accounts('won_amount', 10, 'regress_top_rep2') AS t)
+       = ARRAY(SELECT r FROM crm.account_rollup AS r WHERE r.won_amount > 0 AND r.owner = 'regress_top_rep2'
+                ORDER BY r.won_amount DESC, r.account_id LIMIT 10) AS same_for_owner;
+SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 10, 'regress_top_nobody');
+
+-- Row-level security: each role gets its own figures, the view's.
+SET ROLE regress_top_rep1;
+SELECT account_id, name, open_amount, won_amount FROM crm.top_accounts('open_amount', 10);
+EXECUTE same('open_amount', 10);
+EXECUTE same('won_amount', 10);
+SET ROLE regress_top_rep2;
+SELECT account_id, name, open_amount, won_amount FROM crm.top_accounts('won_amount', 10);
+EXECUTE same('open_amount', 10);
+EXECUTE same('won_amount', 10);
+-- the manager sees rep1's figures and their own (a team: summed per account)
+SET ROLE regress_top_boss;
+EXECUTE same('open_amount', 10);
+EXECUTE same('won_amount', 10);
+SET ROLE regress_top_analyst;
+EXECUTE same('open_amount', 10);
+EXECUTE same('won_amount', 10);
+RESET ROLE;
+-- pending writes of another rep: rep1's figures do not change
+SET ROLE regress_top_rep2;
+UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'a2';
+SET ROLE regress_top_rep1;
+EXECUTE same('open_amount', 10);
+RESET ROLE;
+
+-- Nobody writes the settled figures but the extension (42501).
+SET ROLE regress_top_analyst;
+UPDATE crm_internal.account_settled SET open_amount = 10 ^ 9;
+RESET ROLE;
+CREATE ROLE regress_top_admin IN ROLE crm_admin;
+SET ROLE regress_top_admin;
+INSERT INTO crm_internal.account_settled (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
+VALUES (4, 0, 1, 10 ^ 9, 0, 0);
+DELETE FROM crm_internal.account_settled;
+SELECT crm_internal.account_settle(NULL);
+RESET ROLE;
+DROP ROLE regress_top_admin;
+
+-- A settled row that is wrong is reported by crm.verify_aggregates() and
+-- made right by crm.rebuild_aggregates().
+UPDATE crm_internal.account_settled SET open_amount = open_amount + 1 WHERE account_id = 4 AND owner::oid = 0;
+SELECT aggregate, group_key ->> 'account_id' AS account, measure, kept - actual AS off
+  FROM crm.verify_aggregates() WHERE aggregate = 'account_settled';
+SELECT crm.rebuild_aggregates() > 0 AS rebuilt;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 10);
+
+-- A prepared transaction holding a stripe row: the compaction skips that
+-- row (its account stays pending), the session that prepared it writes to
+-- another stripe of its own, nobody waits, and the top accounts stay exact
+-- before and after it commits.
+SET statement_timeout = '5s';
+UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'c1';
+BEGIN;
+UPDATE crm.opportunity SET amount = amount + 100000 WHERE name = 'c1';
+PREPARE TRANSACTION 'top_accounts_1';
+INSERT INTO crm.opportunity (name, account_id, amount, close_date, stage, owner, currency)
+VALUES ('c3', 3, 10, NULL, 'Proposal', 'regress_top_rep1', 'EUR');
+SELECT crm.compact_aggregates() > 0 AS compacted;
+SELECT count(*) > 0 AS account_3_pending FROM crm_internal.account_aggregate WHERE stripe <> 0 AND account_id = 3;
+SELECT account_id, open_opportunities, open_amount FROM crm.top_accounts('open_amount', 1);
+EXECUTE same('open_amount', 3);
+COMMIT PREPARED 'top_accounts_1';
+SELECT account_id, open_opportunities, open_amount FROM crm.top_accounts('open_amount', 1);
+EXECUTE same('open_amount', 3);
+SELECT crm.compact_aggregates() > 0 AS compacted;
+SELECT count(*) AS pending_rows FROM crm_internal.account_aggregate WHERE stripe <> 0;
+EXECUTE same('open_amount', 3);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+RESET statement_timeout;
+
+-- TRUNCATE empties the settled figures with the aggregates.
+TRUNCATE crm.opportunity CASCADE;
+SELECT count(*) AS settled_rows FROM crm_internal.account_settled;
+SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 10);
+
+-- Bad arguments: another measure or a negative n (23514), NULL (23502).
+SELECT * FROM crm.top_accounts('amount', 10);
+SELECT * FROM crm.top_accounts(NULL, 10);
+SELECT * FROM crm.top_accounts('open_amount', -1);
+
+DEALLOCATE same;
+DROP ROLE regress_top_rep1, regress_top_rep2, regress_top_boss, regress_top_analyst;
