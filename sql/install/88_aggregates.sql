@@ -291,6 +291,13 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         total := total + n;
     END LOOP;
+    -- the stage passages (88_stage_velocity.sql), from the history
+    LOCK TABLE crm_internal.stage_velocity_aggregate IN EXCLUSIVE MODE;
+    DELETE FROM crm_internal.stage_velocity_aggregate;
+    INSERT INTO crm_internal.stage_velocity_aggregate (stage, owner, stripe, passages, seconds)
+    SELECT a.stage, a.owner, 0, a.passages, a.seconds FROM crm_internal.stage_velocity_actual AS a;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
     PERFORM crm_internal.account_settle(NULL);
     RETURN total;
 END
@@ -371,6 +378,22 @@ BEGIN
         EXECUTE format('SELECT pg_catalog.count(*) FROM crm_internal.%I', agg.aggregate_table) INTO n;
         total := total + n;
     END LOOP;
+    -- the stage passages (88_stage_velocity.sql, written after the others
+    -- by the same statements), the same way
+    LOCK TABLE crm_internal.stage_velocity_aggregate IN ROW EXCLUSIVE MODE;
+    WITH moved AS (
+        DELETE FROM crm_internal.stage_velocity_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm_internal.stage_velocity_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm_internal.stage_velocity_aggregate AS t (stage, owner, stripe, passages, seconds)
+    SELECT m.stage, m.owner, 0, pg_catalog.sum(m.passages), pg_catalog.sum(m.seconds) FROM moved AS m GROUP BY m.stage, m.owner
+    ON CONFLICT (stage, owner, stripe) DO UPDATE
+       SET passages = t.passages OPERATOR(pg_catalog.+) EXCLUDED.passages, seconds = t.seconds OPERATOR(pg_catalog.+) EXCLUDED.seconds;
+    DELETE FROM crm_internal.stage_velocity_aggregate AS a
+     WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND a.passages OPERATOR(pg_catalog.=) 0 AND a.seconds OPERATOR(pg_catalog.=) 0;
+    total := total + (SELECT pg_catalog.count(*) FROM crm_internal.stage_velocity_aggregate);
     RETURN total;
 END
 $$;

@@ -44,3 +44,24 @@ CREATE TRIGGER stage_velocity_fold AFTER UPDATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();
 CREATE TRIGGER stage_velocity_fold_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.stage_velocity_fold();
+
+-- The passages as the history has them, per stage left and owner: what the
+-- aggregate must add up to (crm.verify_aggregates() compares,
+-- crm.rebuild_aggregates() refills it from this).  A passage is an entry
+-- whose stage differs from the one before, not a deletion; its seconds run
+-- from the deal's previous stage entry.  A full scan of the history.
+CREATE VIEW crm_internal.stage_velocity_actual WITH (security_invoker = true) AS
+    SELECT p.old_stage AS stage, p.old_owner AS owner, pg_catalog.count(*) AS passages,
+           pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at)) AS seconds
+      FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+                   pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
+              FROM crm.opportunity_history AS h
+             WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
+     WHERE p.old_stage IS NOT NULL
+     GROUP BY p.old_stage, p.old_owner;
+COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan): what crm_internal.stage_velocity_aggregate must add up to';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.owner IS 'Owner of the deals while in that stage';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.passages IS 'Times deals left the stage by moving on';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.seconds IS 'Seconds those deals had spent in the stage';
+GRANT SELECT ON crm_internal.stage_velocity_actual TO crm_admin, crm_manager, crm_sales, crm_analyst;

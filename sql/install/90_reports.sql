@@ -219,11 +219,12 @@ COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of t
 -- only the entries made up to at (opportunity_history_changed_at_idx).  Row
 -- security of the history applies (SECURITY INVOKER): a rep sees the deals
 -- their team owned at that moment and the deals they see now.  Stage names
--- are the ones recorded: a renamed stage keeps its old name in the entries
--- made before the rename (they are left out, as the stage no longer exists).
+-- are the ones recorded: deals in a stage since renamed or removed are
+-- counted under the name they had then (sort_order, is_closed and is_won
+-- NULL).  Every active stage appears, as in crm.pipeline_by_stage.
 CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
     RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
-                   opportunities numeric, amount numeric, weighted_amount numeric, currency text,
+                   opportunities bigint, amount numeric, weighted_amount numeric, currency text,
                    amount_in_currency numeric, weighted_amount_in_currency numeric)
     LANGUAGE sql STABLE STRICT SECURITY INVOKER
     SET search_path = pg_catalog, pg_temp
@@ -231,24 +232,33 @@ BEGIN ATOMIC
     WITH totals AS (
         SELECT h.new_stage AS stage, h.new_owner AS owner, h.currency,
                COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
-               pg_catalog.count(*)::numeric AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
+               pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
                pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
                                                OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
           FROM crm.opportunity_history AS h
          WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
            AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
            AND NOT h.deleted
-         GROUP BY h.new_stage, h.new_owner, h.currency, 4)
-    SELECT s.sort_order, s.name, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text,
-           pg_catalog.sum(t.opportunities),
-           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2),
-           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2),
-           t.currency, pg_catalog.sum(t.amount), pg_catalog.sum(t.weighted_amount)
-      FROM totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
-     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
-     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, 5, t.currency;
+         GROUP BY h.new_stage, h.new_owner, h.currency, 4),
+    grouped AS (
+        SELECT s.sort_order, t.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
+               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+               t.currency, pg_catalog.sum(t.amount) AS amount_in_currency, pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+          FROM totals AS t LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
+         GROUP BY s.sort_order, t.stage, s.is_closed, s.is_won, 5, t.currency)
+    SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
+           g.currency, g.amount_in_currency, g.weighted_amount_in_currency
+      FROM grouped AS g
+    UNION ALL
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
+           NULL::text, 0.00::numeric, 0.00::numeric
+      FROM crm.opportunity_stage AS s
+     WHERE s.active AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.stage OPERATOR(pg_catalog.=) s.name);
 END;
-COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage. Row security of the history applies. See README "Reports"';
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage; every active stage appears (zeros without deals); deals in a stage since renamed are under the name it had then, sort_order NULL. Row security of the history applies. See README "Reports"';
 
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
     SELECT t.close_month,
@@ -568,10 +578,7 @@ BEGIN ATOMIC
                                         ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
                                 AS m (measure, kept, actual)
             UNION ALL
-            -- stage velocity: the kept passages against the history's (a
-            -- passage is an entry whose stage differs from the one before,
-            -- not a deletion; its seconds run from the deal's previous stage
-            -- entry)
+            -- stage velocity: the kept passages against the history's
             SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
                        'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
                    m.measure, m.kept, m.actual
@@ -579,14 +586,8 @@ BEGIN ATOMIC
                            pg_catalog.sum(v.seconds) AS seconds
                       FROM crm_internal.stage_velocity_aggregate AS v
                      GROUP BY v.stage, v.owner) AS k
-              FULL JOIN (SELECT p.old_stage AS stage, p.old_owner::pg_catalog.oid AS owner, pg_catalog.count(*) AS passages,
-                                pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at)) AS seconds
-                           FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
-                                        pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
-                                   FROM crm.opportunity_history AS h
-                                  WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
-                          WHERE p.old_stage IS NOT NULL
-                          GROUP BY p.old_stage, p.old_owner) AS a
+              FULL JOIN (SELECT x.stage, x.owner::pg_catalog.oid AS owner, x.passages, x.seconds
+                           FROM crm_internal.stage_velocity_actual AS x) AS a
                 ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
              CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
                                         ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))

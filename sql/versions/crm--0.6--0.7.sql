@@ -3757,23 +3757,22 @@ REVOKE ALL ON FUNCTION crm_internal.lead_furthest_status(), crm_internal.opportu
 GRANT SELECT (furthest_status) ON crm.lead TO crm_analyst;
 GRANT SELECT (furthest_stage) ON crm.opportunity TO crm_analyst;
 
--- The funnel aggregates, made from their definitions (src/aggregates.c) and
--- filled from the records (one row per group, stripe 0).
+-- The funnel aggregates, as CREATE EXTENSION makes them from their
+-- definitions (src/aggregates.c; the library lists an aggregate of 0.7 only
+-- once its table exists), filled from the records (one row per group,
+-- stripe 0).
+CREATE TABLE crm_internal.lead_funnel_aggregate (owner regrole NOT NULL, furthest_status crm.lead_status NOT NULL,
+    status crm.lead_status NOT NULL, stripe integer NOT NULL, leads bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (owner, stripe, furthest_status, status)) WITH (fillfactor = 20);
+CREATE TABLE crm_internal.opportunity_funnel_aggregate (owner regrole NOT NULL, furthest_stage text NOT NULL, stage text NOT NULL,
+    close_month date NOT NULL, currency text NOT NULL, stripe integer NOT NULL, opportunities bigint NOT NULL DEFAULT 0,
+    amount numeric NOT NULL DEFAULT 0, PRIMARY KEY (owner, close_month, stripe, furthest_stage, stage, currency)) WITH (fillfactor = 20);
 DO $funnel_tables$
 DECLARE
     d record;
 BEGIN
     FOR d IN SELECT * FROM crm_internal.aggregate_definitions() AS a
               WHERE a.aggregate OPERATOR(pg_catalog.=) ANY (ARRAY['lead_funnel', 'opportunity_funnel']) LOOP
-        EXECUTE pg_catalog.format(
-            'CREATE TABLE crm_internal.%I (%s, stripe integer NOT NULL, %s, PRIMARY KEY (%s)) WITH (fillfactor = 20)',
-            d.aggregate_table,
-            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL', c.name, c.type), ', ' ORDER BY c.i)
-               FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (name, type, i)),
-            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s NOT NULL DEFAULT 0', m.name, m.type), ', ' ORDER BY m.i)
-               FROM ROWS FROM (pg_catalog.unnest(d.measures), pg_catalog.unnest(d.measure_types)) WITH ORDINALITY AS m (name, type, i)),
-            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.name), ', ' ORDER BY k.i)
-               FROM pg_catalog.unnest(d.primary_key) WITH ORDINALITY AS k (name, i)));
         EXECUTE pg_catalog.format(
             'COMMENT ON COLUMN crm_internal.%I.stripe IS %L', d.aggregate_table,
             'Which writer recorded these changes: its backend id, or that id plus a multiple of 262144 while another transaction (a prepared one, or a compaction) held the row of the id; 0 after a compaction or rebuild. Lets writers add without waiting for each other');
@@ -4458,7 +4457,7 @@ GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner,
 
 CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
     RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
-                   opportunities numeric, amount numeric, weighted_amount numeric, currency text,
+                   opportunities bigint, amount numeric, weighted_amount numeric, currency text,
                    amount_in_currency numeric, weighted_amount_in_currency numeric)
     LANGUAGE sql STABLE STRICT SECURITY INVOKER
     SET search_path = pg_catalog, pg_temp
@@ -4466,22 +4465,31 @@ BEGIN ATOMIC
     WITH totals AS (
         SELECT h.new_stage AS stage, h.new_owner AS owner, h.currency,
                COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
-               pg_catalog.count(*)::numeric AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
+               pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
                pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
                                                OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
           FROM crm.opportunity_history AS h
          WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
            AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
            AND NOT h.deleted
-         GROUP BY h.new_stage, h.new_owner, h.currency, 4)
-    SELECT s.sort_order, s.name, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text,
-           pg_catalog.sum(t.opportunities),
-           pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2),
-           pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2),
-           t.currency, pg_catalog.sum(t.amount), pg_catalog.sum(t.weighted_amount)
-      FROM totals AS t JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
-     CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
-     GROUP BY s.sort_order, s.name, s.is_closed, s.is_won, 5, t.currency;
+         GROUP BY h.new_stage, h.new_owner, h.currency, 4),
+    grouped AS (
+        SELECT s.sort_order, t.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
+               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+               t.currency, pg_catalog.sum(t.amount) AS amount_in_currency, pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency
+          FROM totals AS t LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) t.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
+         GROUP BY s.sort_order, t.stage, s.is_closed, s.is_won, 5, t.currency)
+    SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
+           g.currency, g.amount_in_currency, g.weighted_amount_in_currency
+      FROM grouped AS g
+    UNION ALL
+    SELECT s.sort_order, s.name, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
+           NULL::text, 0.00::numeric, 0.00::numeric
+      FROM crm.opportunity_stage AS s
+     WHERE s.active AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.stage OPERATOR(pg_catalog.=) s.name);
 END;
 COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage. Row security of the history applies. See README "Reports"';
 REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM PUBLIC;
@@ -5277,3 +5285,339 @@ SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_settle_epoch', 
 -- backfill: settle every account from the groups the update recomputed
 SELECT crm_internal.account_settle(NULL);
 
+
+-- issue 22 merged: the objects several of the sections above define, as the
+-- install script has them now (each section wrote its own part of them),
+-- and the passages view that rebuild and verify share.
+CREATE VIEW crm_internal.stage_velocity_actual WITH (security_invoker = true) AS
+    SELECT p.old_stage AS stage, p.old_owner AS owner, pg_catalog.count(*) AS passages,
+           pg_catalog.sum(pg_catalog.extract('epoch', p.changed_at OPERATOR(pg_catalog.-) p.entered_at)) AS seconds
+      FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+                   pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at
+              FROM crm.opportunity_history AS h
+             WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS p
+     WHERE p.old_stage IS NOT NULL
+     GROUP BY p.old_stage, p.old_owner;
+COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan): what crm_internal.stage_velocity_aggregate must add up to';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.owner IS 'Owner of the deals while in that stage';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.passages IS 'Times deals left the stage by moving on';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.seconds IS 'Seconds those deals had spent in the stage';
+GRANT SELECT ON crm_internal.stage_velocity_actual TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+CREATE OR REPLACE FUNCTION crm.rebuild_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    -- the lock of compactions and of everything that settles accounts
+    -- (88_aggregates_top_accounts.sql), first, as they take it
+    PERFORM crm_internal.aggregates_compaction_lock();
+    -- writers wait until the rebuild commits; readers keep reading
+    EXECUTE (SELECT format('LOCK TABLE %s IN SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm_internal.aggregate_definitions() AS d);
+    EXECUTE (SELECT format('LOCK TABLE %s IN EXCLUSIVE MODE',
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('DELETE FROM crm_internal.%I', agg.aggregate_table);
+    END LOOP;
+    -- one row per group of the GROUP BY the aggregate must add up to
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        EXECUTE format('INSERT INTO crm_internal.%1$I (%2$s, stripe, %3$s) SELECT %2$s, 0, %3$s FROM (%4$s) AS a',
+                       agg.aggregate_table,
+                       (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                          FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i)),
+                       (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+                       agg.actual_query);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    -- the stage passages (88_stage_velocity.sql), from the history
+    LOCK TABLE crm_internal.stage_velocity_aggregate IN EXCLUSIVE MODE;
+    DELETE FROM crm_internal.stage_velocity_aggregate;
+    INSERT INTO crm_internal.stage_velocity_aggregate (stage, owner, stripe, passages, seconds)
+    SELECT a.stage, a.owner, 0, a.passages, a.seconds FROM crm_internal.stage_velocity_actual AS a;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total + n;
+    PERFORM crm_internal.account_settle(NULL);
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION crm.rebuild_aggregates() IS 'Recomputes every aggregate from the base tables into one row per group (stripe 0), folding all stripes and dropping groups that emptied; returns the number of groups. Blocks writers of leads and opportunities until it commits. Runs as the extension owner (it reads every row and writes the aggregates, which nobody else may); admins only.';
+
+CREATE OR REPLACE FUNCTION crm.compact_aggregates() RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    agg record;
+    keys text;
+    moved_keys text[];
+    total bigint := 0;
+    n bigint;
+BEGIN
+    -- One compaction at a time: a lock only compactions take, first, while
+    -- this transaction holds no other.
+    PERFORM crm_internal.aggregates_compaction_lock();
+    -- A TRUNCATE of the base tables (which empties the aggregates) waits for
+    -- the compaction and vice versa.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', string_agg(DISTINCT format('crm.%I', d.source_table), ', '))
+               FROM crm_internal.aggregate_definitions() AS d);
+    -- Every table it writes up front, in the order writers and
+    -- crm.rebuild_aggregates() lock them, in the mode writers take.  ROW
+    -- EXCLUSIVE conflicts with nothing REINDEX CONCURRENTLY, CREATE INDEX
+    -- CONCURRENTLY, VACUUM or ANALYZE hold, which wait for this transaction's
+    -- snapshot: waiting for them would be a deadlock.  It waits only for
+    -- VACUUM FULL, CLUSTER, REINDEX, TRUNCATE and a rebuild, which wait for
+    -- no snapshot, and never for a table lock once the work has begun.
+    EXECUTE (SELECT format('LOCK TABLE %s IN ROW EXCLUSIVE MODE',
+                           string_agg(format('crm_internal.%I', d.aggregate_table), ', ' ORDER BY d.ordinality))
+               FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d);
+    -- Per aggregate table: move every stripe row that no open transaction
+    -- is writing into stripe 0 (rows a writer holds are skipped and moved
+    -- next time), then drop stripe-0 rows that add up to nothing.  Writers
+    -- only ever touch their own stripes, never stripe 0, and write to another
+    -- of theirs rather than wait for a row the compaction holds, so nobody
+    -- waits for a compaction.
+    FOR agg IN SELECT * FROM crm_internal.aggregate_definitions() LOOP
+        keys := (SELECT string_agg(format('%I', c), ', ' ORDER BY c.i)
+                   FROM unnest(agg.group_columns) WITH ORDINALITY AS c (c, i));
+        -- (returns the first keys of the groups moved: the accounts whose
+        -- settled figures change, see 88_aggregates_top_accounts.sql)
+        EXECUTE format(
+            'WITH moved AS ('
+            '    DELETE FROM crm_internal.%1$I AS a'
+            '     WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
+            '               SELECT x.ctid FROM crm_internal.%1$I AS x'
+            '                WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))'
+            '    RETURNING a.*),'
+            ' folded AS ('
+            '    INSERT INTO crm_internal.%1$I AS t (%2$s, stripe, %3$s)'
+            '    SELECT %2$s, 0, %4$s FROM moved GROUP BY %2$s'
+            '    ON CONFLICT (%2$s, stripe) DO UPDATE SET %5$s)'
+            ' SELECT ARRAY(SELECT DISTINCT m.%6$I::text FROM moved AS m)',
+            agg.aggregate_table, keys,
+            (SELECT string_agg(format('%I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('pg_catalog.sum(%I)', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            (SELECT string_agg(format('%1$I = t.%1$I OPERATOR(pg_catalog.+) EXCLUDED.%1$I', m), ', ' ORDER BY m.i)
+               FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)),
+            agg.group_columns[1]) INTO moved_keys;
+        IF agg.aggregate OPERATOR(pg_catalog.=) 'account' THEN
+            PERFORM crm_internal.account_settle(moved_keys::bigint[]);
+        END IF;
+        EXECUTE format('DELETE FROM crm_internal.%I AS a WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND %s', agg.aggregate_table,
+                       (SELECT string_agg(format('a.%I OPERATOR(pg_catalog.=) 0', m), ' AND ' ORDER BY m.i)
+                          FROM unnest(agg.measures) WITH ORDINALITY AS m (m, i)));
+        EXECUTE format('SELECT pg_catalog.count(*) FROM crm_internal.%I', agg.aggregate_table) INTO n;
+        total := total + n;
+    END LOOP;
+    -- the stage passages (88_stage_velocity.sql, written after the others
+    -- by the same statements), the same way
+    LOCK TABLE crm_internal.stage_velocity_aggregate IN ROW EXCLUSIVE MODE;
+    WITH moved AS (
+        DELETE FROM crm_internal.stage_velocity_aggregate AS a
+         WHERE a.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT x.ctid FROM crm_internal.stage_velocity_aggregate AS x
+                    WHERE x.stripe OPERATOR(pg_catalog.<>) 0 FOR UPDATE SKIP LOCKED))
+        RETURNING a.*)
+    INSERT INTO crm_internal.stage_velocity_aggregate AS t (stage, owner, stripe, passages, seconds)
+    SELECT m.stage, m.owner, 0, pg_catalog.sum(m.passages), pg_catalog.sum(m.seconds) FROM moved AS m GROUP BY m.stage, m.owner
+    ON CONFLICT (stage, owner, stripe) DO UPDATE
+       SET passages = t.passages OPERATOR(pg_catalog.+) EXCLUDED.passages, seconds = t.seconds OPERATOR(pg_catalog.+) EXCLUDED.seconds;
+    DELETE FROM crm_internal.stage_velocity_aggregate AS a
+     WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND a.passages OPERATOR(pg_catalog.=) 0 AND a.seconds OPERATOR(pg_catalog.=) 0;
+    total := total + (SELECT pg_catalog.count(*) FROM crm_internal.stage_velocity_aggregate);
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes of every aggregate into one row per group (stripe 0) and drops groups that add up to nothing, without blocking writers (rows a running transaction is writing are left for the next call); returns the number of aggregate rows left. Totals do not change; reads get faster. Run it periodically (e.g. every few minutes) on busy systems, in a transaction of its own: the rows it folds stay locked until its transaction ends. Admins only.';
+
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- the settled account figures (crm.top_accounts() walks them)
+            -- against the compacted groups they are made from, for every
+            -- account without uncompacted stripes (those whose settled
+            -- figures it uses; a stage renamed since the last compaction
+            -- leaves the others' stripe 0 under the old name); a missing
+            -- rate (NULL amount) compares as -1
+            SELECT 'account_settled', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id),
+                       'owner', COALESCE(k.owner, a.owner)::pg_catalog.oid),
+                   m.measure, m.kept, m.actual
+              FROM crm_internal.account_settled AS k
+              FULL JOIN crm_internal.account_settled_actual AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
+                                                     WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0) AS settled) AS p
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
+                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END))
+                                AS m (measure, kept, actual)
+             WHERE p.settled
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- stage velocity: the kept passages against the history's
+            SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT v.stage, v.owner::pg_catalog.oid AS owner, pg_catalog.sum(v.passages) AS passages,
+                           pg_catalog.sum(v.seconds) AS seconds
+                      FROM crm_internal.stage_velocity_aggregate AS v
+                     GROUP BY v.stage, v.owner) AS k
+              FULL JOIN (SELECT x.stage, x.owner::pg_catalog.oid AS owner, x.passages, x.seconds
+                           FROM crm_internal.stage_velocity_actual AS x) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
+                                        ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates for an account without uncompacted stripes (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change gives crm.pipeline_by_stage; every active stage appears (zeros without deals); deals in a stage since renamed are under the name it had then, sort_order NULL. Row security of the history applies. See README "Reports"';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel, opportunity_funnel, lead_source, lead_month or sales_performance';
+
+-- the comparison view as the install script generates it (every aggregate above; a
+-- close month without a close date is null in the group key)
+DO $compared$
+DECLARE
+    kept text;
+    actual text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s'
+               ' FROM crm_internal.%I AS g GROUP BY %s',
+               d.aggregate, x.group_key, x.kept, d.aggregate_table, x.group_columns), ' UNION ALL ' ORDER BY d.ordinality),
+           pg_catalog.string_agg(pg_catalog.format(
+               'SELECT %L::text AS aggregate, pg_catalog.jsonb_build_object(%s) AS group_key, %s FROM (%s) AS g',
+               d.aggregate, x.group_key, x.actual, d.actual_query), ' UNION ALL ' ORDER BY d.ordinality)
+      INTO kept, actual
+      FROM crm_internal.aggregate_definitions() WITH ORDINALITY AS d
+     CROSS JOIN LATERAL (
+           -- (a close month without a close date, infinity in the tables,
+           -- is null in the group key: no client reads an infinite date)
+           SELECT (SELECT pg_catalog.string_agg(CASE WHEN c.t OPERATOR(pg_catalog.=) 'pg_catalog.date'::pg_catalog.regtype
+                                                     THEN pg_catalog.format('%L, NULLIF(g.%I, ''infinity''::pg_catalog.date)', c.c, c.c)
+                                                     ELSE pg_catalog.format('%L, g.%I', c.c, c.c) END, ', ' ORDER BY c.i)
+                     FROM ROWS FROM (pg_catalog.unnest(d.group_columns), pg_catalog.unnest(d.group_types)) WITH ORDINALITY AS c (c, t, i)) AS group_key,
+                  (SELECT pg_catalog.string_agg(pg_catalog.format('g.%I', c), ', ' ORDER BY c.i)
+                     FROM pg_catalog.unnest(d.group_columns) WITH ORDINALITY AS c (c, i)) AS group_columns,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('pg_catalog.sum(g.%I)::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS kept,
+                  (SELECT pg_catalog.string_agg(CASE WHEN d.measures[m.i] IS NULL THEN 'NULL::numeric'
+                                                     ELSE pg_catalog.format('g.%I::numeric', d.measures[m.i])
+                                                END || ' AS ' || m.name, ', ' ORDER BY m.i)
+                     FROM pg_catalog.unnest(ARRAY['items', 'amount', 'weighted_amount']) WITH ORDINALITY AS m (name, i)) AS actual
+           ) AS x;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE VIEW crm_internal.aggregates_compared WITH (security_invoker = true) AS'
+        ' WITH kept AS (%s), actual AS (%s)'
+        ' SELECT COALESCE(k.aggregate, a.aggregate) AS aggregate, COALESCE(k.group_key, a.group_key) AS group_key,'
+        '        COALESCE(k.items, 0) AS kept_items, COALESCE(a.items, 0) AS actual_items,'
+        '        COALESCE(k.amount, 0) AS kept_amount, COALESCE(a.amount, 0) AS actual_amount,'
+        '        COALESCE(k.weighted_amount, 0) AS kept_weighted_amount,'
+        '        COALESCE(a.weighted_amount, 0) AS actual_weighted_amount'
+        '   FROM kept AS k'
+        '   FULL JOIN actual AS a'
+        '     ON a.aggregate OPERATOR(pg_catalog.=) k.aggregate AND a.group_key OPERATOR(pg_catalog.=) k.group_key',
+        kept, actual);
+END
+$compared$;
+COMMENT ON VIEW crm_internal.aggregates_compared IS 'Every group of every maintained aggregate, kept (stripes summed) next to a fresh GROUP BY over the base tables; a full scan, for checking only';
+COMMENT ON COLUMN crm_internal.aggregates_compared.aggregate IS 'pipeline, account, campaign_opportunity, campaign_lead, lead_funnel, opportunity_funnel, lead_source, lead_month or sales_performance';
+COMMENT ON COLUMN crm_internal.aggregates_compared.group_key IS 'The group, as a JSON object of its key columns (a close month is null for the deals without a close date)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_items IS 'Opportunities (or leads) in the group, as kept';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_items IS 'Opportunities (or leads) in the group, counted now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amounts, as kept (0 where the aggregate has none)';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
+COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
+COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
