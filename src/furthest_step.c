@@ -98,7 +98,6 @@ crm_lead_furthest_status(PG_FUNCTION_ARGS)
 		if (!have_furthest ||
 			lead_status_rank(DatumGetObjectId(furthest), &furthest_exit) < rank)
 			furthest = status;
-		have_furthest = true;
 	}
 	else if (!have_furthest)
 	{
