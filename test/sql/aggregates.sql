@@ -190,7 +190,7 @@ VALUES ('Fay', 'Initrode', 'fay@initrode.example', 'website', 1);
 SET ROLE regress_agg_analyst;
 SELECT step, items, amount FROM crm.sales_funnel WHERE items > 0 ORDER BY position, step_order;
 SELECT dimension, leads FROM crm.lead_conversion_rates ORDER BY dimension;
-SELECT stage, opportunities, amount FROM crm.pipeline_by_stage;
+SELECT stage, opportunities, amount FROM crm.pipeline_by_stage ORDER BY sort_order, owner;
 SELECT opportunities, amount FROM crm.forecast_by_month;
 SELECT count(*) AS performance_rows FROM crm.sales_performance;
 SELECT stage, currently_in_stage FROM crm.stage_velocity;
