@@ -151,7 +151,10 @@ CREATE TABLE crm_internal.account_settle_epoch (
     settlings   bigint NOT NULL,
     one_row     boolean PRIMARY KEY DEFAULT true CONSTRAINT account_settle_epoch_one_row CHECK (one_row)
 );
-INSERT INTO crm_internal.account_settle_epoch (settlings) VALUES (0);
+-- the row, but in a restore (session_replication_role = replica), whose dump
+-- brings it (pg_extension_config_dump)
+INSERT INTO crm_internal.account_settle_epoch (settlings)
+SELECT 0 WHERE pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica';
 COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account figures were settled (crm_internal.account_settle()); one row, written only under the compaction lock, so that a settling under a snapshot older than the last one fails (40001) rather than write stale figures';
 COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
 COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
