@@ -13,9 +13,12 @@ make_db() {
         -c "DO \$\$ BEGIN FOR i IN 1..8 LOOP EXECUTE format('CREATE ROLE bench_rep%s', i); END LOOP; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
         -c "SET session_replication_role = replica;
             INSERT INTO crm.account (name) SELECT 'Account ' || g FROM generate_series(1, 1000) g;
-            INSERT INTO crm.opportunity (name, account_id, amount, probability, close_date, owner, stage_changed_at)
-            SELECT 'Deal ' || g, 1 + g % 1000, g % 5000, 10, date '2027-01-01' + g % 365, ('bench_rep' || (1 + g % 8))::regrole, now()
-              FROM generate_series(1, $size) g;
+            -- in the first open stage, which is then each deal's furthest
+            INSERT INTO crm.opportunity (name, account_id, amount, probability, close_date, owner, stage_changed_at, stage, furthest_stage)
+            SELECT 'Deal ' || g, 1 + g % 1000, g % 5000, 10, date '2027-01-01' + g % 365, ('bench_rep' || (1 + g % 8))::regrole, now(),
+                   f.name, f.name
+              FROM generate_series(1, $size) g,
+                   (SELECT s.name FROM crm.opportunity_stage AS s WHERE NOT s.is_closed ORDER BY s.sort_order LIMIT 1) AS f;
             -- as the triggers would: each deal's creation entry
             INSERT INTO crm.opportunity_history (opportunity_id, new_stage, new_amount, new_probability, new_close_date,
                                                  changed_at, changed_by, new_owner, currency)
