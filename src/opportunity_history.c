@@ -2,60 +2,106 @@
  * opportunity_history.c: crm.opportunity_history, the deal's past states.
  *
  * crm_internal.record_opportunity_change()
- *     AFTER INSERT, UPDATE or DELETE (row) on crm.opportunity: one entry when
- *     a deal is created, when its stage, amount, probability, close date,
- *     owner or currency changed, and when it is deleted (deleted = true,
- *     the last values repeated).  The same statement marks the entries the
- *     new one supersedes (superseded_at), so that every entry is the deal's
- *     state from its changed_at to its superseded_at and crm.pipeline_as_of()
- *     reads a moment's pipeline without ordering a deal's entries.
+ *     AFTER INSERT, UPDATE or DELETE FOR EACH STATEMENT on crm.opportunity,
+ *     with the statement's transition tables: one entry for every deal the
+ *     statement created, every deal whose stage, amount, probability, close
+ *     date, owner or currency it changed, and every deal it deleted
+ *     (deleted = true, the last values repeated), written by one INSERT per
+ *     statement (a statement of one row takes a single-row INSERT, which
+ *     costs less than the arrays).
  *     AFTER TRUNCATE (statement): empties the history, as the foreign key's
  *     cascade did before 0.7 (the aggregates are emptied too).
+ *     Fired FOR EACH ROW (the trigger of 0.6, until ALTER EXTENSION crm
+ *     UPDATE replaces it) it records that row's change.
+ *
+ * The history is append-only: an entry is never changed.  A deal's state at
+ * a moment t is its last entry (by id) with changed_at <= t (changed_at is
+ * the transaction's start, so a writer that waited for the deal's row lock
+ * may record an earlier changed_at than the entry before it; the order of
+ * the ids is the order of the changes, which the deal's row lock
+ * serialises).  crm.pipeline_as_of() reads it so.
+ *
+ * A rename of the stage cascades to the deal: only the stage changed and
+ * the old name is gone from crm.opportunity_stage.  That is no move, and no
+ * entry is written: the history keeps the names entries had when recorded.
  *
  * The history outlives its deal: no foreign key, row security on the owner
  * columns (95_row_security.sql).  Entries are written as the owner of schema
  * crm; users have no write privilege on the table.
- *
- * superseded_at is the earliest changed_at of the later entries: changed_at
- * is the transaction's start, so a writer that waited for the deal's row lock
- * may record an earlier changed_at than the entry before it.  The UPDATE
- * therefore lowers superseded_at on every earlier entry still above now(),
- * and an entry is the state at t exactly when it is the last one (by id)
- * with changed_at <= t.  Writes to one deal are serialised by its row lock
- * (the trigger runs after the row was updated or deleted), so the entries
- * a new one supersedes are committed or the writer's own.
  */
 #include "crm.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
-#include "catalog/namespace.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
-static CrmQuery insert_opportunity_history = {
-	"WITH superseded AS ("
-	" UPDATE crm.opportunity_history SET superseded_at = pg_catalog.now()"
-	"  WHERE opportunity_id OPERATOR(pg_catalog.=) $1"
-	"    AND (superseded_at IS NULL OR superseded_at OPERATOR(pg_catalog.>) pg_catalog.now()))"
-	" INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,"
-	" old_probability, new_probability, old_close_date, new_close_date, old_owner, new_owner, currency,"
-	" deleted, changed_by)"
-	" VALUES ($1, $2, $3, $4::pg_catalog.numeric, $5::pg_catalog.numeric, $6::pg_catalog.numeric,"
-	" $7::pg_catalog.numeric, $8::pg_catalog.date, $9::pg_catalog.date, $10, $11, $12, $13, $14)",
-	14, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		REGROLEOID, REGROLEOID, TEXTOID, BOOLOID, REGROLEOID}, NULL
+/* the columns of an entry, in the order of the queries' parameters */
+#define H_OPPORTUNITY	0
+#define H_OLD_STAGE		1
+#define H_NEW_STAGE		2
+#define H_OLD_AMOUNT	3
+#define H_NEW_AMOUNT	4
+#define H_OLD_PROB		5
+#define H_NEW_PROB		6
+#define H_OLD_CLOSE		7
+#define H_NEW_CLOSE		8
+#define H_OLD_OWNER		9
+#define H_NEW_OWNER		10
+#define H_CURRENCY		11
+#define H_DELETED		12
+#define H_NCOLUMNS		13
+
+static const Oid entry_types[H_NCOLUMNS] = {
+	INT8OID, TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, NUMERICOID,
+	DATEOID, DATEOID, OIDOID, OIDOID, TEXTOID, BOOLOID
+};
+
+#define ENTRY_COLUMNS \
+	"opportunity_id, old_stage, new_stage, old_amount, new_amount, old_probability, new_probability," \
+	" old_close_date, new_close_date, old_owner, new_owner, currency, deleted, changed_by"
+
+/* one entry ($14: the acting role) */
+static CrmQuery insert_entry = {
+	"INSERT INTO crm.opportunity_history (" ENTRY_COLUMNS ")"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::pg_catalog.regrole, $11::pg_catalog.regrole,"
+	" $12, $13, $14)",
+	14, {INT8OID, TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, NUMERICOID,
+		DATEOID, DATEOID, OIDOID, OIDOID, TEXTOID, BOOLOID, REGROLEOID}, NULL
+};
+
+/* a statement's entries, one array per column, in the order of the rows */
+static CrmQuery insert_entries = {
+	"INSERT INTO crm.opportunity_history (" ENTRY_COLUMNS ")"
+	" SELECT e.o, e.os, e.ns, e.oa, e.na, e.op, e.np, e.oc, e.nc,"
+	"        e.oo::pg_catalog.regrole, e.no::pg_catalog.regrole, e.cu, e.d, $14"
+	"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	"                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+	"                   pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
+	"                   pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
+	"                   pg_catalog.unnest($13))"
+	"        AS e(o, os, ns, oa, na, op, np, oc, nc, oo, no, cu, d)",
+	14, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
+		NUMERICARRAYOID, NUMERICARRAYOID, DATEARRAYOID, DATEARRAYOID, OIDARRAYOID,
+		OIDARRAYOID, TEXTARRAYOID, BOOLARRAYOID, REGROLEOID}, NULL
 };
 
 /* before 0.7 (this library serves older versions too): no owner, currency, deletion */
-static CrmQuery insert_opportunity_history_0_6 = {
+static CrmQuery insert_entry_0_6 = {
 	"INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,"
 	" old_probability, new_probability, old_close_date, new_close_date, changed_by)"
-	" VALUES ($1, $2, $3, $4::pg_catalog.numeric, $5::pg_catalog.numeric, $6::pg_catalog.numeric,"
-	" $7::pg_catalog.numeric, $8::pg_catalog.date, $9::pg_catalog.date, $10)",
-	10, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	10, {INT8OID, TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, NUMERICOID,
+		DATEOID, DATEOID, REGROLEOID}, NULL
 };
 
 static CrmQuery truncate_opportunity_history = {
@@ -63,36 +109,304 @@ static CrmQuery truncate_opportunity_history = {
 };
 
 /*
- * The columns crm.opportunity_history follows, stage first (a rename of the
- * stage is told by it), then the ones with an old and a new value; owner and
- * currency are handled apart (the owner is a regrole, the currency has no
- * old value).
+ * The columns of crm.opportunity the history follows, stage first, in the
+ * order of their old/new pairs; then owner and currency (the currency has
+ * no old value).
  */
-static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", "owner", "currency", NULL};
+static const char *const tracked_columns[] = {"stage", "amount", "probability", "close_date", "owner", "currency"};
+#define TRACKED_STAGE		0
+#define TRACKED_PAIRS		4	/* stage .. close_date: old and new columns */
 #define TRACKED_OWNER		4
 #define TRACKED_CURRENCY	5
+#define NTRACKED			6
+
+typedef struct Tracked
+{
+	int			id;
+	int			att[NTRACKED];
+} Tracked;
+
+static void
+tracked_init(Tracked *t, TupleDesc tupdesc, int ntracked)
+{
+	t->id = crm_attnum(tupdesc, "id");
+	for (int i = 0; i < ntracked; i++)
+		t->att[i] = crm_attnum(tupdesc, tracked_columns[i]);
+}
+
+/*
+ * entry_wanted -- does the change of a row from old to new make an entry?
+ * Every insert and delete does; an update when a tracked column changed,
+ * unless only the stage did and its old name is gone (a rename cascading).
+ * The caller is connected to SPI.
+ */
+static bool
+entry_wanted(const Tracked *t, TupleDesc tupdesc, int ntracked,
+			 Datum *oldv, bool *oldn, Datum *newv, bool *newn)
+{
+	int			nchanged = 0;
+	bool		stage_changed = false;
+
+	if (oldv == NULL || newv == NULL)
+		return true;
+	for (int i = 0; i < ntracked; i++)
+	{
+		int			a = t->att[i] - 1;
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+
+		if (oldn[a] != newn[a] ||
+			(!oldn[a] && !datumIsEqual(oldv[a], newv[a], att->attbyval, att->attlen)))
+		{
+			nchanged++;
+			stage_changed = stage_changed || i == TRACKED_STAGE;
+		}
+	}
+	if (nchanged == 0)
+		return false;
+	if (stage_changed && nchanged == 1 && !oldn[t->att[TRACKED_STAGE] - 1] &&
+		!crm_stage_exists(TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1])))
+		return false;
+	return true;
+}
+
+/*
+ * entry_values -- the entry's parameters: old values from old (NULL on
+ * insert), new ones from new (a deletion repeats the old row's).
+ */
+static void
+entry_values(const Tracked *t, int ntracked, bool deleted,
+			 Datum *oldv, bool *oldn, Datum *newv, bool *newn,
+			 Datum *values, bool *isnull)
+{
+	values[H_OPPORTUNITY] = newv[t->id - 1];
+	isnull[H_OPPORTUNITY] = newn[t->id - 1];
+	for (int i = 0; i < Min(ntracked, TRACKED_PAIRS + 1); i++)
+	{
+		int			a = t->att[i] - 1;
+
+		values[1 + 2 * i] = oldv ? oldv[a] : (Datum) 0;
+		isnull[1 + 2 * i] = oldv ? oldn[a] : true;
+		values[2 + 2 * i] = newv[a];
+		isnull[2 + 2 * i] = newn[a];
+	}
+	if (ntracked > TRACKED_CURRENCY)
+	{
+		values[H_CURRENCY] = newv[t->att[TRACKED_CURRENCY] - 1];
+		isnull[H_CURRENCY] = newn[t->att[TRACKED_CURRENCY] - 1];
+	}
+	values[H_DELETED] = BoolGetDatum(deleted);
+	isnull[H_DELETED] = false;
+}
+
+/* run_entry -- one entry by the single-row INSERT (0.6: its columns only) */
+static void
+run_entry(Datum *values, bool *isnull, bool current)
+{
+	Datum		params[H_NCOLUMNS + 1];
+	char		nulls[H_NCOLUMNS + 1];
+	int			n = current ? H_NCOLUMNS : H_OLD_OWNER;
+
+	for (int i = 0; i < n; i++)
+	{
+		params[i] = values[i];
+		nulls[i] = isnull[i] ? 'n' : ' ';
+	}
+	params[n] = ObjectIdGetDatum(crm_acting_role());
+	nulls[n] = ' ';
+	crm_query_run_as_owner(current ? &insert_entry : &insert_entry_0_6, params, nulls, 0);
+}
 
 /*
  * history_0_7 -- has crm.opportunity_history the columns of 0.7 (owner,
- * currency, deleted, superseded_at)?  Until ALTER EXTENSION UPDATE adds
- * them, entries are written as 0.6 did (two catalog cache probes a call).
+ * currency, deleted)?  Until ALTER EXTENSION UPDATE adds them, the row
+ * trigger of 0.6 writes entries as 0.6 did.
  */
 static bool
 history_0_7(void)
 {
 	Oid			relid = get_relname_relid("opportunity_history", get_namespace_oid("crm", false));
 
-	return OidIsValid(relid) && get_attnum(relid, "superseded_at") != InvalidAttrNumber;
+	return OidIsValid(relid) && get_attnum(relid, "new_owner") != InvalidAttrNumber;
 }
 
-/* set_text -- values[i] as the text of attribute attnum of tuple, or NULL */
+/* record_row_change -- the row trigger of 0.6: that row's entry */
 static void
-set_text(Datum *values, char *nulls, int i, HeapTuple tuple, TupleDesc tupdesc, int attnum)
+record_row_change(TriggerData *trigdata)
 {
-	char	   *text = tuple ? crm_attribute_text(tuple, tupdesc, attnum) : NULL;
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	TriggerEvent event = trigdata->tg_event;
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(event);
+	bool		is_delete = TRIGGER_FIRED_BY_DELETE(event);
+	bool		current = history_0_7();
+	int			ntracked = current ? NTRACKED : TRACKED_PAIRS;
+	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
+	HeapTuple	newtup = is_insert || is_delete ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+	Datum	   *oldv = NULL;
+	bool	   *oldn = NULL;
+	Datum	   *newv = palloc(sizeof(Datum) * tupdesc->natts);
+	bool	   *newn = palloc(sizeof(bool) * tupdesc->natts);
+	Datum		values[H_NCOLUMNS];
+	bool		isnull[H_NCOLUMNS];
+	Tracked		t;
 
-	values[i] = text ? CStringGetTextDatum(text) : (Datum) 0;
-	nulls[i] = text ? ' ' : 'n';
+	if (is_delete && !current)
+		return;					/* 0.6 kept no deletions */
+	tracked_init(&t, tupdesc, ntracked);
+	heap_deform_tuple(newtup, tupdesc, newv, newn);
+	if (oldtup)
+	{
+		oldv = palloc(sizeof(Datum) * tupdesc->natts);
+		oldn = palloc(sizeof(bool) * tupdesc->natts);
+		heap_deform_tuple(oldtup, tupdesc, oldv, oldn);
+	}
+	crm_spi_connect();
+	if (entry_wanted(&t, tupdesc, ntracked, is_delete ? NULL : oldv, oldn, newv, newn))
+	{
+		entry_values(&t, ntracked, is_delete, oldv, oldn, newv, newn, values, isnull);
+		run_entry(values, isnull, current);
+	}
+	crm_spi_finish();
+}
+
+/* a statement's entries being built, one array per column */
+typedef struct EntryBatch
+{
+	MemoryContext context;
+	ArrayBuildState *column[H_NCOLUMNS];
+	int64		nrows;
+} EntryBatch;
+
+static void
+batch_add(EntryBatch *batch, Datum *values, bool *isnull)
+{
+	for (int i = 0; i < H_NCOLUMNS; i++)
+		accumArrayResult(batch->column[i], values[i], isnull[i], entry_types[i], batch->context);
+	batch->nrows++;
+}
+
+static void
+batch_run(EntryBatch *batch)
+{
+	Datum		params[H_NCOLUMNS + 1];
+
+	if (batch->nrows == 0)
+		return;
+	for (int i = 0; i < H_NCOLUMNS; i++)
+		params[i] = makeArrayResult(batch->column[i], batch->context);
+	params[H_NCOLUMNS] = ObjectIdGetDatum(crm_acting_role());
+	crm_query_run_as_owner(&insert_entries, params, NULL, 0);
+}
+
+/*
+ * record_statement_changes -- the statement's entries from its transition
+ * tables (NEW for INSERT, OLD and NEW for UPDATE, OLD for DELETE), which
+ * hold the old and the new version of an updated row at the same position.
+ */
+static void
+record_statement_changes(TriggerData *trigdata)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	TriggerEvent event = trigdata->tg_event;
+	bool		is_insert = TRIGGER_FIRED_BY_INSERT(event);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(event);
+	bool		is_delete = TRIGGER_FIRED_BY_DELETE(event);
+	Tuplestorestate *olds = is_insert ? NULL : trigdata->tg_oldtable;
+	Tuplestorestate *news = is_insert || is_update ? trigdata->tg_newtable : NULL;
+	Tuplestorestate *rows = news ? news : olds;
+	TupleTableSlot *o = NULL;
+	TupleTableSlot *n = NULL;
+	int			optr = 0;
+	int			nptr = 0;
+	int64		nrows;
+	Tracked		t;
+	EntryBatch	batch;
+	Datum		values[H_NCOLUMNS];
+	bool		isnull[H_NCOLUMNS];
+
+	if (rows == NULL || (is_update && olds == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(rel),
+				 errmsg("crm_internal.record_opportunity_change() fired FOR EACH STATEMENT needs its transition tables"),
+				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE, OLD TABLE for DELETE.")));
+	nrows = tuplestore_tuple_count(rows);
+	if (nrows == 0)
+		return;
+
+	tracked_init(&t, tupdesc, NTRACKED);
+	batch.context = AllocSetContextCreate(CurrentMemoryContext, "crm opportunity history",
+										  ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < H_NCOLUMNS; i++)
+		batch.column[i] = initArrayResult(entry_types[i], batch.context, false);
+	batch.nrows = 0;
+
+	if (olds)
+	{
+		o = MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
+		optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+		tuplestore_select_read_pointer(olds, optr);
+		tuplestore_rescan(olds);
+	}
+	if (news)
+	{
+		n = MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
+		nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+		tuplestore_select_read_pointer(news, nptr);
+		tuplestore_rescan(news);
+	}
+
+	crm_spi_connect();
+	for (;;)
+	{
+		Datum	   *oldv = NULL;
+		bool	   *oldn = NULL;
+		Datum	   *newv;
+		bool	   *newn;
+
+		if (olds)
+		{
+			tuplestore_select_read_pointer(olds, optr);
+			if (!tuplestore_gettupleslot(olds, true, false, o))
+				break;
+			slot_getallattrs(o);
+			oldv = o->tts_values;
+			oldn = o->tts_isnull;
+		}
+		if (news)
+		{
+			tuplestore_select_read_pointer(news, nptr);
+			if (!tuplestore_gettupleslot(news, true, false, n))
+				break;
+			slot_getallattrs(n);
+		}
+		/* a deletion repeats the last values as the new ones */
+		newv = n ? n->tts_values : oldv;
+		newn = n ? n->tts_isnull : oldn;
+		if (is_update && !entry_wanted(&t, tupdesc, NTRACKED, oldv, oldn, newv, newn))
+			continue;
+		entry_values(&t, NTRACKED, is_delete, oldv, oldn, newv, newn, values, isnull);
+		if (nrows == 1)
+			run_entry(values, isnull, true);
+		else
+			batch_add(&batch, values, isnull);
+	}
+	batch_run(&batch);
+	crm_spi_finish();
+
+	if (o)
+	{
+		ExecClearTuple(o);
+		tuplestore_select_read_pointer(olds, 0);
+		ExecDropSingleTupleTableSlot(o);
+	}
+	if (n)
+	{
+		ExecClearTuple(n);
+		tuplestore_select_read_pointer(news, 0);
+		ExecDropSingleTupleTableSlot(n);
+	}
+	MemoryContextDelete(batch.context);
 }
 
 /* crm_record_opportunity_change -- trigger crm_internal.record_opportunity_change() */
@@ -102,92 +416,16 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_opportunity_change", false, false);
 	TriggerEvent event = trigdata->tg_event;
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	bool		is_insert = TRIGGER_FIRED_BY_INSERT(event);
-	bool		is_delete = TRIGGER_FIRED_BY_DELETE(event);
-	HeapTuple	oldtup;
-	HeapTuple	newtup;
-	int			nchanged = 0;
-	bool		stage_changed = false;
-	Datum		values[14];
-	char		nulls[14];
-	bool		isnull;
-	int			tracked[lengthof(tracked_columns) - 1];
-	bool		current;
-	int			ntracked;
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
 		crm_spi_connect();
 		crm_query_run_as_owner(&truncate_opportunity_history, NULL, NULL, 0);
 		crm_spi_finish();
-		return PointerGetDatum(NULL);
 	}
-	if (!TRIGGER_FIRED_FOR_ROW(event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errtable(trigdata->tg_relation),
-				 errmsg("crm_internal.record_opportunity_change() must be fired FOR EACH ROW, or FOR EACH STATEMENT on TRUNCATE")));
-
-	current = history_0_7();
-
-	/* a deletion repeats the last values as the new ones */
-	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
-	newtup = is_insert || is_delete ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
-
-	ntracked = current ? lengthof(tracked_columns) - 1 : TRACKED_OWNER;
-	if (is_delete && !current)
-		return PointerGetDatum(NULL);	/* 0.6 kept no deletions */
-	for (int i = 0; i < ntracked; i++)
-		tracked[i] = crm_attnum(tupdesc, tracked_columns[i]);
-	for (int i = 0; !is_insert && !is_delete && i < ntracked; i++)
-		if (crm_attribute_changed(oldtup, newtup, tupdesc, tracked[i]))
-		{
-			nchanged++;
-			stage_changed = stage_changed || i == 0;
-		}
-	if (!is_insert && !is_delete && nchanged == 0)
-		return PointerGetDatum(NULL);
-
-	crm_spi_connect();
-
-	/*
-	 * A rename of the stage cascading to the opportunity is no stage change
-	 * (the cascade changes nothing else): the history keeps the names
-	 * entries had when they were recorded.
-	 */
-	if (stage_changed && nchanged == 1 && !crm_stage_exists(crm_attribute_text(oldtup, tupdesc, tracked[0])))
-	{
-		crm_spi_finish();
-		return PointerGetDatum(NULL);
-	}
-
-	values[0] = Int64GetDatum(crm_column_int64(newtup, tupdesc, "id", &isnull));
-	nulls[0] = ' ';
-	for (int i = 0; i < TRACKED_OWNER; i++)
-	{
-		set_text(values, nulls, 1 + 2 * i, oldtup, tupdesc, tracked[i]);
-		set_text(values, nulls, 2 + 2 * i, newtup, tupdesc, tracked[i]);
-	}
-	if (!current)
-	{
-		values[9] = ObjectIdGetDatum(crm_acting_role());
-		nulls[9] = ' ';
-		crm_query_run_as_owner(&insert_opportunity_history_0_6, values, nulls, 0);
-		crm_spi_finish();
-		return PointerGetDatum(NULL);
-	}
-	values[9] = oldtup ? heap_getattr(oldtup, tracked[TRACKED_OWNER], tupdesc, &isnull) : (Datum) 0;
-	nulls[9] = oldtup && !isnull ? ' ' : 'n';
-	values[10] = heap_getattr(newtup, tracked[TRACKED_OWNER], tupdesc, &isnull);
-	nulls[10] = isnull ? 'n' : ' ';
-	set_text(values, nulls, 11, newtup, tupdesc, tracked[TRACKED_CURRENCY]);
-	values[12] = BoolGetDatum(is_delete);
-	nulls[12] = ' ';
-	values[13] = ObjectIdGetDatum(crm_acting_role());
-	nulls[13] = ' ';
-
-	crm_query_run_as_owner(&insert_opportunity_history, values, nulls, 0);
-	crm_spi_finish();
+	else if (TRIGGER_FIRED_FOR_ROW(event))
+		record_row_change(trigdata);
+	else
+		record_statement_changes(trigdata);
 	return PointerGetDatum(NULL);
 }

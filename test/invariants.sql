@@ -125,7 +125,7 @@ SELECT invariant, detail FROM (
     UNION ALL
     -- 9. An opportunity's last history entry is its current stage, amount,
     --    probability, close date, owner and currency (history is written
-    --    with the change), not superseded, not a deletion.
+    --    with the change), not a deletion.
     --    A stage rename is no stage change (README "Opportunity lifecycle"):
     --    it cascades to the opportunity, which the change log records as an
     --    UPDATE changing only the stage, and the history records nothing.  So
@@ -143,7 +143,7 @@ SELECT invariant, detail FROM (
      WHERE h.id IS NULL OR h.new_amount <> o.amount
         OR h.new_probability IS DISTINCT FROM o.probability
         OR h.new_owner <> o.owner OR h.currency <> o.currency
-        OR h.deleted OR h.superseded_at IS NOT NULL
+        OR h.deleted
         OR h.new_close_date IS DISTINCT FROM o.close_date
         OR (h.new_stage <> o.stage
             AND NOT EXISTS (
@@ -162,18 +162,16 @@ SELECT invariant, detail FROM (
                 SELECT 1 FROM renamed WHERE renamed.name = o.stage))
 
     UNION ALL
-    -- 9b. The history outlives its deal and every entry is a state from
-    --     changed_at to superseded_at: a deal's last entry is its only
-    --     current one (superseded_at NULL), and it is a deletion exactly
-    --     when the deal is gone; a deletion is always the last entry.
-    SELECT 'opportunity history: one current entry, the last; a deletion when the deal is gone',
-           json_build_object('entry', h.id, 'opportunity', h.opportunity_id, 'deleted', h.deleted,
-                             'superseded_at', h.superseded_at)::text
+    -- 9b. The history outlives its deal: a deal's last entry is a deletion
+    --     exactly when the deal is gone, and a deletion is always the last
+    --     entry.
+    SELECT 'opportunity history: the last entry is a deletion exactly when the deal is gone',
+           json_build_object('entry', h.id, 'opportunity', h.opportunity_id, 'deleted', h.deleted)::text
       FROM crm.opportunity_history h
-     WHERE (h.superseded_at IS NULL) <> (h.id = (SELECT max(m.id) FROM crm.opportunity_history m
-                                                  WHERE m.opportunity_id = h.opportunity_id))
-        OR (h.deleted AND h.superseded_at IS NOT NULL)
-        OR (h.superseded_at IS NULL AND h.deleted = EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = h.opportunity_id))
+     CROSS JOIN LATERAL (SELECT h.id = (SELECT max(m.id) FROM crm.opportunity_history m
+                                          WHERE m.opportunity_id = h.opportunity_id) AS last) AS l
+     WHERE (h.deleted AND NOT l.last)
+        OR (l.last AND h.deleted = EXISTS (SELECT 1 FROM crm.opportunity o WHERE o.id = h.opportunity_id))
 
     UNION ALL
     -- 10. No oversold inventory: stock is never negative (the CHECK

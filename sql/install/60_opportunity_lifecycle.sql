@@ -17,11 +17,11 @@ ALTER TABLE crm.opportunity ADD COLUMN stage_changed_at timestamptz DEFAULT pg_c
     CONSTRAINT opportunity_stage_changed_at_set CHECK (stage_changed_at IS NOT NULL);
 COMMENT ON COLUMN crm.opportunity.stage_changed_at IS 'When the opportunity entered its current stage (transaction time; a stage rename is no move); set by the database (the default serves loads with the triggers off), never NULL (crm.stage_velocity reads it)';
 
--- The history outlives its deal (no foreign key): a deletion is an entry,
--- and every entry is the deal's state from changed_at until superseded_at,
--- which is what crm.pipeline_as_of() reads.  Row security follows the owner
--- columns (95_row_security.sql), so entries stay readable after the deal is
--- gone.
+-- The history outlives its deal (no foreign key): a deletion is an entry.
+-- It is append-only: a deal's state at a moment is its last entry (by id)
+-- made at or before it, which is what crm.pipeline_as_of() reads.  Row
+-- security follows the owner columns (95_row_security.sql), so entries stay
+-- readable after the deal is gone.
 CREATE TABLE crm.opportunity_history (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     opportunity_id   bigint NOT NULL,
@@ -38,8 +38,7 @@ CREATE TABLE crm.opportunity_history (
     old_owner        regrole,
     new_owner        regrole NOT NULL,
     currency         text NOT NULL,
-    deleted          boolean NOT NULL DEFAULT false,
-    superseded_at    timestamptz
+    deleted          boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability, close date, owner or currency, and its deletion (one row per change, old and new values; the first row is its creation); kept after the deal is deleted; written only by the database';
 COMMENT ON COLUMN crm.opportunity_history.id IS 'Entry id, in order of recording';
@@ -58,9 +57,8 @@ COMMENT ON COLUMN crm.opportunity_history.old_owner IS 'Owner before the change 
 COMMENT ON COLUMN crm.opportunity_history.new_owner IS 'Owner after the change (on a deletion: the owner it had)';
 COMMENT ON COLUMN crm.opportunity_history.currency IS 'Currency of the amounts (the deal''s currency after the change)';
 COMMENT ON COLUMN crm.opportunity_history.deleted IS 'True for the entry recording the deal''s deletion (its new_ values repeat the last ones); the last entry of the deal';
-COMMENT ON COLUMN crm.opportunity_history.superseded_at IS 'When a later entry of the deal replaced this state: the earliest changed_at of the later entries; NULL for the current state. The entry is the deal''s state at every moment from changed_at (inclusive) to superseded_at (exclusive); set by the database';
 CREATE INDEX opportunity_history_opportunity_id_idx ON crm.opportunity_history (opportunity_id, id);
-COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; the entries a new one supersedes';
+COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; its last entry is its current state';
 CREATE INDEX opportunity_history_changed_at_idx ON crm.opportunity_history (changed_at);
 COMMENT ON INDEX crm.opportunity_history_changed_at_idx IS 'The entries made up to a moment: crm.pipeline_as_of() reads only those';
 
@@ -83,11 +81,19 @@ CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm
 CREATE FUNCTION crm_internal.record_opportunity_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability, close date, owner or currency changed, or the deal was deleted, and marks the entries the new one supersedes; AFTER TRUNCATE: empties crm.opportunity_history';
+COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE statement trigger on crm.opportunity (transition tables): appends to crm.opportunity_history, in one INSERT per statement, an entry for every deal created, every deal whose stage, amount, probability, close date, owner or currency changed (not the cascade of a stage rename), and every deal deleted; AFTER TRUNCATE: empties crm.opportunity_history';
 -- Every UPDATE, not UPDATE OF the columns: a BEFORE trigger may change one
--- the statement did not name (the currency from the price book, 72_currencies.sql).
-CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_opportunity_change();
+-- the statement did not name (the currency from the price book,
+-- 72_currencies.sql); and transition tables take no column list.
+CREATE TRIGGER record_opportunity_change_insert AFTER INSERT ON crm.opportunity
+    REFERENCING NEW TABLE AS history_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_update AFTER UPDATE ON crm.opportunity
+    REFERENCING OLD TABLE AS history_old NEW TABLE AS history_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_delete AFTER DELETE ON crm.opportunity
+    REFERENCING OLD TABLE AS history_old
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 CREATE TRIGGER record_opportunity_change_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 

@@ -145,7 +145,7 @@ GRANT SELECT (id, stage, amount, probability, close_date, closed_at, owner, acco
     ON crm.opportunity TO crm_analyst;
 GRANT SELECT (id, opportunity_id, old_stage, new_stage, changed_at) ON crm.opportunity_history TO crm_analyst;
 -- crm.pipeline_as_of() and crm.verify_aggregates() read these (no personal values)
-GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted, superseded_at)
+GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted)
     ON crm.opportunity_history TO crm_analyst;
 -- the as-of pipeline is a report: for whoever reads the reports
 REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM PUBLIC;

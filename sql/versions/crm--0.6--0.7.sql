@@ -4409,7 +4409,7 @@ COMMENT ON COLUMN crm.sales_performance.currency IS 'Currency of the won deals w
 COMMENT ON COLUMN crm.sales_performance.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 
 
--- issue 22: opportunity history outlives its deal (owner, currency, deletion, superseded_at); crm.pipeline_as_of()
+-- issue 22: opportunity history outlives its deal (owner, currency, deletion), written per statement; crm.pipeline_as_of()
 -- The history keeps entries after the deal is deleted: no foreign key (its
 -- cascade emptied the history on TRUNCATE: the trigger does that now).
 ALTER TABLE crm.opportunity_history DROP CONSTRAINT opportunity_history_opportunity_id_fkey;
@@ -4417,20 +4417,15 @@ ALTER TABLE crm.opportunity_history
     ADD COLUMN old_owner regrole,
     ADD COLUMN new_owner regrole,
     ADD COLUMN currency text,
-    ADD COLUMN deleted boolean NOT NULL DEFAULT false,
-    ADD COLUMN superseded_at timestamptz;
+    ADD COLUMN deleted boolean NOT NULL DEFAULT false;
 -- Backfill: owner and currency from the deal as it is now (earlier versions
--- did not record them); superseded_at from the entries after each one.
+-- did not record them).
 UPDATE crm.opportunity_history AS h
    SET new_owner = o.owner,
        old_owner = CASE WHEN h.old_stage IS NOT NULL THEN o.owner END,
-       currency = o.currency,
-       superseded_at = n.superseded_at
-  FROM crm.opportunity AS o,
-       (SELECT x.id, pg_catalog.min(x.changed_at) OVER (PARTITION BY x.opportunity_id ORDER BY x.id
-                                                        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS superseded_at
-          FROM crm.opportunity_history AS x) AS n
- WHERE o.id OPERATOR(pg_catalog.=) h.opportunity_id AND n.id OPERATOR(pg_catalog.=) h.id;
+       currency = o.currency
+  FROM crm.opportunity AS o
+ WHERE o.id OPERATOR(pg_catalog.=) h.opportunity_id;
 ALTER TABLE crm.opportunity_history ALTER COLUMN new_owner SET NOT NULL, ALTER COLUMN currency SET NOT NULL;
 CREATE INDEX opportunity_history_changed_at_idx ON crm.opportunity_history (changed_at);
 COMMENT ON TABLE crm.opportunity_history IS 'Every change of an opportunity''s stage, amount, probability, close date, owner or currency, and its deletion (one row per change, old and new values; the first row is its creation); kept after the deal is deleted; written only by the database';
@@ -4439,20 +4434,26 @@ COMMENT ON COLUMN crm.opportunity_history.old_owner IS 'Owner before the change 
 COMMENT ON COLUMN crm.opportunity_history.new_owner IS 'Owner after the change (on a deletion: the owner it had)';
 COMMENT ON COLUMN crm.opportunity_history.currency IS 'Currency of the amounts (the deal''s currency after the change)';
 COMMENT ON COLUMN crm.opportunity_history.deleted IS 'True for the entry recording the deal''s deletion (its new_ values repeat the last ones); the last entry of the deal';
-COMMENT ON COLUMN crm.opportunity_history.superseded_at IS 'When a later entry of the deal replaced this state: the earliest changed_at of the later entries; NULL for the current state. The entry is the deal''s state at every moment from changed_at (inclusive) to superseded_at (exclusive); set by the database';
-COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; the entries a new one supersedes';
+COMMENT ON INDEX crm.opportunity_history_opportunity_id_idx IS 'A deal''s history in order; its last entry is its current state';
 COMMENT ON INDEX crm.opportunity_history_changed_at_idx IS 'The entries made up to a moment: crm.pipeline_as_of() reads only those';
-COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE row trigger on crm.opportunity: appends to crm.opportunity_history when stage, amount, probability, close date, owner or currency changed, or the deal was deleted, and marks the entries the new one supersedes; AFTER TRUNCATE: empties crm.opportunity_history';
+COMMENT ON FUNCTION crm_internal.record_opportunity_change() IS 'AFTER INSERT, UPDATE or DELETE statement trigger on crm.opportunity (transition tables): appends to crm.opportunity_history, in one INSERT per statement, an entry for every deal created, every deal whose stage, amount, probability, close date, owner or currency changed (not the cascade of a stage rename), and every deal deleted; AFTER TRUNCATE: empties crm.opportunity_history';
 DROP TRIGGER record_opportunity_change ON crm.opportunity;
-CREATE TRIGGER record_opportunity_change AFTER INSERT OR UPDATE OR DELETE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_insert AFTER INSERT ON crm.opportunity
+    REFERENCING NEW TABLE AS history_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_update AFTER UPDATE ON crm.opportunity
+    REFERENCING OLD TABLE AS history_old NEW TABLE AS history_new
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+CREATE TRIGGER record_opportunity_change_delete AFTER DELETE ON crm.opportunity
+    REFERENCING OLD TABLE AS history_old
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 CREATE TRIGGER record_opportunity_change_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 DROP POLICY crm_parent_select ON crm.opportunity_history;
 CREATE POLICY crm_parent_select ON crm.opportunity_history FOR SELECT TO crm_manager, crm_sales
     USING (new_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT crm.team_roles()))
            OR EXISTS (SELECT 1 FROM crm.opportunity AS p WHERE p.id OPERATOR(pg_catalog.=) opportunity_id));
-GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted, superseded_at)
+GRANT SELECT (new_amount, new_probability, new_close_date, old_owner, new_owner, currency, deleted)
     ON crm.opportunity_history TO crm_analyst;
 
 CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
@@ -4468,10 +4469,11 @@ BEGIN ATOMIC
                pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
                pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
                                                OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-          FROM crm.opportunity_history AS h
-         WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
-           AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
-           AND NOT h.deleted
+          FROM (SELECT DISTINCT ON (e.opportunity_id) e.*
+                  FROM crm.opportunity_history AS e
+                 WHERE e.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
+                 ORDER BY e.opportunity_id, e.id DESC) AS h
+         WHERE NOT h.deleted
          GROUP BY h.new_stage, h.new_owner, h.currency, 4),
     grouped AS (
         SELECT s.sort_order, t.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
