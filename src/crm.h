@@ -279,6 +279,18 @@ extern void crm_require_active_price_book(int64 book_id);
 /* opportunity_lifecycle.c */
 extern bool crm_stage_exists(const char *name);
 
+/* furthest_step.c: a stage as a step of the pipeline (lost stages are exits) */
+typedef struct CrmStageStep
+{
+	bool		found;
+	bool		is_step;		/* open or won */
+	bool		is_won;
+	int32		sort_order;
+} CrmStageStep;
+extern const char *crm_furthest_stage(const char *stage, const CrmStageStep *now,
+									  const char *old_furthest, const CrmStageStep *before,
+									  const char *first_open);
+
 /* transitions.c: status workflows */
 extern void crm_check_transition(CrmQuery *lookup, const char *what, int64 id,
 								 const char *from, const char *to,

@@ -3,11 +3,13 @@
  * opportunity ever reached, which the funnel counts (crm.sales_funnel).
  *
  * crm_internal.lead_furthest_status() is a BEFORE INSERT OR UPDATE row
- * trigger on crm.lead that sets furthest_status; crm_internal.
- * opportunity_furthest_stage() one on crm.opportunity that sets
- * furthest_stage.  Both decide from the old row's furthest step and the new
- * row's status or stage alone: no history is read.  What the client wrote
- * into the column is ignored (no role may write it anyway: 42501).
+ * trigger on crm.lead that sets furthest_status; crm_furthest_stage()
+ * decides crm.opportunity.furthest_stage for the opportunity lifecycle
+ * trigger (opportunity_lifecycle.c), which reads the stages it needs in the
+ * one stage query it runs anyway.  Both decide from the old row's furthest
+ * step and the new row's status or stage alone: no history is read.  What
+ * the client wrote into the column is ignored (no role may write it
+ * anyway: 42501).
  *
  * A lead: the working statuses in their enum order, 'New Lead' <
  * 'Processing' < 'Following Up' < 'In Transaction' < 'Completed' <
@@ -109,139 +111,34 @@ crm_lead_furthest_status(PG_FUNCTION_ARGS)
 	return PointerGetDatum(crm_set_column(newtup, tupdesc, "furthest_status", furthest, false));
 }
 
-/*
- * The stage the deal moves to, the furthest one it had (NULL on insert):
- * sort order and flags of each; the first open stage; and whether the stage
- * it leaves still exists (NULL on insert).  One query per move.
- */
-static CrmQuery stage_pair = {
-	"SELECT n.sort_order, n.is_closed, n.is_won, f.sort_order, f.is_closed, f.is_won,"
-	" (SELECT x.name FROM crm.opportunity_stage AS x WHERE NOT x.is_closed"
-	"   ORDER BY x.sort_order LIMIT 1),"
-	" $3 IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity_stage AS o WHERE o.name OPERATOR(pg_catalog.=) $3)"
-	" FROM (SELECT) AS one"
-	" LEFT JOIN crm.opportunity_stage AS n ON n.name OPERATOR(pg_catalog.=) $1"
-	" LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) $2",
-	3, {TEXTOID, TEXTOID, TEXTOID}, NULL
-};
-
-/* a step of the opportunity pipeline: open or won (lost stages are exits) */
-typedef struct StageStep
-{
-	bool		found;
-	bool		is_step;
-	bool		is_won;
-	int32		sort_order;
-} StageStep;
-
-static StageStep
-stage_step(int col)
-{
-	StageStep	s = {false, false, false, 0};
-	bool		isnull;
-	Datum		d = crm_result_datum(0, col, &isnull);
-
-	if (isnull)
-		return s;
-	s.found = true;
-	s.sort_order = DatumGetInt32(d);
-	s.is_won = DatumGetBool(crm_result_datum(0, col + 2, &isnull));
-	s.is_step = !DatumGetBool(crm_result_datum(0, col + 1, &isnull)) || s.is_won;
-	return s;
-}
-
 /* is a further along than b?  won stages come after every open one */
 static bool
-stage_after(const StageStep *a, const StageStep *b)
+stage_after(const CrmStageStep *a, const CrmStageStep *b)
 {
 	if (a->is_won != b->is_won)
 		return a->is_won;
 	return a->sort_order > b->sort_order;
 }
 
-/* crm_opportunity_furthest_stage -- trigger crm_internal.opportunity_furthest_stage() */
-PG_FUNCTION_INFO_V1(crm_opportunity_furthest_stage);
-Datum
-crm_opportunity_furthest_stage(PG_FUNCTION_ARGS)
+/*
+ * crm_furthest_stage -- the furthest stage of a deal that is now in stage
+ * (now: that stage's row), when before was the row of the furthest stage
+ * it had (old_furthest; not found on insert); first_open is the first open
+ * stage, needed only for a deal created lost (NULL otherwise).  The
+ * opportunity lifecycle trigger (opportunity_lifecycle.c) reads the rows in
+ * its one stage query and calls this on every insert and every move.
+ */
+const char *
+crm_furthest_stage(const char *stage, const CrmStageStep *now,
+				   const char *old_furthest, const CrmStageStep *before,
+				   const char *first_open)
 {
-	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_furthest_stage", true, true);
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
-	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
-	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
-	char	   *stage = crm_column_text(newtup, tupdesc, "stage");
-	char	   *old_furthest = is_insert ? NULL : crm_column_text(oldtup, tupdesc, "furthest_stage");
-	char	   *furthest;
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		isnull;
-
-	if (stage == NULL)
-		return PointerGetDatum(newtup);	/* NOT NULL reports it */
-
-	/*
-	 * The deal did not move: it keeps its furthest stage, unless a rename
-	 * of that stage cascades to it (the old name is gone then).
-	 */
-	if (!is_insert && old_furthest != NULL && !crm_column_changed(oldtup, newtup, tupdesc, "stage"))
-	{
-		char	   *new_furthest = crm_column_text(newtup, tupdesc, "furthest_stage");
-		bool		renamed = false;
-
-		if (new_furthest != NULL && strcmp(new_furthest, old_furthest) != 0)
-		{
-			crm_spi_connect();
-			renamed = !crm_stage_exists(old_furthest) && crm_stage_exists(new_furthest);
-			crm_spi_finish();
-		}
-		if (renamed)
-			return PointerGetDatum(newtup);
-		return PointerGetDatum(crm_keep_column(oldtup, newtup, tupdesc, "furthest_stage"));
-	}
-
-	crm_spi_connect();
-	values[0] = CStringGetTextDatum(stage);
-	if (old_furthest != NULL)
-		values[1] = CStringGetTextDatum(old_furthest);
-	else
-		nulls[1] = 'n';
-	if (old_furthest != NULL)
-		values[2] = CStringGetTextDatum(crm_column_text(oldtup, tupdesc, "stage"));
-	else
-		nulls[2] = 'n';
-	crm_query_run_as_owner(&stage_pair, values, nulls, 1);
-
-	/*
-	 * Renaming a stage cascades to the deals in it: the old name is gone
-	 * then, and the deal did not move; its furthest stage follows by its own
-	 * cascade.
-	 */
-	if (old_furthest != NULL && !DatumGetBool(crm_result_datum(0, 8, &isnull)))
-	{
-		crm_spi_finish();
-		return PointerGetDatum(crm_keep_column(oldtup, newtup, tupdesc, "furthest_stage"));
-	}
-	{
-		StageStep	now = stage_step(1);
-		StageStep	before = stage_step(4);
-
-		if (!now.found)
-			furthest = old_furthest != NULL ? old_furthest : stage;	/* the foreign key reports it */
-		else if (before.found && (!now.is_step || !stage_after(&now, &before)))
-			furthest = old_furthest;
-		else if (now.is_step)
-			furthest = stage;
-		else
-		{
-			/* created lost (or lost without a step on record): the first open stage */
-			furthest = crm_result_text(0, 7);
-			if (furthest == NULL)
-				furthest = stage;
-		}
-	}
-	newtup = crm_set_column(newtup, tupdesc, "furthest_stage", CStringGetTextDatum(furthest), false);
-	/* the tuple returned must outlive SPI's memory */
-	newtup = SPI_copytuple(newtup);
-	crm_spi_finish();
-	return PointerGetDatum(newtup);
+	if (!now->found)
+		return old_furthest != NULL ? old_furthest : stage;	/* the foreign key reports it */
+	if (before->found && (!now->is_step || !stage_after(now, before)))
+		return old_furthest;
+	if (now->is_step)
+		return stage;
+	/* created lost (or lost without a step on record): the first open stage */
+	return first_open != NULL ? first_open : stage;
 }

@@ -34,9 +34,27 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+/*
+ * The stage rules of the stage a deal is in ($1), the furthest stage it
+ * had ($2, when its furthest stage is to be decided), the first open stage
+ * (when $4 and it is created lost without a furthest stage) and whether
+ * the stage it leaves still exists ($3: a rename cascading when not).  One
+ * query per inserted or updated deal.
+ */
 static CrmQuery stage_rules = {
-	"SELECT s.probability, s.is_closed, s.is_won FROM crm.opportunity_stage AS s"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1",
+	"SELECT n.probability, n.is_closed, n.is_won, n.sort_order, f.sort_order, f.is_closed, f.is_won,"
+	" CASE WHEN $4 AND n.is_closed AND NOT n.is_won AND f.name IS NULL THEN"
+	"  (SELECT x.name FROM crm.opportunity_stage AS x WHERE NOT x.is_closed"
+	"    ORDER BY x.sort_order LIMIT 1) END,"
+	" $3 IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity_stage AS o WHERE o.name OPERATOR(pg_catalog.=) $3)"
+	" FROM (SELECT) AS one"
+	" LEFT JOIN crm.opportunity_stage AS n ON n.name OPERATOR(pg_catalog.=) $1"
+	" LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) $2",
+	4, {TEXTOID, TEXTOID, TEXTOID, BOOLOID}, NULL
+};
+
+static CrmQuery stage_named = {
+	"SELECT 1 FROM crm.opportunity_stage AS s WHERE s.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}, NULL
 };
 
@@ -71,7 +89,7 @@ crm_stage_exists(const char *name)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	char		nulls[1] = {' '};
 
-	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
+	crm_query_run_as_owner(&stage_named, values, nulls, 1);
 	return SPI_processed > 0;
 }
 
@@ -132,13 +150,131 @@ check_loss_reason(TriggerData *trigdata, HeapTuple oldtup, HeapTuple newtup,
 				 errhint("Choose one of: %s.", active_reason_list())));
 }
 
+/*
+ * The columns the trigger sets, applied to the new row at once (one copy of
+ * the row, however many it sets).
+ */
+#define MAX_EDITS	8
+
+typedef struct RowEdits
+{
+	int			n;
+	int			attnum[MAX_EDITS];
+	Datum		value[MAX_EDITS];
+	char		null[MAX_EDITS];
+} RowEdits;
+
+static void
+edit_set(RowEdits *e, TupleDesc tupdesc, const char *colname, Datum value, bool isnull)
+{
+	Assert(e->n < MAX_EDITS);
+	e->attnum[e->n] = crm_attnum(tupdesc, colname);
+	e->value[e->n] = value;
+	e->null[e->n] = isnull ? 'n' : ' ';
+	e->n++;
+}
+
+/* edit_keep -- the column as it is in the old row, whatever the client sent */
+static void
+edit_keep(RowEdits *e, HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, const char *colname)
+{
+	int			attnum = crm_attnum(tupdesc, colname);
+	bool		isnull;
+	Datum		value;
+
+	if (!crm_attribute_changed(oldtup, newtup, tupdesc, attnum))
+		return;
+	value = heap_getattr(oldtup, attnum, tupdesc, &isnull);
+	Assert(e->n < MAX_EDITS);
+	e->attnum[e->n] = attnum;
+	e->value[e->n] = value;
+	e->null[e->n] = isnull ? 'n' : ' ';
+	e->n++;
+}
+
+/* the row of stage_rules, read out before other queries replace it */
+typedef struct StageRules
+{
+	bool		found;
+	Datum		probability;
+	bool		is_closed;
+	bool		is_won;
+	CrmStageStep now;			/* the stage as a step */
+	CrmStageStep before;		/* the furthest stage the deal had */
+	char	   *first_open;
+	bool		left_exists;	/* the stage it leaves still exists */
+} StageRules;
+
+static CrmStageStep
+stage_step(int col)
+{
+	CrmStageStep s = {false, false, false, 0};
+	bool		isnull;
+	Datum		d = crm_result_datum(0, col, &isnull);
+
+	if (isnull)
+		return s;
+	s.found = true;
+	s.sort_order = DatumGetInt32(d);
+	s.is_won = DatumGetBool(crm_result_datum(0, col + 2, &isnull));
+	s.is_step = !DatumGetBool(crm_result_datum(0, col + 1, &isnull)) || s.is_won;
+	return s;
+}
+
+static StageRules
+read_stage_rules(void)
+{
+	StageRules	r;
+	bool		isnull;
+
+	memset(&r, 0, sizeof(r));
+	r.probability = crm_result_datum(0, 1, &isnull);
+	r.found = !isnull;
+	if (r.found)
+	{
+		r.probability = SPI_datumTransfer(r.probability, false, -1);
+		r.is_closed = DatumGetBool(crm_result_datum(0, 2, &isnull));
+		r.is_won = DatumGetBool(crm_result_datum(0, 3, &isnull));
+	}
+	/* sort_order, is_closed, is_won of the stage and of the furthest */
+	r.now.found = false;
+	if (r.found)
+	{
+		r.now.found = true;
+		r.now.sort_order = DatumGetInt32(crm_result_datum(0, 4, &isnull));
+		r.now.is_won = r.is_won;
+		r.now.is_step = !r.is_closed || r.is_won;
+	}
+	r.before = stage_step(5);
+	r.first_open = crm_result_text(0, 8);
+	r.left_exists = DatumGetBool(crm_result_datum(0, 9, &isnull));
+	return r;
+}
+
+/*
+ * furthest_kept -- the furthest stage of a deal that did not move: kept,
+ * unless a rename of that stage cascades to it (the old name is gone then,
+ * the new one exists).  Returns false when the client's value may stand.
+ */
+static bool
+furthest_kept(HeapTuple newtup, TupleDesc tupdesc, const char *old_furthest)
+{
+	char	   *new_furthest = crm_column_text(newtup, tupdesc, "furthest_stage");
+
+	if (new_furthest != NULL && strcmp(new_furthest, old_furthest) != 0 &&
+		!crm_stage_exists(old_furthest) && crm_stage_exists(new_furthest))
+		return false;
+	return true;
+}
+
 /* crm_opportunity_lifecycle -- trigger crm_internal.opportunity_lifecycle() */
 PG_FUNCTION_INFO_V1(crm_opportunity_lifecycle);
 Datum
 crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_lifecycle", true, true);
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	bool		is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	HeapTuple	oldtup = is_insert ? NULL : trigdata->tg_trigtuple;
 	HeapTuple	newtup = is_insert ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
@@ -146,33 +282,62 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		id = crm_column_int64(newtup, tupdesc, "id", &isnull);
 	char	   *stage = crm_column_text(newtup, tupdesc, "stage");
-	Datum		values[1];
-	char		nulls[1] = {' '};
+	/* not before 0.7: no furthest_stage, no stage_changed_at */
+	bool		has_furthest = SPI_fnumber(tupdesc, "furthest_stage") > 0;
+	char	   *old_furthest = has_furthest && !is_insert ? crm_column_text(oldtup, tupdesc, "furthest_stage") : NULL;
+	bool		decide_furthest = has_furthest && (stage_changed || old_furthest == NULL);
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	StageRules	rules;
+	RowEdits	edits;
+	HeapTuple	result;
 
 	if (stage == NULL)
 		return PointerGetDatum(newtup);	/* NOT NULL reports it */
+	edits.n = 0;
 
 	crm_spi_connect();
 
+	values[0] = CStringGetTextDatum(stage);
+	crm_param_text(values, nulls, 1, decide_furthest ? old_furthest : NULL);
+	crm_param_text(values, nulls, 2, !is_insert && stage_changed ? crm_column_text(oldtup, tupdesc, "stage") : NULL);
+	values[3] = BoolGetDatum(decide_furthest);
+	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
+	rules = read_stage_rules();
+
 	/*
 	 * Renaming a stage cascades to its opportunities: the old name is gone
-	 * from crm.opportunity_stage then, and the opportunity did not move.
+	 * from crm.opportunity_stage then, and the opportunity did not move (its
+	 * furthest stage follows by its own cascade).
 	 */
-	if (!is_insert && stage_changed && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
+	if (!is_insert && stage_changed && !rules.left_exists)
+	{
 		stage_changed = false;
+		decide_furthest = old_furthest == NULL;
+	}
+
+	/*
+	 * furthest_stage: the furthest step the deal reached (furthest_step.c),
+	 * set by the database
+	 */
+	if (decide_furthest)
+		edit_set(&edits, tupdesc, "furthest_stage",
+				 CStringGetTextDatum(crm_furthest_stage(stage, &rules.now, old_furthest,
+														&rules.before, rules.first_open)), false);
+	else if (has_furthest && furthest_kept(newtup, tupdesc, old_furthest))
+		edit_keep(&edits, oldtup, newtup, tupdesc, "furthest_stage");
 
 	/*
 	 * stage_changed_at: when the deal entered its stage (a move, not a
-	 * rename), set by the database; stage_velocity.c reads it (not before
-	 * 0.7: no column)
+	 * rename), set by the database; stage_velocity.c reads it
 	 */
-	if (SPI_fnumber(tupdesc, "stage_changed_at") > 0)
+	if (has_furthest)
 	{
 		if (stage_changed)
-			newtup = crm_set_column(newtup, tupdesc, "stage_changed_at",
-									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+			edit_set(&edits, tupdesc, "stage_changed_at",
+					 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 		else
-			newtup = crm_keep_column(oldtup, newtup, tupdesc, "stage_changed_at");
+			edit_keep(&edits, oldtup, newtup, tupdesc, "stage_changed_at");
 	}
 
 	/* amount and price book belong to the line items once there are any */
@@ -182,13 +347,13 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 			!crm_permitted(CRM_PERMIT_LINE_SUM, id) && opportunity_has_lines(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_AMOUNT_FROM_LINES),
-					 errtable(trigdata->tg_relation),
+					 errtable(rel),
 					 errmsg("the amount of opportunity %lld is the sum of its line items", (long long) id),
 					 errhint("Change the line items instead, or remove them to set the amount by hand.")));
 		if (crm_column_changed(oldtup, newtup, tupdesc, "price_book_id") && opportunity_has_lines(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_CRM_PRICE_BOOK_FIXED),
-					 errtable(trigdata->tg_relation),
+					 errtable(rel),
 					 errmsg("opportunity %lld keeps its price book while it has line items", (long long) id),
 					 errhint("Remove the line items first.")));
 	}
@@ -201,13 +366,8 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	}
 
 	/* stage rules; an unknown stage is left to the foreign key to report */
-	values[0] = CStringGetTextDatum(stage);
-	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
-	if (SPI_processed > 0)
+	if (rules.found)
 	{
-		Datum		default_probability = crm_result_datum(0, 1, &isnull);
-		bool		is_closed = DatumGetBool(crm_result_datum(0, 2, &isnull));
-		bool		is_won = DatumGetBool(crm_result_datum(0, 3, &isnull));
 		bool		probability_given;
 
 		/* probability: the stage's unless the statement set one */
@@ -215,50 +375,58 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		probability_given = is_insert ? !isnull :
 			crm_column_changed(oldtup, newtup, tupdesc, "probability");
 		if (stage_changed && !probability_given)
-			newtup = crm_set_column(newtup, tupdesc, "probability",
-									SPI_datumTransfer(default_probability, false, -1), false);
+			edit_set(&edits, tupdesc, "probability", rules.probability, false);
 
 		/* a lost deal names a reason; a deal not lost has none */
 		if (SPI_fnumber(tupdesc, "loss_reason_code") <= 0)
 		{
 			/* before 0.7 (this library serves older versions too): a free text */
-			if (is_closed && !is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
+			if (rules.is_closed && !rules.is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
-						 errtablecol(trigdata->tg_relation, crm_attnum(tupdesc, "loss_reason")),
+						 errtablecol(rel, crm_attnum(tupdesc, "loss_reason")),
 						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage)));
 		}
-		else if (is_closed && !is_won)
+		else if (rules.is_closed && !rules.is_won)
 			check_loss_reason(trigdata, oldtup, newtup, id, stage, stage_changed);
 		else
 		{
-			newtup = crm_set_column(newtup, tupdesc, "loss_reason_code", (Datum) 0, true);
-			newtup = crm_set_column(newtup, tupdesc, "competitor", (Datum) 0, true);
+			edit_set(&edits, tupdesc, "loss_reason_code", (Datum) 0, true);
+			edit_set(&edits, tupdesc, "competitor", (Datum) 0, true);
 		}
 
 		/* closed_at: set on closing, kept while closed, cleared on reopening */
-		if (!is_closed)
-			newtup = crm_set_column(newtup, tupdesc, "closed_at", (Datum) 0, true);
+		if (!rules.is_closed)
+			edit_set(&edits, tupdesc, "closed_at", (Datum) 0, true);
 		else if (stage_changed)
-			newtup = crm_set_column(newtup, tupdesc, "closed_at",
-									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+			edit_set(&edits, tupdesc, "closed_at",
+					 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 		else
-			newtup = crm_keep_column(oldtup, newtup, tupdesc, "closed_at");
+			edit_keep(&edits, oldtup, newtup, tupdesc, "closed_at");
 
 		/*
 		 * REPEATABLE READ: an admin may have changed the stage's flags since
 		 * our snapshot (the stage guard saw no opportunity in it then).
 		 */
-		if (stage_changed && crm_query_run_fresh(&stage_rules, values, nulls, 1) &&
-			SPI_processed > 0 &&
-			(DatumGetBool(crm_result_datum(0, 2, &isnull)) != is_closed ||
-			 DatumGetBool(crm_result_datum(0, 3, &isnull)) != is_won))
-			crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
+		if (stage_changed && crm_query_run_fresh(&stage_rules, values, nulls, 1) && SPI_processed > 0)
+		{
+			bool		closed_now = DatumGetBool(crm_result_datum(0, 2, &isnull));
+
+			if (!isnull && (closed_now != rules.is_closed ||
+							DatumGetBool(crm_result_datum(0, 3, &isnull)) != rules.is_won))
+				crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
+		}
 	}
-	/* the tuple returned must outlive SPI's memory */
-	newtup = SPI_copytuple(newtup);
+	/* one copy of the row, in the trigger's caller's memory (SPI's is freed) */
+	result = newtup;
+	if (edits.n > 0)
+	{
+		result = SPI_modifytuple(rel, newtup, edits.n, edits.attnum, edits.value, edits.null);
+		if (result == NULL)
+			elog(ERROR, "crm: SPI_modifytuple failed: %s", SPI_result_code_string(SPI_result));
+	}
 	crm_spi_finish();
-	return PointerGetDatum(newtup);
+	return PointerGetDatum(result);
 }
 
 static CrmQuery stage_in_use = {

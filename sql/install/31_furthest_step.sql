@@ -13,9 +13,5 @@ COMMENT ON FUNCTION crm_internal.lead_furthest_status() IS 'BEFORE INSERT OR UPD
 CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_furthest_status();
 
-CREATE FUNCTION crm_internal.opportunity_furthest_stage() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'crm_opportunity_furthest_stage'
-    LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.opportunity_furthest_stage() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: furthest_stage is the furthest stage the deal was ever in (open stages by sort_order, then won stages; a lost deal keeps its furthest open stage, one created lost has reached the first open stage); follows a stage rename; whatever the client sent';
-CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_furthest_stage();
+-- crm.opportunity.furthest_stage is set by the opportunity lifecycle trigger
+-- (60_opportunity_lifecycle.sql), from the stage rows it reads anyway.

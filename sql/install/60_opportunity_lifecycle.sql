@@ -4,8 +4,10 @@
 -- Stage rules (C trigger crm_internal.opportunity_lifecycle): probability defaults
 -- from the stage, a loss reason code is required when the deal is lost (and
 -- cleared when it is not: 62_loss_reasons_and_contact_roles.sql), closed_at
--- is set when a closed stage is reached and cleared on reopening; the amount
--- of an opportunity with line items and its price book are the lines'.
+-- is set when a closed stage is reached and cleared on reopening,
+-- stage_changed_at when a stage is entered, furthest_stage (31_furthest_step.sql)
+-- on every move; the amount of an opportunity with line items and its price
+-- book are the lines'.
 -- Every change of stage, amount, probability, close date, owner or
 -- currency, and the deletion of a deal, is recorded in
 -- crm.opportunity_history.
@@ -65,7 +67,7 @@ COMMENT ON INDEX crm.opportunity_history_changed_at_idx IS 'The entries made up 
 CREATE FUNCTION crm_internal.opportunity_lifecycle() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_lifecycle'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, amount and price book fixed by line items';
+COMMENT ON FUNCTION crm_internal.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, stage_changed_at set on a move, furthest_stage the furthest step reached (a stage rename is no move), amount and price book fixed by line items; one stage query per row';
 CREATE TRIGGER opportunity_lifecycle BEFORE INSERT OR UPDATE ON crm.opportunity
     FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_lifecycle();
 

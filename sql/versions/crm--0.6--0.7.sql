@@ -3746,13 +3746,7 @@ COMMENT ON FUNCTION crm_internal.lead_furthest_status() IS 'BEFORE INSERT OR UPD
 CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_furthest_status();
 
-CREATE FUNCTION crm_internal.opportunity_furthest_stage() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'crm_opportunity_furthest_stage'
-    LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.opportunity_furthest_stage() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: furthest_stage is the furthest stage the deal was ever in (open stages by sort_order, then won stages; a lost deal keeps its furthest open stage, one created lost has reached the first open stage); follows a stage rename; whatever the client sent';
-CREATE TRIGGER furthest_step BEFORE INSERT OR UPDATE ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_furthest_stage();
-REVOKE ALL ON FUNCTION crm_internal.lead_furthest_status(), crm_internal.opportunity_furthest_stage() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_internal.lead_furthest_status() FROM PUBLIC;
 -- Nobody writes them (42501); analysts read them (the funnel's comparison).
 GRANT SELECT (furthest_status) ON crm.lead TO crm_analyst;
 GRANT SELECT (furthest_stage) ON crm.opportunity TO crm_analyst;
@@ -5623,3 +5617,10 @@ COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amount
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
+
+
+-- == history per statement, one stage query per deal (issue 22 goal 5, session 35: 60_opportunity_lifecycle.sql, 31_furthest_step.sql; src/opportunity_history.c, src/opportunity_lifecycle.c) ==
+-- The opportunity lifecycle trigger sets furthest_stage from the stage rows
+-- it reads anyway; the separate furthest-stage trigger of the funnel section
+-- is not created above.
+COMMENT ON FUNCTION crm_internal.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, stage_changed_at set on a move, furthest_stage the furthest step reached (a stage rename is no move), amount and price book fixed by line items; one stage query per row';
