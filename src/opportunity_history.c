@@ -43,6 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 /* the columns of an entry, in the order of the queries' parameters */
@@ -123,6 +124,7 @@ static const char *const tracked_columns[] = {"stage", "amount", "probability", 
 typedef struct Tracked
 {
 	int			id;
+	int			entered;		/* stage_changed_at, 0 before 0.7 */
 	int			att[NTRACKED];
 } Tracked;
 
@@ -130,6 +132,7 @@ static void
 tracked_init(Tracked *t, TupleDesc tupdesc, int ntracked)
 {
 	t->id = crm_attnum(tupdesc, "id");
+	t->entered = Max(SPI_fnumber(tupdesc, "stage_changed_at"), 0);
 	for (int i = 0; i < ntracked; i++)
 		t->att[i] = crm_attnum(tupdesc, tracked_columns[i]);
 }
@@ -163,10 +166,22 @@ entry_wanted(const Tracked *t, TupleDesc tupdesc, int ntracked,
 	}
 	if (nchanged == 0)
 		return false;
-	if (stage_changed && nchanged == 1 && !oldn[t->att[TRACKED_STAGE] - 1] &&
-		!crm_stage_exists(TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1])))
-		return false;
-	return true;
+	if (!stage_changed || nchanged > 1 || oldn[t->att[TRACKED_STAGE] - 1])
+		return true;
+
+	/*
+	 * Only the stage changed.  A move sets stage_changed_at to this
+	 * transaction's start and a rename keeps it (opportunity_lifecycle.c):
+	 * only when it is unchanged (a rename, or a deal that moved earlier in
+	 * this transaction too; or before 0.7) does the old stage's existence
+	 * decide.
+	 */
+	if (t->entered > 0 &&
+		(oldn[t->entered - 1] != newn[t->entered - 1] ||
+		 (!oldn[t->entered - 1] &&
+		  DatumGetTimestampTz(oldv[t->entered - 1]) != DatumGetTimestampTz(newv[t->entered - 1]))))
+		return true;
+	return crm_stage_exists(TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1]));
 }
 
 /*
@@ -392,8 +407,12 @@ record_statement_changes(TriggerData *trigdata)
 			batch_add(&batch, values, isnull);
 	}
 	batch_run(&batch);
-	crm_spi_finish();
 
+	/*
+	 * A tuple read back from a store spilled to disk is allocated in the
+	 * current context (SPI's, since the connection) and freed by its slot:
+	 * the slots are cleared before SPI's memory goes.
+	 */
 	if (o)
 	{
 		ExecClearTuple(o);
@@ -406,6 +425,7 @@ record_statement_changes(TriggerData *trigdata)
 		tuplestore_select_read_pointer(news, 0);
 		ExecDropSingleTupleTableSlot(n);
 	}
+	crm_spi_finish();
 	MemoryContextDelete(batch.context);
 }
 

@@ -201,10 +201,18 @@ fold_passages(TriggerData *trigdata)
 			continue;
 		stage = TextDatumGetCString(slot_getattr(slot, stage_att, &isnull));
 		left = DatumGetTimestampTz(slot_getattr(slot, entered_att, &left_null));
-		if (strcmp(stage, row->stage) == 0 || !stage_exists_cached(&stages, row->stage))
+		if (strcmp(stage, row->stage) == 0)
 			continue;
 		if (left_null || row->entered_null)
 			elog(ERROR, "crm: opportunity %lld has no stage_changed_at", (long long) id);
+
+		/*
+		 * A move sets stage_changed_at to this transaction's start, a rename
+		 * keeps it: only a deal that moved earlier in this transaction too
+		 * leaves the question open, and the old stage's existence answers it.
+		 */
+		if (left == row->entered && !stage_exists_cached(&stages, row->stage))
+			continue;
 
 		key.len = strlen(row->stage) + 1 + sizeof(Oid);
 		key.data = palloc(key.len);
