@@ -23,6 +23,7 @@
  *   catalog.c           products and price books; account books, tier SQL
  *   line_items.c        line item pricing and parent sums
  *   opportunity_lifecycle.c  opportunity stage rules
+ *   stage_cache.c       the stages, kept per backend for the opportunity triggers
  *   contact_roles.c     an opportunity's contact roles in step with its primary contact
  *   quotes.c            quotes: numbers, validity, approval
  *   orders.c            sales orders and stock
@@ -276,7 +277,17 @@ extern char *crm_price_sql(bool tiers, const char *entry, const char *quantity);
 extern char *crm_account_book_sql(bool rules, const char *account);
 extern void crm_require_active_price_book(int64 book_id);
 
-/* opportunity_lifecycle.c */
+/* stage_cache.c: the stages, kept per backend for the opportunity triggers */
+typedef struct CrmStage
+{
+	char	   *name;
+	Datum		probability;	/* numeric */
+	bool		is_closed;
+	bool		is_won;
+	int32		sort_order;
+} CrmStage;
+extern const CrmStage *crm_stage_lookup(const char *name);
+extern const CrmStage *crm_first_open_stage(void);
 extern bool crm_stage_exists(const char *name);
 
 /* furthest_step.c: a stage as a step of the pipeline (lost stages are exits) */

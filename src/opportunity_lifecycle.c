@@ -31,30 +31,13 @@
 #include "fmgr.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-/*
- * The stage rules of the stage a deal is in ($1), the furthest stage it
- * had ($2, when its furthest stage is to be decided), the first open stage
- * (when $4 and it is created lost without a furthest stage) and whether
- * the stage it leaves still exists ($3: a rename cascading when not).  One
- * query per inserted or updated deal.
- */
-static CrmQuery stage_rules = {
-	"SELECT n.probability, n.is_closed, n.is_won, n.sort_order, f.sort_order, f.is_closed, f.is_won,"
-	" CASE WHEN $4 AND n.is_closed AND NOT n.is_won AND f.name IS NULL THEN"
-	"  (SELECT x.name FROM crm.opportunity_stage AS x WHERE NOT x.is_closed"
-	"    ORDER BY x.sort_order LIMIT 1) END,"
-	" $3 IS NULL OR EXISTS (SELECT 1 FROM crm.opportunity_stage AS o WHERE o.name OPERATOR(pg_catalog.=) $3)"
-	" FROM (SELECT) AS one"
-	" LEFT JOIN crm.opportunity_stage AS n ON n.name OPERATOR(pg_catalog.=) $1"
-	" LEFT JOIN crm.opportunity_stage AS f ON f.name OPERATOR(pg_catalog.=) $2",
-	4, {TEXTOID, TEXTOID, TEXTOID, BOOLOID}, NULL
-};
-
-static CrmQuery stage_named = {
-	"SELECT 1 FROM crm.opportunity_stage AS s WHERE s.name OPERATOR(pg_catalog.=) $1",
+/* REPEATABLE READ: the stage's flags under a fresh snapshot */
+static CrmQuery stage_flags = {
+	"SELECT s.is_closed, s.is_won FROM crm.opportunity_stage AS s WHERE s.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}, NULL
 };
 
@@ -76,21 +59,6 @@ opportunity_has_lines(int64 id)
 	if (crm_query_finds_newer_rows(&has_line_items, values, nulls))
 		crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
 	return false;
-}
-
-/*
- * crm_stage_exists -- is there a stage of this name?  An opportunity's old
- * stage is missing only while a rename of that stage cascades to it: the
- * opportunity did not move.  The caller is connected to SPI.
- */
-bool
-crm_stage_exists(const char *name)
-{
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	char		nulls[1] = {' '};
-
-	crm_query_run_as_owner(&stage_named, values, nulls, 1);
-	return SPI_processed > 0;
 }
 
 static CrmQuery loss_reason_state = {
@@ -192,63 +160,19 @@ edit_keep(RowEdits *e, HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, co
 	e->n++;
 }
 
-/* the row of stage_rules, read out before other queries replace it */
-typedef struct StageRules
-{
-	bool		found;
-	Datum		probability;
-	bool		is_closed;
-	bool		is_won;
-	CrmStageStep now;			/* the stage as a step */
-	CrmStageStep before;		/* the furthest stage the deal had */
-	char	   *first_open;
-	bool		left_exists;	/* the stage it leaves still exists */
-} StageRules;
-
+/* a stage as a step of the pipeline (furthest_step.c) */
 static CrmStageStep
-stage_step(int col)
+stage_step(const CrmStage *stage)
 {
 	CrmStageStep s = {false, false, false, 0};
-	bool		isnull;
-	Datum		d = crm_result_datum(0, col, &isnull);
 
-	if (isnull)
+	if (stage == NULL)
 		return s;
 	s.found = true;
-	s.sort_order = DatumGetInt32(d);
-	s.is_won = DatumGetBool(crm_result_datum(0, col + 2, &isnull));
-	s.is_step = !DatumGetBool(crm_result_datum(0, col + 1, &isnull)) || s.is_won;
+	s.sort_order = stage->sort_order;
+	s.is_won = stage->is_won;
+	s.is_step = !stage->is_closed || stage->is_won;
 	return s;
-}
-
-static StageRules
-read_stage_rules(void)
-{
-	StageRules	r;
-	bool		isnull;
-
-	memset(&r, 0, sizeof(r));
-	r.probability = crm_result_datum(0, 1, &isnull);
-	r.found = !isnull;
-	if (r.found)
-	{
-		r.probability = SPI_datumTransfer(r.probability, false, -1);
-		r.is_closed = DatumGetBool(crm_result_datum(0, 2, &isnull));
-		r.is_won = DatumGetBool(crm_result_datum(0, 3, &isnull));
-	}
-	/* sort_order, is_closed, is_won of the stage and of the furthest */
-	r.now.found = false;
-	if (r.found)
-	{
-		r.now.found = true;
-		r.now.sort_order = DatumGetInt32(crm_result_datum(0, 4, &isnull));
-		r.now.is_won = r.is_won;
-		r.now.is_step = !r.is_closed || r.is_won;
-	}
-	r.before = stage_step(5);
-	r.first_open = crm_result_text(0, 8);
-	r.left_exists = DatumGetBool(crm_result_datum(0, 9, &isnull));
-	return r;
 }
 
 /*
@@ -286,9 +210,10 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	bool		has_furthest = SPI_fnumber(tupdesc, "furthest_stage") > 0;
 	char	   *old_furthest = has_furthest && !is_insert ? crm_column_text(oldtup, tupdesc, "furthest_stage") : NULL;
 	bool		decide_furthest = has_furthest && (stage_changed || old_furthest == NULL);
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	StageRules	rules;
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	const CrmStage *rules;
+	CrmStage	now = {0};
 	RowEdits	edits;
 	HeapTuple	result;
 
@@ -298,19 +223,20 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 
 	crm_spi_connect();
 
-	values[0] = CStringGetTextDatum(stage);
-	crm_param_text(values, nulls, 1, decide_furthest ? old_furthest : NULL);
-	crm_param_text(values, nulls, 2, !is_insert && stage_changed ? crm_column_text(oldtup, tupdesc, "stage") : NULL);
-	values[3] = BoolGetDatum(decide_furthest);
-	crm_query_run_as_owner(&stage_rules, values, nulls, 1);
-	rules = read_stage_rules();
+	/* the stage's rules, from the backend's copy of the stages (stage_cache.c) */
+	rules = crm_stage_lookup(stage);
+	if (rules != NULL)
+	{
+		now = *rules;
+		now.probability = datumCopy(rules->probability, false, -1);
+	}
 
 	/*
 	 * Renaming a stage cascades to its opportunities: the old name is gone
 	 * from crm.opportunity_stage then, and the opportunity did not move (its
 	 * furthest stage follows by its own cascade).
 	 */
-	if (!is_insert && stage_changed && !rules.left_exists)
+	if (!is_insert && stage_changed && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
 	{
 		stage_changed = false;
 		decide_furthest = old_furthest == NULL;
@@ -321,9 +247,17 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	 * set by the database
 	 */
 	if (decide_furthest)
+	{
+		CrmStageStep step_now = stage_step(rules ? &now : NULL);
+		CrmStageStep step_before = stage_step(old_furthest ? crm_stage_lookup(old_furthest) : NULL);
+		const CrmStage *first_open = NULL;
+
+		if (step_now.found && !step_now.is_step && !step_before.found)
+			first_open = crm_first_open_stage();
 		edit_set(&edits, tupdesc, "furthest_stage",
-				 CStringGetTextDatum(crm_furthest_stage(stage, &rules.now, old_furthest,
-														&rules.before, rules.first_open)), false);
+				 CStringGetTextDatum(crm_furthest_stage(stage, &step_now, old_furthest, &step_before,
+														first_open ? first_open->name : NULL)), false);
+	}
 	else if (has_furthest && furthest_kept(newtup, tupdesc, old_furthest))
 		edit_keep(&edits, oldtup, newtup, tupdesc, "furthest_stage");
 
@@ -366,7 +300,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	}
 
 	/* stage rules; an unknown stage is left to the foreign key to report */
-	if (rules.found)
+	if (rules != NULL)
 	{
 		bool		probability_given;
 
@@ -375,19 +309,19 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		probability_given = is_insert ? !isnull :
 			crm_column_changed(oldtup, newtup, tupdesc, "probability");
 		if (stage_changed && !probability_given)
-			edit_set(&edits, tupdesc, "probability", rules.probability, false);
+			edit_set(&edits, tupdesc, "probability", now.probability, false);
 
 		/* a lost deal names a reason; a deal not lost has none */
 		if (SPI_fnumber(tupdesc, "loss_reason_code") <= 0)
 		{
 			/* before 0.7 (this library serves older versions too): a free text */
-			if (rules.is_closed && !rules.is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
+			if (now.is_closed && !now.is_won && crm_is_blank(crm_column_text(newtup, tupdesc, "loss_reason")))
 				ereport(ERROR,
 						(errcode(ERRCODE_CRM_LOSS_REASON_REQUIRED),
 						 errtablecol(rel, crm_attnum(tupdesc, "loss_reason")),
 						 errmsg("opportunity %lld needs a loss_reason to be in stage \"%s\"", (long long) id, stage)));
 		}
-		else if (rules.is_closed && !rules.is_won)
+		else if (now.is_closed && !now.is_won)
 			check_loss_reason(trigdata, oldtup, newtup, id, stage, stage_changed);
 		else
 		{
@@ -396,7 +330,7 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		}
 
 		/* closed_at: set on closing, kept while closed, cleared on reopening */
-		if (!rules.is_closed)
+		if (!now.is_closed)
 			edit_set(&edits, tupdesc, "closed_at", (Datum) 0, true);
 		else if (stage_changed)
 			edit_set(&edits, tupdesc, "closed_at",
@@ -408,14 +342,11 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 		 * REPEATABLE READ: an admin may have changed the stage's flags since
 		 * our snapshot (the stage guard saw no opportunity in it then).
 		 */
-		if (stage_changed && crm_query_run_fresh(&stage_rules, values, nulls, 1) && SPI_processed > 0)
-		{
-			bool		closed_now = DatumGetBool(crm_result_datum(0, 2, &isnull));
-
-			if (!isnull && (closed_now != rules.is_closed ||
-							DatumGetBool(crm_result_datum(0, 3, &isnull)) != rules.is_won))
-				crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
-		}
+		values[0] = CStringGetTextDatum(stage);
+		if (stage_changed && crm_query_run_fresh(&stage_flags, values, nulls, 1) && SPI_processed > 0 &&
+			(DatumGetBool(crm_result_datum(0, 1, &isnull)) != now.is_closed ||
+			 DatumGetBool(crm_result_datum(0, 2, &isnull)) != now.is_won))
+			crm_serialization_failure(psprintf("opportunity %lld", (long long) id), NULL);
 	}
 	/* one copy of the row, in the trigger's caller's memory (SPI's is freed) */
 	result = newtup;

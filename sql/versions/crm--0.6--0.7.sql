@@ -5624,3 +5624,16 @@ COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'Th
 -- it reads anyway; the separate furthest-stage trigger of the funnel section
 -- is not created above.
 COMMENT ON FUNCTION crm_internal.opportunity_lifecycle() IS 'BEFORE INSERT OR UPDATE row trigger on crm.opportunity: probability from the stage unless given, loss_reason_code required for a lost stage (an active one when newly chosen) and cleared otherwise, closed_at kept, stage_changed_at set on a move, furthest_stage the furthest step reached (a stage rename is no move), amount and price book fixed by line items; one stage query per row';
+
+-- The opportunity triggers keep a copy of the stages per backend
+-- (src/stage_cache.c); every change of the stages empties the copies and
+-- waits for the writers of deals (SHARE ROW EXCLUSIVE on crm.opportunity,
+-- as the stage guard above), so that no copy is read stale.
+CREATE FUNCTION crm_internal.opportunity_stage_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_opportunity_stage_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.opportunity_stage_changed() IS 'BEFORE INSERT, UPDATE, DELETE or TRUNCATE statement trigger on crm.opportunity_stage: takes SHARE ROW EXCLUSIVE on crm.opportunity (writers of deals wait, and are waited for) and empties every backend''s copy of the stages that the opportunity triggers read';
+CREATE TRIGGER opportunity_stage_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.opportunity_stage
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.opportunity_stage_changed();
+ALTER TABLE crm.opportunity_stage ENABLE ALWAYS TRIGGER opportunity_stage_changed;
+
