@@ -29,6 +29,7 @@ OBJS = \
 	src/history.o \
 	src/opportunity_history.o \
 	src/stage_velocity.o \
+	src/stage_rename.o \
 	src/change_log.o \
 	src/convert.o \
 	src/conversion_carry.o \
