@@ -48,45 +48,29 @@ CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.record_stage_rename();
 
--- The name that a stage recorded as name has after the renames from
--- first_rename on (the first rename of name made after the entry was
--- recorded; NULL: none, the name is kept): each next rename is the stage's
--- own next one, the first rename of its new name after the last.
-CREATE FUNCTION crm_internal.stage_renamed_to(name text, first_rename bigint) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH RECURSIVE chain (name, rename_id) AS (
-        SELECT r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-         WHERE r.id OPERATOR(pg_catalog.=) stage_renamed_to.first_rename
+-- Every rename with the name its stage has now: the stage's own next
+-- rename is the first rename of its new name after the last one, followed
+-- to the end.  Readers join it on the first rename of a recorded name made
+-- after the entry was recorded (its id: the name the entry's stage has
+-- now), and follow a stage now called current_name back through its
+-- renames (the name it had at a moment).  O(renames x their chains) per
+-- read, whatever the size of the history.
+CREATE VIEW crm_internal.stage_rename_current WITH (security_invoker = true) AS
+    WITH RECURSIVE chain (rename_id, name, last_rename) AS (
+        SELECT r.id, r.new_name, r.id FROM crm.opportunity_stage_rename AS r
         UNION ALL
-        SELECT n.new_name, n.id
+        SELECT c.rename_id, n.new_name, n.id
           FROM chain AS c
          CROSS JOIN LATERAL (SELECT r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-                              WHERE r.old_name OPERATOR(pg_catalog.=) c.name AND r.id OPERATOR(pg_catalog.>) c.rename_id
+                              WHERE r.old_name OPERATOR(pg_catalog.=) c.name AND r.id OPERATOR(pg_catalog.>) c.last_rename
                               ORDER BY r.id LIMIT 1) AS n)
-    SELECT COALESCE((SELECT c.name FROM chain AS c ORDER BY c.rename_id DESC LIMIT 1), stage_renamed_to.name);
-END;
-COMMENT ON FUNCTION crm_internal.stage_renamed_to(text, bigint) IS 'The name a stage has now, given a name it was recorded with and the first rename of that name made after the recording (NULL: the name is kept): follows the stage''s renames in crm.opportunity_stage_rename';
-
--- The name the stage called name now had at a moment: back through the
--- renames to it made after that moment.  NULL when the stage is known to
--- have taken the name after that moment without a rename (created since:
--- another stage had the name then and was renamed after the moment).
-CREATE FUNCTION crm_internal.stage_name_at(name text, "at" timestamptz) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH RECURSIVE back (name, before_rename) AS (
-        SELECT stage_name_at.name, NULL::bigint
-        UNION ALL
-        SELECT CASE WHEN r.new_name OPERATOR(pg_catalog.=) b.name THEN r.old_name END, r.id
-          FROM back AS b
-         CROSS JOIN LATERAL (SELECT x.old_name, x.new_name, x.id, x.renamed_at FROM crm.opportunity_stage_rename AS x
-                              WHERE (x.new_name OPERATOR(pg_catalog.=) b.name OR x.old_name OPERATOR(pg_catalog.=) b.name)
-                                AND (b.before_rename IS NULL OR x.id OPERATOR(pg_catalog.<) b.before_rename)
-                              ORDER BY x.id DESC LIMIT 1) AS r
-         WHERE b.name IS NOT NULL AND r.renamed_at OPERATOR(pg_catalog.>) stage_name_at."at")
-    SELECT b.name FROM back AS b ORDER BY b.before_rename NULLS LAST LIMIT 1;
-END;
-COMMENT ON FUNCTION crm_internal.stage_name_at(text, timestamptz) IS 'The name the stage now called name had at a moment (back through the renames made after it, crm.opportunity_stage_rename); NULL when the stage took the name after that moment from a stage since renamed (it was created later)';
+    SELECT r.id, r.old_name, r.new_name, r.renamed_at, e.name AS current_name
+      FROM crm.opportunity_stage_rename AS r
+      JOIN (SELECT DISTINCT ON (c.rename_id) c.rename_id, c.name FROM chain AS c
+             ORDER BY c.rename_id, c.last_rename DESC) AS e ON e.rename_id OPERATOR(pg_catalog.=) r.id;
+COMMENT ON VIEW crm_internal.stage_rename_current IS 'Every stage rename (crm.opportunity_stage_rename) with the name the renamed stage has now, following its later renames: what crm.pipeline_as_of() and crm_internal.stage_velocity_actual map recorded stage names with';
+COMMENT ON COLUMN crm_internal.stage_rename_current.id IS 'The rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.old_name IS 'The stage''s name before the rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.new_name IS 'The stage''s name after the rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.renamed_at IS 'When the stage was renamed (transaction time)';
+COMMENT ON COLUMN crm_internal.stage_rename_current.current_name IS 'The name the stage has now (after its later renames)';

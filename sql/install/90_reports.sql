@@ -250,9 +250,32 @@ BEGIN ATOMIC
            AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
            AND NOT h.deleted
          GROUP BY 1, 2, h.new_owner, h.currency, 5),
+    renames AS (
+        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm_internal.stage_rename_current AS v),
+    -- each group's stage: the name it has now
     staged AS (
-        SELECT t.stage AS recorded_stage, t.first_rename, crm_internal.stage_renamed_to(t.stage, t.first_rename) AS current_stage
-          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t),
+        SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
+          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
+          LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
+    -- each stage's name at the moment: before the last of its renames made
+    -- after it (back to where a rename made by then follows), and whether
+    -- it is known to have been created later (another stage had that name
+    -- then and was renamed after the moment)
+    named AS (
+        SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
+               EXISTS (SELECT 1 FROM renames AS x
+                        WHERE x.old_name OPERATOR(pg_catalog.=) COALESCE(b.old_name, c.current_stage)
+                          AND (b.id IS NULL OR x.id OPERATOR(pg_catalog.<) b.id)
+                          AND x.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                          AND x.current_name OPERATOR(pg_catalog.<>) c.current_stage) AS created_later
+          FROM (SELECT g.current_stage FROM staged AS g UNION SELECT s.name FROM crm.opportunity_stage AS s) AS c
+          LEFT JOIN LATERAL (
+                SELECT r.id, r.old_name FROM renames AS r
+                 WHERE r.current_name OPERATOR(pg_catalog.=) c.current_stage AND r.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                   AND NOT EXISTS (SELECT 1 FROM renames AS l
+                                    WHERE l.current_name OPERATOR(pg_catalog.=) c.current_stage AND l.id OPERATOR(pg_catalog.>) r.id
+                                      AND l.renamed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at")
+                 ORDER BY r.id LIMIT 1) AS b ON true),
     grouped AS (
         SELECT s.sort_order, n.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
                pg_catalog.sum(t.opportunities)::bigint AS opportunities,
@@ -263,8 +286,8 @@ BEGIN ATOMIC
           FROM totals AS t
           JOIN staged AS c ON c.recorded_stage OPERATOR(pg_catalog.=) t.stage
                           AND c.first_rename IS NOT DISTINCT FROM t.first_rename
+          JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) c.current_stage
           LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) c.current_stage
-         CROSS JOIN LATERAL (SELECT COALESCE(crm_internal.stage_name_at(c.current_stage, pipeline_as_of."at"), c.current_stage) AS stage) AS n
          CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
          GROUP BY s.sort_order, c.current_stage, n.stage, s.is_closed, s.is_won, 5, t.currency)
     SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
@@ -274,8 +297,8 @@ BEGIN ATOMIC
     SELECT s.sort_order, n.stage, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
            NULL::text, 0.00::numeric, 0.00::numeric
       FROM crm.opportunity_stage AS s
-     CROSS JOIN LATERAL (SELECT crm_internal.stage_name_at(s.name, pipeline_as_of."at") AS stage) AS n
-     WHERE s.active AND n.stage IS NOT NULL
+      JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) s.name
+     WHERE s.active AND NOT n.created_later
        AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.current_stage OPERATOR(pg_catalog.=) s.name);
 END;
 COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. Row security of the history applies. See README "Reports"';

@@ -5660,54 +5660,38 @@ CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.record_stage_rename();
 
--- The name that a stage recorded as name has after the renames from
--- first_rename on (the first rename of name made after the entry was
--- recorded; NULL: none, the name is kept): each next rename is the stage's
--- own next one, the first rename of its new name after the last.
-CREATE FUNCTION crm_internal.stage_renamed_to(name text, first_rename bigint) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH RECURSIVE chain (name, rename_id) AS (
-        SELECT r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-         WHERE r.id OPERATOR(pg_catalog.=) stage_renamed_to.first_rename
+-- Every rename with the name its stage has now: the stage's own next
+-- rename is the first rename of its new name after the last one, followed
+-- to the end.  Readers join it on the first rename of a recorded name made
+-- after the entry was recorded (its id: the name the entry's stage has
+-- now), and follow a stage now called current_name back through its
+-- renames (the name it had at a moment).  O(renames x their chains) per
+-- read, whatever the size of the history.
+CREATE VIEW crm_internal.stage_rename_current WITH (security_invoker = true) AS
+    WITH RECURSIVE chain (rename_id, name, last_rename) AS (
+        SELECT r.id, r.new_name, r.id FROM crm.opportunity_stage_rename AS r
         UNION ALL
-        SELECT n.new_name, n.id
+        SELECT c.rename_id, n.new_name, n.id
           FROM chain AS c
          CROSS JOIN LATERAL (SELECT r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-                              WHERE r.old_name OPERATOR(pg_catalog.=) c.name AND r.id OPERATOR(pg_catalog.>) c.rename_id
+                              WHERE r.old_name OPERATOR(pg_catalog.=) c.name AND r.id OPERATOR(pg_catalog.>) c.last_rename
                               ORDER BY r.id LIMIT 1) AS n)
-    SELECT COALESCE((SELECT c.name FROM chain AS c ORDER BY c.rename_id DESC LIMIT 1), stage_renamed_to.name);
-END;
-COMMENT ON FUNCTION crm_internal.stage_renamed_to(text, bigint) IS 'The name a stage has now, given a name it was recorded with and the first rename of that name made after the recording (NULL: the name is kept): follows the stage''s renames in crm.opportunity_stage_rename';
-
--- The name the stage called name now had at a moment: back through the
--- renames to it made after that moment.  NULL when the stage is known to
--- have taken the name after that moment without a rename (created since:
--- another stage had the name then and was renamed after the moment).
-CREATE FUNCTION crm_internal.stage_name_at(name text, "at" timestamptz) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH RECURSIVE back (name, before_rename) AS (
-        SELECT stage_name_at.name, NULL::bigint
-        UNION ALL
-        SELECT CASE WHEN r.new_name OPERATOR(pg_catalog.=) b.name THEN r.old_name END, r.id
-          FROM back AS b
-         CROSS JOIN LATERAL (SELECT x.old_name, x.new_name, x.id, x.renamed_at FROM crm.opportunity_stage_rename AS x
-                              WHERE (x.new_name OPERATOR(pg_catalog.=) b.name OR x.old_name OPERATOR(pg_catalog.=) b.name)
-                                AND (b.before_rename IS NULL OR x.id OPERATOR(pg_catalog.<) b.before_rename)
-                              ORDER BY x.id DESC LIMIT 1) AS r
-         WHERE b.name IS NOT NULL AND r.renamed_at OPERATOR(pg_catalog.>) stage_name_at."at")
-    SELECT b.name FROM back AS b ORDER BY b.before_rename NULLS LAST LIMIT 1;
-END;
-COMMENT ON FUNCTION crm_internal.stage_name_at(text, timestamptz) IS 'The name the stage now called name had at a moment (back through the renames made after it, crm.opportunity_stage_rename); NULL when the stage took the name after that moment from a stage since renamed (it was created later)';
+    SELECT r.id, r.old_name, r.new_name, r.renamed_at, e.name AS current_name
+      FROM crm.opportunity_stage_rename AS r
+      JOIN (SELECT DISTINCT ON (c.rename_id) c.rename_id, c.name FROM chain AS c
+             ORDER BY c.rename_id, c.last_rename DESC) AS e ON e.rename_id OPERATOR(pg_catalog.=) r.id;
+COMMENT ON VIEW crm_internal.stage_rename_current IS 'Every stage rename (crm.opportunity_stage_rename) with the name the renamed stage has now, following its later renames: what crm.pipeline_as_of() and crm_internal.stage_velocity_actual map recorded stage names with';
+COMMENT ON COLUMN crm_internal.stage_rename_current.id IS 'The rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.old_name IS 'The stage''s name before the rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.new_name IS 'The stage''s name after the rename';
+COMMENT ON COLUMN crm_internal.stage_rename_current.renamed_at IS 'When the stage was renamed (transaction time)';
+COMMENT ON COLUMN crm_internal.stage_rename_current.current_name IS 'The name the stage has now (after its later renames)';
 
 -- row security and privileges (95_row_security.sql, 99_privileges.sql)
 ALTER TABLE crm.opportunity_stage_rename ENABLE ROW LEVEL SECURITY;
 CREATE POLICY crm_read ON crm.opportunity_stage_rename FOR SELECT
     TO crm_admin, crm_manager, crm_sales, crm_analyst USING (true);
-GRANT SELECT ON crm.opportunity_stage_rename TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT SELECT ON crm.opportunity_stage_rename, crm_internal.stage_rename_current TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm_internal.record_stage_rename() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename_id_seq', '');
@@ -5716,7 +5700,7 @@ COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stage IS 'The stage the 
 COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stripe IS 'Writing backend: rows of one backend, summed by readers; 0 after a compaction or rebuild; minus the id of a stage rename (crm.opportunity_stage_rename) for the passages it moved from the old name to the new';
 
 CREATE OR REPLACE VIEW crm_internal.stage_velocity_actual WITH (security_invoker = true) AS
-    SELECT crm_internal.stage_renamed_to(p.old_stage, p.first_rename) AS stage, p.old_owner AS owner,
+    SELECT COALESCE(v.current_name, p.old_stage) AS stage, p.old_owner AS owner,
            pg_catalog.sum(p.passages)::bigint AS passages, pg_catalog.sum(p.seconds) AS seconds
       FROM (SELECT q.old_stage, q.first_rename, q.old_owner, pg_catalog.count(*) AS passages,
                    pg_catalog.sum(pg_catalog.extract('epoch', q.changed_at OPERATOR(pg_catalog.-) q.entered_at)) AS seconds
@@ -5730,6 +5714,7 @@ CREATE OR REPLACE VIEW crm_internal.stage_velocity_actual WITH (security_invoker
                      WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS q
              WHERE q.old_stage IS NOT NULL
              GROUP BY q.old_stage, q.first_rename, q.old_owner) AS p
+      LEFT JOIN crm_internal.stage_rename_current AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
      GROUP BY 1, p.old_owner;
 COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan), under each stage''s name now (crm.opportunity_stage_rename): what crm_internal.stage_velocity_aggregate must add up to';
 COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left, by its name now (renames since the passage followed)';
@@ -5779,9 +5764,32 @@ BEGIN ATOMIC
            AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
            AND NOT h.deleted
          GROUP BY 1, 2, h.new_owner, h.currency, 5),
+    renames AS (
+        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm_internal.stage_rename_current AS v),
+    -- each group's stage: the name it has now
     staged AS (
-        SELECT t.stage AS recorded_stage, t.first_rename, crm_internal.stage_renamed_to(t.stage, t.first_rename) AS current_stage
-          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t),
+        SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
+          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
+          LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
+    -- each stage's name at the moment: before the last of its renames made
+    -- after it (back to where a rename made by then follows), and whether
+    -- it is known to have been created later (another stage had that name
+    -- then and was renamed after the moment)
+    named AS (
+        SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
+               EXISTS (SELECT 1 FROM renames AS x
+                        WHERE x.old_name OPERATOR(pg_catalog.=) COALESCE(b.old_name, c.current_stage)
+                          AND (b.id IS NULL OR x.id OPERATOR(pg_catalog.<) b.id)
+                          AND x.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                          AND x.current_name OPERATOR(pg_catalog.<>) c.current_stage) AS created_later
+          FROM (SELECT g.current_stage FROM staged AS g UNION SELECT s.name FROM crm.opportunity_stage AS s) AS c
+          LEFT JOIN LATERAL (
+                SELECT r.id, r.old_name FROM renames AS r
+                 WHERE r.current_name OPERATOR(pg_catalog.=) c.current_stage AND r.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                   AND NOT EXISTS (SELECT 1 FROM renames AS l
+                                    WHERE l.current_name OPERATOR(pg_catalog.=) c.current_stage AND l.id OPERATOR(pg_catalog.>) r.id
+                                      AND l.renamed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at")
+                 ORDER BY r.id LIMIT 1) AS b ON true),
     grouped AS (
         SELECT s.sort_order, n.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
                pg_catalog.sum(t.opportunities)::bigint AS opportunities,
@@ -5792,8 +5800,8 @@ BEGIN ATOMIC
           FROM totals AS t
           JOIN staged AS c ON c.recorded_stage OPERATOR(pg_catalog.=) t.stage
                           AND c.first_rename IS NOT DISTINCT FROM t.first_rename
+          JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) c.current_stage
           LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) c.current_stage
-         CROSS JOIN LATERAL (SELECT COALESCE(crm_internal.stage_name_at(c.current_stage, pipeline_as_of."at"), c.current_stage) AS stage) AS n
          CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
          GROUP BY s.sort_order, c.current_stage, n.stage, s.is_closed, s.is_won, 5, t.currency)
     SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
@@ -5803,8 +5811,8 @@ BEGIN ATOMIC
     SELECT s.sort_order, n.stage, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
            NULL::text, 0.00::numeric, 0.00::numeric
       FROM crm.opportunity_stage AS s
-     CROSS JOIN LATERAL (SELECT crm_internal.stage_name_at(s.name, pipeline_as_of."at") AS stage) AS n
-     WHERE s.active AND n.stage IS NOT NULL
+      JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) s.name
+     WHERE s.active AND NOT n.created_later
        AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.current_stage OPERATOR(pg_catalog.=) s.name);
 END;
 COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. Row security of the history applies. See README "Reports"';
