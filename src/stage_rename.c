@@ -10,7 +10,8 @@
  *     up to it were recorded before the rename, see below), and moves the
  *     stage's kept passages (crm_internal.stage_velocity_aggregate, which
  *     src/stage_velocity.c folds by the name a stage has when a deal leaves
- *     it) from the old name to the new one.  It fires after the foreign
+ *     it) from the old name to the new one; the stage's earlier renames
+ *     get current_name, the name it has now, too.  It fires after the foreign
  *     keys' cascade to crm.opportunity (RI triggers sort first), whose
  *     history and velocity triggers ignore a rename.
  *
@@ -48,10 +49,13 @@
 #include "utils/rel.h"
 
 static CrmQuery record_rename = {
-	"WITH logged AS ("
-	"  INSERT INTO crm.opportunity_stage_rename (old_name, new_name, renamed_by, last_entry)"
+	"WITH earlier AS ("
+	"  UPDATE crm.opportunity_stage_rename SET current_name = $2"
+	"   WHERE current_name OPERATOR(pg_catalog.=) $1),"
+	" logged AS ("
+	"  INSERT INTO crm.opportunity_stage_rename (old_name, new_name, renamed_by, last_entry, current_name)"
 	"  VALUES ($1, $2, $3, COALESCE(pg_catalog.pg_sequence_last_value("
-	"      pg_catalog.pg_get_serial_sequence('crm.opportunity_history', 'id')::pg_catalog.regclass), 0))"
+	"      pg_catalog.pg_get_serial_sequence('crm.opportunity_history', 'id')::pg_catalog.regclass), 0), $2)"
 	"  RETURNING id),"
 	" kept AS ("
 	"  SELECT a.owner, pg_catalog.sum(a.passages) AS passages, pg_catalog.sum(a.seconds) AS seconds"

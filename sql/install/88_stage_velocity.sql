@@ -71,7 +71,7 @@ CREATE VIEW crm_internal.stage_velocity_actual WITH (security_invoker = true) AS
                      WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS q
              WHERE q.old_stage IS NOT NULL
              GROUP BY q.old_stage, q.first_rename, q.old_owner) AS p
-      LEFT JOIN crm_internal.stage_rename_current AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
+      LEFT JOIN crm.opportunity_stage_rename AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
      GROUP BY 1, p.old_owner;
 COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan), under each stage''s name now (crm.opportunity_stage_rename): what crm_internal.stage_velocity_aggregate must add up to';
 COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left, by its name now (renames since the passage followed)';

@@ -251,16 +251,16 @@ BEGIN ATOMIC
            AND NOT h.deleted
          GROUP BY 1, 2, h.new_owner, h.currency, 5),
     renames AS (
-        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm_internal.stage_rename_current AS v),
+        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm.opportunity_stage_rename AS v),
     -- each group's stage: the name it has now
     staged AS (
         SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
           FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
           LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
-    -- each stage's name at the moment: before the last of its renames made
-    -- after it (back to where a rename made by then follows), and whether
-    -- it is known to have been created later (another stage had that name
-    -- then and was renamed after the moment)
+    -- each stage's name at the moment: walking back from now through its
+    -- renames made after the moment (up to one made by then), the old name
+    -- of the earliest; and whether it is known to have been created later
+    -- (another stage had that name then and was renamed after the moment)
     named AS (
         SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
                EXISTS (SELECT 1 FROM renames AS x

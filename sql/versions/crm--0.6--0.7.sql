@@ -5636,6 +5636,7 @@ CREATE TABLE crm.opportunity_stage_rename (
     renamed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     renamed_by  regrole NOT NULL,
     last_entry  bigint NOT NULL,
+    current_name text NOT NULL,
     CONSTRAINT opportunity_stage_rename_changes_name CHECK (old_name OPERATOR(pg_catalog.<>) new_name)
 );
 COMMENT ON TABLE crm.opportunity_stage_rename IS 'Every rename of an opportunity stage, in order: the opportunity history keeps the names its entries had when recorded, and the reports read from it (crm.pipeline_as_of, crm.stage_velocity) follow a stage through its renames with this log; written only by the database';
@@ -5644,12 +5645,13 @@ COMMENT ON COLUMN crm.opportunity_stage_rename.old_name IS 'The stage''s name be
 COMMENT ON COLUMN crm.opportunity_stage_rename.new_name IS 'The stage''s name after the rename';
 COMMENT ON COLUMN crm.opportunity_stage_rename.renamed_at IS 'When the stage was renamed (transaction time, as crm.opportunity_history.changed_at)';
 COMMENT ON COLUMN crm.opportunity_stage_rename.renamed_by IS 'Role that renamed the stage';
+COMMENT ON COLUMN crm.opportunity_stage_rename.current_name IS 'The name the renamed stage has now (kept by the database: a later rename of the stage updates it)';
 COMMENT ON COLUMN crm.opportunity_stage_rename.last_entry IS 'The last crm.opportunity_history entry id handed out when the stage was renamed: entries up to it that name old_name mean this stage, later ones a stage created since with that name';
 -- the first rename of a name after an entry; a stage's next name
 CREATE INDEX opportunity_stage_rename_old_name_idx ON crm.opportunity_stage_rename (old_name, id);
 COMMENT ON INDEX crm.opportunity_stage_rename_old_name_idx IS 'The renames of a name, in order: where an entry''s stage went';
-CREATE INDEX opportunity_stage_rename_new_name_idx ON crm.opportunity_stage_rename (new_name, id);
-COMMENT ON INDEX crm.opportunity_stage_rename_new_name_idx IS 'The renames to a name, in order: what a stage was called before';
+CREATE INDEX opportunity_stage_rename_current_name_idx ON crm.opportunity_stage_rename (current_name, id);
+COMMENT ON INDEX crm.opportunity_stage_rename_current_name_idx IS 'The renames of the stage now called so, in order: what it was called before, and the rows its next rename updates';
 
 CREATE FUNCTION crm_internal.record_stage_rename() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_stage_rename'
@@ -5659,33 +5661,6 @@ COMMENT ON FUNCTION crm_internal.record_stage_rename() IS 'AFTER UPDATE OF name 
 CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.record_stage_rename();
-
--- Every rename with the name its stage has now: the stage's own next
--- rename is the first rename of its new name after the last one, followed
--- to the end.  Readers join it on the first rename of a recorded name made
--- after the entry was recorded (its id: the name the entry's stage has
--- now), and follow a stage now called current_name back through its
--- renames (the name it had at a moment).  O(renames x their chains) per
--- read, whatever the size of the history.
-CREATE VIEW crm_internal.stage_rename_current WITH (security_invoker = true) AS
-    WITH RECURSIVE chain (rename_id, name, last_rename) AS (
-        SELECT r.id, r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-        UNION ALL
-        SELECT c.rename_id, n.new_name, n.id
-          FROM chain AS c
-         CROSS JOIN LATERAL (SELECT r.new_name, r.id FROM crm.opportunity_stage_rename AS r
-                              WHERE r.old_name OPERATOR(pg_catalog.=) c.name AND r.id OPERATOR(pg_catalog.>) c.last_rename
-                              ORDER BY r.id LIMIT 1) AS n)
-    SELECT r.id, r.old_name, r.new_name, r.renamed_at, e.name AS current_name
-      FROM crm.opportunity_stage_rename AS r
-      JOIN (SELECT DISTINCT ON (c.rename_id) c.rename_id, c.name FROM chain AS c
-             ORDER BY c.rename_id, c.last_rename DESC) AS e ON e.rename_id OPERATOR(pg_catalog.=) r.id;
-COMMENT ON VIEW crm_internal.stage_rename_current IS 'Every stage rename (crm.opportunity_stage_rename) with the name the renamed stage has now, following its later renames: what crm.pipeline_as_of() and crm_internal.stage_velocity_actual map recorded stage names with';
-COMMENT ON COLUMN crm_internal.stage_rename_current.id IS 'The rename';
-COMMENT ON COLUMN crm_internal.stage_rename_current.old_name IS 'The stage''s name before the rename';
-COMMENT ON COLUMN crm_internal.stage_rename_current.new_name IS 'The stage''s name after the rename';
-COMMENT ON COLUMN crm_internal.stage_rename_current.renamed_at IS 'When the stage was renamed (transaction time)';
-COMMENT ON COLUMN crm_internal.stage_rename_current.current_name IS 'The name the stage has now (after its later renames)';
 
 -- row security and privileges (95_row_security.sql, 99_privileges.sql)
 ALTER TABLE crm.opportunity_stage_rename ENABLE ROW LEVEL SECURITY;
@@ -5714,7 +5689,7 @@ CREATE OR REPLACE VIEW crm_internal.stage_velocity_actual WITH (security_invoker
                      WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS q
              WHERE q.old_stage IS NOT NULL
              GROUP BY q.old_stage, q.first_rename, q.old_owner) AS p
-      LEFT JOIN crm_internal.stage_rename_current AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
+      LEFT JOIN crm.opportunity_stage_rename AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
      GROUP BY 1, p.old_owner;
 COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan), under each stage''s name now (crm.opportunity_stage_rename): what crm_internal.stage_velocity_aggregate must add up to';
 COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left, by its name now (renames since the passage followed)';
@@ -5765,16 +5740,16 @@ BEGIN ATOMIC
            AND NOT h.deleted
          GROUP BY 1, 2, h.new_owner, h.currency, 5),
     renames AS (
-        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm_internal.stage_rename_current AS v),
+        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm.opportunity_stage_rename AS v),
     -- each group's stage: the name it has now
     staged AS (
         SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
           FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
           LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
-    -- each stage's name at the moment: before the last of its renames made
-    -- after it (back to where a rename made by then follows), and whether
-    -- it is known to have been created later (another stage had that name
-    -- then and was renamed after the moment)
+    -- each stage's name at the moment: walking back from now through its
+    -- renames made after the moment (up to one made by then), the old name
+    -- of the earliest; and whether it is known to have been created later
+    -- (another stage had that name then and was renamed after the moment)
     named AS (
         SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
                EXISTS (SELECT 1 FROM renames AS x
