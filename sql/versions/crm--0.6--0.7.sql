@@ -5666,7 +5666,7 @@ CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
 ALTER TABLE crm.opportunity_stage_rename ENABLE ROW LEVEL SECURITY;
 CREATE POLICY crm_read ON crm.opportunity_stage_rename FOR SELECT
     TO crm_admin, crm_manager, crm_sales, crm_analyst USING (true);
-GRANT SELECT ON crm.opportunity_stage_rename, crm_internal.stage_rename_current TO crm_admin, crm_manager, crm_sales, crm_analyst;
+GRANT SELECT ON crm.opportunity_stage_rename TO crm_admin, crm_manager, crm_sales, crm_analyst;
 REVOKE ALL ON FUNCTION crm_internal.record_stage_rename() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename_id_seq', '');
