@@ -213,6 +213,13 @@ BEGIN
 END
 $policies$;
 
+-- Stage renames (61_stage_renames.sql): no owner, no personal data; every
+-- role that reads the stages reads every rename.  No write policy: only the
+-- extension (the tables' owner) writes it.
+ALTER TABLE crm.opportunity_stage_rename ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_read ON crm.opportunity_stage_rename FOR SELECT
+    TO crm_admin, crm_manager, crm_sales, crm_analyst USING (true);
+
 -- The sharing rule: accounts on which the role sees an opportunity or a
 -- lead; contacts on an account the role sees (read only).
 CREATE POLICY crm_shared_select ON crm.account FOR SELECT TO crm_manager, crm_sales

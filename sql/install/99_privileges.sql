@@ -88,6 +88,9 @@ GRANT EXECUTE ON FUNCTION crm.expire_quotes() TO crm_admin;
 GRANT SELECT ON crm.lead_status_history, crm.opportunity_history, crm.quote_approval
     TO crm_admin, crm_manager, crm_sales;
 GRANT SELECT ON crm.change_log, crm.lead_update_log TO crm_admin, crm_manager;
+-- Stage renames (61_stage_renames.sql): read by whoever reads the stages,
+-- written only by the database.
+GRANT SELECT ON crm.opportunity_stage_rename TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
 -- Notes, attachments and tags (81_notes_and_tags.sql): column by column,
 -- without the ids and search_text (as the $ids$ block below does).  Analysts read tags and taggings (no

@@ -5637,3 +5637,173 @@ CREATE TRIGGER opportunity_stage_changed BEFORE INSERT OR UPDATE OR DELETE OR TR
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.opportunity_stage_changed();
 ALTER TABLE crm.opportunity_stage ENABLE ALWAYS TRIGGER opportunity_stage_changed;
 
+-- stage renames recorded; the as-of pipeline and the stage velocity follow a
+-- stage through its renames (issue 22, session 35): 61_stage_renames.sql,
+-- src/stage_rename.c, crm.pipeline_as_of() (90_reports.sql),
+-- crm_internal.stage_velocity_actual (88_stage_velocity.sql), crm.stage_velocity.
+-- Renames made before this update were not recorded: their passages stay
+-- under the old names (crm.rebuild_aggregates() gives the same figures).
+CREATE TABLE crm.opportunity_stage_rename (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    old_name    text NOT NULL,
+    new_name    text NOT NULL,
+    renamed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    renamed_by  regrole NOT NULL,
+    last_entry  bigint NOT NULL,
+    current_name text NOT NULL,
+    CONSTRAINT opportunity_stage_rename_changes_name CHECK (old_name OPERATOR(pg_catalog.<>) new_name)
+);
+COMMENT ON TABLE crm.opportunity_stage_rename IS 'Every rename of an opportunity stage, in order: the opportunity history keeps the names its entries had when recorded, and the reports read from it (crm.pipeline_as_of, crm.stage_velocity) follow a stage through its renames with this log; written only by the database';
+COMMENT ON COLUMN crm.opportunity_stage_rename.id IS 'Rename id, in the order the renames were made';
+COMMENT ON COLUMN crm.opportunity_stage_rename.old_name IS 'The stage''s name before the rename';
+COMMENT ON COLUMN crm.opportunity_stage_rename.new_name IS 'The stage''s name after the rename';
+COMMENT ON COLUMN crm.opportunity_stage_rename.renamed_at IS 'When the stage was renamed (transaction time, as crm.opportunity_history.changed_at)';
+COMMENT ON COLUMN crm.opportunity_stage_rename.renamed_by IS 'Role that renamed the stage';
+COMMENT ON COLUMN crm.opportunity_stage_rename.current_name IS 'The name the renamed stage has now (kept by the database: a later rename of the stage updates it)';
+COMMENT ON COLUMN crm.opportunity_stage_rename.last_entry IS 'The last crm.opportunity_history entry id handed out when the stage was renamed: entries up to it that name old_name mean this stage, later ones a stage created since with that name';
+-- the first rename of a name after an entry; a stage's next name
+CREATE INDEX opportunity_stage_rename_old_name_idx ON crm.opportunity_stage_rename (old_name, id);
+COMMENT ON INDEX crm.opportunity_stage_rename_old_name_idx IS 'The renames of a name, in order: where an entry''s stage went';
+CREATE INDEX opportunity_stage_rename_current_name_idx ON crm.opportunity_stage_rename (current_name, id);
+COMMENT ON INDEX crm.opportunity_stage_rename_current_name_idx IS 'The renames of the stage now called so, in order: what it was called before, and the rows its next rename updates';
+
+CREATE FUNCTION crm_internal.record_stage_rename() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_record_stage_rename'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.record_stage_rename() IS 'AFTER UPDATE OF name row trigger on crm.opportunity_stage: records the rename in crm.opportunity_stage_rename and moves the stage''s kept passages (crm_internal.stage_velocity_aggregate) to the new name';
+-- After the foreign keys' cascade to the deals (RI triggers sort first).
+CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION crm_internal.record_stage_rename();
+
+-- row security and privileges (95_row_security.sql, 99_privileges.sql)
+ALTER TABLE crm.opportunity_stage_rename ENABLE ROW LEVEL SECURITY;
+CREATE POLICY crm_read ON crm.opportunity_stage_rename FOR SELECT
+    TO crm_admin, crm_manager, crm_sales, crm_analyst USING (true);
+GRANT SELECT ON crm.opportunity_stage_rename TO crm_admin, crm_manager, crm_sales, crm_analyst;
+REVOKE ALL ON FUNCTION crm_internal.record_stage_rename() FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.opportunity_stage_rename_id_seq', '');
+
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stage IS 'The stage the deals left, by its name now (a rename moves the passages to the new name)';
+COMMENT ON COLUMN crm_internal.stage_velocity_aggregate.stripe IS 'Writing backend: rows of one backend, summed by readers; 0 after a compaction or rebuild; minus the id of a stage rename (crm.opportunity_stage_rename) for the passages it moved from the old name to the new';
+
+CREATE OR REPLACE VIEW crm_internal.stage_velocity_actual WITH (security_invoker = true) AS
+    SELECT COALESCE(v.current_name, p.old_stage) AS stage, p.old_owner AS owner,
+           pg_catalog.sum(p.passages)::bigint AS passages, pg_catalog.sum(p.seconds) AS seconds
+      FROM (SELECT q.old_stage, q.first_rename, q.old_owner, pg_catalog.count(*) AS passages,
+                   pg_catalog.sum(pg_catalog.extract('epoch', q.changed_at OPERATOR(pg_catalog.-) q.entered_at)) AS seconds
+              FROM (SELECT h.old_stage, h.old_owner, h.changed_at,
+                           pg_catalog.lag(h.changed_at) OVER (PARTITION BY h.opportunity_id ORDER BY h.id) AS entered_at,
+                           CASE WHEN EXISTS (SELECT 1 FROM crm.opportunity_stage_rename AS x) THEN
+                               (SELECT pg_catalog.min(r.id) FROM crm.opportunity_stage_rename AS r
+                                 WHERE r.old_name OPERATOR(pg_catalog.=) h.old_stage AND r.last_entry OPERATOR(pg_catalog.>=) h.id)
+                           END AS first_rename
+                      FROM crm.opportunity_history AS h
+                     WHERE h.old_stage IS DISTINCT FROM h.new_stage AND NOT h.deleted) AS q
+             WHERE q.old_stage IS NOT NULL
+             GROUP BY q.old_stage, q.first_rename, q.old_owner) AS p
+      LEFT JOIN crm.opportunity_stage_rename AS v ON v.id OPERATOR(pg_catalog.=) p.first_rename
+     GROUP BY 1, p.old_owner;
+COMMENT ON VIEW crm_internal.stage_velocity_actual IS 'Stage passages per stage left and owner recomputed from crm.opportunity_history (a full scan), under each stage''s name now (crm.opportunity_stage_rename): what crm_internal.stage_velocity_aggregate must add up to';
+COMMENT ON COLUMN crm_internal.stage_velocity_actual.stage IS 'The stage the deals left, by its name now (renames since the passage followed)';
+
+CREATE OR REPLACE VIEW crm.stage_velocity WITH (security_invoker = true) AS
+    WITH kept AS (
+        SELECT a.stage, pg_catalog.sum(a.passages) AS passages, pg_catalog.sum(a.seconds) AS seconds
+          FROM crm_internal.stage_velocity_aggregate AS a
+         GROUP BY a.stage
+        HAVING pg_catalog.sum(a.passages) OPERATOR(pg_catalog.<>) 0),
+    now_in AS (
+        SELECT t.stage, pg_catalog.sum(t.opportunities) AS opportunities
+          FROM crm.pipeline_totals AS t
+         GROUP BY t.stage)
+    SELECT s.sort_order, COALESCE(k.stage, n.stage) AS stage,
+           COALESCE(k.passages, 0)::bigint AS passages,
+           pg_catalog.round(k.seconds OPERATOR(pg_catalog./) NULLIF(k.passages, 0) OPERATOR(pg_catalog./) 86400, 2) AS average_days,
+           COALESCE(n.opportunities, 0)::bigint AS currently_in_stage
+      FROM kept AS k FULL JOIN now_in AS n ON n.stage OPERATOR(pg_catalog.=) k.stage
+      LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) COALESCE(k.stage, n.stage);
+COMMENT ON VIEW crm.stage_velocity IS 'Average time opportunities spend in each stage: passages (a deal leaving the stage by moving on, deleted deals'' included; a renamed stage''s passages under its name now, whatever it was called then) and their average length, read from the kept passages (equal to crm.opportunity_history, checked by crm.verify_aggregates()), and the deals in the stage now, from the pipeline aggregate';
+COMMENT ON COLUMN crm.stage_velocity.sort_order IS 'Position of the stage in the pipeline (NULL for a stage since removed)';
+COMMENT ON COLUMN crm.stage_velocity.stage IS 'Stage';
+COMMENT ON COLUMN crm.stage_velocity.passages IS 'How many times an opportunity entered and left the stage (moving on; a deal''s deletion is no passage)';
+COMMENT ON COLUMN crm.stage_velocity.average_days IS 'Average days between entering and leaving the stage';
+
+CREATE OR REPLACE FUNCTION crm.pipeline_as_of("at" timestamptz)
+    RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
+                   opportunities bigint, amount numeric, weighted_amount numeric, currency text,
+                   amount_in_currency numeric, weighted_amount_in_currency numeric)
+    LANGUAGE sql STABLE STRICT SECURITY INVOKER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH totals AS (
+        SELECT h.new_stage AS stage,
+               CASE WHEN EXISTS (SELECT 1 FROM crm.opportunity_stage_rename AS x) THEN
+                   (SELECT pg_catalog.min(r.id) FROM crm.opportunity_stage_rename AS r
+                     WHERE r.old_name OPERATOR(pg_catalog.=) h.new_stage AND r.last_entry OPERATOR(pg_catalog.>=) h.id)
+               END AS first_rename,
+               h.new_owner AS owner, h.currency,
+               COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
+               pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
+               pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
+                                               OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
+          FROM (SELECT DISTINCT ON (e.opportunity_id) e.*
+                  FROM crm.opportunity_history AS e
+                 WHERE e.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
+                 ORDER BY e.opportunity_id, e.id DESC) AS h
+         WHERE NOT h.deleted
+         GROUP BY 1, 2, h.new_owner, h.currency, 5),
+    renames AS (
+        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm.opportunity_stage_rename AS v),
+    -- each group's stage: the name it has now
+    staged AS (
+        SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
+          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
+          LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
+    -- each stage's name at the moment: walking back from now through its
+    -- renames made after the moment (up to one made by then), the old name
+    -- of the earliest; and whether it is known to have been created later
+    -- (another stage had that name then and was renamed after the moment)
+    named AS (
+        SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
+               EXISTS (SELECT 1 FROM renames AS x
+                        WHERE x.old_name OPERATOR(pg_catalog.=) COALESCE(b.old_name, c.current_stage)
+                          AND (b.id IS NULL OR x.id OPERATOR(pg_catalog.<) b.id)
+                          AND x.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                          AND x.current_name OPERATOR(pg_catalog.<>) c.current_stage) AS created_later
+          FROM (SELECT g.current_stage FROM staged AS g UNION SELECT s.name FROM crm.opportunity_stage AS s) AS c
+          LEFT JOIN LATERAL (
+                SELECT r.id, r.old_name FROM renames AS r
+                 WHERE r.current_name OPERATOR(pg_catalog.=) c.current_stage AND r.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
+                   AND NOT EXISTS (SELECT 1 FROM renames AS l
+                                    WHERE l.current_name OPERATOR(pg_catalog.=) c.current_stage AND l.id OPERATOR(pg_catalog.>) r.id
+                                      AND l.renamed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at")
+                 ORDER BY r.id LIMIT 1) AS b ON true),
+    grouped AS (
+        SELECT s.sort_order, n.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
+               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
+               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
+               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
+               t.currency, pg_catalog.sum(t.amount) AS amount_in_currency, pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency,
+               c.current_stage
+          FROM totals AS t
+          JOIN staged AS c ON c.recorded_stage OPERATOR(pg_catalog.=) t.stage
+                          AND c.first_rename IS NOT DISTINCT FROM t.first_rename
+          JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) c.current_stage
+          LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) c.current_stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
+         GROUP BY s.sort_order, c.current_stage, n.stage, s.is_closed, s.is_won, 5, t.currency)
+    SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
+           g.currency, g.amount_in_currency, g.weighted_amount_in_currency
+      FROM grouped AS g
+    UNION ALL
+    SELECT s.sort_order, n.stage, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
+           NULL::text, 0.00::numeric, 0.00::numeric
+      FROM crm.opportunity_stage AS s
+      JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) s.name
+     WHERE s.active AND NOT n.created_later
+       AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.current_stage OPERATOR(pg_catalog.=) s.name);
+END;
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. Row security of the history applies. See README "Reports"';
+
