@@ -16,9 +16,10 @@
 -- analysts.  Nobody but the extension writes it, and only in
 -- crm_internal.account_settle(), called by crm.compact_aggregates() (the
 -- accounts whose stripes it folded), crm.rebuild_aggregates() (all), an edit
--- of the exchange rates or of the corporate currency (all: the converted
--- totals depend on them), and emptied by a TRUNCATE of crm.opportunity.  The
--- deal triggers never touch it: writers stay on their own stripes.
+-- of the exchange rates (the accounts with a compacted group whose rate the
+-- edit changes: see account_settle_rates() below) or of the corporate
+-- currency (all), and emptied by a TRUNCATE of crm.opportunity.  The deal
+-- triggers never touch it: writers stay on their own stripes.
 --
 -- The invariant: in every committed state, the settled rows of an account
 -- without uncompacted stripe rows are its figures: computed from its
@@ -31,7 +32,8 @@
 -- deal of the stage, so both leave no settled account's figures wrong.
 -- What protects it: stripe 0 is written only by a compaction or a rebuild, each
 -- of which settles the accounts it changed in the same transaction; rates
--- and the corporate currency change only in transactions that settle again;
+-- and the corporate currency change only in transactions that settle again
+-- every account whose figures the change can move;
 -- and all of these take the compaction lock first
 -- (crm_internal.aggregates_compaction_lock(), held to the end of the
 -- transaction), so no two of them interleave: the later one's statements
@@ -124,7 +126,7 @@ CREATE TABLE crm_internal.account_settled (
     won_amount          numeric,
     PRIMARY KEY (account_id, owner)
 );
-COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
 COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
 COMMENT ON COLUMN crm_internal.account_settled.owner IS 'Opportunity owner whose deals these are; 0 (shown as -): all owners, read by admins and analysts';
 COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted opportunities in a stage that is not closed';
@@ -189,13 +191,14 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle(bigint[]) FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates and the corporate currency, which hold the compaction lock';
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
 
--- Rates and the corporate currency: the settled amounts are converted at
--- them, so an edit settles every account again, in the editing
--- transaction, after taking the compaction lock (a compaction running
--- meanwhile used the old rates; this waits for it and settles after it).
--- O(groups), once per statement; rates change once a month.
+-- The corporate currency: the settled amounts are converted to it, so a
+-- change settles every account again, in the editing transaction, after
+-- taking the compaction lock (a compaction running meanwhile used the old
+-- currency; this waits for it and settles after it).  O(groups), once per
+-- statement: a rare admin action (and it needs a rates table without rows,
+-- ZC121).  A TRUNCATE of the rates settles every account the same way.
 CREATE FUNCTION crm_internal.account_settle_all() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -216,13 +219,90 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on crm.exchange_rate and on the corporate currency of crm.settings: settles every account again at the new rates (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
-CREATE TRIGGER account_settle_rates AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.exchange_rate
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on the corporate currency of crm.settings and on TRUNCATE of crm.exchange_rate: settles every account again (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates_truncate AFTER TRUNCATE ON crm.exchange_rate
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
 CREATE TRIGGER account_settle_corporate_currency AFTER UPDATE OF corporate_currency ON crm.settings
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
 CREATE TRIGGER account_settle_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- An edit of the rates (INSERT, UPDATE, DELETE) settles only the accounts
+-- whose converted figures it can change.  A group (currency c, close month
+-- m) is converted at the rate of c with the latest valid_from <= m (m is
+-- infinity without a close date: the latest rate).  If an edit changes the
+-- rate a group gets, the rate row it got before or gets after is one the
+-- statement deleted, inserted or updated -- a changed row (c, v) -- and m
+-- lies in [v, the next valid_from of c after v in the rates as they are
+-- now): a later rate still there would be chosen instead, before and after.
+-- So the accounts to settle are those with a compacted group (stripe 0:
+-- the settled figures are made from those only) of a changed currency in
+-- one of those ranges, found through account_aggregate_rate_idx: the
+-- statement costs O(the groups and accounts it affects), not O(accounts).
+-- The lock and the snapshot: the compaction lock is taken first, as above,
+-- and the groups are looked up in a statement after it (READ COMMITTED:
+-- a new snapshot, which sees a compaction that committed meanwhile and the
+-- groups it made); account_settle() is called even for no account, so that
+-- its update of crm_internal.account_settle_epoch fails with 40001 under a
+-- REPEATABLE READ snapshot older than another settling's commit.
+CREATE INDEX account_aggregate_rate_idx ON crm_internal.account_aggregate (currency, close_month, account_id)
+    WHERE stripe OPERATOR(pg_catalog.=) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_rate_idx IS 'The compacted groups (stripe 0) of one currency and range of close months: the accounts a rate edit settles again (crm_internal.account_settle_rates()); writers never write stripe 0, so their inserts never touch it';
+
+CREATE FUNCTION crm_internal.account_settle_rates() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    currencies text[] := '{}';
+    months date[] := '{}';
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_rates() must be fired AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    -- the changed rate rows, before and after (transition tables)
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.valid_from), '{}')
+          INTO currencies, months FROM new_rates AS n;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.valid_from), '{}')
+          INTO currencies, months FROM old_rates AS o;
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    PERFORM crm_internal.account_settle(ARRAY(
+        SELECT DISTINCT a.account_id
+          FROM (SELECT DISTINCT c.currency, c.valid_from
+                  FROM ROWS FROM (pg_catalog.unnest(currencies), pg_catalog.unnest(months)) AS c (currency, valid_from)) AS c
+         CROSS JOIN LATERAL (SELECT pg_catalog.min(r.valid_from) AS next_from FROM crm.exchange_rate AS r
+                              WHERE r.currency OPERATOR(pg_catalog.=) c.currency
+                                AND r.valid_from OPERATOR(pg_catalog.>) c.valid_from) AS u
+          JOIN crm_internal.account_aggregate AS a
+            ON a.stripe OPERATOR(pg_catalog.=) 0
+           AND a.currency OPERATOR(pg_catalog.=) c.currency
+           AND a.close_month OPERATOR(pg_catalog.>=) c.valid_from
+           -- before the next rate (valid_from is a month's first day, close_month too); none: to infinity
+           AND a.close_month OPERATOR(pg_catalog.<=)
+               COALESCE(u.next_from OPERATOR(pg_catalog.-) 1, 'infinity'::pg_catalog.date)));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_rates() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_rates() IS 'AFTER INSERT, UPDATE and DELETE statement triggers on crm.exchange_rate: settles again (under the compaction lock) only the accounts with a compacted group whose rate the statement changes (its currency, close month from the changed valid_from to the next rate), found through account_aggregate_rate_idx';
+CREATE TRIGGER account_settle_rates_insert AFTER INSERT ON crm.exchange_rate
+    REFERENCING NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_update AFTER UPDATE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
 
 -- crm.top_accounts() is in 96_top_accounts.sql: it needs crm.team_roles()
 -- (95_row_security.sql), which a SQL-standard body resolves when it is made.

@@ -5621,3 +5621,153 @@ COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amount
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
+
+-- the account rollup read per account and per owner, rate edits settling only the accounts they change (issue 22, session 35)
+-- crm.account_rollup: the groups summed in a LATERAL subquery per account,
+-- the owner's name from pg_roles (a filter on it reads that owner's accounts
+-- only); a rate edit settles the accounts with a compacted group whose rate
+-- it changes (account_aggregate_rate_idx), no longer every account
+-- (sql/install/88_aggregates.sql, 88_aggregates_top_accounts.sql).
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+      LEFT JOIN LATERAL (
+           SELECT pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN pg_catalog.min(g.currency) END AS currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+             FROM (SELECT a.currency, s.is_closed, s.is_won,
+                          pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                          crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+                     FROM crm_internal.account_aggregate AS a
+                     JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+                    WHERE a.account_id OPERATOR(pg_catalog.=) ac.id AND (s.is_won OR NOT s.is_closed)
+                    GROUP BY a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g) AS r
+        ON true;
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
+
+DROP TRIGGER account_settle_rates ON crm.exchange_rate;
+-- The corporate currency: the settled amounts are converted to it, so a
+-- change settles every account again, in the editing transaction, after
+-- taking the compaction lock (a compaction running meanwhile used the old
+-- currency; this waits for it and settles after it).  O(groups), once per
+-- statement: a rare admin action (and it needs a rates table without rows,
+-- ZC121).  A TRUNCATE of the rates settles every account the same way.
+CREATE OR REPLACE FUNCTION crm_internal.account_settle_all() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_all() must be fired AFTER ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'opportunity' THEN
+        DELETE FROM crm_internal.account_settled;	-- the aggregates were emptied too
+    ELSE
+        PERFORM crm_internal.account_settle(NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on the corporate currency of crm.settings and on TRUNCATE of crm.exchange_rate: settles every account again (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates_truncate AFTER TRUNCATE ON crm.exchange_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- An edit of the rates (INSERT, UPDATE, DELETE) settles only the accounts
+-- whose converted figures it can change.  A group (currency c, close month
+-- m) is converted at the rate of c with the latest valid_from <= m (m is
+-- infinity without a close date: the latest rate).  If an edit changes the
+-- rate a group gets, the rate row it got before or gets after is one the
+-- statement deleted, inserted or updated -- a changed row (c, v) -- and m
+-- lies in [v, the next valid_from of c after v in the rates as they are
+-- now): a later rate still there would be chosen instead, before and after.
+-- So the accounts to settle are those with a compacted group (stripe 0:
+-- the settled figures are made from those only) of a changed currency in
+-- one of those ranges, found through account_aggregate_rate_idx: the
+-- statement costs O(the groups and accounts it affects), not O(accounts).
+-- The lock and the snapshot: the compaction lock is taken first, as above,
+-- and the groups are looked up in a statement after it (READ COMMITTED:
+-- a new snapshot, which sees a compaction that committed meanwhile and the
+-- groups it made); account_settle() is called even for no account, so that
+-- its update of crm_internal.account_settle_epoch fails with 40001 under a
+-- REPEATABLE READ snapshot older than another settling's commit.
+CREATE INDEX account_aggregate_rate_idx ON crm_internal.account_aggregate (currency, close_month, account_id)
+    WHERE stripe OPERATOR(pg_catalog.=) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_rate_idx IS 'The compacted groups (stripe 0) of one currency and range of close months: the accounts a rate edit settles again (crm_internal.account_settle_rates()); writers never write stripe 0, so their inserts never touch it';
+
+CREATE FUNCTION crm_internal.account_settle_rates() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    currencies text[] := '{}';
+    months date[] := '{}';
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_rates() must be fired AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    -- the changed rate rows, before and after (transition tables)
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.valid_from), '{}')
+          INTO currencies, months FROM new_rates AS n;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.valid_from), '{}')
+          INTO currencies, months FROM old_rates AS o;
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    PERFORM crm_internal.account_settle(ARRAY(
+        SELECT DISTINCT a.account_id
+          FROM (SELECT DISTINCT c.currency, c.valid_from
+                  FROM ROWS FROM (pg_catalog.unnest(currencies), pg_catalog.unnest(months)) AS c (currency, valid_from)) AS c
+         CROSS JOIN LATERAL (SELECT pg_catalog.min(r.valid_from) AS next_from FROM crm.exchange_rate AS r
+                              WHERE r.currency OPERATOR(pg_catalog.=) c.currency
+                                AND r.valid_from OPERATOR(pg_catalog.>) c.valid_from) AS u
+          JOIN crm_internal.account_aggregate AS a
+            ON a.stripe OPERATOR(pg_catalog.=) 0
+           AND a.currency OPERATOR(pg_catalog.=) c.currency
+           AND a.close_month OPERATOR(pg_catalog.>=) c.valid_from
+           -- before the next rate (valid_from is a month's first day, close_month too); none: to infinity
+           AND a.close_month OPERATOR(pg_catalog.<=)
+               COALESCE(u.next_from OPERATOR(pg_catalog.-) 1, 'infinity'::pg_catalog.date)));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_rates() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_rates() IS 'AFTER INSERT, UPDATE and DELETE statement triggers on crm.exchange_rate: settles again (under the compaction lock) only the accounts with a compacted group whose rate the statement changes (its currency, close month from the changed valid_from to the next rate), found through account_aggregate_rate_idx';
+CREATE TRIGGER account_settle_rates_insert AFTER INSERT ON crm.exchange_rate
+    REFERENCING NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_update AFTER UPDATE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
