@@ -82,14 +82,97 @@ SELECT crm.compact_aggregates() > 0 AS compacted;
 SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 2);
 EXECUTE same('open_amount', 2);
 
--- A rate edit settles every account again at the new rate, in the editing
--- transaction: the settled euro amounts change with it.
+-- A rate edit settles again, in the editing transaction, the accounts it
+-- affects: the settled euro amounts change with it.
 SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
 UPDATE crm.exchange_rate SET rate = 2 WHERE currency = 'EUR';
 SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
 EXECUTE same('open_amount', 3);
 EXECUTE same('won_amount', 3);
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- Only the accounts whose conversion an edit changes are settled again: a
+-- group (currency, close month) takes the latest rate not after its month
+-- (no close date: the latest rate), so an edit of the rate (c, v) moves the
+-- groups of c from v to the next rate of c.  The euro groups now: account 1
+-- (a2, won, February 2027), account 3 (c1, open, no close date), account 6
+-- (f1, won, April 2027).  Every settled row is remembered (xmin: which
+-- transaction wrote it) to show which ones each edit rewrites.
+SELECT count(*) AS pending_rows FROM crm_internal.account_aggregate WHERE stripe <> 0;
+CREATE TEMP TABLE settled_before AS
+SELECT s.account_id, s.owner, s.xmin::text AS written_by, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+PREPARE rewritten AS
+SELECT s.account_id, pg_catalog.count(*) AS rows_rewritten,
+       pg_catalog.bool_and(s.open_amount IS NOT DISTINCT FROM b.open_amount
+                           AND s.won_amount IS NOT DISTINCT FROM b.won_amount) AS same_figures
+  FROM crm_internal.account_settled AS s
+  LEFT JOIN settled_before AS b ON b.account_id = s.account_id AND b.owner = s.owner
+ WHERE b.written_by IS DISTINCT FROM s.xmin::text
+ GROUP BY s.account_id ORDER BY s.account_id;
+-- settled figures against the view computed from the groups, every account
+PREPARE settled_is_rollup AS
+SELECT count(*) AS accounts,
+       count(*) FILTER (WHERE round(s.open_amount, 2) = r.open_amount AND round(s.won_amount, 2) = r.won_amount) AS equal
+  FROM crm.account_rollup AS r
+  JOIN crm_internal.account_settled AS s ON s.account_id = r.account_id AND s.owner = 0::oid::regrole;
+-- a new euro rate from March 2027: accounts 3 (no close date: the latest
+-- rate) and 6 (April) change; account 1 (February) keeps the older rate and
+-- its settled rows are not rewritten
+BEGIN;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2027-03-01', 3);
+EXECUTE rewritten;
+COMMIT;
+SELECT account_id, open_amount, won_amount FROM crm.account_rollup WHERE account_id IN (1, 3, 6) ORDER BY account_id;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
+EXECUTE same('won_amount', 6);
+-- the older euro rate: only the months before March 2027 (account 1)
+TRUNCATE settled_before;
+INSERT INTO settled_before SELECT s.account_id, s.owner, s.xmin::text, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+BEGIN;
+UPDATE crm.exchange_rate SET rate = 2.5 WHERE currency = 'EUR' AND valid_from = '2026-01-01';
+EXECUTE rewritten;
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+-- an edit that changes no group's rate (a euro rate before every other
+-- one: no group is that old; a rate of a currency no deal uses) rewrites
+-- nothing; a euro rate after every other one is the latest rate, which the
+-- deals without a close date take (account 3)
+TRUNCATE settled_before;
+INSERT INTO settled_before SELECT s.account_id, s.owner, s.xmin::text, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+BEGIN;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2025-01-01', 4);
+INSERT INTO crm.currency (code, name) VALUES ('SEK', 'Krona') ON CONFLICT DO NOTHING;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('SEK', '2026-01-01', 0.1);
+EXECUTE rewritten;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2030-01-01', 4);
+EXECUTE rewritten;
+EXECUTE settled_is_rollup;
+ROLLBACK;
+-- deleting the March rate: accounts 3 and 6 fall back to the older one
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'EUR' AND valid_from = '2027-03-01';
+EXECUTE rewritten;
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
+-- an account with pending writes (account 6): the edit settles it from its
+-- compacted groups, and top_accounts computes it from all its groups until
+-- a compaction folds the writes and settles it again
+UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'f1';
+UPDATE crm.exchange_rate SET rate = 2 WHERE currency = 'EUR' AND valid_from = '2026-01-01';
+EXECUTE same('won_amount', 6);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+UPDATE crm.opportunity SET amount = amount - 1 WHERE name = 'f1';
+SELECT crm.compact_aggregates() > 0 AS compacted;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+DEALLOCATE rewritten;
+DEALLOCATE settled_is_rollup;
+DROP TABLE settled_before;
 
 -- A currency without a rate: the settled amount is NULL, and top_accounts
 -- computes the account and raises ZC120, as crm.account_rollup does.
