@@ -170,6 +170,26 @@ UPDATE crm.opportunity SET amount = amount - 1 WHERE name = 'f1';
 SELECT crm.compact_aggregates() > 0 AS compacted;
 EXECUTE settled_is_rollup;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+-- every write path of the rates: MERGE (an update and an insert in one
+-- statement), TRUNCATE (every account settled: no rate left) and COPY
+MERGE INTO crm.exchange_rate AS r
+USING (VALUES ('EUR', date '2026-01-01', 2.2), ('EUR', date '2027-04-01', 3.3)) AS v (currency, valid_from, rate)
+   ON r.currency = v.currency AND r.valid_from = v.valid_from
+ WHEN MATCHED THEN UPDATE SET rate = v.rate
+ WHEN NOT MATCHED THEN INSERT (currency, valid_from, rate) VALUES (v.currency, v.valid_from, v.rate);
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+BEGIN;
+TRUNCATE crm.exchange_rate;
+SELECT count(*) FILTER (WHERE open_amount IS NULL OR won_amount IS NULL) AS unpriced_accounts
+  FROM crm_internal.account_settled WHERE owner = 0::oid::regrole;
+COPY crm.exchange_rate (currency, valid_from, rate) FROM stdin;
+EUR	2026-01-01	2
+\.
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
 DEALLOCATE rewritten;
 DEALLOCATE settled_is_rollup;
 DROP TABLE settled_before;
