@@ -94,9 +94,11 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
-                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
+           ac.owner AS account_owner
       FROM crm_internal.account_settled_groups AS g
-     GROUP BY g.account_id, g.owner
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, g.owner, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
     UNION ALL
     SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
@@ -105,9 +107,11 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
-                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
+           ac.owner
       FROM crm_internal.account_settled_groups AS g
-     GROUP BY g.account_id
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON VIEW crm_internal.account_settled_actual IS 'What crm_internal.account_settled must hold, computed now from the compacted groups (stripe 0) of crm_internal.account_aggregate at the current rates: per account and opportunity owner, and per account for all owners (owner 0)';
 COMMENT ON COLUMN crm_internal.account_settled_actual.account_id IS 'The account';
@@ -116,6 +120,7 @@ COMMENT ON COLUMN crm_internal.account_settled_actual.open_opportunities IS 'Opp
 COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_opportunities IS 'Opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+COMMENT ON COLUMN crm_internal.account_settled_actual.account_owner IS 'The account''s owner now (crm.account.owner; NULL: no such account)';
 
 CREATE TABLE crm_internal.account_settled (
     account_id          bigint NOT NULL,
@@ -124,7 +129,8 @@ CREATE TABLE crm_internal.account_settled (
     open_amount         numeric,
     won_opportunities   bigint NOT NULL,
     won_amount          numeric,
-    PRIMARY KEY (account_id, owner)
+    PRIMARY KEY (account_id, owner),
+    account_owner       regrole
 );
 COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
 COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
@@ -133,6 +139,7 @@ COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted 
 COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
 COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
+COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner), kept equal to it: a change of an account''s owner settles the account again (crm_internal.account_settle_owners()); crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
 -- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
 CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
     (owner, pg_catalog.round(open_amount, 2) DESC, account_id);
@@ -142,6 +149,13 @@ CREATE INDEX account_settled_won_idx ON crm_internal.account_settled
 COMMENT ON INDEX crm_internal.account_settled_won_idx IS 'crm.top_accounts(''won_amount'', n): accounts of one owner key in the order of their rounded won amount';
 CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (account_id)
     WHERE open_amount IS NULL OR won_amount IS NULL;
+-- the walks of crm.top_accounts(by, n, owner): per owner key and account owner
+CREATE INDEX account_settled_account_owner_open_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(open_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_open_idx IS 'crm.top_accounts(''open_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded open amount';
+CREATE INDEX account_settled_account_owner_won_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(won_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_won_idx IS 'crm.top_accounts(''won_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded won amount';
 COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
 
 -- Every settling counts itself in one row, which only settling (under the
@@ -175,14 +189,14 @@ BEGIN
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
           FROM crm_internal.account_settled_actual AS x;
     ELSE
         DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
           FROM crm_internal.account_settled_actual AS x
          WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
     END IF;
@@ -303,6 +317,41 @@ CREATE TRIGGER account_settle_rates_update AFTER UPDATE ON crm.exchange_rate
 CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
     REFERENCING OLD TABLE AS old_rates
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+
+-- An account's owner is in its settled rows (account_owner: one owner's
+-- top accounts walk them), so a change of it settles the account again, in
+-- the changing statement, under the compaction lock and after it, as a
+-- rate edit does (a compaction that read the old owner has committed by
+-- then and the settling sees its groups; one that comes later waits and
+-- reads the new owner).  Updates that change no owner take no lock.
+CREATE FUNCTION crm_internal.account_settle_owners() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moved bigint[];
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_owners() must be fired AFTER UPDATE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    moved := ARRAY(SELECT n.id FROM new_accounts AS n
+                     JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
+                    WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid);
+    IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM crm_internal.aggregates_compaction_lock();
+        PERFORM crm_internal.account_settle(moved);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_owners() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: settles again (under the compaction lock) the accounts whose owner the statement changed, so that crm_internal.account_settled.account_owner stays the account''s owner';
+CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
+    REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_owners();
 
 -- crm.top_accounts() is in 96_top_accounts.sql: it needs crm.team_roles()
 -- (95_row_security.sql), which a SQL-standard body resolves when it is made.
