@@ -9,15 +9,19 @@
 #                              small size, the last the big one
 #       RUNS=7                 timed runs per query (after one warm-up)
 #       OWNERS=20
+#       BEFORE=ded0cc3         the commit whose view and function are "before"
 #
 # Data: bench/reports_data.sql (20 owners bench_rep1.. each owning 1/20 of
 # the accounts and deals; EUR and GBP with a rate per month 2024-2028; close
 # dates over 24 months), crm.rebuild_aggregates() (every account settled),
-# VACUUM ANALYZE.  "before" is main as session 35 found it, in the same
-# database (bench/account_rates_old.sql: schema bench_old, the old
-# crm.account_rollup and crm.top_accounts() over it; for the rate edit, the
+# VACUUM ANALYZE.  "before" is the code at git commit BEFORE (default
+# ded0cc3, main as session 35 found it), in the same database: schema
+# bench_old, its crm.account_rollup and its crm.top_accounts() over it,
+# taken from that commit's install scripts; for the rate edit, the
 # old statement trigger that settles every account, put in place of the new
-# ones inside the timed transaction).  "after" is the installed extension.
+# ones inside the timed transaction; for an account update, the new
+# trigger account_settle_owners disabled).  "after" is the installed
+# extension.
 #
 # Timing: EXPLAIN (ANALYZE) "Execution Time" (AFTER triggers included), the
 # median of RUNS runs after one warm-up, before and after interleaved run by
@@ -30,6 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 SIZES=${SIZES:-"10000 200000"}
 RUNS=${RUNS:-7}
 OWNERS=${OWNERS:-20}
+BEFORE=${BEFORE:-ded0cc3}
 read -r -a SIZE_LIST <<<"$SIZES"
 
 build_and_install >&2
@@ -37,7 +42,21 @@ WORK=$(mktemp -d /tmp/crm-bench-account-rates.XXXXXX)
 chmod 755 "$WORK"
 trap 'stop_cluster "$WORK/cluster"; rm -rf "$WORK"' EXIT
 start_cluster "$WORK/cluster" >&2
-cp "$REPO_ROOT/bench/reports_data.sql" "$REPO_ROOT/bench/account_rates_old.sql" "$WORK/"
+cp "$REPO_ROOT/bench/reports_data.sql" "$WORK/"
+# the "before" objects, from commit BEFORE, renamed into schema bench_old
+{
+    echo "CREATE SCHEMA bench_old; GRANT USAGE ON SCHEMA bench_old TO PUBLIC;"
+    git -C "$REPO_ROOT" show "$BEFORE:sql/install/88_aggregates.sql" \
+        | awk '/^CREATE VIEW crm.account_rollup /, /^ *ON r.account_id OPERATOR\(pg_catalog.=\) ac.id;$/' \
+        | sed 's/^CREATE VIEW crm.account_rollup /CREATE VIEW bench_old.account_rollup /'
+    echo "GRANT SELECT ON bench_old.account_rollup TO PUBLIC;"
+    git -C "$REPO_ROOT" show "$BEFORE:sql/install/96_top_accounts.sql" \
+        | awk '/^CREATE FUNCTION crm.top_accounts\(/, /^END;$/' \
+        | sed 's/^CREATE FUNCTION crm.top_accounts(/CREATE FUNCTION bench_old.top_accounts(/; s/FROM crm.account_rollup AS v/FROM bench_old.account_rollup AS v/'
+    echo "GRANT EXECUTE ON FUNCTION bench_old.top_accounts(text, integer, text) TO PUBLIC;"
+} > "$WORK/before.sql"
+grep -q 'CREATE VIEW bench_old.account_rollup' "$WORK/before.sql" && grep -q 'bench_old.account_rollup AS v' "$WORK/before.sql" \
+    || { echo "could not take the before objects from $BEFORE" >&2; exit 1; }
 chmod 644 "$WORK"/*.sql
 psql_q() { as_cluster_user psql -X -q -At -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" "$@"; }
 
@@ -91,7 +110,7 @@ SQL
     psql_q -U postgres -d "$db" -v n_leads=2000 -v n_opps="$n" -v n_accounts=$((n / OWNERS * OWNERS)) \
         -v owners="$OWNERS" -v campaigns=10 -f "$WORK/reports_data.sql" >/dev/null
     psql_q -U postgres -d "$db" -c "SELECT crm.rebuild_aggregates()" >/dev/null
-    psql_q -U postgres -d "$db" -f "$WORK/account_rates_old.sql" >/dev/null
+    psql_q -U postgres -d "$db" -f "$WORK/before.sql" >/dev/null
     psql_q -U postgres -d "$db" -c "$TIMER" >/dev/null
     psql_q -U postgres -d "$db" -c "VACUUM ANALYZE" >/dev/null
     log "$db: $n accounts and opportunities, loaded in $(( $(date +%s) - t0 )) s"
@@ -109,6 +128,8 @@ CASES=(
   "top_accounts 20|postgres|SELECT * FROM bench_old.top_accounts('open_amount', 20)|SELECT * FROM crm.top_accounts('open_amount', 20)|"
   "rate edit: one month of EUR|postgres|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'EUR' AND valid_from = '2025-06-01'|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'EUR' AND valid_from = '2025-06-01'|$OLD_TRIGGER"
   "rate edit: latest GBP rate|postgres|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'GBP' AND valid_from = '2028-12-01'|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'GBP' AND valid_from = '2028-12-01'|$OLD_TRIGGER"
+  "account owner change (one account)|postgres|UPDATE crm.account SET owner = 'bench_rep2' WHERE id = 21|UPDATE crm.account SET owner = 'bench_rep2' WHERE id = 21|ALTER TABLE crm.account DISABLE TRIGGER account_settle_owners"
+  "account name change (one account)|postgres|UPDATE crm.account SET name = name || 'x' WHERE id = 21|UPDATE crm.account SET name = name || 'x' WHERE id = 21|ALTER TABLE crm.account DISABLE TRIGGER account_settle_owners"
 )
 
 printf '%-30s %-10s' "query" "role"

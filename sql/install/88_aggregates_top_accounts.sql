@@ -18,12 +18,15 @@
 -- accounts whose stripes it folded), crm.rebuild_aggregates() (all), an edit
 -- of the exchange rates (the accounts with a compacted group whose rate the
 -- edit changes: see account_settle_rates() below) or of the corporate
--- currency (all), and emptied by a TRUNCATE of crm.opportunity.  The deal
--- triggers never touch it: writers stay on their own stripes.
+-- currency (all), a change of an account's owner (that account: its rows
+-- name the account's owner, account_owner, for one owner's top accounts),
+-- and emptied by a TRUNCATE of crm.opportunity.  The deal triggers never
+-- touch it: writers stay on their own stripes.
 --
 -- The invariant: in every committed state, the settled rows of an account
 -- without uncompacted stripe rows are its figures: computed from its
--- stripe-0 groups (all it has) at the current rates and stage flags
+-- stripe-0 groups (all it has) at the current rates and stage flags, with
+-- its current owner
 -- (crm.verify_aggregates() checks it, as aggregate account_settled).  (An
 -- account with stripes may differ -- a stage renamed since the last
 -- compaction leaves its stripe-0 group under the old name, its stripes
@@ -32,8 +35,8 @@
 -- deal of the stage, so both leave no settled account's figures wrong.
 -- What protects it: stripe 0 is written only by a compaction or a rebuild, each
 -- of which settles the accounts it changed in the same transaction; rates
--- and the corporate currency change only in transactions that settle again
--- every account whose figures the change can move;
+-- and the corporate currency change, and accounts change owner, only in
+-- transactions that settle again every account the change can move;
 -- and all of these take the compaction lock first
 -- (crm_internal.aggregates_compaction_lock(), held to the end of the
 -- transaction), so no two of them interleave: the later one's statements
