@@ -18,15 +18,17 @@
 -- accounts whose stripes it folded), crm.rebuild_aggregates() (all), an edit
 -- of the exchange rates (the accounts with a compacted group whose rate the
 -- edit changes: see account_settle_rates() below) or of the corporate
--- currency (all), a change of an account's owner (that account: its rows
--- name the account's owner, account_owner, for one owner's top accounts),
--- and emptied by a TRUNCATE of crm.opportunity.  The deal triggers never
+-- currency (all), and emptied by a TRUNCATE of crm.opportunity.  Its rows
+-- name the account's owner (account_owner, for one owner's top accounts):
+-- a change of owner only records the account in
+-- crm_internal.account_owner_moved, which makes it pending until the next
+-- settling (which settles it, with its new owner, and drops the record).  The deal triggers never
 -- touch it: writers stay on their own stripes.
 --
 -- The invariant: in every committed state, the settled rows of an account
--- without uncompacted stripe rows are its figures: computed from its
--- stripe-0 groups (all it has) at the current rates and stage flags, with
--- its current owner
+-- without uncompacted stripe rows and not in account_owner_moved are its
+-- figures: computed from its stripe-0 groups (all it has) at the current
+-- rates and stage flags, with its current owner
 -- (crm.verify_aggregates() checks it, as aggregate account_settled).  (An
 -- account with stripes may differ -- a stage renamed since the last
 -- compaction leaves its stripe-0 group under the old name, its stripes
@@ -35,8 +37,12 @@
 -- deal of the stage, so both leave no settled account's figures wrong.
 -- What protects it: stripe 0 is written only by a compaction or a rebuild, each
 -- of which settles the accounts it changed in the same transaction; rates
--- and the corporate currency change, and accounts change owner, only in
--- transactions that settle again every account the change can move;
+-- and the corporate currency change only in transactions that settle again
+-- every account the change can move; an owner changes only in a
+-- transaction that records the account in account_owner_moved, and a
+-- settling deletes those records first (DELETE ... RETURNING: the records
+-- of committed changes) and settles those accounts in later statements,
+-- which see those changes;
 -- and all of these take the compaction lock first
 -- (crm_internal.aggregates_compaction_lock(), held to the end of the
 -- transaction), so no two of them interleave: the later one's statements
@@ -142,7 +148,7 @@ COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted 
 COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
 COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
-COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner), kept equal to it: a change of an account''s owner settles the account again (crm_internal.account_settle_owners()); crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
+COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner) when settled; an account whose owner changed since is in crm_internal.account_owner_moved until the next settling; crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
 -- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
 CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
     (owner, pg_catalog.round(open_amount, 2) DESC, account_id);
@@ -178,8 +184,24 @@ COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account fi
 COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
 COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
 
--- Settle the given accounts (NULL: all): their settled rows made again from
--- crm_internal.account_settled_actual.  Callers hold the compaction lock.
+-- The accounts whose owner changed since they were last settled: pending
+-- for crm.top_accounts() (their settled account_owner may be the old one)
+-- until the next settling takes them.  Written by the owner trigger below
+-- (no lock: an owner change never waits for a compaction), emptied by
+-- crm_internal.account_settle().  No key: two changes of one account never
+-- wait for each other.
+CREATE TABLE crm_internal.account_owner_moved (
+    account_id  bigint NOT NULL
+);
+CREATE INDEX account_owner_moved_account_idx ON crm_internal.account_owner_moved (account_id);
+COMMENT ON TABLE crm_internal.account_owner_moved IS 'Accounts whose owner changed since their settled rows (crm_internal.account_settled) were written: crm.top_accounts() computes them from their groups; the next settling (a compaction, a rate edit, a rebuild) settles them with their new owner and deletes these rows';
+COMMENT ON COLUMN crm_internal.account_owner_moved.account_id IS 'The account (one row per change of its owner)';
+COMMENT ON INDEX crm_internal.account_owner_moved_account_idx IS 'One account''s records (crm.verify_aggregates() skips those accounts)';
+
+-- Settle the given accounts (NULL: all) and the accounts whose owner
+-- changed (account_owner_moved, whose rows it deletes first): their settled
+-- rows made again from crm_internal.account_settled_actual.  Callers hold
+-- the compaction lock.
 CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -187,8 +209,15 @@ CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
 AS $$
 DECLARE
     n bigint;
+    moved bigint[];
 BEGIN
     UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    -- the owner changes committed so far (the statements below see them)
+    WITH d AS (DELETE FROM crm_internal.account_owner_moved RETURNING account_id)
+    SELECT ARRAY(SELECT DISTINCT d.account_id FROM d) INTO moved;
+    IF accounts IS NOT NULL THEN	-- (NULL, all, takes them; NULL || moved would be moved)
+        accounts := accounts OPERATOR(pg_catalog.||) moved;
+    END IF;
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
@@ -208,7 +237,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle(bigint[]) FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all), and of the accounts in crm_internal.account_owner_moved (whose rows it deletes), again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
 
 -- The corporate currency: the settled amounts are converted to it, so a
 -- change settles every account again, in the editing transaction, after
@@ -322,36 +351,31 @@ CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
 
 -- An account's owner is in its settled rows (account_owner: one owner's
--- top accounts walk them), so a change of it settles the account again, in
--- the changing statement, under the compaction lock and after it, as a
--- rate edit does (a compaction that read the old owner has committed by
--- then and the settling sees its groups; one that comes later waits and
--- reads the new owner).  Updates that change no owner take no lock.
+-- top accounts walk them), so a change of it records the account in
+-- account_owner_moved (pending until the next settling), without a lock: a
+-- rep reassigning an account never waits for a compaction, nor makes one
+-- wait.  Updates that change no owner write nothing.
 CREATE FUNCTION crm_internal.account_settle_owners() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    moved bigint[];
 BEGIN
     IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
        OR TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' THEN
         RAISE EXCEPTION 'crm_internal.account_settle_owners() must be fired AFTER UPDATE ... FOR EACH STATEMENT'
             USING ERRCODE = 'triggered_action_exception';
     END IF;
-    moved := ARRAY(SELECT n.id FROM new_accounts AS n
-                     JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
-                    WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid);
-    IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM crm_internal.aggregates_compaction_lock();
-        PERFORM crm_internal.account_settle(moved);
-    END IF;
+    INSERT INTO crm_internal.account_owner_moved (account_id)
+    SELECT n.id FROM new_accounts AS n
+      JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
+     WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid;
     RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle_owners() FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: settles again (under the compaction lock) the accounts whose owner the statement changed, so that crm_internal.account_settled.account_owner stays the account''s owner';
+COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: records the accounts whose owner the statement changed in crm_internal.account_owner_moved (pending for crm.top_accounts() until the next settling gives their settled rows the new owner)';
+GRANT SELECT ON crm_internal.account_owner_moved TO crm_admin, crm_manager, crm_sales, crm_analyst;
 CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
     REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_owners();

@@ -20,7 +20,8 @@ COMMENT ON DOMAIN crm_internal.top_accounts_count IS 'How many accounts crm.top_
 -- with owner, among the accounts that role owns (the account's owner, as
 -- the view's owner column): the same walks, of that owner's settled rows
 -- (account_settled_account_owner_open_idx / _won_idx: account_owner is
--- kept equal to the account's owner), and that owner's pending accounts;
+-- the account's owner, but for the accounts in account_owner_moved, which
+-- are pending), and that owner's pending accounts;
 -- a manager's team sum reads all that owner's accounts (account_owner_idx).
 -- A SQL-standard body: its tables were resolved when it was made, so the
 -- caller needs no access to schema crm_internal, only the SELECT privilege
@@ -53,10 +54,13 @@ BEGIN ATOMIC
     o AS (
         SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) top_accounts.owner),
     -- Pending: the accounts with stripes not compacted yet (those the caller
-    -- sees: account_aggregate_pending_idx), and settled rows without a rate.
+    -- sees: account_aggregate_pending_idx), those whose owner changed since
+    -- they were settled, and settled rows without a rate.
     pending AS (
         SELECT ARRAY(SELECT a.account_id FROM crm_internal.account_aggregate AS a
                       WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+                     UNION
+                     SELECT m.account_id FROM crm_internal.account_owner_moved AS m
                      UNION
                      SELECT s.account_id FROM crm_internal.account_settled AS s
                       WHERE (s.open_amount IS NULL OR s.won_amount IS NULL)
