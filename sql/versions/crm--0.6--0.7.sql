@@ -5802,7 +5802,7 @@ CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoke
      GROUP BY g.account_id, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON COLUMN crm_internal.account_settled_actual.account_owner IS 'The account''s owner now (crm.account.owner; NULL: no such account)';
-COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner), kept equal to it: a change of an account''s owner settles the account again (crm_internal.account_settle_owners()); crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
+COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner) when settled; an account whose owner changed since is in crm_internal.account_owner_moved until the next settling; crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
 -- the walks of crm.top_accounts(by, n, owner): per owner key and account owner
 CREATE INDEX account_settled_account_owner_open_idx ON crm_internal.account_settled
     (owner, account_owner, pg_catalog.round(open_amount, 2) DESC, account_id);
@@ -5810,6 +5810,22 @@ COMMENT ON INDEX crm_internal.account_settled_account_owner_open_idx IS 'crm.top
 CREATE INDEX account_settled_account_owner_won_idx ON crm_internal.account_settled
     (owner, account_owner, pg_catalog.round(won_amount, 2) DESC, account_id);
 COMMENT ON INDEX crm_internal.account_settled_account_owner_won_idx IS 'crm.top_accounts(''won_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded won amount';
+-- The accounts whose owner changed since they were last settled: pending
+-- for crm.top_accounts() (their settled account_owner may be the old one)
+-- until the next settling takes them.  Written by the owner trigger below
+-- (no lock: an owner change never waits for a compaction), emptied by
+-- crm_internal.account_settle().  No key: two changes of one account never
+-- wait for each other.
+CREATE TABLE crm_internal.account_owner_moved (
+    account_id  bigint NOT NULL
+);
+CREATE INDEX account_owner_moved_account_idx ON crm_internal.account_owner_moved (account_id);
+COMMENT ON TABLE crm_internal.account_owner_moved IS 'Accounts whose owner changed since their settled rows (crm_internal.account_settled) were written: crm.top_accounts() computes them from their groups; the next settling (a compaction, a rate edit, a rebuild) settles them with their new owner and deletes these rows';
+COMMENT ON COLUMN crm_internal.account_owner_moved.account_id IS 'The account (one row per change of its owner)';
+COMMENT ON INDEX crm_internal.account_owner_moved_account_idx IS 'One account''s records (crm.verify_aggregates() skips those accounts)';
+
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_owner_moved', '');
+GRANT SELECT ON crm_internal.account_owner_moved TO crm_admin, crm_manager, crm_sales, crm_analyst;
 CREATE OR REPLACE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -5817,8 +5833,15 @@ CREATE OR REPLACE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURN
 AS $$
 DECLARE
     n bigint;
+    moved bigint[];
 BEGIN
     UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    -- the owner changes committed so far (the statements below see them)
+    WITH d AS (DELETE FROM crm_internal.account_owner_moved RETURNING account_id)
+    SELECT ARRAY(SELECT DISTINCT d.account_id FROM d) INTO moved;
+    IF accounts IS NOT NULL THEN	-- (NULL, all, takes them; NULL || moved would be moved)
+        accounts := accounts OPERATOR(pg_catalog.||) moved;
+    END IF;
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
@@ -5837,37 +5860,32 @@ BEGIN
     RETURN n;
 END
 $$;
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all), and of the accounts in crm_internal.account_owner_moved (whose rows it deletes), again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
 -- An account's owner is in its settled rows (account_owner: one owner's
--- top accounts walk them), so a change of it settles the account again, in
--- the changing statement, under the compaction lock and after it, as a
--- rate edit does (a compaction that read the old owner has committed by
--- then and the settling sees its groups; one that comes later waits and
--- reads the new owner).  Updates that change no owner take no lock.
+-- top accounts walk them), so a change of it records the account in
+-- account_owner_moved (pending until the next settling), without a lock: a
+-- rep reassigning an account never waits for a compaction, nor makes one
+-- wait.  Updates that change no owner write nothing.
 CREATE FUNCTION crm_internal.account_settle_owners() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    moved bigint[];
 BEGIN
     IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
        OR TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' THEN
         RAISE EXCEPTION 'crm_internal.account_settle_owners() must be fired AFTER UPDATE ... FOR EACH STATEMENT'
             USING ERRCODE = 'triggered_action_exception';
     END IF;
-    moved := ARRAY(SELECT n.id FROM new_accounts AS n
-                     JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
-                    WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid);
-    IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM crm_internal.aggregates_compaction_lock();
-        PERFORM crm_internal.account_settle(moved);
-    END IF;
+    INSERT INTO crm_internal.account_owner_moved (account_id)
+    SELECT n.id FROM new_accounts AS n
+      JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
+     WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid;
     RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle_owners() FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: settles again (under the compaction lock) the accounts whose owner the statement changed, so that crm_internal.account_settled.account_owner stays the account''s owner';
+COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: records the accounts whose owner the statement changed in crm_internal.account_owner_moved (pending for crm.top_accounts() until the next settling gives their settled rows the new owner)';
 CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
     REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_owners();
@@ -5897,10 +5915,13 @@ BEGIN ATOMIC
     o AS (
         SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) top_accounts.owner),
     -- Pending: the accounts with stripes not compacted yet (those the caller
-    -- sees: account_aggregate_pending_idx), and settled rows without a rate.
+    -- sees: account_aggregate_pending_idx), those whose owner changed since
+    -- they were settled, and settled rows without a rate.
     pending AS (
         SELECT ARRAY(SELECT a.account_id FROM crm_internal.account_aggregate AS a
                       WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+                     UNION
+                     SELECT m.account_id FROM crm_internal.account_owner_moved AS m
                      UNION
                      SELECT s.account_id FROM crm_internal.account_settled AS s
                       WHERE (s.open_amount IS NULL OR s.won_amount IS NULL)
@@ -6070,7 +6091,10 @@ BEGIN ATOMIC
                 ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
              CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
                                                      WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
-                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0) AS settled) AS p
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0)
+                                        AND NOT EXISTS (SELECT 1 FROM crm_internal.account_owner_moved AS x
+                                                         WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id))
+                                        AS settled) AS p
              CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
                                         ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
                                                         CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
@@ -6118,4 +6142,4 @@ BEGIN ATOMIC
      WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
