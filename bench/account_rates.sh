@@ -129,7 +129,7 @@ CASES=(
   "rate edit: one month of EUR|postgres|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'EUR' AND valid_from = '2025-06-01'|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'EUR' AND valid_from = '2025-06-01'|$OLD_TRIGGER"
   "rate edit: latest GBP rate|postgres|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'GBP' AND valid_from = '2028-12-01'|UPDATE crm.exchange_rate SET rate = rate * 1.01 WHERE currency = 'GBP' AND valid_from = '2028-12-01'|$OLD_TRIGGER"
   "account owner change (one account)|postgres|UPDATE crm.account SET owner = 'bench_rep2' WHERE id = 21|UPDATE crm.account SET owner = 'bench_rep2' WHERE id = 21|ALTER TABLE crm.account DISABLE TRIGGER account_settle_owners"
-  "account name change (one account)|postgres|UPDATE crm.account SET name = name || 'x' WHERE id = 21|UPDATE crm.account SET name = name || 'x' WHERE id = 21|ALTER TABLE crm.account DISABLE TRIGGER account_settle_owners"
+  "account name change (one account)|postgres|UPDATE crm.account SET name = upper(name) WHERE id = 21|UPDATE crm.account SET name = upper(name) WHERE id = 21|ALTER TABLE crm.account DISABLE TRIGGER account_settle_owners"
 )
 
 printf '%-30s %-10s' "query" "role"
