@@ -406,14 +406,18 @@ COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes o
 -- month, one currency) converted at read time, summed exactly, rounded
 -- once; the currency and the amounts in it beside them when the account's
 -- open and won deals are all in one currency.  The groups are summed per
--- account in a subquery grouped by account_id, so that a filter on one
--- account (WHERE account_id = <value or parameter>) reaches it through the
--- join and reads that account's groups only (the aggregate's primary key
--- starts with account_id): O(its groups); reading every account is one
--- pass over the groups.  The top N accounts by amount: crm.top_accounts()
--- (96_top_accounts.sql), which reads the accounts it needs one by one.
+-- account in a LATERAL subquery on the account's id, so that whichever
+-- accounts a filter selects, only their groups are read (the aggregate's
+-- primary key starts with account_id): one account (WHERE account_id = x)
+-- is O(its groups); one owner's accounts (WHERE owner = 'name': the owner
+-- column is the role's name from pg_roles, and that filter turns the outer
+-- join into a join that starts from the role and reads its accounts
+-- through account_owner_idx) is O(that owner's groups); every account is
+-- one index probe per account.  The top N accounts by amount:
+-- crm.top_accounts() (96_top_accounts.sql), which reads the accounts it
+-- needs one by one.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
-    SELECT ac.id AS account_id, ac.name, pg_catalog.pg_get_userbyid(ac.owner)::text AS owner,
+    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
            COALESCE(r.open_opportunities, 0) AS open_opportunities,
            COALESCE(r.open_amount, 0) AS open_amount,
            COALESCE(r.won_opportunities, 0) AS won_opportunities,
@@ -422,9 +426,9 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
              WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
            r.currency, r.open_amount_in_currency, r.won_amount_in_currency
       FROM crm.account AS ac
-      LEFT JOIN (
-           SELECT g.account_id,
-                  pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+      LEFT JOIN LATERAL (
+           SELECT pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
                   pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
                   pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
                   pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
@@ -434,20 +438,19 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
                        THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
                   CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
                        THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
-             FROM (SELECT a.account_id, a.currency, s.is_closed, s.is_won,
+             FROM (SELECT a.currency, s.is_closed, s.is_won,
                           pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
                           crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
                      FROM crm_internal.account_aggregate AS a
                      JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
-                    WHERE s.is_won OR NOT s.is_closed
-                    GROUP BY a.account_id, a.stage, a.close_month, a.currency, s.is_closed, s.is_won
-                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
-            GROUP BY g.account_id) AS r
-        ON r.account_id OPERATOR(pg_catalog.=) ac.id;
+                    WHERE a.account_id OPERATOR(pg_catalog.=) ac.id AND (s.is_won OR NOT s.is_closed)
+                    GROUP BY a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g) AS r
+        ON true;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
-COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole)';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
 COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
 COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
 COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';

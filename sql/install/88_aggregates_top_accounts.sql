@@ -16,13 +16,19 @@
 -- analysts.  Nobody but the extension writes it, and only in
 -- crm_internal.account_settle(), called by crm.compact_aggregates() (the
 -- accounts whose stripes it folded), crm.rebuild_aggregates() (all), an edit
--- of the exchange rates or of the corporate currency (all: the converted
--- totals depend on them), and emptied by a TRUNCATE of crm.opportunity.  The
--- deal triggers never touch it: writers stay on their own stripes.
+-- of the exchange rates (the accounts with a compacted group whose rate the
+-- edit changes: see account_settle_rates() below) or of the corporate
+-- currency (all), and emptied by a TRUNCATE of crm.opportunity.  Its rows
+-- name the account's owner (account_owner, for one owner's top accounts):
+-- a change of owner only records the account in
+-- crm_internal.account_owner_moved, which makes it pending until the next
+-- settling (which settles it, with its new owner, and drops the record).  The deal triggers never
+-- touch it: writers stay on their own stripes.
 --
 -- The invariant: in every committed state, the settled rows of an account
--- without uncompacted stripe rows are its figures: computed from its
--- stripe-0 groups (all it has) at the current rates and stage flags
+-- without uncompacted stripe rows and not in account_owner_moved are its
+-- figures: computed from its stripe-0 groups (all it has) at the current
+-- rates and stage flags, with its current owner
 -- (crm.verify_aggregates() checks it, as aggregate account_settled).  (An
 -- account with stripes may differ -- a stage renamed since the last
 -- compaction leaves its stripe-0 group under the old name, its stripes
@@ -31,7 +37,12 @@
 -- deal of the stage, so both leave no settled account's figures wrong.
 -- What protects it: stripe 0 is written only by a compaction or a rebuild, each
 -- of which settles the accounts it changed in the same transaction; rates
--- and the corporate currency change only in transactions that settle again;
+-- and the corporate currency change only in transactions that settle again
+-- every account the change can move; an owner changes only in a
+-- transaction that records the account in account_owner_moved, and a
+-- settling deletes those records first (DELETE ... RETURNING: the records
+-- of committed changes) and settles those accounts in later statements,
+-- which see those changes;
 -- and all of these take the compaction lock first
 -- (crm_internal.aggregates_compaction_lock(), held to the end of the
 -- transaction), so no two of them interleave: the later one's statements
@@ -92,9 +103,11 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
-                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
+           ac.owner AS account_owner
       FROM crm_internal.account_settled_groups AS g
-     GROUP BY g.account_id, g.owner
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, g.owner, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
     UNION ALL
     SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
@@ -103,9 +116,11 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
-                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
+           ac.owner
       FROM crm_internal.account_settled_groups AS g
-     GROUP BY g.account_id
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
 COMMENT ON VIEW crm_internal.account_settled_actual IS 'What crm_internal.account_settled must hold, computed now from the compacted groups (stripe 0) of crm_internal.account_aggregate at the current rates: per account and opportunity owner, and per account for all owners (owner 0)';
 COMMENT ON COLUMN crm_internal.account_settled_actual.account_id IS 'The account';
@@ -114,6 +129,7 @@ COMMENT ON COLUMN crm_internal.account_settled_actual.open_opportunities IS 'Opp
 COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_opportunities IS 'Opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
+COMMENT ON COLUMN crm_internal.account_settled_actual.account_owner IS 'The account''s owner now (crm.account.owner; NULL: no such account)';
 
 CREATE TABLE crm_internal.account_settled (
     account_id          bigint NOT NULL,
@@ -122,15 +138,17 @@ CREATE TABLE crm_internal.account_settled (
     open_amount         numeric,
     won_opportunities   bigint NOT NULL,
     won_amount          numeric,
-    PRIMARY KEY (account_id, owner)
+    PRIMARY KEY (account_id, owner),
+    account_owner       regrole
 );
-COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
 COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
 COMMENT ON COLUMN crm_internal.account_settled.owner IS 'Opportunity owner whose deals these are; 0 (shown as -): all owners, read by admins and analysts';
 COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted opportunities in a stage that is not closed';
 COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
 COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
+COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner) when settled; an account whose owner changed since is in crm_internal.account_owner_moved until the next settling; crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
 -- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
 CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
     (owner, pg_catalog.round(open_amount, 2) DESC, account_id);
@@ -140,6 +158,13 @@ CREATE INDEX account_settled_won_idx ON crm_internal.account_settled
 COMMENT ON INDEX crm_internal.account_settled_won_idx IS 'crm.top_accounts(''won_amount'', n): accounts of one owner key in the order of their rounded won amount';
 CREATE INDEX account_settled_unpriced_idx ON crm_internal.account_settled (account_id)
     WHERE open_amount IS NULL OR won_amount IS NULL;
+-- the walks of crm.top_accounts(by, n, owner): per owner key and account owner
+CREATE INDEX account_settled_account_owner_open_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(open_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_open_idx IS 'crm.top_accounts(''open_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded open amount';
+CREATE INDEX account_settled_account_owner_won_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(won_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_won_idx IS 'crm.top_accounts(''won_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded won amount';
 COMMENT ON INDEX crm_internal.account_settled_unpriced_idx IS 'Accounts with a group in a currency without a rate: crm.top_accounts() computes them (and raises ZC120) rather than trust the settled amount';
 
 -- Every settling counts itself in one row, which only settling (under the
@@ -159,8 +184,24 @@ COMMENT ON TABLE crm_internal.account_settle_epoch IS 'How many times account fi
 COMMENT ON COLUMN crm_internal.account_settle_epoch.settlings IS 'Settlings so far';
 COMMENT ON COLUMN crm_internal.account_settle_epoch.one_row IS 'Always true: the table has one row';
 
--- Settle the given accounts (NULL: all): their settled rows made again from
--- crm_internal.account_settled_actual.  Callers hold the compaction lock.
+-- The accounts whose owner changed since they were last settled: pending
+-- for crm.top_accounts() (their settled account_owner may be the old one)
+-- until the next settling takes them.  Written by the owner trigger below
+-- (no lock: an owner change never waits for a compaction), emptied by
+-- crm_internal.account_settle().  No key: two changes of one account never
+-- wait for each other.
+CREATE TABLE crm_internal.account_owner_moved (
+    account_id  bigint NOT NULL
+);
+CREATE INDEX account_owner_moved_account_idx ON crm_internal.account_owner_moved (account_id);
+COMMENT ON TABLE crm_internal.account_owner_moved IS 'Accounts whose owner changed since their settled rows (crm_internal.account_settled) were written: crm.top_accounts() computes them from their groups; the next settling (a compaction, a rate edit, a rebuild) settles them with their new owner and deletes these rows';
+COMMENT ON COLUMN crm_internal.account_owner_moved.account_id IS 'The account (one row per change of its owner)';
+COMMENT ON INDEX crm_internal.account_owner_moved_account_idx IS 'One account''s records (crm.verify_aggregates() skips those accounts)';
+
+-- Settle the given accounts (NULL: all) and the accounts whose owner
+-- changed (account_owner_moved, whose rows it deletes first): their settled
+-- rows made again from crm_internal.account_settled_actual.  Callers hold
+-- the compaction lock.
 CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -168,19 +209,26 @@ CREATE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
 AS $$
 DECLARE
     n bigint;
+    moved bigint[];
 BEGIN
     UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    -- the owner changes committed so far (the statements below see them)
+    WITH d AS (DELETE FROM crm_internal.account_owner_moved RETURNING account_id)
+    SELECT ARRAY(SELECT DISTINCT d.account_id FROM d) INTO moved;
+    IF accounts IS NOT NULL THEN	-- (NULL, all, takes them; NULL || moved would be moved)
+        accounts := accounts OPERATOR(pg_catalog.||) moved;
+    END IF;
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
           FROM crm_internal.account_settled_actual AS x;
     ELSE
         DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
           FROM crm_internal.account_settled_actual AS x
          WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
     END IF;
@@ -189,13 +237,14 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle(bigint[]) FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates and the corporate currency, which hold the compaction lock';
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all), and of the accounts in crm_internal.account_owner_moved (whose rows it deletes), again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
 
--- Rates and the corporate currency: the settled amounts are converted at
--- them, so an edit settles every account again, in the editing
--- transaction, after taking the compaction lock (a compaction running
--- meanwhile used the old rates; this waits for it and settles after it).
--- O(groups), once per statement; rates change once a month.
+-- The corporate currency: the settled amounts are converted to it, so a
+-- change settles every account again, in the editing transaction, after
+-- taking the compaction lock (a compaction running meanwhile used the old
+-- currency; this waits for it and settles after it).  O(groups), once per
+-- statement: a rare admin action (and it needs a rates table without rows,
+-- ZC121).  A TRUNCATE of the rates settles every account the same way.
 CREATE FUNCTION crm_internal.account_settle_all() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -216,13 +265,120 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
-COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on crm.exchange_rate and on the corporate currency of crm.settings: settles every account again at the new rates (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
-CREATE TRIGGER account_settle_rates AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.exchange_rate
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on the corporate currency of crm.settings and on TRUNCATE of crm.exchange_rate: settles every account again (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates_truncate AFTER TRUNCATE ON crm.exchange_rate
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
 CREATE TRIGGER account_settle_corporate_currency AFTER UPDATE OF corporate_currency ON crm.settings
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
 CREATE TRIGGER account_settle_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- An edit of the rates (INSERT, UPDATE, DELETE) settles only the accounts
+-- whose converted figures it can change.  A group (currency c, close month
+-- m) is converted at the rate of c with the latest valid_from <= m (m is
+-- infinity without a close date: the latest rate).  If an edit changes the
+-- rate a group gets, the rate row it got before or gets after is one the
+-- statement deleted, inserted or updated -- a changed row (c, v) -- and m
+-- lies in [v, the next valid_from of c after v in the rates as they are
+-- now): a later rate still there would be chosen instead, before and after.
+-- So the accounts to settle are those with a compacted group (stripe 0:
+-- the settled figures are made from those only) of a changed currency in
+-- one of those ranges, found through account_aggregate_rate_idx: the
+-- statement costs O(the groups and accounts it affects), not O(accounts).
+-- The lock and the snapshot: the compaction lock is taken first, as above,
+-- and the groups are looked up in a statement after it (READ COMMITTED:
+-- a new snapshot, which sees a compaction that committed meanwhile and the
+-- groups it made); account_settle() is called even for no account, so that
+-- its update of crm_internal.account_settle_epoch fails with 40001 under a
+-- REPEATABLE READ snapshot older than another settling's commit.
+CREATE INDEX account_aggregate_rate_idx ON crm_internal.account_aggregate (currency, close_month, account_id)
+    WHERE stripe OPERATOR(pg_catalog.=) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_rate_idx IS 'The compacted groups (stripe 0) of one currency and range of close months: the accounts a rate edit settles again (crm_internal.account_settle_rates()); writers never write stripe 0, so their inserts never touch it';
+
+CREATE FUNCTION crm_internal.account_settle_rates() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    currencies text[] := '{}';
+    months date[] := '{}';
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_rates() must be fired AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    -- the changed rate rows, before and after (transition tables)
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.valid_from), '{}')
+          INTO currencies, months FROM new_rates AS n;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.valid_from), '{}')
+          INTO currencies, months FROM old_rates AS o;
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    PERFORM crm_internal.account_settle(ARRAY(
+        SELECT DISTINCT a.account_id
+          FROM (SELECT DISTINCT c.currency, c.valid_from
+                  FROM ROWS FROM (pg_catalog.unnest(currencies), pg_catalog.unnest(months)) AS c (currency, valid_from)) AS c
+         CROSS JOIN LATERAL (SELECT pg_catalog.min(r.valid_from) AS next_from FROM crm.exchange_rate AS r
+                              WHERE r.currency OPERATOR(pg_catalog.=) c.currency
+                                AND r.valid_from OPERATOR(pg_catalog.>) c.valid_from) AS u
+          JOIN crm_internal.account_aggregate AS a
+            ON a.stripe OPERATOR(pg_catalog.=) 0
+           AND a.currency OPERATOR(pg_catalog.=) c.currency
+           AND a.close_month OPERATOR(pg_catalog.>=) c.valid_from
+           -- before the next rate (valid_from is a month's first day, close_month too); none: to infinity
+           AND a.close_month OPERATOR(pg_catalog.<=)
+               COALESCE(u.next_from OPERATOR(pg_catalog.-) 1, 'infinity'::pg_catalog.date)));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_rates() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_rates() IS 'AFTER INSERT, UPDATE and DELETE statement triggers on crm.exchange_rate: settles again (under the compaction lock) only the accounts with a compacted group whose rate the statement changes (its currency, close month from the changed valid_from to the next rate), found through account_aggregate_rate_idx';
+CREATE TRIGGER account_settle_rates_insert AFTER INSERT ON crm.exchange_rate
+    REFERENCING NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_update AFTER UPDATE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+
+-- An account's owner is in its settled rows (account_owner: one owner's
+-- top accounts walk them), so a change of it records the account in
+-- account_owner_moved (pending until the next settling), without a lock: a
+-- rep reassigning an account never waits for a compaction, nor makes one
+-- wait.  Updates that change no owner write nothing.
+CREATE FUNCTION crm_internal.account_settle_owners() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_owners() must be fired AFTER UPDATE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    INSERT INTO crm_internal.account_owner_moved (account_id)
+    SELECT n.id FROM new_accounts AS n
+      JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
+     WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_owners() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: records the accounts whose owner the statement changed in crm_internal.account_owner_moved (pending for crm.top_accounts() until the next settling gives their settled rows the new owner)';
+GRANT SELECT ON crm_internal.account_owner_moved TO crm_admin, crm_manager, crm_sales, crm_analyst;
+CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
+    REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_owners();
 
 -- crm.top_accounts() is in 96_top_accounts.sql: it needs crm.team_roles()
 -- (95_row_security.sql), which a SQL-standard body resolves when it is made.

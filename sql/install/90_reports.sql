@@ -597,13 +597,19 @@ BEGIN ATOMIC
                 ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
              CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
                                                      WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
-                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0) AS settled) AS p
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0)
+                                        AND NOT EXISTS (SELECT 1 FROM crm_internal.account_owner_moved AS x
+                                                         WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id))
+                                        AS settled) AS p
              CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
                                         ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
                                                         CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
                                         ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
                                         ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
-                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END))
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END),
+                                        -- the account's owner, as its oid
+                                        ('account_owner', COALESCE(k.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric,
+                                                          COALESCE(a.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric))
                                 AS m (measure, kept, actual)
              WHERE p.settled
             UNION ALL
@@ -642,4 +648,4 @@ BEGIN ATOMIC
      WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates for an account without uncompacted stripes (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';

@@ -5807,3 +5807,525 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. Row security of the history applies. See README "Reports"';
 
+
+-- the account rollup read per account and per owner, rate edits settling only the accounts they change (issue 22, session 35)
+-- crm.account_rollup: the groups summed in a LATERAL subquery per account,
+-- the owner's name from pg_roles (a filter on it reads that owner's accounts
+-- only); a rate edit settles the accounts with a compacted group whose rate
+-- it changes (account_aggregate_rate_idx), no longer every account
+-- (sql/install/88_aggregates.sql, 88_aggregates_top_accounts.sql).
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
+           COALESCE(r.open_opportunities, 0) AS open_opportunities,
+           COALESCE(r.open_amount, 0) AS open_amount,
+           COALESCE(r.won_opportunities, 0) AS won_opportunities,
+           COALESCE(r.won_amount, 0) AS won_amount,
+           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
+           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+      LEFT JOIN LATERAL (
+           SELECT pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
+                  pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN pg_catalog.min(g.currency) END AS currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+             FROM (SELECT a.currency, s.is_closed, s.is_won,
+                          pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                          crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+                     FROM crm_internal.account_aggregate AS a
+                     JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+                    WHERE a.account_id OPERATOR(pg_catalog.=) ac.id AND (s.is_won OR NOT s.is_closed)
+                    GROUP BY a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g) AS r
+        ON true;
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
+
+DROP TRIGGER account_settle_rates ON crm.exchange_rate;
+-- The corporate currency: the settled amounts are converted to it, so a
+-- change settles every account again, in the editing transaction, after
+-- taking the compaction lock (a compaction running meanwhile used the old
+-- currency; this waits for it and settles after it).  O(groups), once per
+-- statement: a rare admin action (and it needs a rates table without rows,
+-- ZC121).  A TRUNCATE of the rates settles every account the same way.
+CREATE OR REPLACE FUNCTION crm_internal.account_settle_all() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_all() must be fired AFTER ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'opportunity' THEN
+        DELETE FROM crm_internal.account_settled;	-- the aggregates were emptied too
+    ELSE
+        PERFORM crm_internal.account_settle(NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_all() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_all() IS 'AFTER statement trigger on the corporate currency of crm.settings and on TRUNCATE of crm.exchange_rate: settles every account again (under the compaction lock); on TRUNCATE of crm.opportunity, empties crm_internal.account_settled as the aggregates are emptied';
+CREATE TRIGGER account_settle_rates_truncate AFTER TRUNCATE ON crm.exchange_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_all();
+
+-- An edit of the rates (INSERT, UPDATE, DELETE) settles only the accounts
+-- whose converted figures it can change.  A group (currency c, close month
+-- m) is converted at the rate of c with the latest valid_from <= m (m is
+-- infinity without a close date: the latest rate).  If an edit changes the
+-- rate a group gets, the rate row it got before or gets after is one the
+-- statement deleted, inserted or updated -- a changed row (c, v) -- and m
+-- lies in [v, the next valid_from of c after v in the rates as they are
+-- now): a later rate still there would be chosen instead, before and after.
+-- So the accounts to settle are those with a compacted group (stripe 0:
+-- the settled figures are made from those only) of a changed currency in
+-- one of those ranges, found through account_aggregate_rate_idx: the
+-- statement costs O(the groups and accounts it affects), not O(accounts).
+-- The lock and the snapshot: the compaction lock is taken first, as above,
+-- and the groups are looked up in a statement after it (READ COMMITTED:
+-- a new snapshot, which sees a compaction that committed meanwhile and the
+-- groups it made); account_settle() is called even for no account, so that
+-- its update of crm_internal.account_settle_epoch fails with 40001 under a
+-- REPEATABLE READ snapshot older than another settling's commit.
+CREATE INDEX account_aggregate_rate_idx ON crm_internal.account_aggregate (currency, close_month, account_id)
+    WHERE stripe OPERATOR(pg_catalog.=) 0;
+COMMENT ON INDEX crm_internal.account_aggregate_rate_idx IS 'The compacted groups (stripe 0) of one currency and range of close months: the accounts a rate edit settles again (crm_internal.account_settle_rates()); writers never write stripe 0, so their inserts never touch it';
+
+CREATE FUNCTION crm_internal.account_settle_rates() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    currencies text[] := '{}';
+    months date[] := '{}';
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_rates() must be fired AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    -- the changed rate rows, before and after (transition tables)
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(n.valid_from), '{}')
+          INTO currencies, months FROM new_rates AS n;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        SELECT currencies OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.currency), '{}'),
+               months OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_agg(o.valid_from), '{}')
+          INTO currencies, months FROM old_rates AS o;
+    END IF;
+    PERFORM crm_internal.aggregates_compaction_lock();
+    PERFORM crm_internal.account_settle(ARRAY(
+        SELECT DISTINCT a.account_id
+          FROM (SELECT DISTINCT c.currency, c.valid_from
+                  FROM ROWS FROM (pg_catalog.unnest(currencies), pg_catalog.unnest(months)) AS c (currency, valid_from)) AS c
+         CROSS JOIN LATERAL (SELECT pg_catalog.min(r.valid_from) AS next_from FROM crm.exchange_rate AS r
+                              WHERE r.currency OPERATOR(pg_catalog.=) c.currency
+                                AND r.valid_from OPERATOR(pg_catalog.>) c.valid_from) AS u
+          JOIN crm_internal.account_aggregate AS a
+            ON a.stripe OPERATOR(pg_catalog.=) 0
+           AND a.currency OPERATOR(pg_catalog.=) c.currency
+           AND a.close_month OPERATOR(pg_catalog.>=) c.valid_from
+           -- before the next rate (valid_from is a month's first day, close_month too); none: to infinity
+           AND a.close_month OPERATOR(pg_catalog.<=)
+               COALESCE(u.next_from OPERATOR(pg_catalog.-) 1, 'infinity'::pg_catalog.date)));
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_rates() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_rates() IS 'AFTER INSERT, UPDATE and DELETE statement triggers on crm.exchange_rate: settles again (under the compaction lock) only the accounts with a compacted group whose rate the statement changes (its currency, close month from the changed valid_from to the next rate), found through account_aggregate_rate_idx';
+CREATE TRIGGER account_settle_rates_insert AFTER INSERT ON crm.exchange_rate
+    REFERENCING NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_update AFTER UPDATE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates NEW TABLE AS new_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+CREATE TRIGGER account_settle_rates_delete AFTER DELETE ON crm.exchange_rate
+    REFERENCING OLD TABLE AS old_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_rates();
+
+COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all) again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
+
+-- the owner's top accounts from the settled rows, which name the account's owner (account_owner)
+ALTER TABLE crm_internal.account_settled ADD COLUMN account_owner regrole;
+UPDATE crm_internal.account_settled AS s SET account_owner = a.owner FROM crm.account AS a WHERE a.id OPERATOR(pg_catalog.=) s.account_id;
+CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
+    SELECT g.account_id, g.owner,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint AS open_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
+           ac.owner AS account_owner
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, g.owner, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
+           ac.owner
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON COLUMN crm_internal.account_settled_actual.account_owner IS 'The account''s owner now (crm.account.owner; NULL: no such account)';
+COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner) when settled; an account whose owner changed since is in crm_internal.account_owner_moved until the next settling; crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
+-- the walks of crm.top_accounts(by, n, owner): per owner key and account owner
+CREATE INDEX account_settled_account_owner_open_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(open_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_open_idx IS 'crm.top_accounts(''open_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded open amount';
+CREATE INDEX account_settled_account_owner_won_idx ON crm_internal.account_settled
+    (owner, account_owner, pg_catalog.round(won_amount, 2) DESC, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_won_idx IS 'crm.top_accounts(''won_amount'', n, owner): one account owner''s accounts, for one owner key, in the order of their rounded won amount';
+-- The accounts whose owner changed since they were last settled: pending
+-- for crm.top_accounts() (their settled account_owner may be the old one)
+-- until the next settling takes them.  Written by the owner trigger below
+-- (no lock: an owner change never waits for a compaction), emptied by
+-- crm_internal.account_settle().  No key: two changes of one account never
+-- wait for each other.
+CREATE TABLE crm_internal.account_owner_moved (
+    account_id  bigint NOT NULL
+);
+CREATE INDEX account_owner_moved_account_idx ON crm_internal.account_owner_moved (account_id);
+COMMENT ON TABLE crm_internal.account_owner_moved IS 'Accounts whose owner changed since their settled rows (crm_internal.account_settled) were written: crm.top_accounts() computes them from their groups; the next settling (a compaction, a rate edit, a rebuild) settles them with their new owner and deletes these rows';
+COMMENT ON COLUMN crm_internal.account_owner_moved.account_id IS 'The account (one row per change of its owner)';
+COMMENT ON INDEX crm_internal.account_owner_moved_account_idx IS 'One account''s records (crm.verify_aggregates() skips those accounts)';
+
+SELECT pg_catalog.pg_extension_config_dump('crm_internal.account_owner_moved', '');
+GRANT SELECT ON crm_internal.account_owner_moved TO crm_admin, crm_manager, crm_sales, crm_analyst;
+CREATE OR REPLACE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    moved bigint[];
+BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    -- the owner changes committed so far (the statements below see them)
+    WITH d AS (DELETE FROM crm_internal.account_owner_moved RETURNING account_id)
+    SELECT ARRAY(SELECT DISTINCT d.account_id FROM d) INTO moved;
+    IF accounts IS NOT NULL THEN	-- (NULL, all, takes them; NULL || moved would be moved)
+        accounts := accounts OPERATOR(pg_catalog.||) moved;
+    END IF;
+    IF accounts IS NULL THEN
+        DELETE FROM crm_internal.account_settled;
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
+          FROM crm_internal.account_settled_actual AS x;
+    ELSE
+        DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
+          FROM crm_internal.account_settled_actual AS x
+         WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION crm_internal.account_settle(bigint[]) IS 'Makes the settled rows (crm_internal.account_settled) of the given accounts (NULL: all), and of the accounts in crm_internal.account_owner_moved (whose rows it deletes), again from their compacted aggregate groups at the current rates; returns the number of rows written. Called by crm.compact_aggregates(), crm.rebuild_aggregates() and the triggers on rates (the accounts an edit affects) and the corporate currency (all), which hold the compaction lock';
+-- An account's owner is in its settled rows (account_owner: one owner's
+-- top accounts walk them), so a change of it records the account in
+-- account_owner_moved (pending until the next settling), without a lock: a
+-- rep reassigning an account never waits for a compaction, nor makes one
+-- wait.  Updates that change no owner write nothing.
+CREATE FUNCTION crm_internal.account_settle_owners() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' OR TG_WHEN OPERATOR(pg_catalog.<>) 'AFTER'
+       OR TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' THEN
+        RAISE EXCEPTION 'crm_internal.account_settle_owners() must be fired AFTER UPDATE ... FOR EACH STATEMENT'
+            USING ERRCODE = 'triggered_action_exception';
+    END IF;
+    INSERT INTO crm_internal.account_owner_moved (account_id)
+    SELECT n.id FROM new_accounts AS n
+      JOIN old_accounts AS o ON o.id OPERATOR(pg_catalog.=) n.id
+     WHERE o.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) n.owner::pg_catalog.oid;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION crm_internal.account_settle_owners() FROM PUBLIC;
+COMMENT ON FUNCTION crm_internal.account_settle_owners() IS 'AFTER UPDATE statement trigger on crm.account: records the accounts whose owner the statement changed in crm_internal.account_owner_moved (pending for crm.top_accounts() until the next settling gives their settled rows the new owner)';
+CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
+    REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.account_settle_owners();
+
+CREATE OR REPLACE FUNCTION crm.top_accounts(by text, n integer, owner text DEFAULT NULL) RETURNS SETOF crm.account_rollup
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off
+BEGIN ATOMIC
+    WITH
+    -- Whose settled rows are the caller's figures (row-level security
+    -- decides, as in crm.account_rollup): the all-owners rows (owner 0) are
+    -- visible exactly to those who see every group (admins, analysts); a
+    -- rep's are their own (a team of one); NULL: a manager's team, summed.
+    k AS (
+        -- (the first all-owners row in the order of account_settled_open_idx)
+        SELECT CASE WHEN (SELECT s.owner FROM crm_internal.account_settled AS s
+                           WHERE s.owner OPERATOR(pg_catalog.=) 0::pg_catalog.oid::pg_catalog.regrole
+                           ORDER BY s.owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+                           LIMIT 1) IS NOT NULL
+                    THEN 0::pg_catalog.oid::pg_catalog.regrole
+                    WHEN (SELECT pg_catalog.count(*) FROM crm.team_roles() AS t) OPERATOR(pg_catalog.=) 1
+                    THEN (SELECT pg_catalog.min(t.t) FROM crm.team_roles() AS t (t))::pg_catalog.regrole
+               END AS key),
+    -- The role named by owner (none: no account is that owner's)
+    o AS (
+        SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) top_accounts.owner),
+    -- Pending: the accounts with stripes not compacted yet (those the caller
+    -- sees: account_aggregate_pending_idx), those whose owner changed since
+    -- they were settled, and settled rows without a rate.
+    pending AS (
+        SELECT ARRAY(SELECT a.account_id FROM crm_internal.account_aggregate AS a
+                      WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+                     UNION
+                     SELECT m.account_id FROM crm_internal.account_owner_moved AS m
+                     UNION
+                     SELECT s.account_id FROM crm_internal.account_settled AS s
+                      WHERE (s.open_amount IS NULL OR s.won_amount IS NULL)
+                        AND (s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+                             OR (SELECT k.key FROM k) IS NULL
+                                AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole)) AS ids),
+    -- The best n settled accounts that are not pending and that the caller
+    -- sees, in index order: their settled figures are exact.  One walk per
+    -- measure (each its own index), one for a team; two of the three do
+    -- nothing (their condition is a one-time filter).
+    candidates AS (
+        SELECT ARRAY(
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'open_amount' AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.open_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'won_amount' AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND pg_catalog.round(s.won_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, pg_catalog.round(s.won_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- a manager's team: the sum over the team's owners, per account
+        -- (O(the team's settled rows))
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE (SELECT k.key FROM k) IS NULL AND top_accounts.owner IS NULL
+            AND s.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid::pg_catalog.regrole
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          GROUP BY s.account_id
+         HAVING pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                     THEN s.open_amount ELSE s.won_amount END), 2)
+                OPERATOR(pg_catalog.>) 0
+          ORDER BY pg_catalog.round(pg_catalog.sum(CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount'
+                                                       THEN s.open_amount ELSE s.won_amount END), 2) DESC,
+                   s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- the pending accounts
+        SELECT pg_catalog.unnest(p.ids) FROM pending AS p WHERE top_accounts.owner IS NULL
+        UNION ALL
+        -- one owner's accounts: the best n settled ones of that owner (the
+        -- same walks, on the indexes that put account_owner second) ...
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'open_amount' AND top_accounts.owner IS NOT NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND s.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT o.oid FROM o)
+            AND pg_catalog.round(s.open_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, s.account_owner, pg_catalog.round(s.open_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        (SELECT s.account_id FROM crm_internal.account_settled AS s
+          WHERE by OPERATOR(pg_catalog.=) 'won_amount' AND top_accounts.owner IS NOT NULL
+            AND s.owner OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+            AND s.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT o.oid FROM o)
+            AND pg_catalog.round(s.won_amount, 2) OPERATOR(pg_catalog.>) 0
+            AND NOT s.account_id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+            AND EXISTS (SELECT 1 FROM crm.account AS ac WHERE ac.id OPERATOR(pg_catalog.=) s.account_id)
+          ORDER BY s.owner, s.account_owner, pg_catalog.round(s.won_amount, 2) DESC, s.account_id
+          LIMIT GREATEST(n, 0))
+        UNION ALL
+        -- ... and that owner's pending accounts
+        SELECT ac.id FROM crm.account AS ac
+         WHERE top_accounts.owner IS NOT NULL AND (SELECT k.key FROM k) IS NOT NULL
+           AND ac.id OPERATOR(pg_catalog.=) ANY ((SELECT p.ids FROM pending AS p)::bigint[])
+           AND ac.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT o.oid FROM o)
+        UNION ALL
+        -- a manager's team (no one key): all that owner's accounts
+        SELECT ac.id FROM crm.account AS ac
+         WHERE top_accounts.owner IS NOT NULL AND (SELECT k.key FROM k) IS NULL
+           AND ac.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT o.oid FROM o)) AS ids)
+    -- Their exact figures, from the view, one account at a time (OFFSET 0
+    -- keeps the subquery apart, so that its account_id = c.account_id
+    -- reaches the view's grouped subquery: O(the account's groups); a join
+    -- or = ANY would group every account first); the best n of them.
+    SELECT r.*
+      FROM pg_catalog.unnest((SELECT c.ids FROM candidates AS c)) AS c (account_id)
+     CROSS JOIN LATERAL (SELECT v.* FROM crm.account_rollup AS v
+                          WHERE v.account_id OPERATOR(pg_catalog.=) c.account_id OFFSET 0) AS r
+     WHERE CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END
+           OPERATOR(pg_catalog.>) 0
+       AND (top_accounts.owner IS NULL OR r.owner OPERATOR(pg_catalog.=) top_accounts.owner)
+     ORDER BY CASE WHEN by OPERATOR(pg_catalog.=) 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC,
+              r.account_id
+     LIMIT CASE WHEN by::crm_internal.top_accounts_by IS NOT NULL THEN n::crm_internal.top_accounts_count END;
+END;
+COMMENT ON FUNCTION crm.top_accounts(text, integer, text) IS 'The top n accounts by open_amount or won_amount (by), as crm.account_rollup shows them to the caller (row-level security applies): the same rows as SELECT * FROM crm.account_rollup WHERE <by> > 0 [AND owner = <owner>] ORDER BY <by> DESC, account_id LIMIT n, exact at every committed state, in time O(n + accounts written since the last crm.compact_aggregates()) for admins, analysts and reps (a manager with a team: O(the team''s accounts)); with owner (a role name), among the accounts it owns, O(n + that owner''s pending accounts) the same way (a manager with a team: O(that owner''s accounts and their groups)). 23514 for another by or a negative n, 23502 for NULL; ZC120 when a rate is missing for an account it computes';
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- the settled account figures (crm.top_accounts() walks them)
+            -- against the compacted groups they are made from, for every
+            -- account without uncompacted stripes (those whose settled
+            -- figures it uses; a stage renamed since the last compaction
+            -- leaves the others' stripe 0 under the old name); a missing
+            -- rate (NULL amount) compares as -1
+            SELECT 'account_settled', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id),
+                       'owner', COALESCE(k.owner, a.owner)::pg_catalog.oid),
+                   m.measure, m.kept, m.actual
+              FROM crm_internal.account_settled AS k
+              FULL JOIN crm_internal.account_settled_actual AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
+                                                     WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0)
+                                        AND NOT EXISTS (SELECT 1 FROM crm_internal.account_owner_moved AS x
+                                                         WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id))
+                                        AS settled) AS p
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
+                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END),
+                                        -- the account's owner, as its oid
+                                        ('account_owner', COALESCE(k.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric,
+                                                          COALESCE(a.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric))
+                                AS m (measure, kept, actual)
+             WHERE p.settled
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- stage velocity: the kept passages against the history's
+            SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT v.stage, v.owner::pg_catalog.oid AS owner, pg_catalog.sum(v.passages) AS passages,
+                           pg_catalog.sum(v.seconds) AS seconds
+                      FROM crm_internal.stage_velocity_aggregate AS v
+                     GROUP BY v.stage, v.owner) AS k
+              FULL JOIN (SELECT x.stage, x.owner::pg_catalog.oid AS owner, x.passages, x.seconds
+                           FROM crm_internal.stage_velocity_actual AS x) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
+                                        ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';

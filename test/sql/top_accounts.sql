@@ -82,14 +82,117 @@ SELECT crm.compact_aggregates() > 0 AS compacted;
 SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 2);
 EXECUTE same('open_amount', 2);
 
--- A rate edit settles every account again at the new rate, in the editing
--- transaction: the settled euro amounts change with it.
+-- A rate edit settles again, in the editing transaction, the accounts it
+-- affects: the settled euro amounts change with it.
 SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
 UPDATE crm.exchange_rate SET rate = 2 WHERE currency = 'EUR';
 SELECT open_amount FROM crm_internal.account_settled WHERE account_id = 3 AND owner = 0::oid::regrole;
 EXECUTE same('open_amount', 3);
 EXECUTE same('won_amount', 3);
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+
+-- Only the accounts whose conversion an edit changes are settled again: a
+-- group (currency, close month) takes the latest rate not after its month
+-- (no close date: the latest rate), so an edit of the rate (c, v) moves the
+-- groups of c from v to the next rate of c.  The euro groups now: account 1
+-- (a2, won, February 2027), account 3 (c1, open, no close date), account 6
+-- (f1, won, April 2027).  Every settled row is remembered (xmin: which
+-- transaction wrote it) to show which ones each edit rewrites.
+SELECT count(*) AS pending_rows FROM crm_internal.account_aggregate WHERE stripe <> 0;
+CREATE TEMP TABLE settled_before AS
+SELECT s.account_id, s.owner, s.xmin::text AS written_by, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+PREPARE rewritten AS
+SELECT s.account_id, pg_catalog.count(*) AS rows_rewritten,
+       pg_catalog.bool_and(s.open_amount IS NOT DISTINCT FROM b.open_amount
+                           AND s.won_amount IS NOT DISTINCT FROM b.won_amount) AS same_figures
+  FROM crm_internal.account_settled AS s
+  LEFT JOIN settled_before AS b ON b.account_id = s.account_id AND b.owner = s.owner
+ WHERE b.written_by IS DISTINCT FROM s.xmin::text
+ GROUP BY s.account_id ORDER BY s.account_id;
+-- settled figures against the view computed from the groups, every account
+PREPARE settled_is_rollup AS
+SELECT count(*) AS accounts,
+       count(*) FILTER (WHERE round(s.open_amount, 2) = r.open_amount AND round(s.won_amount, 2) = r.won_amount) AS equal
+  FROM crm.account_rollup AS r
+  JOIN crm_internal.account_settled AS s ON s.account_id = r.account_id AND s.owner = 0::oid::regrole;
+-- a new euro rate from March 2027: accounts 3 (no close date: the latest
+-- rate) and 6 (April) change; account 1 (February) keeps the older rate and
+-- its settled rows are not rewritten
+BEGIN;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2027-03-01', 3);
+EXECUTE rewritten;
+COMMIT;
+SELECT account_id, open_amount, won_amount FROM crm.account_rollup WHERE account_id IN (1, 3, 6) ORDER BY account_id;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
+EXECUTE same('won_amount', 6);
+-- the older euro rate: only the months before March 2027 (account 1)
+TRUNCATE settled_before;
+INSERT INTO settled_before SELECT s.account_id, s.owner, s.xmin::text, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+BEGIN;
+UPDATE crm.exchange_rate SET rate = 2.5 WHERE currency = 'EUR' AND valid_from = '2026-01-01';
+EXECUTE rewritten;
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+-- an edit that changes no group's rate (a euro rate before every other
+-- one: no group is that old; a rate of a currency no deal uses) rewrites
+-- nothing; a euro rate after every other one is the latest rate, which the
+-- deals without a close date take (account 3)
+TRUNCATE settled_before;
+INSERT INTO settled_before SELECT s.account_id, s.owner, s.xmin::text, s.open_amount, s.won_amount FROM crm_internal.account_settled AS s;
+BEGIN;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2025-01-01', 4);
+INSERT INTO crm.currency (code, name) VALUES ('SEK', 'Krona') ON CONFLICT DO NOTHING;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('SEK', '2026-01-01', 0.1);
+EXECUTE rewritten;
+INSERT INTO crm.exchange_rate (currency, valid_from, rate) VALUES ('EUR', '2030-01-01', 4);
+EXECUTE rewritten;
+EXECUTE settled_is_rollup;
+ROLLBACK;
+-- deleting the March rate: accounts 3 and 6 fall back to the older one
+BEGIN;
+DELETE FROM crm.exchange_rate WHERE currency = 'EUR' AND valid_from = '2027-03-01';
+EXECUTE rewritten;
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
+-- an account with pending writes (account 6): the edit settles it from its
+-- compacted groups, and top_accounts computes it from all its groups until
+-- a compaction folds the writes and settles it again
+UPDATE crm.opportunity SET amount = amount + 1 WHERE name = 'f1';
+UPDATE crm.exchange_rate SET rate = 2 WHERE currency = 'EUR' AND valid_from = '2026-01-01';
+EXECUTE same('won_amount', 6);
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+UPDATE crm.opportunity SET amount = amount - 1 WHERE name = 'f1';
+SELECT crm.compact_aggregates() > 0 AS compacted;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+-- every write path of the rates: MERGE (an update and an insert in one
+-- statement), TRUNCATE (every account settled: no rate left) and COPY
+MERGE INTO crm.exchange_rate AS r
+USING (VALUES ('EUR', date '2026-01-01', 2.2), ('EUR', date '2027-04-01', 3.3)) AS v (currency, valid_from, rate)
+   ON r.currency = v.currency AND r.valid_from = v.valid_from
+ WHEN MATCHED THEN UPDATE SET rate = v.rate
+ WHEN NOT MATCHED THEN INSERT (currency, valid_from, rate) VALUES (v.currency, v.valid_from, v.rate);
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+BEGIN;
+TRUNCATE crm.exchange_rate;
+SELECT count(*) FILTER (WHERE open_amount IS NULL OR won_amount IS NULL) AS unpriced_accounts
+  FROM crm_internal.account_settled WHERE owner = 0::oid::regrole;
+COPY crm.exchange_rate (currency, valid_from, rate) FROM stdin;
+EUR	2026-01-01	2
+\.
+COMMIT;
+EXECUTE settled_is_rollup;
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+EXECUTE same('open_amount', 6);
+DEALLOCATE rewritten;
+DEALLOCATE settled_is_rollup;
+DROP TABLE settled_before;
 
 -- A currency without a rate: the settled amount is NULL, and top_accounts
 -- computes the account and raises ZC120, as crm.account_rollup does.
@@ -113,12 +216,63 @@ SELECT ARRAY(SELECT t FROM crm.top_accounts('won_amount', 10, 'regress_top_rep2'
        = ARRAY(SELECT r FROM crm.account_rollup AS r WHERE r.won_amount > 0 AND r.owner = 'regress_top_rep2'
                 ORDER BY r.won_amount DESC, r.account_id LIMIT 10) AS same_for_owner;
 SELECT count(*) AS accounts FROM crm.top_accounts('open_amount', 10, 'regress_top_nobody');
+-- The owner's top n walk that owner's settled rows (account_owner, kept
+-- equal to the account's owner) plus that owner's pending accounts: the
+-- same rows as the view filtered on owner, before and after a compaction
+-- and after an account changes owner (which settles it again at once).
+PREPARE same_owner(text, integer, text) AS
+SELECT ARRAY(SELECT t FROM crm.top_accounts($1, $2, $3) AS t)
+       = ARRAY(SELECT r FROM crm.account_rollup AS r
+                WHERE CASE $1 WHEN 'open_amount' THEN r.open_amount ELSE r.won_amount END > 0 AND r.owner = $3
+                ORDER BY CASE $1 WHEN 'open_amount' THEN r.open_amount ELSE r.won_amount END DESC, r.account_id
+                LIMIT $2) AS same;
+EXECUTE same_owner('open_amount', 1, 'regress_top_rep2');
+EXECUTE same_owner('won_amount', 1, 'regress_top_rep1');
+SELECT crm.compact_aggregates() >= 0 AS compacted;
+SELECT count(*) AS pending_rows FROM crm_internal.account_aggregate WHERE stripe <> 0;
+EXECUTE same_owner('open_amount', 1, 'regress_top_rep2');
+EXECUTE same_owner('open_amount', 2, 'regress_top_rep1');
+EXECUTE same_owner('won_amount', 1, 'regress_top_rep2');
+-- account 4 (rep2's, the biggest open amount) moves to rep1: recorded in
+-- account_owner_moved, it is pending (computed from its groups) until the
+-- next compaction settles it with its new owner
+SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 1, 'regress_top_rep1');
+UPDATE crm.account SET owner = 'regress_top_rep1' WHERE id = 4;
+SELECT account_id FROM crm_internal.account_owner_moved;
+SELECT DISTINCT account_owner FROM crm_internal.account_settled WHERE account_id = 4;
+SELECT account_id, open_amount FROM crm.top_accounts('open_amount', 1, 'regress_top_rep1');
+EXECUTE same_owner('open_amount', 3, 'regress_top_rep1');
+EXECUTE same_owner('open_amount', 3, 'regress_top_rep2');
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+SELECT crm.compact_aggregates() >= 0 AS compacted;
+SELECT count(*) AS moved FROM crm_internal.account_owner_moved;
+SELECT DISTINCT account_owner FROM crm_internal.account_settled WHERE account_id = 4;
+EXECUTE same_owner('open_amount', 3, 'regress_top_rep1');
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
+-- an update that changes no owner records nothing and settles nothing
+CREATE TEMP TABLE settled_before AS SELECT s.account_id, s.owner, s.xmin::text AS written_by FROM crm_internal.account_settled AS s;
+UPDATE crm.account SET name = name || '';
+SELECT count(*) AS moved FROM crm_internal.account_owner_moved;
+SELECT count(*) AS rows_rewritten
+  FROM crm_internal.account_settled AS s JOIN settled_before AS b ON b.account_id = s.account_id AND b.owner = s.owner
+ WHERE b.written_by <> s.xmin::text;
+DROP TABLE settled_before;
+-- a rate edit settles the moved accounts too (any settling does)
+UPDATE crm.account SET owner = 'regress_top_rep2' WHERE id = 4;
+EXECUTE same_owner('open_amount', 3, 'regress_top_rep2');
+UPDATE crm.exchange_rate SET rate = rate WHERE currency = 'CHF';
+SELECT count(*) AS moved FROM crm_internal.account_owner_moved;
+SELECT DISTINCT account_owner FROM crm_internal.account_settled WHERE account_id = 4;
+EXECUTE same_owner('open_amount', 3, 'regress_top_rep2');
+SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
 -- Row-level security: each role gets its own figures, the view's.
 SET ROLE regress_top_rep1;
 SELECT account_id, name, open_amount, won_amount FROM crm.top_accounts('open_amount', 10);
 EXECUTE same('open_amount', 10);
 EXECUTE same('won_amount', 10);
+EXECUTE same_owner('open_amount', 2, 'regress_top_rep2');
+EXECUTE same_owner('won_amount', 2, 'regress_top_rep1');
 SET ROLE regress_top_rep2;
 SELECT account_id, name, open_amount, won_amount FROM crm.top_accounts('won_amount', 10);
 EXECUTE same('open_amount', 10);
@@ -127,6 +281,7 @@ EXECUTE same('won_amount', 10);
 SET ROLE regress_top_boss;
 EXECUTE same('open_amount', 10);
 EXECUTE same('won_amount', 10);
+EXECUTE same_owner('open_amount', 2, 'regress_top_rep2');
 SET ROLE regress_top_analyst;
 EXECUTE same('open_amount', 10);
 EXECUTE same('won_amount', 10);
@@ -195,4 +350,5 @@ SELECT * FROM crm.top_accounts(NULL, 10);
 SELECT * FROM crm.top_accounts('open_amount', -1);
 
 DEALLOCATE same;
+DEALLOCATE same_owner;
 DROP ROLE regress_top_rep1, regress_top_rep2, regress_top_boss, regress_top_analyst;
