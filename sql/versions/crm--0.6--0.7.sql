@@ -5621,3 +5621,16 @@ COMMENT ON COLUMN crm_internal.aggregates_compared.kept_amount IS 'Sum of amount
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_amount IS 'Sum of amounts, computed now';
 COMMENT ON COLUMN crm_internal.aggregates_compared.kept_weighted_amount IS 'The aggregate''s second sum, as kept: weighted amounts (pipeline), sales cycle seconds (sales_performance); 0 where it has none';
 COMMENT ON COLUMN crm_internal.aggregates_compared.actual_weighted_amount IS 'The second sum, computed now';
+
+
+-- lead write path: the lead status history per statement (issue 22, session 35)
+-- crm_internal.record_lead_status() writes a statement's entries from its
+-- transition tables; the row trigger of 0.6 becomes two statement triggers.
+DROP TRIGGER record_lead_status ON crm.lead;
+CREATE TRIGGER record_lead_status_insert AFTER INSERT ON crm.lead
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
+CREATE TRIGGER record_lead_status_update AFTER UPDATE ON crm.lead
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
+COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT (REFERENCING NEW TABLE) and AFTER UPDATE (OLD and NEW TABLE) statement trigger on crm.lead: appends to crm.lead_status_history one entry per captured lead and one per lead whose status the statement changed, with one INSERT per statement';
