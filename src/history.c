@@ -121,7 +121,8 @@ record_row_status(TriggerData *trigdata)
  */
 typedef struct StatusLabels
 {
-	FmgrInfo	output;
+	Oid			type;			/* the status column's type */
+	FmgrInfo	output;			/* its output function, once n >= 0 */
 	int			n;
 	Oid			oids[32];
 	Datum		labels[32];
@@ -132,6 +133,15 @@ status_label(StatusLabels *cache, Datum value)
 {
 	Oid			oid = DatumGetObjectId(value);
 
+	if (cache->n < 0)
+	{
+		Oid			typoutput;
+		bool		typisvarlena;
+
+		getTypeOutputInfo(cache->type, &typoutput, &typisvarlena);
+		fmgr_info(typoutput, &cache->output);
+		cache->n = 0;
+	}
 	for (int i = 0; i < cache->n; i++)
 		if (cache->oids[i] == oid)
 			return cache->labels[i];
@@ -144,7 +154,7 @@ status_label(StatusLabels *cache, Datum value)
 
 typedef struct HistoryBatch
 {
-	MemoryContext context;		/* the arrays being built */
+	MemoryContext context;		/* the arrays being built; NULL until the first */
 	ArrayBuildState *ids;
 	ArrayBuildState *from;
 	ArrayBuildState *to;
@@ -154,6 +164,9 @@ typedef struct HistoryBatch
 static void
 batch_start(HistoryBatch *batch)
 {
+	if (batch->context == NULL)
+		batch->context = AllocSetContextCreate(CurrentMemoryContext, "crm lead status history",
+											   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(batch->context);
 	batch->ids = initArrayResult(INT8OID, batch->context, false);
 	batch->from = initArrayResult(TEXTOID, batch->context, false);
@@ -166,7 +179,7 @@ batch_flush(HistoryBatch *batch)
 {
 	Datum		values[4];
 
-	if (batch->nrows == 0)
+	if (batch->context == NULL || batch->nrows == 0)
 		return;
 	values[0] = makeArrayResult(batch->ids, batch->context);
 	values[1] = makeArrayResult(batch->from, batch->context);
@@ -228,9 +241,7 @@ record_statement_statuses(TriggerData *trigdata)
 	int			optr = 0;
 	int			nptr;
 	StatusLabels labels;
-	HistoryBatch batch;
-	Oid			typoutput;
-	bool		typisvarlena;
+	HistoryBatch batch = {NULL};
 
 	if (news == NULL || (is_update && olds == NULL))
 		ereport(ERROR,
@@ -242,12 +253,8 @@ record_statement_statuses(TriggerData *trigdata)
 	if (nrows == 0)
 		return;
 
-	getTypeOutputInfo(TupleDescAttr(tupdesc, status_att - 1)->atttypid, &typoutput, &typisvarlena);
-	fmgr_info(typoutput, &labels.output);
-	labels.n = 0;
-	batch.context = AllocSetContextCreate(CurrentMemoryContext, "crm lead status history",
-										  ALLOCSET_DEFAULT_SIZES);
-	batch_start(&batch);
+	labels.type = TupleDescAttr(tupdesc, status_att - 1)->atttypid;
+	labels.n = -1;
 
 	if (olds)
 		o = open_store(olds, tupdesc, &optr);
@@ -278,6 +285,8 @@ record_statement_statuses(TriggerData *trigdata)
 					   status_label(&labels, to));
 			continue;
 		}
+		if (batch.context == NULL)
+			batch_start(&batch);
 		accumArrayResult(batch.ids, id, isnull, INT8OID, batch.context);
 		accumArrayResult(batch.from, from_null ? (Datum) 0 : status_label(&labels, from),
 						 from_null, TEXTOID, batch.context);
@@ -290,7 +299,8 @@ record_statement_statuses(TriggerData *trigdata)
 		close_store(olds, o);
 	close_store(news, n);
 	batch_flush(&batch);
-	MemoryContextDelete(batch.context);
+	if (batch.context != NULL)
+		MemoryContextDelete(batch.context);
 }
 
 /* crm_record_lead_status -- trigger crm_internal.record_lead_status() */

@@ -69,7 +69,11 @@ CREATE FUNCTION crm_internal.lead_conversion_guard() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm_internal.lead_conversion_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: only crm.convert_lead() may set status Converted and the conversion fields; a converted lead keeps them forever';
 
-CREATE TRIGGER lead_conversion_guard BEFORE INSERT OR UPDATE ON crm.lead
+-- An UPDATE can change the conversion record only by naming one of its
+-- columns (no other trigger writes them): an UPDATE of other columns, the
+-- bulk of the updates, does not fire the guard.
+CREATE TRIGGER lead_conversion_guard
+    BEFORE INSERT OR UPDATE OF status, account_id, contact_id, opportunity_id, converted_at, converted_by ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();
 
 CREATE FUNCTION crm_internal.opportunity_lead_guard() RETURNS trigger

@@ -5634,3 +5634,9 @@ CREATE TRIGGER record_lead_status_update AFTER UPDATE ON crm.lead
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
 COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT (REFERENCING NEW TABLE) and AFTER UPDATE (OLD and NEW TABLE) statement trigger on crm.lead: appends to crm.lead_status_history one entry per captured lead and one per lead whose status the statement changed, with one INSERT per statement';
+-- the conversion guard fires on an UPDATE only when it names a column of the
+-- conversion record
+DROP TRIGGER lead_conversion_guard ON crm.lead;
+CREATE TRIGGER lead_conversion_guard
+    BEFORE INSERT OR UPDATE OF status, account_id, contact_id, opportunity_id, converted_at, converted_by ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();

@@ -124,6 +124,22 @@ SET ROLE regress_lhs_rep;
 SELECT 1 AS converted FROM crm.convert_lead((SELECT id FROM crm.lead WHERE name = 'Ivy Convert'));
 SELECT name, from_status, to_status, changed_by FROM status_log WHERE name = 'Ivy Convert' ORDER BY id;
 
+-- The conversion guard fires on an UPDATE that names a column of the
+-- conversion record, whatever the write path; other columns stay editable.
+UPDATE crm.lead SET remarks = 'won' WHERE name = 'Ivy Convert';
+UPDATE crm.lead SET status = 'Processing', remarks = 'again' WHERE name = 'Ivy Convert';
+\echo :LAST_ERROR_SQLSTATE
+MERGE INTO crm.lead AS l USING (VALUES ('Ivy Convert')) AS s (name) ON l.name = s.name
+ WHEN MATCHED THEN UPDATE SET status = 'New Lead';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+INSERT INTO crm.lead (id, name) OVERRIDING SYSTEM VALUE
+SELECT id, name FROM crm.lead WHERE name = 'Ivy Convert'
+    ON CONFLICT (id) DO UPDATE SET converted_at = NULL;
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_lhs_rep;
+SELECT name, status, remarks, converted_at IS NOT NULL AS still_converted FROM crm.lead WHERE name = 'Ivy Convert';
+
 -- The history stays the database's: the rep cannot write it.
 INSERT INTO crm.lead_status_history (lead_id, to_status, changed_by)
 SELECT id, 'Completed', 'regress_lhs_rep' FROM crm.lead WHERE name = 'Ivy Convert';
