@@ -5,6 +5,7 @@
 # tree with this script copied in).
 #
 #   bash bench/update_instructions.sh      WARM=20000 COUNT=1000
+#   KINDS=lea bash bench/update_instructions.sh    (some of opp acc con lea)
 #
 # The database of bench/aggregates.sh (100,000 opportunities over 1,000
 # accounts), plus 100,000 each of accounts, contacts and leads with accented
@@ -29,7 +30,7 @@ make_db tpl "$N"
 psql_q -d tpl -c "SET session_replication_role = replica;
   INSERT INTO crm.account (name, website, phone, owner) SELECT 'Firma ' || g || ' Müller GmbH', 'https://f' || g || '.example', '+49 30 ' || g, 'bench_rep1' FROM generate_series(1, $N) g;
   INSERT INTO crm.contact (name, email, phone, account_id, owner) SELECT 'Jürgen Weiß ' || g, 'jw' || g || '@f.example', '+49 30 ' || g, 1 + g % 1000, 'bench_rep1' FROM generate_series(1, $N) g;
-  INSERT INTO crm.lead (name, company, email, phone, owner) SELECT 'Léa Dubois ' || g, 'Firma ' || g, 'lea' || g || '@f.example', '+33 1 ' || g, 'bench_rep1' FROM generate_series(1, $N) g;" >/dev/null
+  INSERT INTO crm.lead (name, company, email, phone, owner, furthest_status) SELECT 'Léa Dubois ' || g, 'Firma ' || g, 'lea' || g || '@f.example', '+33 1 ' || g, 'bench_rep1', 'New Lead' FROM generate_series(1, $N) g;" >/dev/null
 psql_q -d tpl -c "VACUUM ANALYZE" >/dev/null
 gen() { # seed n kind
     awk -v seed="$1" -v n="$2" -v kind="$3" -v max="$N" 'BEGIN {
@@ -44,10 +45,11 @@ gen() { # seed n kind
         }
     }'
 }
-for k in opp acc con lea; do gen 1 $WARM $k >$WORK/${k}_warm.sql; gen 2 $COUNT $k >$WORK/${k}_short.sql; gen 2 $((2*COUNT)) $k >$WORK/${k}_long.sql; done
+KINDS=${KINDS:-opp acc con lea}
+for k in $KINDS; do gen 1 $WARM $k >$WORK/${k}_warm.sql; gen 2 $COUNT $k >$WORK/${k}_short.sql; gen 2 $((2*COUNT)) $k >$WORK/${k}_long.sql; done
 chmod a+r $WORK/*.sql
 stop_cluster "$WORK/cluster"
-for k in opp acc con lea; do as_cluster_user "$PG_BIN/postgres" --single -D "$WORK/cluster/data" tpl <$WORK/${k}_warm.sql >/dev/null 2>&1; done
+for k in $KINDS; do as_cluster_user "$PG_BIN/postgres" --single -D "$WORK/cluster/data" tpl <$WORK/${k}_warm.sql >/dev/null 2>&1; done
 as_cluster_user pg_ctl -D "$WORK/cluster/data" -l "$WORK/cluster/server.log" -w start >/dev/null
 log "after the warm-up: aggregates exact, changes recorded, leads updated:"
 psql_q -d tpl -At -c "SELECT count(*) FILTER (WHERE stripe = 1) > 0 AND NOT EXISTS (SELECT FROM crm.verify_aggregates()) FROM crm_internal.pipeline_aggregate" -c "SELECT count(*) FROM crm.opportunity_history" -c "SELECT count(*) FROM crm.lead WHERE title IS NOT NULL" >&2
@@ -62,7 +64,7 @@ instructions() {
     sed -n 's/^summary: \([0-9]*\)$/\1/p' "$dir/out"; rm -rf "$dir"
 }
 printf '\n%-44s %12s\n' "instructions per single-row update" "per update"
-for k in opp acc con lea; do
+for k in $KINDS; do
     log "callgrind: $k, $COUNT and $((2 * COUNT)) updates"
     instructions tpl "$WORK/${k}_short.sql" >"$WORK/s" &
     l=$(instructions tpl "$WORK/${k}_long.sql"); wait; s=$(cat "$WORK/s")

@@ -1,28 +1,38 @@
 /*
  * history.c: what happened to a row, kept by the database.
  *
- * crm_internal.record_lead_status()  AFTER INSERT OR UPDATE OF status on crm.lead:
- *     one crm.lead_status_history row when a lead is captured and one for
- *     every change of its status (from, to, when, by whom).
+ * crm_internal.record_lead_status()  AFTER INSERT and AFTER UPDATE FOR EACH
+ *     STATEMENT on crm.lead (with transition tables): one
+ *     crm.lead_status_history row for every lead the statement captured and
+ *     one for every lead whose status it changed (from, to, when, by whom),
+ *     written by one INSERT per statement, in the order the statement wrote
+ *     the rows; a statement of one row takes a single-row INSERT, and a
+ *     statement that changed no status runs no query.  Fired FOR EACH ROW
+ *     (the trigger of 0.6, before the update script ran) it records that row.
  * The change log (crm.change_log) and its append-only guard are change_log.c;
  * crm.opportunity_history is opportunity_history.c.
  *
  * "By whom" is the role the statement runs as.  The rows are written as the
  * owner of schema crm, so users need no write privilege on the history tables
- * and cannot forge or remove entries.
+ * and cannot forge or remove entries.  Every write path -- INSERT, COPY,
+ * UPDATE, INSERT ... ON CONFLICT DO UPDATE, MERGE -- fills the transition
+ * tables, so every path is recorded.
  */
 #include "crm.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 static CrmQuery insert_status_history = {
 	"INSERT INTO crm.lead_status_history (lead_id, from_status, to_status, changed_by) "
@@ -30,18 +40,267 @@ static CrmQuery insert_status_history = {
 	4, {INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
-/* the id column of a crm table row */
-static Datum
-row_id_datum(HeapTuple tuple, TupleDesc tupdesc, bool *isnull)
+/* the entries of a statement: arrays of lead ids, old and new statuses */
+static CrmQuery insert_status_history_rows = {
+	"INSERT INTO crm.lead_status_history (lead_id, from_status, to_status, changed_by) "
+	"SELECT r.lead_id, r.from_status::crm.lead_status, r.to_status::crm.lead_status, $4"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+	"    AS r(lead_id, from_status, to_status)",
+	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, REGROLEOID}, NULL
+};
+
+/* a statement's entries are written in batches of at most this many */
+#define HISTORY_BATCH_ROWS	10000
+
+/* attribute number of a column the trigger needs, or a loud error */
+static int
+required_attnum(TupleDesc tupdesc, const char *colname)
 {
-	int			attnum = SPI_fnumber(tupdesc, "id");
+	int			attnum = SPI_fnumber(tupdesc, colname);
 
 	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crm_internal.record_lead_status() needs a column \"%s\"", colname)));
+	return attnum;
+}
+
+/* insert_one -- one entry (from_status NULL for a captured lead) */
+static void
+insert_one(Datum lead_id, Datum from_status, bool from_null, Datum to_status)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = lead_id;
+	values[1] = from_status;
+	nulls[1] = from_null ? 'n' : ' ';
+	values[2] = to_status;
+	values[3] = ObjectIdGetDatum(crm_acting_role());
+
+	crm_spi_connect();
+	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
+	crm_spi_finish();
+}
+
+/*
+ * A row trigger's call: that row's entry (serves a database whose catalog
+ * still has the row trigger of 0.6 until ALTER EXTENSION crm UPDATE).
+ */
+static void
+record_row_status(TriggerData *trigdata)
+{
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = required_attnum(tupdesc, "status");
+	HeapTuple	newtup;
+	char	   *from_status = NULL;
+	char	   *to_status;
+	bool		isnull;
+	Datum		id;
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else
 	{
-		*isnull = true;
-		return (Datum) 0;
+		newtup = trigdata->tg_newtuple;
+		from_status = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, attnum);
 	}
-	return heap_getattr(tuple, attnum, tupdesc, isnull);
+	to_status = crm_attribute_text(newtup, tupdesc, attnum);
+	if (from_status != NULL && to_status != NULL && strcmp(from_status, to_status) == 0)
+		return;					/* status unchanged */
+
+	id = heap_getattr(newtup, required_attnum(tupdesc, "id"), tupdesc, &isnull);
+	insert_one(id, from_status ? CStringGetTextDatum(from_status) : (Datum) 0,
+			   from_status == NULL, CStringGetTextDatum(to_status));
+}
+
+/*
+ * The labels of the statuses a statement wrote, as text datums: an enum
+ * value is its pg_enum row's OID, and a lead has a handful of statuses, so
+ * each label is looked up once per statement.
+ */
+typedef struct StatusLabels
+{
+	Oid			type;			/* the status column's type */
+	FmgrInfo	output;			/* its output function, once n >= 0 */
+	int			n;
+	Oid			oids[32];
+	Datum		labels[32];
+} StatusLabels;
+
+static Datum
+status_label(StatusLabels *cache, Datum value)
+{
+	Oid			oid = DatumGetObjectId(value);
+
+	if (cache->n < 0)
+	{
+		Oid			typoutput;
+		bool		typisvarlena;
+
+		getTypeOutputInfo(cache->type, &typoutput, &typisvarlena);
+		fmgr_info(typoutput, &cache->output);
+		cache->n = 0;
+	}
+	for (int i = 0; i < cache->n; i++)
+		if (cache->oids[i] == oid)
+			return cache->labels[i];
+	if (cache->n == lengthof(cache->oids))
+		return CStringGetTextDatum(OutputFunctionCall(&cache->output, value));
+	cache->oids[cache->n] = oid;
+	cache->labels[cache->n] = CStringGetTextDatum(OutputFunctionCall(&cache->output, value));
+	return cache->labels[cache->n++];
+}
+
+typedef struct HistoryBatch
+{
+	MemoryContext context;		/* the arrays being built; NULL until the first */
+	ArrayBuildState *ids;
+	ArrayBuildState *from;
+	ArrayBuildState *to;
+	int			nrows;
+} HistoryBatch;
+
+static void
+batch_start(HistoryBatch *batch)
+{
+	if (batch->context == NULL)
+		batch->context = AllocSetContextCreate(CurrentMemoryContext, "crm lead status history",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(batch->context);
+	batch->ids = initArrayResult(INT8OID, batch->context, false);
+	batch->from = initArrayResult(TEXTOID, batch->context, false);
+	batch->to = initArrayResult(TEXTOID, batch->context, false);
+	batch->nrows = 0;
+}
+
+static void
+batch_flush(HistoryBatch *batch)
+{
+	Datum		values[4];
+
+	if (batch->context == NULL || batch->nrows == 0)
+		return;
+	values[0] = makeArrayResult(batch->ids, batch->context);
+	values[1] = makeArrayResult(batch->from, batch->context);
+	values[2] = makeArrayResult(batch->to, batch->context);
+	values[3] = ObjectIdGetDatum(crm_acting_role());
+
+	crm_spi_connect();
+	crm_query_run_as_owner(&insert_status_history_rows, values, NULL, 0);
+	crm_spi_finish();
+	batch_start(batch);
+}
+
+/* open_store -- a slot and a read pointer of our own on a transition table */
+static TupleTableSlot *
+open_store(Tuplestorestate *store, TupleDesc tupdesc, int *ptr)
+{
+	*ptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(store, *ptr);
+	tuplestore_rescan(store);
+	return MakeSingleTupleTableSlot(tupdesc, &TTSOpsMinimalTuple);
+}
+
+/* next_row -- the store's next row into slot; false at its end */
+static bool
+next_row(Tuplestorestate *store, int ptr, TupleTableSlot *slot)
+{
+	tuplestore_select_read_pointer(store, ptr);
+	return tuplestore_gettupleslot(store, true, false, slot);
+}
+
+/* close_store -- back to the read pointer the other triggers use */
+static void
+close_store(Tuplestorestate *store, TupleTableSlot *slot)
+{
+	ExecClearTuple(slot);
+	tuplestore_select_read_pointer(store, 0);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * record_statement_statuses -- an AFTER INSERT (NEW TABLE) or AFTER UPDATE
+ * (OLD and NEW TABLE) FOR EACH STATEMENT call: one entry per captured lead
+ * and per changed status.  The transition tables hold the old and the new
+ * version of an updated row at the same position.
+ */
+static void
+record_statement_statuses(TriggerData *trigdata)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	Tuplestorestate *olds = is_update ? trigdata->tg_oldtable : NULL;
+	Tuplestorestate *news = trigdata->tg_newtable;
+	int			status_att = required_attnum(tupdesc, "status");
+	int			id_att = required_attnum(tupdesc, "id");
+	int64		nrows;
+	TupleTableSlot *o = NULL;
+	TupleTableSlot *n;
+	int			optr = 0;
+	int			nptr;
+	StatusLabels labels;
+	HistoryBatch batch = {NULL};
+
+	if (news == NULL || (is_update && olds == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(rel),
+				 errmsg("crm_internal.record_lead_status() fired FOR EACH STATEMENT needs its transition tables"),
+				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE.")));
+	nrows = tuplestore_tuple_count(news);
+	if (nrows == 0)
+		return;
+
+	labels.type = TupleDescAttr(tupdesc, status_att - 1)->atttypid;
+	labels.n = -1;
+
+	if (olds)
+		o = open_store(olds, tupdesc, &optr);
+	n = open_store(news, tupdesc, &nptr);
+	for (;;)
+	{
+		Datum		from = (Datum) 0;
+		bool		from_null = true;
+		Datum		to;
+		Datum		id;
+		bool		isnull;
+
+		if (olds && !next_row(olds, optr, o))
+			break;
+		if (!next_row(news, nptr, n))
+			break;
+		to = slot_getattr(n, status_att, &isnull);
+		if (olds)
+		{
+			from = slot_getattr(o, status_att, &from_null);
+			if (!from_null && !isnull && DatumGetObjectId(from) == DatumGetObjectId(to))
+				continue;		/* status unchanged */
+		}
+		id = slot_getattr(n, id_att, &isnull);
+		if (nrows == 1)
+		{
+			insert_one(id, from_null ? (Datum) 0 : status_label(&labels, from), from_null,
+					   status_label(&labels, to));
+			continue;
+		}
+		if (batch.context == NULL)
+			batch_start(&batch);
+		accumArrayResult(batch.ids, id, isnull, INT8OID, batch.context);
+		accumArrayResult(batch.from, from_null ? (Datum) 0 : status_label(&labels, from),
+						 from_null, TEXTOID, batch.context);
+		accumArrayResult(batch.to, status_label(&labels, to), false, TEXTOID, batch.context);
+		if (++batch.nrows >= HISTORY_BATCH_ROWS)
+			batch_flush(&batch);
+	}
+
+	if (o)
+		close_store(olds, o);
+	close_store(news, n);
+	batch_flush(&batch);
+	if (batch.context != NULL)
+		MemoryContextDelete(batch.context);
 }
 
 /* crm_record_lead_status -- trigger crm_internal.record_lead_status() */
@@ -49,45 +308,16 @@ PG_FUNCTION_INFO_V1(crm_record_lead_status);
 Datum
 crm_record_lead_status(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_lead_status", false, true);
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	int			attnum = SPI_fnumber(tupdesc, "status");
-	HeapTuple	newtup;
-	char	   *from_status = NULL;
-	char	   *to_status;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	bool		isnull;
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "record_lead_status", false, false);
 
-	if (attnum <= 0)
-		elog(ERROR, "crm: crm_internal.record_lead_status() needs a status column");
-
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		newtup = trigdata->tg_trigtuple;
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		newtup = trigdata->tg_newtuple;
-		from_status = crm_attribute_text(trigdata->tg_trigtuple, tupdesc, attnum);
-	}
-	else
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm_internal.record_lead_status() must be fired for INSERT or UPDATE")));
-
-	to_status = crm_attribute_text(newtup, tupdesc, attnum);
-	if (from_status != NULL && to_status != NULL && strcmp(from_status, to_status) == 0)
-		return PointerGetDatum(NULL);	/* status unchanged */
-
-	values[0] = row_id_datum(newtup, tupdesc, &isnull);
-	values[1] = from_status ? CStringGetTextDatum(from_status) : (Datum) 0;
-	nulls[1] = from_status ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(to_status);
-	values[3] = ObjectIdGetDatum(crm_acting_role());
-
-	crm_spi_connect();
-	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
-	crm_spi_finish();
-
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		record_row_status(trigdata);
+	else
+		record_statement_statuses(trigdata);
 	return PointerGetDatum(NULL);
 }

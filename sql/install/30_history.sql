@@ -69,7 +69,11 @@ CREATE FUNCTION crm_internal.lead_conversion_guard() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION crm_internal.lead_conversion_guard() IS 'BEFORE INSERT OR UPDATE row trigger on crm.lead: only crm.convert_lead() may set status Converted and the conversion fields; a converted lead keeps them forever';
 
-CREATE TRIGGER lead_conversion_guard BEFORE INSERT OR UPDATE ON crm.lead
+-- An UPDATE can change the conversion record only by naming one of its
+-- columns (no other trigger writes them): an UPDATE of other columns, the
+-- bulk of the updates, does not fire the guard.
+CREATE TRIGGER lead_conversion_guard
+    BEFORE INSERT OR UPDATE OF status, account_id, contact_id, opportunity_id, converted_at, converted_by ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();
 
 CREATE FUNCTION crm_internal.opportunity_lead_guard() RETURNS trigger
@@ -84,10 +88,18 @@ CREATE TRIGGER opportunity_lead_guard BEFORE INSERT OR UPDATE OF lead_id ON crm.
 CREATE FUNCTION crm_internal.record_lead_status() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_lead_status'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT OR UPDATE row trigger on crm.lead: appends the new status to crm.lead_status_history when it changed';
+COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT (REFERENCING NEW TABLE) and AFTER UPDATE (OLD and NEW TABLE) statement trigger on crm.lead: appends to crm.lead_status_history one entry per captured lead and one per lead whose status the statement changed, with one INSERT per statement';
 
-CREATE TRIGGER record_lead_status AFTER INSERT OR UPDATE OF status ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.record_lead_status();
+-- One entry per captured lead and per status change, written per statement
+-- from the transition tables (a trigger with transition tables cannot have
+-- a column list: the UPDATE trigger fires for every UPDATE and writes only
+-- the rows whose status changed).
+CREATE TRIGGER record_lead_status_insert AFTER INSERT ON crm.lead
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
+CREATE TRIGGER record_lead_status_update AFTER UPDATE ON crm.lead
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
 
 CREATE FUNCTION crm_internal.record_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_change'

@@ -6329,3 +6329,21 @@ BEGIN ATOMIC
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
 COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+-- lead write path: the lead status history per statement (issue 22, session 35)
+-- crm_internal.record_lead_status() writes a statement's entries from its
+-- transition tables; the row trigger of 0.6 becomes two statement triggers.
+DROP TRIGGER record_lead_status ON crm.lead;
+CREATE TRIGGER record_lead_status_insert AFTER INSERT ON crm.lead
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
+CREATE TRIGGER record_lead_status_update AFTER UPDATE ON crm.lead
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_lead_status();
+COMMENT ON FUNCTION crm_internal.record_lead_status() IS 'AFTER INSERT (REFERENCING NEW TABLE) and AFTER UPDATE (OLD and NEW TABLE) statement trigger on crm.lead: appends to crm.lead_status_history one entry per captured lead and one per lead whose status the statement changed, with one INSERT per statement';
+-- the conversion guard fires on an UPDATE only when it names a column of the
+-- conversion record
+DROP TRIGGER lead_conversion_guard ON crm.lead;
+CREATE TRIGGER lead_conversion_guard
+    BEFORE INSERT OR UPDATE OF status, account_id, contact_id, opportunity_id, converted_at, converted_by ON crm.lead
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();
