@@ -100,7 +100,7 @@ SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('crm.opportunity', 'i
 -- move to its stage (or, still in Qualification, a change of amount)
 INSERT INTO crm.opportunity_history (opportunity_id, old_stage, new_stage, old_amount, new_amount,
                                      old_probability, new_probability, old_close_date, new_close_date, changed_at, changed_by,
-                                     old_owner, new_owner, currency, superseded_at)
+                                     old_owner, new_owner, currency)
 SELECT h.*
   FROM opp AS o
  CROSS JOIN LATERAL (
@@ -108,13 +108,13 @@ SELECT h.*
             CASE WHEN o.stage = 'Qualification' THEN round(o.amount * 0.8, 2) ELSE o.amount END,
             NULL::numeric, 10.00::numeric, NULL::date, o.close_date, o.created_at,
             ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
-            NULL::regrole, ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, o.currency, o.moved_at),
+            NULL::regrole, ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, o.currency),
            (o.g, 'Qualification', o.stage,
             CASE WHEN o.stage = 'Qualification' THEN round(o.amount * 0.8, 2) ELSE o.amount END, o.amount,
             10.00, o.probability, o.close_date, o.close_date, o.moved_at,
             ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
             ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole, ('bench_rep' || (1 + (o.g - 1) % :owners))::regrole,
-            o.currency, NULL::timestamptz)) AS h
+            o.currency)) AS h
  ORDER BY o.g, h.column2 IS NOT NULL;
 
 -- the stage passages those entries hold (crm.rebuild_aggregates() does not

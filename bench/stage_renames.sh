@@ -41,10 +41,11 @@ BEGIN ATOMIC
                pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
                pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
                                                OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-          FROM crm.opportunity_history AS h
-         WHERE h.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
-           AND (h.superseded_at IS NULL OR h.superseded_at OPERATOR(pg_catalog.>) pipeline_as_of."at")
-           AND NOT h.deleted
+          FROM (SELECT DISTINCT ON (e.opportunity_id) e.*
+                  FROM crm.opportunity_history AS e
+                 WHERE e.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
+                 ORDER BY e.opportunity_id, e.id DESC) AS h
+         WHERE NOT h.deleted
          GROUP BY h.new_stage, h.new_owner, h.currency, 4),
     grouped AS (
         SELECT s.sort_order, t.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,

@@ -5636,6 +5636,7 @@ COMMENT ON FUNCTION crm_internal.opportunity_stage_changed() IS 'BEFORE INSERT, 
 CREATE TRIGGER opportunity_stage_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.opportunity_stage
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.opportunity_stage_changed();
 ALTER TABLE crm.opportunity_stage ENABLE ALWAYS TRIGGER opportunity_stage_changed;
+REVOKE ALL ON FUNCTION crm_internal.opportunity_stage_changed() FROM PUBLIC;
 
 -- stage renames recorded; the as-of pipeline and the stage velocity follow a
 -- stage through its renames (issue 22, session 35): 61_stage_renames.sql,
