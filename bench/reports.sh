@@ -107,8 +107,9 @@ QUERIES=(
     "account_rollup top won|SELECT * FROM crm.account_rollup ORDER BY won_amount DESC LIMIT 20|crm.account_rollup"
     "account_rollup one account|SELECT * FROM crm.account_rollup WHERE account_id = $REP_ACCOUNT|crm.account_rollup"
     "account_rollup one owner|SELECT * FROM crm.account_rollup WHERE owner = 'bench_rep1'|crm.account_rollup"
-    "top_accounts open|SELECT * FROM crm.top_accounts('open_amount', 20)|crm.top_accounts(text,integer)"
-    "top_accounts won|SELECT * FROM crm.top_accounts('won_amount', 20)|crm.top_accounts(text,integer)"
+    "top_accounts open|SELECT * FROM crm.top_accounts('open_amount', 20)|crm.top_accounts(text,integer,text)"
+    "top_accounts won|SELECT * FROM crm.top_accounts('won_amount', 20)|crm.top_accounts(text,integer,text)"
+    "top_accounts one owner|SELECT * FROM crm.top_accounts('open_amount', 20, 'bench_rep1')|crm.top_accounts(text,integer,text)"
     "pipeline_as_of(now()-1 day)|SELECT * FROM crm.pipeline_as_of(now() - interval '1 day')|crm.pipeline_as_of(timestamptz)"
 )
 ROLES=(postgres bench_rep1)
