@@ -5,26 +5,29 @@
  *
  * crm_internal.opportunity_stage_changed()
  *     BEFORE INSERT, UPDATE, DELETE or TRUNCATE FOR EACH STATEMENT on
- *     crm.opportunity_stage (enabled ALWAYS, so that replication's apply
- *     fires it too): takes SHARE ROW EXCLUSIVE on crm.opportunity and sends
- *     an invalidation of crm.opportunity_stage's relcache entry, which every
- *     backend (this one at its next command, the others when they next
- *     lock a relation after the commit) turns into emptying its copy.
+ *     crm.opportunity_stage (enabled ALWAYS), and BEFORE INSERT, UPDATE or
+ *     DELETE FOR EACH ROW enabled REPLICA (logical replication's apply
+ *     fires row triggers only): takes SHARE ROW EXCLUSIVE on
+ *     crm.opportunity, empties this backend's copy and reads the stages
+ *     anew for the rest of the transaction, and sends an invalidation of
+ *     crm.opportunity_stage's relcache entry, which every other backend
+ *     turns into emptying its copy when it next locks a relation after the
+ *     commit.
  *
  * Why the copy is never stale where it is read: it is read only by
  * triggers on crm.opportunity, under the writer's ROW EXCLUSIVE lock on it,
- * and only in READ COMMITTED (REPEATABLE READ and SERIALIZABLE read the
- * table under the transaction's snapshot instead).  A change of the stages
- * holds SHARE ROW EXCLUSIVE on crm.opportunity from before its first row
- * change to its end, so no writer of deals runs meanwhile; its
- * invalidation is queued before its lock is released, and a writer's
- * transaction after it takes its ROW EXCLUSIVE lock anew, which reads the
- * invalidation queue first: the copy is emptied and filled again from a
- * snapshot that sees the change.  A change rolled back (also to a
- * savepoint) empties the copy of its own backend too.  In the backend that
- * changes the stages, the copy is emptied at the end of each of its
- * commands, before the cascade of a rename updates the deals.
- *
+ * only in READ COMMITTED (REPEATABLE READ and SERIALIZABLE read the table
+ * under the transaction's snapshot instead), and not in a transaction that
+ * changed the stages (it reads the table for every lookup, as a statement
+ * would: a writable CTE may change the stages in the statement that writes
+ * the deals).  A change of the stages holds SHARE ROW EXCLUSIVE on
+ * crm.opportunity from before its commit to its end, so no other
+ * transaction that writes deals is open when it commits; its invalidation
+ * is queued before its lock is released, and a writer's transaction after
+ * it takes its ROW EXCLUSIVE lock anew, which reads the invalidation queue
+ * first: the copy is emptied and filled again from a snapshot that sees the
+ * change.  A lookup's result is valid until the next lookup.
+
  * The table is small (a few dozen stages): it is read whole, in sort order.
  */
 #include "crm.h"
@@ -52,20 +55,28 @@ typedef struct StageTable
 	CrmStage   *stages;			/* in sort order */
 } StageTable;
 
-static MemoryContext cache_context = NULL;
+static MemoryContext cache_context = NULL;	/* the kept copy */
+static MemoryContext transient_context = NULL;	/* a copy read for one lookup */
 static StageTable *cache = NULL;	/* NULL: to be read */
 static Oid	cache_relid = InvalidOid;
-static bool callback_registered = false;
+static TransactionId changed_in = InvalidTransactionId; /* this backend changed the stages */
+
+static void
+stage_cache_reset(void)
+{
+	if (cache != NULL)
+	{
+		cache = NULL;
+		MemoryContextReset(cache_context);
+	}
+}
 
 static void
 stage_cache_invalidate(Datum arg, Oid relid)
 {
 	(void) arg;
-	if (cache != NULL && (relid == InvalidOid || relid == cache_relid))
-	{
-		cache = NULL;
-		MemoryContextReset(cache_context);
-	}
+	if (relid == InvalidOid || relid == cache_relid)
+		stage_cache_reset();
 }
 
 /* read_stages -- the table, read as the owner of schema crm, into cxt */
@@ -92,28 +103,38 @@ read_stages(MemoryContext cxt)
 		s->sort_order = DatumGetInt32(crm_result_datum(i, 5, &isnull));
 	}
 	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
 	return t;
 }
 
+static void
+stage_cache_init(void)
+{
+	if (cache_context != NULL)
+		return;
+	cache_context = AllocSetContextCreate(TopMemoryContext, "crm stage cache",
+										  ALLOCSET_SMALL_SIZES);
+	transient_context = AllocSetContextCreate(TopMemoryContext, "crm stage lookup",
+											  ALLOCSET_SMALL_SIZES);
+	CacheRegisterRelcacheCallback(stage_cache_invalidate, (Datum) 0);
+}
+
 /*
- * stage_table -- the stages: the backend's copy in READ COMMITTED, read
- * anew (into the current memory context) under a transaction snapshot.
- * The caller is connected to SPI.
+ * stage_table -- the stages: the backend's copy, or (see above) read anew
+ * into memory that the next lookup frees.  The caller is connected to SPI.
  */
 static StageTable *
 stage_table(void)
 {
-	if (IsolationUsesXactSnapshot())
-		return read_stages(CurrentMemoryContext);
+	stage_cache_init();
+	if (IsolationUsesXactSnapshot() ||
+		(TransactionIdIsValid(changed_in) && TransactionIdEquals(changed_in, GetTopTransactionIdIfAny())))
+	{
+		MemoryContextReset(transient_context);
+		return read_stages(transient_context);
+	}
 	if (cache != NULL)
 		return cache;
-	if (!callback_registered)
-	{
-		cache_context = AllocSetContextCreate(TopMemoryContext, "crm stage cache",
-											  ALLOCSET_SMALL_SIZES);
-		CacheRegisterRelcacheCallback(stage_cache_invalidate, (Datum) 0);
-		callback_registered = true;
-	}
 	cache_relid = crm_relation_oid("opportunity_stage");
 	cache = read_stages(cache_context);
 	return cache;
@@ -167,13 +188,14 @@ Datum
 crm_opportunity_stage_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "opportunity_stage_changed", true, false);
+	TriggerEvent event = trigdata->tg_event;
 
-	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errtable(trigdata->tg_relation),
-				 errmsg("crm_internal.opportunity_stage_changed() must be fired BEFORE ... FOR EACH STATEMENT")));
 	LockRelationOid(crm_relation_oid("opportunity"), ShareRowExclusiveLock);
+	stage_cache_init();
+	stage_cache_reset();
+	changed_in = GetTopTransactionId();
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	return PointerGetDatum(NULL);
+	if (!TRIGGER_FIRED_FOR_ROW(event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }

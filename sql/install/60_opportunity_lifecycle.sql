@@ -87,10 +87,14 @@ CREATE TRIGGER opportunity_stage_guard BEFORE UPDATE OF is_closed, is_won ON crm
 CREATE FUNCTION crm_internal.opportunity_stage_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_opportunity_stage_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.opportunity_stage_changed() IS 'BEFORE INSERT, UPDATE, DELETE or TRUNCATE statement trigger on crm.opportunity_stage: takes SHARE ROW EXCLUSIVE on crm.opportunity (writers of deals wait, and are waited for) and empties every backend''s copy of the stages that the opportunity triggers read';
+COMMENT ON FUNCTION crm_internal.opportunity_stage_changed() IS 'BEFORE INSERT, UPDATE, DELETE or TRUNCATE statement trigger on crm.opportunity_stage (and a row trigger fired by logical replication''s apply): takes SHARE ROW EXCLUSIVE on crm.opportunity (writers of deals wait, and are waited for) and empties every backend''s copy of the stages that the opportunity triggers read';
 CREATE TRIGGER opportunity_stage_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.opportunity_stage
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.opportunity_stage_changed();
 ALTER TABLE crm.opportunity_stage ENABLE ALWAYS TRIGGER opportunity_stage_changed;
+-- logical replication's apply fires row triggers only
+CREATE TRIGGER opportunity_stage_changed_row BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity_stage
+    FOR EACH ROW EXECUTE FUNCTION crm_internal.opportunity_stage_changed();
+ALTER TABLE crm.opportunity_stage ENABLE REPLICA TRIGGER opportunity_stage_changed_row;
 
 CREATE FUNCTION crm_internal.record_opportunity_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_record_opportunity_change'

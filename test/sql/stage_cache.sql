@@ -57,8 +57,27 @@ VALUES ('Three', 1, 10, 'Dropped', (SELECT min(code) FROM crm.loss_reason WHERE 
 SELECT name, stage, furthest_stage FROM crm.opportunity WHERE name = 'Three';
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
--- The trigger fires only as installed: per statement, before.
+-- A writable CTE that changes the stages in the statement that moves the
+-- deal: the deal follows the stages as the statement left them (a lost
+-- stage needs a loss reason; the new default probability).
+WITH s AS (INSERT INTO crm.opportunity_stage (name, sort_order, probability, is_closed)
+           VALUES ('Lost elsewhere', 85, 0, true) RETURNING name)
+UPDATE crm.opportunity AS o SET stage = s.name FROM s WHERE o.name = 'Two';
+WITH s AS (UPDATE crm.opportunity_stage SET probability = 33 WHERE name = 'Requirement' RETURNING name)
+UPDATE crm.opportunity AS o SET stage = s.name FROM s WHERE o.name = 'Two';
+SELECT name, stage, probability FROM crm.opportunity WHERE name = 'Two';
+-- Until the end of such a transaction the stages are read for every deal.
+BEGIN;
+UPDATE crm.opportunity_stage SET probability = 44 WHERE name = 'Requirement';
+UPDATE crm.opportunity SET stage = 'Proposal' WHERE name = 'Two';
+UPDATE crm.opportunity SET stage = 'Requirement' WHERE name = 'Two';
+SELECT probability AS read_again FROM crm.opportunity WHERE name = 'Two';
+COMMIT;
+
+-- The triggers fire only as installed: per statement, before (always), and
+-- per row for replication's apply (replica).
+
 SELECT tgname, tgenabled FROM pg_trigger
- WHERE tgrelid = 'crm.opportunity_stage'::regclass AND tgname = 'opportunity_stage_changed';
+ WHERE tgrelid = 'crm.opportunity_stage'::regclass AND tgname LIKE 'opportunity_stage_changed%' ORDER BY tgname;
 
 DROP EXTENSION crm CASCADE;
