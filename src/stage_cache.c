@@ -142,7 +142,7 @@ stage_table(void)
 
 /*
  * crm_stage_lookup -- the stage of that name, NULL when there is none.  The
- * result is valid until the caller's next SPI call.  The caller is connected
+ * result is valid until the next lookup.  The caller is connected
  * to SPI and is a trigger on crm.opportunity (see above).
  */
 const CrmStage *
