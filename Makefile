@@ -18,6 +18,7 @@ MODULE_big = crm
 OBJS = \
 	src/module.o \
 	src/spi_util.o \
+	src/append_rows.o \
 	src/normalize.o \
 	src/text_fold.o \
 	src/stamp.o \

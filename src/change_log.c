@@ -3,8 +3,8 @@
  *
  * crm_internal.record_change()       AFTER INSERT, UPDATE, DELETE, TRUNCATE FOR EACH
  *     STATEMENT (with transition tables): one crm.change_log row for every
- *     row the statement changed, with the changed fields, written by one
- *     INSERT per statement; a value longer than 2,000 bytes is kept as its
+ *     row the statement changed, with the changed fields, appended below
+ *     SQL (append_rows.c); a value longer than 2,000 bytes is kept as its
  *     beginning, length and SHA-256.  Fired FOR EACH ROW (the triggers of
  *     0.6, before the update script ran) it logs that row.
  * crm_internal.audit_append_only()   BEFORE UPDATE/DELETE (row) and TRUNCATE
@@ -293,75 +293,10 @@ record_row_change(TriggerData *trigdata)
 	log_one(rel, operation_name(event), row_id, row_id_null, changes);
 }
 
-/*
- * The entries of a statement, written by one kept INSERT ... SELECT over
- * arrays of row ids and changes, in the order the statement changed the
- * rows.  A statement that changes very many rows with long values writes
- * them in batches of at most LOG_BATCH_BYTES of changes text, which bounds
- * the memory it takes.
- */
-#define LOG_BATCH_BYTES		(16 * 1024 * 1024)
-
-static CrmQuery insert_change_log_rows = {
-	"INSERT INTO crm.change_log (table_name, row_id, operation, changes, changed_by) "
-	"SELECT $1, r.row_id, $3, r.changes::pg_catalog.jsonb, $5"
-	"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($4)) AS r(row_id, changes)",
-	5, {REGCLASSOID, INT8ARRAYOID, TEXTOID, TEXTARRAYOID, REGROLEOID}, NULL
+/* the entries of a statement, appended below SQL (append_rows.c) */
+static CrmAppendTarget change_log_target = {
+	"change_log", 5, {"table_name", "row_id", "operation", "changes", "changed_by"}, NULL
 };
-
-typedef struct LogBatch
-{
-	Relation	rel;
-	const char *operation;
-	MemoryContext context;		/* the arrays being built */
-	ArrayBuildState *ids;
-	ArrayBuildState *changes;
-	int64		nrows;
-	Size		nbytes;
-} LogBatch;
-
-static void
-log_batch_start(LogBatch *batch)
-{
-	MemoryContextReset(batch->context);
-	batch->ids = initArrayResult(INT8OID, batch->context, false);
-	batch->changes = initArrayResult(TEXTOID, batch->context, false);
-	batch->nrows = 0;
-	batch->nbytes = 0;
-}
-
-static void
-log_batch_flush(LogBatch *batch)
-{
-	Datum		values[5];
-	MemoryContext old;
-
-	if (batch->nrows == 0)
-		return;
-	old = MemoryContextSwitchTo(batch->context);
-	values[0] = ObjectIdGetDatum(RelationGetRelid(batch->rel));
-	values[1] = makeArrayResult(batch->ids, batch->context);
-	values[2] = CStringGetTextDatum(batch->operation);
-	values[3] = makeArrayResult(batch->changes, batch->context);
-	values[4] = ObjectIdGetDatum(crm_acting_role());
-	MemoryContextSwitchTo(old);
-
-	crm_spi_connect();
-	crm_query_run_as_owner(&insert_change_log_rows, values, NULL, 0);
-	crm_spi_finish();
-	log_batch_start(batch);
-}
-
-static void
-log_batch_add(LogBatch *batch, Datum row_id, bool row_id_null, const char *changes)
-{
-	accumArrayResult(batch->ids, row_id, row_id_null, INT8OID, batch->context);
-	accumArrayResult(batch->changes, CStringGetTextDatum(changes), false, TEXTOID, batch->context);
-	batch->nrows++;
-	batch->nbytes += strlen(changes);
-	if (batch->nbytes >= LOG_BATCH_BYTES)
-		log_batch_flush(batch);
-}
 
 /*
  * record_statement_changes -- an AFTER ... FOR EACH STATEMENT trigger with
@@ -388,7 +323,9 @@ record_statement_changes(TriggerData *trigdata)
 	int			optr = 0;
 	int			nptr = 0;
 	LogColumns	cols;
-	LogBatch	batch;
+	CrmAppender *log;
+	Datum		values[5];
+	bool		isnull[5] = {false, false, false, false, false};
 	MemoryContext rowcontext;
 	MemoryContext old;
 
@@ -403,13 +340,12 @@ record_statement_changes(TriggerData *trigdata)
 		return;
 
 	log_columns_init(&cols, tupdesc);
-	batch.rel = rel;
-	batch.operation = operation_name(event);
-	batch.context = AllocSetContextCreate(CurrentMemoryContext, "crm change log batch",
-										  ALLOCSET_DEFAULT_SIZES);
+	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	values[2] = CStringGetTextDatum(operation_name(event));
+	values[4] = ObjectIdGetDatum(crm_acting_role());
 	rowcontext = AllocSetContextCreate(CurrentMemoryContext, "crm change log row",
 									   ALLOCSET_DEFAULT_SIZES);
-	log_batch_start(&batch);
+	log = crm_append_begin(&change_log_target);
 
 	if (olds)
 	{
@@ -459,16 +395,16 @@ record_statement_changes(TriggerData *trigdata)
 		changes = changes_json(&cols, event,
 							   o ? o->tts_values : NULL, o ? o->tts_isnull : NULL,
 							   n ? n->tts_values : NULL, n ? n->tts_isnull : NULL);
-		MemoryContextSwitchTo(old);
 		if (changes != NULL)
 		{
 			if (cols.id_attnum > 0)
 				row_id = slot_getattr(idslot, cols.id_attnum, &row_id_null);
-			if (nrows == 1)
-				log_one(rel, batch.operation, row_id, row_id_null, changes);
-			else
-				log_batch_add(&batch, row_id, row_id_null, changes);
+			values[1] = row_id;
+			isnull[1] = row_id_null;
+			values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(changes));
+			crm_append_row(log, values, isnull);
 		}
+		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcontext);
 	}
 
@@ -484,9 +420,8 @@ record_statement_changes(TriggerData *trigdata)
 		tuplestore_select_read_pointer(news, 0);
 		ExecDropSingleTupleTableSlot(n);
 	}
-	log_batch_flush(&batch);
+	crm_append_end(log);
 	MemoryContextDelete(rowcontext);
-	MemoryContextDelete(batch.context);
 }
 
 /* crm_record_change -- trigger crm_internal.record_change() */

@@ -192,6 +192,24 @@ extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *valu
 extern bool crm_query_run_fresh(CrmQuery *query, Datum *values, const char *nulls,
 								long count);
 pg_noreturn extern void crm_serialization_failure(const char *object, const char *detail);
+/*
+ * Appending rows to one of the extension's own log tables below SQL
+ * (append_rows.c): a target names crm.<table> and the columns each row
+ * gives; the other columns take their defaults.
+ */
+#define CRM_APPEND_MAX_COLUMNS	16
+typedef struct CrmAppendTarget
+{
+	const char *table;
+	int			ncolumns;
+	const char *columns[CRM_APPEND_MAX_COLUMNS];
+	SPIPlanPtr	plan;			/* kept INSERT of the statement path */
+} CrmAppendTarget;
+typedef struct CrmAppender CrmAppender;
+extern CrmAppender *crm_append_begin(CrmAppendTarget *target);
+extern void crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull);
+extern void crm_append_end(CrmAppender *a);
+
 extern Oid	crm_schema_owner(void);
 extern Oid	crm_acting_role(void);
 extern Oid	crm_relation_oid(const char *relname);

@@ -6,9 +6,8 @@
  *     with the statement's transition tables: one entry for every deal the
  *     statement created, every deal whose stage, amount, probability, close
  *     date, owner or currency it changed, and every deal it deleted
- *     (deleted = true, the last values repeated), written by one INSERT per
- *     statement (a statement of one row takes a single-row INSERT, which
- *     costs less than the arrays).
+ *     (deleted = true, the last values repeated), appended below SQL
+ *     (append_rows.c).
  *     AFTER TRUNCATE (statement): empties the history, as the foreign key's
  *     cascade did before 0.7 (the aggregates are emptied too).
  *     Fired FOR EACH ROW (the trigger of 0.6, until ALTER EXTENSION crm
@@ -62,11 +61,6 @@
 #define H_DELETED		12
 #define H_NCOLUMNS		13
 
-static const Oid entry_types[H_NCOLUMNS] = {
-	INT8OID, TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, NUMERICOID,
-	DATEOID, DATEOID, OIDOID, OIDOID, TEXTOID, BOOLOID
-};
-
 #define ENTRY_COLUMNS \
 	"opportunity_id, old_stage, new_stage, old_amount, new_amount, old_probability, new_probability," \
 	" old_close_date, new_close_date, old_owner, new_owner, currency, deleted, changed_by"
@@ -80,20 +74,12 @@ static CrmQuery insert_entry = {
 		DATEOID, DATEOID, OIDOID, OIDOID, TEXTOID, BOOLOID, REGROLEOID}, NULL
 };
 
-/* a statement's entries, one array per column, in the order of the rows */
-static CrmQuery insert_entries = {
-	"INSERT INTO crm.opportunity_history (" ENTRY_COLUMNS ")"
-	" SELECT e.o, e.os, e.ns, e.oa, e.na, e.op, e.np, e.oc, e.nc,"
-	"        e.oo::pg_catalog.regrole, e.no::pg_catalog.regrole, e.cu, e.d, $14"
-	"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	"                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-	"                   pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
-	"                   pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
-	"                   pg_catalog.unnest($13))"
-	"        AS e(o, os, ns, oa, na, op, np, oc, nc, oo, no, cu, d)",
-	14, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
-		NUMERICARRAYOID, NUMERICARRAYOID, DATEARRAYOID, DATEARRAYOID, OIDARRAYOID,
-		OIDARRAYOID, TEXTARRAYOID, BOOLARRAYOID, REGROLEOID}, NULL
+/* a statement's entries, appended below SQL (append_rows.c) */
+static CrmAppendTarget history_target = {
+	"opportunity_history", H_NCOLUMNS + 1,
+	{"opportunity_id", "old_stage", "new_stage", "old_amount", "new_amount", "old_probability",
+	"new_probability", "old_close_date", "new_close_date", "old_owner", "new_owner", "currency",
+	"deleted", "changed_by"}, NULL
 };
 
 /* before 0.7 (this library serves older versions too): no owner, currency, deletion */
@@ -283,35 +269,6 @@ record_row_change(TriggerData *trigdata)
 	crm_spi_finish();
 }
 
-/* a statement's entries being built, one array per column */
-typedef struct EntryBatch
-{
-	MemoryContext context;
-	ArrayBuildState *column[H_NCOLUMNS];
-	int64		nrows;
-} EntryBatch;
-
-static void
-batch_add(EntryBatch *batch, Datum *values, bool *isnull)
-{
-	for (int i = 0; i < H_NCOLUMNS; i++)
-		accumArrayResult(batch->column[i], values[i], isnull[i], entry_types[i], batch->context);
-	batch->nrows++;
-}
-
-static void
-batch_run(EntryBatch *batch)
-{
-	Datum		params[H_NCOLUMNS + 1];
-
-	if (batch->nrows == 0)
-		return;
-	for (int i = 0; i < H_NCOLUMNS; i++)
-		params[i] = makeArrayResult(batch->column[i], batch->context);
-	params[H_NCOLUMNS] = ObjectIdGetDatum(crm_acting_role());
-	crm_query_run_as_owner(&insert_entries, params, NULL, 0);
-}
-
 /*
  * record_statement_changes -- the statement's entries from its transition
  * tables (NEW for INSERT, OLD and NEW for UPDATE, OLD for DELETE), which
@@ -335,9 +292,9 @@ record_statement_changes(TriggerData *trigdata)
 	int			nptr = 0;
 	int64		nrows;
 	Tracked		t;
-	EntryBatch	batch;
-	Datum		values[H_NCOLUMNS];
-	bool		isnull[H_NCOLUMNS];
+	CrmAppender *history;
+	Datum		values[H_NCOLUMNS + 1];
+	bool		isnull[H_NCOLUMNS + 1];
 
 	if (rows == NULL || (is_update && olds == NULL))
 		ereport(ERROR,
@@ -350,11 +307,8 @@ record_statement_changes(TriggerData *trigdata)
 		return;
 
 	tracked_init(&t, tupdesc, NTRACKED);
-	batch.context = AllocSetContextCreate(CurrentMemoryContext, "crm opportunity history",
-										  ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < H_NCOLUMNS; i++)
-		batch.column[i] = initArrayResult(entry_types[i], batch.context, false);
-	batch.nrows = 0;
+	values[H_NCOLUMNS] = ObjectIdGetDatum(crm_acting_role());
+	isnull[H_NCOLUMNS] = false;
 
 	if (olds)
 	{
@@ -371,7 +325,8 @@ record_statement_changes(TriggerData *trigdata)
 		tuplestore_rescan(news);
 	}
 
-	crm_spi_connect();
+	crm_spi_connect();			/* the stage lookups may read the table */
+	history = crm_append_begin(&history_target);
 	for (;;)
 	{
 		Datum	   *oldv = NULL;
@@ -401,12 +356,9 @@ record_statement_changes(TriggerData *trigdata)
 		if (is_update && !entry_wanted(&t, tupdesc, NTRACKED, oldv, oldn, newv, newn))
 			continue;
 		entry_values(&t, NTRACKED, is_delete, oldv, oldn, newv, newn, values, isnull);
-		if (nrows == 1)
-			run_entry(values, isnull, true);
-		else
-			batch_add(&batch, values, isnull);
+		crm_append_row(history, values, isnull);
 	}
-	batch_run(&batch);
+	crm_append_end(history);
 
 	/*
 	 * A tuple read back from a store spilled to disk is allocated in the
@@ -426,7 +378,6 @@ record_statement_changes(TriggerData *trigdata)
 		ExecDropSingleTupleTableSlot(n);
 	}
 	crm_spi_finish();
-	MemoryContextDelete(batch.context);
 }
 
 /* crm_record_opportunity_change -- trigger crm_internal.record_opportunity_change() */

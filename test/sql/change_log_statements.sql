@@ -3,7 +3,8 @@
 -- FOR EACH STATEMENT trigger per event), with one entry per changed row --
 -- the same entries the row triggers wrote before: who, when, which table and
 -- row, what changed.  Multi-row INSERT, UPDATE, DELETE, COPY and MERGE; a
--- statement that changes nothing logs nothing.
+-- statement that changes nothing logs nothing; a DBA's triggers and CHECK
+-- constraints on the log hold.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
@@ -93,6 +94,58 @@ SELECT operation, count(*) AS entries,
 DELETE FROM crm.lead WHERE name LIKE 'Spill %';
 SELECT count(*) AS delete_entries FROM lead_log WHERE operation = 'DELETE' AND changes->>'name' LIKE 'Spill %';
 RESET work_mem;
+
+-- The entries are appended below SQL (append_rows.c), yet a DBA's own
+-- triggers and constraints on the log tables hold as for any INSERT.
+-- A row trigger on crm.change_log fires for every entry, as the extension
+-- owner (not as the rep who wrote the leads), and sees the defaults (id,
+-- changed_at) filled in.
+CREATE TABLE public.cls_seen (log_id bigint, operation text, by_owner boolean, now_at boolean);
+CREATE FUNCTION public.cls_row_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.cls_seen VALUES (NEW.id, NEW.operation, current_user = 'postgres', NEW.changed_at = now());
+    RETURN NEW;
+END $$;
+CREATE TRIGGER cls_row_seen BEFORE INSERT ON crm.change_log FOR EACH ROW EXECUTE FUNCTION public.cls_row_seen();
+SET ROLE regress_cls_rep;
+INSERT INTO crm.lead (name) SELECT 'Row Trigger ' || i FROM generate_series(1, 3) i;
+RESET ROLE;
+SELECT count(*) AS seen, count(DISTINCT log_id) AS ids, bool_and(operation = 'INSERT') AS inserts,
+       bool_and(by_owner) AS by_owner, bool_and(now_at) AS now_at FROM public.cls_seen;
+DROP TRIGGER cls_row_seen ON crm.change_log;
+
+-- A statement trigger with a transition table fires once per statement,
+-- with every entry of the statement in it.
+CREATE TABLE public.cls_statements (entries bigint);
+CREATE FUNCTION public.cls_statement_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.cls_statements SELECT count(*) FROM new_entries;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER cls_statement_seen AFTER INSERT ON crm.change_log REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION public.cls_statement_seen();
+UPDATE crm.lead SET title = 'Seen' WHERE name LIKE 'Row Trigger %';
+SELECT entries FROM public.cls_statements;
+SELECT count(*) AS update_entries FROM lead_log
+ WHERE operation = 'UPDATE' AND changes->'title'->>'new' = 'Seen';
+DROP TRIGGER cls_statement_seen ON crm.change_log;
+
+-- A CHECK constraint a DBA adds is checked for every entry: the statement fails (23514).
+ALTER TABLE crm.change_log ADD CONSTRAINT cls_no_deletes CHECK (operation <> 'DELETE') NOT VALID;
+DELETE FROM crm.lead WHERE name = 'Row Trigger 1';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE crm.change_log DROP CONSTRAINT cls_no_deletes;
+
+-- A rolled-back savepoint takes its entries with it.
+SELECT count(*) AS entries_before FROM crm.change_log \gset
+BEGIN;
+SAVEPOINT s;
+UPDATE crm.lead SET title = 'Gone' WHERE name LIKE 'Row Trigger %';
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT count(*) - :entries_before AS new_entries FROM crm.change_log;
+DROP TABLE public.cls_seen, public.cls_statements;
+DROP FUNCTION public.cls_row_seen(), public.cls_statement_seen();
 
 -- The log stays the database's: the rep cannot write it, and the trigger
 -- function cannot be fired by a trigger on another schema's table.

@@ -1,0 +1,301 @@
+/*
+ * append_rows.c: appends rows to one of the extension's own log tables
+ * (crm.change_log, crm.opportunity_history) below SQL.
+ *
+ * Why it exists: the change log and the histories get one row for every row
+ * a statement changes.  Written by a kept INSERT ... SELECT FROM unnest() of
+ * arrays, each entry is first copied into an array, then out of it by
+ * unnest's tuplestore, then projected (and the change log's text parsed as
+ * jsonb) before it is inserted; and a single-row statement pays for the SPI
+ * call, its snapshot and its executor start-up.  Here each entry is formed
+ * once, in a slot, and inserted as logical replication's apply inserts a
+ * row: the column defaults evaluated (the identity, changed_at), NOT NULL
+ * and CHECK constraints checked, the row inserted and its index entries
+ * made, the row triggers of the table fired (a foreign key's check, or a
+ * DBA's trigger) in a query level of their own.
+ *
+ * What it does not do: statement triggers fire only for a statement.  When
+ * the table has any INSERT statement trigger (none are installed; a DBA may
+ * add one, say, to forward entries), the entries are written by one
+ * INSERT ... SELECT FROM unnest() per crm_append_end() instead, as before,
+ * and the trigger fires once for them with all of them in its transition
+ * table.
+ *
+ * Callers pass each column's value in the column's own type (an OID for a
+ * regrole or regclass, a jsonb for jsonb) and typmod: no cast or length
+ * coercion is applied on the direct path.
+ *
+ * Rights: the rows are the extension's own; they are written as the
+ * extension owner (as crm_query_run_as_owner() ran the INSERT), so that row
+ * triggers run with the owner's rights, and row security does not apply to
+ * the owner (SECURITY_NOFORCE_RLS).  Users have no INSERT on these tables.
+ *
+ * Locks: the table is opened with RowExclusiveLock, as an INSERT opens it.
+ */
+#include "crm.h"
+#include "compat.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* by statement, the rows are written in statements of at most this many */
+#define APPEND_STATEMENT_ROWS	10000
+
+struct CrmAppender
+{
+	CrmAppendTarget *target;
+	Relation	rel;
+	AttrNumber	attnum[CRM_APPEND_MAX_COLUMNS];
+	bool		direct;
+	Oid			owner;			/* the extension owner, who writes the rows */
+	MemoryContext context;
+	int64		nrows;
+	/* direct: the executor state the rows are inserted in */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	ExprState **defaults;		/* per attribute: its default, or NULL */
+	/* by statement: one array per column */
+	ArrayBuildState *arrays[CRM_APPEND_MAX_COLUMNS];
+	Oid			types[CRM_APPEND_MAX_COLUMNS];
+};
+
+/* has the table an INSERT trigger that fires per statement? */
+static bool
+statement_triggers(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	return td != NULL && (td->trig_insert_before_statement ||
+						  td->trig_insert_after_statement ||
+						  td->trig_insert_new_table ||
+						  td->trig_insert_instead_row);
+}
+
+/* the kept INSERT ... SELECT FROM unnest() of the target's columns */
+static SPIPlanPtr
+statement_plan(CrmAppender *a)
+{
+	CrmAppendTarget *t = a->target;
+	StringInfoData sql;
+	Oid			argtypes[CRM_APPEND_MAX_COLUMNS];
+	SPIPlanPtr	plan;
+
+	if (t->plan != NULL)
+		return t->plan;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO crm.%s (", quote_identifier(t->table));
+	for (int i = 0; i < t->ncolumns; i++)
+		appendStringInfo(&sql, "%s%s", i ? ", " : "", quote_identifier(t->columns[i]));
+	appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
+	for (int i = 0; i < t->ncolumns; i++)
+	{
+		argtypes[i] = get_array_type(a->types[i]);
+		if (!OidIsValid(argtypes[i]))
+			elog(ERROR, "crm: no array type for column %s of crm.%s", t->columns[i], t->table);
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i ? ", " : "", i + 1);
+	}
+	appendStringInfoChar(&sql, ')');
+	plan = SPI_prepare(sql.data, t->ncolumns, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "crm: SPI_prepare failed for \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	t->plan = plan;
+	return plan;
+}
+
+/* the executor state, the slot and the column defaults of the direct path */
+static void
+direct_open(CrmAppender *a)
+{
+	TupleDesc	desc = RelationGetDescr(a->rel);
+	RangeTblEntry *rte;
+	MemoryContext old;
+
+	a->estate = CreateExecutorState();
+	old = MemoryContextSwitchTo(a->estate->es_query_cxt);
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(a->rel);
+	rte->relkind = a->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	crm_init_range_table(a->estate, rte);
+	a->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(a->rri, a->rel, 1, NULL, 0);
+	/* where the row triggers' events find the table */
+	a->estate->es_opened_result_relations = lappend(a->estate->es_opened_result_relations, a->rri);
+	ExecOpenIndices(a->rri, false);
+	a->slot = ExecInitExtraTupleSlot(a->estate, desc, &TTSOpsVirtual);
+	a->defaults = palloc0(sizeof(ExprState *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		given = false;
+		Node	   *expr;
+
+		for (int c = 0; c < a->target->ncolumns; c++)
+			given = given || a->attnum[c] == att->attnum;
+		if (given || att->attisdropped || att->attgenerated)
+			continue;
+		expr = build_column_default(a->rel, att->attnum);
+		if (expr != NULL)
+			a->defaults[i] = ExecPrepareExpr((Expr *) expr, a->estate);
+	}
+	MemoryContextSwitchTo(old);
+	AfterTriggerBeginQuery();
+}
+
+/*
+ * crm_append_begin -- crm.<target->table> opened for appending rows of the
+ * target's columns (the other columns take their defaults).
+ */
+CrmAppender *
+crm_append_begin(CrmAppendTarget *target)
+{
+	CrmAppender *a = palloc0(sizeof(CrmAppender));
+	TupleDesc	desc;
+
+	Assert(target->ncolumns <= CRM_APPEND_MAX_COLUMNS);
+	a->target = target;
+	a->owner = crm_schema_owner();
+	a->rel = table_open(crm_relation_oid(target->table), RowExclusiveLock);
+	desc = RelationGetDescr(a->rel);
+	for (int c = 0; c < target->ncolumns; c++)
+	{
+		a->attnum[c] = SPI_fnumber(desc, target->columns[c]);
+		if (a->attnum[c] <= 0)
+			elog(ERROR, "crm: crm.%s has no column %s", target->table, target->columns[c]);
+		a->types[c] = TupleDescAttr(desc, a->attnum[c] - 1)->atttypid;
+	}
+	a->context = AllocSetContextCreate(CurrentMemoryContext, "crm appended rows",
+									   ALLOCSET_DEFAULT_SIZES);
+	a->direct = !statement_triggers(a->rel) && a->rel->rd_rel->relkind == RELKIND_RELATION;
+	if (a->direct)
+		direct_open(a);
+	else
+		for (int c = 0; c < target->ncolumns; c++)
+			a->arrays[c] = initArrayResult(a->types[c], a->context, false);
+	return a;
+}
+
+/* as the extension owner, the way crm_query_run_as_owner() runs a statement */
+static void statement_flush(CrmAppender *a);
+
+static void
+as_owner(CrmAppender *a, Oid *save_user, int *save_sec)
+{
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(crm_schema_owner(),
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+}
+
+/* crm_append_row -- one row: values[i] (isnull[i]) for the target's column i */
+void
+crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull)
+{
+	Oid			save_user;
+	int			save_sec;
+
+	if (!a->direct)
+	{
+		for (int c = 0; c < a->target->ncolumns; c++)
+			accumArrayResult(a->arrays[c], values[c], isnull[c], a->types[c], a->context);
+		if (++a->nrows >= APPEND_STATEMENT_ROWS)
+			statement_flush(a);
+		return;
+	}
+	a->nrows++;
+	{
+		TupleTableSlot *s = a->slot;
+		int			natts = s->tts_tupleDescriptor->natts;
+		ExprContext *econtext = GetPerTupleExprContext(a->estate);
+
+		ResetExprContext(econtext);
+		ExecClearTuple(s);
+		as_owner(a, &save_user, &save_sec);
+		for (int i = 0; i < natts; i++)
+		{
+			s->tts_isnull[i] = true;
+			s->tts_values[i] = (Datum) 0;
+			if (a->defaults[i] != NULL)
+				s->tts_values[i] = ExecEvalExprSwitchContext(a->defaults[i], econtext, &s->tts_isnull[i]);
+		}
+		for (int c = 0; c < a->target->ncolumns; c++)
+		{
+			s->tts_values[a->attnum[c] - 1] = values[c];
+			s->tts_isnull[a->attnum[c] - 1] = isnull[c];
+		}
+		ExecStoreVirtualTuple(s);
+		ExecSimpleRelationInsert(a->rri, a->estate, s);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+}
+
+/* by statement: the rows gathered so far, written by one INSERT */
+static void
+statement_flush(CrmAppender *a)
+{
+	Datum		params[CRM_APPEND_MAX_COLUMNS];
+	MemoryContext old;
+	SPIPlanPtr	plan;
+	Oid			save_user;
+	int			save_sec;
+	int			rc;
+
+	if (a->nrows == 0)
+		return;
+	old = MemoryContextSwitchTo(a->context);
+	for (int c = 0; c < a->target->ncolumns; c++)
+		params[c] = makeArrayResult(a->arrays[c], a->context);
+	MemoryContextSwitchTo(old);
+	crm_spi_connect();
+	plan = statement_plan(a);
+	as_owner(a, &save_user, &save_sec);
+	rc = SPI_execute_plan(plan, params, NULL, false, 0);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "crm: appending to crm.%s failed: %s", a->target->table, SPI_result_code_string(rc));
+	crm_spi_finish();
+	MemoryContextReset(a->context);
+	for (int c = 0; c < a->target->ncolumns; c++)
+		a->arrays[c] = initArrayResult(a->types[c], a->context, false);
+	a->nrows = 0;
+}
+
+/* crm_append_end -- the rows written, their row triggers fired, the table closed */
+void
+crm_append_end(CrmAppender *a)
+{
+	if (a->direct)
+	{
+		Oid			save_user;
+		int			save_sec;
+
+		as_owner(a, &save_user, &save_sec);
+		AfterTriggerEndQuery(a->estate);
+		SetUserIdAndSecContext(save_user, save_sec);
+		ExecCloseIndices(a->rri);
+		ExecResetTupleTable(a->estate->es_tupleTable, false);
+		FreeExecutorState(a->estate);
+	}
+	else
+		statement_flush(a);
+	table_close(a->rel, NoLock);
+	MemoryContextDelete(a->context);
+	pfree(a);
+}
