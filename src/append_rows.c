@@ -193,14 +193,21 @@ crm_append_begin(CrmAppendTarget *target)
 	return a;
 }
 
-/* as the extension owner, the way crm_query_run_as_owner() runs a statement */
+/* crm_append_column_type -- the type of the target's column c (0-based) */
+Oid
+crm_append_column_type(CrmAppender *a, int c)
+{
+	return a->types[c];
+}
+
 static void statement_flush(CrmAppender *a);
 
+/* as the extension owner, the way crm_query_run_as_owner() runs a statement */
 static void
 as_owner(CrmAppender *a, Oid *save_user, int *save_sec)
 {
 	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(crm_schema_owner(),
+	SetUserIdAndSecContext(a->owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 }
 

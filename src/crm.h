@@ -208,6 +208,7 @@ typedef struct CrmAppendTarget
 typedef struct CrmAppender CrmAppender;
 extern CrmAppender *crm_append_begin(CrmAppendTarget *target);
 extern void crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull);
+extern Oid	crm_append_column_type(CrmAppender *a, int c);
 extern void crm_append_end(CrmAppender *a);
 
 extern Oid	crm_schema_owner(void);

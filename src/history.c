@@ -40,17 +40,10 @@ static CrmQuery insert_status_history = {
 	4, {INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
 };
 
-/* the entries of a statement: arrays of lead ids, old and new statuses */
-static CrmQuery insert_status_history_rows = {
-	"INSERT INTO crm.lead_status_history (lead_id, from_status, to_status, changed_by) "
-	"SELECT r.lead_id, r.from_status::crm.lead_status, r.to_status::crm.lead_status, $4"
-	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
-	"    AS r(lead_id, from_status, to_status)",
-	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, REGROLEOID}, NULL
+/* the entries of a statement, appended below SQL (append_rows.c) */
+static CrmAppendTarget status_history_target = {
+	"lead_status_history", 4, {"lead_id", "from_status", "to_status", "changed_by"}, NULL
 };
-
-/* a statement's entries are written in batches of at most this many */
-#define HISTORY_BATCH_ROWS	10000
 
 /* attribute number of a column the trigger needs, or a loud error */
 static int
@@ -152,44 +145,21 @@ status_label(StatusLabels *cache, Datum value)
 	return cache->labels[cache->n++];
 }
 
-typedef struct HistoryBatch
+/*
+ * A status of the lead's column as a value of the history's column: the
+ * same datum when both are crm.lead_status, else read from its label.
+ */
+static Datum
+status_value(StatusLabels *labels, Oid history_type, Datum value)
 {
-	MemoryContext context;		/* the arrays being built; NULL until the first */
-	ArrayBuildState *ids;
-	ArrayBuildState *from;
-	ArrayBuildState *to;
-	int			nrows;
-} HistoryBatch;
+	Oid			typinput;
+	Oid			typioparam;
 
-static void
-batch_start(HistoryBatch *batch)
-{
-	if (batch->context == NULL)
-		batch->context = AllocSetContextCreate(CurrentMemoryContext, "crm lead status history",
-											   ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(batch->context);
-	batch->ids = initArrayResult(INT8OID, batch->context, false);
-	batch->from = initArrayResult(TEXTOID, batch->context, false);
-	batch->to = initArrayResult(TEXTOID, batch->context, false);
-	batch->nrows = 0;
-}
-
-static void
-batch_flush(HistoryBatch *batch)
-{
-	Datum		values[4];
-
-	if (batch->context == NULL || batch->nrows == 0)
-		return;
-	values[0] = makeArrayResult(batch->ids, batch->context);
-	values[1] = makeArrayResult(batch->from, batch->context);
-	values[2] = makeArrayResult(batch->to, batch->context);
-	values[3] = ObjectIdGetDatum(crm_acting_role());
-
-	crm_spi_connect();
-	crm_query_run_as_owner(&insert_status_history_rows, values, NULL, 0);
-	crm_spi_finish();
-	batch_start(batch);
+	if (labels->type == history_type)
+		return value;
+	getTypeInputInfo(history_type, &typinput, &typioparam);
+	return OidInputFunctionCall(typinput, TextDatumGetCString(status_label(labels, value)),
+								typioparam, -1);
 }
 
 /* open_store -- a slot and a read pointer of our own on a transition table */
@@ -241,7 +211,10 @@ record_statement_statuses(TriggerData *trigdata)
 	int			optr = 0;
 	int			nptr;
 	StatusLabels labels;
-	HistoryBatch batch = {NULL};
+	CrmAppender *history;
+	Oid			history_type;
+	Datum		values[4];
+	bool		isnull[4] = {false, true, false, false};
 
 	if (news == NULL || (is_update && olds == NULL))
 		ereport(ERROR,
@@ -256,6 +229,9 @@ record_statement_statuses(TriggerData *trigdata)
 	labels.type = TupleDescAttr(tupdesc, status_att - 1)->atttypid;
 	labels.n = -1;
 
+	history = crm_append_begin(&status_history_target);
+	history_type = crm_append_column_type(history, 2);
+	values[3] = ObjectIdGetDatum(crm_acting_role());
 	if (olds)
 		o = open_store(olds, tupdesc, &optr);
 	n = open_store(news, tupdesc, &nptr);
@@ -264,43 +240,31 @@ record_statement_statuses(TriggerData *trigdata)
 		Datum		from = (Datum) 0;
 		bool		from_null = true;
 		Datum		to;
-		Datum		id;
-		bool		isnull;
+		bool		to_null;
 
 		if (olds && !next_row(olds, optr, o))
 			break;
 		if (!next_row(news, nptr, n))
 			break;
-		to = slot_getattr(n, status_att, &isnull);
+		to = slot_getattr(n, status_att, &to_null);
 		if (olds)
 		{
 			from = slot_getattr(o, status_att, &from_null);
-			if (!from_null && !isnull && DatumGetObjectId(from) == DatumGetObjectId(to))
+			if (!from_null && !to_null && DatumGetObjectId(from) == DatumGetObjectId(to))
 				continue;		/* status unchanged */
 		}
-		id = slot_getattr(n, id_att, &isnull);
-		if (nrows == 1)
-		{
-			insert_one(id, from_null ? (Datum) 0 : status_label(&labels, from), from_null,
-					   status_label(&labels, to));
-			continue;
-		}
-		if (batch.context == NULL)
-			batch_start(&batch);
-		accumArrayResult(batch.ids, id, isnull, INT8OID, batch.context);
-		accumArrayResult(batch.from, from_null ? (Datum) 0 : status_label(&labels, from),
-						 from_null, TEXTOID, batch.context);
-		accumArrayResult(batch.to, status_label(&labels, to), false, TEXTOID, batch.context);
-		if (++batch.nrows >= HISTORY_BATCH_ROWS)
-			batch_flush(&batch);
+		values[0] = slot_getattr(n, id_att, &isnull[0]);
+		values[1] = from_null ? (Datum) 0 : status_value(&labels, history_type, from);
+		isnull[1] = from_null;
+		values[2] = to_null ? (Datum) 0 : status_value(&labels, history_type, to);
+		isnull[2] = to_null;
+		crm_append_row(history, values, isnull);
 	}
 
 	if (o)
 		close_store(olds, o);
 	close_store(news, n);
-	batch_flush(&batch);
-	if (batch.context != NULL)
-		MemoryContextDelete(batch.context);
+	crm_append_end(history);
 }
 
 /* crm_record_lead_status -- trigger crm_internal.record_lead_status() */
