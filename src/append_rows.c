@@ -30,6 +30,13 @@
  * triggers run with the owner's rights, and row security does not apply to
  * the owner (SECURITY_NOFORCE_RLS).  Users have no INSERT on these tables.
  *
+ * Kept between statements, per target: the table's oid, the attribute
+ * numbers and types of the target's columns, and the planned default
+ * expressions of the others (finding an identity column's sequence reads
+ * pg_depend); a relcache invalidation of the table (ALTER TABLE, DROP)
+ * forgets them.  An appender copies what it uses of them when it begins,
+ * so an invalidation while it is open frees nothing it holds.
+ *
  * Locks: the table is opened with RowExclusiveLock, as an INSERT opens it.
  */
 #include "crm.h"
@@ -49,6 +56,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -56,11 +64,30 @@
 /* by statement, the rows are written in statements of at most this many */
 #define APPEND_STATEMENT_ROWS	10000
 
+/* what is kept of a target's table between statements (see above) */
+typedef struct CrmAppendLayout
+{
+	Oid			relid;
+	AttrNumber	attnum[CRM_APPEND_MAX_COLUMNS];
+	Oid			types[CRM_APPEND_MAX_COLUMNS];
+	int			ndefaults;
+	AttrNumber *default_attnum;
+	Expr	  **default_expr;	/* planned */
+	MemoryContext context;
+} CrmAppendLayout;
+
+/* the targets with a kept layout, for the invalidation callback */
+#define APPEND_MAX_TARGETS	8
+static CrmAppendTarget *kept_targets[APPEND_MAX_TARGETS];
+static int	nkept_targets = 0;
+static bool callback_registered = false;
+
 struct CrmAppender
 {
 	CrmAppendTarget *target;
 	Relation	rel;
 	AttrNumber	attnum[CRM_APPEND_MAX_COLUMNS];
+	Oid			types[CRM_APPEND_MAX_COLUMNS];
 	bool		direct;
 	Oid			owner;			/* the extension owner, who writes the rows */
 	MemoryContext context;
@@ -72,8 +99,87 @@ struct CrmAppender
 	ExprState **defaults;		/* per attribute: its default, or NULL */
 	/* by statement: one array per column */
 	ArrayBuildState *arrays[CRM_APPEND_MAX_COLUMNS];
-	Oid			types[CRM_APPEND_MAX_COLUMNS];
 };
+
+/* a relcache invalidation: forget the layouts of that table (or of all) */
+static void
+layouts_invalidate(Datum arg pg_attribute_unused(), Oid relid)
+{
+	for (int i = 0; i < nkept_targets; i++)
+	{
+		CrmAppendLayout *l = kept_targets[i]->layout;
+
+		if (l != NULL && (!OidIsValid(relid) || l->relid == relid))
+		{
+			kept_targets[i]->layout = NULL;
+			MemoryContextDelete(l->context);
+		}
+	}
+}
+
+/* the target's layout, read from the open table when none is kept */
+static CrmAppendLayout *
+target_layout(CrmAppendTarget *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext context;
+	MemoryContext old;
+	CrmAppendLayout *l;
+	bool		kept = false;
+
+	if (t->layout != NULL && t->layout->relid == RelationGetRelid(rel))
+		return t->layout;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(layouts_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	for (int i = 0; i < nkept_targets; i++)
+		kept = kept || kept_targets[i] == t;
+	if (!kept)
+	{
+		if (nkept_targets == APPEND_MAX_TARGETS)
+			elog(ERROR, "crm: more than %d append targets", APPEND_MAX_TARGETS);
+		kept_targets[nkept_targets++] = t;
+	}
+	if (t->layout != NULL)
+		MemoryContextDelete(t->layout->context);
+	t->layout = NULL;
+
+	context = AllocSetContextCreate(CacheMemoryContext, "crm append layout", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(context);
+	l = palloc0(sizeof(CrmAppendLayout));
+	l->context = context;
+	l->relid = RelationGetRelid(rel);
+	for (int c = 0; c < t->ncolumns; c++)
+	{
+		l->attnum[c] = SPI_fnumber(desc, t->columns[c]);
+		if (l->attnum[c] <= 0)
+			elog(ERROR, "crm: crm.%s has no column %s", t->table, t->columns[c]);
+		l->types[c] = TupleDescAttr(desc, l->attnum[c] - 1)->atttypid;
+	}
+	l->default_attnum = palloc(sizeof(AttrNumber) * desc->natts);
+	l->default_expr = palloc(sizeof(Expr *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		given = false;
+		Node	   *expr;
+
+		for (int c = 0; c < t->ncolumns; c++)
+			given = given || l->attnum[c] == att->attnum;
+		if (given || att->attisdropped || att->attgenerated)
+			continue;
+		expr = build_column_default(rel, att->attnum);
+		if (expr == NULL)
+			continue;
+		l->default_attnum[l->ndefaults] = att->attnum;
+		l->default_expr[l->ndefaults++] = expression_planner((Expr *) expr);
+	}
+	MemoryContextSwitchTo(old);
+	t->layout = l;
+	return l;
+}
 
 /* has the table an INSERT trigger that fires per statement? */
 static bool
@@ -121,7 +227,7 @@ statement_plan(CrmAppender *a)
 
 /* the executor state, the slot and the column defaults of the direct path */
 static void
-direct_open(CrmAppender *a)
+direct_open(CrmAppender *a, CrmAppendLayout *layout)
 {
 	TupleDesc	desc = RelationGetDescr(a->rel);
 	RangeTblEntry *rte;
@@ -142,20 +248,8 @@ direct_open(CrmAppender *a)
 	ExecOpenIndices(a->rri, false);
 	a->slot = ExecInitExtraTupleSlot(a->estate, desc, &TTSOpsVirtual);
 	a->defaults = palloc0(sizeof(ExprState *) * desc->natts);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		given = false;
-		Node	   *expr;
-
-		for (int c = 0; c < a->target->ncolumns; c++)
-			given = given || a->attnum[c] == att->attnum;
-		if (given || att->attisdropped || att->attgenerated)
-			continue;
-		expr = build_column_default(a->rel, att->attnum);
-		if (expr != NULL)
-			a->defaults[i] = ExecPrepareExpr((Expr *) expr, a->estate);
-	}
+	for (int d = 0; d < layout->ndefaults; d++)
+		a->defaults[layout->default_attnum[d] - 1] = ExecInitExpr(copyObject(layout->default_expr[d]), NULL);
 	MemoryContextSwitchTo(old);
 	AfterTriggerBeginQuery();
 }
@@ -168,25 +262,21 @@ CrmAppender *
 crm_append_begin(CrmAppendTarget *target)
 {
 	CrmAppender *a = palloc0(sizeof(CrmAppender));
-	TupleDesc	desc;
+	CrmAppendLayout *layout;
 
 	Assert(target->ncolumns <= CRM_APPEND_MAX_COLUMNS);
 	a->target = target;
 	a->owner = crm_schema_owner();
-	a->rel = table_open(crm_relation_oid(target->table), RowExclusiveLock);
-	desc = RelationGetDescr(a->rel);
-	for (int c = 0; c < target->ncolumns; c++)
-	{
-		a->attnum[c] = SPI_fnumber(desc, target->columns[c]);
-		if (a->attnum[c] <= 0)
-			elog(ERROR, "crm: crm.%s has no column %s", target->table, target->columns[c]);
-		a->types[c] = TupleDescAttr(desc, a->attnum[c] - 1)->atttypid;
-	}
+	a->rel = table_open(target->layout != NULL ? target->layout->relid : crm_relation_oid(target->table),
+						RowExclusiveLock);
+	layout = target_layout(target, a->rel);
+	memcpy(a->attnum, layout->attnum, sizeof(a->attnum));
+	memcpy(a->types, layout->types, sizeof(a->types));
 	a->context = AllocSetContextCreate(CurrentMemoryContext, "crm appended rows",
 									   ALLOCSET_DEFAULT_SIZES);
 	a->direct = !statement_triggers(a->rel) && a->rel->rd_rel->relkind == RELKIND_RELATION;
 	if (a->direct)
-		direct_open(a);
+		direct_open(a, layout);
 	else
 		for (int c = 0; c < target->ncolumns; c++)
 			a->arrays[c] = initArrayResult(a->types[c], a->context, false);

@@ -204,6 +204,7 @@ typedef struct CrmAppendTarget
 	int			ncolumns;
 	const char *columns[CRM_APPEND_MAX_COLUMNS];
 	SPIPlanPtr	plan;			/* kept INSERT of the statement path */
+	struct CrmAppendLayout *layout; /* the table's columns and defaults, kept */
 } CrmAppendTarget;
 typedef struct CrmAppender CrmAppender;
 extern CrmAppender *crm_append_begin(CrmAppendTarget *target);

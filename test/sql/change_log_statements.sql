@@ -136,6 +136,15 @@ DELETE FROM crm.lead WHERE name = 'Row Trigger 1';
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE crm.change_log DROP CONSTRAINT cls_no_deletes;
 
+-- A column a DBA adds with a default gets it in every new entry; once the
+-- column is dropped again, entries are written without it.
+ALTER TABLE crm.change_log ADD COLUMN cls_source text DEFAULT 'crm';
+UPDATE crm.lead SET title = 'Sourced' WHERE name LIKE 'Row Trigger %';
+SELECT count(*) AS sourced FROM crm.change_log WHERE cls_source = 'crm' AND changes->'title'->>'new' = 'Sourced';
+ALTER TABLE crm.change_log DROP COLUMN cls_source;
+UPDATE crm.lead SET title = 'Unsourced' WHERE name LIKE 'Row Trigger %';
+SELECT count(*) AS unsourced FROM lead_log WHERE changes->'title'->>'new' = 'Unsourced';
+
 -- A rolled-back savepoint takes its entries with it.
 SELECT count(*) AS entries_before FROM crm.change_log \gset
 BEGIN;
