@@ -31,6 +31,7 @@ OBJS = \
 	src/stage_cache.o \
 	src/stage_velocity.o \
 	src/stage_rename.o \
+	src/pipeline_as_of.o \
 	src/change_log.o \
 	src/convert.o \
 	src/conversion_carry.o \

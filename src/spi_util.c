@@ -131,6 +131,39 @@ crm_query_prefer_generic(CrmQuery *query)
 }
 
 /*
+ * The statements planned anew for every execution (custom plans): see
+ * crm_query_prefer_custom.
+ */
+static CrmQuery *custom_queries[MAX_GENERIC_QUERIES];
+static int	n_custom_queries = 0;
+
+static bool
+prefers_custom(const CrmQuery *query)
+{
+	for (int i = 0; i < n_custom_queries; i++)
+		if (custom_queries[i] == query)
+			return true;
+	return false;
+}
+
+/*
+ * crm_query_prefer_custom -- plan query for each execution with its
+ * parameters' values: for a large read whose best plan depends on them
+ * (how many rows a moment selects, how long an array is), where a generic
+ * plan's default estimates would sort what a hash should group.  Call
+ * before its first use.
+ */
+void
+crm_query_prefer_custom(CrmQuery *query)
+{
+	if (prefers_custom(query))
+		return;
+	if (n_custom_queries >= MAX_GENERIC_QUERIES)
+		elog(ERROR, "crm: too many custom-plan statements");
+	custom_queries[n_custom_queries++] = query;
+}
+
+/*
  * crm_internal_namespace -- the schema of the extension's internal objects:
  * crm_internal, or crm in a database not yet updated to 0.7 (ALTER
  * EXTENSION crm UPDATE moves them), which keeps working with this library.
@@ -197,7 +230,8 @@ crm_query_plan(CrmQuery *query)
 		sql = query_text(query);
 		argtypes = query_argtypes(query);
 		plan = SPI_prepare_cursor(sql, query->nargs, argtypes,
-								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN : 0);
+								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN
+								  : prefers_custom(query) ? CURSOR_OPT_CUSTOM_PLAN : 0);
 		pfree(argtypes);
 		pfree(sql);
 		if (plan == NULL)
@@ -395,6 +429,19 @@ crm_query_run_latest_as_owner(CrmQuery *query, Datum *values, const char *nulls,
 	return run_as_snapshot(crm_schema_owner(),
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
 						   GetLatestSnapshot(), false, query, values, nulls, count);
+}
+
+/*
+ * crm_query_read_as_owner -- like crm_query_run_as_owner, but read-only and
+ * under the calling statement's snapshot (a STABLE function's reader: it
+ * sees what the statement that called it sees).
+ */
+int
+crm_query_read_as_owner(CrmQuery *query, Datum *values, const char *nulls, long count)
+{
+	return run_as_snapshot(crm_schema_owner(),
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+						   GetActiveSnapshot(), true, query, values, nulls, count);
 }
 
 /*
