@@ -97,20 +97,38 @@ crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
 }
 
 /*
- * The statements planned once for all executions (a generic plan): see
- * crm_query_prefer_generic.
+ * The statements with a planning preference (CURSOR_OPT_GENERIC_PLAN or
+ * CURSOR_OPT_CUSTOM_PLAN): see crm_query_prefer_generic and
+ * crm_query_prefer_custom.
  */
-#define MAX_GENERIC_QUERIES 32
-static CrmQuery *generic_queries[MAX_GENERIC_QUERIES];
-static int	n_generic_queries = 0;
+#define MAX_PREFERENCES 32
+static CrmQuery *preferring_queries[MAX_PREFERENCES];
+static int	preferred_options[MAX_PREFERENCES];
+static int	n_preferences = 0;
 
-static bool
-prefers_generic(const CrmQuery *query)
+/* plan_options -- the cursor options a statement is prepared with */
+static int
+plan_options(const CrmQuery *query)
 {
-	for (int i = 0; i < n_generic_queries; i++)
-		if (generic_queries[i] == query)
-			return true;
-	return false;
+	for (int i = 0; i < n_preferences; i++)
+		if (preferring_queries[i] == query)
+			return preferred_options[i];
+	return 0;
+}
+
+static void
+prefer(CrmQuery *query, int options)
+{
+	for (int i = 0; i < n_preferences; i++)
+		if (preferring_queries[i] == query)
+		{
+			preferred_options[i] = options;
+			return;
+		}
+	if (n_preferences >= MAX_PREFERENCES)
+		elog(ERROR, "crm: too many statements with a planning preference");
+	preferring_queries[n_preferences] = query;
+	preferred_options[n_preferences++] = options;
 }
 
 /*
@@ -123,27 +141,7 @@ prefers_generic(const CrmQuery *query)
 void
 crm_query_prefer_generic(CrmQuery *query)
 {
-	if (prefers_generic(query))
-		return;
-	if (n_generic_queries >= MAX_GENERIC_QUERIES)
-		elog(ERROR, "crm: too many generic statements");
-	generic_queries[n_generic_queries++] = query;
-}
-
-/*
- * The statements planned anew for every execution (custom plans): see
- * crm_query_prefer_custom.
- */
-static CrmQuery *custom_queries[MAX_GENERIC_QUERIES];
-static int	n_custom_queries = 0;
-
-static bool
-prefers_custom(const CrmQuery *query)
-{
-	for (int i = 0; i < n_custom_queries; i++)
-		if (custom_queries[i] == query)
-			return true;
-	return false;
+	prefer(query, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
@@ -156,11 +154,7 @@ prefers_custom(const CrmQuery *query)
 void
 crm_query_prefer_custom(CrmQuery *query)
 {
-	if (prefers_custom(query))
-		return;
-	if (n_custom_queries >= MAX_GENERIC_QUERIES)
-		elog(ERROR, "crm: too many custom-plan statements");
-	custom_queries[n_custom_queries++] = query;
+	prefer(query, CURSOR_OPT_CUSTOM_PLAN);
 }
 
 /*
@@ -230,8 +224,7 @@ crm_query_plan(CrmQuery *query)
 		sql = query_text(query);
 		argtypes = query_argtypes(query);
 		plan = SPI_prepare_cursor(sql, query->nargs, argtypes,
-								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN
-								  : prefers_custom(query) ? CURSOR_OPT_CUSTOM_PLAN : 0);
+								  plan_options(query));
 		pfree(argtypes);
 		pfree(sql);
 		if (plan == NULL)
