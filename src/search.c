@@ -56,6 +56,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -799,4 +800,22 @@ crm_search_document(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_TEXT_P(search_document(fields, nfields,
 									 PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
+
+/*
+ * crm_search_text_fill -- the trigger function crm_internal.search_text_fill()
+ * that kept search_text before it became a generated column.  The update
+ * script crm--0.6--0.7.sql creates it in an earlier step and drops it (and
+ * makes search_text a generated column, computed for every row) in a later
+ * one; in between it lets rows through unchanged, since their text is
+ * computed anew then.  No installed version fires it.
+ */
+PG_FUNCTION_INFO_V1(crm_search_text_fill);
+Datum
+crm_search_text_fill(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "search_text_fill", true, true);
+
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+						   : trigdata->tg_trigtuple);
 }
