@@ -10,9 +10,11 @@
 # duplicate policy "warn", no scoring or assignment rule) and BASE accounts,
 # opportunities and leads.  The copies, bench.opportunity and bench.lead, have
 # the same columns, defaults, CHECK constraints and indexes (CREATE TABLE ...
-# LIKE ... INCLUDING ALL), the same outgoing foreign keys (to crm.account,
-# crm.lead_source, ...; the lead's to the opportunity and back join the two
-# copies) and the same incoming ones: for every other table's foreign key to
+# LIKE ... INCLUDING ALL; the generated search_text too, which the copies
+# compute as crm's tables do, so that both fill the same trigram index), the
+# same outgoing foreign keys (to crm.account, crm.lead_source, ...; the
+# lead's to the opportunity and back join the two copies) and the same
+# incoming ones: for every other table's foreign key to
 # crm's table, a table bench.TABLE_ref_N with the same referencing columns,
 # index and ON DELETE / ON UPDATE action references the copy.  The copies
 # have no trigger, no row-level security and no change log.
@@ -116,8 +118,19 @@ SELECT bench.copy(ARRAY['opportunity', 'lead']);
 -- the value crm's trigger sets for the rows inserted below
 ALTER TABLE bench.opportunity ALTER furthest_stage SET DEFAULT 'Qualification';
 ALTER TABLE bench.lead ALTER furthest_status SET DEFAULT 'New Lead';
-INSERT INTO bench.opportunity OVERRIDING SYSTEM VALUE SELECT * FROM crm.opportunity;
-INSERT INTO bench.lead OVERRIDING SYSTEM VALUE SELECT * FROM crm.lead;
+-- every column but the generated ones (search_text), which the copy computes
+DO \$\$
+DECLARE
+    t text;
+    cols text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['opportunity', 'lead'] LOOP
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
+         WHERE attrelid = format('crm.%I', t)::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+        EXECUTE format('INSERT INTO bench.%I (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM crm.%I', t, cols, cols, t);
+    END LOOP;
+END
+\$\$;
 SELECT setval(pg_get_serial_sequence('bench.' || t, 'id'), (SELECT last_value FROM pg_sequences
                                                              WHERE schemaname = 'crm' AND sequencename = t || '_id_seq'))
   FROM unnest(ARRAY['opportunity', 'lead']) AS t;

@@ -7,8 +7,8 @@
 #
 # Data: N accounts, N leads, and 2*N notes (one on each lead, one on each
 # account) whose text names the lead or account and a few words; REPS reps
-# own the rows in blocks of 64 (so that each rep owns rows of every name).  Loaded with triggers off but crm_internal.search_text_fill
-# (ENABLE ALWAYS), then ANALYZE.  Queries: a name, a word of the notes, a
+# own the rows in blocks of 64 (so that each rep owns rows of every name).  Loaded with triggers off (search_text, a
+# generated column, is computed all the same), then ANALYZE.  Queries: a name, a word of the notes, a
 # typo, a first name (6,250 leads and as many notes).  As bench_rep1 (sees 1/REPS of the rows) and bench_admin (all):
 # the median of CALLS calls of crm.search(q, kinds) in milliseconds, and
 # with-notes / without-notes.  fsync is off: the numbers are CPU work.

@@ -19,7 +19,7 @@
 -- owner, so each rep owns 1/owners of every table.
 --
 -- Loaded with session_replication_role = replica (the extension's triggers
--- off, but search_text_fill, ENABLE ALWAYS, which fills search_text): the
+-- off; search_text, a generated column, is computed all the same): the
 -- database-set columns (created_at, updated_at, closed_at, probability,
 -- currency, the histories) are written here as the triggers would, and the
 -- caller then runs crm.rebuild_aggregates(); bench/reports.sh proves the

@@ -16,8 +16,8 @@
 # web sites and phone numbers ("+1 (AAA) 555-NNNN").  REPS sales reps own the
 # rows in turn (bench_rep1 owns 1/REPS of each table and sees the accounts of
 # its deals and leads too); bench_admin sees everything.  Loaded with
-# triggers off (but crm_internal.search_text_fill, ENABLE ALWAYS, which fills
-# search_text), the search indexes built after the load, then ANALYZE.
+# triggers off (search_text, a generated column, is computed all the same),
+# the search indexes built after the load, then ANALYZE.
 #
 # Queries: a name, a typo, a prefix, an e-mail fragment, a phone fragment
 # and an accented name typed without accents.  In each of ROUNDS rounds,

@@ -112,8 +112,9 @@ typedef struct LogColumns
 
 /*
  * Columns the database derives from the others, which an entry would only
- * repeat: search_text (search.c), furthest_status and furthest_stage
- * (furthest_step.c), stage_changed_at (opportunity_lifecycle.c).
+ * repeat: search_text (a generated column, 92_search.sql), furthest_status
+ * and furthest_stage (furthest_step.c), stage_changed_at
+ * (opportunity_lifecycle.c).
  */
 static bool
 log_column_derived(const char *name)

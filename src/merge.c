@@ -111,7 +111,6 @@ static CrmQuery record_columns = {
 	" WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0"
 	"   AND NOT a.attisdropped AND a.attidentity OPERATOR(pg_catalog.=) ''"
 	"   AND a.attgenerated OPERATOR(pg_catalog.=) ''"
-	"   AND a.attname OPERATOR(pg_catalog.<>) 'search_text'"	/* kept by a trigger (search.c) */
 	" ORDER BY a.attnum",
 	2, {OIDOID, OIDOID}, NULL
 };

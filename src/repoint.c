@@ -145,7 +145,6 @@ static CrmQuery fillable_columns = {
 	" WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0"
 	"   AND NOT a.attisdropped AND a.attidentity OPERATOR(pg_catalog.=) ''"
 	"   AND a.attgenerated OPERATOR(pg_catalog.=) ''"
-	"   AND a.attname OPERATOR(pg_catalog.<>) 'search_text'"	/* kept by a trigger (search.c) */
 	"   AND a.attname OPERATOR(pg_catalog.<>) ALL ($2)"
 	" ORDER BY a.attnum",
 	2, {OIDOID, TEXTARRAYOID}, NULL

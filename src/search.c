@@ -9,12 +9,11 @@
  *
  * The searchable text of a row (its "document", crm.search_document()) is
  * its folded fields (crm_fold: no accents, lower case) joined by spaces,
- * followed by the digits of its phone number, kept in the column
- * search_text of each searched table by the trigger crm_internal.search_text_fill()
- * (crm_search_text_fill below: on INSERT, and on an UPDATE that sets one of
- * the document's fields, so that other updates neither fold text again nor
- * change the column: they stay HOT when nothing else indexed changes).  A
- * GIN trigram index is on it (sql/install/92_search.sql): the index's
+ * followed by the digits of its phone number, stored in the column
+ * search_text of each searched table, a generated column that PostgreSQL
+ * computes on every write (sql/install/92_search.sql; an update of other
+ * columns computes the same text again, so it stays HOT when nothing else
+ * indexed changes).  A GIN trigram index is on it: the index's
  * recheck and the scores read the stored text, nothing is folded again per
  * candidate.  A row matches a query when its document
  *   - contains the folded query (substring: a name, a prefix as you type, an
@@ -66,7 +65,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 /* limits of the arguments */
@@ -94,8 +92,8 @@ static const char *const search_kinds[] = {"account", "contact", "lead", "note",
 #define SEARCH_NKINDS	lengthof(search_kinds)
 
 /*
- * The documents of the searched rows: their column search_text,
- * crm.search_document() of the fields of search_documents (below), which
+ * The documents of the searched rows: their generated column search_text,
+ * crm.search_document() of their fields (sql/install/92_search.sql), which
  * the trigram indexes are on.
  */
 #define DOC(alias)	alias ".search_text"
@@ -805,78 +803,19 @@ crm_search_document(PG_FUNCTION_ARGS)
 }
 
 /*
- * The document of each searched table: its fields and its phone column
- * (sql/install/92_search.sql fires crm_internal.search_text_fill() on an UPDATE of
- * exactly these columns and search_text itself).
- */
-#define SEARCH_MAX_FIELDS	3
-static const struct
-{
-	const char *table;
-	const char *fields[SEARCH_MAX_FIELDS];
-	const char *phone;
-}			search_documents[] = {
-	{"account", {"name", "website"}, "phone"},
-	{"contact", {"name", "email"}, "phone"},
-	{"lead", {"name", "company", "email"}, "phone"},
-	{"opportunity", {"name"}, NULL},
-	{"note", {"body"}, NULL},
-};
-
-/* column_text -- column name of the row as a C string, NULL for NULL */
-static char *
-column_text(HeapTuple tuple, TupleDesc tupdesc, const char *name)
-{
-	int			attnum = SPI_fnumber(tupdesc, name);
-	bool		isnull;
-	Datum		value;
-
-	if (attnum <= 0)
-		elog(ERROR, "crm: a searched table has no column \"%s\"", name);
-	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
-	return isnull ? NULL : TextDatumGetCString(value);
-}
-
-/*
- * crm_search_text_fill -- BEFORE INSERT OR UPDATE OF (the document's
- * columns, search_text) FOR EACH ROW trigger of the searched tables: sets
- * search_text to the row's document.  An update that sets none of these
- * columns does not fire it: the stored text stays, nothing is folded.
+ * crm_search_text_fill -- the trigger function crm_internal.search_text_fill()
+ * that kept search_text before it became a generated column.  The update
+ * script crm--0.6--0.7.sql creates it in an earlier step and drops it (and
+ * makes search_text a generated column, computed for every row) in a later
+ * one; in between it lets rows through unchanged, since their text is
+ * computed anew then.  No installed version fires it.
  */
 PG_FUNCTION_INFO_V1(crm_search_text_fill);
 Datum
 crm_search_text_fill(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "search_text_fill", true, true);
-	Relation	rel = trigdata->tg_relation;
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	HeapTuple	tuple;
-	char	   *fields[SEARCH_MAX_FIELDS];
-	int			nfields = 0;
-	int			column;
-	Datum		value;
-	bool		isnull = false;
 
-	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function crm_internal.search_text_fill() must be fired by INSERT or UPDATE")));
-	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	for (int t = 0; t < (int) lengthof(search_documents); t++)
-	{
-		if (strcmp(RelationGetRelationName(rel), search_documents[t].table) != 0)
-			continue;
-		for (; nfields < SEARCH_MAX_FIELDS && search_documents[t].fields[nfields] != NULL; nfields++)
-			fields[nfields] = column_text(tuple, tupdesc, search_documents[t].fields[nfields]);
-		column = SPI_fnumber(tupdesc, "search_text");
-		value = PointerGetDatum(search_document(fields, nfields,
-												search_documents[t].phone == NULL ? NULL
-												: column_text(tuple, tupdesc, search_documents[t].phone)));
-		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, tupdesc, 1, &column, &value, &isnull));
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("function crm_internal.search_text_fill() fires only on the searched tables, not on \"%s\"",
-					RelationGetRelationName(rel))));
-	pg_unreachable();
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+						   : trigdata->tg_trigtuple);
 }

@@ -8,7 +8,12 @@
  * Duplicate search compares folded names and search compares a folded query
  * with folded columns; both are backed by trigram indexes on the folded
  * text.  The function is declared IMMUTABLE so that it can back those
- * indexes: after an edit of unaccent's rules file, REINDEX them.
+ * indexes and the generated column search_text (92_search.sql): it depends
+ * on no setting (no search_path: unaccent is found in its extension's
+ * schema) and on no right of the caller (no schema or function privilege is
+ * checked: it runs alike for any role, in COPY, pg_restore or logical
+ * replication's apply).  After an edit of unaccent's rules file, REINDEX
+ * those indexes and rewrite the searched columns (README "Search").
  *
  * crm requires pg_trgm and unaccent (crm.control), which may live in any
  * schema.  crm_required_schema() finds the schema of one of them from the
@@ -21,14 +26,13 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_ts_dict.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/formatting.h"
@@ -36,11 +40,11 @@
 #include "utils/syscache.h"
 
 /*
- * crm_required_schema -- the schema an installed extension lives in, or an
+ * required_namespace -- the schema an installed extension lives in, or an
  * error naming the extension when it is not installed.
  */
-char *
-crm_required_schema(const char *extname)
+static Oid
+required_namespace(const char *extname)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -63,7 +67,14 @@ crm_required_schema(const char *extname)
 				 errmsg("extension \"%s\" is not installed", extname),
 				 errdetail("The crm extension needs the contrib extensions pg_trgm and unaccent."),
 				 errhint("Run CREATE EXTENSION %s (in any schema).", extname)));
-	return get_namespace_name(nspid);
+	return nspid;
+}
+
+/* crm_required_schema -- the name of required_namespace(extname) */
+char *
+crm_required_schema(const char *extname)
+{
+	return get_namespace_name(required_namespace(extname));
 }
 
 /* unaccent(regdictionary, text) and its dictionary, looked up once per backend */
@@ -74,17 +85,36 @@ static FmgrInfo unaccent_flinfo;
 static void
 find_unaccent(void)
 {
-	List	   *name;
 	Oid			argtypes[2] = {REGDICTIONARYOID, TEXTOID};
+	Oid			nspid;
 
 	/* still there? (unaccent was not dropped and made again) */
 	if (OidIsValid(unaccent_proc) &&
 		SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(unaccent_proc)) &&
 		SearchSysCacheExists1(TSDICTOID, ObjectIdGetDatum(unaccent_dict)))
 		return;
-	name = list_make2(makeString(crm_required_schema("unaccent")), makeString("unaccent"));
-	unaccent_proc = LookupFuncName(name, 2, argtypes, false);
-	unaccent_dict = get_ts_dict_oid(name, false);
+
+	/*
+	 * By the catalog, not by name lookup: LookupFuncName() and
+	 * get_ts_dict_oid() would check the caller's USAGE on unaccent's schema,
+	 * and the fold must not depend on who writes the row.
+	 */
+	nspid = required_namespace("unaccent");
+	unaccent_proc = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+									CStringGetDatum("unaccent"),
+									PointerGetDatum(buildoidvector(argtypes, 2)),
+									ObjectIdGetDatum(nspid));
+	unaccent_dict = GetSysCacheOid2(TSDICTNAMENSP, Anum_pg_ts_dict_oid,
+									CStringGetDatum("unaccent"), ObjectIdGetDatum(nspid));
+	if (!OidIsValid(unaccent_proc) || !OidIsValid(unaccent_dict))
+	{
+		unaccent_proc = InvalidOid;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the unaccent extension has no function unaccent(regdictionary, text) or no dictionary unaccent in schema \"%s\"",
+						get_namespace_name(nspid)),
+				 errhint("Run ALTER EXTENSION unaccent UPDATE, or drop and create it again.")));
+	}
 	fmgr_info_cxt(unaccent_proc, &unaccent_flinfo, TopMemoryContext);
 }
 

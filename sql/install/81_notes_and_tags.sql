@@ -36,7 +36,6 @@ CREATE TABLE crm.note (
     owner           regrole NOT NULL DEFAULT crm.current_role_id(),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    search_text     text,
     CONSTRAINT note_about_exactly_one CHECK (pg_catalog.num_nonnulls(lead_id, account_id, contact_id,
         opportunity_id, quote_id, sales_order_id) OPERATOR(pg_catalog.=) 1)
 );
@@ -53,7 +52,6 @@ COMMENT ON COLUMN crm.note.sales_order_id IS 'The sales order it is about';
 COMMENT ON COLUMN crm.note.owner IS 'CRM user (database role) who wrote the note; they, their managers and admins change it';
 COMMENT ON COLUMN crm.note.created_at IS 'When the note was written; set by the database';
 COMMENT ON COLUMN crm.note.updated_at IS 'When the note was last changed; set by the database';
-COMMENT ON COLUMN crm.note.search_text IS 'What crm.search() searches in a note: its body (no accents, lower case). Filled in by the database';
 CREATE INDEX note_lead_id_idx ON crm.note (lead_id) WHERE lead_id IS NOT NULL;
 CREATE INDEX note_account_id_idx ON crm.note (account_id) WHERE account_id IS NOT NULL;
 CREATE INDEX note_contact_id_idx ON crm.note (contact_id) WHERE contact_id IS NOT NULL;

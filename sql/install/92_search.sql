@@ -10,7 +10,7 @@
 CREATE FUNCTION crm.search_document(fields text[], phone text) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_search_document'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.search_document(text[], text) IS 'The searchable text of a row, as crm.search() matches it: the fields that are not NULL, folded (accents removed, lower case) and joined by spaces, then every digit of the phone number. Backs the trigram search indexes';
+COMMENT ON FUNCTION crm.search_document(text[], text) IS 'The searchable text of a row, as crm.search() matches it: the fields that are not NULL, folded (accents removed, lower case) and joined by spaces, then every digit of the phone number. Computes the column search_text of the searched tables, which the trigram search indexes are on';
 
 CREATE FUNCTION crm.search(query text, kinds text[] DEFAULT NULL, max_results integer DEFAULT 20)
     RETURNS TABLE (kind text, id bigint, title text, subtitle text, score real)
@@ -22,40 +22,27 @@ COMMENT ON FUNCTION crm.search(text, text[], integer) IS 'Finds accounts (name, 
 REVOKE ALL ON FUNCTION crm.search(text, text[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm.search(text, text[], integer) TO crm_admin, crm_manager, crm_sales;
 
--- The searchable text of each row is stored: the index and the search's
--- recheck and scoring read it instead of folding the fields again (with
--- unaccent) for every candidate row.  A trigger keeps it: on INSERT, and on
--- an UPDATE that sets one of its fields (or search_text itself, which it
--- then overwrites); other updates (a stage, an amount, a status) neither
--- fold text again nor change it, so they stay HOT when nothing else indexed
--- changes.  No role is granted the column (99_privileges.sql); the change
--- log, merges and erasure leave it out.  The trigger fires also under
--- session_replication_role = replica (ENABLE ALWAYS): the text always
--- follows the row.
-CREATE FUNCTION crm_internal.search_text_fill() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'crm_search_text_fill'
-    LANGUAGE C;
-COMMENT ON FUNCTION crm_internal.search_text_fill() IS 'BEFORE INSERT OR UPDATE OF the searched columns trigger on crm.account, crm.contact, crm.lead, crm.opportunity, crm.note: sets search_text, the row''s searchable text (crm.search_document of its fields)';
-ALTER TABLE crm.account ADD COLUMN search_text text;
-ALTER TABLE crm.contact ADD COLUMN search_text text;
-ALTER TABLE crm.lead ADD COLUMN search_text text;
-ALTER TABLE crm.opportunity ADD COLUMN search_text text;
-CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, website, phone, search_text ON crm.account
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
-CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, email, phone, search_text ON crm.contact
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
-CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, company, email, phone, search_text ON crm.lead
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
-CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF name, search_text ON crm.opportunity
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
-ALTER TABLE crm.account ENABLE ALWAYS TRIGGER search_text_fill;
-ALTER TABLE crm.contact ENABLE ALWAYS TRIGGER search_text_fill;
-ALTER TABLE crm.lead ENABLE ALWAYS TRIGGER search_text_fill;
-ALTER TABLE crm.opportunity ENABLE ALWAYS TRIGGER search_text_fill;
-COMMENT ON COLUMN crm.account.search_text IS 'What crm.search() searches in an account: its name and website (no accents, lower case) and the digits of its phone number. Filled in by the database';
-COMMENT ON COLUMN crm.contact.search_text IS 'What crm.search() searches in a contact: its name and e-mail (no accents, lower case) and the digits of its phone number. Filled in by the database';
-COMMENT ON COLUMN crm.lead.search_text IS 'What crm.search() searches in a lead: its name, company and e-mail (no accents, lower case) and the digits of its phone number. Filled in by the database';
-COMMENT ON COLUMN crm.opportunity.search_text IS 'What crm.search() searches in an opportunity: its name (no accents, lower case). Filled in by the database';
+-- The searchable text of each row is stored, a generated column: the index
+-- and the search's recheck and scoring read it instead of folding the fields
+-- again (with unaccent) for every candidate row.  PostgreSQL computes it on
+-- every write path (INSERT, UPDATE, COPY, MERGE, ON CONFLICT, logical
+-- replication's apply, pg_restore's COPY, which leaves it out of the data)
+-- and refuses a value for it (428C9).  An UPDATE computes it again; an
+-- update of other columns (a stage, an amount, a status) gives the same
+-- text, so it stays HOT when nothing else indexed changes.  The change log,
+-- merges and erasure leave it out.
+ALTER TABLE crm.account ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, website], phone)) STORED;
+ALTER TABLE crm.contact ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, email], phone)) STORED;
+ALTER TABLE crm.lead ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, company, email], phone)) STORED;
+ALTER TABLE crm.opportunity ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name], NULL)) STORED;
+COMMENT ON COLUMN crm.account.search_text IS 'What crm.search() searches in an account: its name and website (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.contact.search_text IS 'What crm.search() searches in a contact: its name and e-mail (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.lead.search_text IS 'What crm.search() searches in a lead: its name, company and e-mail (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.opportunity.search_text IS 'What crm.search() searches in an opportunity: its name (no accents, lower case). Computed by the database from the name (a generated column: it cannot be written)';
 
 -- The trigram operator class lives in pg_trgm's schema, whichever it is.
 DO $search_indexes$
@@ -76,9 +63,9 @@ COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the fo
 COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';
 
 -- Notes (81_notes_and_tags.sql): searched by their body
-CREATE TRIGGER search_text_fill BEFORE INSERT OR UPDATE OF body, search_text ON crm.note
-    FOR EACH ROW EXECUTE FUNCTION crm_internal.search_text_fill();
-ALTER TABLE crm.note ENABLE ALWAYS TRIGGER search_text_fill;
+ALTER TABLE crm.note ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[body], NULL)) STORED;
+COMMENT ON COLUMN crm.note.search_text IS 'What crm.search() searches in a note: its body (no accents, lower case). Computed by the database from the body (a generated column: it cannot be written)';
 DO $note_search_index$
 DECLARE
     trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text

@@ -93,7 +93,7 @@ GRANT SELECT ON crm.change_log, crm.lead_update_log TO crm_admin, crm_manager;
 GRANT SELECT ON crm.opportunity_stage_rename TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
 -- Notes, attachments and tags (81_notes_and_tags.sql): column by column,
--- without the ids and search_text (as the $ids$ block below does).  Analysts read tags and taggings (no
+-- without the ids and the generated search_text (as the $ids$ block below does).  Analysts read tags and taggings (no
 -- personal data), not notes or attachments.
 GRANT SELECT, DELETE ON crm.note, crm.attachment, crm.record_tag TO crm_admin, crm_manager, crm_sales;
 GRANT INSERT (body, pinned, lead_id, account_id, contact_id, opportunity_id, quote_id, sales_order_id, owner,
@@ -177,8 +177,9 @@ GRANT SELECT (loss_reason_code) ON crm.opportunity TO crm_analyst;
 -- OVERRIDING SYSTEM VALUE) or changes one (UPDATE ... SET id).  A chosen id
 -- could squat the ids everyone else's next inserts get, or sort first where
 -- "oldest" decides.  So INSERT and UPDATE, wherever granted above, are
--- granted on every column except the identity and generated ones and
--- search_text, which a trigger keeps (92_search.sql) (42501 for those).  Without UPDATE on the whole table a role also cannot LOCK it in
+-- granted on every column except the identity and generated ones, such as
+-- search_text (92_search.sql): 42501 for an identity column, 428C9 for a
+-- generated one.  Without UPDATE on the whole table a role also cannot LOCK it in
 -- the stronger modes (only DELETE still allows that; see lock_guard.c).
 DO $ids$
 DECLARE
@@ -202,8 +203,7 @@ BEGIN
           FROM pg_catalog.pg_attribute AS att
          WHERE att.attrelid OPERATOR(pg_catalog.=) g.rel
            AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
-           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) ''
-           AND att.attname OPERATOR(pg_catalog.<>) 'search_text';
+           AND att.attidentity OPERATOR(pg_catalog.=) '' AND att.attgenerated OPERATOR(pg_catalog.=) '';
         EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s', g.priv, g.rel, g.grantee);
         EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %s', g.priv, cols, g.rel, g.grantee);
     END LOOP;

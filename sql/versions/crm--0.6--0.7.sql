@@ -6368,3 +6368,56 @@ CREATE OR REPLACE FUNCTION crm.pipeline_as_of("at" timestamptz)
     SET search_path = pg_catalog, pg_temp
     SET jit = off;
 COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. A deal counts when the caller may read the history entry of its state then (row security of the history: a rep sees the deals their team owned at that moment and the deals they see now). See README "Reports"';
+
+-- search_text as a stored generated column (issue 22, session 36)
+-- crm.search_document() of the row's fields, computed by PostgreSQL on every
+-- write (sql/install/92_search.sql) instead of the trigger
+-- crm_internal.search_text_fill(), which goes.  PostgreSQL 15 cannot turn a
+-- column into a generated one: each search_text is dropped (with its trigram
+-- index) and added again, which rewrites the five tables and computes the
+-- text of every row; then the indexes are built again.
+DROP TRIGGER search_text_fill ON crm.account;
+DROP TRIGGER search_text_fill ON crm.contact;
+DROP TRIGGER search_text_fill ON crm.lead;
+DROP TRIGGER search_text_fill ON crm.opportunity;
+DROP TRIGGER search_text_fill ON crm.note;
+DROP FUNCTION crm_internal.search_text_fill();
+COMMENT ON FUNCTION crm.search_document(text[], text) IS 'The searchable text of a row, as crm.search() matches it: the fields that are not NULL, folded (accents removed, lower case) and joined by spaces, then every digit of the phone number. Computes the column search_text of the searched tables, which the trigram search indexes are on';
+ALTER TABLE crm.account DROP COLUMN search_text;
+ALTER TABLE crm.contact DROP COLUMN search_text;
+ALTER TABLE crm.lead DROP COLUMN search_text;
+ALTER TABLE crm.opportunity DROP COLUMN search_text;
+ALTER TABLE crm.note DROP COLUMN search_text;
+ALTER TABLE crm.account ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, website], phone)) STORED;
+ALTER TABLE crm.contact ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, email], phone)) STORED;
+ALTER TABLE crm.lead ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name, company, email], phone)) STORED;
+ALTER TABLE crm.opportunity ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[name], NULL)) STORED;
+ALTER TABLE crm.note ADD COLUMN search_text text
+    GENERATED ALWAYS AS (crm.search_document(ARRAY[body], NULL)) STORED;
+COMMENT ON COLUMN crm.account.search_text IS 'What crm.search() searches in an account: its name and website (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.contact.search_text IS 'What crm.search() searches in a contact: its name and e-mail (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.lead.search_text IS 'What crm.search() searches in a lead: its name, company and e-mail (no accents, lower case) and the digits of its phone number. Computed by the database from those columns (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.opportunity.search_text IS 'What crm.search() searches in an opportunity: its name (no accents, lower case). Computed by the database from the name (a generated column: it cannot be written)';
+COMMENT ON COLUMN crm.note.search_text IS 'What crm.search() searches in a note: its body (no accents, lower case). Computed by the database from the body (a generated column: it cannot be written)';
+DO $search_text_indexes$
+DECLARE
+    trgm text := (SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text
+                    FROM pg_catalog.pg_extension AS e
+                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trgm');
+BEGIN
+    EXECUTE pg_catalog.format('CREATE INDEX account_search_idx ON crm.account USING gin (search_text %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX contact_search_idx ON crm.contact USING gin (search_text %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX lead_search_idx ON crm.lead USING gin (search_text %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX opportunity_search_idx ON crm.opportunity USING gin (search_text %s.gin_trgm_ops)', trgm);
+    EXECUTE pg_catalog.format('CREATE INDEX note_search_idx ON crm.note USING gin (search_text %s.gin_trgm_ops)', trgm);
+END
+$search_text_indexes$;
+COMMENT ON INDEX crm.account_search_idx IS 'Search (crm.search): trigrams of the folded name and website and the phone digits';
+COMMENT ON INDEX crm.contact_search_idx IS 'Search (crm.search): trigrams of the folded name and e-mail and the phone digits';
+COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the folded name, company and e-mail and the phone digits';
+COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';
+COMMENT ON INDEX crm.note_search_idx IS 'Search (crm.search): trigrams of the folded body';

@@ -132,27 +132,63 @@ SELECT count(*) FROM crm.search('supplies', max_results => 1000);
 SELECT kind, title, score FROM crm.search('supplies', ARRAY['contact']);
 RESET ROLE;
 
--- The searchable text of a row, kept in its column search_text by a
--- trigger, and its index.
+-- The searchable text of a row, kept in its column search_text (a stored
+-- generated column: PostgreSQL computes it on every write), and its index.
 SELECT crm.search_document(ARRAY['Müller  GmbH', NULL, 'Info@Mueller.example'], '+1 (555) 014-2');
 SELECT crm.search_document(NULL, NULL);
 SELECT name, search_text FROM crm.account WHERE name = 'Acme Corporation';
--- it follows the row's fields, and no role writes it (no privilege; and
--- even a superuser's value is replaced by the row's text)
+SELECT c.relname, a.attgenerated FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+ WHERE a.attname = 'search_text' AND c.relnamespace = 'crm'::regnamespace AND c.relkind = 'r'
+ ORDER BY 1;
+-- it follows the row's fields, and nobody writes it: an INSERT or UPDATE
+-- naming it fails as for any generated column (428C9), an admin's as a
+-- superuser's; naming it with DEFAULT computes it, for a role granted the
+-- column (a superuser: no CRM role is)
 SET ROLE regress_search_admin;
-UPDATE crm.account SET search_text = 'x' WHERE name = 'Acme Corporation';
-INSERT INTO crm.lead (name, search_text) VALUES ('Forged', 'x');
+UPDATE crm.account SET search_text = 'x' WHERE name = 'Acme Corporation';   -- 428C9
+INSERT INTO crm.lead (name, search_text) VALUES ('Forged', 'x');            -- 428C9
+INSERT INTO crm.lead (name, search_text) VALUES ('Forged', DEFAULT);          -- 42501: no role is granted the column
+-- an update of a searched column refreshes it
 UPDATE crm.lead SET name = 'Ana López' WHERE name = 'Ana Lopez' RETURNING search_text;
 RESET ROLE;
-UPDATE crm.opportunity SET search_text = 'x' RETURNING name, search_text;
--- also when triggers are off for replication (the trigger is ENABLE ALWAYS)
+UPDATE crm.opportunity SET search_text = 'x' RETURNING name, search_text;  -- 428C9
+UPDATE crm.opportunity SET search_text = DEFAULT RETURNING name, search_text;
+INSERT INTO crm.lead (name, search_text) VALUES ('Forged', DEFAULT) RETURNING search_text;
+DELETE FROM crm.lead WHERE name = 'Forged';
+-- MERGE and COPY (a superuser's: COPY FROM does not apply row-level
+-- security) compute it too; COPY refuses a value for it
+BEGIN;
+MERGE INTO crm.opportunity AS o USING (VALUES ('Rollout 2027', 'Rollout Zürich')) AS v (old, new)
+   ON o.name = v.old
+ WHEN MATCHED THEN UPDATE SET name = v.new;
+SELECT name, search_text FROM crm.opportunity;
+ROLLBACK;
+COPY crm.lead (name, company, email, phone) FROM stdin;
+Copied Éloïse	Copy Co	eloise@copy.example	+33 1 23
+\.
+SELECT search_text FROM crm.lead WHERE name = 'Copied Éloïse';
+COPY crm.lead (name, search_text) FROM '/dev/null';                           -- 42P10
+DELETE FROM crm.lead WHERE name = 'Copied Éloïse';
+-- also when triggers are off for replication
 SET session_replication_role = replica;
 INSERT INTO crm.contact (name, email, phone) VALUES ('Zoë Replica', 'Z@R.example', '+1 555') RETURNING search_text;
 RESET session_replication_role;
 DELETE FROM crm.contact WHERE name = 'Zoë Replica';
--- an update of other columns neither computes it again nor changes it: it
--- stays a HOT update (no index entry written) when nothing indexed changes
--- (the newest account, on the table's last page, which has room)
+-- it does not depend on the writer's rights: a rep without USAGE on the
+-- schema of unaccent (found in a new session) writes and reads the same text
+SELECT e.extnamespace::regnamespace AS unaccent_schema FROM pg_extension AS e WHERE e.extname = 'unaccent' \gset
+REVOKE USAGE ON SCHEMA :"unaccent_schema" FROM PUBLIC;
+\c -
+SET ROLE regress_search_rep1;
+SELECT crm.search_document(ARRAY['Zoë Straße'], '+1 (555)');
+INSERT INTO crm.lead (name, company) VALUES ('Ærø Überholung', 'Straße AG') RETURNING search_text;
+DELETE FROM crm.lead WHERE name = 'Ærø Überholung';
+RESET ROLE;
+GRANT USAGE ON SCHEMA :"unaccent_schema" TO PUBLIC;
+\set VERBOSITY terse
+-- an update of other columns computes the same text again: it stays a HOT
+-- update (no index entry written) when nothing indexed changes (the newest
+-- account, on the table's last page, which has room)
 BEGIN;
 UPDATE crm.account SET industry = 'Manufacturing' WHERE id = (SELECT max(id) FROM crm.account);
 SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = 'crm.account'::regclass;
