@@ -406,9 +406,9 @@ COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes o
 -- crm.exchange_rate_on() (ZC120 when a rate is missing), and the deals'
 -- currency and the amounts in it when the open and won deals all share one.
 -- A filter on account_id reaches the groups (the aggregate's primary key
--- starts with account_id): crm.account_rollup reads it, in a LATERAL join,
--- only for the accounts whose settled figures are not current (pending),
--- about 0.1 ms per account (a rate lookup per group).  An account without
+-- starts with account_id): crm.account_rollup reads it, one account at a
+-- time, only for the accounts whose settled figures are not current
+-- (pending), about 0.1 ms per account (a rate lookup per group).  An account without
 -- open or won deals the caller sees has no row.
 CREATE VIEW crm_internal.account_rollup_live WITH (security_invoker = true) AS
     SELECT g.account_id,
@@ -442,25 +442,3 @@ COMMENT ON COLUMN crm_internal.account_rollup_live.open_amount_in_currency IS 'A
 COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 -- (security_invoker: the caller's own rights and row-level security apply)
 GRANT SELECT ON crm_internal.account_rollup_live TO crm_admin, crm_manager, crm_sales, crm_analyst;
-
--- One account's row of crm_internal.account_rollup_live, for
--- crm.account_rollup's LATERAL join.  A function the planner does not
--- inline (SET): it prices the call at its COST, not at the plan of the
--- groups for every account -- crm.account_rollup calls it only for the
--- pending accounts, and a plan priced as if it read every account's groups
--- would be compiled by JIT (tens to hundreds of ms) for one owner's
--- accounts.  Runs as the caller (row-level security applies).
-CREATE FUNCTION crm_internal.account_rollup_live(account_id bigint) RETURNS SETOF crm_internal.account_rollup_live
-    LANGUAGE sql
-    STABLE
-    COST 1 ROWS 1
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT l.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
-           l.currency, l.open_amount_in_currency, l.won_amount_in_currency
-      FROM crm_internal.account_rollup_live AS l
-     WHERE l.account_id OPERATOR(pg_catalog.=) account_rollup_live.account_id;
-END;
-REVOKE ALL ON FUNCTION crm_internal.account_rollup_live(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_internal.account_rollup_live(bigint) TO crm_admin, crm_manager, crm_sales, crm_analyst;
-COMMENT ON FUNCTION crm_internal.account_rollup_live(bigint) IS 'The row of crm_internal.account_rollup_live for one account (none: no open or won deal the caller sees), for crm.account_rollup, which calls it for the pending accounts only; as the caller';

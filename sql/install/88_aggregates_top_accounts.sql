@@ -60,6 +60,14 @@
 -- keeps the best N: exact at every committed state, O(N + pending).
 -- Run crm.compact_aggregates() every few minutes (pg_cron) to keep the
 -- pending set small.
+--
+-- crm.account_rollup (at the end of this file) reads the same settled
+-- rows: an account that is not pending for the caller takes its settled
+-- figures (the settled rows carry the deals' currency and the amounts in
+-- it too), a pending one is computed from its groups
+-- (crm_internal.account_rollup_live, 88_aggregates.sql), so one owner's
+-- accounts, or all of them, cost one settled row per account, not a rate
+-- lookup per group.
 --------------------------------------------------------------------------
 
 -- Pending accounts: those with stripe rows a compaction has not folded yet.
@@ -443,31 +451,34 @@ GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sale
 -- activity (an index probe: activity_account_id_idx is on (account_id,
 -- completed_at)), the deals' currency.  The settled figures where they are
 -- current, the groups (crm_internal.account_rollup_live) only for the
--- pending accounts, so that an account costs a few index probes or one
--- row of a hash join, not a rate lookup per group:
+-- pending accounts, so that an account costs one settled row (a hash join,
+-- or an index probe when a filter selects a few), not a rate lookup per
+-- group:
 --  * Whose settled rows are the caller's figures (k, once per query):
 --    the all-owners rows (owner 0), visible exactly to those who see every
 --    group (admins, analysts); else, when the caller sees the rows of one
 --    opportunity owner only (a rep: its own), that owner's; else (a
 --    manager with a team) the sum of the visible rows of every owner (t,
 --    grouped per account; not computed at all in the other cases).
---  * An account the caller sees that is not pending (p: the caller's
---    pending accounts, computed once) takes its settled row of that key
---    (s: a hash join over every account, an index probe per account when a
---    filter selects a few); none: no open or won deal the caller sees.
---  * A pending account is computed from its groups (f: a LATERAL call of
---    crm_internal.account_rollup_live(id), gated so that it runs only for
---    pending accounts: OFFSET 0 keeps the subquery and its condition
---    apart, else the call would be a join filtered after each call).
+--  * f: the caller's pending accounts (crm_internal.account_pending), each
+--    computed from its groups (a LATERAL subquery per pending account;
+--    OFFSET 0 keeps it one, so that the account_id reaches the groups'
+--    index).  A join from the pending accounts rather than a LATERAL
+--    subquery per account: the planner prices it by the pending accounts,
+--    not as if every account read its groups (a plan priced so would be
+--    compiled by JIT, tens to hundreds of ms).
+--  * An account the caller sees that is not pending takes its settled row
+--    of that key (s), or its team's sum (t); none: no open or won deal
+--    the caller sees.
 -- Amounts are rounded once, after summing unrounded amounts, as before
 -- settling.  Exact at every committed state: one statement reads the
 -- settled rows, the stripes and the owner records in one snapshot, and the
 -- invariant above holds in each committed state (the compaction lock
--- protects it: see the header).  A filter on account_id or owner reaches
--- the accounts: one account is O(1), or O(its groups) when pending; one
--- owner's accounts (owner = 'name': from the role, through
--- account_owner_idx) O(those accounts) plus O(the caller's pending
--- accounts); every account O(accounts) plus the pending ones' groups.
+-- protects it: see the header).  A filter on account_id reaches every
+-- part (one account: O(1), O(its groups) when pending); one owner's
+-- accounts (owner = 'name': from the role, through account_owner_idx) cost
+-- O(those accounts) plus the groups of the caller's pending accounts;
+-- every account O(accounts) plus the pending accounts' groups.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
     WITH k AS (
         -- (the lowest and the highest owner key the caller sees: index ends)
@@ -490,10 +501,16 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
            COALESCE(f.won_amount_in_currency, s.won_amount_in_currency, t.won_amount_in_currency) AS won_amount_in_currency
       FROM crm.account AS ac
       LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
-      LEFT JOIN (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS p
-        ON p.account_id OPERATOR(pg_catalog.=) ac.id
+      LEFT JOIN (
+           SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
+                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
+             FROM (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS q
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
+        ON f.account_id OPERATOR(pg_catalog.=) ac.id
       LEFT JOIN crm_internal.account_settled AS s
-        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND p.account_id IS NULL
+        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL
        AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
       LEFT JOIN (
            SELECT x.account_id,
@@ -512,14 +529,7 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
             WHERE (SELECT k.key FROM k) IS NULL
               AND x.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
             GROUP BY x.account_id) AS t
-        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND p.account_id IS NULL
-      LEFT JOIN LATERAL (
-           SELECT l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
-                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
-             FROM crm_internal.account_rollup_live(ac.id) AS l
-            WHERE p.account_id IS NOT NULL
-           OFFSET 0) AS f
-        ON true;
+        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';

@@ -6495,28 +6495,6 @@ COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount_in_currency IS 'Am
 -- (security_invoker: the caller's own rights and row-level security apply)
 GRANT SELECT ON crm_internal.account_rollup_live TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
--- One account's row of crm_internal.account_rollup_live, for
--- crm.account_rollup's LATERAL join.  A function the planner does not
--- inline (SET): it prices the call at its COST, not at the plan of the
--- groups for every account -- crm.account_rollup calls it only for the
--- pending accounts, and a plan priced as if it read every account's groups
--- would be compiled by JIT (tens to hundreds of ms) for one owner's
--- accounts.  Runs as the caller (row-level security applies).
-CREATE FUNCTION crm_internal.account_rollup_live(account_id bigint) RETURNS SETOF crm_internal.account_rollup_live
-    LANGUAGE sql
-    STABLE
-    COST 1 ROWS 1
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT l.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
-           l.currency, l.open_amount_in_currency, l.won_amount_in_currency
-      FROM crm_internal.account_rollup_live AS l
-     WHERE l.account_id OPERATOR(pg_catalog.=) account_rollup_live.account_id;
-END;
-REVOKE ALL ON FUNCTION crm_internal.account_rollup_live(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_internal.account_rollup_live(bigint) TO crm_admin, crm_manager, crm_sales, crm_analyst;
-COMMENT ON FUNCTION crm_internal.account_rollup_live(bigint) IS 'The row of crm_internal.account_rollup_live for one account (none: no open or won deal the caller sees), for crm.account_rollup, which calls it for the pending accounts only; as the caller';
-
 CREATE VIEW crm_internal.account_pending WITH (security_invoker = true) AS
     SELECT a.account_id FROM crm_internal.account_aggregate AS a
      WHERE a.stripe OPERATOR(pg_catalog.<>) 0
@@ -6551,10 +6529,16 @@ CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
            COALESCE(f.won_amount_in_currency, s.won_amount_in_currency, t.won_amount_in_currency) AS won_amount_in_currency
       FROM crm.account AS ac
       LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
-      LEFT JOIN (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS p
-        ON p.account_id OPERATOR(pg_catalog.=) ac.id
+      LEFT JOIN (
+           SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
+                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
+             FROM (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS q
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
+        ON f.account_id OPERATOR(pg_catalog.=) ac.id
       LEFT JOIN crm_internal.account_settled AS s
-        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND p.account_id IS NULL
+        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL
        AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
       LEFT JOIN (
            SELECT x.account_id,
@@ -6573,14 +6557,7 @@ CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
             WHERE (SELECT k.key FROM k) IS NULL
               AND x.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
             GROUP BY x.account_id) AS t
-        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND p.account_id IS NULL
-      LEFT JOIN LATERAL (
-           SELECT l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
-                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
-             FROM crm_internal.account_rollup_live(ac.id) AS l
-            WHERE p.account_id IS NOT NULL
-           OFFSET 0) AS f
-        ON true;
+        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
