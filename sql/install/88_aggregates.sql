@@ -399,63 +399,46 @@ END
 $$;
 COMMENT ON FUNCTION crm.compact_aggregates() IS 'Folds the per-backend stripes of every aggregate into one row per group (stripe 0) and drops groups that add up to nothing, without blocking writers (rows a running transaction is writing are left for the next call); returns the number of aggregate rows left. Totals do not change; reads get faster. Run it periodically (e.g. every few minutes) on busy systems, in a transaction of its own: the rows it folds stay locked until its transaction ends. Admins only.';
 
--- Per account: open and won opportunities from the aggregate, and the last
--- completed activity logged against the account from the activity index.
--- One row per account (what a BI tool joins to accounts and charts): the
--- amounts in the corporate currency, each group of the aggregate (one close
--- month, one currency) converted at read time, summed exactly, rounded
--- once; the currency and the amounts in it beside them when the account's
--- open and won deals are all in one currency.  The groups are summed per
--- account in a LATERAL subquery on the account's id, so that whichever
--- accounts a filter selects, only their groups are read (the aggregate's
--- primary key starts with account_id): one account (WHERE account_id = x)
--- is O(its groups); one owner's accounts (WHERE owner = 'name': the owner
--- column is the role's name from pg_roles, and that filter turns the outer
--- join into a join that starts from the role and reads its accounts
--- through account_owner_idx) is O(that owner's groups); every account is
--- one index probe per account.  The top N accounts by amount:
--- crm.top_accounts() (96_top_accounts.sql), which reads the accounts it
--- needs one by one.
-CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
-    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
-           COALESCE(r.open_opportunities, 0) AS open_opportunities,
-           COALESCE(r.open_amount, 0) AS open_amount,
-           COALESCE(r.won_opportunities, 0) AS won_opportunities,
-           COALESCE(r.won_amount, 0) AS won_amount,
-           (SELECT pg_catalog.max(act.completed_at) FROM crm.activity AS act
-             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id) AS last_activity_at,
-           r.currency, r.open_amount_in_currency, r.won_amount_in_currency
-      FROM crm.account AS ac
-      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
-      LEFT JOIN LATERAL (
-           SELECT pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
-                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed), 2) AS open_amount,
-                  pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
-                  pg_catalog.round(pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won), 2) AS won_amount,
-                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                       THEN pg_catalog.min(g.currency) END AS currency,
-                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
-                  CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                       THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
-             FROM (SELECT a.currency, s.is_closed, s.is_won,
-                          pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
-                          crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
-                     FROM crm_internal.account_aggregate AS a
-                     JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
-                    WHERE a.account_id OPERATOR(pg_catalog.=) ac.id AND (s.is_won OR NOT s.is_closed)
-                    GROUP BY a.stage, a.close_month, a.currency, s.is_closed, s.is_won
-                   HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g) AS r
-        ON true;
-COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; read from the maintained aggregate, converted per group at read time, so a rate edit shows at once), and the last completed activity logged against the account. One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed)';
-COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
-COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
-COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
-COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
-COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
-COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
-COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
-COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';
-COMMENT ON COLUMN crm.account_rollup.currency IS 'Currency of the open and won deals when they all share one; NULL when they are in several currencies or there are none';
-COMMENT ON COLUMN crm.account_rollup.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when the currencies are mixed)';
-COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when the currencies are mixed)';
+-- Per account, computed from the groups: the open and won opportunities
+-- and their amounts in the corporate currency, unrounded (crm.account_rollup,
+-- 88_aggregates_top_accounts.sql, rounds them once), each group of the
+-- aggregate (one close month, one currency) converted at read time with
+-- crm.exchange_rate_on() (ZC120 when a rate is missing), and the deals'
+-- currency and the amounts in it when the open and won deals all share one.
+-- A filter on account_id reaches the groups (the aggregate's primary key
+-- starts with account_id): crm.account_rollup reads it, one account at a
+-- time, only for the accounts whose settled figures are not current
+-- (pending), about 0.1 ms per account (a rate lookup per group).  An account without
+-- open or won deals the caller sees has no row.
+CREATE VIEW crm_internal.account_rollup_live WITH (security_invoker = true) AS
+    SELECT g.account_id,
+           pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+           pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed) AS open_amount,
+           pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+           pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won) AS won_amount,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+      FROM (SELECT a.account_id, a.currency, s.is_closed, s.is_won,
+                   pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                   crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+              FROM crm_internal.account_aggregate AS a
+              JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+             WHERE s.is_won OR NOT s.is_closed
+             GROUP BY a.account_id, a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+            HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+     GROUP BY g.account_id;
+COMMENT ON VIEW crm_internal.account_rollup_live IS 'Per account, the figures crm.account_rollup shows, computed from the aggregate groups the caller sees at read time (each group converted at the rate of its close month, ZC120 when one is missing), amounts unrounded: crm.account_rollup reads it for the accounts whose settled figures are not current';
+COMMENT ON COLUMN crm_internal.account_rollup_live.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_amount IS 'Their amount, in the corporate currency, unrounded';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount IS 'Their amount, in the corporate currency, unrounded';
+COMMENT ON COLUMN crm_internal.account_rollup_live.currency IS 'Currency of the open and won deals when they all share one; NULL when mixed';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
+-- (security_invoker: the caller's own rights and row-level security apply)
+GRANT SELECT ON crm_internal.account_rollup_live TO crm_admin, crm_manager, crm_sales, crm_analyst;

@@ -60,6 +60,14 @@
 -- keeps the best N: exact at every committed state, O(N + pending).
 -- Run crm.compact_aggregates() every few minutes (pg_cron) to keep the
 -- pending set small.
+--
+-- crm.account_rollup (at the end of this file) reads the same settled
+-- rows: an account that is not pending for the caller takes its settled
+-- figures (the settled rows carry the deals' currency and the amounts in
+-- it too), a pending one is computed from its groups
+-- (crm_internal.account_rollup_live, 88_aggregates.sql), so one owner's
+-- accounts, or all of them, cost one settled row per account, not a rate
+-- lookup per group.
 --------------------------------------------------------------------------
 
 -- Pending accounts: those with stripe rows a compaction has not folded yet.
@@ -84,7 +92,8 @@ CREATE VIEW crm_internal.account_settled_groups WITH (security_invoker = true) A
                      ELSE (SELECT r.rate FROM crm.exchange_rate AS r
                             WHERE r.currency OPERATOR(pg_catalog.=) a.currency
                               AND r.valid_from OPERATOR(pg_catalog.<=) a.close_month
-                            ORDER BY r.valid_from DESC LIMIT 1) END) AS converted
+                            ORDER BY r.valid_from DESC LIMIT 1) END) AS converted,
+           a.currency, a.amount
       FROM crm_internal.account_aggregate AS a
       JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
      WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND (s.is_won OR NOT s.is_closed);
@@ -95,6 +104,8 @@ COMMENT ON COLUMN crm_internal.account_settled_groups.is_closed IS 'Whether the 
 COMMENT ON COLUMN crm_internal.account_settled_groups.is_won IS 'Whether the group''s stage is won';
 COMMENT ON COLUMN crm_internal.account_settled_groups.opportunities IS 'Opportunities in the group';
 COMMENT ON COLUMN crm_internal.account_settled_groups.converted IS 'Their amount in the corporate currency, unrounded; NULL when the group''s currency has no rate for its close month';
+COMMENT ON COLUMN crm_internal.account_settled_groups.currency IS 'The group''s currency (the deals'' own)';
+COMMENT ON COLUMN crm_internal.account_settled_groups.amount IS 'Their amount in that currency';
 
 CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
     SELECT g.account_id, g.owner,
@@ -104,7 +115,14 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
-           ac.owner AS account_owner
+           ac.owner AS account_owner,
+           -- (as crm.account_rollup: one currency, or NULL when mixed)
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
       FROM crm_internal.account_settled_groups AS g
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
      GROUP BY g.account_id, g.owner, ac.owner
@@ -117,7 +135,13 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
            COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
-           ac.owner
+           ac.owner,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END
       FROM crm_internal.account_settled_groups AS g
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
      GROUP BY g.account_id, ac.owner
@@ -130,6 +154,9 @@ COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount IS 'Their amou
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_opportunities IS 'Opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount IS 'Their amount in the corporate currency, unrounded; NULL when one of their groups has no rate';
 COMMENT ON COLUMN crm_internal.account_settled_actual.account_owner IS 'The account''s owner now (crm.account.owner; NULL: no such account)';
+COMMENT ON COLUMN crm_internal.account_settled_actual.currency IS 'Currency of these open and won deals when they all share one; NULL when mixed';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
 
 CREATE TABLE crm_internal.account_settled (
     account_id          bigint NOT NULL,
@@ -139,7 +166,10 @@ CREATE TABLE crm_internal.account_settled (
     won_opportunities   bigint NOT NULL,
     won_amount          numeric,
     PRIMARY KEY (account_id, owner),
-    account_owner       regrole
+    account_owner       regrole,
+    currency            text,
+    open_amount_in_currency numeric,
+    won_amount_in_currency  numeric
 );
 COMMENT ON TABLE crm_internal.account_settled IS 'Per account, the figures of its compacted aggregate groups (stripe 0 of crm_internal.account_aggregate) in the corporate currency: per opportunity owner, and for all owners (owner 0). Written only by crm.compact_aggregates(), crm.rebuild_aggregates() and edits of the exchange rates (the accounts they affect) or of the corporate currency (never by the deal triggers: no hot rows); exact for an account without uncompacted stripe rows. crm.top_accounts() walks its indexes';
 COMMENT ON COLUMN crm_internal.account_settled.account_id IS 'The account';
@@ -148,6 +178,9 @@ COMMENT ON COLUMN crm_internal.account_settled.open_opportunities IS 'Compacted 
 COMMENT ON COLUMN crm_internal.account_settled.open_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate (crm.top_accounts() then computes the account, raising ZC120 as crm.account_rollup does)';
 COMMENT ON COLUMN crm_internal.account_settled.won_opportunities IS 'Compacted opportunities won';
 COMMENT ON COLUMN crm_internal.account_settled.won_amount IS 'Their amount in the corporate currency at the current rates, unrounded; NULL when a group has no rate';
+COMMENT ON COLUMN crm_internal.account_settled.currency IS 'Currency of these compacted open and won deals when they all share one; NULL when mixed (crm.account_rollup shows it)';
+COMMENT ON COLUMN crm_internal.account_settled.open_amount_in_currency IS 'Amount of these open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_settled.won_amount_in_currency IS 'Amount of these won deals in that currency (NULL when mixed)';
 COMMENT ON COLUMN crm_internal.account_settled.account_owner IS 'The account''s owner (crm.account.owner) when settled; an account whose owner changed since is in crm_internal.account_owner_moved until the next settling; crm.top_accounts(by, n, owner) walks one owner''s accounts by it';
 -- the walks of crm.top_accounts(): per owner key, amount as account_rollup rounds it, then account
 CREATE INDEX account_settled_open_idx ON crm_internal.account_settled
@@ -221,14 +254,18 @@ BEGIN
     IF accounts IS NULL THEN
         DELETE FROM crm_internal.account_settled;
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner,
+                currency, open_amount_in_currency, won_amount_in_currency)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner,
+               x.currency, x.open_amount_in_currency, x.won_amount_in_currency
           FROM crm_internal.account_settled_actual AS x;
     ELSE
         DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
         INSERT INTO crm_internal.account_settled
-               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner)
-        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner,
+                currency, open_amount_in_currency, won_amount_in_currency)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner,
+               x.currency, x.open_amount_in_currency, x.won_amount_in_currency
           FROM crm_internal.account_settled_actual AS x
          WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
     END IF;
@@ -387,3 +424,121 @@ CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
 -- owner's accounts) reads only their groups through this index.
 CREATE INDEX account_owner_idx ON crm.account (owner);
 COMMENT ON INDEX crm.account_owner_idx IS 'The accounts of one owner (one owner''s account rollup, the team policies)';
+
+-- The accounts whose settled figures crm.account_rollup does not use, as
+-- the caller sees them (row-level security on each table): those with
+-- uncompacted stripe rows (account_aggregate_pending_idx), those whose
+-- owner changed since they were settled, and those with a settled row
+-- without a rate (computed, so that ZC120 is raised as the live view
+-- does).  An account may be listed more than once.  Every other account
+-- the caller sees has in its settled rows the figures of the groups the
+-- caller sees (the invariant above, per opportunity owner: the rows of an
+-- owner without stripes on the account are that owner's exact figures).
+CREATE VIEW crm_internal.account_pending WITH (security_invoker = true) AS
+    SELECT a.account_id FROM crm_internal.account_aggregate AS a
+     WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT m.account_id FROM crm_internal.account_owner_moved AS m
+    UNION ALL
+    SELECT s.account_id FROM crm_internal.account_settled AS s
+     WHERE s.open_amount IS NULL OR s.won_amount IS NULL;
+COMMENT ON VIEW crm_internal.account_pending IS 'The accounts (as the caller sees them) whose figures crm.account_rollup computes from their groups rather than reads from crm_internal.account_settled: uncompacted stripes, an owner changed since the last settling, or a missing rate; an account may appear more than once';
+COMMENT ON COLUMN crm_internal.account_pending.account_id IS 'The account';
+GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+-- Per account (one row each): its open and won opportunities and amounts
+-- in the corporate currency, as the caller sees them, the last completed
+-- activity (an index probe: activity_account_id_idx is on (account_id,
+-- completed_at)), the deals' currency.  The settled figures where they are
+-- current, the groups (crm_internal.account_rollup_live) only for the
+-- pending accounts, so that an account costs one settled row (a hash join,
+-- or an index probe when a filter selects a few), not a rate lookup per
+-- group:
+--  * Whose settled rows are the caller's figures (k, once per query):
+--    the all-owners rows (owner 0), visible exactly to those who see every
+--    group (admins, analysts); else, when the caller sees the rows of one
+--    opportunity owner only (a rep: its own), that owner's; else (a
+--    manager with a team) the sum of the visible rows of every owner (t,
+--    grouped per account; not computed at all in the other cases).
+--  * f: the caller's pending accounts (crm_internal.account_pending), each
+--    computed from its groups (a LATERAL subquery per pending account;
+--    OFFSET 0 keeps it one, so that the account_id reaches the groups'
+--    index).  A join from the pending accounts rather than a LATERAL
+--    subquery per account: the planner prices it by the pending accounts,
+--    not as if every account read its groups (a plan priced so would be
+--    compiled by JIT, tens to hundreds of ms).
+--  * An account the caller sees that is not pending takes its settled row
+--    of that key (s), or its team's sum (t); none: no open or won deal
+--    the caller sees.
+-- Amounts are rounded once, after summing unrounded amounts, as before
+-- settling.  Exact at every committed state: one statement reads the
+-- settled rows, the stripes and the owner records in one snapshot, and the
+-- invariant above holds in each committed state (the compaction lock
+-- protects it: see the header).  A filter on account_id reaches every
+-- part (one account: O(1), O(its groups) when pending); one owner's
+-- accounts (owner = 'name': from the role, through account_owner_idx) cost
+-- O(those accounts) plus the groups of the caller's pending accounts;
+-- every account O(accounts) plus the pending accounts' groups.
+CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH k AS (
+        -- (the lowest and the highest owner key the caller sees: index ends)
+        SELECT CASE WHEN e.lo OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR e.lo OPERATOR(pg_catalog.=) e.hi
+                    THEN e.lo END AS key
+          FROM (SELECT pg_catalog.min(s.owner::pg_catalog.oid) AS lo, pg_catalog.max(s.owner::pg_catalog.oid) AS hi
+                  FROM crm_internal.account_settled AS s) AS e)
+    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
+           COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) AS open_opportunities,
+           CASE WHEN COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round(COALESCE(f.open_amount, s.open_amount, t.open_amount), 2) ELSE 0 END AS open_amount,
+           COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) AS won_opportunities,
+           CASE WHEN COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round(COALESCE(f.won_amount, s.won_amount, t.won_amount), 2) ELSE 0 END AS won_amount,
+           (SELECT act.completed_at FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+             ORDER BY act.completed_at DESC LIMIT 1) AS last_activity_at,
+           COALESCE(f.currency, s.currency, t.currency) AS currency,
+           COALESCE(f.open_amount_in_currency, s.open_amount_in_currency, t.open_amount_in_currency) AS open_amount_in_currency,
+           COALESCE(f.won_amount_in_currency, s.won_amount_in_currency, t.won_amount_in_currency) AS won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+      LEFT JOIN (
+           SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
+                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
+             FROM (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS q
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
+        ON f.account_id OPERATOR(pg_catalog.=) ac.id
+      LEFT JOIN crm_internal.account_settled AS s
+        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL
+       AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+      LEFT JOIN (
+           SELECT x.account_id,
+                  pg_catalog.sum(x.open_opportunities) AS open_opportunities, pg_catalog.sum(x.open_amount) AS open_amount,
+                  pg_catalog.sum(x.won_opportunities) AS won_opportunities, pg_catalog.sum(x.won_amount) AS won_amount,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.min(x.currency) END AS currency,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.sum(x.open_amount_in_currency) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.sum(x.won_amount_in_currency) END AS won_amount_in_currency
+             FROM crm_internal.account_settled AS x
+            WHERE (SELECT k.key FROM k) IS NULL
+              AND x.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+            GROUP BY x.account_id) AS t
+        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL;
+COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
+COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
+COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';
+COMMENT ON COLUMN crm.account_rollup.currency IS 'Currency of the open and won deals when they all share one; NULL when they are in several currencies or there are none';
+COMMENT ON COLUMN crm.account_rollup.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when the currencies are mixed)';
+COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when the currencies are mixed)';

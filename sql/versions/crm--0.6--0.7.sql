@@ -6421,3 +6421,225 @@ COMMENT ON INDEX crm.contact_search_idx IS 'Search (crm.search): trigrams of the
 COMMENT ON INDEX crm.lead_search_idx IS 'Search (crm.search): trigrams of the folded name, company and e-mail and the phone digits';
 COMMENT ON INDEX crm.opportunity_search_idx IS 'Search (crm.search): trigrams of the folded name';
 COMMENT ON INDEX crm.note_search_idx IS 'Search (crm.search): trigrams of the folded body';
+
+-- account_rollup from the settled figures (issue 22, session 36)
+-- crm.account_rollup reads the settled per-account figures where they are
+-- current and computes only the pending accounts from their groups
+-- (88_aggregates_top_accounts.sql); the settled rows carry the deals'
+-- currency and the amounts in it too.
+ALTER TABLE crm_internal.account_settled
+    ADD COLUMN currency text,
+    ADD COLUMN open_amount_in_currency numeric,
+    ADD COLUMN won_amount_in_currency numeric;
+COMMENT ON COLUMN crm_internal.account_settled.currency IS 'Currency of these compacted open and won deals when they all share one; NULL when mixed (crm.account_rollup shows it)';
+COMMENT ON COLUMN crm_internal.account_settled.open_amount_in_currency IS 'Amount of these open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_settled.won_amount_in_currency IS 'Amount of these won deals in that currency (NULL when mixed)';
+CREATE OR REPLACE VIEW crm_internal.account_settled_groups WITH (security_invoker = true) AS
+    SELECT a.account_id, a.owner, s.is_closed, s.is_won, a.opportunities,
+           a.amount OPERATOR(pg_catalog.*)
+               (CASE WHEN a.currency OPERATOR(pg_catalog.=) (SELECT t.corporate_currency FROM crm.settings AS t)
+                     THEN 1::pg_catalog.numeric
+                     ELSE (SELECT r.rate FROM crm.exchange_rate AS r
+                            WHERE r.currency OPERATOR(pg_catalog.=) a.currency
+                              AND r.valid_from OPERATOR(pg_catalog.<=) a.close_month
+                            ORDER BY r.valid_from DESC LIMIT 1) END) AS converted,
+           a.currency, a.amount
+      FROM crm_internal.account_aggregate AS a
+      JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+     WHERE a.stripe OPERATOR(pg_catalog.=) 0 AND (s.is_won OR NOT s.is_closed);
+COMMENT ON COLUMN crm_internal.account_settled_groups.currency IS 'The group''s currency (the deals'' own)';
+COMMENT ON COLUMN crm_internal.account_settled_groups.amount IS 'Their amount in that currency';
+CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
+    SELECT g.account_id, g.owner,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint AS open_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
+           ac.owner AS account_owner,
+           -- (as crm.account_rollup: one currency, or NULL when mixed)
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, g.owner, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
+           ac.owner,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+COMMENT ON COLUMN crm_internal.account_settled_actual.currency IS 'Currency of these open and won deals when they all share one; NULL when mixed';
+COMMENT ON COLUMN crm_internal.account_settled_actual.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_settled_actual.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
+CREATE OR REPLACE FUNCTION crm_internal.account_settle(accounts bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    moved bigint[];
+BEGIN
+    UPDATE crm_internal.account_settle_epoch SET settlings = settlings OPERATOR(pg_catalog.+) 1;
+    -- the owner changes committed so far (the statements below see them)
+    WITH d AS (DELETE FROM crm_internal.account_owner_moved RETURNING account_id)
+    SELECT ARRAY(SELECT DISTINCT d.account_id FROM d) INTO moved;
+    IF accounts IS NOT NULL THEN	-- (NULL, all, takes them; NULL || moved would be moved)
+        accounts := accounts OPERATOR(pg_catalog.||) moved;
+    END IF;
+    IF accounts IS NULL THEN
+        DELETE FROM crm_internal.account_settled;
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner,
+                currency, open_amount_in_currency, won_amount_in_currency)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner,
+               x.currency, x.open_amount_in_currency, x.won_amount_in_currency
+          FROM crm_internal.account_settled_actual AS x;
+    ELSE
+        DELETE FROM crm_internal.account_settled AS t WHERE t.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+        INSERT INTO crm_internal.account_settled
+               (account_id, owner, open_opportunities, open_amount, won_opportunities, won_amount, account_owner,
+                currency, open_amount_in_currency, won_amount_in_currency)
+        SELECT x.account_id, x.owner, x.open_opportunities, x.open_amount, x.won_opportunities, x.won_amount, x.account_owner,
+               x.currency, x.open_amount_in_currency, x.won_amount_in_currency
+          FROM crm_internal.account_settled_actual AS x
+         WHERE x.account_id OPERATOR(pg_catalog.=) ANY (accounts);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- the groups of the pending accounts
+CREATE VIEW crm_internal.account_rollup_live WITH (security_invoker = true) AS
+    SELECT g.account_id,
+           pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed) AS open_opportunities,
+           pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE NOT g.is_closed) AS open_amount,
+           pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won) AS won_opportunities,
+           pg_catalog.sum(g.amount OPERATOR(pg_catalog.*) g.rate) FILTER (WHERE g.is_won) AS won_amount,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN pg_catalog.min(g.currency) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+      FROM (SELECT a.account_id, a.currency, s.is_closed, s.is_won,
+                   pg_catalog.sum(a.opportunities) AS opportunities, pg_catalog.sum(a.amount) AS amount,
+                   crm.exchange_rate_on(a.currency, NULLIF(a.close_month, 'infinity'::pg_catalog.date)) AS rate
+              FROM crm_internal.account_aggregate AS a
+              JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) a.stage
+             WHERE s.is_won OR NOT s.is_closed
+             GROUP BY a.account_id, a.stage, a.close_month, a.currency, s.is_closed, s.is_won
+            HAVING pg_catalog.sum(a.opportunities) OPERATOR(pg_catalog.<>) 0) AS g
+     GROUP BY g.account_id;
+COMMENT ON VIEW crm_internal.account_rollup_live IS 'Per account, the figures crm.account_rollup shows, computed from the aggregate groups the caller sees at read time (each group converted at the rate of its close month, ZC120 when one is missing), amounts unrounded: crm.account_rollup reads it for the accounts whose settled figures are not current';
+COMMENT ON COLUMN crm_internal.account_rollup_live.account_id IS 'The account';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_amount IS 'Their amount, in the corporate currency, unrounded';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount IS 'Their amount, in the corporate currency, unrounded';
+COMMENT ON COLUMN crm_internal.account_rollup_live.currency IS 'Currency of the open and won deals when they all share one; NULL when mixed';
+COMMENT ON COLUMN crm_internal.account_rollup_live.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when mixed)';
+COMMENT ON COLUMN crm_internal.account_rollup_live.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when mixed)';
+-- (security_invoker: the caller's own rights and row-level security apply)
+GRANT SELECT ON crm_internal.account_rollup_live TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+CREATE VIEW crm_internal.account_pending WITH (security_invoker = true) AS
+    SELECT a.account_id FROM crm_internal.account_aggregate AS a
+     WHERE a.stripe OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT m.account_id FROM crm_internal.account_owner_moved AS m
+    UNION ALL
+    SELECT s.account_id FROM crm_internal.account_settled AS s
+     WHERE s.open_amount IS NULL OR s.won_amount IS NULL;
+COMMENT ON VIEW crm_internal.account_pending IS 'The accounts (as the caller sees them) whose figures crm.account_rollup computes from their groups rather than reads from crm_internal.account_settled: uncompacted stripes, an owner changed since the last settling, or a missing rate; an account may appear more than once';
+COMMENT ON COLUMN crm_internal.account_pending.account_id IS 'The account';
+GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sales, crm_analyst;
+
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH k AS (
+        -- (the lowest and the highest owner key the caller sees: index ends)
+        SELECT CASE WHEN e.lo OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR e.lo OPERATOR(pg_catalog.=) e.hi
+                    THEN e.lo END AS key
+          FROM (SELECT pg_catalog.min(s.owner::pg_catalog.oid) AS lo, pg_catalog.max(s.owner::pg_catalog.oid) AS hi
+                  FROM crm_internal.account_settled AS s) AS e)
+    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
+           COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) AS open_opportunities,
+           CASE WHEN COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round(COALESCE(f.open_amount, s.open_amount, t.open_amount), 2) ELSE 0 END AS open_amount,
+           COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) AS won_opportunities,
+           CASE WHEN COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.round(COALESCE(f.won_amount, s.won_amount, t.won_amount), 2) ELSE 0 END AS won_amount,
+           (SELECT act.completed_at FROM crm.activity AS act
+             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+             ORDER BY act.completed_at DESC LIMIT 1) AS last_activity_at,
+           COALESCE(f.currency, s.currency, t.currency) AS currency,
+           COALESCE(f.open_amount_in_currency, s.open_amount_in_currency, t.open_amount_in_currency) AS open_amount_in_currency,
+           COALESCE(f.won_amount_in_currency, s.won_amount_in_currency, t.won_amount_in_currency) AS won_amount_in_currency
+      FROM crm.account AS ac
+      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+      LEFT JOIN (
+           SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
+                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
+             FROM (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS q
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
+        ON f.account_id OPERATOR(pg_catalog.=) ac.id
+      LEFT JOIN crm_internal.account_settled AS s
+        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL
+       AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+      LEFT JOIN (
+           SELECT x.account_id,
+                  pg_catalog.sum(x.open_opportunities) AS open_opportunities, pg_catalog.sum(x.open_amount) AS open_amount,
+                  pg_catalog.sum(x.won_opportunities) AS won_opportunities, pg_catalog.sum(x.won_amount) AS won_amount,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.min(x.currency) END AS currency,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.sum(x.open_amount_in_currency) END AS open_amount_in_currency,
+                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
+                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
+                       THEN pg_catalog.sum(x.won_amount_in_currency) END AS won_amount_in_currency
+             FROM crm_internal.account_settled AS x
+            WHERE (SELECT k.key FROM k) IS NULL
+              AND x.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+            GROUP BY x.account_id) AS t
+        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL;
+COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
+COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
+COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';
+COMMENT ON COLUMN crm.account_rollup.owner IS 'Account owner: the role''s name, as text (crm.account.owner is a regrole); NULL when that role was dropped. A filter on it (owner = ''name'') reads only that owner''s accounts';
+COMMENT ON COLUMN crm.account_rollup.open_opportunities IS 'Opportunities in a stage that is not closed';
+COMMENT ON COLUMN crm.account_rollup.open_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.won_opportunities IS 'Opportunities won';
+COMMENT ON COLUMN crm.account_rollup.won_amount IS 'Their amount, in the corporate currency (rounded to cents once, after converting)';
+COMMENT ON COLUMN crm.account_rollup.last_activity_at IS 'When the latest completed activity logged against the account was completed (NULL: none)';
+COMMENT ON COLUMN crm.account_rollup.currency IS 'Currency of the open and won deals when they all share one; NULL when they are in several currencies or there are none';
+COMMENT ON COLUMN crm.account_rollup.open_amount_in_currency IS 'Amount of the open deals in that currency (NULL when the currencies are mixed)';
+COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the won deals in that currency (NULL when the currencies are mixed)';
+
+-- backfill: the new columns of every account's settled rows
+SELECT crm_internal.aggregates_compaction_lock();
+SELECT crm_internal.account_settle(NULL);
