@@ -545,7 +545,12 @@ BEGIN ATOMIC
                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END),
                                         -- the account's owner, as its oid
                                         ('account_owner', COALESCE(k.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric,
-                                                          COALESCE(a.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric))
+                                                          COALESCE(a.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric),
+                                        -- the deals' one currency (crm.account_rollup): kept 1
+                                        -- when it differs from the actual one (NULL: mixed)
+                                        ('currency_differs', CASE WHEN k.currency IS NOT DISTINCT FROM a.currency THEN 0 ELSE 1 END, 0),
+                                        ('open_amount_in_currency', COALESCE(k.open_amount_in_currency, -1), COALESCE(a.open_amount_in_currency, -1)),
+                                        ('won_amount_in_currency', COALESCE(k.won_amount_in_currency, -1), COALESCE(a.won_amount_in_currency, -1)))
                                 AS m (measure, kept, actual)
              WHERE p.settled
             UNION ALL
@@ -584,4 +589,4 @@ BEGIN ATOMIC
      WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
-COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() reads differ from the compacted groups at the current rates, or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() and crm.account_rollup read differ from the compacted groups at the current rates (also the deals'' one currency and their amounts in it), or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';

@@ -6643,3 +6643,137 @@ COMMENT ON COLUMN crm.account_rollup.won_amount_in_currency IS 'Amount of the wo
 -- backfill: the new columns of every account's settled rows
 SELECT crm_internal.aggregates_compaction_lock();
 SELECT crm_internal.account_settle(NULL);
+
+-- verify_aggregates checks the settled currency figures (issue 22, session 36)
+-- crm.verify_aggregates() also compares the settled rows' one currency and
+-- their amounts in it, which crm.account_rollup reads (same signature:
+-- CREATE OR REPLACE keeps its privileges).
+CREATE OR REPLACE FUNCTION crm.verify_aggregates()
+    RETURNS TABLE (aggregate text, group_key jsonb, measure text, kept numeric, actual numeric)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH converted AS (
+        SELECT o.stage, o.owner, o.currency, o.account_id, o.campaign_id, s.is_closed, s.is_won,
+               o.amount OPERATOR(pg_catalog.*) r.rate AS amount,
+               pg_catalog.round(o.amount OPERATOR(pg_catalog.*) COALESCE(o.probability, 0) OPERATOR(pg_catalog./) 100, 2)
+                   OPERATOR(pg_catalog.*) r.rate AS weighted_amount
+          FROM crm.opportunity AS o
+          JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) o.stage
+         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(o.currency, o.close_date) AS rate) AS r)
+    SELECT v.aggregate, v.group_key, v.measure, v.kept, v.actual
+      FROM (SELECT c.aggregate, c.group_key, m.measure, m.kept, m.actual
+              FROM crm_internal.aggregates_compared AS c
+             CROSS JOIN LATERAL (VALUES ('items', c.kept_items, c.actual_items),
+                                        ('amount', c.kept_amount, c.actual_amount),
+                                        ('weighted_amount', c.kept_weighted_amount, c.actual_weighted_amount))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'pipeline_by_stage', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', COALESCE(k.owner, a.owner), 'currency', COALESCE(k.currency, a.currency)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.stage, p.owner, p.currency, p.opportunities, p.amount, p.weighted_amount
+                      FROM crm.pipeline_by_stage AS p) AS k
+              FULL JOIN (SELECT o.stage, pg_catalog.pg_get_userbyid(o.owner)::text AS owner, o.currency,
+                                pg_catalog.count(*) AS opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS amount,
+                                pg_catalog.round(pg_catalog.sum(o.weighted_amount), 2) AS weighted_amount
+                           FROM converted AS o
+                          GROUP BY o.stage, o.owner, o.currency) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+               AND a.currency OPERATOR(pg_catalog.=) k.currency
+             CROSS JOIN LATERAL (VALUES ('items', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('amount', COALESCE(k.amount, 0), COALESCE(a.amount, 0)),
+                                        ('weighted_amount', COALESCE(k.weighted_amount, 0), COALESCE(a.weighted_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            SELECT 'account_rollup', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT r.account_id, r.open_opportunities, r.open_amount, r.won_opportunities, r.won_amount
+                      FROM crm.account_rollup AS r) AS k
+              FULL JOIN (SELECT o.account_id,
+                                pg_catalog.count(*) FILTER (WHERE NOT o.is_closed) AS open_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE NOT o.is_closed), 2) AS open_amount,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.account_id IS NOT NULL
+                          GROUP BY o.account_id) AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', COALESCE(k.open_amount, 0), COALESCE(a.open_amount, 0)),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- the settled account figures (crm.top_accounts() walks them)
+            -- against the compacted groups they are made from, for every
+            -- account without uncompacted stripes (those whose settled
+            -- figures it uses; a stage renamed since the last compaction
+            -- leaves the others' stripe 0 under the old name); a missing
+            -- rate (NULL amount) compares as -1
+            SELECT 'account_settled', pg_catalog.jsonb_build_object('account_id', COALESCE(k.account_id, a.account_id),
+                       'owner', COALESCE(k.owner, a.owner)::pg_catalog.oid),
+                   m.measure, m.kept, m.actual
+              FROM crm_internal.account_settled AS k
+              FULL JOIN crm_internal.account_settled_actual AS a
+                ON a.account_id OPERATOR(pg_catalog.=) k.account_id AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (SELECT NOT EXISTS (SELECT 1 FROM crm_internal.account_aggregate AS x
+                                                     WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id)
+                                                       AND x.stripe OPERATOR(pg_catalog.<>) 0)
+                                        AND NOT EXISTS (SELECT 1 FROM crm_internal.account_owner_moved AS x
+                                                         WHERE x.account_id OPERATOR(pg_catalog.=) COALESCE(k.account_id, a.account_id))
+                                        AS settled) AS p
+             CROSS JOIN LATERAL (VALUES ('open_opportunities', COALESCE(k.open_opportunities, 0)::numeric, COALESCE(a.open_opportunities, 0)::numeric),
+                                        ('open_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.open_amount, -1) END,
+                                                        CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.open_amount, -1) END),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('won_amount', CASE WHEN k.account_id IS NULL THEN 0 ELSE COALESCE(k.won_amount, -1) END,
+                                                       CASE WHEN a.account_id IS NULL THEN 0 ELSE COALESCE(a.won_amount, -1) END),
+                                        -- the account's owner, as its oid
+                                        ('account_owner', COALESCE(k.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric,
+                                                          COALESCE(a.account_owner::pg_catalog.oid::pg_catalog.int8, 0)::numeric),
+                                        -- the deals' one currency (crm.account_rollup): kept 1
+                                        -- when it differs from the actual one (NULL: mixed)
+                                        ('currency_differs', CASE WHEN k.currency IS NOT DISTINCT FROM a.currency THEN 0 ELSE 1 END, 0),
+                                        ('open_amount_in_currency', COALESCE(k.open_amount_in_currency, -1), COALESCE(a.open_amount_in_currency, -1)),
+                                        ('won_amount_in_currency', COALESCE(k.won_amount_in_currency, -1), COALESCE(a.won_amount_in_currency, -1)))
+                                AS m (measure, kept, actual)
+             WHERE p.settled
+            UNION ALL
+            SELECT 'campaign_performance', pg_catalog.jsonb_build_object('campaign_id', COALESCE(k.campaign_id, a.campaign_id)),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT p.campaign_id, p.opportunities, p.won_opportunities, p.opportunity_amount, p.won_amount
+                      FROM crm.campaign_performance AS p) AS k
+              FULL JOIN (SELECT o.campaign_id, pg_catalog.count(*) AS opportunities,
+                                pg_catalog.count(*) FILTER (WHERE o.is_won) AS won_opportunities,
+                                pg_catalog.round(pg_catalog.sum(o.amount), 2) AS opportunity_amount,
+                                pg_catalog.round(pg_catalog.sum(o.amount) FILTER (WHERE o.is_won), 2) AS won_amount
+                           FROM converted AS o
+                          WHERE o.campaign_id IS NOT NULL
+                          GROUP BY o.campaign_id) AS a
+                ON a.campaign_id OPERATOR(pg_catalog.=) k.campaign_id
+             CROSS JOIN LATERAL (VALUES ('opportunities', COALESCE(k.opportunities, 0)::numeric, COALESCE(a.opportunities, 0)::numeric),
+                                        ('won_opportunities', COALESCE(k.won_opportunities, 0)::numeric, COALESCE(a.won_opportunities, 0)::numeric),
+                                        ('opportunity_amount', COALESCE(k.opportunity_amount, 0), COALESCE(a.opportunity_amount, 0)),
+                                        ('won_amount', COALESCE(k.won_amount, 0), COALESCE(a.won_amount, 0)))
+                                AS m (measure, kept, actual)
+            UNION ALL
+            -- stage velocity: the kept passages against the history's
+            SELECT 'stage_velocity', pg_catalog.jsonb_build_object('stage', COALESCE(k.stage, a.stage),
+                       'owner', pg_catalog.pg_get_userbyid(COALESCE(k.owner, a.owner))::text),
+                   m.measure, m.kept, m.actual
+              FROM (SELECT v.stage, v.owner::pg_catalog.oid AS owner, pg_catalog.sum(v.passages) AS passages,
+                           pg_catalog.sum(v.seconds) AS seconds
+                      FROM crm_internal.stage_velocity_aggregate AS v
+                     GROUP BY v.stage, v.owner) AS k
+              FULL JOIN (SELECT x.stage, x.owner::pg_catalog.oid AS owner, x.passages, x.seconds
+                           FROM crm_internal.stage_velocity_actual AS x) AS a
+                ON a.stage OPERATOR(pg_catalog.=) k.stage AND a.owner OPERATOR(pg_catalog.=) k.owner
+             CROSS JOIN LATERAL (VALUES ('passages', COALESCE(k.passages, 0)::numeric, COALESCE(a.passages, 0)::numeric),
+                                        ('seconds', COALESCE(k.seconds, 0), COALESCE(a.seconds, 0)))
+                                AS m (measure, kept, actual)) AS v
+     WHERE v.kept OPERATOR(pg_catalog.<>) v.actual
+     ORDER BY v.aggregate, v.group_key::text, v.measure;
+END;
+COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() and crm.account_rollup read differ from the compacted groups at the current rates (also the deals'' one currency and their amounts in it), or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
