@@ -32,6 +32,7 @@ OBJS = \
 	src/stage_cache.o \
 	src/stage_velocity.o \
 	src/stage_rename.o \
+	src/pipeline_as_of.o \
 	src/change_log.o \
 	src/convert.o \
 	src/conversion_carry.o \
@@ -87,7 +88,7 @@ DATA = $(wildcard $(srcdir)/sql/versions/crm--*.sql)
 REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/sql/*.sql))))
 REGRESS_OPTS = --inputdir=test --load-extension=pg_trgm --load-extension=unaccent
 
-ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch lock_squatting merge_races erase_person duplicate_entry capture_same_person lead_queue_round_robin convert_attach recurring_complete quote_expiry contact_role_primary tag_twice log_email_twice custom_field_races quota_overlap price_book_currency red_team_currency_rr corporate_currency_rates funnel_furthest opportunity_history_race top_accounts_prepared stage_cache stage_rename_race top_accounts_rates lead_history_chain
+ISOLATION = convert_same_lead convert_same_company line_items_sum order_activation reminders quote_sync aggregates_concurrent aggregates_maintenance repeatable_read_checks stage_flags standard_book_switch lock_squatting merge_races erase_person duplicate_entry capture_same_person lead_queue_round_robin convert_attach recurring_complete quote_expiry contact_role_primary tag_twice log_email_twice custom_field_races quota_overlap price_book_currency red_team_currency_rr corporate_currency_rates funnel_furthest opportunity_history_race top_accounts_prepared stage_cache stage_rename_race top_accounts_rates lead_history_chain pipeline_as_of_snapshot
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=pg_trgm --load-extension=unaccent
 
 # Server headers as system headers: -Wextra applies to our code, not to theirs.

@@ -175,6 +175,7 @@ extern void crm_param_text(Datum *values, char *nulls, int i, const char *s);
 extern void crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull);
 extern SPIPlanPtr crm_query_plan(CrmQuery *query);
 extern void crm_query_prefer_generic(CrmQuery *query);
+extern void crm_query_prefer_custom(CrmQuery *query);
 extern int	crm_query_run(CrmQuery *query, Datum *values, const char *nulls,
 						  long count);
 extern int	crm_query_run_as(Oid role, CrmQuery *query, Datum *values,
@@ -185,6 +186,8 @@ extern int	crm_query_run_as_table_owner(Oid role, CrmQuery *query, Datum *values
 										 const char *nulls, long count);
 extern int	crm_query_run_latest_as_owner(CrmQuery *query, Datum *values,
 										  const char *nulls, long count);
+extern int	crm_query_read_as_owner(CrmQuery *query, Datum *values,
+									const char *nulls, long count);
 extern bool crm_query_finds_newer_rows(CrmQuery *query, Datum *values,
 									   const char *nulls);
 extern bool crm_query_finds_newer_rows_as(Oid role, CrmQuery *query, Datum *values,

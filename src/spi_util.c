@@ -97,20 +97,38 @@ crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
 }
 
 /*
- * The statements planned once for all executions (a generic plan): see
- * crm_query_prefer_generic.
+ * The statements with a planning preference (CURSOR_OPT_GENERIC_PLAN or
+ * CURSOR_OPT_CUSTOM_PLAN): see crm_query_prefer_generic and
+ * crm_query_prefer_custom.
  */
-#define MAX_GENERIC_QUERIES 32
-static CrmQuery *generic_queries[MAX_GENERIC_QUERIES];
-static int	n_generic_queries = 0;
+#define MAX_PREFERENCES 32
+static CrmQuery *preferring_queries[MAX_PREFERENCES];
+static int	preferred_options[MAX_PREFERENCES];
+static int	n_preferences = 0;
 
-static bool
-prefers_generic(const CrmQuery *query)
+/* plan_options -- the cursor options a statement is prepared with */
+static int
+plan_options(const CrmQuery *query)
 {
-	for (int i = 0; i < n_generic_queries; i++)
-		if (generic_queries[i] == query)
-			return true;
-	return false;
+	for (int i = 0; i < n_preferences; i++)
+		if (preferring_queries[i] == query)
+			return preferred_options[i];
+	return 0;
+}
+
+static void
+prefer(CrmQuery *query, int options)
+{
+	for (int i = 0; i < n_preferences; i++)
+		if (preferring_queries[i] == query)
+		{
+			preferred_options[i] = options;
+			return;
+		}
+	if (n_preferences >= MAX_PREFERENCES)
+		elog(ERROR, "crm: too many statements with a planning preference");
+	preferring_queries[n_preferences] = query;
+	preferred_options[n_preferences++] = options;
 }
 
 /*
@@ -123,11 +141,20 @@ prefers_generic(const CrmQuery *query)
 void
 crm_query_prefer_generic(CrmQuery *query)
 {
-	if (prefers_generic(query))
-		return;
-	if (n_generic_queries >= MAX_GENERIC_QUERIES)
-		elog(ERROR, "crm: too many generic statements");
-	generic_queries[n_generic_queries++] = query;
+	prefer(query, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * crm_query_prefer_custom -- plan query for each execution with its
+ * parameters' values: for a large read whose best plan depends on them
+ * (how many rows a moment selects, how long an array is), where a generic
+ * plan's default estimates would sort what a hash should group.  Call
+ * before its first use.
+ */
+void
+crm_query_prefer_custom(CrmQuery *query)
+{
+	prefer(query, CURSOR_OPT_CUSTOM_PLAN);
 }
 
 /*
@@ -197,7 +224,7 @@ crm_query_plan(CrmQuery *query)
 		sql = query_text(query);
 		argtypes = query_argtypes(query);
 		plan = SPI_prepare_cursor(sql, query->nargs, argtypes,
-								  prefers_generic(query) ? CURSOR_OPT_GENERIC_PLAN : 0);
+								  plan_options(query));
 		pfree(argtypes);
 		pfree(sql);
 		if (plan == NULL)
@@ -395,6 +422,19 @@ crm_query_run_latest_as_owner(CrmQuery *query, Datum *values, const char *nulls,
 	return run_as_snapshot(crm_schema_owner(),
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
 						   GetLatestSnapshot(), false, query, values, nulls, count);
+}
+
+/*
+ * crm_query_read_as_owner -- like crm_query_run_as_owner, but read-only and
+ * under the calling statement's snapshot (a STABLE function's reader: it
+ * sees what the statement that called it sees).
+ */
+int
+crm_query_read_as_owner(CrmQuery *query, Datum *values, const char *nulls, long count)
+{
+	return run_as_snapshot(crm_schema_owner(),
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS,
+						   GetActiveSnapshot(), true, query, values, nulls, count);
 }
 
 /*

@@ -212,97 +212,33 @@ COMMENT ON COLUMN crm.pipeline_by_stage.amount_in_currency IS 'Sum of their amou
 COMMENT ON COLUMN crm.pipeline_by_stage.weighted_amount_in_currency IS 'Sum of the weighted amounts in that currency';
 
 -- The pipeline as it was at a moment, from crm.opportunity_history: every
--- deal's entry that was its state then (its last entry by id made at or
--- before at, unless a deletion), grouped like the aggregate (stage, owner, close month,
--- currency) and converted per group as crm.pipeline_by_stage does, so that a
--- moment after the last change gives exactly crm.pipeline_by_stage.  Reads
--- only the entries made up to at (opportunity_history_changed_at_idx).  Row
--- security of the history applies (SECURITY INVOKER): a rep sees the deals
--- their team owned at that moment and the deals they see now.  Stage
--- renames (61_stage_renames.sql): an entry's stage is the stage its
--- recorded name meant then, followed through the renames made after the
--- entry was recorded (per group of entries: the first such rename of the
--- name, looked up per entry only when a rename was ever made) to the
--- stage's name now, which gives sort_order, is_closed and is_won (NULL for
--- a stage since removed); it is shown under the name that stage had at
--- `at`.  Every active stage appears, as in crm.pipeline_by_stage, under
--- its name at `at` (not one known to have been created after `at`).
+-- deal's state then (its last entry by id made at or before at, unless a
+-- deletion), grouped like the aggregate (stage, owner, close month,
+-- currency) and converted per group as crm.pipeline_by_stage does, so that
+-- a moment after the last change gives exactly crm.pipeline_by_stage.
+-- In C (src/pipeline_as_of.c), acting for the caller: a deal counts when
+-- the caller may read its state's entry (row security of the history: a
+-- rep sees the deals their team owned at that moment and the deals they
+-- see now), checked once per deal, not once per entry; the history is read
+-- with the extension owner's rights only for that (everything else as the
+-- caller).  Stage renames (61_stage_renames.sql): an entry's stage is the
+-- stage its recorded name meant then, followed through the renames made
+-- after the entry was recorded (the first such rename of the name, from a
+-- map per stage name) to the stage's name now, which gives sort_order,
+-- is_closed and is_won (NULL for a stage since removed); it is shown under
+-- the name that stage had at `at`.  Every active stage appears, as in
+-- crm.pipeline_by_stage, under its name at `at` (not one known to have been
+-- created after `at`).  Cost: every entry made up to `at`, read once.
+-- (jit off: compiling the plan costs more than it saves)
 CREATE FUNCTION crm.pipeline_as_of("at" timestamptz)
     RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
                    opportunities bigint, amount numeric, weighted_amount numeric, currency text,
                    amount_in_currency numeric, weighted_amount_in_currency numeric)
-    LANGUAGE sql STABLE STRICT SECURITY INVOKER
+    AS 'MODULE_PATHNAME', 'crm_pipeline_as_of'
+    LANGUAGE C STABLE STRICT SECURITY INVOKER PARALLEL UNSAFE ROWS 100
     SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH totals AS (
-        SELECT h.new_stage AS stage,
-               CASE WHEN EXISTS (SELECT 1 FROM crm.opportunity_stage_rename AS x) THEN
-                   (SELECT pg_catalog.min(r.id) FROM crm.opportunity_stage_rename AS r
-                     WHERE r.old_name OPERATOR(pg_catalog.=) h.new_stage AND r.last_entry OPERATOR(pg_catalog.>=) h.id)
-               END AS first_rename,
-               h.new_owner AS owner, h.currency,
-               COALESCE(pg_catalog.date_trunc('month', h.new_close_date)::pg_catalog.date, 'infinity'::pg_catalog.date) AS close_month,
-               pg_catalog.count(*) AS opportunities, pg_catalog.sum(h.new_amount) AS amount,
-               pg_catalog.sum(pg_catalog.round(h.new_amount OPERATOR(pg_catalog.*) COALESCE(h.new_probability, 0)
-                                               OPERATOR(pg_catalog./) 100, 2)) AS weighted_amount
-          FROM (SELECT DISTINCT ON (e.opportunity_id) e.*
-                  FROM crm.opportunity_history AS e
-                 WHERE e.changed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at"
-                 ORDER BY e.opportunity_id, e.id DESC) AS h
-         WHERE NOT h.deleted
-         GROUP BY 1, 2, h.new_owner, h.currency, 5),
-    renames AS (
-        SELECT v.id, v.old_name, v.renamed_at, v.current_name FROM crm.opportunity_stage_rename AS v),
-    -- each group's stage: the name it has now
-    staged AS (
-        SELECT t.stage AS recorded_stage, t.first_rename, COALESCE(v.current_name, t.stage) AS current_stage
-          FROM (SELECT DISTINCT t.stage, t.first_rename FROM totals AS t) AS t
-          LEFT JOIN renames AS v ON v.id OPERATOR(pg_catalog.=) t.first_rename),
-    -- each stage's name at the moment: walking back from now through its
-    -- renames made after the moment (up to one made by then), the old name
-    -- of the earliest; and whether it is known to have been created later
-    -- (another stage had that name then and was renamed after the moment)
-    named AS (
-        SELECT c.current_stage, COALESCE(b.old_name, c.current_stage) AS stage,
-               EXISTS (SELECT 1 FROM renames AS x
-                        WHERE x.old_name OPERATOR(pg_catalog.=) COALESCE(b.old_name, c.current_stage)
-                          AND (b.id IS NULL OR x.id OPERATOR(pg_catalog.<) b.id)
-                          AND x.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
-                          AND x.current_name OPERATOR(pg_catalog.<>) c.current_stage) AS created_later
-          FROM (SELECT g.current_stage FROM staged AS g UNION SELECT s.name FROM crm.opportunity_stage AS s) AS c
-          LEFT JOIN LATERAL (
-                SELECT r.id, r.old_name FROM renames AS r
-                 WHERE r.current_name OPERATOR(pg_catalog.=) c.current_stage AND r.renamed_at OPERATOR(pg_catalog.>) pipeline_as_of."at"
-                   AND NOT EXISTS (SELECT 1 FROM renames AS l
-                                    WHERE l.current_name OPERATOR(pg_catalog.=) c.current_stage AND l.id OPERATOR(pg_catalog.>) r.id
-                                      AND l.renamed_at OPERATOR(pg_catalog.<=) pipeline_as_of."at")
-                 ORDER BY r.id LIMIT 1) AS b ON true),
-    grouped AS (
-        SELECT s.sort_order, n.stage, s.is_closed, s.is_won, pg_catalog.pg_get_userbyid(t.owner)::text AS owner,
-               pg_catalog.sum(t.opportunities)::bigint AS opportunities,
-               pg_catalog.round(pg_catalog.sum(t.amount OPERATOR(pg_catalog.*) r.rate), 2) AS amount,
-               pg_catalog.round(pg_catalog.sum(t.weighted_amount OPERATOR(pg_catalog.*) r.rate), 2) AS weighted_amount,
-               t.currency, pg_catalog.sum(t.amount) AS amount_in_currency, pg_catalog.sum(t.weighted_amount) AS weighted_amount_in_currency,
-               c.current_stage
-          FROM totals AS t
-          JOIN staged AS c ON c.recorded_stage OPERATOR(pg_catalog.=) t.stage
-                          AND c.first_rename IS NOT DISTINCT FROM t.first_rename
-          JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) c.current_stage
-          LEFT JOIN crm.opportunity_stage AS s ON s.name OPERATOR(pg_catalog.=) c.current_stage
-         CROSS JOIN LATERAL (SELECT crm.exchange_rate_on(t.currency, NULLIF(t.close_month, 'infinity'::pg_catalog.date)) AS rate) AS r
-         GROUP BY s.sort_order, c.current_stage, n.stage, s.is_closed, s.is_won, 5, t.currency)
-    SELECT g.sort_order, g.stage, g.is_closed, g.is_won, g.owner, g.opportunities, g.amount, g.weighted_amount,
-           g.currency, g.amount_in_currency, g.weighted_amount_in_currency
-      FROM grouped AS g
-    UNION ALL
-    SELECT s.sort_order, n.stage, s.is_closed, s.is_won, NULL::text, 0::bigint, 0.00::numeric, 0.00::numeric,
-           NULL::text, 0.00::numeric, 0.00::numeric
-      FROM crm.opportunity_stage AS s
-      JOIN named AS n ON n.current_stage OPERATOR(pg_catalog.=) s.name
-     WHERE s.active AND NOT n.created_later
-       AND NOT EXISTS (SELECT 1 FROM grouped AS g WHERE g.current_stage OPERATOR(pg_catalog.=) s.name);
-END;
-COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. Row security of the history applies. See README "Reports"';
+    SET jit = off;
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. A deal counts when the caller may read the history entry of its state then (row security of the history: a rep sees the deals their team owned at that moment and the deals they see now). See README "Reports"';
 
 CREATE VIEW crm.forecast_by_month WITH (security_invoker = true) AS
     SELECT t.close_month,

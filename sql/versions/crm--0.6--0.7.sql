@@ -6352,3 +6352,19 @@ DROP TRIGGER lead_conversion_guard ON crm.lead;
 CREATE TRIGGER lead_conversion_guard
     BEFORE INSERT OR UPDATE OF status, account_id, contact_id, opportunity_id, converted_at, converted_by ON crm.lead
     FOR EACH ROW EXECUTE FUNCTION crm_internal.lead_conversion_guard();
+
+-- pipeline_as_of in C (issue 22, session 36)
+-- crm.pipeline_as_of() becomes a C function (src/pipeline_as_of.c): the
+-- history read once as the extension owner, a deal counted when the caller
+-- may read the entry of its state (row security checked once per deal, not
+-- per entry), renames mapped per stage name; jit off.  Same signature:
+-- CREATE OR REPLACE keeps its privileges.
+CREATE OR REPLACE FUNCTION crm.pipeline_as_of("at" timestamptz)
+    RETURNS TABLE (sort_order integer, stage text, is_closed boolean, is_won boolean, owner text,
+                   opportunities bigint, amount numeric, weighted_amount numeric, currency text,
+                   amount_in_currency numeric, weighted_amount_in_currency numeric)
+    AS 'MODULE_PATHNAME', 'crm_pipeline_as_of'
+    LANGUAGE C STABLE STRICT SECURITY INVOKER PARALLEL UNSAFE ROWS 100
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off;
+COMMENT ON FUNCTION crm.pipeline_as_of(timestamptz) IS 'The pipeline as it was at a moment, exactly, from crm.opportunity_history: the columns of crm.pipeline_by_stage (by stage, owner and currency; amounts in the corporate currency at the rate of the close month, today''s rates), for the deals that existed then in the state they had then; a moment after the last change (stage renames included) gives crm.pipeline_by_stage; every active stage appears (zeros without deals). A renamed stage keeps its identity: its deals show under the name the stage had at that moment, with its current sort_order (crm.opportunity_stage_rename); a stage created later with an old name is another stage. A deal counts when the caller may read the history entry of its state then (row security of the history: a rep sees the deals their team owned at that moment and the deals they see now). See README "Reports"';

@@ -7,6 +7,10 @@ DROP EXTENSION IF EXISTS crm CASCADE;
 CREATE EXTENSION crm;
 DROP ROLE IF EXISTS regress_asof_rep1;
 DROP ROLE IF EXISTS regress_asof_rep2;
+DROP ROLE IF EXISTS regress_asof_rep3;
+DROP ROLE IF EXISTS regress_asof_mgr;
+DROP ROLE IF EXISTS regress_asof_analyst;
+DROP ROLE IF EXISTS regress_asof_outsider;
 RESET client_min_messages;
 \set VERBOSITY terse
 CREATE ROLE regress_asof_rep1 IN ROLE crm_sales;
@@ -145,6 +149,133 @@ UPDATE crm.opportunity_stage_rename SET new_name = 'Forged';
 RESET ROLE;
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 
+-- Who sees what (issue 22, session 36).  A deal counts when its state at
+-- the moment -- its last entry by then -- is an entry the caller may read:
+-- one that leaves the deal with the caller's team, or any entry of a deal
+-- the caller sees now.  The reader checks that once per deal (not per
+-- entry, src/pipeline_as_of.c); these cases pin it to row security.
+-- Fresh deals, in stages never renamed, so the renames above stay apart:
+-- D stays with rep1; E is rep1's, handed to rep2; F is rep2's, deleted;
+-- G is rep3's (outside rep1's and rep2's teams).  rep1 and rep2 report to
+-- the manager.
+CREATE ROLE regress_asof_rep3 IN ROLE crm_sales;
+CREATE ROLE regress_asof_mgr IN ROLE crm_manager;
+CREATE ROLE regress_asof_analyst IN ROLE crm_analyst;
+INSERT INTO crm.reporting_line (member, manager) VALUES ('regress_asof_rep1', 'regress_asof_mgr'),
+                                                        ('regress_asof_rep2', 'regress_asof_mgr');
+INSERT INTO crm.account (name, owner) VALUES ('Initech', 'regress_asof_rep2'), ('Hooli', 'regress_asof_rep3');
+INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, currency) VALUES
+    ('D', 1, 'Requirement', 10, '2027-03-01', 'regress_asof_rep1', 'USD'),
+    ('E', 1, 'Requirement', 20, '2027-03-01', 'regress_asof_rep1', 'USD'),
+    ('F', (SELECT id FROM crm.account WHERE name = 'Initech'), 'Requirement', 40, '2027-03-01', 'regress_asof_rep2', 'USD'),
+    ('G', (SELECT id FROM crm.account WHERE name = 'Hooli'), 'Requirement', 80, '2027-03-01', 'regress_asof_rep3', 'USD');
+SELECT clock_timestamp() AS t5 \gset
+UPDATE crm.opportunity SET owner = 'regress_asof_rep2' WHERE name = 'E';
+DELETE FROM crm.opportunity WHERE name = 'F';
+SELECT clock_timestamp() AS t6 \gset
+-- The Requirement row at t5 and at t6, per role: the deals counted and
+-- their owners then.
+CREATE FUNCTION pg_temp.requirement(r text, t timestamptz) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE result text;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    SELECT string_agg(coalesce(p.owner, '-') || ':' || p.opportunities || '/' || p.amount, ' ' ORDER BY p.owner)
+      INTO result FROM crm.pipeline_as_of(t) AS p WHERE p.stage = 'Requirement';
+    RETURN result;
+END
+$$;
+-- rep1 at t5: D and E (theirs then); at t6 only D: E was handed to rep2
+-- before t6 -- rep1 still reads E's first entry, but E's state at t6 is
+-- rep2's, which rep1 may not read.
+-- rep2 at t5: F (theirs) and E under rep1 (rep2 sees E now: its whole
+-- history); at t6: E (theirs now), F no more (deleted before t6), while at
+-- t5 the deleted F still counts (deleted after t5).
+-- rep3: G only, at both moments.  The manager: the team's deals (D, E, F),
+-- not G.  The analyst and the superuser: every deal.
+SELECT r AS role, pg_temp.requirement(r, :'t5') AS at_t5, pg_temp.requirement(r, :'t6') AS at_t6
+  FROM unnest(ARRAY['regress_asof_rep1', 'regress_asof_rep2', 'regress_asof_rep3', 'regress_asof_mgr',
+                    'regress_asof_analyst', current_user]) AS r;
+-- The same as row security gives on each deal's state: the states at t5
+-- and t6 (found as the superuser), read back as each role, add up to what
+-- the report counts for that role.
+CREATE TABLE pg_temp.states AS
+SELECT m.t, s.id FROM (VALUES (:'t5'::timestamptz), (:'t6'::timestamptz), (now() + interval '1 day')) AS m (t)
+ CROSS JOIN LATERAL (SELECT DISTINCT ON (h.opportunity_id) h.id, h.deleted FROM crm.opportunity_history h
+                      WHERE h.changed_at <= m.t ORDER BY h.opportunity_id, h.id DESC) AS s
+ WHERE NOT s.deleted;
+GRANT SELECT ON pg_temp.states TO PUBLIC;
+CREATE FUNCTION pg_temp.mismatches(r text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    SELECT count(*) INTO n FROM (SELECT DISTINCT s.t FROM pg_temp.states s) AS m
+     WHERE (SELECT coalesce(sum(p.opportunities), 0) || '/' || coalesce(sum(p.amount_in_currency), 0)
+              FROM crm.pipeline_as_of(m.t) AS p WHERE p.currency = 'USD')
+           IS DISTINCT FROM
+           (SELECT count(*) || '/' || coalesce(sum(h.new_amount), 0)
+              FROM pg_temp.states s JOIN crm.opportunity_history h ON h.id = s.id
+             WHERE s.t = m.t AND h.currency = 'USD');
+    RETURN n;
+END
+$$;
+SELECT r AS role, pg_temp.mismatches(r) AS moments_that_differ
+  FROM unnest(ARRAY['regress_asof_rep1', 'regress_asof_rep2', 'regress_asof_rep3', 'regress_asof_mgr',
+                    'regress_asof_analyst', current_user]) AS r;
+-- Under a policy the reader does not know (a DBA's restrictive one), the
+-- policies themselves decide, once per deal, with the same meaning: rep2
+-- may no more read entries of amount 40 or more, so F leaves their t5.
+CREATE POLICY regress_small_only ON crm.opportunity_history AS RESTRICTIVE FOR SELECT TO crm_sales
+    USING (new_amount < 40);
+SELECT pg_temp.requirement('regress_asof_rep2', :'t5') AS rep2_at_t5, pg_temp.requirement('regress_asof_rep2', :'t6') AS rep2_at_t6;
+SELECT r AS role, pg_temp.mismatches(r) AS moments_that_differ
+  FROM unnest(ARRAY['regress_asof_rep1', 'regress_asof_rep2']) AS r;
+DROP POLICY regress_small_only ON crm.opportunity_history;
+-- The reader acts for its caller: a role allowed to run it but not to read
+-- the history gets 42501, as from the history itself.
+CREATE ROLE regress_asof_outsider;
+GRANT USAGE ON SCHEMA crm TO regress_asof_outsider;
+GRANT EXECUTE ON FUNCTION crm.pipeline_as_of(timestamptz) TO regress_asof_outsider;
+SET ROLE regress_asof_outsider;
+SELECT count(*) FROM crm.pipeline_as_of(now());
+RESET ROLE;
+REVOKE ALL ON SCHEMA crm FROM regress_asof_outsider;
+REVOKE ALL ON FUNCTION crm.pipeline_as_of(timestamptz) FROM regress_asof_outsider;
+DROP ROLE regress_asof_outsider;
+
+-- Renames after the moment, as a chain: 'Proposal' (empty since A moved
+-- on, D moves into it) is renamed 'Offer' and then 'Quote'.  At t7 D was
+-- in 'Proposal'; at t8, after the first rename, in 'Offer'; now in
+-- 'Quote'; always at Proposal's sort_order (30), and D's entry recorded
+-- 'Proposal' throughout.
+UPDATE crm.opportunity SET stage = 'Proposal' WHERE name = 'D';
+SELECT clock_timestamp() AS t7 \gset
+UPDATE crm.opportunity_stage SET name = 'Offer' WHERE name = 'Proposal';
+SELECT clock_timestamp() AS t8 \gset
+UPDATE crm.opportunity_stage SET name = 'Quote' WHERE name = 'Offer';
+SELECT m AS moment, p.sort_order, p.stage, p.owner, p.opportunities, p.amount
+  FROM (VALUES ('t7', :'t7'::timestamptz), ('t8', :'t8'), ('now', now() + interval '1 day')) AS v (m, t)
+ CROSS JOIN LATERAL crm.pipeline_as_of(v.t) AS p WHERE p.sort_order = 30 ORDER BY v.t;
+SELECT new_stage FROM crm.opportunity_history
+ WHERE opportunity_id = (SELECT id FROM crm.opportunity WHERE name = 'D') ORDER BY id;
+-- For every role, a moment after the last change is its
+-- crm.pipeline_by_stage, renames included (the SQL function before the
+-- reader in C showed a deal handed to another team under its former owner).
+CREATE FUNCTION pg_temp.differences_now(r text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    SELECT count(*) INTO n FROM (
+        (SELECT * FROM crm.pipeline_as_of(now() + interval '1 day') EXCEPT ALL SELECT * FROM crm.pipeline_by_stage)
+        UNION ALL
+        (SELECT * FROM crm.pipeline_by_stage EXCEPT ALL SELECT * FROM crm.pipeline_as_of(now() + interval '1 day'))) AS d;
+    RETURN n;
+END
+$$;
+SELECT r AS role, pg_temp.differences_now(r) AS differences
+  FROM unnest(ARRAY['regress_asof_rep1', 'regress_asof_rep2', 'regress_asof_rep3', 'regress_asof_mgr',
+                    'regress_asof_analyst', current_user]) AS r;
+DELETE FROM crm.reporting_line WHERE manager = 'regress_asof_mgr'::regrole;
+
 -- TRUNCATE empties the history with the deals (as the aggregates).
 TRUNCATE crm.opportunity CASCADE;
 SELECT count(*) AS entries_left FROM crm.opportunity_history;
@@ -152,3 +283,6 @@ SELECT count(*) AS rows_now FROM crm.pipeline_as_of(now());
 
 DROP ROLE regress_asof_rep1;
 DROP ROLE regress_asof_rep2;
+DROP ROLE regress_asof_rep3;
+DROP ROLE regress_asof_mgr;
+DROP ROLE regress_asof_analyst;
