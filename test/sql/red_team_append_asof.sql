@@ -61,6 +61,31 @@ UPDATE crm.opportunity SET amount = 1500 WHERE name = 'A';
 COMMIT;
 SELECT new_amount FROM crm.opportunity_history WHERE opportunity_id = 1 ORDER BY id;
 
+-- A careless DBA narrows a history column: the entries are held to the
+-- column's type modifier as an INSERT holds them (before the fix the
+-- values were stored unchecked: 12345678.99 in a numeric(8,2)).
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_amount TYPE numeric(8,2);
+UPDATE crm.opportunity SET amount = 12345678.99 WHERE name = 'A';
+UPDATE crm.opportunity SET amount = 1600.004 WHERE name = 'A';
+SELECT new_amount FROM crm.opportunity_history WHERE opportunity_id = 1 ORDER BY id DESC LIMIT 1;
+-- a domain's constraint holds too
+CREATE DOMAIN public.regress_rt_amount AS numeric(16,2) CHECK (VALUE <> 1800);
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_amount TYPE public.regress_rt_amount;
+UPDATE crm.opportunity SET amount = 1800 WHERE name = 'A';
+UPDATE crm.opportunity SET amount = 1900 WHERE name = 'A';
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_amount TYPE numeric(16,2);
+-- a column a DBA adds with a default, then its default changed, then dropped
+ALTER TABLE crm.opportunity_history ADD COLUMN regress_note text DEFAULT 'first';
+UPDATE crm.opportunity SET amount = 1910 WHERE name = 'A';
+ALTER TABLE crm.opportunity_history ALTER COLUMN regress_note SET DEFAULT 'second';
+UPDATE crm.opportunity SET amount = 1920 WHERE name = 'A';
+SELECT new_amount, currency, regress_note FROM crm.opportunity_history
+ WHERE opportunity_id = 1 ORDER BY id DESC LIMIT 4;
+ALTER TABLE crm.opportunity_history DROP COLUMN regress_note;
+UPDATE crm.opportunity SET amount = 1930 WHERE name = 'A';
+SELECT new_amount FROM crm.opportunity_history WHERE opportunity_id = 1 ORDER BY id DESC LIMIT 1;
+UPDATE crm.opportunity SET amount = 1500 WHERE name = 'A';
+
 -- pipeline_as_of: the installed policy crm_parent_select on the history is
 -- the one the function evaluates per deal (its expression as the function
 -- compares it, under the function's search_path).
@@ -85,8 +110,22 @@ SELECT stage, owner, opportunities, amount_in_currency, currency
   FROM crm.pipeline_as_of(now()) WHERE opportunities > 0 ORDER BY currency;
 RESET ROLE;
 
+-- The extension dropped and created again in the same session: the new
+-- tables are written (nothing of the old ones is kept).
 SET client_min_messages = warning;
 DROP EXTENSION crm CASCADE;
+CREATE EXTENSION crm;
+RESET client_min_messages;
+INSERT INTO crm.account (name, owner) VALUES ('Acme', 'regress_rt_rep1');
+INSERT INTO crm.opportunity (name, account_id, stage, amount, close_date, owner, currency) VALUES
+    ('C', 1, 'Proposal', 10, '2027-01-15', 'regress_rt_rep1', 'USD');
+UPDATE crm.opportunity SET amount = 20;
+SELECT id, new_amount, currency FROM crm.opportunity_history ORDER BY id;
+SELECT operation, count(*) FROM crm.change_log GROUP BY 1 ORDER BY 1;
+
+SET client_min_messages = warning;
+DROP EXTENSION crm CASCADE;
+DROP DOMAIN public.regress_rt_amount;
 DROP TABLE public.regress_rt_seen;
 DROP FUNCTION public.regress_rt_before();
 DROP ROLE regress_rt_rep1;
