@@ -22,8 +22,11 @@
  * table.
  *
  * Callers pass each column's value in the column's own type (an OID for a
- * regrole or regclass, a jsonb for jsonb) and typmod: no cast or length
- * coercion is applied on the direct path.
+ * regrole or regclass, a jsonb for jsonb): no cast is applied.  A column
+ * with a type modifier or of a domain type (a DBA's numeric(8,2), a
+ * varchar(3)) gets its value coerced as an INSERT coerces it (length,
+ * domain constraints); a column whose type a DBA changed to another type
+ * is not supported (the values are the callers' types).
  *
  * Rights: the rows are the extension's own; they are written as the
  * extension owner (as crm_query_run_as_owner() ran the INSERT), so that row
@@ -52,7 +55,9 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/params.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -73,6 +78,7 @@ typedef struct CrmAppendLayout
 	int			ndefaults;
 	AttrNumber *default_attnum;
 	Expr	  **default_expr;	/* planned */
+	Expr	   *typmod_expr[CRM_APPEND_MAX_COLUMNS];	/* planned, or NULL */
 	MemoryContext context;
 } CrmAppendLayout;
 
@@ -97,6 +103,8 @@ struct CrmAppender
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 	ExprState **defaults;		/* per attribute: its default, or NULL */
+	ExprState  *typmods[CRM_APPEND_MAX_COLUMNS];	/* per target column, or NULL */
+	ParamListInfo params;		/* the typmod coercions' input: the values */
 	/* by statement: one array per column */
 	ArrayBuildState *arrays[CRM_APPEND_MAX_COLUMNS];
 };
@@ -115,6 +123,37 @@ layouts_invalidate(Datum arg pg_attribute_unused(), Oid relid)
 			MemoryContextDelete(l->context);
 		}
 	}
+}
+
+/*
+ * The coercion of a value to a column with a type modifier (a DBA's
+ * numeric(8,2) or varchar(3)) or of a domain type (its constraints), of
+ * the value of target column c (parameter c + 1, of the column's base
+ * type), planned; or NULL.  An INSERT applies it: a value that does not fit
+ * fails, or is rounded, as it would there.
+ */
+static Expr *
+typmod_coercion(Form_pg_attribute att, int c)
+{
+	Param	   *p;
+	Node	   *e;
+
+	Oid			base = getBaseType(att->atttypid);
+
+	if (att->atttypmod < 0 && base == att->atttypid)
+		return NULL;
+	p = makeNode(Param);
+	p->paramkind = PARAM_EXTERN;
+	p->paramid = c + 1;
+	p->paramtype = base;
+	p->paramtypmod = -1;
+	p->paramcollid = att->attcollation;
+	p->location = -1;
+	e = coerce_to_target_type(NULL, (Node *) p, base, att->atttypid, att->atttypmod,
+							  COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+	if (e == NULL || e == (Node *) p)
+		return NULL;
+	return expression_planner((Expr *) e);
 }
 
 /* the target's layout, read from the open table when none is kept */
@@ -157,6 +196,7 @@ target_layout(CrmAppendTarget *t, Relation rel)
 		if (l->attnum[c] <= 0)
 			elog(ERROR, "crm: crm.%s has no column %s", t->table, t->columns[c]);
 		l->types[c] = TupleDescAttr(desc, l->attnum[c] - 1)->atttypid;
+		l->typmod_expr[c] = typmod_coercion(TupleDescAttr(desc, l->attnum[c] - 1), c);
 	}
 	l->default_attnum = palloc(sizeof(AttrNumber) * desc->natts);
 	l->default_expr = palloc(sizeof(Expr *) * desc->natts);
@@ -232,9 +272,30 @@ direct_open(CrmAppender *a, CrmAppendLayout *layout)
 	TupleDesc	desc = RelationGetDescr(a->rel);
 	RangeTblEntry *rte;
 	MemoryContext old;
+	int			ndefaults = layout->ndefaults;
+	AttrNumber *default_attnum;
+	Expr	  **default_expr;
+	Expr	   *typmod_expr[CRM_APPEND_MAX_COLUMNS];
 
 	a->estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(a->estate->es_query_cxt);
+
+	/*
+	 * The layout copied first: opening the indexes, or a catalog lookup for
+	 * an expression, may take a lock and so accept invalidations, and one
+	 * of this table (or a reset of all) frees the kept layout.
+	 */
+	default_attnum = palloc(sizeof(AttrNumber) * Max(ndefaults, 1));
+	default_expr = palloc(sizeof(Expr *) * Max(ndefaults, 1));
+	for (int d = 0; d < ndefaults; d++)
+	{
+		default_attnum[d] = layout->default_attnum[d];
+		default_expr[d] = copyObject(layout->default_expr[d]);
+	}
+	for (int c = 0; c < a->target->ncolumns; c++)
+		typmod_expr[c] = copyObject(layout->typmod_expr[c]);
+	layout = NULL;
+
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = RelationGetRelid(a->rel);
@@ -248,8 +309,18 @@ direct_open(CrmAppender *a, CrmAppendLayout *layout)
 	ExecOpenIndices(a->rri, false);
 	a->slot = ExecInitExtraTupleSlot(a->estate, desc, &TTSOpsVirtual);
 	a->defaults = palloc0(sizeof(ExprState *) * desc->natts);
-	for (int d = 0; d < layout->ndefaults; d++)
-		a->defaults[layout->default_attnum[d] - 1] = ExecInitExpr(copyObject(layout->default_expr[d]), NULL);
+	for (int d = 0; d < ndefaults; d++)
+		a->defaults[default_attnum[d] - 1] = ExecInitExpr(default_expr[d], NULL);
+	a->params = makeParamList(a->target->ncolumns);
+	a->params->numParams = a->target->ncolumns;
+	for (int c = 0; c < a->target->ncolumns; c++)
+	{
+		a->params->params[c].ptype = getBaseType(a->types[c]);
+		a->params->params[c].pflags = PARAM_FLAG_CONST;
+		if (typmod_expr[c] != NULL)
+			a->typmods[c] = ExecInitExpr(typmod_expr[c], NULL);
+	}
+	GetPerTupleExprContext(a->estate)->ecxt_param_list_info = a->params;
 	MemoryContextSwitchTo(old);
 	AfterTriggerBeginQuery();
 }
@@ -321,6 +392,7 @@ crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull)
 		TupleTableSlot *s = a->slot;
 		int			natts = s->tts_tupleDescriptor->natts;
 		ExprContext *econtext = GetPerTupleExprContext(a->estate);
+		MemoryContext old;
 
 		ResetExprContext(econtext);
 		ExecClearTuple(s);
@@ -334,11 +406,27 @@ crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull)
 		}
 		for (int c = 0; c < a->target->ncolumns; c++)
 		{
-			s->tts_values[a->attnum[c] - 1] = values[c];
-			s->tts_isnull[a->attnum[c] - 1] = isnull[c];
+			int			i = a->attnum[c] - 1;
+
+			s->tts_values[i] = values[c];
+			s->tts_isnull[i] = isnull[c];
+			if (a->typmods[c] != NULL)
+			{
+				a->params->params[c].value = values[c];
+				a->params->params[c].isnull = isnull[c];
+				s->tts_values[i] = ExecEvalExprSwitchContext(a->typmods[c], econtext, &s->tts_isnull[i]);
+			}
 		}
 		ExecStoreVirtualTuple(s);
+		/*
+		 * In the row's memory (reset at the next row): what the insert
+		 * leaves in the current context (a copy of the row for a DBA's
+		 * BEFORE row trigger) would otherwise pile up until the caller's
+		 * SPI_finish, some 300 bytes a row.
+		 */
+		old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
 		ExecSimpleRelationInsert(a->rri, a->estate, s);
+		MemoryContextSwitchTo(old);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 }

@@ -54,11 +54,24 @@
 #include "utils/rls.h"
 #include "utils/tuplestore.h"
 
+/*
+ * The expression of the policy crm_parent_select on the history as
+ * 95_row_security.sql creates it, as pg_get_expr() shows it under the
+ * function's search_path: only a policy of that name with this expression
+ * is evaluated per deal by step 2 (a DBA who alters or re-creates it gets
+ * their own expression evaluated, by the states read back as the caller).
+ */
+#define PARENT_SELECT_QUAL \
+	"E'(((new_owner)::oid = ANY (ARRAY( SELECT crm.team_roles() AS team_roles))) OR (EXISTS ( SELECT 1\\n" \
+	"   FROM crm.opportunity p\\n  WHERE (p.id = opportunity_history.opportunity_id))))'"
+
 /* 1: the caller's rights on the history */
 static CrmQuery caller_rights = {
 	"WITH applying AS ("
 	"  SELECT p.polname, p.polpermissive,"
-	"         pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) 'true' AS sees_every_row"
+	"         pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) 'true' AS sees_every_row,"
+	"         p.polname OPERATOR(pg_catalog.=) 'crm_parent_select'"
+	"         AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) " PARENT_SELECT_QUAL " AS is_parent_select"
 	"    FROM pg_catalog.pg_policy AS p"
 	"   WHERE p.polrelid OPERATOR(pg_catalog.=) $1"
 	"     AND p.polcmd OPERATOR(pg_catalog.=) ANY (ARRAY['r', '*']::pg_catalog.\"char\"[])"
@@ -67,9 +80,8 @@ static CrmQuery caller_rights = {
 	"                      WHERE pg_catalog.pg_has_role(r.r, 'USAGE')))),"
 	" rights AS ("
 	"  SELECT COALESCE(pg_catalog.bool_or(a.polpermissive AND a.sees_every_row), false) AS sees_all,"
-	"         COALESCE(pg_catalog.bool_or(a.polpermissive AND a.polname OPERATOR(pg_catalog.=) 'crm_parent_select'), false) AS sees_team,"
-	"         COALESCE(pg_catalog.bool_or(NOT a.polpermissive OR NOT (a.sees_every_row"
-	"                  OR a.polname OPERATOR(pg_catalog.=) 'crm_parent_select')), false) AS other"
+	"         COALESCE(pg_catalog.bool_or(a.polpermissive AND a.is_parent_select), false) AS sees_team,"
+	"         COALESCE(pg_catalog.bool_or(NOT a.polpermissive OR NOT (a.sees_every_row OR a.is_parent_select)), false) AS other"
 	"    FROM applying AS a)"
 	" SELECT r.sees_all AND NOT r.other, r.sees_team AND NOT r.other,"
 	"        CASE WHEN r.sees_team AND NOT r.sees_all AND NOT r.other THEN"
