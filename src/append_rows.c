@@ -26,7 +26,8 @@
  * with a type modifier or of a domain type (a DBA's numeric(8,2), a
  * varchar(3)) gets its value coerced as an INSERT coerces it (length,
  * domain constraints); a column whose type a DBA changed to another type
- * is not supported (the values are the callers' types).
+ * stops the write with 42804 (the target declares each value's type),
+ * rather than store a value of one type as another.
  *
  * Rights: the rows are the extension's own; they are written as the
  * extension owner (as crm_query_run_as_owner() ran the INSERT), so that row
@@ -184,6 +185,28 @@ target_layout(CrmAppendTarget *t, Relation rel)
 	if (t->layout != NULL)
 		MemoryContextDelete(t->layout->context);
 	t->layout = NULL;
+
+	/* the values are of the declared types: a column of another type cannot take them */
+	for (int c = 0; c < t->ncolumns; c++)
+	{
+		int			attnum = SPI_fnumber(desc, t->columns[c]);
+		Oid			type;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of crm.%s is missing", t->columns[c], t->table),
+					 errhint("The extension writes it; restore it, or drop and create the extension again.")));
+		type = getBaseType(TupleDescAttr(desc, attnum - 1)->atttypid);
+		if (OidIsValid(t->types[c]) && type != t->types[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of crm.%s is of type %s, not %s",
+							t->columns[c], t->table, format_type_be(type), format_type_be(t->types[c])),
+					 errdetail("The extension writes its values as %s.", format_type_be(t->types[c])),
+					 errhint("Change it back: ALTER TABLE crm.%s ALTER COLUMN %s TYPE %s.",
+							 t->table, quote_identifier(t->columns[c]), format_type_be(t->types[c]))));
+	}
 
 	context = AllocSetContextCreate(CacheMemoryContext, "crm append layout", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(context);

@@ -296,7 +296,8 @@ record_row_change(TriggerData *trigdata)
 
 /* the entries of a statement, appended below SQL (append_rows.c) */
 static CrmAppendTarget change_log_target = {
-	"change_log", 5, {"table_name", "row_id", "operation", "changes", "changed_by"}, NULL, NULL
+	"change_log", 5, {"table_name", "row_id", "operation", "changes", "changed_by"},
+	{REGCLASSOID, INT8OID, TEXTOID, JSONBOID, REGROLEOID}, NULL, NULL
 };
 
 /*

@@ -206,6 +206,10 @@ typedef struct CrmAppendTarget
 	const char *table;
 	int			ncolumns;
 	const char *columns[CRM_APPEND_MAX_COLUMNS];
+	Oid			types[CRM_APPEND_MAX_COLUMNS];	/* each value's type (InvalidOid:
+												 * the caller's values are of
+												 * the column's type, see
+												 * crm_append_column_type) */
 	SPIPlanPtr	plan;			/* kept INSERT of the statement path */
 	struct CrmAppendLayout *layout; /* the table's columns and defaults, kept */
 } CrmAppendTarget;

@@ -42,7 +42,8 @@ static CrmQuery insert_status_history = {
 
 /* the entries of a statement, appended below SQL (append_rows.c) */
 static CrmAppendTarget status_history_target = {
-	"lead_status_history", 4, {"lead_id", "from_status", "to_status", "changed_by"}, NULL, NULL
+	"lead_status_history", 4, {"lead_id", "from_status", "to_status", "changed_by"},
+	{INT8OID, InvalidOid, InvalidOid, REGROLEOID}, NULL, NULL
 };
 
 /* attribute number of a column the trigger needs, or a loud error */

@@ -79,7 +79,9 @@ static CrmAppendTarget history_target = {
 	"opportunity_history", H_NCOLUMNS + 1,
 	{"opportunity_id", "old_stage", "new_stage", "old_amount", "new_amount", "old_probability",
 	"new_probability", "old_close_date", "new_close_date", "old_owner", "new_owner", "currency",
-	"deleted", "changed_by"}, NULL, NULL
+	"deleted", "changed_by"},
+	{INT8OID, TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID, NUMERICOID, DATEOID, DATEOID,
+	REGROLEOID, REGROLEOID, TEXTOID, BOOLOID, REGROLEOID}, NULL, NULL
 };
 
 /* before 0.7 (this library serves older versions too): no owner, currency, deletion */

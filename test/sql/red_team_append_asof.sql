@@ -74,6 +74,14 @@ ALTER TABLE crm.opportunity_history ALTER COLUMN new_amount TYPE public.regress_
 UPDATE crm.opportunity SET amount = 1800 WHERE name = 'A';
 UPDATE crm.opportunity SET amount = 1900 WHERE name = 'A';
 ALTER TABLE crm.opportunity_history ALTER COLUMN new_amount TYPE numeric(16,2);
+-- a column changed to another type stops the write (42804) rather than
+-- store a date as a timestamptz; changed back, entries are written again
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_close_date TYPE timestamptz;
+UPDATE crm.opportunity SET close_date = date '2027-01-15' WHERE name = 'A';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE crm.opportunity_history ALTER COLUMN new_close_date TYPE date;
+UPDATE crm.opportunity SET close_date = date '2027-01-15' WHERE name = 'A';
+SELECT new_close_date FROM crm.opportunity_history WHERE opportunity_id = 1 ORDER BY id DESC LIMIT 1;
 -- a column a DBA adds with a default, then its default changed, then dropped
 ALTER TABLE crm.opportunity_history ADD COLUMN regress_note text DEFAULT 'first';
 UPDATE crm.opportunity SET amount = 1910 WHERE name = 'A';
