@@ -116,12 +116,14 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
            ac.owner AS account_owner,
-           -- (as crm.account_rollup: one currency, or NULL when mixed)
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                THEN pg_catalog.min(g.currency) END AS currency,
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+           -- (as crm.account_rollup: one currency, or NULL when mixed;
+           -- groups that add up to no deal do not count: a compaction
+           -- settles before it deletes them)
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
                 THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
                 THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
       FROM crm_internal.account_settled_groups AS g
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
@@ -136,11 +138,11 @@ CREATE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) A
            CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
                 THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
            ac.owner,
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
-                THEN pg_catalog.min(g.currency) END,
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) END,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
                 THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END,
-           CASE WHEN pg_catalog.min(g.currency) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency)
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
                 THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END
       FROM crm_internal.account_settled_groups AS g
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id

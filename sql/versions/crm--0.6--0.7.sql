@@ -6777,3 +6777,49 @@ BEGIN ATOMIC
      ORDER BY v.aggregate, v.group_key::text, v.measure;
 END;
 COMMENT ON FUNCTION crm.verify_aggregates() IS 'One row per group and measure where a maintained aggregate differs from a fresh GROUP BY over the base tables, or where a report converted to the corporate currency at read time (pipeline_by_stage per stage, owner and currency; account_rollup per account; campaign_performance per campaign) differs from a GROUP BY converting each opportunity at the rate of its close date (aggregate names the report), or where the kept stage passages (stage_velocity, per stage and owner) differ from crm.opportunity_history, or where the settled account figures crm.top_accounts() and crm.account_rollup read differ from the compacted groups at the current rates (also the deals'' one currency and their amounts in it), or name another account owner, for an account without uncompacted stripes whose owner did not change since (account_settled per account and opportunity owner, 0: all owners); no rows: all exact. ZC120 when a rate is missing. Reads every opportunity: for checking, as an admin (who sees every row)';
+
+-- the settled currency ignores groups of no deal (issue 22, session 36)
+-- A compaction settles the accounts it folded before it deletes the groups
+-- that add up to nothing; the deals' one currency is now taken over the
+-- groups that hold deals, as crm.account_rollup takes it (same columns).
+CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoker = true) AS
+    SELECT g.account_id, g.owner,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint AS open_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint AS won_opportunities,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END AS won_amount,
+           ac.owner AS account_owner,
+           -- (as crm.account_rollup: one currency, or NULL when mixed;
+           -- groups that add up to no deal do not count: a compaction
+           -- settles before it deletes them)
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) END AS currency,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END AS open_amount_in_currency,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END AS won_amount_in_currency
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, g.owner, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0
+    UNION ALL
+    SELECT g.account_id, 0::pg_catalog.oid::pg_catalog.regrole,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE NOT g.is_closed), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE NOT g.is_closed)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE NOT g.is_closed), 0) END,
+           COALESCE(pg_catalog.sum(g.opportunities) FILTER (WHERE g.is_won), 0)::bigint,
+           CASE WHEN pg_catalog.bool_or(g.converted IS NULL AND g.opportunities OPERATOR(pg_catalog.<>) 0) FILTER (WHERE g.is_won)
+                THEN NULL ELSE COALESCE(pg_catalog.sum(g.converted) FILTER (WHERE g.is_won), 0) END,
+           ac.owner,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) END,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE NOT g.is_closed), 0) END,
+           CASE WHEN pg_catalog.min(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0) OPERATOR(pg_catalog.=) pg_catalog.max(g.currency) FILTER (WHERE g.opportunities OPERATOR(pg_catalog.<>) 0)
+                THEN COALESCE(pg_catalog.sum(g.amount) FILTER (WHERE g.is_won), 0) END
+      FROM crm_internal.account_settled_groups AS g
+      LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
+     GROUP BY g.account_id, ac.owner
+    HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
