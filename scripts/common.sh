@@ -93,13 +93,15 @@ install_missing() {
 # build_and_install: compile with warnings as errors and install into PostgreSQL
 build_and_install() {
     log "building the extension (-Wall -Wextra -Werror)"
-    make -C "$REPO_ROOT" -s clean with_llvm=no PG_CONFIG="$PG_BIN/pg_config" >/dev/null
-    make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" CRM_EXTRA_CFLAGS=-Werror
+    # (each step returns on failure: a caller that tests the result, where
+    # errexit does not apply, must not install what -Werror refused)
+    make -C "$REPO_ROOT" -s clean with_llvm=no PG_CONFIG="$PG_BIN/pg_config" >/dev/null || return 1
+    make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" CRM_EXTRA_CFLAGS=-Werror || return 1
     log "installing the extension"
     # exactly this checkout's scripts: none left over from an earlier install
     # (CREATE EXTENSION crm VERSION 'V' would use a stale crm--V.sql)
-    as_root rm -f "$("$PG_BIN/pg_config" --sharedir)"/extension/crm--*.sql
-    as_root make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
+    as_root rm -f "$("$PG_BIN/pg_config" --sharedir)"/extension/crm--*.sql || return 1
+    as_root make -C "$REPO_ROOT" -s with_llvm=no PG_CONFIG="$PG_BIN/pg_config" install >/dev/null || return 1
 }
 
 # start_cluster DIR: a new cluster in DIR/data with its socket in DIR
