@@ -62,6 +62,7 @@
 #include "executor/spi.h"
 #include "utils/errcodes.h"
 #include "utils/elog.h"
+#include "datatype/timestamp.h"
 
 /*
  * SQLSTATEs of the extension's own errors, class ZC ("CRM").  The README's
@@ -316,6 +317,12 @@ typedef struct CrmStage
 extern const CrmStage *crm_stage_lookup(const char *name);
 extern const CrmStage *crm_first_open_stage(void);
 extern bool crm_stage_exists(const char *name);
+
+/* stage_rename.c: the cascade of a stage rename told from a move */
+extern bool crm_stage_rename_cascades(int64 deal, const char *old_name, const char *new_name,
+									  bool moved_before);
+extern bool crm_stage_moved(int64 deal, const char *old_name, const char *new_name,
+							TimestampTz entered_before, TimestampTz entered_after);
 
 /* furthest_step.c: a stage as a step of the pipeline (lost stages are exits) */
 typedef struct CrmStageStep

@@ -20,9 +20,11 @@
  * the ids is the order of the changes, which the deal's row lock
  * serialises).  crm.pipeline_as_of() reads it so.
  *
- * A rename of the stage cascades to the deal: only the stage changed and
- * the old name is gone from crm.opportunity_stage.  That is no move, and no
- * entry is written: the history keeps the names entries had when recorded.
+ * A rename of the stage cascades to the deal: only the stage changed, and
+ * stage_rename.c tells it from a move (also when one statement passes names
+ * on between stages, or deletes the stage it moves a deal out of).  That is
+ * no move, and no entry is written: the history keeps the names entries had
+ * when recorded.
  *
  * The history outlives its deal: no foreign key, row security on the owner
  * columns (95_row_security.sql).  Entries are written as the owner of schema
@@ -158,16 +160,17 @@ entry_wanted(const Tracked *t, TupleDesc tupdesc, int ntracked,
 		return true;
 
 	/*
-	 * Only the stage changed.  A move sets stage_changed_at to this
-	 * transaction's start and a rename keeps it (opportunity_lifecycle.c):
-	 * only when it is unchanged (a rename, or a deal that moved earlier in
-	 * this transaction too; or before 0.7) does the old stage's existence
-	 * decide.
+	 * Only the stage changed: a move, or the cascade of a rename, which
+	 * stage_rename.c tells apart (a move sets stage_changed_at, a rename
+	 * keeps it).  Before 0.7 the old stage's existence decides.
 	 */
-	if (t->entered > 0 &&
-		(oldn[t->entered - 1] != newn[t->entered - 1] ||
-		 (!oldn[t->entered - 1] &&
-		  DatumGetTimestampTz(oldv[t->entered - 1]) != DatumGetTimestampTz(newv[t->entered - 1]))))
+	if (t->entered > 0 && !oldn[t->entered - 1] && !newn[t->entered - 1])
+		return crm_stage_moved(DatumGetInt64(newv[t->id - 1]),
+							   TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1]),
+							   TextDatumGetCString(newv[t->att[TRACKED_STAGE] - 1]),
+							   DatumGetTimestampTz(oldv[t->entered - 1]),
+							   DatumGetTimestampTz(newv[t->entered - 1]));
+	if (t->entered > 0 && oldn[t->entered - 1] != newn[t->entered - 1])
 		return true;
 	return crm_stage_exists(TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1]));
 }
