@@ -6823,3 +6823,14 @@ CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoke
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
      GROUP BY g.account_id, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+
+--------------------------------------------------------------------------
+-- stage renames told from moves by the renaming statement (issue 22, session 37)
+--------------------------------------------------------------------------
+CREATE FUNCTION crm_internal.note_stage_rename() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_note_stage_rename'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.note_stage_rename() IS 'BEFORE UPDATE OF name row trigger on crm.opportunity_stage: notes the rename for the rest of the transaction, so that the opportunity triggers take its cascade to the deals for no move (also when one statement passes names on between stages)';
+CREATE TRIGGER note_stage_rename BEFORE UPDATE OF name ON crm.opportunity_stage
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION crm_internal.note_stage_rename();
