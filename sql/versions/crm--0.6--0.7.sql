@@ -6834,3 +6834,4 @@ COMMENT ON FUNCTION crm_internal.note_stage_rename() IS 'BEFORE UPDATE OF name r
 CREATE TRIGGER note_stage_rename BEFORE UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.note_stage_rename();
+REVOKE ALL ON FUNCTION crm_internal.note_stage_rename() FROM PUBLIC;
