@@ -6835,3 +6835,13 @@ CREATE TRIGGER note_stage_rename BEFORE UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.note_stage_rename();
 REVOKE ALL ON FUNCTION crm_internal.note_stage_rename() FROM PUBLIC;
+
+-- lead status history entries in the order the statuses were taken, also
+-- for a statement run inside another one (src/history.c)
+CREATE FUNCTION crm_internal.begin_lead_status() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_lead_status'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_lead_status() IS 'BEFORE INSERT and BEFORE UPDATE statement trigger on crm.lead: opens the statement''s frame, so that the status history entries of a statement run inside it (a conversion in an UPDATE''s RETURNING list) are written after its own, in the order the statuses were taken';
+CREATE TRIGGER record_lead_status_begin BEFORE INSERT OR UPDATE ON crm.lead
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_lead_status();
+REVOKE ALL ON FUNCTION crm_internal.begin_lead_status() FROM PUBLIC;
