@@ -82,5 +82,27 @@ SELECT coalesce(sum(passages), 0) - :passages AS new_passages FROM crm_internal.
 SELECT stage, sum(passages) AS passages FROM crm_internal.stage_velocity_aggregate
  WHERE stage = 'Intro' GROUP BY stage;
 
+-- A move made inside another table's foreign key cascade, in the
+-- transaction of a rename, is a move all the same: only the cascade of
+-- that rename, from its old name to its new one, is none.
+CREATE TABLE deal_tag (tag text PRIMARY KEY);
+CREATE TABLE tagged_deal (opportunity_id bigint, tag text REFERENCES deal_tag ON UPDATE CASCADE);
+CREATE FUNCTION move_tagged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE crm.opportunity SET stage = 'Offer' WHERE id = NEW.opportunity_id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER move_tagged BEFORE UPDATE ON tagged_deal FOR EACH ROW EXECUTE FUNCTION move_tagged();
+INSERT INTO deal_tag VALUES ('hot');
+INSERT INTO tagged_deal SELECT id, 'hot' FROM crm.opportunity WHERE name = 'InProp';
+SELECT count(*) AS entries FROM crm.opportunity_history \gset
+BEGIN;
+UPDATE crm.opportunity_stage SET name = 'Pitch deck' WHERE name = 'Pitch';
+UPDATE crm.opportunity SET stage = 'Pitch deck' WHERE name = 'InProp';
+UPDATE deal_tag SET tag = 'warm';   -- its cascade moves InProp on
+COMMIT;
+SELECT name, stage, probability FROM crm.opportunity WHERE name = 'InProp';
+SELECT old_stage, new_stage FROM crm.opportunity_history WHERE id > :entries ORDER BY id;
+
 -- The reports agree with the history.
 SELECT * FROM crm.verify_aggregates();
