@@ -149,13 +149,16 @@ typedef struct HeldEntry
 
 typedef struct StatusFrame
 {
-	bool		is_update;		/* closed by the AFTER UPDATE trigger, else INSERT */
+	bool		open[2];		/* AFTER INSERT [0], UPDATE [1] trigger to fire */
+	CommandId	cid;			/* the command it was opened in */
+	uint64		opened_at;		/* frame_events then */
 	SubTransactionId subxact;	/* where it was opened */
 	List	   *held;			/* HeldEntry *, in order */
 } StatusFrame;
 
 static MemoryContext frames_context = NULL;
 static List *frames = NIL;		/* StatusFrame *, outermost first */
+static uint64 frame_events = 0; /* frames opened and closed so far */
 
 /*
  * At commit no entry may be held: a frame is opened only when the AFTER
@@ -214,13 +217,24 @@ frames_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/* open_frame -- a statement on crm.lead begins */
+/*
+ * open_frame -- a statement on crm.lead begins.  A MERGE or an INSERT ...
+ * ON CONFLICT DO UPDATE fires the BEFORE triggers of both events, one
+ * after the other in the same command: one frame serves both, else its
+ * AFTER UPDATE trigger would hand its entries to its own INSERT's frame.
+ */
 static void
-open_frame(bool is_update)
+open_frame(int event)
 {
 	MemoryContext old;
-	StatusFrame *f;
+	StatusFrame *f = frames == NIL ? NULL : llast(frames);
 
+	if (f != NULL && !f->open[event] && f->open[1 - event] && f->opened_at == frame_events &&
+		f->cid == GetCurrentCommandId(false) && f->subxact == GetCurrentSubTransactionId())
+	{
+		f->open[event] = true;
+		return;
+	}
 	if (frames_context == NULL)
 	{
 		frames_context = AllocSetContextCreate(TopMemoryContext, "crm lead status frames",
@@ -230,30 +244,41 @@ open_frame(bool is_update)
 	}
 	old = MemoryContextSwitchTo(frames_context);
 	f = palloc0(sizeof(StatusFrame));
-	f->is_update = is_update;
+	f->open[event] = true;
+	f->cid = GetCurrentCommandId(false);
+	f->opened_at = ++frame_events;
 	f->subxact = GetCurrentSubTransactionId();
 	frames = lappend(frames, f);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * close_frame -- the statement ends: its frame (the innermost of its event;
- * NULL when there is none: its BEFORE trigger did not fire), taken off;
- * *enclosing, the frame its entries go to (NULL: write them).
+ * close_frame -- the statement's AFTER trigger of an event fires: the
+ * innermost frame open for it closes for it.  *enclosing: the frame below,
+ * which the statement's entries go to (NULL: write them).  Returns the
+ * frame once closed for every event, taken off (NULL before, and when
+ * there is none: the BEFORE trigger did not fire).
  */
 static StatusFrame *
-close_frame(bool is_update, StatusFrame **enclosing)
+close_frame(int event, StatusFrame **enclosing)
 {
-	StatusFrame *f = NULL;
+	*enclosing = NULL;
+	for (int i = list_length(frames) - 1; i >= 0; i--)
+	{
+		StatusFrame *f = list_nth(frames, i);
 
-	for (int i = list_length(frames) - 1; i >= 0 && f == NULL; i--)
-		if (((StatusFrame *) list_nth(frames, i))->is_update == is_update)
-		{
-			f = list_nth(frames, i);
-			frames = list_delete_nth_cell(frames, i);
-		}
+		if (!f->open[event])
+			continue;
+		f->open[event] = false;
+		frame_events++;
+		*enclosing = i > 0 ? list_nth(frames, i - 1) : NULL;
+		if (f->open[1 - event])
+			return NULL;
+		frames = list_delete_nth_cell(frames, i);
+		return f;
+	}
 	*enclosing = frames == NIL ? NULL : llast(frames);
-	return f;
+	return NULL;
 }
 
 /* hold -- an entry handed on to the enclosing frame */
@@ -426,7 +451,7 @@ record_statement_statuses(TriggerData *trigdata)
 				 errtable(rel),
 				 errmsg("crm_internal.record_lead_status() fired FOR EACH STATEMENT needs its transition tables"),
 				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE.")));
-	frame = close_frame(is_update, &enclosing);
+	frame = close_frame(is_update ? 1 : 0, &enclosing);
 	nrows = tuplestore_tuple_count(news);
 	if (nrows == 0 && (frame == NULL || frame->held == NIL))
 		return;
@@ -523,7 +548,7 @@ crm_begin_lead_status(PG_FUNCTION_ARGS)
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm_internal.begin_lead_status() must be fired BEFORE INSERT or UPDATE FOR EACH STATEMENT")));
 	if (after_trigger_fires(trigdata->tg_relation, TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		open_frame(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event));
+		open_frame(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? 1 : 0);
 	return PointerGetDatum(NULL);
 }
 
