@@ -61,6 +61,17 @@ ROLLBACK;
 UPDATE crm.lead SET status = 'Completed' WHERE name = 'Dot';
 SELECT * FROM status_trail WHERE name = 'Dot';
 
+-- An upsert inside the UPDATE (its INSERT and UPDATE events share one
+-- statement): the UPDATE's entry, then the upsert's change and capture.
+CREATE FUNCTION upsert_status(bigint, crm.lead_status) RETURNS bigint LANGUAGE sql AS $$
+    INSERT INTO crm.lead (id, name, status) OVERRIDING SYSTEM VALUE
+    VALUES ($1, 'unused', $2), (1000, 'Fay', $2)
+        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status
+    RETURNING id $$;
+UPDATE crm.lead SET status = 'Processing' WHERE name = 'Dot'
+RETURNING upsert_status(id, 'Following Up');
+SELECT * FROM status_trail WHERE name IN ('Dot', 'Fay');
+
 -- Every lead's history is a chain ending at its status.
 SELECT count(*) AS broken FROM status_trail
  WHERE NOT chained OR history NOT LIKE '%>' || status;
