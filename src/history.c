@@ -15,26 +15,11 @@
  * crm.opportunity_history is opportunity_history.c.
  *
  * The order of the entries.  A lead's entries follow the order its
- * statuses were taken in (by id; changed_at is the transaction's start).
- * A statement's entries are written when it ends, but a statement may run
- * inside another one that changes leads: crm.convert_lead() in the
- * RETURNING list of an UPDATE of the lead, a function in an UPDATE's
- * expressions, a trigger.  The inner one ends first, although the outer
- * one changed the lead first (PostgreSQL refuses the outer statement's
- * change of a row that a statement inside it changed already).  So every
- * INSERT or UPDATE statement on crm.lead opens a frame (the BEFORE
- * STATEMENT trigger; PostgreSQL fires it, and the AFTER trigger, once per
- * statement and table and event); when it ends, its AFTER trigger closes
- * the frame and, if a frame of an enclosing statement is open, hands its
- * entries (and those handed to it) on to that frame instead of writing
- * them: the outermost statement writes its own entries, then those of the
- * statements inside it, in the order they ended.  Frames and the entries
- * handed on live in this backend: the abort of a subtransaction drops
- * those opened and handed on inside it (its changes are undone).  A frame
- * is opened only when the statement's AFTER trigger will fire (enabled for
- * the session's replication role), so every frame is closed; an entry held
- * at commit would be a bug, and fails the commit rather than be lost.
- 
+ * statuses were taken in (by id; changed_at is the transaction's start),
+ * also when a statement changing leads runs inside another one (a
+ * conversion in the RETURNING list of an UPDATE of the lead): each
+ * statement's frame (history_frames.c) hands the inner statement's entries
+ * to the outer one, which writes them after its own.
  *
  * "By whom" is the role the statement runs as.  The rows are written as the
  * owner of schema crm, so users need no write privilege on the history tables
@@ -45,14 +30,12 @@
 #include "crm.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -85,9 +68,9 @@ required_attnum(TupleDesc tupdesc, const char *colname)
 	return attnum;
 }
 
-/* insert_one -- one entry (from_status NULL for a captured lead) by role */
+/* insert_one -- one entry (from_status NULL for a captured lead) */
 static void
-insert_one(Datum lead_id, Datum from_status, bool from_null, Datum to_status, Oid role)
+insert_one(Datum lead_id, Datum from_status, bool from_null, Datum to_status)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -96,7 +79,7 @@ insert_one(Datum lead_id, Datum from_status, bool from_null, Datum to_status, Oi
 	values[1] = from_status;
 	nulls[1] = from_null ? 'n' : ' ';
 	values[2] = to_status;
-	values[3] = ObjectIdGetDatum(role);
+	values[3] = ObjectIdGetDatum(crm_acting_role());
 
 	crm_spi_connect();
 	crm_query_run_as_owner(&insert_status_history, values, nulls, 0);
@@ -131,207 +114,11 @@ record_row_status(TriggerData *trigdata)
 
 	id = heap_getattr(newtup, required_attnum(tupdesc, "id"), tupdesc, &isnull);
 	insert_one(id, from_status ? CStringGetTextDatum(from_status) : (Datum) 0,
-			   from_status == NULL, CStringGetTextDatum(to_status), crm_acting_role());
+			   from_status == NULL, CStringGetTextDatum(to_status));
 }
 
-/*
- * The frames of the statements on crm.lead running now, innermost last,
- * and the entries handed on to them (see above).
- */
-typedef struct HeldEntry
-{
-	SubTransactionId subxact;	/* the subtransaction that changed the status */
-	int64		lead_id;
-	char	   *from_status;	/* NULL for a captured lead */
-	char	   *to_status;
-	Oid			changed_by;
-} HeldEntry;
-
-typedef struct StatusFrame
-{
-	bool		open[2];		/* AFTER INSERT [0], UPDATE [1] trigger to fire */
-	CommandId	cid;			/* the command it was opened in */
-	uint64		opened_at;		/* frame_events then */
-	SubTransactionId subxact;	/* where it was opened */
-	List	   *held;			/* HeldEntry *, in order */
-} StatusFrame;
-
-static MemoryContext frames_context = NULL;
-static List *frames = NIL;		/* StatusFrame *, outermost first */
-static uint64 frame_events = 0; /* frames opened and closed so far */
-
-/*
- * At commit no entry may be held: a frame is opened only when the AFTER
- * trigger that closes it will fire (after_trigger_fires()).  At the end,
- * every frame goes.
- */
-static void
-frames_xact_callback(XactEvent event, void *arg pg_attribute_unused())
-{
-	ListCell   *lc;
-
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
-	{
-		foreach(lc, frames)
-			if (((StatusFrame *) lfirst(lc))->held != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("crm: lead status history entries are held at commit"),
-						 errdetail("A statement on crm.lead opened a frame that its AFTER trigger did not close.")));
-		return;
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		frames = NIL;
-		if (frames_context != NULL)
-			MemoryContextReset(frames_context);
-	}
-}
-
-/* the abort of a subtransaction drops the frames and entries of its own */
-static void
-frames_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid pg_attribute_unused(),
-						void *arg pg_attribute_unused())
-{
-	ListCell   *lc;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	foreach(lc, frames)
-	{
-		StatusFrame *f = lfirst(lc);
-
-		if (f->subxact >= mySubid)
-			frames = foreach_delete_current(frames, lc);
-	}
-	foreach(lc, frames)
-	{
-		StatusFrame *f = lfirst(lc);
-		ListCell   *ec;
-
-		foreach(ec, f->held)
-			if (((HeldEntry *) lfirst(ec))->subxact >= mySubid)
-				f->held = foreach_delete_current(f->held, ec);
-	}
-}
-
-/*
- * open_frame -- a statement on crm.lead begins.  A MERGE or an INSERT ...
- * ON CONFLICT DO UPDATE fires the BEFORE triggers of both events, one
- * after the other in the same command: one frame serves both, else its
- * AFTER UPDATE trigger would hand its entries to its own INSERT's frame.
- */
-static void
-open_frame(int event)
-{
-	MemoryContext old;
-	StatusFrame *f = frames == NIL ? NULL : llast(frames);
-
-	if (f != NULL && !f->open[event] && f->open[1 - event] && f->opened_at == frame_events &&
-		f->cid == GetCurrentCommandId(false) && f->subxact == GetCurrentSubTransactionId())
-	{
-		f->open[event] = true;
-		return;
-	}
-	if (frames_context == NULL)
-	{
-		frames_context = AllocSetContextCreate(TopMemoryContext, "crm lead status frames",
-											   ALLOCSET_SMALL_SIZES);
-		RegisterXactCallback(frames_xact_callback, NULL);
-		RegisterSubXactCallback(frames_subxact_callback, NULL);
-	}
-	old = MemoryContextSwitchTo(frames_context);
-	f = palloc0(sizeof(StatusFrame));
-	f->open[event] = true;
-	f->cid = GetCurrentCommandId(false);
-	f->opened_at = ++frame_events;
-	f->subxact = GetCurrentSubTransactionId();
-	frames = lappend(frames, f);
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * close_frame -- the statement's AFTER trigger of an event fires: the
- * innermost frame open for it closes for it.  *enclosing: the frame below,
- * which the statement's entries go to (NULL: write them).  Returns the
- * frame once closed for every event, taken off (NULL before, and when
- * there is none: the BEFORE trigger did not fire).
- */
-static StatusFrame *
-close_frame(int event, StatusFrame **enclosing)
-{
-	*enclosing = NULL;
-	for (int i = list_length(frames) - 1; i >= 0; i--)
-	{
-		StatusFrame *f = list_nth(frames, i);
-
-		if (!f->open[event])
-			continue;
-		f->open[event] = false;
-		frame_events++;
-		*enclosing = i > 0 ? list_nth(frames, i - 1) : NULL;
-		if (f->open[1 - event])
-			return NULL;
-		frames = list_delete_nth_cell(frames, i);
-		return f;
-	}
-	*enclosing = frames == NIL ? NULL : llast(frames);
-	return NULL;
-}
-
-/* hold -- an entry handed on to the enclosing frame */
-static void
-hold(StatusFrame *enclosing, int64 lead_id, const char *from_status, const char *to_status, Oid role)
-{
-	MemoryContext old = MemoryContextSwitchTo(frames_context);
-	HeldEntry  *e = palloc(sizeof(HeldEntry));
-
-	e->subxact = GetCurrentSubTransactionId();
-	e->lead_id = lead_id;
-	e->from_status = from_status ? pstrdup(from_status) : NULL;
-	e->to_status = to_status ? pstrdup(to_status) : NULL;
-	e->changed_by = role;
-	enclosing->held = lappend(enclosing->held, e);
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * release -- the entries held by a closed frame: handed on to the enclosing
- * frame, or appended after the statement's own
- */
-static void
-release(StatusFrame *f, StatusFrame *enclosing, CrmAppender *history, Oid history_type)
-{
-	ListCell   *lc;
-	Oid			typinput;
-	Oid			typioparam;
-
-	if (f == NULL || f->held == NIL)
-		return;
-	if (enclosing != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(frames_context);
-
-		enclosing->held = list_concat(enclosing->held, f->held);
-		MemoryContextSwitchTo(old);
-		return;
-	}
-	getTypeInputInfo(history_type, &typinput, &typioparam);
-	foreach(lc, f->held)
-	{
-		HeldEntry  *e = lfirst(lc);
-		Datum		values[4];
-		bool		isnull[4] = {false, e->from_status == NULL, e->to_status == NULL, false};
-
-		values[0] = Int64GetDatum(e->lead_id);
-		values[1] = e->from_status ? OidInputFunctionCall(typinput, e->from_status, typioparam, -1) : (Datum) 0;
-		values[2] = e->to_status ? OidInputFunctionCall(typinput, e->to_status, typioparam, -1) : (Datum) 0;
-		values[3] = ObjectIdGetDatum(e->changed_by);
-		crm_append_row(history, values, isnull);
-	}
-}
+/* the frames of the statements on crm.lead (history_frames.c) */
+static CrmFrames lead_frames = {"lead", NIL, 0, false};
 
 /*
  * The labels of the statuses a statement wrote, as text datums: an enum
@@ -415,6 +202,22 @@ close_store(Tuplestorestate *store, TupleTableSlot *slot)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/* append_status_entry -- an entry (statuses as the lead's column has them) */
+static void
+append_status_entry(CrmAppender *history, StatusLabels *labels, Oid history_type,
+					const Datum *entry, const bool *entry_null)
+{
+	Datum		values[4];
+	bool		isnull[4];
+
+	memcpy(isnull, entry_null, sizeof(isnull));
+	values[0] = entry[0];
+	values[1] = isnull[1] ? (Datum) 0 : status_value(labels, history_type, entry[1]);
+	values[2] = isnull[2] ? (Datum) 0 : status_value(labels, history_type, entry[2]);
+	values[3] = entry[3];
+	crm_append_row(history, values, isnull);
+}
+
 /*
  * record_statement_statuses -- an AFTER INSERT (NEW TABLE) or AFTER UPDATE
  * (OLD and NEW TABLE) FOR EACH STATEMENT call: one entry per captured lead
@@ -439,9 +242,10 @@ record_statement_statuses(TriggerData *trigdata)
 	StatusLabels labels;
 	CrmAppender *history = NULL;
 	Oid			history_type = InvalidOid;
-	StatusFrame *frame;
-	StatusFrame *enclosing;
-	Oid			role = crm_acting_role();
+	CrmFrame   *frame;
+	CrmFrame   *enclosing;
+	List	   *held;
+	ListCell   *lc;
 	Datum		values[4];
 	bool		isnull[4] = {false, true, false, false};
 
@@ -451,9 +255,10 @@ record_statement_statuses(TriggerData *trigdata)
 				 errtable(rel),
 				 errmsg("crm_internal.record_lead_status() fired FOR EACH STATEMENT needs its transition tables"),
 				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE.")));
-	frame = close_frame(is_update ? 1 : 0, &enclosing);
+	frame = crm_frame_close(&lead_frames, is_update ? CRM_FRAME_UPDATE : CRM_FRAME_INSERT, &enclosing);
+	held = crm_frame_release(frame, enclosing);
 	nrows = tuplestore_tuple_count(news);
-	if (nrows == 0 && (frame == NULL || frame->held == NIL))
+	if (nrows == 0 && held == NIL)
 		return;
 
 	labels.type = TupleDescAttr(tupdesc, status_att - 1)->atttypid;
@@ -465,7 +270,7 @@ record_statement_statuses(TriggerData *trigdata)
 		history = crm_append_begin(&status_history_target);
 		history_type = crm_append_column_type(history, 2);
 	}
-	values[3] = ObjectIdGetDatum(role);
+	values[3] = ObjectIdGetDatum(crm_acting_role());
 	if (olds)
 		o = open_store(olds, tupdesc, &optr);
 	n = open_store(news, tupdesc, &nptr);
@@ -488,50 +293,32 @@ record_statement_statuses(TriggerData *trigdata)
 				continue;		/* status unchanged */
 		}
 		values[0] = slot_getattr(n, id_att, &isnull[0]);
+		values[1] = from;
+		isnull[1] = from_null;
+		values[2] = to;
+		isnull[2] = to_null;
 		if (enclosing != NULL)
 		{
-			hold(enclosing, DatumGetInt64(values[0]),
-				 from_null ? NULL : TextDatumGetCString(status_label(&labels, from)),
-				 to_null ? NULL : TextDatumGetCString(status_label(&labels, to)), role);
+			Oid			types[4] = {INT8OID, labels.type, labels.type, OIDOID};
+
+			crm_frame_hold(enclosing, 4, types, values, isnull);
 			continue;
 		}
-		values[1] = from_null ? (Datum) 0 : status_value(&labels, history_type, from);
-		isnull[1] = from_null;
-		values[2] = to_null ? (Datum) 0 : status_value(&labels, history_type, to);
-		isnull[2] = to_null;
-		crm_append_row(history, values, isnull);
+		append_status_entry(history, &labels, history_type, values, isnull);
 	}
 
 	if (o)
 		close_store(olds, o);
 	close_store(news, n);
-	release(frame, enclosing, history, history_type);
+	/* the entries of the statements run inside this one, after its own */
+	foreach(lc, held)
+	{
+		CrmHeld    *e = lfirst(lc);
+
+		append_status_entry(history, &labels, history_type, e->values, e->isnull);
+	}
 	if (history != NULL)
 		crm_append_end(history);
-}
-
-/*
- * after_trigger_fires -- will the statement's AFTER trigger of this event
- * (record_lead_status_insert or _update) fire, as PostgreSQL decides it
- * (enabled, for this session_replication_role)?
- */
-static bool
-after_trigger_fires(Relation rel, bool is_update)
-{
-	const char *name = is_update ? "record_lead_status_update" : "record_lead_status_insert";
-	TriggerDesc *td = rel->trigdesc;
-
-	for (int i = 0; td != NULL && i < td->numtriggers; i++)
-	{
-		Trigger    *t = &td->triggers[i];
-
-		if (strcmp(t->tgname, name) != 0)
-			continue;
-		if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
-			return t->tgenabled == TRIGGER_FIRES_ON_REPLICA || t->tgenabled == TRIGGER_FIRES_ALWAYS;
-		return t->tgenabled == TRIGGER_FIRES_ON_ORIGIN || t->tgenabled == TRIGGER_FIRES_ALWAYS;
-	}
-	return false;
 }
 
 /* crm_begin_lead_status -- trigger crm_internal.begin_lead_status() */
@@ -540,6 +327,7 @@ Datum
 crm_begin_lead_status(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = crm_trigger_data(fcinfo, "begin_lead_status", true, false);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
 
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		(!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
@@ -547,8 +335,9 @@ crm_begin_lead_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errtable(trigdata->tg_relation),
 				 errmsg("crm_internal.begin_lead_status() must be fired BEFORE INSERT or UPDATE FOR EACH STATEMENT")));
-	if (after_trigger_fires(trigdata->tg_relation, TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		open_frame(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? 1 : 0);
+	if (crm_after_trigger_fires(trigdata->tg_relation,
+								is_update ? "record_lead_status_update" : "record_lead_status_insert"))
+		crm_frame_open(&lead_frames, is_update ? CRM_FRAME_UPDATE : CRM_FRAME_INSERT);
 	return PointerGetDatum(NULL);
 }
 

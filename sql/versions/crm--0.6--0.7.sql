@@ -6845,3 +6845,13 @@ COMMENT ON FUNCTION crm_internal.begin_lead_status() IS 'BEFORE INSERT and BEFOR
 CREATE TRIGGER record_lead_status_begin BEFORE INSERT OR UPDATE ON crm.lead
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_lead_status();
 REVOKE ALL ON FUNCTION crm_internal.begin_lead_status() FROM PUBLIC;
+
+-- opportunity history entries in the order the changes were made, also for
+-- a statement run inside another one (src/history_frames.c)
+CREATE FUNCTION crm_internal.begin_opportunity_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_opportunity_change'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_opportunity_change() IS 'BEFORE INSERT, UPDATE or DELETE statement trigger on crm.opportunity: opens the statement''s frame, so that the history entries of a statement run inside it (a function in its RETURNING list that changes the deal again) are written after its own, in the order the changes were made';
+CREATE TRIGGER record_opportunity_change_begin BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_opportunity_change();
+REVOKE ALL ON FUNCTION crm_internal.begin_opportunity_change() FROM PUBLIC;
