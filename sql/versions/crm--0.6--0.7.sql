@@ -6825,7 +6825,7 @@ CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoke
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
 
 --------------------------------------------------------------------------
--- stage renames told from moves by the renaming statement (issue 22, session 37)
+-- history: renames told from moves by the renaming statement, entries of nested statements in order (issue 22, session 37)
 --------------------------------------------------------------------------
 CREATE FUNCTION crm_internal.note_stage_rename() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_note_stage_rename'
