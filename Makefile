@@ -28,6 +28,7 @@ OBJS = \
 	src/transitions.o \
 	src/conversion_guard.o \
 	src/history.o \
+	src/history_frames.o \
 	src/opportunity_history.o \
 	src/stage_cache.o \
 	src/stage_velocity.o \

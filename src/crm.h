@@ -62,6 +62,7 @@
 #include "executor/spi.h"
 #include "utils/errcodes.h"
 #include "utils/elog.h"
+#include "datatype/timestamp.h"
 
 /*
  * SQLSTATEs of the extension's own errors, class ZC ("CRM").  The README's
@@ -316,6 +317,38 @@ typedef struct CrmStage
 extern const CrmStage *crm_stage_lookup(const char *name);
 extern const CrmStage *crm_first_open_stage(void);
 extern bool crm_stage_exists(const char *name);
+
+/* history_frames.c: entries of statements run inside others, kept in order */
+#define CRM_FRAME_INSERT	0
+#define CRM_FRAME_UPDATE	1
+#define CRM_FRAME_DELETE	2
+#define CRM_FRAME_EVENTS	3
+typedef struct CrmFrame CrmFrame;
+typedef struct CrmFrames
+{
+	const char *table;			/* crm.<table>, for messages */
+	List	   *frames;			/* CrmFrame *, outermost first */
+	uint64		events;			/* frames opened and closed so far */
+	bool		registered;
+} CrmFrames;
+typedef struct CrmHeld
+{
+	SubTransactionId subxact;	/* the subtransaction that made the change */
+	Datum	   *values;
+	bool	   *isnull;
+} CrmHeld;
+extern void crm_frame_open(CrmFrames *set, int event);
+extern CrmFrame *crm_frame_close(CrmFrames *set, int event, CrmFrame **enclosing);
+extern void crm_frame_hold(CrmFrame *enclosing, int nvalues, const Oid *types,
+						   const Datum *values, const bool *isnull);
+extern List *crm_frame_release(CrmFrame *f, CrmFrame *enclosing);
+extern bool crm_after_trigger_fires(Relation rel, const char *tgname);
+
+/* stage_rename.c: the cascade of a stage rename told from a move */
+extern bool crm_stage_rename_cascades(int64 deal, const char *old_name, const char *new_name,
+									  bool moved_before);
+extern bool crm_stage_moved(int64 deal, const char *old_name, const char *new_name,
+							TimestampTz entered_before, TimestampTz entered_after);
 
 /* furthest_step.c: a stage as a step of the pipeline (lost stages are exits) */
 typedef struct CrmStageStep

@@ -9,8 +9,17 @@
  *     the rows; a statement of one row takes a single-row INSERT, and a
  *     statement that changed no status runs no query.  Fired FOR EACH ROW
  *     (the trigger of 0.6, before the update script ran) it records that row.
+ * crm_internal.begin_lead_status()  BEFORE INSERT and BEFORE UPDATE FOR EACH
+ *     STATEMENT on crm.lead: opens the statement's frame (below).
  * The change log (crm.change_log) and its append-only guard are change_log.c;
  * crm.opportunity_history is opportunity_history.c.
+ *
+ * The order of the entries.  A lead's entries follow the order its
+ * statuses were taken in (by id; changed_at is the transaction's start),
+ * also when a statement changing leads runs inside another one (a
+ * conversion in the RETURNING list of an UPDATE of the lead): each
+ * statement's frame (history_frames.c) hands the inner statement's entries
+ * to the outer one, which writes them after its own.
  *
  * "By whom" is the role the statement runs as.  The rows are written as the
  * owner of schema crm, so users need no write privilege on the history tables
@@ -108,6 +117,9 @@ record_row_status(TriggerData *trigdata)
 			   from_status == NULL, CStringGetTextDatum(to_status));
 }
 
+/* the frames of the statements on crm.lead (history_frames.c) */
+static CrmFrames lead_frames = {"lead", NIL, 0, false};
+
 /*
  * The labels of the statuses a statement wrote, as text datums: an enum
  * value is its pg_enum row's OID, and a lead has a handful of statuses, so
@@ -190,6 +202,22 @@ close_store(Tuplestorestate *store, TupleTableSlot *slot)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/* append_status_entry -- an entry (statuses as the lead's column has them) */
+static void
+append_status_entry(CrmAppender *history, StatusLabels *labels, Oid history_type,
+					const Datum *entry, const bool *entry_null)
+{
+	Datum		values[4];
+	bool		isnull[4];
+
+	memcpy(isnull, entry_null, sizeof(isnull));
+	values[0] = entry[0];
+	values[1] = isnull[1] ? (Datum) 0 : status_value(labels, history_type, entry[1]);
+	values[2] = isnull[2] ? (Datum) 0 : status_value(labels, history_type, entry[2]);
+	values[3] = entry[3];
+	crm_append_row(history, values, isnull);
+}
+
 /*
  * record_statement_statuses -- an AFTER INSERT (NEW TABLE) or AFTER UPDATE
  * (OLD and NEW TABLE) FOR EACH STATEMENT call: one entry per captured lead
@@ -212,8 +240,12 @@ record_statement_statuses(TriggerData *trigdata)
 	int			optr = 0;
 	int			nptr;
 	StatusLabels labels;
-	CrmAppender *history;
-	Oid			history_type;
+	CrmAppender *history = NULL;
+	Oid			history_type = InvalidOid;
+	CrmFrame   *frame;
+	CrmFrame   *enclosing;
+	List	   *held;
+	ListCell   *lc;
 	Datum		values[4];
 	bool		isnull[4] = {false, true, false, false};
 
@@ -223,15 +255,21 @@ record_statement_statuses(TriggerData *trigdata)
 				 errtable(rel),
 				 errmsg("crm_internal.record_lead_status() fired FOR EACH STATEMENT needs its transition tables"),
 				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE.")));
+	frame = crm_frame_close(&lead_frames, is_update ? CRM_FRAME_UPDATE : CRM_FRAME_INSERT, &enclosing);
+	held = crm_frame_release(frame, enclosing);
 	nrows = tuplestore_tuple_count(news);
-	if (nrows == 0)
+	if (nrows == 0 && held == NIL)
 		return;
 
 	labels.type = TupleDescAttr(tupdesc, status_att - 1)->atttypid;
 	labels.n = -1;
 
-	history = crm_append_begin(&status_history_target);
-	history_type = crm_append_column_type(history, 2);
+	/* inside another statement on crm.lead: the entries go to its frame */
+	if (enclosing == NULL)
+	{
+		history = crm_append_begin(&status_history_target);
+		history_type = crm_append_column_type(history, 2);
+	}
 	values[3] = ObjectIdGetDatum(crm_acting_role());
 	if (olds)
 		o = open_store(olds, tupdesc, &optr);
@@ -255,17 +293,52 @@ record_statement_statuses(TriggerData *trigdata)
 				continue;		/* status unchanged */
 		}
 		values[0] = slot_getattr(n, id_att, &isnull[0]);
-		values[1] = from_null ? (Datum) 0 : status_value(&labels, history_type, from);
+		values[1] = from;
 		isnull[1] = from_null;
-		values[2] = to_null ? (Datum) 0 : status_value(&labels, history_type, to);
+		values[2] = to;
 		isnull[2] = to_null;
-		crm_append_row(history, values, isnull);
+		if (enclosing != NULL)
+		{
+			Oid			types[4] = {INT8OID, labels.type, labels.type, OIDOID};
+
+			crm_frame_hold(enclosing, 4, types, values, isnull);
+			continue;
+		}
+		append_status_entry(history, &labels, history_type, values, isnull);
 	}
 
 	if (o)
 		close_store(olds, o);
 	close_store(news, n);
-	crm_append_end(history);
+	/* the entries of the statements run inside this one, after its own */
+	foreach(lc, held)
+	{
+		CrmHeld    *e = lfirst(lc);
+
+		append_status_entry(history, &labels, history_type, e->values, e->isnull);
+	}
+	if (history != NULL)
+		crm_append_end(history);
+}
+
+/* crm_begin_lead_status -- trigger crm_internal.begin_lead_status() */
+PG_FUNCTION_INFO_V1(crm_begin_lead_status);
+Datum
+crm_begin_lead_status(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "begin_lead_status", true, false);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		(!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
+				 errmsg("crm_internal.begin_lead_status() must be fired BEFORE INSERT or UPDATE FOR EACH STATEMENT")));
+	if (crm_after_trigger_fires(trigdata->tg_relation,
+								is_update ? "record_lead_status_update" : "record_lead_status_insert"))
+		crm_frame_open(&lead_frames, is_update ? CRM_FRAME_UPDATE : CRM_FRAME_INSERT);
+	return PointerGetDatum(NULL);
 }
 
 /* crm_record_lead_status -- trigger crm_internal.record_lead_status() */

@@ -12,6 +12,12 @@
  *     cascade did before 0.7 (the aggregates are emptied too).
  *     Fired FOR EACH ROW (the trigger of 0.6, until ALTER EXTENSION crm
  *     UPDATE replaces it) it records that row's change.
+ * crm_internal.begin_opportunity_change()
+ *     BEFORE INSERT, UPDATE or DELETE FOR EACH STATEMENT on crm.opportunity:
+ *     opens the statement's frame (history_frames.c), so that a statement
+ *     run inside it (a function in its RETURNING list that moves the deal
+ *     on) writes its entries after the outer statement's, which changed the
+ *     deal first: the entries' ids follow the order of the changes.
  *
  * The history is append-only: an entry is never changed.  A deal's state at
  * a moment t is its last entry (by id) with changed_at <= t (changed_at is
@@ -20,9 +26,11 @@
  * the ids is the order of the changes, which the deal's row lock
  * serialises).  crm.pipeline_as_of() reads it so.
  *
- * A rename of the stage cascades to the deal: only the stage changed and
- * the old name is gone from crm.opportunity_stage.  That is no move, and no
- * entry is written: the history keeps the names entries had when recorded.
+ * A rename of the stage cascades to the deal: only the stage changed, and
+ * stage_rename.c tells it from a move (also when one statement passes names
+ * on between stages, or deletes the stage it moves a deal out of).  That is
+ * no move, and no entry is written: the history keeps the names entries had
+ * when recorded.
  *
  * The history outlives its deal: no foreign key, row security on the owner
  * columns (95_row_security.sql).  Entries are written as the owner of schema
@@ -93,6 +101,9 @@ static CrmQuery insert_entry_0_6 = {
 		DATEOID, DATEOID, REGROLEOID}, NULL
 };
 
+/* the frames of the statements on crm.opportunity (history_frames.c) */
+static CrmFrames opportunity_frames = {"opportunity", NIL, 0, false};
+
 static CrmQuery truncate_opportunity_history = {
 	"TRUNCATE crm.opportunity_history", 0, {InvalidOid}, NULL
 };
@@ -158,16 +169,17 @@ entry_wanted(const Tracked *t, TupleDesc tupdesc, int ntracked,
 		return true;
 
 	/*
-	 * Only the stage changed.  A move sets stage_changed_at to this
-	 * transaction's start and a rename keeps it (opportunity_lifecycle.c):
-	 * only when it is unchanged (a rename, or a deal that moved earlier in
-	 * this transaction too; or before 0.7) does the old stage's existence
-	 * decide.
+	 * Only the stage changed: a move, or the cascade of a rename, which
+	 * stage_rename.c tells apart (a move sets stage_changed_at, a rename
+	 * keeps it).  Before 0.7 the old stage's existence decides.
 	 */
-	if (t->entered > 0 &&
-		(oldn[t->entered - 1] != newn[t->entered - 1] ||
-		 (!oldn[t->entered - 1] &&
-		  DatumGetTimestampTz(oldv[t->entered - 1]) != DatumGetTimestampTz(newv[t->entered - 1]))))
+	if (t->entered > 0 && !oldn[t->entered - 1] && !newn[t->entered - 1])
+		return crm_stage_moved(DatumGetInt64(newv[t->id - 1]),
+							   TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1]),
+							   TextDatumGetCString(newv[t->att[TRACKED_STAGE] - 1]),
+							   DatumGetTimestampTz(oldv[t->entered - 1]),
+							   DatumGetTimestampTz(newv[t->entered - 1]));
+	if (t->entered > 0 && oldn[t->entered - 1] != newn[t->entered - 1])
 		return true;
 	return crm_stage_exists(TextDatumGetCString(oldv[t->att[TRACKED_STAGE] - 1]));
 }
@@ -294,7 +306,11 @@ record_statement_changes(TriggerData *trigdata)
 	int			nptr = 0;
 	int64		nrows;
 	Tracked		t;
-	CrmAppender *history;
+	CrmAppender *history = NULL;
+	CrmFrame   *frame;
+	CrmFrame   *enclosing;
+	List	   *held;
+	ListCell   *lc;
 	Datum		values[H_NCOLUMNS + 1];
 	bool		isnull[H_NCOLUMNS + 1];
 
@@ -304,8 +320,12 @@ record_statement_changes(TriggerData *trigdata)
 				 errtable(rel),
 				 errmsg("crm_internal.record_opportunity_change() fired FOR EACH STATEMENT needs its transition tables"),
 				 errhint("REFERENCING NEW TABLE for INSERT, OLD TABLE and NEW TABLE for UPDATE, OLD TABLE for DELETE.")));
+	frame = crm_frame_close(&opportunity_frames,
+							is_insert ? CRM_FRAME_INSERT : is_update ? CRM_FRAME_UPDATE : CRM_FRAME_DELETE,
+							&enclosing);
+	held = crm_frame_release(frame, enclosing);
 	nrows = tuplestore_tuple_count(rows);
-	if (nrows == 0)
+	if (nrows == 0 && held == NIL)
 		return;
 
 	tracked_init(&t, tupdesc, NTRACKED);
@@ -328,7 +348,9 @@ record_statement_changes(TriggerData *trigdata)
 	}
 
 	crm_spi_connect();			/* the stage lookups may read the table */
-	history = crm_append_begin(&history_target);
+	/* inside another statement on crm.opportunity: the entries go to its frame */
+	if (enclosing == NULL)
+		history = crm_append_begin(&history_target);
 	for (;;)
 	{
 		Datum	   *oldv = NULL;
@@ -358,9 +380,16 @@ record_statement_changes(TriggerData *trigdata)
 		if (is_update && !entry_wanted(&t, tupdesc, NTRACKED, oldv, oldn, newv, newn))
 			continue;
 		entry_values(&t, NTRACKED, is_delete, oldv, oldn, newv, newn, values, isnull);
-		crm_append_row(history, values, isnull);
+		if (enclosing != NULL)
+			crm_frame_hold(enclosing, H_NCOLUMNS + 1, history_target.types, values, isnull);
+		else
+			crm_append_row(history, values, isnull);
 	}
-	crm_append_end(history);
+	/* the entries of the statements run inside this one, after its own */
+	foreach(lc, held)
+		crm_append_row(history, ((CrmHeld *) lfirst(lc))->values, ((CrmHeld *) lfirst(lc))->isnull);
+	if (history != NULL)
+		crm_append_end(history);
 
 	/*
 	 * A tuple read back from a store spilled to disk is allocated in the
@@ -400,5 +429,30 @@ crm_record_opportunity_change(PG_FUNCTION_ARGS)
 		record_row_change(trigdata);
 	else
 		record_statement_changes(trigdata);
+	return PointerGetDatum(NULL);
+}
+
+/* crm_begin_opportunity_change -- trigger crm_internal.begin_opportunity_change() */
+PG_FUNCTION_INFO_V1(crm_begin_opportunity_change);
+Datum
+crm_begin_opportunity_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = crm_trigger_data(fcinfo, "begin_opportunity_change", true, false);
+	TriggerEvent event = trigdata->tg_event;
+
+	if (TRIGGER_FIRED_FOR_ROW(event) || TRIGGER_FIRED_BY_TRUNCATE(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errtable(trigdata->tg_relation),
+				 errmsg("crm_internal.begin_opportunity_change() must be fired BEFORE INSERT, UPDATE or DELETE FOR EACH STATEMENT")));
+	if (TRIGGER_FIRED_BY_INSERT(event) &&
+		crm_after_trigger_fires(trigdata->tg_relation, "record_opportunity_change_insert"))
+		crm_frame_open(&opportunity_frames, CRM_FRAME_INSERT);
+	else if (TRIGGER_FIRED_BY_UPDATE(event) &&
+			 crm_after_trigger_fires(trigdata->tg_relation, "record_opportunity_change_update"))
+		crm_frame_open(&opportunity_frames, CRM_FRAME_UPDATE);
+	else if (TRIGGER_FIRED_BY_DELETE(event) &&
+			 crm_after_trigger_fires(trigdata->tg_relation, "record_opportunity_change_delete"))
+		crm_frame_open(&opportunity_frames, CRM_FRAME_DELETE);
 	return PointerGetDatum(NULL);
 }

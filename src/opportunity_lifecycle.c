@@ -237,8 +237,8 @@ stage_step(const CrmStage *stage)
 
 /*
  * furthest_kept -- the furthest stage of a deal that did not move: kept,
- * unless a rename of that stage cascades to it (the old name is gone then,
- * the new one exists).  Returns false when the client's value may stand.
+ * unless a rename of that stage cascades to it (stage_rename.c).  Returns
+ * false when the client's value may stand.
  */
 static bool
 furthest_kept(HeapTuple newtup, TupleDesc tupdesc, const char *old_furthest)
@@ -246,9 +246,19 @@ furthest_kept(HeapTuple newtup, TupleDesc tupdesc, const char *old_furthest)
 	char	   *new_furthest = crm_column_text(newtup, tupdesc, "furthest_stage");
 
 	if (new_furthest != NULL && strcmp(new_furthest, old_furthest) != 0 &&
-		!crm_stage_exists(old_furthest) && crm_stage_exists(new_furthest))
+		crm_stage_rename_cascades(0, old_furthest, new_furthest, false))
 		return false;
 	return true;
+}
+
+/* moved_this_transaction -- did the deal enter its stage in this transaction? */
+static bool
+moved_this_transaction(HeapTuple oldtup, TupleDesc tupdesc)
+{
+	bool		isnull;
+	Datum		entered = heap_getattr(oldtup, crm_attnum(tupdesc, "stage_changed_at"), tupdesc, &isnull);
+
+	return !isnull && DatumGetTimestampTz(entered) == GetCurrentTransactionStartTimestamp();
 }
 
 /* crm_opportunity_lifecycle -- trigger crm_internal.opportunity_lifecycle() */
@@ -292,11 +302,15 @@ crm_opportunity_lifecycle(PG_FUNCTION_ARGS)
 	}
 
 	/*
-	 * Renaming a stage cascades to its opportunities: the old name is gone
-	 * from crm.opportunity_stage then, and the opportunity did not move (its
-	 * furthest stage follows by its own cascade).
+	 * Renaming a stage cascades to its opportunities: the opportunity did
+	 * not move (its furthest stage follows by its own cascade).  Before 0.7
+	 * (no rename notes) the old name being gone tells.
 	 */
-	if (!is_insert && stage_changed && !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage")))
+	if (!is_insert && stage_changed &&
+		(has_furthest
+		 ? crm_stage_rename_cascades(id, crm_column_text(oldtup, tupdesc, "stage"), stage,
+									 moved_this_transaction(oldtup, tupdesc))
+		 : !crm_stage_exists(crm_column_text(oldtup, tupdesc, "stage"))))
 	{
 		stage_changed = false;
 		decide_furthest = old_furthest == NULL;

@@ -172,9 +172,10 @@ crm_first_open_stage(void)
 }
 
 /*
- * crm_stage_exists -- is there a stage of this name?  An opportunity's old
- * stage is missing only while a rename of that stage cascades to it: the
- * opportunity did not move.  The caller is connected to SPI.
+ * crm_stage_exists -- is there a stage of this name?  Before 0.7 (no
+ * rename notes, stage_rename.c) the opportunity triggers take a change from
+ * a stage that is gone for the cascade of its rename.  The caller is
+ * connected to SPI.
  */
 bool
 crm_stage_exists(const char *name)

@@ -5,8 +5,8 @@
  * crm_internal.stage_velocity_fold()
  *     AFTER UPDATE (statement, transition tables velocity_old and
  *     velocity_new) on crm.opportunity: every deal whose stage changed (a
- *     move, not the cascade of a stage rename: the old stage still exists,
- *     the rule of crm.opportunity_history) left its old stage; one passage
+ *     move, not the cascade of a stage rename, told apart by stage_rename.c
+ *     as for crm.opportunity_history) left its old stage; one passage
  *     and the seconds it spent there (new stage_changed_at minus old
  *     stage_changed_at, both transaction times written by the lifecycle
  *     trigger) are added to (old stage, old owner) in this backend's stripe,
@@ -81,32 +81,6 @@ typedef struct VelocityGroup
 	Datum		seconds;		/* (Datum) 0 while all in usec */
 } VelocityGroup;
 
-/* the stages whose existence a statement looked up (a rename's cascade: gone) */
-#define STAGE_CACHE 16
-typedef struct StageCache
-{
-	int			n;
-	char	   *name[STAGE_CACHE];
-	bool		exists[STAGE_CACHE];
-} StageCache;
-
-static bool
-stage_exists_cached(StageCache *cache, const char *name)
-{
-	bool		exists;
-
-	for (int i = 0; i < cache->n; i++)
-		if (strcmp(cache->name[i], name) == 0)
-			return cache->exists[i];
-	exists = crm_stage_exists(name);
-	if (cache->n < STAGE_CACHE)
-	{
-		cache->name[cache->n] = pstrdup(name);
-		cache->exists[cache->n++] = exists;
-	}
-	return exists;
-}
-
 /* add usec microseconds to a group's seconds, exactly */
 static void
 add_usec(VelocityGroup *g, int64 usec)
@@ -154,7 +128,6 @@ fold_passages(TriggerData *trigdata)
 	HTAB	   *groups = crm_group_table("crm stage velocity groups", sizeof(VelocityGroup), 16, cxt);
 	HASH_SEQ_STATUS seq;
 	VelocityGroup *g;
-	StageCache	stages = {0};
 	AggStripeWriter *writer = NULL;
 	int			ptr;
 
@@ -206,12 +179,8 @@ fold_passages(TriggerData *trigdata)
 		if (left_null || row->entered_null)
 			elog(ERROR, "crm: opportunity %lld has no stage_changed_at", (long long) id);
 
-		/*
-		 * A move sets stage_changed_at to this transaction's start, a rename
-		 * keeps it: only a deal that moved earlier in this transaction too
-		 * leaves the question open, and the old stage's existence answers it.
-		 */
-		if (left == row->entered && !stage_exists_cached(&stages, row->stage))
+		/* a move, not the cascade of a rename (stage_rename.c) */
+		if (!crm_stage_moved(id, row->stage, stage, row->entered, left))
 			continue;
 
 		key.len = strlen(row->stage) + 1 + sizeof(Oid);

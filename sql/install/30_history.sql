@@ -107,3 +107,15 @@ CREATE FUNCTION crm_internal.record_change() RETURNS trigger
 COMMENT ON FUNCTION crm_internal.record_change() IS 'AFTER statement trigger, one per event: INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW TABLE), DELETE (OLD TABLE), TRUNCATE: appends one entry per changed row (one for a TRUNCATE) to crm.change_log';
 
 
+
+-- Every INSERT or UPDATE statement on crm.lead opens a frame, which its
+-- AFTER trigger closes: a statement run inside another one (a conversion in
+-- an UPDATE's RETURNING list) hands its entries to the enclosing one, which
+-- writes them after its own, in the order the statuses were taken
+-- (src/history.c).
+CREATE FUNCTION crm_internal.begin_lead_status() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_lead_status'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_lead_status() IS 'BEFORE INSERT and BEFORE UPDATE statement trigger on crm.lead: opens the statement''s frame, so that the status history entries of a statement run inside it (a conversion in an UPDATE''s RETURNING list) are written after its own, in the order the statuses were taken';
+CREATE TRIGGER record_lead_status_begin BEFORE INSERT OR UPDATE ON crm.lead
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_lead_status();

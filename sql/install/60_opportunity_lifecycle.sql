@@ -114,4 +114,14 @@ CREATE TRIGGER record_opportunity_change_delete AFTER DELETE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
 CREATE TRIGGER record_opportunity_change_truncate AFTER TRUNCATE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.record_opportunity_change();
+-- Every statement opens a frame, which its AFTER trigger closes: a statement
+-- run inside another one hands its entries to the enclosing one, which
+-- writes them after its own, in the order the changes were made
+-- (src/history_frames.c).
+CREATE FUNCTION crm_internal.begin_opportunity_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_opportunity_change'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_opportunity_change() IS 'BEFORE INSERT, UPDATE or DELETE statement trigger on crm.opportunity: opens the statement''s frame, so that the history entries of a statement run inside it (a function in its RETURNING list that changes the deal again) are written after its own, in the order the changes were made';
+CREATE TRIGGER record_opportunity_change_begin BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_opportunity_change();
 

@@ -53,3 +53,14 @@ COMMENT ON FUNCTION crm_internal.record_stage_rename() IS 'AFTER UPDATE OF name 
 CREATE TRIGGER record_stage_rename AFTER UPDATE OF name ON crm.opportunity_stage
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION crm_internal.record_stage_rename();
+
+-- The cascade of a rename told from a move (src/stage_rename.c): the
+-- renames of the statement are noted before the foreign keys carry them to
+-- the deals.
+CREATE FUNCTION crm_internal.note_stage_rename() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_note_stage_rename'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.note_stage_rename() IS 'BEFORE UPDATE OF name row trigger on crm.opportunity_stage: notes the rename for the rest of the transaction, so that the opportunity triggers take its cascade to the deals for no move (also when one statement passes names on between stages)';
+CREATE TRIGGER note_stage_rename BEFORE UPDATE OF name ON crm.opportunity_stage
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION crm_internal.note_stage_rename();

@@ -6823,3 +6823,35 @@ CREATE OR REPLACE VIEW crm_internal.account_settled_actual WITH (security_invoke
       LEFT JOIN crm.account AS ac ON ac.id OPERATOR(pg_catalog.=) g.account_id
      GROUP BY g.account_id, ac.owner
     HAVING pg_catalog.sum(g.opportunities) OPERATOR(pg_catalog.<>) 0;
+
+--------------------------------------------------------------------------
+-- history: renames told from moves by the renaming statement, entries of nested statements in order (issue 22, session 37)
+--------------------------------------------------------------------------
+CREATE FUNCTION crm_internal.note_stage_rename() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_note_stage_rename'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.note_stage_rename() IS 'BEFORE UPDATE OF name row trigger on crm.opportunity_stage: notes the rename for the rest of the transaction, so that the opportunity triggers take its cascade to the deals for no move (also when one statement passes names on between stages)';
+CREATE TRIGGER note_stage_rename BEFORE UPDATE OF name ON crm.opportunity_stage
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION crm_internal.note_stage_rename();
+REVOKE ALL ON FUNCTION crm_internal.note_stage_rename() FROM PUBLIC;
+
+-- lead status history entries in the order the statuses were taken, also
+-- for a statement run inside another one (src/history.c)
+CREATE FUNCTION crm_internal.begin_lead_status() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_lead_status'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_lead_status() IS 'BEFORE INSERT and BEFORE UPDATE statement trigger on crm.lead: opens the statement''s frame, so that the status history entries of a statement run inside it (a conversion in an UPDATE''s RETURNING list) are written after its own, in the order the statuses were taken';
+CREATE TRIGGER record_lead_status_begin BEFORE INSERT OR UPDATE ON crm.lead
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_lead_status();
+REVOKE ALL ON FUNCTION crm_internal.begin_lead_status() FROM PUBLIC;
+
+-- opportunity history entries in the order the changes were made, also for
+-- a statement run inside another one (src/history_frames.c)
+CREATE FUNCTION crm_internal.begin_opportunity_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_begin_opportunity_change'
+    LANGUAGE C;
+COMMENT ON FUNCTION crm_internal.begin_opportunity_change() IS 'BEFORE INSERT, UPDATE or DELETE statement trigger on crm.opportunity: opens the statement''s frame, so that the history entries of a statement run inside it (a function in its RETURNING list that changes the deal again) are written after its own, in the order the changes were made';
+CREATE TRIGGER record_opportunity_change_begin BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_opportunity_change();
+REVOKE ALL ON FUNCTION crm_internal.begin_opportunity_change() FROM PUBLIC;
