@@ -346,19 +346,10 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 static void
 agg_target_executor(AggStripeWriter *t)
 {
-	RangeTblEntry *rte;
-
 	if (t->estate != NULL)
 		return;
 	t->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(t->rel);
-	rte->relkind = t->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	crm_init_range_table(t->estate, rte);
-	t->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
+	t->rri = crm_result_relation(t->estate, t->rel);
 }
 
 /* the table's indexes, opened for inserting entries into them */

@@ -293,7 +293,6 @@ static void
 direct_open(CrmAppender *a, CrmAppendLayout *layout)
 {
 	TupleDesc	desc = RelationGetDescr(a->rel);
-	RangeTblEntry *rte;
 	MemoryContext old;
 	int			ndefaults = layout->ndefaults;
 	AttrNumber *default_attnum;
@@ -319,14 +318,7 @@ direct_open(CrmAppender *a, CrmAppendLayout *layout)
 		typmod_expr[c] = copyObject(layout->typmod_expr[c]);
 	layout = NULL;
 
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(a->rel);
-	rte->relkind = a->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	crm_init_range_table(a->estate, rte);
-	a->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(a->rri, a->rel, 1, NULL, 0);
+	a->rri = crm_result_relation(a->estate, a->rel);
 	/* where the row triggers' events find the table */
 	a->estate->es_opened_result_relations = lappend(a->estate->es_opened_result_relations, a->rri);
 	ExecOpenIndices(a->rri, false);
