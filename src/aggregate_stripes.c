@@ -179,6 +179,9 @@ struct AggStripeWriter
 	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
 	Snapshot	snap;			/* registered; NULL until the first lookup */
 	IndexScanDesc scan;			/* on index under snap; NULL until needed */
+	SnapshotData dirty;			/* for dirty_scan */
+	IndexScanDesc dirty_scan;	/* on index under dirty; NULL until needed */
+	bool		remember;		/* hints are remembered (see crm_stripes_many) */
 	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
 	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
@@ -313,6 +316,8 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 	t->heap = t->rel->rd_tableam == GetHeapamTableAmRoutine();
 	t->snap = NULL;
 	t->scan = NULL;
+	t->dirty_scan = NULL;
+	t->remember = true;
 	t->fetch = NULL;
 
 	/* every column is ours (or dropped), so an insert sets them all */
@@ -381,6 +386,8 @@ static void
 agg_target_close(AggStripeWriter *t)
 {
 	agg_target_end_lookups(t);
+	if (t->dirty_scan != NULL)
+		index_endscan(t->dirty_scan);
 	if (t->fetch != NULL)
 		table_index_fetch_end(t->fetch);
 	ExecDropSingleTupleTableSlot(t->next);
@@ -744,27 +751,29 @@ agg_target_held(AggStripeWriter *t)
  * it in the unique check), or one committed since the lookup's snapshot.
  * Only a transaction that wrote this backend's stripes can have made one: a
  * prepared transaction of this session or of an earlier backend with the same
- * id.  A dirty snapshot sees them all.
+ * id.  A dirty snapshot sees them all.  The scan is kept for the next
+ * group (a dirty snapshot is not registered; each fetch reads the state of
+ * the row at that moment).
  */
 static bool
 agg_target_other_row(AggStripeWriter *t)
 {
 	AggStripeCache *cache = t->cache;
-	SnapshotData dirty;
 	ScanKeyData skey[INDEX_MAX_KEYS];
-	IndexScanDesc scan;
 	bool		other;
 
-	InitDirtySnapshot(dirty);
 	if (t->index == NULL)
 		t->index = index_open(cache->pkey, RowExclusiveLock);
 	for (int i = 0; i < cache->nkeys; i++)
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	scan = crm_index_beginscan(t->rel, t->index, &dirty, cache->nkeys);
-	index_rescan(scan, skey, cache->nkeys, NULL, 0);
-	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
-	index_endscan(scan);
+	if (t->dirty_scan == NULL)
+	{
+		InitDirtySnapshot(t->dirty);
+		t->dirty_scan = crm_index_beginscan(t->rel, t->index, &t->dirty, cache->nkeys);
+	}
+	index_rescan(t->dirty_scan, skey, cache->nkeys, NULL, 0);
+	other = index_getnext_slot(t->dirty_scan, ForwardScanDirection, t->found);
 	ExecClearTuple(t->found);
 	return other;
 }
@@ -828,7 +837,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 					break;		/* next stripe */
 				if (t->can_insert)
 				{
-					agg_target_insert(t, spec, group, stripe, n == 0);
+					agg_target_insert(t, spec, group, stripe, n == 0 && t->remember);
 					*written = true;
 				}
 				return stripe;
@@ -866,7 +875,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 					entry->tid = root;
 					entry->buffer = buffer;
 				}
-				else
+				else if (t->remember)
 					agg_hint_remember(cache, &group->key, &root, buffer);
 				ExecClearTuple(t->found);
 				*written = true;
@@ -938,6 +947,18 @@ crm_stripes_open(AggStripeTable *table)
 		return t;
 	pfree(t);
 	return NULL;
+}
+
+/*
+ * The statement changes ngroups groups of the table.  Above the hints'
+ * capacity (AGG_MAX_HINTS), the hint table would be made again and again
+ * while they are written, and would keep only the last ones: no hint is
+ * remembered (those the table has still lead to their rows).
+ */
+void
+crm_stripes_many(AggStripeWriter *t, long ngroups)
+{
+	t->remember = ngroups <= AGG_MAX_HINTS;
 }
 
 /*
