@@ -182,6 +182,7 @@ struct AggStripeWriter
 	SnapshotData dirty;			/* for dirty_scan */
 	IndexScanDesc dirty_scan;	/* on index under dirty; NULL until needed */
 	bool		remember;		/* hints are remembered (see crm_stripes_many) */
+	bool		saw_entry;		/* the last lookup met an index entry of the key */
 	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
 	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
@@ -668,6 +669,7 @@ agg_target_lookup(AggStripeWriter *t, ItemPointer root)
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
 	}
 	index_rescan(t->scan, skey, cache->nkeys, NULL, 0);
+	t->saw_entry = false;
 
 	/*
 	 * index_getnext_slot(), keeping the index entry's TID (the fetch moves
@@ -682,6 +684,7 @@ agg_target_lookup(AggStripeWriter *t, ItemPointer root)
 
 		if (tid == NULL)
 			return false;
+		t->saw_entry = true;
 		*root = *tid;
 		if (!t->heap)
 		{
@@ -751,7 +754,11 @@ agg_target_held(AggStripeWriter *t)
  * it in the unique check), or one committed since the lookup's snapshot.
  * Only a transaction that wrote this backend's stripes can have made one: a
  * prepared transaction of this session or of an earlier backend with the same
- * id.  A dirty snapshot sees them all.  The scan is kept for the next
+ * id.  A dirty snapshot sees them all.  Asked only when the lookup that
+ * did not find the row met an index entry of the key: without one, no
+ * version of the key exists (a version's entry is made before its
+ * transaction can commit or prepare, and nothing else writes this
+ * backend's stripes meanwhile).  The scan is kept for the next
  * group (a dirty snapshot is not registered; each fetch reads the state of
  * the row at that moment).
  */
@@ -833,7 +840,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 			{
 				if (n == 0)
 					agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
-				if (max_prepared_xacts > 0 && agg_target_other_row(t))
+				if (max_prepared_xacts > 0 && t->saw_entry && agg_target_other_row(t))
 					break;		/* next stripe */
 				if (t->can_insert)
 				{
