@@ -4,7 +4,8 @@
 # trigger-less copies -- side by side in one run.
 #
 #   bash bench/bulk_writes.sh          ROWS=100000 ROUNDS=3 BASE=20000
-#   OPS="insert_lead update_lead delete_lead" bash bench/bulk_writes.sh   (a subset)
+#   OPS="insert_lead update_lead delete_lead" bash bench/bulk_writes.sh   (a subset,
+#                                      run in the order below whatever its order)
 #
 # One database with the extension as installed (default settings: the
 # duplicate policy "warn", no scoring or assignment rule) and BASE accounts,
@@ -153,7 +154,11 @@ statement() {
         delete_lead) echo "DELETE FROM $s.lead WHERE name LIKE 'Bulk %';" ;;
     esac
 }
-OPS=${OPS:-"insert_opportunity update_opportunity delete_opportunity insert_lead update_lead delete_lead"}
+ALL_OPS="insert_opportunity update_opportunity delete_opportunity insert_lead update_lead delete_lead"
+OPS=${OPS:-$ALL_OPS}
+# run in the order of ALL_OPS whatever the order given (an UPDATE listed
+# before its INSERT would find no row to change)
+OPS=$(for op in $ALL_OPS; do case " $OPS " in *" $op "*) printf '%s ' "$op" ;; esac; done)
 
 # time_of SQL: milliseconds psql's \timing reports for SQL
 time_of() {

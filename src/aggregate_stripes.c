@@ -179,6 +179,10 @@ struct AggStripeWriter
 	bool		indices_open;	/* ExecOpenIndices done (for inserts, non-HOT updates) */
 	Snapshot	snap;			/* registered; NULL until the first lookup */
 	IndexScanDesc scan;			/* on index under snap; NULL until needed */
+	SnapshotData dirty;			/* for dirty_scan */
+	IndexScanDesc dirty_scan;	/* on index under dirty; NULL until needed */
+	bool		remember;		/* hints are remembered (see crm_stripes_many) */
+	bool		saw_entry;		/* the last lookup met an index entry of the key */
 	bool		heap;			/* a heap table (see agg_target_fetch_heap) */
 	IndexFetchTableData *fetch; /* fetches at hints of other tables; NULL until needed */
 	TupleTableSlot *found;		/* the stripe row */
@@ -313,6 +317,8 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 	t->heap = t->rel->rd_tableam == GetHeapamTableAmRoutine();
 	t->snap = NULL;
 	t->scan = NULL;
+	t->dirty_scan = NULL;
+	t->remember = true;
 	t->fetch = NULL;
 
 	/* every column is ours (or dropped), so an insert sets them all */
@@ -346,19 +352,10 @@ agg_target_open(AggStripeWriter *t, AggStripeTable *spec)
 static void
 agg_target_executor(AggStripeWriter *t)
 {
-	RangeTblEntry *rte;
-
 	if (t->estate != NULL)
 		return;
 	t->estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(t->rel);
-	rte->relkind = t->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	crm_init_range_table(t->estate, rte);
-	t->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(t->rri, t->rel, 1, NULL, 0);
+	t->rri = crm_result_relation(t->estate, t->rel);
 }
 
 /* the table's indexes, opened for inserting entries into them */
@@ -390,6 +387,8 @@ static void
 agg_target_close(AggStripeWriter *t)
 {
 	agg_target_end_lookups(t);
+	if (t->dirty_scan != NULL)
+		index_endscan(t->dirty_scan);
 	if (t->fetch != NULL)
 		table_index_fetch_end(t->fetch);
 	ExecDropSingleTupleTableSlot(t->next);
@@ -670,6 +669,7 @@ agg_target_lookup(AggStripeWriter *t, ItemPointer root)
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
 	}
 	index_rescan(t->scan, skey, cache->nkeys, NULL, 0);
+	t->saw_entry = false;
 
 	/*
 	 * index_getnext_slot(), keeping the index entry's TID (the fetch moves
@@ -684,6 +684,7 @@ agg_target_lookup(AggStripeWriter *t, ItemPointer root)
 
 		if (tid == NULL)
 			return false;
+		t->saw_entry = true;
 		*root = *tid;
 		if (!t->heap)
 		{
@@ -753,27 +754,33 @@ agg_target_held(AggStripeWriter *t)
  * it in the unique check), or one committed since the lookup's snapshot.
  * Only a transaction that wrote this backend's stripes can have made one: a
  * prepared transaction of this session or of an earlier backend with the same
- * id.  A dirty snapshot sees them all.
+ * id.  A dirty snapshot sees them all.  Asked only when the lookup that
+ * did not find the row met an index entry of the key: without one, no
+ * version of the key exists (a version's entry is made before its
+ * transaction can commit or prepare, and nothing else writes this
+ * backend's stripes meanwhile).  The scan is kept for the next
+ * group (a dirty snapshot is not registered; each fetch reads the state of
+ * the row at that moment).
  */
 static bool
 agg_target_other_row(AggStripeWriter *t)
 {
 	AggStripeCache *cache = t->cache;
-	SnapshotData dirty;
 	ScanKeyData skey[INDEX_MAX_KEYS];
-	IndexScanDesc scan;
 	bool		other;
 
-	InitDirtySnapshot(dirty);
 	if (t->index == NULL)
 		t->index = index_open(cache->pkey, RowExclusiveLock);
 	for (int i = 0; i < cache->nkeys; i++)
 		ScanKeyEntryInitializeWithInfo(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 									   cache->collation[i], &cache->eq[i], t->keyval[i]);
-	scan = crm_index_beginscan(t->rel, t->index, &dirty, cache->nkeys);
-	index_rescan(scan, skey, cache->nkeys, NULL, 0);
-	other = index_getnext_slot(scan, ForwardScanDirection, t->found);
-	index_endscan(scan);
+	if (t->dirty_scan == NULL)
+	{
+		InitDirtySnapshot(t->dirty);
+		t->dirty_scan = crm_index_beginscan(t->rel, t->index, &t->dirty, cache->nkeys);
+	}
+	index_rescan(t->dirty_scan, skey, cache->nkeys, NULL, 0);
+	other = index_getnext_slot(t->dirty_scan, ForwardScanDirection, t->found);
 	ExecClearTuple(t->found);
 	return other;
 }
@@ -833,11 +840,11 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 			{
 				if (n == 0)
 					agg_hint_forget(cache->hints_made == made ? entry : agg_hint_find(cache, &group->key));
-				if (max_prepared_xacts > 0 && agg_target_other_row(t))
+				if (max_prepared_xacts > 0 && t->saw_entry && agg_target_other_row(t))
 					break;		/* next stripe */
 				if (t->can_insert)
 				{
-					agg_target_insert(t, spec, group, stripe, n == 0);
+					agg_target_insert(t, spec, group, stripe, n == 0 && t->remember);
 					*written = true;
 				}
 				return stripe;
@@ -875,7 +882,7 @@ agg_target_add(AggStripeWriter *t, AggStripeTable *spec, const AggGroup *group, 
 					entry->tid = root;
 					entry->buffer = buffer;
 				}
-				else
+				else if (t->remember)
 					agg_hint_remember(cache, &group->key, &root, buffer);
 				ExecClearTuple(t->found);
 				*written = true;
@@ -947,6 +954,18 @@ crm_stripes_open(AggStripeTable *table)
 		return t;
 	pfree(t);
 	return NULL;
+}
+
+/*
+ * The statement changes ngroups groups of the table.  Above the hints'
+ * capacity (AGG_MAX_HINTS), the hint table would be made again and again
+ * while they are written, and would keep only the last ones: no hint is
+ * remembered (those the table has still lead to their rows).
+ */
+void
+crm_stripes_many(AggStripeWriter *t, long ngroups)
+{
+	t->remember = ngroups <= AGG_MAX_HINTS;
 }
 
 /*

@@ -58,6 +58,7 @@ typedef struct AggStripeWriter AggStripeWriter;
 
 /* aggregate_stripes.c */
 extern AggStripeWriter *crm_stripes_open(AggStripeTable *table);
+extern void crm_stripes_many(AggStripeWriter *w, long ngroups);
 extern int32 crm_stripes_add(AggStripeWriter *w, const AggGroup *group, bool *written);
 extern void crm_stripes_close(AggStripeWriter *w);
 extern struct HTAB *crm_group_table(const char *name, Size entrysize, long nelem,

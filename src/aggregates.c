@@ -965,6 +965,8 @@ agg_write_groups(AggFold *fold, bool connected)
 		if (!opened)
 		{
 			writer = crm_stripes_open(&spec->target);
+			if (writer != NULL)
+				crm_stripes_many(writer, ngroups - g);
 			opened = true;
 		}
 		if (writer != NULL)

@@ -14,6 +14,17 @@
  * made, the row triggers of the table fired (a foreign key's check, or a
  * DBA's trigger) in a query level of their own.
  *
+ * Rows are written in batches of up to APPEND_BATCH_ROWS, as COPY writes
+ * them: each row's defaults and constraints as it comes, then the batch's
+ * rows stored by one table_multi_insert() (the heap fills a page with one
+ * WAL record and one buffer lock), then each row's index entries made and
+ * its AFTER row triggers queued, in the order of the rows.  Nothing reads
+ * the table between two rows of an appender, and the row triggers fire at
+ * crm_append_end() either way, so a batch is what one row at a time would
+ * have left.  A table with BEFORE row triggers, which see and may change or
+ * skip each row, or with stored generated columns, or a partition, gets one
+ * row at a time.
+ *
  * What it does not do: statement triggers fire only for a statement.  When
  * the table has any INSERT statement trigger (none are installed; a DBA may
  * add one, say, to forward entries), the entries are written by one
@@ -70,6 +81,9 @@
 /* by statement, the rows are written in statements of at most this many */
 #define APPEND_STATEMENT_ROWS	10000
 
+/* directly, the rows are stored in batches of at most this many (COPY's size) */
+#define APPEND_BATCH_ROWS	1000
+
 /* what is kept of a target's table between statements (see above) */
 typedef struct CrmAppendLayout
 {
@@ -106,6 +120,9 @@ struct CrmAppender
 	ExprState **defaults;		/* per attribute: its default, or NULL */
 	ExprState  *typmods[CRM_APPEND_MAX_COLUMNS];	/* per target column, or NULL */
 	ParamListInfo params;		/* the typmod coercions' input: the values */
+	bool		batch;			/* rows stored in batches (see above) */
+	TupleTableSlot *batched[APPEND_BATCH_ROWS]; /* made as needed */
+	int			nbatched;		/* rows in the batch */
 	/* by statement: one array per column */
 	ArrayBuildState *arrays[CRM_APPEND_MAX_COLUMNS];
 };
@@ -293,7 +310,6 @@ static void
 direct_open(CrmAppender *a, CrmAppendLayout *layout)
 {
 	TupleDesc	desc = RelationGetDescr(a->rel);
-	RangeTblEntry *rte;
 	MemoryContext old;
 	int			ndefaults = layout->ndefaults;
 	AttrNumber *default_attnum;
@@ -319,14 +335,7 @@ direct_open(CrmAppender *a, CrmAppendLayout *layout)
 		typmod_expr[c] = copyObject(layout->typmod_expr[c]);
 	layout = NULL;
 
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(a->rel);
-	rte->relkind = a->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	crm_init_range_table(a->estate, rte);
-	a->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(a->rri, a->rel, 1, NULL, 0);
+	a->rri = crm_result_relation(a->estate, a->rel);
 	/* where the row triggers' events find the table */
 	a->estate->es_opened_result_relations = lappend(a->estate->es_opened_result_relations, a->rri);
 	ExecOpenIndices(a->rri, false);
@@ -345,6 +354,10 @@ direct_open(CrmAppender *a, CrmAppendLayout *layout)
 	}
 	GetPerTupleExprContext(a->estate)->ecxt_param_list_info = a->params;
 	MemoryContextSwitchTo(old);
+	a->batch = !(a->rel->trigdesc != NULL && a->rel->trigdesc->trig_insert_before_row) &&
+		!(desc->constr != NULL && desc->constr->has_generated_stored) &&
+		!a->rel->rd_rel->relispartition;
+	a->nbatched = 0;
 	AfterTriggerBeginQuery();
 }
 
@@ -395,6 +408,62 @@ as_owner(CrmAppender *a, Oid *save_user, int *save_sec)
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 }
 
+/*
+ * The batch's rows stored, their index entries made and their AFTER row
+ * triggers queued, as ExecSimpleRelationInsert() does for one row; run as
+ * the owner.  One row is stored alone (a single-row statement's case).
+ */
+static void
+batch_flush(CrmAppender *a)
+{
+	ExprContext *econtext = GetPerTupleExprContext(a->estate);
+	CommandId	cid = GetCurrentCommandId(true);
+	MemoryContext old;
+
+	if (a->nbatched == 0)
+		return;
+	if (a->nbatched == 1)
+		table_tuple_insert(a->rel, a->batched[0], cid, 0, NULL);
+	else
+		table_multi_insert(a->rel, a->batched, a->nbatched, cid, 0, NULL);
+	for (int i = 0; i < a->nbatched; i++)
+	{
+		List	   *recheck = NIL;
+
+		ResetExprContext(econtext);
+		old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+		if (a->rri->ri_NumIndices > 0)
+			recheck = crm_insert_new_index_tuples(a->rri, a->batched[i], a->estate);
+		ExecARInsertTriggers(a->estate, a->rri, a->batched[i], recheck, NULL);
+		MemoryContextSwitchTo(old);
+		ExecClearTuple(a->batched[i]);
+	}
+	a->nbatched = 0;
+}
+
+/* the row in s checked and copied into the batch; the batch stored when full */
+static void
+batch_add(CrmAppender *a, TupleTableSlot *s)
+{
+	MemoryContext old;
+
+	if (a->rel->rd_att->constr)
+	{
+		old = MemoryContextSwitchTo(GetPerTupleExprContext(a->estate)->ecxt_per_tuple_memory);
+		ExecConstraints(a->rri, s, a->estate);
+		MemoryContextSwitchTo(old);
+	}
+	if (a->batched[a->nbatched] == NULL)
+	{
+		old = MemoryContextSwitchTo(a->estate->es_query_cxt);
+		a->batched[a->nbatched] = table_slot_create(a->rel, &a->estate->es_tupleTable);
+		MemoryContextSwitchTo(old);
+	}
+	ExecCopySlot(a->batched[a->nbatched++], s);
+	if (a->nbatched == APPEND_BATCH_ROWS)
+		batch_flush(a);
+}
+
 /* crm_append_row -- one row: values[i] (isnull[i]) for the target's column i */
 void
 crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull)
@@ -441,6 +510,12 @@ crm_append_row(CrmAppender *a, const Datum *values, const bool *isnull)
 			}
 		}
 		ExecStoreVirtualTuple(s);
+		if (a->batch)
+		{
+			batch_add(a, s);
+			SetUserIdAndSecContext(save_user, save_sec);
+			return;
+		}
 		/*
 		 * In the row's memory (reset at the next row): what the insert
 		 * leaves in the current context (a copy of the row for a DBA's
@@ -495,6 +570,7 @@ crm_append_end(CrmAppender *a)
 		int			save_sec;
 
 		as_owner(a, &save_user, &save_sec);
+		batch_flush(a);
 		AfterTriggerEndQuery(a->estate);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ExecCloseIndices(a->rri);

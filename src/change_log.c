@@ -26,7 +26,6 @@
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "executor/tuptable.h"
@@ -36,13 +35,14 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
-#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 
 static CrmQuery insert_change_log = {
 	"INSERT INTO crm.change_log (table_name, row_id, operation, changes, changed_by) "
-	"VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5)",
-	5, {REGCLASSOID, INT8OID, TEXTOID, TEXTOID, REGROLEOID}, NULL
+	"VALUES ($1, $2, $3, $4, $5)",
+	5, {REGCLASSOID, INT8OID, TEXTOID, JSONBOID, REGROLEOID}, NULL
 };
 
 /*
@@ -54,26 +54,46 @@ static CrmQuery insert_change_log = {
  */
 #define CHANGE_LOG_VALUE_MAX	2000
 
-/* append_json_value -- a column's text as a JSON string, or bounded (above) */
+/*
+ * a string as the next key or value of the jsonb being built; the jsonb
+ * points at it until it is made (JsonbValueToJsonb)
+ */
 static void
-append_json_value(StringInfo buf, const char *value)
+push_json_string(JsonbParseState **state, JsonbIteratorToken token, const char *str, size_t len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) str;
+	v.val.string.len = (int) len;
+	(void) pushJsonbValue(state, token, &v);
+}
+
+/*
+ * push_json_value -- a column's text as the next value of the jsonb being
+ * built: a string, or bounded (above); null for NULL.  The values are built
+ * as jsonb directly, as jsonb_in() would parse their JSON text.
+ */
+static void
+push_json_value(JsonbParseState **state, const char *value)
 {
 	size_t		len;
 	int			prefix;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
 	pg_cryptohash_ctx *ctx;
-	char	   *clipped;
+	JsonbValue	v;
 
 	if (value == NULL)
 	{
-		appendStringInfoString(buf, "null");
+		v.type = jbvNull;
+		(void) pushJsonbValue(state, WJB_VALUE, &v);
 		return;
 	}
 	len = strlen(value);
 	if (len <= CHANGE_LOG_VALUE_MAX)
 	{
-		escape_json(buf, value);
+		push_json_string(state, WJB_VALUE, value, len);
 		return;
 	}
 
@@ -88,11 +108,16 @@ append_json_value(StringInfo buf, const char *value)
 
 	/* whole characters only */
 	prefix = pg_mbcliplen(value, (int) Min(len, (size_t) INT_MAX), CHANGE_LOG_VALUE_MAX);
-	clipped = pnstrdup(value, prefix);
-	appendStringInfoString(buf, "{\"truncated\": ");
-	escape_json(buf, clipped);
-	appendStringInfo(buf, ", \"bytes\": %zu, \"sha256\": \"%s\"}", len, hex);
-	pfree(clipped);
+	(void) pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	push_json_string(state, WJB_KEY, "truncated", strlen("truncated"));
+	push_json_string(state, WJB_VALUE, value, prefix);
+	push_json_string(state, WJB_KEY, "bytes", strlen("bytes"));
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric((int64) len);
+	(void) pushJsonbValue(state, WJB_VALUE, &v);
+	push_json_string(state, WJB_KEY, "sha256", strlen("sha256"));
+	push_json_string(state, WJB_VALUE, pstrdup(hex), strlen(hex));	/* kept by reference */
+	(void) pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
 /*
@@ -160,29 +185,27 @@ value_text(LogColumns *cols, int i, Datum value, bool isnull)
 }
 
 /*
- * changes_json -- the changes of one row operation as a JSON object:
+ * changes_json -- the changes of one row operation as a jsonb object:
  * UPDATE: {"col": {"old": ..., "new": ...}} for every changed column (its
  * text form changed) except the updated_at stamp; DELETE: {"col": value} of
  * the removed row; INSERT: {}.  Returns NULL for an UPDATE that changed
  * nothing.  old/new are the deformed rows (tts_values/tts_isnull).
  */
-static char *
+static Jsonb *
 changes_json(LogColumns *cols, TriggerEvent event,
 			 Datum *oldv, bool *oldn, Datum *newv, bool *newn)
 {
 	TupleDesc	tupdesc = cols->tupdesc;
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(event);
 	bool		is_delete = TRIGGER_FIRED_BY_DELETE(event);
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
 	int			nchanges = 0;
 
-	if (!is_update && !is_delete)
-		return pstrdup("{}");
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (int i = 0; i < tupdesc->natts; i++)
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < tupdesc->natts && (is_update || is_delete); i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *name = NameStr(att->attname);
 		char	   *oldtext;
 
 		if (!cols->shown[i])
@@ -203,29 +226,36 @@ changes_json(LogColumns *cols, TriggerEvent event,
 			newtext = value_text(cols, i, newv[i], newn[i]);
 			if (oldtext != NULL && newtext != NULL && strcmp(oldtext, newtext) == 0)
 				continue;
-			if (nchanges++ > 0)
-				appendStringInfoString(&buf, ", ");
-			escape_json(&buf, NameStr(att->attname));
-			appendStringInfoString(&buf, ": {\"old\": ");
-			append_json_value(&buf, oldtext);
-			appendStringInfoString(&buf, ", \"new\": ");
-			append_json_value(&buf, newtext);
-			appendStringInfoChar(&buf, '}');
+			nchanges++;
+			push_json_string(&state, WJB_KEY, name, strlen(name));
+			(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+			push_json_string(&state, WJB_KEY, "old", strlen("old"));
+			push_json_value(&state, oldtext);
+			push_json_string(&state, WJB_KEY, "new", strlen("new"));
+			push_json_value(&state, newtext);
+			(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 		}
 		else if (!oldn[i])
 		{
 			oldtext = value_text(cols, i, oldv[i], false);
-			if (nchanges++ > 0)
-				appendStringInfoString(&buf, ", ");
-			escape_json(&buf, NameStr(att->attname));
-			appendStringInfoString(&buf, ": ");
-			append_json_value(&buf, oldtext);
+			nchanges++;
+			push_json_string(&state, WJB_KEY, name, strlen(name));
+			push_json_value(&state, oldtext);
 		}
 	}
-	appendStringInfoChar(&buf, '}');
 	if (is_update && nchanges == 0)
 		return NULL;
-	return buf.data;
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/* the empty object a TRUNCATE's entry shows */
+static Jsonb *
+empty_json(void)
+{
+	JsonbParseState *state = NULL;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 static const char *
@@ -239,7 +269,7 @@ operation_name(TriggerEvent event)
 /* log_one -- one crm.change_log row (row id NULL for none) */
 static void
 log_one(Relation rel, const char *operation, Datum row_id, bool row_id_null,
-		const char *changes)
+		Jsonb *changes)
 {
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -248,7 +278,7 @@ log_one(Relation rel, const char *operation, Datum row_id, bool row_id_null,
 	values[1] = row_id;
 	nulls[1] = row_id_null ? 'n' : ' ';
 	values[2] = CStringGetTextDatum(operation);
-	values[3] = CStringGetTextDatum(changes);
+	values[3] = JsonbPGetDatum(changes);
 	values[4] = ObjectIdGetDatum(crm_acting_role());
 
 	crm_spi_connect();
@@ -277,7 +307,7 @@ record_row_change(TriggerData *trigdata)
 	bool	   *oldn = palloc(sizeof(bool) * tupdesc->natts);
 	Datum	   *newv = palloc(sizeof(Datum) * tupdesc->natts);
 	bool	   *newn = palloc(sizeof(bool) * tupdesc->natts);
-	char	   *changes;
+	Jsonb	   *changes;
 	Datum		row_id = (Datum) 0;
 	bool		row_id_null = true;
 
@@ -367,7 +397,7 @@ record_statement_changes(TriggerData *trigdata)
 	for (;;)
 	{
 		TupleTableSlot *idslot;
-		char	   *changes;
+		Jsonb	   *changes;
 		Datum		row_id = (Datum) 0;
 		bool		row_id_null = true;
 
@@ -403,7 +433,7 @@ record_statement_changes(TriggerData *trigdata)
 				row_id = slot_getattr(idslot, cols.id_attnum, &row_id_null);
 			values[1] = row_id;
 			isnull[1] = row_id_null;
-			values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(changes));
+			values[3] = JsonbPGetDatum(changes);
 			crm_append_row(log, values, isnull);
 		}
 		MemoryContextSwitchTo(old);
@@ -435,7 +465,7 @@ crm_record_change(PG_FUNCTION_ARGS)
 	TriggerEvent event = trigdata->tg_event;
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
-		log_one(trigdata->tg_relation, "TRUNCATE", (Datum) 0, true, "{}");
+		log_one(trigdata->tg_relation, "TRUNCATE", (Datum) 0, true, empty_json());
 	else if (TRIGGER_FIRED_FOR_ROW(event))
 		record_row_change(trigdata);
 	else

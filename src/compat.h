@@ -30,11 +30,16 @@
  *   crm_index_beginscan(heap, index, snapshot, nkeys)
  *                           index_beginscan without ORDER BY keys
  *                           (18: an argument for instrumentation)
- *   crm_init_range_table(estate, rte)
- *                           ExecInitRangeTable for the one relation the
- *                           extension opened itself
+ *   crm_result_relation(estate, rel)
+ *                           the executor state's range table of the one
+ *                           relation the extension opened itself (with
+ *                           RowExclusiveLock), and its ResultRelInfo, for
+ *                           inserting and updating rows below SQL
  *                           (16: its RTEPermissionInfo; 18: the unpruned
  *                           relations)
+ *   crm_insert_new_index_tuples(rri, slot, estate)
+ *                           ExecInsertIndexTuples for an inserted row
+ *                           (16: a last argument, onlySummarizing)
  */
 #ifndef CRM_COMPAT_H
 #define CRM_COMPAT_H
@@ -47,6 +52,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -95,6 +101,12 @@ crm_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate
 								 u == TU_Summarizing);
 }
 
+static inline List *
+crm_insert_new_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
+{
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL, false);
+}
+
 static inline bool
 crm_rel_ownercheck(Oid relid, Oid roleid)
 {
@@ -124,6 +136,12 @@ crm_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate
 	return ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL);
 }
 
+static inline List *
+crm_insert_new_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
+{
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+}
+
 static inline bool
 crm_rel_ownercheck(Oid relid, Oid roleid)
 {
@@ -151,22 +169,34 @@ crm_index_beginscan(Relation heap, Relation index, Snapshot snapshot, int nkeys)
 #endif
 }
 
-static inline void
-crm_init_range_table(EState *estate, RangeTblEntry *rte)
+static inline ResultRelInfo *
+crm_result_relation(EState *estate, Relation rel)
 {
-#if PG_VERSION_NUM >= 160000
-	List	   *perminfos = NIL;
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	ResultRelInfo *rri;
 
-	/* no permissions required: nothing checks them (no InitPlan) */
-	addRTEPermissionInfo(&perminfos, rte);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	{
+#if PG_VERSION_NUM >= 160000
+		List	   *perminfos = NIL;
+
+		/* no permissions required: nothing checks them (no InitPlan) */
+		addRTEPermissionInfo(&perminfos, rte);
 #if PG_VERSION_NUM >= 180000
-	ExecInitRangeTable(estate, list_make1(rte), perminfos, bms_make_singleton(1));
+		ExecInitRangeTable(estate, list_make1(rte), perminfos, bms_make_singleton(1));
 #else
-	ExecInitRangeTable(estate, list_make1(rte), perminfos);
+		ExecInitRangeTable(estate, list_make1(rte), perminfos);
 #endif
 #else
-	ExecInitRangeTable(estate, list_make1(rte));
+		ExecInitRangeTable(estate, list_make1(rte));
 #endif
+	}
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	return rri;
 }
 
 #endif							/* CRM_COMPAT_H */
