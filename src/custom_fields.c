@@ -38,6 +38,7 @@
 #include "crm.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -46,6 +47,7 @@
 #include "mb/pg_wchar.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -596,6 +598,77 @@ carry_queries(int i)
 }
 
 /*
+ * What the registry says the carry of target i can do, or false when it
+ * cannot tell: *copies, a field of the lead and one of the target share a
+ * name and a type (else carry_query[i] finds nothing to copy); *requires,
+ * the target has a required field (else required_missing_query[i] finds
+ * none).  From the backend's copies of the registry (registry_of), which
+ * are those of the registry the statements read: the conversion holds ROW
+ * EXCLUSIVE on crm.lead and on the target's table (its own writes took it;
+ * taken here again, which is then a no-op), so no change of their fields
+ * commits before it does, and each change committed before was delivered
+ * when the lock was taken.  In READ COMMITTED only: each statement there
+ * takes a snapshot after the lock, while a REPEATABLE READ transaction's
+ * snapshot may predate a change of the registry its copy has.
+ */
+static bool
+carry_registry(int i, bool *copies, bool *requires)
+{
+	int			lead = custom_object_index("lead");
+	int			target = custom_object_index(carry_targets[i]);
+	CustomField *lf;
+	CustomField *tf;
+	int			nl;
+	int			nt;
+
+	if (IsolationUsesXactSnapshot())
+		return false;
+	LockRelationOid(crm_relation_oid("lead"), RowExclusiveLock);
+	LockRelationOid(crm_relation_oid(carry_targets[i]), RowExclusiveLock);
+	/* both copies current (an invalidation that came while one was read: again) */
+	do
+	{
+		lf = registry_of(lead, &nl);
+		tf = registry_of(target, &nt);
+	} while (registry_stale || !registry_valid[lead]);
+	*copies = *requires = false;
+	for (int t = 0; t < nt; t++)
+	{
+		*requires = *requires || tf[t].required;
+		for (int l = 0; l < nl && !*copies; l++)
+			*copies = strcmp(lf[l].name, tf[t].name) == 0 && strcmp(lf[l].type, tf[t].type) == 0;
+	}
+	return true;
+}
+
+/*
+ * may_skip_caller_carry -- could the caller run carry_query[i] without a
+ * permission error?  (Run for a record the conversion did not make, with
+ * the caller's rights; a statement that copies nothing still checks the
+ * caller's privileges on what it reads and writes.)
+ */
+static bool
+may_skip_caller_carry(int i)
+{
+	Oid			caller = GetUserId();
+	Oid			lead = crm_relation_oid("lead");
+	Oid			target = crm_relation_oid(carry_targets[i]);
+	Oid			registry = crm_relation_oid("custom_field");
+	static const char *const registry_columns[] = {"object", "name", "type", "options"};
+
+	if (pg_attribute_aclcheck(target, get_attnum(target, "attributes"), caller, ACL_SELECT | ACL_UPDATE) != ACLCHECK_OK ||
+		pg_attribute_aclcheck(target, get_attnum(target, "id"), caller, ACL_SELECT) != ACLCHECK_OK ||
+		pg_attribute_aclcheck(lead, get_attnum(lead, "attributes"), caller, ACL_SELECT) != ACLCHECK_OK ||
+		pg_attribute_aclcheck(lead, get_attnum(lead, "id"), caller, ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	for (int c = 0; c < (int) lengthof(registry_columns); c++)
+		if (pg_attribute_aclcheck(registry, get_attnum(registry, registry_columns[c]), caller,
+								  ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/*
  * crm_carry_lead_attributes -- at the end of a conversion: copy the lead's
  * values, then check the records' required fields (those the conversion made
  * were inserted without that check).  The records the conversion made
@@ -618,14 +691,21 @@ crm_carry_lead_attributes(int64 lead_id, int64 account_id, int64 contact_id,
 	{
 		Datum		values[2] = {Int64GetDatum(lead_id), Int64GetDatum(ids[i])};
 		char		nulls[2] = {' ', ' '};
+		bool		copies = true;
+		bool		requires = true;
 
 		if (ids[i] <= 0)
 			continue;
 		carry_queries(i);
-		if (made[i])
+		/* statements the registry says find nothing are not run */
+		if (!carry_registry(i, &copies, &requires))
+			copies = requires = true;
+		if (made[i] && copies)
 			crm_query_run_as_owner(&carry_query[i], values, nulls, 0);
-		else
+		else if (!made[i] && (copies || !may_skip_caller_carry(i)))
 			crm_query_run(&carry_query[i], values, nulls, 0);
+		if (!requires)
+			continue;
 		values[0] = Int64GetDatum(ids[i]);
 		crm_query_run_as_owner(&required_missing_query[i], values, nulls, 1);
 		if (SPI_processed > 0)

@@ -74,7 +74,7 @@ static CrmQuery read_policy = {
 /* the queries of a kind (lead, account, contact) and event (insert, update) */
 static CrmQuery lock_keys[3][2];
 static CrmQuery check_keys[3][2];
-static CrmQuery queue_pairs[3][2];
+static CrmQuery search_pairs[3][2];
 
 static const CrmLockKind lock_kinds[4] = {CRM_LOCK_COMPANY, CRM_LOCK_DOMAIN, CRM_LOCK_EMAIL, CRM_LOCK_PHONE};
 
@@ -106,51 +106,123 @@ build_queries(CrmRecordKind kind, int event)
 	check_keys[kind][event].argtypes[1] = BOOLOID;
 	check_keys[kind][event].argtypes[2] = INT8OID;
 	/*
-	 * A pair is queued only with its stored record locked FOR KEY SHARE (as
-	 * a foreign key would): a merge or DELETE of that record running now
-	 * either waits for this statement (and its forgetting then sees the
-	 * pair) or has deleted it (READ COMMITTED: the pair is skipped;
-	 * REPEATABLE READ: 40001), so no open pair names a deleted record.
-	 */
-	queue_pairs[kind][event].sql =
-		psprintf("%s,"
-				 " mc AS (SELECT r.probe, r.kind, r.id, r.owner, r.rule, r.score"
-				 "        FROM (SELECT m.*, pg_catalog.row_number() OVER (PARTITION BY m.probe"
-				 "                ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.score DESC, m.kind, m.id) AS rn"
-				 "                FROM m) AS r"
-				 "       WHERE r.rule OPERATOR(pg_catalog.<>) 'similar_name' OR r.rn OPERATOR(pg_catalog.<=) " CppAsString2(MAX_SIMILAR) "),"
-				 " kl AS (SELECT x.id FROM crm.lead AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'lead')) FOR KEY SHARE OF x),"
-				 " ka AS (SELECT x.id FROM crm.account AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'account')) FOR KEY SHARE OF x),"
-				 " kc AS (SELECT x.id FROM crm.contact AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
-				 "        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'contact')) FOR KEY SHARE OF x),"
-				 " q AS (INSERT INTO crm.duplicate_candidate (kind, id, duplicate_kind, duplicate_of, rule, score)"
-				 " SELECT '%s', m.probe, m.kind, m.id, m.rule, m.score FROM mc AS m"
-				 "  WHERE CASE m.kind WHEN 'lead' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kl.id FROM kl))"
-				 "                    WHEN 'account' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ka.id FROM ka))"
-				 "                    ELSE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kc.id FROM kc)) END"
-				 " ON CONFLICT (kind, id, duplicate_kind, duplicate_of) DO NOTHING"
-				 " RETURNING id, duplicate_kind, duplicate_of)"
-				 " SELECT m.probe, m.kind, m.id, m.owner::pg_catalog.text, m.rule,"
-				 "        EXISTS (SELECT 1 FROM q WHERE q.id OPERATOR(pg_catalog.=) m.probe"
-				 "                   AND q.duplicate_kind OPERATOR(pg_catalog.=) m.kind"
-				 "                   AND q.duplicate_of OPERATOR(pg_catalog.=) m.id) AS queued"
-				 " FROM mc AS m ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.probe, m.score DESC, m.kind, m.id",
-				 match, crm_record_kind_name(kind));
-	/*
 	 * Generic plans: a custom plan per statement would plan the whole
 	 * search again each time (its gates $1 and $2 are one-time filters in
 	 * the generic plan, which costs no more to run).
 	 */
 	crm_query_prefer_generic(&lock_keys[kind][event]);
 	crm_query_prefer_generic(&check_keys[kind][event]);
-	crm_query_prefer_generic(&queue_pairs[kind][event]);
-	queue_pairs[kind][event].nargs = 3;
-	queue_pairs[kind][event].argtypes[0] = BOOLOID;
-	queue_pairs[kind][event].argtypes[1] = BOOLOID;
-	queue_pairs[kind][event].argtypes[2] = INT8OID;
+
+	/*
+	 * The pairs to queue: the key-rule pairs and at most MAX_SIMILAR
+	 * similar-name pairs per written row, key rules first (the pair to
+	 * refuse under block is the first row).
+	 */
+	search_pairs[kind][event].sql =
+		psprintf("%s,"
+				 " mc AS (SELECT r.probe, r.kind, r.id, r.owner, r.rule, r.score"
+				 "        FROM (SELECT m.*, pg_catalog.row_number() OVER (PARTITION BY m.probe"
+				 "                ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.score DESC, m.kind, m.id) AS rn"
+				 "                FROM m) AS r"
+				 "       WHERE r.rule OPERATOR(pg_catalog.<>) 'similar_name' OR r.rn OPERATOR(pg_catalog.<=) " CppAsString2(MAX_SIMILAR) ")"
+				 " SELECT m.probe, m.kind, m.id, m.owner::pg_catalog.text, m.rule, m.score"
+				 " FROM mc AS m ORDER BY m.rule OPERATOR(pg_catalog.=) 'similar_name', m.probe, m.score DESC, m.kind, m.id",
+				 match);
+	search_pairs[kind][event].nargs = 3;
+	search_pairs[kind][event].argtypes[0] = BOOLOID;
+	search_pairs[kind][event].argtypes[1] = BOOLOID;
+	search_pairs[kind][event].argtypes[2] = INT8OID;
+	crm_query_prefer_generic(&search_pairs[kind][event]);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * queue_pairs[kind]: the pairs found ($1 probes, $2 kinds, $3 ids, $4
+ * rules, $5 scores, in the search's order) go into crm.duplicate_candidate;
+ * returns for each, in that order, whether it was queued now.  A pair is
+ * queued only with its stored record locked FOR KEY SHARE (as a foreign key
+ * would): a merge or DELETE of that record running now either waits for
+ * this statement (and its forgetting then sees the pair) or has deleted it
+ * (READ COMMITTED: the pair is skipped; REPEATABLE READ: 40001), so no open
+ * pair names a deleted record.  A statement of its own, run only when the
+ * search found pairs: most writes find none.
+ */
+static CrmQuery queue_pairs[3];
+
+static CrmQuery *
+queue_query(CrmRecordKind kind)
+{
+	CrmQuery   *q = &queue_pairs[kind];
+
+	if (q->sql != NULL)
+		return q;
+	q->nargs = 5;
+	q->argtypes[0] = INT8ARRAYOID;
+	q->argtypes[1] = TEXTARRAYOID;
+	q->argtypes[2] = INT8ARRAYOID;
+	q->argtypes[3] = TEXTARRAYOID;
+	q->argtypes[4] = FLOAT4ARRAYOID;
+	crm_query_prefer_generic(q);
+	q->sql = MemoryContextStrdup(TopMemoryContext, psprintf(
+		"WITH mc AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"             pg_catalog.unnest($4), pg_catalog.unnest($5)) WITH ORDINALITY AS m(probe, kind, id, rule, score, n)),"
+		" kl AS (SELECT x.id FROM crm.lead AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+		"        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'lead')) FOR KEY SHARE OF x),"
+		" ka AS (SELECT x.id FROM crm.account AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+		"        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'account')) FOR KEY SHARE OF x),"
+		" kc AS (SELECT x.id FROM crm.contact AS x WHERE x.id OPERATOR(pg_catalog.=) ANY"
+		"        (ARRAY(SELECT m.id FROM mc AS m WHERE m.kind OPERATOR(pg_catalog.=) 'contact')) FOR KEY SHARE OF x),"
+		" q AS (INSERT INTO crm.duplicate_candidate (kind, id, duplicate_kind, duplicate_of, rule, score)"
+		" SELECT '%s', m.probe, m.kind, m.id, m.rule, m.score FROM mc AS m"
+		"  WHERE CASE m.kind WHEN 'lead' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kl.id FROM kl))"
+		"                    WHEN 'account' THEN m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ka.id FROM ka))"
+		"                    ELSE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT kc.id FROM kc)) END"
+		" ON CONFLICT (kind, id, duplicate_kind, duplicate_of) DO NOTHING"
+		" RETURNING id, duplicate_kind, duplicate_of)"
+		" SELECT EXISTS (SELECT 1 FROM q WHERE q.id OPERATOR(pg_catalog.=) m.probe"
+		"                   AND q.duplicate_kind OPERATOR(pg_catalog.=) m.kind"
+		"                   AND q.duplicate_of OPERATOR(pg_catalog.=) m.id) AS queued"
+		" FROM mc AS m ORDER BY m.n",
+		crm_record_kind_name(kind)));
+	return q;
+}
+
+/*
+ * queue_found -- queue the pairs of the search result found (nfound rows:
+ * probe, kind, id, owner, rule, score); queued[i] says whether row i was
+ */
+static void
+queue_found(CrmRecordKind kind, SPITupleTable *found, uint64 nfound, bool *queued)
+{
+	Datum	   *cols[5];
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	static const int from[5] = {1, 2, 3, 5, 6};
+	static const Oid types[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, FLOAT4OID};
+
+	for (int c = 0; c < 5; c++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		cols[c] = palloc(sizeof(Datum) * nfound);
+		for (uint64 r = 0; r < nfound; r++)
+		{
+			bool		isnull;
+
+			cols[c][r] = SPI_getbinval(found->vals[r], found->tupdesc, from[c], &isnull);
+		}
+		get_typlenbyvalalign(types[c], &typlen, &typbyval, &typalign);
+		values[c] = PointerGetDatum(construct_array(cols[c], (int) nfound, types[c], typlen, typbyval, typalign));
+	}
+	crm_query_run_as_owner(queue_query(kind), values, nulls, 0);
+	for (uint64 r = 0; r < nfound; r++)
+	{
+		bool		isnull;
+
+		queued[r] = r < SPI_processed && DatumGetBool(crm_result_datum((int) r, 1, &isnull));
+	}
 }
 
 static Policy
@@ -308,9 +380,9 @@ refuse(Relation rel, const char *kind)
 					 kind)));
 }
 
-/* warn_queued -- one WARNING for the pairs of the last SPI result just queued */
+/* warn_queued -- one WARNING for the pairs of the last SPI result queued (queued[i]) */
 static void
-warn_queued(Relation rel, const char *kind)
+warn_queued(Relation rel, const char *kind, const bool *queued)
 {
 	StringInfoData detail;
 	uint64		n = 0;
@@ -325,7 +397,7 @@ warn_queued(Relation rel, const char *kind)
 	{
 		bool		isnull;
 
-		if (!DatumGetBool(crm_result_datum(i, 6, &isnull)))
+		if (!queued[i])
 			continue;
 		if (n++ >= 3)
 			continue;
@@ -368,6 +440,8 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 	int64		converting = 0;
 	bool		is_conversion;
 	int			jit_level;
+	SPITupleTable *found;
+	uint64		nfound;
 
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || trigdata->tg_newtable == NULL ||
 		(event == 1 && trigdata->tg_oldtable == NULL) ||
@@ -389,14 +463,15 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 	}
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "crm: SPI_register_trigger_data failed");
-	if (lock_keys[kind][event].sql == NULL)
+	if (search_pairs[kind][event].sql == NULL)
 		build_queries(kind, event);
 
 	/*
-	 * One search for every rule.  Under block, a pair by a key rule (they
-	 * sort first) refuses the statement, and the pairs queued with it go
-	 * with the error; the keys are locked first, and in REPEATABLE READ a
-	 * search that finds no key pair is repeated under a fresh snapshot.
+	 * One search for every rule; the pairs it finds are then queued (a
+	 * second statement, run only when there are any).  Under block, a pair
+	 * by a key rule (they sort first) refuses the statement before anything
+	 * is queued; the keys are locked first, and in REPEATABLE READ a search
+	 * that finds no key pair is repeated under a fresh snapshot.
 	 */
 	jit_level = crm_duplicates_no_jit();
 	if (policy == POLICY_BLOCK)
@@ -406,28 +481,33 @@ crm_duplicate_check(PG_FUNCTION_ARGS)
 	/* the account and contact a conversion makes are not its lead's duplicates */
 	is_conversion = crm_permit_row(CRM_PERMIT_CONVERTING, &converting);
 	crm_param_int64(values, nulls, 2, converting, !is_conversion);
-	crm_query_run_as_owner(&queue_pairs[kind][event], values, nulls, 0);
+	crm_query_run_as_owner(&search_pairs[kind][event], values, nulls, 0);
+	found = SPI_tuptable;
+	nfound = SPI_processed;
 	if (policy == POLICY_BLOCK)
 	{
-		char	   *rule = SPI_processed > 0 ? crm_result_text(0, 5) : NULL;
+		char	   *rule = nfound > 0 ? crm_result_text(0, 5) : NULL;
 
 		if (rule != NULL && strcmp(rule, "similar_name") != 0)
 			refuse(trigdata->tg_relation, relname);
 		if (IsolationUsesXactSnapshot())
 		{
-			SPITupleTable *found = SPI_tuptable;
-			uint64		nfound = SPI_processed;
-
 			values[0] = BoolGetDatum(false);
 			if (crm_query_finds_newer_rows(&check_keys[kind][event], values, nulls))
 				crm_serialization_failure(psprintf("crm.%s", relname),
 										  "A matching record was written by a transaction that committed after this one started.");
-			SPI_tuptable = found;
-			SPI_processed = nfound;
 		}
 	}
+	if (nfound > 0)
+	{
+		bool	   *queued = palloc(sizeof(bool) * nfound);
+
+		queue_found(kind, found, nfound, queued);
+		SPI_tuptable = found;
+		SPI_processed = nfound;
+		warn_queued(trigdata->tg_relation, relname, queued);
+	}
 	AtEOXact_GUC(true, jit_level);
-	warn_queued(trigdata->tg_relation, relname);
 	crm_spi_finish();
 	return PointerGetDatum(NULL);
 }

@@ -107,24 +107,46 @@ crm_rule_words(const char *rule)
 #define NOT_LEADS_CONTACT " AND x.id IS DISTINCT FROM p.cid"
 #define NOT_LEADS_ACCOUNT " AND x.id IS DISTINCT FROM p.aid"
 #define NOT_CONVERTED_INTO " AND (p.id IS NULL OR x.contact_id IS DISTINCT FROM p.id) AND x.id IS DISTINCT FROM $3"
-#define SIMILAR(x) "%1$s.similarity(crm.name_key(" x "), crm.name_key(p.nk))"
+/*
+ * Similar names: the probe's name key is folded once per probe (pn.pk) and
+ * each candidate's similarity computed once (s.sim, kept from being
+ * inlined by OFFSET 0), for the test and the score alike: folding and
+ * trigrams are the costly part of the search.
+ */
+#define PROBE_NAME_KEY " CROSS JOIN LATERAL (SELECT crm.name_key(p.nk) AS pk OFFSET 0) AS pn"
+#define SIMILAR(x) "%1$s.similarity(crm.name_key(" x "), pn.pk)"
 #define NAME_BRANCH(kind, join, x) \
 	"SELECT p.id AS probe, '" kind "'::pg_catalog.text AS kind, x.id, x.owner," \
-	" 'similar_name'::pg_catalog.text AS rule, " SIMILAR(x) "::pg_catalog.float4 AS score" \
-	" FROM p JOIN " join " WHERE $1 AND " SIMILAR(x) " OPERATOR(pg_catalog.>=) " NAME_SIMILARITY
+	" 'similar_name'::pg_catalog.text AS rule, s.sim::pg_catalog.float4 AS score" \
+	" FROM p" PROBE_NAME_KEY " JOIN " join \
+	" CROSS JOIN LATERAL (SELECT " SIMILAR(x) " AS sim OFFSET 0) AS s" \
+	" WHERE $1 AND s.sim OPERATOR(pg_catalog.>=) " NAME_SIMILARITY
+
+/*
+ * The phone rule looks each probe's key up in the table's phone-key index
+ * (a lateral subquery of its own, OFFSET 0): a join may instead read the
+ * whole partial index and compute the key of every row when its
+ * statistics say it is nearly empty (as after a bulk load of records
+ * without phones), and a generic plan keeps that choice.
+ */
+#define PHONE_BRANCH(kind, table, columns) \
+	"SELECT p.id AS probe, '" kind "'::pg_catalog.text AS kind, x.id, x.owner," \
+	" 'phone'::pg_catalog.text AS rule, 0.85::pg_catalog.float4 AS score" \
+	" FROM p CROSS JOIN LATERAL (SELECT " columns " FROM crm." table " AS x" \
+	"  WHERE crm.phone_key(x.phone) OPERATOR(pg_catalog.=) p.ph AND x.phone IS NOT NULL OFFSET 0) AS x WHERE $2"
 
 #define LEAD_EMAIL KEY_BRANCH("lead", "crm.lead AS x ON pg_catalog.lower(x.email) OPERATOR(pg_catalog.=) p.em AND x.email IS NOT NULL", "email", "1")
-#define LEAD_PHONE KEY_BRANCH("lead", "crm.lead AS x ON crm.phone_key(x.phone) OPERATOR(pg_catalog.=) p.ph AND x.phone IS NOT NULL", "phone", "0.85")
+#define LEAD_PHONE PHONE_BRANCH("lead", "lead", "x.id, x.owner, x.contact_id")
 #define LEAD_NAME NAME_BRANCH("lead", "crm.lead AS x ON crm.company_match_key(pg_catalog.\"left\"(x.company, 256)) OPERATOR(pg_catalog.=) p.nck" \
 	" AND x.company IS NOT NULL", "x.name")
 #define CONTACT_EMAIL KEY_BRANCH("contact", "crm.contact AS x ON pg_catalog.lower(x.email) OPERATOR(pg_catalog.=) p.em AND x.email IS NOT NULL", "email", "1")
-#define CONTACT_PHONE KEY_BRANCH("contact", "crm.contact AS x ON crm.phone_key(x.phone) OPERATOR(pg_catalog.=) p.ph AND x.phone IS NOT NULL", "phone", "0.85")
+#define CONTACT_PHONE PHONE_BRANCH("contact", "contact", "x.id, x.owner")
 #define CONTACT_NAME_BY_KEY NAME_BRANCH("contact", "crm.account AS a ON crm.company_match_key(a.name) OPERATOR(pg_catalog.=) p.nck" \
 	" JOIN crm.contact AS x ON x.account_id OPERATOR(pg_catalog.=) a.id", "x.name")
 #define CONTACT_NAME_BY_ACCOUNT NAME_BRANCH("contact", "crm.contact AS x ON x.account_id OPERATOR(pg_catalog.=) p.acc", "x.name")
 #define ACCOUNT_KEY KEY_BRANCH("account", "crm.account AS x ON crm.company_match_key(x.name) OPERATOR(pg_catalog.=) p.ck", "company_key", "0.95")
 #define ACCOUNT_DOMAIN KEY_BRANCH("account", "crm.account AS x ON crm.web_domain(x.website) OPERATOR(pg_catalog.=) p.dom AND x.website IS NOT NULL", "domain", "0.9")
-#define ACCOUNT_PHONE KEY_BRANCH("account", "crm.account AS x ON crm.phone_key(x.phone) OPERATOR(pg_catalog.=) p.ph AND x.phone IS NOT NULL", "phone", "0.85")
+#define ACCOUNT_PHONE PHONE_BRANCH("account", "account", "x.id, x.owner")
 /*
  * Similar company names: the SIMILAR_NEAREST accounts nearest to the probe
  * by trigram distance (1 - similarity), read in that order from the GiST
@@ -135,12 +157,13 @@ crm_rule_words(const char *rule)
  */
 #define ACCOUNT_NAME \
 	"SELECT p.id AS probe, 'account'::pg_catalog.text AS kind, x.id, x.owner," \
-	" 'similar_name'::pg_catalog.text AS rule, " SIMILAR("x.k") "::pg_catalog.float4 AS score" \
-	" FROM p CROSS JOIN LATERAL (SELECT x.id, x.owner, crm.company_match_key(x.name) AS k FROM crm.account AS x" \
+	" 'similar_name'::pg_catalog.text AS rule, x.sim::pg_catalog.float4 AS score" \
+	" FROM p" PROBE_NAME_KEY " CROSS JOIN LATERAL (SELECT x.id, x.owner," \
+	"   " SIMILAR("crm.company_match_key(x.name)") " AS sim FROM crm.account AS x" \
 	"  WHERE $1 AND p.nk IS NOT NULL AND x.id IS DISTINCT FROM p.id" \
-	"  ORDER BY crm.name_key(crm.company_match_key(x.name)) OPERATOR(%1$s.<->) crm.name_key(p.nk)" \
+	"  ORDER BY crm.name_key(crm.company_match_key(x.name)) OPERATOR(%1$s.<->) pn.pk" \
 	"  LIMIT " CppAsString2(SIMILAR_NEAREST) ") AS x" \
-	" WHERE " SIMILAR("x.k") " OPERATOR(pg_catalog.>=) " NAME_SIMILARITY
+	" WHERE x.sim OPERATOR(pg_catalog.>=) " NAME_SIMILARITY
 
 static const char *const branches[] = {
 	/* a lead */
@@ -214,6 +237,10 @@ visible(Oid role, CrmRecordKind kind, int64 *ids, int nids, int64 **seen)
 	Datum		values[1];
 	char		nulls[1] = {' '};
 	int			n;
+
+	/* one plan for every array: a custom plan would be made at each call */
+	if (visible_ids[kind].plan == NULL)
+		crm_query_prefer_generic(&visible_ids[kind]);
 
 	for (int i = 0; i < nids; i++)
 		elems[i] = Int64GetDatum(ids[i]);

@@ -15,6 +15,14 @@
  * replication's apply).  After an edit of unaccent's rules file, REINDEX
  * those indexes and rewrite the searched columns (README "Search").
  *
+ * Text of ASCII characters only (most names, e-mail addresses, web sites)
+ * is lower-cased without calling unaccent or the collation's lower-casing
+ * when neither changes ASCII characters otherwise, as checked once per
+ * backend (plain_lower): no rule of the dictionary starts with an ASCII
+ * character, and the collation lower-cases A-Z to a-z and nothing else.
+ * The result is the same; the calls cost more than the rest of a write of
+ * a lead's searched text.
+ *
  * crm requires pg_trgm and unaccent (crm.control), which may live in any
  * schema.  crm_required_schema() finds the schema of one of them from the
  * catalog, so that the extension's code can name their functions and
@@ -31,8 +39,12 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_ts_dict.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "tsearch/ts_cache.h"
+#include "tsearch/ts_locale.h"
+#include "tsearch/ts_public.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/formatting.h"
@@ -82,6 +94,9 @@ static Oid	unaccent_proc = InvalidOid;
 static Oid	unaccent_dict = InvalidOid;
 static FmgrInfo unaccent_flinfo;
 
+/* may text of ASCII characters only be folded by plain_fold? 0: not known yet */
+static int	ascii_plain = 0;
+
 static void
 find_unaccent(void)
 {
@@ -116,6 +131,107 @@ find_unaccent(void)
 				 errhint("Run ALTER EXTENSION unaccent UPDATE, or drop and create it again.")));
 	}
 	fmgr_info_cxt(unaccent_proc, &unaccent_flinfo, TopMemoryContext);
+	ascii_plain = 0;
+}
+
+/*
+ * rules_leave_ascii -- does no rule of the unaccent dictionary start with an
+ * ASCII character?  Then unaccent() returns text of ASCII characters as it
+ * is: it replaces the longest rule source found at each position, and no
+ * source starts there.  The rules are read as the dictionary reads them
+ * (the file named by its RULES option, lines of a source and a target,
+ * blanks first skipped), just after the dictionary has been loaded into
+ * this backend, so from the same file.
+ */
+static bool
+rules_leave_ascii(void)
+{
+	HeapTuple	tuple;
+	bool		isnull;
+	Datum		options;
+	char	   *rules = NULL;
+	ListCell   *lc;
+	tsearch_readline_state trst;
+	char	   *line;
+	bool		leave = true;
+
+	(void) lookup_ts_dictionary_cache(unaccent_dict);
+	tuple = SearchSysCache1(TSDICTOID, ObjectIdGetDatum(unaccent_dict));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	options = SysCacheGetAttr(TSDICTOID, tuple, Anum_pg_ts_dict_dictinitoption, &isnull);
+	if (!isnull)
+		foreach(lc, deserialize_deflist(options))
+		{
+			DefElem    *opt = (DefElem *) lfirst(lc);
+
+			if (strcmp(opt->defname, "rules") == 0)
+				rules = defGetString(opt);
+		}
+	ReleaseSysCache(tuple);
+	if (rules == NULL ||
+		!tsearch_readline_begin(&trst, get_tsearch_config_filename(rules, "rules")))
+		return false;
+	while (leave && (line = tsearch_readline(&trst)) != NULL)
+	{
+		const char *p = line;
+
+		while (*p != '\0' && t_isspace(p))
+			p += pg_mblen(p);
+		leave = *p == '\0' || IS_HIGHBIT_SET(*p);
+		pfree(line);
+	}
+	tsearch_readline_end(&trst);
+	return leave;
+}
+
+/*
+ * lower_leaves_ascii -- does the database's default collation lower-case
+ * each ASCII character as pg_ascii_tolower() does?  (Not in a Turkish
+ * locale, where I becomes dotless i.)  Lower-casing maps characters one by
+ * one, so text of ASCII characters then folds to the same.
+ */
+static bool
+lower_leaves_ascii(void)
+{
+	char		all[128];
+	char	   *lower;
+
+	for (int c = 1; c < 128; c++)
+		all[c - 1] = (char) c;
+	all[127] = '\0';
+	lower = str_tolower(all, 127, DEFAULT_COLLATION_OID);
+	if (strlen(lower) != 127)
+		return false;
+	for (int c = 1; c < 128; c++)
+		if (lower[c - 1] != pg_ascii_tolower((unsigned char) c))
+			return false;
+	return true;
+}
+
+/*
+ * plain_lower -- text of ASCII characters only in lower case by
+ * pg_ascii_tolower(), when unaccent and the collation leave ASCII as it is
+ * (checked once per backend, again after unaccent was looked up anew): the
+ * same as unaccent() and str_tolower(), without calling either.  NULL
+ * otherwise.
+ */
+static char *
+plain_lower(const char *s)
+{
+	char	   *lower;
+
+	for (const char *p = s; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			return NULL;
+	if (ascii_plain == 0)
+		ascii_plain = rules_leave_ascii() && lower_leaves_ascii() ? 1 : -1;
+	if (ascii_plain < 0)
+		return NULL;
+	lower = pstrdup(s);
+	for (char *p = lower; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	return lower;
 }
 
 /* crm_fold -- folded copy of a string (see the file header) */
@@ -128,10 +244,13 @@ crm_fold(const char *s)
 	bool		space = false;
 
 	find_unaccent();
-	plain = DatumGetTextPP(FunctionCall2Coll(&unaccent_flinfo, InvalidOid,
-											 ObjectIdGetDatum(unaccent_dict),
-											 PointerGetDatum(cstring_to_text(s))));
-	lower = str_tolower(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain), DEFAULT_COLLATION_OID);
+	if ((lower = plain_lower(s)) == NULL)
+	{
+		plain = DatumGetTextPP(FunctionCall2Coll(&unaccent_flinfo, InvalidOid,
+												 ObjectIdGetDatum(unaccent_dict),
+												 PointerGetDatum(cstring_to_text(s))));
+		lower = str_tolower(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain), DEFAULT_COLLATION_OID);
+	}
 	initStringInfo(&out);
 	for (const char *p = lower; *p; p++)
 	{

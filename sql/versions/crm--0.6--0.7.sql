@@ -6855,3 +6855,9 @@ COMMENT ON FUNCTION crm_internal.begin_opportunity_change() IS 'BEFORE INSERT, U
 CREATE TRIGGER record_opportunity_change_begin BEFORE INSERT OR UPDATE OR DELETE ON crm.opportunity
     FOR EACH STATEMENT EXECUTE FUNCTION crm_internal.begin_opportunity_change();
 REVOKE ALL ON FUNCTION crm_internal.begin_opportunity_change() FROM PUBLIC;
+
+-- conversion cost: phone keys declared costly (issue 22, session 37)
+-- (sql/install/20_core.sql: the duplicate search looks a phone key up in
+-- its index instead of reading every row of a partial index whose
+-- statistics are stale)
+ALTER FUNCTION crm.phone_key(text) COST 100;

@@ -50,6 +50,16 @@ SELECT t, crm.fold_text(t) AS folded
   FROM unnest(ARRAY['  Müller   GmbH ', 'MULLER gmbh', 'Ærøskøbing', 'François  Café',
                     E'tab\there', 'Łódź', '']) AS t;
 SELECT crm.fold_text('Müller') = crm.fold_text('MULLER') AS accents_and_case_ignored;
+-- Text of ASCII characters only is folded without calling unaccent and the
+-- collation's lower-casing (they change no ASCII character here): the same
+-- text as theirs, for every ASCII character and for typical names.
+SELECT count(*) AS checked,
+       count(*) FILTER (WHERE crm.fold_text(t) IS DISTINCT FROM
+                        btrim(regexp_replace(lower(unaccent(t)), '[ \t\n\r\f\v]+', ' ', 'g'), ' ')) AS differ
+  FROM (SELECT string_agg(chr(c), '' ORDER BY c) AS t FROM generate_series(1, 127) AS c
+        UNION ALL SELECT string_agg(chr(c), '' ORDER BY c DESC) FROM generate_series(1, 127) AS c
+        UNION ALL SELECT unnest(ARRAY['ACME Corp.', ' Jane  O''Brien ', 'JOHN.SMITH@EXAMPLE.COM',
+                                      E'A\tB\nC', 'https://WWW.Example.com/Path?Q=1', 'IIII'])) AS s;
 
 -- Both are strict and immutable.
 SELECT proname, provolatile, proisstrict FROM pg_proc
