@@ -456,34 +456,10 @@ COMMENT ON VIEW crm_internal.account_pending IS 'The accounts (as the caller see
 COMMENT ON COLUMN crm_internal.account_pending.account_id IS 'The account';
 GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sales, crm_analyst;
 
--- One pending account's figures from its groups, as the caller sees them
--- (crm_internal.account_rollup_live: ZC120 when a rate is missing).  A
--- function rather than a subquery of crm.account_rollup: a plan with an
--- account scan under row-level security is priced high enough to be
--- compiled by JIT, and every expression in it is compiled, run or not; the
--- live grouping, run only for pending accounts, is planned here (once per
--- statement that calls it) and costs the view's plan nothing.  (A body
--- resolved when made, BEGIN ATOMIC: the caller needs no rights on schema
--- crm_internal, only on the view it reads; SET keeps it from being
--- inlined.)
-CREATE FUNCTION crm_internal.account_rollup_pending(account_id bigint)
-    RETURNS SETOF crm_internal.account_rollup_live
-    LANGUAGE sql STABLE ROWS 1
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT y.account_id, y.open_opportunities, y.open_amount, y.won_opportunities, y.won_amount,
-           y.currency, y.open_amount_in_currency, y.won_amount_in_currency
-      FROM crm_internal.account_rollup_live AS y
-     WHERE y.account_id OPERATOR(pg_catalog.=) account_rollup_pending.account_id;
-END;
-REVOKE ALL ON FUNCTION crm_internal.account_rollup_pending(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_internal.account_rollup_pending(bigint) TO crm_admin, crm_manager, crm_sales, crm_analyst;
-COMMENT ON FUNCTION crm_internal.account_rollup_pending(bigint) IS 'The figures of one account computed from the aggregate groups the caller sees (crm_internal.account_rollup_live; no row: no open or won deal): what crm.account_rollup shows for an account whose settled figures are not current';
-
 -- Per account (one row each): its open and won opportunities and amounts
 -- in the corporate currency, as the caller sees them, the last completed
 -- activity, the deals' currency.  The settled figures where they are
--- current, the groups (crm_internal.account_rollup_pending()) only for the
+-- current, the groups (crm_internal.account_rollup_live) only for the
 -- pending accounts:
 --  * k (once per query): whose settled rows are the caller's figures: the
 --    all-owners rows (owner 0), visible exactly to those who see every
@@ -497,11 +473,13 @@ COMMENT ON FUNCTION crm_internal.account_rollup_pending(bigint) IS 'The figures 
 --    account_settled_account_owner_idx; or the second, a manager's sums,
 --    grouped), and to their completed activities (the latest kept by
 --    DISTINCT ON; the planner probes activity_account_id_idx per account or
---    hashes the activities, whichever is cheaper).  s is a LATERAL UNION
---    ALL on the role: pulled up, its branches take the role as a parameter
---    (one owner: a nested loop over that role, a hash join of its accounts
---    and its settled rows inside) and still take account_id = n (one
---    account: an index probe).  Matching the settled rows by account_owner
+--    hashes the activities, whichever is cheaper).  s is a LATERAL
+--    subquery on the role (a UNION ALL, as a plain subquery would be merged
+--    into the join and lose the parameter): its branches take the role as
+--    a parameter (one owner: a nested loop over that role, a hash join of
+--    its accounts and its settled rows inside) and a filter account_id = n
+--    still reaches them (one account: an index probe).  Matching the
+--    settled rows by account_owner
 --    as well as account_id changes nothing: a settled account's rows carry
 --    its current owner (the invariant above); an account whose owner
 --    changed since is pending.
@@ -512,16 +490,19 @@ COMMENT ON FUNCTION crm_internal.account_rollup_pending(bigint) IS 'The figures 
 --    rows, by the invariant); a filter on owner = 'name' removes this
 --    branch when the query is planned, a filter on account_id reaches it.
 --  * f: the caller's pending accounts (crm_internal.account_pending), each
---    computed from its groups; their figures replace the settled ones
---    (CASE on f.account_id: a pending account with no open or won deal the
---    caller sees shows zeros, not its stale settled row).
+--    computed from its groups (a LATERAL subquery per pending account;
+--    OFFSET 0 keeps it one, so that the account_id reaches the groups'
+--    index); their figures replace the settled ones (CASE on f.account_id:
+--    a pending account with no open or won deal the caller sees shows
+--    zeros, not its stale settled row).  A join from the pending accounts:
+--    the planner prices it by them, not as if every account read its
+--    groups.
 -- DISTINCT ON (account_id, owner) is one row per account (owner is the
 -- account's); owner in it lets a filter on owner reach the roles.  Amounts
 -- are rounded once, after summing unrounded amounts.  Exact at every
 -- committed state: one statement reads the settled rows, the stripes and
--- the owner records in one snapshot (the function is STABLE: the same
--- snapshot), and the invariant above holds in each committed state (the
--- compaction lock protects it: see the header).  Cost: one account (a
+-- the owner records in one snapshot, and the invariant above holds in
+-- each committed state (the compaction lock protects it: see the header).  Cost: one account (a
 -- filter on account_id, as crm.top_accounts() reads it): O(1), O(its
 -- groups) when pending; one owner's accounts (owner = 'name'): O(those
 -- accounts) in bulk, plus the caller's pending accounts; every account:
@@ -598,7 +579,8 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
                l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount, l.currency,
                l.open_amount_in_currency, l.won_amount_in_currency
           FROM crm.account AS ac
-          LEFT JOIN LATERAL crm_internal.account_rollup_pending(ac.id) AS l ON true
+          LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                              WHERE y.account_id OPERATOR(pg_catalog.=) ac.id OFFSET 0) AS l ON true
           LEFT JOIN crm.activity AS act
             ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
          WHERE ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
@@ -607,7 +589,9 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
            SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
                   l.currency, l.open_amount_in_currency, l.won_amount_in_currency
              FROM (SELECT DISTINCT p.account_id FROM crm_internal.account_pending AS p) AS q
-             LEFT JOIN LATERAL crm_internal.account_rollup_pending(q.account_id) AS l ON true) AS f
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
         ON f.account_id OPERATOR(pg_catalog.=) x.account_id;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
