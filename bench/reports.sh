@@ -29,7 +29,10 @@
 # applies, it owns 1/OWNERS of the data), each role in one session per
 # database (the extension's plans are kept per session), the queries
 # interleaved run by run.  growth = time at the big size / time at the
-# small size; "flat" when it is under 3x, "GROWS" otherwise.  A view or
+# small size; "flat" when it is under 3x, "GROWS" otherwise.  "(floor)
+# accounts of one owner" is no report: the bare read of one owner's accounts
+# and their role names under the same row-level security, what one owner's
+# account rollup cannot go below.  A view or
 # function not installed is skipped with a note.  fsync is off: the
 # numbers are CPU work, not disk.  About 12 minutes with the default
 # sizes on the project machine (most of it loading the 1M database).
@@ -107,6 +110,7 @@ QUERIES=(
     "account_rollup top won|SELECT * FROM crm.account_rollup ORDER BY won_amount DESC LIMIT 20|crm.account_rollup"
     "account_rollup one account|SELECT * FROM crm.account_rollup WHERE account_id = $REP_ACCOUNT|crm.account_rollup"
     "account_rollup one owner|SELECT * FROM crm.account_rollup WHERE owner = 'bench_rep1'|crm.account_rollup"
+    "(floor) accounts of one owner|SELECT a.id, a.name, r.rolname::text FROM crm.account AS a JOIN pg_roles AS r ON r.oid = a.owner::oid WHERE r.rolname::text = 'bench_rep1'|crm.account"
     "top_accounts open|SELECT * FROM crm.top_accounts('open_amount', 20)|crm.top_accounts(text,integer,text)"
     "top_accounts won|SELECT * FROM crm.top_accounts('won_amount', 20)|crm.top_accounts(text,integer,text)"
     "top_accounts one owner|SELECT * FROM crm.top_accounts('open_amount', 20, 'bench_rep1')|crm.top_accounts(text,integer,text)"

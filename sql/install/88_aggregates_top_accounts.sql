@@ -427,6 +427,13 @@ CREATE TRIGGER account_settle_owners AFTER UPDATE ON crm.account
 CREATE INDEX account_owner_idx ON crm.account (owner);
 COMMENT ON INDEX crm.account_owner_idx IS 'The accounts of one owner (one owner''s account rollup, the team policies)';
 
+-- One owner's accounts, by account owner: crm.account_rollup WHERE owner =
+-- 'name' reads that owner's settled rows in one index range (for one owner
+-- key: account_owner, owner, then account_id), not one probe per account;
+-- a manager's sums read the owner's rows of every key the same way.
+CREATE INDEX account_settled_account_owner_idx ON crm_internal.account_settled (account_owner, owner, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_idx IS 'One account owner''s settled rows for one owner key (or every key above 0, for a manager''s sums): crm.account_rollup WHERE owner = ''name'' reads them in one range';
+
 -- The accounts whose settled figures crm.account_rollup does not use, as
 -- the caller sees them (row-level security on each table): those with
 -- uncompacted stripe rows (account_aggregate_pending_idx), those whose
@@ -435,7 +442,8 @@ COMMENT ON INDEX crm.account_owner_idx IS 'The accounts of one owner (one owner'
 -- does).  An account may be listed more than once.  Every other account
 -- the caller sees has in its settled rows the figures of the groups the
 -- caller sees (the invariant above, per opportunity owner: the rows of an
--- owner without stripes on the account are that owner's exact figures).
+-- owner without stripes on the account are that owner's exact figures),
+-- and its current owner as account_owner.
 CREATE VIEW crm_internal.account_pending WITH (security_invoker = true) AS
     SELECT a.account_id FROM crm_internal.account_aggregate AS a
      WHERE a.stripe OPERATOR(pg_catalog.<>) 0
@@ -450,37 +458,55 @@ GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sale
 
 -- Per account (one row each): its open and won opportunities and amounts
 -- in the corporate currency, as the caller sees them, the last completed
--- activity (an index probe: activity_account_id_idx is on (account_id,
--- completed_at)), the deals' currency.  The settled figures where they are
+-- activity, the deals' currency.  The settled figures where they are
 -- current, the groups (crm_internal.account_rollup_live) only for the
--- pending accounts, so that an account costs one settled row (a hash join,
--- or an index probe when a filter selects a few), not a rate lookup per
--- group:
---  * Whose settled rows are the caller's figures (k, once per query):
---    the all-owners rows (owner 0), visible exactly to those who see every
+-- pending accounts:
+--  * k (once per query): whose settled rows are the caller's figures: the
+--    all-owners rows (owner 0), visible exactly to those who see every
 --    group (admins, analysts); else, when the caller sees the rows of one
---    opportunity owner only (a rep: its own), that owner's; else (a
---    manager with a team) the sum of the visible rows of every owner (t,
---    grouped per account; not computed at all in the other cases).
+--    opportunity owner only (a rep: its own), that owner's; else (key
+--    NULL: a manager with a team) the sum of the visible rows of every
+--    owner above 0.
+--  * x, per account owner (ro, a role; the accounts of a dropped role
+--    apart, below): the owner's accounts (account_owner_idx), joined to the
+--    owner's settled rows of that key (s, the first branch: one range of
+--    account_settled_account_owner_idx; or the second, a manager's sums,
+--    grouped), and to their completed activities (the latest kept by
+--    DISTINCT ON; the planner probes activity_account_id_idx per account or
+--    hashes the activities, whichever is cheaper).  s is a LATERAL
+--    subquery on the role (a UNION ALL, as a plain subquery would be merged
+--    into the join and lose the parameter): its branches take the role as
+--    a parameter (one owner: a nested loop over that role, a hash join of
+--    its accounts and its settled rows inside) and a filter account_id = n
+--    still reaches them (one account: an index probe).  Matching the
+--    settled rows by account_owner
+--    as well as account_id changes nothing: a settled account's rows carry
+--    its current owner (the invariant above); an account whose owner
+--    changed since is pending.
+--  * The accounts of a role dropped since (owner NULL; crm.account.owner
+--    is a regrole, whose text is then the bare OID, while an existing
+--    role's is its name, quoted when it looks like a number): computed from
+--    their groups, one account at a time (the same figures as their settled
+--    rows, by the invariant); a filter on owner = 'name' removes this
+--    branch when the query is planned, a filter on account_id reaches it.
 --  * f: the caller's pending accounts (crm_internal.account_pending), each
 --    computed from its groups (a LATERAL subquery per pending account;
 --    OFFSET 0 keeps it one, so that the account_id reaches the groups'
---    index).  A join from the pending accounts rather than a LATERAL
---    subquery per account: the planner prices it by the pending accounts,
---    not as if every account read its groups (a plan priced so would be
---    compiled by JIT, tens to hundreds of ms).
---  * An account the caller sees that is not pending takes its settled row
---    of that key (s), or its team's sum (t); none: no open or won deal
---    the caller sees.
--- Amounts are rounded once, after summing unrounded amounts, as before
--- settling.  Exact at every committed state: one statement reads the
--- settled rows, the stripes and the owner records in one snapshot, and the
--- invariant above holds in each committed state (the compaction lock
--- protects it: see the header).  A filter on account_id reaches every
--- part (one account: O(1), O(its groups) when pending); one owner's
--- accounts (owner = 'name': from the role, through account_owner_idx) cost
--- O(those accounts) plus the groups of the caller's pending accounts;
--- every account O(accounts) plus the pending accounts' groups.
+--    index); their figures replace the settled ones (CASE on f.account_id:
+--    a pending account with no open or won deal the caller sees shows
+--    zeros, not its stale settled row).  A join from the pending accounts:
+--    the planner prices it by them, not as if every account read its
+--    groups.
+-- DISTINCT ON (account_id, owner) is one row per account (owner is the
+-- account's); owner in it lets a filter on owner reach the roles.  Amounts
+-- are rounded once, after summing unrounded amounts.  Exact at every
+-- committed state: one statement reads the settled rows, the stripes and
+-- the owner records in one snapshot, and the invariant above holds in
+-- each committed state (the compaction lock protects it: see the header).  Cost: one account (a
+-- filter on account_id, as crm.top_accounts() reads it): O(1), O(its
+-- groups) when pending; one owner's accounts (owner = 'name'): O(those
+-- accounts) in bulk, plus the caller's pending accounts; every account:
+-- O(accounts) plus the pending accounts' groups.
 CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
     WITH k AS (
         -- (the lowest and the highest owner key the caller sees: index ends)
@@ -488,50 +514,85 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
                     THEN e.lo END AS key
           FROM (SELECT pg_catalog.min(s.owner::pg_catalog.oid) AS lo, pg_catalog.max(s.owner::pg_catalog.oid) AS hi
                   FROM crm_internal.account_settled AS s) AS e)
-    SELECT ac.id AS account_id, ac.name, ro.rolname::text AS owner,
-           COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) AS open_opportunities,
-           CASE WHEN COALESCE(f.open_opportunities, s.open_opportunities, t.open_opportunities, 0) OPERATOR(pg_catalog.>) 0
-                THEN pg_catalog.round(COALESCE(f.open_amount, s.open_amount, t.open_amount), 2) ELSE 0 END AS open_amount,
-           COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) AS won_opportunities,
-           CASE WHEN COALESCE(f.won_opportunities, s.won_opportunities, t.won_opportunities, 0) OPERATOR(pg_catalog.>) 0
-                THEN pg_catalog.round(COALESCE(f.won_amount, s.won_amount, t.won_amount), 2) ELSE 0 END AS won_amount,
-           (SELECT act.completed_at FROM crm.activity AS act
-             WHERE act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
-             ORDER BY act.completed_at DESC LIMIT 1) AS last_activity_at,
-           COALESCE(f.currency, s.currency, t.currency) AS currency,
-           COALESCE(f.open_amount_in_currency, s.open_amount_in_currency, t.open_amount_in_currency) AS open_amount_in_currency,
-           COALESCE(f.won_amount_in_currency, s.won_amount_in_currency, t.won_amount_in_currency) AS won_amount_in_currency
-      FROM crm.account AS ac
-      LEFT JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+    SELECT x.account_id, x.name, x.owner,
+           CASE WHEN f.account_id IS NULL THEN COALESCE(x.open_opportunities, 0)
+                ELSE COALESCE(f.open_opportunities, 0) END AS open_opportunities,
+           CASE WHEN f.account_id IS NULL
+                THEN CASE WHEN x.open_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(x.open_amount, 2) ELSE 0 END
+                ELSE CASE WHEN f.open_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(f.open_amount, 2) ELSE 0 END
+           END AS open_amount,
+           CASE WHEN f.account_id IS NULL THEN COALESCE(x.won_opportunities, 0)
+                ELSE COALESCE(f.won_opportunities, 0) END AS won_opportunities,
+           CASE WHEN f.account_id IS NULL
+                THEN CASE WHEN x.won_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(x.won_amount, 2) ELSE 0 END
+                ELSE CASE WHEN f.won_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(f.won_amount, 2) ELSE 0 END
+           END AS won_amount,
+           x.last_activity_at,
+           CASE WHEN f.account_id IS NULL THEN x.currency ELSE f.currency END AS currency,
+           CASE WHEN f.account_id IS NULL THEN x.open_amount_in_currency ELSE f.open_amount_in_currency END
+               AS open_amount_in_currency,
+           CASE WHEN f.account_id IS NULL THEN x.won_amount_in_currency ELSE f.won_amount_in_currency END
+               AS won_amount_in_currency
+      FROM (
+        -- the accounts of each role
+        (SELECT DISTINCT ON (ac.id, ro.rolname::pg_catalog.text)
+               ac.id AS account_id, ac.name, ro.rolname::pg_catalog.text AS owner, act.completed_at AS last_activity_at,
+               s.open_opportunities, s.open_amount, s.won_opportunities, s.won_amount, s.currency,
+               s.open_amount_in_currency, s.won_amount_in_currency
+          FROM crm.account AS ac
+          JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+          LEFT JOIN LATERAL (
+               -- one owner key: its row of each account of the role
+               SELECT y.account_id, y.open_opportunities::pg_catalog.numeric AS open_opportunities, y.open_amount,
+                      y.won_opportunities::pg_catalog.numeric AS won_opportunities, y.won_amount, y.currency,
+                      y.open_amount_in_currency, y.won_amount_in_currency
+                 FROM crm_internal.account_settled AS y
+                WHERE y.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ro.oid
+                  AND y.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+               UNION ALL
+               -- no one key (a manager): per account, the sum of the visible owners' rows
+               SELECT y.account_id,
+                      pg_catalog.sum(y.open_opportunities), pg_catalog.sum(y.open_amount),
+                      pg_catalog.sum(y.won_opportunities), pg_catalog.sum(y.won_amount),
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.min(y.currency) END,
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.sum(y.open_amount_in_currency) END,
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.sum(y.won_amount_in_currency) END
+                 FROM crm_internal.account_settled AS y
+                WHERE (SELECT k.key FROM k) IS NULL
+                  AND y.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ro.oid
+                  AND y.owner::pg_catalog.oid OPERATOR(pg_catalog.>) 0::pg_catalog.oid
+                GROUP BY y.account_id) AS s
+            ON s.account_id OPERATOR(pg_catalog.=) ac.id
+          LEFT JOIN crm.activity AS act
+            ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+         ORDER BY ac.id, ro.rolname::pg_catalog.text, act.completed_at DESC NULLS LAST)
+        UNION ALL
+        -- the accounts of a role dropped since (owner NULL), computed from their groups
+        (SELECT DISTINCT ON (ac.id, NULL::pg_catalog.name::pg_catalog.text)
+               ac.id, ac.name, NULL::pg_catalog.name::pg_catalog.text, act.completed_at,
+               l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount, l.currency,
+               l.open_amount_in_currency, l.won_amount_in_currency
+          FROM crm.account AS ac
+          LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                              WHERE y.account_id OPERATOR(pg_catalog.=) ac.id OFFSET 0) AS l ON true
+          LEFT JOIN crm.activity AS act
+            ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+         WHERE ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
+         ORDER BY ac.id, NULL::pg_catalog.name::pg_catalog.text, act.completed_at DESC NULLS LAST)) AS x
       LEFT JOIN (
            SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
                   l.currency, l.open_amount_in_currency, l.won_amount_in_currency
-             FROM (SELECT DISTINCT x.account_id FROM crm_internal.account_pending AS x) AS q
+             FROM (SELECT DISTINCT p.account_id FROM crm_internal.account_pending AS p) AS q
              LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
                                  WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
                ON true) AS f
-        ON f.account_id OPERATOR(pg_catalog.=) ac.id
-      LEFT JOIN crm_internal.account_settled AS s
-        ON s.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL
-       AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
-      LEFT JOIN (
-           SELECT x.account_id,
-                  pg_catalog.sum(x.open_opportunities) AS open_opportunities, pg_catalog.sum(x.open_amount) AS open_amount,
-                  pg_catalog.sum(x.won_opportunities) AS won_opportunities, pg_catalog.sum(x.won_amount) AS won_amount,
-                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
-                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
-                       THEN pg_catalog.min(x.currency) END AS currency,
-                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
-                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
-                       THEN pg_catalog.sum(x.open_amount_in_currency) END AS open_amount_in_currency,
-                  CASE WHEN pg_catalog.bool_and(x.currency IS NOT NULL)
-                        AND pg_catalog.min(x.currency) OPERATOR(pg_catalog.=) pg_catalog.max(x.currency)
-                       THEN pg_catalog.sum(x.won_amount_in_currency) END AS won_amount_in_currency
-             FROM crm_internal.account_settled AS x
-            WHERE (SELECT k.key FROM k) IS NULL
-              AND x.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
-            GROUP BY x.account_id) AS t
-        ON t.account_id OPERATOR(pg_catalog.=) ac.id AND f.account_id IS NULL;
+        ON f.account_id OPERATOR(pg_catalog.=) x.account_id;
 COMMENT ON VIEW crm.account_rollup IS 'Per account (one row each): open opportunities and their amount, won opportunities and their amount, in the corporate currency (each deal at the rate of its close month, the latest rate without a close date; a rate edit shows at once), and the last completed activity logged against the account, as the caller sees them (row-level security). One row per account rather than per currency, so that it joins to accounts and charts as one bar each; the deals'' own currency and amounts in it are beside them when all open and won deals of the account share one currency (NULL when they are mixed). Read from the settled per-account figures, and computed from the aggregate groups for the accounts written since the last crm.compact_aggregates(): exact at every committed state';
 COMMENT ON COLUMN crm.account_rollup.account_id IS 'The account';
 COMMENT ON COLUMN crm.account_rollup.name IS 'Account name';

@@ -6861,3 +6861,99 @@ REVOKE ALL ON FUNCTION crm_internal.begin_opportunity_change() FROM PUBLIC;
 -- its index instead of reading every row of a partial index whose
 -- statistics are stale)
 ALTER FUNCTION crm.phone_key(text) COST 100;
+
+-- one owner's accounts in bulk in crm.account_rollup (issue 22, session 37)
+-- crm.account_rollup WHERE owner = 'name' reads the owner's accounts and
+-- their settled rows in two index ranges, per account owner (the new index
+-- on account_settled (account_owner, owner, account_id)), and joins their
+-- completed activities; the accounts of a dropped role are computed from
+-- their groups (same columns, same rows).
+CREATE INDEX account_settled_account_owner_idx ON crm_internal.account_settled (account_owner, owner, account_id);
+COMMENT ON INDEX crm_internal.account_settled_account_owner_idx IS 'One account owner''s settled rows for one owner key (or every key above 0, for a manager''s sums): crm.account_rollup WHERE owner = ''name'' reads them in one range';
+
+CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
+    WITH k AS (
+        -- (the lowest and the highest owner key the caller sees: index ends)
+        SELECT CASE WHEN e.lo OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR e.lo OPERATOR(pg_catalog.=) e.hi
+                    THEN e.lo END AS key
+          FROM (SELECT pg_catalog.min(s.owner::pg_catalog.oid) AS lo, pg_catalog.max(s.owner::pg_catalog.oid) AS hi
+                  FROM crm_internal.account_settled AS s) AS e)
+    SELECT x.account_id, x.name, x.owner,
+           CASE WHEN f.account_id IS NULL THEN COALESCE(x.open_opportunities, 0)
+                ELSE COALESCE(f.open_opportunities, 0) END AS open_opportunities,
+           CASE WHEN f.account_id IS NULL
+                THEN CASE WHEN x.open_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(x.open_amount, 2) ELSE 0 END
+                ELSE CASE WHEN f.open_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(f.open_amount, 2) ELSE 0 END
+           END AS open_amount,
+           CASE WHEN f.account_id IS NULL THEN COALESCE(x.won_opportunities, 0)
+                ELSE COALESCE(f.won_opportunities, 0) END AS won_opportunities,
+           CASE WHEN f.account_id IS NULL
+                THEN CASE WHEN x.won_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(x.won_amount, 2) ELSE 0 END
+                ELSE CASE WHEN f.won_opportunities OPERATOR(pg_catalog.>) 0 THEN pg_catalog.round(f.won_amount, 2) ELSE 0 END
+           END AS won_amount,
+           x.last_activity_at,
+           CASE WHEN f.account_id IS NULL THEN x.currency ELSE f.currency END AS currency,
+           CASE WHEN f.account_id IS NULL THEN x.open_amount_in_currency ELSE f.open_amount_in_currency END
+               AS open_amount_in_currency,
+           CASE WHEN f.account_id IS NULL THEN x.won_amount_in_currency ELSE f.won_amount_in_currency END
+               AS won_amount_in_currency
+      FROM (
+        -- the accounts of each role
+        (SELECT DISTINCT ON (ac.id, ro.rolname::pg_catalog.text)
+               ac.id AS account_id, ac.name, ro.rolname::pg_catalog.text AS owner, act.completed_at AS last_activity_at,
+               s.open_opportunities, s.open_amount, s.won_opportunities, s.won_amount, s.currency,
+               s.open_amount_in_currency, s.won_amount_in_currency
+          FROM crm.account AS ac
+          JOIN pg_catalog.pg_roles AS ro ON ro.oid OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid
+          LEFT JOIN LATERAL (
+               -- one owner key: its row of each account of the role
+               SELECT y.account_id, y.open_opportunities::pg_catalog.numeric AS open_opportunities, y.open_amount,
+                      y.won_opportunities::pg_catalog.numeric AS won_opportunities, y.won_amount, y.currency,
+                      y.open_amount_in_currency, y.won_amount_in_currency
+                 FROM crm_internal.account_settled AS y
+                WHERE y.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ro.oid
+                  AND y.owner::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT k.key FROM k)
+               UNION ALL
+               -- no one key (a manager): per account, the sum of the visible owners' rows
+               SELECT y.account_id,
+                      pg_catalog.sum(y.open_opportunities), pg_catalog.sum(y.open_amount),
+                      pg_catalog.sum(y.won_opportunities), pg_catalog.sum(y.won_amount),
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.min(y.currency) END,
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.sum(y.open_amount_in_currency) END,
+                      CASE WHEN pg_catalog.bool_and(y.currency IS NOT NULL)
+                            AND pg_catalog.min(y.currency) OPERATOR(pg_catalog.=) pg_catalog.max(y.currency)
+                           THEN pg_catalog.sum(y.won_amount_in_currency) END
+                 FROM crm_internal.account_settled AS y
+                WHERE (SELECT k.key FROM k) IS NULL
+                  AND y.account_owner::pg_catalog.oid OPERATOR(pg_catalog.=) ro.oid
+                  AND y.owner::pg_catalog.oid OPERATOR(pg_catalog.>) 0::pg_catalog.oid
+                GROUP BY y.account_id) AS s
+            ON s.account_id OPERATOR(pg_catalog.=) ac.id
+          LEFT JOIN crm.activity AS act
+            ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+         ORDER BY ac.id, ro.rolname::pg_catalog.text, act.completed_at DESC NULLS LAST)
+        UNION ALL
+        -- the accounts of a role dropped since (owner NULL), computed from their groups
+        (SELECT DISTINCT ON (ac.id, NULL::pg_catalog.name::pg_catalog.text)
+               ac.id, ac.name, NULL::pg_catalog.name::pg_catalog.text, act.completed_at,
+               l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount, l.currency,
+               l.open_amount_in_currency, l.won_amount_in_currency
+          FROM crm.account AS ac
+          LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                              WHERE y.account_id OPERATOR(pg_catalog.=) ac.id OFFSET 0) AS l ON true
+          LEFT JOIN crm.activity AS act
+            ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
+         WHERE ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
+         ORDER BY ac.id, NULL::pg_catalog.name::pg_catalog.text, act.completed_at DESC NULLS LAST)) AS x
+      LEFT JOIN (
+           SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
+                  l.currency, l.open_amount_in_currency, l.won_amount_in_currency
+             FROM (SELECT DISTINCT p.account_id FROM crm_internal.account_pending AS p) AS q
+             LEFT JOIN LATERAL (SELECT y.* FROM crm_internal.account_rollup_live AS y
+                                 WHERE y.account_id OPERATOR(pg_catalog.=) q.account_id OFFSET 0) AS l
+               ON true) AS f
+        ON f.account_id OPERATOR(pg_catalog.=) x.account_id;

@@ -405,6 +405,34 @@ SELECT count(*) AS settled_rows_5 FROM crm_internal.account_settled WHERE accoun
 SELECT * FROM rollup_exact_for_all();
 SELECT count(*) AS mismatches FROM crm.verify_aggregates();
 ROLLBACK;
+-- The accounts of a role dropped since: owner NULL, their figures from
+-- their groups (the same as their settled rows); a filter on the account or
+-- on owner IS NULL finds them, a filter on a role's name does not.  Their
+-- last completed activity, and that of one owner's accounts, is the latest.
+BEGIN;
+CREATE ROLE regress_top_gone;
+UPDATE crm.account SET owner = 'regress_top_gone' WHERE id = 6;
+INSERT INTO crm.activity (type, subject, account_id, starts_at, status)
+VALUES ('call', 'Call 6', 6, '2026-03-01 09:00+00', 'Completed'),
+       ('call', 'Call 4', 4, '2026-03-01 09:00+00', 'Completed'),
+       ('call', 'Later 4', 4, '2026-03-02 09:00+00', 'Planned');
+SELECT crm.compact_aggregates() >= 0 AS compacted;
+DROP ROLE regress_top_gone;
+SELECT account_id, name, owner, open_opportunities, open_amount, won_opportunities, won_amount,
+       currency, open_amount_in_currency, won_amount_in_currency, last_activity_at IS NOT NULL AS has_activity
+  FROM crm.account_rollup WHERE owner IS NULL;
+SELECT account_id, owner, won_amount FROM crm.account_rollup WHERE account_id = 6;
+SELECT count(*) AS rep2s_with_6 FROM crm.account_rollup WHERE owner = 'regress_top_rep2' AND account_id = 6;
+SELECT account_id, owner,
+       last_activity_at IS NOT DISTINCT FROM (SELECT max(a.completed_at) FROM crm.activity AS a
+                                               WHERE a.account_id = r.account_id) AS last_activity_ok,
+       last_activity_at IS NOT NULL AS has_activity
+  FROM crm.account_rollup AS r WHERE owner = 'regress_top_rep2' OR owner IS NULL ORDER BY account_id;
+SET ROLE regress_top_rep2;
+SELECT account_id, owner, won_amount FROM crm.account_rollup WHERE owner IS NULL;
+RESET ROLE;
+SELECT * FROM rollup_exact_for_all();
+ROLLBACK;
 -- (the euro rate as before, for what follows)
 UPDATE crm.exchange_rate SET rate = :eur_rate WHERE currency = 'EUR' AND valid_from = '2026-01-01';
 SELECT * FROM rollup_exact_for_all();
