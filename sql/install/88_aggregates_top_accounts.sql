@@ -483,12 +483,15 @@ GRANT SELECT ON crm_internal.account_pending TO crm_admin, crm_manager, crm_sale
 --    as well as account_id changes nothing: a settled account's rows carry
 --    its current owner (the invariant above); an account whose owner
 --    changed since is pending.
---  * The accounts of a role dropped since (owner NULL; crm.account.owner
---    is a regrole, whose text is then the bare OID, while an existing
---    role's is its name, quoted when it looks like a number): computed from
---    their groups, one account at a time (the same figures as their settled
---    rows, by the invariant); a filter on owner = 'name' removes this
---    branch when the query is planned, a filter on account_id reaches it.
+--  * The accounts of a role dropped since (owner NULL): those whose owner
+--    is none of the roles (<> ALL: leakproof, so it is checked before the
+--    row-level security policies, which then cost nothing for the other
+--    accounts) and, for the planner's estimate, whose regrole text is the
+--    bare OID (an existing role's is its name, quoted when it looks like a
+--    number); computed from their groups, one account at a time (the same
+--    figures as their settled rows, by the invariant).  A filter on
+--    owner = 'name' removes this branch when the query is planned, a filter
+--    on account_id reaches it.
 --  * f: the caller's pending accounts (crm_internal.account_pending), each
 --    computed from its groups (a LATERAL subquery per pending account;
 --    OFFSET 0 keeps it one, so that the account_id reaches the groups'
@@ -583,7 +586,8 @@ CREATE VIEW crm.account_rollup WITH (security_invoker = true) AS
                               WHERE y.account_id OPERATOR(pg_catalog.=) ac.id OFFSET 0) AS l ON true
           LEFT JOIN crm.activity AS act
             ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
-         WHERE ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
+         WHERE ac.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT r.oid FROM pg_catalog.pg_roles AS r))
+           AND ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
          ORDER BY ac.id, NULL::pg_catalog.name::pg_catalog.text, act.completed_at DESC NULLS LAST)) AS x
       LEFT JOIN (
            SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,

@@ -6947,7 +6947,8 @@ CREATE OR REPLACE VIEW crm.account_rollup WITH (security_invoker = true) AS
                               WHERE y.account_id OPERATOR(pg_catalog.=) ac.id OFFSET 0) AS l ON true
           LEFT JOIN crm.activity AS act
             ON act.account_id OPERATOR(pg_catalog.=) ac.id AND act.completed_at IS NOT NULL
-         WHERE ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
+         WHERE ac.owner::pg_catalog.oid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT r.oid FROM pg_catalog.pg_roles AS r))
+           AND ac.owner::pg_catalog.text OPERATOR(pg_catalog.=) ac.owner::pg_catalog.oid::pg_catalog.text
          ORDER BY ac.id, NULL::pg_catalog.name::pg_catalog.text, act.completed_at DESC NULLS LAST)) AS x
       LEFT JOIN (
            SELECT q.account_id, l.open_opportunities, l.open_amount, l.won_opportunities, l.won_amount,
