@@ -72,11 +72,12 @@ for kind in bulk single nested; do
             psql_q -d bench -c "VACUUM crm.lead, crm.lead_status_history" >/dev/null
             if [ "$f" = true ]; then on+=("$ms"); else off+=("$ms"); fi
         done
-        ratios+=("$(echo "scale=3; ${on[-1]} / ${off[-1]}" | bc)")
+        ratios+=("$(awk -v a="${on[-1]}" -v b="${off[-1]}" 'BEGIN { printf "%.3f", a / b }')")
+        echo "  round $r: $kind on ${on[-1]} ms, off ${off[-1]} ms" >&2
     done
     med() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
     if [ "$kind" = nested ]; then
-        printf '%-8s %10s %10s %8s\n' "$kind" "$(med "${on[@]}")" "$(med "${off[@]}")" "$(med "${ratios[@]}")  (off: out of order)"
+        printf '%-8s %10s %10s %8s  (off: entries out of order)\n' "$kind" "$(med "${on[@]}")" "$(med "${off[@]}")" "$(med "${ratios[@]}")"
     else
         printf '%-8s %10s %10s %8s\n' "$kind" "$(med "${on[@]}")" "$(med "${off[@]}")" "$(med "${ratios[@]}")"
     fi
