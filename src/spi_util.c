@@ -99,9 +99,11 @@ crm_param_int64(Datum *values, char *nulls, int i, int64 v, bool isnull)
 /*
  * The statements with a planning preference (CURSOR_OPT_GENERIC_PLAN or
  * CURSOR_OPT_CUSTOM_PLAN): see crm_query_prefer_generic and
- * crm_query_prefer_custom.
+ * crm_query_prefer_custom.  Each is a static CrmQuery of the C files
+ * (the duplicate check alone keeps one per record kind and event: about 30
+ * in all), so the table has a fixed size with room to spare.
  */
-#define MAX_PREFERENCES 32
+#define MAX_PREFERENCES 128
 static CrmQuery *preferring_queries[MAX_PREFERENCES];
 static int	preferred_options[MAX_PREFERENCES];
 static int	n_preferences = 0;
