@@ -130,6 +130,24 @@ RESET ROLE;
 SELECT status, count(*) FROM crm.lead GROUP BY 1 ORDER BY 1;
 SELECT * FROM public.chain_breaks;
 DROP TRIGGER log_echo ON crm.change_log;
+-- A DBA's AFTER row trigger on the change log with a transition table:
+-- each entry's firing sees the statement's entries (3), as after an INSERT
+-- statement, and no entry is lost.
+CREATE TABLE public.nt_seen (n bigint);
+CREATE FUNCTION public.nt_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.nt_seen SELECT count(*) FROM nt; RETURN NULL; END $$;
+CREATE TRIGGER nt_count AFTER INSERT ON crm.change_log REFERENCING NEW TABLE AS nt
+    FOR EACH ROW EXECUTE FUNCTION public.nt_count();
+SET ROLE regress_r37_rep;
+INSERT INTO crm.account (name) SELECT 'NT' || g FROM generate_series(1, 3) g;
+UPDATE crm.account SET industry = 'x' WHERE name LIKE 'NT%';
+RESET ROLE;
+SELECT n, count(*) FROM public.nt_seen GROUP BY 1;
+SELECT count(*) AS nt_entries FROM crm.change_log
+ WHERE table_name = 'crm.account'::regclass AND row_id IN (SELECT id FROM crm.account WHERE name LIKE 'NT%');
+DROP TRIGGER nt_count ON crm.change_log;
+DROP FUNCTION public.nt_count();
+DROP TABLE public.nt_seen;
 -- MERGE (updates and inserts in one statement) and COPY: chains kept.
 SET ROLE regress_r37_rep;
 MERGE INTO crm.lead AS l USING (SELECT g FROM generate_series(1495, 1510) g) AS s ON l.name = 'L' || s.g
