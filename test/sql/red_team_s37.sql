@@ -171,6 +171,28 @@ INSERT INTO crm.lead (name, company, status, attributes) VALUES
  ('Cid', 'Cidco', 'In Transaction', '{}'), ('Dot', 'Dotco', 'In Transaction', '{}');
 SELECT (crm.convert_lead(id)).account_created FROM crm.lead WHERE name = 'Ann';
 RESET ROLE;
+-- A conversion into an account it did not make, with no custom field
+-- defined: the registry copy says the carry finds nothing, and the rep
+-- could run it (table privileges on crm.account, crm.lead and
+-- crm.custom_field), so the statement is skipped.  A DBA's statement
+-- trigger counts the UPDATE statements on crm.account: one, the
+-- conversion's own (two before the fix: the privilege check read only
+-- column grants, so it never let a rep skip).
+CREATE TABLE public.account_updates (n int);
+CREATE FUNCTION public.count_account_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.account_updates VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER count_account_updates BEFORE UPDATE ON crm.account
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_account_updates();
+GRANT INSERT ON public.account_updates TO PUBLIC;
+SET ROLE regress_r37_rep;
+INSERT INTO crm.lead (name, company, status) VALUES ('Eve', 'Evco', 'In Transaction');
+SELECT (crm.convert_lead(id, account_id => (SELECT id FROM crm.account WHERE name = 'A1'), create_opportunity => false)).account_created
+  FROM crm.lead WHERE name = 'Eve';
+RESET ROLE;
+SELECT count(*) AS account_update_statements FROM public.account_updates;
+DROP TRIGGER count_account_updates ON crm.account;
+DROP FUNCTION public.count_account_updates();
+DROP TABLE public.account_updates;
 -- the admin adds a field to leads and accounts (same name and type)
 SET ROLE regress_r37_admin;
 INSERT INTO crm.custom_field (object, name, label, type) VALUES ('lead', 'region', 'Region', 'text'), ('account', 'region', 'Region', 'text');
