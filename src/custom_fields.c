@@ -642,6 +642,24 @@ carry_registry(int i, bool *copies, bool *requires)
 }
 
 /*
+ * may_use_column -- may the caller use column col of table rel with every
+ * privilege of mode, each from the table's grants or the column's?
+ * (pg_attribute_aclcheck() reads only the column's grants, and is satisfied
+ * by any one privilege of its mode.)
+ */
+static bool
+may_use_column(Oid rel, const char *col, Oid caller, AclMode mode)
+{
+	AttrNumber	attnum = get_attnum(rel, col);
+
+	for (AclMode m = ACL_INSERT; m <= ACL_UPDATE; m <<= 1)
+		if ((mode & m) && pg_class_aclcheck(rel, caller, m) != ACLCHECK_OK &&
+			pg_attribute_aclcheck(rel, attnum, caller, m) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/*
  * may_skip_caller_carry -- could the caller run carry_query[i] without a
  * permission error?  (Run for a record the conversion did not make, with
  * the caller's rights; a statement that copies nothing still checks the
@@ -656,14 +674,13 @@ may_skip_caller_carry(int i)
 	Oid			registry = crm_relation_oid("custom_field");
 	static const char *const registry_columns[] = {"object", "name", "type", "options"};
 
-	if (pg_attribute_aclcheck(target, get_attnum(target, "attributes"), caller, ACL_SELECT | ACL_UPDATE) != ACLCHECK_OK ||
-		pg_attribute_aclcheck(target, get_attnum(target, "id"), caller, ACL_SELECT) != ACLCHECK_OK ||
-		pg_attribute_aclcheck(lead, get_attnum(lead, "attributes"), caller, ACL_SELECT) != ACLCHECK_OK ||
-		pg_attribute_aclcheck(lead, get_attnum(lead, "id"), caller, ACL_SELECT) != ACLCHECK_OK)
+	if (!may_use_column(target, "attributes", caller, ACL_SELECT | ACL_UPDATE) ||
+		!may_use_column(target, "id", caller, ACL_SELECT) ||
+		!may_use_column(lead, "attributes", caller, ACL_SELECT) ||
+		!may_use_column(lead, "id", caller, ACL_SELECT))
 		return false;
 	for (int c = 0; c < (int) lengthof(registry_columns); c++)
-		if (pg_attribute_aclcheck(registry, get_attnum(registry, registry_columns[c]), caller,
-								  ACL_SELECT) != ACLCHECK_OK)
+		if (!may_use_column(registry, registry_columns[c], caller, ACL_SELECT))
 			return false;
 	return true;
 }
