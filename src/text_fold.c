@@ -40,10 +40,11 @@
 #include "catalog/pg_ts_dict.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "common/string.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "tsearch/ts_cache.h"
-#include "tsearch/ts_locale.h"
 #include "tsearch/ts_public.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -135,13 +136,43 @@ find_unaccent(void)
 }
 
 /*
+ * blank_length -- the length in bytes of the blank that p (UTF-8) starts
+ * with: an ASCII space character or one of Unicode's space characters; 0
+ * when it starts with anything else.
+ */
+static int
+blank_length(const char *p)
+{
+	const unsigned char *u = (const unsigned char *) p;
+	pg_wchar	c;
+	int			len;
+
+	if (!IS_HIGHBIT_SET(*p))
+		return *p != '\0' && strchr(" \t\n\r\f\v", *p) != NULL ? 1 : 0;
+	len = pg_utf_mblen(u);
+	if (strnlen(p, len) < (size_t) len || !pg_utf8_islegal(u, len))
+		return 0;
+	c = utf8_to_unicode(u);
+	if (c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+		c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 ||
+		c == 0xFEFF)
+		return len;
+	return 0;
+}
+
+/*
  * rules_leave_ascii -- does no rule of the unaccent dictionary start with an
  * ASCII character?  Then unaccent() returns text of ASCII characters as it
  * is: it replaces the longest rule source found at each position, and no
  * source starts there.  The rules are read as the dictionary reads them
  * (the file named by its RULES option, lines of a source and a target,
  * blanks first skipped), just after the dictionary has been loaded into
- * this backend, so from the same file.
+ * this backend, so from the same file.  The file is UTF-8 (the dictionary
+ * converts it to the database's encoding, which keeps ASCII as it is).
+ * Every character Unicode calls a space is skipped as a blank, whatever the
+ * locale says: a line whose source starts with one then reads as starting
+ * with what follows, which can only turn the shortcut off.  (Without
+ * tsearch/ts_locale.h, whose pg_locale.h needs the ICU headers.)
  */
 static bool
 rules_leave_ascii(void)
@@ -151,8 +182,8 @@ rules_leave_ascii(void)
 	Datum		options;
 	char	   *rules = NULL;
 	ListCell   *lc;
-	tsearch_readline_state trst;
-	char	   *line;
+	FILE	   *file;
+	StringInfoData line;
 	bool		leave = true;
 
 	(void) lookup_ts_dictionary_cache(unaccent_dict);
@@ -170,18 +201,20 @@ rules_leave_ascii(void)
 		}
 	ReleaseSysCache(tuple);
 	if (rules == NULL ||
-		!tsearch_readline_begin(&trst, get_tsearch_config_filename(rules, "rules")))
+		(file = AllocateFile(get_tsearch_config_filename(rules, "rules"), "r")) == NULL)
 		return false;
-	while (leave && (line = tsearch_readline(&trst)) != NULL)
+	initStringInfo(&line);
+	while (leave && pg_get_line_buf(file, &line))
 	{
-		const char *p = line;
+		const char *p = line.data;
+		int			blank;
 
-		while (*p != '\0' && t_isspace(p))
-			p += pg_mblen(p);
+		while ((blank = blank_length(p)) > 0)
+			p += blank;
 		leave = *p == '\0' || IS_HIGHBIT_SET(*p);
-		pfree(line);
 	}
-	tsearch_readline_end(&trst);
+	FreeFile(file);
+	pfree(line.data);
 	return leave;
 }
 
