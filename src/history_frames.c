@@ -65,10 +65,8 @@ frames_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		{
 			foreach(lc, sets[s]->frames)
 				if (((CrmFrame *) lfirst(lc))->held != NIL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INTERNAL_ERROR),
-							 errmsg("crm: history entries of crm.%s are held at commit", sets[s]->table),
-							 errdetail("A statement opened a frame that its AFTER trigger did not close.")));
+					elog(ERROR, "crm: history entries of crm.%s are held at commit (a statement opened a frame that its AFTER trigger did not close)",
+						 sets[s]->table);
 		}
 		else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
 				 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
